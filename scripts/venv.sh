@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Creates (or refreshes) the project's virtual environment in .venv with the extras given as arguments.
+# Sourced by serve.sh and test.sh so both set-up commands work on a clean clone.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+extras="${1:-}"
+venv="$root/.venv"
+stamp="$venv/.installed-$(sha256sum "$root/pyproject.toml" | cut -c1-16)-${extras//,/_}"
+if [ ! -x "$venv/bin/python" ]; then
+    python3.11 -m venv "$venv" 2>/dev/null || python3 -m venv "$venv"
+fi
+if [ ! -f "$stamp" ]; then
+    echo "deepshield: installing into $venv (extras: ${extras:-none})" >&2
+    # torch is pinned in the train extra; the CPU wheel is served by the local find-links.
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$root${extras:+[$extras]}"
+    rm -f "$venv"/.installed-* && touch "$stamp"
+fi

@@ -1,0 +1,3 @@
+"""Deepshield: detect, label, match, prove liveness and respond to deepfake abuse."""
+
+__version__ = "0.1.0"

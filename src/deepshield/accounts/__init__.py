@@ -1,0 +1,1 @@
+"""Accounts: API keys with scopes and web users with session login."""

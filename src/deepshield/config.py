@@ -1,0 +1,51 @@
+"""Settings read from the environment, so one data directory holds everything the service keeps."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DEEPSHIELD_", extra="ignore")
+
+    home: Path = Field(default=Path("var"), description="Data directory: database, uploads, reports, keys.")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description="SQLAlchemy URL; unset means SQLite at $DEEPSHIELD_HOME/deepshield.db.",
+    )
+    max_upload_bytes: int = 200 * 1024 * 1024
+    session_secret: str | None = None
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Accept the plain postgres:// form that many hosts hand out.
+            if url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url[len("postgres://") :]
+            elif url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            return url
+        return f"sqlite:///{(self.home / 'deepshield.db').resolve()}"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.home / "uploads"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.home, self.uploads_dir, self.reports_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,18 @@
+"""Faces: detection, the 478-point mesh, head pose, aligned crops and tracks across video frames."""
+
+from deepshield.faces.align import AlignedCrop, align_face
+from deepshield.faces.analyzer import FaceAnalyzer
+from deepshield.faces.pose import estimate_head_pose
+from deepshield.faces.tracking import link_tracks
+from deepshield.faces.types import Face, FaceTrack, HeadPose
+
+__all__ = [
+    "AlignedCrop",
+    "Face",
+    "FaceAnalyzer",
+    "FaceTrack",
+    "HeadPose",
+    "align_face",
+    "estimate_head_pose",
+    "link_tracks",
+]

@@ -1,0 +1,142 @@
+"""MediaPipe face detection (both range models) followed by the 478-point mesh fitted per detected face.
+
+Running the mesh on a crop around each detection, rather than on the whole frame, finds small faces in group
+photos that the mesh's own short-range detector misses, and gives one mesh per detected face.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import cv2
+import numpy as np
+
+from deepshield.faces.pose import estimate_head_pose
+from deepshield.faces.types import Face
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# Mesh crops are resized so the face spans about this many pixels: the mesh model's own input is 192 px.
+_MESH_CROP_SIDE = 256
+
+
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ix0, iy0 = max(a[0], b[0]), max(a[1], b[1])
+    ix1, iy1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, ix1 - ix0) * max(0.0, iy1 - iy0)
+    ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / ua if ua > 0 else 0.0
+
+
+class FaceAnalyzer:
+    """Finds faces in RGB frames. Not thread-safe (MediaPipe graphs hold state): one per worker."""
+
+    def __init__(self, min_confidence: float = 0.5, max_faces: int = 32, with_mesh: bool = True) -> None:
+        from mediapipe.python.solutions import face_detection, face_mesh
+
+        self.min_confidence = min_confidence
+        self.max_faces = max_faces
+        self.with_mesh = with_mesh
+        self._short = face_detection.FaceDetection(model_selection=0, min_detection_confidence=min_confidence)
+        self._full = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
+        self._mesh = (
+            face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3
+            )
+            if with_mesh
+            else None
+        )
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._short.close()
+        self._full.close()
+        if self._mesh is not None:
+            self._mesh.close()
+
+    def __enter__(self) -> FaceAnalyzer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _detect(self, rgb: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, np.ndarray]]:
+        h, w = rgb.shape[:2]
+        found: list[tuple[tuple[float, float, float, float], float, np.ndarray]] = []
+        for det in (self._short, self._full):
+            res = det.process(rgb)
+            for d in res.detections or []:
+                bb = d.location_data.relative_bounding_box
+                x0 = max(0.0, bb.xmin * w)
+                y0 = max(0.0, bb.ymin * h)
+                x1 = min(float(w), (bb.xmin + bb.width) * w)
+                y1 = min(float(h), (bb.ymin + bb.height) * h)
+                if x1 - x0 < 4 or y1 - y0 < 4:
+                    continue
+                kps = np.array([(k.x * w, k.y * h) for k in d.location_data.relative_keypoints], dtype=np.float32)
+                found.append(((x0, y0, x1, y1), float(d.score[0]), kps))
+        # Non-maximum suppression across the two models.
+        found.sort(key=lambda f: -f[1])
+        kept: list[tuple[tuple[float, float, float, float], float, np.ndarray]] = []
+        for f in found:
+            if all(_iou(f[0], k[0]) < 0.4 for k in kept):
+                kept.append(f)
+            if len(kept) >= self.max_faces:
+                break
+        return kept
+
+    def _fit_mesh(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray | None:
+        assert self._mesh is not None
+        h, w = rgb.shape[:2]
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        side = max(bw, bh) * 2.0
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2 - 0.1 * bh
+        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+        x1, y1 = int(round(cx + side / 2)), int(round(cy + side / 2))
+        # Pad instead of clipping so the face stays centred in the crop.
+        pad = [max(0, -y0), max(0, y1 - h), max(0, -x0), max(0, x1 - w)]
+        crop = rgb[max(0, y0) : min(h, y1), max(0, x0) : min(w, x1)]
+        if crop.size == 0:
+            return None
+        if any(pad):
+            crop = cv2.copyMakeBorder(crop, pad[0], pad[1], pad[2], pad[3], cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        scale = _MESH_CROP_SIDE * 2.0 / crop.shape[0]
+        if abs(scale - 1.0) > 0.05:
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+            crop = cv2.resize(crop, (int(round(crop.shape[1] * scale)), int(round(crop.shape[0] * scale))),
+                              interpolation=interp)
+        res = self._mesh.process(np.ascontiguousarray(crop))
+        if not res.multi_face_landmarks:
+            return None
+        lm = res.multi_face_landmarks[0].landmark
+        ch, cw = crop.shape[:2]
+        pts = np.array([(p.x * cw, p.y * ch, p.z * cw) for p in lm], dtype=np.float32)
+        pts /= scale
+        pts[:, 0] += x0
+        pts[:, 1] += y0
+        # The mesh must describe the detected face, not a neighbour inside the enlarged crop.
+        mx0, my0 = pts[:, 0].min(), pts[:, 1].min()
+        mx1, my1 = pts[:, 0].max(), pts[:, 1].max()
+        if _iou((mx0, my0, mx1, my1), box) < 0.25:
+            return None
+        return pts
+
+    def analyze(self, rgb: np.ndarray, frame_index: int = 0, time_s: float = 0.0) -> list[Face]:
+        """Faces in one RGB frame, largest first."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError("expected an H x W x 3 uint8 RGB array")
+        rgb = np.ascontiguousarray(rgb)
+        h, w = rgb.shape[:2]
+        with self._lock:
+            faces: list[Face] = []
+            for box, score, kps in self._detect(rgb):
+                landmarks = self._fit_mesh(rgb, box) if self._mesh is not None else None
+                pose = estimate_head_pose(landmarks, w, h) if landmarks is not None else None
+                faces.append(
+                    Face(box=box, confidence=score, landmarks=landmarks, keypoints=kps, pose=pose,
+                         frame_index=frame_index, time_s=time_s)
+                )
+        faces.sort(key=lambda f: -(f.width * f.height))
+        return faces

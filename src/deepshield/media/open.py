@@ -1,0 +1,88 @@
+"""`open_media`: the single entry point that validates a file and returns the right decoder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from deepshield.errors import MediaNotFound, MediaTooLarge, UnsupportedMediaType
+from deepshield.media.image import ImageMedia
+from deepshield.media.limits import MediaLimits
+from deepshield.media.sniff import sniff_bytes
+from deepshield.media.types import Media, MediaInfo, MediaKind
+from deepshield.media.video import AudioMedia, VideoMedia
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def open_media(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> Media:
+    """Validate and open a media file. Raises a `MediaError` subclass with a one-line reason on bad input."""
+    limits = limits or MediaLimits()
+    p = Path(path)
+    if not p.exists():
+        raise MediaNotFound(f"no such file: {p}")
+    if not p.is_file():
+        raise UnsupportedMediaType(f"not a regular file: {p}")
+    size = p.stat().st_size
+    if size == 0:
+        raise UnsupportedMediaType(f"{p.name}: file is empty")
+    if size > limits.max_bytes:
+        raise MediaTooLarge(f"{p.name}: {size / 1e6:.1f} MB, over the limit of {limits.max_bytes / 1e6:.0f} MB")
+    with open(p, "rb") as f:
+        head = f.read(64)
+    sniffed = sniff_bytes(head)
+    if sniffed is None:
+        raise UnsupportedMediaType(
+            f"{p.name}: not a supported image, video or audio file (content does not match any known format)"
+        )
+    info = MediaInfo(
+        path=str(p),
+        kind=sniffed.kind,
+        format=sniffed.format,
+        mime=sniffed.mime,
+        size_bytes=size,
+        sha256=_sha256(p),
+    )
+    if sniffed.kind is MediaKind.IMAGE:
+        return ImageMedia(info, limits)
+    if sniffed.kind is MediaKind.VIDEO:
+        return VideoMedia(info, limits)
+    return AudioMedia(info, limits)
+
+
+def open_upload(
+    stream: BinaryIO, dest_dir: Path, limits: MediaLimits | None = None, chunk: int = 1 << 20
+) -> tuple[Path, Media]:
+    """Stream an upload to disk under `dest_dir` (never held whole in memory), stopping at the size limit."""
+    limits = limits or MediaLimits()
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix="upload-", suffix=".part")
+    written = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while True:
+                block = stream.read(chunk)
+                if not block:
+                    break
+                written += len(block)
+                if written > limits.max_bytes:
+                    raise MediaTooLarge(f"upload is over the limit of {limits.max_bytes / 1e6:.0f} MB")
+                out.write(block)
+        media = open_media(tmp, limits)
+        final = dest_dir / f"{media.info.sha256}.{media.info.format}"
+        shutil.move(tmp, final)
+        media.info.path = str(final)
+        return final, media
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

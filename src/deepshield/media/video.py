@@ -1,0 +1,280 @@
+"""Video and audio through PyAV, sampled by seeking to keyframes rather than decoding every frame."""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from deepshield.errors import CorruptMedia, DecodeTimeout, MediaTooLarge
+from deepshield.media.limits import MediaLimits
+from deepshield.media.types import AudioTrack, Frame, FrameSampling, MediaInfo
+
+_AV_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError, ValueError, EOFError, IndexError)
+
+
+def _open_container(path: str) -> av.container.InputContainer:
+    try:
+        return av.open(path, mode="r", metadata_errors="ignore")
+    except _AV_ERRORS as e:
+        raise CorruptMedia(f"cannot open video container: {_short(e)}") from e
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:200]
+
+
+class VideoMedia:
+    def __init__(self, info: MediaInfo, limits: MediaLimits) -> None:
+        self.info = info
+        self._limits = limits
+        self._keyframes: list[float] | None = None
+        self._probe()
+
+    def _probe(self) -> None:
+        c = _open_container(self.info.path)
+        try:
+            vstreams = c.streams.video
+            astreams = c.streams.audio
+            if not vstreams:
+                raise CorruptMedia("video file has no video stream")
+            vs = vstreams[0]
+            cc = vs.codec_context
+            w, h = int(cc.width or 0), int(cc.height or 0)
+            if w <= 0 or h <= 0:
+                raise CorruptMedia("video stream has no frame size")
+            if w * h > self._limits.max_pixels:
+                raise MediaTooLarge(f"video frames are {w}x{h}, over the pixel limit")
+            fps = float(vs.average_rate) if vs.average_rate else (float(vs.guessed_rate) if vs.guessed_rate else None)
+            duration = None
+            if vs.duration is not None and vs.time_base is not None:
+                duration = float(vs.duration * vs.time_base)
+            elif c.duration is not None:
+                duration = c.duration / 1_000_000
+            frames = int(vs.frames) if vs.frames else (int(round(duration * fps)) if duration and fps else None)
+            if duration is None or duration <= 0:
+                # Some containers (raw WebM from MediaRecorder) carry no duration: find it from the packets.
+                duration = self._duration_from_packets(c, vs)
+                if fps and duration:
+                    frames = int(round(duration * fps))
+            if duration is not None and duration > self._limits.max_duration_s:
+                raise MediaTooLarge(
+                    f"video is {duration:.0f} s long, over the limit of {self._limits.max_duration_s:.0f} s"
+                )
+            if frames is not None and frames > self._limits.max_frames:
+                raise MediaTooLarge(f"video has {frames} frames, over the limit of {self._limits.max_frames}")
+            self.info.width, self.info.height = w, h
+            self.info.fps = fps
+            self.info.duration_s = duration
+            self.info.frame_count = frames
+            self.info.video_codec = cc.name
+            self.info.has_audio = bool(astreams)
+            self.info.audio_codec = astreams[0].codec_context.name if astreams else None
+            rotation = _rotation(vs)
+            if rotation:
+                self.info.extra["rotation"] = rotation
+                if rotation in (90, 270):
+                    self.info.width, self.info.height = h, w
+        except _AV_ERRORS as e:
+            raise CorruptMedia(f"cannot read video stream: {_short(e)}") from e
+        finally:
+            c.close()
+
+    def _duration_from_packets(self, c: av.container.InputContainer, vs: av.video.stream.VideoStream) -> float | None:
+        last = None
+        deadline = time.monotonic() + self._limits.decode_timeout_s
+        for pkt in c.demux(vs):
+            if pkt.pts is not None:
+                last = pkt.pts
+            if time.monotonic() > deadline:
+                raise DecodeTimeout("reading the video's packets took longer than the decode time limit")
+        c.seek(0)
+        if last is None or vs.time_base is None:
+            return None
+        return float(last * vs.time_base)
+
+    def keyframe_times(self) -> list[float]:
+        """Keyframe timestamps from one pass over the packets (demuxing only, no decoding)."""
+        if self._keyframes is None:
+            c = _open_container(self.info.path)
+            deadline = time.monotonic() + self._limits.decode_timeout_s
+            times: list[float] = []
+            try:
+                vs = c.streams.video[0]
+                tb = vs.time_base or Fraction(1, 1000)
+                for pkt in c.demux(vs):
+                    if pkt.is_keyframe and pkt.pts is not None:
+                        times.append(float(pkt.pts * tb))
+                    if time.monotonic() > deadline:
+                        raise DecodeTimeout("indexing the video took longer than the decode time limit")
+            except _AV_ERRORS as e:
+                raise CorruptMedia(f"cannot read video packets: {_short(e)}") from e
+            finally:
+                c.close()
+            self._keyframes = sorted(set(times))
+        return self._keyframes
+
+    def frames(self, sampling: FrameSampling | None = None) -> Iterator[Frame]:
+        """Decode the frames nearest the sampled times; seek whenever a keyframe lies between here and there."""
+        sampling = sampling or FrameSampling()
+        duration = self.info.duration_s or 0.0
+        targets = sampling.target_times(duration)
+        keyframes = self.keyframe_times()
+        deadline = time.monotonic() + self._limits.decode_timeout_s
+        c = _open_container(self.info.path)
+        try:
+            vs = c.streams.video[0]
+            vs.thread_type = "AUTO"
+            tb = vs.time_base or Fraction(1, 1000)
+            start = float(vs.start_time * tb) if vs.start_time is not None else 0.0
+            fps = self.info.fps or 25.0
+            decoder: Iterator[av.VideoFrame] | None = None
+            last_time = -1e9
+            pending: av.VideoFrame | None = None
+            yielded = 0
+            for target in targets:
+                t_abs = start + target
+                # Seek when a keyframe sits after our position and at or before the target.
+                k = bisect.bisect_right(keyframes, t_abs) - 1
+                if decoder is None or (k >= 0 and keyframes[k] > last_time + 1e-6):
+                    c.seek(int(t_abs / tb), stream=vs, backward=True, any_frame=False)
+                    decoder = c.decode(vs)
+                    pending = None
+                chosen: av.VideoFrame | None = None
+                while True:
+                    if time.monotonic() > deadline:
+                        raise DecodeTimeout(
+                            f"decoding took longer than the limit of {self._limits.decode_timeout_s:.0f} s"
+                        )
+                    if pending is not None:
+                        frame, pending = pending, None
+                    else:
+                        try:
+                            frame = next(decoder)
+                        except StopIteration:
+                            break
+                    ft = float(frame.pts * tb) if frame.pts is not None else last_time + 1.0 / fps
+                    last_time = ft
+                    chosen = frame
+                    if ft + 0.5 / fps >= t_abs:
+                        break
+                if chosen is None:
+                    break
+                rgb = chosen.to_ndarray(format="rgb24")
+                rotation = self.info.extra.get("rotation")
+                if rotation:
+                    rgb = np.ascontiguousarray(np.rot90(rgb, k=-int(rotation) // 90))
+                ct = float(chosen.pts * tb) - start if chosen.pts is not None else target
+                yield Frame(index=int(round(ct * fps)), time_s=max(0.0, ct), rgb=rgb)
+                yielded += 1
+                # The same frame can be nearest to two targets in a very short clip; keep going regardless.
+        except _AV_ERRORS as e:
+            raise CorruptMedia(f"video decoding failed: {_short(e)}") from e
+        finally:
+            c.close()
+
+    def decode_all(self) -> Iterator[Frame]:
+        """Every frame, in order: the naive baseline, and what a re-hash of a short clip may want."""
+        deadline = time.monotonic() + self._limits.decode_timeout_s
+        c = _open_container(self.info.path)
+        try:
+            vs = c.streams.video[0]
+            vs.thread_type = "AUTO"
+            tb = vs.time_base or Fraction(1, 1000)
+            for i, frame in enumerate(c.decode(vs)):
+                if time.monotonic() > deadline:
+                    raise DecodeTimeout("decoding took longer than the decode time limit")
+                t = float(frame.pts * tb) if frame.pts is not None else i / (self.info.fps or 25.0)
+                yield Frame(index=i, time_s=t, rgb=frame.to_ndarray(format="rgb24"))
+        except _AV_ERRORS as e:
+            raise CorruptMedia(f"video decoding failed: {_short(e)}") from e
+        finally:
+            c.close()
+
+    def audio(self) -> AudioTrack | None:
+        return decode_audio(self.info.path, self._limits)
+
+    def close(self) -> None:
+        pass
+
+
+class AudioMedia:
+    """Audio-only files (WAV, MP3, M4A) for the labelling domain."""
+
+    def __init__(self, info: MediaInfo, limits: MediaLimits) -> None:
+        self.info = info
+        self._limits = limits
+        c = _open_container(info.path)
+        try:
+            if not c.streams.audio:
+                raise CorruptMedia("audio file has no audio stream")
+            a = c.streams.audio[0]
+            info.audio_codec = a.codec_context.name
+            info.has_audio = True
+            if a.duration is not None and a.time_base is not None:
+                info.duration_s = float(a.duration * a.time_base)
+            elif c.duration is not None:
+                info.duration_s = c.duration / 1_000_000
+            if info.duration_s and info.duration_s > limits.max_duration_s:
+                raise MediaTooLarge(f"audio is {info.duration_s:.0f} s long, over the limit")
+            info.extra["sample_rate"] = a.codec_context.sample_rate
+            info.extra["channels"] = a.codec_context.channels
+        except _AV_ERRORS as e:
+            raise CorruptMedia(f"cannot read audio stream: {_short(e)}") from e
+        finally:
+            c.close()
+
+    def frames(self, sampling: FrameSampling | None = None) -> Iterator[Frame]:
+        return iter(())
+
+    def audio(self) -> AudioTrack | None:
+        return decode_audio(self.info.path, self._limits)
+
+    def close(self) -> None:
+        pass
+
+
+def decode_audio(path: str, limits: MediaLimits) -> AudioTrack | None:
+    c = _open_container(path)
+    deadline = time.monotonic() + limits.decode_timeout_s
+    try:
+        if not c.streams.audio:
+            return None
+        a = c.streams.audio[0]
+        chunks: list[np.ndarray] = []
+        total = 0
+        rate = int(a.codec_context.sample_rate or 0)
+        resampler = av.AudioResampler(format="flt", layout=a.codec_context.layout.name or "stereo", rate=rate)
+        for frame in c.decode(a):
+            for out in resampler.resample(frame):
+                arr = out.to_ndarray()  # (1, n*channels) packed float
+                ch = len(out.layout.channels)
+                chunks.append(arr.reshape(-1, ch))
+                total += chunks[-1].shape[0]
+            if total > limits.max_audio_samples:
+                raise MediaTooLarge("audio track is longer than the sample limit")
+            if time.monotonic() > deadline:
+                raise DecodeTimeout("audio decoding took longer than the decode time limit")
+        if not chunks:
+            return AudioTrack(sample_rate=rate, samples=np.zeros((0, 1), np.float32))
+        return AudioTrack(sample_rate=rate, samples=np.concatenate(chunks).astype(np.float32))
+    except _AV_ERRORS as e:
+        raise CorruptMedia(f"audio decoding failed: {_short(e)}") from e
+    finally:
+        c.close()
+
+
+def _rotation(vs: av.video.stream.VideoStream) -> int:
+    """Display rotation from side data or the legacy `rotate` tag, normalised to 0/90/180/270."""
+    try:
+        rot = vs.metadata.get("rotate")
+        if rot is not None:
+            return int(rot) % 360
+    except (AttributeError, ValueError):
+        pass
+    return 0
