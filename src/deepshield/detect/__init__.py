@@ -1,1 +1,15 @@
-"""detect domain."""
+"""Detect: the `Detector` interface, its registry, score aggregation and the scan pipeline."""
+
+from deepshield.detect.aggregate import aggregate_scores
+from deepshield.detect.base import Detector, DetectorInfo, FaceScore
+from deepshield.detect.registry import available_detectors, get_detector, register_detector
+
+__all__ = [
+    "Detector",
+    "DetectorInfo",
+    "FaceScore",
+    "aggregate_scores",
+    "available_detectors",
+    "get_detector",
+    "register_detector",
+]
