@@ -108,6 +108,8 @@ class TileWatermark:
         self.sync_tile = self._render(self.sync_cells)
         st = self.sync_tile - self.sync_tile.mean()
         self.sync_f_conj = np.conj(np.fft.fft2(st / np.linalg.norm(st)))
+        self._cache_key: tuple[int, int, int] | None = None
+        self._cache_pattern: np.ndarray | None = None
 
     # -- patterns -------------------------------------------------------------------------------------
     def _render(self, cells: np.ndarray) -> np.ndarray:
@@ -128,6 +130,20 @@ class TileWatermark:
         return self._render(0.6 * self.sync_cells + 1.0 * msg)
 
     # -- embed ----------------------------------------------------------------------------------------
+    def _pattern(self, h: int, w: int, payload: int) -> np.ndarray:
+        """The full-size pattern; cached per (size, payload) since every video frame reuses it."""
+        key = (h, w, payload)
+        if self._cache_key != key:
+            hw, ww = _working_size(h, w)
+            tile = self.tile_for(payload)
+            reps = (hw // TILE + 1, ww // TILE + 1)
+            pattern = np.tile(tile, reps)[:hw, :ww].astype(np.float32)
+            interp = cv2.INTER_LINEAR if hw < h else cv2.INTER_AREA
+            self._cache_pattern = cv2.resize(pattern, (w, h), interpolation=interp)
+            self._cache_key = key
+        assert self._cache_pattern is not None
+        return self._cache_pattern
+
     def embed(self, rgb: np.ndarray, payload: int) -> np.ndarray:
         """RGB uint8 -> watermarked RGB uint8 (same size), PSNR about `psnr_db`."""
         rgb = np.asarray(rgb)
@@ -136,11 +152,7 @@ class TileWatermark:
         h, w = rgb.shape[:2]
         if min(h, w) < 32:
             raise WatermarkError("image too small to carry a watermark (shorter side < 32 px)")
-        hw, ww = _working_size(h, w)
-        tile = self.tile_for(payload)
-        reps = (hw // TILE + 1, ww // TILE + 1)
-        pattern = np.tile(tile, reps)[:hw, :ww].astype(np.float32)
-        pattern = cv2.resize(pattern, (w, h), interpolation=cv2.INTER_LINEAR if hw < h else cv2.INTER_AREA)
+        pattern = self._pattern(h, w, payload)
         # Perceptual masking: more energy in textured areas, less on flat ones (sky, skin).
         y = _luma(rgb)
         hp = y - cv2.GaussianBlur(y, (0, 0), 2.0)

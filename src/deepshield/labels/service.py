@@ -1,0 +1,316 @@
+"""Labelling and verification flows: what `deepshield label` / `verify` and the API call.
+
+Producer mode, in this order: explicit label and watermark on the pixels/samples (re-encoding), then
+the AIGC metadata with ReservedCode1, then the C2PA manifest last (any later byte change breaks it).
+Platform mode never touches pixels: it adds ContentPropagator/PropagateID with ReservedCode2, keeps the
+producer's fields and code, and signs a new manifest whose parent ingredient is the file as received.
+Nothing here removes a label: existing AIGC fields are carried over, manifests are kept as ingredients.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepshield.errors import MediaError
+from deepshield.labels import aigc as aigc_mod
+from deepshield.labels import c2pa_manifest, containers, media_io
+from deepshield.labels import visible as vis
+from deepshield.labels.aigc import DISPLAY, AigcLabel, CodeStatus
+from deepshield.labels.errors import LabelError, UnsupportedLabelFormat
+from deepshield.labels.keys import load_keys, trusted_aigc_keys
+from deepshield.labels.watermark import TileWatermark, WatermarkDetection, payload_for
+from deepshield.media.sniff import sniff_file
+from deepshield.media.types import MediaKind
+
+VIDEO_LABEL_SECONDS = 2.5  # >= 2 s required; a margin for frame timing
+
+
+@dataclass
+class LabelOptions:
+    producer: str = "deepshield"
+    produce_id: str | None = None
+    label: str = "1"
+    visible: bool = True
+    text: str = vis.DEFAULT_TEXT
+    position: str = vis.Position.BOTTOM_RIGHT.value
+    watermark: bool = True
+    metadata: bool = True
+    c2pa: bool = True
+    xmp_form: str = "element"
+    # platform mode
+    propagator: str | None = None
+    propagate_id: str | None = None
+
+
+@dataclass
+class LabelResult:
+    path: str
+    kind: str
+    format: str
+    mode: str
+    aigc: dict[str, str] | None = None
+    watermark_payload: str | None = None
+    visible: dict[str, Any] | None = None
+    c2pa: str | None = None
+    steps: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _kind(path: Path) -> tuple[MediaKind, str]:
+    s = sniff_file(path)
+    if s is None:
+        raise UnsupportedLabelFormat(f"{path.name}: not a supported image, video or audio file")
+    return s.kind, s.format
+
+
+def label_file(src: Path, dst: Path, opts: LabelOptions | None = None) -> LabelResult:
+    opts = opts or LabelOptions()
+    if opts.propagator:
+        return _platform_label(src, dst, opts)
+    if opts.text:
+        vis.validate_text(opts.text)
+    keys = load_keys() if (opts.metadata or opts.c2pa) else None
+    kind, fmt = _kind(src)
+    produce_id = opts.produce_id or uuid.uuid4().hex
+    res = LabelResult(str(dst), kind.value, fmt, "producer")
+    with tempfile.TemporaryDirectory() as td:
+        work = Path(td) / ("stage1" + dst.suffix)
+        payload = payload_for(produce_id)
+        if kind is MediaKind.IMAGE:
+            rgb, fmt = media_io.load_image(src)
+            if opts.visible:
+                rgb, box = vis.render_image_label(rgb, opts.text, opts.position)
+                res.visible = asdict(box) | {"text": opts.text}
+                res.steps.append("visible text label")
+            if opts.watermark:
+                rgb = TileWatermark().embed(rgb, payload)
+                res.watermark_payload = f"{payload:016x}"
+                res.steps.append("invisible watermark")
+            media_io.save_image(rgb, work, fmt)
+        elif kind is MediaKind.VIDEO:
+            wm = TileWatermark() if opts.watermark else None
+            info: dict[str, Any] = {}
+
+            def per_frame(rgb: np.ndarray, t: float) -> np.ndarray:
+                if opts.visible and t < VIDEO_LABEL_SECONDS:
+                    rgb, box = vis.render_image_label(rgb, opts.text, opts.position)
+                    info.update(asdict(box))
+                if wm is not None:
+                    rgb = wm.embed(rgb, payload)
+                return rgb
+
+            media_io.rewrite_video(src, work, per_frame)
+            fmt = "mp4"
+            if opts.visible:
+                res.visible = info | {"text": opts.text, "seconds": VIDEO_LABEL_SECONDS}
+                res.steps.append(f"visible label on the first {VIDEO_LABEL_SECONDS} s")
+            if wm is not None:
+                res.watermark_payload = f"{payload:016x}"
+                res.steps.append("invisible watermark on every frame")
+        else:
+            if opts.visible:
+                media_io.rewrite_audio(src, work, fmt, vis.ai_rhythm_cue)
+                res.visible = {"cue": "short-long-short-short"}
+                res.steps.append("audible AI cue at the start")
+            else:
+                shutil.copyfile(src, work)
+        res.format = fmt
+        current = work
+        if opts.metadata and keys is not None:
+            label = AigcLabel(Label=opts.label, ContentProducer=opts.producer, ProduceID=produce_id)
+            aigc_mod.sign_producer(label, keys.aigc_key)
+            stage2 = Path(td) / ("stage2" + dst.suffix)
+            containers.write_aigc_json(current, stage2, label.to_json(), opts.xmp_form)  # type: ignore[arg-type]
+            current = stage2
+            res.aigc = json.loads(label.to_json())
+            res.steps.append("AIGC metadata with ReservedCode1")
+        if opts.c2pa and keys is not None:
+            stage3 = Path(td) / ("stage3" + dst.suffix)
+            c2pa_manifest.sign_file(current, stage3, keys, opts.producer, json.dumps(res.aigc) if res.aigc else None)
+            current = stage3
+            res.c2pa = "signed"
+            res.steps.append("C2PA manifest (created, trainedAlgorithmicMedia)")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(current, dst)
+    _ledger(res)
+    return res
+
+
+def _platform_label(src: Path, dst: Path, opts: LabelOptions) -> LabelResult:
+    keys = load_keys()
+    kind, fmt = _kind(src)
+    res = LabelResult(str(dst), kind.value, fmt, "platform")
+    raw, _where = containers.read_aigc_json(src)
+    if raw is not None:
+        try:
+            label = AigcLabel.from_json(raw)
+        except LabelError:
+            label = AigcLabel(Label=opts.label)
+            label.extra["OriginalAIGC"] = "".join(c for c in raw if 32 <= ord(c) < 127)[:2000]
+    else:
+        label = AigcLabel(Label=opts.label)
+    label.ContentPropagator = opts.propagator or ""
+    label.PropagateID = opts.propagate_id or uuid.uuid4().hex
+    aigc_mod.sign_propagator(label, keys.aigc_key)
+    with tempfile.TemporaryDirectory() as td:
+        stage = Path(td) / ("meta" + dst.suffix)
+        containers.write_aigc_json(src, stage, label.to_json(), opts.xmp_form)  # type: ignore[arg-type]
+        res.steps.append("AIGC metadata: ContentPropagator/PropagateID with ReservedCode2")
+        current = stage
+        if opts.c2pa:
+            signed = Path(td) / ("signed" + dst.suffix)
+            c2pa_manifest.sign_file(stage, signed, keys, opts.propagator or "platform", label.to_json(), parent=src)
+            current = signed
+            res.c2pa = "re-signed (producer's file kept as parent ingredient)"
+            res.steps.append("C2PA manifest re-signed")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(current, dst)
+    res.aigc = json.loads(label.to_json())
+    _ledger(res)
+    return res
+
+
+def _ledger(res: LabelResult) -> None:
+    """Append-only record of issued labels (ProduceID/PropagateID -> watermark payload)."""
+    try:
+        from deepshield.config import get_settings
+
+        d = get_settings().home / "labels"
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / "issued.jsonl", "a") as f:
+            f.write(json.dumps({"mode": res.mode, "aigc": res.aigc, "watermark": res.watermark_payload}) + "\n")
+    except OSError:
+        pass
+
+
+# ------------------------------------------------------------------------------------------- verify
+@dataclass
+class VerifyReport:
+    path: str
+    kind: str
+    format: str
+    metadata: dict[str, Any] | None
+    c2pa: dict[str, Any]
+    watermark: dict[str, Any] | None
+    agreement: list[str]
+    conflicts: list[str]
+    decision: str | None  # "AI-generated" / "possibly AI-generated" / "suspected AI-generated" / None
+    reasons: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _detect_watermark(path: Path, kind: MediaKind, frames: int = 6) -> WatermarkDetection | None:
+    from deepshield.media import FrameSampling, open_media
+
+    wm = TileWatermark()
+    if kind is MediaKind.AUDIO:
+        return None
+    try:
+        m = open_media(path)
+    except MediaError:
+        return None
+    try:
+        if kind is MediaKind.IMAGE:
+            return wm.detect(next(iter(m.frames())).rgb)
+        best: WatermarkDetection | None = None
+        for fr in m.frames(FrameSampling.evenly(frames)):
+            d = wm.detect(fr.rgb)
+            if d.detected:
+                return d
+            if best is None or d.sync_score > best.sync_score:
+                best = d
+        return best
+    finally:
+        m.close()
+
+
+def verify_file(path: Path, watermark: bool = True) -> VerifyReport:
+    kind, fmt = _kind(path)
+    reasons: list[str] = []
+    agreement: list[str] = []
+    conflicts: list[str] = []
+    levels: list[str] = []  # "1"/"2"/"3" from verified evidence
+    weak: list[str] = []  # claims that could not be verified
+
+    meta: dict[str, Any] | None = None
+    label: AigcLabel | None = None
+    raw, where = containers.read_aigc_json(path)
+    if raw is not None:
+        try:
+            label = AigcLabel.from_json(raw)
+            c1, c2 = aigc_mod.verify_codes(label, trusted_aigc_keys())
+            meta = {"found_in": where, "aigc": json.loads(label.to_json()), "ReservedCode1": c1.value,
+                    "ReservedCode2": c2.value, "display": DISPLAY.get(label.Label)}
+            if CodeStatus.INVALID in (c1, c2):
+                conflicts.append("AIGC metadata was altered after signing (a signature does not match)")
+            if c1 is CodeStatus.VALID or c2 is CodeStatus.VALID:
+                levels.append(label.Label)
+                reasons.append(f"AIGC metadata (Label {label.Label}) with a valid signature")
+            else:
+                weak.append(label.Label)
+                reasons.append(f"AIGC metadata (Label {label.Label}) present but unverified: "
+                               f"ReservedCode1 {c1.value}, ReservedCode2 {c2.value}")
+        except LabelError as e:
+            meta = {"found_in": where, "error": e.message, "raw": raw[:500]}
+            weak.append("2")
+            reasons.append("an AIGC label is present but malformed")
+
+    rep_c2pa = c2pa_manifest.verify_file(path)
+    ai_source = (rep_c2pa.digital_source_type or "").endswith("trainedAlgorithmicMedia")
+    if rep_c2pa.state in (c2pa_manifest.C2paState.TRUSTED, c2pa_manifest.C2paState.VALID_UNTRUSTED):
+        if ai_source:
+            (levels if rep_c2pa.state is c2pa_manifest.C2paState.TRUSTED else weak).append("1")
+            reasons.append(f"C2PA manifest {rep_c2pa.state.value}: created by a trained algorithm")
+        elif rep_c2pa.aigc:
+            (levels if rep_c2pa.state is c2pa_manifest.C2paState.TRUSTED else weak).append(
+                str(rep_c2pa.aigc.get("Label", "2"))
+            )
+            reasons.append(f"C2PA manifest {rep_c2pa.state.value} asserting an AIGC label")
+    elif rep_c2pa.state is c2pa_manifest.C2paState.INVALID:
+        conflicts.append("C2PA manifest Invalid: " + "; ".join(f.plain for f in rep_c2pa.failures))
+        if ai_source:
+            weak.append("3")
+
+    wm_rep: dict[str, Any] | None = None
+    det = _detect_watermark(path, kind) if watermark else None
+    if det is not None:
+        wm_rep = det.to_dict()
+        wm_rep.pop("best_guess", None)
+        if det.detected:
+            levels.append("1")
+            reasons.append(f"Deepshield watermark found (payload {det.payload_hex}, "
+                           f"designed false-positive rate {det.designed_false_positive_rate:.0e})")
+
+    # agreement between the labels
+    if label is not None and det is not None and det.detected and label.ProduceID:
+        if payload_for(label.ProduceID) == det.payload:
+            agreement.append("watermark payload matches the metadata ProduceID")
+        else:
+            conflicts.append("watermark payload does not match the metadata ProduceID")
+    if label is not None and rep_c2pa.aigc:
+        same = all(str(rep_c2pa.aigc.get(k, "")) == getattr(label, k) for k in aigc_mod.PRODUCER_FIELDS)
+        (agreement if same else conflicts).append(
+            "C2PA manifest and AIGC metadata " + ("agree on the producer fields" if same else "disagree")
+        )
+
+    decision: str | None = None
+    if levels:
+        decision = DISPLAY[min(levels)]
+    elif weak:
+        decision = DISPLAY["2"] if "1" in weak or "2" in weak else DISPLAY["3"]
+    if not reasons and not conflicts:
+        reasons.append("no AI label found")
+    return VerifyReport(str(path), kind.value, fmt, meta, rep_c2pa.to_dict(), wm_rep, agreement, conflicts,
+                        decision, reasons)
