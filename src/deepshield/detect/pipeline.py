@@ -19,7 +19,7 @@ from deepshield.detect.registry import available_detectors, get_detector
 from deepshield.errors import DeepshieldError
 from deepshield.faces.align import align_face
 from deepshield.faces.analyzer import FaceAnalyzer
-from deepshield.faces.tracking import link_tracks
+from deepshield.faces.tracking import frame_signature, link_tracks, shot_cuts
 from deepshield.faces.types import Face
 from deepshield.media import FrameSampling, MediaKind, MediaLimits, open_media
 
@@ -133,6 +133,7 @@ def _scan(
     face_scores: dict[int, float] = {}
     heatmaps: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
     frame_times: list[float] = []
+    signatures: list[np.ndarray] = []
     decode_s = faces_s = detect_s = 0.0
     t_dec = time.perf_counter()
     for i, frame in enumerate(media.frames(sampling)):
@@ -142,6 +143,8 @@ def _scan(
         faces_s += time.perf_counter() - t1
         frames_faces.append(faces)
         frame_times.append(frame.time_s)
+        if info.kind is MediaKind.VIDEO:
+            signatures.append(frame_signature(frame.rgb))
         if options.keep_artifacts and faces:
             frame_rgbs[len(frames_faces) - 1] = frame.rgb
         if detector is not None and faces:
@@ -157,7 +160,7 @@ def _scan(
         if progress:
             progress(min(1.0, (i + 1) / max(expected, 1)))
         t_dec = time.perf_counter()
-    tracks = link_tracks(frames_faces) if info.kind is MediaKind.VIDEO else []
+    tracks = link_tracks(frames_faces, shot_cuts(signatures)) if info.kind is MediaKind.VIDEO else []
     if info.kind is MediaKind.IMAGE:
         for k, f in enumerate(frames_faces[0] if frames_faces else []):
             f.track_id = k
