@@ -92,7 +92,7 @@ def scan(
             sys.stdout.write(json.dumps(r) + "\n")
             sys.stdout.flush()
         else:
-            progress.console.print(_summary_line(r), highlight=False)
+            progress.console.print(_summary_line(r), highlight=False, soft_wrap=True)
 
     with progress:
         task = progress.add_task("", total=len(files))
