@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from deepshield.detect import Detector, DetectorInfo, FaceScore, aggregate_scores
-from deepshield.detect.pipeline import NO_DETECTOR, ScanOptions, Scanner, scan_file
+from deepshield.detect.pipeline import NO_DETECTOR, Scanner, ScanOptions, scan_file
 from deepshield.faces.types import Face
 from tests.foundation.media_factory import hostile_corpus, write_video
 

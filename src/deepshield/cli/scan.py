@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deepshield.detect.pipeline import ScanOptions, Scanner
+from deepshield.detect.pipeline import Scanner, ScanOptions
 
 _worker_scanner: Scanner | None = None
 

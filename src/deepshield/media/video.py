@@ -139,7 +139,6 @@ class VideoMedia:
             decoder: Iterator[av.VideoFrame] | None = None
             last_time = -1e9
             pending: av.VideoFrame | None = None
-            yielded = 0
             for target in targets:
                 t_abs = start + target
                 # Seek when a keyframe sits after our position and at or before the target.
@@ -169,14 +168,12 @@ class VideoMedia:
                         break
                 if chosen is None:
                     break
-                rgb = chosen.to_ndarray(format="rgb24")
+                rgb: np.ndarray = chosen.to_ndarray(format="rgb24")
                 rotation = self.info.extra.get("rotation")
                 if rotation:
                     rgb = np.ascontiguousarray(np.rot90(rgb, k=-int(rotation) // 90))
                 ct = float(chosen.pts * tb) - start if chosen.pts is not None else target
                 yield Frame(index=int(round(ct * fps)), time_s=max(0.0, ct), rgb=rgb)
-                yielded += 1
-                # The same frame can be nearest to two targets in a very short clip; keep going regardless.
         except _AV_ERRORS as e:
             raise CorruptMedia(f"video decoding failed: {_short(e)}") from e
         finally:
