@@ -148,6 +148,7 @@ class VideoMedia:
                     decoder = c.decode(vs)
                     pending = None
                 chosen: av.VideoFrame | None = None
+                cc = vs.codec_context
                 while True:
                     if time.monotonic() > deadline:
                         raise DecodeTimeout(
@@ -166,6 +167,12 @@ class VideoMedia:
                     chosen = frame
                     if ft + 0.5 / fps >= t_abs:
                         break
+                    # Far from the target, frames nobody references (most B-frames) need not be decoded at all;
+                    # near it, decode everything so the frame we return is the nearest one.
+                    far = t_abs - ft > 2.5 / fps
+                    want = "NONREF" if far else "DEFAULT"
+                    if cc.skip_frame != want:
+                        cc.skip_frame = want
                 if chosen is None:
                     break
                 rgb: np.ndarray = chosen.to_ndarray(format="rgb24")
