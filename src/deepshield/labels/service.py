@@ -25,7 +25,7 @@ from deepshield.labels import c2pa_manifest, containers, media_io
 from deepshield.labels import visible as vis
 from deepshield.labels.aigc import DISPLAY, AigcLabel, CodeStatus
 from deepshield.labels.errors import LabelError, UnsupportedLabelFormat
-from deepshield.labels.keys import load_keys, trusted_aigc_keys
+from deepshield.labels.keys import load_keys, trust_anchors_pem, trusted_aigc_keys
 from deepshield.labels.watermark import TileWatermark, WatermarkDetection, payload_for
 from deepshield.media.sniff import sniff_file
 from deepshield.media.types import MediaKind
@@ -73,13 +73,14 @@ def _kind(path: Path) -> tuple[MediaKind, str]:
     return s.kind, s.format
 
 
-def label_file(src: Path, dst: Path, opts: LabelOptions | None = None) -> LabelResult:
+def label_file(src: Path, dst: Path, opts: LabelOptions | None = None, home: Path | None = None) -> LabelResult:
+    """Label `src` into `dst`; `home` is the data directory holding the keys (default: settings)."""
     opts = opts or LabelOptions()
     if opts.propagator:
-        return _platform_label(src, dst, opts)
+        return _platform_label(src, dst, opts, home)
     if opts.text:
         vis.validate_text(opts.text)
-    keys = load_keys() if (opts.metadata or opts.c2pa) else None
+    keys = load_keys(home) if (opts.metadata or opts.c2pa) else None
     kind, fmt = _kind(src)
     produce_id = opts.produce_id or uuid.uuid4().hex
     res = LabelResult(str(dst), kind.value, fmt, "producer")
@@ -142,12 +143,12 @@ def label_file(src: Path, dst: Path, opts: LabelOptions | None = None) -> LabelR
             res.steps.append("C2PA manifest (created, trainedAlgorithmicMedia)")
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(current, dst)
-    _ledger(res)
+    _ledger(res, home)
     return res
 
 
-def _platform_label(src: Path, dst: Path, opts: LabelOptions) -> LabelResult:
-    keys = load_keys()
+def _platform_label(src: Path, dst: Path, opts: LabelOptions, home: Path | None) -> LabelResult:
+    keys = load_keys(home)
     kind, fmt = _kind(src)
     res = LabelResult(str(dst), kind.value, fmt, "platform")
     raw, _where = containers.read_aigc_json(src)
@@ -176,16 +177,16 @@ def _platform_label(src: Path, dst: Path, opts: LabelOptions) -> LabelResult:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(current, dst)
     res.aigc = json.loads(label.to_json())
-    _ledger(res)
+    _ledger(res, home)
     return res
 
 
-def _ledger(res: LabelResult) -> None:
+def _ledger(res: LabelResult, home: Path | None) -> None:
     """Append-only record of issued labels (ProduceID/PropagateID -> watermark payload)."""
     try:
         from deepshield.config import get_settings
 
-        d = get_settings().home / "labels"
+        d = (home or get_settings().home) / "labels"
         d.mkdir(parents=True, exist_ok=True)
         with open(d / "issued.jsonl", "a") as f:
             f.write(json.dumps({"mode": res.mode, "aigc": res.aigc, "watermark": res.watermark_payload}) + "\n")
@@ -236,7 +237,7 @@ def _detect_watermark(path: Path, kind: MediaKind, frames: int = 6) -> Watermark
         m.close()
 
 
-def verify_file(path: Path, watermark: bool = True) -> VerifyReport:
+def verify_file(path: Path, watermark: bool = True, home: Path | None = None) -> VerifyReport:
     kind, fmt = _kind(path)
     reasons: list[str] = []
     agreement: list[str] = []
@@ -250,7 +251,7 @@ def verify_file(path: Path, watermark: bool = True) -> VerifyReport:
     if raw is not None:
         try:
             label = AigcLabel.from_json(raw)
-            c1, c2 = aigc_mod.verify_codes(label, trusted_aigc_keys())
+            c1, c2 = aigc_mod.verify_codes(label, trusted_aigc_keys(home))
             meta = {"found_in": where, "aigc": json.loads(label.to_json()), "ReservedCode1": c1.value,
                     "ReservedCode2": c2.value, "display": DISPLAY.get(label.Label)}
             if CodeStatus.INVALID in (c1, c2):
@@ -267,7 +268,7 @@ def verify_file(path: Path, watermark: bool = True) -> VerifyReport:
             weak.append("2")
             reasons.append("an AIGC label is present but malformed")
 
-    rep_c2pa = c2pa_manifest.verify_file(path)
+    rep_c2pa = c2pa_manifest.verify_file(path, anchors=trust_anchors_pem(home))
     ai_source = (rep_c2pa.digital_source_type or "").endswith("trainedAlgorithmicMedia")
     if rep_c2pa.state in (c2pa_manifest.C2paState.TRUSTED, c2pa_manifest.C2paState.VALID_UNTRUSTED):
         if ai_source:

@@ -90,9 +90,14 @@ def _resize(a: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 class TileWatermark:
     """Embeds and detects a 64-bit payload. The key selects the patterns; same key to embed and detect."""
 
-    def __init__(self, key: str = DEFAULT_KEY, psnr_db: float = DEFAULT_PSNR) -> None:
+    def __init__(
+        self, key: str = DEFAULT_KEY, psnr_db: float = DEFAULT_PSNR, sync_weight: float = 0.6,
+        mask_exponent: float = 0.6,
+    ) -> None:
         self.key = key
         self.psnr_db = psnr_db
+        self.sync_weight = sync_weight
+        self.mask_exponent = mask_exponent
         seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
         rng = np.random.default_rng(seed)
         self.salt = hashlib.sha256(b"crc:" + key.encode()).digest()[:8]
@@ -127,7 +132,7 @@ class TileWatermark:
             raise WatermarkError(f"watermark payload must be an unsigned {PAYLOAD_BITS}-bit integer")
         code = ecc.encode_payload(payload, PAYLOAD_BITS, self.salt)
         msg = (self.chips * (1.0 - 2.0 * code[self.assign].astype(float))).reshape(CELLS, CELLS)
-        return self._render(0.6 * self.sync_cells + 1.0 * msg)
+        return self._render(self.sync_weight * self.sync_cells + msg)
 
     # -- embed ----------------------------------------------------------------------------------------
     def _pattern(self, h: int, w: int, payload: int) -> np.ndarray:
@@ -157,7 +162,7 @@ class TileWatermark:
         y = _luma(rgb)
         hp = y - cv2.GaussianBlur(y, (0, 0), 2.0)
         act = np.sqrt(cv2.GaussianBlur(hp * hp, (0, 0), 4.0))
-        mask = np.clip(act / (np.median(act) + 1e-3), 0.5, 2.0) ** 0.6
+        mask = np.clip(act / (np.median(act) + 1e-3), 0.5, 2.0) ** self.mask_exponent
         delta = pattern * mask
         target_rms = 255.0 / 10 ** (self.psnr_db / 20.0)
         delta *= target_rms / (float(np.sqrt(np.mean(delta * delta))) + 1e-9)
