@@ -81,10 +81,16 @@ def render_image_label(
     height_fraction: float = 0.06,
 ) -> tuple[np.ndarray, VisibleLabelBox]:
     """Draw the label: white text with a dark outline on a translucent dark plate, legible on any background."""
-    text = validate_text(text)
-    position = Position(position)
-    height_fraction = max(height_fraction, MIN_HEIGHT_FRACTION)
     h, w = rgb.shape[:2]
+    overlay, box = label_overlay(h, w, validate_text(text), Position(position).value, max(height_fraction, MIN_HEIGHT_FRACTION))
+    a = overlay[..., 3:4].astype(np.float32) / 255.0
+    out = rgb[..., :3].astype(np.float32) * (1.0 - a) + overlay[..., :3].astype(np.float32) * a
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8), box
+
+
+@lru_cache(maxsize=8)
+def label_overlay(h: int, w: int, text: str, position: str, height_fraction: float) -> tuple[np.ndarray, VisibleLabelBox]:
+    """RGBA overlay for an h x w frame (cached: every video frame reuses it)."""
     short = min(h, w)
     target = max(10, int(np.ceil(short * height_fraction)))
     path = cjk_font_path()
@@ -105,19 +111,20 @@ def render_image_label(
     m = max(1, short // 50)
     xs = {"left": m, "right": w - bw - m, "center": (w - bw) // 2}
     ys = {"top": m, "bottom": h - bh - m, "center": (h - bh) // 2}
-    name = position.value
-    vert = "top" if name.startswith("top") else "bottom" if name.startswith("bottom") else "center"
-    horiz = "left" if name.endswith("left") else "right" if name.endswith("right") else "center"
+    vert = "top" if position.startswith("top") else "bottom" if position.startswith("bottom") else "center"
+    horiz = "left" if position.endswith("left") else "right" if position.endswith("right") else "center"
     x0, y0 = xs[horiz], ys[vert]
-    im = Image.fromarray(np.ascontiguousarray(rgb[..., :3])).convert("RGBA")
-    overlay = Image.new("RGBA", im.size, (0, 0, 0, 0))
+    overlay = Image.new("RGBA", (w, h), (0, 0, 0, 0))
     d = ImageDraw.Draw(overlay)
     d.rounded_rectangle((x0, y0, x0 + bw, y0 + bh), radius=pad, fill=(0, 0, 0, 150))
+    text_layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))
     stroke = max(1, th // 14)
-    d.text((x0 + pad - l, y0 + pad - t), text, font=font, fill=(255, 255, 255, 255),
-           stroke_width=stroke, stroke_fill=(0, 0, 0, 255))
-    out = np.array(Image.alpha_composite(im, overlay).convert("RGB"))
-    return out, VisibleLabelBox(x0, y0, bw, bh, th)
+    ImageDraw.Draw(text_layer).text(
+        (x0 + pad - l, y0 + pad - t), text, font=font, fill=(255, 255, 255, 255), stroke_width=stroke,
+        stroke_fill=(0, 0, 0, 255),
+    )
+    overlay = Image.alpha_composite(overlay, text_layer)
+    return np.array(overlay), VisibleLabelBox(x0, y0, bw, bh, th)
 
 
 # ---------------------------------------------------------------------------------------------- audio
