@@ -139,7 +139,8 @@ def run_robustness(n: int, size: int, seed: int) -> None:
         base: DwtDctSvd | None = DwtDctSvd()
     except ImportError:
         base = None
-        print("invisible-watermark not installed: baseline column skipped (pip install --no-deps invisible-watermark PyWavelets)")
+        print("invisible-watermark not installed: baseline column skipped "
+              "(pip install --no-deps invisible-watermark; pip install PyWavelets)")
     rows: dict[str, dict[str, list[float]]] = {k: {"ob": [], "od": [], "bb": [], "bd": []} for k in ATTACKS}
     ps_o: list[float] = []
     ps_b: list[float] = []
@@ -265,7 +266,8 @@ def run_fpr(n_generated: int, seed: int) -> None:
         fp += int(d.detected)
         zs.append(d.sync_score)
     print(f"unmarked images checked: {checked} ({n_photos} shared photos, {n_generated} generated)")
-    print(f"false detections: {fp}  (designed rate {DESIGNED_FPR:.1e} per image; expected {DESIGNED_FPR * checked:.1e})")
+    print(f"false detections: {fp}  (designed rate {DESIGNED_FPR:.1e} per image; "
+          f"expected {DESIGNED_FPR * checked:.1e})")
     print(f"sync score on unmarked images: median {statistics.median(zs):.2f}, max {max(zs):.2f}")
     print(f"time {time.perf_counter() - t0:.0f} s")
 

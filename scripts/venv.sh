@@ -15,5 +15,10 @@ if [ ! -f "$stamp" ]; then
     # (This machine's pip configuration names local indexes that warn once per package; keep the log readable.)
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$root${extras:+[$extras]}" 2>&1 \
         | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+    if [[ ",$extras," == *",dev,"* ]]; then
+        # Watermark benchmark baseline; --no-deps so it pulls neither opencv-python nor a CUDA torch.
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps invisible-watermark==0.2.0 2>&1 \
+            | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+    fi
     rm -f "$venv"/.installed-* && touch "$stamp"
 fi

@@ -48,7 +48,9 @@ def test_producer_label_all_labels_verify(keys_home: Path, media_dir: Path, tmp_
     assert c2pa_verify(dst, anchors=None, use_project_ca=False).state is C2paState.VALID_UNTRUSTED
 
 
-def test_pixel_edit_makes_manifest_invalid_and_names_the_check(keys_home: Path, media_dir: Path, tmp_path: Path) -> None:
+def test_pixel_edit_makes_manifest_invalid_and_names_the_check(
+    keys_home: Path, media_dir: Path, tmp_path: Path
+) -> None:
     dst = tmp_path / "a.png"
     label_file(media_dir / "a.png", dst, LabelOptions(watermark=False), keys_home)
     edited = tmp_path / "edited.png"
@@ -79,7 +81,10 @@ def test_stripped_manifest_reported_absent_but_metadata_still_read(keys_home: Pa
 
 def test_forged_aigc_block_is_unverified_not_valid(keys_home: Path, media_dir: Path, tmp_path: Path) -> None:
     dst = tmp_path / "forged.jpg"
-    forged = '{"Label":"1","ContentProducer":"acme-gen","ProduceID":"x","ReservedCode1":"ds-ed25519:0011223344556677:AAAA"}'
+    forged = (
+        '{"Label":"1","ContentProducer":"acme-gen","ProduceID":"x",'
+        '"ReservedCode1":"ds-ed25519:0011223344556677:AAAA"}'
+    )
     write_aigc_json(media_dir / "a.jpg", dst, forged)
     rep = verify_file(dst, watermark=False, home=keys_home)
     assert rep.metadata and rep.metadata["ReservedCode1"] != "valid"

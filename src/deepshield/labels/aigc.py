@@ -24,7 +24,7 @@ PROPAGATOR_FIELDS = ("ContentPropagator", "PropagateID")
 CODE_PREFIX = "ds-ed25519"
 
 
-class LabelValue(str, enum.Enum):
+class LabelValue(enum.StrEnum):
     AI_GENERATED = "1"
     POSSIBLY = "2"
     SUSPECTED = "3"
@@ -104,7 +104,7 @@ def sign_propagator(label: AigcLabel, key: Ed25519PrivateKey) -> AigcLabel:
     return label
 
 
-class CodeStatus(str, enum.Enum):
+class CodeStatus(enum.StrEnum):
     VALID = "valid"
     INVALID = "invalid"  # a code of ours whose signature does not match the fields
     UNKNOWN_KEY = "unknown_key"  # our format, a key we do not hold: cannot vouch for it

@@ -41,7 +41,7 @@ _PLAIN = {
 }
 
 
-class C2paState(str, enum.Enum):
+class C2paState(enum.StrEnum):
     TRUSTED = "Trusted"
     VALID_UNTRUSTED = "Valid-untrusted"
     INVALID = "Invalid"

@@ -34,16 +34,22 @@ def keys_init(
 def label(
     src: Annotated[Path, typer.Argument(help="image, video or audio file", exists=True, dir_okay=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="where to write the labelled file")],
-    producer: Annotated[str, typer.Option(help="ContentProducer: name or code of the generating service")] = "deepshield",
+    producer: Annotated[str, typer.Option(help="ContentProducer: the generating service")] = "deepshield",
     produce_id: Annotated[str | None, typer.Option(help="ProduceID (default: a new random id)")] = None,
-    level: Annotated[str, typer.Option("--label", help='AIGC Label: "1" AI-generated, "2" possibly, "3" suspected')] = "1",
-    text: Annotated[str, typer.Option(help='visible label text; must contain "AI"/"人工智能" and "生成"/"合成"')] = "AI生成",
-    position: Annotated[str, typer.Option(help="top-left, top-right, bottom-left, bottom-right, top, bottom, center")] = "bottom-right",
+    level: Annotated[str, typer.Option("--label", help='AIGC Label: "1" AI-generated, "2" possibly, "3" suspected')] = (
+        "1"
+    ),
+    text: Annotated[str, typer.Option(help='visible text; must contain "AI"/"人工智能" and "生成"/"合成"')] = "AI生成",
+    position: Annotated[str, typer.Option(help="top-left, top-right, bottom-left, bottom-right, top, bottom, center")] = (  # noqa: E501
+        "bottom-right"
+    ),
     visible: Annotated[bool, typer.Option("--visible/--no-visible", help="explicit label (text or audio cue)")] = True,
     watermark: Annotated[bool, typer.Option("--watermark/--no-watermark", help="invisible watermark")] = True,
     c2pa: Annotated[bool, typer.Option("--c2pa/--no-c2pa", help="signed C2PA manifest")] = True,
     attribute_form: Annotated[bool, typer.Option(help="write TC260:AIGC as an XMP attribute, not an element")] = False,
-    platform: Annotated[str | None, typer.Option(help="platform mode: ContentPropagator to add (pixels untouched)")] = None,
+    platform: Annotated[str | None, typer.Option(help="platform mode: ContentPropagator to add (pixels untouched)")] = (
+        None
+    ),
     propagate_id: Annotated[str | None, typer.Option(help="platform mode: PropagateID (default: a new id)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
@@ -92,7 +98,8 @@ def verify(
         console.print(f"  AIGC metadata: malformed ({m['error']})")
     else:
         a = m["aigc"]
-        console.print(f"  AIGC metadata ({m['found_in']}): Label {a.get('Label')}, producer {a.get('ContentProducer')!r}, "
+        console.print(f"  AIGC metadata ({m['found_in']}): Label {a.get('Label')}, "
+                      f"producer {a.get('ContentProducer')!r}, "
                       f"ReservedCode1 {m['ReservedCode1']}, ReservedCode2 {m['ReservedCode2']}")
     console.print(f"  C2PA: {rep.c2pa['summary'] or rep.c2pa['state']}")
     w = rep.watermark

@@ -77,7 +77,8 @@ def _jpeg_segments(data: bytes) -> tuple[list[tuple[int, int, int]], int]:
     """[(marker, start, end)] of the header segments, and the offset where the scan data begins."""
     if data[:2] != b"\xff\xd8":
         raise LabelError("not a JPEG file")
-    pos, segs = 2, []
+    pos = 2
+    segs: list[tuple[int, int, int]] = []
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
             raise LabelError("corrupt JPEG: marker expected")
@@ -97,7 +98,7 @@ def _jpeg_segments(data: bytes) -> tuple[list[tuple[int, int, int]], int]:
 
 
 class JpegCodec:
-    formats = ("jpeg",)
+    formats: tuple[str, ...] = ("jpeg",)
 
     def read(self, path: Path) -> str | None:
         data = path.read_bytes()
@@ -182,7 +183,7 @@ def _itxt(keyword: str, text: str) -> bytes:
 
 
 class PngCodec:
-    formats = ("png",)
+    formats: tuple[str, ...] = ("png",)
 
     def read(self, path: Path) -> str | None:
         chunks = _png_chunks(path.read_bytes())
@@ -248,7 +249,7 @@ def _riff(form: bytes, chunks: list[bytes]) -> bytes:
 
 
 class WavCodec:
-    formats = ("wav", "avi")
+    formats: tuple[str, ...] = ("wav", "avi")
 
     def _form(self, data: bytes) -> bytes:
         return data[8:12]
@@ -270,7 +271,7 @@ class WavCodec:
 
 
 class WebpCodec:
-    formats = ("webp",)
+    formats: tuple[str, ...] = ("webp",)
 
     def read(self, path: Path) -> str | None:
         data = path.read_bytes()
@@ -351,7 +352,7 @@ def _txxx(body: bytes) -> tuple[str, str] | None:
 
 
 class Mp3Codec:
-    formats = ("mp3",)
+    formats: tuple[str, ...] = ("mp3",)
 
     def read(self, path: Path) -> str | None:
         with open(path, "rb") as f:
@@ -390,7 +391,7 @@ class Mp3Codec:
 class Mp4Codec:
     """A `AIGC` key in the moov/udta/meta key list, written by ffmpeg stream copy (no re-encoding)."""
 
-    formats = ("mp4", "mov", "m4a")
+    formats: tuple[str, ...] = ("mp4", "mov", "m4a")
 
     def read(self, path: Path) -> str | None:
         import av

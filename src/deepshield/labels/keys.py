@@ -71,7 +71,7 @@ def init_keys(home: Path | None = None, organisation: str = "Deepshield", force:
     os.chmod(d, 0o700)
     if (d / AIGC_KEY).exists() and (d / SIGNER_CHAIN).exists() and not force:
         return d
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     aigc = Ed25519PrivateKey.generate()
     ca_key = ec.generate_private_key(ec.SECP256R1())
     leaf_key = ec.generate_private_key(ec.SECP256R1())

@@ -49,7 +49,7 @@ def rewrite_video(src: Path, dst: Path, fn: Callable[[np.ndarray, float], np.nda
     try:
         with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4") as out:
             vin = inp.streams.video[0]
-            ain = inp.streams.audio[0] if inp.streams.audio else None
+            ain: av.audio.stream.AudioStream | None = inp.streams.audio[0] if inp.streams.audio else None
             rate = vin.average_rate or Fraction(25, 1)
             vout = out.add_stream("libx264", rate=rate)
             w, h = vin.codec_context.width, vin.codec_context.height
@@ -57,15 +57,16 @@ def rewrite_video(src: Path, dst: Path, fn: Callable[[np.ndarray, float], np.nda
             vout.pix_fmt = "yuv420p"
             vout.options = {"crf": str(crf), "preset": "veryfast"}
             aout = out.add_stream_from_template(ain) if ain is not None else None
-            streams = [s for s in (vin, ain) if s is not None]
-            for packet in inp.demux(*streams):
-                if ain is not None and packet.stream.index == ain.index:
+            for packet in inp.demux(*[s for s in (vin, ain) if s is not None]):
+                if ain is not None and aout is not None and packet.stream.index == ain.index:
                     if packet.dts is None:
                         continue
                     packet.stream = aout
                     out.mux(packet)
                     continue
                 for frame in packet.decode():
+                    if not isinstance(frame, av.VideoFrame):
+                        continue
                     t = float(frame.time or 0.0)
                     rgb = frame.to_ndarray(format="rgb24")[: vout.height, : vout.width]
                     nf = av.VideoFrame.from_ndarray(np.ascontiguousarray(fn(rgb, t)), format="rgb24")

@@ -107,7 +107,7 @@ def label_file(src: Path, dst: Path, opts: LabelOptions | None = None, home: Pat
                     rgb, box = vis.render_image_label(rgb, opts.text, opts.position)
                     info.update(asdict(box))
                 if wm is not None:
-                    rgb = wm.embed(rgb, payload)
+                    rgb = wm.embed(rgb, payload, informed=False)
                 return rgb
 
             media_io.rewrite_video(src, work, per_frame)

@@ -29,7 +29,7 @@ FONT_CANDIDATES = (
 )
 
 
-class Position(str, enum.Enum):
+class Position(enum.StrEnum):
     TOP_LEFT = "top-left"
     TOP_RIGHT = "top-right"
     BOTTOM_LEFT = "bottom-left"
@@ -82,14 +82,17 @@ def render_image_label(
 ) -> tuple[np.ndarray, VisibleLabelBox]:
     """Draw the label: white text with a dark outline on a translucent dark plate, legible on any background."""
     h, w = rgb.shape[:2]
-    overlay, box = label_overlay(h, w, validate_text(text), Position(position).value, max(height_fraction, MIN_HEIGHT_FRACTION))
+    frac = max(height_fraction, MIN_HEIGHT_FRACTION)
+    overlay, box = label_overlay(h, w, validate_text(text), Position(position).value, frac)
     a = overlay[..., 3:4].astype(np.float32) / 255.0
     out = rgb[..., :3].astype(np.float32) * (1.0 - a) + overlay[..., :3].astype(np.float32) * a
     return np.clip(np.rint(out), 0, 255).astype(np.uint8), box
 
 
 @lru_cache(maxsize=8)
-def label_overlay(h: int, w: int, text: str, position: str, height_fraction: float) -> tuple[np.ndarray, VisibleLabelBox]:
+def label_overlay(
+    h: int, w: int, text: str, position: str, height_fraction: float
+) -> tuple[np.ndarray, VisibleLabelBox]:
     """RGBA overlay for an h x w frame (cached: every video frame reuses it)."""
     short = min(h, w)
     target = max(10, int(np.ceil(short * height_fraction)))
@@ -98,12 +101,12 @@ def label_overlay(h: int, w: int, text: str, position: str, height_fraction: flo
     font = ImageFont.truetype(path, size)
     for _ in range(20):  # grow until the ink height reaches the target
         font = ImageFont.truetype(path, size)
-        l, t, r, b = font.getbbox(text)
+        left, t, r, b = font.getbbox(text)
         if b - t >= target:
             break
         size += max(1, size // 10)
-    l, t, r, b = font.getbbox(text)
-    tw, th = r - l, b - t
+    left, t, r, b = font.getbbox(text)
+    tw, th = r - left, b - t
     pad = max(2, th // 4)
     bw, bh = tw + 2 * pad, th + 2 * pad
     if bw > w or bh > h:
@@ -120,11 +123,11 @@ def label_overlay(h: int, w: int, text: str, position: str, height_fraction: flo
     text_layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))
     stroke = max(1, th // 14)
     ImageDraw.Draw(text_layer).text(
-        (x0 + pad - l, y0 + pad - t), text, font=font, fill=(255, 255, 255, 255), stroke_width=stroke,
+        (x0 + pad - left, y0 + pad - t), text, font=font, fill=(255, 255, 255, 255), stroke_width=stroke,
         stroke_fill=(0, 0, 0, 255),
     )
     overlay = Image.alpha_composite(overlay, text_layer)
-    return np.array(overlay), VisibleLabelBox(x0, y0, bw, bh, th)
+    return np.array(overlay), VisibleLabelBox(int(x0), int(y0), int(bw), int(bh), int(th))
 
 
 # ---------------------------------------------------------------------------------------------- audio

@@ -92,12 +92,13 @@ class TileWatermark:
 
     def __init__(
         self, key: str = DEFAULT_KEY, psnr_db: float = DEFAULT_PSNR, sync_weight: float = 0.6,
-        mask_exponent: float = 0.6,
+        mask_exponent: float = 0.6, max_boost: float = 3.0,
     ) -> None:
         self.key = key
         self.psnr_db = psnr_db
         self.sync_weight = sync_weight
         self.mask_exponent = mask_exponent
+        self.max_boost = max_boost
         seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
         rng = np.random.default_rng(seed)
         self.salt = hashlib.sha256(b"crc:" + key.encode()).digest()[:8]
@@ -127,47 +128,82 @@ class TileWatermark:
         filt = np.real(np.fft.ifft2(np.fft.fft2(tile) * np.conj(self.kernel_f)))
         return filt[CELL // 2 :: CELL, CELL // 2 :: CELL]
 
-    def tile_for(self, payload: int) -> np.ndarray:
+    def tile_for(self, payload: int, amplitudes: np.ndarray | None = None) -> np.ndarray:
+        """The 128x128 tile: sync pattern plus the coded payload, each coded bit at its own amplitude."""
         if not 0 <= payload < 2**PAYLOAD_BITS:
             raise WatermarkError(f"watermark payload must be an unsigned {PAYLOAD_BITS}-bit integer")
         code = ecc.encode_payload(payload, PAYLOAD_BITS, self.salt)
-        msg = (self.chips * (1.0 - 2.0 * code[self.assign].astype(float))).reshape(CELLS, CELLS)
+        amp = np.ones(self.n_coded) if amplitudes is None else amplitudes
+        msg = (self.chips * (1.0 - 2.0 * code[self.assign].astype(float)) * amp[self.assign]).reshape(CELLS, CELLS)
         return self._render(self.sync_weight * self.sync_cells + msg)
 
     # -- embed ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _full_pattern(h: int, w: int, tile: np.ndarray) -> np.ndarray:
+        hw, ww = _working_size(h, w)
+        reps = (hw // TILE + 1, ww // TILE + 1)
+        pattern = np.tile(tile, reps)[:hw, :ww].astype(np.float32)
+        interp = cv2.INTER_LINEAR if hw < h else cv2.INTER_AREA
+        return cv2.resize(pattern, (w, h), interpolation=interp)
+
     def _pattern(self, h: int, w: int, payload: int) -> np.ndarray:
-        """The full-size pattern; cached per (size, payload) since every video frame reuses it."""
+        """The uninformed full-size pattern; cached per (size, payload) since every video frame reuses it."""
         key = (h, w, payload)
         if self._cache_key != key:
-            hw, ww = _working_size(h, w)
-            tile = self.tile_for(payload)
-            reps = (hw // TILE + 1, ww // TILE + 1)
-            pattern = np.tile(tile, reps)[:hw, :ww].astype(np.float32)
-            interp = cv2.INTER_LINEAR if hw < h else cv2.INTER_AREA
-            self._cache_pattern = cv2.resize(pattern, (w, h), interpolation=interp)
+            self._cache_pattern = self._full_pattern(h, w, self.tile_for(payload))
             self._cache_key = key
         assert self._cache_pattern is not None
         return self._cache_pattern
 
-    def embed(self, rgb: np.ndarray, payload: int) -> np.ndarray:
-        """RGB uint8 -> watermarked RGB uint8 (same size), PSNR about `psnr_db`."""
+    def _apply(self, rgb: np.ndarray, pattern: np.ndarray) -> np.ndarray:
+        y = _luma(rgb)
+        delta = pattern
+        if self.mask_exponent:
+            # Perceptual masking: more energy in textured areas, less on flat ones (sky, skin).
+            hp = y - cv2.GaussianBlur(y, (0, 0), 2.0)
+            act = np.sqrt(cv2.GaussianBlur(hp * hp, (0, 0), 4.0))
+            delta = pattern * np.clip(act / (np.median(act) + 1e-3), 0.5, 2.0) ** self.mask_exponent
+        target_rms = 255.0 / 10 ** (self.psnr_db / 20.0)
+        delta = delta * (target_rms / (float(np.sqrt(np.mean(delta * delta))) + 1e-9))
+        return np.clip(np.rint(rgb.astype(np.float32) + delta[..., None]), 0, 255).astype(np.uint8)
+
+    def _bit_soft(self, rgb: np.ndarray, shift: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+        """Unnormalised per-coded-bit correlations at the embedding's own geometry (scale 1)."""
+        _z, sh, fold = self._sync(self._residual(rgb), 1.0)
+        sh = shift or sh
+        aligned = np.roll(fold, (-sh[0], -sh[1]), axis=(0, 1))
+        cells = self._cells_of(aligned).ravel()
+        sync = self.sync_cells.ravel()
+        cells = cells - sync * (cells @ sync) / (sync @ sync)
+        return np.bincount(self.assign, weights=cells * self.chips, minlength=self.n_coded), sh
+
+    def embed(self, rgb: np.ndarray, payload: int, informed: bool = True) -> np.ndarray:
+        """RGB uint8 -> watermarked RGB uint8 (same size), PSNR about `psnr_db`.
+
+        Informed embedding: the image itself interferes with some coded bits (its texture happens to
+        correlate with their carriers). A first pass measures, per coded bit, the host's correlation and
+        the pattern's own response; the second pass gives bits the host works against more amplitude and
+        bits it already helps less, so every bit reaches a similar margin for the same PSNR.
+        `informed=False` (video frames) skips the measuring pass.
+        """
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise WatermarkError("watermark needs an H x W x 3 uint8 RGB image")
         h, w = rgb.shape[:2]
         if min(h, w) < 32:
             raise WatermarkError("image too small to carry a watermark (shorter side < 32 px)")
-        pattern = self._pattern(h, w, payload)
-        # Perceptual masking: more energy in textured areas, less on flat ones (sky, skin).
-        y = _luma(rgb)
-        hp = y - cv2.GaussianBlur(y, (0, 0), 2.0)
-        act = np.sqrt(cv2.GaussianBlur(hp * hp, (0, 0), 4.0))
-        mask = np.clip(act / (np.median(act) + 1e-3), 0.5, 2.0) ** self.mask_exponent
-        delta = pattern * mask
-        target_rms = 255.0 / 10 ** (self.psnr_db / 20.0)
-        delta *= target_rms / (float(np.sqrt(np.mean(delta * delta))) + 1e-9)
-        out = np.clip(np.rint(rgb.astype(np.float32) + delta[..., None]), 0, 255).astype(np.uint8)
-        return out
+        first = self._apply(rgb, self._pattern(h, w, payload))
+        if not informed:
+            return first
+        sign = 1.0 - 2.0 * ecc.encode_payload(payload, PAYLOAD_BITS, self.salt).astype(float)
+        soft1, sh = self._bit_soft(first)
+        host, _ = self._bit_soft(rgb, sh)
+        gain = (soft1 - host) * sign
+        gain = np.maximum(gain, 0.1 * max(float(np.median(gain)), 1e-9))
+        helped = host * sign
+        margin = float(np.median(helped + gain))
+        amp = np.clip((margin - helped) / gain, 0.25, self.max_boost)
+        return self._apply(rgb, self._full_pattern(h, w, self.tile_for(payload, amp)))
 
     # -- detect ---------------------------------------------------------------------------------------
     def _residual(self, rgb: np.ndarray) -> np.ndarray:
@@ -179,8 +215,7 @@ class TileWatermark:
         # Clipped pixels (over-brightened highlights, crushed shadows) carry no pattern, only edge artefacts.
         sat = ((y >= 254.0) | (y <= 1.0)).astype(np.uint8)
         if sat.any():
-            sat = cv2.dilate(sat, np.ones((5, 5), np.uint8))
-            r[sat > 0] = 0.0
+            r[cv2.dilate(sat, np.ones((5, 5), np.uint8)) > 0] = 0.0
         return r.astype(np.float32)
 
     @staticmethod
@@ -234,8 +269,8 @@ class TileWatermark:
         sync = self.sync_cells.ravel()
         cells = cells - sync * (cells @ sync) / (sync @ sync)
         contrib = cells * self.chips
-        soft = np.bincount(self.assign, weights=contrib, minlength=self.n_coded)
-        soft /= float(np.std(soft)) + 1e-12
+        soft = np.bincount(self.assign, weights=contrib, minlength=self.n_coded).astype(np.float64)
+        soft = soft / (float(np.std(soft)) + 1e-12)
         payload, ok = ecc.decode_payload_guess(soft, PAYLOAD_BITS, self.salt)
         code = 1.0 - 2.0 * ecc.encode_payload(payload, PAYLOAD_BITS, self.salt).astype(float)
         agree = float(np.mean(np.sign(soft) == code))

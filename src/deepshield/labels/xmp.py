@@ -72,10 +72,7 @@ def set_in_packet(packet: str | None, aigc_json: str, form: Form = "element") ->
         dsc.attrib.pop(_AIGC_TAG, None)
         for el in dsc.findall(_AIGC_TAG):
             dsc.remove(el)
-    if descs:
-        desc = descs[0]
-    else:
-        desc = ET.SubElement(rdf, f"{{{RDF_NS}}}Description", {f"{{{RDF_NS}}}about": ""})
+    desc = descs[0] if descs else ET.SubElement(rdf, f"{{{RDF_NS}}}Description", {f"{{{RDF_NS}}}about": ""})
     if form == "attribute":
         desc.set(_AIGC_TAG, aigc_json)
     else:
