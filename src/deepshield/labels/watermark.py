@@ -92,7 +92,7 @@ class TileWatermark:
 
     def __init__(
         self, key: str = DEFAULT_KEY, psnr_db: float = DEFAULT_PSNR, sync_weight: float = 0.6,
-        mask_exponent: float = 0.6, max_boost: float = 3.0,
+        mask_exponent: float = 0.3, max_boost: float = 2.0,
     ) -> None:
         self.key = key
         self.psnr_db = psnr_db
