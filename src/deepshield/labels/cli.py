@@ -51,6 +51,7 @@ def label(
         None
     ),
     propagate_id: Annotated[str | None, typer.Option(help="platform mode: PropagateID (default: a new id)")] = None,
+    notice: Annotated[Path | None, typer.Option(help="audio: a spoken notice file instead of the rhythm cue")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Label AI-generated content: visible label, watermark, AIGC metadata and C2PA manifest (producer mode),
@@ -62,7 +63,7 @@ def label(
     opts = LabelOptions(
         producer=producer, produce_id=produce_id, label=level, visible=visible, text=text, position=position,
         watermark=watermark, c2pa=c2pa, xmp_form="attribute" if attribute_form else "element",
-        propagator=platform, propagate_id=propagate_id,
+        propagator=platform, propagate_id=propagate_id, audio_notice=notice,
     )
     with console.status("labelling..."):
         res = label_file(src, output, opts)

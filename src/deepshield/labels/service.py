@@ -45,6 +45,7 @@ class LabelOptions:
     metadata: bool = True
     c2pa: bool = True
     xmp_form: str = "element"
+    audio_notice: Path | None = None  # a spoken notice to use instead of the short-long-short-short cue
     # platform mode
     propagator: str | None = None
     propagate_id: str | None = None
@@ -120,9 +121,14 @@ def label_file(src: Path, dst: Path, opts: LabelOptions | None = None, home: Pat
                 res.steps.append("invisible watermark on every frame")
         else:
             if opts.visible:
-                media_io.rewrite_audio(src, work, fmt, vis.ai_rhythm_cue)
-                res.visible = {"cue": "short-long-short-short"}
-                res.steps.append("audible AI cue at the start")
+                if opts.audio_notice is not None:
+                    media_io.rewrite_audio(src, work, fmt, vis.notice_from_file(opts.audio_notice))
+                    res.visible = {"notice": opts.audio_notice.name}
+                    res.steps.append("spoken notice at the start")
+                else:
+                    media_io.rewrite_audio(src, work, fmt, vis.ai_rhythm_cue)
+                    res.visible = {"cue": "short-long-short-short"}
+                    res.steps.append("audible AI cue at the start")
             else:
                 shutil.copyfile(src, work)
         res.format = fmt

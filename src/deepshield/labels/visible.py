@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -143,6 +144,27 @@ def ai_rhythm_cue(sample_rate: int, unit_s: float = 0.09, freq: float = 880.0, a
     letter_gap = np.zeros(int(sample_rate * unit_s * 3), np.float32)
     parts = [tone(1), gap, tone(3), letter_gap, tone(1), gap, tone(1), np.zeros(int(sample_rate * 0.4), np.float32)]
     return np.concatenate(parts)
+
+
+def notice_from_file(path: Path) -> Callable[[int], np.ndarray]:
+    """A configured spoken notice (any audio file) as a prefix: mono, resampled to the target rate."""
+    from deepshield.media import open_media
+
+    m = open_media(path)
+    try:
+        track = m.audio()
+    finally:
+        m.close()
+    if track is None or track.samples.size == 0:
+        raise LabelError(f"{path.name}: the notice file has no audio")
+    mono = track.samples.astype(np.float32).mean(axis=1)
+
+    def prefix(sample_rate: int) -> np.ndarray:
+        n = max(1, round(len(mono) * sample_rate / track.sample_rate))
+        x = np.interp(np.linspace(0, len(mono) - 1, n), np.arange(len(mono)), mono).astype(np.float32)
+        return np.concatenate([x, np.zeros(int(sample_rate * 0.3), np.float32)])
+
+    return prefix
 
 
 def cue_pattern(samples: np.ndarray, sample_rate: int, threshold: float = 0.1) -> list[float]:
