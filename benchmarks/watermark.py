@@ -20,7 +20,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -242,30 +242,36 @@ def generated_images(count: int, seed: int) -> list[np.ndarray]:
 
 
 def run_fpr(n_generated: int, seed: int) -> None:
+    """Every shared photo, then generated images; a progress line every 100 images so a cut-short run
+    still states what it measured."""
     ours = TileWatermark()
-    paths = photo_paths(shared_root())
     fp = 0
     checked = 0
+    n_photos = 0
     zs: list[float] = []
     t0 = time.perf_counter()
-    for p in paths:
-        try:
-            img = np.array(Image.open(p).convert("RGB"))
-        except Exception:  # noqa: BLE001 - an unreadable corpus file is not a detector result
-            continue
+
+    def sources() -> Iterator[tuple[str, np.ndarray]]:
+        for p in photo_paths(shared_root()):
+            try:
+                yield "photo", np.array(Image.open(p).convert("RGB"))
+            except Exception:  # noqa: BLE001 - an unreadable corpus file is not a detector result
+                continue
+        for img in generated_images(n_generated, seed):
+            yield "generated", img
+
+    for kind, img in sources():
         if min(img.shape[:2]) < 32:
             continue
         d = ours.detect(img)
         checked += 1
+        n_photos += kind == "photo"
         fp += int(d.detected)
         zs.append(d.sync_score)
-    n_photos = checked
-    for img in generated_images(n_generated, seed):
-        d = ours.detect(img)
-        checked += 1
-        fp += int(d.detected)
-        zs.append(d.sync_score)
-    print(f"unmarked images checked: {checked} ({n_photos} shared photos, {n_generated} generated)")
+        if checked % 100 == 0:
+            print(f"  {checked} checked ({n_photos} photos), false detections {fp}, "
+                  f"max sync score {max(zs):.2f}, {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"unmarked images checked: {checked} ({n_photos} shared photos, {checked - n_photos} generated)")
     print(f"false detections: {fp}  (designed rate {DESIGNED_FPR:.1e} per image; "
           f"expected {DESIGNED_FPR * checked:.1e})")
     print(f"sync score on unmarked images: median {statistics.median(zs):.2f}, max {max(zs):.2f}")
