@@ -133,17 +133,21 @@ def label_file(src: Path, dst: Path, opts: LabelOptions | None = None, home: Pat
                 shutil.copyfile(src, work)
         res.format = fmt
         current = work
+        aigc_text: str | None = None
         if opts.metadata and keys is not None:
             label = AigcLabel(Label=opts.label, ContentProducer=opts.producer, ProduceID=produce_id)
             aigc_mod.sign_producer(label, keys.aigc_key)
             stage2 = Path(td) / ("stage2" + dst.suffix)
             containers.write_aigc_json(current, stage2, label.to_json(), opts.xmp_form)  # type: ignore[arg-type]
+            aigc_text = label.to_json()
+            _check_metadata(stage2, aigc_text)
             current = stage2
             res.aigc = json.loads(label.to_json())
             res.steps.append("AIGC metadata with ReservedCode1")
         if opts.c2pa and keys is not None:
             stage3 = Path(td) / ("stage3" + dst.suffix)
             c2pa_manifest.sign_file(current, stage3, keys, opts.producer, json.dumps(res.aigc) if res.aigc else None)
+            _check_signed(stage3, keys.ca_pem.decode(), aigc_text)
             current = stage3
             res.c2pa = "signed"
             res.steps.append("C2PA manifest (created, trainedAlgorithmicMedia)")
@@ -172,11 +176,13 @@ def _platform_label(src: Path, dst: Path, opts: LabelOptions, home: Path | None)
     with tempfile.TemporaryDirectory() as td:
         stage = Path(td) / ("meta" + dst.suffix)
         containers.write_aigc_json(src, stage, label.to_json(), opts.xmp_form)  # type: ignore[arg-type]
+        _check_metadata(stage, label.to_json())
         res.steps.append("AIGC metadata: ContentPropagator/PropagateID with ReservedCode2")
         current = stage
         if opts.c2pa:
             signed = Path(td) / ("signed" + dst.suffix)
             c2pa_manifest.sign_file(stage, signed, keys, opts.propagator or "platform", label.to_json(), parent=src)
+            _check_signed(signed, keys.ca_pem.decode(), label.to_json())
             current = signed
             res.c2pa = "re-signed (producer's file kept as parent ingredient)"
             res.steps.append("C2PA manifest re-signed")
@@ -185,6 +191,22 @@ def _platform_label(src: Path, dst: Path, opts: LabelOptions, home: Path | None)
     res.aigc = json.loads(label.to_json())
     _ledger(res, home)
     return res
+
+
+def _check_metadata(path: Path, expected: str) -> None:
+    """Read the label back after writing it: a writer bug must fail loudly, not ship an unlabelled file."""
+    got, _ = containers.read_aigc_json(path)
+    if got != expected:
+        raise LabelError("the AIGC label did not read back after writing it; file not labelled")
+
+
+def _check_signed(path: Path, anchors: str, aigc_json: str | None) -> None:
+    """After signing, the manifest must verify and the metadata written before it must still be there."""
+    rep = c2pa_manifest.verify_file(path, anchors=anchors)
+    if rep.state is not c2pa_manifest.C2paState.TRUSTED:
+        raise LabelError(f"the signed C2PA manifest does not verify: {rep.summary}")
+    if aigc_json is not None:
+        _check_metadata(path, aigc_json)
 
 
 def _ledger(res: LabelResult, home: Path | None) -> None:
