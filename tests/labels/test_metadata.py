@@ -122,3 +122,14 @@ def test_non_ascii_field_rejected() -> None:
 
     with pytest.raises(LabelError):
         AigcLabel(ContentProducer="生成器").validate()
+
+
+def test_truncated_files_do_not_crash_the_reader(media_dir: Path, tmp_path: Path) -> None:
+    j = _label().to_json()
+    for name in ("a.jpg", "a.png", "a.webp", "a.wav", "a.mp3"):
+        full = tmp_path / f"full-{name}"
+        write_aigc_json(media_dir / name, full, j)
+        cut = tmp_path / f"cut-{name}"
+        cut.write_bytes(full.read_bytes()[:200])
+        value, _ = read_aigc_json(cut)
+        assert value is None or value == j

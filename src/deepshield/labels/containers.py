@@ -55,7 +55,10 @@ def read_aigc_json(path: Path) -> tuple[str | None, str]:
     """(AIGC JSON or None, where it was found)."""
     s = sniff_file(path)
     if s is not None and s.format in _REGISTRY:
-        v = _REGISTRY[s.format].read(path)
+        try:
+            v = _REGISTRY[s.format].read(path)
+        except (LabelError, struct.error, IndexError):
+            v = None  # a damaged container: fall back to scanning for an XMP packet
         if v is not None:
             return v, s.format
     data = path.read_bytes()  # any other container with an XMP packet somewhere (GIF, TIFF...)
