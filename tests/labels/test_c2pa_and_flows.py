@@ -44,6 +44,7 @@ def test_producer_label_all_labels_verify(keys_home: Path, media_dir: Path, tmp_
         assert _exif_aigc(dst)["ProduceID"] == "pid-1"  # the independent reader sees the label after signing
         assert rep.watermark and rep.watermark["detected"]
         assert "watermark payload matches the metadata ProduceID" in rep.agreement
+        assert rep.labels_found == ["metadata", "c2pa", "watermark"]
     # without our CA as trust anchor the same manifest is intact but untrusted
     assert c2pa_verify(dst, anchors=None, use_project_ca=False).state is C2paState.VALID_UNTRUSTED
 
@@ -104,6 +105,7 @@ def test_forged_aigc_block_is_unverified_not_valid(keys_home: Path, media_dir: P
 def test_unlabelled_file_has_no_decision(keys_home: Path, media_dir: Path) -> None:
     rep = verify_file(media_dir / "a.jpg", home=keys_home)
     assert rep.decision is None and rep.metadata is None and rep.c2pa["state"] == "absent"
+    assert rep.labels_found == []
     assert rep.watermark is not None and not rep.watermark["detected"]
 
 

@@ -19,14 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from deepshield.errors import MediaError
 from deepshield.labels import aigc as aigc_mod
 from deepshield.labels import c2pa_manifest, containers, media_io
 from deepshield.labels import visible as vis
-from deepshield.labels.aigc import DISPLAY, AigcLabel, CodeStatus
+from deepshield.labels.aigc import DISPLAY, AigcLabel
 from deepshield.labels.errors import LabelError, UnsupportedLabelFormat
-from deepshield.labels.keys import load_keys, trust_anchors_pem, trusted_aigc_keys
-from deepshield.labels.watermark import TileWatermark, WatermarkDetection, payload_for
+from deepshield.labels.keys import load_keys
+from deepshield.labels.watermark import TileWatermark, payload_for
 from deepshield.media.sniff import sniff_file
 from deepshield.media.types import MediaKind
 
@@ -235,101 +234,38 @@ class VerifyReport:
     conflicts: list[str]
     decision: str | None  # "AI-generated" / "possibly AI-generated" / "suspected AI-generated" / None
     reasons: list[str]
+    labels_found: list[str] = field(default_factory=list)  # kinds with something present
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _detect_watermark(path: Path, kind: MediaKind, frames: int = 6) -> WatermarkDetection | None:
-    from deepshield.media import FrameSampling, open_media
-
-    wm = TileWatermark()
-    if kind is MediaKind.AUDIO:
-        return None
-    try:
-        m = open_media(path)
-    except MediaError:
-        return None
-    try:
-        if kind is MediaKind.IMAGE:
-            return wm.detect(next(iter(m.frames())).rgb)
-        best: WatermarkDetection | None = None
-        for fr in m.frames(FrameSampling.evenly(frames)):
-            d = wm.detect(fr.rgb)
-            if d.detected:
-                return d
-            if best is None or d.sync_score > best.sync_score:
-                best = d
-        return best
-    finally:
-        m.close()
-
-
 def verify_file(path: Path, watermark: bool = True, home: Path | None = None) -> VerifyReport:
-    kind, fmt = _kind(path)
-    reasons: list[str] = []
+    """Run every registered label kind, cross-check what they say, and decide what to display."""
+    from deepshield.labels.kinds import label_kinds
+
+    media_kind, fmt = _kind(path)
+    found = {
+        k.name: k.read(path, media_kind, home)
+        for k in label_kinds()
+        if watermark or k.name != "watermark"
+    }
+    reasons = [r for ev in found.values() for r in ev.reasons]
+    conflicts = [c for ev in found.values() for c in ev.conflicts]
+    levels = [v for ev in found.values() for v in ev.verified]
+    weak = [v for ev in found.values() for v in ev.claimed]
     agreement: list[str] = []
-    conflicts: list[str] = []
-    levels: list[str] = []  # "1"/"2"/"3" from verified evidence
-    weak: list[str] = []  # claims that could not be verified
 
-    meta: dict[str, Any] | None = None
-    label: AigcLabel | None = None
-    raw, where = containers.read_aigc_json(path)
-    if raw is not None:
-        try:
-            label = AigcLabel.from_json(raw)
-            c1, c2 = aigc_mod.verify_codes(label, trusted_aigc_keys(home))
-            meta = {"found_in": where, "aigc": json.loads(label.to_json()), "ReservedCode1": c1.value,
-                    "ReservedCode2": c2.value, "display": DISPLAY.get(label.Label)}
-            if CodeStatus.INVALID in (c1, c2):
-                conflicts.append("AIGC metadata was altered after signing (a signature does not match)")
-            if c1 is CodeStatus.VALID or c2 is CodeStatus.VALID:
-                levels.append(label.Label)
-                reasons.append(f"AIGC metadata (Label {label.Label}) with a valid signature")
-            else:
-                weak.append(label.Label)
-                reasons.append(f"AIGC metadata (Label {label.Label}) present but unverified: "
-                               f"ReservedCode1 {c1.value}, ReservedCode2 {c2.value}")
-        except LabelError as e:
-            meta = {"found_in": where, "error": e.message, "raw": raw[:500]}
-            weak.append("2")
-            reasons.append("an AIGC label is present but malformed")
-
-    rep_c2pa = c2pa_manifest.verify_file(path, anchors=trust_anchors_pem(home))
-    ai_source = (rep_c2pa.digital_source_type or "").endswith("trainedAlgorithmicMedia")
-    if rep_c2pa.state in (c2pa_manifest.C2paState.TRUSTED, c2pa_manifest.C2paState.VALID_UNTRUSTED):
-        if ai_source:
-            (levels if rep_c2pa.state is c2pa_manifest.C2paState.TRUSTED else weak).append("1")
-            reasons.append(f"C2PA manifest {rep_c2pa.state.value}: created by a trained algorithm")
-        elif rep_c2pa.aigc:
-            (levels if rep_c2pa.state is c2pa_manifest.C2paState.TRUSTED else weak).append(
-                str(rep_c2pa.aigc.get("Label", "2"))
-            )
-            reasons.append(f"C2PA manifest {rep_c2pa.state.value} asserting an AIGC label")
-    elif rep_c2pa.state is c2pa_manifest.C2paState.INVALID:
-        conflicts.append("C2PA manifest Invalid: " + "; ".join(f.plain for f in rep_c2pa.failures))
-        if ai_source:
-            weak.append("3")
-
-    wm_rep: dict[str, Any] | None = None
-    det = _detect_watermark(path, kind) if watermark else None
-    if det is not None:
-        wm_rep = det.to_dict()
-        wm_rep.pop("best_guess", None)
-        if det.detected:
-            levels.append("1")
-            reasons.append(f"Deepshield watermark found (payload {det.payload_hex}, "
-                           f"designed false-positive rate {det.designed_false_positive_rate:.0e})")
-
-    # agreement between the labels
-    if label is not None and det is not None and det.detected and label.ProduceID:
-        if payload_for(label.ProduceID) == det.payload:
+    label: AigcLabel | None = found["metadata"].facts.get("label") if "metadata" in found else None
+    payload = found["watermark"].facts.get("payload") if "watermark" in found else None
+    manifest_aigc = found["c2pa"].facts.get("aigc") if "c2pa" in found else None
+    if label is not None and payload is not None and label.ProduceID:
+        if payload_for(label.ProduceID) == payload:
             agreement.append("watermark payload matches the metadata ProduceID")
         else:
             conflicts.append("watermark payload does not match the metadata ProduceID")
-    if label is not None and rep_c2pa.aigc:
-        same = all(str(rep_c2pa.aigc.get(k, "")) == getattr(label, k) for k in aigc_mod.PRODUCER_FIELDS)
+    if label is not None and manifest_aigc:
+        same = all(str(manifest_aigc.get(k, "")) == getattr(label, k) for k in aigc_mod.PRODUCER_FIELDS)
         (agreement if same else conflicts).append(
             "C2PA manifest and AIGC metadata " + ("agree on the producer fields" if same else "disagree")
         )
@@ -341,5 +277,14 @@ def verify_file(path: Path, watermark: bool = True, home: Path | None = None) ->
         decision = DISPLAY["2"] if "1" in weak or "2" in weak else DISPLAY["3"]
     if not reasons and not conflicts:
         reasons.append("no AI label found")
-    return VerifyReport(str(path), kind.value, fmt, meta, rep_c2pa.to_dict(), wm_rep, agreement, conflicts,
-                        decision, reasons)
+    c2pa_report = found["c2pa"].report if "c2pa" in found else None
+    return VerifyReport(
+        str(path), media_kind.value, fmt,
+        found["metadata"].report if "metadata" in found else None,
+        c2pa_report or {"state": "absent"},
+        found["watermark"].report if "watermark" in found else None,
+        agreement, conflicts, decision, reasons,
+        [n for n, ev in found.items() if ev.report is not None and not (
+            n == "c2pa" and ev.report.get("state") == "absent") and not (
+            n == "watermark" and not ev.report.get("detected"))],
+    )

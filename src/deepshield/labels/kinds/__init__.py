@@ -1,0 +1,49 @@
+"""Label kinds read on verification, one module each, behind one small protocol and a registry.
+
+A new kind (e.g. an audio watermark) is a new module calling `register_label_kind`; `verify_file` combines
+whatever the registered kinds report. Each kind says which AIGC levels it *verifies* (a valid signature or
+a detected mark) and which it only *claims* (present but unverifiable), plus facts for cross-checks.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from deepshield.media.types import MediaKind
+
+
+@dataclass
+class LabelEvidence:
+    kind: str
+    report: dict[str, Any] | None  # the kind's JSON section in the verify report (None: nothing found)
+    verified: list[str] = field(default_factory=list)  # AIGC Label values ("1"/"2"/"3") backed by proof
+    claimed: list[str] = field(default_factory=list)  # values claimed without proof
+    reasons: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)  # produce_id, aigc fields, payload: for agreement
+
+
+class LabelKind(Protocol):
+    name: str
+
+    def read(self, path: Path, media_kind: MediaKind, home: Path | None) -> LabelEvidence:
+        """Look for this kind of label in `path` and judge it."""
+
+
+_KINDS: dict[str, LabelKind] = {}
+_BUILTIN = ("metadata", "c2pa", "watermark")
+
+
+def register_label_kind(kind: LabelKind) -> LabelKind:
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def label_kinds() -> list[LabelKind]:
+    for name in _BUILTIN:
+        if name not in _KINDS:
+            importlib.import_module(f"deepshield.labels.kinds.{name}")
+    return list(_KINDS.values())
