@@ -1,0 +1,90 @@
+"""Colour-flash response: the face (near the screen) takes on the flashed colours, in order and in time; the
+background (far away) does not. A replayed or injected recording follows some other sequence or none.
+
+Works on log-chromaticity (each channel's log minus their mean), which exposure changes leave alone, and on the
+face's change minus the background's change, which removes white-balance shifts and colour casts that move the
+whole frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepshield.liveness.script import FLASH_COLOURS
+from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult
+
+
+def log_chroma(rgb: np.ndarray) -> np.ndarray:
+    lg = np.log(np.clip(rgb, 0, 255) + 4.0)
+    return lg - lg.mean(axis=-1, keepdims=True)
+
+
+def expected_direction(colour: str) -> np.ndarray:
+    c = np.asarray(FLASH_COLOURS[colour], dtype=np.float64) / 255.0
+    d = c - c.mean()
+    return d / (np.linalg.norm(d) or 1.0)
+
+
+def flash_response(ctx: SignalContext) -> dict[str, object]:
+    """Per-flash face-minus-background chroma change, best latency, correlation and amplitude."""
+    t, face, bg = ctx.track.colours()
+    flashes = ctx.script.flashes
+    p = ctx.policy
+    ok = np.isfinite(face).all(axis=1) & np.isfinite(bg).all(axis=1)
+    if not flashes or ok.sum() < 5:
+        return {"usable": False}
+    rel = log_chroma(face) - log_chroma(bg)
+    first, last = flashes[0].start_s, flashes[-1].end_s
+    # Baseline: before the first flash, else just after the last one (plus the longest latency).
+    pre = ok & (t < first)
+    if pre.sum() < 2:
+        pre = ok & (t > last + p.flash_max_latency_s + 0.1) & (t < last + 1.5)
+    if pre.sum() < 2:
+        return {"usable": False}
+    base = np.median(rel[pre], axis=0)
+    noise = float(np.median(np.linalg.norm(rel[pre] - base, axis=1)))
+    best: dict[str, object] = {"usable": False}
+    best_r = -2.0
+    for lat in np.arange(0.0, p.flash_max_latency_s + 1e-9, 0.05):
+        resp, exp = [], []
+        for f in flashes:
+            m = ok & (t >= f.start_s + lat + 0.04) & (t <= f.end_s + lat)
+            if m.sum() == 0:
+                continue
+            resp.append(np.median(rel[m], axis=0) - base)
+            exp.append(expected_direction(f.colour))
+        if len(resp) < 3:
+            continue
+        r_arr, e_arr = np.array(resp), np.array(exp)
+        a, b = r_arr.flatten(), e_arr.flatten()
+        if a.std() < 1e-9:
+            r = 0.0
+        else:
+            r = float(np.corrcoef(a, b)[0, 1])
+        amp = float(np.mean(np.sum(r_arr * e_arr, axis=1)))
+        if r > best_r:
+            best_r = r
+            best = {"usable": True, "corr": r, "amplitude": amp, "latency_s": float(lat), "flashes_seen": len(resp),
+                    "noise": noise}
+    return best
+
+
+class FlashResponse(LivenessSignal):
+    name = "flash"
+    weight = 2.0
+
+    def evaluate(self, ctx: SignalContext) -> SignalResult:
+        p = ctx.policy
+        r = flash_response(ctx)
+        if not r.get("usable"):
+            return self.result("fail", 0.0, ["the face was not visible during the colour flashes"])
+        corr, amp = float(r["corr"]), float(r["amplitude"])  # type: ignore[arg-type]
+        ev = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
+        if corr >= p.flash_min_corr and amp >= p.flash_min_amplitude:
+            return self.result("pass", min(1.0, 0.5 + corr / 2), [], **ev)
+        if amp < p.flash_min_amplitude:
+            reason = "the face did not take on the flashed colours"
+        else:
+            reason = "the face's colour did not follow the flashed sequence"
+        verdict = "review" if corr >= p.flash_review_corr and amp >= p.flash_min_amplitude else "fail"
+        return self.result(verdict, max(0.0, corr) / 2, [reason], **ev)
