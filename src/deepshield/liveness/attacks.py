@@ -151,7 +151,8 @@ def _id_frame(seg: Segment) -> np.ndarray:
 class SuiteBuilder:
     def __init__(self, faces_root: Path, out: Path, seed: int = 7, genuine_variants: int = 2,
                  other_scripts: int = 3, photos: int = 60, max_segments: int | None = None,
-                 policy: LivenessPolicy | None = None, log: Callable[[str], None] = print) -> None:
+                 policy: LivenessPolicy | None = None, log: Callable[[str], None] = print, fps: float = 15.0,
+                 stride_s: float = 6.0) -> None:
         self.faces = faces_root
         self.out = out
         self.rng = Random(seed)
@@ -161,6 +162,8 @@ class SuiteBuilder:
         self.max_segments = max_segments
         self.policy = policy or LivenessPolicy()
         self.log = log
+        self.fps = fps
+        self.stride_s = stride_s
         self.trials: list[Trial] = []
         self.analyzer = SessionAnalyzer()
 
@@ -172,7 +175,7 @@ class SuiteBuilder:
     def build(self) -> list[Trial]:
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "manifest.jsonl").write_text("")
-        segs = list_segments(self.faces / "real_videos")
+        segs = list_segments(self.faces / "real_videos", stride_s=self.stride_s)
         if self.max_segments:
             segs = segs[: self.max_segments]
         pairs = df_same_identity_pairs(self.faces / "real_photos")
@@ -184,7 +187,7 @@ class SuiteBuilder:
 
     def _segment(self, seg: Segment, pair: tuple[Path, Path] | None) -> None:
         rng, pol = self.rng, self.policy
-        frames, fps = read_clip(seg.video, seg.start_s, seg.end_s, fps=30, max_side=720)
+        frames, fps = read_clip(seg.video, seg.start_s, seg.end_s, fps=self.fps, max_side=720)
         if len(frames) < fps * 3:
             return
         raw = self.analyzer.analyze_frames(_subsample(frames, fps), fps=15)

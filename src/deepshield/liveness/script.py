@@ -91,14 +91,15 @@ class ChallengeScript:
 
 
 def random_flashes(rng: Random, start_s: float, count: int | None = None) -> tuple[Flash, ...]:
-    """`count` (4 to 6) flashes of 0.3 to 0.5 s, no colour twice in a row, from `start_s`."""
-    n = count or rng.randint(4, 6)
+    """`count` (5 to 7) flashes of 0.25 to 0.4 s, no colour twice in a row, from `start_s`: about 2.2 s, and
+    one chance in 6**5 or less of guessing the sequence."""
+    n = count or rng.randint(5, 7)
     out: list[Flash] = []
     t = start_s
     prev = ""
     for _ in range(n):
         colour = rng.choice([c for c in FLASH_COLOURS if c != prev])
-        d = round(rng.uniform(0.3, 0.5), 2)
+        d = round(rng.uniform(0.25, 0.4), 2)
         out.append(Flash(colour, round(t, 3), round(t + d, 3)))
         t += d
         prev = colour

@@ -38,6 +38,20 @@ class FlashModel:
                           awb=rng.uniform(0.0, 0.5), noise=rng.uniform(0.5, 2.0))
 
 
+class NoiseBank:
+    """Sensor noise: a few Gaussian fields drawn once and reused with random shifts (drawing a fresh field per
+    frame costs more than everything else in the simulation)."""
+
+    def __init__(self, shape: tuple[int, ...], sigma: float, seed: int, count: int = 4) -> None:
+        rng = np.random.default_rng(seed)
+        self.fields = [rng.normal(0, sigma, shape).astype(np.float32) for _ in range(count)]
+        self.rng = rng
+
+    def next(self) -> np.ndarray:
+        f = self.fields[int(self.rng.integers(len(self.fields)))]
+        return np.roll(f, (int(self.rng.integers(f.shape[0])), int(self.rng.integers(f.shape[1]))), axis=(0, 1))
+
+
 def flash_colour_at(flashes: tuple[Flash, ...], t: float) -> np.ndarray:
     for f in flashes:
         if f.start_s <= t < f.end_s:
@@ -84,7 +98,7 @@ class FaceMasker:
 def apply_flash_response(frames: list[np.ndarray], fps: float, flashes: tuple[Flash, ...], model: FlashModel,
                          seed: int = 0) -> list[np.ndarray]:
     """The reflection of `flashes` on the face in real footage (see module doc)."""
-    rng = np.random.default_rng(seed)
+    noise = NoiseBank(frames[0].shape, model.noise, seed) if frames else None
     masker = FaceMasker()
     out: list[np.ndarray] = []
     light = np.zeros(3, dtype=np.float32)
@@ -98,11 +112,12 @@ def apply_flash_response(frames: list[np.ndarray], fps: float, flashes: tuple[Fl
             m = masker.mask(fr)[..., None]
             gain = 1.0 + (model.gain * m + model.background_gain * (1 - m)) * light[None, None, :]
             img = fr.astype(np.float32) * gain
-            mean = img.reshape(-1, 3).mean(axis=0)
-            base = fr.reshape(-1, 3).mean(axis=0).astype(np.float32)
+            mean = np.asarray(cv2.mean(img)[:3], dtype=np.float32)
+            base = np.asarray(cv2.mean(fr)[:3], dtype=np.float32)
             if model.awb > 0:
                 img *= (1 + model.awb * (base / np.maximum(mean, 1) - 1))[None, None, :]
-            img += rng.normal(0, model.noise, img.shape).astype(np.float32)
+            assert noise is not None
+            img += noise.next()
             out.append(np.clip(img, 0, 255).astype(np.uint8))
             prev_mean = mean
     finally:
@@ -125,16 +140,21 @@ def screen_recapture(frames: list[np.ndarray], fps: float, flashes: tuple[Flash,
     f1, f2, ang = rng.uniform(0.15, 0.35), rng.uniform(0.15, 0.35), rng.uniform(0, np.pi)
     moire = (np.sin(f1 * (xx * np.cos(ang) + yy * np.sin(ang))) * np.sin(f2 * (xx * np.sin(ang) - yy * np.cos(ang))))
     moire = (1 + rng.uniform(0.04, 0.1) * moire)[..., None]
+    del yy, xx
     refl = rng.uniform(0.02, 0.08)
-    nrng = np.random.default_rng(rng.getrandbits(32))
+    noise = NoiseBank((h, w, 3), 2.0, rng.getrandbits(32))
+    # Colour cast and gamma as one per-channel lookup table.
+    v = np.arange(256, dtype=np.float32)[:, None] / 255.0
+    lut = np.clip(255.0 * np.power(np.clip(v * cast[None, :], 0, 1), gamma), 0, 255).astype(np.uint8)[None]
+    moire32 = moire.astype(np.float32)
     out = []
     for i, fr in enumerate(frames):
-        img = cv2.warpPerspective(fr, persp, (w, h), borderMode=cv2.BORDER_REPLICATE).astype(np.float32) / 255.0
-        img = np.power(np.clip(img * cast[None, None, :], 0, 1), gamma) * moire
-        img += refl * flash_colour_at(flashes, i / fps)[None, None, :]
-        img = cv2.GaussianBlur(img, (3, 3), 0.8)
-        img = img * 255 + nrng.normal(0, 2.0, img.shape).astype(np.float32)
-        out.append(np.clip(img, 0, 255).astype(np.uint8))
+        img = cv2.LUT(cv2.warpPerspective(fr, persp, (w, h), borderMode=cv2.BORDER_REPLICATE), lut)
+        f = img.astype(np.float32) * moire32
+        f += (255.0 * refl) * flash_colour_at(flashes, i / fps)[None, None, :]
+        f = cv2.GaussianBlur(f, (3, 3), 0.8)
+        f += noise.next()
+        out.append(np.clip(f, 0, 255).astype(np.uint8))
     return out
 
 
@@ -147,7 +167,7 @@ def photo_as_video(photo: np.ndarray, duration_s: float, fps: float, rng: Random
     h, w = base.shape[:2]
     ph = [rng.uniform(0, 6.28) for _ in range(4)]
     fr = [rng.uniform(0.2, 0.7) for _ in range(4)]
-    nrng = np.random.default_rng(rng.getrandbits(32))
+    noise = NoiseBank((h, w, 3), 1.5, rng.getrandbits(32))
     out = []
     for i in range(int(duration_s * fps)):
         t = i / fps
@@ -159,6 +179,6 @@ def photo_as_video(photo: np.ndarray, duration_s: float, fps: float, rng: Random
         m[:, 2] += (dx, dy)
         img = cv2.warpAffine(base, m, (w, h), borderMode=cv2.BORDER_REFLECT101).astype(np.float32)
         img *= 1 + paper_reflection * flash_colour_at(flashes, t)[None, None, :]
-        img += nrng.normal(0, 1.5, img.shape).astype(np.float32)
+        img += noise.next()
         out.append(np.clip(img, 0, 255).astype(np.uint8))
     return out

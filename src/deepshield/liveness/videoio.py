@@ -38,7 +38,8 @@ def read_clip(path: str | Path, start_s: float = 0.0, end_s: float | None = None
         media.close()
 
 
-def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, crf: int = 23) -> Path:
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, crf: int = 23,
+                preset: str = "ultrafast") -> Path:
     """H.264 yuv420p MP4; frame sides are cropped to even numbers."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +50,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, crf:
         rate = Fraction(fps).limit_denominator(1001)
         st = c.add_stream("libx264", rate=rate)
         st.width, st.height, st.pix_fmt = w, h, "yuv420p"
-        st.options = {"crf": str(crf), "preset": "veryfast"}
+        st.options = {"crf": str(crf), "preset": preset}
         for fr in (first, *it):
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(fr[:h, :w]), format="rgb24")
             for pkt in st.encode(vf):

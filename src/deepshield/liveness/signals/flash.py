@@ -25,6 +25,11 @@ def expected_direction(colour: str) -> np.ndarray:
     return d / (np.linalg.norm(d) or 1.0)
 
 
+def _nearest_colour(v: np.ndarray) -> str:
+    n = float(np.linalg.norm(v)) or 1.0
+    return max(FLASH_COLOURS, key=lambda c: float(np.dot(v / n, expected_direction(c))))
+
+
 def flash_response(ctx: SignalContext) -> dict[str, object]:
     """Per-flash face-minus-background chroma change, best latency, correlation and amplitude."""
     t, face, bg = ctx.track.colours()
@@ -46,13 +51,14 @@ def flash_response(ctx: SignalContext) -> dict[str, object]:
     best: dict[str, object] = {"usable": False}
     best_r = -2.0
     for lat in np.arange(0.0, p.flash_max_latency_s + 1e-9, 0.05):
-        resp, exp = [], []
+        resp, exp, names = [], [], []
         for f in flashes:
             m = ok & (t >= f.start_s + lat + 0.04) & (t <= f.end_s + lat)
             if m.sum() == 0:
                 continue
             resp.append(np.median(rel[m], axis=0) - base)
             exp.append(expected_direction(f.colour))
+            names.append(f.colour)
         if len(resp) < 3:
             continue
         r_arr, e_arr = np.array(resp), np.array(exp)
@@ -62,10 +68,12 @@ def flash_response(ctx: SignalContext) -> dict[str, object]:
         else:
             r = float(np.corrcoef(a, b)[0, 1])
         amp = float(np.mean(np.sum(r_arr * e_arr, axis=1)))
+        # Each flash's response must point at its own colour rather than any other colour of the palette.
+        correct = sum(1 for rv, name in zip(r_arr, names, strict=True) if _nearest_colour(rv) == name)
         if r > best_r:
             best_r = r
             best = {"usable": True, "corr": r, "amplitude": amp, "latency_s": float(lat), "flashes_seen": len(resp),
-                    "noise": noise}
+                    "flashes_matched": correct, "noise": noise}
     return best
 
 
@@ -79,12 +87,14 @@ class FlashResponse(LivenessSignal):
         if not r.get("usable"):
             return self.result("fail", 0.0, ["the face was not visible during the colour flashes"])
         corr, amp = float(r["corr"]), float(r["amplitude"])  # type: ignore[arg-type]
+        seen, matched = int(r["flashes_seen"]), int(r["flashes_matched"])  # type: ignore[call-overload]
         ev = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
-        if corr >= p.flash_min_corr and amp >= p.flash_min_amplitude:
+        if corr >= p.flash_min_corr and amp >= p.flash_min_amplitude and matched == seen:
             return self.result("pass", min(1.0, 0.5 + corr / 2), [], **ev)
         if amp < p.flash_min_amplitude:
             reason = "the face did not take on the flashed colours"
         else:
-            reason = "the face's colour did not follow the flashed sequence"
-        verdict = "review" if corr >= p.flash_review_corr and amp >= p.flash_min_amplitude else "fail"
+            reason = f"the face's colour did not follow the flashed sequence ({matched} of {seen} flashes)"
+        verdict = ("review" if corr >= p.flash_min_corr and amp >= p.flash_min_amplitude and matched == seen - 1
+                   else "fail")
         return self.result(verdict, max(0.0, corr) / 2, [reason], **ev)
