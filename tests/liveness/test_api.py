@@ -46,7 +46,8 @@ def test_session_lifecycle(app_client: Any, api_key: Any, id_photo: Path, facele
     assert _create(app_client, key, id_photo).json()["script"] != body["script"]
 
     # The page reads its script with the token only; a wrong token is refused.
-    assert app_client.get(f"/v1/liveness/sessions/{sid}/script", headers={"X-Liveness-Token": "nope"}).status_code == 403
+    bad = app_client.get(f"/v1/liveness/sessions/{sid}/script", headers={"X-Liveness-Token": "nope"})
+    assert bad.status_code == 403
     page = app_client.get(f"/v1/liveness/sessions/{sid}/script", headers={"X-Liveness-Token": token})
     assert page.status_code == 200 and page.json()["script"] == body["script"]
 

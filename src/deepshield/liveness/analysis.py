@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -139,7 +140,7 @@ def _background_mean(rgb: np.ndarray, box: tuple[float, float, float, float]) ->
 class SessionAnalyzer:
     """Turns frames into a SessionTrack. Holds MediaPipe graphs: one per worker, not thread-safe."""
 
-    def __init__(self, fps: float = 15.0, keyframe_fps: float = 3.0, work_side: int = 640) -> None:
+    def __init__(self, fps: float = 15.0, keyframe_fps: float = 2.0, work_side: int = 640) -> None:
         from mediapipe.python.solutions import face_mesh
 
         self.fps = fps
@@ -147,9 +148,10 @@ class SessionAnalyzer:
         self.work_side = work_side
         self._mesh_mod = face_mesh
         self._mesh = self._new_mesh()
-        self._faces = FaceAnalyzer(max_faces=4)
+        # A selfie session is a close-up: no tiled search for small faces.
+        self._faces = FaceAnalyzer(max_faces=4, tiled=False)
 
-    def _new_mesh(self):  # type: ignore[no-untyped-def]
+    def _new_mesh(self) -> Any:
         return self._mesh_mod.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
                                        min_detection_confidence=0.5, min_tracking_confidence=0.5)
 
@@ -218,9 +220,10 @@ class SessionAnalyzer:
         return track
 
 
-#: Keyframes embedded for identity checks: near-frontal (dlib's ResNet is trained on frontal faces), at most 8.
+#: Keyframes embedded for identity checks: near-frontal (dlib's ResNet is trained on frontal faces), at most 5
+#: (dlib's CPU build takes 0.1 to 0.5 s per face here).
 EMBED_MAX_YAW = 25.0
-EMBED_MAX_FRAMES = 8
+EMBED_MAX_FRAMES = 5
 
 
 def enrich_track(track: SessionTrack, embedder: object | None, detector: object | None) -> None:

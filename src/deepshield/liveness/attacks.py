@@ -89,7 +89,9 @@ def with_flashes(script: ChallengeScript, rng: Random) -> ChallengeScript:
     return replace(script, flashes=fl, nonce=f"{rng.getrandbits(64):016x}")
 
 
-def too_late(script: ChallengeScript, track: SessionTrack, rng: Random, policy: LivenessPolicy) -> ChallengeScript | None:
+def too_late(
+    script: ChallengeScript, track: SessionTrack, rng: Random, policy: LivenessPolicy
+) -> ChallengeScript | None:
     """Move the window of one observed move so that the move comes after the window and the reaction time."""
     steps = list(script.steps)
     for i, st in enumerate(steps):
@@ -111,7 +113,9 @@ def too_late(script: ChallengeScript, track: SessionTrack, rng: Random, policy: 
     return None
 
 
-def wrong_order(script: ChallengeScript, track: SessionTrack, rng: Random, policy: LivenessPolicy) -> ChallengeScript | None:
+def wrong_order(
+    script: ChallengeScript, track: SessionTrack, rng: Random, policy: LivenessPolicy
+) -> ChallengeScript | None:
     """The same moves asked in a different order: swap a move step's kind with a later or earlier step's kind."""
     steps = list(script.steps)
     idx = [i for i, s in enumerate(steps) if i > 0]
@@ -247,7 +251,8 @@ class SuiteBuilder:
         rng = self.rng
         other = {a: b for a, b in pairs}
         other.update({b: a for a, b in pairs})
-        photos = sorted((self.faces / "real_photos").glob("df_img*.jpg")) + sorted((self.faces / "lfw_1000").glob("*.jpg"))
+        photos = sorted((self.faces / "real_photos").glob("df_img*.jpg"))
+        photos += sorted((self.faces / "lfw_1000").glob("*.jpg"))
         rng.shuffle(photos)
         for n, p in enumerate(photos[: self.photos]):
             if n % 10 == 0:

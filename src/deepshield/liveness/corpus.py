@@ -61,7 +61,8 @@ def _front_runs(track: SessionTrack, policy: LivenessPolicy) -> list[tuple[float
     t, yaw = track.series("yaw")
     _, pitch = track.series("pitch")
     base = baseline_pitch(track)
-    ok = np.isfinite(yaw) & (np.abs(yaw) < policy.front_deg - 3) & (np.abs(np.nan_to_num(pitch, nan=99) - base) < policy.front_deg - 3)
+    lim = policy.front_deg - 3
+    ok = np.isfinite(yaw) & (np.abs(yaw) < lim) & (np.abs(np.nan_to_num(pitch, nan=99) - base) < lim)
     runs, i = [], 0
     while i < len(t):
         if ok[i]:

@@ -96,17 +96,17 @@ def evaluate_suite(suite: Path, policy: LivenessPolicy | None = None, kinds: lis
     analyzer = SessionAnalyzer()
     tracks: dict[str, SessionTrack] = {}
     id_embs: dict[str, Any] = {}
-    videos = sorted({t.video for t in trials})
+    video_files = sorted({t.video for t in trials})
     from deepshield.faces import FaceAnalyzer
     from deepshield.liveness.service import embed_id_photo
 
     fa = FaceAnalyzer(max_faces=4)
-    for i, v in enumerate(videos):
-        log(f"analyse {i + 1}/{len(videos)} {v}")
-        tr = analyzer.analyze_file(_resolve(suite, v))
+    for i, vf in enumerate(video_files):
+        log(f"analyse {i + 1}/{len(video_files)} {vf}")
+        tr = analyzer.analyze_file(_resolve(suite, vf))
         enrich_track(tr, embedder, detector)
         tr.drop_pixels()
-        tracks[v] = tr
+        tracks[vf] = tr
     for t in trials:
         if t.id_photo not in id_embs:
             try:
@@ -129,14 +129,16 @@ def evaluate_suite(suite: Path, policy: LivenessPolicy | None = None, kinds: lis
         d = verify_track(tracks[t.video], ChallengeScript.from_dict(t.script), session_id=t.id, policy=policy,
                          id_embedding=id_embs.get(t.id_photo), replay_index=idx)
         by_kind[t.kind].append((t, d))
-    outcomes = {k: dict(Counter(d.outcome for _, d in v)) for k, v in by_kind.items()}
+    outcomes: dict[str, dict[str, int]] = {
+        k: dict(Counter(str(d.outcome) for _, d in res)) for k, res in by_kind.items()}
     apcer = []
     failures: list[dict[str, Any]] = []
-    for k, v in sorted(by_kind.items()):
+    for k, res in sorted(by_kind.items()):
         if k == "genuine":
             continue
-        errs = [(t, d) for t, d in v if d.outcome == "pass"]
-        apcer.append(Rate(k, len(v), len(errs), sum(d.outcome == "review" for _, d in v), len({t.group for t, _ in v})))
+        errs = [(t, d) for t, d in res if d.outcome == "pass"]
+        apcer.append(Rate(k, len(res), len(errs), sum(d.outcome == "review" for _, d in res),
+                          len({t.group for t, _ in res})))
         failures += [{"trial": t.id, "kind": k, "outcome": d.outcome, "score": round(d.score, 3)} for t, d in errs]
     g = by_kind.get("genuine", [])
     rejected = [(t, d) for t, d in g if d.outcome == "fail"]

@@ -36,7 +36,8 @@ class MatchCalibration:
         return {"threshold": threshold, "false_matches": fm, "impostor_pairs": len(imp),
                 "fmr": fm / max(1, len(imp)), "false_non_matches": fnm, "genuine_pairs": len(self.genuine),
                 "fnmr": fnm / max(1, len(self.genuine)),
-                "false_matches_df": int((self.impostor_df <= threshold).sum()), "impostor_pairs_df": len(self.impostor_df)}
+                "false_matches_df": int((self.impostor_df <= threshold).sum()),
+                "impostor_pairs_df": len(self.impostor_df)}
 
     def threshold_at_fmr(self, target: float) -> float:
         """The largest threshold whose false matches stay within `target` of the impostor pairs."""
@@ -67,11 +68,13 @@ def calibrate(faces_root: Path, lfw: int = 998, log: Callable[[str], None] = lam
             return None
         return emb.embed(rgb, faces[0])
 
-    rows = list(csv.DictReader(open(csv_path, newline="")))
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
     names = sorted({r["file_x"] for r in rows} | {r["file_y"] for r in rows})
     log(f"embedding {len(names)} df photos")
     df = {n: embed(photos / f"df_{n}") for n in names}
-    gen, imp = [], []
+    gen: list[float] = []
+    imp: list[float] = []
     for r in rows:
         a, b = df.get(r["file_x"]), df.get(r["file_y"])
         if a is None or b is None:

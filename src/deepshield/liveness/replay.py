@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -49,7 +50,8 @@ class MemoryReplayIndex(ReplayIndex):
             self._sha.setdefault(sha256, session_id)
 
 
-def best_match(stored, hashes: list[int], max_distance: int, exclude_session: str) -> ReplayHit | None:  # type: ignore[no-untyped-def]
+def best_match(stored: Iterable[tuple[str, list[int]]], hashes: list[int], max_distance: int,
+               exclude_session: str) -> ReplayHit | None:
     best: ReplayHit | None = None
     for sid, old in stored:
         if sid == exclude_session or not old:

@@ -87,12 +87,12 @@ class FaceMasker:
         c = oval.mean(axis=0)
         grown = (oval - c) * 1.12 + c
         m = np.zeros((h, w), np.float32)
-        cv2.fillConvexPoly(m, grown.astype(np.int32), 1.0)
+        cv2.fillConvexPoly(m, grown.astype(np.int32), (1.0,))
         fw = float(oval[:, 0].max() - oval[:, 0].min())
         k = int(max(3, fw * 0.15)) | 1
-        m = cv2.GaussianBlur(m, (k, k), 0)
-        self._last = m
-        return m
+        blurred = np.asarray(cv2.GaussianBlur(m, (k, k), 0), dtype=np.float32)
+        self._last = blurred
+        return blurred
 
 
 def apply_flash_response(frames: list[np.ndarray], fps: float, flashes: tuple[Flash, ...], model: FlashModel,
@@ -132,9 +132,12 @@ def screen_recapture(frames: list[np.ndarray], fps: float, flashes: tuple[Flash,
     cast = np.array([rng.uniform(0.85, 1.1), rng.uniform(0.9, 1.1), rng.uniform(0.9, 1.2)], dtype=np.float32)
     gamma = rng.uniform(0.8, 1.2)
     j = 0.04
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    dst = np.float32([[rng.uniform(0, j) * w, rng.uniform(0, j) * h], [w - rng.uniform(0, j) * w, rng.uniform(0, j) * h],
-                      [w - rng.uniform(0, j) * w, h - rng.uniform(0, j) * h], [rng.uniform(0, j) * w, h - rng.uniform(0, j) * h]])
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    def jit() -> float:
+        return rng.uniform(0, j)
+
+    dst = np.array([[jit() * w, jit() * h], [w - jit() * w, jit() * h],
+                    [w - jit() * w, h - jit() * h], [jit() * w, h - jit() * h]], dtype=np.float32)
     persp = cv2.getPerspectiveTransform(src, dst)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     f1, f2, ang = rng.uniform(0.15, 0.35), rng.uniform(0.15, 0.35), rng.uniform(0, np.pi)
@@ -175,9 +178,9 @@ def photo_as_video(photo: np.ndarray, duration_s: float, fps: float, rng: Random
         dy = 0.02 * h * np.sin(6.28 * fr[1] * t + ph[1])
         ang = 2.0 * np.sin(6.28 * fr[2] * t + ph[2])
         sc = 1.0 + 0.02 * np.sin(6.28 * fr[3] * t + ph[3])
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), ang, sc)
+        m = np.asarray(cv2.getRotationMatrix2D((w / 2, h / 2), ang, sc), dtype=np.float64)
         m[:, 2] += (dx, dy)
-        img = cv2.warpAffine(base, m, (w, h), borderMode=cv2.BORDER_REFLECT101).astype(np.float32)
+        img = np.asarray(cv2.warpAffine(base, m, (w, h), borderMode=cv2.BORDER_REFLECT101), dtype=np.float32)
         img *= 1 + paper_reflection * flash_colour_at(flashes, t)[None, None, :]
         img += noise.next()
         out.append(np.clip(img, 0, 255).astype(np.uint8))

@@ -77,14 +77,14 @@ class FaceSwapper:
             patch = cv2.warpAffine(self.src[sy : sy + sh, sx : sx + sw], m, (dw, dh), flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_REFLECT101)
             tm = np.zeros((dh, dw), np.uint8)
-            cv2.fillConvexPoly(tm, (d - (dx, dy)).astype(np.int32), 1)
+            cv2.fillConvexPoly(tm, (d - (dx, dy)).astype(np.int32), (1,))
             roi = warped[dy : dy + dh, dx : dx + dw]
             roi[tm > 0] = patch[tm > 0]
         oval = lm[FACE_OVAL]
         c = oval.mean(axis=0)
         hull = ((oval - c) * 0.92 + c).astype(np.int32)
         mask = np.zeros((h, w), np.uint8)
-        cv2.fillConvexPoly(mask, hull, 255)
+        cv2.fillConvexPoly(mask, hull, (255,))
         x, y, bw, bh = cv2.boundingRect(hull)
         if bw < 8 or bh < 8 or x <= 1 or y <= 1 or x + bw >= w - 1 or y + bh >= h - 1:
             return frame, False

@@ -8,7 +8,7 @@ import numpy as np
 
 from deepshield.liveness.features import baseline_pitch, detect_blinks
 from deepshield.liveness.script import Step
-from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult
+from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult, Verdict
 
 
 def _runs(mask: np.ndarray, t: np.ndarray) -> list[tuple[float, float]]:
@@ -59,7 +59,8 @@ class ChallengeCompliance(LivenessSignal):
                 allowed |= (t >= st.start_s - 0.3) & (t <= st.end_s + p.reaction_s + 1.0)
         stray = np.isfinite(yaw) & (np.abs(yaw) >= p.turn_deg) & ~allowed
         if stray.sum() >= 2:
-            reasons.append(f"head turned past {p.turn_deg:.0f} degrees at {t[stray][0]:.1f} s, when no turn was asked")
+            reasons.append(
+                f"head turned past {p.turn_deg:.0f} degrees at {t[stray][0]:.1f} s, when no turn was asked")
         # The face must stay in view, except where a full profile may lose the mesh.
         prof = np.zeros(len(t), dtype=bool)
         for st in ctx.script.steps:
@@ -71,8 +72,9 @@ class ChallengeCompliance(LivenessSignal):
         done = sum(1 for s in steps if s["done"])
         score = done / max(1, len(steps))
         if (t[-1] if len(t) else 0.0) < ctx.script.duration_s - 0.5:
-            reasons.append(f"video ends at {t[-1] if len(t) else 0:.1f} s, before the script ({ctx.script.duration_s:.1f} s)")
-        verdict = "pass" if not reasons else "fail"
+            end = t[-1] if len(t) else 0.0
+            reasons.append(f"video ends at {end:.1f} s, before the script ({ctx.script.duration_s:.1f} s)")
+        verdict: Verdict = "pass" if not reasons else "fail"
         if reasons:
             score = min(score, 0.5)
         return self.result(verdict, score, reasons, steps=steps, baseline_pitch=round(base, 1),

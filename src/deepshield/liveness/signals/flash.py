@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepshield.liveness.script import FLASH_COLOURS
-from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult
+from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult, Verdict
 
 
 def log_chroma(rgb: np.ndarray) -> np.ndarray:
@@ -63,10 +63,7 @@ def flash_response(ctx: SignalContext) -> dict[str, object]:
             continue
         r_arr, e_arr = np.array(resp), np.array(exp)
         a, b = r_arr.flatten(), e_arr.flatten()
-        if a.std() < 1e-9:
-            r = 0.0
-        else:
-            r = float(np.corrcoef(a, b)[0, 1])
+        r = 0.0 if a.std() < 1e-9 else float(np.corrcoef(a, b)[0, 1])
         amp = float(np.mean(np.sum(r_arr * e_arr, axis=1)))
         # Each flash's response must point at its own colour rather than any other colour of the palette.
         correct = sum(1 for rv, name in zip(r_arr, names, strict=True) if _nearest_colour(rv) == name)
@@ -95,6 +92,6 @@ class FlashResponse(LivenessSignal):
             reason = "the face did not take on the flashed colours"
         else:
             reason = f"the face's colour did not follow the flashed sequence ({matched} of {seen} flashes)"
-        verdict = ("review" if corr >= p.flash_min_corr and amp >= p.flash_min_amplitude and matched == seen - 1
-                   else "fail")
+        near = corr >= p.flash_min_corr and amp >= p.flash_min_amplitude and matched == seen - 1
+        verdict: Verdict = "review" if near else "fail"
         return self.result(verdict, max(0.0, corr) / 2, [reason], **ev)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult
+from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult, Verdict
 
 
 class SingleIdentity(LivenessSignal):
@@ -15,7 +15,7 @@ class SingleIdentity(LivenessSignal):
     def evaluate(self, ctx: SignalContext) -> SignalResult:
         p = ctx.policy
         reasons: list[str] = []
-        verdict = "pass"
+        verdict: Verdict = "pass"
         ev: dict[str, object] = {}
         # Cuts: the tracked face centre jumping by more than max_jump_widths face widths in one sample step.
         s = ctx.track.samples
@@ -48,16 +48,16 @@ class SingleIdentity(LivenessSignal):
         ev["frames_compared"] = len(embs)
         if len(embs) >= 2:
             m = np.median(np.stack([e for _, e in embs]), axis=0)
-            d = [float(np.linalg.norm(e - m)) for _, e in embs]
-            worst = int(np.argmax(d))
-            ev["max_distance_to_median"] = round(d[worst], 4)
-            if d[worst] > p.identity_max_distance:
+            dists = [float(np.linalg.norm(e - m)) for _, e in embs]
+            worst = int(np.argmax(dists))
+            ev["max_distance_to_median"] = round(dists[worst], 4)
+            if dists[worst] > p.identity_max_distance:
                 reasons.append(f"the face at {embs[worst][0]:.1f} s is a different person")
                 verdict = "fail"
-            score = float(np.clip(1 - d[worst] / (2 * p.identity_max_distance), 0, 1))
+            score = float(np.clip(1 - dists[worst] / (2 * p.identity_max_distance), 0, 1))
         else:
             reasons.append("too few frontal frames to compare the face across the video")
             score = 0.5
             if verdict == "pass":
                 verdict = "review"
-        return self.result(verdict, score if verdict != "fail" else min(score, 0.3), reasons, **ev)  # type: ignore[arg-type]
+        return self.result(verdict, score if verdict != "fail" else min(score, 0.3), reasons, **ev)
