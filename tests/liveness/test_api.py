@@ -108,3 +108,13 @@ def test_lockout_after_five_failures(app_client: Any, api_key: Any, id_photo: Pa
     r = _create(app_client, key, id_photo, subject="someone-else", device="d-9")
     assert r.status_code == 429
     assert _create(app_client, key, id_photo, subject="someone-else", device="d-10").status_code == 201
+
+
+def test_a_broken_upload_does_not_use_up_the_session(app_client: Any, api_key: Any, id_photo: Path,
+                                                     tmp_path: Path, faceless_video: Path) -> None:
+    body = _create(app_client, api_key("scan"), id_photo).json()
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(faceless_video.read_bytes()[:2000])
+    r = _upload(app_client, body["session_id"], body["upload_token"], bad)
+    assert 400 <= r.status_code < 500 and r.status_code != 409, r.text
+    assert _upload(app_client, body["session_id"], body["upload_token"], faceless_video).status_code == 200

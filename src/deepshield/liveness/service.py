@@ -190,6 +190,12 @@ class LivenessService:
         db.flush()
         return rec
 
+    def release_claim(self, db: Session, session_id: str) -> None:
+        """Undo `claim_for_upload` after an upload that was not a readable video."""
+        rec = db.get(LivenessSession, session_id)
+        if rec is not None and rec.status == "processing":
+            rec.status = "open" if _aware(rec.expires_at) > utcnow() else "expired"
+
     def _detector_once(self) -> Any:
         if not self._detector_loaded:
             from deepshield.detect import get_detector
@@ -203,11 +209,7 @@ class LivenessService:
         with self._lock:
             if self._analyzer is None:
                 self._analyzer = SessionAnalyzer()
-            try:
-                track = self._analyzer.analyze_file(video)
-            except MediaError:
-                rec.status = "open" if _aware(rec.expires_at) > utcnow() else "expired"
-                raise
+            track = self._analyzer.analyze_file(video)
             enrich_track(track, get_embedder(), self._detector_once())
         track.drop_pixels()
         track.extra["sha256"] = sha256

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from deepshield.accounts.service import Principal
 from deepshield.api.deps import SessionDep, SettingsDep, require_scope
 from deepshield.api.uploads import save_upload
-from deepshield.errors import MediaError
+from deepshield.errors import DeepshieldError, MediaError
 from deepshield.liveness.script import ChallengeScript
 from deepshield.liveness.service import LivenessService
 from deepshield.media import MediaKind
@@ -98,11 +98,13 @@ async def upload_video(
         media.close()
         if media.info.kind != MediaKind.VIDEO:
             raise MediaError("the upload must be a video")
-    except Exception:
-        rec.status = "open"
+        await run_in_threadpool(svc.verify, db, rec, path, media.info.sha256)
+    except DeepshieldError:
+        # A file that is not a readable video does not use up the session (until it expires).
+        db.rollback()
+        svc.release_claim(db, session_id)
         db.commit()
         raise
-    await run_in_threadpool(svc.verify, db, rec, path, media.info.sha256)
     return {"session_id": rec.id, "status": "received"}
 
 
