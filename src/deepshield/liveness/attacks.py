@@ -94,7 +94,10 @@ def too_late(
 ) -> ChallengeScript | None:
     """Move the window of one observed move so that the move comes after the window and the reaction time."""
     steps = list(script.steps)
-    for i, st in enumerate(steps):
+    order = list(range(len(steps)))
+    rng.shuffle(order)
+    for i in order:
+        st = steps[i]
         if st.kind == "front" or i == 0:
             continue
         events = [te for k, te in observed_events(track, policy) if k == st.kind and st.start_s <= te]
@@ -120,9 +123,12 @@ def wrong_order(
     steps = list(script.steps)
     idx = [i for i, s in enumerate(steps) if i > 0]
     moves = [i for i in idx if steps[i].kind != "front"]
+    rng.shuffle(moves)
     events = observed_events(track, policy)
     for i in moves:
-        for j in idx:
+        others = list(idx)
+        rng.shuffle(others)
+        for j in others:
             if j == i or steps[j].kind == steps[i].kind:
                 continue
             a, b = steps[i], steps[j]
@@ -189,7 +195,8 @@ class SuiteBuilder:
         self._photos(pairs)
         return self.trials
 
-    def _segment(self, seg: Segment, pair: tuple[Path, Path] | None) -> None:
+    def _segment(self, seg: Segment, pair: tuple[Path, Path] | None, orders_only: bool = False,
+                 variants: int = 1) -> None:
         rng, pol = self.rng, self.policy
         frames, fps = read_clip(seg.video, seg.start_s, seg.end_s, fps=self.fps, max_side=720)
         if len(frames) < fps * 3:
@@ -199,11 +206,11 @@ class SuiteBuilder:
             self.log(f"  skipped {seg.name}: face not visible enough")
             return
         script0 = derive_script(raw, rng, pol)
-        tag = seg.name.replace("@", "_")
+        tag = seg.name.replace("@", "_") + ("_long" if orders_only else "")
         id_photo = _save_rgb(self.out / "id" / f"{seg.video.stem}.png", _id_frame(seg))
         genuine0: Trial | None = None
         flashed0: list[np.ndarray] = []
-        for v in range(self.genuine_variants):
+        for v in range(1 if orders_only else self.genuine_variants):
             sc = script0 if v == 0 else with_flashes(script0, rng)
             model = FlashModel.random(rng)
             flashed = apply_flash_response(frames, fps, sc.flashes, model, seed=rng.getrandbits(31))
@@ -214,6 +221,15 @@ class SuiteBuilder:
             if v == 0:
                 genuine0, flashed0 = t, flashed
         assert genuine0 is not None
+        if orders_only:
+            for kind, fn in (("too_late", too_late), ("wrong_order", wrong_order)):
+                seen: set[str] = set()
+                for k in range(variants):
+                    sc2 = fn(script0, raw, rng, pol)
+                    if sc2 is not None and json.dumps(sc2.to_dict()["steps"]) not in seen:
+                        seen.add(json.dumps(sc2.to_dict()["steps"]))
+                        self._add(replace(genuine0, id=f"{kind}_{tag}_{k}", kind=kind, script=sc2.to_dict()))
+            return
         # A real recording checked against scripts it was not made for.
         for k in range(self.other_scripts):
             sc = random_corpus_script(rng, script0.duration_s)
@@ -246,6 +262,26 @@ class SuiteBuilder:
             vid = write_video(self.out / "videos" / f"swap_{tag}.mp4", swapped, fps)
             self._add(Trial(f"face_swap_{tag}", "face_swap", str(vid.relative_to(self.out)), script0.to_dict(),
                             str(pair[1]), seg.video.stem, meta={"source": pair[0].name, "swapped_fraction": frac}))
+
+    def build_orders(self, min_s: float = 12.0, max_s: float = 20.0, variants: int = 3) -> list[Trial]:
+        """Long clips (the whole video up to `max_s`), whose scripts hold several steps, for the wrong-order and
+        too-late attacks: 7 s segments leave no room to move a window before the move. Appends to the manifest."""
+        from deepshield.liveness.corpus import MULTI_PERSON
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        start = len(self.trials)
+        for p in sorted((self.faces / "real_videos").iterdir()):
+            if p.name in MULTI_PERSON or p.suffix.lower() != ".mp4":
+                continue
+            m = open_media(p)
+            dur = float(m.info.duration_s or 0)
+            m.close()
+            if dur < min_s:
+                continue
+            seg = Segment(p, 0.0, min(dur, max_s))
+            self.log(f"long clip {seg.name}")
+            self._segment(seg, None, orders_only=True, variants=variants)
+        return self.trials[start:]
 
     def _photos(self, pairs: list[tuple[Path, Path]]) -> None:
         rng = self.rng

@@ -33,6 +33,8 @@ def make_attacks(
     genuine_variants: Annotated[int, typer.Option(help="Genuine sessions per segment (each its own flashes).")] = 2,
     other_scripts: Annotated[int, typer.Option(help="Different-script trials per segment.")] = 3,
     seed: int = 7,
+    orders_only: Annotated[bool, typer.Option("--orders-only", help="Only append the long-clip wrong-order and "
+                                              "too-late trials to an existing suite.")] = False,
 ) -> None:
     """Generate genuine sessions and every attack kind from the shared real media."""
     from deepshield.liveness.attacks import SuiteBuilder
@@ -41,7 +43,15 @@ def make_attacks(
         raise DeepshieldError(f"no real_videos folder under {faces}")
     b = SuiteBuilder(faces, out, seed=seed, genuine_variants=genuine_variants, other_scripts=other_scripts,
                      photos=photos, max_segments=segments or None, log=lambda s: console.print(s, highlight=False))
-    trials = b.build()
+    if orders_only:
+        from deepshield.liveness.attacks import load_manifest
+
+        b.trials = load_manifest(out)
+        b.build_orders()
+        trials = b.trials
+    else:
+        trials = b.build()
+        b.build_orders()
     kinds: dict[str, int] = {}
     for t in trials:
         kinds[t.kind] = kinds.get(t.kind, 0) + 1

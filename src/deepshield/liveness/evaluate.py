@@ -4,6 +4,7 @@ sessions, each with its trial count and a one-sided 95% upper bound (Clopper-Pea
 from __future__ import annotations
 
 import math
+import pickle
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,12 +102,24 @@ def evaluate_suite(suite: Path, policy: LivenessPolicy | None = None, kinds: lis
     from deepshield.liveness.service import embed_id_photo
 
     fa = FaceAnalyzer(max_faces=4)
+    cache = suite / "cache"
+    cache.mkdir(exist_ok=True)
+    models = f"{embedder.info.name if embedder else 'none'}-{detector.info.name if detector else 'none'}"
     for i, vf in enumerate(video_files):
+        src = _resolve(suite, vf)
+        # Analyses are cached per video file and models, so re-evaluating (a new policy, more trials) is cheap.
+        cached = cache / f"{vf.replace('/', '_')}.{models}.pkl"
+        if cached.exists() and cached.stat().st_mtime >= src.stat().st_mtime:
+            with open(cached, "rb") as f:
+                tracks[vf] = pickle.load(f)
+            continue
         log(f"analyse {i + 1}/{len(video_files)} {vf}")
-        tr = analyzer.analyze_file(_resolve(suite, vf))
+        tr = analyzer.analyze_file(src)
         enrich_track(tr, embedder, detector)
         tr.drop_pixels()
         tracks[vf] = tr
+        with open(cached, "wb") as f:
+            pickle.dump(tr, f)
     for t in trials:
         if t.id_photo not in id_embs:
             try:
