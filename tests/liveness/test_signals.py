@@ -119,3 +119,28 @@ def test_upper_bound_is_about_three_over_n_with_no_errors() -> None:
         assert abs(upper_bound(0, n) - 3 / n) < 0.1 * 3 / n
     assert upper_bound(5, 100) > 0.05
     assert np.isclose(upper_bound(0, 0), 1.0)
+
+
+def test_derived_scripts_pass_and_their_reordered_or_late_versions_fail() -> None:
+    """The genuine-session pairing (a script derived from what the person did) and the order / timing attacks
+    built from it, on a long synthetic performance with several blinks."""
+    from deepshield.liveness.attacks import too_late, wrong_order
+    from deepshield.liveness.corpus import derive_script
+    from deepshield.liveness.script import ChallengeScript, Step, random_flashes
+
+    rng = Random(8)
+    fl = random_flashes(rng, 0.6)
+    t0 = fl[-1].end_s + 0.4
+    steps = [Step("front", 0.0, t0)]
+    for k in range(4):
+        steps.append(Step("blink", t0 + 0.5 + 6.0 * k, t0 + 2.5 + 6.0 * k))
+    performed = ChallengeScript(tuple(steps), fl, steps[-1].end_s + 1.0)
+    track = follow(performed, delay_s=0.6)
+    derived = derive_script(track, Random(1), POLICY)
+    assert derived.kinds().count("blink") >= 3
+    assert ChallengeCompliance().evaluate(ctx(track, derived)).verdict == "pass"
+    late = too_late(derived, track, Random(2), POLICY)
+    swapped = wrong_order(derived, track, Random(3), POLICY)
+    assert late is not None and swapped is not None
+    assert ChallengeCompliance().evaluate(ctx(track, late)).verdict == "fail"
+    assert ChallengeCompliance().evaluate(ctx(track, swapped)).verdict == "fail"

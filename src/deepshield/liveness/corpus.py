@@ -114,8 +114,9 @@ def derive_script(track: SessionTrack, rng: Random, policy: LivenessPolicy | Non
         # A front step in the gap if the face is held frontal there.
         if start - t >= STEP_SECONDS["front"]:
             for a, b in fronts:
-                if a >= t and b <= start and b - a >= policy.front_hold_s + 0.1:
-                    fs = round(max(t, a - 0.3), 3)
+                lo, hi = max(a, t), min(b, start)
+                if hi - lo >= policy.front_hold_s + 0.2:
+                    fs = round(max(t, lo - 0.3), 3)
                     steps.append(Step("front", fs, round(min(start, fs + STEP_SECONDS["front"]), 3)))
                     break
         end = round(start + STEP_SECONDS[kind], 3)
