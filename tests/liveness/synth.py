@@ -13,7 +13,7 @@ FPS = 15.0
 
 def follow(script: ChallengeScript, delay_s: float = 0.5, flash_gain: float = 0.12, flash_on_bg: float = 0.0,
            flashes: ChallengeScript | None = None, seed: int = 0, order: list[int] | None = None,
-           late_s: float = 0.0) -> SessionTrack:
+           late_s: float = 0.0, added_light: float = 0.0, bg_scale: float = 1.0) -> SessionTrack:
     """A track of a person performing `script` (each move `delay_s` after its window opens), lit by the
     flashes of `flashes` (default: the same script). `order` permutes which step's move is made in which
     window; `late_s` delays every move."""
@@ -48,15 +48,15 @@ def follow(script: ChallengeScript, delay_s: float = 0.5, flash_gain: float = 0.
             m = (t >= a) & (t < a + 0.2)
             ear[m] = 0.08
     skin = np.array([150.0, 110.0, 90.0])
-    bgc = np.array([80.0, 90.0, 100.0])
+    bgc = np.array([80.0, 90.0, 100.0]) * bg_scale
     samples = []
     for i, ti in enumerate(t):
         light = np.zeros(3)
         for f in flashes.flashes:
             if f.start_s + 0.08 <= ti < f.end_s + 0.08:
                 light = np.asarray(FLASH_COLOURS[f.colour]) / 255.0
-        face = skin * (1 + flash_gain * light) + rng.normal(0, 0.4, 3)
-        bg = bgc * (1 + flash_on_bg * light) + rng.normal(0, 0.4, 3)
+        face = skin * (1 + flash_gain * light) + added_light * light + rng.normal(0, 0.4, 3)
+        bg = bgc * (1 + flash_on_bg * light) + added_light * light + rng.normal(0, 0.4, 3)
         if not has[i]:
             samples.append(Sample(t=float(ti), has_face=False))
             continue

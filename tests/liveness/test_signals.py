@@ -73,6 +73,13 @@ def test_no_flash_response_or_a_whole_frame_tint_fails_the_flash_signal(seed: in
     # A screen replay: the flash reflects off the replaying screen, face and background alike.
     tinted = follow(script, flash_gain=0.1, flash_on_bg=0.1, seed=seed)
     assert FlashResponse().evaluate(ctx(tinted, script)).verdict == "fail"
+    # The flashes reflecting off the glass of a replaying screen: the same light added everywhere. In
+    # log-chromaticity a face darker than the background changes more than it, so only the linear check
+    # catches it.
+    glass = follow(script, flash_gain=0.0, added_light=12.0, bg_scale=2.0, seed=seed)
+    r = FlashResponse().evaluate(ctx(glass, script))
+    assert r.verdict == "fail", r.evidence
+    assert r.evidence["log"]["amplitude"] > POLICY.flash_min_amplitude > r.evidence["linear"]["amplitude"]
 
 
 def test_replay_index_catches_frames_seen_before_and_ignores_new_ones() -> None:

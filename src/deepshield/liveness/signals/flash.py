@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.script import FLASH_COLOURS
-from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult, Verdict
+from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult
 
 
 def log_chroma(rgb: np.ndarray) -> np.ndarray:
@@ -30,15 +31,20 @@ def _nearest_colour(v: np.ndarray) -> str:
     return max(FLASH_COLOURS, key=lambda c: float(np.dot(v / n, expected_direction(c))))
 
 
-def flash_response(ctx: SignalContext) -> dict[str, object]:
-    """Per-flash face-minus-background chroma change, best latency, correlation and amplitude."""
+def flash_response(ctx: SignalContext, domain: str = "log") -> dict[str, object]:
+    """Per-flash face-minus-background chroma change, best latency, correlation and amplitude.
+
+    `log`: log-chromaticity, blind to exposure and white-balance gains that scale face and background alike.
+    `linear`: pixel values over the face's own level, blind to light *added* to the whole frame alike (the
+    flashes reflecting off the glass of a screen that replays a recording). The screen's light on a real face
+    is neither: it scales the face's reflectance and hardly reaches the background, so it shows in both.
+    """
     t, face, bg = ctx.track.colours()
     flashes = ctx.script.flashes
     p = ctx.policy
     ok = np.isfinite(face).all(axis=1) & np.isfinite(bg).all(axis=1)
     if not flashes or ok.sum() < 5:
         return {"usable": False}
-    rel = log_chroma(face) - log_chroma(bg)
     first, last = flashes[0].start_s, flashes[-1].end_s
     # Baseline: before the first flash, else just after the last one (plus the longest latency).
     pre = ok & (t < first)
@@ -46,6 +52,12 @@ def flash_response(ctx: SignalContext) -> dict[str, object]:
         pre = ok & (t > last + p.flash_max_latency_s + 0.1) & (t < last + 1.5)
     if pre.sum() < 2:
         return {"usable": False}
+    if domain == "log":
+        rel = log_chroma(face) - log_chroma(bg)
+    else:
+        level = max(1.0, float(np.median(face[pre].mean(axis=1))))
+        lin = np.nan_to_num(face - bg) / level
+        rel = lin - lin.mean(axis=1, keepdims=True)
     base = np.median(rel[pre], axis=0)
     noise = float(np.median(np.linalg.norm(rel[pre] - base, axis=1)))
     best: dict[str, object] = {"usable": False}
@@ -74,24 +86,44 @@ def flash_response(ctx: SignalContext) -> dict[str, object]:
     return best
 
 
+def _judge(r: dict[str, object], p: LivenessPolicy) -> str:
+    """pass, near (one flash off) or fail for one domain's response."""
+    if not r.get("usable"):
+        return "fail"
+    corr, amp = float(r["corr"]), float(r["amplitude"])  # type: ignore[arg-type]
+    seen, matched = int(r["flashes_seen"]), int(r["flashes_matched"])  # type: ignore[call-overload]
+    if corr < p.flash_min_corr or amp < p.flash_min_amplitude:
+        return "fail"
+    return "pass" if matched == seen else ("near" if matched == seen - 1 else "fail")
+
+
+def _rounded(r: dict[str, object]) -> dict[str, object]:
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
+
+
 class FlashResponse(LivenessSignal):
     name = "flash"
     weight = 2.0
 
     def evaluate(self, ctx: SignalContext) -> SignalResult:
         p = ctx.policy
-        r = flash_response(ctx)
-        if not r.get("usable"):
+        lg = flash_response(ctx, "log")
+        if not lg.get("usable"):
             return self.result("fail", 0.0, ["the face was not visible during the colour flashes"])
-        corr, amp = float(r["corr"]), float(r["amplitude"])  # type: ignore[arg-type]
-        seen, matched = int(r["flashes_seen"]), int(r["flashes_matched"])  # type: ignore[call-overload]
-        ev = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
-        if corr >= p.flash_min_corr and amp >= p.flash_min_amplitude and matched == seen:
+        ln = flash_response(ctx, "linear")
+        j_log, j_lin = _judge(lg, p), _judge(ln, p)
+        ev = {"log": _rounded(lg), "linear": _rounded(ln)}
+        corr = min(float(lg["corr"]), float(ln.get("corr", 0.0)))  # type: ignore[arg-type]
+        if j_log == "pass" and j_lin == "pass":
             return self.result("pass", min(1.0, 0.5 + corr / 2), [], **ev)
-        if amp < p.flash_min_amplitude:
+        if j_log in ("pass", "near") and j_lin in ("pass", "near"):
+            return self.result("review", max(0.0, corr) / 2, ["the face followed the flashed sequence but one "
+                                                              "flash did not match"], **ev)
+        if j_log != "fail":
+            reason = "the flashed colours reached the whole frame alike (a screen or a print reflecting them)"
+        elif float(lg["amplitude"]) < p.flash_min_amplitude:  # type: ignore[arg-type]
             reason = "the face did not take on the flashed colours"
         else:
-            reason = f"the face's colour did not follow the flashed sequence ({matched} of {seen} flashes)"
-        near = corr >= p.flash_min_corr and amp >= p.flash_min_amplitude and matched == seen - 1
-        verdict: Verdict = "review" if near else "fail"
-        return self.result(verdict, max(0.0, corr) / 2, [reason], **ev)
+            reason = (f"the face's colour did not follow the flashed sequence ({lg['flashes_matched']} of "
+                      f"{lg['flashes_seen']} flashes)")
+        return self.result("fail", max(0.0, corr) / 2, [reason], **ev)
