@@ -27,7 +27,7 @@ class LivenessPolicy:
     max_jump_widths: float = 0.6  # face centre jump between neighbouring samples, in face widths
     #: ID photo match, dlib ResNet euclidean distance: pass at or below match, fail above reject, review between.
     #: Set from impostor pairs (df_master + LFW) by `deepshield liveness calibrate-match`; see docs/liveness.md.
-    id_match_distance: float = 0.50
+    id_match_distance: float = 0.485
     id_reject_distance: float = 0.60
     replay_hamming: int = 6  # keyframe perceptual hashes this close count as the same frame
     replay_fail_fraction: float = 0.5
