@@ -40,6 +40,11 @@ def signals_for(content_type: ContentType) -> list[SignalType]:
     return [s for s in all_signals() if content_type in s.content_types]
 
 
+_loaded = False
+
+
 def _ensure_builtins() -> None:
-    if not _SIGNALS:
+    global _loaded
+    if not _loaded:
+        _loaded = True
         from deepshield.matching.signals import exact, pdq, vpdq  # noqa: F401  (modules register themselves)
