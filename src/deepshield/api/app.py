@@ -26,6 +26,7 @@ DOMAIN_ROUTERS = [
     "deepshield.api.routes.health",
     "deepshield.api.routes.scans",
     "deepshield.api.routes.pages",
+    "deepshield.api.routes.matching",
 ]
 
 
