@@ -5,12 +5,15 @@
   python benchmarks/matching.py --sections robustness,hashing --videos 6
 
 Sections
-  index       exact lookups with planted near-duplicates (distance 25-31): recall, queries/s on one core beside
+  index       exact lookups with planted near-duplicates (distance 25-31): recall, queries/s on one core
+             beside
               FAISS IndexBinaryFlat (one thread), memory per hash, time from add to first match.
-  hashing     photos/s on one core: our hasher (open_media + fast path) beside pdqhash on fully decoded images,
+  hashing     photos/s on one core: our hasher (open_media + fast path) beside pdqhash on fully decoded
+              images,
               and the fast path's largest distance from the full-resolution hash.
   robustness  match rate at the default threshold after edits of the shared real photos (plain PDQ, HMA's
-              matcher, beside PDQ with the 8 rotation/flip variants) and false matches between different photos;
+              matcher, beside PDQ with the 8 rotation/flip variants) and false matches between different
+              photos;
               the same for videos (vPDQ beside file MD5, which is all StopNCII sends for video).
 """
 
@@ -97,7 +100,9 @@ def bench_index(sizes: list[int], n_queries: int, faiss_queries: int, seed: int 
         t0 = time.perf_counter()
         lims, _, fids = fidx.range_search(fq, 32)  # FAISS's radius is strict (<)
         faiss_s = time.perf_counter() - t0
-        faiss_recall = np.mean([t in set(fids[lims[i] : lims[i + 1]].tolist()) for i, t in enumerate(targets[:faiss_queries])])
+        faiss_recall = np.mean(
+            [t in set(fids[lims[i] : lims[i + 1]].tolist()) for i, t in enumerate(targets[:faiss_queries])]
+        )
         same = all(
             np.array_equal(np.sort(fids[lims[i] : lims[i + 1]]), found[i]) for i in range(faiss_queries)
         )
@@ -133,15 +138,25 @@ def bench_index(sizes: list[int], n_queries: int, faiss_queries: int, seed: int 
         print(f"build (start-up load)      : {build_s:.1f} s")
         print(f"recall (planted)           : ours {recall:.1%}   FAISS IndexBinaryFlat {faiss_recall:.1%}")
         print(f"exact vs brute force/FAISS : {exact_ok and same}")
-        print(f"queries/s, one core        : ours {ours_qps:,.0f}   FAISS IndexBinaryFlat 1 thread {faiss_qps:,.1f}"
-              f"   ratio {ours_qps / faiss_qps:.1f}x")
-        print(f"memory                     : index arrays {st['memory_bytes'] / 2**20:,.0f} MiB "
-              f"({st['memory_bytes'] / n:.0f} B/hash), RSS growth {rss_idx:,.0f} MiB; "
-              f"FAISS flat {fidx.ntotal * 32 / 2**20:,.0f} MiB")
-        print(f"add -> first match         : median {statistics.median(lat) * 1e3:.2f} ms, max {max(lat) * 1e3:.2f} ms "
-              f"(HMA: next index build, every 60 s)")
-        print(f"single adds                : {add_rate:,.0f}/s; queries/s after 20k adds {after_qps:,.0f}; "
-              f"segments {idx.stats()['segments']}")
+        print(
+            f"queries/s, one core        : ours {ours_qps:,.0f}   "
+            f"FAISS IndexBinaryFlat 1 thread {faiss_qps:,.1f}"
+            f"   ratio {ours_qps / faiss_qps:.1f}x"
+        )
+        print(
+            f"memory                     : index arrays {st['memory_bytes'] / 2**20:,.0f} MiB "
+            f"({st['memory_bytes'] / n:.0f} B/hash), RSS growth {rss_idx:,.0f} MiB; "
+            f"FAISS flat {fidx.ntotal * 32 / 2**20:,.0f} MiB"
+        )
+        print(
+            f"add -> first match         : median {statistics.median(lat) * 1e3:.2f} ms, "
+            f"max {max(lat) * 1e3:.2f} ms "
+            f"(HMA: next index build, every 60 s)"
+        )
+        print(
+            f"single adds                : {add_rate:,.0f}/s; queries/s after 20k adds {after_qps:,.0f}; "
+            f"segments {idx.stats()['segments']}"
+        )
         print(f"removal visible at once    : {removed_ok}")
         del idx, fidx, codes
         gc.collect()
@@ -183,8 +198,10 @@ def bench_hashing() -> None:
         a = pdq_from_rgb(load_rgb(m, fast=False)).hash
         b = pdq_from_rgb(load_rgb(m, fast=True)).hash
         worst = max(worst, (int(a, 16) ^ int(b, 16)).bit_count())
-    print(f"photos/s                   : ours {len(files) / ours_s:.1f}   pdqhash on fully decoded images "
-          f"{len(files) / base_s:.1f}   ratio {base_s / ours_s:.2f}x")
+    print(
+        f"photos/s                   : ours {len(files) / ours_s:.1f}   pdqhash on fully decoded images "
+        f"{len(files) / base_s:.1f}   ratio {base_s / ours_s:.2f}x"
+    )
     print(f"fast path worst drift      : {worst} bits from the full-resolution hash (bar: 10)")
 
 
@@ -207,7 +224,12 @@ def _edits():
 
     def crop(frac):
         return lambda im: im.crop(
-            (int(im.width * frac), int(im.height * frac), im.width - int(im.width * frac), im.height - int(im.height * frac))
+            (
+                int(im.width * frac),
+                int(im.height * frac),
+                im.width - int(im.width * frac),
+                im.height - int(im.height * frac),
+            )
         )
 
     def text(im):
@@ -276,9 +298,14 @@ def bench_robustness_photos() -> None:
             if min(hamming(v, hashes[j]) for v in variants[i]) <= 31:
                 var_fp.append((bases[i][0], bases[j][0]))
     pairs = len(bases) * (len(bases) - 1) // 2
-    print(f"false matches between different files ({pairs} pairs): plain {len(plain_fp)}, with variants {len(var_fp)}")
+    print(
+        f"false matches between different files ({pairs} pairs): plain {len(plain_fp)}, "
+        f"with variants {len(var_fp)}"
+    )
+    names = [x[0] for x in bases]
     for a, b in sorted(set(plain_fp) | set(var_fp)):
-        print(f"   {a} ~ {b}  (distance {min(hamming(v, hashes[[x[0] for x in bases].index(b)]) for v in variants[[x[0] for x in bases].index(a)])})")
+        d = min(hamming(v, hashes[names.index(b)]) for v in variants[names.index(a)])
+        print(f"   {a} ~ {b}  (distance {d})")
 
 
 def bench_robustness_videos(max_videos: int) -> None:
@@ -287,7 +314,9 @@ def bench_robustness_videos(max_videos: int) -> None:
     from deepshield.media import open_media
 
     vids = sorted((FACES / "real_videos").glob("*.mp4"))[:max_videos]
-    print(f"\n== Robustness, videos: {len(vids)} shared real videos, vPDQ at 1 frame/s, frame threshold 31 ==")
+    print(
+        f"\n== Robustness, videos: {len(vids)} shared real videos, vPDQ at 1 frame/s, frame threshold 31 =="
+    )
     edits = {
         "re-encode 150 kbit/s": ["-c:v", "libx264", "-b:v", "150k", "-an"],
         "resize 0.5x": ["-vf", "scale=trunc(iw/4)*2:trunc(ih/4)*2", "-c:v", "libx264", "-crf", "23", "-an"],
@@ -297,7 +326,9 @@ def bench_robustness_videos(max_videos: int) -> None:
     with tempfile.TemporaryDirectory() as td:
         for v in vids:
             base[v.name] = (hash_video(open_media(v)), file_digest(str(v), "md5"))
-        print(f"{'edit':22s} {'MD5 (StopNCII)':>15s} {'vPDQ':>8s} {'median query%':>14s} {'median bank%':>13s}")
+        print(
+            f"{'edit':22s} {'MD5 (StopNCII)':>15s} {'vPDQ':>8s} {'median query%':>14s} {'median bank%':>13s}"
+        )
         for name, args in edits.items():
             hits_md5 = hits = 0
             qf, bf = [], []
@@ -306,8 +337,24 @@ def bench_robustness_videos(max_videos: int) -> None:
                 dur = open_media(v).info.duration_s or 0
                 if args is None:
                     start = max(0.0, dur / 2 - 2.5)
-                    cmd = ["ffmpeg", "-v", "error", "-y", "-ss", f"{start:.2f}", "-i", str(v), "-t", "5",
-                           "-c:v", "libx264", "-crf", "23", "-an", str(out)]
+                    cmd = [
+                        "ffmpeg",
+                        "-v",
+                        "error",
+                        "-y",
+                        "-ss",
+                        f"{start:.2f}",
+                        "-i",
+                        str(v),
+                        "-t",
+                        "5",
+                        "-c:v",
+                        "libx264",
+                        "-crf",
+                        "23",
+                        "-an",
+                        str(out),
+                    ]
                 else:
                     cmd = ["ffmpeg", "-v", "error", "-y", "-i", str(v), *args, str(out)]
                 subprocess.run(cmd, check=True)
@@ -318,8 +365,10 @@ def bench_robustness_videos(max_videos: int) -> None:
                 qf.append(m.query_fraction)
                 bf.append(m.bank_fraction)
             n = len(vids)
-            print(f"{name:22s} {hits_md5 / n:>15.1%} {hits / n:>8.1%} {100 * statistics.median(qf):>13.0f}% "
-                  f"{100 * statistics.median(bf):>12.0f}%")
+            print(
+                f"{name:22s} {hits_md5 / n:>15.1%} {hits / n:>8.1%} {100 * statistics.median(qf):>13.0f}% "
+                f"{100 * statistics.median(bf):>12.0f}%"
+            )
     names = list(base)
     fps = []
     for i in range(len(names)):
@@ -341,8 +390,10 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=24, help="how many shared videos the robustness table uses")
     a = ap.parse_args()
     sections = set(a.sections.split(","))
-    print(f"matching benchmark: sections={sorted(sections)} sizes={a.sizes} queries={a.queries} "
-          f"faiss_queries={a.faiss_queries} cpu_count={os.cpu_count()}")
+    print(
+        f"matching benchmark: sections={sorted(sections)} sizes={a.sizes} queries={a.queries} "
+        f"faiss_queries={a.faiss_queries} cpu_count={os.cpu_count()}"
+    )
     if "index" in sections:
         bench_index([int(s) for s in a.sizes.split(",") if s], a.queries, a.faiss_queries)
     if "hashing" in sections:

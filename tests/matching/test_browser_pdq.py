@@ -16,8 +16,15 @@ from deepshield.matching.signals.pdq import load_rgb, pdq_from_rgb
 from deepshield.media import open_media
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 STATIC = Path(deepshield.api.__file__).parent / "static"
 ORIGIN = "http://deepshield.test"
 
@@ -33,9 +40,11 @@ def test_browser_pdq_matches_python_on_every_real_photo(real_photos: list[Path])
     def handle(route: Any, request: Any) -> None:
         if request.method == "POST":
             posted.append(request.post_data_buffer or b"")
-            route.fulfill(status=201, content_type="application/json", body=json.dumps({"added": 1, "ids": []}))
+            route.fulfill(
+                status=201, content_type="application/json", body=json.dumps({"added": 1, "ids": []})
+            )
             return
-        rel = request.url[len(ORIGIN) + len("/static/"):].split("?")[0]
+        rel = request.url[len(ORIGIN) + len("/static/") :].split("?")[0]
         route.fulfill(path=str(STATIC / rel))
 
     with sync_api.sync_playwright() as p:
@@ -63,7 +72,10 @@ def test_browser_pdq_matches_python_on_every_real_photo(real_photos: list[Path])
         worst_full = max(worst_full, hamming(r["hash"], full.hash))
         worst_server = max(worst_server, hamming(r["hash"], server.hash))
         assert abs(r["quality"] - full.quality) <= 5, f.name
-    print(f"browser vs Python PDQ: worst {worst_full} bits (full decode), {worst_server} bits (server fast path)")
+    print(
+        f"browser vs Python PDQ: worst {worst_full} bits (full decode), "
+        f"{worst_server} bits (server fast path)"
+    )
     assert worst_full <= 10 and worst_server <= 10
     # What left the browser: the hashes and their quality, nothing else (no pixels, no file names).
     assert len(posted) == 1

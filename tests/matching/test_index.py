@@ -37,7 +37,7 @@ def test_planted_near_duplicates_found_exactly() -> None:
     codes = _random(60_000, rng)
     idx = HammingIndex()
     idx.add_many(codes, np.arange(len(codes)))
-    for i, d in enumerate(range(25, 32)):
+    for _i, d in enumerate(range(25, 32)):
         for rep in range(4):
             t = int(rng.integers(len(codes)))
             q = _flip(codes[t], d, rng)

@@ -28,7 +28,9 @@ def _flip(h: str, n: int, seed: int = 0) -> str:
 H = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
 
 
-def test_bank_lifecycle_and_withdrawal(match_settings: Settings, real_photos: list[Path], tmp_path: Path) -> None:
+def test_bank_lifecycle_and_withdrawal(
+    match_settings: Settings, real_photos: list[Path], tmp_path: Path
+) -> None:
     st = match_settings
     with session_scope(st) as s:
         svc.create_bank(s, "NCII")
@@ -37,10 +39,19 @@ def test_bank_lifecycle_and_withdrawal(match_settings: Settings, real_photos: li
             svc.create_bank(s, "NCII")
         with pytest.raises(svc.InvalidBank):
             svc.create_bank(s, "lower case")
-        e1 = svc.add_file(s, "NCII", real_photos[0], svc.EntryMeta(source="report", case_id="C1", added_by="ana",
-                                                                   note="first"))
-        svc.add_hash(s, "OTHER", "pdq", pdq_from_rgb(np.asarray(Image.open(real_photos[0]).convert("RGB"))).hash,
-                     svc.EntryMeta(case_id="C1"))
+        e1 = svc.add_file(
+            s,
+            "NCII",
+            real_photos[0],
+            svc.EntryMeta(source="report", case_id="C1", added_by="ana", note="first"),
+        )
+        svc.add_hash(
+            s,
+            "OTHER",
+            "pdq",
+            pdq_from_rgb(np.asarray(Image.open(real_photos[0]).convert("RGB"))).hash,
+            svc.EntryMeta(case_id="C1"),
+        )
         svc.add_file(s, "NCII", real_photos[3], svc.EntryMeta(case_id="C2"))
     assert set(e1.signals) == {"pdq", "md5", "sha256"}
     # A JPEG re-encode of the banked photo matches, with the entry's metadata.
@@ -135,7 +146,9 @@ def test_export_import_round_trip(match_settings: Settings) -> None:
         b = svc.get_bank(s, "DST")
         assert b.threshold == 20 and b.entries == 2
         entries = svc.list_entries(s, "DST")
-        assert entries[0].case_id == "C9" and entries[0].note == "n" and entries[1].signals == {"md5": "a" * 32}
+        assert (
+            entries[0].case_id == "C9" and entries[0].note == "n" and entries[1].signals == {"md5": "a" * 32}
+        )
     bad = buf.getvalue().replace(H, "nothex")
     with session_scope(st) as s, pytest.raises(Exception, match="line 2"):
         svc.import_bank(s, io.StringIO(bad), "BAD")

@@ -1,4 +1,4 @@
-"""Signal types on real media: PDQ as python-threatexchange writes it, the fast path's drift, variants, vPDQ."""
+"""Signal types on real media: PDQ as python-threatexchange writes it, fast-path drift, variants, vPDQ."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def test_pdq_hex_is_threatexchange_form(real_photos: list[Path]) -> None:
     rgb = np.asarray(ImageOps.exif_transpose(Image.open(f)).convert("RGB"))
     bits, quality = pdqhash.compute(rgb)
     # python-threatexchange: the bit vector read as one binary number, written as 64 lowercase hex digits.
-    expected = "%064x" % int("".join(str(int(b)) for b in bits), 2)
+    expected = "{:064x}".format(int("".join(str(int(b)) for b in bits), 2))
     h = get_signal("pdq").hash_media(open_media(f))
     assert h.value == expected or hamming(h.value, expected) <= 10  # the fast path may shift a few bits
     assert pdq_from_rgb(rgb).hash == expected and h.quality == quality
@@ -67,8 +67,29 @@ def test_exact_signals_and_aliases(real_photos: list[Path]) -> None:
 def test_vpdq_clip_matches_and_other_video_does_not(faces: Path, tmp_path: Path) -> None:
     a, b = faces / "real_videos" / "vr_face1.mp4", faces / "real_videos" / "lp_d18.mp4"
     clip = tmp_path / "clip.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", "1", "-i", str(a), "-t", "3", "-vf",
-                    "scale=trunc(iw/4)*2:trunc(ih/4)*2", "-c:v", "libx264", "-crf", "28", "-an", str(clip)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-ss",
+            "1",
+            "-i",
+            str(a),
+            "-t",
+            "3",
+            "-vf",
+            "scale=trunc(iw/4)*2:trunc(ih/4)*2",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "28",
+            "-an",
+            str(clip),
+        ],
+        check=True,
+    )
     fa, fb, fc = hash_video(open_media(a)), hash_video(open_media(b)), hash_video(open_media(clip))
     m = compare_frames(fc, fa)
     assert m.matched and m.query_fraction >= 0.8

@@ -51,7 +51,7 @@ def words_to_hex(words: np.ndarray) -> str:
 
 
 def bits_to_hex(bits: np.ndarray) -> str:
-    """A 256-element 0/1 vector (pdqhash's output order) -> hex, exactly as python-threatexchange writes it."""
+    """A 256-element 0/1 vector (pdqhash's order) -> hex, exactly as python-threatexchange writes it."""
     return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()
 
 

@@ -17,8 +17,9 @@ from deepshield.errors import DeepshieldError
 from deepshield.matching import service as svc
 from deepshield.store.db import session_scope, upgrade_schema
 
-bank_app = typer.Typer(help="Hash banks: create, list, add and remove content, import and export.",
-                       no_args_is_help=True)
+bank_app = typer.Typer(
+    help="Hash banks: create, list, add and remove content, import and export.", no_args_is_help=True
+)
 console = Console(stderr=True)
 
 
@@ -31,15 +32,24 @@ def _files(paths: list[Path]) -> Iterator[Path]:
 
 
 def _progress(what: str, total: int) -> Progress:
-    return Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.description}"), console=console, disable=total == 0)
+    return Progress(
+        TextColumn(f"[bold]{what}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        disable=total == 0,
+    )
 
 
 def hash_cmd(
     paths: Annotated[list[Path], typer.Argument(help="photos, videos or folders")],
-    types: Annotated[str | None, typer.Option("--types", help="comma-separated signal types (default: all)")] = None,
+    types: Annotated[
+        str | None, typer.Option("--types", help="comma-separated signal types (default: all)")
+    ] = None,
 ) -> None:
-    """Print the hashes of each file as one JSON object per line (hex, as python-threatexchange writes them)."""
+    """Print each file's hashes as one JSON object per line (hex, as python-threatexchange writes them)."""
     files = list(_files(paths))
     failed = 0
     with _progress("hashing", len(files)) as progress:
@@ -75,15 +85,21 @@ def _match_line(r: dict[str, Any]) -> str:
             extra = f" query {v['query_fraction']:.0%} bank {v['bank_fraction']:.0%} at {v['query_ranges']}"
         case = f" case {m['entry']['case_id']}" if m["entry"].get("case_id") else ""
         review = " [yellow]review[/yellow]" if m["needs_review"] else ""
-        parts.append(f"{m['bank']}#{m['entry_id']} {m['signal_type']} d={m['distance']:g}{extra}{case}{review}")
+        parts.append(
+            f"{m['bank']}#{m['entry_id']} {m['signal_type']} d={m['distance']:g}{extra}{case}{review}"
+        )
     return f"[red]MATCH[/red] {r['path']}: " + "; ".join(parts)
 
 
 def match_cmd(
     paths: Annotated[list[Path], typer.Argument(help="photos, videos or folders")],
-    bank: Annotated[list[str] | None, typer.Option("--bank", help="restrict to these banks (repeatable)")] = None,
+    bank: Annotated[
+        list[str] | None, typer.Option("--bank", help="restrict to these banks (repeatable)")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="one JSON object per file on stdout")] = False,
-    no_variants: Annotated[bool, typer.Option("--no-variants", help="skip PDQ rotation/flip variants")] = False,
+    no_variants: Annotated[
+        bool, typer.Option("--no-variants", help="skip PDQ rotation/flip variants")
+    ] = False,
 ) -> None:
     """Look files up in the banks. Exit code 3 if anything matched, 1 if a file failed, else 0."""
     upgrade_schema()
@@ -124,8 +140,9 @@ def bank_create(
 ) -> None:
     upgrade_schema()
     with session_scope() as s:
-        b = svc.create_bank(s, name, threshold=threshold, negative=negative, description=description,
-                            enabled=not disabled)
+        b = svc.create_bank(
+            s, name, threshold=threshold, negative=negative, description=description, enabled=not disabled
+        )
     typer.echo(f"created bank {b.name}" + (" (negative)" if b.is_negative else ""))
 
 
@@ -139,8 +156,14 @@ def bank_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> None
         return
     t = Table("name", "entries", "enabled", "threshold", "negative", "description")
     for b in banks:
-        t.add_row(b.name, str(b.entries), f"{b.enabled_ratio:g}", str(b.threshold or "default"),
-                  "yes" if b.is_negative else "", b.description or "")
+        t.add_row(
+            b.name,
+            str(b.entries),
+            f"{b.enabled_ratio:g}",
+            str(b.threshold or "default"),
+            "yes" if b.is_negative else "",
+            b.description or "",
+        )
     Console().print(t)
 
 
@@ -172,8 +195,14 @@ def bank_set(
     """Change a bank's threshold, kind or name."""
     upgrade_schema()
     with session_scope() as s:
-        b = svc.update_bank(s, name, threshold=threshold, clear_threshold=default_threshold, negative=negative,
-                            new_name=rename)
+        b = svc.update_bank(
+            s,
+            name,
+            threshold=threshold,
+            clear_threshold=default_threshold,
+            negative=negative,
+            new_name=rename,
+        )
     typer.echo(json.dumps(b.to_dict()))
 
 
@@ -212,7 +241,9 @@ def bank_add(
                 with session_scope() as s:
                     e = svc.add_file(s, name, f, _meta(source, case, added_by, note))
                 low = " [yellow](low PDQ quality)[/yellow]" if e.low_quality else ""
-                progress.console.print(f"banked {f} as entry {e.id}: {', '.join(e.signals)}{low}", highlight=False)
+                progress.console.print(
+                    f"banked {f} as entry {e.id}: {', '.join(e.signals)}{low}", highlight=False
+                )
             except DeepshieldError as err:
                 if isinstance(err, svc.BankNotFound):
                     raise
@@ -251,7 +282,9 @@ def bank_show(name: str, limit: Annotated[int, typer.Option(min=1)] = 20) -> Non
 @bank_app.command("remove")
 def bank_remove(
     entry_ids: Annotated[list[int] | None, typer.Argument(help="entry ids")] = None,
-    case: Annotated[str | None, typer.Option("--case", help="remove every entry of this case, in every bank")] = None,
+    case: Annotated[
+        str | None, typer.Option("--case", help="remove every entry of this case, in every bank")
+    ] = None,
 ) -> None:
     """Remove entries by id, or everything of a case (a victim's withdrawal)."""
     upgrade_schema()
@@ -276,7 +309,9 @@ def bank_export(name: str, out: Annotated[Path, typer.Argument(help="file to wri
 @bank_app.command("import")
 def bank_import(
     src: Annotated[Path, typer.Argument(help="a bank file (docs/bank-format.md)")],
-    name: Annotated[str | None, typer.Option("--into", help="bank to import into (default: name in file)")] = None,
+    name: Annotated[
+        str | None, typer.Option("--into", help="bank to import into (default: name in file)")
+    ] = None,
 ) -> None:
     upgrade_schema()
     if not src.is_file():

@@ -65,7 +65,7 @@ def _masks(width: int, radius: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=256)
 def _prefix_masks(width: int, shift: int, radius: int) -> np.ndarray:
-    """The distinct top-(width - shift)-bit parts of those masks: a bucket keyed on a prefix is probed once."""
+    """The distinct top-(width - shift)-bit parts of those masks: each prefix bucket is probed once."""
     return np.unique(_masks(width, radius) >> np.uint32(shift))
 
 
@@ -95,10 +95,10 @@ class _Segment:
             rows_parts.append((order + lo).astype(np.int32))
             nb = 1 << (width - shift)
             counts = np.bincount(vals >> np.uint32(shift), minlength=nb)
-            offsets = np.empty(nb + 1, dtype=offset_dtype)
-            offsets[0] = c * n
+            offsets: np.ndarray = np.empty(nb + 1, dtype=offset_dtype)
+            offsets[0] = 0
             np.cumsum(counts, out=offsets[1:])
-            offsets[1:] += c * n
+            offsets = offsets + np.asarray(c * n, dtype=offset_dtype)
             # Chunk c's last entry equals chunk c + 1's first, so keep it only for the final chunk.
             off_parts.append(offsets[:-1] if c < len(layout) - 1 else offsets)
             self.shifts.append(shift)
@@ -194,7 +194,11 @@ class HammingIndex:
         """Bytes of the arrays behind the index at their current (over-allocated) capacity."""
         with self._lock:
             fixed = (
-                self._codes.nbytes + self._keys.nbytes + self._groups.nbytes + self._aux.nbytes + self._alive.nbytes
+                self._codes.nbytes
+                + self._keys.nbytes
+                + self._groups.nbytes
+                + self._aux.nbytes
+                + self._alive.nbytes
             )
             return int(fixed + sum(s.nbytes() for s in self._segments))
 
@@ -321,7 +325,9 @@ class HammingIndex:
             radius = threshold // self._m
             if self._segments and radius <= 3:
                 qint = int.from_bytes(q.astype(">u8").tobytes(), "big")
-                qvals = np.array([(qint >> (256 - o - w)) & ((1 << w) - 1) for o, w in self._layout], dtype=np.int64)
+                qvals = np.array(
+                    [(qint >> (256 - o - w)) & ((1 << w) - 1) for o, w in self._layout], dtype=np.int64
+                )
                 for seg in self._segments:
                     cand = seg.candidates(qvals, radius)
                     if cand.size:

@@ -207,16 +207,27 @@ def create_bank(
     ratio = enabled_ratio if enabled_ratio is not None else (1.0 if enabled else 0.0)
     if not 0.0 <= ratio <= 1.0:
         raise InvalidBank("enabled_ratio must be between 0 and 1")
-    b = MatchBank(name=name, description=description, threshold=threshold, is_negative=negative,
-                  enabled_ratio=ratio, created_at=utcnow())
+    b = MatchBank(
+        name=name,
+        description=description,
+        threshold=threshold,
+        is_negative=negative,
+        enabled_ratio=ratio,
+        created_at=utcnow(),
+    )
     session.add(b)
     session.flush()
     return _bank_info(b)
 
 
 def list_banks(session: Session) -> list[BankInfo]:
-    counts = dict(session.execute(select(MatchEntry.bank_id, func.count()).group_by(MatchEntry.bank_id)).all())
-    return [_bank_info(b, int(counts.get(b.id, 0))) for b in session.scalars(select(MatchBank).order_by(MatchBank.name))]
+    counts = dict(
+        session.execute(select(MatchEntry.bank_id, func.count()).group_by(MatchEntry.bank_id)).all()
+    )
+    return [
+        _bank_info(b, int(counts.get(b.id, 0)))
+        for b in session.scalars(select(MatchBank).order_by(MatchBank.name))
+    ]
 
 
 def get_bank(session: Session, name: str) -> BankInfo:
@@ -274,10 +285,18 @@ def _log_removals(session: Session, rows: Iterable[tuple[int, str]]) -> int:
 def delete_bank(session: Session, name: str) -> int:
     """Delete a bank and everything in it; returns how many entries went."""
     b = _get_bank(session, name)
-    _log_removals(session, [(sid, st) for sid, st in session.execute(
-        select(MatchSignal.id, MatchSignal.signal_type).where(MatchSignal.bank_id == b.id))])
+    _log_removals(
+        session,
+        [
+            (sid, st)
+            for sid, st in session.execute(
+                select(MatchSignal.id, MatchSignal.signal_type).where(MatchSignal.bank_id == b.id)
+            )
+        ],
+    )
     session.execute(delete(MatchSignal).where(MatchSignal.bank_id == b.id))
-    n = session.execute(delete(MatchEntry).where(MatchEntry.bank_id == b.id)).rowcount or 0
+    n = session.scalar(select(func.count()).select_from(MatchEntry).where(MatchEntry.bank_id == b.id)) or 0
+    session.execute(delete(MatchEntry).where(MatchEntry.bank_id == b.id))
     session.delete(b)
     session.flush()
     return int(n)
@@ -340,7 +359,9 @@ def add_signals(
     for st_name, value in clean.items():
         q = (qualities or {}).get(st_name)
         low |= st_name == "pdq" and q is not None and q < PDQ_MIN_QUALITY
-        s = MatchSignal(entry_id=e.id, bank_id=b.id, signal_type=st_name, value=value, value_key=value[:64], quality=q)
+        s = MatchSignal(
+            entry_id=e.id, bank_id=b.id, signal_type=st_name, value=value, value_key=value[:64], quality=q
+        )
         session.add(s)
         session.flush()
         session.add(MatchIndexLog(op="add", signal_id=s.id, signal_type=st_name, created_at=utcnow()))
@@ -348,7 +369,9 @@ def add_signals(
     return _entry_info(e, b.name, clean, low)
 
 
-def add_hash(session: Session, bank: str, signal_type: str, value: str, meta: EntryMeta | None = None) -> EntryInfo:
+def add_hash(
+    session: Session, bank: str, signal_type: str, value: str, meta: EntryMeta | None = None
+) -> EntryInfo:
     return add_signals(session, bank, {signal_type: value}, meta)
 
 
@@ -385,8 +408,13 @@ def add_file(session: Session, bank: str, path: str | Path, meta: EntryMeta | No
             meta.content_type = ct.value if ct else None
     finally:
         media.close()
-    return add_signals(session, bank, {k: v.value for k, v in hashes.items()}, meta,
-                       {k: v.quality for k, v in hashes.items()})
+    return add_signals(
+        session,
+        bank,
+        {k: v.value for k, v in hashes.items()},
+        meta,
+        {k: v.quality for k, v in hashes.items()},
+    )
 
 
 def _entry_signals(session: Session, entry_ids: list[int]) -> dict[int, dict[str, str]]:
@@ -403,8 +431,9 @@ def _entry_signals(session: Session, entry_ids: list[int]) -> dict[int, dict[str
 
 def get_entry(session: Session, entry_id: int, bank: str | None = None) -> EntryInfo:
     row = session.execute(
-        select(MatchEntry, MatchBank.name).join(MatchBank, MatchBank.id == MatchEntry.bank_id).where(
-            MatchEntry.id == entry_id)
+        select(MatchEntry, MatchBank.name)
+        .join(MatchBank, MatchBank.id == MatchEntry.bank_id)
+        .where(MatchEntry.id == entry_id)
     ).first()
     if row is None or (bank is not None and row[1] != bank):
         raise EntryNotFound(f"no entry {entry_id}" + (f" in bank {bank!r}" if bank else ""))
@@ -413,8 +442,15 @@ def get_entry(session: Session, entry_id: int, bank: str | None = None) -> Entry
 
 def list_entries(session: Session, bank: str, limit: int = 100, offset: int = 0) -> list[EntryInfo]:
     b = _get_bank(session, bank)
-    entries = list(session.scalars(
-        select(MatchEntry).where(MatchEntry.bank_id == b.id).order_by(MatchEntry.id).limit(limit).offset(offset)))
+    entries = list(
+        session.scalars(
+            select(MatchEntry)
+            .where(MatchEntry.bank_id == b.id)
+            .order_by(MatchEntry.id)
+            .limit(limit)
+            .offset(offset)
+        )
+    )
     sigs = _entry_signals(session, [e.id for e in entries])
     return [_entry_info(e, b.name, sigs[e.id]) for e in entries]
 
@@ -435,8 +471,15 @@ def _remove_entries(session: Session, entry_ids: list[int]) -> int:
         return 0
     for i in range(0, len(entry_ids), 900):
         chunk = entry_ids[i : i + 900]
-        _log_removals(session, [(sid, st) for sid, st in session.execute(
-            select(MatchSignal.id, MatchSignal.signal_type).where(MatchSignal.entry_id.in_(chunk)))])
+        _log_removals(
+            session,
+            [
+                (sid, st)
+                for sid, st in session.execute(
+                    select(MatchSignal.id, MatchSignal.signal_type).where(MatchSignal.entry_id.in_(chunk))
+                )
+            ],
+        )
         session.execute(delete(MatchSignal).where(MatchSignal.entry_id.in_(chunk)))
         session.execute(delete(MatchEntry).where(MatchEntry.id.in_(chunk)))
     session.flush()
@@ -497,15 +540,22 @@ def _indexes(session: Session, settings: Settings | None) -> MatchIndexes:
 def _finish(
     session: Session, view: _BankView, raw: list[tuple[int, int, float, dict[str, Any]]], signal_type: str
 ) -> tuple[list[Match], list[Match]]:
-    """Attach entry metadata, drop disabled entries, apply negative banks. raw = (signal id, bank, dist, extra)."""
+    """Attach entry metadata, drop disabled entries, apply negative banks.
+
+    raw = (signal id, bank id, distance, extra).
+    """
     if not raw:
         return [], []
     sids = [r[0] for r in raw]
     entry_of = {
         sid: eid
-        for sid, eid in session.execute(select(MatchSignal.id, MatchSignal.entry_id).where(MatchSignal.id.in_(sids)))
+        for sid, eid in session.execute(
+            select(MatchSignal.id, MatchSignal.entry_id).where(MatchSignal.id.in_(sids))
+        )
     }
-    entries = {e.id: e for e in session.scalars(select(MatchEntry).where(MatchEntry.id.in_(set(entry_of.values()))))}
+    entries = {
+        e.id: e for e in session.scalars(select(MatchEntry).where(MatchEntry.id.in_(set(entry_of.values()))))
+    }
     now = int(time.time())
     positives: list[Match] = []
     negatives: list[Match] = []
@@ -519,9 +569,17 @@ def _finish(
         info = _entry_info(e, bank.name, {})
         meta = {k: v for k, v in info.to_dict().items() if k not in ("signals", "low_quality", "bank", "id")}
         m = Match(
-            bank=bank.name, bank_id=bank_id, entry_id=e.id, signal_id=sid, signal_type=signal_type, distance=dist,
-            threshold=thr, needs_review=signal_type in ("pdq", "vpdq") and dist > thr - REVIEW_MARGIN,
-            entry=meta, variant=extra.get("variant"), video=extra.get("video"),
+            bank=bank.name,
+            bank_id=bank_id,
+            entry_id=e.id,
+            signal_id=sid,
+            signal_type=signal_type,
+            distance=dist,
+            threshold=thr,
+            needs_review=signal_type in ("pdq", "vpdq") and dist > thr - REVIEW_MARGIN,
+            entry=meta,
+            variant=extra.get("variant"),
+            video=extra.get("video"),
         )
         (negatives if bank.is_negative else positives).append(m)
     kept: list[Match] = []
@@ -529,7 +587,11 @@ def _finish(
     best_neg = min(negatives, key=lambda m: m.distance) if negatives else None
     for m in sorted(positives, key=lambda m: (m.distance, m.bank, m.entry_id)):
         if best_neg is not None and best_neg.distance < m.distance:
-            m.suppressed_by = {"bank": best_neg.bank, "entry_id": best_neg.entry_id, "distance": best_neg.distance}
+            m.suppressed_by = {
+                "bank": best_neg.bank,
+                "entry_id": best_neg.entry_id,
+                "distance": best_neg.distance,
+            }
             suppressed.append(m)
         else:
             kept.append(m)
@@ -571,10 +633,23 @@ def lookup_signal(
         frames = parse_vpdq(value if isinstance(value, str) else value[0])
         for vh in idx.vpdq.search(frames, view.max_threshold, view.group_thresholds):
             m = vh.match
-            raw.append((vh.key, vh.group, round(1.0 - max(m.query_fraction, m.bank_fraction), 4), {"video": {
-                "query_fraction": m.query_fraction, "bank_fraction": m.bank_fraction,
-                "query_ranges": m.query_ranges, "bank_ranges": m.bank_ranges,
-                "matched_frames": m.matched_frames, "best_frame_distance": m.best_frame_distance}}))
+            raw.append(
+                (
+                    vh.key,
+                    vh.group,
+                    round(1.0 - max(m.query_fraction, m.bank_fraction), 4),
+                    {
+                        "video": {
+                            "query_fraction": m.query_fraction,
+                            "bank_fraction": m.bank_fraction,
+                            "query_ranges": m.query_ranges,
+                            "bank_ranges": m.bank_ranges,
+                            "matched_frames": m.matched_frames,
+                            "best_frame_distance": m.best_frame_distance,
+                        }
+                    },
+                )
+            )
     else:
         v = st.validate(value if isinstance(value, str) else value[0])
         for eh in idx.exact[st.name].search(v):
@@ -630,26 +705,52 @@ EXPORT_VERSION = 1
 def export_bank(session: Session, bank: str, out: TextIO) -> int:
     """Write a bank as JSON Lines (see docs/bank-format.md). Returns the entries written."""
     info = get_bank(session, bank)
-    header = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "exported_at": utcnow().isoformat(),
-              "bank": {k: v for k, v in info.to_dict().items() if k in (
-                  "name", "description", "enabled_ratio", "is_negative", "threshold")}}
+    header = {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "exported_at": utcnow().isoformat(),
+        "bank": {
+            k: v
+            for k, v in info.to_dict().items()
+            if k in ("name", "description", "enabled_ratio", "is_negative", "threshold")
+        },
+    }
     out.write(json.dumps(header) + "\n")
     n = 0
     last = 0
     while True:
-        entries = list(session.scalars(select(MatchEntry).where(
-            MatchEntry.bank_id == info.id, MatchEntry.id > last).order_by(MatchEntry.id).limit(1000)))
+        entries = list(
+            session.scalars(
+                select(MatchEntry)
+                .where(MatchEntry.bank_id == info.id, MatchEntry.id > last)
+                .order_by(MatchEntry.id)
+                .limit(1000)
+            )
+        )
         if not entries:
             break
         sigs = _entry_signals(session, [e.id for e in entries])
         for e in entries:
             ei = _entry_info(e, info.name, sigs[e.id])
-            out.write(json.dumps({
-                "id": ei.id, "content_type": ei.content_type, "signals": ei.signals,
-                "metadata": {"source": ei.source, "case_id": ei.case_id, "added_by": ei.added_by,
-                             "added_at": ei.added_at, "note": ei.note, "original_media_uri": ei.original_media_uri,
-                             "extra": ei.extra},
-            }) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "id": ei.id,
+                        "content_type": ei.content_type,
+                        "signals": ei.signals,
+                        "metadata": {
+                            "source": ei.source,
+                            "case_id": ei.case_id,
+                            "added_by": ei.added_by,
+                            "added_at": ei.added_at,
+                            "note": ei.note,
+                            "original_media_uri": ei.original_media_uri,
+                            "extra": ei.extra,
+                        },
+                    }
+                )
+                + "\n"
+            )
             n += 1
         last = entries[-1].id
     return n
@@ -669,7 +770,9 @@ def _iter_lines(src: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
         yield i, obj
 
 
-def import_bank(session: Session, src: TextIO, bank: str | None = None, added_by: str | None = None) -> tuple[str, int]:
+def import_bank(
+    session: Session, src: TextIO, bank: str | None = None, added_by: str | None = None
+) -> tuple[str, int]:
     """Read a bank file (docs/bank-format.md) into `bank` (default: the name in the file; created if missing).
 
     Returns (bank name, entries added). Every hash is validated; a bad line names its line number.
@@ -682,12 +785,20 @@ def import_bank(session: Session, src: TextIO, bank: str | None = None, added_by
     if header.get("format") != EXPORT_FORMAT:
         raise DeepshieldError(f"not a {EXPORT_FORMAT} file (first line must be its header)")
     if int(header.get("version", 0)) > EXPORT_VERSION:
-        raise DeepshieldError(f"bank file version {header.get('version')} is newer than this program supports")
+        raise DeepshieldError(
+            f"bank file version {header.get('version')} is newer than this program supports"
+        )
     hb = header.get("bank") or {}
     name = bank or str(hb.get("name", ""))
     if session.scalar(select(MatchBank.id).where(MatchBank.name == name)) is None:
-        create_bank(session, name, description=hb.get("description"), threshold=hb.get("threshold"),
-                    negative=bool(hb.get("is_negative", False)), enabled_ratio=float(hb.get("enabled_ratio", 1.0)))
+        create_bank(
+            session,
+            name,
+            description=hb.get("description"),
+            threshold=hb.get("threshold"),
+            negative=bool(hb.get("is_negative", False)),
+            enabled_ratio=float(hb.get("enabled_ratio", 1.0)),
+        )
     n = 0
     for i, obj in lines:
         md = obj.get("metadata") or {}
@@ -697,9 +808,16 @@ def import_bank(session: Session, src: TextIO, bank: str | None = None, added_by
                 added_at = dt.datetime.fromisoformat(md["added_at"])
             except ValueError:
                 raise DeepshieldError(f"line {i}: added_at is not an ISO 8601 time") from None
-        meta = EntryMeta(source=md.get("source"), case_id=md.get("case_id"), added_by=md.get("added_by") or added_by,
-                         note=md.get("note"), content_type=obj.get("content_type"),
-                         original_media_uri=md.get("original_media_uri"), extra=md.get("extra"), added_at=added_at)
+        meta = EntryMeta(
+            source=md.get("source"),
+            case_id=md.get("case_id"),
+            added_by=md.get("added_by") or added_by,
+            note=md.get("note"),
+            content_type=obj.get("content_type"),
+            original_media_uri=md.get("original_media_uri"),
+            extra=md.get("extra"),
+            added_at=added_at,
+        )
         try:
             add_signals(session, name, dict(obj.get("signals") or {}), meta)
         except DeepshieldError as e:

@@ -82,8 +82,10 @@ def _fetch_url(url: str, settings: Settings) -> Any:
     """GET ?url= as HMA does. Off unless DEEPSHIELD_MATCH_FETCH_URLS=1: fetching arbitrary URLs from the
     server is a request-forgery risk, so an operator must opt in."""
     if os.environ.get("DEEPSHIELD_MATCH_FETCH_URLS") != "1":
-        raise BadRequest("fetching by url is disabled on this server (set DEEPSHIELD_MATCH_FETCH_URLS=1); "
-                         "upload the file with POST instead")
+        raise BadRequest(
+            "fetching by url is disabled on this server (set DEEPSHIELD_MATCH_FETCH_URLS=1); "
+            "upload the file with POST instead"
+        )
     if not url.startswith(("http://", "https://")):
         raise BadRequest("url must be http or https")
     resp = urllib.request.urlopen(url, timeout=30)  # noqa: S310 (scheme checked above)
@@ -177,8 +179,9 @@ def raw_lookup(
     banks: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
     """Matching bank content ids (HMA: `{"matches": [id, ...]}`, or with distances)."""
-    matches, _ = svc.lookup_signal(session, signal_type, signal, banks=_banks_param(banks), seed="raw",
-                                   settings=settings)
+    matches, _ = svc.lookup_signal(
+        session, signal_type, signal, banks=_banks_param(banks), seed="raw", settings=settings
+    )
     if include_distance:
         return {"matches": [{"bank_content_id": m.entry_id, "distance": f"{m.distance:g}"} for m in matches]}
     return {"matches": sorted({m.entry_id for m in matches})}
@@ -205,13 +208,20 @@ def lookup_get(
             return _lookup_media(session, settings, media, bank_list, seed, types, signal_type)
     if not signal or not signal_type:
         raise BadRequest("Either url or both signal and signal_type are required")
-    matches, _ = svc.lookup_signal(session, signal_type, signal, banks=bank_list, seed=seed, settings=settings)
+    matches, _ = svc.lookup_signal(
+        session, signal_type, signal, banks=bank_list, seed=seed, settings=settings
+    )
     return _by_bank(matches)
 
 
 def _lookup_media(
-    session: SessionDep, settings: Settings, media: Media, banks: list[str] | None, seed: str | None,
-    types: str | None, only: str | None = None,
+    session: SessionDep,
+    settings: Settings,
+    media: Media,
+    banks: list[str] | None,
+    seed: str | None,
+    types: str | None,
+    only: str | None = None,
 ) -> dict[str, Any]:
     hashes = svc.hash_media(media, _signal_types_param(types))
     out: dict[str, Any] = {}
@@ -245,8 +255,9 @@ async def lookup_post(
     def work() -> dict[str, Any]:
         with _temp_media(settings, upload.file) as media:
             _check_content_type(media, ct)
-            return _lookup_media(session, settings, media, _banks_param(banks),
-                                 "bypass" if bypass_coinflip else seed, types)
+            return _lookup_media(
+                session, settings, media, _banks_param(banks), "bypass" if bypass_coinflip else seed, types
+            )
 
     return await run_in_threadpool(work)
 
@@ -270,7 +281,9 @@ def compare(
 
 @router.get("/m/index/status")
 def index_status(
-    session: SessionDep, settings: SettingsDep, _p: MatchPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    _p: MatchPrincipal,
     signal_type: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
     """Per signal type: present, built_to (last applied change), size, and memory per hash."""
@@ -315,9 +328,13 @@ def bank_create(session: SessionDep, _p: CuratePrincipal, body: Annotated[dict[s
     if not isinstance(name, str):
         raise BadRequest("name is required")
     b = svc.create_bank(
-        session, name, description=body.get("description"), threshold=body.get("threshold"),
+        session,
+        name,
+        description=body.get("description"),
+        threshold=body.get("threshold"),
         negative=bool(body.get("is_negative", False)),
-        enabled=bool(body.get("enabled", True)), enabled_ratio=body.get("enabled_ratio"),
+        enabled=bool(body.get("enabled", True)),
+        enabled_ratio=body.get("enabled_ratio"),
     )
     session.commit()
     return _bank_config(b)
@@ -333,9 +350,14 @@ def bank_update(
     session: SessionDep, _p: CuratePrincipal, bank_name: str, body: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     b = svc.update_bank(
-        session, bank_name, new_name=body.get("name"), enabled=body.get("enabled"),
-        enabled_ratio=body.get("enabled_ratio"), threshold=body.get("threshold"),
-        negative=body.get("is_negative"), description=body.get("description"),
+        session,
+        bank_name,
+        new_name=body.get("name"),
+        enabled=body.get("enabled"),
+        enabled_ratio=body.get("enabled_ratio"),
+        threshold=body.get("threshold"),
+        negative=body.get("is_negative"),
+        description=body.get("description"),
     )
     session.commit()
     return _bank_config(b)
@@ -361,8 +383,12 @@ def _meta_from(raw: Any, principal: Principal) -> svc.EntryMeta:
         raise BadRequest("metadata should be a json object")
     extra = {k: raw[k] for k in ("content_id", "json") if raw.get(k) is not None}
     return svc.EntryMeta(
-        source=raw.get("source"), case_id=raw.get("case_id"), added_by=raw.get("added_by") or principal.name,
-        note=raw.get("note"), original_media_uri=raw.get("content_uri"), extra=extra or None,
+        source=raw.get("source"),
+        case_id=raw.get("case_id"),
+        added_by=raw.get("added_by") or principal.name,
+        note=raw.get("note"),
+        original_media_uri=raw.get("content_uri"),
+        extra=extra or None,
     )
 
 
@@ -373,7 +399,9 @@ def _content_payload(e: svc.EntryInfo, include_signals: bool) -> dict[str, Any]:
         "collab_metadata": {},
         "original_media_uri": e.original_media_uri,
         "bank": {"name": e.bank},
-        "metadata": {k: getattr(e, k) for k in ("source", "case_id", "added_by", "added_at", "note", "extra")},
+        "metadata": {
+            k: getattr(e, k) for k in ("source", "case_id", "added_by", "added_at", "note", "extra")
+        },
     }
     if include_signals:
         d["signals"] = e.signals
@@ -382,7 +410,10 @@ def _content_payload(e: svc.EntryInfo, include_signals: bool) -> dict[str, Any]:
 
 @router.get("/c/bank/{bank_name}/content/{content_id}")
 def bank_content_get(
-    session: SessionDep, _p: CuratePrincipal, bank_name: str, content_id: int,
+    session: SessionDep,
+    _p: CuratePrincipal,
+    bank_name: str,
+    content_id: int,
     include_signals: Annotated[bool, Query()] = False,
 ) -> dict[str, Any]:
     return _content_payload(svc.get_entry(session, content_id, bank_name), include_signals)
@@ -390,7 +421,11 @@ def bank_content_get(
 
 @router.post("/c/bank/{bank_name}/content")
 async def bank_content_add(
-    request: Request, session: SessionDep, settings: SettingsDep, principal: CuratePrincipal, bank_name: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CuratePrincipal,
+    bank_name: str,
     url: Annotated[str | None, Query()] = None,
     metadata: Annotated[str | None, Query(description="JSON object")] = None,
     content_type: Annotated[str | None, Query()] = None,
@@ -416,8 +451,13 @@ async def bank_content_add(
             hashes = svc.hash_media(media, _signal_types_param(types))
             ct = ContentType.of(media.info.kind)
             meta.content_type = ct.value if ct else None
-        e = svc.add_signals(session, bank_name, {k: v.value for k, v in hashes.items()}, meta,
-                            {k: v.quality for k, v in hashes.items()})
+        e = svc.add_signals(
+            session,
+            bank_name,
+            {k: v.value for k, v in hashes.items()},
+            meta,
+            {k: v.quality for k, v in hashes.items()},
+        )
         session.commit()
         return {"id": e.id, "signals": e.signals, "low_quality": e.low_quality}
 
@@ -426,7 +466,10 @@ async def bank_content_add(
 
 @router.put("/c/bank/{bank_name}/content/{content_id}")
 def bank_content_update(
-    session: SessionDep, _p: CuratePrincipal, bank_name: str, content_id: int,
+    session: SessionDep,
+    _p: CuratePrincipal,
+    bank_name: str,
+    content_id: int,
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     svc.get_entry(session, content_id, bank_name)
@@ -441,7 +484,9 @@ def bank_content_update(
 
 
 @router.delete("/c/bank/{bank_name}/content/{content_id}")
-def bank_content_delete(session: SessionDep, _p: CuratePrincipal, bank_name: str, content_id: int) -> dict[str, int]:
+def bank_content_delete(
+    session: SessionDep, _p: CuratePrincipal, bank_name: str, content_id: int
+) -> dict[str, int]:
     n = svc.remove_entry(session, content_id, bank_name)
     session.commit()
     return {"deleted": n}
@@ -449,7 +494,10 @@ def bank_content_delete(session: SessionDep, _p: CuratePrincipal, bank_name: str
 
 @router.post("/c/bank/{bank_name}/signal", status_code=201)
 def bank_add_signal(
-    session: SessionDep, principal: CuratePrincipal, bank_name: str, body: Annotated[dict[str, Any], Body()],
+    session: SessionDep,
+    principal: CuratePrincipal,
+    bank_name: str,
+    body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     """Bank raw hashes: {signal type: hash, ...}; an optional "metadata" object is our extension."""
     body = dict(body)
@@ -480,7 +528,9 @@ def bank_export(session: SessionDep, _p: CuratePrincipal, bank_name: str) -> Pla
 
 
 @router.post("/c/bank/{bank_name}/import")
-async def bank_import(request: Request, session: SessionDep, principal: CuratePrincipal, bank_name: str) -> Any:
+async def bank_import(
+    request: Request, session: SessionDep, principal: CuratePrincipal, bank_name: str
+) -> Any:
     """Import a bank file (request body, JSON Lines) into this bank (created when missing)."""
     import io
 
@@ -502,7 +552,9 @@ def device_hash_page() -> Any:
 
 
 @router.post("/v1/match/device-hashes", status_code=201)
-def device_hashes(session: SessionDep, principal: CuratePrincipal, body: Annotated[dict[str, Any], Body()]) -> Any:
+def device_hashes(
+    session: SessionDep, principal: CuratePrincipal, body: Annotated[dict[str, Any], Body()]
+) -> Any:
     """Bank PDQ hashes computed on a person's own device: {bank, case_id, hashes: [{pdq, quality}]}."""
     bank = body.get("bank")
     hashes = body.get("hashes")
@@ -515,9 +567,15 @@ def device_hashes(session: SessionDep, principal: CuratePrincipal, body: Annotat
         if not isinstance(h, dict) or "pdq" not in h:
             raise BadRequest("each hash must be an object with a pdq field")
         q = h.get("quality")
-        meta = svc.EntryMeta(source="device", case_id=body.get("case_id") or None, added_by=principal.name,
-                             content_type="photo")
-        e = svc.add_signals(session, bank, {"pdq": str(h["pdq"])}, meta, {"pdq": int(q) if q is not None else None})
+        meta = svc.EntryMeta(
+            source="device",
+            case_id=body.get("case_id") or None,
+            added_by=principal.name,
+            content_type="photo",
+        )
+        e = svc.add_signals(
+            session, bank, {"pdq": str(h["pdq"])}, meta, {"pdq": int(q) if q is not None else None}
+        )
         ids.append(e.id)
     session.commit()
     return {"added": len(ids), "ids": ids}

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from deepshield.media import Media, MediaKind
 
 
-class ContentType(str, enum.Enum):
+class ContentType(enum.StrEnum):
     """HMA / python-threatexchange content type names."""
 
     PHOTO = "photo"

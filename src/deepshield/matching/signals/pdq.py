@@ -1,9 +1,9 @@
-"""PDQ for photos (Meta's 256-bit perceptual hash) through the `pdqhash` package, hex as python-threatexchange.
+"""PDQ for photos (Meta's 256-bit perceptual hash) via the `pdqhash` package, hex as python-threatexchange.
 
 A fast path decodes large JPEGs at half scale (libjpeg's DCT scaling, `Image.draft`): decoding, not hashing,
 dominates the cost. It is only taken when the half-scale image keeps a short side of at least 512 pixels;
 on the shared photos that keeps every hash within 8 bits of the full-resolution one (the compatibility bar
-is 10; `tests/matching/test_pdq.py` checks every photo). Smaller scales drifted up to 38 bits, so they are off.
+is 10; `tests/matching/test_signals.py` checks every photo). Smaller scales drifted up to 38 bits: off.
 """
 
 from __future__ import annotations
@@ -27,8 +27,16 @@ PDQ_MIN_QUALITY = 50
 FAST_MIN_SIDE = 512
 
 #: Order of `pdqhash.compute_dihedral`'s eight hashes.
-DIHEDRAL_NAMES = ("original", "rotate90", "rotate180", "rotate270", "flip_vertical", "flip_horizontal",
-                  "rotate90_flip_vertical", "rotate90_flip_horizontal")
+DIHEDRAL_NAMES = (
+    "original",
+    "rotate90",
+    "rotate180",
+    "rotate270",
+    "flip_vertical",
+    "flip_horizontal",
+    "rotate90_flip_vertical",
+    "rotate90_flip_horizontal",
+)
 
 
 @dataclass(frozen=True)
@@ -57,9 +65,9 @@ def load_rgb(media: Media, fast: bool = True) -> np.ndarray:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                im = Image.open(media.info.path)
-                im.draft("RGB", (im.size[0] // 2, im.size[1] // 2))
-                im = ImageOps.exif_transpose(im.convert("RGB"))
+                src = Image.open(media.info.path)
+                src.draft("RGB", (src.size[0] // 2, src.size[1] // 2))
+                im = ImageOps.exif_transpose(src.convert("RGB"))
                 return np.asarray(im, dtype=np.uint8)
         except (OSError, ValueError, SyntaxError) as e:
             raise CorruptMedia(f"cannot decode JPEG: {e}") from e
