@@ -29,7 +29,7 @@ from deepshield.matching.models import MatchBank, MatchEntry, MatchIndexLog, Mat
 from deepshield.matching.signals import ContentType, SignalHash, get_signal, signals_for
 from deepshield.matching.signals.pdq import DIHEDRAL_NAMES, PDQ_MIN_QUALITY, PdqSignal
 from deepshield.matching.signals.vpdq import parse_vpdq
-from deepshield.media import Media, open_media
+from deepshield.media import Media, MediaKind, open_media
 from deepshield.store.timeutil import utcnow
 
 #: HMA's bank name rule, so names created through either system work in both.
@@ -658,6 +658,35 @@ def lookup_signal(
     return _finish(session, view, raw, st.name)
 
 
+def lookup_values(
+    media: Media, signal_types: Iterable[str] | None = None, variants: bool = True
+) -> tuple[dict[str, SignalHash], dict[str, str | list[str]]]:
+    """Hashes of a file and what to look up for each: for PDQ, its 8 rotation/flip variants (one decode)."""
+    wanted = {get_signal(n).name for n in signal_types} if signal_types else None
+    pdq_variants: list[str] | None = None
+    if variants and media.info.kind is MediaKind.IMAGE and (wanted is None or "pdq" in wanted):
+        pdq = get_signal("pdq")
+        assert isinstance(pdq, PdqSignal)
+        pdq_variants, quality = pdq.hash_variants(media)
+        others = None if wanted is None else wanted - {"pdq"}
+        hashes = {"pdq": SignalHash("pdq", pdq_variants[0], quality)}
+        if others is None or others:
+            ct = ContentType.PHOTO
+            hashes.update(
+                {
+                    st.name: st.hash_media(media)
+                    for st in signals_for(ct)
+                    if st.name != "pdq" and (others is None or st.name in others)
+                }
+            )
+    else:
+        hashes = hash_media(media, signal_types)
+    values: dict[str, str | list[str]] = {k: v.value for k, v in hashes.items()}
+    if pdq_variants is not None:
+        values["pdq"] = pdq_variants
+    return hashes, values
+
+
 def lookup_media(
     session: Session,
     media: Media,
@@ -668,15 +697,10 @@ def lookup_media(
     settings: Settings | None = None,
 ) -> FileLookup:
     """Hash a file with every signal for its type and look each hash up (PDQ with its 8 variants)."""
-    hashes = hash_media(media)
+    hashes, values = lookup_values(media, None, variants)
     ct = ContentType.of(media.info.kind)
     result = FileLookup(path=media.info.path, content_type=ct.value if ct else "", hashes=hashes)
-    for name, h in hashes.items():
-        value: str | list[str] = h.value
-        if name == "pdq" and variants:
-            pdq = get_signal("pdq")
-            assert isinstance(pdq, PdqSignal)
-            value, _ = pdq.hash_variants(media)
+    for name, value in values.items():
         kept, suppressed = lookup_signal(session, name, value, banks=banks, seed=seed, settings=settings)
         result.matches.extend(kept)
         result.suppressed.extend(suppressed)

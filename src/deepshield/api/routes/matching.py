@@ -29,7 +29,6 @@ from deepshield.config import Settings
 from deepshield.errors import DeepshieldError, MediaTooLarge, UnsupportedMediaType
 from deepshield.matching import service as svc
 from deepshield.matching.signals import ContentType, get_signal
-from deepshield.matching.signals.pdq import PdqSignal
 from deepshield.media import Media, MediaLimits, open_upload
 
 router = APIRouter(tags=["matching"])
@@ -223,14 +222,9 @@ def _lookup_media(
     types: str | None,
     only: str | None = None,
 ) -> dict[str, Any]:
-    hashes = svc.hash_media(media, _signal_types_param(types))
+    _, values = svc.lookup_values(media, _signal_types_param(types))
     out: dict[str, Any] = {}
-    for name, h in hashes.items():
-        value: str | list[str] = h.value
-        if name == "pdq":
-            pdq = get_signal("pdq")
-            assert isinstance(pdq, PdqSignal)
-            value, _ = pdq.hash_variants(media)
+    for name, value in values.items():
         matches, _ = svc.lookup_signal(session, name, value, banks=banks, seed=seed, settings=settings)
         out[name] = _by_bank(matches)
     if only is not None:
