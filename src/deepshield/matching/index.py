@@ -211,7 +211,8 @@ class HammingIndex:
         cap = self._codes.shape[0]
         if need <= cap:
             return
-        new = max(need, int(cap * 1.5) + 16)
+        # Grow geometrically, but gently once large: at 10M rows a 1.5x step would strand 160 MB of codes.
+        new = max(need, int(cap * (1.5 if cap < 1 << 20 else 1.125)) + 16)
         for name in ("_codes", "_keys", "_groups", "_aux", "_alive"):
             old = getattr(self, name)
             arr = np.zeros((new, *old.shape[1:]), dtype=old.dtype)
