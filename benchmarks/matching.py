@@ -284,6 +284,17 @@ def _edits():
             )
         )
 
+    def crop_random(total):
+        """Remove `total` of the width and of the height, split at random between the two sides."""
+        rng = np.random.default_rng(5)
+
+        def f(im):
+            a, b = rng.uniform(0, total, 2)
+            w, h = im.width, im.height
+            return im.crop((int(w * a), int(h * b), w - int(w * (total - a)), h - int(h * (total - b))))
+
+        return f
+
     def text(im):
         im = im.copy()
         d = ImageDraw.Draw(im)
@@ -306,6 +317,7 @@ def _edits():
         "rotate 90": lambda im: im.transpose(Image.Transpose.ROTATE_90),
         "crop 5% (2.5%/side)": crop(0.025),
         "crop 5%/side": crop(0.05),
+        "crop 5% (random sides)": crop_random(0.05),
         "text overlay": text,
         "brightness +20%": lambda im: ImageEnhance.Brightness(im).enhance(1.2),
         "brightness -20%": lambda im: ImageEnhance.Brightness(im).enhance(0.8),
