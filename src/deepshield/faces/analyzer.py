@@ -6,8 +6,11 @@ photos that the mesh's own short-range detector misses, and gives one mesh per d
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -17,6 +20,9 @@ from deepshield.faces.types import Face
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# A face at least this fraction of the frame's short side makes the frame a close-up: no tiled search.
+_CLOSE_UP = 0.25
 
 # Detections below this confidence are kept only when the mesh agrees that a face is there.
 _SURE = 0.8
@@ -42,6 +48,29 @@ def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, flo
     return inter / ua if ua > 0 else 0.0
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """MediaPipe's C++ graphs print start-up chatter straight to file descriptor 2; hide it while they load so
+    the CLI's stderr holds only what a person needs."""
+    if os.environ.get("DEEPSHIELD_DEBUG_NATIVE"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _plausible(box: tuple[float, float, float, float], kps: np.ndarray, landmarks: np.ndarray | None) -> bool:
     """The mesh fitted inside the box puts the eyes where the detector put them, upright within 60 degrees."""
     if landmarks is None:
@@ -61,12 +90,18 @@ class FaceAnalyzer:
     def __init__(
         self, min_confidence: float = 0.5, max_faces: int = 32, with_mesh: bool = True, tiled: bool = True
     ) -> None:
-        from mediapipe.python.solutions import face_detection, face_mesh
-
+        with _quiet_native_stderr():
+            self._load(min_confidence, with_mesh)
         self.min_confidence = min_confidence
         self.max_faces = max_faces
         self.with_mesh = with_mesh
         self.tiled = tiled
+        self._warm = False
+        self._lock = threading.Lock()
+
+    def _load(self, min_confidence: float, with_mesh: bool) -> None:
+        from mediapipe.python.solutions import face_detection, face_mesh
+
         self._short = face_detection.FaceDetection(model_selection=0, min_detection_confidence=min_confidence)
         self._full = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
         self._mesh = (
@@ -76,7 +111,12 @@ class FaceAnalyzer:
             if with_mesh
             else None
         )
-        self._lock = threading.Lock()
+        # The first inference initialises delegates (and logs); do it here, silenced.
+        blank = np.zeros((64, 64, 3), np.uint8)
+        self._short.process(blank)
+        self._full.process(blank)
+        if self._mesh is not None:
+            self._mesh.process(blank)
 
     def close(self) -> None:
         self._short.close()
@@ -127,7 +167,10 @@ class FaceAnalyzer:
     def _detect(self, rgb: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, np.ndarray]]:
         h, w = rgb.shape[:2]
         found = self._run_detector(self._short, rgb, 0, 0, w, h) + self._run_detector(self._full, rgb, 0, 0, w, h)
-        if self.tiled:
+        # Tiles cost up to 13 more detector passes: spend them only where small faces may hide, i.e. when the
+        # whole-frame pass found no face big enough to make this a close-up (selfie and talking-head video).
+        largest = max((max(b[2] - b[0], b[3] - b[1]) for b, _, _ in found), default=0.0)
+        if self.tiled and largest < _CLOSE_UP * min(w, h):
             for x, y, tw, th in self._tiles(w, h):
                 found += self._run_detector(self._full, rgb[y : y + th, x : x + tw], x, y, w, h)
         # Non-maximum suppression across models and tiles (a tile may cut a face: prefer the larger, surer box).
@@ -183,15 +226,23 @@ class FaceAnalyzer:
         rgb = np.ascontiguousarray(rgb)
         h, w = rgb.shape[:2]
         with self._lock:
-            faces: list[Face] = []
-            for box, score, kps in self._detect(rgb):
-                landmarks = self._fit_mesh(rgb, box) if self._mesh is not None else None
-                if score < _SURE and not _plausible(box, kps, landmarks):
-                    continue
-                pose = estimate_head_pose(landmarks, w, h) if landmarks is not None else None
-                faces.append(
-                    Face(box=box, confidence=score, landmarks=landmarks, keypoints=kps, pose=pose,
-                         frame_index=frame_index, time_s=time_s)
-                )
+            if not self._warm:
+                # The mesh logs once on its first real face; keep that chatter off the console too.
+                self._warm = True
+                with _quiet_native_stderr():
+                    return self._analyze(rgb, w, h, frame_index, time_s)
+            return self._analyze(rgb, w, h, frame_index, time_s)
+
+    def _analyze(self, rgb: np.ndarray, w: int, h: int, frame_index: int, time_s: float) -> list[Face]:
+        faces: list[Face] = []
+        for box, score, kps in self._detect(rgb):
+            landmarks = self._fit_mesh(rgb, box) if self._mesh is not None else None
+            if score < _SURE and not _plausible(box, kps, landmarks):
+                continue
+            pose = estimate_head_pose(landmarks, w, h) if landmarks is not None else None
+            faces.append(
+                Face(box=box, confidence=score, landmarks=landmarks, keypoints=kps, pose=pose,
+                     frame_index=frame_index, time_s=time_s)
+            )
         faces.sort(key=lambda f: -(f.width * f.height))
         return faces
