@@ -11,14 +11,12 @@ from deepshield.config import Settings
 from deepshield.matching.indexes import reset_indexes
 from deepshield.store.db import session_scope, upgrade_schema
 
-FACES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "faces"
-
 
 @pytest.fixture(scope="session")
-def faces() -> Path:
-    if not (FACES / "real_photos").is_dir():
-        pytest.skip("../shared/data/faces absent")
-    return FACES
+def faces(shared_faces: Path) -> Path:
+    if not (shared_faces / "real_photos").is_dir():
+        pytest.skip("../shared/data/faces/real_photos absent")
+    return shared_faces
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +64,22 @@ def match_key(match_settings: Settings) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {key}"}
 
     return make
+
+
+@pytest.fixture(scope="session")
+def python_pdq(real_photos: list[Path]) -> dict[str, tuple[str, int, str]]:
+    """Per shared photo: (full-resolution PDQ, its quality, the server's PDQ with the JPEG fast path).
+
+    Computed once per session: the fast-path test and the browser test both compare against it.
+    """
+    from deepshield.matching.signals.pdq import load_rgb, pdq_from_rgb
+    from deepshield.media import open_media
+
+    out = {}
+    for f in real_photos:
+        m = open_media(f)
+        full = pdq_from_rgb(load_rgb(m, fast=False))
+        fast_path = m.info.format == "jpeg" and min(m.info.width or 0, m.info.height or 0) >= 1024
+        server = pdq_from_rgb(load_rgb(m, fast=True)).hash if fast_path else full.hash
+        out[f.name] = (full.hash, full.quality, server)
+    return out

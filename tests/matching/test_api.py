@@ -17,9 +17,7 @@ def test_auth_required(match_client: Any, match_key: Any) -> None:
     headers = match_key("match")
     assert match_client.get("/c/banks", headers=headers).status_code == 403
     assert (
-        match_client.get(
-            "/m/raw_lookup", params={"signal_type": "pdq", "signal": H}, headers=headers
-        ).status_code
+        match_client.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": H}, headers=headers).status_code
         == 200
     )
 
@@ -29,9 +27,7 @@ def test_curate_and_lookup_shapes(match_client: Any, match_key: Any, real_photos
     cur = match_key("curate")
     m = match_key("match")
     r = c.post("/c/banks", json={"name": "TEST_BANK", "enabled": True}, headers=cur)
-    assert (
-        r.status_code == 201 and r.json()["name"] == "TEST_BANK" and r.json()["matching_enabled_ratio"] == 1.0
-    )
+    assert r.status_code == 201 and r.json()["name"] == "TEST_BANK" and r.json()["matching_enabled_ratio"] == 1.0
     assert c.post("/c/banks", json={"name": "TEST_BANK"}, headers=cur).status_code == 409
     assert [b["name"] for b in c.get("/c/banks", headers=cur).json()] == ["TEST_BANK"]
     r = c.post(
@@ -66,9 +62,7 @@ def test_curate_and_lookup_shapes(match_client: Any, match_key: Any, real_photos
     assert r.status_code == 201 and set(r.json()["signals"]) == {"pdq", "md5", "sha256"}
     photo_id = r.json()["id"]
     buf = io.BytesIO()
-    ImageOps.exif_transpose(Image.open(real_photos[4])).convert("RGB").resize((300, 300)).save(
-        buf, "JPEG", quality=50
-    )
+    ImageOps.exif_transpose(Image.open(real_photos[4])).convert("RGB").resize((300, 300)).save(buf, "JPEG", quality=50)
     r = c.post("/m/lookup", files={"photo": ("q.jpg", buf.getvalue(), "image/jpeg")}, headers=m).json()
     assert [x["bank_content_id"] for x in r["pdq"]["TEST_BANK"]] == [photo_id] and r["md5"] == {}
     r = c.post("/h/hash", files={"photo": ("p.jpg", photo, "image/jpeg")}, headers=m).json()
@@ -79,14 +73,9 @@ def test_curate_and_lookup_shapes(match_client: Any, match_key: Any, real_photos
     assert r["id"] == cid and r["signals"] == {"pdq": H} and r["bank"]["name"] == "TEST_BANK"
     # Disable one entry, then delete: both visible to the next lookup.
     assert (
-        c.put(
-            f"/c/bank/TEST_BANK/content/{cid}", json={"disable_until_ts": 4102444800}, headers=cur
-        ).status_code
-        == 200
+        c.put(f"/c/bank/TEST_BANK/content/{cid}", json={"disable_until_ts": 4102444800}, headers=cur).status_code == 200
     )
-    assert c.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": H}, headers=m).json() == {
-        "matches": []
-    }
+    assert c.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": H}, headers=m).json() == {"matches": []}
     assert c.delete(f"/c/bank/TEST_BANK/content/{cid}", headers=cur).json() == {"deleted": 1}
     status = c.get("/m/index/status", headers=m).json()
     assert status["pdq"]["present"] and status["pdq"]["size"] == 1 and "bytes_per_hash" in status["pdq"]
@@ -95,9 +84,7 @@ def test_curate_and_lookup_shapes(match_client: Any, match_key: Any, real_photos
     assert c.delete("/c/case/CASE2", headers=cur).json() == {"deleted": 1}
     lines = c.get("/c/bank/TEST_BANK/export", headers=cur).text.splitlines()
     assert '"deepshield-bank"' in lines[0] and len(lines) == 2
-    assert (
-        c.put("/c/bank/TEST_BANK", json={"enabled": False}, headers=cur).json()["matching_enabled_ratio"] == 0
-    )
+    assert c.put("/c/bank/TEST_BANK", json={"enabled": False}, headers=cur).json()["matching_enabled_ratio"] == 0
     assert c.delete("/c/bank/TEST_BANK", headers=cur).json() == {"message": "Done"}
     assert c.get("/c/bank/TEST_BANK", headers=cur).status_code == 404
 
@@ -111,9 +98,7 @@ def test_device_hashes_endpoint(match_client: Any, match_key: Any) -> None:
         headers=cur,
     )
     assert r.status_code == 201 and r.json()["added"] == 1
-    r = match_client.get(
-        "/m/lookup", params={"signal_type": "pdq", "signal": H}, headers=match_key("match")
-    ).json()
+    r = match_client.get("/m/lookup", params={"signal_type": "pdq", "signal": H}, headers=match_key("match")).json()
     assert r["DEVICE"][0]["entry"]["source"] == "device" and r["DEVICE"][0]["entry"]["case_id"] == "V1"
     page = match_client.get("/static/hash-photos.html")
     assert page.status_code == 200 and "pdq.js" in page.text

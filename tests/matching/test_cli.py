@@ -12,9 +12,7 @@ from deepshield.config import get_settings
 from deepshield.store.db import reset_engines
 
 
-def test_bank_add_match_withdraw(
-    tmp_path: Path, real_photos: list[Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_bank_add_match_withdraw(tmp_path: Path, real_photos: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
     from deepshield.cli.main import app
 
     monkeypatch.setenv("DEEPSHIELD_HOME", str(tmp_path))

@@ -28,9 +28,7 @@ def _flip(h: str, n: int, seed: int = 0) -> str:
 H = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
 
 
-def test_bank_lifecycle_and_withdrawal(
-    match_settings: Settings, real_photos: list[Path], tmp_path: Path
-) -> None:
+def test_bank_lifecycle_and_withdrawal(match_settings: Settings, real_photos: list[Path], tmp_path: Path) -> None:
     st = match_settings
     with session_scope(st) as s:
         svc.create_bank(s, "NCII")
@@ -146,9 +144,7 @@ def test_export_import_round_trip(match_settings: Settings) -> None:
         b = svc.get_bank(s, "DST")
         assert b.threshold == 20 and b.entries == 2
         entries = svc.list_entries(s, "DST")
-        assert (
-            entries[0].case_id == "C9" and entries[0].note == "n" and entries[1].signals == {"md5": "a" * 32}
-        )
+        assert entries[0].case_id == "C9" and entries[0].note == "n" and entries[1].signals == {"md5": "a" * 32}
     bad = buf.getvalue().replace(H, "nothex")
     with session_scope(st) as s, pytest.raises(Exception, match="line 2"):
         svc.import_bank(s, io.StringIO(bad), "BAD")

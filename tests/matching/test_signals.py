@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 from deepshield.matching.bits import hamming
 from deepshield.matching.signals import get_signal
 from deepshield.matching.signals.exact import file_digest
-from deepshield.matching.signals.pdq import load_rgb, pdq_dihedral_from_rgb, pdq_from_rgb
+from deepshield.matching.signals.pdq import pdq_dihedral_from_rgb, pdq_from_rgb
 from deepshield.matching.signals.vpdq import compare_frames, hash_video, parse_vpdq
 from deepshield.media import open_media
 
@@ -29,17 +29,10 @@ def test_pdq_hex_is_threatexchange_form(real_photos: list[Path]) -> None:
     assert pdq_from_rgb(rgb).hash == expected and h.quality == quality
 
 
-def test_fast_path_within_10_bits_on_every_photo(real_photos: list[Path]) -> None:
-    worst = checked = 0
-    for f in real_photos:
-        m = open_media(f)
-        if m.info.format != "jpeg" or min(m.info.width or 0, m.info.height or 0) < 1024:
-            continue  # the fast path only applies to JPEGs whose half-scale short side is >= 512
-        checked += 1
-        full = pdq_from_rgb(load_rgb(m, fast=False)).hash
-        fast = pdq_from_rgb(load_rgb(m, fast=True)).hash
-        worst = max(worst, hamming(full, fast))
-    assert checked >= 10 and worst <= 10
+def test_fast_path_within_10_bits_on_every_photo(python_pdq: dict[str, tuple[str, int, str]]) -> None:
+    drift = [hamming(full, server) for full, _, server in python_pdq.values()]
+    assert sum(d > 0 for d in drift) >= 5  # the fast path was really taken on some photos
+    assert max(drift) <= 10
 
 
 def test_variants_catch_flip_and_rotation(real_photos: list[Path]) -> None:
