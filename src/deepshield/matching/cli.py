@@ -45,9 +45,7 @@ def _progress(what: str, total: int) -> Progress:
 
 def hash_cmd(
     paths: Annotated[list[Path], typer.Argument(help="photos, videos or folders")],
-    types: Annotated[
-        str | None, typer.Option("--types", help="comma-separated signal types (default: all)")
-    ] = None,
+    types: Annotated[str | None, typer.Option("--types", help="comma-separated signal types (default: all)")] = None,
 ) -> None:
     """Print each file's hashes as one JSON object per line (hex, as python-threatexchange writes them)."""
     files = list(_files(paths))
@@ -85,21 +83,15 @@ def _match_line(r: dict[str, Any]) -> str:
             extra = f" query {v['query_fraction']:.0%} bank {v['bank_fraction']:.0%} at {v['query_ranges']}"
         case = f" case {m['entry']['case_id']}" if m["entry"].get("case_id") else ""
         review = " [yellow]review[/yellow]" if m["needs_review"] else ""
-        parts.append(
-            f"{m['bank']}#{m['entry_id']} {m['signal_type']} d={m['distance']:g}{extra}{case}{review}"
-        )
+        parts.append(f"{m['bank']}#{m['entry_id']} {m['signal_type']} d={m['distance']:g}{extra}{case}{review}")
     return f"[red]MATCH[/red] {r['path']}: " + "; ".join(parts)
 
 
 def match_cmd(
     paths: Annotated[list[Path], typer.Argument(help="photos, videos or folders")],
-    bank: Annotated[
-        list[str] | None, typer.Option("--bank", help="restrict to these banks (repeatable)")
-    ] = None,
+    bank: Annotated[list[str] | None, typer.Option("--bank", help="restrict to these banks (repeatable)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="one JSON object per file on stdout")] = False,
-    no_variants: Annotated[
-        bool, typer.Option("--no-variants", help="skip PDQ rotation/flip variants")
-    ] = False,
+    no_variants: Annotated[bool, typer.Option("--no-variants", help="skip PDQ rotation/flip variants")] = False,
 ) -> None:
     """Look files up in the banks. Exit code 3 if anything matched, 1 if a file failed, else 0."""
     upgrade_schema()
@@ -241,9 +233,7 @@ def bank_add(
                 with session_scope() as s:
                     e = svc.add_file(s, name, f, _meta(source, case, added_by, note))
                 low = " [yellow](low PDQ quality)[/yellow]" if e.low_quality else ""
-                progress.console.print(
-                    f"banked {f} as entry {e.id}: {', '.join(e.signals)}{low}", highlight=False
-                )
+                progress.console.print(f"banked {f} as entry {e.id}: {', '.join(e.signals)}{low}", highlight=False)
             except DeepshieldError as err:
                 if isinstance(err, svc.BankNotFound):
                     raise
@@ -282,9 +272,7 @@ def bank_show(name: str, limit: Annotated[int, typer.Option(min=1)] = 20) -> Non
 @bank_app.command("remove")
 def bank_remove(
     entry_ids: Annotated[list[int] | None, typer.Argument(help="entry ids")] = None,
-    case: Annotated[
-        str | None, typer.Option("--case", help="remove every entry of this case, in every bank")
-    ] = None,
+    case: Annotated[str | None, typer.Option("--case", help="remove every entry of this case, in every bank")] = None,
 ) -> None:
     """Remove entries by id, or everything of a case (a victim's withdrawal)."""
     upgrade_schema()
@@ -309,9 +297,7 @@ def bank_export(name: str, out: Annotated[Path, typer.Argument(help="file to wri
 @bank_app.command("import")
 def bank_import(
     src: Annotated[Path, typer.Argument(help="a bank file (docs/bank-format.md)")],
-    name: Annotated[
-        str | None, typer.Option("--into", help="bank to import into (default: name in file)")
-    ] = None,
+    name: Annotated[str | None, typer.Option("--into", help="bank to import into (default: name in file)")] = None,
 ) -> None:
     upgrade_schema()
     if not src.is_file():

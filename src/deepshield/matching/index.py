@@ -193,13 +193,7 @@ class HammingIndex:
     def memory_bytes(self) -> int:
         """Bytes of the arrays behind the index at their current (over-allocated) capacity."""
         with self._lock:
-            fixed = (
-                self._codes.nbytes
-                + self._keys.nbytes
-                + self._groups.nbytes
-                + self._aux.nbytes
-                + self._alive.nbytes
-            )
+            fixed = self._codes.nbytes + self._keys.nbytes + self._groups.nbytes + self._aux.nbytes + self._alive.nbytes
             return int(fixed + sum(s.nbytes() for s in self._segments))
 
     def bytes_per_hash(self) -> float:
@@ -326,9 +320,7 @@ class HammingIndex:
             radius = threshold // self._m
             if self._segments and radius <= 3:
                 qint = int.from_bytes(q.astype(">u8").tobytes(), "big")
-                qvals = np.array(
-                    [(qint >> (256 - o - w)) & ((1 << w) - 1) for o, w in self._layout], dtype=np.int64
-                )
+                qvals = np.array([(qint >> (256 - o - w)) & ((1 << w) - 1) for o, w in self._layout], dtype=np.int64)
                 for seg in self._segments:
                     cand = seg.candidates(qvals, radius)
                     if cand.size:

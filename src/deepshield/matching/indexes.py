@@ -115,9 +115,7 @@ class VideoIndex:
 class MatchIndexes:
     pdq: HammingIndex = field(default_factory=HammingIndex)
     vpdq: VideoIndex = field(default_factory=VideoIndex)
-    exact: dict[str, ExactIndex] = field(
-        default_factory=lambda: {"md5": ExactIndex(), "sha256": ExactIndex()}
-    )
+    exact: dict[str, ExactIndex] = field(default_factory=lambda: {"md5": ExactIndex(), "sha256": ExactIndex()})
     loaded: bool = False
     loaded_max_signal_id: int = 0
     last_log_id: int = 0
@@ -163,9 +161,9 @@ class MatchIndexes:
                     keys.clear()
                     groups.clear()
 
-            stmt = select(
-                MatchSignal.id, MatchSignal.bank_id, MatchSignal.signal_type, MatchSignal.value
-            ).order_by(MatchSignal.id)
+            stmt = select(MatchSignal.id, MatchSignal.bank_id, MatchSignal.signal_type, MatchSignal.value).order_by(
+                MatchSignal.id
+            )
             for sid, bank_id, st, value in session.execute(stmt.execution_options(yield_per=_LOAD_BATCH)):
                 max_sid = max(max_sid, sid)
                 if st == "pdq":
@@ -204,9 +202,9 @@ class MatchIndexes:
             for i in range(0, len(add_ids), 900):
                 chunk = add_ids[i : i + 900]
                 for sid, bank_id, st, value in session.execute(
-                    select(
-                        MatchSignal.id, MatchSignal.bank_id, MatchSignal.signal_type, MatchSignal.value
-                    ).where(MatchSignal.id.in_(chunk))
+                    select(MatchSignal.id, MatchSignal.bank_id, MatchSignal.signal_type, MatchSignal.value).where(
+                        MatchSignal.id.in_(chunk)
+                    )
                 ):
                     values[sid] = (bank_id, st, value)
             for log_id, op, sid, st in new:

@@ -37,6 +37,9 @@ BANK_NAME_RE = re.compile(r"^[A-Z0-9_]{1,128}$")
 #: Matches this close to the threshold are flagged for a person to confirm (perceptual-hash attacks and
 #: shared-bank false positives live there).
 REVIEW_MARGIN = 4
+#: Largest per-bank PDQ threshold: beyond it PDQ matches unrelated images, and the index would fall back
+#: from probing (floor(t / 11) <= 3 bits per chunk) to scanning.
+MAX_THRESHOLD = 43
 
 
 class BankNotFound(DeepshieldError):
@@ -185,8 +188,8 @@ def _get_bank(session: Session, name: str) -> MatchBank:
 
 
 def _check_threshold(threshold: int | None) -> None:
-    if threshold is not None and not 0 <= threshold <= 64:
-        raise InvalidBank("a bank threshold must be between 0 and 64 bits")
+    if threshold is not None and not 0 <= threshold <= MAX_THRESHOLD:
+        raise InvalidBank(f"a bank threshold must be between 0 and {MAX_THRESHOLD} bits")
 
 
 def create_bank(
@@ -221,12 +224,9 @@ def create_bank(
 
 
 def list_banks(session: Session) -> list[BankInfo]:
-    counts = dict(
-        session.execute(select(MatchEntry.bank_id, func.count()).group_by(MatchEntry.bank_id)).all()
-    )
+    counts = dict(session.execute(select(MatchEntry.bank_id, func.count()).group_by(MatchEntry.bank_id)).all())
     return [
-        _bank_info(b, int(counts.get(b.id, 0)))
-        for b in session.scalars(select(MatchBank).order_by(MatchBank.name))
+        _bank_info(b, int(counts.get(b.id, 0))) for b in session.scalars(select(MatchBank).order_by(MatchBank.name))
     ]
 
 
@@ -359,9 +359,7 @@ def add_signals(
     for st_name, value in clean.items():
         q = (qualities or {}).get(st_name)
         low |= st_name == "pdq" and q is not None and q < PDQ_MIN_QUALITY
-        s = MatchSignal(
-            entry_id=e.id, bank_id=b.id, signal_type=st_name, value=value, value_key=value[:64], quality=q
-        )
+        s = MatchSignal(entry_id=e.id, bank_id=b.id, signal_type=st_name, value=value, value_key=value[:64], quality=q)
         session.add(s)
         session.flush()
         session.add(MatchIndexLog(op="add", signal_id=s.id, signal_type=st_name, created_at=utcnow()))
@@ -369,9 +367,7 @@ def add_signals(
     return _entry_info(e, b.name, clean, low)
 
 
-def add_hash(
-    session: Session, bank: str, signal_type: str, value: str, meta: EntryMeta | None = None
-) -> EntryInfo:
+def add_hash(session: Session, bank: str, signal_type: str, value: str, meta: EntryMeta | None = None) -> EntryInfo:
     return add_signals(session, bank, {signal_type: value}, meta)
 
 
@@ -444,11 +440,7 @@ def list_entries(session: Session, bank: str, limit: int = 100, offset: int = 0)
     b = _get_bank(session, bank)
     entries = list(
         session.scalars(
-            select(MatchEntry)
-            .where(MatchEntry.bank_id == b.id)
-            .order_by(MatchEntry.id)
-            .limit(limit)
-            .offset(offset)
+            select(MatchEntry).where(MatchEntry.bank_id == b.id).order_by(MatchEntry.id).limit(limit).offset(offset)
         )
     )
     sigs = _entry_signals(session, [e.id for e in entries])
@@ -537,6 +529,16 @@ def _indexes(session: Session, settings: Settings | None) -> MatchIndexes:
     return idx
 
 
+def _needs_review(signal_type: str, distance: float, threshold: float, video: dict[str, Any] | None) -> bool:
+    """Near-threshold matches go in front of a person (evasion attempts and collisions live there)."""
+    if signal_type == "pdq":
+        return distance > threshold - REVIEW_MARGIN
+    if signal_type == "vpdq" and video is not None:
+        best = max(video["query_fraction"], video["bank_fraction"])
+        return best < 0.9 or video["best_frame_distance"] > threshold - REVIEW_MARGIN
+    return False
+
+
 def _finish(
     session: Session, view: _BankView, raw: list[tuple[int, int, float, dict[str, Any]]], signal_type: str
 ) -> tuple[list[Match], list[Match]]:
@@ -549,13 +551,9 @@ def _finish(
     sids = [r[0] for r in raw]
     entry_of = {
         sid: eid
-        for sid, eid in session.execute(
-            select(MatchSignal.id, MatchSignal.entry_id).where(MatchSignal.id.in_(sids))
-        )
+        for sid, eid in session.execute(select(MatchSignal.id, MatchSignal.entry_id).where(MatchSignal.id.in_(sids)))
     }
-    entries = {
-        e.id: e for e in session.scalars(select(MatchEntry).where(MatchEntry.id.in_(set(entry_of.values()))))
-    }
+    entries = {e.id: e for e in session.scalars(select(MatchEntry).where(MatchEntry.id.in_(set(entry_of.values()))))}
     now = int(time.time())
     positives: list[Match] = []
     negatives: list[Match] = []
@@ -576,7 +574,7 @@ def _finish(
             signal_type=signal_type,
             distance=dist,
             threshold=thr,
-            needs_review=signal_type in ("pdq", "vpdq") and dist > thr - REVIEW_MARGIN,
+            needs_review=_needs_review(signal_type, dist, thr, extra.get("video")),
             entry=meta,
             variant=extra.get("variant"),
             video=extra.get("video"),
@@ -794,9 +792,7 @@ def _iter_lines(src: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
         yield i, obj
 
 
-def import_bank(
-    session: Session, src: TextIO, bank: str | None = None, added_by: str | None = None
-) -> tuple[str, int]:
+def import_bank(session: Session, src: TextIO, bank: str | None = None, added_by: str | None = None) -> tuple[str, int]:
     """Read a bank file (docs/bank-format.md) into `bank` (default: the name in the file; created if missing).
 
     Returns (bank name, entries added). Every hash is validated; a bad line names its line number.
@@ -809,9 +805,7 @@ def import_bank(
     if header.get("format") != EXPORT_FORMAT:
         raise DeepshieldError(f"not a {EXPORT_FORMAT} file (first line must be its header)")
     if int(header.get("version", 0)) > EXPORT_VERSION:
-        raise DeepshieldError(
-            f"bank file version {header.get('version')} is newer than this program supports"
-        )
+        raise DeepshieldError(f"bank file version {header.get('version')} is newer than this program supports")
     hb = header.get("bank") or {}
     name = bank or str(hb.get("name", ""))
     if session.scalar(select(MatchBank.id).where(MatchBank.name == name)) is None:

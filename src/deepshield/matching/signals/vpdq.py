@@ -45,9 +45,7 @@ def parse_vpdq(value: str) -> list[FrameHash]:
     try:
         raw = json.loads(value)
         frames = [
-            FrameHash(
-                float(d["timestamp"]), normalise_hex(str(d["hash"]), 64, "vPDQ frame hash"), int(d["quality"])
-            )
+            FrameHash(float(d["timestamp"]), normalise_hex(str(d["hash"]), 64, "vPDQ frame hash"), int(d["quality"]))
             for d in raw
         ]
     except (ValueError, TypeError, KeyError) as e:
@@ -107,9 +105,7 @@ def score_video_match(
     )
 
 
-def compare_frames(
-    query: list[FrameHash], bank: list[FrameHash], threshold: int = PDQ_THRESHOLD
-) -> VideoMatch:
+def compare_frames(query: list[FrameHash], bank: list[FrameHash], threshold: int = PDQ_THRESHOLD) -> VideoMatch:
     """Brute-force frame comparison of two videos (for `/m/compare` and tests; lookups use the index)."""
     q, b = usable(query), usable(bank)
     if not q or not b:
@@ -155,9 +151,7 @@ class VpdqSignal(SignalType):
         return round(1.0 - max(m.query_fraction, m.bank_fraction), 4)
 
     def compare(self, a: str, b: str, threshold: int | None = None) -> Comparison:
-        m = compare_frames(
-            parse_vpdq(a), parse_vpdq(b), self.default_threshold if threshold is None else threshold
-        )
+        m = compare_frames(parse_vpdq(a), parse_vpdq(b), self.default_threshold if threshold is None else threshold)
         return Comparison(
             matched=m.matched,
             distance=round(1.0 - max(m.query_fraction, m.bank_fraction), 4),
