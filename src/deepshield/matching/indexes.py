@@ -9,6 +9,7 @@ rolled back ever reaches memory. On first use the indexes are built from the sto
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from deepshield.matching.signals.vpdq import FrameHash, VideoMatch, parse_vpdq, 
 #: Log rows are re-read this far back, so a transaction that took an earlier id but committed later
 #: (possible on PostgreSQL) is still applied.
 _LOG_WINDOW = 512
+_WINDOW_SCAN_EVERY_S = 2.0
 _LOAD_BATCH = 100_000
 
 
@@ -120,6 +122,7 @@ class MatchIndexes:
     loaded_max_signal_id: int = 0
     last_log_id: int = 0
     applied: set[int] = field(default_factory=set)
+    last_window_scan: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     # ---- updates ----------------------------------------------------------------------------------------
@@ -188,7 +191,14 @@ class MatchIndexes:
             if not self.loaded:
                 self.load(session)
                 return 0
-            floor = max(0, self.last_log_id - _LOG_WINDOW)
+            # Usually only ids above the last one seen; every few seconds also a window below it, for
+            # transactions that took an earlier id but committed later (PostgreSQL).
+            now = time.monotonic()
+            if now - self.last_window_scan >= _WINDOW_SCAN_EVERY_S:
+                floor = max(0, self.last_log_id - _LOG_WINDOW)
+                self.last_window_scan = now
+            else:
+                floor = self.last_log_id
             rows = session.execute(
                 select(MatchIndexLog.id, MatchIndexLog.op, MatchIndexLog.signal_id, MatchIndexLog.signal_type)
                 .where(MatchIndexLog.id > floor)
