@@ -104,9 +104,7 @@ def bench_index(sizes: list[int], n_queries: int, faiss_queries: int, seed: int 
         faiss_recall = np.mean(
             [t in set(fids[lims[i] : lims[i + 1]].tolist()) for i, t in enumerate(targets[:faiss_queries])]
         )
-        same = all(
-            np.array_equal(np.sort(fids[lims[i] : lims[i + 1]]), found[i]) for i in range(faiss_queries)
-        )
+        same = all(np.array_equal(np.sort(fids[lims[i] : lims[i + 1]]), found[i]) for i in range(faiss_queries))
 
         # Time from add to first match, with the index at full size (the hash lands in the scanned tail).
         lat = []
@@ -177,9 +175,7 @@ def bench_service(n_base: int = 5000, reps: int = 20) -> None:
     with tempfile.TemporaryDirectory() as td:
         st = Settings(home=Path(td))
         upgrade_schema(st)
-        codes = rng.integers(
-            0, np.iinfo(np.uint64).max, size=(n_base + reps, 4), dtype=np.uint64, endpoint=True
-        )
+        codes = rng.integers(0, np.iinfo(np.uint64).max, size=(n_base + reps, 4), dtype=np.uint64, endpoint=True)
         with session_scope(st) as s:
             svc.create_bank(s, "BENCH")
             for i in range(n_base):
@@ -401,9 +397,7 @@ def bench_robustness_videos(max_videos: int) -> None:
     from deepshield.media import open_media
 
     vids = sorted((FACES / "real_videos").glob("*.mp4"))[:max_videos]
-    print(
-        f"\n== Robustness, videos: {len(vids)} shared real videos, vPDQ at 1 frame/s, frame threshold 31 =="
-    )
+    print(f"\n== Robustness, videos: {len(vids)} shared real videos, vPDQ at 2 frames/s, frame threshold 31 ==")
     edits = {
         "re-encode 150 kbit/s": ["-c:v", "libx264", "-b:v", "150k", "-an"],
         "resize 0.5x": ["-vf", "scale=trunc(iw/4)*2:trunc(ih/4)*2", "-c:v", "libx264", "-crf", "23", "-an"],
@@ -413,9 +407,7 @@ def bench_robustness_videos(max_videos: int) -> None:
     with tempfile.TemporaryDirectory() as td:
         for v in vids:
             base[v.name] = (hash_video(open_media(v)), file_digest(str(v), "md5"))
-        print(
-            f"{'edit':22s} {'MD5 (StopNCII)':>15s} {'vPDQ':>8s} {'median query%':>14s} {'median bank%':>13s}"
-        )
+        print(f"{'edit':22s} {'MD5 (StopNCII)':>15s} {'vPDQ':>8s} {'median query%':>14s} {'median bank%':>13s}")
         for name, args in edits.items():
             hits_md5 = hits = 0
             qf, bf = [], []

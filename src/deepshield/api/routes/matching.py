@@ -207,9 +207,7 @@ def lookup_get(
             return _lookup_media(session, settings, media, bank_list, seed, types, signal_type)
     if not signal or not signal_type:
         raise BadRequest("Either url or both signal and signal_type are required")
-    matches, _ = svc.lookup_signal(
-        session, signal_type, signal, banks=bank_list, seed=seed, settings=settings
-    )
+    matches, _ = svc.lookup_signal(session, signal_type, signal, banks=bank_list, seed=seed, settings=settings)
     return _by_bank(matches)
 
 
@@ -393,9 +391,7 @@ def _content_payload(e: svc.EntryInfo, include_signals: bool) -> dict[str, Any]:
         "collab_metadata": {},
         "original_media_uri": e.original_media_uri,
         "bank": {"name": e.bank},
-        "metadata": {
-            k: getattr(e, k) for k in ("source", "case_id", "added_by", "added_at", "note", "extra")
-        },
+        "metadata": {k: getattr(e, k) for k in ("source", "case_id", "added_by", "added_at", "note", "extra")},
     }
     if include_signals:
         d["signals"] = e.signals
@@ -478,9 +474,7 @@ def bank_content_update(
 
 
 @router.delete("/c/bank/{bank_name}/content/{content_id}")
-def bank_content_delete(
-    session: SessionDep, _p: CuratePrincipal, bank_name: str, content_id: int
-) -> dict[str, int]:
+def bank_content_delete(session: SessionDep, _p: CuratePrincipal, bank_name: str, content_id: int) -> dict[str, int]:
     n = svc.remove_entry(session, content_id, bank_name)
     session.commit()
     return {"deleted": n}
@@ -522,9 +516,7 @@ def bank_export(session: SessionDep, _p: CuratePrincipal, bank_name: str) -> Pla
 
 
 @router.post("/c/bank/{bank_name}/import")
-async def bank_import(
-    request: Request, session: SessionDep, principal: CuratePrincipal, bank_name: str
-) -> Any:
+async def bank_import(request: Request, session: SessionDep, principal: CuratePrincipal, bank_name: str) -> Any:
     """Import a bank file (request body, JSON Lines) into this bank (created when missing)."""
     import io
 
@@ -546,9 +538,7 @@ def device_hash_page() -> Any:
 
 
 @router.post("/v1/match/device-hashes", status_code=201)
-def device_hashes(
-    session: SessionDep, principal: CuratePrincipal, body: Annotated[dict[str, Any], Body()]
-) -> Any:
+def device_hashes(session: SessionDep, principal: CuratePrincipal, body: Annotated[dict[str, Any], Body()]) -> Any:
     """Bank PDQ hashes computed on a person's own device: {bank, case_id, hashes: [{pdq, quality}]}."""
     bank = body.get("bank")
     hashes = body.get("hashes")
@@ -567,9 +557,7 @@ def device_hashes(
             added_by=principal.name,
             content_type="photo",
         )
-        e = svc.add_signals(
-            session, bank, {"pdq": str(h["pdq"])}, meta, {"pdq": int(q) if q is not None else None}
-        )
+        e = svc.add_signals(session, bank, {"pdq": str(h["pdq"])}, meta, {"pdq": int(q) if q is not None else None})
         ids.append(e.id)
     session.commit()
     return {"added": len(ids), "ids": ids}

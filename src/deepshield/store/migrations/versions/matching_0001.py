@@ -43,9 +43,7 @@ def upgrade() -> None:
     op.create_table(
         "match_signals",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column(
-            "entry_id", sa.Integer, sa.ForeignKey("match_entries.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("entry_id", sa.Integer, sa.ForeignKey("match_entries.id", ondelete="CASCADE"), nullable=False),
         sa.Column("bank_id", sa.Integer, nullable=False),
         sa.Column("signal_type", sa.String(32), nullable=False),
         sa.Column("value", sa.Text, nullable=False),
