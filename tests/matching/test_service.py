@@ -148,3 +148,15 @@ def test_export_import_round_trip(match_settings: Settings) -> None:
     bad = buf.getvalue().replace(H, "nothex")
     with session_scope(st) as s, pytest.raises(Exception, match="line 2"):
         svc.import_bank(s, io.StringIO(bad), "BAD")
+
+
+def test_gradual_rollout_ratio(match_settings: Settings) -> None:
+    """HMA's matching_enabled_ratio: a 0.5 bank answers about half the seeds; bypass answers always."""
+    st = match_settings
+    with session_scope(st) as s:
+        svc.create_bank(s, "HALF", enabled_ratio=0.5)
+        svc.add_hash(s, "HALF", "pdq", H)
+    with session_scope(st) as s:
+        hits = sum(bool(svc.lookup_signal(s, "pdq", H, seed=str(i), settings=st)[0]) for i in range(200))
+        assert 60 < hits < 140
+        assert all(svc.lookup_signal(s, "pdq", H, seed=svc.BYPASS_COINFLIP, settings=st)[0] for _ in range(5))

@@ -40,6 +40,8 @@ REVIEW_MARGIN = 4
 #: Largest per-bank PDQ threshold: beyond it PDQ matches unrelated images, and the index would fall back
 #: from probing (floor(t / 11) <= 3 bits per chunk) to scanning.
 MAX_THRESHOLD = 43
+#: Pass as `seed` to answer from every bank with a non-zero enabled ratio.
+BYPASS_COINFLIP = "\x00bypass"
 
 
 class BankNotFound(DeepshieldError):
@@ -509,7 +511,10 @@ def _bank_view(session: Session, signal_default: int, names: set[str] | None, se
     banks = {b.id: b for b in session.scalars(select(MatchBank))}
     size = (max(banks) + 1) if banks else 1
     gt = np.full(size, -1, dtype=np.int32)
-    coin = random.Random(seed).random() if seed is not None else random.random()
+    # HMA's gradual roll-out: a bank with enabled_ratio r answers a share r of lookups. BYPASS_COINFLIP
+    # (HMA's `bypass_coinflip`, and raw lookups) makes every bank with r > 0 answer.
+    rng = random.Random(seed) if seed is not None else random
+    coin = 0.0 if seed == BYPASS_COINFLIP else rng.random()
     for b in banks.values():
         if b.is_negative:
             active = b.enabled_ratio > 0  # negative banks are never rolled out gradually

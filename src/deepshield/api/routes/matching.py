@@ -179,7 +179,7 @@ def raw_lookup(
 ) -> dict[str, Any]:
     """Matching bank content ids (HMA: `{"matches": [id, ...]}`, or with distances)."""
     matches, _ = svc.lookup_signal(
-        session, signal_type, signal, banks=_banks_param(banks), seed="raw", settings=settings
+        session, signal_type, signal, banks=_banks_param(banks), seed=svc.BYPASS_COINFLIP, settings=settings
     )
     if include_distance:
         return {"matches": [{"bank_content_id": m.entry_id, "distance": f"{m.distance:g}"} for m in matches]}
@@ -248,7 +248,7 @@ async def lookup_post(
         with _temp_media(settings, upload.file) as media:
             _check_content_type(media, ct)
             return _lookup_media(
-                session, settings, media, _banks_param(banks), "bypass" if bypass_coinflip else seed, types
+                session, settings, media, _banks_param(banks), svc.BYPASS_COINFLIP if bypass_coinflip else seed, types
             )
 
     return await run_in_threadpool(work)
