@@ -451,7 +451,7 @@ async def bank_content_add(
         session.commit()
         return {"id": e.id, "signals": e.signals, "low_quality": e.low_quality}
 
-    return JSONResponse(await run_in_threadpool(work), status_code=201)
+    return JSONResponse(await run_in_threadpool(work), status_code=200)  # HMA answers 200 here
 
 
 @router.put("/c/bank/{bank_name}/content/{content_id}")
@@ -480,7 +480,7 @@ def bank_content_delete(session: SessionDep, _p: CuratePrincipal, bank_name: str
     return {"deleted": n}
 
 
-@router.post("/c/bank/{bank_name}/signal", status_code=201)
+@router.post("/c/bank/{bank_name}/signal", status_code=200)  # as HMA
 def bank_add_signal(
     session: SessionDep,
     principal: CuratePrincipal,
