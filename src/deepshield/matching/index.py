@@ -131,9 +131,10 @@ class _Segment:
         """Rows sharing, in some chunk, a value prefix within `radius` bits of the query's."""
         masks, chunk = self._probes(radius)
         qpref = qvals >> np.asarray(self.shifts, dtype=np.int64)
-        k = self.key_base[chunk] + (qpref[chunk] ^ masks)
-        starts = self.offsets[k].astype(np.int64)
-        lens = self.offsets[k + 1].astype(np.int64) - starts
+        # np.take, not fancy indexing: with these index dtypes it is many times faster here.
+        k = np.take(self.key_base, chunk) + (np.take(qpref, chunk) ^ masks)
+        starts = np.take(self.offsets, k).astype(np.int64)
+        lens = np.take(self.offsets, k + 1).astype(np.int64) - starts
         nz = lens > 0
         if not nz.any():
             return np.zeros(0, dtype=np.int32)
@@ -141,7 +142,7 @@ class _Segment:
         total = int(lens.sum())
         # Expand [start, start + len) ranges without a Python loop.
         shift = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens)
-        return self.rows[np.arange(total, dtype=np.int64) + shift]
+        return np.take(self.rows, np.arange(total, dtype=np.int64) + shift)
 
 
 @dataclass
@@ -297,14 +298,14 @@ class HammingIndex:
         if rows.size == 0:
             return []
         with self._lock:
-            d = popcount_rows(self._codes[rows] ^ q[None, :])
-            groups = self._groups[rows]
+            d = popcount_rows(np.take(self._codes, rows, axis=0) ^ q[None, :])
+            groups = np.take(self._groups, rows)
             keep = d <= threshold
             if group_thresholds is not None:
                 gt = group_thresholds[np.clip(groups, 0, len(group_thresholds) - 1)]
                 keep &= (groups < len(group_thresholds)) & (d <= gt)
             rows, d, groups = rows[keep], d[keep], groups[keep]
-            keys, aux = self._keys[rows], self._aux[rows]
+            keys, aux = np.take(self._keys, rows), np.take(self._aux, rows)
         return [
             IndexHit(int(k), int(g), int(a), int(x))
             for k, g, a, x in zip(keys.tolist(), groups.tolist(), aux.tolist(), d.tolist(), strict=True)
@@ -336,10 +337,10 @@ class HammingIndex:
             return np.unique(np.concatenate(found))
 
     def _verify(self, rows: np.ndarray, q: np.ndarray, threshold: int) -> np.ndarray:
-        rows = rows[self._alive[rows]]
+        rows = rows[np.take(self._alive, rows)]
         if rows.size == 0:
             return rows.astype(np.int64)
-        d = popcount_rows(self._codes[rows] ^ q[None, :])
+        d = popcount_rows(np.take(self._codes, rows, axis=0) ^ q[None, :])
         return rows[d <= threshold].astype(np.int64)
 
     def keys_of_group(self, group: int) -> np.ndarray:
