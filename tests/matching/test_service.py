@@ -160,3 +160,29 @@ def test_gradual_rollout_ratio(match_settings: Settings) -> None:
         hits = sum(bool(svc.lookup_signal(s, "pdq", H, seed=str(i), settings=st)[0]) for i in range(200))
         assert 60 < hits < 140
         assert all(svc.lookup_signal(s, "pdq", H, seed=svc.BYPASS_COINFLIP, settings=st)[0] for _ in range(5))
+
+
+def test_video_bank_and_clip_lookup(match_settings: Settings, faces: Path, tmp_path: Path) -> None:
+    """A banked video is found from a re-encoded clip through the vPDQ frame index; another video is not."""
+    import subprocess
+
+    st = match_settings
+    banked, other = faces / "real_videos" / "vr_face1.mp4", faces / "real_videos" / "lp_d18.mp4"
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-ss", "1.3", "-i", str(banked), "-t", "3", "-vf",
+         "scale=trunc(iw/4)*2:trunc(ih/4)*2", "-c:v", "libx264", "-crf", "30", "-an", str(clip)],
+        check=True,
+    )  # fmt: skip
+    with session_scope(st) as s:
+        svc.create_bank(s, "VIDEOS")
+        e = svc.add_file(s, "VIDEOS", banked, svc.EntryMeta(case_id="V1"))
+        assert set(e.signals) == {"vpdq", "md5", "sha256"} and e.content_type == "video"
+    with session_scope(st) as s:
+        r = svc.lookup_file(s, clip, settings=st)
+        [m] = [m for m in r.matches if m.signal_type == "vpdq"]
+        assert m.entry["case_id"] == "V1" and m.video is not None
+        assert m.video["query_fraction"] >= 0.8 and m.video["query_ranges"] and m.video["bank_ranges"]
+        assert not [m for m in r.matches if m.signal_type in ("md5", "sha256")]  # the bytes differ
+        assert svc.lookup_file(s, other, settings=st).matches == []
+        assert svc.index_status(s, st)["vpdq"]["videos"] == 1
