@@ -1,0 +1,221 @@
+"""Concrete HashBank / Screener implementations. Match, Labels and Detect are imported lazily, so cases works
+(with in-process fallbacks) before those packages are merged."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from deepshield.cases.ports import BankMatch, Finding, HashBank, Screener
+from deepshield.cases.policy import ScreeningPolicy
+
+log = logging.getLogger("deepshield.cases")
+
+HEX_LEN = {"sha256": 64, "md5": 32, "pdq": 64}
+
+
+def hamming_hex(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+class MemoryHashBank:
+    """In-process bank used only when deepshield.matching is not installed (and in tests)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+
+    def add(self, value: str, signal: str, case_id: str, metadata: dict[str, Any] | None = None) -> None:
+        with self._lock:
+            self._rows.setdefault((signal, value.lower()), {})[case_id] = dict(metadata or {})
+
+    def remove_case(self, case_id: str) -> int:
+        n = 0
+        with self._lock:
+            for key in list(self._rows):
+                if self._rows[key].pop(case_id, None) is not None:
+                    n += 1
+                if not self._rows[key]:
+                    del self._rows[key]
+        return n
+
+    def lookup(self, value: str, signal: str, max_distance: int = 0) -> list[BankMatch]:
+        value = value.lower()
+        out: list[BankMatch] = []
+        with self._lock:
+            if signal == "pdq" and max_distance > 0:
+                items = [(k, v) for k, v in self._rows.items() if k[0] == "pdq"]
+            else:
+                items = [((signal, value), self._rows.get((signal, value), {}))]
+            for (sig, val), cases in items:
+                d = hamming_hex(val, value) if sig == "pdq" else 0
+                if d <= max_distance:
+                    out.extend(BankMatch(sig, val, cid, d, metadata=meta) for cid, meta in cases.items())
+        return out
+
+    def count(self) -> int:
+        with self._lock:
+            return sum(len(v) for v in self._rows.values())
+
+
+class MatchingHashBank:
+    """Adapter over deepshield.matching.service (Match's banks): one bank named `cases` holds case hashes."""
+
+    def __init__(self, service: Any, bank: str = "cases") -> None:
+        self.svc = service
+        self.bank = bank
+
+    def add(self, value: str, signal: str, case_id: str, metadata: dict[str, Any] | None = None) -> None:
+        self.svc.add_hash(self.bank, signal, value, case_id=case_id, metadata=metadata or {})
+
+    def remove_case(self, case_id: str) -> int:
+        return int(self.svc.remove_case(case_id))
+
+    def lookup(self, value: str, signal: str, max_distance: int = 0) -> list[BankMatch]:
+        out = []
+        for m in self.svc.lookup(signal, value, max_distance=max_distance):
+            get = m.get if isinstance(m, dict) else (lambda k, d=None, m=m: getattr(m, k, d))
+            out.append(BankMatch(signal, str(get("value", value)), get("case_id"), int(get("distance", 0)),
+                                 str(get("bank", self.bank)), dict(get("metadata", {}) or {})))
+        return out
+
+
+_default_bank: HashBank | None = None
+_bank_lock = threading.Lock()
+
+
+def default_hash_bank() -> HashBank:
+    """Match's bank when deepshield.matching.service offers one, else one process-wide in-memory bank."""
+    global _default_bank
+    with _bank_lock:
+        if _default_bank is None:
+            bank: HashBank | None = None
+            try:
+                mod = importlib.import_module("deepshield.matching.service")
+                factory = getattr(mod, "case_bank_service", None)
+                if factory is not None:
+                    bank = MatchingHashBank(factory())
+            except Exception as e:  # noqa: BLE001 - any failure means "not installed yet"
+                log.info("matching not available (%s); using the in-process hash bank", e)
+            _default_bank = bank or MemoryHashBank()
+        return _default_bank
+
+
+def set_default_hash_bank(bank: HashBank | None) -> None:
+    global _default_bank
+    with _bank_lock:
+        _default_bank = bank
+
+
+def file_hashes(path: Path) -> dict[str, str]:
+    """Exact hashes always; PDQ when Match provides a hasher (`deepshield.matching.signals.pdq_hash(path)`)."""
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            sha.update(chunk)
+            md5.update(chunk)
+    out = {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
+    try:
+        mod = importlib.import_module("deepshield.matching.signals")
+        pdq = mod.pdq_hash(path)
+        if pdq:
+            out["pdq"] = str(pdq)
+    except Exception:  # noqa: BLE001 - PDQ is optional until Match is merged
+        pass
+    return out
+
+
+class BankScreener:
+    """Block exact or close copies of banked media; near-threshold PDQ matches go to a human."""
+
+    name = "match"
+
+    def __init__(self, bank: HashBank, policy: ScreeningPolicy) -> None:
+        self.bank, self.policy = bank, policy
+
+    def screen(self, path: Path, hashes: dict[str, str]) -> Finding | None:
+        for sig in ("sha256", "md5"):
+            if sig in hashes:
+                hits = self.bank.lookup(hashes[sig], sig)
+                if hits:
+                    return Finding(self.name, "block", f"exact {sig} match with banked media of case {hits[0].case_id}",
+                                   {"case_id": hits[0].case_id, "signal": sig, "distance": 0})
+        if "pdq" in hashes:
+            hits = sorted(self.bank.lookup(hashes["pdq"], "pdq", self.policy.pdq_review_distance),
+                          key=lambda m: m.distance)
+            if hits:
+                m = hits[0]
+                near = m.distance > self.policy.pdq_block_distance
+                return Finding(self.name, "review" if near else "block",
+                               f"PDQ distance {m.distance} to banked media of case {m.case_id}"
+                               + (" (near the threshold: a person decides)" if near else ""),
+                               {"case_id": m.case_id, "signal": "pdq", "distance": m.distance})
+        return None
+
+
+class LabelScreener:
+    """AI-content labels found by deepshield.labels (`deepshield.labels.service.inspect_file(path)`), if merged."""
+
+    name = "labels"
+
+    def screen(self, path: Path, hashes: dict[str, str]) -> Finding | None:
+        try:
+            mod = importlib.import_module("deepshield.labels.service")
+            inspect = mod.inspect_file
+        except Exception:  # noqa: BLE001
+            return None
+        try:
+            res = inspect(path)
+        except Exception as e:  # noqa: BLE001 - a label check must not fail the upload
+            return Finding(self.name, "allow", f"label check failed: {e}")
+        data = res if isinstance(res, dict) else getattr(res, "__dict__", {})
+        if data.get("ai_generated") or data.get("labels"):
+            return Finding(self.name, "label", "AI-generation label or manifest found", {"labels": data.get("labels")})
+        return None
+
+
+class DetectorScreener:
+    """The face-manipulation detector (deepshield.detect.pipeline.Scanner); one Scanner, used under a lock."""
+
+    name = "detector"
+
+    def __init__(self, policy: ScreeningPolicy, frames: int = 8) -> None:
+        self.policy = policy
+        self.frames = frames
+        self._scanner: Any = None
+        self._lock = threading.Lock()
+
+    def screen(self, path: Path, hashes: dict[str, str]) -> Finding | None:
+        from deepshield.detect.pipeline import ScanOptions, Scanner
+
+        with self._lock:
+            if self._scanner is None:
+                self._scanner = Scanner(ScanOptions(frames=self.frames))
+            result = self._scanner.scan(path).result
+        if not result.get("ok"):
+            return Finding(self.name, "allow", f"not scanned: {result['error']['message']}", {"error": result["error"]})
+        score = (result.get("scores") or {}).get("video_score")
+        summary = {"verdict": result.get("verdict"), "score": score, "faces": result.get("face_count"),
+                   "detector": result.get("detector"), "detector_status": result.get("detector_status")}
+        if score is not None and score >= self.policy.detector_review_threshold:
+            return Finding(self.name, "review", f"detector score {score:.2f} >= {self.policy.detector_review_threshold}"
+                           " (manipulated face likely): a person decides", summary)
+        if score is None:
+            return Finding(self.name, "allow", f"no detector score ({result.get('detector_status')}; "
+                           f"{result.get('face_count', 0)} face(s))", summary)
+        return Finding(self.name, "allow", f"detector score {score:.2f} below the review threshold", summary)
+
+    def close(self) -> None:
+        if self._scanner is not None:
+            self._scanner.close()
+
+
+def default_screeners(bank: HashBank, policy: ScreeningPolicy, detector: bool = True) -> list[Screener]:
+    out: list[Screener] = [BankScreener(bank, policy), LabelScreener()]
+    if detector:
+        out.append(DetectorScreener(policy))
+    return out

@@ -1,0 +1,134 @@
+"""Fixtures for the cases tests: a settings object on a temp SQLite home, and a real PostgreSQL server started
+from Debian's binaries on a loopback port (as the `postgres` user when the tests run as root)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from deepshield.cases.adapters import MemoryHashBank
+from deepshield.cases.flows import CasesContext
+from deepshield.cases.service import ReportFields
+from deepshield.config import Settings
+from deepshield.store.db import reset_engines, upgrade_schema
+
+PG_BIN = Path(os.environ.get("DEEPSHIELD_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_pg_user(cmd: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return cmd
+    return ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(f"'{c}'" for c in cmd)]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    if os.environ.get("DEEPSHIELD_TEST_PG_URL"):
+        yield os.environ["DEEPSHIELD_TEST_PG_URL"]
+        return
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(f"PostgreSQL binaries not found in {PG_BIN} (apt-get install postgresql)")
+    tmp = Path(tempfile.mkdtemp(prefix="ds-pg-"))
+    data = tmp / "data"
+    if os.geteuid() == 0:
+        shutil.chown(tmp, "postgres", "postgres")
+        tmp.chmod(0o700)
+    port = _free_port()
+    env = {**os.environ, "LC_ALL": "C.UTF-8"}
+    subprocess.run(_as_pg_user([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "ds", "-E", "UTF8"]),
+                   check=True, capture_output=True, env=env)
+    subprocess.run(_as_pg_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(tmp / "log"), "-w", "-o",
+                                f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off", "start"]),
+                   check=True, capture_output=True, env=env)
+    try:
+        import psycopg
+
+        for _ in range(50):
+            try:
+                with psycopg.connect(f"host=127.0.0.1 port={port} user=ds dbname=postgres", autocommit=True) as c:
+                    c.execute("CREATE DATABASE deepshield")
+                break
+            except psycopg.OperationalError:
+                time.sleep(0.2)
+        yield f"postgresql+psycopg://ds@127.0.0.1:{port}/deepshield"
+    finally:
+        subprocess.run(_as_pg_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                       capture_output=True, env=env)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _reset_pg(url: str) -> None:
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(url)
+    with eng.begin() as c:
+        c.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Settings on a fresh database: SQLite under tmp_path, or a fresh schema on the test PostgreSQL."""
+    reset_engines()
+    home = tmp_path / "home"
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        _reset_pg(url)
+        s = Settings(home=home, database_url=url)
+    else:
+        s = Settings(home=home, database_url=None)
+    s.ensure_dirs()
+    upgrade_schema(s)
+    yield s
+    reset_engines()
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Iterator[Settings]:
+    reset_engines()
+    s = Settings(home=tmp_path / "home", database_url=None)
+    s.ensure_dirs()
+    upgrade_schema(s)
+    yield s
+    reset_engines()
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Iterator[CasesContext]:
+    c = CasesContext.build(settings, bank=MemoryHashBank(), screeners=[], start_worker=False)
+    yield c
+    c.close()
+
+
+def valid_fields(**over: object) -> ReportFields:
+    base: dict[str, object] = dict(
+        category="ncii", jurisdiction="US", content_locations=["https://example.com/v/123"],
+        explanation="A sexual deepfake of me posted without consent.", good_faith=True, signature="Jane Roe",
+        reporter_name="Jane Roe", reporter_email="jane@example.org", reporter_contact="", reporter_role="depicted_person")
+    base.update(over)
+    return ReportFields(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def make_fields() -> Callable[..., ReportFields]:
+    return valid_fields
+
+
+@pytest.fixture
+def make_json() -> Callable[..., dict[str, object]]:
+    return lambda **over: asdict(valid_fields(**over))
