@@ -26,6 +26,9 @@ DOMAIN_ROUTERS = [
     "deepshield.api.routes.health",
     "deepshield.api.routes.scans",
     "deepshield.api.routes.pages",
+    "deepshield.api.routes.cases",
+    "deepshield.api.routes.reports_intake",
+    "deepshield.api.routes.console",
 ]
 
 
