@@ -132,3 +132,61 @@ def make_fields() -> Callable[..., ReportFields]:
 @pytest.fixture
 def make_json() -> Callable[..., dict[str, object]]:
     return lambda **over: asdict(valid_fields(**over))
+
+
+@pytest.fixture
+def api(settings: Settings):  # type: ignore[no-untyped-def]
+    """(TestClient, context, key factory) on the app with an in-memory bank and no detector (fast)."""
+    from fastapi.testclient import TestClient
+
+    from deepshield.accounts.service import create_api_key
+    from deepshield.api.app import create_app
+    from deepshield.cases.adapters import BankScreener
+    from deepshield.cases.ratelimit import FORM, PIN
+    from deepshield.store.db import session_scope
+
+    FORM._hits.clear()
+    PIN._hits.clear()
+    app = create_app(settings)
+    bank = MemoryHashBank()
+    ctx = CasesContext.build(settings, bank=bank, screeners=[], start_worker=False)
+    ctx.screeners = [BankScreener(bank, ctx.policy.screening)]
+    app.state.cases_ctx = ctx
+
+    def key(*scopes: str) -> dict[str, str]:
+        with session_scope(settings) as s:
+            k, _ = create_api_key(s, list(scopes), "platform")
+        return {"Authorization": f"Bearer {k}"}
+
+    with TestClient(app) as client:
+        client.fastapi_app = app  # type: ignore[attr-defined]
+        yield client, ctx, key
+    ctx.close()
+
+
+def login(client, settings: Settings, username: str, role: str) -> str:  # type: ignore[no-untyped-def]
+    """Create a user and sign the TestClient in; returns the CSRF token of the session."""
+    import re
+
+    from deepshield.accounts.service import create_user
+    from deepshield.store.db import session_scope
+
+    with session_scope(settings) as s:
+        create_user(s, username, "pw-" + username, role)
+    page = client.get("/login").text
+    tok = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    r = client.post("/login", data={"username": username, "password": "pw-" + username, "csrf": tok, "next": "/console"},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text
+    page = client.get("/console").text
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def make_image(path: Path, seed: int = 0) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    arr = (rng.random((96, 128, 3)) * 255).astype("uint8")
+    Image.fromarray(arr).save(path)
+    return path
