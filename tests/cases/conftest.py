@@ -190,3 +190,53 @@ def make_image(path: Path, seed: int = 0) -> Path:
     arr = (rng.random((96, 128, 3)) * 255).astype("uint8")
     Image.fromarray(arr).save(path)
     return path
+
+
+class Server:
+    """`deepshield serve` in a subprocess on a loopback port (so it can be SIGKILLed)."""
+
+    def __init__(self, settings: Settings, extra_env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        src = str(Path(__file__).resolve().parents[2] / "src")
+        self.env = {**os.environ, "DEEPSHIELD_HOME": str(settings.home), "PYTHONPATH": src,
+                    **({"DATABASE_URL": settings.database_url} if settings.database_url else {}),
+                    **(extra_env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        import sys
+        import urllib.request
+
+        self.log = open(self.settings.home / f"server-{self.port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen([sys.executable, "-m", "deepshield.cli.main", "serve", "--port", str(self.port)],
+                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {(self.settings.home / f'server-{self.port}.log').read_text()}")
+            time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def kill(self) -> None:
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if hasattr(self, "log"):
+            self.log.close()
