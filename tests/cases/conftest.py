@@ -50,25 +50,49 @@ def postgres_url() -> Iterator[str]:
         tmp.chmod(0o700)
     port = _free_port()
     env = {**os.environ, "LC_ALL": "C.UTF-8"}
-    subprocess.run(_as_pg_user([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "ds", "-E", "UTF8"]),
-                   check=True, capture_output=True, env=env)
-    subprocess.run(_as_pg_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(tmp / "log"), "-w", "-o",
-                                f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off", "start"]),
-                   check=True, capture_output=True, env=env)
+    subprocess.run(
+        _as_pg_user([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "ds", "-E", "UTF8"]),
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    subprocess.run(
+        _as_pg_user(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(tmp / "log"),
+                "-w",
+                "-o",
+                f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     try:
         import psycopg
 
         for _ in range(50):
             try:
-                with psycopg.connect(f"host=127.0.0.1 port={port} user=ds dbname=postgres", autocommit=True) as c:
+                with psycopg.connect(
+                    f"host=127.0.0.1 port={port} user=ds dbname=postgres", autocommit=True
+                ) as c:
                     c.execute("CREATE DATABASE deepshield")
                 break
             except psycopg.OperationalError:
                 time.sleep(0.2)
         yield f"postgresql+psycopg://ds@127.0.0.1:{port}/deepshield"
     finally:
-        subprocess.run(_as_pg_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True, env=env)
+        subprocess.run(
+            _as_pg_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            capture_output=True,
+            env=env,
+        )
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -117,9 +141,17 @@ def ctx(settings: Settings) -> Iterator[CasesContext]:
 
 def valid_fields(**over: object) -> ReportFields:
     base: dict[str, object] = dict(
-        category="ncii", jurisdiction="US", content_locations=["https://example.com/v/123"],
-        explanation="A sexual deepfake of me posted without consent.", good_faith=True, signature="Jane Roe",
-        reporter_name="Jane Roe", reporter_email="jane@example.org", reporter_contact="", reporter_role="depicted_person")
+        category="ncii",
+        jurisdiction="US",
+        content_locations=["https://example.com/v/123"],
+        explanation="A sexual deepfake of me posted without consent.",
+        good_faith=True,
+        signature="Jane Roe",
+        reporter_name="Jane Roe",
+        reporter_email="jane@example.org",
+        reporter_contact="",
+        reporter_role="depicted_person",
+    )
     base.update(over)
     return ReportFields(**base)  # type: ignore[arg-type]
 
@@ -175,8 +207,11 @@ def login(client, settings: Settings, username: str, role: str) -> str:  # type:
         create_user(s, username, "pw-" + username, role)
     page = client.get("/login").text
     tok = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    r = client.post("/login", data={"username": username, "password": "pw-" + username, "csrf": tok, "next": "/console"},
-                    follow_redirects=False)
+    r = client.post(
+        "/login",
+        data={"username": username, "password": "pw-" + username, "csrf": tok, "next": "/console"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303, r.text
     page = client.get("/console").text
     return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
@@ -200,9 +235,13 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         src = str(Path(__file__).resolve().parents[2] / "src")
-        self.env = {**os.environ, "DEEPSHIELD_HOME": str(settings.home), "PYTHONPATH": src,
-                    **({"DATABASE_URL": settings.database_url} if settings.database_url else {}),
-                    **(extra_env or {})}
+        self.env = {
+            **os.environ,
+            "DEEPSHIELD_HOME": str(settings.home),
+            "PYTHONPATH": src,
+            **({"DATABASE_URL": settings.database_url} if settings.database_url else {}),
+            **(extra_env or {}),
+        }
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Server:
@@ -210,8 +249,12 @@ class Server:
         import urllib.request
 
         self.log = open(self.settings.home / f"server-{self.port}.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "deepshield.cli.main", "serve", "--port", str(self.port)],
-                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "deepshield.cli.main", "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         for _ in range(300):
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
@@ -220,7 +263,9 @@ class Server:
             except OSError:
                 pass
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {(self.settings.home / f'server-{self.port}.log').read_text()}")
+                raise RuntimeError(
+                    f"server exited: {(self.settings.home / f'server-{self.port}.log').read_text()}"
+                )
             time.sleep(0.1)
         raise RuntimeError("server did not start")
 

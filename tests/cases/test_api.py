@@ -1,4 +1,5 @@
-"""The HTTP API: intake, idempotency, access control, decisions, statements, appeals, self-service, screening."""
+"""The HTTP API: intake, idempotency, access control, decisions, statements, appeals, self-service,
+screening."""
 
 from __future__ import annotations
 
@@ -14,8 +15,15 @@ from deepshield.store.db import session_scope
 
 from .conftest import login, make_image
 
-PROTECTED_PREFIXES = ("/v1/cases", "/v1/reports", "/v1/uploads", "/v1/transparency", "/v1/webhooks", "/v1/audit",
-                      "/v1/statements")
+PROTECTED_PREFIXES = (
+    "/v1/cases",
+    "/v1/reports",
+    "/v1/uploads",
+    "/v1/transparency",
+    "/v1/webhooks",
+    "/v1/audit",
+    "/v1/statements",
+)
 
 
 def test_intake_receipt_and_missing_fields(api, make_json):
@@ -74,7 +82,9 @@ def test_every_endpoint_refuses_missing_or_wrong_scope_key(api):
         for method in ops:
             assert client.request(method, url).status_code == 401, (method, url)
             assert client.request(method, url, headers=wrong).status_code == 403, (method, url)
-            assert client.request(method, url, headers={"Authorization": "Bearer dsk_bogus"}).status_code == 401
+            assert (
+                client.request(method, url, headers={"Authorization": "Bearer dsk_bogus"}).status_code == 401
+            )
             checked += 1
     assert checked >= 14
 
@@ -94,21 +104,39 @@ def test_reviewer_cannot_reach_admin_functions(api, settings):
 def test_decision_webhooks_statement_and_clean_export(api, make_json):
     client, ctx, key = api
     h = key("cases")
-    cid = client.post("/v1/reports", json=make_json(jurisdiction="DE", reporter_name="Jane Roe"), headers=h).json()["case_id"]
-    r = client.post(f"/v1/cases/{cid}/decision", json={"actions": ["remove", "bank"], "reason": "sexual deepfake"},
-                    headers=h)
+    cid = client.post(
+        "/v1/reports", json=make_json(jurisdiction="DE", reporter_name="Jane Roe"), headers=h
+    ).json()["case_id"]
+    r = client.post(
+        f"/v1/cases/{cid}/decision",
+        json={"actions": ["remove", "bank"], "reason": "sexual deepfake"},
+        headers=h,
+    )
     assert r.status_code == 200 and r.json()["state"] == "actioned"
     sid = r.json()["statement_id"]
     sor = client.get(f"/v1/statements/{sid}", headers=h).json()
-    for f in ("decision", "territorial_scope", "duration", "facts_and_circumstances", "notice_triggered",
-              "automated_detection", "automated_decision", "illegal_content_legal_ground", "redress"):
+    for f in (
+        "decision",
+        "territorial_scope",
+        "duration",
+        "facts_and_circumstances",
+        "notice_triggered",
+        "automated_detection",
+        "automated_decision",
+        "illegal_content_legal_ground",
+        "redress",
+    ):
         assert f in sor
     assert sor["notice_triggered"] is True and sor["automated_decision"] is True  # an API key decided
     # second decision on the same case is refused
-    again = client.post(f"/v1/cases/{cid}/decision", json={"actions": ["no_action"], "reason": "x"}, headers=h)
+    again = client.post(
+        f"/v1/cases/{cid}/decision", json={"actions": ["no_action"], "reason": "x"}, headers=h
+    )
     assert again.status_code == 409
     with session_scope(ctx.settings) as s:
-        events = sorted(d.event for d in s.scalars(select(WebhookDelivery).where(WebhookDelivery.case_id == cid)))
+        events = sorted(
+            d.event for d in s.scalars(select(WebhookDelivery).where(WebhookDelivery.case_id == cid))
+        )
     assert events == ["action.bank", "action.remove"]
     export = client.get("/v1/transparency/statements", headers=h).json()["statements"]
     text = json.dumps(export)
@@ -123,25 +151,41 @@ def test_appeal_by_human_reverses_action_and_banking(api, settings, make_json, t
     cid = client.post("/v1/reports", json=make_json(), headers=h).json()["case_id"]
     img = make_image(tmp_path / "a.png")
     with open(img, "rb") as f:
-        assert client.post(f"/v1/cases/{cid}/media", files={"file": ("a.png", f, "image/png")}, headers=h).status_code == 201
-    r = client.post(f"/v1/cases/{cid}/decision", json={"actions": ["remove", "bank"], "reason": "ncii"}, headers=h)
+        assert (
+            client.post(
+                f"/v1/cases/{cid}/media", files={"file": ("a.png", f, "image/png")}, headers=h
+            ).status_code
+            == 201
+        )
+    r = client.post(
+        f"/v1/cases/{cid}/decision", json={"actions": ["remove", "bank"], "reason": "ncii"}, headers=h
+    )
     assert r.json()["banked"] >= 2
     sha = client.get(f"/v1/cases/{cid}", headers=h).json()["media"][0]["sha256"]
     assert ctx.bank.lookup(sha, "sha256")
-    assert client.post(f"/v1/cases/{cid}/appeals", json={"reason": "it is satire"}, headers=h).status_code == 201
+    assert (
+        client.post(f"/v1/cases/{cid}/appeals", json={"reason": "it is satire"}, headers=h).status_code == 201
+    )
     # an API key (automation) may not decide an appeal
-    denied = client.post(f"/v1/cases/{cid}/appeal-decision", json={"outcome": "reversed", "reason": "x"},
-                         headers=key("cases", "review"))
+    denied = client.post(
+        f"/v1/cases/{cid}/appeal-decision",
+        json={"outcome": "reversed", "reason": "x"},
+        headers=key("cases", "review"),
+    )
     assert denied.status_code == 403 and denied.json()["error"] == "human_required"
     login(client, settings, "ada", "reviewer")
-    ok = client.post(f"/v1/cases/{cid}/appeal-decision", json={"outcome": "reversed", "reason": "satire, labelled"})
+    ok = client.post(
+        f"/v1/cases/{cid}/appeal-decision", json={"outcome": "reversed", "reason": "satire, labelled"}
+    )
     assert ok.status_code == 200 and ok.json()["state"] == "reversed"
     assert ctx.bank.lookup(sha, "sha256") == []
     detail = client.get(f"/v1/cases/{cid}", headers=h).json()
     assert all(a["reversed"] for a in detail["actions"])
     assert client.get(f"/v1/statements/{detail['statements'][0]}", headers=h).json()["revoked"] is True
     with session_scope(settings) as s:
-        events = sorted(d.event for d in s.scalars(select(WebhookDelivery).where(WebhookDelivery.case_id == cid)))
+        events = sorted(
+            d.event for d in s.scalars(select(WebhookDelivery).where(WebhookDelivery.case_id == cid))
+        )
         assert "reverse.remove" in events and "reverse.bank" in events
         assert audit.verify(s).ok
 
@@ -155,11 +199,16 @@ def test_appeal_window_closes_after_six_months(api, make_json):
     client, ctx, key = api
     h = key("cases")
     cid = client.post("/v1/reports", json=make_json(), headers=h).json()["case_id"]
-    client.post(f"/v1/cases/{cid}/decision", json={"actions": ["no_action"], "reason": "not intimate"}, headers=h)
+    client.post(
+        f"/v1/cases/{cid}/decision", json={"actions": ["no_action"], "reason": "not intimate"}, headers=h
+    )
     with pytest.raises(flows.AppealClosed):
-        flows.file_appeal(ctx, cid, filed_by="r", actor_kind="human", reason="x",
-                          now=utcnow() + dt.timedelta(days=184))
-    flows.file_appeal(ctx, cid, filed_by="r", actor_kind="human", reason="x", now=utcnow() + dt.timedelta(days=180))
+        flows.file_appeal(
+            ctx, cid, filed_by="r", actor_kind="human", reason="x", now=utcnow() + dt.timedelta(days=184)
+        )
+    flows.file_appeal(
+        ctx, cid, filed_by="r", actor_kind="human", reason="x", now=utcnow() + dt.timedelta(days=180)
+    )
 
 
 def test_self_service_hashes_withdrawal_and_pin_rate_limit(api, make_json):
@@ -168,11 +217,20 @@ def test_self_service_hashes_withdrawal_and_pin_rate_limit(api, make_json):
     cid, pin = rec["case_id"], rec["pin"]
     pdq = "f" * 60 + "0000"
     md5 = "0123456789abcdef0123456789abcdef"
-    r = client.post("/v1/selfservice/hashes", json={"case_id": cid, "pin": pin, "hashes": [
-        {"signal": "pdq", "value": pdq}, {"signal": "md5", "value": md5}]})
+    r = client.post(
+        "/v1/selfservice/hashes",
+        json={
+            "case_id": cid,
+            "pin": pin,
+            "hashes": [{"signal": "pdq", "value": pdq}, {"signal": "md5", "value": md5}],
+        },
+    )
     assert r.status_code == 201 and r.json()["added"] == 2
     assert ctx.bank.lookup(pdq, "pdq") and ctx.bank.lookup(md5, "md5")
-    bad = client.post("/v1/selfservice/hashes", json={"case_id": cid, "pin": pin, "hashes": [{"signal": "pdq", "value": "zz"}]})
+    bad = client.post(
+        "/v1/selfservice/hashes",
+        json={"case_id": cid, "pin": pin, "hashes": [{"signal": "pdq", "value": "zz"}]},
+    )
     assert bad.status_code == 422
     st = client.post("/v1/selfservice/status", json={"case_id": cid, "pin": pin}).json()
     assert st["state"] == "valid" and "reporter_email" not in st
@@ -180,8 +238,10 @@ def test_self_service_hashes_withdrawal_and_pin_rate_limit(api, make_json):
     assert r.json()["hashes_removed"] == 2
     assert ctx.bank.lookup(pdq, "pdq") == [] and ctx.bank.lookup(md5, "md5") == []
     # brute force: wrong PINs lock the case, then the per-client limit answers 429
-    codes = [client.post("/v1/selfservice/status", json={"case_id": cid, "pin": f"{i:08d}"}).status_code
-             for i in range(12)]
+    codes = [
+        client.post("/v1/selfservice/status", json={"case_id": cid, "pin": f"{i:08d}"}).status_code
+        for i in range(12)
+    ]
     assert codes[:5] == [404] * 5 and set(codes[5:10]) == {429} and codes[-1] == 429
 
 
@@ -192,18 +252,65 @@ def test_upload_screening_blocks_banked_media_and_finds_earlier_copies(api, make
     other = make_image(tmp_path / "cat.png", seed=2)
     # screened before anything was banked: allowed
     with open(img, "rb") as f:
-        early = client.post("/v1/uploads", files={"file": ("abuse.png", f, "image/png")}, data={"content_ref": "post-1"},
-                            headers=scan).json()
+        early = client.post(
+            "/v1/uploads",
+            files={"file": ("abuse.png", f, "image/png")},
+            data={"content_ref": "post-1"},
+            headers=scan,
+        ).json()
     assert early["decision"] == "allow" and early["reasons"]
     cid = client.post("/v1/reports", json=make_json(), headers=h).json()["case_id"]
     with open(img, "rb") as f:
         client.post(f"/v1/cases/{cid}/media", files={"file": ("abuse.png", f, "image/png")}, headers=h)
-    r = client.post(f"/v1/cases/{cid}/decision", json={"actions": ["remove", "bank"], "reason": "ncii"}, headers=h)
+    r = client.post(
+        f"/v1/cases/{cid}/decision", json={"actions": ["remove", "bank"], "reason": "ncii"}, headers=h
+    )
     assert r.json()["copies_found"] == 1
     with open(img, "rb") as f:
         again = client.post("/v1/uploads", files={"file": ("re.png", f, "image/png")}, headers=scan).json()
     assert again["decision"] == "block" and cid in again["reasons"][0]["reason"]
     with open(other, "rb") as f:
-        assert client.post("/v1/uploads", files={"file": ("cat.png", f, "image/png")}, headers=scan).json()["decision"] == "allow"
+        assert (
+            client.post("/v1/uploads", files={"file": ("cat.png", f, "image/png")}, headers=scan).json()[
+                "decision"
+            ]
+            == "allow"
+        )
     with session_scope(ctx.settings) as s:
         assert "copy.remove" in [d.event for d in s.scalars(select(WebhookDelivery))]
+
+
+def test_screening_review_opens_a_case_with_the_upload(api, tmp_path):
+    from deepshield.cases.ports import Finding
+
+    class Suspicious:
+        name = "detector"
+
+        def screen(self, path, hashes):  # type: ignore[no-untyped-def]
+            return Finding("detector", "review", "detector score 0.91 >= 0.5", {"score": 0.91})
+
+    client, ctx, key = api
+    ctx.screeners.append(Suspicious())
+    img = make_image(tmp_path / "u.png", seed=3)
+    with open(img, "rb") as f:
+        r = client.post(
+            "/v1/uploads",
+            files={"file": ("u.png", f, "image/png")},
+            data={"content_ref": "post-9"},
+            headers=key("scan"),
+        ).json()
+    assert r["decision"] == "review" and r["review_case"]
+    h = key("cases")
+    assert r["review_case"] in [c["case_id"] for c in client.get("/v1/cases", headers=h).json()["cases"]]
+    case = client.get(f"/v1/cases/{r['review_case']}", headers=h).json()
+    assert case["state"] == "valid" and case["source"] == "screening" and case["due_at"]
+    assert case["media"][0]["sha256"] == r["hashes"]["sha256"]
+    assert case["evidence"][0]["data"]["score"] == 0.91
+    d = client.post(
+        f"/v1/cases/{case['case_id']}/decision",
+        json={"actions": ["restrict"], "reason": "deepfake"},
+        headers=h,
+    ).json()
+    sor = client.get(f"/v1/statements/{d['statement_id']}", headers=h).json()
+    assert sor["notice_triggered"] is False and sor["automated_detection"] is True
+    assert r["review_case"] not in [c["case_id"] for c in client.get("/v1/cases", headers=h).json()["cases"]]

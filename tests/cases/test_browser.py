@@ -16,8 +16,15 @@ from .conftest import Server, make_image
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = os.environ.get("DEEPSHIELD_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture
@@ -82,11 +89,15 @@ def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path
     rev.wait_for_selector("#state")
     media = rev.locator("img.preview")
     assert media.count() == 1 and "blurred" in (media.get_attribute("class") or "")
-    blurred_src = rev.evaluate("fetch(document.querySelector('img.preview').src).then(r => r.headers.get('content-type'))")
+    blurred_src = rev.evaluate(
+        "fetch(document.querySelector('img.preview').src).then(r => r.headers.get('content-type'))"
+    )
     assert blurred_src == "image/jpeg"  # a server-made blurred JPEG, not the PNG
     rev.click("button[id^=reveal-]")
     rev.wait_for_selector("img.preview.revealed")
-    revealed_type = rev.evaluate("fetch(document.querySelector('img.preview').src).then(r => r.headers.get('content-type'))")
+    revealed_type = rev.evaluate(
+        "fetch(document.querySelector('img.preview').src).then(r => r.headers.get('content-type'))"
+    )
     assert revealed_type == "image/png"
     assert "media_revealed" in rev.inner_text("#audit")
     rev.click("#start-review")

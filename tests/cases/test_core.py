@@ -18,8 +18,16 @@ from deepshield.store.db import session_scope
 
 def _new(ctx, fields, key=None):
     with session_scope(ctx.settings) as s:
-        case, pin = service.create_case(s, fields, source="api", submitted_by="platform", actor_kind="automated",
-                                        policy=ctx.policy, settings=ctx.settings, idempotency_key=key)
+        case, pin = service.create_case(
+            s,
+            fields,
+            source="api",
+            submitted_by="platform",
+            actor_kind="automated",
+            policy=ctx.policy,
+            settings=ctx.settings,
+            idempotency_key=key,
+        )
         return case.id, pin
 
 
@@ -35,8 +43,14 @@ def test_valid_notice_starts_48h_clock_and_timestamps_states(ctx, make_fields):
 
 
 def test_incomplete_notice_lists_exactly_what_is_missing(ctx, make_fields):
-    f = make_fields(signature="", content_locations=[], good_faith=False, jurisdiction="DE", reporter_name="",
-                    explanation="")
+    f = make_fields(
+        signature="",
+        content_locations=[],
+        good_faith=False,
+        jurisdiction="DE",
+        reporter_name="",
+        explanation="",
+    )
     cid, _ = _new(ctx, f)
     with session_scope(ctx.settings) as s:
         case = service.get_case(s, cid)
@@ -44,9 +58,20 @@ def test_incomplete_notice_lists_exactly_what_is_missing(ctx, make_fields):
         missing = {m["field"] for m in json.loads(case.missing)}
     assert missing == {"signature", "content_locations", "good_faith", "reporter_name", "explanation"}
     with session_scope(ctx.settings) as s:
-        service.supply_info(s, cid, {"signature": "J. Roe", "content_locations": ["https://example.com/x"],
-                                     "good_faith": True, "reporter_name": "Jane",
-                                     "explanation": "It is a sexual deepfake of me."}, "reporter", "human", ctx.policy)
+        service.supply_info(
+            s,
+            cid,
+            {
+                "signature": "J. Roe",
+                "content_locations": ["https://example.com/x"],
+                "good_faith": True,
+                "reporter_name": "Jane",
+                "explanation": "It is a sexual deepfake of me.",
+            },
+            "reporter",
+            "human",
+            ctx.policy,
+        )
     with session_scope(ctx.settings) as s:
         case = service.get_case(s, cid)
         assert case.state == "valid" and case.due_at is not None
@@ -56,19 +81,37 @@ def test_incomplete_notice_lists_exactly_what_is_missing(ctx, make_fields):
 def test_csam_needs_no_contact_but_third_party_ncii_is_invalid():
     from deepshield.cases.service import ReportFields, check_validity
 
-    csam = ReportFields(category="csam", jurisdiction="DE", content_locations=["https://x.example/a"],
-                        good_faith=True, explanation="child abuse material")
+    csam = ReportFields(
+        category="csam",
+        jurisdiction="DE",
+        content_locations=["https://x.example/a"],
+        good_faith=True,
+        explanation="child abuse material",
+    )
     assert check_validity(csam) == []
-    ncii = ReportFields(category="ncii", jurisdiction="US", content_locations=["https://x.example/a"], good_faith=True,
-                        signature="Bob", reporter_email="b@x.org", reporter_role="third_party")
+    ncii = ReportFields(
+        category="ncii",
+        jurisdiction="US",
+        content_locations=["https://x.example/a"],
+        good_faith=True,
+        signature="Bob",
+        reporter_email="b@x.org",
+        reporter_role="third_party",
+    )
     assert [m.field for m in check_validity(ncii)] == ["reporter_role"]
 
 
 def test_deadline_rules_per_category_and_jurisdiction():
-    pol = CasesPolicy.from_dict({"default_hours": 48, "deadlines": [
-        {"category": "political_deepfake", "jurisdiction": "*", "hours": 24},
-        {"category": "political_deepfake", "jurisdiction": "EU", "hours": 12},
-        {"category": "*", "jurisdiction": "UK", "hours": 36}]})
+    pol = CasesPolicy.from_dict(
+        {
+            "default_hours": 48,
+            "deadlines": [
+                {"category": "political_deepfake", "jurisdiction": "*", "hours": 24},
+                {"category": "political_deepfake", "jurisdiction": "EU", "hours": 12},
+                {"category": "*", "jurisdiction": "UK", "hours": 36},
+            ],
+        }
+    )
     assert pol.hours_for("ncii", "US") == 48
     assert pol.hours_for("political_deepfake", "US") == 24
     assert pol.hours_for("political_deepfake", "EU") == 12
@@ -80,10 +123,16 @@ def test_queue_orders_by_time_left_and_warns_before_breach(ctx, make_fields):
     ids = [_new(ctx, make_fields())[0] for _ in range(3)]
     now = service.utcnow()
     with session_scope(ctx.settings) as s:  # backdate: one breached, one close to breach
-        s.execute(update(Case).where(Case.id == ids[1]).values(valid_at=now - dt.timedelta(hours=50),
-                                                               due_at=now - dt.timedelta(hours=2)))
-        s.execute(update(Case).where(Case.id == ids[2]).values(valid_at=now - dt.timedelta(hours=40),
-                                                               due_at=now + dt.timedelta(hours=8)))
+        s.execute(
+            update(Case)
+            .where(Case.id == ids[1])
+            .values(valid_at=now - dt.timedelta(hours=50), due_at=now - dt.timedelta(hours=2))
+        )
+        s.execute(
+            update(Case)
+            .where(Case.id == ids[2])
+            .values(valid_at=now - dt.timedelta(hours=40), due_at=now + dt.timedelta(hours=8))
+        )
     with session_scope(ctx.settings) as s:
         q = service.queue(s, ctx.policy)
         assert [c.id for c, _ in q] == [ids[1], ids[2], ids[0]]
@@ -93,7 +142,9 @@ def test_queue_orders_by_time_left_and_warns_before_breach(ctx, make_fields):
 def test_illegal_transition_is_refused(ctx, make_fields):
     cid, _ = _new(ctx, make_fields())
     with session_scope(ctx.settings) as s, pytest.raises(InvalidTransition):
-        service.transition(s, service.get_case(s, cid), State.UPHELD, actor="x", actor_kind="human", reason="r")
+        service.transition(
+            s, service.get_case(s, cid), State.UPHELD, actor="x", actor_kind="human", reason="r"
+        )
 
 
 def test_stale_version_is_refused(ctx, make_fields):
@@ -144,8 +195,9 @@ def test_audit_verify_finds_edit_delete_reorder(ctx, make_fields):
     with session_scope(ctx.settings) as s:
         probs = audit.verify(s).problems
         assert any("event 2" in p and "edited" in p for p in probs), probs
-        s.execute(update(AuditEvent).where(AuditEvent.seq == 2).values(
-            reason=s.get(AuditEvent, 2).reason))  # no-op; restore below by recomputation is impossible
+        s.execute(
+            update(AuditEvent).where(AuditEvent.seq == 2).values(reason=s.get(AuditEvent, 2).reason)
+        )  # no-op; restore below by recomputation is impossible
     # delete in the middle (on a fresh copy of the problem: just check detection)
     with session_scope(ctx.settings) as s:
         s.execute(delete(AuditEvent).where(AuditEvent.seq == 4))
@@ -162,7 +214,18 @@ def test_audit_verify_finds_swapped_events(ctx, make_fields):
     _new(ctx, make_fields())
     with session_scope(ctx.settings) as s:
         a, b = s.get(AuditEvent, 2), s.get(AuditEvent, 3)
-        cols = ["case_id", "actor", "actor_kind", "at", "action", "reason", "evidence", "details", "prev_hash", "hash"]
+        cols = [
+            "case_id",
+            "actor",
+            "actor_kind",
+            "at",
+            "action",
+            "reason",
+            "evidence",
+            "details",
+            "prev_hash",
+            "hash",
+        ]
         va, vb = {c: getattr(a, c) for c in cols}, {c: getattr(b, c) for c in cols}
         s.execute(update(AuditEvent).where(AuditEvent.seq == 2).values(**vb))
         s.execute(update(AuditEvent).where(AuditEvent.seq == 3).values(**va))

@@ -1,4 +1,5 @@
-"""A service killed with SIGKILL in the middle of a burst of intakes loses no acknowledged report, and the audit
+"""A service killed with SIGKILL in the middle of a burst of intakes loses no acknowledged report, and the
+audit
 chain stays valid; retries with the same Idempotency-Key after the restart create no duplicates."""
 
 from __future__ import annotations
@@ -22,8 +23,16 @@ pytestmark = pytest.mark.slow
 
 
 def _post(url: str, key: str, idem: str, body: dict) -> tuple[int, dict]:
-    req = urllib.request.Request(url + "/v1/reports", data=json.dumps(body).encode(), method="POST", headers={
-        "Authorization": f"Bearer {key}", "Idempotency-Key": idem, "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url + "/v1/reports",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {key}",
+            "Idempotency-Key": idem,
+            "Content-Type": "application/json",
+        },
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read())

@@ -38,7 +38,9 @@ class Platform:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with platform.lock:
                     platform.requests += 1
-                    if not webhooks.verify_signature(SECRET, self.headers.get(webhooks.SIGNATURE_HEADER, ""), body):
+                    if not webhooks.verify_signature(
+                        SECRET, self.headers.get(webhooks.SIGNATURE_HEADER, ""), body
+                    ):
                         platform.bad_signatures += 1
                         self.send_response(401)
                         self.end_headers()
@@ -73,8 +75,15 @@ def _drain(ctx, cfg: WebhookConfig, rounds: int = 20) -> None:
 
 def _case(ctx, make_fields) -> str:
     with session_scope(ctx.settings) as s:
-        case, _ = service.create_case(s, make_fields(), source="api", submitted_by="p", actor_kind="automated",
-                                      policy=ctx.policy, settings=ctx.settings)
+        case, _ = service.create_case(
+            s,
+            make_fields(),
+            source="api",
+            submitted_by="p",
+            actor_kind="automated",
+            policy=ctx.policy,
+            settings=ctx.settings,
+        )
         return case.id
 
 

@@ -10,8 +10,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from deepshield.cases.ports import BankMatch, Finding, HashBank, Screener
 from deepshield.cases.policy import ScreeningPolicy
+from deepshield.cases.ports import BankMatch, Finding, HashBank, Screener
 
 log = logging.getLogger("deepshield.cases")
 
@@ -79,8 +79,16 @@ class MatchingHashBank:
         out = []
         for m in self.svc.lookup(signal, value, max_distance=max_distance):
             get = m.get if isinstance(m, dict) else (lambda k, d=None, m=m: getattr(m, k, d))
-            out.append(BankMatch(signal, str(get("value", value)), get("case_id"), int(get("distance", 0)),
-                                 str(get("bank", self.bank)), dict(get("metadata", {}) or {})))
+            out.append(
+                BankMatch(
+                    signal,
+                    str(get("value", value)),
+                    get("case_id"),
+                    int(get("distance", 0)),
+                    str(get("bank", self.bank)),
+                    dict(get("metadata", {}) or {}),
+                )
+            )
         return out
 
 
@@ -112,7 +120,8 @@ def set_default_hash_bank(bank: HashBank | None) -> None:
 
 
 def file_hashes(path: Path) -> dict[str, str]:
-    """Exact hashes always; PDQ when Match provides a hasher (`deepshield.matching.signals.pdq_hash(path)`)."""
+    """Exact hashes always; PDQ when Match provides a hasher
+    (`deepshield.matching.signals.pdq_hash(path)`)."""
     sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -142,23 +151,33 @@ class BankScreener:
             if sig in hashes:
                 hits = self.bank.lookup(hashes[sig], sig)
                 if hits:
-                    return Finding(self.name, "block", f"exact {sig} match with banked media of case {hits[0].case_id}",
-                                   {"case_id": hits[0].case_id, "signal": sig, "distance": 0})
+                    return Finding(
+                        self.name,
+                        "block",
+                        f"exact {sig} match with banked media of case {hits[0].case_id}",
+                        {"case_id": hits[0].case_id, "signal": sig, "distance": 0},
+                    )
         if "pdq" in hashes:
-            hits = sorted(self.bank.lookup(hashes["pdq"], "pdq", self.policy.pdq_review_distance),
-                          key=lambda m: m.distance)
+            hits = sorted(
+                self.bank.lookup(hashes["pdq"], "pdq", self.policy.pdq_review_distance),
+                key=lambda m: m.distance,
+            )
             if hits:
                 m = hits[0]
                 near = m.distance > self.policy.pdq_block_distance
-                return Finding(self.name, "review" if near else "block",
-                               f"PDQ distance {m.distance} to banked media of case {m.case_id}"
-                               + (" (near the threshold: a person decides)" if near else ""),
-                               {"case_id": m.case_id, "signal": "pdq", "distance": m.distance})
+                return Finding(
+                    self.name,
+                    "review" if near else "block",
+                    f"PDQ distance {m.distance} to banked media of case {m.case_id}"
+                    + (" (near the threshold: a person decides)" if near else ""),
+                    {"case_id": m.case_id, "signal": "pdq", "distance": m.distance},
+                )
         return None
 
 
 class LabelScreener:
-    """AI-content labels found by deepshield.labels (`deepshield.labels.service.inspect_file(path)`), if merged."""
+    """AI-content labels found by deepshield.labels (`deepshield.labels.service.inspect_file(path)`), if
+    merged."""
 
     name = "labels"
 
@@ -174,7 +193,9 @@ class LabelScreener:
             return Finding(self.name, "allow", f"label check failed: {e}")
         data = res if isinstance(res, dict) else getattr(res, "__dict__", {})
         if data.get("ai_generated") or data.get("labels"):
-            return Finding(self.name, "label", "AI-generation label or manifest found", {"labels": data.get("labels")})
+            return Finding(
+                self.name, "label", "AI-generation label or manifest found", {"labels": data.get("labels")}
+            )
         return None
 
 
@@ -190,23 +211,39 @@ class DetectorScreener:
         self._lock = threading.Lock()
 
     def screen(self, path: Path, hashes: dict[str, str]) -> Finding | None:
-        from deepshield.detect.pipeline import ScanOptions, Scanner
+        from deepshield.detect.pipeline import Scanner, ScanOptions
 
         with self._lock:
             if self._scanner is None:
                 self._scanner = Scanner(ScanOptions(frames=self.frames))
             result = self._scanner.scan(path).result
         if not result.get("ok"):
-            return Finding(self.name, "allow", f"not scanned: {result['error']['message']}", {"error": result["error"]})
+            return Finding(
+                self.name, "allow", f"not scanned: {result['error']['message']}", {"error": result["error"]}
+            )
         score = (result.get("scores") or {}).get("video_score")
-        summary = {"verdict": result.get("verdict"), "score": score, "faces": result.get("face_count"),
-                   "detector": result.get("detector"), "detector_status": result.get("detector_status")}
+        summary = {
+            "verdict": result.get("verdict"),
+            "score": score,
+            "faces": result.get("face_count"),
+            "detector": result.get("detector"),
+            "detector_status": result.get("detector_status"),
+        }
         if score is not None and score >= self.policy.detector_review_threshold:
-            return Finding(self.name, "review", f"detector score {score:.2f} >= {self.policy.detector_review_threshold}"
-                           " (manipulated face likely): a person decides", summary)
+            return Finding(
+                self.name,
+                "review",
+                f"detector score {score:.2f} >= {self.policy.detector_review_threshold}"
+                " (manipulated face likely): a person decides",
+                summary,
+            )
         if score is None:
-            return Finding(self.name, "allow", f"no detector score ({result.get('detector_status')}; "
-                           f"{result.get('face_count', 0)} face(s))", summary)
+            return Finding(
+                self.name,
+                "allow",
+                f"no detector score ({result.get('detector_status')}; {result.get('face_count', 0)} face(s))",
+                summary,
+            )
         return Finding(self.name, "allow", f"detector score {score:.2f} below the review threshold", summary)
 
     def close(self) -> None:

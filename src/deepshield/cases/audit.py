@@ -1,7 +1,8 @@
 """Append-only, hash-chained audit trail.
 
 Every event's hash covers all its fields and the previous event's hash, so editing, deleting or reordering any
-event breaks the chain. Appending first locks the single `audit_head` row (an UPDATE), which serialises writers
+event breaks the chain. Appending first locks the single `audit_head` row (an UPDATE), which serialises
+writers
 across threads and processes on SQLite and PostgreSQL alike; the event is written in the caller's transaction,
 so a state change and its audit event commit together or not at all.
 """
@@ -28,10 +29,30 @@ def _canonical(ev: dict[str, Any]) -> bytes:
     return json.dumps(ev, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def event_hash(seq: int, case_id: str | None, actor: str, actor_kind: str, at: str, action: str, reason: str,
-               evidence: str, details: str, prev_hash: str) -> str:
-    body = {"seq": seq, "case_id": case_id, "actor": actor, "actor_kind": actor_kind, "at": at, "action": action,
-            "reason": reason, "evidence": evidence, "details": details, "prev_hash": prev_hash}
+def event_hash(
+    seq: int,
+    case_id: str | None,
+    actor: str,
+    actor_kind: str,
+    at: str,
+    action: str,
+    reason: str,
+    evidence: str,
+    details: str,
+    prev_hash: str,
+) -> str:
+    body = {
+        "seq": seq,
+        "case_id": case_id,
+        "actor": actor,
+        "actor_kind": actor_kind,
+        "at": at,
+        "action": action,
+        "reason": reason,
+        "evidence": evidence,
+        "details": details,
+        "prev_hash": prev_hash,
+    }
     return hashlib.sha256(_canonical(body)).hexdigest()
 
 
@@ -57,8 +78,19 @@ def record(
     ev_json = json.dumps(sorted(set(evidence)))
     det_json = json.dumps(details or {}, sort_keys=True, default=str)
     h = event_hash(seq, case_id, actor, actor_kind, at, action, reason, ev_json, det_json, prev)
-    ev = AuditEvent(seq=seq, case_id=case_id, actor=actor, actor_kind=actor_kind, at=at, action=action,
-                    reason=reason, evidence=ev_json, details=det_json, prev_hash=prev, hash=h)
+    ev = AuditEvent(
+        seq=seq,
+        case_id=case_id,
+        actor=actor,
+        actor_kind=actor_kind,
+        at=at,
+        action=action,
+        reason=reason,
+        evidence=ev_json,
+        details=det_json,
+        prev_hash=prev,
+        hash=h,
+    )
     session.add(ev)
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=h))
     session.flush()
@@ -86,8 +118,11 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
     last_seq = 0
     after = 0
     while True:
-        rows = list(session.scalars(select(AuditEvent).where(AuditEvent.seq > after)
-                                    .order_by(AuditEvent.seq).limit(batch)))
+        rows = list(
+            session.scalars(
+                select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(batch)
+            )
+        )
         if not rows:
             break
         for ev in rows:
@@ -95,10 +130,21 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
             if ev.seq != expected_seq:
                 problems.append(f"event {ev.seq}: expected seq {expected_seq} (event(s) deleted)")
             if ev.prev_hash != prev:
-                problems.append(f"event {ev.seq}: prev_hash does not match the previous event "
-                                "(deleted or reordered)")
-            h = event_hash(ev.seq, ev.case_id, ev.actor, ev.actor_kind, ev.at, ev.action, ev.reason,
-                           ev.evidence, ev.details, ev.prev_hash)
+                problems.append(
+                    f"event {ev.seq}: prev_hash does not match the previous event (deleted or reordered)"
+                )
+            h = event_hash(
+                ev.seq,
+                ev.case_id,
+                ev.actor,
+                ev.actor_kind,
+                ev.at,
+                ev.action,
+                ev.reason,
+                ev.evidence,
+                ev.details,
+                ev.prev_hash,
+            )
             if h != ev.hash:
                 problems.append(f"event {ev.seq}: content does not match its hash (edited)")
             prev = ev.hash
@@ -115,4 +161,6 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
 
 
 def events_for_case(session: Session, case_id: str) -> list[AuditEvent]:
-    return list(session.scalars(select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq)))
+    return list(
+        session.scalars(select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq))
+    )

@@ -1,4 +1,5 @@
-"""`deepshield audit verify` and `deepshield cases ...` (queue, webhook delivery, Transparency Database export)."""
+"""`deepshield audit verify` and `deepshield cases ...` (queue, webhook delivery, Transparency Database
+export)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from deepshield.config import Settings
 from deepshield.errors import DeepshieldError
 
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
@@ -22,7 +24,7 @@ class AuditBroken(DeepshieldError):
     code = "audit_broken"
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from deepshield.config import get_settings
     from deepshield.store.db import upgrade_schema
 
@@ -41,7 +43,9 @@ def verify(json_out: Annotated[bool, typer.Option("--json", help="print a JSON o
     with session_scope(_settings()) as s:
         r = audit.verify(s)
     if json_out:
-        typer.echo(json.dumps({"ok": r.ok, "events": r.events, "head_hash": r.head_hash, "problems": r.problems}))
+        typer.echo(
+            json.dumps({"ok": r.ok, "events": r.events, "head_hash": r.head_hash, "problems": r.problems})
+        )
     else:
         for p in r.problems:
             console.print(f"[red]{p}[/red]", highlight=False)
@@ -63,7 +67,13 @@ def queue(limit: Annotated[int, typer.Option(help="rows")] = 50) -> None:
     with session_scope(settings) as s:
         for c, d in service.queue(s, load_policy(settings), limit):
             colour = {"breached": "red", "warning": "yellow"}.get(d.level, "")
-            t.add_row(c.id, c.state, c.category, c.jurisdiction, f"[{colour}]{d.label}[/{colour}]" if colour else d.label)
+            t.add_row(
+                c.id,
+                c.state,
+                c.category,
+                c.jurisdiction,
+                f"[{colour}]{d.label}[/{colour}]" if colour else d.label,
+            )
     console.print(t)
 
 
@@ -78,7 +88,9 @@ def deliver(
     settings = _settings()
     pol = load_policy(settings)
     if not pol.webhook.url:
-        raise DeepshieldError("no webhook URL configured (DEEPSHIELD_WEBHOOK_URL or webhook.url in cases.json)")
+        raise DeepshieldError(
+            "no webhook URL configured (DEEPSHIELD_WEBHOOK_URL or webhook.url in cases.json)"
+        )
     while True:
         n = webhooks.deliver_due(settings, pol.webhook)
         console.print(f"delivered {n}")

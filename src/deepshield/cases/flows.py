@@ -1,5 +1,6 @@
 """Orchestration with side effects: decisions (webhooks, statements, banking, copy search), appeals, media
-evidence, victim hashes, withdrawal and upload screening. Services hold the data rules; flows call the outside."""
+evidence, victim hashes, withdrawal and upload screening. Services hold the data rules; flows call the
+outside."""
 
 from __future__ import annotations
 
@@ -67,12 +68,22 @@ class CasesContext:
     worker: webhooks.WebhookWorker | None = None
 
     @classmethod
-    def build(cls, settings: Settings, bank: HashBank | None = None, screeners: list[Screener] | None = None,
-              start_worker: bool = True, detector: bool = True) -> CasesContext:
+    def build(
+        cls,
+        settings: Settings,
+        bank: HashBank | None = None,
+        screeners: list[Screener] | None = None,
+        start_worker: bool = True,
+        detector: bool = True,
+    ) -> CasesContext:
         policy = load_policy(settings)
         bank = bank or default_hash_bank()
-        ctx = cls(settings, policy, bank,
-                  screeners if screeners is not None else default_screeners(bank, policy.screening, detector))
+        ctx = cls(
+            settings,
+            policy,
+            bank,
+            screeners if screeners is not None else default_screeners(bank, policy.screening, detector),
+        )
         if start_worker and policy.webhook.url:
             ctx.worker = webhooks.WebhookWorker(settings, policy.webhook).start()
         return ctx
@@ -95,13 +106,17 @@ def case_hashes(session: Session, case_id: str) -> list[tuple[str, str]]:
     out: set[tuple[str, str]] = set()
     for m in session.scalars(select(CaseMedia).where(CaseMedia.case_id == case_id)):
         out.update(json.loads(m.hashes).items())
-    for v in session.scalars(select(VictimHash).where(VictimHash.case_id == case_id, VictimHash.removed_at.is_(None))):
+    for v in session.scalars(
+        select(VictimHash).where(VictimHash.case_id == case_id, VictimHash.removed_at.is_(None))
+    ):
         out.add((v.signal, v.value))
     return sorted(out)
 
 
 def _automated_detection(session: Session, case_id: str) -> bool:
-    rows = session.scalars(select(CaseEvidence).where(CaseEvidence.case_id == case_id, CaseEvidence.automated))
+    rows = session.scalars(
+        select(CaseEvidence).where(CaseEvidence.case_id == case_id, CaseEvidence.automated)
+    )
     return any(json.loads(r.data).get("decision") in ("block", "review", "label") for r in rows)
 
 
@@ -117,9 +132,16 @@ class DecisionResult:
 def start_review(ctx: CasesContext, case_id: str, actor: str, expected_version: int | None = None) -> Case:
     with session_scope(ctx.settings) as s:
         case = service.get_case(s, case_id)
-        return service.transition(s, case, State.IN_REVIEW, actor=actor, actor_kind="human",
-                                  reason="review started", expected_version=expected_version,
-                                  extra={"assignee": actor})
+        return service.transition(
+            s,
+            case,
+            State.IN_REVIEW,
+            actor=actor,
+            actor_kind="human",
+            reason="review started",
+            expected_version=expected_version,
+            extra={"assignee": actor},
+        )
 
 
 def decide(
@@ -139,7 +161,9 @@ def decide(
     kinds = sorted(set(kinds), key=ACTION_KINDS.index) if all(k in ACTION_KINDS for k in kinds) else kinds
     bad = [k for k in kinds if k not in ACTION_KINDS]
     if bad or not kinds:
-        raise BadAction(f"unknown or missing action(s) {bad or '(none)'}; choose from {', '.join(ACTION_KINDS)}")
+        raise BadAction(
+            f"unknown or missing action(s) {bad or '(none)'}; choose from {', '.join(ACTION_KINDS)}"
+        )
     if "no_action" in kinds and len(kinds) > 1:
         raise BadAction("no_action cannot be combined with other actions")
     if "remove" in kinds and "restrict" in kinds:
@@ -152,24 +176,58 @@ def decide(
         hashes = case_hashes(s, case.id)
         evidence = [v for sig, v in hashes if sig == "sha256"]
         now = utcnow()
-        service.transition(s, case, target, actor=actor, actor_kind=actor_kind, reason=reason,
-                           expected_version=expected_version, evidence=evidence,
-                           extra={"decided_at": now, "decision": ",".join(kinds)}, now=now)
+        service.transition(
+            s,
+            case,
+            target,
+            actor=actor,
+            actor_kind=actor_kind,
+            reason=reason,
+            expected_version=expected_version,
+            evidence=evidence,
+            extra={"decided_at": now, "decision": ",".join(kinds)},
+            now=now,
+        )
         sor = None
         if any(k in RESTRICTIONS or k == "bank" for k in kinds):
             sor = reasons.make_statement(
-                s, case, kinds, facts=facts or f"Notice ({service.CATEGORIES.get(case.category, case.category)}) "
-                f"reviewed; {reason}", automated_detection=_automated_detection(s, case.id),
-                automated_decision=actor_kind == "automated", territorial_scope=territorial_scope, duration=duration)
+                s,
+                case,
+                kinds,
+                facts=facts
+                or f"Notice ({service.CATEGORIES.get(case.category, case.category)}) reviewed; {reason}",
+                automated_detection=_automated_detection(s, case.id),
+                automated_decision=actor_kind == "automated",
+                territorial_scope=territorial_scope,
+                duration=duration,
+            )
         locations = json.loads(case.content_locations)
         for k in kinds:
-            s.add(CaseAction(case_id=case.id, kind=k, actor=actor, actor_kind=actor_kind, reason=reason, at=now))
-            audit.record(s, actor=actor, actor_kind=actor_kind, action=f"action:{k}", case_id=case.id, reason=reason,
-                         evidence=evidence, details={"statement": sor.id if sor else None})
-            webhooks.enqueue(s, f"action.{k}", {"action": k, "content_locations": locations,
-                                                "hashes": [{"signal": a, "value": b} for a, b in hashes],
-                                                "statement_id": sor.id if sor else None, "reason": reason},
-                             case_id=case.id)
+            s.add(
+                CaseAction(case_id=case.id, kind=k, actor=actor, actor_kind=actor_kind, reason=reason, at=now)
+            )
+            audit.record(
+                s,
+                actor=actor,
+                actor_kind=actor_kind,
+                action=f"action:{k}",
+                case_id=case.id,
+                reason=reason,
+                evidence=evidence,
+                details={"statement": sor.id if sor else None},
+            )
+            webhooks.enqueue(
+                s,
+                f"action.{k}",
+                {
+                    "action": k,
+                    "content_locations": locations,
+                    "hashes": [{"signal": a, "value": b} for a, b in hashes],
+                    "statement_id": sor.id if sor else None,
+                    "reason": reason,
+                },
+                case_id=case.id,
+            )
         case_id = case.id
     result = DecisionResult(case=case, actions=kinds, statement_id=sor.id if sor else None)
     if "bank" in kinds:
@@ -186,9 +244,15 @@ def bank_case(ctx: CasesContext, case_id: str, actor: str) -> tuple[int, int]:
         ctx.bank.add(val, sig, case_id, {"source": "case", "actor": actor})
     copies = search_copies(ctx, case_id, hashes)
     with session_scope(ctx.settings) as s:
-        audit.record(s, actor="banking", actor_kind="automated", action="banked", case_id=case_id,
-                     reason=f"{len(hashes)} hash(es) banked; {copies} earlier upload(s) found as copies",
-                     evidence=[v for _, v in hashes])
+        audit.record(
+            s,
+            actor="banking",
+            actor_kind="automated",
+            action="banked",
+            case_id=case_id,
+            reason=f"{len(hashes)} hash(es) banked; {copies} earlier upload(s) found as copies",
+            evidence=[v for _, v in hashes],
+        )
     return len(hashes), copies
 
 
@@ -199,19 +263,39 @@ def search_copies(ctx: CasesContext, case_id: str, hashes: list[tuple[str, str]]
     radius = ctx.policy.screening.pdq_block_distance
     found = 0
     with session_scope(ctx.settings) as s:
-        for up in s.scalars(select(UploadScreening).where(UploadScreening.copy_of_case.is_(None),
-                                                          UploadScreening.decision != "block")):
+        for up in s.scalars(
+            select(UploadScreening).where(
+                UploadScreening.copy_of_case.is_(None), UploadScreening.decision != "block"
+            )
+        ):
             hs = json.loads(up.hashes)
             hit = any((sig, v) in exact for sig, v in hs.items()) or (
-                "pdq" in hs and any(hamming_hex(hs["pdq"], p) <= radius for p in pdqs))
+                "pdq" in hs and any(hamming_hex(hs["pdq"], p) <= radius for p in pdqs)
+            )
             if not hit:
                 continue
             up.copy_of_case = case_id
             found += 1
-            webhooks.enqueue(s, "copy.remove", {"action": "remove", "upload_id": up.id, "content_ref": up.content_ref,
-                                                "reason": f"copy of media banked in case {case_id}"}, case_id=case_id)
-            audit.record(s, actor="copy-search", actor_kind="automated", action="copy_found", case_id=case_id,
-                         reason=f"upload {up.id} matches banked media", evidence=[up.sha256])
+            webhooks.enqueue(
+                s,
+                "copy.remove",
+                {
+                    "action": "remove",
+                    "upload_id": up.id,
+                    "content_ref": up.content_ref,
+                    "reason": f"copy of media banked in case {case_id}",
+                },
+                case_id=case_id,
+            )
+            audit.record(
+                s,
+                actor="copy-search",
+                actor_kind="automated",
+                action="copy_found",
+                case_id=case_id,
+                reason=f"upload {up.id} matches banked media",
+                evidence=[up.sha256],
+            )
     return found
 
 
@@ -219,23 +303,45 @@ def _undo(ctx: CasesContext, s: Session, case: Case, actor: str, reason: str) ->
     """Reverse every restriction of the case: restore webhooks, statements revoked. Returns True if banked."""
     now = utcnow()
     banked = False
-    for a in s.scalars(select(CaseAction).where(CaseAction.case_id == case.id, CaseAction.reversed_at.is_(None))):
+    for a in s.scalars(
+        select(CaseAction).where(CaseAction.case_id == case.id, CaseAction.reversed_at.is_(None))
+    ):
         if a.kind == "no_action":
             continue
         a.reversed_at = now
         banked = banked or a.kind == "bank"
-        webhooks.enqueue(s, f"reverse.{a.kind}", {"action": f"undo_{a.kind}",
-                                                   "content_locations": json.loads(case.content_locations),
-                                                   "reason": reason}, case_id=case.id)
-        audit.record(s, actor=actor, actor_kind="human", action=f"reversed:{a.kind}", case_id=case.id, reason=reason)
-    s.execute(update(StatementOfReasons).where(StatementOfReasons.case_id == case.id,
-                                               StatementOfReasons.revoked_at.is_(None)).values(revoked_at=now))
+        webhooks.enqueue(
+            s,
+            f"reverse.{a.kind}",
+            {
+                "action": f"undo_{a.kind}",
+                "content_locations": json.loads(case.content_locations),
+                "reason": reason,
+            },
+            case_id=case.id,
+        )
+        audit.record(
+            s, actor=actor, actor_kind="human", action=f"reversed:{a.kind}", case_id=case.id, reason=reason
+        )
+    s.execute(
+        update(StatementOfReasons)
+        .where(StatementOfReasons.case_id == case.id, StatementOfReasons.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
     return banked
 
 
-def file_appeal(ctx: CasesContext, case_id: str, *, filed_by: str, actor_kind: str, reason: str,
-                now: dt.datetime | None = None) -> Appeal:
-    """Art. 20 complaint: open for `appeal_window_days` (default 183, i.e. at least 6 months) after the decision."""
+def file_appeal(
+    ctx: CasesContext,
+    case_id: str,
+    *,
+    filed_by: str,
+    actor_kind: str,
+    reason: str,
+    now: dt.datetime | None = None,
+) -> Appeal:
+    """Art. 20 complaint: open for `appeal_window_days` (default 183, i.e. at least 6 months) after the
+    decision."""
     now = now or utcnow()
     if not reason.strip():
         raise BadAction("say why the decision is wrong")
@@ -246,16 +352,28 @@ def file_appeal(ctx: CasesContext, case_id: str, *, filed_by: str, actor_kind: s
         decided = service._ts(case.decided_at)
         assert decided is not None
         if now > decided + dt.timedelta(days=ctx.policy.appeal_window_days):
-            raise AppealClosed(f"the appeal window closed {ctx.policy.appeal_window_days} days after the decision")
-        service.transition(s, case, State.APPEALED, actor=filed_by, actor_kind=actor_kind, reason=reason, now=now)
+            raise AppealClosed(
+                f"the appeal window closed {ctx.policy.appeal_window_days} days after the decision"
+            )
+        service.transition(
+            s, case, State.APPEALED, actor=filed_by, actor_kind=actor_kind, reason=reason, now=now
+        )
         ap = Appeal(case_id=case.id, filed_by=filed_by, reason=reason, filed_at=now, decision_reason="")
         s.add(ap)
         s.flush()
         return ap
 
 
-def decide_appeal(ctx: CasesContext, case_id: str, outcome: str, *, actor: str, actor_kind: str, reason: str,
-                  expected_version: int | None = None) -> Case:
+def decide_appeal(
+    ctx: CasesContext,
+    case_id: str,
+    outcome: str,
+    *,
+    actor: str,
+    actor_kind: str,
+    reason: str,
+    expected_version: int | None = None,
+) -> Case:
     """Only a person decides an appeal. `reversed` undoes the action and the banking."""
     if actor_kind != "human":
         raise HumanRequired("appeals are decided by a person (sign in to the review console)")
@@ -266,10 +384,20 @@ def decide_appeal(ctx: CasesContext, case_id: str, outcome: str, *, actor: str, 
     unbank = False
     with session_scope(ctx.settings) as s:
         case = service.get_case(s, case_id)
-        service.transition(s, case, State(outcome), actor=actor, actor_kind="human", reason=reason,
-                           expected_version=expected_version)
-        ap = s.scalar(select(Appeal).where(Appeal.case_id == case.id, Appeal.decided_at.is_(None))
-                      .order_by(Appeal.id.desc()))
+        service.transition(
+            s,
+            case,
+            State(outcome),
+            actor=actor,
+            actor_kind="human",
+            reason=reason,
+            expected_version=expected_version,
+        )
+        ap = s.scalar(
+            select(Appeal)
+            .where(Appeal.case_id == case.id, Appeal.decided_at.is_(None))
+            .order_by(Appeal.id.desc())
+        )
         if ap is not None:
             ap.decided_at, ap.decided_by, ap.outcome, ap.decision_reason = utcnow(), actor, outcome, reason
         if outcome == "reversed":
@@ -277,8 +405,14 @@ def decide_appeal(ctx: CasesContext, case_id: str, outcome: str, *, actor: str, 
     if unbank:
         n = ctx.bank.remove_case(case_id)
         with session_scope(ctx.settings) as s:
-            audit.record(s, actor="banking", actor_kind="automated", action="unbanked", case_id=case_id,
-                         reason=f"appeal reversed: {n} hash(es) removed from the bank")
+            audit.record(
+                s,
+                actor="banking",
+                actor_kind="automated",
+                action="unbanked",
+                case_id=case_id,
+                reason=f"appeal reversed: {n} hash(es) removed from the bank",
+            )
     ctx.kick()
     return case
 
@@ -304,15 +438,24 @@ def add_victim_hashes(ctx: CasesContext, case_id: str, items: list[tuple[str, st
         case = service.get_case(s, case_id)
         if case.state == State.CLOSED.value:
             raise BadAction(f"case {case.id} is closed")
-        have = {(v.signal, v.value) for v in s.scalars(select(VictimHash).where(VictimHash.case_id == case.id))}
+        have = {
+            (v.signal, v.value) for v in s.scalars(select(VictimHash).where(VictimHash.case_id == case.id))
+        }
         for sig, val in clean:
             if (sig, val) in have:
                 continue
             s.add(VictimHash(case_id=case.id, signal=sig, value=val))
             have.add((sig, val))
             added += 1
-        audit.record(s, actor=actor, actor_kind="human", action="hashes_added", case_id=case.id,
-                     reason=f"{added} hash(es) computed on the victim's device", evidence=[v for _, v in clean])
+        audit.record(
+            s,
+            actor=actor,
+            actor_kind="human",
+            action="hashes_added",
+            case_id=case.id,
+            reason=f"{added} hash(es) computed on the victim's device",
+            evidence=[v for _, v in clean],
+        )
     for sig, val in clean:
         ctx.bank.add(val, sig, case.id, {"source": "victim"})
     return added
@@ -324,18 +467,38 @@ def withdraw(ctx: CasesContext, case_id: str, actor: str, reason: str = "withdra
         case = service.get_case(s, case_id)
         hashes = case_hashes(s, case.id)
         now = utcnow()
-        s.execute(update(VictimHash).where(VictimHash.case_id == case.id, VictimHash.removed_at.is_(None))
-                  .values(removed_at=now))
+        s.execute(
+            update(VictimHash)
+            .where(VictimHash.case_id == case.id, VictimHash.removed_at.is_(None))
+            .values(removed_at=now)
+        )
         if case.state != State.CLOSED.value:
-            service.transition(s, case, State.CLOSED, actor=actor, actor_kind="human", reason=reason,
-                               extra={"withdrawn_at": now}, now=now)
-        webhooks.enqueue(s, "hashes.withdrawn", {"action": "delete_hashes",
-                                                 "hashes": [{"signal": a, "value": b} for a, b in hashes]},
-                         case_id=case.id)
+            service.transition(
+                s,
+                case,
+                State.CLOSED,
+                actor=actor,
+                actor_kind="human",
+                reason=reason,
+                extra={"withdrawn_at": now},
+                now=now,
+            )
+        webhooks.enqueue(
+            s,
+            "hashes.withdrawn",
+            {"action": "delete_hashes", "hashes": [{"signal": a, "value": b} for a, b in hashes]},
+            case_id=case.id,
+        )
     n = ctx.bank.remove_case(case_id)
     with session_scope(ctx.settings) as s:
-        audit.record(s, actor="banking", actor_kind="automated", action="hashes_removed", case_id=case_id,
-                     reason=f"withdrawal: {n} hash(es) removed from every bank")
+        audit.record(
+            s,
+            actor="banking",
+            actor_kind="automated",
+            action="hashes_removed",
+            case_id=case_id,
+            reason=f"withdrawal: {n} hash(es) removed from every bank",
+        )
     ctx.kick()
     return n
 
@@ -352,26 +515,55 @@ def _findings(ctx: CasesContext, path: Path, hashes: dict[str, str]) -> list[Fin
     return out
 
 
-def attach_media(ctx: CasesContext, case_id: str, src: Path, filename: str, kind: str, actor: str,
-                 actor_kind: str) -> CaseMedia:
+def attach_media(
+    ctx: CasesContext,
+    case_id: str,
+    src: Path,
+    filename: str,
+    kind: str,
+    actor: str,
+    actor_kind: str,
+    findings: list[Finding] | None = None,
+) -> CaseMedia:
     """Store the reported media with the case and record what each screener finds as evidence."""
     with session_scope(ctx.settings) as s:
         service.get_case(s, case_id)
     dest = service.media_dir(ctx.settings, case_id) / f"{secrets.token_hex(8)}{src.suffix.lower()}"
     shutil.move(str(src), dest)
     hashes = file_hashes(dest)
-    findings = _findings(ctx, dest, hashes)
+    if findings is None:
+        findings = _findings(ctx, dest, hashes)
     with session_scope(ctx.settings) as s:
-        m = CaseMedia(case_id=case_id, filename=filename[:500], path=str(dest), kind=kind, sha256=hashes["sha256"],
-                      hashes=json.dumps(hashes))
+        m = CaseMedia(
+            case_id=case_id,
+            filename=filename[:500],
+            path=str(dest),
+            kind=kind,
+            sha256=hashes["sha256"],
+            hashes=json.dumps(hashes),
+        )
         s.add(m)
         s.flush()
         for f in findings:
-            s.add(CaseEvidence(case_id=case_id, media_id=m.id, kind=f.screener, summary=f.reason,
-                               data=json.dumps({"decision": f.decision, **f.data}, default=str), automated=True))
-        audit.record(s, actor=actor, actor_kind=actor_kind, action="media_attached", case_id=case_id,
-                     reason=f"{kind} {filename[:80]}; " + "; ".join(f"{f.screener}: {f.reason}" for f in findings),
-                     evidence=[hashes["sha256"]])
+            s.add(
+                CaseEvidence(
+                    case_id=case_id,
+                    media_id=m.id,
+                    kind=f.screener,
+                    summary=f.reason,
+                    data=json.dumps({"decision": f.decision, **f.data}, default=str),
+                    automated=True,
+                )
+            )
+        audit.record(
+            s,
+            actor=actor,
+            actor_kind=actor_kind,
+            action="media_attached",
+            case_id=case_id,
+            reason=f"{kind} {filename[:80]}; " + "; ".join(f"{f.screener}: {f.reason}" for f in findings),
+            evidence=[hashes["sha256"]],
+        )
         s.expunge(m)
     return m
 
@@ -382,24 +574,103 @@ class ScreeningResult:
     decision: str
     reasons: list[dict[str, Any]]
     hashes: dict[str, str]
+    case_id: str | None = None
 
 
-def screen_upload(ctx: CasesContext, path: Path, filename: str, principal: str, content_ref: str = "") -> ScreeningResult:
+def screen_upload(
+    ctx: CasesContext,
+    path: Path,
+    filename: str,
+    principal: str,
+    content_ref: str = "",
+    keep_media: bool = True,
+    kind: str = "image",
+) -> ScreeningResult:
     """Policy: a bank match blocks, a near match or a likely manipulated face queues for review, an AI label
     labels, anything else is allowed; every finding is stored as the reason."""
     hashes = file_hashes(path)
     findings = _findings(ctx, path, hashes)
     decision = strongest(findings)
-    reasons_ = [{"screener": f.screener, "decision": f.decision, "reason": f.reason, "data": f.data} for f in findings]
+    reasons_ = [
+        {"screener": f.screener, "decision": f.decision, "reason": f.reason, "data": f.data} for f in findings
+    ]
     if not reasons_:
-        reasons_ = [{"screener": "policy", "decision": "allow", "reason": "no screener found anything", "data": {}}]
+        reasons_ = [
+            {"screener": "policy", "decision": "allow", "reason": "no screener found anything", "data": {}}
+        ]
     sid = secrets.token_hex(12)
+    case_id = None
     with session_scope(ctx.settings) as s:
-        s.add(UploadScreening(id=sid, principal=principal, filename=filename[:500], content_ref=content_ref[:500],
-                              sha256=hashes["sha256"], hashes=json.dumps(hashes), decision=decision,
-                              reasons=json.dumps(reasons_, default=str)))
+        s.add(
+            UploadScreening(
+                id=sid,
+                principal=principal,
+                filename=filename[:500],
+                content_ref=content_ref[:500],
+                sha256=hashes["sha256"],
+                hashes=json.dumps(hashes),
+                decision=decision,
+                reasons=json.dumps(reasons_, default=str),
+            )
+        )
         if decision in ("block", "review"):
-            audit.record(s, actor="screening", actor_kind="automated", action=f"upload:{decision}",
-                         reason="; ".join(r["reason"] for r in reasons_ if r["decision"] == decision),
-                         evidence=[hashes["sha256"]], details={"upload": sid, "by": principal})
-    return ScreeningResult(sid, decision, reasons_, hashes)
+            why = "; ".join(str(r["reason"]) for r in reasons_ if r["decision"] == decision)
+            audit.record(
+                s,
+                actor="screening",
+                actor_kind="automated",
+                action=f"upload:{decision}",
+                reason=why,
+                evidence=[hashes["sha256"]],
+                details={"upload": sid, "by": principal},
+            )
+        if decision == "review":
+            case_id = _screening_case(ctx, s, sid, content_ref, principal, why)
+    if case_id is not None and keep_media:
+        attach_media(ctx, case_id, path, filename, kind, "screening", "automated", findings=findings)
+    return ScreeningResult(sid, decision, reasons_, hashes, case_id)
+
+
+def _screening_case(
+    ctx: CasesContext, s: Session, upload_id: str, content_ref: str, principal: str, why: str
+) -> str:
+    """A review decision opens a case (no notice: the clock runs from now under the `other` category rule)."""
+    now = utcnow()
+    cid = service.new_case_id()
+    due = ctx.policy.due(now, "other", "")
+    s.add(
+        Case(
+            id=cid,
+            version=1,
+            state=State.RECEIVED.value,
+            source="screening",
+            submitted_by=principal,
+            category="other",
+            jurisdiction="",
+            content_locations=json.dumps([content_ref or f"upload:{upload_id}"]),
+            explanation=why,
+            good_faith=True,
+            signature="",
+            reporter_name="",
+            reporter_email="",
+            reporter_contact="",
+            reporter_role="",
+            missing="[]",
+            pin_hash="!",
+            pin_failures=0,
+            received_at=now,
+        )
+    )
+    s.flush()
+    case = service.get_case(s, cid)
+    service.transition(
+        s,
+        case,
+        State.VALID,
+        actor="screening",
+        actor_kind="automated",
+        reason=f"queued for review by upload screening: {why}",
+        extra={"valid_at": now, "due_at": due},
+        now=now,
+    )
+    return cid

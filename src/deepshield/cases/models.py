@@ -1,4 +1,5 @@
-"""Case tables: one reported item per case, its timeline, evidence, actions, statements, appeals, webhooks, audit.
+"""Case tables: one reported item per case, its timeline, evidence, actions, statements, appeals, webhooks,
+audit.
 
 Timestamps are timezone-aware UTC. `Case.version` guards every state change (conditional UPDATE), so two
 reviewers acting at once produce one action.
@@ -43,7 +44,9 @@ class Case(Base):
     valid_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    decision: Mapped[str | None] = mapped_column(String(64), nullable=True)  # e.g. "remove,bank" or "no_action"
+    decision: Mapped[str | None] = mapped_column(
+        String(64), nullable=True
+    )  # e.g. "remove,bank" or "no_action"
     assignee: Mapped[str | None] = mapped_column(String(128), nullable=True)
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -119,7 +122,8 @@ class CaseAction(Base):
 
 
 class StatementOfReasons(Base):
-    """DSA Art. 17 statement for one restriction; the Transparency Database export reads these (no personal data)."""
+    """DSA Art. 17 statement for one restriction; the Transparency Database export reads these (no personal
+    data)."""
 
     __tablename__ = "statements_of_reasons"
 
@@ -158,7 +162,8 @@ class Appeal(Base):
 
 
 class WebhookDelivery(Base):
-    """Outbox row written in the same transaction as the action; a worker posts it until 2xx or dead letter."""
+    """Outbox row written in the same transaction as the action; a worker posts it until 2xx or dead
+    letter."""
 
     __tablename__ = "webhook_deliveries"
 
@@ -211,7 +216,8 @@ class AuditEvent(Base):
 
 
 class AuditHead(Base):
-    """One row: the newest seq and hash. Appenders lock it first, which serialises the chain across processes."""
+    """One row: the newest seq and hash. Appenders lock it first, which serialises the chain across
+    processes."""
 
     __tablename__ = "audit_head"
 

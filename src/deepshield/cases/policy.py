@@ -75,16 +75,26 @@ class CasesPolicy:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CasesPolicy:
         try:
-            rules = [DeadlineRule(str(r.get("category", "*")), str(r.get("jurisdiction", "*")).upper()
-                                  if r.get("jurisdiction", "*") != "*" else "*", float(r["hours"]))
-                     for r in d.get("deadlines", [])]
+            rules = [
+                DeadlineRule(
+                    str(r.get("category", "*")),
+                    str(r.get("jurisdiction", "*")).upper() if r.get("jurisdiction", "*") != "*" else "*",
+                    float(r["hours"]),
+                )
+                for r in d.get("deadlines", [])
+            ]
             if any(r.hours <= 0 for r in rules):
                 raise PolicyError("deadline hours must be positive")
             wh = WebhookConfig(**d.get("webhook", {}))
             sc = ScreeningPolicy(**d.get("screening", {}))
-            return cls(default_hours=float(d.get("default_hours", 48)), warn_fraction=float(d.get("warn_fraction", 0.25)),
-                       deadlines=rules, webhook=wh, screening=sc,
-                       appeal_window_days=int(d.get("appeal_window_days", 183)))
+            return cls(
+                default_hours=float(d.get("default_hours", 48)),
+                warn_fraction=float(d.get("warn_fraction", 0.25)),
+                deadlines=rules,
+                webhook=wh,
+                screening=sc,
+                appeal_window_days=int(d.get("appeal_window_days", 183)),
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise PolicyError(f"bad cases policy: {e}") from None
 

@@ -37,13 +37,22 @@ TERMS_CLAUSE = {
     "harassment": "Terms of service: harassment",
     "other": "Terms of service: synthetic and manipulated media",
 }
-VISIBILITY = {"remove": "DECISION_VISIBILITY_CONTENT_REMOVED", "restrict": "DECISION_VISIBILITY_CONTENT_DISABLED"}
-REDRESS = ("Internal complaint (DSA Art. 20) free of charge within 6 months of this decision, through the case "
-           "status page or our appeals address; out-of-court dispute settlement (Art. 21); judicial redress.")
+VISIBILITY = {
+    "remove": "DECISION_VISIBILITY_CONTENT_REMOVED",
+    "restrict": "DECISION_VISIBILITY_CONTENT_DISABLED",
+}
+REDRESS = (
+    "Internal complaint (DSA Art. 20) free of charge within 6 months of this decision, through the case "
+    "status page or our appeals address; out-of-court dispute settlement (Art. 21); judicial redress."
+)
 
 
 def legal_ground(category: str, jurisdiction: str) -> str:
-    return LEGAL_GROUND.get((category, jurisdiction)) or LEGAL_GROUND.get((category, "*")) or LEGAL_GROUND[("other", "*")]
+    return (
+        LEGAL_GROUND.get((category, jurisdiction))
+        or LEGAL_GROUND.get((category, "*"))
+        or LEGAL_GROUND[("other", "*")]
+    )
 
 
 def make_statement(
@@ -60,14 +69,22 @@ def make_statement(
     """One statement per restricting decision (remove or restrict, with or without banking)."""
     main = "remove" if "remove" in kinds else "restrict"
     sor = StatementOfReasons(
-        id=str(uuid.uuid4()), case_id=case.id, decision="+".join(k for k in kinds if k != "no_action"),
-        visibility=VISIBILITY[main], territorial_scope=territorial_scope or ("worldwide" if main == "remove"
-                                                                            else case.jurisdiction or "worldwide"),
-        duration=duration, facts=facts, notice_triggered=case.source in ("api", "form"),
-        automated_detection=automated_detection, automated_decision=automated_decision,
-        ground="DECISION_GROUND_ILLEGAL_CONTENT", legal_ground=legal_ground(case.category, case.jurisdiction),
+        id=str(uuid.uuid4()),
+        case_id=case.id,
+        decision="+".join(k for k in kinds if k != "no_action"),
+        visibility=VISIBILITY[main],
+        territorial_scope=territorial_scope
+        or ("worldwide" if main == "remove" else case.jurisdiction or "worldwide"),
+        duration=duration,
+        facts=facts,
+        notice_triggered=case.source in ("api", "form"),
+        automated_detection=automated_detection,
+        automated_decision=automated_decision,
+        ground="DECISION_GROUND_ILLEGAL_CONTENT",
+        legal_ground=legal_ground(case.category, case.jurisdiction),
         terms_clause=TERMS_CLAUSE.get(case.category, TERMS_CLAUSE["other"]),
-        category=TDB_CATEGORY.get(case.category, TDB_CATEGORY["other"]), content_type="CONTENT_TYPE_SYNTHETIC_MEDIA",
+        category=TDB_CATEGORY.get(case.category, TDB_CATEGORY["other"]),
+        content_type="CONTENT_TYPE_SYNTHETIC_MEDIA",
         redress=REDRESS,
     )
     session.add(sor)
@@ -78,13 +95,24 @@ def make_statement(
 def statement_dict(sor: StatementOfReasons) -> dict[str, Any]:
     """The statement as shown to the affected user and the notifier."""
     return {
-        "id": sor.id, "case_id": sor.case_id, "decision": sor.decision, "visibility": sor.visibility,
-        "territorial_scope": sor.territorial_scope, "duration": sor.duration, "facts_and_circumstances": sor.facts,
-        "notice_triggered": sor.notice_triggered, "automated_detection": sor.automated_detection,
-        "automated_decision": sor.automated_decision, "decision_ground": sor.ground,
-        "illegal_content_legal_ground": sor.legal_ground, "incompatible_content_ground": sor.terms_clause,
-        "category": sor.category, "content_type": sor.content_type, "redress": sor.redress,
-        "created_at": sor.created_at.isoformat(), "revoked": sor.revoked_at is not None,
+        "id": sor.id,
+        "case_id": sor.case_id,
+        "decision": sor.decision,
+        "visibility": sor.visibility,
+        "territorial_scope": sor.territorial_scope,
+        "duration": sor.duration,
+        "facts_and_circumstances": sor.facts,
+        "notice_triggered": sor.notice_triggered,
+        "automated_detection": sor.automated_detection,
+        "automated_decision": sor.automated_decision,
+        "decision_ground": sor.ground,
+        "illegal_content_legal_ground": sor.legal_ground,
+        "incompatible_content_ground": sor.terms_clause,
+        "category": sor.category,
+        "content_type": sor.content_type,
+        "redress": sor.redress,
+        "created_at": sor.created_at.isoformat(),
+        "revoked": sor.revoked_at is not None,
     }
 
 
@@ -102,9 +130,13 @@ def transparency_record(sor: StatementOfReasons) -> dict[str, Any]:
         "end_date": None if sor.duration == "indefinite" else sor.duration,
         "source_type": "SOURCE_ARTICLE_16" if sor.notice_triggered else "SOURCE_VOLUNTARY",
         "automated_detection": "Yes" if sor.automated_detection else "No",
-        "automated_decision": "AUTOMATED_DECISION_FULLY" if sor.automated_decision else "AUTOMATED_DECISION_NOT_AUTOMATED",
+        "automated_decision": "AUTOMATED_DECISION_FULLY"
+        if sor.automated_decision
+        else "AUTOMATED_DECISION_NOT_AUTOMATED",
         "application_date": sor.created_at.date().isoformat(),
-        "decision_facts": "Synthetic media reported by notice and reviewed against the legal ground and terms cited.",
+        "decision_facts": (
+            "Synthetic media reported by notice and reviewed against the legal ground and terms cited."
+        ),
         "revoked": sor.revoked_at is not None,
     }
 
@@ -115,5 +147,10 @@ def export_transparency(session: Session, limit: int = 10000) -> list[dict[str, 
 
 
 def statements_for(session: Session, case_id: str) -> list[StatementOfReasons]:
-    return list(session.scalars(select(StatementOfReasons).where(StatementOfReasons.case_id == case_id)
-                                .order_by(StatementOfReasons.created_at)))
+    return list(
+        session.scalars(
+            select(StatementOfReasons)
+            .where(StatementOfReasons.case_id == case_id)
+            .order_by(StatementOfReasons.created_at)
+        )
+    )

@@ -1,12 +1,15 @@
-"""Queries and state changes on cases. Every change is a conditional UPDATE on (id, version) plus a timeline row
+"""Queries and state changes on cases. Every change is a conditional UPDATE on (id, version) plus a
+timeline row
 and an audit event in the same transaction, so a lost race is a typed 409 and never a double action."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 from dataclasses import asdict, dataclass, field
@@ -49,8 +52,36 @@ ROLES = {
     "authorised_representative": "someone authorised to act for the person depicted",
     "third_party": "a third party",
 }
-EU = {"EU", "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT",
-      "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"}
+EU = {
+    "EU",
+    "AT",
+    "BE",
+    "BG",
+    "HR",
+    "CY",
+    "CZ",
+    "DK",
+    "EE",
+    "FI",
+    "FR",
+    "DE",
+    "GR",
+    "HU",
+    "IE",
+    "IT",
+    "LV",
+    "LT",
+    "LU",
+    "MT",
+    "NL",
+    "PL",
+    "PT",
+    "RO",
+    "SK",
+    "SI",
+    "ES",
+    "SE",
+}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.I)
 _ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read over the phone
@@ -73,11 +104,16 @@ class ReportFields:
 
     def normalised(self) -> ReportFields:
         return ReportFields(
-            category=self.category.strip().lower(), jurisdiction=self.jurisdiction.strip().upper(),
+            category=self.category.strip().lower(),
+            jurisdiction=self.jurisdiction.strip().upper(),
             content_locations=[u.strip() for u in self.content_locations if u and u.strip()],
-            explanation=self.explanation.strip(), good_faith=bool(self.good_faith), signature=self.signature.strip(),
-            reporter_name=self.reporter_name.strip(), reporter_email=self.reporter_email.strip(),
-            reporter_contact=self.reporter_contact.strip(), reporter_role=self.reporter_role.strip().lower(),
+            explanation=self.explanation.strip(),
+            good_faith=bool(self.good_faith),
+            signature=self.signature.strip(),
+            reporter_name=self.reporter_name.strip(),
+            reporter_email=self.reporter_email.strip(),
+            reporter_contact=self.reporter_contact.strip(),
+            reporter_role=self.reporter_role.strip().lower(),
         )
 
     def digest(self) -> str:
@@ -97,25 +133,47 @@ def check_validity(f: ReportFields) -> list[Missing]:
     if f.category not in CATEGORIES:
         out.append(Missing("category", f"choose one of: {', '.join(CATEGORIES)}"))
     if not f.content_locations:
-        out.append(Missing("content_locations", "the exact URL(s) of the content, to identify and locate it "
-                                                "(TAKE IT DOWN Act; DSA Art. 16(2)(b))"))
+        out.append(
+            Missing(
+                "content_locations",
+                "the exact URL(s) of the content, to identify and locate it "
+                "(TAKE IT DOWN Act; DSA Art. 16(2)(b))",
+            )
+        )
     bad = [u for u in f.content_locations if not _URL.match(u)]
     if bad:
         out.append(Missing("content_locations", f"not a http(s) URL: {', '.join(bad[:3])}"))
     if not f.good_faith:
-        out.append(Missing("good_faith", "a statement that the report is made in good faith and is accurate "
-                                         "(TAKE IT DOWN Act; DSA Art. 16(2)(d))"))
+        out.append(
+            Missing(
+                "good_faith",
+                "a statement that the report is made in good faith and is accurate "
+                "(TAKE IT DOWN Act; DSA Art. 16(2)(d))",
+            )
+        )
     if not f.jurisdiction:
         out.append(Missing("jurisdiction", "the country or region whose law applies (e.g. US, EU, UK, DE)"))
     if f.category == "ncii":
         if not f.signature:
-            out.append(Missing("signature", "a physical or electronic signature of the depicted person or of "
-                                            "someone authorised (TAKE IT DOWN Act)"))
+            out.append(
+                Missing(
+                    "signature",
+                    "a physical or electronic signature of the depicted person or of "
+                    "someone authorised (TAKE IT DOWN Act)",
+                )
+            )
         if f.reporter_role not in ("depicted_person", "authorised_representative"):
-            out.append(Missing("reporter_role", "a removal request must come from the person depicted or someone "
-                                                "authorised to act for them (TAKE IT DOWN Act)"))
+            out.append(
+                Missing(
+                    "reporter_role",
+                    "a removal request must come from the person depicted or someone "
+                    "authorised to act for them (TAKE IT DOWN Act)",
+                )
+            )
     if not (f.reporter_email or f.reporter_contact) and f.category != "csam":
-        out.append(Missing("contact", "contact information so we can confirm receipt and tell you the decision"))
+        out.append(
+            Missing("contact", "contact information so we can confirm receipt and tell you the decision")
+        )
     if f.reporter_email and not _EMAIL.match(f.reporter_email):
         out.append(Missing("reporter_email", "not a valid email address"))
     if f.jurisdiction in EU and f.category != "csam":
@@ -124,8 +182,11 @@ def check_validity(f: ReportFields) -> list[Missing]:
         if not f.reporter_email:
             out.append(Missing("reporter_email", "the notifier's email address (DSA Art. 16(2)(c))"))
     if f.jurisdiction in EU and len(f.explanation) < 10:
-        out.append(Missing("explanation", "a substantiated explanation of why the content is illegal "
-                                          "(DSA Art. 16(2)(a))"))
+        out.append(
+            Missing(
+                "explanation", "a substantiated explanation of why the content is illegal (DSA Art. 16(2)(a))"
+            )
+        )
     return out
 
 
@@ -134,19 +195,31 @@ def new_case_id() -> str:
     return f"DS-{r[:4]}-{r[4:]}"
 
 
+_secrets: dict[str, bytes] = {}
+
+
 def case_secret(settings: Settings) -> bytes:
-    """Server secret for deriving PINs (so an idempotent retry can show the same PIN again)."""
+    """Server secret for deriving PINs (so an idempotent retry can show the same PIN again):
+    DEEPSHIELD_CASES_SECRET (hex; set it when several hosts share one database) or
+    `$DEEPSHIELD_HOME/cases.key`, created once."""
+    env = os.environ.get("DEEPSHIELD_CASES_SECRET")
+    if env:
+        return bytes.fromhex(env)
     path = settings.home / "cases.key"
+    cached = _secrets.get(str(path))
+    if cached is not None:
+        return cached
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f".cases.key.{secrets.token_hex(4)}")
         tmp.write_text(secrets.token_hex(32))
         tmp.chmod(0o600)
-        try:
-            tmp.rename(path) if not path.exists() else tmp.unlink()
-        except OSError:
-            pass
-    return bytes.fromhex(path.read_text().strip())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)  # atomic: the first process wins, the others read its key
+        tmp.unlink()
+    key = bytes.fromhex(path.read_text().strip())
+    _secrets[str(path)] = key
+    return key
 
 
 def derive_pin(secret: bytes, case_id: str) -> str:
@@ -191,68 +264,142 @@ def create_case(
     case_id = new_case_id()
     pin = derive_pin(case_secret(settings), case_id)
     case = Case(
-        id=case_id, version=1, state=State.RECEIVED.value, source=source, submitted_by=submitted_by,
-        idempotency_key=idempotency_key, request_hash=f.digest(), category=f.category or "other",
-        jurisdiction=f.jurisdiction[:8] or "", content_locations=json.dumps(f.content_locations),
-        explanation=f.explanation, good_faith=f.good_faith, signature=f.signature, reporter_name=f.reporter_name,
-        reporter_email=f.reporter_email, reporter_contact=f.reporter_contact, reporter_role=f.reporter_role,
-        missing="[]", pin_hash=hash_password(pin), pin_failures=0, received_at=now,
+        id=case_id,
+        version=1,
+        state=State.RECEIVED.value,
+        source=source,
+        submitted_by=submitted_by,
+        idempotency_key=idempotency_key,
+        request_hash=f.digest(),
+        category=f.category or "other",
+        jurisdiction=f.jurisdiction[:8] or "",
+        content_locations=json.dumps(f.content_locations),
+        explanation=f.explanation,
+        good_faith=f.good_faith,
+        signature=f.signature,
+        reporter_name=f.reporter_name,
+        reporter_email=f.reporter_email,
+        reporter_contact=f.reporter_contact,
+        reporter_role=f.reporter_role,
+        missing="[]",
+        pin_hash=hash_password(pin),
+        pin_failures=0,
+        received_at=now,
     )
     session.add(case)
-    session.add(CaseTransition(case_id=case_id, from_state=None, to_state=State.RECEIVED.value, at=now,
-                               actor=submitted_by, actor_kind=actor_kind, reason=f"notice received via {source}"))
+    session.add(
+        CaseTransition(
+            case_id=case_id,
+            from_state=None,
+            to_state=State.RECEIVED.value,
+            at=now,
+            actor=submitted_by,
+            actor_kind=actor_kind,
+            reason=f"notice received via {source}",
+        )
+    )
     session.flush()
-    audit.record(session, actor=submitted_by, actor_kind=actor_kind, action="report_received", case_id=case_id,
-                 reason=f"notice received via {source}", details={"category": case.category, "fields": f.digest()})
+    audit.record(
+        session,
+        actor=submitted_by,
+        actor_kind=actor_kind,
+        action="report_received",
+        case_id=case_id,
+        reason=f"notice received via {source}",
+        details={"category": case.category, "fields": f.digest()},
+    )
     _revalidate(session, case, f, policy, actor="intake", now=now)
     return case, pin
 
 
-def _revalidate(session: Session, case: Case, f: ReportFields, policy: CasesPolicy, actor: str,
-                now: dt.datetime) -> None:
+def _revalidate(
+    session: Session, case: Case, f: ReportFields, policy: CasesPolicy, actor: str, now: dt.datetime
+) -> None:
     missing = check_validity(f)
-    session.execute(update(Case).where(Case.id == case.id).values(
-        missing=json.dumps([asdict(m) for m in missing])))
+    session.execute(
+        update(Case).where(Case.id == case.id).values(missing=json.dumps([asdict(m) for m in missing]))
+    )
     session.refresh(case)
     if missing:
         if case.state != State.NEEDS_INFO.value:
-            transition(session, case, State.NEEDS_INFO, actor=actor, actor_kind="automated",
-                       reason="incomplete notice: " + "; ".join(m.field for m in missing), now=now)
+            transition(
+                session,
+                case,
+                State.NEEDS_INFO,
+                actor=actor,
+                actor_kind="automated",
+                reason="incomplete notice: " + "; ".join(m.field for m in missing),
+                now=now,
+            )
     else:
         due = policy.due(now, f.category, f.jurisdiction)
-        transition(session, case, State.VALID, actor=actor, actor_kind="automated",
-                   reason=f"valid notice; decision due by {due.isoformat(timespec='minutes')}",
-                   extra={"valid_at": now, "due_at": due}, now=now)
+        transition(
+            session,
+            case,
+            State.VALID,
+            actor=actor,
+            actor_kind="automated",
+            reason=f"valid notice; decision due by {due.isoformat(timespec='minutes')}",
+            extra={"valid_at": now, "due_at": due},
+            now=now,
+        )
 
 
 def fields_of(case: Case) -> ReportFields:
     return ReportFields(
-        category=case.category, jurisdiction=case.jurisdiction, content_locations=json.loads(case.content_locations),
-        explanation=case.explanation, good_faith=case.good_faith, signature=case.signature,
-        reporter_name=case.reporter_name, reporter_email=case.reporter_email,
-        reporter_contact=case.reporter_contact, reporter_role=case.reporter_role,
+        category=case.category,
+        jurisdiction=case.jurisdiction,
+        content_locations=json.loads(case.content_locations),
+        explanation=case.explanation,
+        good_faith=case.good_faith,
+        signature=case.signature,
+        reporter_name=case.reporter_name,
+        reporter_email=case.reporter_email,
+        reporter_contact=case.reporter_contact,
+        reporter_role=case.reporter_role,
     )
 
 
-def supply_info(session: Session, case_id: str, updates: dict[str, Any], actor: str, actor_kind: str,
-                policy: CasesPolicy) -> Case:
+def supply_info(
+    session: Session, case_id: str, updates: dict[str, Any], actor: str, actor_kind: str, policy: CasesPolicy
+) -> Case:
     """Fill in what a `needs_info` notice lacked, then check it again."""
     case = get_case(session, case_id)
     if case.state not in (State.RECEIVED.value, State.NEEDS_INFO.value):
-        raise DeepshieldError(f"case {case.id} is {case.state}: information can only be added while it needs info")
+        raise DeepshieldError(
+            f"case {case.id} is {case.state}: information can only be added while it needs info"
+        )
     f = fields_of(case)
     for k, v in updates.items():
         if v is None or not hasattr(f, k):
             continue
         setattr(f, k, v)
     f = f.normalised()
-    session.execute(update(Case).where(Case.id == case.id).values(
-        category=f.category or "other", jurisdiction=f.jurisdiction[:8], content_locations=json.dumps(f.content_locations),
-        explanation=f.explanation, good_faith=f.good_faith, signature=f.signature, reporter_name=f.reporter_name,
-        reporter_email=f.reporter_email, reporter_contact=f.reporter_contact, reporter_role=f.reporter_role))
+    session.execute(
+        update(Case)
+        .where(Case.id == case.id)
+        .values(
+            category=f.category or "other",
+            jurisdiction=f.jurisdiction[:8],
+            content_locations=json.dumps(f.content_locations),
+            explanation=f.explanation,
+            good_faith=f.good_faith,
+            signature=f.signature,
+            reporter_name=f.reporter_name,
+            reporter_email=f.reporter_email,
+            reporter_contact=f.reporter_contact,
+            reporter_role=f.reporter_role,
+        )
+    )
     session.refresh(case)
-    audit.record(session, actor=actor, actor_kind=actor_kind, action="info_supplied", case_id=case.id,
-                 reason="fields: " + ", ".join(sorted(k for k, v in updates.items() if v is not None)))
+    audit.record(
+        session,
+        actor=actor,
+        actor_kind=actor_kind,
+        action="info_supplied",
+        case_id=case.id,
+        reason="fields: " + ", ".join(sorted(k for k, v in updates.items() if v is not None)),
+    )
     _revalidate(session, case, f, policy, actor=actor, now=utcnow())
     return case
 
@@ -274,27 +421,50 @@ def transition(
     now = now or utcnow()
     version = case.version if expected_version is None else expected_version
     if expected_version is not None and case.version != expected_version:
-        raise ConcurrentUpdate(f"case {case.id} changed since you opened it (version {case.version}, "
-                               f"you had {expected_version}): reload it")
+        raise ConcurrentUpdate(
+            f"case {case.id} changed since you opened it (version {case.version}, "
+            f"you had {expected_version}): reload it"
+        )
     check_transition(case.state, target.value)
     res = session.execute(
-        update(Case).where(Case.id == case.id, Case.version == version, Case.state == case.state)
+        update(Case)
+        .where(Case.id == case.id, Case.version == version, Case.state == case.state)
         .values(state=target.value, version=version + 1, **(extra or {}))
         .execution_options(synchronize_session=False)
     )
     if res.rowcount != 1:  # type: ignore[attr-defined]
         raise ConcurrentUpdate(f"case {case.id} was changed by someone else at the same moment: reload it")
-    session.add(CaseTransition(case_id=case.id, from_state=case.state, to_state=target.value, at=now, actor=actor,
-                               actor_kind=actor_kind, reason=reason))
-    audit.record(session, actor=actor, actor_kind=actor_kind, action=f"state:{target.value}", case_id=case.id,
-                 reason=reason, evidence=evidence or (), details={"from": case.state, "version": version + 1})
+    session.add(
+        CaseTransition(
+            case_id=case.id,
+            from_state=case.state,
+            to_state=target.value,
+            at=now,
+            actor=actor,
+            actor_kind=actor_kind,
+            reason=reason,
+        )
+    )
+    audit.record(
+        session,
+        actor=actor,
+        actor_kind=actor_kind,
+        action=f"state:{target.value}",
+        case_id=case.id,
+        reason=reason,
+        evidence=evidence or (),
+        details={"from": case.state, "version": version + 1},
+    )
     session.refresh(case)
     return case
 
 
 def timeline(session: Session, case_id: str) -> list[CaseTransition]:
-    return list(session.scalars(select(CaseTransition).where(CaseTransition.case_id == case_id)
-                                .order_by(CaseTransition.id)))
+    return list(
+        session.scalars(
+            select(CaseTransition).where(CaseTransition.case_id == case_id).order_by(CaseTransition.id)
+        )
+    )
 
 
 def state_times(session: Session, case_id: str) -> dict[str, dt.datetime]:
@@ -343,13 +513,30 @@ def deadline(case: Case, policy: CasesPolicy, now: dt.datetime | None = None) ->
     return Deadline(due, left, level)
 
 
-def queue(session: Session, policy: CasesPolicy, limit: int = 200, states: tuple[str, ...] | None = None,
-          now: dt.datetime | None = None) -> list[tuple[Case, Deadline]]:
+def queue(
+    session: Session,
+    policy: CasesPolicy,
+    limit: int = 200,
+    states: tuple[str, ...] | None = None,
+    now: dt.datetime | None = None,
+) -> list[tuple[Case, Deadline]]:
     """Open cases, least time left first (breached at the top); cases without a clock after them."""
-    states = states or (State.VALID.value, State.IN_REVIEW.value, State.APPEALED.value, State.NEEDS_INFO.value,
-                        State.RECEIVED.value, State.REVERSED.value)
-    rows = list(session.scalars(select(Case).where(Case.state.in_(states)).order_by(Case.due_at, Case.received_at)
-                                .limit(limit * 2)))
+    states = states or (
+        State.VALID.value,
+        State.IN_REVIEW.value,
+        State.APPEALED.value,
+        State.NEEDS_INFO.value,
+        State.RECEIVED.value,
+        State.REVERSED.value,
+    )
+    rows = list(
+        session.scalars(
+            select(Case)
+            .where(Case.state.in_(states))
+            .order_by(Case.due_at, Case.received_at)
+            .limit(limit * 2)
+        )
+    )
     now = now or utcnow()
     items = [(c, deadline(c, policy, now)) for c in rows]
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
@@ -390,8 +577,14 @@ def check_pin(session: Session, case_id: str, pin: str, now: dt.datetime | None 
     case.pin_failures += 1
     if case.pin_failures >= PIN_FREE_TRIES:
         case.pin_locked_until = now + PIN_LOCK * (2 ** (case.pin_failures - PIN_FREE_TRIES))
-    audit.record(session, actor="self-service", actor_kind="automated", action="pin_failed", case_id=case.id,
-                 reason=f"wrong PIN ({case.pin_failures} in a row)")
+    audit.record(
+        session,
+        actor="self-service",
+        actor_kind="automated",
+        action="pin_failed",
+        case_id=case.id,
+        reason=f"wrong PIN ({case.pin_failures} in a row)",
+    )
     return None
 
 

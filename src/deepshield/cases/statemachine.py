@@ -1,4 +1,5 @@
-"""The case lifecycle. Every state entered gets a timestamp (case_transitions); illegal moves are typed errors."""
+"""The case lifecycle. Every state entered gets a timestamp (case_transitions); illegal moves are typed
+errors."""
 
 from __future__ import annotations
 
@@ -58,4 +59,6 @@ def check_transition(current: str, target: str) -> None:
         raise InvalidTransition(f"unknown state: {e}") from None
     if tgt not in TRANSITIONS[cur]:
         allowed = ", ".join(sorted(TRANSITIONS[cur])) or "none (final)"
-        raise InvalidTransition(f"a case in state {cur.value!r} cannot move to {tgt.value!r} (allowed: {allowed})")
+        raise InvalidTransition(
+            f"a case in state {cur.value!r} cannot move to {tgt.value!r} (allowed: {allowed})"
+        )

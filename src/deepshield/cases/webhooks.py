@@ -1,4 +1,5 @@
-"""Signed webhooks to the platform's own endpoint: an outbox with retries, idempotency keys and a dead-letter list.
+"""Signed webhooks to the platform's own endpoint: an outbox with retries, idempotency keys and a
+dead-letter list.
 
 A delivery row is written in the same transaction as the action it announces, so a crash never loses one; the
 worker posts it until the platform answers 2xx (then `delivered`) or the attempts run out (then `dead`, listed
@@ -40,7 +41,9 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     return f"t={t},v1={mac}"
 
 
-def verify_signature(secret: str, header: str, body: bytes, tolerance_s: int = 300, now: float | None = None) -> bool:
+def verify_signature(
+    secret: str, header: str, body: bytes, tolerance_s: int = 300, now: float | None = None
+) -> bool:
     """For receivers: check the HMAC and that the timestamp is recent (stops replays of old requests)."""
     try:
         parts = dict(p.split("=", 1) for p in header.split(","))
@@ -53,11 +56,27 @@ def verify_signature(secret: str, header: str, body: bytes, tolerance_s: int = 3
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-def enqueue(session: Session, event: str, payload: dict[str, Any], case_id: str | None = None) -> WebhookDelivery:
+def enqueue(
+    session: Session, event: str, payload: dict[str, Any], case_id: str | None = None
+) -> WebhookDelivery:
     key = uuid.uuid4().hex
-    body = {"event": event, "idempotency_key": key, "case_id": case_id, "created_at": utcnow().isoformat(), **payload}
-    row = WebhookDelivery(idempotency_key=key, case_id=case_id, event=event, payload=json.dumps(body, sort_keys=True),
-                          status="pending", attempts=0, next_attempt_at=utcnow(), last_error="")
+    body = {
+        "event": event,
+        "idempotency_key": key,
+        "case_id": case_id,
+        "created_at": utcnow().isoformat(),
+        **payload,
+    }
+    row = WebhookDelivery(
+        idempotency_key=key,
+        case_id=case_id,
+        event=event,
+        payload=json.dumps(body, sort_keys=True),
+        status="pending",
+        attempts=0,
+        next_attempt_at=utcnow(),
+        last_error="",
+    )
     session.add(row)
     session.flush()
     return row
@@ -66,10 +85,18 @@ def enqueue(session: Session, event: str, payload: dict[str, Any], case_id: str 
 def _post(cfg: WebhookConfig, row: WebhookDelivery) -> tuple[bool, str]:
     assert cfg.url
     body = row.payload.encode()
-    req = urllib.request.Request(cfg.url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "Idempotency-Key": row.idempotency_key,
-        "X-Deepshield-Event": row.event, SIGNATURE_HEADER: sign(cfg.secret, body),
-        "User-Agent": "deepshield-webhooks/1"})
+    req = urllib.request.Request(
+        cfg.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Idempotency-Key": row.idempotency_key,
+            "X-Deepshield-Event": row.event,
+            SIGNATURE_HEADER: sign(cfg.secret, body),
+            "User-Agent": "deepshield-webhooks/1",
+        },
+    )
     try:
         with urllib.request.urlopen(req, timeout=cfg.timeout_s) as resp:  # noqa: S310 - configured URL
             code = resp.status
@@ -80,23 +107,37 @@ def _post(cfg: WebhookConfig, row: WebhookDelivery) -> tuple[bool, str]:
     return (200 <= code < 300), f"HTTP {code}"
 
 
-def deliver_due(settings: Settings, cfg: WebhookConfig, limit: int = 50, now: dt.datetime | None = None) -> int:
-    """Try every due delivery once; returns how many were delivered. Safe to run in several processes: each row
+def deliver_due(
+    settings: Settings, cfg: WebhookConfig, limit: int = 50, now: dt.datetime | None = None
+) -> int:
+    """Try every due delivery once; returns how many were delivered. Safe to run in several processes: each
+    row
     is claimed with a conditional UPDATE before it is posted."""
     if not cfg.url:
         return 0
     now = now or utcnow()
     delivered = 0
     with session_scope(settings) as s:
-        ids = list(s.scalars(select(WebhookDelivery.id).where(
-            WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
-            .order_by(WebhookDelivery.id).limit(limit)))
+        ids = list(
+            s.scalars(
+                select(WebhookDelivery.id)
+                .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+                .order_by(WebhookDelivery.id)
+                .limit(limit)
+            )
+        )
     for did in ids:
         lease = now + dt.timedelta(seconds=cfg.timeout_s * 3)
         with session_scope(settings) as s:
-            claimed = s.execute(update(WebhookDelivery).where(
-                WebhookDelivery.id == did, WebhookDelivery.status == "pending",
-                WebhookDelivery.next_attempt_at <= now).values(next_attempt_at=lease)).rowcount  # type: ignore[attr-defined]
+            claimed = s.execute(
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.id == did,
+                    WebhookDelivery.status == "pending",
+                    WebhookDelivery.next_attempt_at <= now,
+                )
+                .values(next_attempt_at=lease)
+            ).rowcount  # type: ignore[attr-defined]
             if claimed != 1:
                 continue
             row = s.get(WebhookDelivery, did)
@@ -106,27 +147,38 @@ def deliver_due(settings: Settings, cfg: WebhookConfig, limit: int = 50, now: dt
         with session_scope(settings) as s:
             attempts = row.attempts + 1
             if ok:
-                values: dict[str, Any] = {"status": "delivered", "attempts": attempts, "delivered_at": utcnow(),
-                                          "last_error": ""}
+                values: dict[str, Any] = {
+                    "status": "delivered",
+                    "attempts": attempts,
+                    "delivered_at": utcnow(),
+                    "last_error": "",
+                }
                 delivered += 1
             elif attempts >= cfg.max_attempts:
                 values = {"status": "dead", "attempts": attempts, "last_error": info}
                 log.warning("webhook %s dead after %d attempts: %s", row.idempotency_key, attempts, info)
             else:
                 delay = min(MAX_DELAY_S, cfg.base_delay_s * 2 ** (attempts - 1))
-                values = {"attempts": attempts, "last_error": info,
-                          "next_attempt_at": utcnow() + dt.timedelta(seconds=delay)}
+                values = {
+                    "attempts": attempts,
+                    "last_error": info,
+                    "next_attempt_at": utcnow() + dt.timedelta(seconds=delay),
+                }
             s.execute(update(WebhookDelivery).where(WebhookDelivery.id == did).values(**values))
     return delivered
 
 
 def dead_letters(session: Session) -> list[WebhookDelivery]:
-    return list(session.scalars(select(WebhookDelivery).where(WebhookDelivery.status == "dead")
-                                .order_by(WebhookDelivery.id)))
+    return list(
+        session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.status == "dead").order_by(WebhookDelivery.id)
+        )
+    )
 
 
 def requeue(session: Session, delivery_id: int | None = None) -> int:
-    """Put dead deliveries (one, or all) back in the queue with a fresh attempt budget (same idempotency key)."""
+    """Put dead deliveries (one, or all) back in the queue with a fresh attempt budget (same idempotency
+    key)."""
     q = update(WebhookDelivery).where(WebhookDelivery.status == "dead")
     if delivery_id is not None:
         q = q.where(WebhookDelivery.id == delivery_id)
@@ -134,8 +186,9 @@ def requeue(session: Session, delivery_id: int | None = None) -> int:
 
 
 def pending_count(session: Session) -> int:
-    return len(list(session.scalars(select(WebhookDelivery.id).where(
-        or_(WebhookDelivery.status == "pending")))))
+    return len(
+        list(session.scalars(select(WebhookDelivery.id).where(or_(WebhookDelivery.status == "pending"))))
+    )
 
 
 class WebhookWorker:

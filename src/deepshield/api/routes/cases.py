@@ -1,4 +1,5 @@
-"""Case API for platform integrations (scope `cases`; appeal decisions need a signed-in person), upload screening
+"""Case API for platform integrations (scope `cases`; appeal decisions need a signed-in person), upload
+screening
 (scope `scan`), the Transparency Database export and admin tools (scope `admin`)."""
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def get_cases_ctx(request: Request) -> CasesContext:
     ctx: CasesContext | None = getattr(request.app.state, "cases_ctx", None)
     if ctx is None:
         factory = getattr(request.app.state, "cases_ctx_factory", None)
-        ctx = factory(request.app.state.settings) if factory else CasesContext.build(request.app.state.settings)
+        ctx = (
+            factory(request.app.state.settings) if factory else CasesContext.build(request.app.state.settings)
+        )
         request.app.state.cases_ctx = ctx
     return ctx
 
@@ -49,40 +52,77 @@ def client_key(request: Request) -> str:
 def case_dict(s: Any, ctx: CasesContext, case: Any, personal: bool = True) -> dict[str, Any]:
     d = service.deadline(case, ctx.policy)
     out: dict[str, Any] = {
-        "case_id": case.id, "state": case.state, "version": case.version, "category": case.category,
-        "jurisdiction": case.jurisdiction, "source": case.source, "missing": json.loads(case.missing),
+        "case_id": case.id,
+        "state": case.state,
+        "version": case.version,
+        "category": case.category,
+        "jurisdiction": case.jurisdiction,
+        "source": case.source,
+        "missing": json.loads(case.missing),
         "received_at": service._ts(case.received_at).isoformat(),  # type: ignore[union-attr]
-        "due_at": d.due_at.isoformat() if d.due_at else None, "seconds_left": d.seconds_left, "deadline": d.level,
-        "decision": case.decision, "state_times": {k: v.isoformat() for k, v in service.state_times(s, case.id).items()},
+        "due_at": d.due_at.isoformat() if d.due_at else None,
+        "seconds_left": d.seconds_left,
+        "deadline": d.level,
+        "decision": case.decision,
+        "state_times": {k: v.isoformat() for k, v in service.state_times(s, case.id).items()},
         "statements": [sor.id for sor in reasons.statements_for(s, case.id)],
     }
     if personal:
-        out.update({"content_locations": json.loads(case.content_locations), "explanation": case.explanation,
-                    "reporter_name": case.reporter_name, "reporter_email": case.reporter_email,
-                    "reporter_role": case.reporter_role, "assignee": case.assignee})
+        out.update(
+            {
+                "content_locations": json.loads(case.content_locations),
+                "explanation": case.explanation,
+                "reporter_name": case.reporter_name,
+                "reporter_email": case.reporter_email,
+                "reporter_role": case.reporter_role,
+                "assignee": case.assignee,
+            }
+        )
     return out
 
 
 @router.get("/v1/cases")
-def list_cases(session: SessionDep, ctx: CtxDep, principal: CasesPrincipal,
-               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
+def list_cases(
+    session: SessionDep,
+    ctx: CtxDep,
+    principal: CasesPrincipal,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
     """Open cases, least time left first; `deadline` is ok / warning / breached."""
-    return {"cases": [case_dict(session, ctx, c, personal=False) for c, _ in service.queue(session, ctx.policy, limit)]}
+    return {
+        "cases": [
+            case_dict(session, ctx, c, personal=False) for c, _ in service.queue(session, ctx.policy, limit)
+        ]
+    }
 
 
 @router.get("/v1/cases/{case_id}")
 def get_case(case_id: str, session: SessionDep, ctx: CtxDep, principal: CasesPrincipal) -> dict[str, Any]:
     case = service.get_case(session, case_id)
     out = case_dict(session, ctx, case)
-    out["media"] = [{"id": m.id, "sha256": m.sha256, "kind": m.kind, "hashes": json.loads(m.hashes)}
-                    for m in session.query(CaseMedia).filter_by(case_id=case.id)]
-    out["evidence"] = [{"kind": e.kind, "summary": e.summary, "data": json.loads(e.data)}
-                       for e in session.query(CaseEvidence).filter_by(case_id=case.id)]
-    out["actions"] = [{"kind": a.kind, "actor": a.actor, "actor_kind": a.actor_kind, "reason": a.reason,
-                       "at": a.at.isoformat(), "reversed": a.reversed_at is not None}
-                      for a in session.query(CaseAction).filter_by(case_id=case.id)]
-    out["appeals"] = [{"filed_at": a.filed_at.isoformat(), "reason": a.reason, "outcome": a.outcome}
-                      for a in session.query(Appeal).filter_by(case_id=case.id)]
+    out["media"] = [
+        {"id": m.id, "sha256": m.sha256, "kind": m.kind, "hashes": json.loads(m.hashes)}
+        for m in session.query(CaseMedia).filter_by(case_id=case.id)
+    ]
+    out["evidence"] = [
+        {"kind": e.kind, "summary": e.summary, "data": json.loads(e.data)}
+        for e in session.query(CaseEvidence).filter_by(case_id=case.id)
+    ]
+    out["actions"] = [
+        {
+            "kind": a.kind,
+            "actor": a.actor,
+            "actor_kind": a.actor_kind,
+            "reason": a.reason,
+            "at": a.at.isoformat(),
+            "reversed": a.reversed_at is not None,
+        }
+        for a in session.query(CaseAction).filter_by(case_id=case.id)
+    ]
+    out["appeals"] = [
+        {"filed_at": a.filed_at.isoformat(), "reason": a.reason, "outcome": a.outcome}
+        for a in session.query(Appeal).filter_by(case_id=case.id)
+    ]
     return out
 
 
@@ -103,35 +143,53 @@ class InfoIn(BaseModel):
 def supply_info(case_id: str, body: InfoIn, ctx: CtxDep, principal: CasesPrincipal) -> dict[str, Any]:
     """Add what a `needs_info` notice lacked; the validity check runs again."""
     with session_scope(ctx.settings) as s:
-        case = service.supply_info(s, case_id, body.model_dump(exclude_none=True), principal.name,
-                                   actor_kind(principal), ctx.policy)
+        case = service.supply_info(
+            s, case_id, body.model_dump(exclude_none=True), principal.name, actor_kind(principal), ctx.policy
+        )
         return case_dict(s, ctx, case)
 
 
 @router.post("/v1/cases/{case_id}/media", status_code=201)
-async def attach_media(case_id: str, request: Request, settings: SettingsDep, ctx: CtxDep, principal: CasesPrincipal,
-                       file: Annotated[UploadFile, File(description="the reported image or video")]) -> dict[str, Any]:
+async def attach_media(
+    case_id: str,
+    request: Request,
+    settings: SettingsDep,
+    ctx: CtxDep,
+    principal: CasesPrincipal,
+    file: Annotated[UploadFile, File(description="the reported image or video")],
+) -> dict[str, Any]:
     """Attach the reported media; match, label and detector evidence are recorded with it."""
     with session_scope(settings) as s:
         service.get_case(s, case_id)
     path, media = await save_upload(file, settings)
-    m = await run_in_threadpool(flows.attach_media, ctx, case_id, path, file.filename or path.name,
-                                media.info.kind.value, principal.name, actor_kind(principal))
+    m = await run_in_threadpool(
+        flows.attach_media,
+        ctx,
+        case_id,
+        path,
+        file.filename or path.name,
+        media.info.kind.value,
+        principal.name,
+        actor_kind(principal),
+    )
     return {"media_id": m.id, "sha256": m.sha256, "hashes": json.loads(m.hashes)}
 
 
 class DecisionIn(BaseModel):
     actions: list[str] = Field(description="one or more of remove, restrict, bank; or [no_action]")
     reason: str = Field(min_length=1, max_length=4000)
-    expected_version: int | None = Field(default=None, description="the case version you looked at (409 if stale)")
+    expected_version: int | None = Field(
+        default=None, description="the case version you looked at (409 if stale)"
+    )
     facts: str = Field(default="", max_length=4000)
     territorial_scope: str = Field(default="", max_length=200)
     duration: str = Field(default="indefinite", max_length=60)
 
 
 @router.post("/v1/cases/{case_id}/review")
-def start_review(case_id: str, ctx: CtxDep, principal: CasesPrincipal,
-                 expected_version: int | None = None) -> dict[str, Any]:
+def start_review(
+    case_id: str, ctx: CtxDep, principal: CasesPrincipal, expected_version: int | None = None
+) -> dict[str, Any]:
     case = flows.start_review(ctx, case_id, principal.name, expected_version)
     return {"case_id": case.id, "state": case.state, "version": case.version}
 
@@ -139,13 +197,30 @@ def start_review(case_id: str, ctx: CtxDep, principal: CasesPrincipal,
 @router.post("/v1/cases/{case_id}/decision")
 def decide(case_id: str, body: DecisionIn, ctx: CtxDep, principal: CasesPrincipal) -> dict[str, Any]:
     """Act on the case. Each action calls the platform's webhook; restrictions get a statement of reasons;
-    `bank` adds the hashes to the bank and searches earlier uploads for copies. Concurrent decisions: one wins,
+    `bank` adds the hashes to the bank and searches earlier uploads for copies. Concurrent decisions: one
+    wins,
     the others get 409."""
-    r = flows.decide(ctx, case_id, body.actions, actor=principal.name, actor_kind=actor_kind(principal),
-                     reason=body.reason, expected_version=body.expected_version, facts=body.facts,
-                     territorial_scope=body.territorial_scope, duration=body.duration)
-    return {"case_id": r.case.id, "state": r.case.state, "version": r.case.version, "actions": r.actions,
-            "statement_id": r.statement_id, "banked": r.banked, "copies_found": r.copies_found}
+    r = flows.decide(
+        ctx,
+        case_id,
+        body.actions,
+        actor=principal.name,
+        actor_kind=actor_kind(principal),
+        reason=body.reason,
+        expected_version=body.expected_version,
+        facts=body.facts,
+        territorial_scope=body.territorial_scope,
+        duration=body.duration,
+    )
+    return {
+        "case_id": r.case.id,
+        "state": r.case.state,
+        "version": r.case.version,
+        "actions": r.actions,
+        "statement_id": r.statement_id,
+        "banked": r.banked,
+        "copies_found": r.copies_found,
+    }
 
 
 class AppealIn(BaseModel):
@@ -155,9 +230,15 @@ class AppealIn(BaseModel):
 
 @router.post("/v1/cases/{case_id}/appeals", status_code=201)
 def file_appeal(case_id: str, body: AppealIn, ctx: CtxDep, principal: CasesPrincipal) -> dict[str, Any]:
-    """An Art. 20 complaint relayed by the platform (e.g. from the uploader), within 6 months of the decision."""
-    ap = flows.file_appeal(ctx, case_id, filed_by=f"{principal.name}:{body.filed_by}",
-                           actor_kind=actor_kind(principal), reason=body.reason)
+    """An Art. 20 complaint relayed by the platform (e.g. from the uploader), within 6 months of the
+    decision."""
+    ap = flows.file_appeal(
+        ctx,
+        case_id,
+        filed_by=f"{principal.name}:{body.filed_by}",
+        actor_kind=actor_kind(principal),
+        reason=body.reason,
+    )
     return {"case_id": case_id, "appeal_id": ap.id, "state": "appealed"}
 
 
@@ -168,11 +249,22 @@ class AppealDecisionIn(BaseModel):
 
 
 @router.post("/v1/cases/{case_id}/appeal-decision")
-def decide_appeal(case_id: str, body: AppealDecisionIn, ctx: CtxDep,
-                  principal: Annotated[Principal, Depends(require_scope("review"))]) -> dict[str, Any]:
+def decide_appeal(
+    case_id: str,
+    body: AppealDecisionIn,
+    ctx: CtxDep,
+    principal: Annotated[Principal, Depends(require_scope("review"))],
+) -> dict[str, Any]:
     """Only a signed-in person decides an appeal (an API key is refused with 403)."""
-    case = flows.decide_appeal(ctx, case_id, body.outcome, actor=principal.name, actor_kind=actor_kind(principal),
-                               reason=body.reason, expected_version=body.expected_version)
+    case = flows.decide_appeal(
+        ctx,
+        case_id,
+        body.outcome,
+        actor=principal.name,
+        actor_kind=actor_kind(principal),
+        reason=body.reason,
+        expected_version=body.expected_version,
+    )
     return {"case_id": case.id, "state": case.state, "version": case.version}
 
 
@@ -193,28 +285,61 @@ def transparency_export(session: SessionDep, principal: CasesPrincipal) -> dict[
 
 
 @router.post("/v1/uploads")
-async def screen_upload(request: Request, settings: SettingsDep, ctx: CtxDep, principal: ScanPrincipal,
-                        file: Annotated[UploadFile, File(description="the uploaded image or video")],
-                        content_ref: Annotated[str, Form(max_length=500)] = "") -> dict[str, Any]:
-    """Screen an upload before it goes live: bank match (block), near match or likely manipulated face (review),
+async def screen_upload(
+    request: Request,
+    settings: SettingsDep,
+    ctx: CtxDep,
+    principal: ScanPrincipal,
+    file: Annotated[UploadFile, File(description="the uploaded image or video")],
+    content_ref: Annotated[str, Form(max_length=500)] = "",
+) -> dict[str, Any]:
+    """Screen an upload before it goes live: bank match (block), near match or likely manipulated face
+    (review),
     AI label (label), else allow; every reason is stored."""
-    path, _media = await save_upload(file, settings)
+    path, media = await save_upload(file, settings)
     try:
-        r = await run_in_threadpool(flows.screen_upload, ctx, path, file.filename or path.name, principal.name,
-                                    content_ref)
+        r = await run_in_threadpool(
+            flows.screen_upload,
+            ctx,
+            path,
+            file.filename or path.name,
+            principal.name,
+            content_ref,
+            True,
+            media.info.kind.value,
+        )
     finally:
-        path.unlink(missing_ok=True)
-    return {"upload_id": r.id, "decision": r.decision, "reasons": r.reasons, "hashes": r.hashes}
+        path.unlink(missing_ok=True)  # kept only when a review case took it
+    return {
+        "upload_id": r.id,
+        "decision": r.decision,
+        "reasons": r.reasons,
+        "hashes": r.hashes,
+        "review_case": r.case_id,
+    }
 
 
 @router.get("/v1/webhooks/dead-letters")
 def dead_letters(session: SessionDep, principal: AdminPrincipal) -> dict[str, Any]:
-    return {"dead": [{"id": d.id, "idempotency_key": d.idempotency_key, "event": d.event, "case_id": d.case_id,
-                      "attempts": d.attempts, "last_error": d.last_error} for d in webhooks.dead_letters(session)]}
+    return {
+        "dead": [
+            {
+                "id": d.id,
+                "idempotency_key": d.idempotency_key,
+                "event": d.event,
+                "case_id": d.case_id,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+            }
+            for d in webhooks.dead_letters(session)
+        ]
+    }
 
 
 @router.post("/v1/webhooks/dead-letters/requeue")
-def requeue(session: SessionDep, ctx: CtxDep, principal: AdminPrincipal, delivery_id: int | None = None) -> dict[str, Any]:
+def requeue(
+    session: SessionDep, ctx: CtxDep, principal: AdminPrincipal, delivery_id: int | None = None
+) -> dict[str, Any]:
     n = webhooks.requeue(session, delivery_id)
     session.commit()
     ctx.kick()

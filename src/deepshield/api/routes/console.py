@@ -19,7 +19,14 @@ from deepshield.accounts.models import User
 from deepshield.api.deps import OptionalUser, SessionDep, check_csrf, csrf_token
 from deepshield.api.routes.cases import CtxDep, client_key
 from deepshield.cases import audit, flows, reasons, service, webhooks
-from deepshield.cases.models import Appeal, CaseAction, CaseEvidence, CaseMedia, StatementOfReasons, UploadScreening
+from deepshield.cases.models import (
+    Appeal,
+    CaseAction,
+    CaseEvidence,
+    CaseMedia,
+    StatementOfReasons,
+    UploadScreening,
+)
 from deepshield.cases.ratelimit import PIN
 from deepshield.errors import DeepshieldError
 from deepshield.store.db import session_scope
@@ -39,49 +46,77 @@ def _need_user(request: Request, user: User | None, admin: bool = False) -> User
 
 
 def _page(request: Request, name: str, user: Any, status: int = 200, **ctx: Any) -> Response:
-    return templates.TemplateResponse(request, name, {"user": user, "csrf": csrf_token(request), **ctx},
-                                      status_code=status)
+    return templates.TemplateResponse(
+        request, name, {"user": user, "csrf": csrf_token(request), **ctx}, status_code=status
+    )
 
 
 @router.get("/console", response_class=HTMLResponse)
 def queue_page(request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
     u = _need_user(request, user)
     items = service.queue(session, ctx.policy, limit=300)
-    review_uploads = list(session.scalars(select(UploadScreening).where(UploadScreening.decision == "review")
-                                          .order_by(UploadScreening.at.desc()).limit(50)))
-    return _page(request, "cases/queue.html", u, items=items, categories=service.CATEGORIES, uploads=review_uploads)
+    review_uploads = list(
+        session.scalars(
+            select(UploadScreening)
+            .where(UploadScreening.decision == "review")
+            .order_by(UploadScreening.at.desc())
+            .limit(50)
+        )
+    )
+    return _page(
+        request, "cases/queue.html", u, items=items, categories=service.CATEGORIES, uploads=review_uploads
+    )
 
 
 @router.get("/console/cases/{case_id}", response_class=HTMLResponse)
-def case_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
+def case_page(
+    case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep
+) -> Response:
     u = _need_user(request, user)
     case = service.get_case(session, case_id)
     media = list(session.scalars(select(CaseMedia).where(CaseMedia.case_id == case.id)))
     revealed = set(request.session.get("revealed", []))
     evidence = list(session.scalars(select(CaseEvidence).where(CaseEvidence.case_id == case.id)))
     return _page(
-        request, "cases/case.html", u, case=case, deadline=service.deadline(case, ctx.policy),
-        locations=json.loads(case.content_locations), missing=json.loads(case.missing), media=media,
-        revealed=revealed, evidence=[(e, json.loads(e.data)) for e in evidence],
-        timeline=service.timeline(session, case.id), events=audit.events_for_case(session, case.id),
+        request,
+        "cases/case.html",
+        u,
+        case=case,
+        deadline=service.deadline(case, ctx.policy),
+        locations=json.loads(case.content_locations),
+        missing=json.loads(case.missing),
+        media=media,
+        revealed=revealed,
+        evidence=[(e, json.loads(e.data)) for e in evidence],
+        timeline=service.timeline(session, case.id),
+        events=audit.events_for_case(session, case.id),
         actions=list(session.scalars(select(CaseAction).where(CaseAction.case_id == case.id))),
         statements=reasons.statements_for(session, case.id),
         appeals=list(session.scalars(select(Appeal).where(Appeal.case_id == case.id))),
-        categories=service.CATEGORIES, error=request.query_params.get("error"),
+        categories=service.CATEGORIES,
+        error=request.query_params.get("error"),
     )
 
 
 @router.post("/console/cases/{case_id}/reveal/{media_id}")
-def reveal(case_id: str, media_id: int, request: Request, user: OptionalUser,
-           csrf: Annotated[str, Form()] = "") -> Response:
+def reveal(
+    case_id: str, media_id: int, request: Request, user: OptionalUser, csrf: Annotated[str, Form()] = ""
+) -> Response:
     u = _need_user(request, user)
     check_csrf(request, csrf)
     with session_scope(request.app.state.settings) as s:
         m = s.get(CaseMedia, media_id)
         if m is None or m.case_id != case_id:
             raise HTTPException(404, "no such media")
-        audit.record(s, actor=u.username, actor_kind="human", action="media_revealed", case_id=case_id,
-                     reason="reviewer chose to view the media", evidence=[m.sha256])
+        audit.record(
+            s,
+            actor=u.username,
+            actor_kind="human",
+            action="media_revealed",
+            case_id=case_id,
+            reason="reviewer chose to view the media",
+            evidence=[m.sha256],
+        )
     request.session["revealed"] = sorted(set(request.session.get("revealed", [])) | {media_id})
     return RedirectResponse(f"/console/cases/{case_id}#media", status_code=303)
 
@@ -95,10 +130,14 @@ def media_file(media_id: int, request: Request, user: OptionalUser, session: Ses
         raise HTTPException(404, "no such media")
     revealed = media_id in set(request.session.get("revealed", []))
     if revealed and m.kind == "image":
-        return Response(Path(m.path).read_bytes(), media_type=_mime(m.path),
-                        headers={"Cache-Control": "no-store"})
-    return Response(_preview(Path(m.path), blur=not revealed), media_type="image/jpeg",
-                    headers={"Cache-Control": "no-store"})
+        return Response(
+            Path(m.path).read_bytes(), media_type=_mime(m.path), headers={"Cache-Control": "no-store"}
+        )
+    return Response(
+        _preview(Path(m.path), blur=not revealed),
+        media_type="image/jpeg",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def _mime(path: str) -> str:
@@ -131,12 +170,20 @@ def _preview(path: Path, blur: bool) -> bytes:
 def _back(case_id: str, error: str | None = None) -> RedirectResponse:
     from urllib.parse import quote
 
-    return RedirectResponse(f"/console/cases/{case_id}" + (f"?error={quote(error)}" if error else ""), status_code=303)
+    return RedirectResponse(
+        f"/console/cases/{case_id}" + (f"?error={quote(error)}" if error else ""), status_code=303
+    )
 
 
 @router.post("/console/cases/{case_id}/review")
-def console_review(case_id: str, request: Request, user: OptionalUser, ctx: CtxDep,
-                   csrf: Annotated[str, Form()] = "", version: Annotated[int, Form()] = 0) -> Response:
+def console_review(
+    case_id: str,
+    request: Request,
+    user: OptionalUser,
+    ctx: CtxDep,
+    csrf: Annotated[str, Form()] = "",
+    version: Annotated[int, Form()] = 0,
+) -> Response:
     u = _need_user(request, user)
     check_csrf(request, csrf)
     try:
@@ -148,30 +195,59 @@ def console_review(case_id: str, request: Request, user: OptionalUser, ctx: CtxD
 
 @router.post("/console/cases/{case_id}/decide")
 def console_decide(
-    case_id: str, request: Request, user: OptionalUser, ctx: CtxDep,
-    csrf: Annotated[str, Form()] = "", version: Annotated[int, Form()] = 0,
-    action: Annotated[list[str] | None, Form()] = None, reason: Annotated[str, Form(max_length=4000)] = "",
-    facts: Annotated[str, Form(max_length=4000)] = "", territorial_scope: Annotated[str, Form(max_length=200)] = "",
+    case_id: str,
+    request: Request,
+    user: OptionalUser,
+    ctx: CtxDep,
+    csrf: Annotated[str, Form()] = "",
+    version: Annotated[int, Form()] = 0,
+    action: Annotated[list[str] | None, Form()] = None,
+    reason: Annotated[str, Form(max_length=4000)] = "",
+    facts: Annotated[str, Form(max_length=4000)] = "",
+    territorial_scope: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     u = _need_user(request, user)
     check_csrf(request, csrf)
     try:
-        flows.decide(ctx, case_id, action or [], actor=u.username, actor_kind="human", reason=reason,
-                     expected_version=version, facts=facts, territorial_scope=territorial_scope)
+        flows.decide(
+            ctx,
+            case_id,
+            action or [],
+            actor=u.username,
+            actor_kind="human",
+            reason=reason,
+            expected_version=version,
+            facts=facts,
+            territorial_scope=territorial_scope,
+        )
     except DeepshieldError as e:
         return _back(case_id, e.message)
     return _back(case_id)
 
 
 @router.post("/console/cases/{case_id}/appeal-decision")
-def console_appeal(case_id: str, request: Request, user: OptionalUser, ctx: CtxDep,
-                   csrf: Annotated[str, Form()] = "", version: Annotated[int, Form()] = 0,
-                   outcome: Annotated[str, Form()] = "", reason: Annotated[str, Form(max_length=4000)] = "") -> Response:
+def console_appeal(
+    case_id: str,
+    request: Request,
+    user: OptionalUser,
+    ctx: CtxDep,
+    csrf: Annotated[str, Form()] = "",
+    version: Annotated[int, Form()] = 0,
+    outcome: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
     u = _need_user(request, user)
     check_csrf(request, csrf)
     try:
-        flows.decide_appeal(ctx, case_id, outcome, actor=u.username, actor_kind="human", reason=reason,
-                            expected_version=version)
+        flows.decide_appeal(
+            ctx,
+            case_id,
+            outcome,
+            actor=u.username,
+            actor_kind="human",
+            reason=reason,
+            expected_version=version,
+        )
     except DeepshieldError as e:
         return _back(case_id, e.message)
     return _back(case_id)
@@ -180,12 +256,22 @@ def console_appeal(case_id: str, request: Request, user: OptionalUser, ctx: CtxD
 @router.get("/console/admin", response_class=HTMLResponse)
 def admin_page(request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
     u = _need_user(request, user, admin=True)
-    return _page(request, "cases/admin.html", u, dead=webhooks.dead_letters(session), verify=audit.verify(session),
-                 policy=ctx.policy, pending=webhooks.pending_count(session), message=request.query_params.get("msg"))
+    return _page(
+        request,
+        "cases/admin.html",
+        u,
+        dead=webhooks.dead_letters(session),
+        verify=audit.verify(session),
+        policy=ctx.policy,
+        pending=webhooks.pending_count(session),
+        message=request.query_params.get("msg"),
+    )
 
 
 @router.post("/console/admin/requeue")
-def admin_requeue(request: Request, user: OptionalUser, ctx: CtxDep, csrf: Annotated[str, Form()] = "") -> Response:
+def admin_requeue(
+    request: Request, user: OptionalUser, ctx: CtxDep, csrf: Annotated[str, Form()] = ""
+) -> Response:
     _need_user(request, user, admin=True)
     check_csrf(request, csrf)
     with session_scope(ctx.settings) as s:
@@ -203,7 +289,8 @@ def statement_page(statement_id: str, request: Request, user: OptionalUser, sess
     return _page(request, "cases/statement.html", user, s=reasons.statement_dict(sor))
 
 
-# --- victim self-service -------------------------------------------------------------------------------------
+# --- victim self-service
+# -------------------------------------------------------------------------------------
 def _victim_case(request: Request, case_id: str) -> str:
     if request.session.get("victim_case") != case_id.upper():
         raise HTTPException(303, headers={"Location": "/status"})
@@ -216,9 +303,14 @@ def status_login(request: Request, user: OptionalUser) -> Response:
 
 
 @router.post("/status", response_class=HTMLResponse)
-def status_login_post(request: Request, user: OptionalUser, ctx: CtxDep, csrf: Annotated[str, Form()] = "",
-                      case_id: Annotated[str, Form(max_length=20)] = "",
-                      pin: Annotated[str, Form(max_length=16)] = "") -> Response:
+def status_login_post(
+    request: Request,
+    user: OptionalUser,
+    ctx: CtxDep,
+    csrf: Annotated[str, Form()] = "",
+    case_id: Annotated[str, Form(max_length=20)] = "",
+    pin: Annotated[str, Form(max_length=16)] = "",
+) -> Response:
     check_csrf(request, csrf)
     try:
         PIN.hit(client_key(request))
@@ -228,23 +320,36 @@ def status_login_post(request: Request, user: OptionalUser, ctx: CtxDep, csrf: A
     except DeepshieldError as e:
         return _page(request, "cases/status_login.html", user, error=e.message, status=e.http_status)
     if cid is None:
-        return _page(request, "cases/status_login.html", user, error="Unknown case number or wrong PIN.", status=401)
+        return _page(
+            request, "cases/status_login.html", user, error="Unknown case number or wrong PIN.", status=401
+        )
     request.session["victim_case"] = cid
     return RedirectResponse(f"/status/{cid}", status_code=303)
 
 
 @router.get("/status/{case_id}", response_class=HTMLResponse)
-def status_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
+def status_page(
+    case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep
+) -> Response:
     cid = _victim_case(request, case_id)
     case = service.get_case(session, cid)
     from deepshield.cases.models import VictimHash
 
     hashes = list(session.scalars(select(VictimHash).where(VictimHash.case_id == cid)))
-    return _page(request, "cases/status.html", user, case=case, deadline=service.deadline(case, ctx.policy),
-                 timeline=service.timeline(session, cid), missing=json.loads(case.missing),
-                 statements=reasons.statements_for(session, cid), hashes=hashes,
-                 message=request.query_params.get("msg"), error=request.query_params.get("error"),
-                 can_appeal=case.state in ("actioned", "no_action"))
+    return _page(
+        request,
+        "cases/status.html",
+        user,
+        case=case,
+        deadline=service.deadline(case, ctx.policy),
+        timeline=service.timeline(session, cid),
+        missing=json.loads(case.missing),
+        statements=reasons.statements_for(session, cid),
+        hashes=hashes,
+        message=request.query_params.get("msg"),
+        error=request.query_params.get("error"),
+        can_appeal=case.state in ("actioned", "no_action"),
+    )
 
 
 def _status_back(cid: str, msg: str = "", error: str = "") -> RedirectResponse:
@@ -255,8 +360,13 @@ def _status_back(cid: str, msg: str = "", error: str = "") -> RedirectResponse:
 
 
 @router.post("/status/{case_id}/hashes")
-def status_hashes(case_id: str, request: Request, ctx: CtxDep, csrf: Annotated[str, Form()] = "",
-                  hashes: Annotated[str, Form(max_length=100000)] = "") -> Response:
+def status_hashes(
+    case_id: str,
+    request: Request,
+    ctx: CtxDep,
+    csrf: Annotated[str, Form()] = "",
+    hashes: Annotated[str, Form(max_length=100000)] = "",
+) -> Response:
     """Lines of `signal value` (pdq, md5, sha256) computed on the victim's own device."""
     cid = _victim_case(request, case_id)
     check_csrf(request, csrf)
@@ -275,7 +385,9 @@ def status_hashes(case_id: str, request: Request, ctx: CtxDep, csrf: Annotated[s
 
 
 @router.post("/status/{case_id}/withdraw")
-def status_withdraw(case_id: str, request: Request, ctx: CtxDep, csrf: Annotated[str, Form()] = "") -> Response:
+def status_withdraw(
+    case_id: str, request: Request, ctx: CtxDep, csrf: Annotated[str, Form()] = ""
+) -> Response:
     cid = _victim_case(request, case_id)
     check_csrf(request, csrf)
     n = flows.withdraw(ctx, cid, actor="victim")
@@ -283,8 +395,13 @@ def status_withdraw(case_id: str, request: Request, ctx: CtxDep, csrf: Annotated
 
 
 @router.post("/status/{case_id}/appeal")
-def status_appeal(case_id: str, request: Request, ctx: CtxDep, csrf: Annotated[str, Form()] = "",
-                  reason: Annotated[str, Form(max_length=4000)] = "") -> Response:
+def status_appeal(
+    case_id: str,
+    request: Request,
+    ctx: CtxDep,
+    csrf: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
     cid = _victim_case(request, case_id)
     check_csrf(request, csrf)
     try:

@@ -30,7 +30,9 @@ class ReportIn(BaseModel):
     `needs_info` and the response lists exactly what is missing."""
 
     category: str = Field(default="", max_length=32, description=", ".join(CATEGORIES))
-    jurisdiction: str = Field(default="", max_length=8, description="country or region code: US, EU, UK, DE...")
+    jurisdiction: str = Field(
+        default="", max_length=8, description="country or region code: US, EU, UK, DE..."
+    )
     content_locations: list[str] = Field(default_factory=list, max_length=100, description="exact URL(s)")
     explanation: str = Field(default="", max_length=10000, description="why the content is illegal")
     good_faith: bool = Field(default=False, description="good-faith / bona fide statement")
@@ -44,8 +46,14 @@ class ReportIn(BaseModel):
         return ReportFields(**self.model_dump())
 
 
-@router.post("/v1/reports", status_code=201, responses={200: {"description": "replay of an earlier submission"},
-                                                        422: {"description": "Idempotency-Key reused"}})
+@router.post(
+    "/v1/reports",
+    status_code=201,
+    responses={
+        200: {"description": "replay of an earlier submission"},
+        422: {"description": "Idempotency-Key reused"},
+    },
+)
 def create_report(
     body: ReportIn,
     ctx: CtxDep,
@@ -53,15 +61,30 @@ def create_report(
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> Any:
     """File a report. Send an `Idempotency-Key` header: a retry with the same key returns the same case."""
-    r = intake.submit(ctx, body.fields(), source="api", submitted_by=principal.name,
-                      actor_kind=actor_kind(principal), idempotency_key=idempotency_key)
-    return JSONResponse(r.to_dict(), status_code=200 if r.replayed else 201,
-                        headers={"Idempotent-Replayed": "true"} if r.replayed else {})
+    r = intake.submit(
+        ctx,
+        body.fields(),
+        source="api",
+        submitted_by=principal.name,
+        actor_kind=actor_kind(principal),
+        idempotency_key=idempotency_key,
+    )
+    return JSONResponse(
+        r.to_dict(),
+        status_code=200 if r.replayed else 201,
+        headers={"Idempotent-Replayed": "true"} if r.replayed else {},
+    )
 
 
 def _form_ctx(request: Request, user: Any, **extra: Any) -> dict[str, Any]:
-    return {"user": user, "csrf": csrf_token(request), "categories": CATEGORIES, "roles": ROLES,
-            "submission_id": secrets.token_urlsafe(16), **extra}
+    return {
+        "user": user,
+        "csrf": csrf_token(request),
+        "categories": CATEGORIES,
+        "roles": ROLES,
+        "submission_id": secrets.token_urlsafe(16),
+        **extra,
+    }
 
 
 @router.get("/report", response_class=HTMLResponse, include_in_schema=False)
@@ -90,33 +113,73 @@ async def report_submit(
     file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
     check_csrf(request, csrf)
-    values = {"category": category, "jurisdiction": jurisdiction, "content_locations": content_locations,
-              "explanation": explanation, "signature": signature, "reporter_name": reporter_name,
-              "reporter_email": reporter_email, "reporter_contact": reporter_contact, "reporter_role": reporter_role,
-              "good_faith": bool(good_faith)}
+    values = {
+        "category": category,
+        "jurisdiction": jurisdiction,
+        "content_locations": content_locations,
+        "explanation": explanation,
+        "signature": signature,
+        "reporter_name": reporter_name,
+        "reporter_email": reporter_email,
+        "reporter_contact": reporter_contact,
+        "reporter_role": reporter_role,
+        "good_faith": bool(good_faith),
+    }
     try:
         FORM.hit(client_key(request))
     except DeepshieldError as e:
-        return templates.TemplateResponse(request, "cases/report_form.html",
-                                          _form_ctx(request, user, values=values, error=e.message), status_code=429)
-    fields = ReportFields(category=category, jurisdiction=jurisdiction,
-                          content_locations=content_locations.split(), explanation=explanation,
-                          good_faith=bool(good_faith), signature=signature, reporter_name=reporter_name,
-                          reporter_email=reporter_email, reporter_contact=reporter_contact, reporter_role=reporter_role)
+        return templates.TemplateResponse(
+            request,
+            "cases/report_form.html",
+            _form_ctx(request, user, values=values, error=e.message),
+            status_code=429,
+        )
+    fields = ReportFields(
+        category=category,
+        jurisdiction=jurisdiction,
+        content_locations=content_locations.split(),
+        explanation=explanation,
+        good_faith=bool(good_faith),
+        signature=signature,
+        reporter_name=reporter_name,
+        reporter_email=reporter_email,
+        reporter_contact=reporter_contact,
+        reporter_role=reporter_role,
+    )
     media = None
     if file is not None and file.filename:
         try:
             media = await save_upload(file, settings)
         except DeepshieldError as e:
-            return templates.TemplateResponse(request, "cases/report_form.html",
-                                              _form_ctx(request, user, values=values, error=e.message),
-                                              status_code=e.http_status)
-    receipt = intake.submit(ctx, fields, source="form", submitted_by="public-form", actor_kind="human",
-                            idempotency_key=f"form:{submission_id}" if submission_id else None)
+            return templates.TemplateResponse(
+                request,
+                "cases/report_form.html",
+                _form_ctx(request, user, values=values, error=e.message),
+                status_code=e.http_status,
+            )
+    receipt = intake.submit(
+        ctx,
+        fields,
+        source="form",
+        submitted_by="public-form",
+        actor_kind="human",
+        idempotency_key=f"form:{submission_id}" if submission_id else None,
+    )
     if media is not None and not receipt.replayed:
         path, m = media
-        await run_in_threadpool(flows.attach_media, ctx, receipt.case_id, path, file.filename or path.name,  # type: ignore[union-attr]
-                                m.info.kind.value, "public-form", "human")
-    return templates.TemplateResponse(request, "cases/receipt.html",
-                                      {"user": user, "csrf": csrf_token(request), "r": receipt.to_dict()},
-                                      status_code=201 if not receipt.replayed else 200)
+        await run_in_threadpool(
+            flows.attach_media,
+            ctx,
+            receipt.case_id,
+            path,
+            file.filename or path.name,  # type: ignore[union-attr]
+            m.info.kind.value,
+            "public-form",
+            "human",
+        )
+    return templates.TemplateResponse(
+        request,
+        "cases/receipt.html",
+        {"user": user, "csrf": csrf_token(request), "r": receipt.to_dict()},
+        status_code=201 if not receipt.replayed else 200,
+    )

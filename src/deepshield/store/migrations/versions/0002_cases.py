@@ -1,4 +1,5 @@
-"""Cases: reports, timeline, media, evidence, actions, statements of reasons, appeals, webhooks, screenings, audit.
+"""Cases: reports, timeline, media, evidence, actions, statements of reasons, appeals, webhooks,
+screenings, audit.
 
 Revision ID: 0002_cases
 Revises: 0001_foundation
@@ -182,13 +183,29 @@ def upgrade() -> None:
         sa.Column("hash", sa.String(64), nullable=False),
     )
     op.bulk_insert(
-        sa.table("audit_head", sa.column("id", sa.Integer), sa.column("seq", sa.Integer), sa.column("hash", sa.String)),
+        sa.table(
+            "audit_head",
+            sa.column("id", sa.Integer),
+            sa.column("seq", sa.Integer),
+            sa.column("hash", sa.String),
+        ),
         [{"id": 1, "seq": 0, "hash": "0" * 64}],
     )
 
 
 def downgrade() -> None:
-    for t in ("audit_head", "audit_events", "upload_screenings", "webhook_deliveries", "case_appeals",
-              "statements_of_reasons", "case_actions", "case_victim_hashes", "case_evidence", "case_media",
-              "case_transitions", "cases"):
+    for t in (
+        "audit_head",
+        "audit_events",
+        "upload_screenings",
+        "webhook_deliveries",
+        "case_appeals",
+        "statements_of_reasons",
+        "case_actions",
+        "case_victim_hashes",
+        "case_evidence",
+        "case_media",
+        "case_transitions",
+        "cases",
+    ):
         op.drop_table(t)
