@@ -257,9 +257,9 @@ def test_pin_lockout_stops_guessing(ctx, make_fields):
     wrong = f"{(int(pin) + 1) % 10**8:08d}"
     for _ in range(service.PIN_FREE_TRIES):
         with session_scope(ctx.settings) as s:
-            assert service.check_pin(s, cid, wrong) is None
+            assert service.check_pin(s, ctx.settings, cid, wrong) is None
     with session_scope(ctx.settings) as s, pytest.raises(service.PinLocked):
-        service.check_pin(s, cid, pin)  # even the right PIN waits out the lock
+        service.check_pin(s, ctx.settings, cid, pin)  # even the right PIN waits out the lock
     later = service.utcnow() + dt.timedelta(minutes=16)
     with session_scope(ctx.settings) as s:
-        assert service.check_pin(s, cid, pin, now=later) is not None
+        assert service.check_pin(s, ctx.settings, cid, pin, now=later) is not None

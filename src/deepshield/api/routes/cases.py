@@ -370,7 +370,7 @@ class SelfHashes(SelfAuth):
 def _self_case(request: Request, ctx: CasesContext, auth: SelfAuth) -> str:
     PIN.hit(client_key(request))
     with session_scope(ctx.settings) as s:
-        case = service.check_pin(s, auth.case_id, auth.pin)
+        case = service.check_pin(s, ctx.settings, auth.case_id, auth.pin)
         if case is None:
             s.commit()
             raise service.CaseNotFound("unknown case number or wrong PIN")

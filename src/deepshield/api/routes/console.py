@@ -315,7 +315,7 @@ def status_login_post(
     try:
         PIN.hit(client_key(request))
         with session_scope(ctx.settings) as s:
-            case = service.check_pin(s, case_id, pin)
+            case = service.check_pin(s, ctx.settings, case_id, pin)
             cid = case.id if case else None
     except DeepshieldError as e:
         return _page(request, "cases/status_login.html", user, error=e.message, status=e.http_status)
