@@ -223,7 +223,8 @@ def case_secret(settings: Settings) -> bytes:
 
 def pin_hash(secret: bytes, case_id: str, pin: str) -> str:
     """Keyed hash of the PIN. The PIN is itself derived from the same secret, so a slow hash would add no
-    protection: whoever holds the secret can derive every PIN; whoever holds only the database learns nothing."""
+    protection: whoever holds the secret can derive every PIN; whoever holds only the database learns
+    nothing."""
     return "hmac$" + hmac.new(secret, f"verify:{case_id}:{pin}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -565,8 +566,9 @@ class PinLocked(DeepshieldError):
     http_status = 429
 
 
-def check_pin(session: Session, settings: Settings, case_id: str, pin: str,
-              now: dt.datetime | None = None) -> Case | None:
+def check_pin(
+    session: Session, settings: Settings, case_id: str, pin: str, now: dt.datetime | None = None
+) -> Case | None:
     """The case when the PIN is right. After 5 wrong PINs the case locks for 15 minutes, doubling each time;
     the counter is stored, so restarts and many processes do not reset it."""
     now = now or utcnow()
@@ -584,8 +586,14 @@ def check_pin(session: Session, settings: Settings, case_id: str, pin: str,
     case.pin_failures += 1
     if case.pin_failures >= PIN_FREE_TRIES:
         case.pin_locked_until = now + PIN_LOCK * (2 ** min(case.pin_failures - PIN_FREE_TRIES, 10))
-    audit.record(session, actor="self-service", actor_kind="automated", action="pin_failed", case_id=case.id,
-                 reason=f"wrong PIN ({case.pin_failures} in a row)")
+    audit.record(
+        session,
+        actor="self-service",
+        actor_kind="automated",
+        action="pin_failed",
+        case_id=case.id,
+        reason=f"wrong PIN ({case.pin_failures} in a row)",
+    )
     return None
 
 
