@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-schemathesis = pytest.importorskip("schemathesis", reason="schemathesis not installed (pip install -e .[dev])")
+schemathesis = pytest.importorskip(
+    "schemathesis", reason="schemathesis not installed (pip install -e .[dev])"
+)
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 from deepshield.accounts.service import create_api_key  # noqa: E402
@@ -52,7 +54,8 @@ def test_no_server_errors(api_schema) -> None:  # type: ignore[no-untyped-def]
         def run(case: schemathesis.Case) -> None:
             response = case.call(headers={"Authorization": f"Bearer {KEY['admin']}"})
             statuses.append(response.status_code)
-            assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:300])
+            assert response.status_code < 500, (case.method, case.path, response.status_code,
+            response.text[:300])
 
         run()
         checked.append(f"{op.method.upper()} {op.path}")
