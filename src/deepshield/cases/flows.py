@@ -18,7 +18,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from deepshield.cases import audit, reasons, service, webhooks
-from deepshield.cases.adapters import default_hash_bank, default_screeners, file_hashes, hamming_hex
+from deepshield.cases.adapters import (
+    MemoryHashBank,
+    default_hash_bank,
+    default_screeners,
+    file_hashes,
+    hamming_hex,
+)
 from deepshield.cases.models import (
     Appeal,
     Case,
@@ -84,6 +90,8 @@ class CasesContext:
             bank,
             screeners if screeners is not None else default_screeners(bank, policy.screening, detector),
         )
+        if isinstance(ctx.bank, MemoryHashBank):
+            restore_bank(ctx)
         if start_worker and policy.webhook.url:
             ctx.worker = webhooks.WebhookWorker(settings, policy.webhook).start()
         return ctx
@@ -111,6 +119,27 @@ def case_hashes(session: Session, case_id: str) -> list[tuple[str, str]]:
     ):
         out.add((v.signal, v.value))
     return sorted(out)
+
+
+def restore_bank(ctx: CasesContext) -> int:
+    """Re-add every live banked hash (bank actions not reversed, victim hashes not withdrawn) to the bank. The
+    in-process fallback bank forgets on restart; this rebuilds it from the database, and adds are
+    idempotent."""
+    n = 0
+    with session_scope(ctx.settings) as s:
+        banked = set(
+            s.scalars(
+                select(CaseAction.case_id).where(CaseAction.kind == "bank", CaseAction.reversed_at.is_(None))
+            )
+        )
+        for cid in banked:
+            for sig, val in case_hashes(s, cid):
+                ctx.bank.add(val, sig, cid, {"source": "case"})
+                n += 1
+        for v in s.scalars(select(VictimHash).where(VictimHash.removed_at.is_(None))):
+            ctx.bank.add(v.value, v.signal, v.case_id, {"source": "victim"})
+            n += 1
+    return n
 
 
 def _automated_detection(session: Session, case_id: str) -> bool:
