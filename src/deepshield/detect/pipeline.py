@@ -19,7 +19,7 @@ from deepshield.detect.registry import available_detectors, get_detector
 from deepshield.errors import DeepshieldError
 from deepshield.faces.align import align_face
 from deepshield.faces.analyzer import FaceAnalyzer
-from deepshield.faces.tracking import link_tracks
+from deepshield.faces.tracking import frame_signature, link_tracks, shot_cuts
 from deepshield.faces.types import Face
 from deepshield.media import FrameSampling, MediaKind, MediaLimits, open_media
 
@@ -133,6 +133,7 @@ def _scan(
     face_scores: dict[int, float] = {}
     heatmaps: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
     frame_times: list[float] = []
+    signatures: list[np.ndarray] = []
     decode_s = faces_s = detect_s = 0.0
     t_dec = time.perf_counter()
     for i, frame in enumerate(media.frames(sampling)):
@@ -142,6 +143,8 @@ def _scan(
         faces_s += time.perf_counter() - t1
         frames_faces.append(faces)
         frame_times.append(frame.time_s)
+        if info.kind is MediaKind.VIDEO:
+            signatures.append(frame_signature(frame.rgb))
         if options.keep_artifacts and faces:
             frame_rgbs[len(frames_faces) - 1] = frame.rgb
         if detector is not None and faces:
@@ -157,7 +160,7 @@ def _scan(
         if progress:
             progress(min(1.0, (i + 1) / max(expected, 1)))
         t_dec = time.perf_counter()
-    tracks = link_tracks(frames_faces) if info.kind is MediaKind.VIDEO else []
+    tracks = link_tracks(frames_faces, shot_cuts(signatures)) if info.kind is MediaKind.VIDEO else []
     if info.kind is MediaKind.IMAGE:
         for k, f in enumerate(frames_faces[0] if frames_faces else []):
             f.track_id = k
@@ -192,7 +195,7 @@ def _scan(
             for f in all_faces
         ],
         "tracks": [
-            {**t.to_dict(), "score": None if agg is None else (None if t.track_id not in agg.tracks else round(agg.tracks[t.track_id], 4))}
+            {**t.to_dict(), "score": round(agg.tracks[t.track_id], 4) if agg and t.track_id in agg.tracks else None}
             for t in tracks
         ],
         "detector": det_info,
@@ -208,7 +211,9 @@ def _scan(
     }
     result["media"]["path"] = Path(info.path).name
     result["elapsed_s"] = result["timing_s"]["total"]
-    artifacts = _artifacts(frames_faces, frame_rgbs, tracks, face_scores, heatmaps, options) if options.keep_artifacts else []
+    artifacts = (
+        _artifacts(frames_faces, frame_rgbs, tracks, face_scores, heatmaps, options) if options.keep_artifacts else []
+    )
     media.close()
     return ScanOutcome(result=result, artifacts=artifacts)
 

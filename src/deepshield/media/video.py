@@ -34,6 +34,8 @@ class VideoMedia:
         self.info = info
         self._limits = limits
         self._keyframes: list[float] | None = None
+        #: Frames the decoder produced during the last `frames()` call (sampling cost, for tests and benchmarks).
+        self.decoded_frames = 0
         self._probe()
 
     def _probe(self) -> None:
@@ -125,6 +127,7 @@ class VideoMedia:
         duration = self.info.duration_s or 0.0
         targets = sampling.target_times(duration)
         keyframes = self.keyframe_times()
+        self.decoded_frames = 0
         deadline = time.monotonic() + self._limits.decode_timeout_s
         c = _open_container(self.info.path)
         try:
@@ -136,7 +139,6 @@ class VideoMedia:
             decoder: Iterator[av.VideoFrame] | None = None
             last_time = -1e9
             pending: av.VideoFrame | None = None
-            yielded = 0
             for target in targets:
                 t_abs = start + target
                 # Seek when a keyframe sits after our position and at or before the target.
@@ -146,6 +148,7 @@ class VideoMedia:
                     decoder = c.decode(vs)
                     pending = None
                 chosen: av.VideoFrame | None = None
+                cc = vs.codec_context
                 while True:
                     if time.monotonic() > deadline:
                         raise DecodeTimeout(
@@ -156,6 +159,7 @@ class VideoMedia:
                     else:
                         try:
                             frame = next(decoder)
+                            self.decoded_frames += 1
                         except StopIteration:
                             break
                     ft = float(frame.pts * tb) if frame.pts is not None else last_time + 1.0 / fps
@@ -163,16 +167,20 @@ class VideoMedia:
                     chosen = frame
                     if ft + 0.5 / fps >= t_abs:
                         break
+                    # Far from the target, frames nobody references (most B-frames) need not be decoded at all;
+                    # near it, decode everything so the frame we return is the nearest one.
+                    far = t_abs - ft > 2.5 / fps
+                    want = "NONREF" if far else "DEFAULT"
+                    if cc.skip_frame != want:
+                        cc.skip_frame = want
                 if chosen is None:
                     break
-                rgb = chosen.to_ndarray(format="rgb24")
+                rgb: np.ndarray = chosen.to_ndarray(format="rgb24")
                 rotation = self.info.extra.get("rotation")
                 if rotation:
                     rgb = np.ascontiguousarray(np.rot90(rgb, k=-int(rotation) // 90))
                 ct = float(chosen.pts * tb) - start if chosen.pts is not None else target
                 yield Frame(index=int(round(ct * fps)), time_s=max(0.0, ct), rgb=rgb)
-                yielded += 1
-                # The same frame can be nearest to two targets in a very short clip; keep going regardless.
         except _AV_ERRORS as e:
             raise CorruptMedia(f"video decoding failed: {_short(e)}") from e
         finally:
