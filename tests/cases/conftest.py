@@ -286,16 +286,3 @@ class Server:
         if hasattr(self, "log"):
             self.log.close()
 
-
-@pytest.fixture
-def faces_dir(request: pytest.FixtureRequest) -> Path:
-    """The shared face corpus (the project-wide `shared_faces` fixture when present)."""
-    try:
-        return Path(request.getfixturevalue("shared_faces"))
-    except pytest.FixtureLookupError:
-        pass
-    root = Path(__file__).resolve().parents[2]
-    for cand in (root.parent / "shared/data/faces", root.parent.parent / "shared/data/faces"):
-        if cand.is_dir():
-            return cand
-    pytest.skip("../shared/data/faces absent")

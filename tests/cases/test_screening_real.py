@@ -16,10 +16,10 @@ from deepshield.cases.service import create_case
 from deepshield.store.db import session_scope
 
 
-def test_detector_evidence_on_a_real_photo(sqlite_settings, faces_dir, make_fields, tmp_path):
-    photo = faces_dir / "real_photos" / "df_img1.jpg"
+def test_detector_evidence_on_a_real_photo(sqlite_settings, shared_faces, make_fields, tmp_path):
+    photo = shared_faces / "real_photos" / "df_img1.jpg"
     if not photo.exists():
-        photo = sorted((faces_dir / "real_photos").glob("*.jpg"))[0]
+        photo = sorted((shared_faces / "real_photos").glob("*.jpg"))[0]
     bank = MemoryHashBank()
     ctx = CasesContext.build(sqlite_settings, bank=bank, start_worker=False, detector=True)
     assert [sc.name for sc in ctx.screeners] == ["match", "labels", "detector"]
