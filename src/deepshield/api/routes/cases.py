@@ -5,6 +5,7 @@ screening
 from __future__ import annotations
 
 import json
+import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -26,15 +27,18 @@ ScanPrincipal = Annotated[Principal, Depends(require_scope("scan"))]
 AdminPrincipal = Annotated[Principal, Depends(require_scope("admin"))]
 
 
+_ctx_lock = threading.Lock()
+
+
 def get_cases_ctx(request: Request) -> CasesContext:
     """One context per app: policy, bank, screeners and the webhook worker (started on first use)."""
     ctx: CasesContext | None = getattr(request.app.state, "cases_ctx", None)
     if ctx is None:
-        factory = getattr(request.app.state, "cases_ctx_factory", None)
-        ctx = (
-            factory(request.app.state.settings) if factory else CasesContext.build(request.app.state.settings)
-        )
-        request.app.state.cases_ctx = ctx
+        with _ctx_lock:
+            ctx = getattr(request.app.state, "cases_ctx", None)
+            if ctx is None:
+                ctx = CasesContext.build(request.app.state.settings)
+                request.app.state.cases_ctx = ctx
     return ctx
 
 
