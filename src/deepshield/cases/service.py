@@ -288,7 +288,7 @@ def create_case(
         reporter_email=f.reporter_email,
         reporter_contact=f.reporter_contact,
         reporter_role=f.reporter_role,
-        missing="[]",
+        missing=json.dumps([asdict(m) for m in check_validity(f)]),
         pin_hash=pin_hash(secret, case_id, pin),
         pin_failures=0,
         received_at=now,
@@ -315,18 +315,27 @@ def create_case(
         reason=f"notice received via {source}",
         details={"category": case.category, "fields": f.digest()},
     )
-    _revalidate(session, case, f, policy, actor="intake", now=now)
+    _revalidate(session, case, f, policy, actor="intake", now=now, stored=True)
     return case, pin
 
 
 def _revalidate(
-    session: Session, case: Case, f: ReportFields, policy: CasesPolicy, actor: str, now: dt.datetime
+    session: Session,
+    case: Case,
+    f: ReportFields,
+    policy: CasesPolicy,
+    actor: str,
+    now: dt.datetime,
+    stored: bool = False,
 ) -> None:
+    """Check the notice and move it to `valid` (clock starts) or `needs_info`; `stored`: the case row already
+    holds this result (a new case), so skip the UPDATE."""
     missing = check_validity(f)
-    session.execute(
-        update(Case).where(Case.id == case.id).values(missing=json.dumps([asdict(m) for m in missing]))
-    )
-    session.refresh(case)
+    if not stored:
+        session.execute(
+            update(Case).where(Case.id == case.id).values(missing=json.dumps([asdict(m) for m in missing]))
+        )
+        session.refresh(case)
     if missing:
         if case.state != State.NEEDS_INFO.value:
             transition(
