@@ -12,6 +12,7 @@ from typing import Any
 
 from deepshield.cases.policy import ScreeningPolicy
 from deepshield.cases.ports import BankMatch, Finding, HashBank, Screener
+from deepshield.config import Settings
 
 log = logging.getLogger("deepshield.cases")
 
@@ -63,53 +64,79 @@ class MemoryHashBank:
 
 
 class MatchingHashBank:
-    """Adapter over deepshield.matching.service (Match's banks): one bank named `cases` holds case hashes."""
+    """Adapter over Match's bank service (`deepshield.matching.service`): case hashes live in one bank
+    (`CASES`); every match from any bank counts, with the case id Match keeps in each entry's metadata."""
 
-    def __init__(self, service: Any, bank: str = "cases") -> None:
-        self.svc = service
-        self.bank = bank
+    def __init__(self, settings: Settings, bank: str = "CASES") -> None:
+        self.ms: Any = importlib.import_module("deepshield.matching.service")
+        self.settings, self.bank = settings, bank
+        from deepshield.store.db import session_scope
+
+        with session_scope(settings) as s:
+            try:
+                self.ms.get_bank(s, bank)
+            except self.ms.BankNotFound:
+                self.ms.create_bank(s, bank, description="hashes banked by case decisions and victims")
 
     def add(self, value: str, signal: str, case_id: str, metadata: dict[str, Any] | None = None) -> None:
-        self.svc.add_hash(self.bank, signal, value, case_id=case_id, metadata=metadata or {})
+        from deepshield.store.db import session_scope
+
+        md = metadata or {}
+        meta = self.ms.EntryMeta(
+            source=str(md.get("source", "case")), case_id=case_id, added_by=md.get("actor"), note="deepshield cases"
+        )
+        with session_scope(self.settings) as s:
+            self.ms.add_hash(s, self.bank, signal, value, meta)
 
     def remove_case(self, case_id: str) -> int:
-        return int(self.svc.remove_case(case_id))
+        from deepshield.store.db import session_scope
+
+        with session_scope(self.settings) as s:
+            return int(self.ms.remove_case(s, case_id))
 
     def lookup(self, value: str, signal: str, max_distance: int = 0) -> list[BankMatch]:
+        from deepshield.store.db import session_scope
+
+        with session_scope(self.settings) as s:
+            matches, _suppressed = self.ms.lookup_signal(s, signal, value, settings=self.settings)
         out = []
-        for m in self.svc.lookup(signal, value, max_distance=max_distance):
-            get = m.get if isinstance(m, dict) else (lambda k, d=None, m=m: getattr(m, k, d))
+        for m in matches:
+            if signal == "pdq" and m.distance > max_distance and not m.needs_review:
+                continue
             out.append(
                 BankMatch(
                     signal,
-                    str(get("value", value)),
-                    get("case_id"),
-                    int(get("distance", 0)),
-                    str(get("bank", self.bank)),
-                    dict(get("metadata", {}) or {}),
+                    value,
+                    m.entry.get("case_id"),
+                    int(m.distance),
+                    m.bank,
+                    {**m.entry, "needs_review": bool(m.needs_review)},
                 )
             )
         return out
+
+
+def matching_available() -> bool:
+    try:
+        mod = importlib.import_module("deepshield.matching.service")
+    except ImportError:
+        return False
+    return all(hasattr(mod, f) for f in ("add_hash", "remove_case", "lookup_signal", "create_bank"))
 
 
 _default_bank: HashBank | None = None
 _bank_lock = threading.Lock()
 
 
-def default_hash_bank() -> HashBank:
-    """Match's bank when deepshield.matching.service offers one, else one process-wide in-memory bank."""
+def default_hash_bank(settings: Settings) -> HashBank:
+    """Match's banks when deepshield.matching is installed, else one process-wide in-memory bank."""
     global _default_bank
+    if matching_available():
+        return MatchingHashBank(settings)
     with _bank_lock:
         if _default_bank is None:
-            bank: HashBank | None = None
-            try:
-                mod = importlib.import_module("deepshield.matching.service")
-                factory = getattr(mod, "case_bank_service", None)
-                if factory is not None:
-                    bank = MatchingHashBank(factory())
-            except Exception as e:  # noqa: BLE001 - any failure means "not installed yet"
-                log.info("matching not available (%s); using the in-process hash bank", e)
-            _default_bank = bank or MemoryHashBank()
+            log.info("deepshield.matching not installed: using the in-process hash bank")
+            _default_bank = MemoryHashBank()
         return _default_bank
 
 
@@ -120,21 +147,20 @@ def set_default_hash_bank(bank: HashBank | None) -> None:
 
 
 def file_hashes(path: Path) -> dict[str, str]:
-    """Exact hashes always; PDQ when Match provides a hasher
-    (`deepshield.matching.signals.pdq_hash(path)`)."""
+    """Exact hashes always; Match's perceptual ones (PDQ for photos, vPDQ for videos) when it is installed."""
     sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             sha.update(chunk)
             md5.update(chunk)
     out = {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
-    try:
-        mod = importlib.import_module("deepshield.matching.signals")
-        pdq = mod.pdq_hash(path)
-        if pdq:
-            out["pdq"] = str(pdq)
-    except Exception:  # noqa: BLE001 - PDQ is optional until Match is merged
-        pass
+    if matching_available():
+        try:
+            ms = importlib.import_module("deepshield.matching.service")
+            for name, h in ms.hash_file(path).items():
+                out.setdefault(name, str(h.value))
+        except Exception as e:  # noqa: BLE001 - perceptual hashes are extra evidence, never a reason to fail
+            log.info("perceptual hashing failed for %s: %s", path.name, e)
     return out
 
 
@@ -157,6 +183,18 @@ class BankScreener:
                         f"exact {sig} match with banked media of case {hits[0].case_id}",
                         {"case_id": hits[0].case_id, "signal": sig, "distance": 0},
                     )
+        if "vpdq" in hashes:
+            vhits = sorted(self.bank.lookup(hashes["vpdq"], "vpdq"), key=lambda m: m.distance)
+            if vhits:
+                m = vhits[0]
+                near = bool(m.metadata.get("needs_review"))
+                return Finding(
+                    self.name,
+                    "review" if near else "block",
+                    f"video matches banked media of case {m.case_id} (vPDQ)"
+                    + (" near the threshold: a person decides" if near else ""),
+                    {"case_id": m.case_id, "signal": "vpdq", "distance": m.distance},
+                )
         if "pdq" in hashes:
             hits = sorted(
                 self.bank.lookup(hashes["pdq"], "pdq", self.policy.pdq_review_distance),
@@ -164,7 +202,7 @@ class BankScreener:
             )
             if hits:
                 m = hits[0]
-                near = m.distance > self.policy.pdq_block_distance
+                near = m.distance > self.policy.pdq_block_distance or bool(m.metadata.get("needs_review"))
                 return Finding(
                     self.name,
                     "review" if near else "block",
@@ -193,9 +231,7 @@ class LabelScreener:
             return Finding(self.name, "allow", f"label check failed: {e}")
         data = res if isinstance(res, dict) else getattr(res, "__dict__", {})
         if data.get("ai_generated") or data.get("labels"):
-            return Finding(
-                self.name, "label", "AI-generation label or manifest found", {"labels": data.get("labels")}
-            )
+            return Finding(self.name, "label", "AI-generation label or manifest found", {"labels": data.get("labels")})
         return None
 
 
@@ -218,9 +254,7 @@ class DetectorScreener:
                 self._scanner = Scanner(ScanOptions(frames=self.frames))
             result = self._scanner.scan(path).result
         if not result.get("ok"):
-            return Finding(
-                self.name, "allow", f"not scanned: {result['error']['message']}", {"error": result["error"]}
-            )
+            return Finding(self.name, "allow", f"not scanned: {result['error']['message']}", {"error": result["error"]})
         score = (result.get("scores") or {}).get("video_score")
         summary = {
             "verdict": result.get("verdict"),

@@ -83,7 +83,7 @@ class CasesContext:
         detector: bool = True,
     ) -> CasesContext:
         policy = load_policy(settings)
-        bank = bank or default_hash_bank()
+        bank = bank or default_hash_bank(settings)
         ctx = cls(
             settings,
             policy,
