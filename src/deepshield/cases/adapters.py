@@ -214,25 +214,33 @@ class BankScreener:
 
 
 class LabelScreener:
-    """AI-content labels found by deepshield.labels (`deepshield.labels.service.inspect_file(path)`), if
-    merged."""
+    """AI-content labels (GB 45438 metadata, C2PA, watermark) read by Label's
+    `deepshield.labels.service.verify_file`, when that package is installed."""
 
     name = "labels"
 
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = home
+
     def screen(self, path: Path, hashes: dict[str, str]) -> Finding | None:
         try:
-            mod = importlib.import_module("deepshield.labels.service")
-            inspect = mod.inspect_file
-        except Exception:  # noqa: BLE001
+            verify = importlib.import_module("deepshield.labels.service").verify_file
+        except (ImportError, AttributeError):
             return None
         try:
-            res = inspect(path)
-        except Exception as e:  # noqa: BLE001 - a label check must not fail the upload
+            rep = verify(path, home=self.home)
+        except Exception as e:  # noqa: BLE001 - a label check must never fail the upload
             return Finding(self.name, "allow", f"label check failed: {e}")
-        data = res if isinstance(res, dict) else getattr(res, "__dict__", {})
-        if data.get("ai_generated") or data.get("labels"):
-            return Finding(self.name, "label", "AI-generation label or manifest found", {"labels": data.get("labels")})
-        return None
+        decision = getattr(rep, "decision", None)
+        if not decision:
+            return None
+        reasons = [str(r) for r in getattr(rep, "reasons", [])][:5]
+        return Finding(
+            self.name,
+            "label",
+            f"{decision}: " + ("; ".join(reasons) or "label found"),
+            {"decision_label": decision, "reasons": reasons},
+        )
 
 
 class DetectorScreener:
@@ -285,8 +293,10 @@ class DetectorScreener:
             self._scanner.close()
 
 
-def default_screeners(bank: HashBank, policy: ScreeningPolicy, detector: bool = True) -> list[Screener]:
-    out: list[Screener] = [BankScreener(bank, policy), LabelScreener()]
+def default_screeners(
+    bank: HashBank, policy: ScreeningPolicy, detector: bool = True, home: Path | None = None
+) -> list[Screener]:
+    out: list[Screener] = [BankScreener(bank, policy), LabelScreener(home)]
     if detector:
         out.append(DetectorScreener(policy))
     return out

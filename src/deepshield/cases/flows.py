@@ -88,7 +88,7 @@ class CasesContext:
             settings,
             policy,
             bank,
-            screeners if screeners is not None else default_screeners(bank, policy.screening, detector),
+            screeners if screeners is not None else default_screeners(bank, policy.screening, detector, settings.home),
         )
         if isinstance(ctx.bank, MemoryHashBank):
             restore_bank(ctx)
@@ -114,9 +114,7 @@ def case_hashes(session: Session, case_id: str) -> list[tuple[str, str]]:
     out: set[tuple[str, str]] = set()
     for m in session.scalars(select(CaseMedia).where(CaseMedia.case_id == case_id)):
         out.update(json.loads(m.hashes).items())
-    for v in session.scalars(
-        select(VictimHash).where(VictimHash.case_id == case_id, VictimHash.removed_at.is_(None))
-    ):
+    for v in session.scalars(select(VictimHash).where(VictimHash.case_id == case_id, VictimHash.removed_at.is_(None))):
         out.add((v.signal, v.value))
     return sorted(out)
 
@@ -128,9 +126,7 @@ def restore_bank(ctx: CasesContext) -> int:
     n = 0
     with session_scope(ctx.settings) as s:
         banked = set(
-            s.scalars(
-                select(CaseAction.case_id).where(CaseAction.kind == "bank", CaseAction.reversed_at.is_(None))
-            )
+            s.scalars(select(CaseAction.case_id).where(CaseAction.kind == "bank", CaseAction.reversed_at.is_(None)))
         )
         for cid in banked:
             for sig, val in case_hashes(s, cid):
@@ -143,9 +139,7 @@ def restore_bank(ctx: CasesContext) -> int:
 
 
 def _automated_detection(session: Session, case_id: str) -> bool:
-    rows = session.scalars(
-        select(CaseEvidence).where(CaseEvidence.case_id == case_id, CaseEvidence.automated)
-    )
+    rows = session.scalars(select(CaseEvidence).where(CaseEvidence.case_id == case_id, CaseEvidence.automated))
     return any(json.loads(r.data).get("decision") in ("block", "review", "label") for r in rows)
 
 
@@ -190,9 +184,7 @@ def decide(
     kinds = sorted(set(kinds), key=ACTION_KINDS.index) if all(k in ACTION_KINDS for k in kinds) else kinds
     bad = [k for k in kinds if k not in ACTION_KINDS]
     if bad or not kinds:
-        raise BadAction(
-            f"unknown or missing action(s) {bad or '(none)'}; choose from {', '.join(ACTION_KINDS)}"
-        )
+        raise BadAction(f"unknown or missing action(s) {bad or '(none)'}; choose from {', '.join(ACTION_KINDS)}")
     if "no_action" in kinds and len(kinds) > 1:
         raise BadAction("no_action cannot be combined with other actions")
     if "remove" in kinds and "restrict" in kinds:
@@ -223,8 +215,7 @@ def decide(
                 s,
                 case,
                 kinds,
-                facts=facts
-                or f"Notice ({service.CATEGORIES.get(case.category, case.category)}) reviewed; {reason}",
+                facts=facts or f"Notice ({service.CATEGORIES.get(case.category, case.category)}) reviewed; {reason}",
                 automated_detection=_automated_detection(s, case.id),
                 automated_decision=actor_kind == "automated",
                 territorial_scope=territorial_scope,
@@ -232,9 +223,7 @@ def decide(
             )
         locations = json.loads(case.content_locations)
         for k in kinds:
-            s.add(
-                CaseAction(case_id=case.id, kind=k, actor=actor, actor_kind=actor_kind, reason=reason, at=now)
-            )
+            s.add(CaseAction(case_id=case.id, kind=k, actor=actor, actor_kind=actor_kind, reason=reason, at=now))
             audit.record(
                 s,
                 actor=actor,
@@ -293,9 +282,7 @@ def search_copies(ctx: CasesContext, case_id: str, hashes: list[tuple[str, str]]
     found = 0
     with session_scope(ctx.settings) as s:
         for up in s.scalars(
-            select(UploadScreening).where(
-                UploadScreening.copy_of_case.is_(None), UploadScreening.decision != "block"
-            )
+            select(UploadScreening).where(UploadScreening.copy_of_case.is_(None), UploadScreening.decision != "block")
         ):
             hs = json.loads(up.hashes)
             hit = any((sig, v) in exact for sig, v in hs.items()) or (
@@ -332,9 +319,7 @@ def _undo(ctx: CasesContext, s: Session, case: Case, actor: str, reason: str) ->
     """Reverse every restriction of the case: restore webhooks, statements revoked. Returns True if banked."""
     now = utcnow()
     banked = False
-    for a in s.scalars(
-        select(CaseAction).where(CaseAction.case_id == case.id, CaseAction.reversed_at.is_(None))
-    ):
+    for a in s.scalars(select(CaseAction).where(CaseAction.case_id == case.id, CaseAction.reversed_at.is_(None))):
         if a.kind == "no_action":
             continue
         a.reversed_at = now
@@ -349,9 +334,7 @@ def _undo(ctx: CasesContext, s: Session, case: Case, actor: str, reason: str) ->
             },
             case_id=case.id,
         )
-        audit.record(
-            s, actor=actor, actor_kind="human", action=f"reversed:{a.kind}", case_id=case.id, reason=reason
-        )
+        audit.record(s, actor=actor, actor_kind="human", action=f"reversed:{a.kind}", case_id=case.id, reason=reason)
     s.execute(
         update(StatementOfReasons)
         .where(StatementOfReasons.case_id == case.id, StatementOfReasons.revoked_at.is_(None))
@@ -381,12 +364,8 @@ def file_appeal(
         decided = service._ts(case.decided_at)
         assert decided is not None
         if now > decided + dt.timedelta(days=ctx.policy.appeal_window_days):
-            raise AppealClosed(
-                f"the appeal window closed {ctx.policy.appeal_window_days} days after the decision"
-            )
-        service.transition(
-            s, case, State.APPEALED, actor=filed_by, actor_kind=actor_kind, reason=reason, now=now
-        )
+            raise AppealClosed(f"the appeal window closed {ctx.policy.appeal_window_days} days after the decision")
+        service.transition(s, case, State.APPEALED, actor=filed_by, actor_kind=actor_kind, reason=reason, now=now)
         ap = Appeal(case_id=case.id, filed_by=filed_by, reason=reason, filed_at=now, decision_reason="")
         s.add(ap)
         s.flush()
@@ -423,9 +402,7 @@ def decide_appeal(
             expected_version=expected_version,
         )
         ap = s.scalar(
-            select(Appeal)
-            .where(Appeal.case_id == case.id, Appeal.decided_at.is_(None))
-            .order_by(Appeal.id.desc())
+            select(Appeal).where(Appeal.case_id == case.id, Appeal.decided_at.is_(None)).order_by(Appeal.id.desc())
         )
         if ap is not None:
             ap.decided_at, ap.decided_by, ap.outcome, ap.decision_reason = utcnow(), actor, outcome, reason
@@ -467,9 +444,7 @@ def add_victim_hashes(ctx: CasesContext, case_id: str, items: list[tuple[str, st
         case = service.get_case(s, case_id)
         if case.state == State.CLOSED.value:
             raise BadAction(f"case {case.id} is closed")
-        have = {
-            (v.signal, v.value) for v in s.scalars(select(VictimHash).where(VictimHash.case_id == case.id))
-        }
+        have = {(v.signal, v.value) for v in s.scalars(select(VictimHash).where(VictimHash.case_id == case.id))}
         for sig, val in clean:
             if (sig, val) in have:
                 continue
@@ -620,13 +595,9 @@ def screen_upload(
     hashes = file_hashes(path)
     findings = _findings(ctx, path, hashes)
     decision = strongest(findings)
-    reasons_ = [
-        {"screener": f.screener, "decision": f.decision, "reason": f.reason, "data": f.data} for f in findings
-    ]
+    reasons_ = [{"screener": f.screener, "decision": f.decision, "reason": f.reason, "data": f.data} for f in findings]
     if not reasons_:
-        reasons_ = [
-            {"screener": "policy", "decision": "allow", "reason": "no screener found anything", "data": {}}
-        ]
+        reasons_ = [{"screener": "policy", "decision": "allow", "reason": "no screener found anything", "data": {}}]
     sid = secrets.token_hex(12)
     case_id = None
     with session_scope(ctx.settings) as s:
@@ -660,9 +631,7 @@ def screen_upload(
     return ScreeningResult(sid, decision, reasons_, hashes, case_id)
 
 
-def _screening_case(
-    ctx: CasesContext, s: Session, upload_id: str, content_ref: str, principal: str, why: str
-) -> str:
+def _screening_case(ctx: CasesContext, s: Session, upload_id: str, content_ref: str, principal: str, why: str) -> str:
     """A review decision opens a case (no notice: the clock runs from now under the `other` category rule)."""
     now = utcnow()
     cid = service.new_case_id()
