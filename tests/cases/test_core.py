@@ -263,3 +263,12 @@ def test_pin_lockout_stops_guessing(ctx, make_fields):
     later = service.utcnow() + dt.timedelta(minutes=16)
     with session_scope(ctx.settings) as s:
         assert service.check_pin(s, ctx.settings, cid, pin, now=later) is not None
+
+
+def test_queue_keeps_clocked_cases_ahead_of_many_incomplete_ones(ctx, make_fields):
+    for _ in range(6):
+        _new(ctx, make_fields(signature=""))  # needs_info, no clock
+    valid = _new(ctx, make_fields())[0]
+    with session_scope(ctx.settings) as s:
+        q = service.queue(s, ctx.policy, limit=3)
+        assert q[0][0].id == valid and len(q) == 3

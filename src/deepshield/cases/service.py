@@ -545,14 +545,18 @@ def queue(
         State.RECEIVED.value,
         State.REVERSED.value,
     )
+    # Cases on the clock first (one query each way: NULL ordering differs between SQLite and PostgreSQL).
+    decide = [st for st in states if st in OPEN_FOR_DECISION]
+    others = [st for st in states if st not in OPEN_FOR_DECISION]
     rows = list(
         session.scalars(
-            select(Case)
-            .where(Case.state.in_(states))
-            .order_by(Case.due_at, Case.received_at)
-            .limit(limit * 2)
+            select(Case).where(Case.state.in_(decide)).order_by(Case.due_at, Case.received_at).limit(limit)
         )
     )
+    if len(rows) < limit and others:
+        rows += session.scalars(
+            select(Case).where(Case.state.in_(others)).order_by(Case.received_at).limit(limit - len(rows))
+        )
     now = now or utcnow()
     items = [(c, deadline(c, policy, now)) for c in rows]
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
