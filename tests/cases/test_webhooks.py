@@ -98,6 +98,8 @@ def test_failing_then_recovering_endpoint_gets_each_action_once(ctx, make_fields
             rows = list(s.scalars(select(WebhookDelivery)))
         assert {r.status for r in rows} == {"delivered"}
         assert sorted(p["event"] for p in platform.applied.values()) == ["action.bank", "action.remove"]
+        stmt = next(p["statement"] for p in platform.applied.values() if p["event"] == "action.remove")
+        assert stmt["decision"] == "remove+bank" and stmt["redress"]
         assert set(platform.applied) == {r.idempotency_key for r in rows}
         assert platform.requests == 3 + 1 + len(rows)  # 3 failures, 1 lost answer, then one success each
         assert platform.bad_signatures == 0

@@ -242,6 +242,8 @@ def decide(
                     "content_locations": locations,
                     "hashes": [{"signal": a, "value": b} for a, b in hashes],
                     "statement_id": sor.id if sor else None,
+                    # the Art. 17 statement, for the platform to send to the uploader
+                    "statement": reasons.statement_dict(sor) if sor else None,
                     "reason": reason,
                 },
                 case_id=case.id,
