@@ -43,6 +43,13 @@ def postgres_url() -> Iterator[str]:
         return
     if not (PG_BIN / "initdb").exists():
         pytest.skip(f"PostgreSQL binaries not found in {PG_BIN} (apt-get install postgresql)")
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no `postgres` user to run the server as")
     tmp = Path(tempfile.mkdtemp(prefix="ds-pg-"))
     data = tmp / "data"
     if os.geteuid() == 0:
