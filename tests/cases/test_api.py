@@ -54,6 +54,9 @@ def test_idempotency_key_gives_one_report(api, make_json):
     assert again.json()["case_id"] == first.json()["case_id"] and again.json()["pin"] == first.json()["pin"]
     other = client.post("/v1/reports", json=make_json(explanation="different"), headers=h)
     assert other.status_code == 422 and other.json()["error"] == "idempotency_key_reused"
+    # another integration using the same key string gets its own report, not this one's receipt
+    theirs = client.post("/v1/reports", json=make_json(), headers={**key("cases"), "Idempotency-Key": "retry-1"})
+    assert theirs.status_code == 201 and theirs.json()["case_id"] != first.json()["case_id"]
     # concurrent retries with a fresh key
     h2 = {**key("cases"), "Idempotency-Key": "race"}
     ids: list[str] = []
@@ -68,7 +71,7 @@ def test_idempotency_key_gives_one_report(api, make_json):
     [t.join() for t in ts]
     assert len(set(ids)) == 1
     with session_scope(ctx.settings) as s:
-        assert len(list(s.scalars(select(Case.id)))) == 2
+        assert len(list(s.scalars(select(Case.id)))) == 3
 
 
 def test_every_endpoint_refuses_missing_or_wrong_scope_key(api):

@@ -73,9 +73,11 @@ def submit(
     submitted_by: str,
     actor_kind: str,
     idempotency_key: str | None,
+    client: str | None = None,
 ) -> Receipt:
-    """Commit before returning: a receipt handed out is a report stored."""
-    key = f"{submitted_by}:{idempotency_key}"[:200] if idempotency_key else None
+    """Commit before returning: a receipt handed out is a report stored. Idempotency keys are scoped to the
+    `client` (an API key's id), so two integrations cannot collide or read each other's receipts."""
+    key = f"{client or submitted_by}:{idempotency_key}"[:200] if idempotency_key else None
     digest = fields.digest()
     for _ in range(2):
         if key:

@@ -68,6 +68,7 @@ def create_report(
         submitted_by=principal.name,
         actor_kind=actor_kind(principal),
         idempotency_key=idempotency_key,
+        client=f"{principal.kind}:{principal.id}",
     )
     return JSONResponse(
         r.to_dict(),
