@@ -4,6 +4,7 @@ screening."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 
 import pytest
@@ -85,9 +86,7 @@ def test_every_endpoint_refuses_missing_or_wrong_scope_key(api):
         for method in ops:
             assert client.request(method, url).status_code == 401, (method, url)
             assert client.request(method, url, headers=wrong).status_code == 403, (method, url)
-            assert (
-                client.request(method, url, headers={"Authorization": "Bearer dsk_bogus"}).status_code == 401
-            )
+            assert client.request(method, url, headers={"Authorization": "Bearer dsk_bogus"}).status_code == 401
             checked += 1
     assert checked >= 14
 
@@ -107,9 +106,9 @@ def test_reviewer_cannot_reach_admin_functions(api, settings):
 def test_decision_webhooks_statement_and_clean_export(api, make_json):
     client, ctx, key = api
     h = key("cases")
-    cid = client.post(
-        "/v1/reports", json=make_json(jurisdiction="DE", reporter_name="Jane Roe"), headers=h
-    ).json()["case_id"]
+    cid = client.post("/v1/reports", json=make_json(jurisdiction="DE", reporter_name="Jane Roe"), headers=h).json()[
+        "case_id"
+    ]
     r = client.post(
         f"/v1/cases/{cid}/decision",
         json={"actions": ["remove", "bank"], "reason": "sexual deepfake"},
@@ -132,14 +131,10 @@ def test_decision_webhooks_statement_and_clean_export(api, make_json):
         assert f in sor
     assert sor["notice_triggered"] is True and sor["automated_decision"] is True  # an API key decided
     # second decision on the same case is refused
-    again = client.post(
-        f"/v1/cases/{cid}/decision", json={"actions": ["no_action"], "reason": "x"}, headers=h
-    )
+    again = client.post(f"/v1/cases/{cid}/decision", json={"actions": ["no_action"], "reason": "x"}, headers=h)
     assert again.status_code == 409
     with session_scope(ctx.settings) as s:
-        events = sorted(
-            d.event for d in s.scalars(select(WebhookDelivery).where(WebhookDelivery.case_id == cid))
-        )
+        events = sorted(d.event for d in s.scalars(select(WebhookDelivery).where(WebhookDelivery.case_id == cid)))
     assert events == ["action.bank", "action.remove"]
     export = client.get("/v1/transparency/statements", headers=h).json()["statements"]
     text = json.dumps(export)
@@ -155,20 +150,14 @@ def test_appeal_by_human_reverses_action_and_banking(api, settings, make_json, t
     img = make_image(tmp_path / "a.png")
     with open(img, "rb") as f:
         assert (
-            client.post(
-                f"/v1/cases/{cid}/media", files={"file": ("a.png", f, "image/png")}, headers=h
-            ).status_code
+            client.post(f"/v1/cases/{cid}/media", files={"file": ("a.png", f, "image/png")}, headers=h).status_code
             == 201
         )
-    r = client.post(
-        f"/v1/cases/{cid}/decision", json={"actions": ["remove", "bank"], "reason": "ncii"}, headers=h
-    )
+    r = client.post(f"/v1/cases/{cid}/decision", json={"actions": ["remove", "bank"], "reason": "ncii"}, headers=h)
     assert r.json()["banked"] >= 2
     sha = client.get(f"/v1/cases/{cid}", headers=h).json()["media"][0]["sha256"]
     assert ctx.bank.lookup(sha, "sha256")
-    assert (
-        client.post(f"/v1/cases/{cid}/appeals", json={"reason": "it is satire"}, headers=h).status_code == 201
-    )
+    assert client.post(f"/v1/cases/{cid}/appeals", json={"reason": "it is satire"}, headers=h).status_code == 201
     # an API key (automation) may not decide an appeal
     denied = client.post(
         f"/v1/cases/{cid}/appeal-decision",
@@ -177,18 +166,14 @@ def test_appeal_by_human_reverses_action_and_banking(api, settings, make_json, t
     )
     assert denied.status_code == 403 and denied.json()["error"] == "human_required"
     login(client, settings, "ada", "reviewer")
-    ok = client.post(
-        f"/v1/cases/{cid}/appeal-decision", json={"outcome": "reversed", "reason": "satire, labelled"}
-    )
+    ok = client.post(f"/v1/cases/{cid}/appeal-decision", json={"outcome": "reversed", "reason": "satire, labelled"})
     assert ok.status_code == 200 and ok.json()["state"] == "reversed"
     assert ctx.bank.lookup(sha, "sha256") == []
     detail = client.get(f"/v1/cases/{cid}", headers=h).json()
     assert all(a["reversed"] for a in detail["actions"])
     assert client.get(f"/v1/statements/{detail['statements'][0]}", headers=h).json()["revoked"] is True
     with session_scope(settings) as s:
-        events = sorted(
-            d.event for d in s.scalars(select(WebhookDelivery).where(WebhookDelivery.case_id == cid))
-        )
+        events = sorted(d.event for d in s.scalars(select(WebhookDelivery).where(WebhookDelivery.case_id == cid)))
         assert "reverse.remove" in events and "reverse.bank" in events
         assert audit.verify(s).ok
 
@@ -202,16 +187,10 @@ def test_appeal_window_closes_after_six_months(api, make_json):
     client, ctx, key = api
     h = key("cases")
     cid = client.post("/v1/reports", json=make_json(), headers=h).json()["case_id"]
-    client.post(
-        f"/v1/cases/{cid}/decision", json={"actions": ["no_action"], "reason": "not intimate"}, headers=h
-    )
+    client.post(f"/v1/cases/{cid}/decision", json={"actions": ["no_action"], "reason": "not intimate"}, headers=h)
     with pytest.raises(flows.AppealClosed):
-        flows.file_appeal(
-            ctx, cid, filed_by="r", actor_kind="human", reason="x", now=utcnow() + dt.timedelta(days=184)
-        )
-    flows.file_appeal(
-        ctx, cid, filed_by="r", actor_kind="human", reason="x", now=utcnow() + dt.timedelta(days=180)
-    )
+        flows.file_appeal(ctx, cid, filed_by="r", actor_kind="human", reason="x", now=utcnow() + dt.timedelta(days=184))
+    flows.file_appeal(ctx, cid, filed_by="r", actor_kind="human", reason="x", now=utcnow() + dt.timedelta(days=180))
 
 
 def test_self_service_hashes_withdrawal_and_pin_rate_limit(api, make_json):
@@ -242,8 +221,7 @@ def test_self_service_hashes_withdrawal_and_pin_rate_limit(api, make_json):
     assert ctx.bank.lookup(pdq, "pdq") == [] and ctx.bank.lookup(md5, "md5") == []
     # brute force: wrong PINs lock the case, then the per-client limit answers 429
     codes = [
-        client.post("/v1/selfservice/status", json={"case_id": cid, "pin": f"{i:08d}"}).status_code
-        for i in range(12)
+        client.post("/v1/selfservice/status", json={"case_id": cid, "pin": f"{i:08d}"}).status_code for i in range(12)
     ]
     assert codes[:5] == [404] * 5 and set(codes[5:10]) == {429} and codes[-1] == 429
 
@@ -265,18 +243,14 @@ def test_upload_screening_blocks_banked_media_and_finds_earlier_copies(api, make
     cid = client.post("/v1/reports", json=make_json(), headers=h).json()["case_id"]
     with open(img, "rb") as f:
         client.post(f"/v1/cases/{cid}/media", files={"file": ("abuse.png", f, "image/png")}, headers=h)
-    r = client.post(
-        f"/v1/cases/{cid}/decision", json={"actions": ["remove", "bank"], "reason": "ncii"}, headers=h
-    )
+    r = client.post(f"/v1/cases/{cid}/decision", json={"actions": ["remove", "bank"], "reason": "ncii"}, headers=h)
     assert r.json()["copies_found"] == 1
     with open(img, "rb") as f:
         again = client.post("/v1/uploads", files={"file": ("re.png", f, "image/png")}, headers=scan).json()
     assert again["decision"] == "block" and cid in again["reasons"][0]["reason"]
     with open(other, "rb") as f:
         assert (
-            client.post("/v1/uploads", files={"file": ("cat.png", f, "image/png")}, headers=scan).json()[
-                "decision"
-            ]
+            client.post("/v1/uploads", files={"file": ("cat.png", f, "image/png")}, headers=scan).json()["decision"]
             == "allow"
         )
     with session_scope(ctx.settings) as s:
@@ -327,11 +301,33 @@ def test_in_process_bank_is_rebuilt_after_restart(api, make_json, tmp_path):
     h = key("cases")
     cid = client.post("/v1/reports", json=make_json(), headers=h).json()["case_id"]
     with open(make_image(tmp_path / "b.png", seed=5), "rb") as f:
-        sha = client.post(
-            f"/v1/cases/{cid}/media", files={"file": ("b.png", f, "image/png")}, headers=h
-        ).json()["sha256"]
-    client.post(
-        f"/v1/cases/{cid}/decision", json={"actions": ["remove", "bank"], "reason": "ncii"}, headers=h
-    )
+        sha = client.post(f"/v1/cases/{cid}/media", files={"file": ("b.png", f, "image/png")}, headers=h).json()[
+            "sha256"
+        ]
+    client.post(f"/v1/cases/{cid}/decision", json={"actions": ["remove", "bank"], "reason": "ncii"}, headers=h)
     fresh = CasesContext.build(ctx.settings, bank=MemoryHashBank(), screeners=[], start_worker=False)
     assert [m.case_id for m in fresh.bank.lookup(sha, "sha256")] == [cid]
+
+
+def test_reporter_completes_a_notice_on_the_status_page(api, make_json):
+    client, ctx, key = api
+    rec = client.post("/v1/reports", json=make_json(signature="", good_faith=False), headers=key("cases")).json()
+    assert rec["status"] == "needs_info"
+    page = client.get("/status").text
+    tok = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    r = client.post("/status", data={"csrf": tok, "case_id": rec["case_id"], "pin": rec["pin"]}, follow_redirects=False)
+    assert r.status_code == 303
+    status = client.get(r.headers["location"]).text
+    assert 'id="info-signature"' in status and 'id="info-good_faith"' in status
+    assert (
+        client.post(f"/status/{rec['case_id']}/info", data={"signature": "Jane"}, follow_redirects=False).status_code
+        == 403
+    )  # CSRF
+    r = client.post(
+        f"/status/{rec['case_id']}/info",
+        data={"csrf": tok, "signature": "Jane Roe", "good_faith": "yes"},
+        follow_redirects=True,
+    )
+    assert "the report is complete" in r.text
+    st = client.post("/v1/selfservice/status", json={"case_id": rec["case_id"], "pin": rec["pin"]}).json()
+    assert st["state"] == "valid" and st["due_at"]

@@ -63,15 +63,11 @@ def queue_page(request: Request, user: OptionalUser, session: SessionDep, ctx: C
             .limit(50)
         )
     )
-    return _page(
-        request, "cases/queue.html", u, items=items, categories=service.CATEGORIES, uploads=review_uploads
-    )
+    return _page(request, "cases/queue.html", u, items=items, categories=service.CATEGORIES, uploads=review_uploads)
 
 
 @router.get("/console/cases/{case_id}", response_class=HTMLResponse)
-def case_page(
-    case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep
-) -> Response:
+def case_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
     u = _need_user(request, user)
     case = service.get_case(session, case_id)
     media = list(session.scalars(select(CaseMedia).where(CaseMedia.case_id == case.id)))
@@ -130,9 +126,7 @@ def media_file(media_id: int, request: Request, user: OptionalUser, session: Ses
         raise HTTPException(404, "no such media")
     revealed = media_id in set(request.session.get("revealed", []))
     if revealed and m.kind == "image":
-        return Response(
-            Path(m.path).read_bytes(), media_type=_mime(m.path), headers={"Cache-Control": "no-store"}
-        )
+        return Response(Path(m.path).read_bytes(), media_type=_mime(m.path), headers={"Cache-Control": "no-store"})
     return Response(
         _preview(Path(m.path), blur=not revealed),
         media_type="image/jpeg",
@@ -159,9 +153,9 @@ def _preview(path: Path, blur: bool) -> bytes:
     except (DeepshieldError, StopIteration):
         img = Image.new("RGB", (320, 240), (120, 120, 120))
     img.thumbnail((480, 480))
-    if blur:
-        img = img.resize((max(1, img.width // 24), max(1, img.height // 24))).resize(img.size)
-        img = img.filter(ImageFilter.GaussianBlur(8))
+    if blur:  # coarse enough that no face or body detail survives
+        img = img.resize((max(1, img.width // 40), max(1, img.height // 40))).resize(img.size)
+        img = img.filter(ImageFilter.GaussianBlur(18))
     buf = io.BytesIO()
     img.convert("RGB").save(buf, "JPEG", quality=80)
     return buf.getvalue()
@@ -170,9 +164,7 @@ def _preview(path: Path, blur: bool) -> bytes:
 def _back(case_id: str, error: str | None = None) -> RedirectResponse:
     from urllib.parse import quote
 
-    return RedirectResponse(
-        f"/console/cases/{case_id}" + (f"?error={quote(error)}" if error else ""), status_code=303
-    )
+    return RedirectResponse(f"/console/cases/{case_id}" + (f"?error={quote(error)}" if error else ""), status_code=303)
 
 
 @router.post("/console/cases/{case_id}/review")
@@ -269,9 +261,7 @@ def admin_page(request: Request, user: OptionalUser, session: SessionDep, ctx: C
 
 
 @router.post("/console/admin/requeue")
-def admin_requeue(
-    request: Request, user: OptionalUser, ctx: CtxDep, csrf: Annotated[str, Form()] = ""
-) -> Response:
+def admin_requeue(request: Request, user: OptionalUser, ctx: CtxDep, csrf: Annotated[str, Form()] = "") -> Response:
     _need_user(request, user, admin=True)
     check_csrf(request, csrf)
     with session_scope(ctx.settings) as s:
@@ -320,17 +310,13 @@ def status_login_post(
     except DeepshieldError as e:
         return _page(request, "cases/status_login.html", user, error=e.message, status=e.http_status)
     if cid is None:
-        return _page(
-            request, "cases/status_login.html", user, error="Unknown case number or wrong PIN.", status=401
-        )
+        return _page(request, "cases/status_login.html", user, error="Unknown case number or wrong PIN.", status=401)
     request.session["victim_case"] = cid
     return RedirectResponse(f"/status/{cid}", status_code=303)
 
 
 @router.get("/status/{case_id}", response_class=HTMLResponse)
-def status_page(
-    case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep
-) -> Response:
+def status_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
     cid = _victim_case(request, case_id)
     case = service.get_case(session, cid)
     from deepshield.cases.models import VictimHash
@@ -349,6 +335,8 @@ def status_page(
         message=request.query_params.get("msg"),
         error=request.query_params.get("error"),
         can_appeal=case.state in ("actioned", "no_action"),
+        categories=service.CATEGORIES,
+        roles=service.ROLES,
     )
 
 
@@ -384,10 +372,53 @@ def status_hashes(
     return _status_back(cid, msg=f"{n} hash(es) added")
 
 
+INFO_FIELDS = (
+    "category",
+    "jurisdiction",
+    "content_locations",
+    "explanation",
+    "good_faith",
+    "signature",
+    "reporter_name",
+    "reporter_email",
+    "reporter_contact",
+    "reporter_role",
+)
+
+
+@router.post("/status/{case_id}/info")
+async def status_info(case_id: str, request: Request, ctx: CtxDep) -> Response:
+    """The reporter adds what the notice lacked; the validity check runs again (the clock starts if complete)."""
+    cid = _victim_case(request, case_id)
+    form = await request.form()
+    check_csrf(request, str(form.get("csrf", "")))
+    updates: dict[str, Any] = {}
+    for name in INFO_FIELDS:
+        raw = form.get(name)
+        if raw is None or not isinstance(raw, str) or not raw.strip():
+            continue
+        value = raw.strip()[:10000]
+        if name == "content_locations":
+            updates[name] = value.split()
+        elif name == "good_faith":
+            updates[name] = True
+        else:
+            updates[name] = value
+    if not updates:
+        return _status_back(cid, error="nothing was filled in")
+    try:
+        with session_scope(ctx.settings) as s:
+            case = service.supply_info(s, cid, updates, "reporter", "human", ctx.policy)
+            state = case.state
+    except DeepshieldError as e:
+        return _status_back(cid, error=e.message)
+    return _status_back(
+        cid, msg="Thank you: the report is complete." if state == "valid" else "Saved; something is still missing."
+    )
+
+
 @router.post("/status/{case_id}/withdraw")
-def status_withdraw(
-    case_id: str, request: Request, ctx: CtxDep, csrf: Annotated[str, Form()] = ""
-) -> Response:
+def status_withdraw(case_id: str, request: Request, ctx: CtxDep, csrf: Annotated[str, Form()] = "") -> Response:
     cid = _victim_case(request, case_id)
     check_csrf(request, csrf)
     n = flows.withdraw(ctx, cid, actor="victim")
