@@ -331,3 +331,33 @@ def test_reporter_completes_a_notice_on_the_status_page(api, make_json):
     assert "the report is complete" in r.text
     st = client.post("/v1/selfservice/status", json={"case_id": rec["case_id"], "pin": rec["pin"]}).json()
     assert st["state"] == "valid" and st["due_at"]
+
+
+def test_queue_page_counts_overdue_and_close_cases(api, settings, make_json):
+    import datetime as dt
+
+    from sqlalchemy import update as sa_update
+
+    from deepshield.store.timeutil import utcnow
+
+    client, ctx, key = api
+    h = key("cases")
+    ids = [client.post("/v1/reports", json=make_json(), headers=h).json()["case_id"] for _ in range(3)]
+    now = utcnow()
+    with session_scope(settings) as s:
+        s.execute(
+            sa_update(Case)
+            .where(Case.id == ids[0])
+            .values(valid_at=now - dt.timedelta(hours=49), due_at=now - dt.timedelta(hours=1))
+        )
+        s.execute(
+            sa_update(Case)
+            .where(Case.id == ids[1])
+            .values(valid_at=now - dt.timedelta(hours=45), due_at=now + dt.timedelta(hours=3))
+        )
+    login(client, settings, "qq", "reviewer")
+    page = client.get("/console").text
+    summary = re.search(r'id="queue-summary">(.*?)</p>', page, re.S).group(1)
+    assert "3</strong> open" in summary and "1 overdue" in summary and "1 close to the deadline" in summary
+    rows = re.findall(r'<tr class="(\w+)" data-case="([^"]+)"', page)
+    assert rows[0] == ("breached", ids[0]) and rows[1] == ("warning", ids[1])

@@ -125,7 +125,7 @@ def media_file(media_id: int, request: Request, user: OptionalUser, session: Ses
     if m is None:
         raise HTTPException(404, "no such media")
     revealed = media_id in set(request.session.get("revealed", []))
-    if revealed and m.kind == "image":
+    if revealed and m.kind in ("image", "video"):
         return Response(Path(m.path).read_bytes(), media_type=_mime(m.path), headers={"Cache-Control": "no-store"})
     return Response(
         _preview(Path(m.path), blur=not revealed),
