@@ -262,7 +262,7 @@ class Server:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        for _ in range(300):
+        for _ in range(900):  # up to ~90 s on a loaded machine
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
                     if r.status == 200:
