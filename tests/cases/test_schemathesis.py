@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +21,8 @@ from deepshield.config import Settings  # noqa: E402
 from deepshield.store.db import reset_engines, session_scope, upgrade_schema  # noqa: E402
 
 pytestmark = pytest.mark.slow
+#: Examples per operation: a handful in the suite; raise it (DEEPSHIELD_FUZZ_EXAMPLES=200) for a deeper search.
+EXAMPLES = int(os.environ.get("DEEPSHIELD_FUZZ_EXAMPLES", "8"))
 KEY: dict[str, str] = {}
 CASE_PATHS = ("/v1/cases", "/v1/reports", "/v1/uploads", "/v1/transparency", "/v1/webhooks", "/v1/audit",
               "/v1/statements", "/v1/selfservice")
@@ -50,7 +53,7 @@ def test_no_server_errors(api_schema) -> None:  # type: ignore[no-untyped-def]
         op = result.ok()
 
         @given(case=op.as_strategy())
-        @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def run(case: schemathesis.Case) -> None:
             response = case.call(headers={"Authorization": f"Bearer {KEY['admin']}"})
             statuses.append(response.status_code)

@@ -22,6 +22,8 @@ from deepshield.cases.ratelimit import PIN
 from deepshield.store.db import session_scope
 
 router = APIRouter(tags=["cases"])
+#: Integers from clients are bounded to what every database column holds (SQLite raises on larger ones).
+DB_INT_MAX = 2**31 - 1
 CasesPrincipal = Annotated[Principal, Depends(require_scope("cases"))]
 ScanPrincipal = Annotated[Principal, Depends(require_scope("scan"))]
 AdminPrincipal = Annotated[Principal, Depends(require_scope("admin"))]
@@ -93,11 +95,7 @@ def list_cases(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """Open cases, least time left first; `deadline` is ok / warning / breached."""
-    return {
-        "cases": [
-            case_dict(session, ctx, c, personal=False) for c, _ in service.queue(session, ctx.policy, limit)
-        ]
-    }
+    return {"cases": [case_dict(session, ctx, c, personal=False) for c, _ in service.queue(session, ctx.policy, limit)]}
 
 
 @router.get("/v1/cases/{case_id}")
@@ -183,7 +181,7 @@ class DecisionIn(BaseModel):
     actions: list[str] = Field(description="one or more of remove, restrict, bank; or [no_action]")
     reason: str = Field(min_length=1, max_length=4000)
     expected_version: int | None = Field(
-        default=None, description="the case version you looked at (409 if stale)"
+        default=None, ge=0, le=DB_INT_MAX, description="the case version you looked at (409 if stale)"
     )
     facts: str = Field(default="", max_length=4000)
     territorial_scope: str = Field(default="", max_length=200)
@@ -192,7 +190,10 @@ class DecisionIn(BaseModel):
 
 @router.post("/v1/cases/{case_id}/review")
 def start_review(
-    case_id: str, ctx: CtxDep, principal: CasesPrincipal, expected_version: int | None = None
+    case_id: str,
+    ctx: CtxDep,
+    principal: CasesPrincipal,
+    expected_version: Annotated[int | None, Query(ge=0, le=DB_INT_MAX)] = None,
 ) -> dict[str, Any]:
     case = flows.start_review(ctx, case_id, principal.name, expected_version)
     return {"case_id": case.id, "state": case.state, "version": case.version}
@@ -249,7 +250,7 @@ def file_appeal(case_id: str, body: AppealIn, ctx: CtxDep, principal: CasesPrinc
 class AppealDecisionIn(BaseModel):
     outcome: str = Field(pattern="^(upheld|reversed)$")
     reason: str = Field(min_length=1, max_length=4000)
-    expected_version: int | None = None
+    expected_version: int | None = Field(default=None, ge=0, le=DB_INT_MAX)
 
 
 @router.post("/v1/cases/{case_id}/appeal-decision")
@@ -342,7 +343,10 @@ def dead_letters(session: SessionDep, principal: AdminPrincipal) -> dict[str, An
 
 @router.post("/v1/webhooks/dead-letters/requeue")
 def requeue(
-    session: SessionDep, ctx: CtxDep, principal: AdminPrincipal, delivery_id: int | None = None
+    session: SessionDep,
+    ctx: CtxDep,
+    principal: AdminPrincipal,
+    delivery_id: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
 ) -> dict[str, Any]:
     n = webhooks.requeue(session, delivery_id)
     session.commit()

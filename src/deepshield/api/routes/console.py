@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from deepshield.accounts.models import User
 from deepshield.api.deps import OptionalUser, SessionDep, check_csrf, csrf_token
-from deepshield.api.routes.cases import CtxDep, client_key
+from deepshield.api.routes.cases import DB_INT_MAX, CtxDep, client_key
 from deepshield.cases import audit, flows, reasons, service, webhooks
 from deepshield.cases.models import (
     Appeal,
@@ -96,7 +97,11 @@ def case_page(case_id: str, request: Request, user: OptionalUser, session: Sessi
 
 @router.post("/console/cases/{case_id}/reveal/{media_id}")
 def reveal(
-    case_id: str, media_id: int, request: Request, user: OptionalUser, csrf: Annotated[str, Form()] = ""
+    case_id: str,
+    media_id: Annotated[int, PathParam(ge=1, le=DB_INT_MAX)],
+    request: Request,
+    user: OptionalUser,
+    csrf: Annotated[str, Form()] = "",
 ) -> Response:
     u = _need_user(request, user)
     check_csrf(request, csrf)
@@ -118,7 +123,9 @@ def reveal(
 
 
 @router.get("/console/media/{media_id}")
-def media_file(media_id: int, request: Request, user: OptionalUser, session: SessionDep) -> Response:
+def media_file(
+    media_id: Annotated[int, PathParam(ge=1, le=DB_INT_MAX)], request: Request, user: OptionalUser, session: SessionDep
+) -> Response:
     """The original only after a reveal; before that a heavily blurred JPEG made on the server."""
     _need_user(request, user)
     m = session.get(CaseMedia, media_id)
@@ -174,7 +181,7 @@ def console_review(
     user: OptionalUser,
     ctx: CtxDep,
     csrf: Annotated[str, Form()] = "",
-    version: Annotated[int, Form()] = 0,
+    version: Annotated[int, Form(ge=0, le=DB_INT_MAX)] = 0,
 ) -> Response:
     u = _need_user(request, user)
     check_csrf(request, csrf)
@@ -192,7 +199,7 @@ def console_decide(
     user: OptionalUser,
     ctx: CtxDep,
     csrf: Annotated[str, Form()] = "",
-    version: Annotated[int, Form()] = 0,
+    version: Annotated[int, Form(ge=0, le=DB_INT_MAX)] = 0,
     action: Annotated[list[str] | None, Form()] = None,
     reason: Annotated[str, Form(max_length=4000)] = "",
     facts: Annotated[str, Form(max_length=4000)] = "",
@@ -224,7 +231,7 @@ def console_appeal(
     user: OptionalUser,
     ctx: CtxDep,
     csrf: Annotated[str, Form()] = "",
-    version: Annotated[int, Form()] = 0,
+    version: Annotated[int, Form(ge=0, le=DB_INT_MAX)] = 0,
     outcome: Annotated[str, Form()] = "",
     reason: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
