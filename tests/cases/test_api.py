@@ -361,3 +361,18 @@ def test_queue_page_counts_overdue_and_close_cases(api, settings, make_json):
     assert "3</strong> open" in summary and "1 overdue" in summary and "1 close to the deadline" in summary
     rows = re.findall(r'<tr class="(\w+)" data-case="([^"]+)"', page)
     assert rows[0] == ("breached", ids[0]) and rows[1] == ("warning", ids[1])
+
+
+def test_nul_characters_are_dropped_not_a_server_error(api, make_json, settings):
+    """PostgreSQL cannot store NUL in text (schemathesis found the 500); both databases now store the same."""
+    client, ctx, key = api
+    h = {**key("cases"), "Idempotency-Key": "nul-key"}
+    r = client.post("/v1/reports", json=make_json(explanation="a\x00b", reporter_name="J\x00R"), headers=h)
+    assert r.status_code == 201
+    assert client.get("/v1/cases/DS-%00AAA-AAAA", headers=h).status_code == 404
+    detail = client.get(f"/v1/cases/{r.json()['case_id']}", headers=h).json()
+    assert detail["explanation"] == "ab"
+    again = client.post("/v1/reports", json=make_json(explanation="a\x00b", reporter_name="J\x00R"), headers=h)
+    assert again.status_code == 200 and again.json()["case_id"] == r.json()["case_id"]
+    with session_scope(settings) as s:
+        assert audit.verify(s).ok

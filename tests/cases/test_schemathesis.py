@@ -28,10 +28,16 @@ CASE_PATHS = ("/v1/cases", "/v1/reports", "/v1/uploads", "/v1/transparency", "/v
               "/v1/statements", "/v1/selfservice")
 
 
-@pytest.fixture(scope="module")
-def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api_schema(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     reset_engines()
-    s = Settings(home=tmp_path_factory.mktemp("st"), database_url=None)
+    url = None
+    if request.param == "postgresql":
+        from .conftest import _reset_pg
+
+        url = request.getfixturevalue("postgres_url")
+        _reset_pg(url)
+    s = Settings(home=tmp_path_factory.mktemp("st"), database_url=url)
     s.ensure_dirs()
     upgrade_schema(s)
     app = create_app(s)
@@ -39,7 +45,8 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     with session_scope(s) as ss:
         KEY["admin"], _ = create_api_key(ss, ["admin"], "fuzz")
     yield schemathesis.openapi.from_asgi("/openapi.json", app).include(
-        path_regex="^(" + "|".join(CASE_PATHS) + ")")
+        path_regex="^(" + "|".join(CASE_PATHS) + ")"
+    )
     reset_engines()
 
 

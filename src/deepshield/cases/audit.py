@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from deepshield.cases.models import AuditEvent, AuditHead
+from deepshield.cases.models import AuditEvent, AuditHead, strip_nul
 from deepshield.store.timeutil import utcnow
 
 GENESIS = "0" * 64
@@ -74,9 +74,12 @@ def record(
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
     head = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
     seq, prev = int(head.seq), str(head.hash)
+    # Hash exactly what the database will hold (NUL characters are dropped on the way in).
+    actor, action, reason = strip_nul(actor), strip_nul(action), strip_nul(reason)
+    case_id = strip_nul(case_id)
     at = utcnow().isoformat(timespec="microseconds")
-    ev_json = json.dumps(sorted(set(evidence)))
-    det_json = json.dumps(details or {}, sort_keys=True, default=str)
+    ev_json = strip_nul(json.dumps(sorted(set(evidence))))
+    det_json = strip_nul(json.dumps(details or {}, sort_keys=True, default=str))
     h = event_hash(seq, case_id, actor, actor_kind, at, action, reason, ev_json, det_json, prev)
     ev = AuditEvent(
         seq=seq,

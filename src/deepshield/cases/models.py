@@ -8,12 +8,37 @@ reviewers acting at once produce one action.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, Dialect, ForeignKey, Integer, UniqueConstraint
+from sqlalchemy import String as _String
+from sqlalchemy import Text as _Text
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from deepshield.store.db import Base
 from deepshield.store.timeutil import utcnow
+
+
+def strip_nul(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL; SQLite can. Dropping it keeps both databases storing the same thing."""
+    return value.replace("\x00", "") if isinstance(value, str) else value
+
+
+class String(TypeDecorator[str]):
+    impl = _String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return strip_nul(value)
+
+
+class Text(TypeDecorator[str]):
+    impl = _Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return strip_nul(value)
 
 
 class Case(Base):
