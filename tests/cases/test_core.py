@@ -272,3 +272,23 @@ def test_queue_keeps_clocked_cases_ahead_of_many_incomplete_ones(ctx, make_field
     with session_scope(ctx.settings) as s:
         q = service.queue(s, ctx.policy, limit=3)
         assert q[0][0].id == valid and len(q) == 3
+
+
+def test_deadline_sweep_announces_warning_then_breach_once(ctx, make_fields):
+    from deepshield.cases.models import WebhookDelivery
+
+    cid, _ = _new(ctx, make_fields())
+    now = service.utcnow()
+    assert flows.sweep_deadlines(ctx, now) == {"warning": 0, "breached": 0}
+    later = now + dt.timedelta(hours=40)  # 8 h of 48 left: under a quarter
+    assert flows.sweep_deadlines(ctx, later) == {"warning": 1, "breached": 0}
+    assert flows.sweep_deadlines(ctx, later) == {"warning": 0, "breached": 0}
+    past = now + dt.timedelta(hours=49)
+    assert flows.sweep_deadlines(ctx, past) == {"warning": 0, "breached": 1}
+    assert flows.sweep_deadlines(ctx, past) == {"warning": 0, "breached": 0}
+    with session_scope(ctx.settings) as s:
+        events = [d.event for d in s.scalars(select(WebhookDelivery).where(WebhookDelivery.case_id == cid))]
+        assert events == ["case.deadline_warning", "case.deadline_breached"]
+        actions = [e.action for e in audit.events_for_case(s, cid)]
+        assert "deadline_warning" in actions and "deadline_breached" in actions
+        assert audit.verify(s).ok

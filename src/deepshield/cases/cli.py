@@ -99,6 +99,18 @@ def deliver(
         time.sleep(1.0)
 
 
+@cases_app.command("sweep")
+def sweep() -> None:
+    """Announce cases close to or past their deadline (once each): audit event and webhook. The service runs
+    this every minute when a webhook URL is configured; run it from cron otherwise."""
+    from deepshield.cases.adapters import MemoryHashBank
+    from deepshield.cases.flows import CasesContext, sweep_deadlines
+
+    ctx = CasesContext.build(_settings(), bank=MemoryHashBank(), screeners=[], start_worker=False)
+    counts = sweep_deadlines(ctx)
+    console.print(f"{counts['warning']} new warning(s), {counts['breached']} new breach(es)")
+
+
 @cases_app.command("export-transparency")
 def export_transparency(out: Annotated[Path, typer.Argument(help="JSON file to write")]) -> None:
     """Statements of reasons in Transparency Database form, without personal data."""

@@ -93,7 +93,8 @@ class CasesContext:
         if isinstance(ctx.bank, MemoryHashBank):
             restore_bank(ctx)
         if start_worker and policy.webhook.url:
-            ctx.worker = webhooks.WebhookWorker(settings, policy.webhook).start()
+            ctx.worker = webhooks.WebhookWorker(settings, policy.webhook, periodic=lambda: sweep_deadlines(ctx))
+            ctx.worker.start()
         return ctx
 
     def kick(self) -> None:
@@ -674,3 +675,56 @@ def _screening_case(ctx: CasesContext, s: Session, upload_id: str, content_ref: 
         now=now,
     )
     return cid
+
+
+def sweep_deadlines(ctx: CasesContext, now: dt.datetime | None = None) -> dict[str, int]:
+    """Announce each case once when it gets close to its deadline and once when it passes it: an automated
+    audit event and a `case.deadline_warning` / `case.deadline_breached` webhook (for the platform's on-call)."""
+    now = now or utcnow()
+    counts = {"warning": 0, "breached": 0}
+    with session_scope(ctx.settings) as s:
+        open_cases = list(
+            s.scalars(
+                select(Case).where(
+                    Case.state.in_([State.VALID.value, State.IN_REVIEW.value]),
+                    Case.due_at.is_not(None),
+                    Case.breached_at.is_(None),
+                )
+            )
+        )
+        for case in open_cases:
+            d = service.deadline(case, ctx.policy, now)
+            if d.level == "breached":
+                col, event = "breached_at", "case.deadline_breached"
+            elif d.level == "warning" and case.warned_at is None:
+                col, event = "warned_at", "case.deadline_warning"
+            else:
+                continue
+            claimed = s.execute(
+                update(Case).where(Case.id == case.id, getattr(Case, col).is_(None)).values({col: now})
+            ).rowcount  # type: ignore[attr-defined]
+            if claimed != 1:
+                continue  # another sweeper announced it
+            counts[d.level] += 1
+            audit.record(
+                s,
+                actor="deadline-sweep",
+                actor_kind="automated",
+                action=event.split(".", 1)[1],
+                case_id=case.id,
+                reason=d.label,
+                details={"due_at": d.due_at.isoformat() if d.due_at else None},
+            )
+            webhooks.enqueue(
+                s,
+                event,
+                {
+                    "due_at": d.due_at.isoformat() if d.due_at else None,
+                    "seconds_left": d.seconds_left,
+                    "state": case.state,
+                },
+                case_id=case.id,
+            )
+    if any(counts.values()):
+        ctx.kick()
+    return counts

@@ -74,6 +74,9 @@ class Case(Base):
     )  # e.g. "remove,bank" or "no_action"
     assignee: Mapped[str | None] = mapped_column(String(128), nullable=True)
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: when the deadline sweep raised the warning / the breach (each is announced once)
+    warned_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    breached_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class CaseTransition(Base):

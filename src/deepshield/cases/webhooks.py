@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -41,9 +42,7 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     return f"t={t},v1={mac}"
 
 
-def verify_signature(
-    secret: str, header: str, body: bytes, tolerance_s: int = 300, now: float | None = None
-) -> bool:
+def verify_signature(secret: str, header: str, body: bytes, tolerance_s: int = 300, now: float | None = None) -> bool:
     """For receivers: check the HMAC and that the timestamp is recent (stops replays of old requests)."""
     try:
         parts = dict(p.split("=", 1) for p in header.split(","))
@@ -56,9 +55,7 @@ def verify_signature(
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-def enqueue(
-    session: Session, event: str, payload: dict[str, Any], case_id: str | None = None
-) -> WebhookDelivery:
+def enqueue(session: Session, event: str, payload: dict[str, Any], case_id: str | None = None) -> WebhookDelivery:
     key = uuid.uuid4().hex
     body = {
         "event": event,
@@ -107,9 +104,7 @@ def _post(cfg: WebhookConfig, row: WebhookDelivery) -> tuple[bool, str]:
     return (200 <= code < 300), f"HTTP {code}"
 
 
-def deliver_due(
-    settings: Settings, cfg: WebhookConfig, limit: int = 50, now: dt.datetime | None = None
-) -> int:
+def deliver_due(settings: Settings, cfg: WebhookConfig, limit: int = 50, now: dt.datetime | None = None) -> int:
     """Try every due delivery once; returns how many were delivered. Safe to run in several processes: each
     row
     is claimed with a conditional UPDATE before it is posted."""
@@ -170,9 +165,7 @@ def deliver_due(
 
 def dead_letters(session: Session) -> list[WebhookDelivery]:
     return list(
-        session.scalars(
-            select(WebhookDelivery).where(WebhookDelivery.status == "dead").order_by(WebhookDelivery.id)
-        )
+        session.scalars(select(WebhookDelivery).where(WebhookDelivery.status == "dead").order_by(WebhookDelivery.id))
     )
 
 
@@ -186,15 +179,21 @@ def requeue(session: Session, delivery_id: int | None = None) -> int:
 
 
 def pending_count(session: Session) -> int:
-    return len(
-        list(session.scalars(select(WebhookDelivery.id).where(or_(WebhookDelivery.status == "pending"))))
-    )
+    return len(list(session.scalars(select(WebhookDelivery.id).where(or_(WebhookDelivery.status == "pending")))))
 
 
 class WebhookWorker:
     """Background thread that drains the outbox; `kick()` after a commit makes it post at once."""
 
-    def __init__(self, settings: Settings, cfg: WebhookConfig, poll_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        cfg: WebhookConfig,
+        poll_s: float = 1.0,
+        periodic: Callable[[], object] | None = None,
+        periodic_s: float = 60.0,
+    ) -> None:
+        self.periodic, self.periodic_s, self._last_periodic = periodic, periodic_s, 0.0
         self.settings, self.cfg, self.poll_s = settings, cfg, poll_s
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -214,6 +213,12 @@ class WebhookWorker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self.periodic is not None and time.monotonic() - self._last_periodic >= self.periodic_s:
+                self._last_periodic = time.monotonic()
+                try:
+                    self.periodic()
+                except Exception:  # noqa: BLE001
+                    log.exception("periodic task failed")
             try:
                 deliver_due(self.settings, self.cfg)
             except Exception:  # noqa: BLE001 - keep the worker alive; the rows stay pending

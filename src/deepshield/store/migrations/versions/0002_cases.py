@@ -47,6 +47,8 @@ def upgrade() -> None:
         sa.Column("decision", sa.String(64), nullable=True),
         sa.Column("assignee", sa.String(128), nullable=True),
         sa.Column("withdrawn_at", TS, nullable=True),
+        sa.Column("warned_at", TS, nullable=True),
+        sa.Column("breached_at", TS, nullable=True),
     )
     op.create_table(
         "case_transitions",
