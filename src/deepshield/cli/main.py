@@ -25,6 +25,7 @@ DOMAIN_CLIS = [
     "deepshield.cli.service",
     "deepshield.cli.accounts",
     "deepshield.matching.cli",
+    "deepshield.cases.cli",
 ]
 
 for _mod in DOMAIN_CLIS:
