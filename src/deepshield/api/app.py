@@ -27,13 +27,10 @@ DOMAIN_ROUTERS = [
     "deepshield.api.routes.health",
     "deepshield.api.routes.scans",
     "deepshield.api.routes.pages",
-<<<<<<< HEAD
     "deepshield.api.routes.matching",
-=======
     "deepshield.api.routes.cases",
     "deepshield.api.routes.reports_intake",
     "deepshield.api.routes.console",
->>>>>>> main
 ]
 
 
