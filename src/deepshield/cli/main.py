@@ -24,6 +24,8 @@ DOMAIN_CLIS = [
     "deepshield.cli.scan",
     "deepshield.cli.service",
     "deepshield.cli.accounts",
+    "deepshield.matching.cli",
+    "deepshield.cases.cli",
     "deepshield.liveness.cli",
 ]
 
