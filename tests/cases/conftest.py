@@ -1,13 +1,10 @@
-"""Fixtures for the cases tests: a settings object on a temp SQLite home, and a real PostgreSQL server started
-from Debian's binaries on a loopback port (as the `postgres` user when the tests run as root)."""
+"""Fixtures for the cases tests: settings on a temp SQLite home, or on the real PostgreSQL server that the root
+conftest starts (`postgres_url`)."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -20,96 +17,7 @@ from deepshield.cases.flows import CasesContext
 from deepshield.cases.service import ReportFields
 from deepshield.config import Settings
 from deepshield.store.db import reset_engines, upgrade_schema
-
-PG_BIN = Path(os.environ.get("DEEPSHIELD_PG_BIN", "/usr/lib/postgresql/15/bin"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _as_pg_user(cmd: list[str]) -> list[str]:
-    if os.geteuid() != 0:
-        return cmd
-    return ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(f"'{c}'" for c in cmd)]
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    if os.environ.get("DEEPSHIELD_TEST_PG_URL"):
-        yield os.environ["DEEPSHIELD_TEST_PG_URL"]
-        return
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL binaries not found in {PG_BIN} (apt-get install postgresql)")
-    if os.geteuid() == 0:
-        import pwd
-
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no `postgres` user to run the server as")
-    tmp = Path(tempfile.mkdtemp(prefix="ds-pg-"))
-    data = tmp / "data"
-    if os.geteuid() == 0:
-        shutil.chown(tmp, "postgres", "postgres")
-        tmp.chmod(0o700)
-    port = _free_port()
-    env = {**os.environ, "LC_ALL": "C.UTF-8"}
-    subprocess.run(
-        _as_pg_user([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "ds", "-E", "UTF8"]),
-        check=True,
-        capture_output=True,
-        env=env,
-    )
-    subprocess.run(
-        _as_pg_user(
-            [
-                str(PG_BIN / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(tmp / "log"),
-                "-w",
-                "-o",
-                f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off",
-                "start",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-        env=env,
-    )
-    try:
-        import psycopg
-
-        for _ in range(50):
-            try:
-                with psycopg.connect(
-                    f"host=127.0.0.1 port={port} user=ds dbname=postgres", autocommit=True
-                ) as c:
-                    c.execute("CREATE DATABASE deepshield")
-                break
-            except psycopg.OperationalError:
-                time.sleep(0.2)
-        yield f"postgresql+psycopg://ds@127.0.0.1:{port}/deepshield"
-    finally:
-        subprocess.run(
-            _as_pg_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-            capture_output=True,
-            env=env,
-        )
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _reset_pg(url: str) -> None:
-    import sqlalchemy as sa
-
-    eng = sa.create_engine(url)
-    with eng.begin() as c:
-        c.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    eng.dispose()
+from tests.conftest import free_port, reset_pg
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -119,7 +27,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
     home = tmp_path / "home"
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_url")
-        _reset_pg(url)
+        reset_pg(url)
         s = Settings(home=home, database_url=url)
     else:
         s = Settings(home=home, database_url=None)
@@ -239,7 +147,7 @@ class Server:
 
     def __init__(self, settings: Settings, extra_env: dict[str, str] | None = None) -> None:
         self.settings = settings
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         src = str(Path(__file__).resolve().parents[2] / "src")
         self.env = {

@@ -1,26 +1,20 @@
-"""The same store code on PostgreSQL (set DEEPSHIELD_TEST_POSTGRES_URL to an empty database to run it)."""
+"""The same store code on a real PostgreSQL server (the shared `postgres_url` fixture starts one)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
-import os
 import uuid
 from pathlib import Path
-
-import pytest
 
 from deepshield.config import Settings
 from deepshield.matching import service as svc
 from deepshield.matching.indexes import reset_indexes
 from deepshield.store.db import reset_engines, session_scope, upgrade_schema
 
-PG_URL = os.environ.get("DEEPSHIELD_TEST_POSTGRES_URL")
 
-
-@pytest.mark.skipif(not PG_URL, reason="DEEPSHIELD_TEST_POSTGRES_URL not set (no PostgreSQL to test against)")
-def test_banks_on_postgres(tmp_path: Path, real_photos: list[Path]) -> None:
-    st = Settings(home=tmp_path, DATABASE_URL=PG_URL)
+def test_banks_on_postgres(tmp_path: Path, real_photos: list[Path], postgres_url: str) -> None:
+    st = Settings(home=tmp_path, DATABASE_URL=postgres_url)
     upgrade_schema(st)
     bank = "PG_" + uuid.uuid4().hex[:8].upper()
     case = "C-" + uuid.uuid4().hex
