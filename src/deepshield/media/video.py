@@ -170,9 +170,8 @@ class VideoMedia:
                     # Far from the target, frames nobody references (most B-frames) need not be decoded at all;
                     # near it, decode everything so the frame we return is the nearest one.
                     far = t_abs - ft > 2.5 / fps
-                    want = "NONREF" if far else "DEFAULT"
-                    if cc.skip_frame != want:
-                        cc.skip_frame = want
+                    if cc.skip_frame != ("NONREF" if far else "DEFAULT"):
+                        cc.skip_frame = "NONREF" if far else "DEFAULT"
                 if chosen is None:
                     break
                 rgb: np.ndarray = chosen.to_ndarray(format="rgb24")
