@@ -246,3 +246,21 @@ def test_video_frames_carry_the_watermark(keys_home: Path, shared_faces: Path, t
     assert rep.watermark and rep.watermark["detected"]
     assert rep.watermark["payload_hex"] == res.watermark_payload
     assert "watermark payload matches the metadata ProduceID" in rep.agreement
+
+
+def test_api_bad_options_are_4xx(app_client, api_key, media_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    from deepshield.config import get_settings
+    from deepshield.labels.keys import init_keys
+    from tests.conftest import auth
+
+    key = api_key("label")
+    data = (media_dir / "a.png").read_bytes()
+    r = app_client.post("/v1/labels", headers=auth(key), files={"file": ("a.png", data, "image/png")})
+    assert r.status_code == 503 and r.json()["error"] == "keys_missing"  # not configured yet: says what to run
+    init_keys(get_settings().home)
+    for form in ({"position": "middle"}, {"label": "7"}, {"text": "made by a machine"}, {"producer": "生成器"}):
+        r = app_client.post("/v1/labels", headers=auth(key), files={"file": ("a.png", data, "image/png")}, data=form)
+        assert 400 <= r.status_code < 500, (form, r.status_code, r.text)
+        assert "error" in r.json()
+    r = app_client.post("/v1/labels/verify", headers=auth(key), files={"file": ("a.png", data[:100], "image/png")})
+    assert 400 <= r.status_code < 500 or r.status_code == 200

@@ -77,9 +77,9 @@ def label_file(src: Path, dst: Path, opts: LabelOptions | None = None, home: Pat
     """Label `src` into `dst`; `home` is the data directory holding the keys (default: settings)."""
     opts = opts or LabelOptions()
     if opts.propagator:
+        _validate_options(opts)
         return _platform_label(src, dst, opts, home)
-    if opts.text:
-        vis.validate_text(opts.text)
+    _validate_options(opts)
     keys = load_keys(home) if (opts.metadata or opts.c2pa) else None
     kind, fmt = _kind(src)
     produce_id = opts.produce_id or uuid.uuid4().hex
@@ -154,6 +154,22 @@ def label_file(src: Path, dst: Path, opts: LabelOptions | None = None, home: Pat
         shutil.copyfile(current, dst)
     _ledger(res, home)
     return res
+
+
+def _validate_options(opts: LabelOptions) -> None:
+    """Bad options are the caller's mistake: a typed error before any work, never a crash halfway."""
+    vis.validate_text(opts.text)
+    if opts.position not in {p.value for p in vis.Position}:
+        raise LabelError(f"unknown label position {opts.position!r}; use one of "
+                         + ", ".join(p.value for p in vis.Position))
+    if opts.label not in DISPLAY:
+        raise LabelError('AIGC Label must be "1" (AI-generated), "2" (possibly) or "3" (suspected)')
+    if opts.xmp_form not in ("element", "attribute"):
+        raise LabelError("xmp_form must be 'element' or 'attribute'")
+    for name in ("producer", "produce_id", "propagator", "propagate_id"):
+        v = getattr(opts, name)
+        if v is not None and not all(32 <= ord(c) < 127 for c in v):
+            raise LabelError(f"{name} must be printable ASCII (GB 45438 metadata values)")
 
 
 def _platform_label(src: Path, dst: Path, opts: LabelOptions, home: Path | None) -> LabelResult:
