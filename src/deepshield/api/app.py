@@ -63,6 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from deepshield.matching.indexes import load_in_background
+
+        app.state.match_index_loader = load_in_background(settings)
         if first_password:
             msg = (
                 "first start: created user 'admin' with one-time password "

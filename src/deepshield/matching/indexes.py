@@ -8,6 +8,7 @@ rolled back ever reaches memory. On first use the indexes are built from the sto
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -254,3 +255,22 @@ def get_indexes(settings: Settings | None = None) -> MatchIndexes:
 def reset_indexes() -> None:
     with _GLOBAL_LOCK:
         _INDEXES.clear()
+
+
+def load_in_background(settings: Settings | None = None) -> threading.Thread:
+    """Rebuild the indexes from the store when the service starts, off the request path, so the first lookup
+    does not pay for loading millions of hashes (a lookup before it finishes waits on the index lock)."""
+    from deepshield.store.db import session_scope
+
+    settings = settings or get_settings()
+
+    def run() -> None:
+        try:
+            with session_scope(settings) as s:
+                get_indexes(settings).sync(s)
+        except Exception:  # the next lookup loads the index itself; a failed warm-up only costs time
+            logging.getLogger("deepshield.matching").exception("loading the match indexes at start failed")
+
+    t = threading.Thread(target=run, name="match-index-load", daemon=True)
+    t.start()
+    return t
