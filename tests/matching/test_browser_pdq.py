@@ -4,7 +4,6 @@ hashes leave the browser."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +12,6 @@ import pytest
 import deepshield.api
 from deepshield.matching.bits import hamming
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 STATIC = Path(deepshield.api.__file__).parent / "static"
 ORIGIN = "http://deepshield.test"
 
@@ -30,11 +19,8 @@ ORIGIN = "http://deepshield.test"
 @pytest.mark.browser
 @pytest.mark.slow
 def test_browser_pdq_matches_python_on_every_real_photo(
-    real_photos: list[Path], python_pdq: dict[str, tuple[str, int, str]]
+    real_photos: list[Path], python_pdq: dict[str, tuple[str, int, str]], browser: Any
 ) -> None:
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip("chromium not installed (scripts/apt-packages.txt)")
-    sync_api = pytest.importorskip("playwright.sync_api")
     posted: list[bytes] = []
 
     def handle(route: Any, request: Any) -> None:
@@ -45,19 +31,14 @@ def test_browser_pdq_matches_python_on_every_real_photo(
         rel = request.url[len(ORIGIN) + len("/static/") :].split("?")[0]
         route.fulfill(path=str(STATIC / rel))
 
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_context().new_page()
-            page.route(f"{ORIGIN}/**", handle)
-            page.goto(f"{ORIGIN}/static/hash-photos.html?bank=VICTIM&case=C42")
-            page.set_input_files("#photos", [str(f) for f in real_photos])
-            page.wait_for_function("window.__deepshieldDone === true", timeout=300_000)
-            results = page.evaluate("window.__deepshieldResults")
-            page.click("#send")
-            page.wait_for_selector("#sent.ok", timeout=30_000)
-        finally:
-            browser.close()
+    page = browser.new_context().new_page()
+    page.route(f"{ORIGIN}/**", handle)
+    page.goto(f"{ORIGIN}/static/hash-photos.html?bank=VICTIM&case=C42")
+    page.set_input_files("#photos", [str(f) for f in real_photos])
+    page.wait_for_function("window.__deepshieldDone === true", timeout=300_000)
+    results = page.evaluate("window.__deepshieldResults")
+    page.click("#send")
+    page.wait_for_selector("#sent.ok", timeout=30_000)
 
     assert [r["name"] for r in results] == [f.name for f in real_photos]
     worst_full = worst_server = 0

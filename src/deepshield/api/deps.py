@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from deepshield.accounts.models import User
 from deepshield.accounts.service import Principal, authenticate_key, user_principal
 from deepshield.config import Settings
-from deepshield.store.db import session_factory
+from deepshield.store.db import session_scope
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer dsk_...`")
 
@@ -27,15 +27,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 def get_session(settings: SettingsDep) -> Iterator[Session]:
-    session = session_factory(settings)()
-    try:
+    with session_scope(settings) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
