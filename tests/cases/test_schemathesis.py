@@ -33,10 +33,10 @@ def api_schema(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     reset_engines()
     url = None
     if request.param == "postgresql":
-        from .conftest import _reset_pg
+        from tests.conftest import reset_pg
 
         url = request.getfixturevalue("postgres_url")
-        _reset_pg(url)
+        reset_pg(url)
     s = Settings(home=tmp_path_factory.mktemp("st"), database_url=url)
     s.ensure_dirs()
     upgrade_schema(s)
