@@ -1,1 +1,1 @@
-"""api domain."""
+"""HTTP service: FastAPI app factory, shared dependencies (auth, sessions), thin routes and web pages."""

@@ -1,1 +1,1 @@
-"""cli domain."""
+"""Command line: `deepshield scan`, `serve`, `apikey`, `user`, and each domain's commands."""

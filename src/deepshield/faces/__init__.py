@@ -3,7 +3,7 @@
 from deepshield.faces.align import AlignedCrop, align_face
 from deepshield.faces.analyzer import FaceAnalyzer
 from deepshield.faces.pose import estimate_head_pose
-from deepshield.faces.tracking import link_tracks
+from deepshield.faces.tracking import frame_signature, link_tracks, shot_cuts
 from deepshield.faces.types import Face, FaceTrack, HeadPose
 
 __all__ = [
@@ -14,5 +14,7 @@ __all__ = [
     "HeadPose",
     "align_face",
     "estimate_head_pose",
+    "frame_signature",
+    "shot_cuts",
     "link_tracks",
 ]

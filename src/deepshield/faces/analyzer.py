@@ -6,8 +6,11 @@ photos that the mesh's own short-range detector misses, and gives one mesh per d
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -18,8 +21,20 @@ from deepshield.faces.types import Face
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# Detections below this confidence are kept only when the mesh agrees that a face is there.
+_SURE = 0.8
+
 # Mesh crops are resized so the face spans about this many pixels: the mesh model's own input is 192 px.
 _MESH_CROP_SIDE = 256
+
+
+def _inside(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    """Most of box a lies within box b (a partial face from a tile edge inside a whole one)."""
+    ix0, iy0 = max(a[0], b[0]), max(a[1], b[1])
+    ix1, iy1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, ix1 - ix0) * max(0.0, iy1 - iy0)
+    area = (a[2] - a[0]) * (a[3] - a[1])
+    return area > 0 and inter / area > 0.6
 
 
 def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
@@ -30,15 +45,60 @@ def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, flo
     return inter / ua if ua > 0 else 0.0
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """MediaPipe's C++ graphs print start-up chatter straight to file descriptor 2; hide it while they load so
+    the CLI's stderr holds only what a person needs."""
+    if os.environ.get("DEEPSHIELD_DEBUG_NATIVE"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _plausible(box: tuple[float, float, float, float], kps: np.ndarray, landmarks: np.ndarray | None) -> bool:
+    """The mesh fitted inside the box puts the eyes where the detector put them, upright within 60 degrees."""
+    if landmarks is None:
+        return False
+    from deepshield.faces.landmarks import LEFT_EYE, RIGHT_EYE
+
+    size = max(box[2] - box[0], box[3] - box[1], 1.0)
+    re, le = landmarks[RIGHT_EYE, :2].mean(axis=0), landmarks[LEFT_EYE, :2].mean(axis=0)
+    err = max(float(np.linalg.norm(re - kps[0])), float(np.linalg.norm(le - kps[1]))) / size
+    angle = abs(float(np.degrees(np.arctan2(le[1] - re[1], le[0] - re[0]))))
+    return err < 0.2 and angle < 60
+
+
 class FaceAnalyzer:
     """Finds faces in RGB frames. Not thread-safe (MediaPipe graphs hold state): one per worker."""
 
-    def __init__(self, min_confidence: float = 0.5, max_faces: int = 32, with_mesh: bool = True) -> None:
-        from mediapipe.python.solutions import face_detection, face_mesh
-
+    def __init__(
+        self, min_confidence: float = 0.5, max_faces: int = 32, with_mesh: bool = True, tiled: bool = True
+    ) -> None:
+        with _quiet_native_stderr():
+            self._load(min_confidence, with_mesh)
         self.min_confidence = min_confidence
         self.max_faces = max_faces
         self.with_mesh = with_mesh
+        self.tiled = tiled
+        self._warm = False
+        self._lock = threading.Lock()
+
+    def _load(self, min_confidence: float, with_mesh: bool) -> None:
+        from mediapipe.python.solutions import face_detection, face_mesh
+
         self._short = face_detection.FaceDetection(model_selection=0, min_detection_confidence=min_confidence)
         self._full = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
         self._mesh = (
@@ -48,7 +108,12 @@ class FaceAnalyzer:
             if with_mesh
             else None
         )
-        self._lock = threading.Lock()
+        # The first inference initialises delegates (and logs); do it here, silenced.
+        blank = np.zeros((64, 64, 3), np.uint8)
+        self._short.process(blank)
+        self._full.process(blank)
+        if self._mesh is not None:
+            self._mesh.process(blank)
 
     def close(self) -> None:
         self._short.close()
@@ -62,26 +127,51 @@ class FaceAnalyzer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _run_detector(
+        self, det: object, rgb: np.ndarray, ox: int, oy: int, fw: int, fh: int
+    ) -> list[tuple[tuple[float, float, float, float], float, np.ndarray]]:
+        h, w = rgb.shape[:2]
+        out = []
+        res = det.process(np.ascontiguousarray(rgb))  # type: ignore[attr-defined]
+        for d in res.detections or []:
+            bb = d.location_data.relative_bounding_box
+            x0 = max(0.0, bb.xmin * w + ox)
+            y0 = max(0.0, bb.ymin * h + oy)
+            x1 = min(float(fw), (bb.xmin + bb.width) * w + ox)
+            y1 = min(float(fh), (bb.ymin + bb.height) * h + oy)
+            if x1 - x0 < 4 or y1 - y0 < 4:
+                continue
+            kps = np.array([(k.x * w + ox, k.y * h + oy) for k in d.location_data.relative_keypoints], np.float32)
+            out.append(((x0, y0, x1, y1), float(d.score[0]), kps))
+        return out
+
+    def _tiles(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
+        """Overlapping tiles so faces a few dozen pixels wide in a large frame reach the detector's input size.
+
+        The full-range model looks at 192 px; a 40 px face in a 1920 px frame would shrink to 4 px."""
+        tiles = []
+        long_side = max(w, h)
+        for n in (2, 3, 4):
+            if long_side < 640 * (n - 1):
+                break
+            tw, th = int(w / n * 1.5), int(h / n * 1.5)
+            tw, th = min(tw, w), min(th, h)
+            xs = np.linspace(0, w - tw, n).astype(int)
+            ys = np.linspace(0, h - th, n).astype(int)
+            tiles += [(int(x), int(y), tw, th) for y in ys for x in xs]
+        return tiles
+
     def _detect(self, rgb: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, np.ndarray]]:
         h, w = rgb.shape[:2]
-        found: list[tuple[tuple[float, float, float, float], float, np.ndarray]] = []
-        for det in (self._short, self._full):
-            res = det.process(rgb)
-            for d in res.detections or []:
-                bb = d.location_data.relative_bounding_box
-                x0 = max(0.0, bb.xmin * w)
-                y0 = max(0.0, bb.ymin * h)
-                x1 = min(float(w), (bb.xmin + bb.width) * w)
-                y1 = min(float(h), (bb.ymin + bb.height) * h)
-                if x1 - x0 < 4 or y1 - y0 < 4:
-                    continue
-                kps = np.array([(k.x * w, k.y * h) for k in d.location_data.relative_keypoints], dtype=np.float32)
-                found.append(((x0, y0, x1, y1), float(d.score[0]), kps))
-        # Non-maximum suppression across the two models.
+        found = self._run_detector(self._short, rgb, 0, 0, w, h) + self._run_detector(self._full, rgb, 0, 0, w, h)
+        if self.tiled:
+            for x, y, tw, th in self._tiles(w, h):
+                found += self._run_detector(self._full, rgb[y : y + th, x : x + tw], x, y, w, h)
+        # Non-maximum suppression across models and tiles (a tile may cut a face: prefer the larger, surer box).
         found.sort(key=lambda f: -f[1])
         kept: list[tuple[tuple[float, float, float, float], float, np.ndarray]] = []
         for f in found:
-            if all(_iou(f[0], k[0]) < 0.4 for k in kept):
+            if all(_iou(f[0], k[0]) < 0.3 and not _inside(f[0], k[0]) for k in kept):
                 kept.append(f)
             if len(kept) >= self.max_faces:
                 break
@@ -130,13 +220,23 @@ class FaceAnalyzer:
         rgb = np.ascontiguousarray(rgb)
         h, w = rgb.shape[:2]
         with self._lock:
-            faces: list[Face] = []
-            for box, score, kps in self._detect(rgb):
-                landmarks = self._fit_mesh(rgb, box) if self._mesh is not None else None
-                pose = estimate_head_pose(landmarks, w, h) if landmarks is not None else None
-                faces.append(
-                    Face(box=box, confidence=score, landmarks=landmarks, keypoints=kps, pose=pose,
-                         frame_index=frame_index, time_s=time_s)
-                )
+            if not self._warm:
+                # The mesh logs once on its first real face; keep that chatter off the console too.
+                self._warm = True
+                with _quiet_native_stderr():
+                    return self._analyze(rgb, w, h, frame_index, time_s)
+            return self._analyze(rgb, w, h, frame_index, time_s)
+
+    def _analyze(self, rgb: np.ndarray, w: int, h: int, frame_index: int, time_s: float) -> list[Face]:
+        faces: list[Face] = []
+        for box, score, kps in self._detect(rgb):
+            landmarks = self._fit_mesh(rgb, box) if self._mesh is not None else None
+            if score < _SURE and not _plausible(box, kps, landmarks):
+                continue
+            pose = estimate_head_pose(landmarks, w, h) if landmarks is not None else None
+            faces.append(
+                Face(box=box, confidence=score, landmarks=landmarks, keypoints=kps, pose=pose,
+                     frame_index=frame_index, time_s=time_s)
+            )
         faces.sort(key=lambda f: -(f.width * f.height))
         return faces

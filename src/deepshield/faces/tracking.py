@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from deepshield.faces.types import Face, FaceTrack
+
+
+def frame_signature(rgb: np.ndarray) -> np.ndarray:
+    """A colour histogram of the whole frame, for telling shots apart (cheap: computed on a 64 px thumbnail)."""
+    small = cv2.resize(rgb, (64, 36), interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+    hist = cv2.calcHist([hsv], [0, 1, 2], None, [8, 4, 4], [0, 180, 0, 256, 0, 256])
+    return cv2.normalize(hist, hist).flatten()
+
+
+def shot_cuts(signatures: list[np.ndarray], threshold: float = 0.3) -> set[int]:
+    """Indices of sampled frames that start a new shot: a face never continues a track across a cut."""
+    cuts = set()
+    for i in range(1, len(signatures)):
+        d = cv2.compareHist(signatures[i - 1], signatures[i], cv2.HISTCMP_BHATTACHARYYA)
+        if d > threshold:
+            cuts.add(i)
+    return cuts
 
 
 def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
@@ -27,16 +46,25 @@ def _affinity(track_face: Face, face: Face) -> float:
 
 
 def link_tracks(
-    frames_faces: list[list[Face]], max_gap: int = 3, min_affinity: float = 0.2, min_fraction: float = 0.15
+    frames_faces: list[list[Face]],
+    cuts: set[int] | None = None,
+    max_gap: int = 3,
+    min_affinity: float = 0.2,
+    min_fraction: float = 0.15,
 ) -> list[FaceTrack]:
-    """Greedy frame-to-frame association; tracks seen in fewer than `min_fraction` of frames are dropped
-    (single-frame false detections). Sets `track_id` on every kept face."""
+    """Greedy frame-to-frame association within shots; tracks seen in fewer than `min_fraction` of the sampled
+    frames (and in one frame only) are dropped as false detections. Sets `track_id` on every kept face."""
+    cuts = cuts or set()
     tracks: list[list[Face]] = []
     last_seen: list[int] = []
+    shot_of: list[int] = []
+    shot = 0
     for fi, faces in enumerate(frames_faces):
+        if fi in cuts:
+            shot += 1
         pairs = []
         for ti, tr in enumerate(tracks):
-            if fi - last_seen[ti] > max_gap:
+            if fi - last_seen[ti] > max_gap or shot_of[ti] != shot:
                 continue
             for di, f in enumerate(faces):
                 a = _affinity(tr[-1], f)
@@ -56,8 +84,10 @@ def link_tracks(
             if di not in used_d:
                 tracks.append([f])
                 last_seen.append(fi)
+                shot_of.append(shot)
     n = max(1, len(frames_faces))
-    min_len = 1 if n < 4 else max(2, int(np.ceil(min_fraction * n)))
+    # A short shot can hold a real person for a few samples only: keep any track seen twice or more.
+    min_len = 1 if n < 4 else min(2, max(1, int(np.ceil(min_fraction * n))))
     kept = [t for t in tracks if len(t) >= min_len]
     kept.sort(key=lambda t: (t[0].frame_index, t[0].box[0]))
     out = []

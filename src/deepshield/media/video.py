@@ -34,6 +34,8 @@ class VideoMedia:
         self.info = info
         self._limits = limits
         self._keyframes: list[float] | None = None
+        #: Frames the decoder produced during the last `frames()` call (sampling cost, for tests and benchmarks).
+        self.decoded_frames = 0
         self._probe()
 
     def _probe(self) -> None:
@@ -125,6 +127,7 @@ class VideoMedia:
         duration = self.info.duration_s or 0.0
         targets = sampling.target_times(duration)
         keyframes = self.keyframe_times()
+        self.decoded_frames = 0
         deadline = time.monotonic() + self._limits.decode_timeout_s
         c = _open_container(self.info.path)
         try:
@@ -156,6 +159,7 @@ class VideoMedia:
                     else:
                         try:
                             frame = next(decoder)
+                            self.decoded_frames += 1
                         except StopIteration:
                             break
                     ft = float(frame.pts * tb) if frame.pts is not None else last_time + 1.0 / fps

@@ -1,0 +1,99 @@
+"""The FastAPI application factory. Domain routers are listed in DOMAIN_ROUTERS and included here."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from deepshield.api.limits import BodySizeLimit
+from deepshield.config import Settings, get_settings
+from deepshield.errors import DeepshieldError
+from deepshield.store.db import session_scope, upgrade_schema
+
+log = logging.getLogger("deepshield")
+
+DOMAIN_ROUTERS = [
+    "deepshield.api.routes.health",
+    "deepshield.api.routes.scans",
+    "deepshield.api.routes.pages",
+]
+
+
+def _session_secret(settings: Settings) -> str:
+    if settings.session_secret:
+        return settings.session_secret
+    path = settings.home / "session.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def bootstrap(settings: Settings) -> str | None:
+    """Create directories and schema; on the first start create the admin and return its one-time password."""
+    from deepshield.accounts.service import ensure_first_admin
+
+    settings.ensure_dirs()
+    upgrade_schema(settings)
+    with session_scope(settings) as s:
+        return ensure_first_admin(s)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    first_password = bootstrap(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if first_password:
+            msg = (
+                "first start: created user 'admin' with one-time password "
+                f"{first_password}  (sign in at /login and change it with `deepshield user passwd admin`)"
+            )
+            print(msg, flush=True)
+        yield
+        svc = getattr(app.state, "scans", None)
+        if svc is not None:
+            svc.shutdown()
+
+    app = FastAPI(
+        title="Deepshield",
+        version="0.1.0",
+        description="Deepfake defence: scan media for manipulated faces, label, match, prove liveness, respond.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.first_admin_password = first_password
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        SessionMiddleware, secret_key=_session_secret(settings), same_site="lax", https_only=False, max_age=8 * 3600
+    )
+
+    @app.exception_handler(DeepshieldError)
+    async def _deepshield_error(_: Request, exc: DeepshieldError) -> JSONResponse:
+        return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", [])), "msg": str(e.get("msg", ""))} for e in exc.errors()
+        ]
+        return JSONResponse({"error": "invalid_request", "detail": errors}, status_code=422)
+
+    static = Path(__file__).parent / "static"
+    static.mkdir(exist_ok=True)
+    app.mount("/static", StaticFiles(directory=static), name="static")
+    for mod in DOMAIN_ROUTERS:
+        app.include_router(importlib.import_module(mod).router)
+    return app

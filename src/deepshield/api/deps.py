@@ -1,0 +1,95 @@
+"""Dependencies shared by every route: database session, API-key scopes, web login and CSRF."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from deepshield.accounts.models import User
+from deepshield.accounts.service import Principal, authenticate_key, user_principal
+from deepshield.config import Settings
+from deepshield.store.db import session_factory
+
+_bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer dsk_...`")
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_session(settings: SettingsDep) -> Iterator[Session]:
+    session = session_factory(settings)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def current_user_optional(request: Request, session: SessionDep) -> User | None:
+    uid = request.session.get("uid") if "session" in request.scope else None
+    if uid is None:
+        return None
+    user = session.get(User, int(uid))
+    if user is None or user.disabled:
+        request.session.clear()
+        return None
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(current_user_optional)]
+
+
+def require_scope(scope: str) -> Callable[..., Principal]:
+    """API access with `Authorization: Bearer KEY` holding `scope` (or admin); a logged-in web user also counts
+    for the scopes of their role, so the console's own pages can call the API."""
+
+    def dep(
+        session: SessionDep,
+        user: OptionalUser,
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        principal: Principal | None = None
+        if creds is not None:
+            principal = authenticate_key(session, creds.credentials)
+            if principal is None:
+                raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        elif user is not None:
+            principal = user_principal(user)
+        if principal is None:
+            raise HTTPException(401, "an API key is required: send `Authorization: Bearer KEY`",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not principal.has_scope(scope):
+            raise HTTPException(403, f"this key lacks the `{scope}` scope")
+        return principal
+
+    return dep
+
+
+def csrf_token(request: Request) -> str:
+    tok = request.session.get("csrf")
+    if not tok:
+        tok = secrets.token_urlsafe(24)
+        request.session["csrf"] = tok
+    return str(tok)
+
+
+def check_csrf(request: Request, submitted: str | None) -> None:
+    expected = request.session.get("csrf")
+    if not expected or not submitted or not secrets.compare_digest(str(expected), submitted):
+        raise HTTPException(403, "invalid or missing CSRF token: reload the page and try again")

@@ -1,0 +1,104 @@
+"""Server-rendered web pages: sign in, upload a file, see its report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from deepshield.accounts.service import authenticate_user
+from deepshield.api.deps import OptionalUser, SessionDep, SettingsDep, check_csrf, csrf_token
+from deepshield.api.routes.scans import scan_service
+from deepshield.api.uploads import save_upload
+from deepshield.errors import DeepshieldError
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> Response:
+    return templates.TemplateResponse(
+        request, "login.html", {"csrf": csrf_token(request), "next": next if next.startswith("/") else "/"}
+    )
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    session: SessionDep,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    csrf: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    check_csrf(request, csrf)
+    user = authenticate_user(session, username, password)
+    if user is None:
+        return templates.TemplateResponse(
+            request, "login.html",
+            {"csrf": csrf_token(request), "next": next, "error": "Wrong user name or password."}, status_code=401,
+        )
+    request.session.clear()
+    request.session["uid"] = user.id
+    return RedirectResponse(next if next.startswith("/") and not next.startswith("//") else "/", status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    check_csrf(request, csrf)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/", response_class=HTMLResponse)
+def upload_page(request: Request, user: OptionalUser) -> Response:
+    if user is None:
+        return _login_redirect(request)
+    return templates.TemplateResponse(request, "upload.html", {"user": user, "csrf": csrf_token(request)})
+
+
+@router.post("/upload", response_class=HTMLResponse)
+async def upload(
+    request: Request,
+    user: OptionalUser,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File()],
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    if user is None:
+        return _login_redirect(request)
+    check_csrf(request, csrf)
+    try:
+        path, media = await save_upload(file, settings)
+    except DeepshieldError as e:
+        return templates.TemplateResponse(
+            request, "upload.html", {"user": user, "csrf": csrf_token(request), "error": e.message},
+            status_code=e.http_status,
+        )
+    svc = scan_service(request)
+    scan_id = svc.create(file.filename or path.name, path, media.info.sha256, user.username)
+    svc.submit(scan_id)
+    return RedirectResponse(f"/scans/{scan_id}", status_code=303)
+
+
+@router.get("/scans/{scan_id}", response_class=HTMLResponse)
+def scan_page(scan_id: str, request: Request, user: OptionalUser) -> Response:
+    if user is None:
+        return _login_redirect(request)
+    rec = scan_service(request).get(scan_id)
+    if rec is None:
+        raise HTTPException(404, "no such scan")
+    report = None
+    if rec.get("report_path"):
+        report = Path(rec["report_path"]).read_text(encoding="utf-8")
+    return templates.TemplateResponse(
+        request, "scan.html", {"user": user, "csrf": csrf_token(request), "scan": rec, "report": report}
+    )

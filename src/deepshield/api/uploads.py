@@ -1,0 +1,16 @@
+"""Uploads go through the media module's `open_upload`: streamed to disk, size-limited, sniffed and validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from deepshield.config import Settings
+from deepshield.media import Media, MediaLimits, open_upload
+
+
+async def save_upload(file: UploadFile, settings: Settings) -> tuple[Path, Media]:
+    limits = MediaLimits(max_bytes=settings.max_upload_bytes)
+    return await run_in_threadpool(open_upload, file.file, settings.uploads_dir, limits)

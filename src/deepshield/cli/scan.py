@@ -1,0 +1,125 @@
+"""`deepshield scan PATH...`: files and folders (recursive), a progress bar, JSON lines and HTML reports."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from deepshield.detect.pipeline import ScanOptions, Scanner
+
+_worker_scanner: Scanner | None = None
+
+
+def _expand(paths: list[Path]) -> Iterator[Path]:
+    """Files as given; folders walked recursively (hidden entries skipped). Missing paths pass through so the
+    scan reports them as errors instead of silently dropping them."""
+    for p in paths:
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts):
+                    yield f
+        else:
+            yield p
+
+
+def _init_worker(options: ScanOptions) -> None:
+    global _worker_scanner
+    _worker_scanner = Scanner(options)
+
+
+def _scan_in_worker(path: str, report_dir: str | None) -> dict[str, Any]:
+    assert _worker_scanner is not None
+    return _scan_one(_worker_scanner, Path(path), Path(report_dir) if report_dir else None)
+
+
+def _scan_one(scanner: Scanner, path: Path, report_dir: Path | None) -> dict[str, Any]:
+    outcome = scanner.scan(path)
+    result = outcome.result
+    if report_dir is not None:
+        from deepshield.reports.html import render_report
+
+        report_dir.mkdir(parents=True, exist_ok=True)
+        stem = path.name.replace("/", "_") or "file"
+        out = report_dir / f"{stem}.html"
+        n = 1
+        while out.exists():
+            out = report_dir / f"{stem}.{n}.html"
+            n += 1
+        out.write_text(render_report(result, outcome.artifacts), encoding="utf-8")
+        result["report"] = str(out)
+    return result
+
+
+def _summary_line(r: dict[str, Any]) -> str:
+    if not r.get("ok"):
+        return f"[red]FAILED[/red] {r['file']}: {r['error']['message']}"
+    score = (r.get("scores") or {}).get("video_score")
+    verdict = r.get("verdict") or r.get("detector_status")
+    s = f" score={score:.3f}" if score is not None else ""
+    tracks = f", {len(r['tracks'])} track(s)" if r.get("tracks") else ""
+    return f"[green]ok[/green] {r['file']}: {r['face_count']} face(s){tracks}{s} ({verdict})"
+
+
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="files or folders (searched recursively)")],
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object per file on stdout")] = False,
+    report: Annotated[Path | None, typer.Option("--report", help="write an HTML report per file into DIR")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="parallel worker processes")] = 1,
+    frames: Annotated[int, typer.Option("--frames", min=1, max=1000, help="frames sampled per video")] = 32,
+    detector: Annotated[str | None, typer.Option("--detector", help="detector name (default: first installed)")] = None,
+) -> None:
+    """Find faces and score them for manipulation. Exit code 1 if any file failed."""
+    files = list(_expand(paths))
+    options = ScanOptions(frames=frames, detector=detector, keep_artifacts=report is not None)
+    console = Console(stderr=True)
+    results: list[dict[str, Any]] = []
+    progress = Progress(
+        TextColumn("[bold]scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}"), console=console, transient=False, disable=not files,
+    )
+
+    def emit(r: dict[str, Any]) -> None:
+        results.append(r)
+        if json_out:
+            sys.stdout.write(json.dumps(r) + "\n")
+            sys.stdout.flush()
+        else:
+            progress.console.print(_summary_line(r), highlight=False, soft_wrap=True)
+
+    with progress:
+        task = progress.add_task("", total=len(files))
+        if workers == 1 or len(files) <= 1:
+            scanner = Scanner(options)
+            if scanner.detector is None:
+                console.print("[yellow]note:[/yellow] no detector installed: faces are reported, no score is given")
+            try:
+                for f in files:
+                    progress.update(task, description=f.name)
+                    emit(_scan_one(scanner, f, report))
+                    progress.advance(task)
+            finally:
+                scanner.close()
+        else:
+            with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(options,)) as pool:
+                futs = {pool.submit(_scan_in_worker, str(f), str(report) if report else None): f for f in files}
+                for fut in as_completed(futs):
+                    emit(fut.result())
+                    progress.advance(task)
+    failed = sum(1 for r in results if not r.get("ok"))
+    if not files:
+        console.print("[red]error:[/red] no files to scan")
+        raise typer.Exit(2)
+    console.print(f"{len(results) - failed} scanned, {failed} failed")
+    raise typer.Exit(1 if failed else 0)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("scan")(scan)

@@ -1,0 +1,252 @@
+"""The scan pipeline: safe decode -> sampled frames -> faces -> tracks -> detector -> aggregated scores.
+
+Every entry point (CLI, API, batch) calls `scan_file`; the JSON it returns is the same everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepshield.detect.aggregate import aggregate_scores
+from deepshield.detect.base import Detector
+from deepshield.detect.registry import available_detectors, get_detector
+from deepshield.errors import DeepshieldError
+from deepshield.faces.align import align_face
+from deepshield.faces.analyzer import FaceAnalyzer
+from deepshield.faces.tracking import frame_signature, link_tracks, shot_cuts
+from deepshield.faces.types import Face
+from deepshield.media import FrameSampling, MediaKind, MediaLimits, open_media
+
+ProgressFn = Callable[[float], None]
+NO_DETECTOR = "no detector installed: faces were found but no manipulation score was computed"
+
+
+@dataclass
+class ScanOptions:
+    frames: int = 32
+    detector: str | None = None
+    use_detector: bool = True
+    #: Keep face thumbnails and heat maps for an HTML report (costs extra work per face).
+    keep_artifacts: bool = False
+    thumbnail_size: int = 160
+    limits: MediaLimits = field(default_factory=MediaLimits)
+
+
+@dataclass
+class FaceArtifact:
+    """Pictures for the report: one representative face per track (or per face for images)."""
+
+    label: str
+    face: Face
+    crop: np.ndarray
+    crop_landmarks: np.ndarray | None
+    score: float | None
+    heatmap: np.ndarray | None = None
+    #: The detector's own input crop that the heat map refers to.
+    heatmap_crop: np.ndarray | None = None
+
+
+@dataclass
+class ScanOutcome:
+    result: dict[str, Any]
+    artifacts: list[FaceArtifact] = field(default_factory=list)
+
+
+class Scanner:
+    """Holds the face analyzer and detector for many files (both are costly to build)."""
+
+    def __init__(self, options: ScanOptions | None = None, detector: Detector | None = None) -> None:
+        self.options = options or ScanOptions()
+        self.analyzer = FaceAnalyzer()
+        if detector is not None:
+            self.detector: Detector | None = detector
+        elif self.options.use_detector:
+            self.detector = get_detector(self.options.detector)
+            if self.detector is None and self.options.detector:
+                raise DeepshieldError(
+                    f"detector {self.options.detector!r} is not available (installed: "
+                    f"{', '.join(available_detectors()) or 'none'})"
+                )
+        else:
+            self.detector = None
+
+    def close(self) -> None:
+        self.analyzer.close()
+
+    def scan(self, path: str | Path, progress: ProgressFn | None = None) -> ScanOutcome:
+        return scan_file(path, self.options, self.analyzer, self.detector, progress)
+
+
+def _error_result(path: str | Path, err: DeepshieldError, elapsed: float) -> dict[str, Any]:
+    return {
+        "file": str(path),
+        "ok": False,
+        "error": {"code": err.code, "message": err.message},
+        "elapsed_s": round(elapsed, 3),
+    }
+
+
+def scan_file(
+    path: str | Path,
+    options: ScanOptions | None = None,
+    analyzer: FaceAnalyzer | None = None,
+    detector: Detector | None = None,
+    progress: ProgressFn | None = None,
+) -> ScanOutcome:
+    """Scan one file. Bad input gives `ok: false` with a typed error instead of raising."""
+    options = options or ScanOptions()
+    t0 = time.perf_counter()
+    own_analyzer = analyzer is None
+    analyzer = analyzer or FaceAnalyzer()
+    try:
+        return _scan(path, options, analyzer, detector, progress, t0)
+    except DeepshieldError as e:
+        return ScanOutcome(result=_error_result(path, e, time.perf_counter() - t0))
+    finally:
+        if own_analyzer:
+            analyzer.close()
+
+
+def _scan(
+    path: str | Path,
+    options: ScanOptions,
+    analyzer: FaceAnalyzer,
+    detector: Detector | None,
+    progress: ProgressFn | None,
+    t0: float,
+) -> ScanOutcome:
+    media = open_media(path, options.limits)
+    info = media.info
+    if info.kind is MediaKind.AUDIO:
+        raise DeepshieldError("audio-only file: there are no faces to scan (use `deepshield verify` for labels)")
+    sampling = FrameSampling.evenly(options.frames)
+    expected = 1 if info.kind is MediaKind.IMAGE else len(sampling.target_times(info.duration_s or 0.0))
+    frames_faces: list[list[Face]] = []
+    frame_rgbs: dict[int, np.ndarray] = {}
+    per_face_scores: list[tuple[int, float, int | None, float]] = []
+    face_scores: dict[int, float] = {}
+    heatmaps: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+    frame_times: list[float] = []
+    signatures: list[np.ndarray] = []
+    decode_s = faces_s = detect_s = 0.0
+    t_dec = time.perf_counter()
+    for i, frame in enumerate(media.frames(sampling)):
+        decode_s += time.perf_counter() - t_dec
+        t1 = time.perf_counter()
+        faces = analyzer.analyze(frame.rgb, frame_index=frame.index, time_s=frame.time_s)
+        faces_s += time.perf_counter() - t1
+        frames_faces.append(faces)
+        frame_times.append(frame.time_s)
+        if info.kind is MediaKind.VIDEO:
+            signatures.append(frame_signature(frame.rgb))
+        if options.keep_artifacts and faces:
+            frame_rgbs[len(frames_faces) - 1] = frame.rgb
+        if detector is not None and faces:
+            t2 = time.perf_counter()
+            scores = detector.score_faces(frame.rgb, faces, explain=options.keep_artifacts)
+            detect_s += time.perf_counter() - t2
+            for f, s in zip(faces, scores, strict=True):
+                face_scores[id(f)] = s.score
+                hm = s.evidence.get("heatmap")
+                if hm is not None:
+                    crop = s.evidence.get("crop")
+                    heatmaps[id(f)] = (np.asarray(hm), None if crop is None else np.asarray(crop))
+        if progress:
+            progress(min(1.0, (i + 1) / max(expected, 1)))
+        t_dec = time.perf_counter()
+    tracks = link_tracks(frames_faces, shot_cuts(signatures)) if info.kind is MediaKind.VIDEO else []
+    if info.kind is MediaKind.IMAGE:
+        for k, f in enumerate(frames_faces[0] if frames_faces else []):
+            f.track_id = k
+    all_faces = [f for ff in frames_faces for f in ff]
+    for f in all_faces:
+        if id(f) in face_scores:
+            per_face_scores.append((f.frame_index, f.time_s, f.track_id, face_scores[id(f)]))
+    agg = aggregate_scores(per_face_scores) if detector is not None else None
+
+    det_info = None
+    verdict = None
+    if detector is not None:
+        det_info = {
+            "name": detector.info.name,
+            "version": detector.info.version,
+            "threshold": detector.info.threshold,
+        }
+        if agg is not None and agg.video is not None:
+            verdict = "manipulated" if agg.video >= detector.info.threshold else "no manipulation found"
+        else:
+            verdict = "no face to score"
+    result: dict[str, Any] = {
+        "file": str(path),
+        "ok": True,
+        "error": None,
+        "media": info.to_dict(),
+        "frames_sampled": len(frames_faces),
+        "frame_times_s": [round(t, 3) for t in frame_times],
+        "face_count": len(all_faces),
+        "faces": [
+            {**f.to_dict(), "score": None if id(f) not in face_scores else round(face_scores[id(f)], 4)}
+            for f in all_faces
+        ],
+        "tracks": [
+            {**t.to_dict(), "score": None if agg is None else (None if t.track_id not in agg.tracks else round(agg.tracks[t.track_id], 4))}
+            for t in tracks
+        ],
+        "detector": det_info,
+        "detector_status": "ok" if detector is not None else NO_DETECTOR,
+        "scores": agg.to_dict() if agg is not None else None,
+        "verdict": verdict,
+        "timing_s": {
+            "decode": round(decode_s, 3),
+            "faces": round(faces_s, 3),
+            "detector": round(detect_s, 3),
+            "total": round(time.perf_counter() - t0, 3),
+        },
+    }
+    result["media"]["path"] = Path(info.path).name
+    result["elapsed_s"] = result["timing_s"]["total"]
+    artifacts = _artifacts(frames_faces, frame_rgbs, tracks, face_scores, heatmaps, options) if options.keep_artifacts else []
+    media.close()
+    return ScanOutcome(result=result, artifacts=artifacts)
+
+
+def _artifacts(
+    frames_faces: list[list[Face]],
+    frame_rgbs: dict[int, np.ndarray],
+    tracks: list[Any],
+    face_scores: dict[int, float],
+    heatmaps: dict[int, tuple[np.ndarray, np.ndarray | None]],
+    options: ScanOptions,
+) -> list[FaceArtifact]:
+    """One picture per track (the most confident face), or per face for a still image."""
+    chosen: list[tuple[str, int, Face]] = []
+    if tracks:
+        for t in tracks:
+            best = max(t.faces, key=lambda f: f.confidence)
+            fi = next(i for i, ff in enumerate(frames_faces) if any(x is best for x in ff))
+            chosen.append((f"track {t.track_id}", fi, best))
+    else:
+        for fi, ff in enumerate(frames_faces):
+            for k, f in enumerate(ff):
+                chosen.append((f"face {k}", fi, f))
+            if chosen:
+                break
+    out = []
+    for label, fi, f in chosen[:24]:
+        rgb = frame_rgbs.get(fi)
+        if rgb is None:
+            continue
+        crop = align_face(rgb, f, size=options.thumbnail_size, margin=0.3, rotate=False)
+        lms = crop.map_points(f.landmarks) if f.landmarks is not None else None
+        hm, hm_crop = heatmaps.get(id(f), (None, None))
+        out.append(
+            FaceArtifact(label=label, face=f, crop=crop.image, crop_landmarks=lms, score=face_scores.get(id(f)),
+                         heatmap=hm, heatmap_crop=hm_crop)
+        )
+    return out

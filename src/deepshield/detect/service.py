@@ -1,0 +1,112 @@
+"""Scan jobs for the service: records in the store, work on a small pool of scanners (each owns its models)."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from deepshield.config import Settings, get_settings
+from deepshield.detect.models import ScanRecord
+from deepshield.detect.pipeline import ScanOptions, Scanner
+from deepshield.store.db import session_scope
+from deepshield.store.timeutil import utcnow
+
+
+class ScanService:
+    def __init__(self, settings: Settings | None = None, workers: int = 1) -> None:
+        self.settings = settings or get_settings()
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scan")
+        self._scanners: queue.Queue[Scanner] = queue.Queue()
+        self._made = 0
+        self._workers = workers
+        self._lock = threading.Lock()
+
+    def _scanner(self) -> Scanner:
+        try:
+            return self._scanners.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                self._made += 1
+            return Scanner(ScanOptions(keep_artifacts=True))
+
+    def create(self, filename: str, media_path: Path, sha256: str, created_by: str | None) -> str:
+        scan_id = uuid.uuid4().hex
+        with session_scope(self.settings) as s:
+            s.add(ScanRecord(id=scan_id, filename=filename[:512], media_path=str(media_path), sha256=sha256,
+                             status="queued", progress=0.0, created_by=created_by))
+        return scan_id
+
+    def submit(self, scan_id: str) -> Future[dict[str, Any]]:
+        return self._executor.submit(self._run, scan_id)
+
+    def _set(self, scan_id: str, **fields: Any) -> None:
+        with session_scope(self.settings) as s:
+            rec = s.get(ScanRecord, scan_id)
+            if rec is not None:
+                for k, v in fields.items():
+                    setattr(rec, k, v)
+
+    def _run(self, scan_id: str) -> dict[str, Any]:
+        from deepshield.reports.html import render_report
+
+        with session_scope(self.settings) as s:
+            rec = s.get(ScanRecord, scan_id)
+            assert rec is not None
+            path, filename = rec.media_path, rec.filename
+        self._set(scan_id, status="running")
+        scanner = self._scanner()
+        last = [0.0]
+
+        def progress(p: float) -> None:
+            if p - last[0] >= 0.1 or p >= 1.0:
+                last[0] = p
+                self._set(scan_id, progress=round(p, 3))
+
+        try:
+            outcome = scanner.scan(str(path), progress)
+        finally:
+            self._scanners.put(scanner)
+        result = outcome.result
+        result["file"] = filename
+        if result.get("media"):
+            result["media"]["path"] = filename
+        result["scan_id"] = scan_id
+        report_path = self.settings.reports_dir / f"{scan_id}.html"
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(render_report(result, outcome.artifacts), encoding="utf-8")
+        self._set(
+            scan_id,
+            status="done" if result.get("ok") else "failed",
+            progress=1.0,
+            result_json=json.dumps(result),
+            report_path=str(report_path),
+            error=None if result.get("ok") else result["error"]["message"],
+            finished_at=utcnow(),
+        )
+        return result
+
+    def get(self, scan_id: str) -> dict[str, Any] | None:
+        with session_scope(self.settings) as s:
+            rec = s.get(ScanRecord, scan_id)
+            if rec is None:
+                return None
+            return {
+                "scan_id": rec.id,
+                "status": rec.status,
+                "progress": rec.progress,
+                "filename": rec.filename,
+                "created_at": rec.created_at.isoformat() if rec.created_at else None,
+                "finished_at": rec.finished_at.isoformat() if rec.finished_at else None,
+                "result": json.loads(rec.result_json) if rec.result_json else None,
+                "report_path": rec.report_path,
+            }
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        while not self._scanners.empty():
+            self._scanners.get_nowait().close()

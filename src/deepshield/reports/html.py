@@ -1,0 +1,97 @@
+"""Self-contained HTML scan reports: every picture is embedded, so a report is one file that can be mailed."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any
+
+import cv2
+import numpy as np
+from jinja2 import Environment, PackageLoader, select_autoescape
+from PIL import Image
+
+from deepshield.detect.pipeline import FaceArtifact
+
+_env = Environment(loader=PackageLoader("deepshield.reports", "templates"), autoescape=select_autoescape(["html"]))
+
+
+def png_data_uri(rgb: np.ndarray) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def draw_landmarks(crop: np.ndarray, pts: np.ndarray | None) -> np.ndarray:
+    img = crop.copy()
+    if pts is None:
+        return img
+    r = max(1, img.shape[0] // 200)
+    for x, y in pts[:, :2]:
+        if 0 <= x < img.shape[1] and 0 <= y < img.shape[0]:
+            cv2.circle(img, (int(x), int(y)), r, (0, 255, 120), -1, lineType=cv2.LINE_AA)
+    return img
+
+
+def heatmap_overlay(crop: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    h = np.asarray(heat, dtype=np.float32)
+    h = cv2.resize(h, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_CUBIC)
+    lo, hi = float(h.min()), float(h.max())
+    h = (h - lo) / (hi - lo) if hi > lo else np.zeros_like(h)
+    colour = cv2.applyColorMap((h * 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]
+    return (0.55 * crop.astype(np.float32) + 0.45 * colour.astype(np.float32)).astype(np.uint8)
+
+
+def timeline_png(frame_scores: list[dict[str, Any]], threshold: float | None, duration: float | None) -> str:
+    """Score per sampled frame over time, with the decision threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 2.4), dpi=110)
+    t = [f["time_s"] for f in frame_scores]
+    s = [f["score"] for f in frame_scores]
+    ax.plot(t, s, marker="o", markersize=3, linewidth=1.5, color="#b3261e")
+    if threshold is not None:
+        ax.axhline(threshold, linestyle="--", color="#555", linewidth=1, label=f"threshold {threshold:.2f}")
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_ylim(0, 1)
+    if duration:
+        ax.set_xlim(0, duration)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("manipulation score")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def render_report(result: dict[str, Any], artifacts: list[FaceArtifact]) -> str:
+    faces_view = []
+    for a in artifacts:
+        faces_view.append(
+            {
+                "label": a.label,
+                "thumb": png_data_uri(draw_landmarks(a.crop, a.crop_landmarks)),
+                "heat": png_data_uri(heatmap_overlay(a.heatmap_crop if a.heatmap_crop is not None else a.crop, a.heatmap))
+                if a.heatmap is not None
+                else None,
+                "pose": a.face.pose.to_dict() if a.face.pose else None,
+                "confidence": round(a.face.confidence, 3),
+                "score": a.score,
+                "time_s": round(a.face.time_s, 2),
+                "mesh": a.face.landmarks is not None,
+            }
+        )
+    timeline = None
+    scores = result.get("scores") or {}
+    det = result.get("detector") or {}
+    media = result.get("media") or {}
+    if scores.get("frame_scores") and media.get("kind") == "video":
+        timeline = timeline_png(scores["frame_scores"], det.get("threshold"), media.get("duration_s"))
+    tpl = _env.get_template("report.html")
+    return tpl.render(r=result, faces=faces_view, timeline=timeline, esc=html.escape)

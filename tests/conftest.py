@@ -1,0 +1,150 @@
+"""Fixtures shared by every domain's tests: the shared face corpus, an app on a temporary data directory,
+API keys, and generated media."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+
+
+@pytest.fixture(scope="session")
+def shared_faces() -> Path:
+    if not SHARED_FACES.is_dir():
+        pytest.skip(f"shared face corpus absent at {SHARED_FACES}: tests on real media skipped")
+    return SHARED_FACES
+
+
+@pytest.fixture()
+def ds_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh DEEPSHIELD_HOME (SQLite) for one test; DATABASE_URL cleared unless a test sets it."""
+    from deepshield.config import get_settings
+    from deepshield.store.db import reset_engines
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("DEEPSHIELD_HOME", str(home))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    reset_engines()
+    yield home
+    get_settings.cache_clear()
+    reset_engines()
+
+
+@pytest.fixture()
+def app_client(ds_home: Path) -> Iterator[object]:
+    from fastapi.testclient import TestClient
+
+    from deepshield.api.app import create_app
+    from deepshield.config import get_settings
+
+    app = create_app(get_settings())
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture()
+def api_key(ds_home: Path) -> Callable[..., str]:
+    """api_key("scan", "match") -> a plaintext key with those scopes."""
+    from deepshield.accounts.service import create_api_key
+    from deepshield.store.db import session_scope, upgrade_schema
+
+    def make(*scopes: str) -> str:
+        upgrade_schema()
+        with session_scope() as s:
+            key, _ = create_api_key(s, list(scopes), "test")
+        return key
+
+    return make
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    def __init__(self, url: str, admin_password: str, home: Path, proc: object) -> None:
+        self.url = url
+        self.admin_password = admin_password
+        self.home = home
+        self.proc = proc
+
+
+@pytest.fixture()
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """`deepshield serve` as a real process on a loopback port, with its first-start admin password."""
+    import re
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = _free_port()
+    home = tmp_path / "served"
+    env = {**os.environ, "DEEPSHIELD_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env.pop("DATABASE_URL", None)
+    log = open(tmp_path / "server.log", "w+")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deepshield.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError("server did not start:\n" + log.read()) from None
+                time.sleep(0.2)
+        log.seek(0)
+        m = re.search(r"one-time password (\S+)", log.read())
+        assert m, "first start must print the admin's one-time password"
+        yield LiveServer(url, m.group(1), home, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except Exception:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture()
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium driven by Playwright (no browser download)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} missing: install Debian's chromium (scripts/system-packages.sh does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()

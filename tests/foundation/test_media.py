@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepshield.errors import CorruptMedia, MediaError, MediaNotFound, MediaTooLarge, UnsupportedMediaType
+from deepshield.media import FrameSampling, MediaKind, MediaLimits, open_media, sniff_bytes
+from deepshield.media.video import VideoMedia
+from tests.foundation.media_factory import hostile_corpus, jpeg_bytes, png_bytes, write_video
+
+
+def test_sniff_ignores_the_file_name(tmp_path: Path) -> None:
+    p = tmp_path / "holiday.mp4"
+    p.write_bytes(jpeg_bytes())
+    m = open_media(p)
+    assert m.info.kind is MediaKind.IMAGE and m.info.format == "jpeg"
+    q = tmp_path / "clip.jpg"
+    write_video(q, n=10)
+    assert open_media(q).info.kind is MediaKind.VIDEO
+
+
+@pytest.mark.parametrize(
+    "head,fmt",
+    [
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 8, "png"),
+        (b"GIF89a" + b"\0" * 8, "gif"),
+        (b"RIFF\0\0\0\0WEBPVP8 ", "webp"),
+        (b"BM" + b"\0" * 14, "bmp"),
+        (b"II*\x00" + b"\0" * 8, "tiff"),
+        (b"\0\0\0\x18ftypqt  ", "mov"),
+        (b"\x1a\x45\xdf\xa3" + b"\0" * 20 + b"webm", "webm"),
+        (b"RIFF\0\0\0\0AVI LIST", "avi"),
+        (b"RIFF\0\0\0\0WAVEfmt ", "wav"),
+        (b"ID3\x04\0\0", "mp3"),
+    ],
+)
+def test_sniff_formats(head: bytes, fmt: str) -> None:
+    s = sniff_bytes(head)
+    assert s is not None and s.format == fmt
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    p = tmp_path / "rotated.jpg"
+    p.write_bytes(jpeg_bytes(64, 48, exif_orientation=6))  # rotate 90 degrees clockwise for display
+    m = open_media(p)
+    rgb = next(m.frames()).rgb
+    assert rgb.shape[:2] == (64, 48)
+    assert (m.info.width, m.info.height) == (48, 64)
+    # The blue marker from the stored top-left ends up top-right after a clockwise rotation.
+    assert rgb[2, -3, 2] > 150 and rgb[2, 2, 2] < 100
+
+
+def test_png_with_alpha_is_flattened(tmp_path: Path) -> None:
+    from PIL import Image
+
+    p = tmp_path / "a.png"
+    Image.new("RGBA", (10, 10), (0, 0, 0, 0)).save(p)
+    rgb = next(open_media(p).frames()).rgb
+    assert rgb.shape == (10, 10, 3) and rgb.min() == 255
+
+
+def test_video_sampling_seeks_instead_of_decoding_everything(tmp_path: Path) -> None:
+    p = write_video(tmp_path / "long.mp4", n=300, fps=25, gop=10)
+    m = open_media(p)
+    assert isinstance(m, VideoMedia)
+    assert m.info.frame_count == 300 and abs((m.info.duration_s or 0) - 12.0) < 0.1
+    frames = list(m.frames(FrameSampling.evenly(5)))
+    assert len(frames) == 5
+    expected = [int((i + 0.5) * 300 / 5) for i in range(5)]
+    for f, e in zip(frames, expected, strict=True):
+        assert abs(f.index - e) <= 1
+        # Grey level encodes the frame number (4*i mod 256); lossy coding moves it by a few levels.
+        assert abs(int(f.rgb.mean()) - (4 * f.index) % 256) <= 6
+    assert m.decoded_frames < 300 * 0.4, f"decoded {m.decoded_frames} of 300 frames for 5 samples"
+
+
+def test_video_sampling_by_rate(tmp_path: Path) -> None:
+    p = write_video(tmp_path / "rate.mp4", n=100, fps=25, gop=25)
+    frames = list(open_media(p).frames(FrameSampling.rate(2.0)))
+    times = [f.time_s for f in frames]
+    assert len(frames) == 8
+    assert all(abs(t - 0.5 * i) <= 0.05 for i, t in enumerate(times))
+
+
+def test_video_audio_is_decoded(tmp_path: Path) -> None:
+    p = write_video(tmp_path / "av.mp4", n=50, fps=25, audio=True)
+    m = open_media(p)
+    assert m.info.has_audio and m.info.audio_codec == "aac"
+    track = m.audio()
+    assert track is not None and abs(track.duration_s - 2.0) < 0.2
+    assert float(np.abs(track.samples).max()) > 0.1
+
+
+def test_limits_are_enforced(tmp_path: Path) -> None:
+    img = tmp_path / "big.png"
+    img.write_bytes(png_bytes(400, 300))
+    with pytest.raises(MediaTooLarge, match="megapixels"):
+        open_media(img, MediaLimits(max_pixels=100_000))
+    with pytest.raises(MediaTooLarge, match="MB"):
+        open_media(img, MediaLimits(max_bytes=100))
+    vid = write_video(tmp_path / "v.mp4", n=100, fps=25)
+    with pytest.raises(MediaTooLarge, match="long"):
+        open_media(vid, MediaLimits(max_duration_s=2))
+    with pytest.raises(MediaTooLarge, match="frames"):
+        open_media(vid, MediaLimits(max_frames=50))
+
+
+def test_decode_time_limit(tmp_path: Path) -> None:
+    from deepshield.errors import DecodeTimeout
+
+    vid = write_video(tmp_path / "v.mp4", n=100, fps=25)
+    m = open_media(vid, MediaLimits(decode_timeout_s=0.0))
+    with pytest.raises(DecodeTimeout):
+        list(m.frames(FrameSampling.evenly(10)))
+
+
+EXPECTED = {
+    "zero.jpg": UnsupportedMediaType,
+    "random.bin": UnsupportedMediaType,
+    "truncated.jpg": CorruptMedia,
+    "truncated.png": CorruptMedia,
+    "bomb.png": MediaTooLarge,
+    "bomb.gif": MediaTooLarge,
+    "text.mp4": UnsupportedMediaType,
+    "truncated.mp4": CorruptMedia,
+    "broken_index.mp4": CorruptMedia,
+    "missing.jpg": MediaNotFound,
+}
+
+
+def test_hostile_corpus_gets_typed_one_line_errors(tmp_path: Path) -> None:
+    good = write_video(tmp_path / "good.mp4", n=50)
+    corpus = hostile_corpus(tmp_path / "hostile", good)
+    assert set(corpus) == set(EXPECTED)
+    for name, path in corpus.items():
+        with pytest.raises(MediaError) as ei:
+            m = open_media(path)
+            # Some damage only shows when frames are decoded.
+            list(m.frames(FrameSampling.evenly(8)))
+        assert isinstance(ei.value, EXPECTED[name]), f"{name}: {type(ei.value).__name__}: {ei.value}"
+        msg = str(ei.value)
+        assert msg and "\n" not in msg and len(msg) < 300, f"{name}: {msg!r}"

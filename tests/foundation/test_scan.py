@@ -1,0 +1,123 @@
+"""The scan pipeline, `deepshield scan` and the detector interface."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepshield.detect import Detector, DetectorInfo, FaceScore, aggregate_scores
+from deepshield.detect.pipeline import NO_DETECTOR, ScanOptions, Scanner, scan_file
+from deepshield.faces.types import Face
+from tests.foundation.media_factory import hostile_corpus, write_video
+
+
+class BrightnessDetector(Detector):
+    """A test double with a real, checkable rule: the score is the mean brightness of the face box."""
+
+    info = DetectorInfo(name="brightness", version="test", threshold=0.5, input_size=0)
+
+    def score_faces(self, rgb: np.ndarray, faces: list[Face], explain: bool = False) -> list[FaceScore]:
+        out = []
+        for f in faces:
+            x0, y0, x1, y1 = (int(v) for v in f.box)
+            patch = rgb[y0:y1, x0:x1]
+            ev = {"heatmap": patch.mean(axis=2) / 255.0, "crop": patch} if explain else {}
+            out.append(FaceScore(float(patch.mean() / 255.0), ev))
+        return out
+
+
+def test_aggregation_is_max_over_faces_then_mean_over_frames() -> None:
+    agg = aggregate_scores([(0, 0.0, 0, 0.2), (0, 0.0, 1, 0.8), (5, 1.0, 0, 0.4), (5, 1.0, 1, 0.6)])
+    assert [f["score"] for f in agg.frames] == [0.8, 0.6]
+    assert agg.video == pytest.approx(0.7)
+    assert agg.tracks == {0: pytest.approx(0.3), 1: pytest.approx(0.7)}
+    assert aggregate_scores([]).video is None
+
+
+def test_detector_scores_must_be_probabilities() -> None:
+    with pytest.raises(ValueError):
+        FaceScore(1.5)
+    with pytest.raises(ValueError):
+        FaceScore(float("nan"))
+
+
+def test_scan_without_detector_gives_no_score(shared_faces: Path) -> None:
+    scanner = Scanner(ScanOptions(use_detector=False))
+    r = scanner.scan(shared_faces / "real_photos" / "fr_two_people.jpg").result
+    assert r["ok"] and r["face_count"] == 2
+    assert r["scores"] is None and r["verdict"] is None and r["detector"] is None
+    assert r["detector_status"] == NO_DETECTOR
+    assert all(f["score"] is None for f in r["faces"])
+
+
+def test_scan_video_with_a_detector_aggregates_per_track(shared_faces: Path) -> None:
+    det = BrightnessDetector()
+    scanner = Scanner(ScanOptions(frames=8, keep_artifacts=True), detector=det)
+    out = scanner.scan(shared_faces / "real_videos" / "vr_face1.mp4")
+    r = out.result
+    assert r["ok"] and r["frames_sampled"] == 8 and len(r["tracks"]) == 1
+    face_scores = [f["score"] for f in r["faces"]]
+    assert r["scores"]["video_score"] == pytest.approx(np.mean(face_scores), abs=1e-3)
+    assert r["tracks"][0]["score"] == pytest.approx(r["scores"]["video_score"], abs=1e-3)
+    assert r["verdict"] in ("manipulated", "no manipulation found")
+    assert len(out.artifacts) == 1 and out.artifacts[0].heatmap is not None
+
+
+def test_bad_files_become_results_not_exceptions(tmp_path: Path) -> None:
+    good = write_video(tmp_path / "good.mp4", n=30)
+    for name, p in hostile_corpus(tmp_path / "bad", good).items():
+        r = scan_file(p, ScanOptions(use_detector=False)).result
+        assert r["ok"] is False, name
+        assert r["error"]["code"] and "\n" not in r["error"]["message"]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "deepshield.cli.main", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_cli_scan_folder_json_report_and_exit_code(shared_faces: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "two.jpg").write_bytes((shared_faces / "real_photos" / "fr_two_people.jpg").read_bytes())
+    write_video(folder / "grey.mp4", n=20)
+    (folder / "notes.mp4").write_text("not a video")
+    res = _cli("scan", str(folder), "--json", "--report", str(tmp_path / "rep"), "--workers", "2", cwd=tmp_path)
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    by_name = {Path(r["file"]).name: r for r in rows}
+    assert set(by_name) == {"two.jpg", "grey.mp4", "notes.mp4"}
+    assert by_name["two.jpg"]["face_count"] == 2
+    assert by_name["grey.mp4"]["ok"] and by_name["grey.mp4"]["face_count"] == 0
+    assert by_name["notes.mp4"]["error"]["code"] == "unsupported_media_type"
+    report = Path(by_name["two.jpg"]["report"]).read_text()
+    assert report.count('<img src="data:image/png;base64,') >= 2 and "yaw" in report
+
+
+def test_cli_all_good_exits_zero_and_missing_path_fails(shared_faces: Path, tmp_path: Path) -> None:
+    ok = _cli("scan", str(shared_faces / "real_photos" / "lp_s1.jpg"), cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    bad = _cli("scan", str(tmp_path / "nope.jpg"), cwd=tmp_path)
+    assert bad.returncode == 1
+    assert "no such file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cli_hostile_corpus(tmp_path: Path) -> None:
+    good = write_video(tmp_path / "good.mp4", n=30)
+    corpus = hostile_corpus(tmp_path / "bad", good)
+    res = _cli("scan", *[str(p) for p in corpus.values()], "--json", cwd=tmp_path)
+    assert res.returncode == 1 and "Traceback" not in res.stderr + res.stdout
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(rows) == len(corpus) and not any(r["ok"] for r in rows)
+
+
+def test_cli_usage_errors_are_clean(tmp_path: Path) -> None:
+    res = _cli("apikey", "create", "--scope", "bogus", cwd=tmp_path)
+    assert res.returncode == 2 and "unknown or missing scope" in res.stderr and "Traceback" not in res.stderr
