@@ -24,6 +24,7 @@ DOMAIN_CLIS = [
     "deepshield.cli.scan",
     "deepshield.cli.service",
     "deepshield.cli.accounts",
+    "deepshield.detect.cli",
 ]
 
 for _mod in DOMAIN_CLIS:

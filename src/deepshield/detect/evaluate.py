@@ -59,8 +59,11 @@ def discover(root: Path) -> tuple[str, list[EvalItem]]:
             items.append(EvalItem(root / rel, label, "real" if label == 0 else rel.parts[0]))
         return "celeb-df-v2", items
     if (root / "original_sequences").is_dir() or (root / "manipulated_sequences").is_dir():
-        items = [EvalItem(p, 0, "real") for p in _media_files(root / "original_sequences")] if (
-            root / "original_sequences").is_dir() else []
+        items = (
+            [EvalItem(p, 0, "real") for p in _media_files(root / "original_sequences")]
+            if (root / "original_sequences").is_dir()
+            else []
+        )
         man = root / "manipulated_sequences"
         if man.is_dir():
             for mdir in sorted(d for d in man.iterdir() if d.is_dir()):
@@ -108,8 +111,15 @@ def score_item(item: EvalItem, analyzer: Any, detector: Any, frames: int) -> Ite
             logits = detector.logits(crops)
             k = int(np.argmax(logits))
             score = float(detector.probabilities(crops[k : k + 1])[0])
-            res.frames.append({"index": fr.index, "time_s": round(fr.time_s, 3), "logit": float(logits[k]),
-                               "score": score, "faces": len(faces)})
+            res.frames.append(
+                {
+                    "index": fr.index,
+                    "time_s": round(fr.time_s, 3),
+                    "logit": float(logits[k]),
+                    "score": score,
+                    "faces": len(faces),
+                }
+            )
     except MediaError as e:
         res.error = str(e)
     finally:
@@ -136,16 +146,22 @@ def _metrics(results: list[ItemResult], threshold: float, n_boot: int) -> dict[s
     return out
 
 
-def evaluate(root: Path, detector: Any, frames: int = 32, n_boot: int = 1000, limit: int | None = None,
-             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def evaluate(
+    root: Path,
+    detector: Any,
+    frames: int = 32,
+    n_boot: int = 1000,
+    limit: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Score every item of a labelled dataset; return the report (figures + every score)."""
     from deepshield.faces import FaceAnalyzer
 
     layout, items = discover(root)
     if limit is not None:
-        reals = [i for i in items if i.label == 0][:limit]
-        fakes = [i for i in items if i.label == 1][:limit]
-        items = reals + fakes
+        real_items = [i for i in items if i.label == 0][:limit]
+        fake_items = [i for i in items if i.label == 1][:limit]
+        items = real_items + fake_items
     if not items:
         raise DeepshieldError(f"{root}: no media found")
     results = []
@@ -156,9 +172,14 @@ def evaluate(root: Path, detector: Any, frames: int = 32, n_boot: int = 1000, li
             results.append(score_item(it, analyzer, detector, frames))
     thr = float(detector.info.threshold)
     report: dict[str, Any] = {
-        "dataset": str(root), "layout": layout, "detector": detector.info.name,
-        "detector_version": detector.info.version, "threshold": thr, "frames_per_video": frames,
-        "n_items": len(results), "n_no_face": sum(1 for r in results if r.video_score is None and not r.error),
+        "dataset": str(root),
+        "layout": layout,
+        "detector": detector.info.name,
+        "detector_version": detector.info.version,
+        "threshold": thr,
+        "frames_per_video": frames,
+        "n_items": len(results),
+        "n_no_face": sum(1 for r in results if r.video_score is None and not r.error),
         "n_errors": sum(1 for r in results if r.error),
     }
     report["all"] = _metrics(results, thr, n_boot)
@@ -174,8 +195,15 @@ def evaluate(root: Path, detector: Any, frames: int = 32, n_boot: int = 1000, li
         m: _metrics(reals + [r for r in results if r.item.method == m], thr, n_boot) for m in methods
     }
     report["items"] = [
-        {"path": str(r.item.path), "label": r.item.label, "method": r.item.method, "kind": r.kind,
-         "video_score": r.video_score, "error": r.error, "frames": r.frames}
+        {
+            "path": str(r.item.path),
+            "label": r.item.label,
+            "method": r.item.method,
+            "kind": r.kind,
+            "video_score": r.video_score,
+            "error": r.error,
+            "frames": r.frames,
+        }
         for r in results
     ]
     return report
@@ -217,12 +245,16 @@ def format_summary(report: dict[str, Any]) -> list[str]:
         if "auc" not in m:
             return f"{name}: n={m.get('n')} flagged={m.get('flagged_at_threshold', 0):.3f}"
         ci = m.get("auc_ci95", [float("nan")] * 2)
-        return (f"{name}: AUC {m['auc']:.4f} [{ci[0]:.3f}, {ci[1]:.3f}]  EER {m['eer']:.3f}  "
-                f"TPR@1%FPR {m['tpr_at_1pct_fpr']:.3f}  FPR@thr {m.get('fpr_at_threshold', float('nan')):.3f}  "
-                f"TPR@thr {m.get('tpr_at_threshold', float('nan')):.3f}  (real {m['n_real']}, fake {m['n_fake']})")
+        return (
+            f"{name}: AUC {m['auc']:.4f} [{ci[0]:.3f}, {ci[1]:.3f}]  EER {m['eer']:.3f}  "
+            f"TPR@1%FPR {m['tpr_at_1pct_fpr']:.3f}  FPR@thr {m.get('fpr_at_threshold', float('nan')):.3f}  "
+            f"TPR@thr {m.get('tpr_at_threshold', float('nan')):.3f}  (real {m['n_real']}, fake {m['n_fake']})"
+        )
 
-    lines = [f"{report['layout']} {report['dataset']}: {report['n_items']} items, {report['n_no_face']} without a "
-             f"face, {report['n_errors']} errors; threshold {report['threshold']:.3f}"]
+    lines = [
+        f"{report['layout']} {report['dataset']}: {report['n_items']} items, {report['n_no_face']} without a "
+        f"face, {report['n_errors']} errors; threshold {report['threshold']:.3f}"
+    ]
     for level in ("video", "frame"):
         if level in report["all"]:
             lines.append(fmt(report["all"][level], f"{level}-level"))

@@ -8,6 +8,7 @@ is set so that at most `target_fpr` of validation real frames reach it.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,31 @@ def export_onnx(checkpoint: Path, out_dir: Path, version: str, extra: dict[str, 
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f"{MODEL_NAME}.onnx"
     dummy = torch.zeros(1, 3, size, size)
-    torch.onnx.export(model, (dummy,), str(onnx_path), input_names=["input"], output_names=["logit"],
-                      dynamic_axes={"input": {0: "batch"}, "logit": {0: "batch"}}, opset_version=17,
-                      dynamo=False)
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated but needs no onnxscript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(onnx_path),
+            input_names=["input"],
+            output_names=["logit"],
+            dynamic_axes={"input": {0: "batch"}, "logit": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
     margin = (float(cfg["sbi"].get("margin_min", 0.12)) + float(cfg["sbi"].get("margin_max", 0.38))) / 2
     meta: dict[str, Any] = {
-        "name": MODEL_NAME, "version": version, "input_size": size, "margin": round(margin, 3),
-        "mean": MEAN.tolist(), "std": STD.tolist(), "calibration": {"a": 1.0, "b": 0.0, "method": "none"},
-        "threshold": 0.5, "epoch": int(ck.get("epoch", -1)) + 1, "config": cfg, **(extra or {}),
+        "name": MODEL_NAME,
+        "version": version,
+        "input_size": size,
+        "margin": round(margin, 3),
+        "mean": MEAN.tolist(),
+        "std": STD.tolist(),
+        "calibration": {"a": 1.0, "b": 0.0, "method": "none"},
+        "threshold": 0.5,
+        "epoch": int(ck.get("epoch", -1)) + 1,
+        "config": cfg,
+        **(extra or {}),
     }
     meta_path = out_dir / f"{MODEL_NAME}.json"
     old = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
@@ -55,9 +73,13 @@ def export_onnx(checkpoint: Path, out_dir: Path, version: str, extra: dict[str, 
     x = torch.randn(4, 3, size, size)
     with torch.no_grad():
         ref = model(x).numpy()
-    got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x.numpy()}
+    )[0]
     if not np.allclose(ref, got.reshape(-1), atol=1e-3):
-        raise DeepshieldError(f"ONNX output differs from torch (max {np.abs(ref - got.reshape(-1)).max():.2e})")
+        raise DeepshieldError(
+            f"ONNX output differs from torch (max {np.abs(ref - got.reshape(-1)).max():.2e})"
+        )
     return onnx_path
 
 
@@ -82,8 +104,9 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray, iters: int = 500) -> tuple
     return float(a), float(b)
 
 
-def calibrate_from_scores(scores_json: Path, out_dir: Path, target_fpr: float = 0.02,
-                          min_threshold: float = 0.5) -> dict[str, Any]:
+def calibrate_from_scores(
+    scores_json: Path, out_dir: Path, target_fpr: float = 0.02, min_threshold: float = 0.5
+) -> dict[str, Any]:
     """Fit calibration from an `evaluate` JSON over validation data and write it into the model metadata."""
     from deepshield.detect.onnx_detector import calibrate
 
@@ -106,9 +129,14 @@ def calibrate_from_scores(scores_json: Path, out_dir: Path, target_fpr: float = 
     if not meta_path.is_file():
         raise DeepshieldError(f"no model metadata at {meta_path}: export first")
     meta = json.loads(meta_path.read_text())
-    meta["calibration"] = {"a": a, "b": b, "method": "platt, class-balanced, frame-level",
-                           "fitted_on": str(scores_json.name), "n_frames": int(len(lg)),
-                           "n_real_frames": int((lb == 0).sum())}
+    meta["calibration"] = {
+        "a": a,
+        "b": b,
+        "method": "platt, class-balanced, frame-level",
+        "fitted_on": str(scores_json.name),
+        "n_frames": int(len(lg)),
+        "n_real_frames": int((lb == 0).sum()),
+    }
     meta["threshold"] = round(thr, 4)
     meta["threshold_rule"] = f"max({min_threshold}, {1 - target_fpr:.2f} quantile of validation real frames)"
     meta_path.write_text(json.dumps(meta, indent=1))

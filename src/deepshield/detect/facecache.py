@@ -110,7 +110,7 @@ def load_cache(cache_dir: Path, splits: Iterable[str], max_per_source: int | Non
     wanted = set(splits)
     index_path = cache_dir / "index.jsonl"
     if not index_path.is_file():
-        raise DeepshieldError(f"no face cache at {cache_dir}: run `deepshield detect build-cache` first")
+        raise DeepshieldError(f"no face cache at {cache_dir}: run `deepshield detect-cache` first")
     images, lms, groups, sources = [], [], [], []
     seen: set[str] = set()
     for line in index_path.read_text().splitlines():

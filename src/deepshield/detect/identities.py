@@ -21,8 +21,14 @@ REAL_FOLDERS = ("real_photos", "real_videos", "lfw_1000", "more_photos")
 #: Real videos held out for testing (whole identity groups go with them), chosen across sources so the test
 #: set has talking heads of several styles. Videos of one person share a group (AOC appears in st_ and vr_).
 TEST_VIDEOS = (
-    "lp_d0.mp4", "lp_d3.mp4", "lp_d10.mp4", "lp_d18.mp4", "st_WDA_KatieHill_000.mp4",
-    "st_WDA_EdMarkey0_000.mp4", "st_RD_Radio2_000.mp4", "fr_hamilton_clip.mp4",
+    "lp_d0.mp4",
+    "lp_d3.mp4",
+    "lp_d10.mp4",
+    "lp_d18.mp4",
+    "st_WDA_KatieHill_000.mp4",
+    "st_WDA_EdMarkey0_000.mp4",
+    "st_RD_Radio2_000.mp4",
+    "fr_hamilton_clip.mp4",
 )
 VAL_VIDEOS = ("lp_d11.mp4", "lp_d20.mp4", "st_WDA_BobMenendez_000.mp4")
 
@@ -54,9 +60,15 @@ class _UnionFind:
 
 
 _FR_PEOPLE = {
-    "obama": "obama", "biden": "biden", "lacamoire": "alex_lacamoire", "johnsnow": "kit_harington",
-    "kit_harington": "kit_harington", "kit_with_rose": "kit_harington", "rose_leslie": "rose_leslie",
-    "miranda": "lin_manuel_miranda", "hamilton": "lin_manuel_miranda",
+    "obama": "obama",
+    "biden": "biden",
+    "lacamoire": "alex_lacamoire",
+    "johnsnow": "kit_harington",
+    "kit_harington": "kit_harington",
+    "kit_with_rose": "kit_harington",
+    "rose_leslie": "rose_leslie",
+    "miranda": "lin_manuel_miranda",
+    "hamilton": "lin_manuel_miranda",
 }
 
 
@@ -72,7 +84,8 @@ def identity_keys(name: str) -> list[str]:
             keys.append("rose_leslie")
         return keys or [low]
     if low.startswith("fapi_") and any(
-        p in low for p in ("bbt", "amy", "bernadette", "howard", "leonard", "penny", "raj", "sheldon", "stuart")
+        p in low
+        for p in ("bbt", "amy", "bernadette", "howard", "leonard", "penny", "raj", "sheldon", "stuart")
     ):
         return ["bbt_cast"]  # the group shots show the whole cast: one group
     m = re.match(r"fapi_([a-z]+)_\1\d+$", low)

@@ -53,8 +53,9 @@ def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, target_fpr: float = 0.01)
     return float(tpr[ok].max()) if ok.any() else 0.0
 
 
-def summarize(labels: np.ndarray, scores: np.ndarray, threshold: float | None = None,
-              n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+def summarize(
+    labels: np.ndarray, scores: np.ndarray, threshold: float | None = None, n_boot: int = 1000, seed: int = 0
+) -> dict[str, Any]:
     """AUC, EER, TPR@1%FPR with bootstrap 95% intervals (resampling reals and fakes separately)."""
     y = np.asarray(labels).astype(int)
     s = np.asarray(scores, dtype=np.float64)

@@ -29,12 +29,21 @@ class BasicBlock(nn.Module):
 
 
 class CompactNet(nn.Module):
-    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 192), blocks: tuple[int, ...] = (2, 2, 2, 2),
-                 stem: int = 24, dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        widths: tuple[int, ...] = (32, 64, 128, 192),
+        blocks: tuple[int, ...] = (2, 2, 2, 2),
+        stem: int = 24,
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         self.stem = nn.Sequential(
-            nn.Conv2d(3, stem // 2 + 8, 3, 2, 1, bias=False), nn.BatchNorm2d(stem // 2 + 8), nn.ReLU(inplace=True),
-            nn.Conv2d(stem // 2 + 8, stem, 3, 2, 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU(inplace=True),
+            nn.Conv2d(3, stem // 2 + 8, 3, 2, 1, bias=False),
+            nn.BatchNorm2d(stem // 2 + 8),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(stem // 2 + 8, stem, 3, 2, 1, bias=False),
+            nn.BatchNorm2d(stem),
+            nn.ReLU(inplace=True),
         )
         layers: list[nn.Module] = []
         cin = stem

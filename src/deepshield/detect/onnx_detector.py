@@ -52,10 +52,16 @@ class ModelMeta:
         d = json.loads(path.read_text())
         cal = d.get("calibration", {})
         return ModelMeta(
-            name=d.get("name", MODEL_NAME), version=str(d.get("version", "0")), input_size=int(d["input_size"]),
-            margin=float(d.get("margin", 0.25)), mean=tuple(d["mean"]), std=tuple(d["std"]),
-            platt_a=float(cal.get("a", 1.0)), platt_b=float(cal.get("b", 0.0)),
-            threshold=float(d.get("threshold", 0.5)), raw=d,
+            name=d.get("name", MODEL_NAME),
+            version=str(d.get("version", "0")),
+            input_size=int(d["input_size"]),
+            margin=float(d.get("margin", 0.25)),
+            mean=tuple(d["mean"]),
+            std=tuple(d["std"]),
+            platt_a=float(cal.get("a", 1.0)),
+            platt_b=float(cal.get("b", 0.0)),
+            threshold=float(d.get("threshold", 0.5)),
+            raw=d,
         )
 
 
@@ -81,7 +87,10 @@ class OnnxSbiDetector(Detector):
         self._std = np.array(meta.std, np.float32)
         self._lock = threading.Lock()
         self.info = DetectorInfo(
-            name="sbi", version=meta.version, threshold=meta.threshold, input_size=meta.input_size,
+            name="sbi",
+            version=meta.version,
+            threshold=meta.threshold,
+            input_size=meta.input_size,
             description="Compact CNN trained by self-blending on real faces only; Platt-calibrated probability.",
         )
 
@@ -102,7 +111,9 @@ class OnnxSbiDetector(Detector):
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         return calibrate(self.logits(crops), self.meta.platt_a, self.meta.platt_b)
 
-    def occlusion_heatmap(self, crop: np.ndarray, patch_frac: float = 0.25, stride_frac: float = 0.125) -> np.ndarray:
+    def occlusion_heatmap(
+        self, crop: np.ndarray, patch_frac: float = 1 / 3, stride_frac: float = 1 / 6
+    ) -> np.ndarray:
         """How much hiding each region lowers the fake logit: HxW float in [0, 1], crop space."""
         s = crop.shape[0]
         p, st = max(4, int(s * patch_frac)), max(2, int(s * stride_frac))
@@ -125,7 +136,7 @@ class OnnxSbiDetector(Detector):
                 count[y : y + p, x : x + p] += 1
                 k += 1
         heat /= np.maximum(count, 1)
-        heat = cv2.GaussianBlur(heat, (0, 0), s / 32)
+        heat = np.asarray(cv2.GaussianBlur(heat, (0, 0), s / 32), np.float32)
         peak = float(heat.max())
         return heat / peak if peak > 0 else heat
 

@@ -42,12 +42,13 @@ def _odd(k: float) -> int:
 def hull_mask(shape: tuple[int, int], pts: np.ndarray) -> np.ndarray:
     m = np.zeros(shape, np.float32)
     hull = cv2.convexHull(np.round(pts).astype(np.int32))
-    cv2.fillConvexPoly(m, hull, 1.0)
+    cv2.fillConvexPoly(m, hull, (1.0,))
     return m
 
 
-def blend_mask(landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator,
-               inner_prob: float = 0.35) -> np.ndarray:
+def blend_mask(
+    landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator, inner_prob: float = 0.35
+) -> np.ndarray:
     """Face-oval hull (or a shrunken inner face), elastically deformed, randomly eroded/dilated and blurred."""
     h, w = shape
     pts = landmarks[:, :2]
@@ -63,10 +64,10 @@ def blend_mask(landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Gen
         amp = ext * rng.uniform(0.02, 0.07)
         sigma = ext * rng.uniform(0.08, 0.2)
         k = _odd(sigma * 3)
-        dx = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (k, k), sigma)
-        dy = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (k, k), sigma)
-        dx *= amp / (np.abs(dx).max() + 1e-6)
-        dy *= amp / (np.abs(dy).max() + 1e-6)
+        dx = np.asarray(cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (k, k), sigma))
+        dy = np.asarray(cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (k, k), sigma))
+        dx = dx * (amp / (np.abs(dx).max() + 1e-6))
+        dy = dy * (amp / (np.abs(dy).max() + 1e-6))
         gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         m = cv2.remap(m, gx + dx, gy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     # Random erosion or dilation, then a blur from hard to soft.
@@ -112,7 +113,9 @@ def _frequency_change(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if r < 0.7:
         blur = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.8, 2.0))
         amt = rng.uniform(0.5, 1.5)
-        return np.clip(img.astype(np.float32) * (1 + amt) - blur.astype(np.float32) * amt, 0, 255).astype(np.uint8)
+        return np.clip(img.astype(np.float32) * (1 + amt) - blur.astype(np.float32) * amt, 0, 255).astype(
+            np.uint8
+        )
     return img
 
 
@@ -124,8 +127,9 @@ def _shift(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
 
 
-def self_blend(img: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
-               inner_prob: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
+def self_blend(
+    img: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, inner_prob: float = 0.35
+) -> tuple[np.ndarray, np.ndarray]:
     """(fake, mask): `img` blended with an altered copy of itself; mask is the effective blend weight."""
     source = img.copy()
     if rng.random() < 0.5:
@@ -138,14 +142,20 @@ def self_blend(img: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
             source = _colour_change(source, rng)
     if rng.random() < 0.7:
         source = _shift(source, rng)
-    mask = blend_mask(landmarks, img.shape[:2], rng, inner_prob) * float(rng.choice(OPACITIES))
+    shape = (img.shape[0], img.shape[1])
+    mask = blend_mask(landmarks, shape, rng, inner_prob) * float(rng.choice(OPACITIES))
     m3 = mask[..., None]
     fake = np.clip(m3 * source.astype(np.float32) + (1 - m3) * img.astype(np.float32) + 0.5, 0, 255)
     return fake.astype(np.uint8), mask
 
 
-def face_crop_matrix(landmarks: np.ndarray, margin: float, size: int, jitter: float = 0.0,
-                     rng: np.random.Generator | None = None) -> np.ndarray:
+def face_crop_matrix(
+    landmarks: np.ndarray,
+    margin: float,
+    size: int,
+    jitter: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
     """2x3 affine that crops the face oval with `margin` on each side into `size` pixels."""
     oval = landmarks[FACE_OVAL, :2]
     c = (oval.min(axis=0) + oval.max(axis=0)) / 2
@@ -171,20 +181,29 @@ def shared_augment(images: list[np.ndarray], rng: np.random.Generator, p: SbiPar
     if rng.random() < 0.3:
         sat = rng.uniform(0.7, 1.3)
         out = [(im - im.mean(axis=2, keepdims=True)) * sat + im.mean(axis=2, keepdims=True) for im in out]
-    res = [np.clip(im, 0, 255).astype(np.uint8) for im in out]
+    res: list[np.ndarray] = [np.clip(im, 0, 255).astype(np.uint8) for im in out]
     size = res[0].shape[0]
     if rng.random() < p.downscale_prob:
         small = int(size * rng.uniform(0.4, 0.8))
-        res = [cv2.resize(cv2.resize(im, (small, small), interpolation=cv2.INTER_AREA), (size, size),
-                          interpolation=cv2.INTER_LINEAR) for im in res]
+        res = [
+            np.asarray(
+                cv2.resize(
+                    cv2.resize(im, (small, small), interpolation=cv2.INTER_AREA),
+                    (size, size),
+                    interpolation=cv2.INTER_LINEAR,
+                )
+            )
+            for im in res
+        ]
     if rng.random() < p.jpeg_prob:
         q = int(rng.integers(p.jpeg_min, p.jpeg_max + 1))
         res = [_jpeg(im, q) for im in res]
     return res
 
 
-def make_pair(img: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
-              p: SbiParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_pair(
+    img: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, p: SbiParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(real, fake, mask) at `p.input_size`, ready for the network after `to_input`."""
     lm = landmarks
     if rng.random() < 0.5:  # horizontal flip (mesh indices stay valid for hulls: the oval is symmetric)

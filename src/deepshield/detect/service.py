@@ -12,7 +12,7 @@ from typing import Any
 
 from deepshield.config import Settings, get_settings
 from deepshield.detect.models import ScanRecord
-from deepshield.detect.pipeline import ScanOptions, Scanner
+from deepshield.detect.pipeline import Scanner, ScanOptions
 from deepshield.store.db import session_scope
 from deepshield.store.timeutil import utcnow
 

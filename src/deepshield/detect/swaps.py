@@ -8,6 +8,7 @@ PyAV. The real counterparts are re-encoded the same way, so codec and quality ne
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -18,9 +19,10 @@ import av
 import cv2
 import numpy as np
 
+from deepshield.errors import DeepshieldError
 from deepshield.faces import Face, FaceAnalyzer, align_face
 from deepshield.faces.landmarks import FACE_OVAL
-from deepshield.media import FrameSampling, open_media
+from deepshield.media import FrameSampling, MediaLimits, open_media
 
 JPEG_QUALITY = 92
 VIDEO_CRF = 23
@@ -34,7 +36,7 @@ def delaunay(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     subdiv = cv2.Subdiv2D((int(lo[0]), int(lo[1]), int(hi[0] - lo[0]) + 1, int(hi[1] - lo[1]) + 1))
     for x, y in pts:
         subdiv.insert((float(x), float(y)))
-    tl = subdiv.getTriangleList().reshape(-1, 3, 2).astype(np.float64)
+    tl = np.asarray(subdiv.getTriangleList(), np.float64).reshape(-1, 3, 2)
     # Map vertices back to point indices by nearest neighbour (exact float matching drops triangles).
     d = np.linalg.norm(tl.reshape(-1, 1, 2) - pts[None], axis=2)
     idx = d.argmin(axis=1).reshape(-1, 3)
@@ -43,8 +45,9 @@ def delaunay(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return idx[ok].astype(np.int32)
 
 
-def warp_triangles(src: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, tris: np.ndarray,
-                   out_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def warp_triangles(
+    src: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, tris: np.ndarray, out_shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Piecewise-affine warp of `src` so its points land on `dst_pts`; returns (image, coverage mask).
 
     Each output pixel is labelled with the target triangle covering it, mapped back into the source by that
@@ -67,7 +70,7 @@ def warp_triangles(src: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, tr
         if abs(area) < 1e-6:
             continue
         affines[t] = cv2.getAffineTransform(dt.astype(np.float32), st.astype(np.float32))
-        cv2.fillConvexPoly(ids, np.round(dt).astype(np.int32), t)
+        cv2.fillConvexPoly(ids, np.round(dt).astype(np.int32), (float(t),))
     yy, xx = np.nonzero(ids >= 0)
     a = affines[ids[yy, xx]]
     mx = a[:, 0, 0] * xx + a[:, 0, 1] * yy + a[:, 0, 2]
@@ -104,18 +107,19 @@ class Donor:
     yaw: float = 0.0
 
 
-def swap_face(target: np.ndarray, target_lm: np.ndarray, donor: Donor,
-              tris: np.ndarray | None = None) -> np.ndarray | None:
+def swap_face(
+    target: np.ndarray, target_lm: np.ndarray, donor: Donor, tris: np.ndarray | None = None
+) -> np.ndarray | None:
     """The target frame with the donor's face swapped in, or None when the geometry is degenerate."""
     h, w = target.shape[:2]
     tpts = target_lm[:468, :2].astype(np.float32)
     dpts = donor.landmarks[:468, :2].astype(np.float32)
     if tris is None:
-        tris = delaunay(dpts, donor.image.shape[:2])
+        tris = delaunay(dpts, (donor.image.shape[0], donor.image.shape[1]))
     warped, cover = warp_triangles(donor.image, dpts, tpts, tris, (h, w))
-    mask = np.zeros((h, w), np.uint8)
+    mask: np.ndarray = np.zeros((h, w), np.uint8)
     hull = cv2.convexHull(np.round(tpts[FACE_OVAL]).astype(np.int32))
-    cv2.fillConvexPoly(mask, hull, 255)
+    cv2.fillConvexPoly(mask, hull, (255,))
     ext = float(max(np.ptp(tpts[:, 0]), np.ptp(tpts[:, 1])))
     k = max(3, int(ext * 0.06) | 1)
     mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
@@ -127,7 +131,7 @@ def swap_face(target: np.ndarray, target_lm: np.ndarray, donor: Donor,
     if mask.sum() < 255 * 50:
         return None
     holes = ((cover == 0) & (mask > 0)).astype(np.uint8)
-    warped_u8 = np.clip(warped, 0, 255).astype(np.uint8)
+    warped_u8: np.ndarray = np.clip(warped, 0, 255).astype(np.uint8)
     if holes.any():
         warped_u8 = cv2.inpaint(warped_u8, holes, 3, cv2.INPAINT_TELEA)
     src = colour_transfer(warped_u8, target, mask)
@@ -143,7 +147,9 @@ def swap_face(target: np.ndarray, target_lm: np.ndarray, donor: Donor,
             return None
     center = (x + bw // 2, y + bh // 2)
     try:
-        out = cv2.seamlessClone(src[..., ::-1].copy(), target[..., ::-1].copy(), mask, center, cv2.NORMAL_CLONE)
+        out = cv2.seamlessClone(
+            src[..., ::-1].copy(), target[..., ::-1].copy(), mask, center, cv2.NORMAL_CLONE
+        )
     except cv2.error:
         return None
     return np.ascontiguousarray(out[..., ::-1])
@@ -166,8 +172,12 @@ def load_donor(analyzer: FaceAnalyzer, path: Path, name: str) -> Donor | None:
     # Keep a moderate-resolution donor crop: faster warps, and no more detail than a swap model would have.
     side = int(np.clip(max(face.width, face.height) * 2.0, 128, 512))  # about native resolution
     crop = align_face(frame.rgb, face, size=side, margin=0.5, rotate=False)
-    return Donor(crop.image, crop.map_points(face.landmarks).astype(np.float32), name,
-                 face.pose.yaw if face.pose else 0.0)
+    return Donor(
+        crop.image,
+        crop.map_points(face.landmarks).astype(np.float32),
+        name,
+        face.pose.yaw if face.pose else 0.0,
+    )
 
 
 def _limit_size(rgb: np.ndarray, max_side: int) -> np.ndarray:
@@ -207,8 +217,12 @@ class VideoWriter:
         self.container.close()
 
 
+#: Generation interleaves decoding with slow per-frame work, so the decode clock gets a generous limit.
+GENERATION_LIMITS = MediaLimits(decode_timeout_s=3600.0)
+
+
 def _video_frames(path: Path, seconds: float, max_fps: float) -> tuple[float, Iterator[np.ndarray]]:
-    media = open_media(path)
+    media = open_media(path, GENERATION_LIMITS)
     fps = float(media.info.fps or 25.0)
     out_fps = min(fps, max_fps)
     dur = float(media.info.duration_s or seconds)
@@ -224,14 +238,22 @@ def _video_frames(path: Path, seconds: float, max_fps: float) -> tuple[float, It
     return out_fps, gen()
 
 
-def swap_video(analyzer: FaceAnalyzer, path: Path, donor: Donor, real_out: Path, fake_out: Path,
-               seconds: float = 4.0, max_fps: float = 25.0, max_side: int = 1280) -> int:
+def swap_video(
+    analyzer: FaceAnalyzer,
+    path: Path,
+    donor: Donor,
+    real_out: Path,
+    fake_out: Path,
+    seconds: float = 4.0,
+    max_fps: float = 25.0,
+    max_side: int = 1280,
+) -> int:
     """Write the first `seconds` of a video re-encoded (real) and face-swapped (fake); returns swapped frames.
 
     Frames where no face (or no usable geometry) is found are written unchanged, as a real swap tool does.
     """
     fps, frames = _video_frames(path, seconds, max_fps)
-    tris = delaunay(donor.landmarks[:468], donor.image.shape[:2])
+    tris = delaunay(donor.landmarks[:468], (donor.image.shape[0], donor.image.shape[1]))
     rw = fw = None
     swapped = 0
     try:
@@ -257,9 +279,15 @@ def swap_video(analyzer: FaceAnalyzer, path: Path, donor: Donor, real_out: Path,
     return swapped
 
 
-def make_swap_set(items: Iterable[tuple[Path, str, str, bool]], out_dir: Path, seed: int = 0,
-                  seconds: float = 4.0, progress: Callable[[str], None] | None = None,
-                  max_photos: int | None = None, max_photo_side: int = 1600) -> dict[str, int]:
+def make_swap_set(
+    items: Iterable[tuple[Path, str, str, bool]],
+    out_dir: Path,
+    seed: int = 0,
+    seconds: float = 4.0,
+    progress: Callable[[str], None] | None = None,
+    max_photos: int | None = None,
+    max_photo_side: int = 1600,
+) -> dict[str, int]:
     """Build `out_dir/real` and `out_dir/fake` from (path, rel, identity group, is_video) items.
 
     Every target is paired with a donor of a different identity group (closest head yaw among a random
@@ -272,42 +300,63 @@ def make_swap_set(items: Iterable[tuple[Path, str, str, bool]], out_dir: Path, s
     if max_photos is not None and len(photos) > max_photos:
         photos = [photos[k] for k in sorted(rng.choice(len(photos), max_photos, replace=False))]
     records: list[dict[str, object]] = []
-    counts = {"real_photos": 0, "fake_photos": 0, "real_videos": 0, "fake_videos": 0}
+    counts = {"real_photos": 0, "fake_photos": 0, "real_videos": 0, "fake_videos": 0, "skipped": 0}
+    (out_dir / "fake").mkdir(parents=True, exist_ok=True)
     with FaceAnalyzer() as analyzer:
         donors: list[tuple[Donor, str]] = []
         for path, rel, group, _ in photos:
-            d = load_donor(analyzer, path, rel)
+            try:
+                d = load_donor(analyzer, path, rel)
+            except DeepshieldError:
+                d = None
             if d is not None:
                 donors.append((d, group))
         if len(donors) < 2:
             return counts
 
-        def pick(group: str, yaw: float) -> Donor | None:
+        def pick(rel: str, group: str, yaw: float) -> Donor | None:
+            # A per-target generator: the choice does not depend on order, so a rerun resumes identically.
+            r = np.random.default_rng([seed, int(hashlib.sha1(rel.encode()).hexdigest()[:8], 16)])
             cands = [d for d, g in donors if g != group]
             if not cands:
                 return None
-            sample = [cands[k] for k in rng.choice(len(cands), size=min(6, len(cands)), replace=False)]
+            sample = [cands[k] for k in r.choice(len(cands), size=min(6, len(cands)), replace=False)]
             return min(sample, key=lambda d: abs(d.yaw - yaw))
+
+        def done(stem: str, kind: str) -> bool:
+            prev = sorted((out_dir / "fake").glob(f"{stem}__from__*"))
+            if not prev:
+                return False
+            counts[f"real_{kind}s"] += 1
+            counts[f"fake_{kind}s"] += 1
+            records.append({"target": stem, "donor": prev[0].stem.split("__from__")[1], "kind": kind})
+            return True
 
         for path, rel, group, _ in photos:
             if progress:
                 progress(rel)
-            media = open_media(path)
+            stem = Path(rel).stem
+            if done(stem, "photo"):
+                continue
             try:
-                rgb = next(iter(media.frames(FrameSampling.evenly(1)))).rgb
-            finally:
-                media.close()
+                media = open_media(path)
+                try:
+                    rgb = next(iter(media.frames(FrameSampling.evenly(1)))).rgb
+                finally:
+                    media.close()
+            except DeepshieldError:
+                counts["skipped"] += 1
+                continue
             rgb = _limit_size(rgb, max_photo_side)
             face = _main_face(analyzer, rgb)
             if face is None or face.landmarks is None:
                 continue
-            donor = pick(group, face.pose.yaw if face.pose else 0.0)
+            donor = pick(rel, group, face.pose.yaw if face.pose else 0.0)
             if donor is None:
                 continue
             fake = swap_face(rgb, face.landmarks, donor)
             if fake is None:
                 continue
-            stem = Path(rel).stem
             _write_jpeg(rgb, out_dir / "real" / f"{stem}.jpg")
             _write_jpeg(fake, out_dir / "fake" / f"{stem}__from__{Path(donor.name).stem}.jpg")
             counts["real_photos"] += 1
@@ -316,14 +365,53 @@ def make_swap_set(items: Iterable[tuple[Path, str, str, bool]], out_dir: Path, s
         for path, rel, group, _ in videos:
             if progress:
                 progress(rel)
-            donor = pick(group, 0.0)
+            stem = Path(rel).stem
+            if done(stem, "video"):
+                continue
+            donor = pick(rel, group, 0.0)
             if donor is None:
                 continue
-            stem = Path(rel).stem
-            n = swap_video(analyzer, path, donor, out_dir / "real" / f"{stem}.mp4",
-                           out_dir / "fake" / f"{stem}__from__{Path(donor.name).stem}.mp4", seconds=seconds)
+            real_out = out_dir / "real" / f"{stem}.mp4"
+            fake_out = out_dir / "fake" / f"{stem}__from__{Path(donor.name).stem}.mp4"
+            try:
+                n = swap_video(analyzer, path, donor, real_out, fake_out, seconds=seconds)
+            except DeepshieldError:
+                real_out.unlink(missing_ok=True)
+                fake_out.unlink(missing_ok=True)
+                counts["skipped"] += 1
+                continue
             counts["real_videos"] += 1
             counts["fake_videos"] += 1
             records.append({"target": rel, "donor": donor.name, "kind": "video", "swapped_frames": n})
-    (out_dir / "swaps.json").write_text(json.dumps({"seed": seed, "pairs": records, "counts": counts}, indent=1))
+    summary = {"seed": seed, "pairs": records, "counts": counts}
+    (out_dir / "swaps.json").write_text(json.dumps(summary, indent=1))
     return counts
+
+
+def swap_set_crops(
+    root: Path, size: int, margin: float, frames_per_video: int = 6
+) -> tuple[np.ndarray, np.ndarray]:
+    """(crops, labels) of the main face in each photo / sampled video frame of a real/ + fake/ folder.
+
+    Used to watch a training run against face swaps of validation identities (model selection), at the
+    detector's own input size and margin.
+    """
+    crops: list[np.ndarray] = []
+    labels: list[int] = []
+    with FaceAnalyzer() as analyzer:
+        for label, sub in ((0, "real"), (1, "fake")):
+            for p in sorted((root / sub).glob("*")):
+                if not p.is_file():
+                    continue
+                media = open_media(p, GENERATION_LIMITS)
+                try:
+                    for fr in media.frames(FrameSampling.evenly(frames_per_video)):
+                        face = _main_face(analyzer, fr.rgb, min_px=30)
+                        if face is not None:
+                            crops.append(align_face(fr.rgb, face, size=size, margin=margin).image)
+                            labels.append(label)
+                finally:
+                    media.close()
+    if not crops:
+        return np.zeros((0, size, size, 3), np.uint8), np.zeros(0, np.int64)
+    return np.stack(crops), np.array(labels)

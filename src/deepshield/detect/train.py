@@ -43,7 +43,7 @@ def sbi_params(cfg: dict[str, Any]) -> SbiParams:
     return SbiParams(**{k: v for k, v in cfg.get("sbi", {}).items() if k in known})
 
 
-class SelfBlendDataset(Dataset):  # type: ignore[type-arg]
+class SelfBlendDataset(Dataset):
     """Real crops -> (real, fake) self-blended pairs, generated on the fly.
 
     Randomness comes from (seed, epoch, index), so a run is reproducible whatever the worker count.
@@ -72,8 +72,9 @@ def _collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tens
     return torch.cat([b[0] for b in batch]), torch.cat([b[1] for b in batch])
 
 
-def fixed_pairs(faces: CachedFaces, params: SbiParams, seed: int, limit: int | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+def fixed_pairs(
+    faces: CachedFaces, params: SbiParams, seed: int, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """A deterministic set of (crops, labels) for validation: every crop once real, once self-blended."""
     ds = SelfBlendDataset(faces, params, seed=seed)
     ds.epoch = 10_000
@@ -119,21 +120,30 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     workers = int(tr.get("num_workers", 1))
     epochs = int(tr.get("epochs", 30))
     model = build_model(mcfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=float(tr.get("lr", 2e-3)),
-                            weight_decay=float(tr.get("weight_decay", 5e-4)))
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=float(tr.get("lr", 2e-3)), weight_decay=float(tr.get("weight_decay", 5e-4))
+    )
     steps_per_epoch = math.ceil(len(ds) / bs)
     total = epochs * steps_per_epoch
     warm = int(tr.get("warmup_steps", 200))
 
+    budget_s = float(tr.get("time_budget_min", 0)) * 60 or math.inf
+    clock = {"start": time.time(), "offset": 0.0}
+
     def lr_at(step: int) -> float:
+        # Cosine decay over whichever ends first: the epochs or the wall-clock budget (a shared CPU's speed
+        # is unknown in advance; the budget keeps the schedule complete when it binds).
         if step < warm:
             return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm)))) * 0.98 + 0.02
+        frac = (step - warm) / max(1, total - warm)
+        if budget_s < math.inf:
+            frac = max(frac, (clock["offset"] + time.time() - clock["start"]) / budget_s)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, frac))) * 0.98 + 0.02
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(cfg, indent=2))
-    start_epoch, best = 0, -1.0
+    start_epoch, best, best_swap = 0, -1.0, -1.0
     last = out_dir / "last.pt"
     if resume and last.is_file():
         ck = torch.load(last, map_location="cpu", weights_only=False)
@@ -141,23 +151,37 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         start_epoch, best = int(ck["epoch"]) + 1, float(ck["best"])
+        clock["offset"] = float(ck.get("elapsed_s", 0.0))
+        best_swap = float(ck.get("best_swap", -1.0))
         torch.set_rng_state(ck["torch_rng"])
     loss_fn = nn.BCEWithLogitsLoss()
     log_path = out_dir / "metrics.jsonl"
-    budget_s = float(tr.get("time_budget_min", 0)) * 60 or math.inf
-    t_start = time.time()
     rec: dict[str, Any] = {}
+    swap_path = Path(data["val_swaps"]) if data.get("val_swaps") else None
     for epoch in range(start_epoch, epochs):
         ds.epoch = epoch
         g = torch.Generator()
         g.manual_seed(seed * 1000 + epoch)
-        loader = DataLoader(ds, batch_size=bs, shuffle=True, generator=g, num_workers=workers,
-                            collate_fn=_collate, drop_last=True, persistent_workers=False)
+        loader = DataLoader(
+            ds,
+            batch_size=bs,
+            shuffle=True,
+            generator=g,
+            num_workers=workers,
+            collate_fn=_collate,
+            drop_last=True,
+            persistent_workers=False,
+        )
         model.train()
         t0, seen, loss_sum, nb = time.time(), 0, 0.0, 0
-        with Progress(TextColumn(f"epoch {epoch + 1}/{epochs}"), BarColumn(), TextColumn("{task.completed}/"
-                      "{task.total} loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                      disable=not progress) as bar:
+        with Progress(
+            TextColumn(f"epoch {epoch + 1}/{epochs}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            disable=not progress,
+        ) as bar:
             task = bar.add_task("train", total=len(loader), loss=0.0)
             for x, y in loader:
                 logits = model(x)
@@ -167,28 +191,60 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
                 opt.step()
                 sched.step()
                 seen += len(x)
-                loss_sum += float(loss)
+                loss_sum += float(loss.detach())
                 nb += 1
                 bar.update(task, advance=1, loss=loss_sum / nb)
         train_s = time.time() - t0
         val_scores = predict(model, val_x)
         val_auc = auc(val_y, val_scores)
-        rec = {"epoch": epoch + 1, "train_loss": loss_sum / max(nb, 1), "val_sbi_auc": val_auc,
-               "lr": opt.param_groups[0]["lr"], "images_per_s": seen / max(train_s, 1e-6),
-               "epoch_s": time.time() - t0, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        swap_auc = None
+        if swap_path is not None and swap_path.is_file():  # crops of validation-identity face swaps
+            with np.load(swap_path) as z:
+                swap_auc = auc(z["labels"], predict(model, z["crops"]))
+        elapsed = clock["offset"] + time.time() - clock["start"]
+        rec = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(nb, 1),
+            "val_sbi_auc": val_auc,
+            "val_swap_auc": swap_auc,
+            "elapsed_s": round(elapsed, 1),
+            "lr": opt.param_groups[0]["lr"],
+            "images_per_s": seen / max(train_s, 1e-6),
+            "epoch_s": time.time() - t0,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         with log_path.open("a") as f:
             f.write(json.dumps(rec) + "\n")
         if progress:
             print(json.dumps(rec), flush=True)
-        state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                 "epoch": epoch, "best": max(best, val_auc), "torch_rng": torch.get_rng_state(), "config": cfg}
+        state = {
+            "model": model.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "epoch": epoch,
+            "best": max(best, val_auc),
+            "torch_rng": torch.get_rng_state(),
+            "config": cfg,
+            "elapsed_s": elapsed,
+            "best_swap": max(best_swap, swap_auc or -1.0),
+        }
         torch.save({**state}, out_dir / "last.tmp")
         (out_dir / "last.tmp").replace(last)
-        torch.save({"model": model.state_dict(), "config": cfg, "epoch": epoch}, out_dir / f"epoch{epoch + 1:03d}.pt")
+        torch.save(
+            {"model": model.state_dict(), "config": cfg, "epoch": epoch}, out_dir / f"epoch{epoch + 1:03d}.pt"
+        )
+        if swap_auc is not None and swap_auc > best_swap:
+            best_swap = swap_auc
+            torch.save(
+                {"model": model.state_dict(), "config": cfg, "epoch": epoch, "val_swap_auc": swap_auc},
+                out_dir / "best_swap.pt",
+            )
         if val_auc > best:
             best = val_auc
-            torch.save({"model": model.state_dict(), "config": cfg, "epoch": epoch, "val_sbi_auc": val_auc},
-                       out_dir / "best.pt")
-        if time.time() - t_start > budget_s:
+            torch.save(
+                {"model": model.state_dict(), "config": cfg, "epoch": epoch, "val_sbi_auc": val_auc},
+                out_dir / "best.pt",
+            )
+        if elapsed > budget_s:
             break
     return rec
