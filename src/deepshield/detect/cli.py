@@ -162,7 +162,7 @@ def register(app: typer.Typer) -> None:
         max_photos: Annotated[int | None, typer.Option(help="cap on photo targets")] = None,
         seed: Annotated[int, typer.Option()] = 0,
     ) -> None:
-        """Build a face-swap set (Delaunay warp + colour transfer + seamless clone) from one split's identities."""
+        """Build a face-swap set (Delaunay warp, colour transfer, seamless clone) from one split."""
         from deepshield.detect.swaps import make_swap_set
 
         items = _corpus_items(corpus, split, False)
@@ -188,6 +188,9 @@ def register(app: typer.Typer) -> None:
         detector: Annotated[str, typer.Option(help="detector name")] = "sbi",
         limit: Annotated[int | None, typer.Option(help="at most this many real and fake items")] = None,
         boot: Annotated[int, typer.Option(help="bootstrap resamples for the 95% intervals")] = 1000,
+        crop_cache: Annotated[
+            Path | None, typer.Option(help="keep face crops here to re-score other checkpoints fast")
+        ] = None,
     ) -> None:
         """Frame- and video-level AUC, EER, TPR@1%FPR with bootstrap intervals, per method; ROC PNG + JSON."""
         from deepshield.detect.evaluate import evaluate, format_summary, plot_roc
@@ -205,6 +208,7 @@ def register(app: typer.Typer) -> None:
                 n_boot=boot,
                 limit=limit,
                 progress=lambda name: bar.update(task, advance=1, item=name),
+                crop_cache=crop_cache,
             )
         out.mkdir(parents=True, exist_ok=True)
         (out / "scores.json").write_text(json.dumps(report, indent=1))

@@ -9,6 +9,7 @@ frame, the mean over frames per video. A photo is a one-frame video. Every file 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,40 +91,86 @@ def discover(root: Path) -> tuple[str, list[EvalItem]]:
     )
 
 
-def score_item(item: EvalItem, analyzer: Any, detector: Any, frames: int) -> ItemResult:
-    """Per-frame max-over-faces logit and calibrated score of one file."""
-    res = ItemResult(item)
-    try:
-        media = open_media(item.path)
-    except MediaError as e:
-        res.error = str(e)
-        return res
+def _face_crops(
+    item: EvalItem, analyzer: Any, detector: Any, frames: int, res: ItemResult
+) -> list[tuple[int, float, np.ndarray]]:
+    """(frame index, time, crops of every face) for the sampled frames of one file."""
+    out: list[tuple[int, float, np.ndarray]] = []
+    media = open_media(item.path)
     try:
         res.kind = media.info.kind.value
         if media.info.kind is MediaKind.AUDIO:
-            res.error = "audio only"
-            return res
+            raise MediaError("audio only")
         for fr in media.frames(FrameSampling.evenly(frames)):
             faces = analyzer.analyze(fr.rgb, frame_index=fr.index, time_s=fr.time_s)
-            if not faces:
-                continue
-            crops = np.stack(detector.crops(fr.rgb, faces))
-            logits = detector.logits(crops)
-            k = int(np.argmax(logits))
-            score = float(detector.probabilities(crops[k : k + 1])[0])
-            res.frames.append(
-                {
-                    "index": fr.index,
-                    "time_s": round(fr.time_s, 3),
-                    "logit": float(logits[k]),
-                    "score": score,
-                    "faces": len(faces),
-                }
-            )
-    except MediaError as e:
-        res.error = str(e)
+            if faces:
+                out.append((fr.index, fr.time_s, np.stack(detector.crops(fr.rgb, faces))))
     finally:
         media.close()
+    return out
+
+
+def score_item(
+    item: EvalItem, analyzer: Any, detector: Any, frames: int, crop_cache: Path | None = None
+) -> ItemResult:
+    """Per-frame max-over-faces logit and calibrated score of one file.
+
+    `crop_cache` keeps each file's face crops (keyed by content hash, frame count, crop size and margin), so
+    re-scoring another checkpoint skips decoding and face analysis.
+    """
+    res = ItemResult(item)
+    per_frame: list[tuple[int, float, np.ndarray]] | None = None
+    cache_file = None
+    try:
+        if crop_cache is not None:
+            h = hashlib.sha1()
+            with open(item.path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            meta = detector.meta
+            h.update(f"{frames}|{meta.input_size}|{meta.margin}".encode())
+            cache_file = crop_cache / f"{h.hexdigest()[:20]}.npz"
+            if cache_file.is_file():
+                with np.load(cache_file) as z:
+                    res.kind = str(z["kind"])
+                    counts = z["counts"].tolist()
+                    crops = z["crops"]
+                    offs = np.r_[0, np.cumsum(counts)].astype(int)
+                    per_frame = [
+                        (int(i), float(t), crops[offs[k] : offs[k + 1]])
+                        for k, (i, t) in enumerate(zip(z["index"], z["time"], strict=True))
+                    ]
+        if per_frame is None:
+            per_frame = _face_crops(item, analyzer, detector, frames, res)
+            if cache_file is not None:
+                crop_cache.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+                size = detector.meta.input_size
+                np.savez(
+                    cache_file,
+                    kind=res.kind,
+                    index=np.array([p[0] for p in per_frame], np.int64),
+                    time=np.array([p[1] for p in per_frame], np.float64),
+                    counts=np.array([len(p[2]) for p in per_frame], np.int64),
+                    crops=np.concatenate([p[2] for p in per_frame])
+                    if per_frame
+                    else np.zeros((0, size, size, 3), np.uint8),
+                )
+    except (MediaError, OSError) as e:
+        res.error = str(e)
+        return res
+    for index, time_s, crops in per_frame:
+        logits = detector.logits(crops)
+        k = int(np.argmax(logits))
+        score = float(detector.probabilities(crops[k : k + 1])[0])
+        res.frames.append(
+            {
+                "index": index,
+                "time_s": round(time_s, 3),
+                "logit": float(logits[k]),
+                "score": score,
+                "faces": len(crops),
+            }
+        )
     if res.frames:
         res.video_score = float(np.mean([f["score"] for f in res.frames]))
     return res
@@ -153,6 +200,7 @@ def evaluate(
     n_boot: int = 1000,
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
+    crop_cache: Path | None = None,
 ) -> dict[str, Any]:
     """Score every item of a labelled dataset; return the report (figures + every score)."""
     from deepshield.faces import FaceAnalyzer
@@ -169,7 +217,7 @@ def evaluate(
         for it in items:
             if progress:
                 progress(it.path.name)
-            results.append(score_item(it, analyzer, detector, frames))
+            results.append(score_item(it, analyzer, detector, frames, crop_cache))
     thr = float(detector.info.threshold)
     report: dict[str, Any] = {
         "dataset": str(root),

@@ -45,15 +45,20 @@ class CompactNet(nn.Module):
             nn.BatchNorm2d(stem),
             nn.ReLU(inplace=True),
         )
-        layers: list[nn.Module] = []
+        stages: list[nn.Module] = []
         cin = stem
         for i, (w, n) in enumerate(zip(widths, blocks, strict=True)):
+            layers: list[nn.Module] = []
             for j in range(n):
                 layers.append(BasicBlock(cin, w, 2 if (j == 0 and i > 0) else 1))
                 cin = w
-        self.features = nn.Sequential(*layers)
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.ModuleList(stages)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(cin, 1)
+        # Training-only dense head on the 1/8-resolution features: predicts the blend mask and its boundary
+        # (as in Face X-ray), a far denser signal than one label per image. Not part of the exported graph.
+        self.aux = nn.Conv2d(widths[1] if len(widths) > 1 else widths[0], 2, 1)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -61,10 +66,22 @@ class CompactNet(nn.Module):
             if isinstance(m, BasicBlock):
                 nn.init.zeros_(m.bn2.weight)  # each residual block starts as identity
 
+    def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.stem(x)
+        aux = None
+        for i, stage in enumerate(self.stages):
+            f = stage(f)
+            if i == 1 or (i == 0 and len(self.stages) == 1):
+                aux = self.aux(f)
+        assert aux is not None
+        logit = self.head(self.drop(f.mean(dim=(2, 3)))).squeeze(1)
+        return logit, aux
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.features(self.stem(x))
-        f = f.mean(dim=(2, 3))
-        return self.head(self.drop(f)).squeeze(1)
+        f = self.stem(x)
+        for stage in self.stages:
+            f = stage(f)
+        return self.head(self.drop(f.mean(dim=(2, 3)))).squeeze(1)
 
 
 def build_model(cfg: dict[str, object]) -> CompactNet:

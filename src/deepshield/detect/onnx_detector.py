@@ -91,7 +91,7 @@ class OnnxSbiDetector(Detector):
             version=meta.version,
             threshold=meta.threshold,
             input_size=meta.input_size,
-            description="Compact CNN trained by self-blending on real faces only; Platt-calibrated probability.",
+            description="Compact CNN trained by self-blending on real faces only; calibrated probability.",
         )
 
     # -- raw model access (used by evaluation and benchmarks) --

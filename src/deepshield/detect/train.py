@@ -16,6 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -62,14 +63,33 @@ class SelfBlendDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, i])
         return make_pair(self.faces.images[i], self.faces.landmarks[i], rng, self.params)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        real, fake, _ = self.pair(i)
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        real, fake, mask = self.pair(i)
         x = to_input(np.stack([real, fake]))
-        return torch.from_numpy(x), torch.tensor([0.0, 1.0])
+        return torch.from_numpy(x), torch.tensor([0.0, 1.0]), torch.from_numpy(dense_targets(mask))
 
 
-def _collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.cat([b[0] for b in batch]), torch.cat([b[1] for b in batch])
+def dense_targets(mask: np.ndarray, stride: int = 8) -> np.ndarray:
+    """2 x 2 x h x w targets for (real, fake): blend weight and blend boundary 4m(1-m), at 1/stride size."""
+    s = mask.shape[0] // stride
+    m = cv2.resize(mask.astype(np.float32), (s, s), interpolation=cv2.INTER_AREA)
+    boundary = 4 * m * (1 - m)
+    peak = float(boundary.max())
+    if peak > 0:
+        boundary = boundary / peak
+    out = np.zeros((2, 2, s, s), np.float32)
+    out[1, 0], out[1, 1] = m, boundary
+    return out
+
+
+def _collate(
+    batch: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return (
+        torch.cat([b[0] for b in batch]),
+        torch.cat([b[1] for b in batch]),
+        torch.cat([b[2] for b in batch]),
+    )
 
 
 def fixed_pairs(
@@ -155,6 +175,7 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
         best_swap = float(ck.get("best_swap", -1.0))
         torch.set_rng_state(ck["torch_rng"])
     loss_fn = nn.BCEWithLogitsLoss()
+    aux_weight = float(tr.get("aux_weight", 1.0))
     log_path = out_dir / "metrics.jsonl"
     rec: dict[str, Any] = {}
     swap_path = Path(data["val_swaps"]) if data.get("val_swaps") else None
@@ -183,9 +204,13 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
             disable=not progress,
         ) as bar:
             task = bar.add_task("train", total=len(loader), loss=0.0)
-            for x, y in loader:
-                logits = model(x)
-                loss = loss_fn(logits, y)
+            for x, y, dense in loader:
+                logits, aux = model.forward_with_aux(x)
+                if aux.shape[-1] != dense.shape[-1]:
+                    dense = nn.functional.adaptive_avg_pool2d(dense, aux.shape[-2:])
+                loss = loss_fn(logits, y) + aux_weight * nn.functional.binary_cross_entropy_with_logits(
+                    aux, dense
+                )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
