@@ -54,7 +54,7 @@ def test_discover_layouts(tmp_path: Path) -> None:
     _touch(rf / "fake/z.mp4")
     layout, items = discover(rf)
     assert layout == "real-fake-folders"
-    assert sorted(i.method for i in items) == ["fake", "faceswap", "real"]
+    assert sorted(i.method for i in items) == ["faceswap", "fake", "real"]
 
     with pytest.raises(DeepshieldError):
         discover(tmp_path / "rf" / "real")

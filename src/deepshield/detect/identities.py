@@ -15,7 +15,7 @@ from pathlib import Path
 
 MEDIA_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".mp4", ".mov", ".webm", ".mkv", ".avi"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi"}
-#: Folders whose contents are real photos/videos of people (paintings/ and uncertain/ are never labelled data).
+#: Folders of real photos/videos of people (paintings/ and uncertain/ are never labelled data).
 REAL_FOLDERS = ("real_photos", "real_videos", "lfw_1000", "more_photos")
 
 #: Real videos held out for testing (whole identity groups go with them), chosen across sources so the test

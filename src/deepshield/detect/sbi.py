@@ -49,7 +49,7 @@ def hull_mask(shape: tuple[int, int], pts: np.ndarray) -> np.ndarray:
 def blend_mask(
     landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator, inner_prob: float = 0.35
 ) -> np.ndarray:
-    """Face-oval hull (or a shrunken inner face), elastically deformed, randomly eroded/dilated and blurred."""
+    """Face-oval hull (or a shrunken inner face), elastically deformed, eroded/dilated and blurred."""
     h, w = shape
     pts = landmarks[:, :2]
     if rng.random() < inner_prob:
