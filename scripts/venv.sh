@@ -12,6 +12,8 @@ fi
 if [ ! -f "$stamp" ]; then
     echo "deepshield: installing into $venv (extras: ${extras:-none})" >&2
     # torch is pinned in the train extra; the CPU wheel is served by the local find-links.
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$root${extras:+[$extras]}"
+    # (This machine's pip configuration names local indexes that warn once per package; keep the log readable.)
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$root${extras:+[$extras]}" 2>&1 \
+        | { grep -v "is ignored: it is neither a file nor a directory" || true; }
     rm -f "$venv"/.installed-* && touch "$stamp"
 fi

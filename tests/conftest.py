@@ -4,6 +4,10 @@ API keys, and generated media."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -76,7 +80,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:
@@ -101,7 +105,7 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     import time
     import urllib.request
 
-    port = _free_port()
+    port = free_port()
     home = tmp_path / "served"
     env = {**os.environ, "DEEPSHIELD_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     env.pop("DATABASE_URL", None)
@@ -148,3 +152,92 @@ def browser() -> Iterator[object]:
             yield b
         finally:
             b.close()
+
+
+# A real PostgreSQL server from Debian's binaries on a loopback port, shared by every domain's tests.
+PG_BIN = Path(os.environ.get("DEEPSHIELD_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _as_pg_user(cmd: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return cmd
+    return ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(f"'{c}'" for c in cmd)]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    if os.environ.get("DEEPSHIELD_TEST_PG_URL"):
+        yield os.environ["DEEPSHIELD_TEST_PG_URL"]
+        return
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(f"PostgreSQL binaries not found in {PG_BIN} (apt-get install postgresql)")
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no `postgres` user to run the server as")
+    tmp = Path(tempfile.mkdtemp(prefix="ds-pg-"))
+    data = tmp / "data"
+    if os.geteuid() == 0:
+        shutil.chown(tmp, "postgres", "postgres")
+        tmp.chmod(0o700)
+    port = free_port()
+    env = {**os.environ, "LC_ALL": "C.UTF-8"}
+    subprocess.run(
+        _as_pg_user([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "ds", "-E", "UTF8"]),
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    subprocess.run(
+        _as_pg_user(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(tmp / "log"),
+                "-w",
+                "-o",
+                f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    try:
+        import psycopg
+
+        for _ in range(50):
+            try:
+                with psycopg.connect(
+                    f"host=127.0.0.1 port={port} user=ds dbname=postgres", autocommit=True
+                ) as c:
+                    c.execute("CREATE DATABASE deepshield")
+                break
+            except psycopg.OperationalError:
+                time.sleep(0.2)
+        yield f"postgresql+psycopg://ds@127.0.0.1:{port}/deepshield"
+    finally:
+        subprocess.run(
+            _as_pg_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            capture_output=True,
+            env=env,
+        )
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def reset_pg(url: str) -> None:
+    """Empty the test database (drop and recreate the public schema)."""
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(url)
+    with eng.begin() as c:
+        c.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    eng.dispose()
+
+

@@ -13,8 +13,16 @@ import numpy as np
 from PIL import Image
 
 
-def write_video(path: Path, frames: list[np.ndarray] | None = None, n: int = 60, fps: int = 25, gop: int = 10,
-                size: tuple[int, int] = (160, 120), codec: str = "libx264", audio: bool = False) -> Path:
+def write_video(
+    path: Path,
+    frames: list[np.ndarray] | None = None,
+    n: int = 60,
+    fps: int = 25,
+    gop: int = 10,
+    size: tuple[int, int] = (160, 120),
+    codec: str = "libx264",
+    audio: bool = False,
+) -> Path:
     """Frame i is filled with grey level 4*i (so a test can tell which frame it got back)."""
     w, h = size
     with av.open(str(path), "w", format="mp4") as out:
@@ -69,7 +77,8 @@ def png_claiming(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    idat = chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
 
 
 def gif_bomb() -> bytes:

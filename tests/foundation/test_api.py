@@ -24,7 +24,9 @@ def test_openapi_docs_are_served(app_client: Any) -> None:
     assert "/v1/scans" in spec["paths"]
 
 
-def test_scans_require_a_key_with_the_scan_scope(app_client: Any, api_key: Callable[..., str], shared_faces: Path) -> None:
+def test_scans_require_a_key_with_the_scan_scope(
+    app_client: Any, api_key: Callable[..., str], shared_faces: Path
+) -> None:
     photo = (shared_faces / "real_photos" / "fr_two_people.jpg").read_bytes()
     files = {"file": ("p.jpg", photo, "image/jpeg")}
     assert app_client.post("/v1/scans", files=files).status_code == 401

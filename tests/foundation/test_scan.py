@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from deepshield.detect import Detector, DetectorInfo, FaceScore, aggregate_scores
-from deepshield.detect.pipeline import NO_DETECTOR, ScanOptions, Scanner, scan_file
+from deepshield.detect.pipeline import NO_DETECTOR, Scanner, ScanOptions, scan_file
 from deepshield.faces.types import Face
 from tests.foundation.media_factory import hostile_corpus, write_video
 
@@ -121,3 +121,16 @@ def test_cli_hostile_corpus(tmp_path: Path) -> None:
 def test_cli_usage_errors_are_clean(tmp_path: Path) -> None:
     res = _cli("apikey", "create", "--scope", "bogus", cwd=tmp_path)
     assert res.returncode == 2 and "unknown or missing scope" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_video_report_shows_a_score_timeline(shared_faces: Path) -> None:
+    from deepshield.reports.html import render_report
+
+    scanner = Scanner(ScanOptions(frames=6, keep_artifacts=True), detector=BrightnessDetector())
+    out = scanner.scan(shared_faces / "real_videos" / "vr_face2.mp4")
+    html = render_report(out.result, out.artifacts)
+    assert 'id="timeline"' in html and "heat map" in html
+    assert len(out.result["scores"]["frame_scores"]) == 6
+    progress: list[float] = []
+    scanner.scan(shared_faces / "real_videos" / "vr_face2.mp4", progress.append)
+    assert progress == sorted(progress) and progress[-1] == 1.0 and len(progress) == 6

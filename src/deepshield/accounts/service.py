@@ -46,7 +46,9 @@ def create_api_key(session: Session, scopes: list[str], name: str = "") -> tuple
     """Returns the plaintext key (shown once, never stored) and its record."""
     bad = [s for s in scopes if s not in SCOPES]
     if bad or not scopes:
-        raise InvalidScope(f"unknown or missing scope(s): {', '.join(bad) or '(none)'}; choose from {', '.join(SCOPES)}")
+        raise InvalidScope(
+            f"unknown or missing scope(s): {', '.join(bad) or '(none)'}; choose from {', '.join(SCOPES)}"
+        )
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     rec = ApiKey(name=name or "key", prefix=key[:10], key_hash=_hash_key(key), scopes=",".join(sorted(set(scopes))))
     session.add(rec)

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.middleware.sessions import SessionMiddleware
 
 from deepshield.api.limits import BodySizeLimit
@@ -26,6 +27,11 @@ DOMAIN_ROUTERS = [
     "deepshield.api.routes.health",
     "deepshield.api.routes.scans",
     "deepshield.api.routes.pages",
+    "deepshield.api.routes.matching",
+    "deepshield.api.routes.cases",
+    "deepshield.api.routes.reports_intake",
+    "deepshield.api.routes.console",
+    "deepshield.api.routes.liveness",
 ]
 
 
@@ -83,6 +89,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(DeepshieldError)
     async def _deepshield_error(_: Request, exc: DeepshieldError) -> JSONResponse:
         return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.http_status)
+
+    @app.exception_handler(DataError)
+    async def _data_error(_: Request, exc: DataError) -> JSONResponse:
+        # A value the database cannot hold (NUL characters on PostgreSQL, out-of-range numbers) is bad input.
+        return JSONResponse(
+            {"error": "invalid_value", "detail": "a value in the request cannot be stored (out of range or invalid "
+             "characters)"},
+            status_code=422,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,1 +1,2 @@
-"""Cases: abuse reports, the case state machine with deadlines, actions, statements of reasons, appeals, audit."""
+"""Cases: abuse reports, the case state machine with deadlines, actions, statements of reasons, appeals,
+audit."""

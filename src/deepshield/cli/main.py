@@ -24,6 +24,9 @@ DOMAIN_CLIS = [
     "deepshield.cli.scan",
     "deepshield.cli.service",
     "deepshield.cli.accounts",
+    "deepshield.matching.cli",
+    "deepshield.cases.cli",
+    "deepshield.liveness.cli",
     "deepshield.detect.cli",
 ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deepshield.detect.pipeline import ScanOptions, Scanner
+from deepshield.detect.pipeline import Scanner, ScanOptions
 
 _worker_scanner: Scanner | None = None
 
@@ -40,8 +40,10 @@ def _scan_in_worker(path: str, report_dir: str | None) -> dict[str, Any]:
     return _scan_one(_worker_scanner, Path(path), Path(report_dir) if report_dir else None)
 
 
-def _scan_one(scanner: Scanner, path: Path, report_dir: Path | None) -> dict[str, Any]:
-    outcome = scanner.scan(path)
+def _scan_one(
+    scanner: Scanner, path: Path, report_dir: Path | None, progress: Callable[[float], None] | None = None
+) -> dict[str, Any]:
+    outcome = scanner.scan(path, progress)
     result = outcome.result
     if report_dir is not None:
         from deepshield.reports.html import render_report
@@ -101,10 +103,15 @@ def scan(
             if scanner.detector is None:
                 console.print("[yellow]note:[/yellow] no detector installed: faces are reported, no score is given")
             try:
-                for f in files:
+                for done, f in enumerate(files):
                     progress.update(task, description=f.name)
-                    emit(_scan_one(scanner, f, report))
-                    progress.advance(task)
+
+                    def within_file(fraction: float, done: int = done) -> None:
+                        # Frames of a long video move the bar too, not only finished files.
+                        progress.update(task, completed=done + fraction)
+
+                    emit(_scan_one(scanner, f, report, within_file))
+                    progress.update(task, completed=done + 1)
             finally:
                 scanner.close()
         else:

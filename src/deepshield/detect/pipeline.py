@@ -195,7 +195,7 @@ def _scan(
             for f in all_faces
         ],
         "tracks": [
-            {**t.to_dict(), "score": None if agg is None else (None if t.track_id not in agg.tracks else round(agg.tracks[t.track_id], 4))}
+            {**t.to_dict(), "score": round(agg.tracks[t.track_id], 4) if agg and t.track_id in agg.tracks else None}
             for t in tracks
         ],
         "detector": det_info,
@@ -211,7 +211,9 @@ def _scan(
     }
     result["media"]["path"] = Path(info.path).name
     result["elapsed_s"] = result["timing_s"]["total"]
-    artifacts = _artifacts(frames_faces, frame_rgbs, tracks, face_scores, heatmaps, options) if options.keep_artifacts else []
+    artifacts = (
+        _artifacts(frames_faces, frame_rgbs, tracks, face_scores, heatmaps, options) if options.keep_artifacts else []
+    )
     media.close()
     return ScanOutcome(result=result, artifacts=artifacts)
 

@@ -21,6 +21,9 @@ from deepshield.faces.types import Face
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# A face at least this fraction of the frame's short side makes the frame a close-up: no tiled search.
+_CLOSE_UP = 0.25
+
 # Detections below this confidence are kept only when the mesh agrees that a face is there.
 _SURE = 0.8
 
@@ -164,7 +167,10 @@ class FaceAnalyzer:
     def _detect(self, rgb: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, np.ndarray]]:
         h, w = rgb.shape[:2]
         found = self._run_detector(self._short, rgb, 0, 0, w, h) + self._run_detector(self._full, rgb, 0, 0, w, h)
-        if self.tiled:
+        # Tiles cost up to 13 more detector passes: spend them only where small faces may hide, i.e. when the
+        # whole-frame pass found no face big enough to make this a close-up (selfie and talking-head video).
+        largest = max((max(b[2] - b[0], b[3] - b[1]) for b, _, _ in found), default=0.0)
+        if self.tiled and largest < _CLOSE_UP * min(w, h):
             for x, y, tw, th in self._tiles(w, h):
                 found += self._run_detector(self._full, rgb[y : y + th, x : x + tw], x, y, w, h)
         # Non-maximum suppression across models and tiles (a tile may cut a face: prefer the larger, surer box).

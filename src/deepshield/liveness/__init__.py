@@ -1,1 +1,2 @@
-"""Liveness: server-chosen challenge scripts and the signals that verify a KYC selfie video."""
+"""Liveness: prove that a KYC selfie video shows a live person who follows a server-chosen challenge and matches
+the ID photo, and that it is not a replay, a photo or a real-time face swap."""

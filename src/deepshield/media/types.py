@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 
 
-class MediaKind(str, enum.Enum):
+class MediaKind(enum.StrEnum):
     IMAGE = "image"
     VIDEO = "video"
     AUDIO = "audio"

@@ -139,7 +139,6 @@ class VideoMedia:
             decoder: Iterator[av.VideoFrame] | None = None
             last_time = -1e9
             pending: av.VideoFrame | None = None
-            yielded = 0
             for target in targets:
                 t_abs = start + target
                 # Seek when a keyframe sits after our position and at or before the target.
@@ -149,6 +148,7 @@ class VideoMedia:
                     decoder = c.decode(vs)
                     pending = None
                 chosen: av.VideoFrame | None = None
+                cc = vs.codec_context
                 while True:
                     if time.monotonic() > deadline:
                         raise DecodeTimeout(
@@ -167,16 +167,19 @@ class VideoMedia:
                     chosen = frame
                     if ft + 0.5 / fps >= t_abs:
                         break
+                    # Far from the target, frames nobody references (most B-frames) need not be decoded at all;
+                    # near it, decode everything so the frame we return is the nearest one.
+                    far = t_abs - ft > 2.5 / fps
+                    if cc.skip_frame != ("NONREF" if far else "DEFAULT"):
+                        cc.skip_frame = "NONREF" if far else "DEFAULT"
                 if chosen is None:
                     break
-                rgb = chosen.to_ndarray(format="rgb24")
+                rgb: np.ndarray = chosen.to_ndarray(format="rgb24")
                 rotation = self.info.extra.get("rotation")
                 if rotation:
                     rgb = np.ascontiguousarray(np.rot90(rgb, k=-int(rotation) // 90))
                 ct = float(chosen.pts * tb) - start if chosen.pts is not None else target
                 yield Frame(index=int(round(ct * fps)), time_s=max(0.0, ct), rgb=rgb)
-                yielded += 1
-                # The same frame can be nearest to two targets in a very short clip; keep going regardless.
         except _AV_ERRORS as e:
             raise CorruptMedia(f"video decoding failed: {_short(e)}") from e
         finally:

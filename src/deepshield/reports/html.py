@@ -35,8 +35,9 @@ def draw_landmarks(crop: np.ndarray, pts: np.ndarray | None) -> np.ndarray:
 
 
 def heatmap_overlay(crop: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    h = np.asarray(heat, dtype=np.float32)
-    h = cv2.resize(h, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_CUBIC)
+    h: np.ndarray = cv2.resize(
+        np.asarray(heat, dtype=np.float32), (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_CUBIC
+    )
     lo, hi = float(h.min()), float(h.max())
     h = (h - lo) / (hi - lo) if hi > lo else np.zeros_like(h)
     colour = cv2.applyColorMap((h * 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]
@@ -77,9 +78,9 @@ def render_report(result: dict[str, Any], artifacts: list[FaceArtifact]) -> str:
             {
                 "label": a.label,
                 "thumb": png_data_uri(draw_landmarks(a.crop, a.crop_landmarks)),
-                "heat": png_data_uri(heatmap_overlay(a.heatmap_crop if a.heatmap_crop is not None else a.crop, a.heatmap))
-                if a.heatmap is not None
-                else None,
+                "heat": None
+                if a.heatmap is None
+                else png_data_uri(heatmap_overlay(a.crop if a.heatmap_crop is None else a.heatmap_crop, a.heatmap)),
                 "pose": a.face.pose.to_dict() if a.face.pose else None,
                 "confidence": round(a.face.confidence, 3),
                 "score": a.score,

@@ -41,6 +41,7 @@ def login(
 ) -> Response:
     check_csrf(request, csrf)
     user = authenticate_user(session, username, password)
+    _audit_login(session, username[:128], user is not None, request)
     if user is None:
         return templates.TemplateResponse(
             request, "login.html",
@@ -49,6 +50,14 @@ def login(
     request.session.clear()
     request.session["uid"] = user.id
     return RedirectResponse(next if next.startswith("/") and not next.startswith("//") else "/", status_code=303)
+
+
+def _audit_login(session: SessionDep, username: str, ok: bool, request: Request) -> None:
+    """Every sign-in attempt goes into the hash-chained audit trail (cases domain)."""
+    from deepshield.cases import audit
+
+    audit.record(session, actor=username, actor_kind="human", action="login" if ok else "login_failed",
+                 details={"client": request.client.host if request.client else None})
 
 
 @router.post("/logout")

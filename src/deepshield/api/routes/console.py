@@ -1,0 +1,449 @@
+"""The review console (server-rendered; reviewers and admins sign in) and the victim's self-service pages.
+
+Media previews are blurred on the server until the reviewer chooses to look; each reveal is audited. Every
+form carries the session's CSRF token, and every decision carries the case version the reviewer saw."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+
+from deepshield.accounts.models import User
+from deepshield.api.deps import OptionalUser, SessionDep, check_csrf, csrf_token
+from deepshield.api.routes.cases import DB_INT_MAX, CtxDep, client_key
+from deepshield.cases import audit, flows, reasons, service, webhooks
+from deepshield.cases.models import (
+    Appeal,
+    CaseAction,
+    CaseEvidence,
+    CaseMedia,
+    StatementOfReasons,
+    UploadScreening,
+)
+from deepshield.cases.ratelimit import PIN
+from deepshield.errors import DeepshieldError
+from deepshield.store.db import session_scope
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+
+
+def _need_user(request: Request, user: User | None, admin: bool = False) -> User:
+    if user is None:
+        raise HTTPException(303, headers={"Location": f"/login?next={request.url.path}"})
+    if user.role not in ("reviewer", "admin"):
+        raise HTTPException(403, "reviewers only")
+    if admin and user.role != "admin":
+        raise HTTPException(403, "admins only")
+    return user
+
+
+def _page(request: Request, name: str, user: Any, status: int = 200, **ctx: Any) -> Response:
+    return templates.TemplateResponse(
+        request, name, {"user": user, "csrf": csrf_token(request), **ctx}, status_code=status
+    )
+
+
+@router.get("/console", response_class=HTMLResponse)
+def queue_page(request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
+    u = _need_user(request, user)
+    items = service.queue(session, ctx.policy, limit=300)
+    review_uploads = list(
+        session.scalars(
+            select(UploadScreening)
+            .where(UploadScreening.decision == "review")
+            .order_by(UploadScreening.at.desc())
+            .limit(50)
+        )
+    )
+    return _page(request, "cases/queue.html", u, items=items, categories=service.CATEGORIES, uploads=review_uploads)
+
+
+@router.get("/console/cases/{case_id}", response_class=HTMLResponse)
+def case_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
+    u = _need_user(request, user)
+    case = service.get_case(session, case_id)
+    media = list(session.scalars(select(CaseMedia).where(CaseMedia.case_id == case.id)))
+    revealed = set(request.session.get("revealed", []))
+    evidence = list(session.scalars(select(CaseEvidence).where(CaseEvidence.case_id == case.id)))
+    return _page(
+        request,
+        "cases/case.html",
+        u,
+        case=case,
+        deadline=service.deadline(case, ctx.policy),
+        locations=json.loads(case.content_locations),
+        missing=json.loads(case.missing),
+        media=media,
+        revealed=revealed,
+        evidence=[(e, json.loads(e.data)) for e in evidence],
+        timeline=service.timeline(session, case.id),
+        events=audit.events_for_case(session, case.id),
+        actions=list(session.scalars(select(CaseAction).where(CaseAction.case_id == case.id))),
+        statements=reasons.statements_for(session, case.id),
+        appeals=list(session.scalars(select(Appeal).where(Appeal.case_id == case.id))),
+        categories=service.CATEGORIES,
+        error=request.query_params.get("error"),
+    )
+
+
+@router.post("/console/cases/{case_id}/reveal/{media_id}")
+def reveal(
+    case_id: str,
+    media_id: Annotated[int, PathParam(ge=1, le=DB_INT_MAX)],
+    request: Request,
+    user: OptionalUser,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    u = _need_user(request, user)
+    check_csrf(request, csrf)
+    with session_scope(request.app.state.settings) as s:
+        m = s.get(CaseMedia, media_id)
+        if m is None or m.case_id != case_id:
+            raise HTTPException(404, "no such media")
+        audit.record(
+            s,
+            actor=u.username,
+            actor_kind="human",
+            action="media_revealed",
+            case_id=case_id,
+            reason="reviewer chose to view the media",
+            evidence=[m.sha256],
+        )
+    request.session["revealed"] = sorted(set(request.session.get("revealed", [])) | {media_id})
+    return RedirectResponse(f"/console/cases/{case_id}#media", status_code=303)
+
+
+@router.get("/console/media/{media_id}")
+def media_file(
+    media_id: Annotated[int, PathParam(ge=1, le=DB_INT_MAX)], request: Request, user: OptionalUser, session: SessionDep
+) -> Response:
+    """The original only after a reveal; before that a heavily blurred JPEG made on the server."""
+    _need_user(request, user)
+    m = session.get(CaseMedia, media_id)
+    if m is None:
+        raise HTTPException(404, "no such media")
+    revealed = media_id in set(request.session.get("revealed", []))
+    if revealed and m.kind in ("image", "video"):
+        return Response(Path(m.path).read_bytes(), media_type=_mime(m.path), headers={"Cache-Control": "no-store"})
+    return Response(
+        _preview(Path(m.path), blur=not revealed),
+        media_type="image/jpeg",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _mime(path: str) -> str:
+    import mimetypes
+
+    return mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+def _preview(path: Path, blur: bool) -> bytes:
+    from PIL import Image, ImageFilter
+
+    from deepshield.media import FrameSampling, open_media
+
+    try:
+        media = open_media(path)
+        frame = next(iter(media.frames(FrameSampling.evenly(1))))
+        img = Image.fromarray(frame.rgb)
+        media.close()
+    except (DeepshieldError, StopIteration):
+        img = Image.new("RGB", (320, 240), (120, 120, 120))
+    img.thumbnail((480, 480))
+    if blur:  # coarse enough that no face or body detail survives
+        img = img.resize((max(1, img.width // 40), max(1, img.height // 40))).resize(img.size)
+        img = img.filter(ImageFilter.GaussianBlur(18))
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
+def _back(case_id: str, error: str | None = None) -> RedirectResponse:
+    from urllib.parse import quote
+
+    return RedirectResponse(f"/console/cases/{case_id}" + (f"?error={quote(error)}" if error else ""), status_code=303)
+
+
+@router.post("/console/cases/{case_id}/review")
+def console_review(
+    case_id: str,
+    request: Request,
+    user: OptionalUser,
+    ctx: CtxDep,
+    csrf: Annotated[str, Form()] = "",
+    version: Annotated[int, Form(ge=0, le=DB_INT_MAX)] = 0,
+) -> Response:
+    u = _need_user(request, user)
+    check_csrf(request, csrf)
+    try:
+        flows.start_review(ctx, case_id, u.username, expected_version=version)
+    except DeepshieldError as e:
+        return _back(case_id, e.message)
+    return _back(case_id)
+
+
+@router.post("/console/cases/{case_id}/decide")
+def console_decide(
+    case_id: str,
+    request: Request,
+    user: OptionalUser,
+    ctx: CtxDep,
+    csrf: Annotated[str, Form()] = "",
+    version: Annotated[int, Form(ge=0, le=DB_INT_MAX)] = 0,
+    action: Annotated[list[str] | None, Form()] = None,
+    reason: Annotated[str, Form(max_length=4000)] = "",
+    facts: Annotated[str, Form(max_length=4000)] = "",
+    territorial_scope: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    u = _need_user(request, user)
+    check_csrf(request, csrf)
+    try:
+        flows.decide(
+            ctx,
+            case_id,
+            action or [],
+            actor=u.username,
+            actor_kind="human",
+            reason=reason,
+            expected_version=version,
+            facts=facts,
+            territorial_scope=territorial_scope,
+        )
+    except DeepshieldError as e:
+        return _back(case_id, e.message)
+    return _back(case_id)
+
+
+@router.post("/console/cases/{case_id}/appeal-decision")
+def console_appeal(
+    case_id: str,
+    request: Request,
+    user: OptionalUser,
+    ctx: CtxDep,
+    csrf: Annotated[str, Form()] = "",
+    version: Annotated[int, Form(ge=0, le=DB_INT_MAX)] = 0,
+    outcome: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    u = _need_user(request, user)
+    check_csrf(request, csrf)
+    try:
+        flows.decide_appeal(
+            ctx,
+            case_id,
+            outcome,
+            actor=u.username,
+            actor_kind="human",
+            reason=reason,
+            expected_version=version,
+        )
+    except DeepshieldError as e:
+        return _back(case_id, e.message)
+    return _back(case_id)
+
+
+@router.get("/console/admin", response_class=HTMLResponse)
+def admin_page(request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
+    u = _need_user(request, user, admin=True)
+    return _page(
+        request,
+        "cases/admin.html",
+        u,
+        dead=webhooks.dead_letters(session),
+        verify=audit.verify(session),
+        policy=ctx.policy,
+        pending=webhooks.pending_count(session),
+        message=request.query_params.get("msg"),
+    )
+
+
+@router.post("/console/admin/requeue")
+def admin_requeue(request: Request, user: OptionalUser, ctx: CtxDep, csrf: Annotated[str, Form()] = "") -> Response:
+    _need_user(request, user, admin=True)
+    check_csrf(request, csrf)
+    with session_scope(ctx.settings) as s:
+        n = webhooks.requeue(s)
+    ctx.kick()
+    return RedirectResponse(f"/console/admin?msg=requeued+{n}", status_code=303)
+
+
+@router.get("/statements/{statement_id}", response_class=HTMLResponse)
+def statement_page(statement_id: str, request: Request, user: OptionalUser, session: SessionDep) -> Response:
+    """The statement of reasons as the affected user and the notifier see it (its id is unguessable)."""
+    sor = session.get(StatementOfReasons, statement_id)
+    if sor is None:
+        raise HTTPException(404, "no such statement")
+    return _page(request, "cases/statement.html", user, s=reasons.statement_dict(sor))
+
+
+# --- victim self-service
+# -------------------------------------------------------------------------------------
+def _victim_case(request: Request, case_id: str) -> str:
+    if request.session.get("victim_case") != case_id.upper():
+        raise HTTPException(303, headers={"Location": "/status"})
+    return case_id.upper()
+
+
+@router.get("/status", response_class=HTMLResponse)
+def status_login(request: Request, user: OptionalUser) -> Response:
+    return _page(request, "cases/status_login.html", user)
+
+
+@router.post("/status", response_class=HTMLResponse)
+def status_login_post(
+    request: Request,
+    user: OptionalUser,
+    ctx: CtxDep,
+    csrf: Annotated[str, Form()] = "",
+    case_id: Annotated[str, Form(max_length=20)] = "",
+    pin: Annotated[str, Form(max_length=16)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        PIN.hit(client_key(request))
+        with session_scope(ctx.settings) as s:
+            case = service.check_pin(s, ctx.settings, case_id, pin)
+            cid = case.id if case else None
+    except DeepshieldError as e:
+        return _page(request, "cases/status_login.html", user, error=e.message, status=e.http_status)
+    if cid is None:
+        return _page(request, "cases/status_login.html", user, error="Unknown case number or wrong PIN.", status=401)
+    request.session["victim_case"] = cid
+    return RedirectResponse(f"/status/{cid}", status_code=303)
+
+
+@router.get("/status/{case_id}", response_class=HTMLResponse)
+def status_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
+    cid = _victim_case(request, case_id)
+    case = service.get_case(session, cid)
+    from deepshield.cases.models import VictimHash
+
+    hashes = list(session.scalars(select(VictimHash).where(VictimHash.case_id == cid)))
+    return _page(
+        request,
+        "cases/status.html",
+        user,
+        case=case,
+        deadline=service.deadline(case, ctx.policy),
+        timeline=service.timeline(session, cid),
+        missing=json.loads(case.missing),
+        statements=reasons.statements_for(session, cid),
+        hashes=hashes,
+        message=request.query_params.get("msg"),
+        error=request.query_params.get("error"),
+        can_appeal=case.state in ("actioned", "no_action"),
+        categories=service.CATEGORIES,
+        roles=service.ROLES,
+    )
+
+
+def _status_back(cid: str, msg: str = "", error: str = "") -> RedirectResponse:
+    from urllib.parse import urlencode
+
+    q = urlencode({k: v for k, v in (("msg", msg), ("error", error)) if v})
+    return RedirectResponse(f"/status/{cid}" + (f"?{q}" if q else ""), status_code=303)
+
+
+@router.post("/status/{case_id}/hashes")
+def status_hashes(
+    case_id: str,
+    request: Request,
+    ctx: CtxDep,
+    csrf: Annotated[str, Form()] = "",
+    hashes: Annotated[str, Form(max_length=100000)] = "",
+) -> Response:
+    """Lines of `signal value` (pdq, md5, sha256) computed on the victim's own device."""
+    cid = _victim_case(request, case_id)
+    check_csrf(request, csrf)
+    items = []
+    for line in hashes.splitlines():
+        parts = line.replace(":", " ").split()
+        if len(parts) == 2:
+            items.append((parts[0], parts[1]))
+        elif len(parts) == 1:
+            items.append(("md5" if len(parts[0]) == 32 else "pdq", parts[0]))
+    try:
+        n = flows.add_victim_hashes(ctx, cid, items, actor="victim")
+    except DeepshieldError as e:
+        return _status_back(cid, error=e.message)
+    return _status_back(cid, msg=f"{n} hash(es) added")
+
+
+INFO_FIELDS = (
+    "category",
+    "jurisdiction",
+    "content_locations",
+    "explanation",
+    "good_faith",
+    "signature",
+    "reporter_name",
+    "reporter_email",
+    "reporter_contact",
+    "reporter_role",
+)
+
+
+@router.post("/status/{case_id}/info")
+async def status_info(case_id: str, request: Request, ctx: CtxDep) -> Response:
+    """The reporter adds what the notice lacked; the validity check runs again (the clock starts if complete)."""
+    cid = _victim_case(request, case_id)
+    form = await request.form()
+    check_csrf(request, str(form.get("csrf", "")))
+    updates: dict[str, Any] = {}
+    for name in INFO_FIELDS:
+        raw = form.get(name)
+        if raw is None or not isinstance(raw, str) or not raw.strip():
+            continue
+        value = raw.strip()[:10000]
+        if name == "content_locations":
+            updates[name] = value.split()
+        elif name == "good_faith":
+            updates[name] = True
+        else:
+            updates[name] = value
+    if not updates:
+        return _status_back(cid, error="nothing was filled in")
+    try:
+        with session_scope(ctx.settings) as s:
+            case = service.supply_info(s, cid, updates, "reporter", "human", ctx.policy)
+            state = case.state
+    except DeepshieldError as e:
+        return _status_back(cid, error=e.message)
+    return _status_back(
+        cid, msg="Thank you: the report is complete." if state == "valid" else "Saved; something is still missing."
+    )
+
+
+@router.post("/status/{case_id}/withdraw")
+def status_withdraw(case_id: str, request: Request, ctx: CtxDep, csrf: Annotated[str, Form()] = "") -> Response:
+    cid = _victim_case(request, case_id)
+    check_csrf(request, csrf)
+    n = flows.withdraw(ctx, cid, actor="victim")
+    return _status_back(cid, msg=f"Withdrawn: {n} hash(es) removed from every bank.")
+
+
+@router.post("/status/{case_id}/appeal")
+def status_appeal(
+    case_id: str,
+    request: Request,
+    ctx: CtxDep,
+    csrf: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    cid = _victim_case(request, case_id)
+    check_csrf(request, csrf)
+    try:
+        flows.file_appeal(ctx, cid, filed_by="reporter", actor_kind="human", reason=reason)
+    except DeepshieldError as e:
+        return _status_back(cid, error=e.message)
+    return _status_back(cid, msg="Appeal filed: a person will review the decision.")

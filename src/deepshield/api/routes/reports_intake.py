@@ -1,0 +1,186 @@
+"""Report intake: the API for platforms (scope `cases`, Idempotency-Key) and the public web form (no key,
+rate limited, CSRF-protected, one report per form even when submitted twice)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Header, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from deepshield.api.deps import OptionalUser, SettingsDep, check_csrf, csrf_token
+from deepshield.api.routes.cases import CasesPrincipal, CtxDep, actor_kind, client_key
+from deepshield.api.uploads import save_upload
+from deepshield.cases import flows, intake
+from deepshield.cases.ratelimit import FORM
+from deepshield.cases.service import CATEGORIES, ROLES, ReportFields
+from deepshield.errors import DeepshieldError
+
+router = APIRouter(tags=["reports"])
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+
+
+class ReportIn(BaseModel):
+    """TAKE IT DOWN Act + DSA Art. 16 notice. Missing fields do not fail the request: the case is stored as
+    `needs_info` and the response lists exactly what is missing."""
+
+    category: str = Field(default="", max_length=32, description=", ".join(CATEGORIES))
+    jurisdiction: str = Field(
+        default="", max_length=8, description="country or region code: US, EU, UK, DE..."
+    )
+    content_locations: list[str] = Field(default_factory=list, max_length=100, description="exact URL(s)")
+    explanation: str = Field(default="", max_length=10000, description="why the content is illegal")
+    good_faith: bool = Field(default=False, description="good-faith / bona fide statement")
+    signature: str = Field(default="", max_length=256, description="physical or electronic signature")
+    reporter_name: str = Field(default="", max_length=256)
+    reporter_email: str = Field(default="", max_length=256)
+    reporter_contact: str = Field(default="", max_length=512, description="other contact (phone, address)")
+    reporter_role: str = Field(default="", max_length=32, description=", ".join(ROLES))
+
+    def fields(self) -> ReportFields:
+        return ReportFields(**self.model_dump())
+
+
+@router.post(
+    "/v1/reports",
+    status_code=201,
+    responses={
+        200: {"description": "replay of an earlier submission"},
+        422: {"description": "Idempotency-Key reused"},
+    },
+)
+def create_report(
+    body: ReportIn,
+    ctx: CtxDep,
+    principal: CasesPrincipal,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> Any:
+    """File a report. Send an `Idempotency-Key` header: a retry with the same key returns the same case."""
+    r = intake.submit(
+        ctx,
+        body.fields(),
+        source="api",
+        submitted_by=principal.name,
+        actor_kind=actor_kind(principal),
+        idempotency_key=idempotency_key,
+        client=f"{principal.kind}:{principal.id}",
+    )
+    return JSONResponse(
+        r.to_dict(),
+        status_code=200 if r.replayed else 201,
+        headers={"Idempotent-Replayed": "true"} if r.replayed else {},
+    )
+
+
+def _form_ctx(request: Request, user: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        "user": user,
+        "csrf": csrf_token(request),
+        "categories": CATEGORIES,
+        "roles": ROLES,
+        "submission_id": secrets.token_urlsafe(16),
+        **extra,
+    }
+
+
+@router.get("/report", response_class=HTMLResponse, include_in_schema=False)
+def report_form(request: Request, user: OptionalUser) -> Response:
+    return templates.TemplateResponse(request, "cases/report_form.html", _form_ctx(request, user, values={}))
+
+
+@router.post("/report", response_class=HTMLResponse, include_in_schema=False)
+async def report_submit(
+    request: Request,
+    user: OptionalUser,
+    settings: SettingsDep,
+    ctx: CtxDep,
+    csrf: Annotated[str, Form()] = "",
+    submission_id: Annotated[str, Form(max_length=64)] = "",
+    category: Annotated[str, Form(max_length=32)] = "",
+    jurisdiction: Annotated[str, Form(max_length=8)] = "",
+    content_locations: Annotated[str, Form(max_length=20000)] = "",
+    explanation: Annotated[str, Form(max_length=10000)] = "",
+    good_faith: Annotated[str, Form(max_length=8)] = "",
+    signature: Annotated[str, Form(max_length=256)] = "",
+    reporter_name: Annotated[str, Form(max_length=256)] = "",
+    reporter_email: Annotated[str, Form(max_length=256)] = "",
+    reporter_contact: Annotated[str, Form(max_length=512)] = "",
+    reporter_role: Annotated[str, Form(max_length=32)] = "",
+    file: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    check_csrf(request, csrf)
+    values = {
+        "category": category,
+        "jurisdiction": jurisdiction,
+        "content_locations": content_locations,
+        "explanation": explanation,
+        "signature": signature,
+        "reporter_name": reporter_name,
+        "reporter_email": reporter_email,
+        "reporter_contact": reporter_contact,
+        "reporter_role": reporter_role,
+        "good_faith": bool(good_faith),
+    }
+    try:
+        FORM.hit(client_key(request))
+    except DeepshieldError as e:
+        return templates.TemplateResponse(
+            request,
+            "cases/report_form.html",
+            _form_ctx(request, user, values=values, error=e.message),
+            status_code=429,
+        )
+    fields = ReportFields(
+        category=category,
+        jurisdiction=jurisdiction,
+        content_locations=content_locations.split(),
+        explanation=explanation,
+        good_faith=bool(good_faith),
+        signature=signature,
+        reporter_name=reporter_name,
+        reporter_email=reporter_email,
+        reporter_contact=reporter_contact,
+        reporter_role=reporter_role,
+    )
+    media = None
+    if file is not None and file.filename:
+        try:
+            media = await save_upload(file, settings)
+        except DeepshieldError as e:
+            return templates.TemplateResponse(
+                request,
+                "cases/report_form.html",
+                _form_ctx(request, user, values=values, error=e.message),
+                status_code=e.http_status,
+            )
+    receipt = intake.submit(
+        ctx,
+        fields,
+        source="form",
+        submitted_by="public-form",
+        actor_kind="human",
+        idempotency_key=f"form:{submission_id}" if submission_id else None,
+    )
+    if media is not None and not receipt.replayed:
+        path, m = media
+        await run_in_threadpool(
+            flows.attach_media,
+            ctx,
+            receipt.case_id,
+            path,
+            file.filename or path.name,  # type: ignore[union-attr]
+            m.info.kind.value,
+            "public-form",
+            "human",
+        )
+    return templates.TemplateResponse(
+        request,
+        "cases/receipt.html",
+        {"user": user, "csrf": csrf_token(request), "r": receipt.to_dict()},
+        status_code=201 if not receipt.replayed else 200,
+    )

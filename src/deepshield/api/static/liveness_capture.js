@@ -1,0 +1,110 @@
+// Capture page for a liveness session: camera, timed instructions, full-screen colour flashes, MediaRecorder,
+// one upload. The page never sees a score or a decision: those go to the service that opened the session.
+(function () {
+  "use strict";
+  const sessionId = window.LIVENESS_SESSION;
+  const token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
+  const $ = (id) => document.getElementById(id);
+  const startBtn = $("start"), instruction = $("instruction"), statusEl = $("status");
+  const flash = $("flash"), flashText = $("flash-text"), preview = $("preview");
+  let script = null;
+
+  function setStatus(text, isError) {
+    statusEl.textContent = text;
+    statusEl.className = isError ? "error" : "";
+  }
+
+  function pickMime() {
+    const types = ["video/webm;codecs=vp8", "video/webm;codecs=vp9", "video/webm", "video/mp4;codecs=avc1", "video/mp4"];
+    if (!window.MediaRecorder) return null;
+    for (const t of types) { if (MediaRecorder.isTypeSupported(t)) return t; }
+    return "";
+  }
+
+  async function loadScript() {
+    if (!token) { setStatus("This link is incomplete: open the full link you were sent.", true); return; }
+    const r = await fetch(`/v1/liveness/sessions/${encodeURIComponent(sessionId)}/script`, {
+      headers: { "X-Liveness-Token": token }, cache: "no-store" });
+    if (!r.ok) { setStatus("This video check link is not valid or has expired.", true); return; }
+    const body = await r.json();
+    if (body.status !== "open") { setStatus("This video check has already been used or has expired.", true); return; }
+    script = body.script;
+    const ol = $("steps");
+    for (const s of script.steps) { const li = document.createElement("li"); li.textContent = s.instruction; ol.appendChild(li); }
+    startBtn.disabled = false;
+    setStatus("Ready. Press the button when you are ready.");
+  }
+
+  function schedule(stream) {
+    const mime = pickMime();
+    if (mime === null) { setStatus("This browser cannot record video. Please use a recent Chrome, Safari or Firefox.", true); return; }
+    const rec = mime ? new MediaRecorder(stream, { mimeType: mime }) : new MediaRecorder(stream);
+    const chunks = [];
+    rec.ondataavailable = (e) => { if (e.data && e.data.size) chunks.push(e.data); };
+    rec.onstop = () => upload(new Blob(chunks, { type: rec.mimeType || "video/webm" }));
+    let t0 = 0;
+    const total = script.duration_s + 0.6;
+    function tick() {
+      const t = (performance.now() - t0) / 1000;
+      let step = null;
+      for (const s of script.steps) { if (t >= s.start_s && t < s.end_s) step = s; }
+      const text = step ? step.instruction : "";
+      if (instruction.textContent !== text) instruction.textContent = text;
+      let f = null;
+      for (const x of script.flashes) { if (t >= x.start_s && t < x.end_s) f = x; }
+      if (f) {
+        flash.style.background = `rgb(${f.rgb[0]},${f.rgb[1]},${f.rgb[2]})`;
+        flash.classList.add("on");
+        flashText.textContent = text;
+      } else {
+        flash.classList.remove("on");
+      }
+      if (t < total) requestAnimationFrame(tick);
+      else { instruction.textContent = "Done"; if (rec.state !== "inactive") rec.stop(); }
+    }
+    rec.onstart = () => { t0 = performance.now(); requestAnimationFrame(tick); };
+    rec.start(500);
+    setStatus("Recording…");
+  }
+
+  async function upload(blob) {
+    flash.classList.remove("on");
+    setStatus("Sending your video…");
+    const form = new FormData();
+    const ext = blob.type.indexOf("mp4") >= 0 ? "mp4" : "webm";
+    form.append("video", blob, `session.${ext}`);
+    try {
+      const r = await fetch(`/v1/liveness/sessions/${encodeURIComponent(sessionId)}/video`, {
+        method: "POST", headers: { "X-Liveness-Token": token }, body: form });
+      if (r.ok) {
+        setStatus("Thank you. Your video was sent; you can close this page.");
+        document.body.dataset.uploaded = "1";
+      } else {
+        let msg = "The video could not be sent.";
+        try { const b = await r.json(); if (typeof b.detail === "string") msg += " " + b.detail; } catch (e) { /* keep */ }
+        setStatus(msg, true);
+        document.body.dataset.uploaded = "error";
+      }
+    } catch (e) {
+      setStatus("The video could not be sent: check your connection and try again.", true);
+      document.body.dataset.uploaded = "error";
+    }
+    preview.srcObject && preview.srcObject.getTracks().forEach((t) => t.stop());
+  }
+
+  startBtn.addEventListener("click", async () => {
+    startBtn.disabled = true;
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({
+        video: { facingMode: "user", width: { ideal: 1280 }, height: { ideal: 720 } }, audio: false });
+      preview.srcObject = stream;
+      await preview.play().catch(() => {});
+      schedule(stream);
+    } catch (e) {
+      setStatus("The camera could not be opened. Allow camera access for this page and try again.", true);
+      startBtn.disabled = false;
+    }
+  });
+
+  loadScript().catch(() => setStatus("This video check could not be loaded.", true));
+})();

@@ -1,0 +1,169 @@
+"""Append-only, hash-chained audit trail.
+
+Every event's hash covers all its fields and the previous event's hash, so editing, deleting or reordering any
+event breaks the chain. Appending first locks the single `audit_head` row (an UPDATE), which serialises
+writers
+across threads and processes on SQLite and PostgreSQL alike; the event is written in the caller's transaction,
+so a state change and its audit event commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from deepshield.cases.models import AuditEvent, AuditHead, strip_nul
+from deepshield.store.timeutil import utcnow
+
+GENESIS = "0" * 64
+ACTOR_KINDS = ("human", "automated")
+
+
+def _canonical(ev: dict[str, Any]) -> bytes:
+    return json.dumps(ev, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def event_hash(
+    seq: int,
+    case_id: str | None,
+    actor: str,
+    actor_kind: str,
+    at: str,
+    action: str,
+    reason: str,
+    evidence: str,
+    details: str,
+    prev_hash: str,
+) -> str:
+    body = {
+        "seq": seq,
+        "case_id": case_id,
+        "actor": actor,
+        "actor_kind": actor_kind,
+        "at": at,
+        "action": action,
+        "reason": reason,
+        "evidence": evidence,
+        "details": details,
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(_canonical(body)).hexdigest()
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    actor_kind: str,
+    action: str,
+    reason: str = "",
+    case_id: str | None = None,
+    evidence: Iterable[str] = (),
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event in the caller's transaction (commit with the change it describes)."""
+    if actor_kind not in ACTOR_KINDS:
+        raise ValueError(f"actor_kind must be one of {ACTOR_KINDS}")
+    # Lock the head row first: concurrent appenders wait here, then see the newest head.
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
+    head = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
+    seq, prev = int(head.seq), str(head.hash)
+    # Hash exactly what the database will hold (NUL characters are dropped on the way in).
+    actor, action, reason = strip_nul(actor), strip_nul(action), strip_nul(reason)
+    case_id = strip_nul(case_id)
+    at = utcnow().isoformat(timespec="microseconds")
+    ev_json = strip_nul(json.dumps(sorted(set(evidence))))
+    det_json = strip_nul(json.dumps(details or {}, sort_keys=True, default=str))
+    h = event_hash(seq, case_id, actor, actor_kind, at, action, reason, ev_json, det_json, prev)
+    ev = AuditEvent(
+        seq=seq,
+        case_id=case_id,
+        actor=actor,
+        actor_kind=actor_kind,
+        at=at,
+        action=action,
+        reason=reason,
+        evidence=ev_json,
+        details=det_json,
+        prev_hash=prev,
+        hash=h,
+    )
+    session.add(ev)
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=h))
+    session.flush()
+    return ev
+
+
+@dataclass
+class VerifyResult:
+    events: int
+    head_hash: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(session: Session, batch: int = 5000) -> VerifyResult:
+    """Walk the chain in order: gaps mean deletion, a wrong prev_hash means reordering or deletion, a wrong
+    hash means an edited event; the head row must name the last event (catches a deleted tail)."""
+    problems: list[str] = []
+    prev = GENESIS
+    expected_seq = 1
+    count = 0
+    last_seq = 0
+    after = 0
+    while True:
+        rows = list(
+            session.scalars(
+                select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(batch)
+            )
+        )
+        if not rows:
+            break
+        for ev in rows:
+            count += 1
+            if ev.seq != expected_seq:
+                problems.append(f"event {ev.seq}: expected seq {expected_seq} (event(s) deleted)")
+            if ev.prev_hash != prev:
+                problems.append(
+                    f"event {ev.seq}: prev_hash does not match the previous event (deleted or reordered)"
+                )
+            h = event_hash(
+                ev.seq,
+                ev.case_id,
+                ev.actor,
+                ev.actor_kind,
+                ev.at,
+                ev.action,
+                ev.reason,
+                ev.evidence,
+                ev.details,
+                ev.prev_hash,
+            )
+            if h != ev.hash:
+                problems.append(f"event {ev.seq}: content does not match its hash (edited)")
+            prev = ev.hash
+            expected_seq = ev.seq + 1
+            last_seq = ev.seq
+        after = rows[-1].seq
+    head = session.get(AuditHead, 1)
+    if head is not None:
+        if head.seq != last_seq:
+            problems.append(f"head says {head.seq} events but the last event is {last_seq} (tail deleted)")
+        elif head.hash != prev:
+            problems.append("head hash does not match the last event (last event edited or replaced)")
+    return VerifyResult(events=count, head_hash=prev, problems=problems)
+
+
+def events_for_case(session: Session, case_id: str) -> list[AuditEvent]:
+    return list(
+        session.scalars(select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq))
+    )

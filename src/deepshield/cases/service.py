@@ -1,0 +1,616 @@
+"""Queries and state changes on cases. Every change is a conditional UPDATE on (id, version) plus a
+timeline row
+and an audit event in the same transaction, so a lost race is a typed 409 and never a double action."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from deepshield.cases import audit
+from deepshield.cases.models import Case, CaseTransition
+from deepshield.cases.policy import CasesPolicy
+from deepshield.cases.statemachine import OPEN_FOR_DECISION, ConcurrentUpdate, State, check_transition
+from deepshield.config import Settings
+from deepshield.errors import DeepshieldError
+from deepshield.store.timeutil import utcnow
+
+
+class CaseNotFound(DeepshieldError):
+    code = "not_found"
+    http_status = 404
+
+
+class IdempotencyMismatch(DeepshieldError):
+    code = "idempotency_key_reused"
+    http_status = 422
+
+
+CATEGORIES = {
+    "ncii": "non-consensual intimate imagery (including sexual deepfakes)",
+    "impersonation_fraud": "impersonation or fraud using a synthetic likeness",
+    "political_deepfake": "deceptive political deepfake",
+    "csam": "child sexual abuse material",
+    "harassment": "harassment or defamation using synthetic media",
+    "other": "other illegal or prohibited synthetic media",
+}
+ROLES = {
+    "depicted_person": "the person depicted",
+    "authorised_representative": "someone authorised to act for the person depicted",
+    "third_party": "a third party",
+}
+EU = {
+    "EU",
+    "AT",
+    "BE",
+    "BG",
+    "HR",
+    "CY",
+    "CZ",
+    "DK",
+    "EE",
+    "FI",
+    "FR",
+    "DE",
+    "GR",
+    "HU",
+    "IE",
+    "IT",
+    "LV",
+    "LT",
+    "LU",
+    "MT",
+    "NL",
+    "PL",
+    "PT",
+    "RO",
+    "SK",
+    "SI",
+    "ES",
+    "SE",
+}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.I)
+_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read over the phone
+
+
+@dataclass
+class ReportFields:
+    """The union of TAKE IT DOWN Act (47 U.S.C. 223a) and DSA Art. 16 notice fields."""
+
+    category: str = ""
+    jurisdiction: str = ""
+    content_locations: list[str] = field(default_factory=list)
+    explanation: str = ""
+    good_faith: bool = False
+    signature: str = ""
+    reporter_name: str = ""
+    reporter_email: str = ""
+    reporter_contact: str = ""
+    reporter_role: str = ""
+
+    def normalised(self) -> ReportFields:
+        return ReportFields(
+            category=self.category.strip().lower(),
+            jurisdiction=self.jurisdiction.strip().upper(),
+            content_locations=[u.strip() for u in self.content_locations if u and u.strip()],
+            explanation=self.explanation.strip(),
+            good_faith=bool(self.good_faith),
+            signature=self.signature.strip(),
+            reporter_name=self.reporter_name.strip(),
+            reporter_email=self.reporter_email.strip(),
+            reporter_contact=self.reporter_contact.strip(),
+            reporter_role=self.reporter_role.strip().lower(),
+        )
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self.normalised()), sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Missing:
+    field: str
+    why: str
+
+
+def check_validity(f: ReportFields) -> list[Missing]:
+    """Say exactly what a notice lacks, citing which rule asks for it."""
+    f = f.normalised()
+    out: list[Missing] = []
+    if f.category not in CATEGORIES:
+        out.append(Missing("category", f"choose one of: {', '.join(CATEGORIES)}"))
+    if not f.content_locations:
+        out.append(
+            Missing(
+                "content_locations",
+                "the exact URL(s) of the content, to identify and locate it "
+                "(TAKE IT DOWN Act; DSA Art. 16(2)(b))",
+            )
+        )
+    bad = [u for u in f.content_locations if not _URL.match(u)]
+    if bad:
+        out.append(Missing("content_locations", f"not a http(s) URL: {', '.join(bad[:3])}"))
+    if not f.good_faith:
+        out.append(
+            Missing(
+                "good_faith",
+                "a statement that the report is made in good faith and is accurate "
+                "(TAKE IT DOWN Act; DSA Art. 16(2)(d))",
+            )
+        )
+    if not f.jurisdiction:
+        out.append(Missing("jurisdiction", "the country or region whose law applies (e.g. US, EU, UK, DE)"))
+    if f.category == "ncii":
+        if not f.signature:
+            out.append(
+                Missing(
+                    "signature",
+                    "a physical or electronic signature of the depicted person or of "
+                    "someone authorised (TAKE IT DOWN Act)",
+                )
+            )
+        if f.reporter_role not in ("depicted_person", "authorised_representative"):
+            out.append(
+                Missing(
+                    "reporter_role",
+                    "a removal request must come from the person depicted or someone "
+                    "authorised to act for them (TAKE IT DOWN Act)",
+                )
+            )
+    if not (f.reporter_email or f.reporter_contact) and f.category != "csam":
+        out.append(
+            Missing("contact", "contact information so we can confirm receipt and tell you the decision")
+        )
+    if f.reporter_email and not _EMAIL.match(f.reporter_email):
+        out.append(Missing("reporter_email", "not a valid email address"))
+    if f.jurisdiction in EU and f.category != "csam":
+        if not f.reporter_name:
+            out.append(Missing("reporter_name", "the notifier's name (DSA Art. 16(2)(c))"))
+        if not f.reporter_email:
+            out.append(Missing("reporter_email", "the notifier's email address (DSA Art. 16(2)(c))"))
+    if f.jurisdiction in EU and len(f.explanation) < 10:
+        out.append(
+            Missing(
+                "explanation", "a substantiated explanation of why the content is illegal (DSA Art. 16(2)(a))"
+            )
+        )
+    return out
+
+
+def new_case_id() -> str:
+    r = "".join(secrets.choice(_ALPHABET) for _ in range(8))
+    return f"DS-{r[:4]}-{r[4:]}"
+
+
+_secrets: dict[str, bytes] = {}
+
+
+def case_secret(settings: Settings) -> bytes:
+    """Server secret for deriving PINs (so an idempotent retry can show the same PIN again):
+    DEEPSHIELD_CASES_SECRET (hex; set it when several hosts share one database) or
+    `$DEEPSHIELD_HOME/cases.key`, created once."""
+    env = os.environ.get("DEEPSHIELD_CASES_SECRET")
+    if env:
+        return bytes.fromhex(env)
+    path = settings.home / "cases.key"
+    cached = _secrets.get(str(path))
+    if cached is not None:
+        return cached
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".cases.key.{secrets.token_hex(4)}")
+        tmp.write_text(secrets.token_hex(32))
+        tmp.chmod(0o600)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)  # atomic: the first process wins, the others read its key
+        tmp.unlink()
+    key = bytes.fromhex(path.read_text().strip())
+    _secrets[str(path)] = key
+    return key
+
+
+def pin_hash(secret: bytes, case_id: str, pin: str) -> str:
+    """Keyed hash of the PIN. The PIN is itself derived from the same secret, so a slow hash would add no
+    protection: whoever holds the secret can derive every PIN; whoever holds only the database learns
+    nothing."""
+    return "hmac$" + hmac.new(secret, f"verify:{case_id}:{pin}".encode(), hashlib.sha256).hexdigest()
+
+
+def derive_pin(secret: bytes, case_id: str) -> str:
+    n = int.from_bytes(hmac.new(secret, b"pin:" + case_id.encode(), hashlib.sha256).digest()[:8], "big")
+    return f"{n % 10**8:08d}"
+
+
+def _ts(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite returns naive datetimes; they are UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def get_case(session: Session, case_id: str) -> Case:
+    case = session.get(Case, case_id.strip().upper())
+    if case is None:
+        raise CaseNotFound(f"no case {case_id!r}")
+    return case
+
+
+def find_by_idempotency(session: Session, key: str) -> Case | None:
+    return session.scalar(select(Case).where(Case.idempotency_key == key))
+
+
+def create_case(
+    session: Session,
+    fields: ReportFields,
+    *,
+    source: str,
+    submitted_by: str,
+    actor_kind: str,
+    policy: CasesPolicy,
+    settings: Settings,
+    idempotency_key: str | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[Case, str]:
+    """Record a notice (state `received`) and check it at once: `valid` (clock starts) or `needs_info`.
+    Returns the case and its PIN (the PIN is stored only as a hash)."""
+    f = fields.normalised()
+    now = now or utcnow()
+    case_id = new_case_id()
+    secret = case_secret(settings)
+    pin = derive_pin(secret, case_id)
+    case = Case(
+        id=case_id,
+        version=1,
+        state=State.RECEIVED.value,
+        source=source,
+        submitted_by=submitted_by,
+        idempotency_key=idempotency_key,
+        request_hash=f.digest(),
+        category=f.category or "other",
+        jurisdiction=f.jurisdiction[:8] or "",
+        content_locations=json.dumps(f.content_locations),
+        explanation=f.explanation,
+        good_faith=f.good_faith,
+        signature=f.signature,
+        reporter_name=f.reporter_name,
+        reporter_email=f.reporter_email,
+        reporter_contact=f.reporter_contact,
+        reporter_role=f.reporter_role,
+        missing=json.dumps([asdict(m) for m in check_validity(f)]),
+        pin_hash=pin_hash(secret, case_id, pin),
+        pin_failures=0,
+        received_at=now,
+    )
+    session.add(case)
+    session.add(
+        CaseTransition(
+            case_id=case_id,
+            from_state=None,
+            to_state=State.RECEIVED.value,
+            at=now,
+            actor=submitted_by,
+            actor_kind=actor_kind,
+            reason=f"notice received via {source}",
+        )
+    )
+    session.flush()
+    audit.record(
+        session,
+        actor=submitted_by,
+        actor_kind=actor_kind,
+        action="report_received",
+        case_id=case_id,
+        reason=f"notice received via {source}",
+        details={"category": case.category, "fields": f.digest()},
+    )
+    _revalidate(session, case, f, policy, actor="intake", now=now, stored=True)
+    return case, pin
+
+
+def _revalidate(
+    session: Session,
+    case: Case,
+    f: ReportFields,
+    policy: CasesPolicy,
+    actor: str,
+    now: dt.datetime,
+    stored: bool = False,
+) -> None:
+    """Check the notice and move it to `valid` (clock starts) or `needs_info`; `stored`: the case row already
+    holds this result (a new case), so skip the UPDATE."""
+    missing = check_validity(f)
+    if not stored:
+        session.execute(
+            update(Case).where(Case.id == case.id).values(missing=json.dumps([asdict(m) for m in missing]))
+        )
+        session.refresh(case)
+    if missing:
+        if case.state != State.NEEDS_INFO.value:
+            transition(
+                session,
+                case,
+                State.NEEDS_INFO,
+                actor=actor,
+                actor_kind="automated",
+                reason="incomplete notice: " + "; ".join(m.field for m in missing),
+                now=now,
+            )
+    else:
+        due = policy.due(now, f.category, f.jurisdiction)
+        transition(
+            session,
+            case,
+            State.VALID,
+            actor=actor,
+            actor_kind="automated",
+            reason=f"valid notice; decision due by {due.isoformat(timespec='minutes')}",
+            extra={"valid_at": now, "due_at": due},
+            now=now,
+        )
+
+
+def fields_of(case: Case) -> ReportFields:
+    return ReportFields(
+        category=case.category,
+        jurisdiction=case.jurisdiction,
+        content_locations=json.loads(case.content_locations),
+        explanation=case.explanation,
+        good_faith=case.good_faith,
+        signature=case.signature,
+        reporter_name=case.reporter_name,
+        reporter_email=case.reporter_email,
+        reporter_contact=case.reporter_contact,
+        reporter_role=case.reporter_role,
+    )
+
+
+def supply_info(
+    session: Session, case_id: str, updates: dict[str, Any], actor: str, actor_kind: str, policy: CasesPolicy
+) -> Case:
+    """Fill in what a `needs_info` notice lacked, then check it again."""
+    case = get_case(session, case_id)
+    if case.state not in (State.RECEIVED.value, State.NEEDS_INFO.value):
+        raise DeepshieldError(
+            f"case {case.id} is {case.state}: information can only be added while it needs info"
+        )
+    f = fields_of(case)
+    for k, v in updates.items():
+        if v is None or not hasattr(f, k):
+            continue
+        setattr(f, k, v)
+    f = f.normalised()
+    session.execute(
+        update(Case)
+        .where(Case.id == case.id)
+        .values(
+            category=f.category or "other",
+            jurisdiction=f.jurisdiction[:8],
+            content_locations=json.dumps(f.content_locations),
+            explanation=f.explanation,
+            good_faith=f.good_faith,
+            signature=f.signature,
+            reporter_name=f.reporter_name,
+            reporter_email=f.reporter_email,
+            reporter_contact=f.reporter_contact,
+            reporter_role=f.reporter_role,
+        )
+    )
+    session.refresh(case)
+    audit.record(
+        session,
+        actor=actor,
+        actor_kind=actor_kind,
+        action="info_supplied",
+        case_id=case.id,
+        reason="fields: " + ", ".join(sorted(k for k, v in updates.items() if v is not None)),
+    )
+    _revalidate(session, case, f, policy, actor=actor, now=utcnow())
+    return case
+
+
+def transition(
+    session: Session,
+    case: Case,
+    target: State,
+    *,
+    actor: str,
+    actor_kind: str,
+    reason: str,
+    expected_version: int | None = None,
+    extra: dict[str, Any] | None = None,
+    evidence: list[str] | None = None,
+    now: dt.datetime | None = None,
+) -> Case:
+    """Move a case, or raise ConcurrentUpdate when its version moved on since the caller looked."""
+    now = now or utcnow()
+    version = case.version if expected_version is None else expected_version
+    if expected_version is not None and case.version != expected_version:
+        raise ConcurrentUpdate(
+            f"case {case.id} changed since you opened it (version {case.version}, "
+            f"you had {expected_version}): reload it"
+        )
+    check_transition(case.state, target.value)
+    res = session.execute(
+        update(Case)
+        .where(Case.id == case.id, Case.version == version, Case.state == case.state)
+        .values(state=target.value, version=version + 1, **(extra or {}))
+        .execution_options(synchronize_session=False)
+    )
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConcurrentUpdate(f"case {case.id} was changed by someone else at the same moment: reload it")
+    session.add(
+        CaseTransition(
+            case_id=case.id,
+            from_state=case.state,
+            to_state=target.value,
+            at=now,
+            actor=actor,
+            actor_kind=actor_kind,
+            reason=reason,
+        )
+    )
+    audit.record(
+        session,
+        actor=actor,
+        actor_kind=actor_kind,
+        action=f"state:{target.value}",
+        case_id=case.id,
+        reason=reason,
+        evidence=evidence or (),
+        details={"from": case.state, "version": version + 1},
+    )
+    session.refresh(case)
+    return case
+
+
+def timeline(session: Session, case_id: str) -> list[CaseTransition]:
+    return list(
+        session.scalars(
+            select(CaseTransition).where(CaseTransition.case_id == case_id).order_by(CaseTransition.id)
+        )
+    )
+
+
+def state_times(session: Session, case_id: str) -> dict[str, dt.datetime]:
+    """The (latest) time each state was entered."""
+    out: dict[str, dt.datetime] = {}
+    for t in timeline(session, case_id):
+        at = _ts(t.at)
+        assert at is not None
+        out[t.to_state] = at
+    return out
+
+
+@dataclass
+class Deadline:
+    due_at: dt.datetime | None
+    seconds_left: float | None
+    level: str  # none, ok, warning, breached, met, missed
+
+    @property
+    def label(self) -> str:
+        if self.seconds_left is None:
+            return {"met": "decided in time", "missed": "decided late"}.get(self.level, "no clock")
+        s = abs(self.seconds_left)
+        txt = f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
+        return f"overdue by {txt}" if self.seconds_left < 0 else f"{txt} left"
+
+
+def deadline(case: Case, policy: CasesPolicy, now: dt.datetime | None = None) -> Deadline:
+    """Breaches show before they happen: `warning` once less than warn_fraction of the window is left."""
+    now = now or utcnow()
+    due, valid_at, decided = _ts(case.due_at), _ts(case.valid_at), _ts(case.decided_at)
+    if due is None or valid_at is None:
+        return Deadline(None, None, "none")
+    if case.state not in OPEN_FOR_DECISION:
+        if decided is None:
+            return Deadline(due, None, "none")
+        return Deadline(due, None, "met" if decided <= due else "missed")
+    left = (due - now).total_seconds()
+    window = (due - valid_at).total_seconds()
+    if left < 0:
+        level = "breached"
+    elif left < policy.warn_fraction * window:
+        level = "warning"
+    else:
+        level = "ok"
+    return Deadline(due, left, level)
+
+
+def queue(
+    session: Session,
+    policy: CasesPolicy,
+    limit: int = 200,
+    states: tuple[str, ...] | None = None,
+    now: dt.datetime | None = None,
+) -> list[tuple[Case, Deadline]]:
+    """Open cases, least time left first (breached at the top); cases without a clock after them."""
+    states = states or (
+        State.VALID.value,
+        State.IN_REVIEW.value,
+        State.APPEALED.value,
+        State.NEEDS_INFO.value,
+        State.RECEIVED.value,
+        State.REVERSED.value,
+    )
+    # Cases on the clock first (one query each way: NULL ordering differs between SQLite and PostgreSQL).
+    decide = [st for st in states if st in OPEN_FOR_DECISION]
+    others = [st for st in states if st not in OPEN_FOR_DECISION]
+    rows = list(
+        session.scalars(
+            select(Case).where(Case.state.in_(decide)).order_by(Case.due_at, Case.received_at).limit(limit)
+        )
+    )
+    if len(rows) < limit and others:
+        rows += session.scalars(
+            select(Case).where(Case.state.in_(others)).order_by(Case.received_at).limit(limit - len(rows))
+        )
+    now = now or utcnow()
+    items = [(c, deadline(c, policy, now)) for c in rows]
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+    def key(item: tuple[Case, Deadline]) -> tuple[int, dt.datetime, dt.datetime]:
+        c, d = item
+        rank = 0 if c.state in OPEN_FOR_DECISION else (1 if c.state == State.APPEALED.value else 2)
+        return rank, d.due_at or far, _ts(c.received_at) or far
+
+    return sorted(items, key=key)[:limit]
+
+
+# Victim self-service: case number + PIN, with a lockout that makes guessing hopeless.
+PIN_FREE_TRIES = 5
+PIN_LOCK = dt.timedelta(minutes=15)
+
+
+class PinLocked(DeepshieldError):
+    code = "rate_limited"
+    http_status = 429
+
+
+def check_pin(
+    session: Session, settings: Settings, case_id: str, pin: str, now: dt.datetime | None = None
+) -> Case | None:
+    """The case when the PIN is right. After 5 wrong PINs the case locks for 15 minutes, doubling each time;
+    the counter is stored, so restarts and many processes do not reset it."""
+    now = now or utcnow()
+    case = session.get(Case, case_id.strip().upper()[:20])
+    if case is None:
+        return None
+    locked = _ts(case.pin_locked_until)
+    if locked is not None and locked > now:
+        raise PinLocked(f"too many wrong PINs: try again after {locked.isoformat(timespec='minutes')}")
+    secret = case_secret(settings)
+    if hmac.compare_digest(pin_hash(secret, case.id, pin.strip()), case.pin_hash):
+        case.pin_failures = 0
+        case.pin_locked_until = None
+        return case
+    case.pin_failures += 1
+    if case.pin_failures >= PIN_FREE_TRIES:
+        case.pin_locked_until = now + PIN_LOCK * (2 ** min(case.pin_failures - PIN_FREE_TRIES, 10))
+    audit.record(
+        session,
+        actor="self-service",
+        actor_kind="automated",
+        action="pin_failed",
+        case_id=case.id,
+        reason=f"wrong PIN ({case.pin_failures} in a row)",
+    )
+    return None
+
+
+def media_dir(settings: Settings, case_id: str) -> Path:
+    d = settings.home / "cases" / case_id
+    d.mkdir(parents=True, exist_ok=True)
+    return d

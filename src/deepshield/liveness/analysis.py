@@ -1,0 +1,287 @@
+"""One pass over a session video: the dense per-frame track (pose, eye aspect ratio, face and background
+colour) and sparse keyframes (face boxes, embeddings, forgery scores, perceptual hashes) that the signals read.
+
+Dense samples come from MediaPipe's mesh in tracking mode on frames scaled to at most `work_side` pixels, with
+head pose from `deepshield.faces.estimate_head_pose`; keyframes (a few per second) go through the full
+`deepshield.faces.FaceAnalyzer`, which also counts faces, so a second person or a face switch is seen.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from deepshield.errors import MediaError
+from deepshield.faces import FaceAnalyzer, estimate_head_pose
+from deepshield.faces.landmarks import LEFT_EYE_EAR, RIGHT_EYE_EAR
+from deepshield.faces.types import Face
+from deepshield.media import FrameSampling, MediaKind, open_media
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+# Skin patches for the colour-flash response: forehead, both cheeks, nose bridge (mesh indices).
+SKIN_POINTS = [151, 9, 50, 280, 205, 425, 6, 108, 337]
+
+
+class NoFaceInVideo(MediaError):
+    code = "no_face"
+
+
+@dataclass
+class Sample:
+    """One densely sampled frame."""
+
+    t: float
+    has_face: bool
+    yaw: float = float("nan")
+    pitch: float = float("nan")
+    roll: float = float("nan")
+    ear: float = float("nan")
+    face_rgb: tuple[float, float, float] = (float("nan"),) * 3
+    bg_rgb: tuple[float, float, float] = (float("nan"),) * 3
+    face_center: tuple[float, float] = (float("nan"), float("nan"))
+    face_width: float = float("nan")
+
+
+@dataclass
+class Keyframe:
+    t: float
+    faces: list[Face]
+    rgb: np.ndarray | None  # kept only while signals run; dropped before storing
+    phash: int
+    embedding: np.ndarray | None = None
+    yaw: float | None = None
+    forgery: float | None = None  # the forgery detector's score for the main face, when one is installed
+
+
+@dataclass
+class SessionTrack:
+    fps: float
+    width: int
+    height: int
+    duration_s: float
+    samples: list[Sample]
+    keyframes: list[Keyframe]
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        t = np.array([s.t for s in self.samples], dtype=np.float64)
+        v = np.array([getattr(s, name) for s in self.samples], dtype=np.float64)
+        return t, v
+
+    def colours(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        t = np.array([s.t for s in self.samples], dtype=np.float64)
+        f = np.array([s.face_rgb for s in self.samples], dtype=np.float64).reshape(-1, 3)
+        b = np.array([s.bg_rgb for s in self.samples], dtype=np.float64).reshape(-1, 3)
+        return t, f, b
+
+    def drop_pixels(self) -> None:
+        for k in self.keyframes:
+            k.rgb = None
+
+
+def phash64(rgb: np.ndarray) -> int:
+    """64-bit DCT perceptual hash of a frame (grey 32x32, low 8x8 frequencies against their median)."""
+    g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    g = cv2.resize(g, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+    d = cv2.dct(g)[:8, :8].flatten()
+    bits = d > np.median(d[1:])
+    return int(sum(1 << i for i, b in enumerate(bits) if b))
+
+
+def eye_aspect_ratio(lm: np.ndarray) -> float:
+    def one(idx: list[int]) -> float:
+        p = lm[idx, :2]
+        w = float(np.linalg.norm(p[0] - p[3])) or 1.0
+        return float((np.linalg.norm(p[1] - p[5]) + np.linalg.norm(p[2] - p[4])) / (2 * w))
+
+    return (one(RIGHT_EYE_EAR) + one(LEFT_EYE_EAR)) / 2
+
+
+def _patch_mean(rgb: np.ndarray, pts: np.ndarray, radius: int) -> tuple[float, float, float]:
+    h, w = rgb.shape[:2]
+    acc = np.zeros(3)
+    n = 0
+    for x, y in pts:
+        x0, y0 = int(max(0, x - radius)), int(max(0, y - radius))
+        x1, y1 = int(min(w, x + radius + 1)), int(min(h, y + radius + 1))
+        if x1 > x0 and y1 > y0:
+            acc += rgb[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0)
+            n += 1
+    if n == 0:
+        return (float("nan"),) * 3
+    m = acc / n
+    return (float(m[0]), float(m[1]), float(m[2]))
+
+
+def _background_mean(rgb: np.ndarray, box: tuple[float, float, float, float]) -> tuple[float, float, float]:
+    """Mean colour of the frame's outer band, away from the face (box grown by 60%)."""
+    h, w = rgb.shape[:2]
+    mask = np.zeros((h, w), dtype=bool)
+    bh, bw = int(0.18 * h), int(0.15 * w)
+    mask[:bh, :] = True
+    mask[:, :bw] = True
+    mask[:, w - bw :] = True
+    x0, y0, x1, y1 = box
+    cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) * 0.8, (y1 - y0) * 0.8
+    mask[int(max(0, cy - hh)) : int(min(h, cy + hh * 1.6)), int(max(0, cx - hw)) : int(min(w, cx + hw))] = False
+    if mask.sum() < 50:
+        return (float("nan"),) * 3
+    m = rgb[::2, ::2][mask[::2, ::2]].mean(axis=0)
+    return (float(m[0]), float(m[1]), float(m[2]))
+
+
+def _prefetch(it: Iterator[tuple[float, np.ndarray]], depth: int = 8) -> Iterator[tuple[float, np.ndarray]]:
+    """Decode (and scale) in a second thread while the face models run: PyAV and MediaPipe both release the GIL,
+    so on two cores the decode time mostly hides behind the analysis."""
+    q: queue.Queue[tuple[float, np.ndarray] | BaseException | None] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in it:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(None)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            q.put(e)
+
+    th = threading.Thread(target=produce, name="liveness-decode", daemon=True)
+    th.start()
+    try:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while th.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                th.join(0.05)
+
+
+class SessionAnalyzer:
+    """Turns frames into a SessionTrack. Holds MediaPipe graphs: one per worker, not thread-safe."""
+
+    def __init__(self, fps: float = 15.0, keyframe_fps: float = 2.0, work_side: int = 640) -> None:
+        from mediapipe.python.solutions import face_mesh
+
+        self.fps = fps
+        self.keyframe_every = max(1, int(round(fps / keyframe_fps)))
+        self.work_side = work_side
+        self._mesh_mod = face_mesh
+        self._mesh = self._new_mesh()
+        # A selfie session is a close-up: no tiled search for small faces.
+        self._faces = FaceAnalyzer(max_faces=4, tiled=False)
+
+    def _new_mesh(self) -> Any:
+        return self._mesh_mod.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
+                                       min_detection_confidence=0.5, min_tracking_confidence=0.5)
+
+    def close(self) -> None:
+        self._mesh.close()
+        self._faces.close()
+
+    def _scale(self, rgb: np.ndarray) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        s = self.work_side / max(h, w)
+        if s >= 1:
+            return np.ascontiguousarray(rgb)
+        return cv2.resize(rgb, (int(round(w * s)), int(round(h * s))), interpolation=cv2.INTER_AREA)
+
+    def analyze_frames(self, frames: Iterable[tuple[float, np.ndarray]], fps: float = 0.0) -> SessionTrack:
+        # A fresh tracker per video: tracking state must not leak between sessions.
+        self._mesh.close()
+        self._mesh = self._new_mesh()
+        samples: list[Sample] = []
+        keys: list[Keyframe] = []
+        width = height = 0
+        last_t = 0.0
+        for i, (t, full) in enumerate(frames):
+            rgb = self._scale(full)
+            height, width = rgb.shape[:2]
+            last_t = t
+            res = self._mesh.process(rgb)
+            s = Sample(t=t, has_face=False)
+            if res.multi_face_landmarks:
+                lm = np.array([(p.x * width, p.y * height, p.z * width)
+                               for p in res.multi_face_landmarks[0].landmark], dtype=np.float32)
+                pose = estimate_head_pose(lm, width, height)
+                x0, y0 = lm[:, 0].min(), lm[:, 1].min()
+                x1, y1 = lm[:, 0].max(), lm[:, 1].max()
+                fw = float(x1 - x0)
+                s = Sample(
+                    t=t, has_face=True,
+                    yaw=pose.yaw if pose else float("nan"), pitch=pose.pitch if pose else float("nan"),
+                    roll=pose.roll if pose else float("nan"), ear=eye_aspect_ratio(lm),
+                    face_rgb=_patch_mean(rgb, lm[SKIN_POINTS, :2], max(1, int(fw * 0.04))),
+                    bg_rgb=_background_mean(rgb, (float(x0), float(y0), float(x1), float(y1))),
+                    face_center=(float((x0 + x1) / 2), float((y0 + y1) / 2)), face_width=fw,
+                )
+            samples.append(s)
+            if i % self.keyframe_every == 0:
+                faces = self._faces.analyze(rgb, frame_index=i, time_s=t)
+                keys.append(Keyframe(t=t, faces=faces, rgb=rgb, phash=phash64(rgb),
+                                     yaw=faces[0].pose.yaw if faces and faces[0].pose else None))
+        if not samples:
+            raise MediaError("the video has no frames")
+        return SessionTrack(fps=fps or self.fps, width=width, height=height, duration_s=last_t,
+                            samples=samples, keyframes=keys)
+
+    def analyze_file(self, path: str | Path) -> SessionTrack:
+        media = open_media(path)
+        if media.info.kind != MediaKind.VIDEO:
+            raise MediaError("a liveness session needs a video, not a still image")
+        try:
+            sampled = media.frames(FrameSampling.rate(self.fps, max_frames=900))
+            source = ((f.time_s, self._scale(f.rgb)) for f in sampled)
+            track = self.analyze_frames(_prefetch(source), fps=self.fps)
+        finally:
+            media.close()
+        track.extra["sha256"] = media.info.sha256
+        return track
+
+
+#: Keyframes embedded for identity checks: near-frontal (dlib's ResNet is trained on frontal faces), at most 5
+#: (dlib's CPU build takes 0.1 to 0.5 s per face here).
+EMBED_MAX_YAW = 25.0
+EMBED_MAX_FRAMES = 5
+
+
+def enrich_track(track: SessionTrack, embedder: object | None, detector: object | None) -> None:
+    """Embeddings of near-frontal keyframes and forgery scores of every keyframe, computed once, so that the
+    signals (and re-evaluations against other scripts) never need the pixels again."""
+    from deepshield.detect import Detector
+    from deepshield.liveness.embedding import FaceEmbedder
+
+    if isinstance(embedder, FaceEmbedder):
+        keys = [k for k in track.keyframes if k.rgb is not None and k.faces and k.yaw is not None
+                and abs(k.yaw) < EMBED_MAX_YAW]
+        if len(keys) > EMBED_MAX_FRAMES:
+            keys = [keys[int(i)] for i in np.linspace(0, len(keys) - 1, EMBED_MAX_FRAMES)]
+        for k in keys:
+            assert k.rgb is not None
+            k.embedding = embedder.embed(k.rgb, k.faces[0])
+    if isinstance(detector, Detector):
+        for k in track.keyframes:
+            if k.rgb is not None and k.faces:
+                fs = detector.score_faces(k.rgb, k.faces[:1])
+                if fs:
+                    k.forgery = float(fs[0].score)
+    track.extra["embedder"] = getattr(getattr(embedder, "info", None), "name", None)
+    track.extra["detector"] = getattr(getattr(detector, "info", None), "name", None)
+    track.extra["detector_threshold"] = getattr(getattr(detector, "info", None), "threshold", None)

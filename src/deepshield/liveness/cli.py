@@ -1,0 +1,150 @@
+"""`deepshield liveness ...`: build the attack suite, evaluate it, calibrate the ID-photo match, verify a video."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deepshield.errors import DeepshieldError
+
+console = Console()
+liveness_app = typer.Typer(help="Liveness (KYC video) checks: attack suite, evaluation, calibration.",
+                           no_args_is_help=True)
+
+FacesOpt = Annotated[Path, typer.Option("--faces", help="The shared face corpus (../shared/data/faces).")]
+
+
+def _faces_default() -> Path:
+    return Path("../shared/data/faces")
+
+
+@liveness_app.command("make-attacks")
+def make_attacks(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the suite (videos + manifest.jsonl).")] = Path(
+        "var/liveness-suite"),
+    faces: FacesOpt = _faces_default(),
+    segments: Annotated[int, typer.Option(help="At most this many real video segments (0: all).")] = 0,
+    photos: Annotated[int, typer.Option(help="Still-photo attacks.")] = 60,
+    genuine_variants: Annotated[int, typer.Option(help="Genuine sessions per segment (each its own flashes).")] = 2,
+    other_scripts: Annotated[int, typer.Option(help="Different-script trials per segment.")] = 3,
+    seed: int = 7,
+    orders_only: Annotated[bool, typer.Option("--orders-only", help="Only append the long-clip wrong-order and "
+                                              "too-late trials to an existing suite.")] = False,
+) -> None:
+    """Generate genuine sessions and every attack kind from the shared real media."""
+    from deepshield.liveness.attacks import SuiteBuilder
+
+    if not (faces / "real_videos").is_dir():
+        raise DeepshieldError(f"no real_videos folder under {faces}")
+    b = SuiteBuilder(faces, out, seed=seed, genuine_variants=genuine_variants, other_scripts=other_scripts,
+                     photos=photos, max_segments=segments or None, log=lambda s: console.print(s, highlight=False))
+    if orders_only:
+        from deepshield.liveness.attacks import load_manifest
+
+        b.trials = load_manifest(out)
+        b.build_orders()
+        trials = b.trials
+    else:
+        trials = b.build()
+        b.build_orders()
+    kinds: dict[str, int] = {}
+    for t in trials:
+        kinds[t.kind] = kinds.get(t.kind, 0) + 1
+    console.print(f"{len(trials)} trials in {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+
+
+@liveness_app.command("evaluate")
+def evaluate(
+    suite: Annotated[Path, typer.Option("--suite", help="Folder written by make-attacks.")] = Path(
+        "var/liveness-suite"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
+    report: Annotated[Path | None, typer.Option("--report", help="Also write the JSON report here.")] = None,
+) -> None:
+    """APCER per attack type (and the worst), BPCER, trial counts and 95% upper bounds."""
+    from deepshield.liveness.evaluate import evaluate_suite
+
+    rep = evaluate_suite(suite, log=lambda s: console.print(s, highlight=False) if not as_json else None)
+    if report:
+        report.write_text(json.dumps(rep.to_dict(), indent=2))
+    if as_json:
+        print(json.dumps(rep.to_dict(), indent=2))
+        return
+    t = Table(title="Liveness: attacks accepted (APCER) and genuine sessions rejected (BPCER)")
+    for c in ("kind", "trials", "sources", "accepted / rejected", "rate", "95% upper", "to review"):
+        t.add_column(c)
+    for r in rep.apcer:
+        t.add_row(f"attack: {r.kind}", str(r.trials), str(r.groups), str(r.errors), f"{r.rate:.2%}",
+                  f"{r.bound:.2%}", str(r.reviews))
+    b = rep.bpcer
+    t.add_row("genuine (BPCER: fail)", str(b.trials), str(b.groups), str(b.errors), f"{b.rate:.2%}",
+              f"{b.bound:.2%}", str(b.reviews))
+    s = rep.bpcer_strict
+    t.add_row("genuine (fail or review)", str(s.trials), str(s.groups), str(s.errors), f"{s.rate:.2%}",
+              f"{s.bound:.2%}", "")
+    console.print(t)
+    w = rep.worst
+    if w:
+        console.print(f"worst APCER: {w.kind} {w.errors}/{w.trials} = {w.rate:.2%} (95% upper bound {w.bound:.2%})")
+    console.print(f"BPCER: {b.errors}/{b.trials} = {b.rate:.2%} (95% upper bound {b.bound:.2%}); "
+                  f"sent to review {b.reviews}")
+    console.print("Genuine sessions are real footage with a simulated colour-flash response (no real capture).")
+
+
+@liveness_app.command("calibrate-match")
+def calibrate_match(
+    faces: FacesOpt = _faces_default(),
+    lfw: Annotated[int, typer.Option(help="LFW photos (one per person) for impostor pairs.")] = 998,
+    target_fmr: Annotated[float, typer.Option(help="False match rate the match threshold is set at.")] = 1e-4,
+) -> None:
+    """False match / non-match rates of the ID-photo match at several thresholds, with pair counts."""
+    from deepshield.liveness.facematch import calibrate
+    from deepshield.liveness.policy import LivenessPolicy
+
+    cal = calibrate(faces, lfw=lfw, log=lambda s: console.print(s, highlight=False))
+    pol = LivenessPolicy()
+    thr = cal.threshold_at_fmr(target_fmr)
+    t = Table(title=f"ID-photo match ({cal.embedder}): distance at or below the threshold = match")
+    for c in ("threshold", "false matches / impostor pairs", "FMR", "of which df_master", "false non-matches",
+              "FNMR"):
+        t.add_column(c)
+    for th in sorted({0.4, 0.45, pol.id_match_distance, 0.55, pol.id_reject_distance, round(thr, 4)}):
+        r = cal.at(th)
+        t.add_row(f"{th:.4f}", f"{r['false_matches']} / {r['impostor_pairs']}", f"{r['fmr']:.2e}",
+                  f"{r['false_matches_df']} / {r['impostor_pairs_df']}",
+                  f"{r['false_non_matches']} / {r['genuine_pairs']}", f"{r['fnmr']:.2%}")
+    console.print(t)
+    console.print(f"threshold at FMR {target_fmr:g}: {thr:.4f}; policy: match <= {pol.id_match_distance}, "
+                  f"review up to {pol.id_reject_distance}, fail above")
+    if cal.skipped:
+        console.print(f"no face found in {len(cal.skipped)} photo(s): {', '.join(cal.skipped[:5])}")
+
+
+@liveness_app.command("verify")
+def verify(
+    video: Path,
+    script: Annotated[Path, typer.Option("--script", help="The session's script (JSON from the API).")],
+    id_photo: Annotated[Path | None, typer.Option("--id-photo")] = None,
+) -> None:
+    """Verify one recorded video against a script, offline (no replay index), and print the decision."""
+    from deepshield.faces import FaceAnalyzer
+    from deepshield.liveness.analysis import SessionAnalyzer, enrich_track
+    from deepshield.liveness.decision import verify_track
+    from deepshield.liveness.embedding import get_embedder
+    from deepshield.liveness.script import ChallengeScript
+    from deepshield.liveness.service import embed_id_photo
+
+    sc = ChallengeScript.from_dict(json.loads(script.read_text()))
+    emb = get_embedder()
+    idv = embed_id_photo(id_photo, FaceAnalyzer(), emb) if id_photo else None
+    tr = SessionAnalyzer().analyze_file(video)
+    enrich_track(tr, emb, None)
+    print(json.dumps(verify_track(tr, sc, id_embedding=idv).to_dict(), indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(liveness_app, name="liveness")

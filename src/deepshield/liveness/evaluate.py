@@ -1,0 +1,163 @@
+"""ISO/IEC 30107-3 style figures over an attack suite: APCER per attack type (and the worst), BPCER on genuine
+sessions, each with its trial count and a one-sided 95% upper bound (Clopper-Pearson)."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepshield.liveness.analysis import SessionAnalyzer, SessionTrack, enrich_track
+from deepshield.liveness.attacks import Trial, load_manifest
+from deepshield.liveness.decision import Decision, verify_track
+from deepshield.liveness.embedding import get_embedder
+from deepshield.liveness.policy import LivenessPolicy
+from deepshield.liveness.replay import MemoryReplayIndex
+from deepshield.liveness.script import ChallengeScript
+
+
+def upper_bound(errors: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson upper bound on a rate seen as errors/n (about 3/n when errors is 0)."""
+    if n == 0:
+        return 1.0
+    if errors >= n:
+        return 1.0
+    alpha = 1 - confidence
+
+    def cdf(p: float) -> float:
+        return sum(math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(errors + 1))
+
+    lo, hi = errors / n, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if cdf(mid) > alpha:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+@dataclass
+class Rate:
+    kind: str
+    trials: int
+    errors: int
+    reviews: int
+    groups: int  # distinct real sources behind the trials
+
+    @property
+    def rate(self) -> float:
+        return self.errors / self.trials if self.trials else 0.0
+
+    @property
+    def bound(self) -> float:
+        return upper_bound(self.errors, self.trials)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "trials": self.trials, "errors": self.errors, "rate": round(self.rate, 4),
+                "upper95": round(self.bound, 4), "reviews": self.reviews, "sources": self.groups}
+
+
+@dataclass
+class EvalReport:
+    apcer: list[Rate]
+    bpcer: Rate
+    bpcer_strict: Rate  # genuine sessions not passed outright (fail or review)
+    outcomes: dict[str, dict[str, int]]
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def worst(self) -> Rate | None:
+        return max(self.apcer, key=lambda r: (r.rate, r.bound)) if self.apcer else None
+
+    def to_dict(self) -> dict[str, Any]:
+        w = self.worst
+        return {"apcer": [r.to_dict() for r in self.apcer], "worst_apcer": w.to_dict() if w else None,
+                "bpcer": self.bpcer.to_dict(), "bpcer_incl_review": self.bpcer_strict.to_dict(),
+                "outcomes": self.outcomes, "errors": self.failures}
+
+
+def _resolve(suite: Path, p: str) -> Path:
+    q = Path(p)
+    return q if q.is_absolute() else suite / q
+
+
+def evaluate_suite(suite: Path, policy: LivenessPolicy | None = None, kinds: list[str] | None = None,
+                   log: Callable[[str], None] = lambda s: None) -> EvalReport:
+    from deepshield.detect import get_detector
+
+    policy = policy or LivenessPolicy()
+    trials = [t for t in load_manifest(suite) if not kinds or t.kind in kinds or t.kind == "genuine"]
+    embedder = get_embedder()
+    detector = get_detector("sbi")
+    analyzer = SessionAnalyzer()
+    tracks: dict[str, SessionTrack] = {}
+    id_embs: dict[str, Any] = {}
+    video_files = sorted({t.video for t in trials})
+    from deepshield.faces import FaceAnalyzer
+    from deepshield.liveness.service import embed_id_photo
+
+    fa = FaceAnalyzer(max_faces=4)
+    cache = suite / "cache"
+    cache.mkdir(exist_ok=True)
+    models = f"{embedder.info.name if embedder else 'none'}-{detector.info.name if detector else 'none'}"
+    for i, vf in enumerate(video_files):
+        src = _resolve(suite, vf)
+        # Analyses are cached per video file and models, so re-evaluating (a new policy, more trials) is cheap.
+        cached = cache / f"{vf.replace('/', '_')}.{models}.pkl"
+        if cached.exists() and cached.stat().st_mtime >= src.stat().st_mtime:
+            with open(cached, "rb") as f:
+                tracks[vf] = pickle.load(f)
+            continue
+        log(f"analyse {i + 1}/{len(video_files)} {vf}")
+        tr = analyzer.analyze_file(src)
+        enrich_track(tr, embedder, detector)
+        tr.drop_pixels()
+        tracks[vf] = tr
+        with open(cached, "wb") as f:
+            pickle.dump(tr, f)
+    for t in trials:
+        if t.id_photo not in id_embs:
+            try:
+                id_embs[t.id_photo] = embed_id_photo(_resolve(suite, t.id_photo), fa, embedder)
+            except Exception:  # noqa: BLE001 - an ID photo without a face: the trial runs without it
+                id_embs[t.id_photo] = None
+    # Earlier sessions: every genuine trial's first variant, keyed by its id and source video.
+    genuine_hashes: dict[str, tuple[str, str | None, list[int]]] = {}
+    for t in trials:
+        if t.kind == "genuine":
+            tr = tracks[t.video]
+            genuine_hashes[t.id] = (t.group, str(tr.extra.get("sha256")), [k.phash for k in tr.keyframes])
+    by_kind: dict[str, list[tuple[Trial, Decision]]] = defaultdict(list)
+    for t in trials:
+        idx = MemoryReplayIndex()
+        for sid, (group, sha, hashes) in genuine_hashes.items():
+            # Other people's earlier sessions; the same source only when the trial replays it.
+            if group != t.group or sid == t.replay_of:
+                idx.add(sid, sha, hashes)
+        d = verify_track(tracks[t.video], ChallengeScript.from_dict(t.script), session_id=t.id, policy=policy,
+                         id_embedding=id_embs.get(t.id_photo), replay_index=idx)
+        by_kind[t.kind].append((t, d))
+    outcomes: dict[str, dict[str, int]] = {
+        k: dict(Counter(str(d.outcome) for _, d in res)) for k, res in by_kind.items()}
+    apcer = []
+    failures: list[dict[str, Any]] = []
+    for k, res in sorted(by_kind.items()):
+        if k == "genuine":
+            continue
+        errs = [(t, d) for t, d in res if d.outcome == "pass"]
+        apcer.append(Rate(k, len(res), len(errs), sum(d.outcome == "review" for _, d in res),
+                          len({t.group for t, _ in res})))
+        failures += [{"trial": t.id, "kind": k, "outcome": d.outcome, "score": round(d.score, 3)} for t, d in errs]
+    g = by_kind.get("genuine", [])
+    rejected = [(t, d) for t, d in g if d.outcome == "fail"]
+    not_passed = [(t, d) for t, d in g if d.outcome != "pass"]
+    groups = len({t.group for t, _ in g})
+    bpcer = Rate("genuine", len(g), len(rejected), len(not_passed) - len(rejected), groups)
+    strict = Rate("genuine (review counted as rejection)", len(g), len(not_passed), 0, groups)
+    failures += [{"trial": t.id, "kind": "genuine", "outcome": d.outcome, "reasons": d.reasons} for t, d in not_passed]
+    return EvalReport(apcer, bpcer, strict, outcomes, failures)

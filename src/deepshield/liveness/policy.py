@@ -1,0 +1,38 @@
+"""Every threshold of the liveness decision in one place, stored with each decision."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LivenessPolicy:
+    turn_deg: float = 30.0  # a turn step needs |yaw| past this, on the requested side
+    profile_deg: float = 55.0  # a profile hold needs |yaw| past this (or the mesh lost after passing 40)
+    profile_hold_s: float = 0.4
+    front_deg: float = 15.0  # "back to the front": |yaw| and |pitch - baseline| under this
+    front_hold_s: float = 0.3
+    up_deg: float = 12.0  # look up: pitch above the frontal baseline by this much
+    reaction_s: float = 0.8  # a step may complete up to this long after its window closes
+    min_face_fraction: float = 0.8  # of the samples outside profile windows
+    blink_drop: float = 0.7  # a blink: eye aspect ratio under this fraction of the open-eye baseline
+    blink_min_s: float = 0.05
+    blink_max_s: float = 0.7
+    flash_min_corr: float = 0.6  # face chroma response vs flashed colours (Pearson), pass at or above
+    flash_review_corr: float = 0.35
+    flash_min_amplitude: float = 0.015  # mean log-chroma response along the flashed colour
+    flash_max_latency_s: float = 0.3
+    identity_max_distance: float = 0.6  # embeddings of the video's own face further apart than this: a switch
+    max_jump_widths: float = 0.6  # face centre jump between neighbouring samples, in face widths
+    #: ID photo match, dlib ResNet euclidean distance: pass at or below match, fail above reject, review between.
+    #: Set from impostor pairs (df_master + LFW) by `deepshield liveness calibrate-match`; see docs/liveness.md.
+    id_match_distance: float = 0.485
+    id_reject_distance: float = 0.60
+    replay_hamming: int = 6  # keyframe perceptual hashes this close count as the same frame
+    replay_fail_fraction: float = 0.5
+    replay_review_fraction: float = 0.25
+    review_below_score: float = 0.7
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,59 @@
+"""The one interface every liveness signal implements, and what it returns."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from deepshield.liveness.analysis import SessionTrack
+from deepshield.liveness.policy import LivenessPolicy
+from deepshield.liveness.replay import ReplayIndex
+from deepshield.liveness.script import ChallengeScript
+
+Verdict = Literal["pass", "fail", "review", "unavailable"]
+
+
+@dataclass
+class SignalContext:
+    session_id: str
+    track: SessionTrack
+    script: ChallengeScript
+    policy: LivenessPolicy
+    id_embedding: np.ndarray | None = None
+    replay_index: ReplayIndex | None = None
+    #: filled by signals for each other (e.g. the frontal embeddings computed once)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SignalResult:
+    name: str
+    verdict: Verdict
+    score: float  # 0..1, 1 = evidence of a live, matching person; meaningless when unavailable
+    weight: float  # weight in the decision; 0 when unavailable
+    critical: bool  # a "fail" from a critical signal fails the session
+    reasons: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "verdict": self.verdict, "score": round(float(self.score), 4),
+                "weight": self.weight, "critical": self.critical, "reasons": self.reasons,
+                "evidence": self.evidence}
+
+
+class LivenessSignal(abc.ABC):
+    name: str
+    weight: float
+    critical: bool = True
+
+    @abc.abstractmethod
+    def evaluate(self, ctx: SignalContext) -> SignalResult:
+        """Judge one session from its track and script."""
+
+    def result(self, verdict: Verdict, score: float, reasons: list[str], **evidence: Any) -> SignalResult:
+        weight = 0.0 if verdict == "unavailable" else self.weight
+        return SignalResult(self.name, verdict, float(np.clip(score, 0, 1)), weight, self.critical, reasons,
+                            evidence)

@@ -1,0 +1,71 @@
+"""Banks, banked content (entries) and their signals; plus the change log the in-memory index follows."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from deepshield.store.db import Base
+from deepshield.store.timeutil import utcnow
+
+
+class MatchBank(Base):
+    __tablename__ = "match_banks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: HMA's `matching_enabled_ratio`: 1 = on, 0 = off, in between = that share of lookups (gradual roll-out).
+    enabled_ratio: Mapped[float] = mapped_column(Float, default=1.0)
+    #: A negative bank holds known false positives: a lookup closer to one of them suppresses its matches.
+    is_negative: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Distance threshold for PDQ / vPDQ frames in this bank; NULL = the signal's default (31).
+    threshold: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MatchEntry(Base):
+    """One banked piece of content (HMA's bank content), with the metadata a match reports."""
+
+    __tablename__ = "match_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("match_banks.id", ondelete="CASCADE"), index=True)
+    content_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    case_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    added_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    original_media_uri: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    #: HMA `disable_until_ts`: matching of this entry is off until then (0 = enabled).
+    disable_until_ts: Mapped[int] = mapped_column(Integer, default=0)
+    extra_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class MatchSignal(Base):
+    __tablename__ = "match_signals"
+    __table_args__ = (Index("ix_match_signals_type_value", "signal_type", "value_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("match_entries.id", ondelete="CASCADE"), index=True)
+    bank_id: Mapped[int] = mapped_column(Integer, index=True)  # denormalised: the index groups by bank
+    signal_type: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(Text)
+    #: First 64 characters of the value, for equality look-ups of exact hashes without indexing long texts.
+    value_key: Mapped[str] = mapped_column(String(64))
+    quality: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class MatchIndexLog(Base):
+    """Append-only change log: every process's in-memory index applies it before each lookup."""
+
+    __tablename__ = "match_index_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    op: Mapped[str] = mapped_column(String(8))  # add | remove
+    signal_id: Mapped[int] = mapped_column(Integer)
+    signal_type: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

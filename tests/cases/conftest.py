@@ -1,0 +1,203 @@
+"""Fixtures for the cases tests: settings on a temp SQLite home, or on the real PostgreSQL server that the root
+conftest starts (`postgres_url`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from deepshield.cases.adapters import MemoryHashBank
+from deepshield.cases.flows import CasesContext
+from deepshield.cases.service import ReportFields
+from deepshield.config import Settings
+from deepshield.store.db import reset_engines, upgrade_schema
+from tests.conftest import free_port, reset_pg
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Settings on a fresh database: SQLite under tmp_path, or a fresh schema on the test PostgreSQL."""
+    reset_engines()
+    home = tmp_path / "home"
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        reset_pg(url)
+        s = Settings(home=home, database_url=url)
+    else:
+        s = Settings(home=home, database_url=None)
+    s.ensure_dirs()
+    upgrade_schema(s)
+    yield s
+    reset_engines()
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Iterator[Settings]:
+    reset_engines()
+    s = Settings(home=tmp_path / "home", database_url=None)
+    s.ensure_dirs()
+    upgrade_schema(s)
+    yield s
+    reset_engines()
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Iterator[CasesContext]:
+    c = CasesContext.build(settings, bank=MemoryHashBank(), screeners=[], start_worker=False)
+    yield c
+    c.close()
+
+
+def valid_fields(**over: object) -> ReportFields:
+    base: dict[str, object] = dict(
+        category="ncii",
+        jurisdiction="US",
+        content_locations=["https://example.com/v/123"],
+        explanation="A sexual deepfake of me posted without consent.",
+        good_faith=True,
+        signature="Jane Roe",
+        reporter_name="Jane Roe",
+        reporter_email="jane@example.org",
+        reporter_contact="",
+        reporter_role="depicted_person",
+    )
+    base.update(over)
+    return ReportFields(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def make_fields() -> Callable[..., ReportFields]:
+    return valid_fields
+
+
+@pytest.fixture
+def make_json() -> Callable[..., dict[str, object]]:
+    return lambda **over: asdict(valid_fields(**over))
+
+
+@pytest.fixture
+def api(settings: Settings):  # type: ignore[no-untyped-def]
+    """(TestClient, context, key factory) on the app with an in-memory bank and no detector (fast)."""
+    from fastapi.testclient import TestClient
+
+    from deepshield.accounts.service import create_api_key
+    from deepshield.api.app import create_app
+    from deepshield.cases.adapters import BankScreener
+    from deepshield.cases.ratelimit import FORM, PIN
+    from deepshield.store.db import session_scope
+
+    FORM._hits.clear()
+    PIN._hits.clear()
+    app = create_app(settings)
+    bank = MemoryHashBank()
+    ctx = CasesContext.build(settings, bank=bank, screeners=[], start_worker=False)
+    ctx.screeners = [BankScreener(bank, ctx.policy.screening)]
+    app.state.cases_ctx = ctx
+
+    def key(*scopes: str) -> dict[str, str]:
+        with session_scope(settings) as s:
+            k, _ = create_api_key(s, list(scopes), "platform")
+        return {"Authorization": f"Bearer {k}"}
+
+    with TestClient(app) as client:
+        client.fastapi_app = app  # type: ignore[attr-defined]
+        yield client, ctx, key
+    ctx.close()
+
+
+def login(client, settings: Settings, username: str, role: str) -> str:  # type: ignore[no-untyped-def]
+    """Create a user and sign the TestClient in; returns the CSRF token of the session."""
+    import re
+
+    from deepshield.accounts.service import create_user
+    from deepshield.store.db import session_scope
+
+    with session_scope(settings) as s:
+        create_user(s, username, "pw-" + username, role)
+    page = client.get("/login").text
+    tok = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    r = client.post(
+        "/login",
+        data={"username": username, "password": "pw-" + username, "csrf": tok, "next": "/console"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    page = client.get("/console").text
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def make_image(path: Path, seed: int = 0) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    arr = (rng.random((96, 128, 3)) * 255).astype("uint8")
+    Image.fromarray(arr).save(path)
+    return path
+
+
+class Server:
+    """`deepshield serve` in a subprocess on a loopback port (so it can be SIGKILLed)."""
+
+    def __init__(self, settings: Settings, extra_env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        src = str(Path(__file__).resolve().parents[2] / "src")
+        self.env = {
+            **os.environ,
+            "DEEPSHIELD_HOME": str(settings.home),
+            "PYTHONPATH": src,
+            **({"DATABASE_URL": settings.database_url} if settings.database_url else {}),
+            **(extra_env or {}),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        import sys
+        import urllib.request
+
+        self.log = open(self.settings.home / f"server-{self.port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "deepshield.cli.main", "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(900):  # up to ~90 s on a loaded machine
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"server exited: {(self.settings.home / f'server-{self.port}.log').read_text()}"
+                )
+            time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def kill(self) -> None:
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if hasattr(self, "log"):
+            self.log.close()
+

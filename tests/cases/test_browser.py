@@ -1,0 +1,140 @@
+"""Headless Chromium: file a report through the public form, work it in the console (sign in, open, reveal,
+act), read the statement of reasons; the victim checks the status, adds hashes and withdraws."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from deepshield.accounts.service import create_user
+from deepshield.store.db import reset_engines, session_scope
+
+from .conftest import Server, make_image
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+CHROMIUM = os.environ.get("DEEPSHIELD_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser():  # type: ignore[no-untyped-def]
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) not installed")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def server(sqlite_settings, tmp_path):  # type: ignore[no-untyped-def]
+    with session_scope(sqlite_settings) as s:
+        create_user(s, "rev", "rev-password", "reviewer")
+        create_user(s, "boss", "boss-password", "admin")
+    reset_engines()
+    srv = Server(sqlite_settings).start()
+    yield srv
+    srv.stop()
+
+
+def _login(page, base: str, user: str, pw: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(base + "/login?next=/console")
+    page.fill("#username", user)
+    page.fill("#password", pw)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/console$"))
+
+
+def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path):
+    base = server.url
+    img = make_image(tmp_path / "evidence.png", seed=7)
+
+    # 1. the public form, no key
+    public = browser.new_context().new_page()
+    public.goto(base + "/report")
+    public.select_option("#category", "ncii")
+    public.fill("#content_locations", "https://social.example/p/42")
+    public.fill("#explanation", "A sexual deepfake of me, posted without my consent.")
+    public.fill("#jurisdiction", "US")
+    public.select_option("#reporter_role", "depicted_person")
+    public.fill("#reporter_name", "Jane Roe")
+    public.fill("#reporter_email", "jane@example.org")
+    public.set_input_files("#file", str(img))
+    public.fill("#signature", "Jane Roe")
+    public.check("#good_faith")
+    public.click("#submit-report")
+    public.wait_for_selector("#case-id", timeout=60000)
+    case_id = public.inner_text("#case-id").strip()
+    pin = public.inner_text("#case-pin").strip()
+    assert re.fullmatch(r"DS-[A-Z0-9]{4}-[A-Z0-9]{4}", case_id) and re.fullmatch(r"\d{8}", pin)
+    assert "decision is due" in public.inner_text("#receipt")
+
+    # 2. the reviewer: queue -> case -> reveal -> act
+    rev = browser.new_context().new_page()
+    _login(rev, base, "rev", "rev-password")
+    assert rev.locator(f"#queue tr[data-case='{case_id}']").count() == 1
+    rev.click(f"a:text('{case_id}')")
+    rev.wait_for_selector("#state")
+    media = rev.locator("img.preview")
+    assert media.count() == 1 and "blurred" in (media.get_attribute("class") or "")
+    blurred_src = rev.evaluate(
+        "fetch(document.querySelector('img.preview').src).then(r => r.headers.get('content-type'))"
+    )
+    assert blurred_src == "image/jpeg"  # a server-made blurred JPEG, not the PNG
+    rev.click("button[id^=reveal-]")
+    rev.wait_for_selector("img.preview.revealed")
+    revealed_type = rev.evaluate(
+        "fetch(document.querySelector('img.preview').src).then(r => r.headers.get('content-type'))"
+    )
+    assert revealed_type == "image/png"
+    assert "media_revealed" in rev.inner_text("#audit")
+    rev.click("#start-review")
+    rev.wait_for_function("document.querySelector('#state').innerText === 'in_review'")
+    rev.check("#act-remove")
+    rev.check("#act-bank")
+    rev.fill("#reason", "Intimate deepfake reported by the person depicted")
+    rev.click("#decide")
+    rev.wait_for_function("document.querySelector('#state').innerText === 'actioned'")
+    assert rev.locator("#decision").inner_text() == "remove,bank"
+    rev.click("a.sor")
+    rev.wait_for_selector("#statement")
+    assert "remove+bank" in rev.inner_text("#sor-decision")
+    assert "TAKE IT DOWN" in rev.inner_text("#sor-legal")
+    # a reviewer cannot reach admin functions
+    resp = rev.goto(base + "/console/admin")
+    assert resp is not None and resp.status == 403
+
+    # 3. the victim: status, hashes, withdrawal
+    vic = browser.new_context().new_page()
+    vic.goto(base + "/status")
+    vic.fill("#case_id", case_id)
+    vic.fill("#pin", pin)
+    vic.click("#status-submit")
+    vic.wait_for_selector("#victim-state")
+    assert vic.inner_text("#victim-state") == "actioned"
+    vic.fill("#hashes", "pdq " + "a" * 64 + "\nmd5 " + "b" * 32)
+    vic.click("#add-hashes")
+    vic.wait_for_selector("#message")
+    assert vic.inner_text("#hash-count") == "2"
+    vic.on("dialog", lambda d: d.accept())
+    vic.click("#withdraw")
+    vic.wait_for_function("document.querySelector('#victim-state').innerText === 'closed'")
+    assert "removed from every bank" in vic.inner_text("#message")
+
+    # 4. the admin sees an intact audit chain
+    adm = browser.new_context().new_page()
+    _login(adm, base, "boss", "boss-password")
+    adm.goto(base + "/console/admin")
+    assert "Chain intact" in adm.inner_text("#audit-status")

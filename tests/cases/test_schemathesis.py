@@ -1,0 +1,74 @@
+"""Bad input: schemathesis generates requests from the OpenAPI spec for every cases endpoint; none may answer
+5xx (with a valid admin key, so the requests get past authentication into the handlers)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+schemathesis = pytest.importorskip(
+    "schemathesis", reason="schemathesis not installed (pip install -e .[dev])"
+)
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+from deepshield.accounts.service import create_api_key  # noqa: E402
+from deepshield.api.app import create_app  # noqa: E402
+from deepshield.cases.adapters import MemoryHashBank  # noqa: E402
+from deepshield.cases.flows import CasesContext  # noqa: E402
+from deepshield.config import Settings  # noqa: E402
+from deepshield.store.db import reset_engines, session_scope, upgrade_schema  # noqa: E402
+
+pytestmark = pytest.mark.slow
+#: Examples per operation: a handful in the suite; raise it (DEEPSHIELD_FUZZ_EXAMPLES=200) for a deeper search.
+EXAMPLES = int(os.environ.get("DEEPSHIELD_FUZZ_EXAMPLES", "8"))
+KEY: dict[str, str] = {}
+CASE_PATHS = ("/v1/cases", "/v1/reports", "/v1/uploads", "/v1/transparency", "/v1/webhooks", "/v1/audit",
+              "/v1/statements", "/v1/selfservice")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api_schema(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    reset_engines()
+    url = None
+    if request.param == "postgresql":
+        from .conftest import _reset_pg
+
+        url = request.getfixturevalue("postgres_url")
+        _reset_pg(url)
+    s = Settings(home=tmp_path_factory.mktemp("st"), database_url=url)
+    s.ensure_dirs()
+    upgrade_schema(s)
+    app = create_app(s)
+    app.state.cases_ctx = CasesContext.build(s, bank=MemoryHashBank(), screeners=[], start_worker=False)
+    with session_scope(s) as ss:
+        KEY["admin"], _ = create_api_key(ss, ["admin"], "fuzz")
+    yield schemathesis.openapi.from_asgi("/openapi.json", app).include(
+        path_regex="^(" + "|".join(CASE_PATHS) + ")"
+    )
+    reset_engines()
+
+
+def test_no_server_errors(api_schema) -> None:  # type: ignore[no-untyped-def]
+    """Every operation, a handful of generated requests each (valid and invalid by the schema)."""
+    from hypothesis import given
+
+    checked = []
+    statuses: list[int] = []
+    for result in api_schema.get_all_operations():
+        op = result.ok()
+
+        @given(case=op.as_strategy())
+        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def run(case: schemathesis.Case) -> None:
+            response = case.call(headers={"Authorization": f"Bearer {KEY['admin']}"})
+            statuses.append(response.status_code)
+            assert response.status_code < 500, (case.method, case.path, response.status_code,
+            response.text[:300])
+
+        run()
+        checked.append(f"{op.method.upper()} {op.path}")
+    assert len(checked) >= 18, checked
+    assert len(statuses) >= 5 * len(checked)
+    assert any(200 <= c < 300 for c in statuses) and any(400 <= c < 500 for c in statuses)

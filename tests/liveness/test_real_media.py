@@ -1,0 +1,92 @@
+"""Signals measured on real footage: a real talking head with the flash response simulated on it answers the
+flashes, the same footage without it does not; the face matches a frame of the same person and not a stranger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from random import Random
+from typing import Any
+
+import pytest
+
+from deepshield.liveness.analysis import SessionAnalyzer, SessionTrack, enrich_track
+from deepshield.liveness.decision import verify_track
+from deepshield.liveness.embedding import get_embedder
+from deepshield.liveness.replay import MemoryReplayIndex
+from deepshield.liveness.script import ChallengeScript
+from deepshield.liveness.simulate import FlashModel, apply_flash_response, screen_recapture
+from deepshield.liveness.videoio import read_clip, write_video
+
+CLIP = "st_WDA_AlexandriaOcasioCortez_000.mp4"
+
+
+@pytest.fixture(scope="module")
+def sessions(shared_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from deepshield.liveness.corpus import derive_script
+
+    out = tmp_path_factory.mktemp("live")
+    frames, fps = read_clip(shared_faces / "real_videos" / CLIP, 0.0, 5.0, fps=15)
+    an = SessionAnalyzer()
+    raw = an.analyze_frames(((i / fps, f) for i, f in enumerate(frames)), fps=fps)
+    script = derive_script(raw, Random(1))
+    lit = apply_flash_response(frames, fps, script.flashes, FlashModel.random(Random(2)), seed=3)
+    paths = {
+        "genuine": write_video(out / "genuine.mp4", lit, fps),
+        "no_flash": write_video(out / "raw.mp4", frames, fps),
+        "replay": write_video(out / "replay.mp4", screen_recapture(lit, fps, script.flashes, Random(4)), fps),
+    }
+    emb = get_embedder()
+    tracks: dict[str, SessionTrack] = {}
+    for k, p in paths.items():
+        tracks[k] = an.analyze_file(p)
+        enrich_track(tracks[k], emb, None)
+        tracks[k].drop_pixels()
+    an.close()
+    return {"script": script, "tracks": tracks, "fps": fps}
+
+
+def _sig(d: Any, name: str) -> Any:
+    return next(s for s in d.signals if s.name == name)
+
+
+def test_flash_response_on_real_footage(sessions: dict[str, Any]) -> None:
+    script: ChallengeScript = sessions["script"]
+    tr = sessions["tracks"]
+    g = verify_track(tr["genuine"], script)
+    assert _sig(g, "flash").verdict == "pass", _sig(g, "flash").evidence
+    assert _sig(g, "challenge").verdict == "pass", _sig(g, "challenge").reasons
+    for k in ("no_flash", "replay"):
+        f = _sig(verify_track(tr[k], script), "flash")
+        assert f.verdict == "fail", (k, f.evidence)
+
+
+def test_screen_replay_of_an_earlier_session_is_recognised(sessions: dict[str, Any]) -> None:
+    tr = sessions["tracks"]
+    idx = MemoryReplayIndex()
+    idx.add("earlier", str(tr["genuine"].extra["sha256"]), [k.phash for k in tr["genuine"].keyframes])
+    r = _sig(verify_track(tr["replay"], sessions["script"], replay_index=idx, session_id="new"), "replay")
+    assert r.verdict in ("fail", "review"), r.evidence
+    # The untouched genuine upload again: the exact bytes were seen.
+    r2 = _sig(verify_track(tr["genuine"], sessions["script"], replay_index=idx, session_id="new"), "replay")
+    assert r2.verdict == "fail"
+
+
+def test_id_photo_match(sessions: dict[str, Any], shared_faces: Path) -> None:
+    from deepshield.faces import FaceAnalyzer
+    from deepshield.liveness.service import embed_id_photo
+
+    emb = get_embedder()
+    if emb is None:
+        pytest.skip("dlib-bin / face_recognition_models not installed")
+    fa = FaceAnalyzer()
+    same = embed_id_photo(shared_faces / "real_photos" / "fp_test_images_angelina_jolie_1.jpg", fa, emb)
+    tr = sessions["tracks"]["genuine"]
+    stranger = _sig(verify_track(tr, sessions["script"], id_embedding=same), "id_match")
+    assert stranger.verdict == "fail", stranger.evidence
+    # A frame of the same person from elsewhere in the video as the "ID photo".
+    frames, _ = read_clip(shared_faces / "real_videos" / CLIP, 6.5, 7.0, fps=5)
+    faces = fa.analyze(frames[0])
+    own = emb.embed(frames[0], faces[0])
+    d = verify_track(tr, sessions["script"], id_embedding=own)
+    assert _sig(d, "id_match").verdict == "pass", _sig(d, "id_match").evidence
+    assert _sig(d, "identity").verdict == "pass"

@@ -1,0 +1,37 @@
+"""Challenge scripts: random, complete, short, and faithfully serialised."""
+
+from __future__ import annotations
+
+from deepshield.liveness.script import FLASH_COLOURS, ChallengeScript, generate_script
+
+
+def test_scripts_are_random_and_hold_every_kind_of_step() -> None:
+    scripts = [generate_script() for _ in range(30)]
+    assert len({tuple(s.kinds()) for s in scripts}) > 5
+    assert len({tuple(f.colour for f in s.flashes) for s in scripts}) > 20
+    assert len({s.nonce for s in scripts}) == 30
+    for s in scripts:
+        kinds = s.kinds()
+        assert kinds[0] == "front"
+        assert sum(k.startswith("turn_") for k in kinds) == 1
+        assert sum(k.startswith("profile_") for k in kinds) == 1
+        assert "blink" in kinds and "look_up" in kinds
+        # Every turn, profile and look-up is followed by back-to-the-front.
+        for a, b in zip(kinds, kinds[1:], strict=False):
+            if a.startswith(("turn_", "profile_")) or a == "look_up":
+                assert b == "front"
+        # Steps follow each other in time.
+        for a, b in zip(s.steps, s.steps[1:], strict=False):
+            assert a.end_s <= b.start_s + 1e-9 and a.start_s < a.end_s
+        assert 5 <= len(s.flashes) <= 7
+        assert all(f.colour in FLASH_COLOURS for f in s.flashes)
+        assert all(a.colour != b.colour for a, b in zip(s.flashes, s.flashes[1:], strict=False))
+        assert s.flashes[-1].end_s <= s.steps[0].end_s
+        assert s.duration_s < 20
+
+
+def test_round_trip() -> None:
+    s = generate_script()
+    d = s.to_dict()
+    assert ChallengeScript.from_dict(d) == s
+    assert d["steps"][0]["instruction"]

@@ -1,0 +1,153 @@
+"""Signal and decision logic on synthetic tracks: a compliant session passes each signal, and each way of
+breaking the challenge (order, timing, other flashes, no flash response, replay) is caught by its signal."""
+
+from __future__ import annotations
+
+from random import Random
+
+import numpy as np
+import pytest
+
+from deepshield.liveness.decision import decide, verify_track
+from deepshield.liveness.evaluate import upper_bound
+from deepshield.liveness.policy import LivenessPolicy
+from deepshield.liveness.replay import MemoryReplayIndex
+from deepshield.liveness.script import generate_script
+from deepshield.liveness.signals import SignalContext, SignalResult, build_signals, signal_names
+from deepshield.liveness.signals.blink import Blinks
+from deepshield.liveness.signals.challenge import ChallengeCompliance
+from deepshield.liveness.signals.flash import FlashResponse
+from deepshield.liveness.signals.replay import ReplaySignal
+
+from .synth import follow
+
+POLICY = LivenessPolicy()
+
+
+def ctx(track, script, **kw) -> SignalContext:  # type: ignore[no-untyped-def]
+    return SignalContext(session_id="s1", track=track, script=script, policy=POLICY, **kw)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_compliant_performance_passes_challenge_blink_and_flash(seed: int) -> None:
+    script = generate_script(Random(seed))
+    track = follow(script, seed=seed)
+    c = ctx(track, script)
+    ch = ChallengeCompliance().evaluate(c)
+    assert ch.verdict == "pass", ch.reasons
+    assert all(s["done"] for s in ch.evidence["steps"])
+    assert Blinks().evaluate(c).evidence["count"] >= 1
+    fl = FlashResponse().evaluate(c)
+    assert fl.verdict == "pass", fl.evidence
+
+
+def test_moves_in_the_wrong_order_fail_the_challenge() -> None:
+    script = generate_script(Random(3))
+    moves = [i for i, s in enumerate(script.steps) if s.kind != "front"]
+    order = list(range(len(script.steps)))
+    order[moves[0]], order[moves[1]] = order[moves[1]], order[moves[0]]
+    r = ChallengeCompliance().evaluate(ctx(follow(script, order=order), script))
+    assert r.verdict == "fail"
+    assert any("not seen" in m for m in r.reasons)
+
+
+def test_moves_made_too_late_fail_the_challenge() -> None:
+    script = generate_script(Random(4))
+    r = ChallengeCompliance().evaluate(ctx(follow(script, late_s=2.5), script))
+    assert r.verdict == "fail"
+
+
+def test_a_recording_for_another_script_fails() -> None:
+    a, b = generate_script(Random(10)), generate_script(Random(11))
+    assert a.kinds() != b.kinds() or a.flashes != b.flashes
+    track = follow(a)
+    assert ChallengeCompliance().evaluate(ctx(track, b)).verdict == "fail" or a.kinds() == b.kinds()
+    fl = FlashResponse().evaluate(ctx(track, b))
+    assert fl.verdict in ("fail", "review")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_no_flash_response_or_a_whole_frame_tint_fails_the_flash_signal(seed: int) -> None:
+    script = generate_script(Random(20 + seed))
+    assert FlashResponse().evaluate(ctx(follow(script, flash_gain=0.0, seed=seed), script)).verdict == "fail"
+    # A screen replay: the flash reflects off the replaying screen, face and background alike.
+    tinted = follow(script, flash_gain=0.1, flash_on_bg=0.1, seed=seed)
+    assert FlashResponse().evaluate(ctx(tinted, script)).verdict == "fail"
+    # The flashes reflecting off the glass of a replaying screen: the same light added everywhere. In
+    # log-chromaticity a face darker than the background changes more than it, so only the linear check
+    # catches it.
+    glass = follow(script, flash_gain=0.0, added_light=12.0, bg_scale=2.0, seed=seed)
+    r = FlashResponse().evaluate(ctx(glass, script))
+    assert r.verdict == "fail", r.evidence
+    assert r.evidence["log"]["amplitude"] > POLICY.flash_min_amplitude > r.evidence["linear"]["amplitude"]
+
+
+def test_replay_index_catches_frames_seen_before_and_ignores_new_ones() -> None:
+    script = generate_script(Random(5))
+    track = follow(script, seed=1)
+    idx = MemoryReplayIndex()
+    assert ReplaySignal().evaluate(ctx(track, script, replay_index=idx)).verdict == "pass"
+    idx.add("old", "abc", [k.phash ^ 0b101 for k in track.keyframes])  # 2 bits off: the same frames re-encoded
+    r = ReplaySignal().evaluate(ctx(track, script, replay_index=idx))
+    assert r.verdict == "fail" and r.evidence["earlier_session"] == "old"
+    track.extra["sha256"] = "abc"
+    assert "exact" in ReplaySignal().evaluate(ctx(track, script, replay_index=idx)).reasons[0]
+
+
+def test_missing_detector_carries_no_weight_and_says_so() -> None:
+    script = generate_script(Random(6))
+    track = follow(script)
+    d = verify_track(track, script, policy=POLICY, replay_index=MemoryReplayIndex())
+    forgery = next(s for s in d.signals if s.name == "forgery")
+    assert forgery.verdict == "unavailable" and forgery.weight == 0
+    assert "no face-forgery detector" in forgery.reasons[0]
+    # Without embeddings the identity and ID-match signals cannot vouch: review, never pass.
+    assert d.outcome == "review"
+
+
+def test_decision_rules() -> None:
+    ok = SignalResult("a", "pass", 1.0, 1.0, True)
+    assert decide([ok], POLICY).outcome == "pass"
+    assert decide([ok, SignalResult("b", "fail", 0.0, 1.0, True, ["bad"])], POLICY).outcome == "fail"
+    assert decide([ok, SignalResult("b", "fail", 0.0, 1.0, False, ["meh"])], POLICY).outcome == "review"
+    assert decide([ok, SignalResult("b", "review", 0.5, 1.0, True, ["?"])], POLICY).outcome == "review"
+    assert decide([SignalResult("a", "pass", 0.3, 1.0, True)], POLICY).outcome == "review"
+
+
+def test_registry_lists_every_signal_once() -> None:
+    names = signal_names()
+    assert len(names) == len(set(names))
+    assert {"challenge", "blink", "flash", "forgery", "identity", "replay", "id_match"} <= set(names)
+    assert [s.name for s in build_signals()] == names
+
+
+def test_upper_bound_is_about_three_over_n_with_no_errors() -> None:
+    for n in (100, 300, 1000):
+        assert abs(upper_bound(0, n) - 3 / n) < 0.1 * 3 / n
+    assert upper_bound(5, 100) > 0.05
+    assert np.isclose(upper_bound(0, 0), 1.0)
+
+
+def test_derived_scripts_pass_and_their_reordered_or_late_versions_fail() -> None:
+    """The genuine-session pairing (a script derived from what the person did) and the order / timing attacks
+    built from it, on a long synthetic performance with several blinks."""
+    from deepshield.liveness.attacks import too_late, wrong_order
+    from deepshield.liveness.corpus import derive_script
+    from deepshield.liveness.script import ChallengeScript, Step, random_flashes
+
+    rng = Random(8)
+    fl = random_flashes(rng, 0.6)
+    t0 = fl[-1].end_s + 0.4
+    steps = [Step("front", 0.0, t0)]
+    for k in range(4):
+        steps.append(Step("blink", t0 + 0.5 + 6.0 * k, t0 + 2.5 + 6.0 * k))
+    performed = ChallengeScript(tuple(steps), fl, steps[-1].end_s + 1.0)
+    track = follow(performed, delay_s=0.6)
+    derived = derive_script(track, Random(1), POLICY)
+    assert derived.kinds().count("blink") >= 3
+    assert ChallengeCompliance().evaluate(ctx(track, derived)).verdict == "pass"
+    late = too_late(derived, track, Random(2), POLICY)
+    swapped = wrong_order(derived, track, Random(3), POLICY)
+    assert late is not None and swapped is not None
+    assert ChallengeCompliance().evaluate(ctx(track, late)).verdict == "fail"
+    assert ChallengeCompliance().evaluate(ctx(track, swapped)).verdict == "fail"

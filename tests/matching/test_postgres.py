@@ -1,0 +1,42 @@
+"""The same store code on a real PostgreSQL server (the shared `postgres_url` fixture starts one)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import uuid
+from pathlib import Path
+
+from deepshield.config import Settings
+from deepshield.matching import service as svc
+from deepshield.matching.indexes import reset_indexes
+from deepshield.store.db import reset_engines, session_scope, upgrade_schema
+
+
+def test_banks_on_postgres(tmp_path: Path, real_photos: list[Path], postgres_url: str) -> None:
+    st = Settings(home=tmp_path, DATABASE_URL=postgres_url)
+    upgrade_schema(st)
+    bank = "PG_" + uuid.uuid4().hex[:8].upper()
+    case = "C-" + uuid.uuid4().hex
+    try:
+        with session_scope(st) as s:
+            svc.create_bank(s, bank)
+            svc.add_file(s, bank, real_photos[0], svc.EntryMeta(case_id=case))
+        with session_scope(st) as s:
+            r = svc.lookup_file(s, real_photos[0], banks=[bank], settings=st)
+            assert {m.signal_type for m in r.matches} == {"pdq", "md5", "sha256"}
+            buf = io.StringIO()
+            assert svc.export_bank(s, bank, buf) == 1
+        with session_scope(st) as s:
+            assert svc.import_bank(s, io.StringIO(buf.getvalue()), bank + "_COPY") == (bank + "_COPY", 1)
+        with session_scope(st) as s:
+            assert svc.remove_case(s, case) == 2
+        with session_scope(st) as s:
+            assert svc.lookup_file(s, real_photos[0], banks=[bank, bank + "_COPY"], settings=st).matches == []
+    finally:
+        with session_scope(st) as s:
+            for b in (bank, bank + "_COPY"):
+                with contextlib.suppress(svc.BankNotFound):
+                    svc.delete_bank(s, b)
+        reset_indexes()
+        reset_engines()
