@@ -76,8 +76,7 @@ def main() -> None:
         crops = np.random.default_rng(0).integers(0, 255, (a.crops, size, size, 3)).astype(np.uint8)
         source = "random pixels"
     print(
-        f"{len(crops)} crops of {size}x{size} ({source}), batch {a.batch}, {a.threads} threads, "
-        f"median of {a.repeats}"
+        f"{len(crops)} crops of {size}x{size} ({source}), batch {a.batch}, {a.threads} threads, median of {a.repeats}"
     )
     t_ort = timed(lambda: det.logits(crops, batch=a.batch), a.repeats)
     ort_rate = len(crops) / t_ort

@@ -33,18 +33,14 @@ def test_discover_layouts(tmp_path: Path) -> None:
 
     cd = tmp_path / "celeb"
     (cd).mkdir()
-    (cd / "List_of_testing_videos.txt").write_text(
-        "1 YouTube-real/00170.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n"
-    )
+    (cd / "List_of_testing_videos.txt").write_text("1 YouTube-real/00170.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n")
     layout, items = discover(cd)
     assert layout == "celeb-df-v2"
     assert [(i.label, i.method) for i in items] == [(0, "real"), (1, "Celeb-synthesis")]
 
     dfdc = tmp_path / "dfdc"
     _touch(dfdc / "part0/a.mp4")
-    (dfdc / "part0/metadata.json").write_text(
-        json.dumps({"a.mp4": {"label": "FAKE"}, "b.mp4": {"label": "REAL"}})
-    )
+    (dfdc / "part0/metadata.json").write_text(json.dumps({"a.mp4": {"label": "FAKE"}, "b.mp4": {"label": "REAL"}}))
     layout, items = discover(dfdc)
     assert layout == "dfdc" and sorted(i.label for i in items) == [0, 1]
 
@@ -68,7 +64,11 @@ def test_evaluate_real_swaps_with_shipped_detector(shared_faces: Path, tmp_path:
     data = tmp_path / "set"
     make_swap_set(items, data, seed=2)
     (data / "real" / "broken.jpg").write_bytes(b"not an image")
-    report = evaluate(data, det, frames=4, n_boot=50)
+    cache = tmp_path / "crops"
+    report = evaluate(data, det, frames=4, n_boot=50, crop_cache=cache)
+    again = evaluate(data, det, frames=4, n_boot=50, crop_cache=cache)  # from the crop cache
+    assert len(list(cache.glob("*.npz"))) == len(report["items"]) - 1
+    assert [i["video_score"] for i in again["items"]] == [i["video_score"] for i in report["items"]]
     assert report["layout"] == "real-fake-folders" and report["n_errors"] == 1
     scored = [i for i in report["items"] if i["video_score"] is not None]
     assert {i["label"] for i in scored} == {0, 1}

@@ -59,13 +59,9 @@ def register(app: typer.Typer) -> None:
         corpus: Annotated[
             Path, typer.Option(help="real photos/videos (the shared corpus by default)")
         ] = DEFAULT_CORPUS,
-        out: Annotated[
-            Path, typer.Option(help="cache folder (keep it outside the repository)")
-        ] = DEFAULT_CACHE,
+        out: Annotated[Path, typer.Option(help="cache folder (keep it outside the repository)")] = DEFAULT_CACHE,
         frames: Annotated[int, typer.Option(help="frames sampled per video")] = 16,
-        any_folder: Annotated[
-            bool, typer.Option("--any-folder", help="not the shared corpus: no split rules")
-        ] = False,
+        any_folder: Annotated[bool, typer.Option("--any-folder", help="not the shared corpus: no split rules")] = False,
     ) -> None:
         """Extract aligned face crops and meshes once, for training (split by identity)."""
         from deepshield.detect.facecache import build_cache
@@ -135,13 +131,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("calibrate")
     def calibrate_cmd(
-        scores: Annotated[
-            Path, typer.Option(help="JSON written by `deepshield evaluate` on VALIDATION data")
-        ],
+        scores: Annotated[Path, typer.Option(help="JSON written by `deepshield evaluate` on VALIDATION data")],
         out: Annotated[Path, typer.Option(help="models folder")] = Path("src/deepshield/models"),
-        target_fpr: Annotated[
-            float, typer.Option(help="real frames allowed over the default threshold")
-        ] = 0.02,
+        target_fpr: Annotated[float, typer.Option(help="real frames allowed over the default threshold")] = 0.02,
     ) -> None:
         """Fit Platt calibration and the default threshold from validation scores."""
         from deepshield.detect.export import calibrate_from_scores
@@ -151,13 +143,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("make-swaps")
     def make_swaps(
-        out: Annotated[Path, typer.Option(help="output folder (gets real/ and fake/)")] = Path(
-            "/work/cache/swaps"
-        ),
+        out: Annotated[Path, typer.Option(help="output folder (gets real/ and fake/)")] = Path("/work/cache/swaps"),
         corpus: Annotated[Path, typer.Option(help="the shared face corpus")] = DEFAULT_CORPUS,
-        split: Annotated[
-            str, typer.Option(help="identities to use: test (evaluation) or val (calibration)")
-        ] = "test",
+        split: Annotated[str, typer.Option(help="identities to use: test (evaluation) or val (calibration)")] = "test",
         seconds: Annotated[float, typer.Option(help="seconds of each video to swap")] = 4.0,
         max_photos: Annotated[int | None, typer.Option(help="cap on photo targets")] = None,
         seed: Annotated[int, typer.Option()] = 0,
@@ -180,9 +168,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate")
     def evaluate_cmd(
-        dataset: Annotated[
-            Path, typer.Argument(help="real/+fake/ folder, FF++ root, Celeb-DF v2 root or DFDC")
-        ],
+        dataset: Annotated[Path, typer.Argument(help="real/+fake/ folder, FF++ root, Celeb-DF v2 root or DFDC")],
         out: Annotated[Path, typer.Option(help="folder for scores.json and roc.png")] = Path("eval_out"),
         frames: Annotated[int, typer.Option(help="frames sampled per video")] = 32,
         detector: Annotated[str, typer.Option(help="detector name")] = "sbi",

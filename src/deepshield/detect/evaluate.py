@@ -110,9 +110,7 @@ def _face_crops(
     return out
 
 
-def score_item(
-    item: EvalItem, analyzer: Any, detector: Any, frames: int, crop_cache: Path | None = None
-) -> ItemResult:
+def score_item(item: EvalItem, analyzer: Any, detector: Any, frames: int, crop_cache: Path | None = None) -> ItemResult:
     """Per-frame max-over-faces logit and calibrated score of one file.
 
     `crop_cache` keeps each file's face crops (keyed by content hash, frame count, crop size and margin), so

@@ -73,13 +73,9 @@ def export_onnx(checkpoint: Path, out_dir: Path, version: str, extra: dict[str, 
     x = torch.randn(4, 3, size, size)
     with torch.no_grad():
         ref = model(x).numpy()
-    got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(
-        None, {"input": x.numpy()}
-    )[0]
+    got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
     if not np.allclose(ref, got.reshape(-1), atol=1e-3):
-        raise DeepshieldError(
-            f"ONNX output differs from torch (max {np.abs(ref - got.reshape(-1)).max():.2e})"
-        )
+        raise DeepshieldError(f"ONNX output differs from torch (max {np.abs(ref - got.reshape(-1)).max():.2e})")
     return onnx_path
 
 

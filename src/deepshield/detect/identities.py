@@ -84,8 +84,7 @@ def identity_keys(name: str) -> list[str]:
             keys.append("rose_leslie")
         return keys or [low]
     if low.startswith("fapi_") and any(
-        p in low
-        for p in ("bbt", "amy", "bernadette", "howard", "leonard", "penny", "raj", "sheldon", "stuart")
+        p in low for p in ("bbt", "amy", "bernadette", "howard", "leonard", "penny", "raj", "sheldon", "stuart")
     ):
         return ["bbt_cast"]  # the group shots show the whole cast: one group
     m = re.match(r"fapi_([a-z]+)_\1\d+$", low)

@@ -111,9 +111,7 @@ class OnnxSbiDetector(Detector):
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         return calibrate(self.logits(crops), self.meta.platt_a, self.meta.platt_b)
 
-    def occlusion_heatmap(
-        self, crop: np.ndarray, patch_frac: float = 1 / 3, stride_frac: float = 1 / 6
-    ) -> np.ndarray:
+    def occlusion_heatmap(self, crop: np.ndarray, patch_frac: float = 1 / 3, stride_frac: float = 1 / 6) -> np.ndarray:
         """How much hiding each region lowers the fake logit: HxW float in [0, 1], crop space."""
         s = crop.shape[0]
         p, st = max(4, int(s * patch_frac)), max(2, int(s * stride_frac))

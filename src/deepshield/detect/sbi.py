@@ -113,9 +113,7 @@ def _frequency_change(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if r < 0.7:
         blur = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.8, 2.0))
         amt = rng.uniform(0.5, 1.5)
-        return np.clip(img.astype(np.float32) * (1 + amt) - blur.astype(np.float32) * amt, 0, 255).astype(
-            np.uint8
-        )
+        return np.clip(img.astype(np.float32) * (1 + amt) - blur.astype(np.float32) * amt, 0, 255).astype(np.uint8)
     return img
 
 

@@ -147,9 +147,7 @@ def swap_face(
             return None
     center = (x + bw // 2, y + bh // 2)
     try:
-        out = cv2.seamlessClone(
-            src[..., ::-1].copy(), target[..., ::-1].copy(), mask, center, cv2.NORMAL_CLONE
-        )
+        out = cv2.seamlessClone(src[..., ::-1].copy(), target[..., ::-1].copy(), mask, center, cv2.NORMAL_CLONE)
     except cv2.error:
         return None
     return np.ascontiguousarray(out[..., ::-1])
@@ -388,9 +386,7 @@ def make_swap_set(
     return counts
 
 
-def swap_set_crops(
-    root: Path, size: int, margin: float, frames_per_video: int = 6
-) -> tuple[np.ndarray, np.ndarray]:
+def swap_set_crops(root: Path, size: int, margin: float, frames_per_video: int = 6) -> tuple[np.ndarray, np.ndarray]:
     """(crops, labels) of the main face in each photo / sampled video frame of a real/ + fake/ folder.
 
     Used to watch a training run against face swaps of validation identities (model selection), at the

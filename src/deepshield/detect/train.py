@@ -207,10 +207,8 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
             for x, y, dense in loader:
                 logits, aux = model.forward_with_aux(x)
                 if aux.shape[-1] != dense.shape[-1]:
-                    dense = nn.functional.adaptive_avg_pool2d(dense, aux.shape[-2:])
-                loss = loss_fn(logits, y) + aux_weight * nn.functional.binary_cross_entropy_with_logits(
-                    aux, dense
-                )
+                    dense = nn.functional.adaptive_avg_pool2d(dense, (int(aux.shape[-2]), int(aux.shape[-1])))
+                loss = loss_fn(logits, y) + aux_weight * nn.functional.binary_cross_entropy_with_logits(aux, dense)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -255,9 +253,7 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
         }
         torch.save({**state}, out_dir / "last.tmp")
         (out_dir / "last.tmp").replace(last)
-        torch.save(
-            {"model": model.state_dict(), "config": cfg, "epoch": epoch}, out_dir / f"epoch{epoch + 1:03d}.pt"
-        )
+        torch.save({"model": model.state_dict(), "config": cfg, "epoch": epoch}, out_dir / f"epoch{epoch + 1:03d}.pt")
         if swap_auc is not None and swap_auc > best_swap:
             best_swap = swap_auc
             torch.save(
