@@ -28,6 +28,7 @@ DOMAIN_CLIS = [
     "deepshield.cases.cli",
     "deepshield.liveness.cli",
     "deepshield.labels.cli",
+    "deepshield.detect.cli",
 ]
 
 for _mod in DOMAIN_CLIS:

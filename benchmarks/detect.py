@@ -1,0 +1,163 @@
+"""Detector speed: face crops/s through onnxruntime vs torch eager on the same crops, plus the headline
+video-level figures of the last evaluation (if its scores.json is given).
+
+    PYTHONPATH=src python benchmarks/detect.py [--crops 256] [--batch 16] [--scores eval_out/scores.json]
+
+Crops are real aligned faces from the shared corpus when it is present (random pixels otherwise: the speed of
+a fixed-size CNN does not depend on content). Prints medians over repeats and the onnxruntime/torch ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from deepshield.detect.onnx_detector import load_sbi_detector  # noqa: E402
+
+
+def real_crops(n: int, size: int, margin: float) -> np.ndarray | None:
+    corpus = ROOT.parent / "shared" / "data" / "faces" / "lfw_1000"
+    if not corpus.is_dir():
+        corpus = Path("/work/shared/data/faces/lfw_1000")
+    if not corpus.is_dir():
+        return None
+    from deepshield.faces import FaceAnalyzer, align_face
+    from deepshield.media import open_media
+
+    crops: list[np.ndarray] = []
+    with FaceAnalyzer() as fa:
+        for p in sorted(corpus.glob("*.jpg"))[: n * 2]:
+            rgb = next(iter(open_media(p).frames())).rgb
+            for f in fa.analyze(rgb)[:1]:
+                crops.append(align_face(rgb, f, size=size, margin=margin).image)
+            if len(crops) >= min(n, 64):
+                break
+    if not crops:
+        return None
+    reps = int(np.ceil(n / len(crops)))
+    return np.concatenate([np.stack(crops)] * reps)[:n]
+
+
+def timed(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
+    fn()  # warm-up
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def scan_benchmark(video: Path, repeats: int) -> None:
+    """Wall time of a full scan (32 sampled frames) beside decoding the same frames only."""
+    from deepshield.detect.pipeline import Scanner, ScanOptions
+    from deepshield.media import FrameSampling, open_media
+
+    info = open_media(video).info
+
+    def decode() -> None:
+        m = open_media(video)
+        try:
+            for _ in m.frames(FrameSampling.evenly(32)):
+                pass
+        finally:
+            m.close()
+
+    scanner = Scanner(ScanOptions(frames=32))
+    try:
+        t_dec = timed(decode, max(1, repeats // 2))
+        t_scan = timed(lambda: scanner.scan(video), max(1, repeats // 2))
+    finally:
+        scanner.close()
+    print(
+        f"scan of {video.name} ({info.width}x{info.height}, {info.duration_s:.1f} s), 32 frames: "
+        f"{t_scan:.2f} s wall; decode only {t_dec:.2f} s; target < 3 s: {'met' if t_scan < 3 else 'NOT met'}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--crops", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--checkpoint", type=Path, default=None, help="torch checkpoint for the eager baseline")
+    ap.add_argument("--scores", type=Path, action="append", default=[], help="scores.json from evaluate")
+    ap.add_argument("--video", type=Path, default=None, help="video for the scan timing (default lp_d13)")
+    ap.add_argument("--skip-scan", action="store_true")
+    a = ap.parse_args()
+    det = load_sbi_detector()
+    if det is None:
+        sys.exit("no detector weights installed (src/deepshield/models/sbi_small.onnx)")
+    size = det.meta.input_size
+    crops = real_crops(a.crops, size, det.meta.margin)
+    source = "real aligned faces (LFW)"
+    if crops is None:
+        crops = np.random.default_rng(0).integers(0, 255, (a.crops, size, size, 3)).astype(np.uint8)
+        source = "random pixels"
+    print(
+        f"{len(crops)} crops of {size}x{size} ({source}), batch {a.batch}, {a.threads} threads, median of {a.repeats}"
+    )
+    t_ort = timed(lambda: det.logits(crops, batch=a.batch), a.repeats)
+    ort_rate = len(crops) / t_ort
+    t1 = timed(lambda: [det.logits(crops[i : i + 1]) for i in range(min(64, len(crops)))], a.repeats)
+    print(
+        f"onnxruntime      : {ort_rate:8.1f} crops/s (batch {a.batch}); {min(64, len(crops)) / t1:8.1f} "
+        f"crops/s one at a time"
+    )
+    try:
+        import torch
+
+        from deepshield.detect.model import build_model
+    except ModuleNotFoundError:
+        print("torch eager      : skipped (torch not installed)")
+    else:
+        torch.set_num_threads(a.threads)
+        model = build_model(det.meta.raw["config"]["model"])
+        if a.checkpoint and a.checkpoint.is_file():
+            model.load_state_dict(torch.load(a.checkpoint, map_location="cpu", weights_only=False)["model"])
+        model.eval()
+        mean = np.array(det.meta.mean, np.float32)
+        std = np.array(det.meta.std, np.float32)
+        x_all = torch.from_numpy(((crops.astype(np.float32) / 255 - mean) / std).transpose(0, 3, 1, 2).copy())
+
+        def run_torch() -> None:
+            with torch.inference_mode():
+                for i in range(0, len(x_all), a.batch):
+                    model(x_all[i : i + a.batch])
+
+        t_torch = timed(run_torch, a.repeats)
+        torch_rate = len(crops) / t_torch
+        print(f"torch eager      : {torch_rate:8.1f} crops/s (batch {a.batch})")
+        print(f"ratio ort / torch: {ort_rate / torch_rate:8.2f}x")
+    target = 40.0
+    print(f"target >= {target:.0f} crops/s on onnxruntime: {'met' if ort_rate >= target else 'NOT met'}")
+    video = a.video or ROOT.parent / "shared" / "data" / "faces" / "real_videos" / "lp_d13.mp4"
+    if not video.is_file():
+        video = Path("/work/shared/data/faces/real_videos/lp_d13.mp4")
+    if video.is_file() and not a.skip_scan:
+        scan_benchmark(video, a.repeats)
+    for sp in a.scores:
+        rep = json.loads(sp.read_text())
+        for level in ("video", "frame"):
+            m = rep["all"].get(level)
+            if m and "auc" in m:
+                lo, hi = m.get("auc_ci95", [float("nan")] * 2)
+                print(
+                    f"{sp.parent.name} {level}-level AUC {m['auc']:.4f} [{lo:.3f}, {hi:.3f}], "
+                    f"FPR@thr {m.get('fpr_at_threshold', float('nan')):.3f}, "
+                    f"TPR@thr {m.get('tpr_at_threshold', float('nan')):.3f}"
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""Detector commands: face cache, self-blend samples, training, export + calibration, swap set, evaluation.
+
+Training and export need the `train` extra (torch, onnx); everything else runs on the base install.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from deepshield.errors import DeepshieldError
+
+console = Console()
+DEFAULT_CORPUS = Path("../shared/data/faces")
+DEFAULT_CACHE = Path("/work/cache/detect/faces")
+
+
+def _bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[item]}"),
+        console=console,
+    )
+
+
+def _corpus_items(corpus: Path, split: str | None, folder: bool) -> list[tuple[Path, str, str, str, bool]]:
+    """(path, rel, group, split, is_video): the shared corpus with its identity split, or any folder."""
+    from deepshield.detect.identities import MEDIA_SUFFIXES, VIDEO_SUFFIXES, list_corpus
+
+    if not corpus.is_dir():
+        raise DeepshieldError(f"no such folder: {corpus}")
+    if folder:  # any folder of real media: one identity per file, all in the train split
+        files = sorted(p for p in corpus.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+        return [
+            (
+                p,
+                str(p.relative_to(corpus)),
+                str(p.relative_to(corpus)),
+                "train",
+                p.suffix.lower() in VIDEO_SUFFIXES,
+            )
+            for p in files
+        ]
+    items = list_corpus(corpus)
+    return [(i.path, i.rel, i.group, i.split, i.is_video) for i in items if split is None or i.split == split]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("detect-cache")
+    def detect_cache(
+        corpus: Annotated[
+            Path, typer.Option(help="real photos/videos (the shared corpus by default)")
+        ] = DEFAULT_CORPUS,
+        out: Annotated[Path, typer.Option(help="cache folder (keep it outside the repository)")] = DEFAULT_CACHE,
+        frames: Annotated[int, typer.Option(help="frames sampled per video")] = 16,
+        any_folder: Annotated[bool, typer.Option("--any-folder", help="not the shared corpus: no split rules")] = False,
+    ) -> None:
+        """Extract aligned face crops and meshes once, for training (split by identity)."""
+        from deepshield.detect.facecache import build_cache
+
+        items = _corpus_items(corpus, None, any_folder)
+        with _bar() as bar:
+            task = bar.add_task("faces", total=len(items), item="")
+            counts = build_cache(
+                [(p, r, g, s) for p, r, g, s, _ in items],
+                out,
+                frames,
+                progress=lambda rel: bar.update(task, advance=1, item=rel),
+            )
+        console.print(f"crops per split: {counts} -> {out}")
+
+    @app.command("sbi-samples")
+    def sbi_samples(
+        out: Annotated[Path, typer.Option(help="PNG to write")] = Path("sbi_samples.png"),
+        cache: Annotated[Path, typer.Option(help="face cache")] = DEFAULT_CACHE,
+        config: Annotated[Path | None, typer.Option(help="training config (for the SBI parameters)")] = None,
+        n: Annotated[int, typer.Option(help="pairs")] = 8,
+        split: Annotated[str, typer.Option(help="split to draw from")] = "train",
+        seed: Annotated[int, typer.Option()] = 0,
+    ) -> None:
+        """Write a grid of self-blended pairs with their masks, to see what the model learns from."""
+        from deepshield.detect.facecache import load_cache
+        from deepshield.detect.samples import write_sample_grid
+        from deepshield.detect.sbi import SbiParams
+
+        params = SbiParams()
+        if config is not None:
+            from deepshield.detect.train import load_config, sbi_params
+
+            params = sbi_params(load_config(config))
+        faces = load_cache(cache, [split])
+        console.print(f"wrote {write_sample_grid(faces, params, out, n=n, seed=seed)}")
+
+    @app.command("train")
+    def train_cmd(
+        config: Annotated[Path, typer.Option(help="TOML config, e.g. configs/sbi_small.toml")],
+        out: Annotated[Path | None, typer.Option(help="run folder (default: [train].out_dir)")] = None,
+        fresh: Annotated[bool, typer.Option("--fresh", help="ignore an existing last.pt")] = False,
+    ) -> None:
+        """Train the detector from the face cache by self-blending (resumes from last.pt)."""
+        try:
+            from deepshield.detect.train import load_config, train
+        except ModuleNotFoundError as e:
+            raise DeepshieldError(f"training needs the 'train' extra ({e.name} missing)") from e
+        cfg = load_config(config)
+        run = out or Path(cfg["train"].get("out_dir", "runs/sbi_small"))
+        rec = train(cfg, run, resume=not fresh)
+        console.print(f"done: {json.dumps(rec)} -> {run}")
+
+    @app.command("export")
+    def export_cmd(
+        checkpoint: Annotated[Path, typer.Option(help="training checkpoint (best.pt or epochNNN.pt)")],
+        out: Annotated[Path, typer.Option(help="models folder")] = Path("src/deepshield/models"),
+        version: Annotated[str, typer.Option(help="model version string")] = "1",
+    ) -> None:
+        """Export a checkpoint to ONNX (checked against torch) with its metadata JSON."""
+        try:
+            from deepshield.detect.export import export_onnx
+        except ModuleNotFoundError as e:
+            raise DeepshieldError(f"export needs the 'train' extra ({e.name} missing)") from e
+        p = export_onnx(checkpoint, out, version)
+        console.print(f"wrote {p} ({p.stat().st_size / 1e6:.2f} MB)")
+
+    @app.command("calibrate")
+    def calibrate_cmd(
+        scores: Annotated[Path, typer.Option(help="JSON written by `deepshield evaluate` on VALIDATION data")],
+        out: Annotated[Path, typer.Option(help="models folder")] = Path("src/deepshield/models"),
+        target_fpr: Annotated[float, typer.Option(help="real frames allowed over the default threshold")] = 0.02,
+    ) -> None:
+        """Fit Platt calibration and the default threshold from validation scores."""
+        from deepshield.detect.export import calibrate_from_scores
+
+        meta = calibrate_from_scores(scores, out, target_fpr=target_fpr)
+        console.print(f"calibration {meta['calibration']}, threshold {meta['threshold']}")
+
+    @app.command("make-swaps")
+    def make_swaps(
+        out: Annotated[Path, typer.Option(help="output folder (gets real/ and fake/)")] = Path("/work/cache/swaps"),
+        corpus: Annotated[Path, typer.Option(help="the shared face corpus")] = DEFAULT_CORPUS,
+        split: Annotated[str, typer.Option(help="identities to use: test (evaluation) or val (calibration)")] = "test",
+        seconds: Annotated[float, typer.Option(help="seconds of each video to swap")] = 4.0,
+        max_photos: Annotated[int | None, typer.Option(help="cap on photo targets")] = None,
+        seed: Annotated[int, typer.Option()] = 0,
+    ) -> None:
+        """Build a face-swap set (Delaunay warp, colour transfer, seamless clone) from one split."""
+        from deepshield.detect.swaps import make_swap_set
+
+        items = _corpus_items(corpus, split, False)
+        with _bar() as bar:
+            task = bar.add_task("swaps", total=len(items), item="")
+            counts = make_swap_set(
+                [(p, r, g, v) for p, r, g, _, v in items],
+                out,
+                seed=seed,
+                seconds=seconds,
+                max_photos=max_photos,
+                progress=lambda rel: bar.update(task, advance=1, item=rel),
+            )
+        console.print(f"{counts} -> {out}")
+
+    @app.command("evaluate")
+    def evaluate_cmd(
+        dataset: Annotated[Path, typer.Argument(help="real/+fake/ folder, FF++ root, Celeb-DF v2 root or DFDC")],
+        out: Annotated[Path, typer.Option(help="folder for scores.json and roc.png")] = Path("eval_out"),
+        frames: Annotated[int, typer.Option(help="frames sampled per video")] = 32,
+        detector: Annotated[str, typer.Option(help="detector name")] = "sbi",
+        limit: Annotated[int | None, typer.Option(help="at most this many real and fake items")] = None,
+        boot: Annotated[int, typer.Option(help="bootstrap resamples for the 95% intervals")] = 1000,
+        crop_cache: Annotated[
+            Path | None, typer.Option(help="keep face crops here to re-score other checkpoints fast")
+        ] = None,
+    ) -> None:
+        """Frame- and video-level AUC, EER, TPR@1%FPR with bootstrap intervals, per method; ROC PNG + JSON."""
+        from deepshield.detect.evaluate import evaluate, format_summary, plot_roc
+        from deepshield.detect.registry import get_detector
+
+        det = get_detector(detector)
+        if det is None or not hasattr(det, "logits"):
+            raise DeepshieldError(f"detector {detector!r} is not installed (no weights)")
+        with _bar() as bar:
+            task = bar.add_task("evaluate", total=None, item="")
+            report = evaluate(
+                dataset,
+                det,
+                frames=frames,
+                n_boot=boot,
+                limit=limit,
+                progress=lambda name: bar.update(task, advance=1, item=name),
+                crop_cache=crop_cache,
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "scores.json").write_text(json.dumps(report, indent=1))
+        plot_roc(report, out / "roc.png")
+        for line in format_summary(report):
+            console.print(line, highlight=False)
+        console.print(f"wrote {out / 'scores.json'} and {out / 'roc.png'}")

@@ -1,0 +1,139 @@
+"""Export a training checkpoint to ONNX with its metadata, and fit the output calibration.
+
+Calibration is Platt scaling (p = sigmoid(a * logit + b)) fitted on frame-level logits of validation
+identities (real faces against face swaps), with the two classes weighted equally; the default threshold
+is set so that at most `target_fpr` of validation real frames reach it.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepshield.detect.onnx_detector import MODEL_NAME
+from deepshield.detect.sbi import MEAN, STD
+from deepshield.errors import DeepshieldError
+
+
+def export_onnx(checkpoint: Path, out_dir: Path, version: str, extra: dict[str, Any] | None = None) -> Path:
+    """Write `<out_dir>/sbi_small.onnx` and `.json` (identity calibration until `calibrate` runs)."""
+    import torch
+
+    from deepshield.detect.model import build_model
+
+    if not checkpoint.is_file():
+        raise DeepshieldError(f"no checkpoint at {checkpoint}")
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    cfg = ck["config"]
+    model = build_model(cfg["model"])
+    model.load_state_dict(ck["model"])
+    model.eval()
+    size = int(cfg["sbi"].get("input_size", 160))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / f"{MODEL_NAME}.onnx"
+    dummy = torch.zeros(1, 3, size, size)
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated but needs no onnxscript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(onnx_path),
+            input_names=["input"],
+            output_names=["logit"],
+            dynamic_axes={"input": {0: "batch"}, "logit": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    margin = (float(cfg["sbi"].get("margin_min", 0.12)) + float(cfg["sbi"].get("margin_max", 0.38))) / 2
+    meta: dict[str, Any] = {
+        "name": MODEL_NAME,
+        "version": version,
+        "input_size": size,
+        "margin": round(margin, 3),
+        "mean": MEAN.tolist(),
+        "std": STD.tolist(),
+        "calibration": {"a": 1.0, "b": 0.0, "method": "none"},
+        "threshold": 0.5,
+        "epoch": int(ck.get("epoch", -1)) + 1,
+        "config": cfg,
+        **(extra or {}),
+    }
+    meta_path = out_dir / f"{MODEL_NAME}.json"
+    old = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if old.get("version") == version and "calibration" in old:
+        meta["calibration"], meta["threshold"] = old["calibration"], old["threshold"]
+    meta_path.write_text(json.dumps(meta, indent=1))
+    # Sanity: onnxruntime reproduces torch on a random batch.
+    import onnxruntime as ort
+
+    x = torch.randn(4, 3, size, size)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    if not np.allclose(ref, got.reshape(-1), atol=1e-3):
+        raise DeepshieldError(f"ONNX output differs from torch (max {np.abs(ref - got.reshape(-1)).max():.2e})")
+    return onnx_path
+
+
+def fit_platt(logits: np.ndarray, labels: np.ndarray, iters: int = 500) -> tuple[float, float]:
+    """Class-balanced logistic regression of labels on logits (Newton's method)."""
+    x = np.asarray(logits, np.float64)
+    y = np.asarray(labels, np.float64)
+    npos, nneg = y.sum(), (1 - y).sum()
+    if npos == 0 or nneg == 0:
+        raise DeepshieldError("calibration needs both real and fake scores")
+    w = np.where(y == 1, 0.5 / npos, 0.5 / nneg)
+    a, b = 1.0, 0.0
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(a * x + b, -40, 40)))
+        g = np.array([np.sum(w * (p - y) * x), np.sum(w * (p - y))])
+        r = w * p * (1 - p)
+        h = np.array([[np.sum(r * x * x), np.sum(r * x)], [np.sum(r * x), np.sum(r)]]) + 1e-9 * np.eye(2)
+        step = np.linalg.solve(h, g)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-9:
+            break
+    return float(a), float(b)
+
+
+def calibrate_from_scores(
+    scores_json: Path, out_dir: Path, target_fpr: float = 0.02, min_threshold: float = 0.5
+) -> dict[str, Any]:
+    """Fit calibration from an `evaluate` JSON over validation data and write it into the model metadata."""
+    from deepshield.detect.onnx_detector import calibrate
+
+    data = json.loads(scores_json.read_text())
+    logits, labels = [], []
+    real_items = []
+    for item in data["items"]:
+        for fr in item["frames"]:
+            logits.append(fr["logit"])
+            labels.append(item["label"])
+        if item["label"] == 0 and item["frames"]:
+            real_items.append([fr["logit"] for fr in item["frames"]])
+    if not logits:
+        raise DeepshieldError(f"{scores_json}: no scored frames to calibrate on")
+    lg, lb = np.array(logits), np.array(labels)
+    a, b = fit_platt(lg, lb)
+    real_p = calibrate(lg[lb == 0], a, b)
+    thr = float(max(min_threshold, np.quantile(real_p, 1 - target_fpr)))
+    meta_path = out_dir / f"{MODEL_NAME}.json"
+    if not meta_path.is_file():
+        raise DeepshieldError(f"no model metadata at {meta_path}: export first")
+    meta = json.loads(meta_path.read_text())
+    meta["calibration"] = {
+        "a": a,
+        "b": b,
+        "method": "platt, class-balanced, frame-level",
+        "fitted_on": str(scores_json.name),
+        "n_frames": int(len(lg)),
+        "n_real_frames": int((lb == 0).sum()),
+    }
+    meta["threshold"] = round(thr, 4)
+    meta["threshold_rule"] = f"max({min_threshold}, {1 - target_fpr:.2f} quantile of validation real frames)"
+    meta_path.write_text(json.dumps(meta, indent=1))
+    return meta

@@ -1,0 +1,226 @@
+"""Self-blended images (Shiohara and Yamasaki, CVPR 2022), written from the paper and the field notes.
+
+A real face is blended with a slightly altered copy of itself inside a mesh-based mask, so a detector learns
+the generic traces of blending (boundary, colour and frequency mismatch) without any fake training data.
+The real half of each pair is the untouched face; both halves then share the same crop, flip, colour and
+JPEG augmentation, so the pair differs only where the mask is non-zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from deepshield.faces.landmarks import FACE_OVAL
+
+OPACITIES = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+
+#: Normalisation applied to network input (shared by training, export and inference).
+MEAN = np.array([0.5, 0.5, 0.5], np.float32)
+STD = np.array([0.25, 0.25, 0.25], np.float32)
+
+
+@dataclass
+class SbiParams:
+    input_size: int = 160
+    margin_min: float = 0.12  # crop margin (fraction of the face extent each side), drawn per pair
+    margin_max: float = 0.38
+    jpeg_min: int = 40
+    jpeg_max: int = 100
+    jpeg_prob: float = 0.8
+    downscale_prob: float = 0.2  # shared resolution loss (small faces in video)
+    inner_mask_prob: float = 0.35
+
+
+def _odd(k: float) -> int:
+    k = max(1, int(k))
+    return k if k % 2 else k + 1
+
+
+def hull_mask(shape: tuple[int, int], pts: np.ndarray) -> np.ndarray:
+    m = np.zeros(shape, np.float32)
+    hull = cv2.convexHull(np.round(pts).astype(np.int32))
+    cv2.fillConvexPoly(m, hull, (1.0,))
+    return m
+
+
+def blend_mask(
+    landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator, inner_prob: float = 0.35
+) -> np.ndarray:
+    """Face-oval hull (or a shrunken inner face), elastically deformed, eroded/dilated and blurred."""
+    h, w = shape
+    pts = landmarks[:, :2]
+    if rng.random() < inner_prob:
+        c = pts[:468].mean(axis=0)
+        pts = c + (pts[:468] - c) * rng.uniform(0.7, 0.92)
+    else:
+        pts = pts[FACE_OVAL]
+    m = hull_mask((h, w), pts)
+    ext = float(np.ptp(pts[:, 0]) + np.ptp(pts[:, 1])) / 2
+    # Elastic deformation: a smooth random displacement field.
+    if rng.random() < 0.8:
+        amp = ext * rng.uniform(0.02, 0.07)
+        sigma = ext * rng.uniform(0.08, 0.2)
+        k = _odd(sigma * 3)
+        dx = np.asarray(cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (k, k), sigma))
+        dy = np.asarray(cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (k, k), sigma))
+        dx = dx * (amp / (np.abs(dx).max() + 1e-6))
+        dy = dy * (amp / (np.abs(dy).max() + 1e-6))
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        m = cv2.remap(m, gx + dx, gy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    # Random erosion or dilation, then a blur from hard to soft.
+    r = rng.random()
+    if r < 0.5:
+        ks = _odd(ext * rng.uniform(0.02, 0.12))
+        m = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ks, ks)))
+    elif r < 0.7:
+        ks = _odd(ext * rng.uniform(0.02, 0.06))
+        m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ks, ks)))
+    if rng.random() < 0.9:
+        ks = _odd(ext * rng.uniform(0.03, 0.25))
+        m = cv2.GaussianBlur(m, (ks, ks), 0)
+        peak = float(m.max())
+        if peak > 0:
+            m = np.clip(m / peak, 0, 1) if rng.random() < 0.5 else m
+    return m
+
+
+def _colour_change(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    out = img.astype(np.float32)
+    if rng.random() < 0.6:
+        out += rng.uniform(-20, 20, size=3).astype(np.float32)
+    if rng.random() < 0.6:
+        hsv = cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
+        hsv[..., 0] = (hsv[..., 0] + rng.uniform(-8, 8)) % 180
+        hsv[..., 1] *= rng.uniform(0.75, 1.25)
+        hsv[..., 2] *= rng.uniform(0.8, 1.2)
+        out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
+    if rng.random() < 0.5:
+        a, b = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
+        out = (out - 128) * a + 128 + b
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _frequency_change(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    r = rng.random()
+    h, w = img.shape[:2]
+    if r < 0.45:
+        f = 2 if rng.random() < 0.6 else 4
+        small = cv2.resize(img, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if r < 0.7:
+        blur = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.8, 2.0))
+        amt = rng.uniform(0.5, 1.5)
+        return np.clip(img.astype(np.float32) * (1 + amt) - blur.astype(np.float32) * amt, 0, 255).astype(np.uint8)
+    return img
+
+
+def _shift(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = rng.uniform(0.95, 1.05)
+    tx, ty = rng.uniform(-0.03, 0.03) * w, rng.uniform(-0.03, 0.03) * h
+    m = np.array([[s, 0, (1 - s) * w / 2 + tx], [0, s, (1 - s) * h / 2 + ty]], np.float32)
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+
+
+def self_blend(
+    img: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, inner_prob: float = 0.35
+) -> tuple[np.ndarray, np.ndarray]:
+    """(fake, mask): `img` blended with an altered copy of itself; mask is the effective blend weight."""
+    source = img.copy()
+    if rng.random() < 0.5:
+        source = _colour_change(source, rng)
+        if rng.random() < 0.5:
+            source = _frequency_change(source, rng)
+    else:
+        source = _frequency_change(source, rng)
+        if rng.random() < 0.5 or np.array_equal(source, img):
+            source = _colour_change(source, rng)
+    if rng.random() < 0.7:
+        source = _shift(source, rng)
+    shape = (img.shape[0], img.shape[1])
+    mask = blend_mask(landmarks, shape, rng, inner_prob) * float(rng.choice(OPACITIES))
+    m3 = mask[..., None]
+    fake = np.clip(m3 * source.astype(np.float32) + (1 - m3) * img.astype(np.float32) + 0.5, 0, 255)
+    return fake.astype(np.uint8), mask
+
+
+def face_crop_matrix(
+    landmarks: np.ndarray,
+    margin: float,
+    size: int,
+    jitter: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """2x3 affine that crops the face oval with `margin` on each side into `size` pixels."""
+    oval = landmarks[FACE_OVAL, :2]
+    c = (oval.min(axis=0) + oval.max(axis=0)) / 2
+    extent = float(max(np.ptp(oval[:, 0]), np.ptp(oval[:, 1])))
+    if rng is not None and jitter:
+        c = c + rng.uniform(-jitter, jitter, size=2) * extent
+    s = size / max(extent * (1 + 2 * margin), 4.0)
+    return np.array([[s, 0, size / 2 - s * c[0]], [0, s, size / 2 - s * c[1]]], np.float32)
+
+
+def _jpeg(img: np.ndarray, q: int) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(q)])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1] if ok else img
+
+
+def shared_augment(images: list[np.ndarray], rng: np.random.Generator, p: SbiParams) -> list[np.ndarray]:
+    """The same colour jitter, resolution loss and JPEG quality applied to every image of a pair."""
+    out = [im.astype(np.float32) for im in images]
+    if rng.random() < 0.5:
+        a, b = rng.uniform(0.8, 1.2), rng.uniform(-15, 15)
+        g = rng.uniform(-10, 10, size=3).astype(np.float32)
+        out = [(im - 128) * a + 128 + b + g for im in out]
+    if rng.random() < 0.3:
+        sat = rng.uniform(0.7, 1.3)
+        out = [(im - im.mean(axis=2, keepdims=True)) * sat + im.mean(axis=2, keepdims=True) for im in out]
+    res: list[np.ndarray] = [np.clip(im, 0, 255).astype(np.uint8) for im in out]
+    size = res[0].shape[0]
+    if rng.random() < p.downscale_prob:
+        small = int(size * rng.uniform(0.4, 0.8))
+        res = [
+            np.asarray(
+                cv2.resize(
+                    cv2.resize(im, (small, small), interpolation=cv2.INTER_AREA),
+                    (size, size),
+                    interpolation=cv2.INTER_LINEAR,
+                )
+            )
+            for im in res
+        ]
+    if rng.random() < p.jpeg_prob:
+        q = int(rng.integers(p.jpeg_min, p.jpeg_max + 1))
+        res = [_jpeg(im, q) for im in res]
+    return res
+
+
+def make_pair(
+    img: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, p: SbiParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(real, fake, mask) at `p.input_size`, ready for the network after `to_input`."""
+    lm = landmarks
+    if rng.random() < 0.5:  # horizontal flip (mesh indices stay valid for hulls: the oval is symmetric)
+        img = img[:, ::-1].copy()
+        lm = lm.copy()
+        lm[:, 0] = img.shape[1] - 1 - lm[:, 0]
+    fake, mask = self_blend(img, lm, rng, p.inner_mask_prob)
+    margin = rng.uniform(p.margin_min, p.margin_max)
+    m = face_crop_matrix(lm, margin, p.input_size, jitter=0.03, rng=rng)
+    size = (p.input_size, p.input_size)
+    real_c = cv2.warpAffine(img, m, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT101)
+    fake_c = cv2.warpAffine(fake, m, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT101)
+    mask_c = cv2.warpAffine(mask, m, size, flags=cv2.INTER_LINEAR)
+    real_c, fake_c = shared_augment([real_c, fake_c], rng, p)
+    return real_c, fake_c, mask_c
+
+
+def to_input(crops: np.ndarray) -> np.ndarray:
+    """N x H x W x 3 uint8 RGB -> N x 3 x H x W float32, normalised."""
+    x = crops.astype(np.float32) / 255.0
+    x = (x - MEAN) / STD
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))

@@ -1,0 +1,271 @@
+"""`deepshield detect train`: self-blended training from the face cache, on CPU, resumable.
+
+Each epoch draws one self-blended pair per training crop (identities of the train split only), logs loss,
+throughput and the validation AUC on a fixed set of self-blended pairs from validation identities to a JSONL
+file, and writes `last.pt` (resume point) and `best.pt` (best validation AUC). Seeds fix the data stream.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from deepshield.detect.facecache import CachedFaces, load_cache
+from deepshield.detect.metrics import auc
+from deepshield.detect.model import build_model
+from deepshield.detect.sbi import SbiParams, make_pair, to_input
+from deepshield.errors import DeepshieldError
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DeepshieldError(f"no config file at {path}")
+    with path.open("rb") as f:
+        cfg = tomllib.load(f)
+    for section in ("data", "model", "train", "sbi"):
+        cfg.setdefault(section, {})
+    return cfg
+
+
+def sbi_params(cfg: dict[str, Any]) -> SbiParams:
+    known = {f.name for f in fields(SbiParams)}
+    return SbiParams(**{k: v for k, v in cfg.get("sbi", {}).items() if k in known})
+
+
+class SelfBlendDataset(Dataset):
+    """Real crops -> (real, fake) self-blended pairs, generated on the fly.
+
+    Randomness comes from (seed, epoch, index), so a run is reproducible whatever the worker count.
+    """
+
+    def __init__(self, faces: CachedFaces, params: SbiParams, seed: int = 0) -> None:
+        self.faces = faces
+        self.params = params
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def pair(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        return make_pair(self.faces.images[i], self.faces.landmarks[i], rng, self.params)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        real, fake, mask = self.pair(i)
+        x = to_input(np.stack([real, fake]))
+        return torch.from_numpy(x), torch.tensor([0.0, 1.0]), torch.from_numpy(dense_targets(mask))
+
+
+def dense_targets(mask: np.ndarray, stride: int = 8) -> np.ndarray:
+    """2 x 2 x h x w targets for (real, fake): blend weight and blend boundary 4m(1-m), at 1/stride size."""
+    s = mask.shape[0] // stride
+    m = cv2.resize(mask.astype(np.float32), (s, s), interpolation=cv2.INTER_AREA)
+    boundary = 4 * m * (1 - m)
+    peak = float(boundary.max())
+    if peak > 0:
+        boundary = boundary / peak
+    out = np.zeros((2, 2, s, s), np.float32)
+    out[1, 0], out[1, 1] = m, boundary
+    return out
+
+
+def _collate(
+    batch: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return (
+        torch.cat([b[0] for b in batch]),
+        torch.cat([b[1] for b in batch]),
+        torch.cat([b[2] for b in batch]),
+    )
+
+
+def fixed_pairs(
+    faces: CachedFaces, params: SbiParams, seed: int, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A deterministic set of (crops, labels) for validation: every crop once real, once self-blended."""
+    ds = SelfBlendDataset(faces, params, seed=seed)
+    ds.epoch = 10_000
+    n = len(ds) if limit is None else min(limit, len(ds))
+    xs, ys = [], []
+    for i in range(n):
+        real, fake, _ = ds.pair(i)
+        xs += [real, fake]
+        ys += [0, 1]
+    return np.stack(xs), np.array(ys)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, crops: np.ndarray, batch: int = 64) -> np.ndarray:
+    model.eval()
+    out = []
+    for i in range(0, len(crops), batch):
+        out.append(model(torch.from_numpy(to_input(crops[i : i + batch]))).float().numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) training; returns the last epoch's metrics."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    data, tr, mcfg = cfg["data"], cfg["train"], cfg["model"]
+    seed = int(tr.get("seed", 1234))
+    _seed_all(seed)
+    torch.set_num_threads(int(tr.get("threads", 2)))
+    params = sbi_params(cfg)
+    cache = Path(data.get("cache_dir", "/work/cache/detect/faces"))
+    train_faces = load_cache(cache, ["train"], max_per_source=data.get("max_frames_per_video"))
+    val_faces = load_cache(cache, ["val"], max_per_source=data.get("max_frames_per_video"))
+    val_x, val_y = fixed_pairs(val_faces, params, seed + 1, limit=data.get("val_limit"))
+    ds = SelfBlendDataset(train_faces, params, seed=seed)
+    bs = int(tr.get("batch_pairs", 16))
+    workers = int(tr.get("num_workers", 1))
+    epochs = int(tr.get("epochs", 30))
+    model = build_model(mcfg)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=float(tr.get("lr", 2e-3)), weight_decay=float(tr.get("weight_decay", 5e-4))
+    )
+    steps_per_epoch = math.ceil(len(ds) / bs)
+    total = epochs * steps_per_epoch
+    warm = int(tr.get("warmup_steps", 200))
+
+    budget_s = float(tr.get("time_budget_min", 0)) * 60 or math.inf
+    clock = {"start": time.time(), "offset": 0.0}
+
+    def lr_at(step: int) -> float:
+        # Cosine decay over whichever ends first: the epochs or the wall-clock budget (a shared CPU's speed
+        # is unknown in advance; the budget keeps the schedule complete when it binds).
+        if step < warm:
+            return (step + 1) / warm
+        frac = (step - warm) / max(1, total - warm)
+        if budget_s < math.inf:
+            frac = max(frac, (clock["offset"] + time.time() - clock["start"]) / budget_s)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, frac))) * 0.98 + 0.02
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(json.dumps(cfg, indent=2))
+    start_epoch, best, best_swap = 0, -1.0, -1.0
+    last = out_dir / "last.pt"
+    if resume and last.is_file():
+        ck = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        start_epoch, best = int(ck["epoch"]) + 1, float(ck["best"])
+        clock["offset"] = float(ck.get("elapsed_s", 0.0))
+        best_swap = float(ck.get("best_swap", -1.0))
+        torch.set_rng_state(ck["torch_rng"])
+    loss_fn = nn.BCEWithLogitsLoss()
+    aux_weight = float(tr.get("aux_weight", 1.0))
+    log_path = out_dir / "metrics.jsonl"
+    rec: dict[str, Any] = {}
+    swap_path = Path(data["val_swaps"]) if data.get("val_swaps") else None
+    for epoch in range(start_epoch, epochs):
+        ds.epoch = epoch
+        g = torch.Generator()
+        g.manual_seed(seed * 1000 + epoch)
+        loader = DataLoader(
+            ds,
+            batch_size=bs,
+            shuffle=True,
+            generator=g,
+            num_workers=workers,
+            collate_fn=_collate,
+            drop_last=True,
+            persistent_workers=False,
+        )
+        model.train()
+        t0, seen, loss_sum, nb = time.time(), 0, 0.0, 0
+        with Progress(
+            TextColumn(f"epoch {epoch + 1}/{epochs}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            disable=not progress,
+        ) as bar:
+            task = bar.add_task("train", total=len(loader), loss=0.0)
+            for x, y, dense in loader:
+                logits, aux = model.forward_with_aux(x)
+                if aux.shape[-1] != dense.shape[-1]:
+                    dense = nn.functional.adaptive_avg_pool2d(dense, (int(aux.shape[-2]), int(aux.shape[-1])))
+                loss = loss_fn(logits, y) + aux_weight * nn.functional.binary_cross_entropy_with_logits(aux, dense)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                seen += len(x)
+                loss_sum += float(loss.detach())
+                nb += 1
+                bar.update(task, advance=1, loss=loss_sum / nb)
+        train_s = time.time() - t0
+        val_scores = predict(model, val_x)
+        val_auc = auc(val_y, val_scores)
+        swap_auc = None
+        if swap_path is not None and swap_path.is_file():  # crops of validation-identity face swaps
+            with np.load(swap_path) as z:
+                swap_auc = auc(z["labels"], predict(model, z["crops"]))
+        elapsed = clock["offset"] + time.time() - clock["start"]
+        rec = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(nb, 1),
+            "val_sbi_auc": val_auc,
+            "val_swap_auc": swap_auc,
+            "elapsed_s": round(elapsed, 1),
+            "lr": opt.param_groups[0]["lr"],
+            "images_per_s": seen / max(train_s, 1e-6),
+            "epoch_s": time.time() - t0,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        with log_path.open("a") as f:
+            f.write(json.dumps(rec) + "\n")
+        if progress:
+            print(json.dumps(rec), flush=True)
+        state = {
+            "model": model.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "epoch": epoch,
+            "best": max(best, val_auc),
+            "torch_rng": torch.get_rng_state(),
+            "config": cfg,
+            "elapsed_s": elapsed,
+            "best_swap": max(best_swap, swap_auc or -1.0),
+        }
+        torch.save({**state}, out_dir / "last.tmp")
+        (out_dir / "last.tmp").replace(last)
+        torch.save({"model": model.state_dict(), "config": cfg, "epoch": epoch}, out_dir / f"epoch{epoch + 1:03d}.pt")
+        if swap_auc is not None and swap_auc > best_swap:
+            best_swap = swap_auc
+            torch.save(
+                {"model": model.state_dict(), "config": cfg, "epoch": epoch, "val_swap_auc": swap_auc},
+                out_dir / "best_swap.pt",
+            )
+        if val_auc > best:
+            best = val_auc
+            torch.save(
+                {"model": model.state_dict(), "config": cfg, "epoch": epoch, "val_sbi_auc": val_auc},
+                out_dir / "best.pt",
+            )
+        if elapsed > budget_s:
+            break
+    return rec

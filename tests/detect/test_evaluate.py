@@ -1,0 +1,84 @@
+"""Dataset layouts and the evaluation report (with a real detector when weights are installed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepshield.detect.evaluate import discover, evaluate, format_summary, plot_roc
+from deepshield.detect.onnx_detector import load_sbi_detector
+from deepshield.detect.swaps import make_swap_set
+from deepshield.errors import DeepshieldError
+from tests.detect.conftest import PHOTOS
+
+
+def _touch(p: Path) -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(b"x")
+    return p
+
+
+def test_discover_layouts(tmp_path: Path) -> None:
+    ff = tmp_path / "ff"
+    _touch(ff / "original_sequences/youtube/c23/videos/000.mp4")
+    _touch(ff / "manipulated_sequences/Deepfakes/c23/videos/000_003.mp4")
+    _touch(ff / "manipulated_sequences/FaceSwap/c23/videos/000_003.mp4")
+    layout, items = discover(ff)
+    assert layout == "faceforensics++"
+    assert sorted((i.label, i.method) for i in items) == [(0, "real"), (1, "Deepfakes"), (1, "FaceSwap")]
+
+    cd = tmp_path / "celeb"
+    (cd).mkdir()
+    (cd / "List_of_testing_videos.txt").write_text("1 YouTube-real/00170.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n")
+    layout, items = discover(cd)
+    assert layout == "celeb-df-v2"
+    assert [(i.label, i.method) for i in items] == [(0, "real"), (1, "Celeb-synthesis")]
+
+    dfdc = tmp_path / "dfdc"
+    _touch(dfdc / "part0/a.mp4")
+    (dfdc / "part0/metadata.json").write_text(json.dumps({"a.mp4": {"label": "FAKE"}, "b.mp4": {"label": "REAL"}}))
+    layout, items = discover(dfdc)
+    assert layout == "dfdc" and sorted(i.label for i in items) == [0, 1]
+
+    rf = tmp_path / "rf"
+    _touch(rf / "real/x.jpg")
+    _touch(rf / "fake/faceswap/y.jpg")
+    _touch(rf / "fake/z.mp4")
+    layout, items = discover(rf)
+    assert layout == "real-fake-folders"
+    assert sorted(i.method for i in items) == ["faceswap", "fake", "real"]
+
+    with pytest.raises(DeepshieldError):
+        discover(tmp_path / "rf" / "real")
+
+
+def test_evaluate_real_swaps_with_shipped_detector(shared_faces: Path, tmp_path: Path) -> None:
+    det = load_sbi_detector()
+    if det is None:
+        pytest.skip("no detector weights installed in deepshield/models")
+    items = [(shared_faces / rel, rel, f"p{i}", False) for i, rel in enumerate(PHOTOS)]
+    data = tmp_path / "set"
+    make_swap_set(items, data, seed=2)
+    (data / "real" / "broken.jpg").write_bytes(b"not an image")
+    cache = tmp_path / "crops"
+    report = evaluate(data, det, frames=4, n_boot=50, crop_cache=cache)
+    again = evaluate(data, det, frames=4, n_boot=50, crop_cache=cache)  # from the crop cache
+    assert len(list(cache.glob("*.npz"))) == len(report["items"]) - 1
+    assert [i["video_score"] for i in again["items"]] == [i["video_score"] for i in report["items"]]
+    assert report["layout"] == "real-fake-folders" and report["n_errors"] == 1
+    scored = [i for i in report["items"] if i["video_score"] is not None]
+    assert {i["label"] for i in scored} == {0, 1}
+    for i in scored:
+        assert 0 <= i["video_score"] <= 1
+        assert i["video_score"] == pytest.approx(np.mean([f["score"] for f in i["frames"]]))
+    m = report["all"]["video"]
+    assert 0 <= m["auc"] <= 1 and len(m["auc_ci95"]) == 2 and "fpr_at_threshold" in m
+    assert any("video-level: AUC" in line for line in format_summary(report))
+    png = plot_roc(report, tmp_path / "roc.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    json.dumps(report)  # every score serialisable
+    shutil.rmtree(data)

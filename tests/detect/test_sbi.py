@@ -1,0 +1,62 @@
+"""Self-blending: the fake differs from the real face only inside the blend mask."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from deepshield.detect.facecache import CachedFaces
+from deepshield.detect.samples import write_sample_grid
+from deepshield.detect.sbi import SbiParams, blend_mask, make_pair, self_blend, to_input
+from deepshield.faces.landmarks import FACE_OVAL
+
+
+def test_cache_holds_aligned_crops_with_landmarks_in_crop_space(train_faces: CachedFaces) -> None:
+    n, s = len(train_faces), train_faces.images.shape[1]
+    assert train_faces.images.shape == (n, s, s, 3) and train_faces.landmarks.shape == (n, 478, 2)
+    oval = train_faces.landmarks[:, FACE_OVAL]
+    # The face oval sits inside the crop, roughly centred (alignment with a generous margin).
+    assert (oval > 0).all() and (oval < s).all()
+    centre = (oval.min(axis=1) + oval.max(axis=1)) / 2
+    assert np.abs(centre - s / 2).max() < s * 0.1
+
+
+def test_self_blend_changes_only_the_masked_face(train_faces: CachedFaces, rng: np.random.Generator) -> None:
+    img, lm = train_faces.images[0], train_faces.landmarks[0]
+    for _ in range(5):
+        fake, mask = self_blend(img, lm, rng)
+        diff = np.abs(fake.astype(int) - img.astype(int)).max(axis=2)
+        assert (diff[mask <= 1e-6] <= 1).all(), "pixels outside the mask must stay untouched"
+        assert diff[mask > 0.2].mean() > 0.5, "the face must actually change"
+        # The mask covers the face, not the background corners.
+        assert mask[:10, :10].max() == 0 and mask[int(lm[FACE_OVAL, 1].mean()), :].max() > 0
+
+
+def test_mask_follows_the_face_oval(train_faces: CachedFaces, rng: np.random.Generator) -> None:
+    lm = train_faces.landmarks[0]
+    s = train_faces.images.shape[1]
+    hull = np.zeros((s, s), np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(np.round(lm[FACE_OVAL]).astype(np.int32)), 1)
+    m = blend_mask(lm, (s, s), rng, inner_prob=0.0)
+    inside = m[hull == 1].mean()
+    outside = m[hull == 0].mean()
+    assert inside > 0.4 and outside < 0.1
+
+
+def test_pairs_are_input_sized_and_deterministic(train_faces: CachedFaces) -> None:
+    p = SbiParams(input_size=96)
+    a = make_pair(train_faces.images[1], train_faces.landmarks[1], np.random.default_rng(3), p)
+    b = make_pair(train_faces.images[1], train_faces.landmarks[1], np.random.default_rng(3), p)
+    assert a[0].shape == (96, 96, 3) and a[1].shape == (96, 96, 3) and a[2].shape == (96, 96)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not np.array_equal(a[0], a[1])
+    x = to_input(np.stack([a[0], a[1]]))
+    assert x.shape == (2, 3, 96, 96) and x.dtype == np.float32 and abs(float(x.mean())) < 3
+
+
+def test_sample_grid_png(train_faces: CachedFaces, tmp_path: Path) -> None:
+    out = write_sample_grid(train_faces, SbiParams(input_size=64), tmp_path / "grid.png", n=3, seed=1)
+    img = cv2.imread(str(out))
+    assert img.shape[1] == 4 * 64 and img.shape[0] == 24 + 3 * 64

@@ -1,0 +1,71 @@
+"""Training (tiny config), resume, determinism, ONNX export and calibration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
+
+
+def _cfg(cache: Path, out: Path, epochs: int) -> dict:
+    return {
+        "data": {"cache_dir": str(cache), "max_frames_per_video": 2},
+        "model": {"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1], "stem": 8, "dropout": 0.0},
+        "sbi": {"input_size": 64},
+        "train": {
+            "seed": 5,
+            "epochs": epochs,
+            "batch_pairs": 2,
+            "lr": 0.003,
+            "warmup_steps": 2,
+            "num_workers": 0,
+            "threads": 1,
+            "out_dir": str(out),
+        },
+    }
+
+
+def test_train_resume_deterministic_and_export(face_cache: Path, tmp_path: Path) -> None:
+    from deepshield.detect.export import export_onnx
+    from deepshield.detect.onnx_detector import load_sbi_detector
+    from deepshield.detect.train import train
+
+    run = tmp_path / "run"
+    train(_cfg(face_cache, run, 1), run, progress=False)
+    rec2 = train(_cfg(face_cache, run, 2), run, progress=False)  # resumes at epoch 2
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2] and rec2["epoch"] == 2
+    assert all(0.0 <= x["val_sbi_auc"] <= 1.0 and x["train_loss"] > 0 for x in lines)
+    assert (run / "last.pt").is_file() and (run / "best.pt").is_file()
+
+    other = tmp_path / "again"
+    train(_cfg(face_cache, other, 2), other, progress=False)
+    again = [json.loads(x) for x in (other / "metrics.jsonl").read_text().splitlines()]
+    assert [x["train_loss"] for x in again] == pytest.approx([x["train_loss"] for x in lines], rel=1e-4)
+
+    models = tmp_path / "models"
+    onnx_path = export_onnx(run / "last.pt", models, version="test")
+    assert onnx_path.stat().st_size < 25e6
+    det = load_sbi_detector(models)
+    assert det is not None and det.info.input_size == 64
+    crops = np.random.default_rng(0).integers(0, 255, (3, 64, 64, 3)).astype(np.uint8)
+    p = det.probabilities(crops)
+    assert p.shape == (3,) and ((p >= 0) & (p <= 1)).all()
+
+
+def test_platt_fit_recovers_a_known_calibration() -> None:
+    from deepshield.detect.export import fit_platt
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 3, 20000)
+    p = 1 / (1 + np.exp(-(0.5 * x - 1.0)))
+    y = (rng.random(20000) < p).astype(int)
+    a, b = fit_platt(x, y)
+    # Class balancing shifts the intercept by the log prior ratio; the slope is unchanged.
+    prior = np.log(y.mean() / (1 - y.mean()))
+    assert a == pytest.approx(0.5, abs=0.05)
+    assert b + prior == pytest.approx(-1.0, abs=0.1)
