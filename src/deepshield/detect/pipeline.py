@@ -131,7 +131,6 @@ def _scan(
     frame_rgbs: dict[int, np.ndarray] = {}
     per_face_scores: list[tuple[int, float, int | None, float]] = []
     face_scores: dict[int, float] = {}
-    heatmaps: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
     frame_times: list[float] = []
     signatures: list[np.ndarray] = []
     decode_s = faces_s = detect_s = 0.0
@@ -149,14 +148,11 @@ def _scan(
             frame_rgbs[len(frames_faces) - 1] = frame.rgb
         if detector is not None and faces:
             t2 = time.perf_counter()
-            scores = detector.score_faces(frame.rgb, faces, explain=options.keep_artifacts)
+            # Heat maps cost many extra inferences per face: made later, for the faces a report shows.
+            scores = detector.score_faces(frame.rgb, faces, explain=False)
             detect_s += time.perf_counter() - t2
             for f, s in zip(faces, scores, strict=True):
                 face_scores[id(f)] = s.score
-                hm = s.evidence.get("heatmap")
-                if hm is not None:
-                    crop = s.evidence.get("crop")
-                    heatmaps[id(f)] = (np.asarray(hm), None if crop is None else np.asarray(crop))
         if progress:
             progress(min(1.0, (i + 1) / max(expected, 1)))
         t_dec = time.perf_counter()
@@ -212,7 +208,7 @@ def _scan(
     result["media"]["path"] = Path(info.path).name
     result["elapsed_s"] = result["timing_s"]["total"]
     artifacts = (
-        _artifacts(frames_faces, frame_rgbs, tracks, face_scores, heatmaps, options) if options.keep_artifacts else []
+        _artifacts(frames_faces, frame_rgbs, tracks, face_scores, detector, options) if options.keep_artifacts else []
     )
     media.close()
     return ScanOutcome(result=result, artifacts=artifacts)
@@ -223,7 +219,7 @@ def _artifacts(
     frame_rgbs: dict[int, np.ndarray],
     tracks: list[Any],
     face_scores: dict[int, float],
-    heatmaps: dict[int, tuple[np.ndarray, np.ndarray | None]],
+    detector: Detector | None,
     options: ScanOptions,
 ) -> list[FaceArtifact]:
     """One picture per track (the most confident face), or per face for a still image."""
@@ -246,7 +242,12 @@ def _artifacts(
             continue
         crop = align_face(rgb, f, size=options.thumbnail_size, margin=0.3, rotate=False)
         lms = crop.map_points(f.landmarks) if f.landmarks is not None else None
-        hm, hm_crop = heatmaps.get(id(f), (None, None))
+        hm = hm_crop = None
+        if detector is not None and id(f) in face_scores:
+            evidence = detector.score_faces(rgb, [f], explain=True)[0].evidence
+            if evidence.get("heatmap") is not None:
+                hm = np.asarray(evidence["heatmap"])
+                hm_crop = None if evidence.get("crop") is None else np.asarray(evidence["crop"])
         out.append(
             FaceArtifact(label=label, face=f, crop=crop.image, crop_landmarks=lms, score=face_scores.get(id(f)),
                          heatmap=hm, heatmap_crop=hm_crop)
