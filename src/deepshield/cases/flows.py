@@ -412,16 +412,7 @@ def decide_appeal(
         if outcome == "reversed":
             unbank = _undo(ctx, s, case, actor, reason)
     if unbank:
-        n = ctx.bank.remove_case(case_id)
-        with session_scope(ctx.settings) as s:
-            audit.record(
-                s,
-                actor="banking",
-                actor_kind="automated",
-                action="unbanked",
-                case_id=case_id,
-                reason=f"appeal reversed: {n} hash(es) removed from the bank",
-            )
+        _remove_case_hashes(ctx, case_id, "unbanked", "appeal reversed")
     ctx.kick()
     return case
 
@@ -496,17 +487,23 @@ def withdraw(ctx: CasesContext, case_id: str, actor: str, reason: str = "withdra
             {"action": "delete_hashes", "hashes": [{"signal": a, "value": b} for a, b in hashes]},
             case_id=case.id,
         )
+    n = _remove_case_hashes(ctx, case_id, "hashes_removed", "withdrawal")
+    ctx.kick()
+    return n
+
+
+def _remove_case_hashes(ctx: CasesContext, case_id: str, action: str, why: str) -> int:
+    """Remove every hash of the case from every bank, and say so in the audit trail as an automated step."""
     n = ctx.bank.remove_case(case_id)
     with session_scope(ctx.settings) as s:
         audit.record(
             s,
             actor="banking",
             actor_kind="automated",
-            action="hashes_removed",
+            action=action,
             case_id=case_id,
-            reason=f"withdrawal: {n} hash(es) removed from every bank",
+            reason=f"{why}: {n} hash(es) removed from every bank",
         )
-    ctx.kick()
     return n
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
+from deepshield.faces.geometry import iou, mostly_inside
 from deepshield.faces.pose import estimate_head_pose
 from deepshield.faces.types import Face
 
@@ -29,23 +30,6 @@ _SURE = 0.8
 
 # Mesh crops are resized so the face spans about this many pixels: the mesh model's own input is 192 px.
 _MESH_CROP_SIDE = 256
-
-
-def _inside(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
-    """Most of box a lies within box b (a partial face from a tile edge inside a whole one)."""
-    ix0, iy0 = max(a[0], b[0]), max(a[1], b[1])
-    ix1, iy1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, ix1 - ix0) * max(0.0, iy1 - iy0)
-    area = (a[2] - a[0]) * (a[3] - a[1])
-    return area > 0 and inter / area > 0.6
-
-
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    ix0, iy0 = max(a[0], b[0]), max(a[1], b[1])
-    ix1, iy1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, ix1 - ix0) * max(0.0, iy1 - iy0)
-    ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / ua if ua > 0 else 0.0
 
 
 @contextlib.contextmanager
@@ -177,7 +161,7 @@ class FaceAnalyzer:
         found.sort(key=lambda f: -f[1])
         kept: list[tuple[tuple[float, float, float, float], float, np.ndarray]] = []
         for f in found:
-            if all(_iou(f[0], k[0]) < 0.3 and not _inside(f[0], k[0]) for k in kept):
+            if all(iou(f[0], k[0]) < 0.3 and not mostly_inside(f[0], k[0]) for k in kept):
                 kept.append(f)
             if len(kept) >= self.max_faces:
                 break
@@ -215,7 +199,7 @@ class FaceAnalyzer:
         # The mesh must describe the detected face, not a neighbour inside the enlarged crop.
         mx0, my0 = pts[:, 0].min(), pts[:, 1].min()
         mx1, my1 = pts[:, 0].max(), pts[:, 1].max()
-        if _iou((mx0, my0, mx1, my1), box) < 0.25:
+        if iou((mx0, my0, mx1, my1), box) < 0.25:
             return None
         return pts
 

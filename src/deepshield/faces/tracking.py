@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from deepshield.faces.geometry import iou
 from deepshield.faces.types import Face, FaceTrack
 
 
@@ -26,23 +27,16 @@ def shot_cuts(signatures: list[np.ndarray], threshold: float = 0.3) -> set[int]:
     return cuts
 
 
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    ix0, iy0, ix1, iy1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, ix1 - ix0) * max(0.0, iy1 - iy0)
-    ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / ua if ua > 0 else 0.0
-
-
 def _affinity(track_face: Face, face: Face) -> float:
     """1 for the same place and size, 0 for unrelated; tolerant of motion between sparse samples."""
-    iou = _iou(track_face.box, face.box)
+    overlap = iou(track_face.box, face.box)
     (ax, ay), (bx, by) = track_face.center, face.center
     scale = max(track_face.width, track_face.height, face.width, face.height, 1.0)
     dist = float(np.hypot(ax - bx, ay - by)) / scale
     size_ratio = min(track_face.width, face.width) / max(track_face.width, face.width, 1e-6)
     if dist > 1.5 or size_ratio < 0.4:
         return 0.0
-    return max(iou, (1.0 - dist / 1.5) * size_ratio * 0.8)
+    return max(overlap, (1.0 - dist / 1.5) * size_ratio * 0.8)
 
 
 def link_tracks(
