@@ -138,7 +138,6 @@ class VideoMedia:
             fps = self.info.fps or 25.0
             decoder: Iterator[av.VideoFrame] | None = None
             last_time = -1e9
-            pending: av.VideoFrame | None = None
             for target in targets:
                 t_abs = start + target
                 # Seek when a keyframe sits after our position and at or before the target.
@@ -146,7 +145,6 @@ class VideoMedia:
                 if decoder is None or (k >= 0 and keyframes[k] > last_time + 1e-6):
                     c.seek(int(t_abs / tb), stream=vs, backward=True, any_frame=False)
                     decoder = c.decode(vs)
-                    pending = None
                 chosen: av.VideoFrame | None = None
                 cc = vs.codec_context
                 while True:
@@ -154,14 +152,11 @@ class VideoMedia:
                         raise DecodeTimeout(
                             f"decoding took longer than the limit of {self._limits.decode_timeout_s:.0f} s"
                         )
-                    if pending is not None:
-                        frame, pending = pending, None
-                    else:
-                        try:
-                            frame = next(decoder)
-                            self.decoded_frames += 1
-                        except StopIteration:
-                            break
+                    try:
+                        frame = next(decoder)
+                        self.decoded_frames += 1
+                    except StopIteration:
+                        break
                     ft = float(frame.pts * tb) if frame.pts is not None else last_time + 1.0 / fps
                     last_time = ft
                     chosen = frame
@@ -174,16 +169,20 @@ class VideoMedia:
                         cc.skip_frame = "NONREF" if far else "DEFAULT"
                 if chosen is None:
                     break
-                rgb: np.ndarray = chosen.to_ndarray(format="rgb24")
-                rotation = self.info.extra.get("rotation")
-                if rotation:
-                    rgb = np.ascontiguousarray(np.rot90(rgb, k=-int(rotation) // 90))
-                ct = float(chosen.pts * tb) - start if chosen.pts is not None else target
-                yield Frame(index=int(round(ct * fps)), time_s=max(0.0, ct), rgb=rgb)
+                yield self._to_frame(chosen, tb, start, fps, target)
         except _AV_ERRORS as e:
             raise CorruptMedia(f"video decoding failed: {_short(e)}") from e
         finally:
             c.close()
+
+    def _to_frame(self, frame: av.VideoFrame, tb: Fraction, start: float, fps: float, fallback_t: float) -> Frame:
+        """RGB pixels turned upright, with time measured from the stream's start (both decode paths agree)."""
+        rgb: np.ndarray = frame.to_ndarray(format="rgb24")
+        rotation = self.info.extra.get("rotation")
+        if rotation:
+            rgb = np.ascontiguousarray(np.rot90(rgb, k=-int(rotation) // 90))
+        t = float(frame.pts * tb) - start if frame.pts is not None else fallback_t
+        return Frame(index=int(round(t * fps)), time_s=max(0.0, t), rgb=rgb)
 
     def decode_all(self) -> Iterator[Frame]:
         """Every frame, in order: the naive baseline, and what a re-hash of a short clip may want."""
@@ -193,11 +192,12 @@ class VideoMedia:
             vs = c.streams.video[0]
             vs.thread_type = "AUTO"
             tb = vs.time_base or Fraction(1, 1000)
+            start = float(vs.start_time * tb) if vs.start_time is not None else 0.0
+            fps = self.info.fps or 25.0
             for i, frame in enumerate(c.decode(vs)):
                 if time.monotonic() > deadline:
                     raise DecodeTimeout("decoding took longer than the decode time limit")
-                t = float(frame.pts * tb) if frame.pts is not None else i / (self.info.fps or 25.0)
-                yield Frame(index=i, time_s=t, rgb=frame.to_ndarray(format="rgb24"))
+                yield self._to_frame(frame, tb, start, fps, i / fps)
         except _AV_ERRORS as e:
             raise CorruptMedia(f"video decoding failed: {_short(e)}") from e
         finally:
