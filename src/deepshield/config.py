@@ -19,6 +19,8 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; unset means SQLite at $DEEPSHIELD_HOME/deepshield.db.",
     )
     max_upload_bytes: int = 200 * 1024 * 1024
+    #: Scans run at once by the service (each worker holds its own face and detector models).
+    scan_workers: int = 1
     session_secret: str | None = None
 
     @property

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import queue
-import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -18,20 +17,17 @@ from deepshield.store.timeutil import utcnow
 
 
 class ScanService:
-    def __init__(self, settings: Settings | None = None, workers: int = 1) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
+        workers = max(1, self.settings.scan_workers)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scan")
+        # Idle scanners; at most one per worker thread is ever built.
         self._scanners: queue.Queue[Scanner] = queue.Queue()
-        self._made = 0
-        self._workers = workers
-        self._lock = threading.Lock()
 
     def _scanner(self) -> Scanner:
         try:
             return self._scanners.get_nowait()
         except queue.Empty:
-            with self._lock:
-                self._made += 1
             return Scanner(ScanOptions(keep_artifacts=True))
 
     def create(self, filename: str, media_path: Path, sha256: str, created_by: str | None) -> str:
