@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,8 @@ def test_scans_require_a_key_with_the_scan_scope(
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["ok"] and body["face_count"] == 2 and body["file"] == "p.jpg"
+    # Hashed while streaming to disk, and still the hash of the bytes sent.
+    assert body["media"]["sha256"] == hashlib.sha256(photo).hexdigest()
     # The admin scope implies every other scope, and GET returns the stored result.
     g = app_client.get(f"/v1/scans/{body['scan_id']}", headers=auth(api_key("admin")))
     assert g.status_code == 200 and g.json()["status"] == "done"

@@ -25,8 +25,12 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def open_media(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> Media:
-    """Validate and open a media file. Raises a `MediaError` subclass with a one-line reason on bad input."""
+def open_media(
+    path: str | os.PathLike[str], limits: MediaLimits | None = None, sha256: str | None = None
+) -> Media:
+    """Validate and open a media file. Raises a `MediaError` subclass with a one-line reason on bad input.
+
+    `sha256` lets a caller that already hashed the bytes (an upload, hashed while streaming) skip a re-read."""
     limits = limits or MediaLimits()
     p = Path(path)
     if not p.exists():
@@ -51,7 +55,7 @@ def open_media(path: str | os.PathLike[str], limits: MediaLimits | None = None) 
         format=sniffed.format,
         mime=sniffed.mime,
         size_bytes=size,
-        sha256=_sha256(p),
+        sha256=sha256 or _sha256(p),
     )
     if sniffed.kind is MediaKind.IMAGE:
         return ImageMedia(info, limits)
@@ -68,6 +72,7 @@ def open_upload(
     dest_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix="upload-", suffix=".part")
     written = 0
+    digest = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as out:
             while True:
@@ -77,8 +82,9 @@ def open_upload(
                 written += len(block)
                 if written > limits.max_bytes:
                     raise MediaTooLarge(f"upload is over the limit of {limits.max_bytes / 1e6:.0f} MB")
+                digest.update(block)
                 out.write(block)
-        media = open_media(tmp, limits)
+        media = open_media(tmp, limits, sha256=digest.hexdigest())
         final = dest_dir / f"{media.info.sha256}.{media.info.format}"
         shutil.move(tmp, final)
         media.info.path = str(final)
