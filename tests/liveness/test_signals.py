@@ -151,3 +151,30 @@ def test_derived_scripts_pass_and_their_reordered_or_late_versions_fail() -> Non
     assert late is not None and swapped is not None
     assert ChallengeCompliance().evaluate(ctx(track, late)).verdict == "fail"
     assert ChallengeCompliance().evaluate(ctx(track, swapped)).verdict == "fail"
+
+
+def test_a_long_blink_with_a_slow_reopening_is_one_blink_and_shallow_dips_are_not_scripted() -> None:
+    """Eyes reopen over several frames after a long blink; the blink counts once the open level is back within
+    0.35 s. Only full blinks become scripted steps of a derived (genuine) script."""
+    from deepshield.liveness.corpus import derive_script
+    from deepshield.liveness.features import detect_blinks
+    from deepshield.liveness.script import ChallengeScript, Step, random_flashes
+
+    fl = random_flashes(Random(1), 0.6)
+    t0 = fl[-1].end_s + 0.4
+    performed = ChallengeScript((Step("front", 0.0, t0),), fl, t0 + 6.0)
+    track = follow(performed, seed=2)
+    ear = {round(s.t * 15): s for s in track.samples}
+    # A 0.4 s blink at t0 + 1 s whose eye opens over three frames (0.17, 0.22, 0.25 of a 0.3 open level),
+    # and a shallow 0.2 s dip (to 0.2 of 0.3) at t0 + 4 s.
+    k0 = round((t0 + 1.0) * 15)
+    for i, v in enumerate([0.05] * 6 + [0.17, 0.22, 0.25]):
+        ear[k0 + i].ear = v
+    k1 = round((t0 + 4.0) * 15)
+    for i in range(3):
+        ear[k1 + i].ear = 0.2
+    blinks = detect_blinks(track, POLICY)
+    assert [round(b.start_s, 1) for b in blinks] == [round(k0 / 15, 1), round(k1 / 15, 1)]
+    derived = derive_script(track, Random(4), POLICY)
+    assert derived.kinds().count("blink") == 1
+    assert ChallengeCompliance().evaluate(ctx(track, derived)).verdict == "pass"

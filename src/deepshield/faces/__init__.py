@@ -1,7 +1,7 @@
 """Faces: detection, the 478-point mesh, head pose, aligned crops and tracks across video frames."""
 
 from deepshield.faces.align import AlignedCrop, align_face
-from deepshield.faces.analyzer import FaceAnalyzer
+from deepshield.faces.analyzer import FaceAnalyzer, quiet_native_stderr
 from deepshield.faces.pose import estimate_head_pose
 from deepshield.faces.tracking import frame_signature, link_tracks, shot_cuts
 from deepshield.faces.types import Face, FaceTrack, HeadPose
@@ -17,4 +17,5 @@ __all__ = [
     "frame_signature",
     "shot_cuts",
     "link_tracks",
+    "quiet_native_stderr",
 ]

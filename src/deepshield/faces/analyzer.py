@@ -33,7 +33,7 @@ _MESH_CROP_SIDE = 256
 
 
 @contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
+def quiet_native_stderr() -> Iterator[None]:
     """MediaPipe's C++ graphs print start-up chatter straight to file descriptor 2; hide it while they load so
     the CLI's stderr holds only what a person needs."""
     if os.environ.get("DEEPSHIELD_DEBUG_NATIVE"):
@@ -74,7 +74,7 @@ class FaceAnalyzer:
     def __init__(
         self, min_confidence: float = 0.5, max_faces: int = 32, with_mesh: bool = True, tiled: bool = True
     ) -> None:
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             self._load(min_confidence, with_mesh)
         self.min_confidence = min_confidence
         self.max_faces = max_faces
@@ -213,7 +213,7 @@ class FaceAnalyzer:
             if not self._warm:
                 # The mesh logs once on its first real face; keep that chatter off the console too.
                 self._warm = True
-                with _quiet_native_stderr():
+                with quiet_native_stderr():
                     return self._analyze(rgb, w, h, frame_index, time_s)
             return self._analyze(rgb, w, h, frame_index, time_s)
 

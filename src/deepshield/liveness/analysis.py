@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from deepshield.errors import MediaError
-from deepshield.faces import FaceAnalyzer, estimate_head_pose
+from deepshield.faces import FaceAnalyzer, estimate_head_pose, quiet_native_stderr
 from deepshield.faces.landmarks import LEFT_EYE_EAR, RIGHT_EYE_EAR
 from deepshield.faces.types import Face
 from deepshield.media import FrameSampling, MediaKind, open_media
@@ -215,7 +215,11 @@ class SessionAnalyzer:
             rgb = self._scale(full)
             height, width = rgb.shape[:2]
             last_t = t
-            res = self._mesh.process(rgb)
+            if i == 0:  # a new graph logs on its first frame
+                with quiet_native_stderr():
+                    res = self._mesh.process(rgb)
+            else:
+                res = self._mesh.process(rgb)
             s = Sample(t=t, has_face=False)
             if res.multi_face_landmarks:
                 lm = np.array([(p.x * width, p.y * height, p.z * width)

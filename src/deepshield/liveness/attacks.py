@@ -158,143 +158,208 @@ def _id_frame(seg: Segment) -> np.ndarray:
     return frames[0]
 
 
+@dataclass(frozen=True)
+class SuiteSize:
+    """How many trials each real source yields. Trials that only differ by script share one video, so the
+    script-only attacks are cheap; the others (photo, screen replay, face swap) each cost a video."""
+
+    genuine_variants: int = 3  # genuine sessions per segment, each with its own flashes and flash model
+    other_scripts: int = 9  # per segment: the recording checked against a script it was not made for
+    no_flash_scripts: int = 9  # per segment: the footage with no flash response, against derived scripts
+    replays: int = 5  # per segment: screen re-captures, each tried once seen before and once fresh
+    swaps: int = 9  # per segment: face swaps, each with another victim
+    order_variants: int = 12  # per segment or long clip: attempts at a wrong-order and a too-late script
+    photos: int = 320
+    segment_stride_s: float = 3.0
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One independent piece of the suite (a segment, a long clip, a batch of photos): its own seeded random
+    stream, so the suite is the same whatever the number of worker processes."""
+
+    kind: str  # "segment", "long" or "photos"
+    name: str
+    segment: Segment | None = None
+    victims: tuple[tuple[Path, Path], ...] = ()  # (swap source photo, ID photo of the same person)
+    photos: tuple[tuple[Path, Path], ...] = ()  # (photo, ID photo)
+
+
 class SuiteBuilder:
-    def __init__(self, faces_root: Path, out: Path, seed: int = 7, genuine_variants: int = 2,
-                 other_scripts: int = 3, photos: int = 60, max_segments: int | None = None,
-                 policy: LivenessPolicy | None = None, log: Callable[[str], None] = print, fps: float = 15.0,
-                 stride_s: float = 6.0) -> None:
+    def __init__(self, faces_root: Path, out: Path, seed: int = 7, size: SuiteSize | None = None,
+                 max_segments: int | None = None, policy: LivenessPolicy | None = None,
+                 log: Callable[[str], None] = print, fps: float = 15.0) -> None:
         self.faces = faces_root
         self.out = out
-        self.rng = Random(seed)
-        self.genuine_variants = genuine_variants
-        self.other_scripts = other_scripts
-        self.photos = photos
+        self.seed = seed
+        self.size = size or SuiteSize()
         self.max_segments = max_segments
         self.policy = policy or LivenessPolicy()
         self.log = log
         self.fps = fps
-        self.stride_s = stride_s
+
+    def units(self, orders_only: bool = False) -> list[_Unit]:
+        from deepshield.liveness.corpus import MULTI_PERSON
+
+        units: list[_Unit] = []
+        pairs = df_same_identity_pairs(self.faces / "real_photos")
+        if not orders_only:
+            segs = list_segments(self.faces / "real_videos", stride_s=self.size.segment_stride_s)
+            if self.max_segments:
+                segs = segs[: self.max_segments]
+            n = self.size.swaps
+            for si, seg in enumerate(segs):
+                victims = tuple(pairs[(si * n + k) % len(pairs)] for k in range(n)) if pairs else ()
+                units.append(_Unit("segment", seg.name, seg, victims=victims))
+            other = {a: b for a, b in pairs}
+            other.update({b: a for a, b in pairs})
+            photos = sorted((self.faces / "real_photos").glob("df_img*.jpg"))
+            photos += sorted((self.faces / "lfw_1000").glob("*.jpg"))
+            Random(self.seed).shuffle(photos)
+            chosen = [(p, other.get(p, p)) for p in photos[: self.size.photos]]
+            for k in range(0, len(chosen), 20):
+                units.append(_Unit("photos", f"photos{k // 20:03d}", photos=tuple(chosen[k : k + 20])))
+        long_clips = 0
+        for p in sorted((self.faces / "real_videos").iterdir()):
+            if p.name in MULTI_PERSON or p.suffix.lower() != ".mp4":
+                continue
+            if self.max_segments and long_clips >= self.max_segments:
+                break
+            m = open_media(p)
+            dur = float(m.info.duration_s or 0)
+            m.close()
+            if dur >= 12.0:  # long enough for several steps: room to move a window before its move
+                seg = Segment(p, 0.0, min(dur, 20.0))
+                units.append(_Unit("long", seg.name + "_long", seg))
+                long_clips += 1
+        return units
+
+    def build(self, jobs: int = 1, orders_only: bool = False) -> list[Trial]:
+        """Generate every unit (in `jobs` processes) and write the manifest; with `orders_only`, append the
+        long-clip wrong-order and too-late trials to an existing suite."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        manifest = self.out / "manifest.jsonl"
+        if not orders_only:
+            manifest.write_text("")
+        units = self.units(orders_only)
+        trials: list[Trial] = []
+
+        def done(i: int, u: _Unit, got: list[Trial]) -> None:
+            self.log(f"{i + 1}/{len(units)} {u.kind} {u.name}: {len(got)} trials")
+            trials.extend(got)
+            with manifest.open("a") as f:
+                f.writelines(t.to_json() + "\n" for t in got)
+
+        if jobs <= 1:
+            for i, u in enumerate(units):
+                done(i, u, _build_unit(self._args(u)))
+        else:
+            # Spawned, not forked: a fork of a process that already holds MediaPipe's graphs corrupts its heap.
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                for i, (u, got) in enumerate(zip(units, pool.map(_build_unit, [self._args(u) for u in units]),
+                                                 strict=True)):
+                    done(i, u, got)
+        return trials
+
+    def _args(self, u: _Unit) -> tuple[Any, ...]:
+        return (u, self.faces, self.out, self.seed, self.size, self.policy, self.fps)
+
+
+def _build_unit(args: tuple[Any, ...]) -> list[Trial]:
+    u, faces, out, seed, size, policy, fps = args
+    gen = _UnitBuilder(out, Random(f"{seed}:{u.name}"), size, policy, fps)
+    if u.kind == "photos":
+        return gen.photos(u.photos)
+    assert u.segment is not None
+    return gen.segment(u.segment, u.victims, orders_only=u.kind == "long")
+
+
+class _UnitBuilder:
+    def __init__(self, out: Path, rng: Random, size: SuiteSize, policy: LivenessPolicy, fps: float) -> None:
+        self.out, self.rng, self.size, self.policy, self.fps = out, rng, size, policy, fps
         self.trials: list[Trial] = []
-        self.analyzer = SessionAnalyzer()
 
     def _add(self, t: Trial) -> None:
         self.trials.append(t)
-        with open(self.out / "manifest.jsonl", "a") as f:
-            f.write(t.to_json() + "\n")
 
-    def build(self) -> list[Trial]:
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "manifest.jsonl").write_text("")
-        segs = list_segments(self.faces / "real_videos", stride_s=self.stride_s)
-        if self.max_segments:
-            segs = segs[: self.max_segments]
-        pairs = df_same_identity_pairs(self.faces / "real_photos")
-        for si, seg in enumerate(segs):
-            self.log(f"segment {si + 1}/{len(segs)} {seg.name}")
-            self._segment(seg, pairs[si % len(pairs)] if pairs else None)
-        self._photos(pairs)
-        return self.trials
+    def _video(self, name: str, frames: list[np.ndarray], fps: float) -> str:
+        return str(write_video(self.out / "videos" / f"{name}.mp4", frames, fps).relative_to(self.out))
 
-    def _segment(self, seg: Segment, pair: tuple[Path, Path] | None, orders_only: bool = False,
-                 variants: int = 1) -> None:
-        rng, pol = self.rng, self.policy
+    def segment(self, seg: Segment, victims: tuple[tuple[Path, Path], ...], orders_only: bool = False) -> list[Trial]:
+        rng, pol, size = self.rng, self.policy, self.size
         frames, fps = read_clip(seg.video, seg.start_s, seg.end_s, fps=self.fps, max_side=720)
         if len(frames) < fps * 3:
-            return
-        raw = self.analyzer.analyze_frames(_subsample(frames, fps), fps=15)
+            return []
+        raw = SessionAnalyzer().analyze_frames(_subsample(frames, fps), fps=15)
         if sum(s.has_face for s in raw.samples) < 0.8 * len(raw.samples):
-            self.log(f"  skipped {seg.name}: face not visible enough")
-            return
+            return []
         script0 = derive_script(raw, rng, pol)
         tag = seg.name.replace("@", "_") + ("_long" if orders_only else "")
         id_photo = _save_rgb(self.out / "id" / f"{seg.video.stem}.png", _id_frame(seg))
         genuine0: Trial | None = None
         flashed0: list[np.ndarray] = []
-        for v in range(1 if orders_only else self.genuine_variants):
+        for v in range(1 if orders_only else size.genuine_variants):
             sc = script0 if v == 0 else with_flashes(script0, rng)
             model = FlashModel.random(rng)
             flashed = apply_flash_response(frames, fps, sc.flashes, model, seed=rng.getrandbits(31))
-            vid = write_video(self.out / "videos" / f"genuine_{tag}_{v}.mp4", flashed, fps)
-            t = Trial(f"genuine_{tag}_{v}", "genuine", str(vid.relative_to(self.out)), sc.to_dict(), id_photo,
-                      seg.video.stem, meta={"flash_model": asdict(model), "segment": [seg.start_s, seg.end_s]})
+            t = Trial(f"genuine_{tag}_{v}", "genuine", self._video(f"genuine_{tag}_{v}", flashed, fps), sc.to_dict(),
+                      id_photo, seg.video.stem,
+                      meta={"flash_model": asdict(model), "segment": [seg.start_s, seg.end_s]})
             self._add(t)
             if v == 0:
                 genuine0, flashed0 = t, flashed
         assert genuine0 is not None
-        if orders_only:
+        # The right moves in the wrong order or too late: the same recording (and flashes), other step windows.
+        seen: set[str] = set()
+        for k in range(size.order_variants):
+            base = script0 if k == 0 else derive_script(raw, rng, pol, flashes=script0.flashes)
             for kind, fn in (("too_late", too_late), ("wrong_order", wrong_order)):
-                seen: set[str] = set()
-                for k in range(variants):
-                    sc2 = fn(script0, raw, rng, pol)
-                    if sc2 is not None and json.dumps(sc2.to_dict()["steps"]) not in seen:
-                        seen.add(json.dumps(sc2.to_dict()["steps"]))
-                        self._add(replace(genuine0, id=f"{kind}_{tag}_{k}", kind=kind, script=sc2.to_dict()))
-            return
+                sc2 = fn(base, raw, rng, pol)
+                key = kind + json.dumps(sc2.to_dict()["steps"]) if sc2 is not None else ""
+                if sc2 is not None and key not in seen:
+                    seen.add(key)
+                    self._add(replace(genuine0, id=f"{kind}_{tag}_{k}", kind=kind, script=sc2.to_dict()))
+        if orders_only:
+            return self.trials
         # A real recording checked against scripts it was not made for.
-        for k in range(self.other_scripts):
+        for k in range(size.other_scripts):
             sc = random_corpus_script(rng, script0.duration_s)
             self._add(replace(genuine0, id=f"other_script_{tag}_{k}", kind="other_script", script=sc.to_dict()))
-        for kind, fn in (("too_late", too_late), ("wrong_order", wrong_order)):
-            sc2 = fn(script0, raw, rng, pol)
-            if sc2 is not None:
-                self._add(replace(genuine0, id=f"{kind}_{tag}", kind=kind, script=sc2.to_dict()))
-        # No flash response: the real footage as it is, against the script with its flashes.
-        vid = write_video(self.out / "videos" / f"no_flash_{tag}.mp4", frames, fps)
-        self._add(Trial(f"no_flash_{tag}", "no_flash", str(vid.relative_to(self.out)), script0.to_dict(), id_photo,
-                        seg.video.stem))
+        # No flash response: the real footage as it is, against scripts it otherwise satisfies.
+        vid = self._video(f"no_flash_{tag}", frames, fps)
+        for k in range(size.no_flash_scripts):
+            sc = script0 if k == 0 else derive_script(raw, rng, pol)
+            self._add(Trial(f"no_flash_{tag}_{k}", "no_flash", vid, sc.to_dict(), id_photo, seg.video.stem))
         # Screen replay of the genuine recording, against a new session's script; once submitted before, once not.
-        sc_new = random_corpus_script(rng, script0.duration_s)
-        rec = screen_recapture(flashed0, fps, sc_new.flashes, rng)
-        vid = write_video(self.out / "videos" / f"replay_{tag}.mp4", rec, fps)
-        self._add(Trial(f"screen_replay_{tag}_seen", "screen_replay", str(vid.relative_to(self.out)), sc_new.to_dict(),
-                        id_photo, seg.video.stem, replay_of=genuine0.id))
-        self._add(Trial(f"screen_replay_{tag}_fresh", "screen_replay", str(vid.relative_to(self.out)),
-                        sc_new.to_dict(), id_photo, seg.video.stem))
+        for k in range(size.replays):
+            sc_new = random_corpus_script(rng, script0.duration_s)
+            vid = self._video(f"replay_{tag}_{k}", screen_recapture(flashed0, fps, sc_new.flashes, rng), fps)
+            self._add(Trial(f"screen_replay_{tag}_{k}_seen", "screen_replay", vid, sc_new.to_dict(), id_photo,
+                            seg.video.stem, replay_of=genuine0.id))
+            self._add(Trial(f"screen_replay_{tag}_{k}_fresh", "screen_replay", vid, sc_new.to_dict(), id_photo,
+                            seg.video.stem))
         # Real-time face swap: the attacker follows the script live (flashes reflect), wearing the victim's face;
         # the ID photo is another photo of the victim.
-        if pair is not None:
-            from deepshield.liveness.swap import SwapSourceError, make_swapped_frames
+        from deepshield.liveness.swap import SwapSourceError, donor_from_photo, make_swapped_frames
 
+        for k, (source, id_of_victim) in enumerate(victims):
             try:
-                swapped, frac = make_swapped_frames(flashed0, _load_rgb(pair[0]))
+                swapped, frac = make_swapped_frames(flashed0, donor_from_photo(source))
             except SwapSourceError:
-                return
-            vid = write_video(self.out / "videos" / f"swap_{tag}.mp4", swapped, fps)
-            self._add(Trial(f"face_swap_{tag}", "face_swap", str(vid.relative_to(self.out)), script0.to_dict(),
-                            str(pair[1]), seg.video.stem, meta={"source": pair[0].name, "swapped_fraction": frac}))
-
-    def build_orders(self, min_s: float = 12.0, max_s: float = 20.0, variants: int = 3) -> list[Trial]:
-        """Long clips (the whole video up to `max_s`), whose scripts hold several steps, for the wrong-order and
-        too-late attacks: 7 s segments leave no room to move a window before the move. Appends to the manifest."""
-        from deepshield.liveness.corpus import MULTI_PERSON
-
-        self.out.mkdir(parents=True, exist_ok=True)
-        start = len(self.trials)
-        for p in sorted((self.faces / "real_videos").iterdir()):
-            if p.name in MULTI_PERSON or p.suffix.lower() != ".mp4":
                 continue
-            m = open_media(p)
-            dur = float(m.info.duration_s or 0)
-            m.close()
-            if dur < min_s:
-                continue
-            seg = Segment(p, 0.0, min(dur, max_s))
-            self.log(f"long clip {seg.name}")
-            self._segment(seg, None, orders_only=True, variants=variants)
-        return self.trials[start:]
+            self._add(Trial(f"face_swap_{tag}_{k}", "face_swap", self._video(f"swap_{tag}_{k}", swapped, fps),
+                            script0.to_dict(), str(id_of_victim), seg.video.stem,
+                            meta={"source": source.name, "swapped_fraction": frac}))
+        return self.trials
 
-    def _photos(self, pairs: list[tuple[Path, Path]]) -> None:
+    def photos(self, photos: tuple[tuple[Path, Path], ...]) -> list[Trial]:
         rng = self.rng
-        other = {a: b for a, b in pairs}
-        other.update({b: a for a, b in pairs})
-        photos = sorted((self.faces / "real_photos").glob("df_img*.jpg"))
-        photos += sorted((self.faces / "lfw_1000").glob("*.jpg"))
-        rng.shuffle(photos)
-        for n, p in enumerate(photos[: self.photos]):
-            if n % 10 == 0:
-                self.log(f"photo attacks {n}/{min(self.photos, len(photos))}")
+        for p, idp in photos:
             sc = random_corpus_script(rng, round(rng.uniform(6.0, 8.0), 1))
             fl = photo_as_video(_load_rgb(p), sc.duration_s + 0.5, 15.0, rng, flashes=sc.flashes)
-            vid = write_video(self.out / "videos" / f"photo_{p.stem}.mp4", fl, 15.0)
-            idp = other.get(p, p)
-            self._add(Trial(f"photo_{p.stem}", "photo", str(vid.relative_to(self.out)), sc.to_dict(), str(idp), p.stem))
+            self._add(Trial(f"photo_{p.stem}", "photo", self._video(f"photo_{p.stem}", fl, 15.0), sc.to_dict(),
+                            str(idp), p.stem))
+        return self.trials

@@ -29,29 +29,26 @@ def make_attacks(
         "var/liveness-suite"),
     faces: FacesOpt = _faces_default(),
     segments: Annotated[int, typer.Option(help="At most this many real video segments (0: all).")] = 0,
-    photos: Annotated[int, typer.Option(help="Still-photo attacks.")] = 60,
-    genuine_variants: Annotated[int, typer.Option(help="Genuine sessions per segment (each its own flashes).")] = 2,
-    other_scripts: Annotated[int, typer.Option(help="Different-script trials per segment.")] = 3,
+    photos: Annotated[int, typer.Option(help="Still-photo attacks.")] = 320,
+    genuine_variants: Annotated[int, typer.Option(help="Genuine sessions per segment (each its own flashes).")] = 3,
+    other_scripts: Annotated[int, typer.Option(help="Different-script trials per segment.")] = 9,
+    replays: Annotated[int, typer.Option(help="Screen re-captures per segment (each tried seen and fresh).")] = 5,
+    swaps: Annotated[int, typer.Option(help="Face swaps per segment (each another victim).")] = 9,
+    jobs: Annotated[int, typer.Option(help="Worker processes (the suite is the same for any number).")] = 1,
     seed: int = 7,
     orders_only: Annotated[bool, typer.Option("--orders-only", help="Only append the long-clip wrong-order and "
                                               "too-late trials to an existing suite.")] = False,
 ) -> None:
     """Generate genuine sessions and every attack kind from the shared real media."""
-    from deepshield.liveness.attacks import SuiteBuilder
+    from deepshield.liveness.attacks import SuiteBuilder, SuiteSize
 
     if not (faces / "real_videos").is_dir():
         raise DeepshieldError(f"no real_videos folder under {faces}")
-    b = SuiteBuilder(faces, out, seed=seed, genuine_variants=genuine_variants, other_scripts=other_scripts,
-                     photos=photos, max_segments=segments or None, log=lambda s: console.print(s, highlight=False))
-    if orders_only:
-        from deepshield.liveness.attacks import load_manifest
-
-        b.trials = load_manifest(out)
-        b.build_orders()
-        trials = b.trials
-    else:
-        trials = b.build()
-        b.build_orders()
+    size = SuiteSize(genuine_variants=genuine_variants, other_scripts=other_scripts, no_flash_scripts=other_scripts,
+                     replays=replays, swaps=swaps, photos=photos)
+    b = SuiteBuilder(faces, out, seed=seed, size=size, max_segments=segments or None,
+                     log=lambda s: console.print(s, highlight=False))
+    trials = b.build(jobs=jobs, orders_only=orders_only)
     kinds: dict[str, int] = {}
     for t in trials:
         kinds[t.kind] = kinds.get(t.kind, 0) + 1
@@ -64,11 +61,12 @@ def evaluate(
         "var/liveness-suite"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Also write the JSON report here.")] = None,
+    jobs: Annotated[int, typer.Option(help="Worker processes for analysing the suite's videos.")] = 1,
 ) -> None:
     """APCER per attack type (and the worst), BPCER, trial counts and 95% upper bounds."""
     from deepshield.liveness.evaluate import evaluate_suite
 
-    rep = evaluate_suite(suite, log=lambda s: console.print(s, highlight=False) if not as_json else None)
+    rep = evaluate_suite(suite, log=lambda s: console.print(s, highlight=False) if not as_json else None, jobs=jobs)
     if report:
         report.write_text(json.dumps(rep.to_dict(), indent=2))
     if as_json:

@@ -18,7 +18,7 @@ import numpy as np
 from deepshield.liveness.analysis import SessionTrack
 from deepshield.liveness.features import baseline_pitch, detect_blinks
 from deepshield.liveness.policy import LivenessPolicy
-from deepshield.liveness.script import STEP_SECONDS, ChallengeScript, Step, random_flashes
+from deepshield.liveness.script import STEP_SECONDS, ChallengeScript, Flash, Step, random_flashes
 
 #: Videos with more than one person (street scenes, TV): not selfie sessions.
 MULTI_PERSON = {"fp_street.mp4", "fr_hamilton_clip.mp4"}
@@ -76,9 +76,18 @@ def _front_runs(track: SessionTrack, policy: LivenessPolicy) -> list[tuple[float
     return runs
 
 
-def observed_events(track: SessionTrack, policy: LivenessPolicy) -> list[tuple[str, float]]:
+#: A scripted ("full") blink: the eye aspect ratio falls to this fraction of the open-eye level or lower.
+FULL_BLINK_DEPTH = 0.55
+
+
+def observed_events(
+    track: SessionTrack, policy: LivenessPolicy, full_blinks_only: bool = False
+) -> list[tuple[str, float]]:
     """(kind, time) of the scriptable moves seen in a real video: blinks and turns past the policy's angles."""
-    ev: list[tuple[str, float]] = [("blink", b.start_s) for b in detect_blinks(track, policy)]
+    blinks = detect_blinks(track, policy)
+    if full_blinks_only:
+        blinks = [b for b in blinks if b.depth <= FULL_BLINK_DEPTH]
+    ev: list[tuple[str, float]] = [("blink", b.start_s) for b in blinks]
     t, yaw = track.series("yaw")
     _, pitch = track.series("pitch")
     base = baseline_pitch(track)
@@ -98,16 +107,26 @@ def observed_events(track: SessionTrack, policy: LivenessPolicy) -> list[tuple[s
     return sorted(ev, key=lambda e: e[1])
 
 
-def derive_script(track: SessionTrack, rng: Random, policy: LivenessPolicy | None = None) -> ChallengeScript:
+def derive_script(
+    track: SessionTrack,
+    rng: Random,
+    policy: LivenessPolicy | None = None,
+    flashes: tuple[Flash, ...] | None = None,
+) -> ChallengeScript:
     """A script this video satisfies: colour flashes while the face is frontal at the start, then a step for each
-    observed move (window opening 0.3 to 1.0 s before it), with front steps where the face is held frontal."""
+    observed move (window opening 0.3 to 1.0 s before it), with front steps where the face is held frontal.
+
+    Only full blinks are scripted: a blink made on instruction closes the eye, while the shallow dips a person
+    makes unasked are read at the edge of the detector's threshold and would test the footage, not the check.
+    Pass `flashes` to keep a recording's flash sequence (its simulated response) and vary only the steps."""
     policy = policy or LivenessPolicy()
-    flashes = random_flashes(rng, start_s=round(rng.uniform(0.5, 0.8), 2))
+    if flashes is None:
+        flashes = random_flashes(rng, start_s=round(rng.uniform(0.5, 0.8), 2))
     t = round(flashes[-1].end_s + 0.4, 3)
     steps = [Step("front", 0.0, t)]
     end_limit = track.duration_s
     fronts = _front_runs(track, policy)
-    for kind, te in observed_events(track, policy):
+    for kind, te in observed_events(track, policy, full_blinks_only=True):
         start = round(te - rng.uniform(0.3, 1.0), 3)
         if start < t:
             continue

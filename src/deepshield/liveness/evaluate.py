@@ -86,40 +86,79 @@ def _resolve(suite: Path, p: str) -> Path:
     return q if q.is_absolute() else suite / q
 
 
-def evaluate_suite(suite: Path, policy: LivenessPolicy | None = None, kinds: list[str] | None = None,
-                   log: Callable[[str], None] = lambda s: None) -> EvalReport:
+def _models_key() -> str:
+    """Names and versions of the embedder and detector: a cached analysis is only valid for the same models."""
     from deepshield.detect import get_detector
 
+    embedder, detector = get_embedder(), get_detector("sbi")
+    emb = f"{embedder.info.name}" if embedder else "none"
+    det = f"{detector.info.name}-{detector.info.version}" if detector else "none"
+    return f"{emb}-{det}".replace("/", "_")
+
+
+_worker: dict[str, Any] = {}
+
+
+def _analyse(job: tuple[Path, Path]) -> Path:
+    """Analyse one video (in a worker process) and pickle its track to `cached`."""
+    src, cached = job
+    if not _worker:
+        from deepshield.detect import get_detector
+
+        _worker.update(analyzer=SessionAnalyzer(), embedder=get_embedder(), detector=get_detector("sbi"))
+    tr = _worker["analyzer"].analyze_file(src)
+    enrich_track(tr, _worker["embedder"], _worker["detector"])
+    tr.drop_pixels()
+    tmp = cached.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(tr, f)
+    tmp.replace(cached)
+    return cached
+
+
+def analyse_videos(suite: Path, videos: list[str], jobs: int = 1,
+                   log: Callable[[str], None] = lambda s: None) -> dict[str, SessionTrack]:
+    """Every video's track, from the cache (per video file and models) or analysed in `jobs` processes, so
+    re-evaluating (a new policy, more trials) only verifies scripts."""
+    cache = suite / "cache"
+    cache.mkdir(exist_ok=True)
+    models = _models_key()
+    paths = {vf: (_resolve(suite, vf), cache / f"{vf.replace('/', '_')}.{models}.pkl") for vf in videos}
+    todo = [(vf, src, c) for vf, (src, c) in paths.items()
+            if not (c.exists() and c.stat().st_mtime >= src.stat().st_mtime)]
+    if todo:
+        log(f"analysing {len(todo)} of {len(videos)} videos in {jobs} process(es)")
+        if jobs <= 1:
+            for i, (vf, src, c) in enumerate(todo):
+                _analyse((src, c))
+                log(f"analysed {i + 1}/{len(todo)} {vf}")
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # Spawned, not forked: a fork of a process that already holds MediaPipe's graphs corrupts its heap.
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                for i, _ in enumerate(pool.map(_analyse, [(src, c) for _, src, c in todo], chunksize=4)):
+                    if (i + 1) % 20 == 0 or i + 1 == len(todo):
+                        log(f"analysed {i + 1}/{len(todo)}")
+    tracks: dict[str, SessionTrack] = {}
+    for vf, (_, c) in paths.items():
+        with open(c, "rb") as f:
+            tracks[vf] = pickle.load(f)
+    return tracks
+
+
+def evaluate_suite(suite: Path, policy: LivenessPolicy | None = None, kinds: list[str] | None = None,
+                   log: Callable[[str], None] = lambda s: None, jobs: int = 1) -> EvalReport:
     policy = policy or LivenessPolicy()
     trials = [t for t in load_manifest(suite) if not kinds or t.kind in kinds or t.kind == "genuine"]
+    tracks = analyse_videos(suite, sorted({t.video for t in trials}), jobs, log)
     embedder = get_embedder()
-    detector = get_detector("sbi")
-    analyzer = SessionAnalyzer()
-    tracks: dict[str, SessionTrack] = {}
     id_embs: dict[str, Any] = {}
-    video_files = sorted({t.video for t in trials})
     from deepshield.faces import FaceAnalyzer
     from deepshield.liveness.service import embed_id_photo
 
     fa = FaceAnalyzer(max_faces=4)
-    cache = suite / "cache"
-    cache.mkdir(exist_ok=True)
-    models = f"{embedder.info.name if embedder else 'none'}-{detector.info.name if detector else 'none'}"
-    for i, vf in enumerate(video_files):
-        src = _resolve(suite, vf)
-        # Analyses are cached per video file and models, so re-evaluating (a new policy, more trials) is cheap.
-        cached = cache / f"{vf.replace('/', '_')}.{models}.pkl"
-        if cached.exists() and cached.stat().st_mtime >= src.stat().st_mtime:
-            with open(cached, "rb") as f:
-                tracks[vf] = pickle.load(f)
-            continue
-        log(f"analyse {i + 1}/{len(video_files)} {vf}")
-        tr = analyzer.analyze_file(src)
-        enrich_track(tr, embedder, detector)
-        tr.drop_pixels()
-        tracks[vf] = tr
-        with open(cached, "wb") as f:
-            pickle.dump(tr, f)
     for t in trials:
         if t.id_photo not in id_embs:
             try:

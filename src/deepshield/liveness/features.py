@@ -47,9 +47,16 @@ def detect_blinks(track: SessionTrack, policy: LivenessPolicy) -> list[Blink]:
         j = i
         while j + 1 < n and low[j + 1]:
             j += 1
-        # The dip must be bounded by open-eye samples close in time on both sides (not a tracking gap).
+        # The dip must be bounded by open-eye samples close in time on both sides (not a tracking gap). Eyes
+        # open over a few frames after a long blink, so the open level may be reached up to 0.35 s later.
         before_ok = i > 0 and tv[i] - tv[i - 1] < 0.25 and ev[i - 1] > 0.85 * base[i - 1]
-        after_ok = j + 1 < n and tv[j + 1] - tv[j] < 0.25 and ev[j + 1] > 0.8 * base[j + 1]
+        after_ok = False
+        for k in range(j + 1, min(n, j + 5)):
+            if tv[k] - tv[k - 1] >= 0.25 or tv[k] - tv[j] > 0.35:
+                break
+            if ev[k] > 0.8 * base[k]:
+                after_ok = True
+                break
         dur = tv[j] - tv[i] + (tv[1] - tv[0] if n > 1 else 0.066)
         if before_ok and after_ok and policy.blink_min_s <= dur <= policy.blink_max_s:
             blinks.append(Blink(float(tv[i]), float(tv[j]), float(ev[i : j + 1].min() / base[i])))

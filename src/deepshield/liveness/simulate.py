@@ -18,6 +18,7 @@ from random import Random
 import cv2
 import numpy as np
 
+from deepshield.faces import quiet_native_stderr
 from deepshield.faces.landmarks import FACE_OVAL
 from deepshield.liveness.script import FLASH_COLOURS, Flash
 
@@ -67,12 +68,18 @@ class FaceMasker:
 
         self._mesh = face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=False)
         self._last: np.ndarray | None = None
+        self._started = False
 
     def close(self) -> None:
         self._mesh.close()
 
     def landmarks(self, rgb: np.ndarray) -> np.ndarray | None:
-        res = self._mesh.process(np.ascontiguousarray(rgb))
+        if not self._started:  # a new graph logs on its first frame
+            self._started = True
+            with quiet_native_stderr():
+                res = self._mesh.process(np.ascontiguousarray(rgb))
+        else:
+            res = self._mesh.process(np.ascontiguousarray(rgb))
         if not res.multi_face_landmarks:
             return None
         h, w = rgb.shape[:2]
