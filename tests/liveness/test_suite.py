@@ -35,6 +35,12 @@ def test_make_attacks_and_evaluate(shared_faces: Path, tmp_path: Path) -> None:
             assert m.info.duration_s and m.info.duration_s > 2.0
         finally:
             m.close()
+    # A resumed run keeps every finished unit and builds nothing again.
+    before = (suite / "manifest.jsonl").read_text()
+    r = run(app, ["liveness", "make-attacks", "--out", str(suite), "--faces", str(shared_faces), "--segments", "1",
+                  "--photos", "2", "--resume"])
+    assert r.exit_code == 0 and "0 units to build" in r.output, r.output
+    assert (suite / "manifest.jsonl").read_text() == before
     report = tmp_path / "report.json"
     r = run(app, ["liveness", "evaluate", "--suite", str(suite), "--jobs", "2", "--report", str(report)])
     assert r.exit_code == 0, r.output

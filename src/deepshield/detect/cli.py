@@ -120,13 +120,16 @@ def register(app: typer.Typer) -> None:
         checkpoint: Annotated[Path, typer.Option(help="training checkpoint (best.pt or epochNNN.pt)")],
         out: Annotated[Path, typer.Option(help="models folder")] = Path("src/deepshield/models"),
         version: Annotated[str, typer.Option(help="model version string")] = "1",
+        flip_average: Annotated[
+            bool, typer.Option("--flip-average", help="score each crop and its mirror image, average the logits")
+        ] = False,
     ) -> None:
         """Export a checkpoint to ONNX (checked against torch) with its metadata JSON."""
         try:
             from deepshield.detect.export import export_onnx
         except ModuleNotFoundError as e:
             raise DeepshieldError(f"export needs the 'train' extra ({e.name} missing)") from e
-        p = export_onnx(checkpoint, out, version)
+        p = export_onnx(checkpoint, out, version, extra={"flip_average": flip_average})
         console.print(f"wrote {p} ({p.stat().st_size / 1e6:.2f} MB)")
 
     @app.command("calibrate")

@@ -46,6 +46,8 @@ class ModelMeta:
     platt_b: float
     threshold: float
     raw: dict[str, Any]
+    #: Average the logits of each crop and its mirror image (set at export when validation shows it helps).
+    flip_average: bool = False
 
     @staticmethod
     def load(path: Path) -> ModelMeta:
@@ -62,6 +64,7 @@ class ModelMeta:
             platt_b=float(cal.get("b", 0.0)),
             threshold=float(d.get("threshold", 0.5)),
             raw=d,
+            flip_average=bool(d.get("flip_average", False)),
         )
 
 
@@ -99,7 +102,13 @@ class OnnxSbiDetector(Detector):
         return [align_face(rgb, f, size=self.meta.input_size, margin=self.meta.margin).image for f in faces]
 
     def logits(self, crops: np.ndarray, batch: int = 32) -> np.ndarray:
-        """N x S x S x 3 uint8 RGB crops -> raw logits."""
+        """N x S x S x 3 uint8 RGB crops -> raw logits (mirror-averaged when the model asks for it)."""
+        if self.meta.flip_average and len(crops):
+            both = self._logits(np.concatenate([crops, crops[:, :, ::-1]]), batch)
+            return (both[: len(crops)] + both[len(crops) :]) / 2
+        return self._logits(crops, batch)
+
+    def _logits(self, crops: np.ndarray, batch: int) -> np.ndarray:
         out = []
         for i in range(0, len(crops), batch):
             x = (crops[i : i + batch].astype(np.float32) / 255.0 - self._mean) / self._std

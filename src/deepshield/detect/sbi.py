@@ -32,6 +32,7 @@ class SbiParams:
     jpeg_prob: float = 0.8
     downscale_prob: float = 0.2  # shared resolution loss (small faces in video)
     inner_mask_prob: float = 0.35
+    cross_prob: float = 0.0  # share of fakes blended from another identity (`xblend.py`) rather than self-blended
 
 
 def _odd(k: float) -> int:
@@ -200,15 +201,25 @@ def shared_augment(images: list[np.ndarray], rng: np.random.Generator, p: SbiPar
 
 
 def make_pair(
-    img: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, p: SbiParams
+    img: np.ndarray,
+    landmarks: np.ndarray,
+    rng: np.random.Generator,
+    p: SbiParams,
+    donor: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(real, fake, mask) at `p.input_size`, ready for the network after `to_input`."""
+    """(real, fake, mask) at `p.input_size`, ready for the network after `to_input`. With a `donor` (image,
+    landmarks of another identity) the fake is a cross-identity blend, else a self-blend."""
     lm = landmarks
     if rng.random() < 0.5:  # horizontal flip (mesh indices stay valid for hulls: the oval is symmetric)
         img = img[:, ::-1].copy()
         lm = lm.copy()
         lm[:, 0] = img.shape[1] - 1 - lm[:, 0]
-    fake, mask = self_blend(img, lm, rng, p.inner_mask_prob)
+    blended = None
+    if donor is not None:
+        from deepshield.detect.xblend import cross_blend
+
+        blended = cross_blend(img, lm, donor[0], donor[1], rng, p.inner_mask_prob)
+    fake, mask = blended if blended is not None else self_blend(img, lm, rng, p.inner_mask_prob)
     margin = rng.uniform(p.margin_min, p.margin_max)
     m = face_crop_matrix(lm, margin, p.input_size, jitter=0.03, rng=rng)
     size = (p.input_size, p.input_size)

@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 from deepshield.detect.facecache import CachedFaces, load_cache
 from deepshield.detect.metrics import auc
 from deepshield.detect.model import build_model
-from deepshield.detect.sbi import SbiParams, make_pair, to_input
+from deepshield.detect.pairs import TrainingPairs
+from deepshield.detect.sbi import SbiParams, to_input
 from deepshield.errors import DeepshieldError
 
 
@@ -44,24 +45,8 @@ def sbi_params(cfg: dict[str, Any]) -> SbiParams:
     return SbiParams(**{k: v for k, v in cfg.get("sbi", {}).items() if k in known})
 
 
-class SelfBlendDataset(Dataset):
-    """Real crops -> (real, fake) self-blended pairs, generated on the fly.
-
-    Randomness comes from (seed, epoch, index), so a run is reproducible whatever the worker count.
-    """
-
-    def __init__(self, faces: CachedFaces, params: SbiParams, seed: int = 0) -> None:
-        self.faces = faces
-        self.params = params
-        self.seed = seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.faces)
-
-    def pair(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        return make_pair(self.faces.images[i], self.faces.landmarks[i], rng, self.params)
+class SelfBlendDataset(TrainingPairs, Dataset):
+    """Real crops -> (real, fake) pairs generated on the fly (see `pairs.TrainingPairs`), as torch tensors."""
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         real, fake, mask = self.pair(i)
@@ -165,6 +150,10 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     (out_dir / "config.json").write_text(json.dumps(cfg, indent=2))
     start_epoch, best, best_swap = 0, -1.0, -1.0
     last = out_dir / "last.pt"
+    init_from = tr.get("init_from")
+    if init_from and not (resume and last.is_file()):
+        # Fine-tuning: start from another run's weights (e.g. self-blend pre-training), with a fresh schedule.
+        model.load_state_dict(torch.load(Path(init_from), map_location="cpu", weights_only=False)["model"])
     if resume and last.is_file():
         ck = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(ck["model"])

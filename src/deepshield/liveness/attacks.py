@@ -234,18 +234,24 @@ class SuiteBuilder:
                 long_clips += 1
         return units
 
-    def build(self, jobs: int = 1, orders_only: bool = False) -> list[Trial]:
+    def build(self, jobs: int = 1, orders_only: bool = False, resume: bool = False) -> list[Trial]:
         """Generate every unit (in `jobs` processes) and write the manifest; with `orders_only`, append the
-        long-clip wrong-order and too-late trials to an existing suite."""
+        long-clip wrong-order and too-late trials to an existing suite; with `resume`, keep the units an
+        interrupted run finished (a unit's trials reach the manifest together) and build the rest."""
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         self.out.mkdir(parents=True, exist_ok=True)
         manifest = self.out / "manifest.jsonl"
-        if not orders_only:
-            manifest.write_text("")
         units = self.units(orders_only)
         trials: list[Trial] = []
+        if resume and manifest.exists():
+            trials = load_manifest(self.out)
+            have = {t.id for t in trials}
+            units = [u for u in units if not _unit_done(u, have)]
+            self.log(f"resuming: {len(trials)} trials kept, {len(units)} units to build")
+        elif not orders_only:
+            manifest.write_text("")
 
         def done(i: int, u: _Unit, got: list[Trial]) -> None:
             self.log(f"{i + 1}/{len(units)} {u.kind} {u.name}: {len(got)} trials")
@@ -266,6 +272,14 @@ class SuiteBuilder:
 
     def _args(self, u: _Unit) -> tuple[Any, ...]:
         return (u, self.faces, self.out, self.seed, self.size, self.policy, self.fps)
+
+
+def _unit_done(u: _Unit, ids: set[str]) -> bool:
+    if u.kind == "photos":
+        return all(f"photo_{p.stem}" in ids for p, _ in u.photos)
+    assert u.segment is not None
+    tag = u.segment.name.replace("@", "_") + ("_long" if u.kind == "long" else "")
+    return f"genuine_{tag}_0" in ids
 
 
 def _build_unit(args: tuple[Any, ...]) -> list[Trial]:
