@@ -60,3 +60,35 @@ def test_sample_grid_png(train_faces: CachedFaces, tmp_path: Path) -> None:
     out = write_sample_grid(train_faces, SbiParams(input_size=64), tmp_path / "grid.png", n=3, seed=1)
     img = cv2.imread(str(out))
     assert img.shape[1] == 4 * 64 and img.shape[0] == 24 + 3 * 64
+
+
+def test_cross_blend_puts_another_face_inside_the_mask(train_faces: CachedFaces, rng: np.random.Generator) -> None:
+    from deepshield.detect.xblend import cross_blend
+
+    img, lm = train_faces.images[0], train_faces.landmarks[0]
+    donor, dlm = train_faces.images[1], train_faces.landmarks[1]
+    for _ in range(6):
+        got = cross_blend(img, lm, donor, dlm, rng)
+        assert got is not None
+        fake, mask = got
+        diff = np.abs(fake.astype(int) - img.astype(int)).max(axis=2)
+        s = img.shape[0]
+        hull = np.zeros((s, s), np.uint8)
+        cv2.fillConvexPoly(hull, cv2.convexHull(np.round(lm[FACE_OVAL]).astype(np.int32)), 1)
+        grown = cv2.dilate(hull, np.ones((25, 25), np.uint8))
+        # Poisson cloning may shift colours slightly up to the mask's edge; nothing changes far outside the face.
+        assert (diff[grown == 0] <= 1).all()
+        assert diff[mask > 0.5].mean() > 4, "the face must be replaced, not just retouched"
+
+
+def test_training_pairs_mix_self_and_cross_blends_deterministically(train_faces: CachedFaces) -> None:
+    from deepshield.detect.pairs import TrainingPairs
+
+    p = SbiParams(input_size=64, cross_prob=1.0)
+    a, b = TrainingPairs(train_faces, p, seed=2), TrainingPairs(train_faces, p, seed=2)
+    for i in range(len(train_faces)):
+        j = a.donor_for(i, np.random.default_rng(i))
+        assert j is None or train_faces.groups[j] != train_faces.groups[i]
+        x, y = a.pair(i), b.pair(i)
+        assert all(np.array_equal(u, v) for u, v in zip(x, y, strict=True))
+        assert x[1].shape == (64, 64, 3) and not np.array_equal(x[0], x[1])

@@ -56,6 +56,30 @@ def test_train_resume_deterministic_and_export(face_cache: Path, tmp_path: Path)
     p = det.probabilities(crops)
     assert p.shape == (3,) and ((p >= 0) & (p <= 1)).all()
 
+    # Mirror averaging: the logit of a crop is the mean of the crop's and its mirror image's.
+    flipped = tmp_path / "models_flip"
+    export_onnx(run / "last.pt", flipped, version="flip", extra={"flip_average": True})
+    det2 = load_sbi_detector(flipped)
+    assert det2 is not None and det2.meta.flip_average
+    plain = det.logits(np.concatenate([crops, crops[:, :, ::-1]]))
+    assert np.allclose(det2.logits(crops), (plain[:3] + plain[3:]) / 2, atol=1e-5)
+
+
+def test_fine_tuning_starts_from_the_given_weights(face_cache: Path, tmp_path: Path) -> None:
+    from deepshield.detect.train import train
+
+    base = tmp_path / "base"
+    train(_cfg(face_cache, base, 1), base, progress=False)
+    cfg = _cfg(face_cache, tmp_path / "ft", 1)
+    cfg["train"]["init_from"] = str(base / "last.pt")
+    cfg["train"]["lr"] = 1e-12  # no learning: the fine-tuned model is the starting one
+    cfg["sbi"]["cross_prob"] = 0.5
+    train(cfg, tmp_path / "ft", progress=False)
+    a = torch.load(base / "last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "ft" / "last.pt", weights_only=False)["model"]
+    conv = next(k for k in a if k.endswith("conv1.weight"))
+    assert torch.allclose(a[conv], b[conv], atol=1e-6)
+
 
 def test_platt_fit_recovers_a_known_calibration() -> None:
     from deepshield.detect.export import fit_platt
