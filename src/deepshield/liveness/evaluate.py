@@ -9,7 +9,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import numpy as np
 
 from deepshield.liveness.analysis import SessionAnalyzer, SessionTrack, enrich_track
 from deepshield.liveness.attacks import Trial, load_manifest
@@ -86,28 +88,43 @@ def _resolve(suite: Path, p: str) -> Path:
     return q if q.is_absolute() else suite / q
 
 
-def _models_key() -> str:
-    """Names and versions of the embedder and detector: a cached analysis is only valid for the same models."""
+def _crop_spec() -> tuple[int, float] | None:
+    """Input size and margin of the installed detector's face crops (None without a detector)."""
     from deepshield.detect import get_detector
 
-    embedder, detector = get_embedder(), get_detector("sbi")
-    emb = f"{embedder.info.name}" if embedder else "none"
-    det = f"{detector.info.name}-{detector.info.version}" if detector else "none"
-    return f"{emb}-{det}".replace("/", "_")
+    det = get_detector("sbi")
+    meta = getattr(det, "meta", None)
+    return (int(meta.input_size), float(meta.margin)) if meta is not None else None
+
+
+def _cache_key() -> str:
+    """A cached analysis holds the embedder's output and the keyframes' face crops at the detector's crop size:
+    valid for any detector that crops the same way, which then re-scores the crops in milliseconds."""
+    embedder, spec = get_embedder(), _crop_spec()
+    emb = embedder.info.name if embedder else "none"
+    crop = f"crop{spec[0]}m{spec[1]:g}" if spec else "nocrop"
+    return f"{emb}-{crop}".replace("/", "_")
 
 
 _worker: dict[str, Any] = {}
 
 
 def _analyse(job: tuple[Path, Path]) -> Path:
-    """Analyse one video (in a worker process) and pickle its track to `cached`."""
+    """Analyse one video (in a worker process) and pickle its track, with the main face's crop of every keyframe
+    for the forgery detector, to `cached`."""
+    from deepshield.faces import align_face
+
     src, cached = job
     if not _worker:
-        from deepshield.detect import get_detector
-
-        _worker.update(analyzer=SessionAnalyzer(), embedder=get_embedder(), detector=get_detector("sbi"))
+        _worker.update(analyzer=SessionAnalyzer(), embedder=get_embedder(), spec=_crop_spec())
     tr = _worker["analyzer"].analyze_file(src)
-    enrich_track(tr, _worker["embedder"], _worker["detector"])
+    enrich_track(tr, _worker["embedder"], None)
+    spec = _worker["spec"]
+    if spec is not None:
+        tr.extra["forgery_crops"] = {
+            i: align_face(k.rgb, k.faces[0], size=spec[0], margin=spec[1]).image
+            for i, k in enumerate(tr.keyframes) if k.rgb is not None and k.faces
+        }
     tr.drop_pixels()
     tmp = cached.with_suffix(".tmp")
     with open(tmp, "wb") as f:
@@ -116,13 +133,27 @@ def _analyse(job: tuple[Path, Path]) -> Path:
     return cached
 
 
+def _score_crops(tr: SessionTrack, detector: Any) -> None:
+    """The installed detector's forgery score for each keyframe, from the cached crops (as `enrich_track`)."""
+    crops = cast("dict[int, np.ndarray]", tr.extra.pop("forgery_crops", None) or {})
+    if detector is not None and crops:
+        idx = sorted(crops)
+        for i, p in zip(idx, detector.probabilities(np.stack([crops[i] for i in idx])), strict=True):
+            tr.keyframes[i].forgery = float(p)
+    tr.extra["detector"] = detector.info.name if detector is not None else None
+    tr.extra["detector_threshold"] = detector.info.threshold if detector is not None else None
+
+
 def analyse_videos(suite: Path, videos: list[str], jobs: int = 1,
                    log: Callable[[str], None] = lambda s: None) -> dict[str, SessionTrack]:
-    """Every video's track, from the cache (per video file and models) or analysed in `jobs` processes, so
-    re-evaluating (a new policy, more trials) only verifies scripts."""
+    """Every video's track, from the cache (per video file, embedder and crop size) or analysed in `jobs`
+    processes, then scored by the installed detector: re-evaluating (a new policy, more trials, a retrained
+    detector) only verifies scripts."""
+    from deepshield.detect import get_detector
+
     cache = suite / "cache"
     cache.mkdir(exist_ok=True)
-    models = _models_key()
+    models = _cache_key()
     paths = {vf: (_resolve(suite, vf), cache / f"{vf.replace('/', '_')}.{models}.pkl") for vf in videos}
     todo = [(vf, src, c) for vf, (src, c) in paths.items()
             if not (c.exists() and c.stat().st_mtime >= src.stat().st_mtime)]
@@ -141,10 +172,12 @@ def analyse_videos(suite: Path, videos: list[str], jobs: int = 1,
                 for i, _ in enumerate(pool.map(_analyse, [(src, c) for _, src, c in todo], chunksize=4)):
                     if (i + 1) % 20 == 0 or i + 1 == len(todo):
                         log(f"analysed {i + 1}/{len(todo)}")
+    detector = get_detector("sbi")
     tracks: dict[str, SessionTrack] = {}
     for vf, (_, c) in paths.items():
         with open(c, "rb") as f:
             tracks[vf] = pickle.load(f)
+        _score_crops(tracks[vf], detector)
     return tracks
 
 
