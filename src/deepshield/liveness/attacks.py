@@ -198,27 +198,26 @@ class SuiteBuilder:
         self.log = log
         self.fps = fps
 
-    def units(self, orders_only: bool = False) -> list[_Unit]:
+    def units(self) -> list[_Unit]:
         from deepshield.liveness.corpus import MULTI_PERSON
 
         units: list[_Unit] = []
         pairs = df_same_identity_pairs(self.faces / "real_photos")
-        if not orders_only:
-            segs = list_segments(self.faces / "real_videos", stride_s=self.size.segment_stride_s)
-            if self.max_segments:
-                segs = segs[: self.max_segments]
-            n = self.size.swaps
-            for si, seg in enumerate(segs):
-                victims = tuple(pairs[(si * n + k) % len(pairs)] for k in range(n)) if pairs else ()
-                units.append(_Unit("segment", seg.name, seg, victims=victims))
-            other = {a: b for a, b in pairs}
-            other.update({b: a for a, b in pairs})
-            photos = sorted((self.faces / "real_photos").glob("df_img*.jpg"))
-            photos += sorted((self.faces / "lfw_1000").glob("*.jpg"))
-            Random(self.seed).shuffle(photos)
-            chosen = [(p, other.get(p, p)) for p in photos[: self.size.photos]]
-            for k in range(0, len(chosen), 20):
-                units.append(_Unit("photos", f"photos{k // 20:03d}", photos=tuple(chosen[k : k + 20])))
+        segs = list_segments(self.faces / "real_videos", stride_s=self.size.segment_stride_s)
+        if self.max_segments:
+            segs = segs[: self.max_segments]
+        n = self.size.swaps
+        for si, seg in enumerate(segs):
+            victims = tuple(pairs[(si * n + k) % len(pairs)] for k in range(n)) if pairs else ()
+            units.append(_Unit("segment", seg.name, seg, victims=victims))
+        other = {a: b for a, b in pairs}
+        other.update({b: a for a, b in pairs})
+        photos = sorted((self.faces / "real_photos").glob("df_img*.jpg"))
+        photos += sorted((self.faces / "lfw_1000").glob("*.jpg"))
+        Random(self.seed).shuffle(photos)
+        chosen = [(p, other.get(p, p)) for p in photos[: self.size.photos]]
+        for k in range(0, len(chosen), 20):
+            units.append(_Unit("photos", f"photos{k // 20:03d}", photos=tuple(chosen[k : k + 20])))
         long_clips = 0
         for p in sorted((self.faces / "real_videos").iterdir()):
             if p.name in MULTI_PERSON or p.suffix.lower() != ".mp4":
@@ -234,23 +233,22 @@ class SuiteBuilder:
                 long_clips += 1
         return units
 
-    def build(self, jobs: int = 1, orders_only: bool = False, resume: bool = False) -> list[Trial]:
-        """Generate every unit (in `jobs` processes) and write the manifest; with `orders_only`, append the
-        long-clip wrong-order and too-late trials to an existing suite; with `resume`, keep the units an
+    def build(self, jobs: int = 1, resume: bool = False) -> list[Trial]:
+        """Generate every unit (in `jobs` processes) and write the manifest; with `resume`, keep the units an
         interrupted run finished (a unit's trials reach the manifest together) and build the rest."""
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         self.out.mkdir(parents=True, exist_ok=True)
         manifest = self.out / "manifest.jsonl"
-        units = self.units(orders_only)
+        units = self.units()
         trials: list[Trial] = []
         if resume and manifest.exists():
             trials = load_manifest(self.out)
             have = {t.id for t in trials}
             units = [u for u in units if not _unit_done(u, have)]
             self.log(f"resuming: {len(trials)} trials kept, {len(units)} units to build")
-        elif not orders_only:
+        else:
             manifest.write_text("")
 
         def done(i: int, u: _Unit, got: list[Trial]) -> None:

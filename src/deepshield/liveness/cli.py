@@ -36,8 +36,6 @@ def make_attacks(
     swaps: Annotated[int, typer.Option(help="Face swaps per segment (each another victim).")] = 9,
     jobs: Annotated[int, typer.Option(help="Worker processes (the suite is the same for any number).")] = 1,
     seed: int = 7,
-    orders_only: Annotated[bool, typer.Option("--orders-only", help="Only append the long-clip wrong-order and "
-                                              "too-late trials to an existing suite.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Keep what an interrupted run finished.")] = False,
 ) -> None:
     """Generate genuine sessions and every attack kind from the shared real media."""
@@ -49,7 +47,7 @@ def make_attacks(
                      replays=replays, swaps=swaps, photos=photos)
     b = SuiteBuilder(faces, out, seed=seed, size=size, max_segments=segments or None,
                      log=lambda s: console.print(s, highlight=False))
-    trials = b.build(jobs=jobs, orders_only=orders_only, resume=resume)
+    trials = b.build(jobs=jobs, resume=resume)
     kinds: dict[str, int] = {}
     for t in trials:
         kinds[t.kind] = kinds.get(t.kind, 0) + 1
