@@ -22,7 +22,7 @@ import numpy as np
 from deepshield.errors import DeepshieldError
 from deepshield.faces import Face, FaceAnalyzer, align_face
 from deepshield.faces.landmarks import FACE_OVAL
-from deepshield.media import FrameSampling, MediaLimits, open_media
+from deepshield.media import FrameSampling, MediaLimits, open_media, representative_frame
 
 JPEG_QUALITY = 92
 VIDEO_CRF = 23
@@ -159,17 +159,13 @@ def _main_face(analyzer: FaceAnalyzer, rgb: np.ndarray, min_px: float = 60) -> F
 
 
 def load_donor(analyzer: FaceAnalyzer, path: Path, name: str) -> Donor | None:
-    media = open_media(path)
-    try:
-        frame = next(iter(media.frames(FrameSampling.evenly(1))))
-    finally:
-        media.close()
-    face = _main_face(analyzer, frame.rgb, min_px=80)
+    rgb = representative_frame(path)
+    face = _main_face(analyzer, rgb, min_px=80)
     if face is None or face.landmarks is None:
         return None
     # Keep a moderate-resolution donor crop: faster warps, and no more detail than a swap model would have.
     side = int(np.clip(max(face.width, face.height) * 2.0, 128, 512))  # about native resolution
-    crop = align_face(frame.rgb, face, size=side, margin=0.5, rotate=False)
+    crop = align_face(rgb, face, size=side, margin=0.5, rotate=False)
     return Donor(
         crop.image,
         crop.map_points(face.landmarks).astype(np.float32),
@@ -337,11 +333,7 @@ def make_swap_set(
             if done(stem, "photo"):
                 continue
             try:
-                media = open_media(path)
-                try:
-                    rgb = next(iter(media.frames(FrameSampling.evenly(1)))).rgb
-                finally:
-                    media.close()
+                rgb = representative_frame(path)
             except DeepshieldError:
                 counts["skipped"] += 1
                 continue

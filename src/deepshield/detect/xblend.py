@@ -24,15 +24,16 @@ WARP_POINTS = np.array(sorted(set(
     + [70, 63, 105, 66, 107, 336, 296, 334, 293, 300]  # brows
 )))
 
-_TRIANGLES: dict[str, np.ndarray] = {}
+_triangles: np.ndarray | None = None
 
 
-def _triangles(landmarks: np.ndarray) -> np.ndarray:
+def _triangulation(landmarks: np.ndarray) -> np.ndarray:
     """One triangulation of WARP_POINTS for every face (the mesh topology is fixed), made on the first face."""
-    if "t" not in _TRIANGLES:
+    global _triangles
+    if _triangles is None:
         pts = landmarks[WARP_POINTS, :2]
-        _TRIANGLES["t"] = delaunay(pts, (int(pts[:, 1].max()) + 1, int(pts[:, 0].max()) + 1))
-    return _TRIANGLES["t"]
+        _triangles = delaunay(pts, (int(pts[:, 1].max()) + 1, int(pts[:, 0].max()) + 1))
+    return _triangles
 
 
 def yaw_proxy(landmarks: np.ndarray) -> float:
@@ -58,7 +59,7 @@ def cross_blend(
         dh, dw = donor.shape[:2]
         small = cv2.resize(donor, (max(8, int(dw * f)), max(8, int(dh * f))), interpolation=cv2.INTER_AREA)
         src = cv2.resize(small, (dw, dh), interpolation=cv2.INTER_LINEAR)
-    tris = _triangles(donor_landmarks)
+    tris = _triangulation(donor_landmarks)
     warped, cover = warp_triangles(src, donor_landmarks[WARP_POINTS], landmarks[WARP_POINTS], tris, (h, w))
     mask = blend_mask(landmarks, (h, w), rng, inner_prob)
     mask = mask * cv2.erode(cover, np.ones((3, 3), np.uint8))

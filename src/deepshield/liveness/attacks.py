@@ -31,7 +31,7 @@ from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.script import STEP_SECONDS, ChallengeScript, Step, random_flashes
 from deepshield.liveness.simulate import FlashModel, apply_flash_response, photo_as_video, screen_recapture
 from deepshield.liveness.videoio import read_clip, write_video
-from deepshield.media import open_media
+from deepshield.media import open_media, representative_frame
 
 ATTACK_KINDS = ("photo", "other_script", "wrong_order", "too_late", "face_swap", "screen_replay", "no_flash")
 
@@ -62,14 +62,6 @@ def _save_rgb(path: Path, rgb: np.ndarray) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     return str(path)
-
-
-def _load_rgb(path: Path) -> np.ndarray:
-    m = open_media(path)
-    try:
-        return next(iter(m.frames())).rgb
-    finally:
-        m.close()
 
 
 def _subsample(frames: list[np.ndarray], fps: float, target: float = 15.0) -> Iterator[tuple[float, np.ndarray]]:
@@ -272,12 +264,16 @@ class SuiteBuilder:
         return (u, self.faces, self.out, self.seed, self.size, self.policy, self.fps)
 
 
+def _tag(seg: Segment, long_clip: bool) -> str:
+    """The part of a unit's trial ids that names its segment."""
+    return seg.name.replace("@", "_") + ("_long" if long_clip else "")
+
+
 def _unit_done(u: _Unit, ids: set[str]) -> bool:
     if u.kind == "photos":
         return all(f"photo_{p.stem}" in ids for p, _ in u.photos)
     assert u.segment is not None
-    tag = u.segment.name.replace("@", "_") + ("_long" if u.kind == "long" else "")
-    return f"genuine_{tag}_0" in ids
+    return f"genuine_{_tag(u.segment, u.kind == 'long')}_0" in ids
 
 
 def _build_unit(args: tuple[Any, ...]) -> list[Trial]:
@@ -309,7 +305,7 @@ class _UnitBuilder:
         if sum(s.has_face for s in raw.samples) < 0.8 * len(raw.samples):
             return []
         script0 = derive_script(raw, rng, pol)
-        tag = seg.name.replace("@", "_") + ("_long" if orders_only else "")
+        tag = _tag(seg, orders_only)
         id_photo = _save_rgb(self.out / "id" / f"{seg.video.stem}.png", _id_frame(seg))
         genuine0: Trial | None = None
         flashed0: list[np.ndarray] = []
@@ -371,7 +367,7 @@ class _UnitBuilder:
         rng = self.rng
         for p, idp in photos:
             sc = random_corpus_script(rng, round(rng.uniform(6.0, 8.0), 1))
-            fl = photo_as_video(_load_rgb(p), sc.duration_s + 0.5, 15.0, rng, flashes=sc.flashes)
+            fl = photo_as_video(representative_frame(p), sc.duration_s + 0.5, 15.0, rng, flashes=sc.flashes)
             self._add(Trial(f"photo_{p.stem}", "photo", self._video(f"photo_{p.stem}", fl, 15.0), sc.to_dict(),
                             str(idp), p.stem))
         return self.trials

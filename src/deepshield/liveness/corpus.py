@@ -16,7 +16,7 @@ from random import Random
 import numpy as np
 
 from deepshield.liveness.analysis import SessionTrack
-from deepshield.liveness.features import baseline_pitch, detect_blinks
+from deepshield.liveness.features import baseline_pitch, detect_blinks, true_runs
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.script import STEP_SECONDS, ChallengeScript, Flash, Step, random_flashes
 
@@ -63,17 +63,7 @@ def _front_runs(track: SessionTrack, policy: LivenessPolicy) -> list[tuple[float
     base = baseline_pitch(track)
     lim = policy.front_deg - 3
     ok = np.isfinite(yaw) & (np.abs(yaw) < lim) & (np.abs(np.nan_to_num(pitch, nan=99) - base) < lim)
-    runs, i = [], 0
-    while i < len(t):
-        if ok[i]:
-            j = i
-            while j + 1 < len(t) and ok[j + 1]:
-                j += 1
-            runs.append((float(t[i]), float(t[j])))
-            i = j + 1
-        else:
-            i += 1
-    return runs
+    return true_runs(ok, t)
 
 
 #: A scripted ("full") blink: the eye aspect ratio falls to this fraction of the open-eye level or lower.

@@ -88,22 +88,28 @@ def _resolve(suite: Path, p: str) -> Path:
     return q if q.is_absolute() else suite / q
 
 
-def _crop_spec() -> tuple[int, float] | None:
-    """Input size and margin of the installed detector's face crops (None without a detector)."""
+def _crop_scorer() -> Any:
+    """The installed detector when it scores crops apart from finding them (`crops` + `probabilities`, as the
+    shipped ONNX detector does), else None: then the forgery scores are computed with the analysis."""
     from deepshield.detect import get_detector
 
     det = get_detector("sbi")
-    meta = getattr(det, "meta", None)
-    return (int(meta.input_size), float(meta.margin)) if meta is not None else None
+    return det if hasattr(det, "crops") and hasattr(det, "probabilities") and hasattr(det, "meta") else None
 
 
 def _cache_key() -> str:
-    """A cached analysis holds the embedder's output and the keyframes' face crops at the detector's crop size:
-    valid for any detector that crops the same way, which then re-scores the crops in milliseconds."""
-    embedder, spec = get_embedder(), _crop_spec()
+    """A cached analysis holds the embedder's output and either the keyframes' face crops at the detector's crop
+    size (valid for any detector that crops the same way, which re-scores them in milliseconds) or, for other
+    detectors, their scores (valid for that detector version only)."""
+    from deepshield.detect import get_detector
+
+    embedder, scorer, det = get_embedder(), _crop_scorer(), get_detector("sbi")
     emb = embedder.info.name if embedder else "none"
-    crop = f"crop{spec[0]}m{spec[1]:g}" if spec else "nocrop"
-    return f"{emb}-{crop}".replace("/", "_")
+    if scorer is not None:
+        forgery = f"crop{scorer.meta.input_size}m{scorer.meta.margin:g}"
+    else:
+        forgery = f"{det.info.name}-{det.info.version}" if det is not None else "nodetector"
+    return f"{emb}-{forgery}".replace("/", "_")
 
 
 _worker: dict[str, Any] = {}
@@ -112,19 +118,18 @@ _worker: dict[str, Any] = {}
 def _analyse(job: tuple[Path, Path]) -> Path:
     """Analyse one video (in a worker process) and pickle its track, with the main face's crop of every keyframe
     for the forgery detector, to `cached`."""
-    from deepshield.faces import align_face
+    from deepshield.detect import get_detector
 
     src, cached = job
     if not _worker:
-        _worker.update(analyzer=SessionAnalyzer(), embedder=get_embedder(), spec=_crop_spec())
+        _worker.update(analyzer=SessionAnalyzer(), embedder=get_embedder(), scorer=_crop_scorer(),
+                       detector=get_detector("sbi"))
     tr = _worker["analyzer"].analyze_file(src)
-    enrich_track(tr, _worker["embedder"], None)
-    spec = _worker["spec"]
-    if spec is not None:
-        tr.extra["forgery_crops"] = {
-            i: align_face(k.rgb, k.faces[0], size=spec[0], margin=spec[1]).image
-            for i, k in enumerate(tr.keyframes) if k.rgb is not None and k.faces
-        }
+    scorer = _worker["scorer"]
+    enrich_track(tr, _worker["embedder"], None if scorer is not None else _worker["detector"])
+    if scorer is not None:
+        tr.extra["forgery_crops"] = {i: scorer.crops(k.rgb, k.faces[:1])[0]
+                                     for i, k in enumerate(tr.keyframes) if k.rgb is not None and k.faces}
     tr.drop_pixels()
     tmp = cached.with_suffix(".tmp")
     with open(tmp, "wb") as f:
@@ -133,15 +138,17 @@ def _analyse(job: tuple[Path, Path]) -> Path:
     return cached
 
 
-def _score_crops(tr: SessionTrack, detector: Any) -> None:
-    """The installed detector's forgery score for each keyframe, from the cached crops (as `enrich_track`)."""
-    crops = cast("dict[int, np.ndarray]", tr.extra.pop("forgery_crops", None) or {})
-    if detector is not None and crops:
+def _score_crops(tr: SessionTrack, scorer: Any) -> None:
+    """The detector's forgery score for each keyframe from the cached crops (what `enrich_track` would give)."""
+    if "forgery_crops" not in tr.extra:
+        return  # scored during the analysis
+    crops = cast("dict[int, np.ndarray]", tr.extra.pop("forgery_crops") or {})
+    if crops:
         idx = sorted(crops)
-        for i, p in zip(idx, detector.probabilities(np.stack([crops[i] for i in idx])), strict=True):
+        for i, p in zip(idx, scorer.probabilities(np.stack([crops[i] for i in idx])), strict=True):
             tr.keyframes[i].forgery = float(p)
-    tr.extra["detector"] = detector.info.name if detector is not None else None
-    tr.extra["detector_threshold"] = detector.info.threshold if detector is not None else None
+    tr.extra["detector"] = scorer.info.name
+    tr.extra["detector_threshold"] = scorer.info.threshold
 
 
 def analyse_videos(suite: Path, videos: list[str], jobs: int = 1,
@@ -149,8 +156,6 @@ def analyse_videos(suite: Path, videos: list[str], jobs: int = 1,
     """Every video's track, from the cache (per video file, embedder and crop size) or analysed in `jobs`
     processes, then scored by the installed detector: re-evaluating (a new policy, more trials, a retrained
     detector) only verifies scripts."""
-    from deepshield.detect import get_detector
-
     cache = suite / "cache"
     cache.mkdir(exist_ok=True)
     models = _cache_key()
@@ -172,12 +177,12 @@ def analyse_videos(suite: Path, videos: list[str], jobs: int = 1,
                 for i, _ in enumerate(pool.map(_analyse, [(src, c) for _, src, c in todo], chunksize=4)):
                     if (i + 1) % 20 == 0 or i + 1 == len(todo):
                         log(f"analysed {i + 1}/{len(todo)}")
-    detector = get_detector("sbi")
+    scorer = _crop_scorer()
     tracks: dict[str, SessionTrack] = {}
     for vf, (_, c) in paths.items():
         with open(c, "rb") as f:
             tracks[vf] = pickle.load(f)
-        _score_crops(tracks[vf], detector)
+        _score_crops(tracks[vf], scorer)
     return tracks
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from deepshield.errors import DeepshieldError
 from deepshield.faces import FaceAnalyzer
 from deepshield.liveness.embedding import get_embedder
-from deepshield.media import open_media
+from deepshield.media import representative_frame
 
 
 @dataclass
@@ -57,11 +57,7 @@ def calibrate(faces_root: Path, lfw: int = 998, log: Callable[[str], None] = lam
     skipped: list[str] = []
 
     def embed(p: Path) -> np.ndarray | None:
-        m = open_media(p)
-        try:
-            rgb = next(iter(m.frames())).rgb
-        finally:
-            m.close()
+        rgb = representative_frame(p)
         faces = fa.analyze(rgb)
         if not faces:
             skipped.append(p.name)

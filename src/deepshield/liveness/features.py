@@ -17,6 +17,22 @@ class Blink:
     depth: float  # minimum EAR over the open-eye baseline
 
 
+def true_runs(mask: np.ndarray, t: np.ndarray) -> list[tuple[float, float]]:
+    """(start, end) times of consecutive True runs."""
+    out: list[tuple[float, float]] = []
+    i, n = 0, len(mask)
+    while i < n:
+        if mask[i]:
+            j = i
+            while j + 1 < n and mask[j + 1]:
+                j += 1
+            out.append((float(t[i]), float(t[j])))
+            i = j + 1
+        else:
+            i += 1
+    return out
+
+
 def baseline_pitch(track: SessionTrack) -> float:
     """Pitch of the near-frontal samples: people hold the phone above or below their eyes."""
     _, yaw = track.series("yaw")

@@ -9,7 +9,9 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from deepshield.errors import MediaNotFound, MediaTooLarge, UnsupportedMediaType
+import numpy as np
+
+from deepshield.errors import CorruptMedia, MediaNotFound, MediaTooLarge, UnsupportedMediaType
 from deepshield.media.image import ImageMedia
 from deepshield.media.limits import MediaLimits
 from deepshield.media.sniff import sniff_bytes
@@ -92,3 +94,16 @@ def open_upload(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def representative_frame(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> np.ndarray:
+    """RGB of an image's one frame or a video's middle frame (a donor face, an ID photo, a thumbnail)."""
+    from deepshield.media.types import FrameSampling
+
+    media = open_media(path, limits)
+    try:
+        for frame in media.frames(FrameSampling.evenly(1)):
+            return frame.rgb
+    finally:
+        media.close()
+    raise CorruptMedia(f"{Path(path).name}: no decodable frame")

@@ -150,14 +150,11 @@ def _mime(path: str) -> str:
 def _preview(path: Path, blur: bool) -> bytes:
     from PIL import Image, ImageFilter
 
-    from deepshield.media import FrameSampling, open_media
+    from deepshield.media import representative_frame
 
     try:
-        media = open_media(path)
-        frame = next(iter(media.frames(FrameSampling.evenly(1))))
-        img = Image.fromarray(frame.rgb)
-        media.close()
-    except (DeepshieldError, StopIteration):
+        img = Image.fromarray(representative_frame(path))
+    except DeepshieldError:
         img = Image.new("RGB", (320, 240), (120, 120, 120))
     img.thumbnail((480, 480))
     if blur:  # coarse enough that no face or body detail survives

@@ -6,25 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from deepshield.liveness.features import baseline_pitch, detect_blinks
+from deepshield.liveness.features import baseline_pitch, detect_blinks, true_runs
 from deepshield.liveness.script import Step
 from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult, Verdict
-
-
-def _runs(mask: np.ndarray, t: np.ndarray) -> list[tuple[float, float]]:
-    """(start, end) times of consecutive True runs."""
-    out: list[tuple[float, float]] = []
-    i, n = 0, len(mask)
-    while i < n:
-        if mask[i]:
-            j = i
-            while j + 1 < n and mask[j + 1]:
-                j += 1
-            out.append((float(t[i]), float(t[j])))
-            i = j + 1
-        else:
-            i += 1
-    return out
 
 
 class ChallengeCompliance(LivenessSignal):
@@ -92,7 +76,7 @@ class ChallengeCompliance(LivenessSignal):
             sign = 1.0 if st.kind == "profile_left" else -1.0
             sy = sign * np.nan_to_num(fy, nan=-999)
             deep = w & (sy >= p.profile_deg)
-            for a, b in _runs(deep, t):
+            for a, b in true_runs(deep, t):
                 if b - a + dt >= p.profile_hold_s:
                     return True, a
             # Beyond about 60 degrees the mesh is lost: passing 40 degrees on the asked side, then losing the
@@ -101,14 +85,14 @@ class ChallengeCompliance(LivenessSignal):
             for k in idx:
                 if sy[k] >= 40 and k + 1 < len(t):
                     lost = (~has) & w & (t > t[k])
-                    for a, b in _runs(lost, t):
+                    for a, b in true_runs(lost, t):
                         if a - t[k] <= 2 * dt + 0.05 and b - a + dt >= p.profile_hold_s:
                             return True, float(t[k])
             return False, None
         if st.kind == "front":
             fr = w & has & (np.abs(np.nan_to_num(fy, nan=99)) < p.front_deg) & (
                 np.abs(np.nan_to_num(pitch, nan=99) - base) < p.front_deg)
-            for a, b in _runs(fr, t):
+            for a, b in true_runs(fr, t):
                 if b - a + dt >= p.front_hold_s:
                     return True, a
             return False, None
