@@ -134,3 +134,19 @@ def test_video_report_shows_a_score_timeline(shared_faces: Path) -> None:
     progress: list[float] = []
     scanner.scan(shared_faces / "real_videos" / "vr_face2.mp4", progress.append)
     assert progress == sorted(progress) and progress[-1] == 1.0 and len(progress) == 6
+
+
+def test_worker_that_dies_fails_its_file_not_the_scan() -> None:
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from deepshield.cli.scan import _worker_result
+
+    ok: Future[dict[str, object]] = Future()
+    ok.set_result({"file": "a.jpg", "ok": True})
+    assert _worker_result(ok, Path("a.jpg"))["ok"] is True
+    died: Future[dict[str, object]] = Future()
+    died.set_exception(BrokenProcessPool("terminated abruptly"))
+    res = _worker_result(died, Path("b.mp4"))
+    assert res["ok"] is False and res["file"] == "b.mp4"
+    assert res["error"]["code"] == "worker_died" and "terminated abruptly" in res["error"]["message"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,6 +40,14 @@ def _init_worker(options: ScanOptions) -> None:
 def _scan_in_worker(path: str, report_dir: str | None) -> dict[str, Any]:
     assert _worker_scanner is not None
     return _scan_one(_worker_scanner, Path(path), Path(report_dir) if report_dir else None)
+
+
+def _worker_result(fut: Future[dict[str, Any]], path: Path) -> dict[str, Any]:
+    """A worker that died (out of memory, a crash in a native decoder) fails its file, not the whole scan."""
+    try:
+        return fut.result()
+    except BrokenProcessPool as e:
+        return {"file": str(path), "ok": False, "error": {"code": "worker_died", "message": f"scan worker died: {e}"}}
 
 
 def _scan_one(
@@ -115,10 +125,12 @@ def scan(
             finally:
                 scanner.close()
         else:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(options,)) as pool:
+            # Spawned, not forked: a fork of a process that already holds MediaPipe's graphs corrupts its heap.
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, spawn, initializer=_init_worker, initargs=(options,)) as pool:
                 futs = {pool.submit(_scan_in_worker, str(f), str(report) if report else None): f for f in files}
                 for fut in as_completed(futs):
-                    emit(fut.result())
+                    emit(_worker_result(fut, futs[fut]))
                     progress.advance(task)
     failed = sum(1 for r in results if not r.get("ok"))
     if not files:
