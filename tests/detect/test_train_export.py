@@ -93,3 +93,38 @@ def test_platt_fit_recovers_a_known_calibration() -> None:
     prior = np.log(y.mean() / (1 - y.mean()))
     assert a == pytest.approx(0.5, abs=0.05)
     assert b + prior == pytest.approx(-1.0, abs=0.1)
+
+
+def test_shipped_onnx_weights_rebuild_a_trainable_model(face_cache: Path, tmp_path: Path) -> None:
+    """Fine-tuning can start from an exported ONNX file: the rebuilt network reproduces it exactly, and while
+    only the fresh auxiliary head learns, the backbone's weights stay as shipped."""
+    from deepshield.detect.export import export_onnx
+    from deepshield.detect.onnx_import import check_against_onnx, model_from_onnx
+    from deepshield.detect.train import train
+    from deepshield.errors import DeepshieldError
+
+    base = tmp_path / "base"
+    cfg = _cfg(face_cache, base, 1)
+    train(cfg, base, progress=False)
+    onnx_path = export_onnx(base / "last.pt", tmp_path / "models", version="t")
+    rng = np.random.default_rng(1)
+    calib = rng.integers(0, 255, (8, 64, 64, 3)).astype(np.uint8)
+    model = model_from_onnx(onnx_path, cfg["model"], calib)
+    crops = rng.integers(0, 255, (5, 64, 64, 3)).astype(np.uint8)
+    assert check_against_onnx(model, onnx_path, crops) < 1e-4
+    with pytest.raises(DeepshieldError, match="convolutions"):
+        model_from_onnx(onnx_path, {**cfg["model"], "blocks": [2, 1, 1, 1]}, calib)
+
+    ft = _cfg(face_cache, tmp_path / "ft", 1)
+    ft["train"]["init_from"] = str(onnx_path)
+    ft["train"]["aux_warmup_steps"] = 10_000  # the whole run: backbone frozen
+    train(ft, tmp_path / "ft", progress=False)
+    got = torch.load(tmp_path / "ft" / "last.pt", weights_only=False)["model"]
+    want = model.state_dict()
+    assert torch.equal(got["stem.0.weight"], want["stem.0.weight"])
+    assert torch.equal(got["head.weight"], want["head.weight"])
+
+    ft["train"]["aux_warmup_steps"] = 0  # the same run without the warm-up moves the backbone
+    train(ft, tmp_path / "ft2", progress=False)
+    moved = torch.load(tmp_path / "ft2" / "last.pt", weights_only=False)["model"]
+    assert not torch.equal(moved["stem.0.weight"], want["stem.0.weight"])

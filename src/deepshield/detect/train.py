@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from deepshield.detect.facecache import CachedFaces, load_cache
 from deepshield.detect.metrics import auc
-from deepshield.detect.model import build_model
+from deepshield.detect.model import CompactNet, build_model
 from deepshield.detect.pairs import TrainingPairs
 from deepshield.detect.sbi import SbiParams, to_input
 from deepshield.errors import DeepshieldError
@@ -101,6 +101,27 @@ def predict(model: nn.Module, crops: np.ndarray, batch: int = 64) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
+def _initial_model(init_from: Path, mcfg: dict[str, Any], ds: SelfBlendDataset, model: CompactNet) -> CompactNet:
+    """The weights to fine-tune from: a training checkpoint, or a shipped ONNX file (its BatchNorms restored
+    from real training crops, see `onnx_import`)."""
+    if init_from.suffix == ".onnx":
+        from deepshield.detect.onnx_import import model_from_onnx
+
+        calib = np.stack([ds.pair(i)[0] for i in range(min(len(ds), 256))])
+        return model_from_onnx(init_from, mcfg, calib)
+    if not init_from.is_file():
+        raise DeepshieldError(f"init_from: no checkpoint at {init_from}")
+    model.load_state_dict(torch.load(init_from, map_location="cpu", weights_only=False)["model"])
+    return model
+
+
+def _freeze_backbone(model: CompactNet, frozen: bool) -> None:
+    """Only the auxiliary head learns while `frozen` (its BatchNorm statistics keep adapting)."""
+    for name, p in model.named_parameters():
+        if not name.startswith("aux."):
+            p.requires_grad_(not frozen)
+
+
 def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -131,6 +152,9 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     steps_per_epoch = math.ceil(len(ds) / bs)
     total = epochs * steps_per_epoch
     warm = int(tr.get("warmup_steps", 200))
+    # Fine-tuning from weights without an auxiliary head (a shipped ONNX file): train that fresh head alone
+    # first, so its first large gradients do not knock the backbone off what it learned.
+    aux_warm = int(tr.get("aux_warmup_steps", 0)) if tr.get("init_from") else 0
 
     budget_s = float(tr.get("time_budget_min", 0)) * 60 or math.inf
     clock = {"start": time.time(), "offset": 0.0}
@@ -138,8 +162,10 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     def lr_at(step: int) -> float:
         # Cosine decay over whichever ends first: the epochs or the wall-clock budget (a shared CPU's speed
         # is unknown in advance; the budget keeps the schedule complete when it binds).
-        if step < warm:
-            return (step + 1) / warm
+        if step < aux_warm:
+            return 1.0
+        if step < aux_warm + warm:
+            return (step - aux_warm + 1) / warm
         frac = (step - warm) / max(1, total - warm)
         if budget_s < math.inf:
             frac = max(frac, (clock["offset"] + time.time() - clock["start"]) / budget_s)
@@ -153,7 +179,11 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     init_from = tr.get("init_from")
     if init_from and not (resume and last.is_file()):
         # Fine-tuning: start from another run's weights (e.g. self-blend pre-training), with a fresh schedule.
-        model.load_state_dict(torch.load(Path(init_from), map_location="cpu", weights_only=False)["model"])
+        model = _initial_model(Path(init_from), mcfg, ds, model)
+        opt = torch.optim.AdamW(
+            model.parameters(), lr=float(tr.get("lr", 2e-3)), weight_decay=float(tr.get("weight_decay", 5e-4))
+        )
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     if resume and last.is_file():
         ck = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(ck["model"])
@@ -194,6 +224,7 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
         ) as bar:
             task = bar.add_task("train", total=len(loader), loss=0.0)
             for x, y, dense in loader:
+                _freeze_backbone(model, sched.last_epoch < aux_warm)
                 logits, aux = model.forward_with_aux(x)
                 if aux.shape[-1] != dense.shape[-1]:
                     dense = nn.functional.adaptive_avg_pool2d(dense, (int(aux.shape[-2]), int(aux.shape[-1])))
