@@ -128,3 +128,37 @@ def test_shipped_onnx_weights_rebuild_a_trainable_model(face_cache: Path, tmp_pa
     train(ft, tmp_path / "ft2", progress=False)
     moved = torch.load(tmp_path / "ft2" / "last.pt", weights_only=False)["model"]
     assert not torch.equal(moved["stem.0.weight"], want["stem.0.weight"])
+
+
+def test_weight_averaging_takes_the_mean_and_remeasures_batchnorm(face_cache: Path, tmp_path: Path) -> None:
+    from deepshield.detect.export import export_onnx
+    from deepshield.detect.swa import average_checkpoints
+    from deepshield.detect.train import train
+    from deepshield.errors import DeepshieldError
+
+    run = tmp_path / "run"
+    train(_cfg(face_cache, run, 2), run, progress=False)
+    paths = [run / "epoch001.pt", run / "epoch002.pt"]
+    a, b = (torch.load(p, weights_only=False)["model"] for p in paths)
+    info = average_checkpoints(paths, tmp_path / "swa.pt", bn_batches=3)
+    assert info["checkpoints"] == 2 and 1 <= info["bn_batches"] <= 3
+    got = torch.load(tmp_path / "swa.pt", weights_only=False)["model"]
+    assert torch.allclose(got["stem.0.weight"], (a["stem.0.weight"] + b["stem.0.weight"]) / 2)
+    stat = "stem.1.running_mean"
+    assert not torch.allclose(got[stat], a[stat]) and not torch.allclose(got[stat], b[stat])
+    assert export_onnx(tmp_path / "swa.pt", tmp_path / "models", version="swa").is_file()
+    with pytest.raises(DeepshieldError, match="no checkpoint"):
+        average_checkpoints([run / "epoch009.pt"], tmp_path / "x.pt")
+
+
+def test_platt_fit_converges_on_large_saturating_logits() -> None:
+    """Logits of a confident network (fakes up to +19) made plain Newton from (1, 0) diverge to a ~ 1e9."""
+    from deepshield.detect.export import fit_platt
+
+    rng = np.random.default_rng(1)
+    x = np.r_[rng.normal(0, 1.5, 150), rng.normal(7, 4, 150)]
+    y = np.r_[np.zeros(150), np.ones(150)]
+    a, b = fit_platt(x, y)
+    assert 0.05 < a < 5 and abs(b) < 20
+    p = 1 / (1 + np.exp(-(a * x + b)))
+    assert p[y == 1].mean() > 0.7 and p[y == 0].mean() < 0.3

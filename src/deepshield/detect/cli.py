@@ -115,6 +115,24 @@ def register(app: typer.Typer) -> None:
         rec = train(cfg, run, resume=not fresh)
         console.print(f"done: {json.dumps(rec)} -> {run}")
 
+    @app.command("average-checkpoints")
+    def average_cmd(
+        run: Annotated[Path, typer.Option(help="run folder with epochNNN.pt checkpoints")],
+        first: Annotated[int, typer.Option(help="first epoch to average (1-based)")],
+        last: Annotated[int, typer.Option(help="last epoch to average (inclusive)")],
+        out: Annotated[Path, typer.Option(help="checkpoint to write")],
+        bn_batches: Annotated[int, typer.Option(help="training batches that re-measure BatchNorm statistics")] = 100,
+    ) -> None:
+        """Average the weights of a run's last epochs (SWA), for `export`."""
+        try:
+            from deepshield.detect.swa import average_checkpoints
+        except ModuleNotFoundError as e:
+            raise DeepshieldError(f"averaging needs the 'train' extra ({e.name} missing)") from e
+        if first < 1 or last < first:
+            raise DeepshieldError(f"need 1 <= --first <= --last (got {first}, {last})")
+        paths = [run / f"epoch{e:03d}.pt" for e in range(first, last + 1)]
+        console.print(average_checkpoints(paths, out, bn_batches=bn_batches))
+
     @app.command("export")
     def export_cmd(
         checkpoint: Annotated[Path, typer.Option(help="training checkpoint (best.pt or epochNNN.pt)")],

@@ -79,25 +79,37 @@ def export_onnx(checkpoint: Path, out_dir: Path, version: str, extra: dict[str, 
     return onnx_path
 
 
-def fit_platt(logits: np.ndarray, labels: np.ndarray, iters: int = 500) -> tuple[float, float]:
-    """Class-balanced logistic regression of labels on logits (Newton's method)."""
+def fit_platt(logits: np.ndarray, labels: np.ndarray, iters: int = 100) -> tuple[float, float]:
+    """Class-balanced logistic regression of labels on logits: Newton's method with a backtracking line search
+    on standardised logits (plain Newton from a = 1, b = 0 diverges when the logits are large and saturate)."""
     x = np.asarray(logits, np.float64)
     y = np.asarray(labels, np.float64)
     npos, nneg = y.sum(), (1 - y).sum()
     if npos == 0 or nneg == 0:
         raise DeepshieldError("calibration needs both real and fake scores")
     w = np.where(y == 1, 0.5 / npos, 0.5 / nneg)
-    a, b = 1.0, 0.0
+    mu, sd = float(x.mean()), float(x.std()) or 1.0
+    z = (x - mu) / sd
+
+    def loss(t: np.ndarray) -> float:
+        u = t[0] * z + t[1]
+        return float(np.sum(w * (np.logaddexp(0, u) - y * u)))
+
+    t = np.zeros(2)
     for _ in range(iters):
-        p = 1 / (1 + np.exp(-np.clip(a * x + b, -40, 40)))
-        g = np.array([np.sum(w * (p - y) * x), np.sum(w * (p - y))])
+        p = 1 / (1 + np.exp(-np.clip(t[0] * z + t[1], -40, 40)))
+        g = np.array([np.sum(w * (p - y) * z), np.sum(w * (p - y))])
         r = w * p * (1 - p)
-        h = np.array([[np.sum(r * x * x), np.sum(r * x)], [np.sum(r * x), np.sum(r)]]) + 1e-9 * np.eye(2)
+        h = np.array([[np.sum(r * z * z), np.sum(r * z)], [np.sum(r * z), np.sum(r)]]) + 1e-9 * np.eye(2)
         step = np.linalg.solve(h, g)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-9:
+        f0, k = loss(t), 1.0
+        while k > 1e-6 and loss(t - k * step) > f0:
+            k /= 2
+        t = t - k * step
+        if np.abs(k * step).max() < 1e-10:
             break
-    return float(a), float(b)
+    a = t[0] / sd
+    return float(a), float(t[1] - a * mu)
 
 
 def calibrate_from_scores(

@@ -31,8 +31,9 @@ def _conv_bn_pairs(model: CompactNet) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
     return list(zip(convs, norms, strict=True))
 
 
-def _set_norm(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor, weight: torch.Tensor,
-              bias: torch.Tensor) -> None:
+def _set_norm(
+    bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> None:
     assert bn.running_mean is not None and bn.running_var is not None
     bn.running_mean.copy_(mean)
     bn.running_var.copy_(var)

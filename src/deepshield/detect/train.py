@@ -67,7 +67,7 @@ def dense_targets(mask: np.ndarray, stride: int = 8) -> np.ndarray:
     return out
 
 
-def _collate(
+def collate_pairs(
     batch: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return (
@@ -208,7 +208,7 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
             shuffle=True,
             generator=g,
             num_workers=workers,
-            collate_fn=_collate,
+            collate_fn=collate_pairs,
             drop_last=True,
             persistent_workers=False,
         )
