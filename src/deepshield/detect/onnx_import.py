@@ -94,13 +94,17 @@ def model_from_onnx(onnx_path: Path, model_cfg: dict[str, Any], calib_crops: np.
 
 
 def check_against_onnx(model: CompactNet, onnx_path: Path, crops: np.ndarray) -> float:
-    """Largest logit difference between the rebuilt model (eval mode) and onnxruntime on `crops`."""
+    """Largest logit difference between the rebuilt model (eval mode) and onnxruntime on `crops` (uint8 RGB)."""
+    return onnx_logit_difference(model, onnx_path, to_input(crops))
+
+
+def onnx_logit_difference(model: nn.Module, onnx_path: Path, x: np.ndarray) -> float:
+    """Largest difference between the torch model's logits (eval mode) and onnxruntime's on network input `x`."""
     import onnxruntime as ort
 
-    x = to_input(crops)
     model.eval()
     with torch.no_grad():
-        ref = model(torch.from_numpy(x)).numpy()
+        ref = model(torch.from_numpy(x)).numpy().reshape(-1)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = sess.run(None, {sess.get_inputs()[0].name: x})[0].reshape(-1)
     return float(np.abs(ref - got).max())

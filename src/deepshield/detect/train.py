@@ -146,6 +146,11 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     workers = int(tr.get("num_workers", 1))
     epochs = int(tr.get("epochs", 30))
     model = build_model(mcfg)
+    last = out_dir / "last.pt"
+    init_from = tr.get("init_from")
+    if init_from and not (resume and last.is_file()):
+        # Fine-tuning: start from another run's weights (e.g. self-blend pre-training), with a fresh schedule.
+        model = _initial_model(Path(init_from), mcfg, ds, model)
     opt = torch.optim.AdamW(
         model.parameters(), lr=float(tr.get("lr", 2e-3)), weight_decay=float(tr.get("weight_decay", 5e-4))
     )
@@ -154,7 +159,8 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     warm = int(tr.get("warmup_steps", 200))
     # Fine-tuning from weights without an auxiliary head (a shipped ONNX file): train that fresh head alone
     # first, so its first large gradients do not knock the backbone off what it learned.
-    aux_warm = int(tr.get("aux_warmup_steps", 0)) if tr.get("init_from") else 0
+    aux_warm = int(tr.get("aux_warmup_steps", 0)) if init_from else 0
+    frozen: bool | None = None
 
     budget_s = float(tr.get("time_budget_min", 0)) * 60 or math.inf
     clock = {"start": time.time(), "offset": 0.0}
@@ -175,15 +181,6 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(cfg, indent=2))
     start_epoch, best, best_swap = 0, -1.0, -1.0
-    last = out_dir / "last.pt"
-    init_from = tr.get("init_from")
-    if init_from and not (resume and last.is_file()):
-        # Fine-tuning: start from another run's weights (e.g. self-blend pre-training), with a fresh schedule.
-        model = _initial_model(Path(init_from), mcfg, ds, model)
-        opt = torch.optim.AdamW(
-            model.parameters(), lr=float(tr.get("lr", 2e-3)), weight_decay=float(tr.get("weight_decay", 5e-4))
-        )
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     if resume and last.is_file():
         ck = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(ck["model"])
@@ -224,7 +221,10 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
         ) as bar:
             task = bar.add_task("train", total=len(loader), loss=0.0)
             for x, y, dense in loader:
-                _freeze_backbone(model, sched.last_epoch < aux_warm)
+                want_frozen = sched.last_epoch < aux_warm
+                if want_frozen != frozen:
+                    frozen = want_frozen
+                    _freeze_backbone(model, frozen)
                 logits, aux = model.forward_with_aux(x)
                 if aux.shape[-1] != dense.shape[-1]:
                     dense = nn.functional.adaptive_avg_pool2d(dense, (int(aux.shape[-2]), int(aux.shape[-1])))
