@@ -153,6 +153,39 @@ def test_derived_scripts_pass_and_their_reordered_or_late_versions_fail() -> Non
     assert ChallengeCompliance().evaluate(ctx(track, swapped)).verdict == "fail"
 
 
+def test_a_recording_paused_before_a_move_fails_the_script_it_satisfied() -> None:
+    """The too-late splice: frames stand in for the track's samples (frame k is sample k), so the edited
+    recording's track is the original samples in the spliced order, retimed."""
+    from dataclasses import replace as dc_replace
+
+    from deepshield.liveness.analysis import SessionTrack
+    from deepshield.liveness.attacks import spliced_too_late
+    from deepshield.liveness.corpus import derive_script
+    from deepshield.liveness.script import ChallengeScript, Step, random_flashes
+
+    fl = random_flashes(Random(5), 0.6)
+    t0 = fl[-1].end_s + 0.4
+    steps = (Step("front", 0.0, t0), Step("blink", t0 + 1.0, t0 + 3.0), Step("blink", t0 + 5.0, t0 + 7.0))
+    performed = ChallengeScript(steps, fl, t0 + 8.0)
+    track = follow(performed, delay_s=0.6)
+    derived = derive_script(track, Random(1), POLICY)
+    assert derived.kinds().count("blink") == 2
+    assert ChallengeCompliance().evaluate(ctx(track, derived)).verdict == "pass"
+    frames = [np.full((2, 2, 3), k, dtype=np.int32) for k in range(len(track.samples))]
+    got = spliced_too_late(frames, 15.0, derived, track, Random(3), POLICY)
+    assert got is not None
+    edited, meta = got
+    assert meta["delay_s"] > 0 and len(edited) == len(frames) + round(meta["delay_s"] * 15)
+    samples = [dc_replace(track.samples[int(f[0, 0, 0])], t=k / 15.0) for k, f in enumerate(edited)]
+    late = SessionTrack(15.0, track.width, track.height, len(samples) / 15.0, samples, [])
+    r = ChallengeCompliance().evaluate(ctx(late, derived))
+    assert r.verdict == "fail"
+    assert not r.evidence["steps"][meta["step"]]["done"]
+    # The frames before the cut are untouched, so the flash phase is the genuine recording's.
+    cut = round(meta["cut_s"] * 15)
+    assert all(int(f[0, 0, 0]) == k for k, f in enumerate(edited[:cut]))
+
+
 def test_a_long_blink_with_a_slow_reopening_is_one_blink_and_shallow_dips_are_not_scripted() -> None:
     """Eyes reopen over several frames after a long blink; the blink counts once the open level is back within
     0.35 s. Only full blinks become scripted steps of a derived (genuine) script."""

@@ -135,6 +135,48 @@ def wrong_order(
     return None
 
 
+def spliced_too_late(
+    frames: list[np.ndarray], fps: float, script: ChallengeScript, track: SessionTrack, rng: Random,
+    policy: LivenessPolicy,
+) -> tuple[list[np.ndarray], dict[str, Any]] | None:
+    """The recording edited to come late: a still stretch just before one scripted move is played back and forth
+    (a paused, then resumed, replay) so the move lands after its window and the reaction time. The script is
+    the one the unedited recording satisfies, so only the timing is wrong. `track` is the analysis of `frames`
+    (one sample per frame)."""
+    from deepshield.liveness.features import detect_blinks
+
+    busy = [(b.start_s - 0.2, b.end_s + 0.2) for b in detect_blinks(track, policy)]
+    events = observed_events(track, policy)
+    busy += [(te - 1.0, te + 1.0) for k, te in events if k != "blink"]
+    t0 = script.steps[0].end_s if script.steps else 0.0
+    moves = [(i, s) for i, s in enumerate(script.steps) if i > 0 and s.kind != "front"]
+    rng.shuffle(moves)
+    for i, st in moves:
+        hits = [te for k, te in events if k == st.kind and st.start_s <= te <= st.end_s + policy.reaction_s]
+        if not hits:
+            continue
+        te = hits[0]
+        cut = te - 0.25
+        loop_s = min(0.8, cut - t0)
+        if loop_s < 0.4 or any(a < cut and b > cut - loop_s for a, b in busy):
+            continue
+        delay = st.end_s + policy.reaction_s - te + rng.uniform(0.4, 1.2)
+        c, a = int(round(cut * fps)), int(round((cut - loop_s) * fps))
+        if not 0 < a < c <= len(frames):
+            continue
+        # Back from the cut and forward again, repeated, so the resumed recording joins where it paused.
+        cycle = list(range(c - 1, a - 1, -1)) + list(range(a + 1, c))
+        need = int(round(delay * fps))
+        held = [frames[cycle[k % len(cycle)]] for k in range(need)]
+        # Only an attack if no move of that kind is left inside the window once the rest is pushed back.
+        moved = [te2 + (delay if te2 >= cut else 0.0) for k, te2 in events if k == st.kind]
+        if any(st.start_s <= x <= st.end_s + policy.reaction_s for x in moved):
+            continue
+        meta = {"method": "splice", "step": i, "cut_s": round(cut, 3), "delay_s": round(need / fps, 3)}
+        return frames[:c] + held + frames[c:], meta
+    return None
+
+
 def _id_frame(seg: Segment) -> np.ndarray:
     """An 'ID photo' for a genuine session: a frame of the same video outside the segment where possible."""
     m = open_media(seg.video)
@@ -161,6 +203,7 @@ class SuiteSize:
     replays: int = 5  # per segment: screen re-captures, each tried once seen before and once fresh
     swaps: int = 9  # per segment: face swaps, each with another victim
     order_variants: int = 12  # per segment or long clip: attempts at a wrong-order and a too-late script
+    late_splices: int = 9  # per segment or long clip: attempts at a recording edited to make a move too late
     photos: int = 320
     segment_stride_s: float = 3.0
 
@@ -199,8 +242,10 @@ class SuiteBuilder:
         if self.max_segments:
             segs = segs[: self.max_segments]
         n = self.size.swaps
+        # Victims rotate with the seed, so suites built with different seeds swap in different people.
+        off = Random(f"{self.seed}:victims").randrange(len(pairs)) if pairs else 0
         for si, seg in enumerate(segs):
-            victims = tuple(pairs[(si * n + k) % len(pairs)] for k in range(n)) if pairs else ()
+            victims = tuple(pairs[(off + si * n + k) % len(pairs)] for k in range(n)) if pairs else ()
             units.append(_Unit("segment", seg.name, seg, victims=victims))
         other = {a: b for a, b in pairs}
         other.update({b: a for a, b in pairs})
@@ -330,6 +375,20 @@ class _UnitBuilder:
                 if sc2 is not None and key not in seen:
                     seen.add(key)
                     self._add(replace(genuine0, id=f"{kind}_{tag}_{k}", kind=kind, script=sc2.to_dict()))
+        # The recording edited (paused, then resumed) so that a move comes too late for the script it satisfies.
+        delays: set[tuple[int, float]] = set()
+        for k in range(size.late_splices):
+            got = spliced_too_late(flashed0, fps, script0, raw, rng, pol)
+            if got is None:
+                break
+            late_frames, meta = got
+            late_key = (int(meta["step"]), round(float(meta["delay_s"]), 1))
+            if late_key in delays:
+                continue
+            delays.add(late_key)
+            name = f"too_late_splice_{tag}_{k}"
+            self._add(Trial(name, "too_late", self._video(name, late_frames, fps), script0.to_dict(), id_photo,
+                            seg.video.stem, meta=meta))
         if orders_only:
             return self.trials
         # A real recording checked against scripts it was not made for.

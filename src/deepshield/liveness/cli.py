@@ -34,6 +34,7 @@ def make_attacks(
     other_scripts: Annotated[int, typer.Option(help="Different-script trials per segment.")] = 9,
     replays: Annotated[int, typer.Option(help="Screen re-captures per segment (each tried seen and fresh).")] = 5,
     swaps: Annotated[int, typer.Option(help="Face swaps per segment (each another victim).")] = 9,
+    late_splices: Annotated[int, typer.Option(help="Recordings edited to make a move too late, per segment.")] = 9,
     jobs: Annotated[int, typer.Option(help="Worker processes (the suite is the same for any number).")] = 1,
     seed: int = 7,
     resume: Annotated[bool, typer.Option("--resume", help="Keep what an interrupted run finished.")] = False,
@@ -44,7 +45,8 @@ def make_attacks(
     if not (faces / "real_videos").is_dir():
         raise DeepshieldError(f"no real_videos folder under {faces}")
     size = SuiteSize(genuine_variants=genuine_variants, other_scripts=other_scripts, no_flash_scripts=other_scripts,
-                     replays=replays, swaps=swaps, photos=photos)
+                     replays=replays, swaps=swaps, photos=photos,
+                     late_splices=late_splices)
     b = SuiteBuilder(faces, out, seed=seed, size=size, max_segments=segments or None,
                      log=lambda s: console.print(s, highlight=False))
     trials = b.build(jobs=jobs, resume=resume)
@@ -76,6 +78,9 @@ def evaluate(
         t.add_column(c)
     for r in rep.apcer:
         t.add_row(f"attack: {r.kind}", str(r.trials), str(r.groups), str(r.errors), f"{r.rate:.2%}",
+                  f"{r.bound:.2%}", str(r.reviews))
+    for r in rep.by_method:
+        t.add_row(f"  of which {r.kind}", str(r.trials), str(r.groups), str(r.errors), f"{r.rate:.2%}",
                   f"{r.bound:.2%}", str(r.reviews))
     b = rep.bpcer
     t.add_row("genuine (BPCER: fail)", str(b.trials), str(b.groups), str(b.errors), f"{b.rate:.2%}",

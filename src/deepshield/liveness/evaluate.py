@@ -71,6 +71,8 @@ class EvalReport:
     bpcer_strict: Rate  # genuine sessions not passed outright (fail or review)
     outcomes: dict[str, dict[str, int]]
     failures: list[dict[str, Any]] = field(default_factory=list)
+    #: Kinds built by more than one method (too late: other windows, or an edited recording), per method.
+    by_method: list[Rate] = field(default_factory=list)
 
     @property
     def worst(self) -> Rate | None:
@@ -80,7 +82,8 @@ class EvalReport:
         w = self.worst
         return {"apcer": [r.to_dict() for r in self.apcer], "worst_apcer": w.to_dict() if w else None,
                 "bpcer": self.bpcer.to_dict(), "bpcer_incl_review": self.bpcer_strict.to_dict(),
-                "outcomes": self.outcomes, "errors": self.failures}
+                "by_method": [r.to_dict() for r in self.by_method], "outcomes": self.outcomes,
+                "errors": self.failures}
 
 
 def _resolve(suite: Path, p: str) -> Path:
@@ -222,6 +225,7 @@ def evaluate_suite(suite: Path, policy: LivenessPolicy | None = None, kinds: lis
     outcomes: dict[str, dict[str, int]] = {
         k: dict(Counter(str(d.outcome) for _, d in res)) for k, res in by_kind.items()}
     apcer = []
+    by_method: list[Rate] = []
     failures: list[dict[str, Any]] = []
     for k, res in sorted(by_kind.items()):
         if k == "genuine":
@@ -230,6 +234,13 @@ def evaluate_suite(suite: Path, policy: LivenessPolicy | None = None, kinds: lis
         apcer.append(Rate(k, len(res), len(errs), sum(d.outcome == "review" for _, d in res),
                           len({t.group for t, _ in res})))
         failures += [{"trial": t.id, "kind": k, "outcome": d.outcome, "score": round(d.score, 3)} for t, d in errs]
+        methods: dict[str, list[tuple[Trial, Decision]]] = defaultdict(list)
+        for t, d in res:
+            methods[str(t.meta.get("method", "script"))].append((t, d))
+        if len(methods) > 1:
+            by_method += [Rate(f"{k} / {m}", len(r), sum(d.outcome == "pass" for _, d in r),
+                               sum(d.outcome == "review" for _, d in r), len({t.group for t, _ in r}))
+                          for m, r in sorted(methods.items())]
     g = by_kind.get("genuine", [])
     rejected = [(t, d) for t, d in g if d.outcome == "fail"]
     not_passed = [(t, d) for t, d in g if d.outcome != "pass"]
@@ -237,4 +248,4 @@ def evaluate_suite(suite: Path, policy: LivenessPolicy | None = None, kinds: lis
     bpcer = Rate("genuine", len(g), len(rejected), len(not_passed) - len(rejected), groups)
     strict = Rate("genuine (review counted as rejection)", len(g), len(not_passed), 0, groups)
     failures += [{"trial": t.id, "kind": "genuine", "outcome": d.outcome, "reasons": d.reasons} for t, d in not_passed]
-    return EvalReport(apcer, bpcer, strict, outcomes, failures)
+    return EvalReport(apcer, bpcer, strict, outcomes, failures, by_method)
