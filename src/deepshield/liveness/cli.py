@@ -45,8 +45,7 @@ def make_attacks(
     if not (faces / "real_videos").is_dir():
         raise DeepshieldError(f"no real_videos folder under {faces}")
     size = SuiteSize(genuine_variants=genuine_variants, other_scripts=other_scripts, no_flash_scripts=other_scripts,
-                     replays=replays, swaps=swaps, photos=photos,
-                     late_splices=late_splices)
+                     replays=replays, swaps=swaps, photos=photos, late_splices=late_splices)
     b = SuiteBuilder(faces, out, seed=seed, size=size, max_segments=segments or None,
                      log=lambda s: console.print(s, highlight=False))
     trials = b.build(jobs=jobs, resume=resume)
@@ -65,7 +64,7 @@ def evaluate(
     jobs: Annotated[int, typer.Option(help="Worker processes for analysing the suite's videos.")] = 1,
 ) -> None:
     """APCER per attack type (and the worst), BPCER, trial counts and 95% upper bounds."""
-    from deepshield.liveness.evaluate import evaluate_suite
+    from deepshield.liveness.evaluate import Rate, evaluate_suite
 
     rep = evaluate_suite(suite, log=lambda s: console.print(s, highlight=False) if not as_json else None, jobs=jobs)
     if report:
@@ -76,18 +75,18 @@ def evaluate(
     t = Table(title="Liveness: attacks accepted (APCER) and genuine sessions rejected (BPCER)")
     for c in ("kind", "trials", "sources", "accepted / rejected", "rate", "95% upper", "to review"):
         t.add_column(c)
+
+    def row(label: str, r: Rate, reviews: bool = True) -> None:
+        t.add_row(label, str(r.trials), str(r.groups), str(r.errors), f"{r.rate:.2%}", f"{r.bound:.2%}",
+                  str(r.reviews) if reviews else "")
+
     for r in rep.apcer:
-        t.add_row(f"attack: {r.kind}", str(r.trials), str(r.groups), str(r.errors), f"{r.rate:.2%}",
-                  f"{r.bound:.2%}", str(r.reviews))
+        row(f"attack: {r.kind}", r)
     for r in rep.by_method:
-        t.add_row(f"  of which {r.kind}", str(r.trials), str(r.groups), str(r.errors), f"{r.rate:.2%}",
-                  f"{r.bound:.2%}", str(r.reviews))
+        row(f"  of which {r.kind}", r)
     b = rep.bpcer
-    t.add_row("genuine (BPCER: fail)", str(b.trials), str(b.groups), str(b.errors), f"{b.rate:.2%}",
-              f"{b.bound:.2%}", str(b.reviews))
-    s = rep.bpcer_strict
-    t.add_row("genuine (fail or review)", str(s.trials), str(s.groups), str(s.errors), f"{s.rate:.2%}",
-              f"{s.bound:.2%}", "")
+    row("genuine (BPCER: fail)", b)
+    row("genuine (fail or review)", rep.bpcer_strict, reviews=False)
     console.print(t)
     w = rep.worst
     if w:

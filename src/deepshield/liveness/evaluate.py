@@ -189,6 +189,12 @@ def analyse_videos(suite: Path, videos: list[str], jobs: int = 1,
     return tracks
 
 
+def _attack_rate(name: str, res: list[tuple[Trial, Decision]]) -> Rate:
+    """Attacks accepted (passed) among `res`, with reviews and distinct sources."""
+    return Rate(name, len(res), sum(d.outcome == "pass" for _, d in res), sum(d.outcome == "review" for _, d in res),
+                len({t.group for t, _ in res}))
+
+
 def evaluate_suite(suite: Path, policy: LivenessPolicy | None = None, kinds: list[str] | None = None,
                    log: Callable[[str], None] = lambda s: None, jobs: int = 1) -> EvalReport:
     policy = policy or LivenessPolicy()
@@ -230,17 +236,14 @@ def evaluate_suite(suite: Path, policy: LivenessPolicy | None = None, kinds: lis
     for k, res in sorted(by_kind.items()):
         if k == "genuine":
             continue
-        errs = [(t, d) for t, d in res if d.outcome == "pass"]
-        apcer.append(Rate(k, len(res), len(errs), sum(d.outcome == "review" for _, d in res),
-                          len({t.group for t, _ in res})))
-        failures += [{"trial": t.id, "kind": k, "outcome": d.outcome, "score": round(d.score, 3)} for t, d in errs]
+        apcer.append(_attack_rate(k, res))
+        failures += [{"trial": t.id, "kind": k, "outcome": d.outcome, "score": round(d.score, 3)}
+                     for t, d in res if d.outcome == "pass"]
         methods: dict[str, list[tuple[Trial, Decision]]] = defaultdict(list)
         for t, d in res:
             methods[str(t.meta.get("method", "script"))].append((t, d))
         if len(methods) > 1:
-            by_method += [Rate(f"{k} / {m}", len(r), sum(d.outcome == "pass" for _, d in r),
-                               sum(d.outcome == "review" for _, d in r), len({t.group for t, _ in r}))
-                          for m, r in sorted(methods.items())]
+            by_method += [_attack_rate(f"{k} / {m}", r) for m, r in sorted(methods.items())]
     g = by_kind.get("genuine", [])
     rejected = [(t, d) for t, d in g if d.outcome == "fail"]
     not_passed = [(t, d) for t, d in g if d.outcome != "pass"]
