@@ -92,3 +92,22 @@ def test_training_pairs_mix_self_and_cross_blends_deterministically(train_faces:
         x, y = a.pair(i), b.pair(i)
         assert all(np.array_equal(u, v) for u, v in zip(x, y, strict=True))
         assert x[1].shape == (64, 64, 3) and not np.array_equal(x[0], x[1])
+
+
+def test_harsh_photometric_augmentation_is_shared_by_both_halves(train_faces: CachedFaces) -> None:
+    """Gamma, greyscale, noise and sharpening hit real and fake alike: outside the mask they stay equal."""
+    from deepshield.detect.sbi import shared_augment
+
+    img, lm = train_faces.images[0], train_faces.landmarks[0]
+    fake, mask = self_blend(img, lm, np.random.default_rng(5))
+    every = SbiParams(
+        jpeg_prob=0.0, downscale_prob=0.0, light_prob=1.0, grey_prob=1.0, noise_prob=1.0, sharpen_prob=1.0
+    )
+    real_a, fake_a = shared_augment([img, fake], np.random.default_rng(9), every)
+    assert real_a.shape == img.shape and real_a.dtype == np.uint8
+    # Greyscale: the three channels agree (up to the uint8 rounding of sharpening, which is per channel alike).
+    assert np.abs(real_a.astype(int) - real_a[..., :1].astype(int)).max() <= 1
+    assert np.abs(real_a.astype(int) - img.astype(int)).mean() > 2, "the augmentation must change the image"
+    # Sharpening spreads a pixel's change one blur radius out; beyond that, the halves are identical.
+    far = cv2.dilate((mask > 1e-6).astype(np.uint8), np.ones((9, 9), np.uint8)) == 0
+    assert far.any() and (real_a[far] == fake_a[far]).all()

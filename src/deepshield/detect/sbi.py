@@ -33,6 +33,13 @@ class SbiParams:
     downscale_prob: float = 0.2  # shared resolution loss (small faces in video)
     inner_mask_prob: float = 0.35
     cross_prob: float = 0.0  # share of fakes blended from another identity (`xblend.py`) rather than self-blended
+    # Photometric changes shared by both halves of a pair (0 = off, and then no random draw, so older configs
+    # reproduce their data stream): harsh light (gamma and strong contrast), sensor noise, greyscale (after
+    # the noise, so a grey image stays grey), sharpening.
+    light_prob: float = 0.0
+    grey_prob: float = 0.0
+    noise_prob: float = 0.0
+    sharpen_prob: float = 0.0
 
 
 def _odd(k: float) -> int:
@@ -180,7 +187,18 @@ def shared_augment(images: list[np.ndarray], rng: np.random.Generator, p: SbiPar
     if rng.random() < 0.3:
         sat = rng.uniform(0.7, 1.3)
         out = [(im - im.mean(axis=2, keepdims=True)) * sat + im.mean(axis=2, keepdims=True) for im in out]
+    if p.light_prob and rng.random() < p.light_prob:
+        gamma, a = rng.uniform(0.55, 1.7), rng.uniform(0.6, 1.5)
+        out = [(255 * (np.clip(im, 0, 255) / 255) ** gamma - 128) * a + 128 for im in out]
+    if p.noise_prob and rng.random() < p.noise_prob:
+        noise = rng.normal(0, rng.uniform(2, 8), size=out[0].shape).astype(np.float32)
+        out = [im + noise for im in out]
+    if p.grey_prob and rng.random() < p.grey_prob:
+        out = [np.repeat(im @ np.array([0.299, 0.587, 0.114], np.float32), 3).reshape(im.shape) for im in out]
     res: list[np.ndarray] = [np.clip(im, 0, 255).astype(np.uint8) for im in out]
+    if p.sharpen_prob and rng.random() < p.sharpen_prob:
+        amount = rng.uniform(0.3, 1.2)
+        res = [np.asarray(cv2.addWeighted(im, 1 + amount, cv2.GaussianBlur(im, (0, 0), 1.0), -amount, 0)) for im in res]
     size = res[0].shape[0]
     if rng.random() < p.downscale_prob:
         small = int(size * rng.uniform(0.4, 0.8))
