@@ -111,3 +111,24 @@ def test_harsh_photometric_augmentation_is_shared_by_both_halves(train_faces: Ca
     # Sharpening spreads a pixel's change one blur radius out; beyond that, the halves are identical.
     far = cv2.dilate((mask > 1e-6).astype(np.uint8), np.ones((9, 9), np.uint8)) == 0
     assert far.any() and (real_a[far] == fake_a[far]).all()
+
+
+def test_a_softened_donor_leaves_a_blurrier_face_than_a_sharp_one(train_faces: CachedFaces) -> None:
+    """`soft_prob` = 1 with a low `soft_min` pastes a visibly lower-resolution face (less fine detail inside)."""
+    from deepshield.detect.xblend import cross_blend
+
+    img, lm = train_faces.images[0], train_faces.landmarks[0]
+    donor, dlm = train_faces.images[1], train_faces.landmarks[1]
+
+    def detail(soft_prob: float, seed: int) -> float:
+        got = cross_blend(img, lm, donor, dlm, np.random.default_rng(seed), 0.0, soft_prob, 0.15)
+        assert got is not None
+        fake, mask = got
+        lap = cv2.Laplacian(cv2.cvtColor(fake, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F)
+        inside = cv2.erode((mask > 0.5).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        assert inside.sum() > 500
+        return float(np.abs(lap[inside]).mean())
+
+    soft = np.mean([detail(1.0, seed) for seed in range(4)])
+    sharp = np.mean([detail(0.0, seed) for seed in range(4)])
+    assert soft < 0.8 * sharp

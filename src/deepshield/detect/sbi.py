@@ -33,6 +33,8 @@ class SbiParams:
     downscale_prob: float = 0.2  # shared resolution loss (small faces in video)
     inner_mask_prob: float = 0.35
     cross_prob: float = 0.0  # share of fakes blended from another identity (`xblend.py`) rather than self-blended
+    cross_soft_prob: float = 0.3  # share of those whose donor is softened first, to a scale of cross_soft_min..0.8
+    cross_soft_min: float = 0.4
     # Photometric changes shared by both halves of a pair (0 = off, and then no random draw, so older configs
     # reproduce their data stream): harsh light (gamma and strong contrast), sensor noise, greyscale (after
     # the noise, so a grey image stays grey), sharpening.
@@ -236,7 +238,7 @@ def make_pair(
     if donor is not None:
         from deepshield.detect.xblend import cross_blend
 
-        blended = cross_blend(img, lm, donor[0], donor[1], rng, p.inner_mask_prob)
+        blended = cross_blend(img, lm, donor[0], donor[1], rng, p.inner_mask_prob, p.cross_soft_prob, p.cross_soft_min)
     fake, mask = blended if blended is not None else self_blend(img, lm, rng, p.inner_mask_prob)
     margin = rng.uniform(p.margin_min, p.margin_max)
     m = face_crop_matrix(lm, margin, p.input_size, jitter=0.03, rng=rng)

@@ -50,12 +50,16 @@ def cross_blend(
     donor_landmarks: np.ndarray,
     rng: np.random.Generator,
     inner_prob: float = 0.35,
+    soft_prob: float = 0.3,
+    soft_min: float = 0.4,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """(fake, mask): the donor's face blended onto `img`; None when the warp leaves too little face."""
+    """(fake, mask): the donor's face blended onto `img`; None when the warp leaves too little face. With
+    `soft_prob` the donor first loses resolution (scale `soft_min` to 0.8): a swap model's output is often softer
+    than the frame around it (models that work at 128 to 256 px, pasted onto a larger face)."""
     h, w = img.shape[:2]
     src = donor
-    if rng.random() < 0.3:  # a swap model's output is often softer than the frame around it
-        f = rng.uniform(0.4, 0.8)
+    if rng.random() < soft_prob:
+        f = rng.uniform(soft_min, 0.8)
         dh, dw = donor.shape[:2]
         small = cv2.resize(donor, (max(8, int(dw * f)), max(8, int(dh * f))), interpolation=cv2.INTER_AREA)
         src = cv2.resize(small, (dw, dh), interpolation=cv2.INTER_LINEAR)
