@@ -121,10 +121,21 @@ def _frequency_change(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         small = cv2.resize(img, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     if r < 0.7:
-        blur = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.8, 2.0))
-        amt = rng.uniform(0.5, 1.5)
-        return np.clip(img.astype(np.float32) * (1 + amt) - blur.astype(np.float32) * amt, 0, 255).astype(np.uint8)
+        sigma = rng.uniform(0.8, 2.0)
+        return unsharp(img, sigma, rng.uniform(0.5, 1.5))
     return img
+
+
+def unsharp(img: np.ndarray, sigma: float, amount: float) -> np.ndarray:
+    """Unsharp masking: the image pushed away from its Gaussian blur by `amount`."""
+    blur = cv2.GaussianBlur(img, (0, 0), sigma)
+    return np.clip(img.astype(np.float32) * (1 + amount) - blur.astype(np.float32) * amount, 0, 255).astype(np.uint8)
+
+
+def _chance(rng: np.random.Generator, prob: float) -> bool:
+    """True with probability `prob`, drawing nothing when `prob` is 0 (an option switched off leaves the random
+    stream, and so an older config's data, unchanged)."""
+    return bool(prob) and rng.random() < prob
 
 
 def _shift(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -189,18 +200,19 @@ def shared_augment(images: list[np.ndarray], rng: np.random.Generator, p: SbiPar
     if rng.random() < 0.3:
         sat = rng.uniform(0.7, 1.3)
         out = [(im - im.mean(axis=2, keepdims=True)) * sat + im.mean(axis=2, keepdims=True) for im in out]
-    if p.light_prob and rng.random() < p.light_prob:
+    if _chance(rng, p.light_prob):
         gamma, a = rng.uniform(0.55, 1.7), rng.uniform(0.6, 1.5)
         out = [(255 * (np.clip(im, 0, 255) / 255) ** gamma - 128) * a + 128 for im in out]
-    if p.noise_prob and rng.random() < p.noise_prob:
+    if _chance(rng, p.noise_prob):
         noise = rng.normal(0, rng.uniform(2, 8), size=out[0].shape).astype(np.float32)
         out = [im + noise for im in out]
-    if p.grey_prob and rng.random() < p.grey_prob:
-        out = [np.repeat(im @ np.array([0.299, 0.587, 0.114], np.float32), 3).reshape(im.shape) for im in out]
+    if _chance(rng, p.grey_prob):
+        grey = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in out]
+        out = [np.asarray(cv2.cvtColor(g, cv2.COLOR_GRAY2RGB), np.float32) for g in grey]
     res: list[np.ndarray] = [np.clip(im, 0, 255).astype(np.uint8) for im in out]
-    if p.sharpen_prob and rng.random() < p.sharpen_prob:
+    if _chance(rng, p.sharpen_prob):
         amount = rng.uniform(0.3, 1.2)
-        res = [np.asarray(cv2.addWeighted(im, 1 + amount, cv2.GaussianBlur(im, (0, 0), 1.0), -amount, 0)) for im in res]
+        res = [unsharp(im, 1.0, amount) for im in res]
     size = res[0].shape[0]
     if rng.random() < p.downscale_prob:
         small = int(size * rng.uniform(0.4, 0.8))
