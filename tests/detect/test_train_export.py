@@ -162,3 +162,18 @@ def test_platt_fit_converges_on_large_saturating_logits() -> None:
     assert 0.05 < a < 5 and abs(b) < 20
     p = 1 / (1 + np.exp(-(a * x + b)))
     assert p[y == 1].mean() > 0.7 and p[y == 0].mean() < 0.3
+
+
+def test_learning_rate_holds_for_the_auxiliary_head_warms_up_then_decays_over_the_rest() -> None:
+    """The cosine starts where the warm-up ends, at the full rate, also when a fresh auxiliary head trained first."""
+    from deepshield.detect.train import lr_factor
+
+    aux, warm, total = 100, 50, 1000
+    assert lr_factor(0, aux, warm, total) == 1.0 and lr_factor(aux - 1, aux, warm, total) == 1.0
+    assert lr_factor(aux, aux, warm, total) == pytest.approx(1 / warm)
+    assert lr_factor(aux + warm, aux, warm, total) == pytest.approx(1.0)
+    middle = aux + warm + (total - aux - warm) // 2
+    assert lr_factor(middle, aux, warm, total) == pytest.approx(0.51, abs=0.01)
+    assert lr_factor(total, aux, warm, total) == pytest.approx(0.02)
+    # A wall-clock budget that is spent ends the cosine early.
+    assert lr_factor(aux + warm, aux, warm, total, budget_used=1.0) == pytest.approx(0.02)

@@ -30,6 +30,19 @@ from deepshield.detect.sbi import SbiParams, to_input
 from deepshield.errors import DeepshieldError
 
 
+def lr_factor(step: int, aux_warm: int, warm: int, total: int, budget_used: float = 0.0) -> float:
+    """Learning-rate multiplier at `step`: the full rate while a fresh auxiliary head trains alone (`aux_warm`
+    steps), a linear warm-up (`warm` steps), then a cosine down to 2% over whichever ends first, the remaining
+    steps or the wall-clock budget (`budget_used`: the share of it spent; a shared CPU's speed is unknown in
+    advance, and the budget keeps the schedule complete when it binds)."""
+    if step < aux_warm:
+        return 1.0
+    if step < aux_warm + warm:
+        return (step - aux_warm + 1) / warm
+    frac = max((step - aux_warm - warm) / max(1, total - aux_warm - warm), budget_used)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, frac))) * 0.98 + 0.02
+
+
 def load_config(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DeepshieldError(f"no config file at {path}")
@@ -166,16 +179,8 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     clock = {"start": time.time(), "offset": 0.0}
 
     def lr_at(step: int) -> float:
-        # Cosine decay over whichever ends first: the epochs or the wall-clock budget (a shared CPU's speed
-        # is unknown in advance; the budget keeps the schedule complete when it binds).
-        if step < aux_warm:
-            return 1.0
-        if step < aux_warm + warm:
-            return (step - aux_warm + 1) / warm
-        frac = (step - warm) / max(1, total - warm)
-        if budget_s < math.inf:
-            frac = max(frac, (clock["offset"] + time.time() - clock["start"]) / budget_s)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, frac))) * 0.98 + 0.02
+        used = (clock["offset"] + time.time() - clock["start"]) / budget_s if budget_s < math.inf else 0.0
+        return lr_factor(step, aux_warm, warm, total, used)
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     out_dir.mkdir(parents=True, exist_ok=True)
