@@ -113,6 +113,28 @@ def test_harsh_photometric_augmentation_is_shared_by_both_halves(train_faces: Ca
     assert far.any() and (real_a[far] == fake_a[far]).all()
 
 
+def test_defocus_and_deep_resolution_loss_are_shared_and_remove_detail(train_faces: CachedFaces) -> None:
+    """Blur and a downscale to 20% hit both halves alike (no cue on their own) and do remove fine detail."""
+    from deepshield.detect.sbi import shared_augment
+
+    img, lm = train_faces.images[0], train_faces.landmarks[0]
+    fake, mask = self_blend(img, lm, np.random.default_rng(5))
+
+    def detail(im: np.ndarray) -> float:
+        return float(np.abs(cv2.Laplacian(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F)).mean())
+
+    blur = SbiParams(jpeg_prob=0.0, downscale_prob=0.0, blur_prob=1.0, blur_max=2.5)
+    real_b, fake_b = shared_augment([img, fake], np.random.default_rng(3), blur)
+    far = cv2.dilate((mask > 1e-6).astype(np.uint8), np.ones((17, 17), np.uint8)) == 0
+    assert far.any() and (real_b[far] == fake_b[far]).all()
+    assert detail(real_b) < 0.8 * detail(img)
+    deep = SbiParams(jpeg_prob=0.0, downscale_prob=1.0, downscale_min=0.2)
+    shallow = SbiParams(jpeg_prob=0.0, downscale_prob=1.0, downscale_min=0.79)
+    deep_detail = np.mean([detail(shared_augment([img], np.random.default_rng(s), deep)[0]) for s in range(6)])
+    shallow_detail = np.mean([detail(shared_augment([img], np.random.default_rng(s), shallow)[0]) for s in range(6)])
+    assert deep_detail < shallow_detail
+
+
 def test_a_softened_donor_leaves_a_blurrier_face_than_a_sharp_one(train_faces: CachedFaces) -> None:
     """`soft_prob` = 1 with a low `soft_min` pastes a visibly lower-resolution face (less fine detail inside)."""
     from deepshield.detect.xblend import cross_blend

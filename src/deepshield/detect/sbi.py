@@ -30,7 +30,8 @@ class SbiParams:
     jpeg_min: int = 40
     jpeg_max: int = 100
     jpeg_prob: float = 0.8
-    downscale_prob: float = 0.2  # shared resolution loss (small faces in video)
+    downscale_prob: float = 0.2  # shared resolution loss (small faces in video) ...
+    downscale_min: float = 0.4  # ... to a scale of downscale_min..0.8 (lower: background faces in group photos)
     inner_mask_prob: float = 0.35
     cross_prob: float = 0.0  # share of fakes blended from another identity (`xblend.py`) rather than self-blended
     cross_soft_prob: float = 0.3  # share of those whose donor is softened first, to a scale of cross_soft_min..0.8
@@ -42,6 +43,10 @@ class SbiParams:
     grey_prob: float = 0.0
     noise_prob: float = 0.0
     sharpen_prob: float = 0.0
+    # Shared defocus (Gaussian blur of sigma 0.5..blur_max crop pixels, before the resolution loss): version 4
+    # scores blurred or small real faces as more fake, because a blurred inside is a fake cue of self-blends.
+    blur_prob: float = 0.0
+    blur_max: float = 2.5
 
 
 def _odd(k: float) -> int:
@@ -213,9 +218,12 @@ def shared_augment(images: list[np.ndarray], rng: np.random.Generator, p: SbiPar
     if _chance(rng, p.sharpen_prob):
         amount = rng.uniform(0.3, 1.2)
         res = [unsharp(im, 1.0, amount) for im in res]
+    if _chance(rng, p.blur_prob):
+        sigma = rng.uniform(0.5, p.blur_max)
+        res = [np.asarray(cv2.GaussianBlur(im, (0, 0), sigma)) for im in res]
     size = res[0].shape[0]
     if rng.random() < p.downscale_prob:
-        small = int(size * rng.uniform(0.4, 0.8))
+        small = max(8, int(size * rng.uniform(p.downscale_min, 0.8)))
         res = [
             np.asarray(
                 cv2.resize(
