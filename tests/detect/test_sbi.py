@@ -94,6 +94,11 @@ def test_training_pairs_mix_self_and_cross_blends_deterministically(train_faces:
         assert x[1].shape == (64, 64, 3) and not np.array_equal(x[0], x[1])
 
 
+def _fine_detail(rgb: np.ndarray) -> np.ndarray:
+    """Per-pixel fine detail: the absolute Laplacian of the grey image (blur and resolution loss lower it)."""
+    return np.abs(cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F))
+
+
 def test_harsh_photometric_augmentation_is_shared_by_both_halves(train_faces: CachedFaces) -> None:
     """Gamma, greyscale, noise and sharpening hit real and fake alike: outside the mask they stay equal."""
     from deepshield.detect.sbi import shared_augment
@@ -121,7 +126,7 @@ def test_defocus_and_deep_resolution_loss_are_shared_and_remove_detail(train_fac
     fake, mask = self_blend(img, lm, np.random.default_rng(5))
 
     def detail(im: np.ndarray) -> float:
-        return float(np.abs(cv2.Laplacian(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F)).mean())
+        return float(_fine_detail(im).mean())
 
     blur = SbiParams(jpeg_prob=0.0, downscale_prob=0.0, blur_prob=1.0, blur_max=2.5)
     real_b, fake_b = shared_augment([img, fake], np.random.default_rng(3), blur)
@@ -146,10 +151,9 @@ def test_a_softened_donor_leaves_a_blurrier_face_than_a_sharp_one(train_faces: C
         got = cross_blend(img, lm, donor, dlm, np.random.default_rng(seed), 0.0, soft_prob, 0.15)
         assert got is not None
         fake, mask = got
-        lap = cv2.Laplacian(cv2.cvtColor(fake, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F)
         inside = cv2.erode((mask > 0.5).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
         assert inside.sum() > 500
-        return float(np.abs(lap[inside]).mean())
+        return float(_fine_detail(fake)[inside].mean())
 
     soft = np.mean([detail(1.0, seed) for seed in range(4)])
     sharp = np.mean([detail(0.0, seed) for seed in range(4)])
