@@ -177,3 +177,44 @@ def test_learning_rate_holds_for_the_auxiliary_head_warms_up_then_decays_over_th
     assert lr_factor(total, aux, warm, total) == pytest.approx(0.02)
     # A wall-clock budget that is spent ends the cosine early.
     assert lr_factor(aux + warm, aux, warm, total, budget_used=1.0) == pytest.approx(0.02)
+
+
+def test_a_deepened_network_computes_the_same_function_and_training_can_grow_from_a_checkpoint(
+    face_cache: Path, tmp_path: Path
+) -> None:
+    from deepshield.detect.model import CompactNet, deepen
+    from deepshield.detect.train import train
+    from deepshield.errors import DeepshieldError
+
+    torch.manual_seed(0)
+    small = CompactNet(widths=(8, 8, 16, 16), blocks=(1, 1, 1, 1), stem=8)
+    for m in small.modules():  # non-trivial BatchNorms, or identity blocks would hide a wrong copy
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0, 0.1)
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    small.eval()
+    big = deepen(small, (2, 1, 3, 2)).eval()
+    assert big.blocks == (2, 1, 3, 2) and len(big.stages[2]) == 3
+    x = torch.randn(4, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(big(x), small(x), atol=1e-5)
+        big.stages[2][2].bn2.weight.fill_(1.0)  # once the new block learns, the function changes
+        assert not torch.allclose(big(x), small(x), atol=1e-3)
+    with pytest.raises(ValueError, match="cannot deepen"):
+        deepen(big, (1, 1, 1, 1))
+
+    base = tmp_path / "base"
+    train(_cfg(face_cache, base, 1), base, progress=False)
+    cfg = _cfg(face_cache, tmp_path / "grown", 1)
+    cfg["model"]["blocks"] = [1, 2, 1, 2]
+    cfg["train"].update(init_from=str(base / "last.pt"), init_blocks=[1, 1, 1, 1], lr=1e-12)
+    train(cfg, tmp_path / "grown", progress=False)
+    a = torch.load(base / "last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "grown" / "last.pt", weights_only=False)["model"]
+    assert "stages.1.1.conv1.weight" in b and "stages.1.1.conv1.weight" not in a
+    assert torch.allclose(a["stages.1.0.conv1.weight"], b["stages.1.0.conv1.weight"], atol=1e-6)
+    cfg["train"]["init_blocks"] = [1, 3, 1, 1]  # more blocks than the config: a clear error
+    with pytest.raises(DeepshieldError, match="init_blocks"):
+        train(cfg, tmp_path / "bad", progress=False)

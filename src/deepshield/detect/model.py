@@ -37,6 +37,7 @@ class CompactNet(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
+        self.widths, self.blocks, self.stem_width, self.dropout_p = tuple(widths), tuple(blocks), stem, dropout
         self.stem = nn.Sequential(
             nn.Conv2d(3, stem // 2 + 8, 3, 2, 1, bias=False),
             nn.BatchNorm2d(stem // 2 + 8),
@@ -82,6 +83,25 @@ class CompactNet(nn.Module):
         for stage in self.stages:
             f = stage(f)
         return self.head(self.drop(f.mean(dim=(2, 3)))).squeeze(1)
+
+
+def deepen(model: CompactNet, blocks: tuple[int, ...]) -> CompactNet:
+    """`model` with more residual blocks per stage, computing exactly the same function.
+
+    The extra blocks are appended at the end of each stage; their last BatchNorm starts at zero, so each is an
+    identity until training moves it. This lets a larger network start from the shipped one instead of from
+    scratch, which matters when training runs on a 2-core CPU.
+    """
+    if len(blocks) != len(model.blocks) or any(n < m for n, m in zip(blocks, model.blocks, strict=True)):
+        raise ValueError(f"cannot deepen blocks {list(model.blocks)} into {list(blocks)}")
+    grown = CompactNet(widths=model.widths, blocks=blocks, stem=model.stem_width, dropout=model.dropout_p)
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    pairs = enumerate(zip(blocks, model.blocks, strict=True))
+    new_blocks = {f"stages.{i}.{j}" for i, (n, m) in pairs for j in range(m, n)}
+    stray = list(unexpected) + [k for k in missing if ".".join(k.split(".")[:3]) not in new_blocks]
+    if stray:
+        raise ValueError(f"deepen: weights that do not carry over: {stray[:5]}")
+    return grown
 
 
 def build_model(cfg: dict[str, object]) -> CompactNet:

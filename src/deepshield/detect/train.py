@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from deepshield.detect.facecache import CachedFaces, load_cache
 from deepshield.detect.metrics import auc
-from deepshield.detect.model import CompactNet, build_model
+from deepshield.detect.model import CompactNet, build_model, deepen
 from deepshield.detect.pairs import TrainingPairs
 from deepshield.detect.sbi import SbiParams, to_input
 from deepshield.errors import DeepshieldError
@@ -114,18 +114,33 @@ def predict(model: nn.Module, crops: np.ndarray, batch: int = 64) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-def _initial_model(init_from: Path, mcfg: dict[str, Any], ds: SelfBlendDataset, model: CompactNet) -> CompactNet:
+def _initial_model(
+    init_from: Path, mcfg: dict[str, Any], ds: SelfBlendDataset, model: CompactNet, init_blocks: list[int] | None
+) -> CompactNet:
     """The weights to fine-tune from: a training checkpoint, or a shipped ONNX file (its BatchNorms restored
-    from real training crops, see `onnx_import`)."""
+    from real training crops, see `onnx_import`). With `init_blocks`, those weights are of a shallower network
+    (blocks per stage), deepened to the config's by identity blocks (`model.deepen`)."""
+    src_cfg = {**mcfg, "blocks": init_blocks} if init_blocks else mcfg
     if init_from.suffix == ".onnx":
         from deepshield.detect.onnx_import import model_from_onnx
 
         calib = np.stack([ds.pair(i)[0] for i in range(min(len(ds), 256))])
-        return model_from_onnx(init_from, mcfg, calib)
-    if not init_from.is_file():
+        src = model_from_onnx(init_from, src_cfg, calib)
+    elif not init_from.is_file():
         raise DeepshieldError(f"init_from: no checkpoint at {init_from}")
-    model.load_state_dict(torch.load(init_from, map_location="cpu", weights_only=False)["model"])
-    return model
+    else:
+        src = build_model(src_cfg) if init_blocks else model
+        try:
+            src.load_state_dict(torch.load(init_from, map_location="cpu", weights_only=False)["model"])
+        except RuntimeError as e:
+            what = "init_blocks and [model]" if init_blocks else "[model]"
+            raise DeepshieldError(f"init_from {init_from}: its weights do not fit {what}: {e}") from e
+    if not init_blocks:
+        return src
+    try:
+        return deepen(src, tuple(model.blocks))
+    except ValueError as e:
+        raise DeepshieldError(f"init_blocks: {e}") from e
 
 
 def _freeze_backbone(model: CompactNet, frozen: bool) -> None:
@@ -163,7 +178,7 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     init_from = tr.get("init_from")
     if init_from and not (resume and last.is_file()):
         # Fine-tuning: start from another run's weights (e.g. self-blend pre-training), with a fresh schedule.
-        model = _initial_model(Path(init_from), mcfg, ds, model)
+        model = _initial_model(Path(init_from), mcfg, ds, model, tr.get("init_blocks"))
     opt = torch.optim.AdamW(
         model.parameters(), lr=float(tr.get("lr", 2e-3)), weight_decay=float(tr.get("weight_decay", 5e-4))
     )
