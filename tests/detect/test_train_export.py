@@ -215,6 +215,6 @@ def test_a_deepened_network_computes_the_same_function_and_training_can_grow_fro
     b = torch.load(tmp_path / "grown" / "last.pt", weights_only=False)["model"]
     assert "stages.1.1.conv1.weight" in b and "stages.1.1.conv1.weight" not in a
     assert torch.allclose(a["stages.1.0.conv1.weight"], b["stages.1.0.conv1.weight"], atol=1e-6)
-    cfg["train"]["init_blocks"] = [1, 3, 1, 1]  # more blocks than the config: a clear error
+    cfg["train"]["init_blocks"] = [1, 3, 1, 1]  # blocks that do not describe the checkpoint: a clear error
     with pytest.raises(DeepshieldError, match="init_blocks"):
         train(cfg, tmp_path / "bad", progress=False)

@@ -88,9 +88,9 @@ class CompactNet(nn.Module):
 def deepen(model: CompactNet, blocks: tuple[int, ...]) -> CompactNet:
     """`model` with more residual blocks per stage, computing exactly the same function.
 
-    The extra blocks are appended at the end of each stage; their last BatchNorm starts at zero, so each is an
-    identity until training moves it. This lets a larger network start from the shipped one instead of from
-    scratch, which matters when training runs on a 2-core CPU.
+    The extra blocks are appended at the end of each stage; their last BatchNorm starts at zero, so each returns
+    relu(0 + x) = x (its input already went through a ReLU) until training moves it. This lets a larger network
+    start from the shipped one instead of from scratch, which matters when training runs on a 2-core CPU.
     """
     if len(blocks) != len(model.blocks) or any(n < m for n, m in zip(blocks, model.blocks, strict=True)):
         raise ValueError(f"cannot deepen blocks {list(model.blocks)} into {list(blocks)}")
