@@ -37,7 +37,6 @@ class CompactNet(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        self.widths, self.blocks, self.stem_width, self.dropout_p = tuple(widths), tuple(blocks), stem, dropout
         self.stem = nn.Sequential(
             nn.Conv2d(3, stem // 2 + 8, 3, 2, 1, bias=False),
             nn.BatchNorm2d(stem // 2 + 8),
@@ -85,23 +84,26 @@ class CompactNet(nn.Module):
         return self.head(self.drop(f.mean(dim=(2, 3)))).squeeze(1)
 
 
-def deepen(model: CompactNet, blocks: tuple[int, ...]) -> CompactNet:
-    """`model` with more residual blocks per stage, computing exactly the same function.
+def deepen(model: CompactNet, into: CompactNet) -> CompactNet:
+    """`into`, a network with the same widths and more residual blocks per stage, set to compute exactly
+    `model`'s function.
 
-    The extra blocks are appended at the end of each stage; their last BatchNorm starts at zero, so each returns
-    relu(0 + x) = x (its input already went through a ReLU) until training moves it. This lets a larger network
-    start from the shipped one instead of from scratch, which matters when training runs on a 2-core CPU.
+    `into`'s extra blocks are the ones at the end of each stage; their last BatchNorm starts at zero, so each
+    returns relu(0 + x) = x (its input already went through a ReLU) until training moves it. This lets a larger
+    network start from the shipped one instead of from scratch, which matters when training runs on a 2-core CPU.
     """
-    if len(blocks) != len(model.blocks) or any(n < m for n, m in zip(blocks, model.blocks, strict=True)):
-        raise ValueError(f"cannot deepen blocks {list(model.blocks)} into {list(blocks)}")
-    grown = CompactNet(widths=model.widths, blocks=blocks, stem=model.stem_width, dropout=model.dropout_p)
-    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
-    pairs = enumerate(zip(blocks, model.blocks, strict=True))
-    new_blocks = {f"stages.{i}.{j}" for i, (n, m) in pairs for j in range(m, n)}
+    have, want = ([len(list(s.children())) for s in net.stages] for net in (model, into))
+    if len(want) != len(have) or any(n < m for n, m in zip(want, have, strict=True)):
+        raise ValueError(f"cannot deepen blocks {have} into {want}")
+    try:
+        missing, unexpected = into.load_state_dict(model.state_dict(), strict=False)
+    except RuntimeError as e:  # a shape that differs: other widths
+        raise ValueError(f"deepen: the two networks differ in more than depth: {e}") from e
+    new_blocks = {f"stages.{i}.{j}" for i, (n, m) in enumerate(zip(want, have, strict=True)) for j in range(m, n)}
     stray = list(unexpected) + [k for k in missing if ".".join(k.split(".")[:3]) not in new_blocks]
     if stray:
         raise ValueError(f"deepen: weights that do not carry over: {stray[:5]}")
-    return grown
+    return into
 
 
 def build_model(cfg: dict[str, object]) -> CompactNet:

@@ -138,7 +138,7 @@ def _initial_model(
     if not init_blocks:
         return src
     try:
-        return deepen(src, tuple(model.blocks))
+        return deepen(src, into=model)
     except ValueError as e:
         raise DeepshieldError(f"init_blocks: {e}") from e
 
