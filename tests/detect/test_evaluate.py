@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepshield.detect.evaluate import discover, evaluate, format_summary, plot_roc
+from deepshield.detect.evaluate import EvalItem, discover, evaluate, format_summary, plot_roc, score_item
 from deepshield.detect.onnx_detector import load_sbi_detector
 from deepshield.detect.swaps import make_swap_set
 from deepshield.errors import DeepshieldError
+from deepshield.faces import FaceAnalyzer
+from deepshield.media import open_media
 from tests.detect.conftest import PHOTOS
 
 
@@ -82,3 +84,25 @@ def test_evaluate_real_swaps_with_shipped_detector(shared_faces: Path, tmp_path:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     json.dumps(report)  # every score serialisable
     shutil.rmtree(data)
+
+
+def test_a_face_cut_by_the_frame_edge_does_not_decide_the_frame(shared_faces: Path, tmp_path: Path) -> None:
+    det = load_sbi_detector()
+    if det is None:
+        pytest.skip("no detector weights installed in deepshield/models")
+    photo = shared_faces / "lfw_1000" / "cflfw_Marissa_Jaret_Winokur_0001.jpg"
+    analyzer = FaceAnalyzer()
+    try:
+        rgb = next(open_media(photo).frames()).rgb
+        faces = analyzer.analyze(rgb)
+        logits = det.logits(np.stack(det.crops(rgb, faces)))
+        item = EvalItem(photo, 0, "real")
+        fresh = score_item(item, analyzer, det, frames=1, crop_cache=tmp_path)
+        cached = score_item(item, analyzer, det, frames=1, crop_cache=tmp_path)
+    finally:
+        analyzer.close()
+    assert [f.is_partial for f in faces] == [False, True]
+    for res in (fresh, cached):
+        (frame,) = res.frames
+        assert frame["faces"] == 2 and frame["partial_faces"] == 1
+        assert frame["logit"] == pytest.approx(float(logits[0]), abs=1e-5)

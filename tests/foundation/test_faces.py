@@ -63,6 +63,19 @@ def test_face_fields_and_mirror_symmetric_pose(shared_faces: Path, analyzer: Fac
     assert abs(mirrored.pose.pitch - f.pose.pitch) < 6
 
 
+def test_faces_cut_by_the_frame_edge_are_partial(shared_faces: Path, analyzer: FaceAnalyzer) -> None:
+    rgb = _rgb(shared_faces / "real_photos" / "fr_knn_examples_test_obama1.jpg")
+    (whole,) = analyzer.analyze(rgb)
+    assert whole.in_frame == 1.0 and not whole.is_partial
+    # Cut a quarter of the face off at the left edge and the top: the mesh still describes the whole face.
+    x0, y0 = int(whole.box[0] + 0.25 * whole.width), int(whole.box[1] + 0.25 * whole.height)
+    for cut_rgb in (rgb[:, x0:], rgb[y0:]):
+        cut = analyzer.analyze(np.ascontiguousarray(cut_rgb))
+        assert cut, "the cut face was not found at all"
+        assert cut[0].is_partial and 0.5 < cut[0].in_frame < 0.9
+    assert cut[0].to_dict()["in_frame"] == round(cut[0].in_frame, 3)
+
+
 def test_aligned_crop_levels_the_eyes(shared_faces: Path, analyzer: FaceAnalyzer) -> None:
     import cv2
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepshield.detect import Detector, DetectorInfo, FaceScore, aggregate_scores
+from deepshield.detect import Detector, DetectorInfo, FaceScore, ScoredFace, aggregate_scores, pick_frame_face
 from deepshield.detect.pipeline import NO_DETECTOR, Scanner, ScanOptions, scan_file
 from deepshield.faces.types import Face
 from tests.foundation.media_factory import hostile_corpus, write_video
@@ -32,11 +32,47 @@ class BrightnessDetector(Detector):
 
 
 def test_aggregation_is_max_over_faces_then_mean_over_frames() -> None:
-    agg = aggregate_scores([(0, 0.0, 0, 0.2), (0, 0.0, 1, 0.8), (5, 1.0, 0, 0.4), (5, 1.0, 1, 0.6)])
+    agg = aggregate_scores(
+        [ScoredFace(0, 0.0, 0, 0.2), ScoredFace(0, 0.0, 1, 0.8), ScoredFace(5, 1.0, 0, 0.4), ScoredFace(5, 1.0, 1, 0.6)]
+    )
     assert [f["score"] for f in agg.frames] == [0.8, 0.6]
     assert agg.video == pytest.approx(0.7)
     assert agg.tracks == {0: pytest.approx(0.3), 1: pytest.approx(0.7)}
     assert aggregate_scores([]).video is None
+
+
+def test_faces_cut_by_the_frame_edge_count_only_where_no_whole_face_is_scored() -> None:
+    assert pick_frame_face([0.2, 0.9, 0.4], [False, True, False]) == 2
+    assert pick_frame_face([0.2, 0.9], [True, True]) == 1
+    agg = aggregate_scores(
+        [
+            ScoredFace(0, 0.0, 0, 0.2),
+            ScoredFace(0, 0.0, 1, 0.9, partial=True),  # outvoted by the whole face beside it
+            ScoredFace(5, 1.0, 1, 0.7, partial=True),  # alone in its frame: it is all there is
+            ScoredFace(9, 2.0, 0, 0.4),
+            ScoredFace(9, 2.0, 1, 0.3),
+        ]
+    )
+    assert [f["score"] for f in agg.frames] == [0.2, 0.7, 0.4]
+    assert agg.video == pytest.approx((0.2 + 0.7 + 0.4) / 3)
+    # Track 1 has a whole face (frame 9), so its partial ones do not count; track 0 is all whole.
+    assert agg.tracks == {0: pytest.approx(0.3), 1: pytest.approx(0.3)}
+
+
+def test_scan_of_a_photo_with_a_face_cut_by_the_edge_scores_the_whole_face(shared_faces: Path) -> None:
+    # An LFW news photo: the subject, and behind her a man whose face the 250 px frame cuts at the left edge.
+    photo = shared_faces / "lfw_1000" / "cflfw_Marissa_Jaret_Winokur_0001.jpg"
+    out = scan_file(photo, ScanOptions(keep_artifacts=True), detector=BrightnessDetector())
+    r = out.result
+    assert r["ok"] and r["face_count"] == 2
+    whole, cut = sorted(r["faces"], key=lambda f: -f["in_frame"])
+    assert whole["in_frame"] == 1.0 and cut["in_frame"] < 0.9
+    assert whole["score"] is not None and cut["score"] is not None and whole["score"] != cut["score"]
+    assert r["scores"]["video_score"] == pytest.approx(whole["score"], abs=1e-4)
+    from deepshield.reports.html import render_report
+
+    html = render_report(r, out.artifacts)
+    assert html.count("cut by the frame edge (") == 1 and f"({round(100 * cut['in_frame'])}% inside)" in html
 
 
 def test_detector_scores_must_be_probabilities() -> None:

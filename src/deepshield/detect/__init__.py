@@ -1,6 +1,6 @@
 """Detect: the `Detector` interface, its registry, score aggregation and the scan pipeline."""
 
-from deepshield.detect.aggregate import aggregate_scores
+from deepshield.detect.aggregate import ScoredFace, aggregate_scores, pick_frame_face
 from deepshield.detect.base import Detector, DetectorInfo, FaceScore
 from deepshield.detect.registry import available_detectors, get_detector, register_detector
 
@@ -8,8 +8,10 @@ __all__ = [
     "Detector",
     "DetectorInfo",
     "FaceScore",
+    "ScoredFace",
     "aggregate_scores",
     "available_detectors",
     "get_detector",
+    "pick_frame_face",
     "register_detector",
 ]

@@ -1,8 +1,10 @@
 """How the field turns per-face scores into frame, track and video scores (as in the SBI evaluation protocol):
-max over faces within a frame, mean over frames for a track and for the video."""
+max over faces within a frame, mean over frames for a track and for the video. Faces cut by the frame edge
+count only where no whole face is scored (ScoredFace.partial)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,20 +25,43 @@ class AggregateScores:
         }
 
 
-def aggregate_scores(per_face: list[tuple[int, float, int | None, float]]) -> AggregateScores:
-    """`per_face`: (frame_index, time_s, track_id, score) for every scored face."""
+@dataclass(frozen=True)
+class ScoredFace:
+    frame_index: int
+    time_s: float
+    track_id: int | None
+    score: float
+    #: Cut by the frame edge (Face.is_partial): its crop is partly mirrored padding, so it only counts for a
+    #: frame or track that has no whole face (group photos put such faces at the borders, and they read as fake).
+    partial: bool = False
+
+
+def pick_frame_face(scores: Sequence[float], partial: Sequence[bool]) -> int:
+    """Index of the face that stands for its frame: the highest-scoring whole face, else the highest of all."""
+    whole = [k for k, p in enumerate(partial) if not p]
+    pool = whole or list(range(len(scores)))
+    return max(pool, key=lambda k: scores[k])
+
+
+def aggregate_scores(per_face: list[ScoredFace]) -> AggregateScores:
+    """Max over the faces of a frame, mean over frames for the video and over a track's faces for the track."""
     if not per_face:
         return AggregateScores(video=None, frames=[])
-    by_frame: dict[int, tuple[float, float]] = {}
-    by_track: dict[int, list[float]] = {}
-    for fi, t, tid, s in per_face:
-        prev = by_frame.get(fi)
-        by_frame[fi] = (t, s if prev is None else max(prev[1], s))
-        if tid is not None:
-            by_track.setdefault(tid, []).append(s)
-    frames = [
-        {"frame_index": fi, "time_s": round(t, 3), "score": round(s, 4)} for fi, (t, s) in sorted(by_frame.items())
-    ]
+    by_frame: dict[int, list[ScoredFace]] = {}
+    by_track: dict[int, list[ScoredFace]] = {}
+    for f in per_face:
+        by_frame.setdefault(f.frame_index, []).append(f)
+        if f.track_id is not None:
+            by_track.setdefault(f.track_id, []).append(f)
+    frames = []
+    for fi, fs in sorted(by_frame.items()):
+        best = fs[pick_frame_face([f.score for f in fs], [f.partial for f in fs])]
+        frames.append({"frame_index": fi, "time_s": round(best.time_s, 3), "score": round(best.score, 4)})
     video = float(np.mean([f["score"] for f in frames]))
-    tracks = {tid: float(np.mean(v)) for tid, v in sorted(by_track.items())}
+    tracks = {tid: float(np.mean([f.score for f in _whole_or_all(fs)])) for tid, fs in sorted(by_track.items())}
     return AggregateScores(video=video, frames=frames, tracks=tracks)
+
+
+def _whole_or_all(faces: list[ScoredFace]) -> list[ScoredFace]:
+    whole = [f for f in faces if not f.partial]
+    return whole or faces

@@ -4,7 +4,9 @@ Layouts understood (detected automatically): a folder with `real/` and `fake/` (
 methods), FaceForensics++ (`original_sequences/`, `manipulated_sequences/<method>/`), Celeb-DF v2
 (`List_of_testing_videos.txt`, label 1 = real) and DFDC (`metadata.json` files, label REAL/FAKE).
 Protocol (as in the SBI paper): N evenly spaced frames per video, every face scored, the max over faces per
-frame, the mean over frames per video. A photo is a one-frame video. Every file goes through `open_media`.
+frame, the mean over frames per video. A photo is a one-frame video. As in `deepshield scan`, a face cut by the
+frame edge counts for its frame only when the frame has no whole face (`detect.aggregate`). Every file goes
+through `open_media`.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from typing import Any
 
 import numpy as np
 
+from deepshield.detect.aggregate import pick_frame_face
 from deepshield.detect.metrics import roc_curve, summarize
 from deepshield.errors import DeepshieldError, MediaError
 from deepshield.media import FrameSampling, MediaKind, open_media
 
 MEDIA_EXT = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".mp4", ".mov", ".avi", ".mkv", ".webm"}
+
+#: Part of the crop-cache key: raised whenever what a cache file holds changes (2: which faces are partial).
+_CROP_CACHE_VERSION = 2
 
 
 @dataclass
@@ -36,7 +42,8 @@ class EvalItem:
 class ItemResult:
     item: EvalItem
     kind: str = ""
-    frames: list[dict[str, float]] = field(default_factory=list)  # {"index","time_s","logit","score","faces"}
+    #: {"index", "time_s", "logit", "score", "faces", "partial_faces"} per frame with a face
+    frames: list[dict[str, float]] = field(default_factory=list)
     video_score: float | None = None
     error: str | None = None
 
@@ -91,11 +98,9 @@ def discover(root: Path) -> tuple[str, list[EvalItem]]:
     )
 
 
-def _face_crops(
-    item: EvalItem, analyzer: Any, detector: Any, frames: int, res: ItemResult
-) -> list[tuple[int, float, np.ndarray]]:
-    """(frame index, time, crops of every face) for the sampled frames of one file."""
-    out: list[tuple[int, float, np.ndarray]] = []
+def _face_crops(item: EvalItem, analyzer: Any, detector: Any, frames: int, res: ItemResult) -> list[_FrameCrops]:
+    """Crops of every face, and which faces are cut by the frame edge, for the sampled frames of one file."""
+    out: list[_FrameCrops] = []
     media = open_media(item.path)
     try:
         res.kind = media.info.kind.value
@@ -104,10 +109,19 @@ def _face_crops(
         for fr in media.frames(FrameSampling.evenly(frames)):
             faces = analyzer.analyze(fr.rgb, frame_index=fr.index, time_s=fr.time_s)
             if faces:
-                out.append((fr.index, fr.time_s, np.stack(detector.crops(fr.rgb, faces))))
+                crops = np.stack(detector.crops(fr.rgb, faces))
+                out.append(_FrameCrops(fr.index, fr.time_s, crops, np.array([f.is_partial for f in faces])))
     finally:
         media.close()
     return out
+
+
+@dataclass
+class _FrameCrops:
+    index: int
+    time_s: float
+    crops: np.ndarray  # N x S x S x 3 uint8
+    partial: np.ndarray  # N bool
 
 
 def score_item(item: EvalItem, analyzer: Any, detector: Any, frames: int, crop_cache: Path | None = None) -> ItemResult:
@@ -117,7 +131,7 @@ def score_item(item: EvalItem, analyzer: Any, detector: Any, frames: int, crop_c
     re-scoring another checkpoint skips decoding and face analysis.
     """
     res = ItemResult(item)
-    per_frame: list[tuple[int, float, np.ndarray]] | None = None
+    per_frame: list[_FrameCrops] | None = None
     cache_file = None
     try:
         if crop_cache is not None:
@@ -126,16 +140,16 @@ def score_item(item: EvalItem, analyzer: Any, detector: Any, frames: int, crop_c
                 for block in iter(lambda: f.read(1 << 20), b""):
                     h.update(block)
             meta = detector.meta
-            h.update(f"{frames}|{meta.input_size}|{meta.margin}".encode())
+            h.update(f"{frames}|{meta.input_size}|{meta.margin}|{_CROP_CACHE_VERSION}".encode())
             cache_file = crop_cache / f"{h.hexdigest()[:20]}.npz"
             if cache_file.is_file():
                 with np.load(cache_file) as z:
                     res.kind = str(z["kind"])
                     counts = z["counts"].tolist()
-                    crops = z["crops"]
+                    crops, partial = z["crops"], z["partial"]
                     offs = np.r_[0, np.cumsum(counts)].astype(int)
                     per_frame = [
-                        (int(i), float(t), crops[offs[k] : offs[k + 1]])
+                        _FrameCrops(int(i), float(t), crops[offs[k] : offs[k + 1]], partial[offs[k] : offs[k + 1]])
                         for k, (i, t) in enumerate(zip(z["index"], z["time"], strict=True))
                     ]
         if per_frame is None:
@@ -146,27 +160,29 @@ def score_item(item: EvalItem, analyzer: Any, detector: Any, frames: int, crop_c
                 np.savez(
                     cache_file,
                     kind=res.kind,
-                    index=np.array([p[0] for p in per_frame], np.int64),
-                    time=np.array([p[1] for p in per_frame], np.float64),
-                    counts=np.array([len(p[2]) for p in per_frame], np.int64),
-                    crops=np.concatenate([p[2] for p in per_frame])
+                    index=np.array([p.index for p in per_frame], np.int64),
+                    time=np.array([p.time_s for p in per_frame], np.float64),
+                    counts=np.array([len(p.crops) for p in per_frame], np.int64),
+                    crops=np.concatenate([p.crops for p in per_frame])
                     if per_frame
                     else np.zeros((0, size, size, 3), np.uint8),
+                    partial=np.concatenate([p.partial for p in per_frame]) if per_frame else np.zeros(0, bool),
                 )
     except (MediaError, OSError) as e:
         res.error = str(e)
         return res
-    for index, time_s, crops in per_frame:
-        logits = detector.logits(crops)
-        k = int(np.argmax(logits))
-        score = float(detector.probabilities(crops[k : k + 1])[0])
+    for fc in per_frame:
+        logits = detector.logits(fc.crops)
+        k = pick_frame_face(logits.tolist(), fc.partial.tolist())
+        score = float(detector.probabilities(fc.crops[k : k + 1])[0])
         res.frames.append(
             {
-                "index": index,
-                "time_s": round(time_s, 3),
+                "index": fc.index,
+                "time_s": round(fc.time_s, 3),
                 "logit": float(logits[k]),
                 "score": score,
-                "faces": len(crops),
+                "faces": len(fc.crops),
+                "partial_faces": int(fc.partial.sum()),
             }
         )
     if res.frames:

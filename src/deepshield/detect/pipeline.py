@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from deepshield.detect.aggregate import aggregate_scores
+from deepshield.detect.aggregate import ScoredFace, aggregate_scores
 from deepshield.detect.base import Detector
 from deepshield.detect.registry import available_detectors, get_detector
 from deepshield.errors import DeepshieldError
@@ -129,7 +129,7 @@ def _scan(
     expected = 1 if info.kind is MediaKind.IMAGE else len(sampling.target_times(info.duration_s or 0.0))
     frames_faces: list[list[Face]] = []
     frame_rgbs: dict[int, np.ndarray] = {}
-    per_face_scores: list[tuple[int, float, int | None, float]] = []
+    per_face_scores: list[ScoredFace] = []
     face_scores: dict[int, float] = {}
     frame_times: list[float] = []
     signatures: list[np.ndarray] = []
@@ -163,7 +163,7 @@ def _scan(
     all_faces = [f for ff in frames_faces for f in ff]
     for f in all_faces:
         if id(f) in face_scores:
-            per_face_scores.append((f.frame_index, f.time_s, f.track_id, face_scores[id(f)]))
+            per_face_scores.append(ScoredFace(f.frame_index, f.time_s, f.track_id, face_scores[id(f)], f.is_partial))
     agg = aggregate_scores(per_face_scores) if detector is not None else None
 
     det_info = None

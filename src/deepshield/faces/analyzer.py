@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-from deepshield.faces.geometry import iou, mostly_inside
+from deepshield.faces.geometry import iou, mostly_inside, share_inside
+from deepshield.faces.landmarks import FACE_OVAL
 from deepshield.faces.pose import estimate_head_pose
 from deepshield.faces.types import Face
 
@@ -224,9 +225,10 @@ class FaceAnalyzer:
             if score < _SURE and not _plausible(box, kps, landmarks):
                 continue
             pose = estimate_head_pose(landmarks, w, h) if landmarks is not None else None
+            in_frame = share_inside(w, h, box, landmarks[FACE_OVAL] if landmarks is not None else None)
             faces.append(
                 Face(box=box, confidence=score, landmarks=landmarks, keypoints=kps, pose=pose,
-                     frame_index=frame_index, time_s=time_s)
+                     frame_index=frame_index, time_s=time_s, in_frame=in_frame)
             )
         faces.sort(key=lambda f: -(f.width * f.height))
         return faces

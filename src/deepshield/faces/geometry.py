@@ -1,6 +1,8 @@
-"""Box arithmetic shared by detection (suppression) and tracking (association)."""
+"""Box and point arithmetic shared by detection (suppression, frame edges) and tracking (association)."""
 
 from __future__ import annotations
+
+import numpy as np
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
 
@@ -25,3 +27,12 @@ def mostly_inside(a: Box, b: Box, fraction: float = 0.6) -> bool:
     """Most of box a lies within box b (a partial face from a tile edge inside a whole one)."""
     aa = area(a)
     return aa > 0 and intersection(a, b) / aa > fraction
+
+
+def share_inside(width: int, height: int, box: Box, points: np.ndarray | None = None) -> float:
+    """Share of `points` (N x 2+, pixels) inside a width x height frame; of the box's area without points."""
+    if points is not None and len(points):
+        x, y = points[:, 0], points[:, 1]
+        return float(np.mean((x >= 0) & (x < width) & (y >= 0) & (y < height)))
+    aa = area(box)
+    return intersection(box, (0.0, 0.0, float(width), float(height))) / aa if aa > 0 else 0.0

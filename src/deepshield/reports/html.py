@@ -86,6 +86,7 @@ def render_report(result: dict[str, Any], artifacts: list[FaceArtifact]) -> str:
                 "score": a.score,
                 "time_s": round(a.face.time_s, 2),
                 "mesh": a.face.landmarks is not None,
+                "in_frame_pct": None if not a.face.is_partial else round(100 * a.face.in_frame),
             }
         )
     timeline = None
