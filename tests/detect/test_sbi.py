@@ -158,3 +158,36 @@ def test_a_softened_donor_leaves_a_blurrier_face_than_a_sharp_one(train_faces: C
     soft = np.mean([detail(1.0, seed) for seed in range(4)])
     sharp = np.mean([detail(0.0, seed) for seed in range(4)])
     assert soft < 0.8 * sharp
+
+
+def test_an_occluder_is_shared_by_both_halves_crosses_the_face_edge_and_clears_the_mask(
+    train_faces: CachedFaces,
+) -> None:
+    from deepshield.detect.sbi import face_crop_matrix, occlude
+
+    img, lm = train_faces.images[0], train_faces.landmarks[0]
+    fake, mask = self_blend(img, lm, np.random.default_rng(5))
+    m = face_crop_matrix(lm, 0.25, 160)
+    size = (160, 160)
+    real_c = cv2.warpAffine(img, m, size, flags=cv2.INTER_AREA)
+    fake_c = cv2.warpAffine(fake, m, size, flags=cv2.INTER_AREA)
+    mask_c = cv2.warpAffine(mask, m, size, flags=cv2.INTER_LINEAR)
+    oval = lm[FACE_OVAL, :2] @ m[:, :2].T + m[:, 2]
+    face = cv2.fillConvexPoly(np.zeros((160, 160), np.uint8), cv2.convexHull(np.round(oval).astype(np.int32)), 1)
+    crossings = 0
+    for seed in range(8):
+        (real_o, fake_o), mask_o = occlude([real_c, fake_c], mask_c, oval, np.random.default_rng(seed))
+        covered = (real_o != real_c).any(axis=2)
+        assert covered.any(), "the occluder must change the image"
+        # The same pixels are pasted over both halves: where the occluder is opaque, the halves agree.
+        opaque = covered & (mask_o < 1e-6) & (mask_c > 0.05)
+        assert (np.abs(real_o[opaque].astype(int) - fake_o[opaque].astype(int)) <= 1).all()
+        assert (mask_o <= mask_c + 1e-6).all() and mask_o[covered].sum() < mask_c[covered].sum() + 1e-6
+        crossings += bool(covered[face == 1].any() and covered[face == 0].any())
+    assert crossings == 8, "each occluder sits across the face outline"
+    # Off (the default), a config's data stream is untouched; on, pairs differ from it.
+    plain = make_pair(img, lm, np.random.default_rng(1), SbiParams())
+    again = make_pair(img, lm, np.random.default_rng(1), SbiParams(occlude_prob=0.0))
+    assert all(np.array_equal(a, b) for a, b in zip(plain, again, strict=True))
+    hidden = make_pair(img, lm, np.random.default_rng(1), SbiParams(occlude_prob=1.0))
+    assert not np.array_equal(plain[0], hidden[0])

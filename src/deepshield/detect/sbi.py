@@ -47,6 +47,11 @@ class SbiParams:
     # scores blurred or small real faces as more fake, because a blurred inside is a fake cue of self-blends.
     blur_prob: float = 0.0
     blur_max: float = 2.5
+    # Shared occluder across the face-oval edge (a patch of the same photo, hard-edged or feathered, sometimes
+    # see-through like a visor): version 4's worst false alarms are real faces whose outline meets a visor,
+    # headscarf or a neighbour's head, sharp edges that read as blend boundaries. The mask target is cleared
+    # under it, since what is hidden shows no blend.
+    occlude_prob: float = 0.0
 
 
 def _odd(k: float) -> int:
@@ -240,6 +245,37 @@ def shared_augment(images: list[np.ndarray], rng: np.random.Generator, p: SbiPar
     return res
 
 
+def occlude(
+    images: list[np.ndarray], mask: np.ndarray, oval: np.ndarray, rng: np.random.Generator
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Paste one occluder over every image of a pair, centred on a random point of the face oval `oval`
+    (N x 2, crop pixels). The patch is cut from elsewhere in the first image (what is outside the face)."""
+    h, w = mask.shape
+    centre = oval[int(rng.integers(len(oval)))]
+    ext = float(max(np.ptp(oval[:, 0]), np.ptp(oval[:, 1])))
+    shape = np.zeros((h, w), np.float32)
+    if rng.random() < 0.5:  # a rotated ellipse: a head, a hand, a microphone
+        axes = (int(ext * rng.uniform(0.12, 0.35)), int(ext * rng.uniform(0.06, 0.25)))
+        cv2.ellipse(shape, (int(centre[0]), int(centre[1])), axes, float(rng.uniform(0, 180)), 0, 360, (1.0,), -1)
+    else:  # a band through the point: a scarf edge, a visor, a collar
+        angle = rng.uniform(0, np.pi)
+        along = np.array([np.cos(angle), np.sin(angle)])
+        d = along * ext
+        n = np.array([-along[1], along[0]]) * ext * rng.uniform(0.05, 0.2)
+        quad = np.array([centre - d - n, centre + d - n, centre + d + n, centre - d + n])
+        cv2.fillConvexPoly(shape, np.round(quad).astype(np.int32), (1.0,))
+    if rng.random() < 0.5:
+        shape = np.asarray(cv2.GaussianBlur(shape, (0, 0), rng.uniform(0.5, 2.0)))
+    if rng.random() < 0.25:
+        shape *= rng.uniform(0.3, 0.7)  # see-through
+    dx, dy = (int(v) for v in rng.integers(-w // 2, w // 2 + 1, size=2))
+    src = images[0].astype(np.float32)
+    patch = np.roll(src, (dy, dx), axis=(0, 1)) * rng.uniform(0.6, 1.3, size=3).astype(np.float32)
+    a = shape[..., None]
+    out = [np.clip(a * patch + (1 - a) * im.astype(np.float32) + 0.5, 0, 255).astype(np.uint8) for im in images]
+    return out, (mask * (1 - shape)).astype(np.float32)
+
+
 def make_pair(
     img: np.ndarray,
     landmarks: np.ndarray,
@@ -266,6 +302,9 @@ def make_pair(
     real_c = cv2.warpAffine(img, m, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT101)
     fake_c = cv2.warpAffine(fake, m, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT101)
     mask_c = cv2.warpAffine(mask, m, size, flags=cv2.INTER_LINEAR)
+    if _chance(rng, p.occlude_prob):
+        oval = lm[FACE_OVAL, :2].astype(np.float64) @ m[:, :2].T.astype(np.float64) + m[:, 2]
+        (real_c, fake_c), mask_c = occlude([real_c, fake_c], mask_c, oval, rng)
     real_c, fake_c = shared_augment([real_c, fake_c], rng, p)
     return real_c, fake_c, mask_c
 
