@@ -218,3 +218,53 @@ def test_a_deepened_network_computes_the_same_function_and_training_can_grow_fro
     cfg["train"]["init_blocks"] = [1, 3, 1, 1]  # blocks that do not describe the checkpoint: a clear error
     with pytest.raises(DeepshieldError, match="init_blocks"):
         train(cfg, tmp_path / "bad", progress=False)
+
+
+class _RunsCode:
+    """A pickle payload: unpickling it with weights_only=False would call `touch` on the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (Path.touch, (self.marker,))
+
+
+def test_bad_checkpoints_are_clear_errors_and_never_run_code(tmp_path: Path) -> None:
+    import pickle
+    import subprocess
+    import sys
+
+    from deepshield.detect.checkpoint import load_checkpoint
+    from deepshield.errors import DeepshieldError
+
+    good = tmp_path / "good.pt"
+    torch.save({"model": {"w": torch.ones(2)}, "config": {"model": {}}, "epoch": 3}, good)
+    assert load_checkpoint(good)["epoch"] == 3
+    marker = tmp_path / "ran"
+    hostile = tmp_path / "hostile.pt"
+    torch.save({"model": _RunsCode(marker), "config": {}}, hostile, pickle_module=pickle)
+    cases = {
+        "missing.pt": "no checkpoint",
+        "junk.pt": "not a readable Deepshield checkpoint",
+        "truncated.pt": "not a readable Deepshield checkpoint",
+        "list.pt": "not a Deepshield checkpoint",
+        "nocfg.pt": "lacks config",
+        "hostile.pt": "not a readable Deepshield checkpoint",
+    }
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint\n" * 50)
+    (tmp_path / "truncated.pt").write_bytes(good.read_bytes()[:200])
+    torch.save([1, 2], tmp_path / "list.pt")
+    torch.save({"model": {}}, tmp_path / "nocfg.pt")
+    for name, message in cases.items():
+        with pytest.raises(DeepshieldError, match=message):
+            load_checkpoint(tmp_path / name)
+    assert not marker.exists(), "loading a checkpoint ran code from it"
+    # Through the CLI: a one-line error and exit code 2, no traceback, nothing written.
+    out = tmp_path / "models"
+    res = subprocess.run(
+        [sys.executable, "-m", "deepshield.cli.main", "export", "--checkpoint", str(hostile), "--out", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "not a readable" in res.stderr
+    assert not marker.exists() and not out.exists()

@@ -23,11 +23,10 @@ def export_onnx(checkpoint: Path, out_dir: Path, version: str, extra: dict[str, 
     """Write `<out_dir>/sbi_small.onnx` and `.json` (identity calibration until `calibrate` runs)."""
     import torch
 
+    from deepshield.detect.checkpoint import load_checkpoint
     from deepshield.detect.model import build_model
 
-    if not checkpoint.is_file():
-        raise DeepshieldError(f"no checkpoint at {checkpoint}")
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ck = load_checkpoint(checkpoint)
     cfg = ck["config"]
     model = build_model(cfg["model"])
     model.load_state_dict(ck["model"])

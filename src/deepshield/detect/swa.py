@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from deepshield.detect.checkpoint import load_checkpoint
 from deepshield.detect.facecache import load_cache
 from deepshield.detect.model import build_model
 from deepshield.errors import DeepshieldError
@@ -30,7 +31,7 @@ def average_checkpoints(paths: Sequence[Path], out: Path, bn_batches: int = 100,
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise DeepshieldError(f"no checkpoint at {', '.join(missing)}")
-    cks = [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
+    cks = [load_checkpoint(p) for p in paths]
     cfg = cks[-1]["config"]
     model = build_model(cfg["model"])
     state = model.state_dict()

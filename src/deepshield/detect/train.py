@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from deepshield.detect.checkpoint import load_checkpoint
 from deepshield.detect.facecache import CachedFaces, load_cache
 from deepshield.detect.metrics import auc
 from deepshield.detect.model import CompactNet, build_model, deepen
@@ -131,7 +132,7 @@ def _initial_model(
     else:
         src = build_model(src_cfg) if init_blocks else model
         try:
-            src.load_state_dict(torch.load(init_from, map_location="cpu", weights_only=False)["model"])
+            src.load_state_dict(load_checkpoint(init_from, need=("model",))["model"])
         except RuntimeError as e:
             what = "init_blocks and [model]" if init_blocks else "[model]"
             raise DeepshieldError(f"init_from {init_from}: its weights do not fit {what}: {e}") from e
@@ -202,7 +203,7 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     (out_dir / "config.json").write_text(json.dumps(cfg, indent=2))
     start_epoch, best, best_swap = 0, -1.0, -1.0
     if resume and last.is_file():
-        ck = torch.load(last, map_location="cpu", weights_only=False)
+        ck = load_checkpoint(last, need=("model", "opt", "sched", "epoch", "best", "torch_rng"))
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
