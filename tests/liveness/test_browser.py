@@ -27,7 +27,7 @@ def _api_key(home: Path) -> str:
 
 
 def test_capture_page_records_and_uploads(live_server: Any, shared_faces: Path, tmp_path: Path) -> None:
-    import httpx
+    import httpx2 as httpx
 
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} missing")
