@@ -41,21 +41,24 @@ def test_aggregation_is_max_over_faces_then_mean_over_frames() -> None:
     assert aggregate_scores([]).video is None
 
 
-def test_faces_cut_by_the_frame_edge_count_only_where_no_whole_face_is_scored() -> None:
-    assert pick_frame_face([0.2, 0.9, 0.4], [False, True, False]) == 2
-    assert pick_frame_face([0.2, 0.9], [True, True]) == 1
+def test_a_smaller_face_cut_by_the_frame_edge_does_not_count_for_its_frame() -> None:
+    # whole faces and the largest face count; a smaller cut face does not, however high it scores
+    assert pick_frame_face([0.2, 0.9, 0.4], [False, True, False], [100, 60, 80]) == 2
+    # the largest face counts even when cut: a close-up with the chin outside the frame is still the subject
+    assert pick_frame_face([0.2, 0.9], [False, True], [60, 140]) == 1
+    assert pick_frame_face([0.2, 0.9, 0.5], [True, True, True], [140, 60, 50]) == 0
     agg = aggregate_scores(
         [
-            ScoredFace(0, 0.0, 0, 0.2),
-            ScoredFace(0, 0.0, 1, 0.9, partial=True),  # outvoted by the whole face beside it
-            ScoredFace(5, 1.0, 1, 0.7, partial=True),  # alone in its frame: it is all there is
-            ScoredFace(9, 2.0, 0, 0.4),
-            ScoredFace(9, 2.0, 1, 0.3),
+            ScoredFace(0, 0.0, 0, 0.2, size=100),
+            ScoredFace(0, 0.0, 1, 0.9, partial=True, size=70),  # a background head at the edge: outvoted
+            ScoredFace(5, 1.0, 1, 0.7, partial=True, size=70),  # alone in its frame: it is the largest there
+            ScoredFace(9, 2.0, 0, 0.4, size=100),
+            ScoredFace(9, 2.0, 1, 0.3, size=70),
         ]
     )
     assert [f["score"] for f in agg.frames] == [0.2, 0.7, 0.4]
     assert agg.video == pytest.approx((0.2 + 0.7 + 0.4) / 3)
-    # Track 1 has a whole face (frame 9), so its partial ones do not count; track 0 is all whole.
+    # Track 1 has a whole face (frame 9), so its cut ones do not count; track 0 is all whole.
     assert agg.tracks == {0: pytest.approx(0.3), 1: pytest.approx(0.3)}
 
 
@@ -72,7 +75,8 @@ def test_scan_of_a_photo_with_a_face_cut_by_the_edge_scores_the_whole_face(share
     from deepshield.reports.html import render_report
 
     html = render_report(r, out.artifacts)
-    assert html.count("cut by the frame edge (") == 1 and f"({round(100 * cut['in_frame'])}% inside)" in html
+    assert html.count("cut by the frame edge (") == 1 and "only if it is the largest face there" in html
+    assert f"({round(100 * cut['in_frame'])}% inside)" in html
 
 
 def test_detector_scores_must_be_probabilities() -> None:

@@ -1,6 +1,6 @@
 """How the field turns per-face scores into frame, track and video scores (as in the SBI evaluation protocol):
 max over faces within a frame, mean over frames for a track and for the video. Faces cut by the frame edge
-count only where no whole face is scored (ScoredFace.partial)."""
+count for a frame only when they are its largest face (ScoredFace.partial)."""
 
 from __future__ import annotations
 
@@ -31,15 +31,21 @@ class ScoredFace:
     time_s: float
     track_id: int | None
     score: float
-    #: Cut by the frame edge (Face.is_partial): its crop is partly mirrored padding, so it only counts for a
-    #: frame or track that has no whole face (group photos put such faces at the borders, and they read as fake).
+    #: Cut by the frame edge (Face.is_partial): its crop is partly mirrored padding. Unless it is its frame's
+    #: largest face, it does not count for the frame (group photos put heads at the borders, and they read as
+    #: fake); a track counts its whole faces when it has any.
     partial: bool = False
+    size: float = 0.0  # the face box's longer side, pixels
 
 
-def pick_frame_face(scores: Sequence[float], partial: Sequence[bool]) -> int:
-    """Index of the face that stands for its frame: the highest-scoring whole face, else the highest of all."""
-    whole = [k for k, p in enumerate(partial) if not p]
-    pool = whole or list(range(len(scores)))
+def pick_frame_face(scores: Sequence[float], partial: Sequence[bool], sizes: Sequence[float]) -> int:
+    """Index of the face that stands for its frame: the highest-scoring of the whole faces and the largest face.
+
+    The largest face counts even when cut: a close-up with the chin or the forehead outside the frame is still
+    the subject, and the subject is what a manipulation targets.
+    """
+    largest = max(range(len(sizes)), key=lambda k: sizes[k])
+    pool = [k for k, p in enumerate(partial) if not p or k == largest]
     return max(pool, key=lambda k: scores[k])
 
 
@@ -55,7 +61,7 @@ def aggregate_scores(per_face: list[ScoredFace]) -> AggregateScores:
             by_track.setdefault(f.track_id, []).append(f)
     frames = []
     for fi, fs in sorted(by_frame.items()):
-        best = fs[pick_frame_face([f.score for f in fs], [f.partial for f in fs])]
+        best = fs[pick_frame_face([f.score for f in fs], [f.partial for f in fs], [f.size for f in fs])]
         frames.append({"frame_index": fi, "time_s": round(best.time_s, 3), "score": round(best.score, 4)})
     video = float(np.mean([f["score"] for f in frames]))
     tracks = {tid: float(np.mean([f.score for f in _whole_or_all(fs)])) for tid, fs in sorted(by_track.items())}

@@ -5,7 +5,7 @@ methods), FaceForensics++ (`original_sequences/`, `manipulated_sequences/<method
 (`List_of_testing_videos.txt`, label 1 = real) and DFDC (`metadata.json` files, label REAL/FAKE).
 Protocol (as in the SBI paper): N evenly spaced frames per video, every face scored, the max over faces per
 frame, the mean over frames per video. A photo is a one-frame video. As in `deepshield scan`, a face cut by the
-frame edge counts for its frame only when the frame has no whole face (`detect.aggregate`). Every file goes
+frame edge counts for its frame only when it is the frame's largest face (`detect.aggregate`). Every file goes
 through `open_media`.
 """
 
@@ -27,8 +27,8 @@ from deepshield.media import FrameSampling, MediaKind, open_media
 
 MEDIA_EXT = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".mp4", ".mov", ".avi", ".mkv", ".webm"}
 
-#: Part of the crop-cache key: raised whenever what a cache file holds changes (2: which faces are partial).
-_CROP_CACHE_VERSION = 2
+#: Part of the crop-cache key: raised whenever what a cache file holds changes (3: face sizes, which are partial).
+_CROP_CACHE_VERSION = 3
 
 
 @dataclass
@@ -110,7 +110,9 @@ def _face_crops(item: EvalItem, analyzer: Any, detector: Any, frames: int, res: 
             faces = analyzer.analyze(fr.rgb, frame_index=fr.index, time_s=fr.time_s)
             if faces:
                 crops = np.stack(detector.crops(fr.rgb, faces))
-                out.append(_FrameCrops(fr.index, fr.time_s, crops, np.array([f.is_partial for f in faces])))
+                partial = np.array([f.is_partial for f in faces])
+                sizes = np.array([max(f.width, f.height) for f in faces], np.float32)
+                out.append(_FrameCrops(fr.index, fr.time_s, crops, partial, sizes))
     finally:
         media.close()
     return out
@@ -122,6 +124,7 @@ class _FrameCrops:
     time_s: float
     crops: np.ndarray  # N x S x S x 3 uint8
     partial: np.ndarray  # N bool
+    sizes: np.ndarray  # N float: the face box's longer side
 
 
 def score_item(item: EvalItem, analyzer: Any, detector: Any, frames: int, crop_cache: Path | None = None) -> ItemResult:
@@ -146,10 +149,10 @@ def score_item(item: EvalItem, analyzer: Any, detector: Any, frames: int, crop_c
                 with np.load(cache_file) as z:
                     res.kind = str(z["kind"])
                     counts = z["counts"].tolist()
-                    crops, partial = z["crops"], z["partial"]
+                    crops, partial, sizes = z["crops"], z["partial"], z["sizes"]
                     offs = np.r_[0, np.cumsum(counts)].astype(int)
                     per_frame = [
-                        _FrameCrops(int(i), float(t), crops[offs[k] : offs[k + 1]], partial[offs[k] : offs[k + 1]])
+                        _FrameCrops(int(i), float(t), *(a[offs[k] : offs[k + 1]] for a in (crops, partial, sizes)))
                         for k, (i, t) in enumerate(zip(z["index"], z["time"], strict=True))
                     ]
         if per_frame is None:
@@ -167,13 +170,14 @@ def score_item(item: EvalItem, analyzer: Any, detector: Any, frames: int, crop_c
                     if per_frame
                     else np.zeros((0, size, size, 3), np.uint8),
                     partial=np.concatenate([p.partial for p in per_frame]) if per_frame else np.zeros(0, bool),
+                    sizes=np.concatenate([p.sizes for p in per_frame]) if per_frame else np.zeros(0, np.float32),
                 )
     except (MediaError, OSError) as e:
         res.error = str(e)
         return res
     for fc in per_frame:
         logits = detector.logits(fc.crops)
-        k = pick_frame_face(logits.tolist(), fc.partial.tolist())
+        k = pick_frame_face(logits.tolist(), fc.partial.tolist(), fc.sizes.tolist())
         score = float(detector.probabilities(fc.crops[k : k + 1])[0])
         res.frames.append(
             {

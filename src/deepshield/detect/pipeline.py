@@ -163,7 +163,11 @@ def _scan(
     all_faces = [f for ff in frames_faces for f in ff]
     for f in all_faces:
         if id(f) in face_scores:
-            per_face_scores.append(ScoredFace(f.frame_index, f.time_s, f.track_id, face_scores[id(f)], f.is_partial))
+            per_face_scores.append(
+                ScoredFace(
+                    f.frame_index, f.time_s, f.track_id, face_scores[id(f)], f.is_partial, size=max(f.width, f.height)
+                )
+            )
     agg = aggregate_scores(per_face_scores) if detector is not None else None
 
     det_info = None
