@@ -117,6 +117,7 @@ def main() -> None:
     try:
         import torch
 
+        from deepshield.detect.checkpoint import load_checkpoint
         from deepshield.detect.model import build_model
     except ModuleNotFoundError:
         print("torch eager      : skipped (torch not installed)")
@@ -124,7 +125,7 @@ def main() -> None:
         torch.set_num_threads(a.threads)
         model = build_model(det.meta.raw["config"]["model"])
         if a.checkpoint and a.checkpoint.is_file():
-            model.load_state_dict(torch.load(a.checkpoint, map_location="cpu", weights_only=False)["model"])
+            model.load_state_dict(load_checkpoint(a.checkpoint, need=("model",))["model"])
         model.eval()
         mean = np.array(det.meta.mean, np.float32)
         std = np.array(det.meta.std, np.float32)
