@@ -98,6 +98,15 @@ def discover(root: Path) -> tuple[str, list[EvalItem]]:
     )
 
 
+@dataclass
+class _FrameCrops:
+    index: int
+    time_s: float
+    crops: np.ndarray  # N x S x S x 3 uint8
+    partial: np.ndarray  # N bool
+    sizes: np.ndarray  # N float: the face box's longer side
+
+
 def _face_crops(item: EvalItem, analyzer: Any, detector: Any, frames: int, res: ItemResult) -> list[_FrameCrops]:
     """Crops of every face, and which faces are cut by the frame edge, for the sampled frames of one file."""
     out: list[_FrameCrops] = []
@@ -116,15 +125,6 @@ def _face_crops(item: EvalItem, analyzer: Any, detector: Any, frames: int, res: 
     finally:
         media.close()
     return out
-
-
-@dataclass
-class _FrameCrops:
-    index: int
-    time_s: float
-    crops: np.ndarray  # N x S x S x 3 uint8
-    partial: np.ndarray  # N bool
-    sizes: np.ndarray  # N float: the face box's longer side
 
 
 def score_item(item: EvalItem, analyzer: Any, detector: Any, frames: int, crop_cache: Path | None = None) -> ItemResult:

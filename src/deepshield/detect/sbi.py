@@ -249,7 +249,8 @@ def occlude(
     images: list[np.ndarray], mask: np.ndarray, oval: np.ndarray, rng: np.random.Generator
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Paste one occluder over every image of a pair, centred on a random point of the face oval `oval`
-    (N x 2, crop pixels). The patch is cut from elsewhere in the first image (what is outside the face)."""
+    (N x 2, crop pixels). The patch is the first image shifted by a random offset and tinted, so it carries the
+    photo's own texture and colours rather than a synthetic fill that would be a cue of its own."""
     h, w = mask.shape
     centre = oval[int(rng.integers(len(oval)))]
     ext = float(max(np.ptp(oval[:, 0]), np.ptp(oval[:, 1])))
