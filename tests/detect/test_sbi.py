@@ -164,6 +164,7 @@ def test_an_occluder_is_shared_by_both_halves_crosses_the_face_edge_and_clears_t
     train_faces: CachedFaces,
 ) -> None:
     from deepshield.detect.sbi import face_crop_matrix, occlude
+    from deepshield.faces.align import apply_affine
 
     img, lm = train_faces.images[0], train_faces.landmarks[0]
     fake, mask = self_blend(img, lm, np.random.default_rng(5))
@@ -172,7 +173,7 @@ def test_an_occluder_is_shared_by_both_halves_crosses_the_face_edge_and_clears_t
     real_c = cv2.warpAffine(img, m, size, flags=cv2.INTER_AREA)
     fake_c = cv2.warpAffine(fake, m, size, flags=cv2.INTER_AREA)
     mask_c = cv2.warpAffine(mask, m, size, flags=cv2.INTER_LINEAR)
-    oval = lm[FACE_OVAL, :2] @ m[:, :2].T + m[:, 2]
+    oval = apply_affine(m, lm[FACE_OVAL])
     face = cv2.fillConvexPoly(np.zeros((160, 160), np.uint8), cv2.convexHull(np.round(oval).astype(np.int32)), 1)
     crossings = 0
     for seed in range(8):

@@ -182,6 +182,7 @@ def test_learning_rate_holds_for_the_auxiliary_head_warms_up_then_decays_over_th
 def test_a_deepened_network_computes_the_same_function_and_training_can_grow_from_a_checkpoint(
     face_cache: Path, tmp_path: Path
 ) -> None:
+    from deepshield.detect.checkpoint import load_checkpoint
     from deepshield.detect.model import CompactNet, deepen
     from deepshield.detect.train import train
     from deepshield.errors import DeepshieldError
@@ -211,8 +212,8 @@ def test_a_deepened_network_computes_the_same_function_and_training_can_grow_fro
     cfg["model"]["blocks"] = [1, 2, 1, 2]
     cfg["train"].update(init_from=str(base / "last.pt"), init_blocks=[1, 1, 1, 1], lr=1e-12)
     train(cfg, tmp_path / "grown", progress=False)
-    a = torch.load(base / "last.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "grown" / "last.pt", weights_only=False)["model"]
+    a = load_checkpoint(base / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "grown" / "last.pt")["model"]
     assert "stages.1.1.conv1.weight" in b and "stages.1.1.conv1.weight" not in a
     assert torch.allclose(a["stages.1.0.conv1.weight"], b["stages.1.0.conv1.weight"], atol=1e-6)
     cfg["train"]["init_blocks"] = [1, 3, 1, 1]  # blocks that do not describe the checkpoint: a clear error

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from deepshield.faces.align import apply_affine
 from deepshield.faces.landmarks import FACE_OVAL
 
 OPACITIES = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
@@ -304,8 +305,7 @@ def make_pair(
     fake_c = cv2.warpAffine(fake, m, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT101)
     mask_c = cv2.warpAffine(mask, m, size, flags=cv2.INTER_LINEAR)
     if _chance(rng, p.occlude_prob):
-        oval = lm[FACE_OVAL, :2].astype(np.float64) @ m[:, :2].T.astype(np.float64) + m[:, 2]
-        (real_c, fake_c), mask_c = occlude([real_c, fake_c], mask_c, oval, rng)
+        (real_c, fake_c), mask_c = occlude([real_c, fake_c], mask_c, apply_affine(m, lm[FACE_OVAL]), rng)
     real_c, fake_c = shared_augment([real_c, fake_c], rng, p)
     return real_c, fake_c, mask_c
 

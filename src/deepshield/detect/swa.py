@@ -28,9 +28,6 @@ def average_checkpoints(paths: Sequence[Path], out: Path, bn_batches: int = 100,
 
     if not paths:
         raise DeepshieldError("no checkpoints to average")
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise DeepshieldError(f"no checkpoint at {', '.join(missing)}")
     cks = [load_checkpoint(p) for p in paths]
     cfg = cks[-1]["config"]
     model = build_model(cfg["model"])

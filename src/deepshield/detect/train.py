@@ -127,8 +127,6 @@ def _initial_model(
 
         calib = np.stack([ds.pair(i)[0] for i in range(min(len(ds), 256))])
         src = model_from_onnx(init_from, src_cfg, calib)
-    elif not init_from.is_file():
-        raise DeepshieldError(f"init_from: no checkpoint at {init_from}")
     else:
         src = build_model(src_cfg) if init_blocks else model
         try:

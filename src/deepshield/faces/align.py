@@ -18,8 +18,14 @@ class AlignedCrop:
     matrix: np.ndarray
 
     def map_points(self, pts: np.ndarray) -> np.ndarray:
-        p = np.asarray(pts, dtype=np.float64)[:, :2]
-        return p @ self.matrix[:, :2].T + self.matrix[:, 2]
+        return apply_affine(self.matrix, pts)
+
+
+def apply_affine(matrix: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """N x 2+ points (x, y first) through a 2x3 affine, as cv2.warpAffine moves the pixels under them."""
+    p = np.asarray(pts, dtype=np.float64)[:, :2]
+    m = np.asarray(matrix, dtype=np.float64)
+    return p @ m[:, :2].T + m[:, 2]
 
 
 def align_face(rgb: np.ndarray, face: Face, size: int = 224, margin: float = 0.25, rotate: bool = True) -> AlignedCrop:
