@@ -192,3 +192,37 @@ def test_an_occluder_is_shared_by_both_halves_crosses_the_face_edge_and_clears_t
     assert all(np.array_equal(a, b) for a, b in zip(plain, again, strict=True))
     hidden = make_pair(img, lm, np.random.default_rng(1), SbiParams(occlude_prob=1.0))
     assert not np.array_equal(plain[0], hidden[0])
+
+
+def test_part_masks_cover_a_face_part_and_leave_the_rest_of_the_face(train_faces: CachedFaces) -> None:
+    from deepshield.detect.sbi import FACE_PARTS
+    from deepshield.detect.xblend import cross_blend
+
+    img, lm = train_faces.images[0], train_faces.landmarks[0]
+    s = img.shape[0]
+    face = cv2.fillConvexPoly(np.zeros((s, s), np.uint8), cv2.convexHull(np.round(lm[FACE_OVAL]).astype(np.int32)), 1)
+    parts = np.zeros((s, s), np.uint8)
+    lower = [i for i in FACE_OVAL if lm[i, 1] > lm[1, 1]]
+    for idx in [p[0] for p in FACE_PARTS] + [lower]:
+        pts = lm[idx]
+        grown = pts.mean(axis=0) + (pts - pts.mean(axis=0)) * 1.8
+        cv2.fillConvexPoly(parts, cv2.convexHull(np.round(grown).astype(np.int32)), 1)
+    whole = blend_mask(lm, (s, s), np.random.default_rng(0), inner_prob=0.0)
+    for seed in range(12):
+        m = blend_mask(lm, (s, s), np.random.default_rng(seed), inner_prob=0.0, part_prob=1.0)
+        assert m.max() > 0.2, "a part mask must blend something"
+        assert m.sum() < 0.6 * whole.sum(), "a part is smaller than the whole face"
+        # Blurred edges may spill a little; the weight sits on the parts, inside the face.
+        assert m[parts == 1].sum() > 0.9 * m.sum() and m[face == 1].sum() > 0.9 * m.sum()
+    # Cross-identity blends take the same masks: the donor shows only inside the part's neighbourhood.
+    got = cross_blend(img, lm, train_faces.images[1], train_faces.landmarks[1], np.random.default_rng(2), part_prob=1.0)
+    assert got is not None
+    fake, mask = got
+    changed = np.abs(fake.astype(int) - img.astype(int)).max(axis=2) > 1
+    assert changed.any() and (mask > 0).sum() < 0.6 * (whole > 0).sum()
+    # Off (the default), a config's data stream is untouched; on, pairs differ from it.
+    plain = make_pair(img, lm, np.random.default_rng(1), SbiParams())
+    again = make_pair(img, lm, np.random.default_rng(1), SbiParams(part_mask_prob=0.0))
+    assert all(np.array_equal(a, b) for a, b in zip(plain, again, strict=True))
+    partly = make_pair(img, lm, np.random.default_rng(1), SbiParams(part_mask_prob=1.0))
+    assert not np.array_equal(plain[2], partly[2])

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from deepshield.detect.swaps import delaunay, make_swap_set, warp_triangles
 from deepshield.media import FrameSampling, open_media
@@ -56,3 +57,43 @@ def test_make_swap_set_writes_real_and_fake_pairs(shared_faces: Path, tmp_path: 
     fr = next(iter(mr.frames(FrameSampling.evenly(1)))).rgb.astype(int)
     assert np.abs(ff - fr).mean() > 0.5
     assert meta["pairs"][-1]["swapped_frames"] >= 1
+
+
+def test_a_lower_face_swap_changes_nothing_above_the_nose(shared_faces: Path) -> None:
+    from deepshield.detect.swaps import _main_face, load_donor, region_points, swap_face
+    from deepshield.errors import DeepshieldError
+    from deepshield.faces import FaceAnalyzer
+    from deepshield.faces.landmarks import LEFT_EYE, NOSE_TIP, RIGHT_EYE
+    from deepshield.media import representative_frame
+
+    with FaceAnalyzer() as analyzer:
+        donor = load_donor(analyzer, shared_faces / PHOTOS[1], PHOTOS[1])
+        rgb = representative_frame(shared_faces / PHOTOS[0])
+        face = _main_face(analyzer, rgb)
+    assert donor is not None and face is not None and face.landmarks is not None
+    lm = face.landmarks
+    lower = swap_face(rgb, lm, donor, region="lower-face")
+    whole = swap_face(rgb, lm, donor)
+    assert lower is not None and whole is not None
+    changed_lower = np.abs(lower.astype(int) - rgb.astype(int)).max(axis=2) > 3
+    changed_whole = np.abs(whole.astype(int) - rgb.astype(int)).max(axis=2) > 3
+    nose_row = int(lm[NOSE_TIP, 1])
+    eye_rows = slice(int(lm[RIGHT_EYE + LEFT_EYE, 1].min()), int(lm[RIGHT_EYE + LEFT_EYE, 1].max()) + 1)
+    assert not changed_lower[:nose_row].any(), "a lower-face swap leaves eyes and forehead alone"
+    assert changed_lower[nose_row:].mean() > 0.01
+    assert changed_whole[eye_rows].any(), "a whole-face swap does replace the eyes"
+    with pytest.raises(DeepshieldError, match="lower-face"):
+        region_points(lm, "chin")
+
+
+def test_make_swaps_refuses_an_unknown_region_before_any_work(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "swaps"
+    res = subprocess.run(
+        [sys.executable, "-m", "deepshield.cli.main", "make-swaps", "--out", str(out), "--region", "chin"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "unknown swap region" in res.stderr
+    assert not out.exists()

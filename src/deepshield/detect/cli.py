@@ -170,10 +170,12 @@ def register(app: typer.Typer) -> None:
         seconds: Annotated[float, typer.Option(help="seconds of each video to swap")] = 4.0,
         max_photos: Annotated[int | None, typer.Option(help="cap on photo targets")] = None,
         seed: Annotated[int, typer.Option()] = 0,
+        region: Annotated[str, typer.Option(help="what to swap: face, or lower-face (lip-sync stand-in)")] = "face",
     ) -> None:
         """Build a face-swap set (Delaunay warp, colour transfer, seamless clone) from one split."""
-        from deepshield.detect.swaps import make_swap_set
+        from deepshield.detect.swaps import check_region, make_swap_set
 
+        check_region(region)
         items = _corpus_items(corpus, split, False)
         with _bar() as bar:
             task = bar.add_task("swaps", total=len(items), item="")
@@ -183,6 +185,7 @@ def register(app: typer.Typer) -> None:
                 seed=seed,
                 seconds=seconds,
                 max_photos=max_photos,
+                region=region,
                 progress=lambda rel: bar.update(task, advance=1, item=rel),
             )
         console.print(f"{counts} -> {out}")

@@ -14,7 +14,16 @@ import cv2
 import numpy as np
 
 from deepshield.faces.align import apply_affine
-from deepshield.faces.landmarks import FACE_OVAL
+from deepshield.faces.landmarks import (
+    FACE_OVAL,
+    LEFT_BROW,
+    LEFT_EYE,
+    LIPS_OUTER,
+    NOSE,
+    NOSE_TIP,
+    RIGHT_BROW,
+    RIGHT_EYE,
+)
 
 OPACITIES = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
 
@@ -53,6 +62,16 @@ class SbiParams:
     # headscarf or a neighbour's head, sharp edges that read as blend boundaries. The mask target is cleared
     # under it, since what is hidden shows no blend.
     occlude_prob: float = 0.0
+    # Share of blend masks that cover face parts (an eye and brow, both eyes, the nose, the mouth, the lower face)
+    # instead of the whole face: edits confined to a region (lip-sync, eye or mouth retouching) and swaps whose
+    # interior misfits leave boundaries inside the face, which a face-outline mask never shows.
+    part_mask_prob: float = 0.0
+
+
+def _chance(rng: np.random.Generator, prob: float) -> bool:
+    """True with probability `prob`, drawing nothing when `prob` is 0 (an option switched off leaves the random
+    stream, and so an older config's data, unchanged)."""
+    return bool(prob) and rng.random() < prob
 
 
 def _odd(k: float) -> int:
@@ -67,18 +86,54 @@ def hull_mask(shape: tuple[int, int], pts: np.ndarray) -> np.ndarray:
     return m
 
 
+#: Face parts for part masks: mesh points, and the range of growth about their centre (so the boundary falls on
+#: skin, as an edit of that part would leave it).
+FACE_PARTS: tuple[tuple[list[int], float, float], ...] = (
+    (RIGHT_EYE + RIGHT_BROW, 1.15, 1.45),
+    (LEFT_EYE + LEFT_BROW, 1.15, 1.45),
+    (RIGHT_EYE + RIGHT_BROW + LEFT_EYE + LEFT_BROW, 1.05, 1.3),
+    (NOSE, 1.1, 1.4),
+    (LIPS_OUTER, 1.2, 1.7),
+)
+
+
+def part_regions(landmarks: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """One face part, or two (30%), as the point sets whose hulls make a part mask. The last choice is the lower
+    face (lips and the face oval below the nose), the region a lip-sync model rewrites."""
+    pts = landmarks[:, :2]
+    lower = LIPS_OUTER + [i for i in FACE_OVAL if pts[i, 1] > pts[NOSE_TIP, 1]]
+    parts = [*FACE_PARTS, (lower, 0.8, 0.95)]
+    count = 2 if rng.random() < 0.3 else 1
+    regions = []
+    for k in rng.choice(len(parts), size=count, replace=False):
+        idx, lo, hi = parts[int(k)]
+        c = pts[idx].mean(axis=0)
+        regions.append(c + (pts[idx] - c) * rng.uniform(lo, hi))
+    return regions
+
+
 def blend_mask(
-    landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator, inner_prob: float = 0.35
+    landmarks: np.ndarray,
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    inner_prob: float = 0.35,
+    part_prob: float = 0.0,
 ) -> np.ndarray:
-    """Face-oval hull (or a shrunken inner face), elastically deformed, eroded/dilated and blurred."""
+    """Face-oval hull (or a shrunken inner face, or face parts), elastically deformed, eroded/dilated and
+    blurred."""
     h, w = shape
     pts = landmarks[:, :2]
-    if rng.random() < inner_prob:
-        c = pts[:468].mean(axis=0)
-        pts = c + (pts[:468] - c) * rng.uniform(0.7, 0.92)
+    if _chance(rng, part_prob):
+        regions = part_regions(landmarks, rng)
+        m = np.maximum.reduce([hull_mask((h, w), r) for r in regions])
+        pts = np.concatenate(regions)
     else:
-        pts = pts[FACE_OVAL]
-    m = hull_mask((h, w), pts)
+        if rng.random() < inner_prob:
+            c = pts[:468].mean(axis=0)
+            pts = c + (pts[:468] - c) * rng.uniform(0.7, 0.92)
+        else:
+            pts = pts[FACE_OVAL]
+        m = hull_mask((h, w), pts)
     ext = float(np.ptp(pts[:, 0]) + np.ptp(pts[:, 1])) / 2
     # Elastic deformation: a smooth random displacement field.
     if rng.random() < 0.8:
@@ -143,12 +198,6 @@ def unsharp(img: np.ndarray, sigma: float, amount: float) -> np.ndarray:
     return np.clip(img.astype(np.float32) * (1 + amount) - blur.astype(np.float32) * amount, 0, 255).astype(np.uint8)
 
 
-def _chance(rng: np.random.Generator, prob: float) -> bool:
-    """True with probability `prob`, drawing nothing when `prob` is 0 (an option switched off leaves the random
-    stream, and so an older config's data, unchanged)."""
-    return bool(prob) and rng.random() < prob
-
-
 def _shift(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = img.shape[:2]
     s = rng.uniform(0.95, 1.05)
@@ -158,7 +207,11 @@ def _shift(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def self_blend(
-    img: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, inner_prob: float = 0.35
+    img: np.ndarray,
+    landmarks: np.ndarray,
+    rng: np.random.Generator,
+    inner_prob: float = 0.35,
+    part_prob: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(fake, mask): `img` blended with an altered copy of itself; mask is the effective blend weight."""
     source = img.copy()
@@ -173,7 +226,7 @@ def self_blend(
     if rng.random() < 0.7:
         source = _shift(source, rng)
     shape = (img.shape[0], img.shape[1])
-    mask = blend_mask(landmarks, shape, rng, inner_prob) * float(rng.choice(OPACITIES))
+    mask = blend_mask(landmarks, shape, rng, inner_prob, part_prob) * float(rng.choice(OPACITIES))
     m3 = mask[..., None]
     fake = np.clip(m3 * source.astype(np.float32) + (1 - m3) * img.astype(np.float32) + 0.5, 0, 255)
     return fake.astype(np.uint8), mask
@@ -296,8 +349,10 @@ def make_pair(
     if donor is not None:
         from deepshield.detect.xblend import cross_blend
 
-        blended = cross_blend(img, lm, donor[0], donor[1], rng, p.inner_mask_prob, p.cross_soft_prob, p.cross_soft_min)
-    fake, mask = blended if blended is not None else self_blend(img, lm, rng, p.inner_mask_prob)
+        blended = cross_blend(
+            img, lm, donor[0], donor[1], rng, p.inner_mask_prob, p.cross_soft_prob, p.cross_soft_min, p.part_mask_prob
+        )
+    fake, mask = blended if blended is not None else self_blend(img, lm, rng, p.inner_mask_prob, p.part_mask_prob)
     margin = rng.uniform(p.margin_min, p.margin_max)
     m = face_crop_matrix(lm, margin, p.input_size, jitter=0.03, rng=rng)
     size = (p.input_size, p.input_size)

@@ -21,11 +21,14 @@ import numpy as np
 
 from deepshield.errors import DeepshieldError
 from deepshield.faces import Face, FaceAnalyzer, align_face
-from deepshield.faces.landmarks import FACE_OVAL
+from deepshield.faces.landmarks import FACE_OVAL, LIPS_OUTER, NOSE_TIP
 from deepshield.media import FrameSampling, MediaLimits, open_media, representative_frame
 
 JPEG_QUALITY = 92
 VIDEO_CRF = 23
+#: What a swap replaces: the whole face (FaceForensics++ "FaceSwap"), or only the lower face (lips, jaw and chin
+#: below the nose), the region a lip-sync model rewrites, as a stand-in for edits confined to part of a face.
+SWAP_REGIONS = ("face", "lower-face")
 
 
 def delaunay(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -107,18 +110,38 @@ class Donor:
     yaw: float = 0.0
 
 
+def check_region(region: str) -> str:
+    if region not in SWAP_REGIONS:
+        raise DeepshieldError(f"unknown swap region {region!r}; choose one of {', '.join(SWAP_REGIONS)}")
+    return region
+
+
+def region_points(landmarks: np.ndarray, region: str) -> np.ndarray:
+    """Mesh points (pixels) whose hull is the swapped region (one of SWAP_REGIONS)."""
+    if check_region(region) == "face":
+        return landmarks[FACE_OVAL]
+    below = [i for i in FACE_OVAL if landmarks[i, 1] > landmarks[NOSE_TIP, 1]]
+    return landmarks[LIPS_OUTER + below]
+
+
 def swap_face(
-    target: np.ndarray, target_lm: np.ndarray, donor: Donor, tris: np.ndarray | None = None
+    target: np.ndarray,
+    target_lm: np.ndarray,
+    donor: Donor,
+    tris: np.ndarray | None = None,
+    region: str = "face",
 ) -> np.ndarray | None:
-    """The target frame with the donor's face swapped in, or None when the geometry is degenerate."""
+    """The target frame with the donor's face (or `region` of it) swapped in, or None when the geometry is
+    degenerate."""
     h, w = target.shape[:2]
     tpts = target_lm[:468, :2].astype(np.float32)
     dpts = donor.landmarks[:468, :2].astype(np.float32)
+    hull_pts = region_points(tpts, region)
     if tris is None:
         tris = delaunay(dpts, (donor.image.shape[0], donor.image.shape[1]))
     warped, cover = warp_triangles(donor.image, dpts, tpts, tris, (h, w))
     mask: np.ndarray = np.zeros((h, w), np.uint8)
-    hull = cv2.convexHull(np.round(tpts[FACE_OVAL]).astype(np.int32))
+    hull = cv2.convexHull(np.round(hull_pts).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, (255,))
     ext = float(max(np.ptp(tpts[:, 0]), np.ptp(tpts[:, 1])))
     k = max(3, int(ext * 0.06) | 1)
@@ -241,6 +264,7 @@ def swap_video(
     seconds: float = 4.0,
     max_fps: float = 25.0,
     max_side: int = 1280,
+    region: str = "face",
 ) -> int:
     """Write the first `seconds` of a video re-encoded (real) and face-swapped (fake); returns swapped frames.
 
@@ -260,7 +284,7 @@ def swap_video(
             face = _main_face(analyzer, rgb)
             fake = None
             if face is not None and face.landmarks is not None:
-                fake = swap_face(rgb, face.landmarks, donor, tris)
+                fake = swap_face(rgb, face.landmarks, donor, tris, region)
             if fake is not None:
                 swapped += 1
             rw.write(rgb)
@@ -281,12 +305,15 @@ def make_swap_set(
     progress: Callable[[str], None] | None = None,
     max_photos: int | None = None,
     max_photo_side: int = 1600,
+    region: str = "face",
 ) -> dict[str, int]:
-    """Build `out_dir/real` and `out_dir/fake` from (path, rel, identity group, is_video) items.
+    """Build `out_dir/real` and `out_dir/fake` from (path, rel, identity group, is_video) items, swapping
+    `region` (one of SWAP_REGIONS) of each main face.
 
     Every target is paired with a donor of a different identity group (closest head yaw among a random
     handful), so each fake is a real swap between two people. Writes `out_dir/swaps.json` describing pairs.
     """
+    check_region(region)  # before any work
     rng = np.random.default_rng(seed)
     items = list(items)
     photos = [i for i in items if not i[3]]
@@ -344,7 +371,7 @@ def make_swap_set(
             donor = pick(rel, group, face.pose.yaw if face.pose else 0.0)
             if donor is None:
                 continue
-            fake = swap_face(rgb, face.landmarks, donor)
+            fake = swap_face(rgb, face.landmarks, donor, region=region)
             if fake is None:
                 continue
             _write_jpeg(rgb, out_dir / "real" / f"{stem}.jpg")
@@ -364,7 +391,7 @@ def make_swap_set(
             real_out = out_dir / "real" / f"{stem}.mp4"
             fake_out = out_dir / "fake" / f"{stem}__from__{Path(donor.name).stem}.mp4"
             try:
-                n = swap_video(analyzer, path, donor, real_out, fake_out, seconds=seconds)
+                n = swap_video(analyzer, path, donor, real_out, fake_out, seconds=seconds, region=region)
             except DeepshieldError:
                 real_out.unlink(missing_ok=True)
                 fake_out.unlink(missing_ok=True)
@@ -373,7 +400,7 @@ def make_swap_set(
             counts["real_videos"] += 1
             counts["fake_videos"] += 1
             records.append({"target": rel, "donor": donor.name, "kind": "video", "swapped_frames": n})
-    summary = {"seed": seed, "pairs": records, "counts": counts}
+    summary = {"seed": seed, "region": region, "pairs": records, "counts": counts}
     (out_dir / "swaps.json").write_text(json.dumps(summary, indent=1))
     return counts
 

@@ -52,6 +52,7 @@ def cross_blend(
     inner_prob: float = 0.35,
     soft_prob: float = 0.3,
     soft_min: float = 0.4,
+    part_prob: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(fake, mask): the donor's face blended onto `img`; None when the warp leaves too little face. With
     `soft_prob` the donor first loses resolution (scale `soft_min` to 0.8): a swap model's output is often softer
@@ -65,7 +66,7 @@ def cross_blend(
         src = cv2.resize(small, (dw, dh), interpolation=cv2.INTER_LINEAR)
     tris = _triangulation(donor_landmarks)
     warped, cover = warp_triangles(src, donor_landmarks[WARP_POINTS], landmarks[WARP_POINTS], tris, (h, w))
-    mask = blend_mask(landmarks, (h, w), rng, inner_prob)
+    mask = blend_mask(landmarks, (h, w), rng, inner_prob, part_prob)
     mask = mask * cv2.erode(cover, np.ones((3, 3), np.uint8))
     hard = (mask > 0.5).astype(np.uint8)
     if hard.sum() < 200:
