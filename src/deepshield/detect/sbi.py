@@ -20,9 +20,9 @@ from deepshield.faces.landmarks import (
     LEFT_EYE,
     LIPS_OUTER,
     NOSE,
-    NOSE_TIP,
     RIGHT_BROW,
     RIGHT_EYE,
+    lower_face,
 )
 
 OPACITIES = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
@@ -101,8 +101,7 @@ def part_regions(landmarks: np.ndarray, rng: np.random.Generator) -> list[np.nda
     """One face part, or two (30%), as the point sets whose hulls make a part mask. The last choice is the lower
     face (lips and the face oval below the nose), the region a lip-sync model rewrites."""
     pts = landmarks[:, :2]
-    lower = LIPS_OUTER + [i for i in FACE_OVAL if pts[i, 1] > pts[NOSE_TIP, 1]]
-    parts = [*FACE_PARTS, (lower, 0.8, 0.95)]
+    parts = [*FACE_PARTS, (lower_face(pts), 0.8, 0.95)]
     count = 2 if rng.random() < 0.3 else 1
     regions = []
     for k in rng.choice(len(parts), size=count, replace=False):

@@ -21,7 +21,7 @@ import numpy as np
 
 from deepshield.errors import DeepshieldError
 from deepshield.faces import Face, FaceAnalyzer, align_face
-from deepshield.faces.landmarks import FACE_OVAL, LIPS_OUTER, NOSE_TIP
+from deepshield.faces.landmarks import FACE_OVAL, lower_face
 from deepshield.media import FrameSampling, MediaLimits, open_media, representative_frame
 
 JPEG_QUALITY = 92
@@ -120,8 +120,7 @@ def region_points(landmarks: np.ndarray, region: str) -> np.ndarray:
     """Mesh points (pixels) whose hull is the swapped region (one of SWAP_REGIONS)."""
     if check_region(region) == "face":
         return landmarks[FACE_OVAL]
-    below = [i for i in FACE_OVAL if landmarks[i, 1] > landmarks[NOSE_TIP, 1]]
-    return landmarks[LIPS_OUTER + below]
+    return landmarks[lower_face(landmarks)]
 
 
 def swap_face(

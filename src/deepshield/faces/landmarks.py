@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 # Face oval ring, in order around the face (for hull masks and crops).
 FACE_OVAL = [
     10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
@@ -25,3 +27,10 @@ MOUTH_RIGHT = 61
 MOUTH_LEFT = 291
 # The six points used for head pose, in the order of pose.MODEL_POINTS.
 POSE_POINTS = [NOSE_TIP, CHIN, RIGHT_EYE_OUTER, LEFT_EYE_OUTER, MOUTH_RIGHT, MOUTH_LEFT]
+
+
+def lower_face(points: np.ndarray) -> list[int]:
+    """Indices of the lower face (lips and the face oval below the nose tip) of one mesh's points (x, y, ...):
+    the region a lip-sync model rewrites. Which oval points lie below the nose depends on the head's pose, so
+    this takes the points rather than being a fixed list."""
+    return LIPS_OUTER + [i for i in FACE_OVAL if points[i, 1] > points[NOSE_TIP, 1]]
