@@ -44,14 +44,74 @@ def lr_factor(step: int, aux_warm: int, warm: int, total: int, budget_used: floa
     return 0.5 * (1 + math.cos(math.pi * min(1.0, frac))) * 0.98 + 0.02
 
 
+#: The keys each config section may hold ([sbi] is `SbiParams`), so that a misspelt key is an error rather than
+#: a setting silently left at its default.
+CONFIG_KEYS: dict[str, frozenset[str]] = {
+    "data": frozenset({"cache_dir", "max_frames_per_video", "val_limit", "val_swaps"}),
+    "model": frozenset({"widths", "blocks", "stem", "dropout"}),
+    "train": frozenset(
+        {
+            "seed",
+            "epochs",
+            "batch_pairs",
+            "lr",
+            "weight_decay",
+            "warmup_steps",
+            "aux_warmup_steps",
+            "num_workers",
+            "threads",
+            "aux_weight",
+            "time_budget_min",
+            "init_from",
+            "init_blocks",
+            "out_dir",
+        }
+    ),
+    "sbi": frozenset(f.name for f in fields(SbiParams)),
+}
+
+
 def load_config(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise DeepshieldError(f"no config file at {path}")
-    with path.open("rb") as f:
-        cfg = tomllib.load(f)
-    for section in ("data", "model", "train", "sbi"):
+    """Read a training config. A top-level `extends = "other.toml"` (relative to this file) starts from that
+    config's sections and overrides them key by key, so a training stage states only what it changes."""
+    cfg = _read_config(path, ())
+    unknown = [name for name in cfg if name not in CONFIG_KEYS]
+    for section, table in cfg.items():
+        if section not in CONFIG_KEYS:
+            continue
+        if not isinstance(table, dict):
+            raise DeepshieldError(f"{path}: {section} must be a [{section}] table")
+        unknown += [f"[{section}] {k}" for k in table if k not in CONFIG_KEYS[section]]
+    if unknown:
+        raise DeepshieldError(f"{path}: unknown config keys: {', '.join(unknown)}")
+    for section in CONFIG_KEYS:
         cfg.setdefault(section, {})
     return cfg
+
+
+def _read_config(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    if not path.is_file():
+        raise DeepshieldError(f"no config file at {path}")
+    if path.resolve() in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path.resolve()))
+        raise DeepshieldError(f"config files extend each other in a loop: {chain}")
+    try:
+        with path.open("rb") as f:
+            cfg = tomllib.load(f)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise DeepshieldError(f"{path} is not valid TOML: {e}") from None
+    base_name = cfg.pop("extends", None)
+    if base_name is None:
+        return cfg
+    if not isinstance(base_name, str):
+        raise DeepshieldError(f"{path}: extends must be a file name, got {base_name!r}")
+    merged = _read_config(path.parent / base_name, (*seen, path.resolve()))
+    for key, value in cfg.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 def sbi_params(cfg: dict[str, Any]) -> SbiParams:

@@ -1,0 +1,92 @@
+"""Training configs: `extends` chains, key checks, and the committed stage configs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
+
+from deepshield.detect.train import load_config  # noqa: E402
+from deepshield.errors import DeepshieldError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "configs"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_extends_overrides_key_by_key_and_replaces_lists(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "base.toml",
+        "[model]\nwidths = [8, 8, 16, 16]\nblocks = [1, 1, 1, 1]\n[sbi]\njpeg_min = 40\ncross_prob = 0.5\n"
+        "[train]\nseed = 1\nlr = 0.003\n",
+    )
+    _write(tmp_path / "mid.toml", 'extends = "base.toml"\n[train]\nlr = 0.001\n')
+    sub = tmp_path / "stages"
+    sub.mkdir()
+    child = _write(sub / "child.toml", 'extends = "../mid.toml"\n[model]\nblocks = [2, 2]\n[sbi]\ncross_prob = 0.0\n')
+    cfg = load_config(child)
+    assert "extends" not in cfg
+    assert cfg["model"] == {"widths": [8, 8, 16, 16], "blocks": [2, 2]}  # a list is replaced, not merged
+    assert cfg["sbi"] == {"jpeg_min": 40, "cross_prob": 0.0}
+    assert cfg["train"] == {"seed": 1, "lr": 0.001}  # the middle file's override survives the chain
+    assert cfg["data"] == {}
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"a.toml": 'extends = "b.toml"\n', "b.toml": 'extends = "a.toml"\n'}, "in a loop"),
+        ({"a.toml": 'extends = "a.toml"\n'}, "in a loop"),
+        ({"a.toml": 'extends = "missing.toml"\n'}, "no config file"),
+        ({"a.toml": "extends = 3\n"}, "extends must be a file name"),
+        ({"a.toml": "[train\nlr = 1\n"}, "not valid TOML"),
+        ({"a.toml": "[sbi]\npart_mask_porb = 0.25\n"}, "unknown config keys: [sbi] part_mask_porb"),
+        ({"a.toml": "[trian]\nlr = 0.1\n"}, "unknown config keys: trian"),
+        ({"a.toml": "sbi = 3\n"}, "must be a [sbi] table"),
+    ],
+)
+def test_bad_configs_are_clear_errors(tmp_path: Path, files: dict[str, str], message: str) -> None:
+    for name, text in files.items():
+        _write(tmp_path / name, text)
+    with pytest.raises(DeepshieldError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_config(tmp_path / "a.toml")
+
+
+def test_a_misspelt_key_in_an_extended_file_is_caught(tmp_path: Path) -> None:
+    _write(tmp_path / "base.toml", "[train]\nlearning_rate = 0.1\n")
+    child = _write(tmp_path / "child.toml", 'extends = "base.toml"\n[train]\nlr = 0.1\n')
+    with pytest.raises(DeepshieldError, match="learning_rate"):
+        load_config(child)
+
+
+def test_the_train_command_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
+    bad = _write(tmp_path / "bad.toml", "[sbi]\nopacity = 2\n")
+    res = subprocess.run(
+        [sys.executable, "-m", "deepshield.cli.main", "train", "--config", str(bad), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode != 0 and "Traceback" not in res.stderr and "unknown config keys" in res.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_committed_config_loads_and_the_shipped_model_records_its_own() -> None:
+    configs = {p.stem: load_config(p) for p in sorted(CONFIGS.glob("*.toml"))}
+    assert len(configs) >= 2
+    # The shipped model's metadata holds the config it was trained with; the stage config must still resolve to it.
+    shipped = json.loads((ROOT / "src" / "deepshield" / "models" / "sbi_small.json").read_text())
+    assert configs["sbi_small_ft3"] == shipped["config"]
+    # A stage built on version 4 differs from version 4's recipe only where its file says so.
+    v4, stage11 = configs["sbi_small_ft3"], configs["sbi_small_ft9"]
+    assert stage11["model"] == v4["model"] and stage11["data"] == v4["data"]
+    assert stage11["sbi"] == {**v4["sbi"], "part_mask_prob": 0.25}
