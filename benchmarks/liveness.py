@@ -51,8 +51,10 @@ def main() -> int:
     m = open_media(tmp)
     info = m.info
     m.close()
-    print(f"session: {info.width}x{info.height}, {info.duration_s:.1f} s at {info.fps:.0f} fps, "
-          f"{tmp.stat().st_size / 1e6:.1f} MB; {os.cpu_count()} CPU cores")
+    print(
+        f"session: {info.width}x{info.height}, {info.duration_s:.1f} s at {info.fps:.0f} fps, "
+        f"{tmp.stat().st_size / 1e6:.1f} MB; {os.cpu_count()} CPU cores"
+    )
 
     def decode(sampling: FrameSampling) -> int:
         mm = open_media(tmp)
@@ -72,9 +74,11 @@ def main() -> int:
         return verify_track(tr, script, replay_index=MemoryReplayIndex()).outcome
 
     rows = []
-    for name, fn in (("decode all frames", lambda: decode(FrameSampling.rate(info.fps or 30, max_frames=100_000))),
-                     ("decode at 15 fps (verifier's sampling)", lambda: decode(FrameSampling.rate(15))),
-                     ("full verification", verify)):
+    for name, fn in (
+        ("decode all frames", lambda: decode(FrameSampling.rate(info.fps or 30, max_frames=100_000))),
+        ("decode at 15 fps (verifier's sampling)", lambda: decode(FrameSampling.rate(15))),
+        ("full verification", verify),
+    ):
         times = []
         for _ in range(args.runs):
             t0 = time.perf_counter()
@@ -86,8 +90,10 @@ def main() -> int:
         print(f"{name:42s} median {t:6.2f} s   ({t / base:4.1f}x decode-all)")
     full = rows[-1][1]
     verdict = "meets" if full < 5.0 else "MISSES"
-    print(f"10 s 720p session verified in {full:.2f} s (median of {args.runs}): {verdict} the 5 s target; "
-          f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"10 s 720p session verified in {full:.2f} s (median of {args.runs}): {verdict} the 5 s target; "
+        f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     return 0
 
 

@@ -28,8 +28,10 @@ def main() -> None:
     media = open_media(args.video)
     assert isinstance(media, VideoMedia), "a video is needed"
     info = media.info
-    print(f"video: {args.video.name}  {info.width}x{info.height}  {info.duration_s:.1f} s  {info.fps:.1f} fps  "
-          f"{info.frame_count} frames  codec {info.video_codec}")
+    print(
+        f"video: {args.video.name}  {info.width}x{info.height}  {info.duration_s:.1f} s  {info.fps:.1f} fps  "
+        f"{info.frame_count} frames  codec {info.video_codec}"
+    )
     analyzer = FaceAnalyzer()
     all_decode, sampled_decode, sampled_total = [], [], []
     faces_found = decoded = 0
@@ -51,14 +53,22 @@ def main() -> None:
             frames.append(f.index)
         sampled_total.append(time.perf_counter() - t)
     md_all, md_dec, md_tot = (statistics.median(x) for x in (all_decode, sampled_decode, sampled_total))
-    print(f"baseline  decode every frame : {n_all} frames in {md_all:.2f} s = {n_all / md_all:.0f} frames/s "
-          f"({md_all:.2f} s per video)")
-    print(f"ours      sampled decode only : {args.frames} frames in {md_dec:.2f} s = {args.frames / md_dec:.0f} "
-          f"frames/s (decoder produced {decoded} frames by seeking to keyframes)")
-    print(f"ours      sampled decode+faces: {args.frames} frames in {md_tot:.2f} s = {args.frames / md_tot:.1f} "
-          f"frames/s, {faces_found} faces")
-    print(f"ratio: sampling {args.frames} frames (with faces) takes {md_tot / md_all:.2f}x the time of decoding "
-          f"every frame once; decode-only sampling is {md_all / md_dec:.1f}x faster than decoding everything")
+    print(
+        f"baseline  decode every frame : {n_all} frames in {md_all:.2f} s = {n_all / md_all:.0f} frames/s "
+        f"({md_all:.2f} s per video)"
+    )
+    print(
+        f"ours      sampled decode only : {args.frames} frames in {md_dec:.2f} s = {args.frames / md_dec:.0f} "
+        f"frames/s (decoder produced {decoded} frames by seeking to keyframes)"
+    )
+    print(
+        f"ours      sampled decode+faces: {args.frames} frames in {md_tot:.2f} s = {args.frames / md_tot:.1f} "
+        f"frames/s, {faces_found} faces"
+    )
+    print(
+        f"ratio: sampling {args.frames} frames (with faces) takes {md_tot / md_all:.2f}x the time of decoding "
+        f"every frame once; decode-only sampling is {md_all / md_dec:.1f}x faster than decoding everything"
+    )
     analyzer.close()
 
 

@@ -49,10 +49,7 @@ def _png(seed: int) -> bytes:
 
 def _multipart(filename: str, data: bytes, fields: dict[str, str]) -> tuple[bytes, str]:
     b = uuid.uuid4().hex
-    parts = [
-        f'--{b}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-        for k, v in fields.items()
-    ]
+    parts = [f'--{b}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()]
     parts.append(
         f'--{b}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
         f"Content-Type: image/png\r\n\r\n".encode()
@@ -131,9 +128,7 @@ def run_phase(
 ) -> tuple[dict[str, list[float]], dict[str, int]]:
     q: Any = mp.Queue()
     start_at = time.time() + 1.0
-    procs = [
-        mp.Process(target=client, args=(i, port, key, mode, seconds, start_at, q)) for i in range(clients)
-    ]
+    procs = [mp.Process(target=client, args=(i, port, key, mode, seconds, start_at, q)) for i in range(clients)]
     for p in procs:
         p.start()
     lat: dict[str, list[float]] = {"health": [], "intake": [], "screen": []}

@@ -139,8 +139,10 @@ def run_robustness(n: int, size: int, seed: int) -> None:
         base: DwtDctSvd | None = DwtDctSvd()
     except ImportError:
         base = None
-        print("invisible-watermark not installed: baseline column skipped "
-              "(pip install --no-deps invisible-watermark; pip install PyWavelets)")
+        print(
+            "invisible-watermark not installed: baseline column skipped "
+            "(pip install --no-deps invisible-watermark; pip install PyWavelets)"
+        )
     rows: dict[str, dict[str, list[float]]] = {k: {"ob": [], "od": [], "bb": [], "bd": []} for k in ATTACKS}
     ps_o: list[float] = []
     ps_b: list[float] = []
@@ -229,8 +231,13 @@ def generated_images(count: int, seed: int) -> list[np.ndarray]:
             for _ in range(int(rng.integers(5, 40))):
                 c = tuple(int(v) for v in rng.integers(0, 256, 3))
                 cv2.circle(img, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(5, 120)), c, -1)
-                cv2.rectangle(img, (int(rng.integers(0, w)), int(rng.integers(0, h))),
-                              (int(rng.integers(0, w)), int(rng.integers(0, h))), c, int(rng.integers(-1, 4)))
+                cv2.rectangle(
+                    img,
+                    (int(rng.integers(0, w)), int(rng.integers(0, h))),
+                    (int(rng.integers(0, w)), int(rng.integers(0, h))),
+                    c,
+                    int(rng.integers(-1, 4)),
+                )
         else:  # periodic textures (a worst case for a tiled scheme's autocorrelation search)
             y, x = np.mgrid[0:h, 0:w]
             per = float(rng.uniform(4, 200))
@@ -269,11 +276,15 @@ def run_fpr(n_generated: int, seed: int) -> None:
         fp += int(d.detected)
         zs.append(d.sync_score)
         if checked % 100 == 0:
-            print(f"  {checked} checked ({n_photos} photos), false detections {fp}, "
-                  f"max sync score {max(zs):.2f}, {time.perf_counter() - t0:.0f} s", flush=True)
+            print(
+                f"  {checked} checked ({n_photos} photos), false detections {fp}, "
+                f"max sync score {max(zs):.2f}, {time.perf_counter() - t0:.0f} s",
+                flush=True,
+            )
     print(f"unmarked images checked: {checked} ({n_photos} shared photos, {checked - n_photos} generated)")
-    print(f"false detections: {fp}  (designed rate {DESIGNED_FPR:.1e} per image; "
-          f"expected {DESIGNED_FPR * checked:.1e})")
+    print(
+        f"false detections: {fp}  (designed rate {DESIGNED_FPR:.1e} per image; expected {DESIGNED_FPR * checked:.1e})"
+    )
     print(f"sync score on unmarked images: median {statistics.median(zs):.2f}, max {max(zs):.2f}")
     print(f"time {time.perf_counter() - t0:.0f} s")
 

@@ -75,8 +75,14 @@ def auth(key: str) -> dict[str, str]:
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
 ]
 
 
@@ -112,7 +118,9 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     log = open(tmp_path / "server.log", "w+")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "deepshield.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -214,9 +222,7 @@ def postgres_url() -> Iterator[str]:
 
         for _ in range(50):
             try:
-                with psycopg.connect(
-                    f"host=127.0.0.1 port={port} user=ds dbname=postgres", autocommit=True
-                ) as c:
+                with psycopg.connect(f"host=127.0.0.1 port={port} user=ds dbname=postgres", autocommit=True) as c:
                     c.execute("CREATE DATABASE deepshield")
                 break
             except psycopg.OperationalError:
@@ -239,5 +245,3 @@ def reset_pg(url: str) -> None:
     with eng.begin() as c:
         c.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     eng.dispose()
-
-

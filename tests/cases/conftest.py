@@ -178,9 +178,7 @@ class Server:
             except OSError:
                 pass
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"server exited: {(self.settings.home / f'server-{self.port}.log').read_text()}"
-                )
+                raise RuntimeError(f"server exited: {(self.settings.home / f'server-{self.port}.log').read_text()}")
             time.sleep(0.1)
         raise RuntimeError("server did not start")
 
@@ -200,4 +198,3 @@ class Server:
                 self.kill()
         if hasattr(self, "log"):
             self.log.close()
-

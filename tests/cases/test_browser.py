@@ -13,6 +13,8 @@ from deepshield.store.db import reset_engines, session_scope
 from .conftest import Server, make_image
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
 @pytest.fixture
 def server(sqlite_settings, tmp_path):  # type: ignore[no-untyped-def]
     with session_scope(sqlite_settings) as s:

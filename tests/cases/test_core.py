@@ -142,9 +142,7 @@ def test_queue_orders_by_time_left_and_warns_before_breach(ctx, make_fields):
 def test_illegal_transition_is_refused(ctx, make_fields):
     cid, _ = _new(ctx, make_fields())
     with session_scope(ctx.settings) as s, pytest.raises(InvalidTransition):
-        service.transition(
-            s, service.get_case(s, cid), State.UPHELD, actor="x", actor_kind="human", reason="r"
-        )
+        service.transition(s, service.get_case(s, cid), State.UPHELD, actor="x", actor_kind="human", reason="r")
 
 
 def test_stale_version_is_refused(ctx, make_fields):

@@ -8,9 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-schemathesis = pytest.importorskip(
-    "schemathesis", reason="schemathesis not installed (pip install -e .[dev])"
-)
+schemathesis = pytest.importorskip("schemathesis", reason="schemathesis not installed (pip install -e .[dev])")
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 from deepshield.accounts.service import create_api_key  # noqa: E402
@@ -24,8 +22,16 @@ pytestmark = pytest.mark.slow
 #: Examples per operation: a handful in the suite; raise it (DEEPSHIELD_FUZZ_EXAMPLES=200) for a deeper search.
 EXAMPLES = int(os.environ.get("DEEPSHIELD_FUZZ_EXAMPLES", "8"))
 KEY: dict[str, str] = {}
-CASE_PATHS = ("/v1/cases", "/v1/reports", "/v1/uploads", "/v1/transparency", "/v1/webhooks", "/v1/audit",
-              "/v1/statements", "/v1/selfservice")
+CASE_PATHS = (
+    "/v1/cases",
+    "/v1/reports",
+    "/v1/uploads",
+    "/v1/transparency",
+    "/v1/webhooks",
+    "/v1/audit",
+    "/v1/statements",
+    "/v1/selfservice",
+)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -44,9 +50,7 @@ def api_schema(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     app.state.cases_ctx = CasesContext.build(s, bank=MemoryHashBank(), screeners=[], start_worker=False)
     with session_scope(s) as ss:
         KEY["admin"], _ = create_api_key(ss, ["admin"], "fuzz")
-    yield schemathesis.openapi.from_asgi("/openapi.json", app).include(
-        path_regex="^(" + "|".join(CASE_PATHS) + ")"
-    )
+    yield schemathesis.openapi.from_asgi("/openapi.json", app).include(path_regex="^(" + "|".join(CASE_PATHS) + ")")
     reset_engines()
 
 
@@ -64,8 +68,7 @@ def test_no_server_errors(api_schema) -> None:  # type: ignore[no-untyped-def]
         def run(case: schemathesis.Case) -> None:
             response = case.call(headers={"Authorization": f"Bearer {KEY['admin']}"})
             statuses.append(response.status_code)
-            assert response.status_code < 500, (case.method, case.path, response.status_code,
-            response.text[:300])
+            assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:300])
 
         run()
         checked.append(f"{op.method.upper()} {op.path}")

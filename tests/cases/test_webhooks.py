@@ -38,9 +38,7 @@ class Platform:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with platform.lock:
                     platform.requests += 1
-                    if not webhooks.verify_signature(
-                        SECRET, self.headers.get(webhooks.SIGNATURE_HEADER, ""), body
-                    ):
+                    if not webhooks.verify_signature(SECRET, self.headers.get(webhooks.SIGNATURE_HEADER, ""), body):
                         platform.bad_signatures += 1
                         self.send_response(401)
                         self.end_headers()

@@ -93,7 +93,9 @@ def test_make_swaps_refuses_an_unknown_region_before_any_work(tmp_path: Path) ->
     out = tmp_path / "swaps"
     res = subprocess.run(
         [sys.executable, "-m", "deepshield.cli.main", "make-swaps", "--out", str(out), "--region", "chin"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert res.returncode == 2 and "Traceback" not in res.stderr and "unknown swap region" in res.stderr
     assert not out.exists()

@@ -265,7 +265,9 @@ def test_bad_checkpoints_are_clear_errors_and_never_run_code(tmp_path: Path) -> 
     out = tmp_path / "models"
     res = subprocess.run(
         [sys.executable, "-m", "deepshield.cli.main", "export", "--checkpoint", str(hostile), "--out", str(out)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert res.returncode == 2 and "Traceback" not in res.stderr and "not a readable" in res.stderr
     assert not marker.exists() and not out.exists()

@@ -73,6 +73,7 @@ def png_bytes(w: int = 64, h: int = 48) -> bytes:
 
 def png_claiming(width: int, height: int) -> bytes:
     """A valid PNG signature and IHDR claiming a huge size, with a tiny IDAT: a decompression-bomb header."""
+
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 

@@ -80,8 +80,9 @@ def test_bad_uploads_get_4xx_with_a_reason(app_client: Any, api_key: Callable[..
     for name, p in hostile_corpus(tmp_path / "bad", good).items():
         if not p.exists():
             continue
-        r = app_client.post("/v1/scans", files={"file": (name, p.read_bytes(), "application/octet-stream")},
-                            headers=auth(key))
+        r = app_client.post(
+            "/v1/scans", files={"file": (name, p.read_bytes(), "application/octet-stream")}, headers=auth(key)
+        )
         if r.status_code == 200:
             # Damage found only while decoding frames: the scan completes with a typed error.
             assert r.json()["ok"] is False and r.json()["error"]["code"], name
@@ -92,8 +93,9 @@ def test_bad_uploads_get_4xx_with_a_reason(app_client: Any, api_key: Callable[..
     assert r.status_code == 422
 
 
-def test_oversized_upload_is_refused_while_streaming(ds_home: Path, api_key: Callable[..., str],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oversized_upload_is_refused_while_streaming(
+    ds_home: Path, api_key: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fastapi.testclient import TestClient
 
     from deepshield.api.app import create_app
@@ -103,8 +105,11 @@ def test_oversized_upload_is_refused_while_streaming(ds_home: Path, api_key: Cal
     get_settings.cache_clear()
     app = create_app(get_settings())
     with TestClient(app) as client:
-        r = client.post("/v1/scans", files={"file": ("big.jpg", b"\xff\xd8\xff" + b"0" * 400_000, "image/jpeg")},
-                        headers=auth(api_key("scan")))
+        r = client.post(
+            "/v1/scans",
+            files={"file": ("big.jpg", b"\xff\xd8\xff" + b"0" * 400_000, "image/jpeg")},
+            headers=auth(api_key("scan")),
+        )
     assert r.status_code == 413 and "limit" in r.json()["detail"]
     assert not any((ds_home / "uploads").glob("*")) if (ds_home / "uploads").exists() else True
 

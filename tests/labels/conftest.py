@@ -34,6 +34,8 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = lambda *a: subprocess.run(["ffmpeg", "-v", "error", "-y", *a], check=True, timeout=120)  # noqa: E731
     run("-f", "lavfi", "-i", "sine=frequency=330:sample_rate=16000", "-t", "1.5", str(d / "a.wav"))
     run("-f", "lavfi", "-i", "sine=frequency=330", "-t", "1.5", "-metadata", "title=tune", str(d / "a.mp3"))
+    # fmt: off
     run("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=12", "-f", "lavfi", "-i", "sine=frequency=500",
         "-t", "3", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(d / "v.mp4"))
+    # fmt: on
     return d

@@ -67,8 +67,9 @@ def test_pixel_edit_makes_manifest_invalid_and_names_the_check(
     assert any("C2PA manifest Invalid" in c for c in full.conflicts)
 
 
-def test_stripped_manifest_reported_absent_but_metadata_still_read(keys_home: Path, media_dir: Path,
-                                                                    tmp_path: Path) -> None:
+def test_stripped_manifest_reported_absent_but_metadata_still_read(
+    keys_home: Path, media_dir: Path, tmp_path: Path
+) -> None:
     dst = tmp_path / "a.jpg"
     label_file(media_dir / "a.jpg", dst, LabelOptions(), keys_home)
     stripped = tmp_path / "reencoded.jpg"
@@ -83,8 +84,7 @@ def test_stripped_manifest_reported_absent_but_metadata_still_read(keys_home: Pa
 def test_forged_aigc_block_is_unverified_not_valid(keys_home: Path, media_dir: Path, tmp_path: Path) -> None:
     dst = tmp_path / "forged.jpg"
     forged = (
-        '{"Label":"1","ContentProducer":"acme-gen","ProduceID":"x",'
-        '"ReservedCode1":"ds-ed25519:0011223344556677:AAAA"}'
+        '{"Label":"1","ContentProducer":"acme-gen","ProduceID":"x","ReservedCode1":"ds-ed25519:0011223344556677:AAAA"}'
     )
     write_aigc_json(media_dir / "a.jpg", dst, forged)
     rep = verify_file(dst, watermark=False, home=keys_home)
@@ -153,8 +153,13 @@ def test_video_label_two_seconds_audio_kept_and_cue(keys_home: Path, media_dir: 
     dst = tmp_path / "v.mp4"
     res = label_file(media_dir / "v.mp4", dst, LabelOptions(watermark=False, position="top-left"), keys_home)
     box = res.visible or {}
-    streams = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type:format_tags",
-                                         "-of", "json", str(dst)], capture_output=True, text=True).stdout)
+    streams = json.loads(
+        subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type:format_tags", "-of", "json", str(dst)],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     assert sorted(s["codec_type"] for s in streams["streams"]) == ["audio", "video"]
     assert json.loads(streams["format"]["tags"]["AIGC"])["Label"] == "1"  # ffprobe reads the MP4 key
     diffs: dict[float, float] = {}
@@ -215,8 +220,12 @@ def test_api_label_and_verify(app_client, api_key, media_dir: Path) -> None:  # 
     init_keys(get_settings().home)
     key = api_key("label")
     with open(media_dir / "a.jpg", "rb") as f:
-        r = app_client.post("/v1/labels", headers=auth(key), files={"file": ("a.jpg", f, "image/jpeg")},
-                            data={"producer": "api-gen", "produce_id": "api-1"})
+        r = app_client.post(
+            "/v1/labels",
+            headers=auth(key),
+            files={"file": ("a.jpg", f, "image/jpeg")},
+            data={"producer": "api-gen", "produce_id": "api-1"},
+        )
     assert r.status_code == 200, r.text
     meta = json.loads(base64.b64decode(r.headers["X-Deepshield-Label"]))
     assert meta["aigc"]["ProduceID"] == "api-1"
@@ -226,8 +235,9 @@ def test_api_label_and_verify(app_client, api_key, media_dir: Path) -> None:  # 
     rep = r.json()
     assert rep["decision"] == "AI-generated" and rep["c2pa"]["state"] == "Trusted"
     assert rep["metadata"]["ReservedCode1"] == "valid"
-    r = app_client.post("/v1/labels/verify", headers=auth(api_key("scan")),
-                        files={"file": ("l.jpg", labelled, "image/jpeg")})
+    r = app_client.post(
+        "/v1/labels/verify", headers=auth(api_key("scan")), files={"file": ("l.jpg", labelled, "image/jpeg")}
+    )
     assert r.status_code == 403
     r = app_client.post("/v1/labels", headers=auth(key), files={"file": ("x.txt", b"hello", "text/plain")})
     assert 400 <= r.status_code < 500 and "error" in r.json()
@@ -237,9 +247,11 @@ def test_video_frames_carry_the_watermark(keys_home: Path, shared_faces: Path, t
     """A short clip made from a real photo: every frame watermarked, found again after H.264 encoding."""
     src = tmp_path / "clip.mp4"
     photo = shared_faces / "real_photos" / "df_img10.jpg"
+    # fmt: off
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-loop", "1", "-i", str(photo), "-t", "1", "-r", "8",
                     "-vf", "scale=400:-2,noise=alls=4:allf=t", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(src)],
                    check=True, timeout=120)
+    # fmt: on
     dst = tmp_path / "labelled.mp4"
     res = label_file(src, dst, LabelOptions(produce_id="vid-1", c2pa=False), keys_home)
     rep = verify_file(dst, home=keys_home)

@@ -15,6 +15,7 @@ def faceless_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     rng = np.random.default_rng(0)
     base = np.tile(np.linspace(60, 200, 160, dtype=np.float32)[None, :, None], (120, 1, 3))
-    frames = [np.clip(np.roll(base, i, axis=1) + rng.normal(0, 3, base.shape), 0, 255).astype(np.uint8)
-              for i in range(20)]
+    frames = [
+        np.clip(np.roll(base, i, axis=1) + rng.normal(0, 3, base.shape), 0, 255).astype(np.uint8) for i in range(20)
+    ]
     return write_video(tmp_path_factory.mktemp("vid") / "noface.mp4", frames, 10.0)

@@ -11,9 +11,18 @@ from deepshield.liveness.script import FLASH_COLOURS, ChallengeScript
 FPS = 15.0
 
 
-def follow(script: ChallengeScript, delay_s: float = 0.5, flash_gain: float = 0.12, flash_on_bg: float = 0.0,
-           flashes: ChallengeScript | None = None, seed: int = 0, order: list[int] | None = None,
-           late_s: float = 0.0, added_light: float = 0.0, bg_scale: float = 1.0) -> SessionTrack:
+def follow(
+    script: ChallengeScript,
+    delay_s: float = 0.5,
+    flash_gain: float = 0.12,
+    flash_on_bg: float = 0.0,
+    flashes: ChallengeScript | None = None,
+    seed: int = 0,
+    order: list[int] | None = None,
+    late_s: float = 0.0,
+    added_light: float = 0.0,
+    bg_scale: float = 1.0,
+) -> SessionTrack:
     """A track of a person performing `script` (each move `delay_s` after its window opens), lit by the
     flashes of `flashes` (default: the same script). `order` permutes which step's move is made in which
     window; `late_s` delays every move."""
@@ -60,9 +69,24 @@ def follow(script: ChallengeScript, delay_s: float = 0.5, flash_gain: float = 0.
         if not has[i]:
             samples.append(Sample(t=float(ti), has_face=False))
             continue
-        samples.append(Sample(t=float(ti), has_face=True, yaw=float(yaw[i]), pitch=float(pitch[i]), roll=0.0,
-                              ear=float(ear[i]), face_rgb=tuple(face), bg_rgb=tuple(bg),  # type: ignore[arg-type]
-                              face_center=(320.0 + yaw[i], 240.0), face_width=200.0))
-    keys = [Keyframe(t=float(t[i]), faces=[], rgb=None, phash=int(rng.integers(0, 2**63)),
-                     yaw=float(yaw[i]) if has[i] else None) for i in range(0, n, 5)]
+        samples.append(
+            Sample(
+                t=float(ti),
+                has_face=True,
+                yaw=float(yaw[i]),
+                pitch=float(pitch[i]),
+                roll=0.0,
+                ear=float(ear[i]),
+                face_rgb=tuple(face),
+                bg_rgb=tuple(bg),  # type: ignore[arg-type]
+                face_center=(320.0 + yaw[i], 240.0),
+                face_width=200.0,
+            )
+        )
+    keys = [
+        Keyframe(
+            t=float(t[i]), faces=[], rgb=None, phash=int(rng.integers(0, 2**63)), yaw=float(yaw[i]) if has[i] else None
+        )
+        for i in range(0, n, 5)
+    ]
     return SessionTrack(fps=FPS, width=640, height=480, duration_s=float(t[-1]), samples=samples, keyframes=keys)

@@ -15,15 +15,21 @@ from tests.conftest import auth
 
 def _create(client: Any, key: str, photo: Path, subject: str = "cust-1", device: str = "dev-1") -> Any:
     with open(photo, "rb") as f:
-        return client.post("/v1/liveness/sessions", headers=auth(key),
-                           files={"id_photo": (photo.name, f, "image/jpeg")},
-                           data={"subject": subject, "device": device})
+        return client.post(
+            "/v1/liveness/sessions",
+            headers=auth(key),
+            files={"id_photo": (photo.name, f, "image/jpeg")},
+            data={"subject": subject, "device": device},
+        )
 
 
 def _upload(client: Any, sid: str, token: str, video: Path) -> Any:
     with open(video, "rb") as f:
-        return client.post(f"/v1/liveness/sessions/{sid}/video", headers={"X-Liveness-Token": token},
-                           files={"video": (video.name, f, "video/mp4")})
+        return client.post(
+            f"/v1/liveness/sessions/{sid}/video",
+            headers={"X-Liveness-Token": token},
+            files={"video": (video.name, f, "video/mp4")},
+        )
 
 
 @pytest.fixture()
@@ -84,8 +90,9 @@ def test_scope_is_required(app_client: Any, api_key: Any, id_photo: Path) -> Non
     assert _create(app_client, api_key("match"), id_photo).status_code == 403
 
 
-def test_expired_session_refuses_the_upload(app_client: Any, api_key: Any, id_photo: Path,
-                                             faceless_video: Path) -> None:
+def test_expired_session_refuses_the_upload(
+    app_client: Any, api_key: Any, id_photo: Path, faceless_video: Path
+) -> None:
     from deepshield.liveness.models import LivenessSession
     from deepshield.store.db import session_scope
 
@@ -110,8 +117,9 @@ def test_lockout_after_five_failures(app_client: Any, api_key: Any, id_photo: Pa
     assert _create(app_client, key, id_photo, subject="someone-else", device="d-10").status_code == 201
 
 
-def test_a_broken_upload_does_not_use_up_the_session(app_client: Any, api_key: Any, id_photo: Path,
-                                                     tmp_path: Path, faceless_video: Path) -> None:
+def test_a_broken_upload_does_not_use_up_the_session(
+    app_client: Any, api_key: Any, id_photo: Path, tmp_path: Path, faceless_video: Path
+) -> None:
     body = _create(app_client, api_key("scan"), id_photo).json()
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(faceless_video.read_bytes()[:2000])

@@ -21,8 +21,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def _api_key(home: Path) -> str:
     env = {**os.environ, "DEEPSHIELD_HOME": str(home)}
     env.pop("DATABASE_URL", None)
-    out = subprocess.run([sys.executable, "-m", "deepshield.cli.main", "apikey", "create", "--scope", "scan"],
-                         env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "deepshield.cli.main", "apikey", "create", "--scope", "scan"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip().splitlines()[-1]
 
 
@@ -35,26 +40,40 @@ def test_capture_page_records_and_uploads(live_server: Any, shared_faces: Path, 
         pytest.skip("ffmpeg missing (scripts/apt-packages.txt)")
     src = shared_faces / "real_videos" / "st_WDA_AlexandriaOcasioCortez_000.mp4"
     y4m = tmp_path / "camera.y4m"
+    # fmt: off
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(src), "-t", "8", "-vf", "scale=640:480,fps=15",
                     "-pix_fmt", "yuv420p", str(y4m)], check=True)
+    # fmt: on
     id_photo = tmp_path / "id.png"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-ss", "7.5", "-i", str(src), "-frames:v", "1",
-                    str(id_photo)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-ss", "7.5", "-i", str(src), "-frames:v", "1", str(id_photo)],
+        check=True,
+    )
 
     key = _api_key(live_server.home)
     with open(id_photo, "rb") as f:
-        r = httpx.post(live_server.url + "/v1/liveness/sessions", headers=auth(key),
-                       files={"id_photo": ("id.png", f, "image/png")}, data={"subject": "s-1", "device": "d-1"},
-                       timeout=60)
+        r = httpx.post(
+            live_server.url + "/v1/liveness/sessions",
+            headers=auth(key),
+            files={"id_photo": ("id.png", f, "image/png")},
+            data={"subject": "s-1", "device": "d-1"},
+            timeout=60,
+        )
     assert r.status_code == 201, r.text
     session = r.json()
 
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            *CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={y4m}"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                *CHROMIUM_ARGS,
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                f"--use-file-for-fake-video-capture={y4m}",
+            ],
+        )
         try:
             ctx = b.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
             ctx.grant_permissions(["camera"], origin=live_server.url)
@@ -70,8 +89,10 @@ def test_capture_page_records_and_uploads(live_server: Any, shared_faces: Path, 
             page.wait_for_selector("#flash.on", timeout=10_000)
             colour = page.eval_on_selector("#flash", "e => getComputedStyle(e).backgroundColor")
             assert colour in {f"rgb({r}, {g}, {b_})" for r, g, b_ in (f["rgb"] for f in session["script"]["flashes"])}
-            page.wait_for_function("document.body.dataset.uploaded !== undefined",
-                                   timeout=int((session["script"]["duration_s"] + 120) * 1000))
+            page.wait_for_function(
+                "document.body.dataset.uploaded !== undefined",
+                timeout=int((session["script"]["duration_s"] + 120) * 1000),
+            )
             assert page.evaluate("document.body.dataset.uploaded") == "1", page.inner_text("#status")
             status_text = page.inner_text("#status")
             api_bodies = [resp.text() for resp in responses if "/v1/" in resp.url]
@@ -83,8 +104,9 @@ def test_capture_page_records_and_uploads(live_server: Any, shared_faces: Path, 
     assert len(api_bodies) == 2
     assert all("score" not in body and "decision" not in body for body in api_bodies), api_bodies
 
-    d = httpx.get(f"{live_server.url}/v1/liveness/sessions/{session['session_id']}?detail=true", headers=auth(key),
-                  timeout=30).json()
+    d = httpx.get(
+        f"{live_server.url}/v1/liveness/sessions/{session['session_id']}?detail=true", headers=auth(key), timeout=30
+    ).json()
     assert d["status"] == "decided" and d["decision"] in ("pass", "fail", "review")
     # A talking-head clip cannot follow a script of head turns: the challenge signal must say which steps.
     assert d["decision"] == "fail"

@@ -12,8 +12,9 @@ from deepshield.liveness.service import LivenessService, LivenessSettings, Locke
 from deepshield.store.db import session_scope, upgrade_schema
 
 
-def test_sessions_and_lockout_on_postgres(tmp_path: Path, shared_faces: Path, faceless_video: Path,
-                                          postgres_url: str) -> None:
+def test_sessions_and_lockout_on_postgres(
+    tmp_path: Path, shared_faces: Path, faceless_video: Path, postgres_url: str
+) -> None:
     st = Settings(home=tmp_path, DATABASE_URL=postgres_url)
     upgrade_schema(st)
     svc = LivenessService(st, LivenessSettings(max_failures=2))

@@ -18,9 +18,11 @@ def test_make_attacks_and_evaluate(shared_faces: Path, tmp_path: Path) -> None:
 
     suite = tmp_path / "suite"
     run = CliRunner().invoke
+    # fmt: off
     r = run(app, ["liveness", "make-attacks", "--out", str(suite), "--faces", str(shared_faces), "--segments", "1",
                   "--photos", "2", "--genuine-variants", "1", "--other-scripts", "2", "--replays", "1",
                   "--swaps", "1"])
+    # fmt: on
     assert r.exit_code == 0, r.output
     trials = load_manifest(suite)
     kinds = {t.kind for t in trials}
@@ -37,8 +39,10 @@ def test_make_attacks_and_evaluate(shared_faces: Path, tmp_path: Path) -> None:
             m.close()
     # A resumed run keeps every finished unit and builds nothing again.
     before = (suite / "manifest.jsonl").read_text()
+    # fmt: off
     r = run(app, ["liveness", "make-attacks", "--out", str(suite), "--faces", str(shared_faces), "--segments", "1",
                   "--photos", "2", "--resume"])
+    # fmt: on
     assert r.exit_code == 0 and "0 units to build" in r.output, r.output
     assert (suite / "manifest.jsonl").read_text() == before
     report = tmp_path / "report.json"

@@ -91,9 +91,7 @@ def hash_password(password: str) -> str:
 def verify_password(password: str, stored: str) -> bool:
     try:
         _, n, r, p, salt_b64, dk_b64 = stored.split("$")
-        dk = hashlib.scrypt(
-            password.encode(), salt=base64.b64decode(salt_b64), n=int(n), r=int(r), p=int(p), dklen=32
-        )
+        dk = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt_b64), n=int(n), r=int(r), p=int(p), dklen=32)
         return hmac.compare_digest(dk, base64.b64decode(dk_b64))
     except (ValueError, TypeError):
         return False

@@ -98,16 +98,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _data_error(_: Request, exc: DataError) -> JSONResponse:
         # A value the database cannot hold (NUL characters on PostgreSQL, out-of-range numbers) is bad input.
         return JSONResponse(
-            {"error": "invalid_value", "detail": "a value in the request cannot be stored (out of range or invalid "
-             "characters)"},
+            {
+                "error": "invalid_value",
+                "detail": "a value in the request cannot be stored (out of range or invalid characters)",
+            },
             status_code=422,
         )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": list(e.get("loc", [])), "msg": str(e.get("msg", ""))} for e in exc.errors()
-        ]
+        errors = [{"loc": list(e.get("loc", [])), "msg": str(e.get("msg", ""))} for e in exc.errors()]
         return JSONResponse({"error": "invalid_request", "detail": errors}, status_code=422)
 
     static = Path(__file__).parent / "static"

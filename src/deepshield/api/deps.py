@@ -65,8 +65,9 @@ def require_scope(scope: str) -> Callable[..., Principal]:
         elif user is not None:
             principal = user_principal(user)
         if principal is None:
-            raise HTTPException(401, "an API key is required: send `Authorization: Bearer KEY`",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "an API key is required: send `Authorization: Bearer KEY`", headers={"WWW-Authenticate": "Bearer"}
+            )
         if not principal.has_scope(scope):
             raise HTTPException(403, f"this key lacks the `{scope}` scope")
         return principal

@@ -57,6 +57,11 @@ class BodySizeLimit:
         body = json.dumps(
             {"error": "media_too_large", "detail": f"request body is over the limit of {self.max_bytes / 1e6:.0f} MB"}
         ).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

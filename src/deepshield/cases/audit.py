@@ -122,9 +122,7 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
     after = 0
     while True:
         rows = list(
-            session.scalars(
-                select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(batch)
-            )
+            session.scalars(select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(batch))
         )
         if not rows:
             break
@@ -133,9 +131,7 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
             if ev.seq != expected_seq:
                 problems.append(f"event {ev.seq}: expected seq {expected_seq} (event(s) deleted)")
             if ev.prev_hash != prev:
-                problems.append(
-                    f"event {ev.seq}: prev_hash does not match the previous event (deleted or reordered)"
-                )
+                problems.append(f"event {ev.seq}: prev_hash does not match the previous event (deleted or reordered)")
             h = event_hash(
                 ev.seq,
                 ev.case_id,
@@ -164,6 +160,4 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
 
 
 def events_for_case(session: Session, case_id: str) -> list[AuditEvent]:
-    return list(
-        session.scalars(select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq))
-    )
+    return list(session.scalars(select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq)))

@@ -43,9 +43,7 @@ def verify(json_out: Annotated[bool, typer.Option("--json", help="print a JSON o
     with session_scope(_settings()) as s:
         r = audit.verify(s)
     if json_out:
-        typer.echo(
-            json.dumps({"ok": r.ok, "events": r.events, "head_hash": r.head_hash, "problems": r.problems})
-        )
+        typer.echo(json.dumps({"ok": r.ok, "events": r.events, "head_hash": r.head_hash, "problems": r.problems}))
     else:
         for p in r.problems:
             console.print(f"[red]{p}[/red]", highlight=False)
@@ -88,9 +86,7 @@ def deliver(
     settings = _settings()
     pol = load_policy(settings)
     if not pol.webhook.url:
-        raise DeepshieldError(
-            "no webhook URL configured (DEEPSHIELD_WEBHOOK_URL or webhook.url in cases.json)"
-        )
+        raise DeepshieldError("no webhook URL configured (DEEPSHIELD_WEBHOOK_URL or webhook.url in cases.json)")
     while True:
         n = webhooks.deliver_due(settings, pol.webhook)
         console.print(f"delivered {n}")

@@ -69,9 +69,7 @@ class Case(Base):
     valid_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    decision: Mapped[str | None] = mapped_column(
-        String(64), nullable=True
-    )  # e.g. "remove,bank" or "no_action"
+    decision: Mapped[str | None] = mapped_column(String(64), nullable=True)  # e.g. "remove,bank" or "no_action"
     assignee: Mapped[str | None] = mapped_column(String(128), nullable=True)
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: when the deadline sweep raised the warning / the breach (each is announced once)

@@ -49,9 +49,7 @@ REDRESS = (
 
 def legal_ground(category: str, jurisdiction: str) -> str:
     return (
-        LEGAL_GROUND.get((category, jurisdiction))
-        or LEGAL_GROUND.get((category, "*"))
-        or LEGAL_GROUND[("other", "*")]
+        LEGAL_GROUND.get((category, jurisdiction)) or LEGAL_GROUND.get((category, "*")) or LEGAL_GROUND[("other", "*")]
     )
 
 
@@ -73,8 +71,7 @@ def make_statement(
         case_id=case.id,
         decision="+".join(k for k in kinds if k != "no_action"),
         visibility=VISIBILITY[main],
-        territorial_scope=territorial_scope
-        or ("worldwide" if main == "remove" else case.jurisdiction or "worldwide"),
+        territorial_scope=territorial_scope or ("worldwide" if main == "remove" else case.jurisdiction or "worldwide"),
         duration=duration,
         facts=facts,
         notice_triggered=case.source in ("api", "form"),
@@ -134,9 +131,7 @@ def transparency_record(sor: StatementOfReasons) -> dict[str, Any]:
         if sor.automated_decision
         else "AUTOMATED_DECISION_NOT_AUTOMATED",
         "application_date": sor.created_at.date().isoformat(),
-        "decision_facts": (
-            "Synthetic media reported by notice and reviewed against the legal ground and terms cited."
-        ),
+        "decision_facts": ("Synthetic media reported by notice and reviewed against the legal ground and terms cited."),
         "revoked": sor.revoked_at is not None,
     }
 

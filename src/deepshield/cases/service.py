@@ -135,8 +135,7 @@ def check_validity(f: ReportFields) -> list[Missing]:
         out.append(
             Missing(
                 "content_locations",
-                "the exact URL(s) of the content, to identify and locate it "
-                "(TAKE IT DOWN Act; DSA Art. 16(2)(b))",
+                "the exact URL(s) of the content, to identify and locate it (TAKE IT DOWN Act; DSA Art. 16(2)(b))",
             )
         )
     bad = [u for u in f.content_locations if not _URL.match(u)]
@@ -170,9 +169,7 @@ def check_validity(f: ReportFields) -> list[Missing]:
                 )
             )
     if not (f.reporter_email or f.reporter_contact) and f.category != "csam":
-        out.append(
-            Missing("contact", "contact information so we can confirm receipt and tell you the decision")
-        )
+        out.append(Missing("contact", "contact information so we can confirm receipt and tell you the decision"))
     if f.reporter_email and not _EMAIL.match(f.reporter_email):
         out.append(Missing("reporter_email", "not a valid email address"))
     if f.jurisdiction in EU and f.category != "csam":
@@ -182,9 +179,7 @@ def check_validity(f: ReportFields) -> list[Missing]:
             out.append(Missing("reporter_email", "the notifier's email address (DSA Art. 16(2)(c))"))
     if f.jurisdiction in EU and len(f.explanation) < 10:
         out.append(
-            Missing(
-                "explanation", "a substantiated explanation of why the content is illegal (DSA Art. 16(2)(a))"
-            )
+            Missing("explanation", "a substantiated explanation of why the content is illegal (DSA Art. 16(2)(a))")
         )
     return out
 
@@ -332,9 +327,7 @@ def _revalidate(
     holds this result (a new case), so skip the UPDATE."""
     missing = check_validity(f)
     if not stored:
-        session.execute(
-            update(Case).where(Case.id == case.id).values(missing=json.dumps([asdict(m) for m in missing]))
-        )
+        session.execute(update(Case).where(Case.id == case.id).values(missing=json.dumps([asdict(m) for m in missing])))
         session.refresh(case)
     if missing:
         if case.state != State.NEEDS_INFO.value:
@@ -382,9 +375,7 @@ def supply_info(
     """Fill in what a `needs_info` notice lacked, then check it again."""
     case = get_case(session, case_id)
     if case.state not in (State.RECEIVED.value, State.NEEDS_INFO.value):
-        raise DeepshieldError(
-            f"case {case.id} is {case.state}: information can only be added while it needs info"
-        )
+        raise DeepshieldError(f"case {case.id} is {case.state}: information can only be added while it needs info")
     f = fields_of(case)
     for k, v in updates.items():
         if v is None or not hasattr(f, k):
@@ -477,9 +468,7 @@ def transition(
 
 def timeline(session: Session, case_id: str) -> list[CaseTransition]:
     return list(
-        session.scalars(
-            select(CaseTransition).where(CaseTransition.case_id == case_id).order_by(CaseTransition.id)
-        )
+        session.scalars(select(CaseTransition).where(CaseTransition.case_id == case_id).order_by(CaseTransition.id))
     )
 
 
@@ -549,9 +538,7 @@ def queue(
     decide = [st for st in states if st in OPEN_FOR_DECISION]
     others = [st for st in states if st not in OPEN_FOR_DECISION]
     rows = list(
-        session.scalars(
-            select(Case).where(Case.state.in_(decide)).order_by(Case.due_at, Case.received_at).limit(limit)
-        )
+        session.scalars(select(Case).where(Case.state.in_(decide)).order_by(Case.due_at, Case.received_at).limit(limit))
     )
     if len(rows) < limit and others:
         rows += session.scalars(

@@ -59,6 +59,4 @@ def check_transition(current: str, target: str) -> None:
         raise InvalidTransition(f"unknown state: {e}") from None
     if tgt not in TRANSITIONS[cur]:
         allowed = ", ".join(sorted(TRANSITIONS[cur])) or "none (final)"
-        raise InvalidTransition(
-            f"a case in state {cur.value!r} cannot move to {tgt.value!r} (allowed: {allowed})"
-        )
+        raise InvalidTransition(f"a case in state {cur.value!r} cannot move to {tgt.value!r} (allowed: {allowed})")

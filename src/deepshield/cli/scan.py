@@ -94,8 +94,14 @@ def scan(
     console = Console(stderr=True)
     results: list[dict[str, Any]] = []
     progress = Progress(
-        TextColumn("[bold]scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.description}"), console=console, transient=False, disable=not files,
+        TextColumn("[bold]scanning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=False,
+        disable=not files,
     )
 
     def emit(r: dict[str, Any]) -> None:

@@ -253,7 +253,14 @@ def _artifacts(
                 hm = np.asarray(evidence["heatmap"])
                 hm_crop = None if evidence.get("crop") is None else np.asarray(evidence["crop"])
         out.append(
-            FaceArtifact(label=label, face=f, crop=crop.image, crop_landmarks=lms, score=face_scores.get(id(f)),
-                         heatmap=hm, heatmap_crop=hm_crop)
+            FaceArtifact(
+                label=label,
+                face=f,
+                crop=crop.image,
+                crop_landmarks=lms,
+                score=face_scores.get(id(f)),
+                heatmap=hm,
+                heatmap_crop=hm_crop,
+            )
         )
     return out

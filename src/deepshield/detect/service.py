@@ -33,8 +33,17 @@ class ScanService:
     def create(self, filename: str, media_path: Path, sha256: str, created_by: str | None) -> str:
         scan_id = uuid.uuid4().hex
         with session_scope(self.settings) as s:
-            s.add(ScanRecord(id=scan_id, filename=filename[:512], media_path=str(media_path), sha256=sha256,
-                             status="queued", progress=0.0, created_by=created_by))
+            s.add(
+                ScanRecord(
+                    id=scan_id,
+                    filename=filename[:512],
+                    media_path=str(media_path),
+                    sha256=sha256,
+                    status="queued",
+                    progress=0.0,
+                    created_by=created_by,
+                )
+            )
         return scan_id
 
     def submit(self, scan_id: str) -> Future[dict[str, Any]]:

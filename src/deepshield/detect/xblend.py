@@ -18,11 +18,18 @@ from deepshield.faces.landmarks import FACE_OVAL, LEFT_EYE, LIPS_OUTER, RIGHT_EY
 
 #: Mesh points the warp follows (oval, eyes, brows, nose, lips): a coarser warp than the swap generator's
 #: 468 points, about 4x cheaper, and the coarseness is one more variation for the model to see.
-WARP_POINTS = np.array(sorted(set(
-    FACE_OVAL + RIGHT_EYE + LEFT_EYE + LIPS_OUTER
-    + [1, 4, 5, 6, 195, 197, 168, 98, 327, 2, 48, 278]  # nose
-    + [70, 63, 105, 66, 107, 336, 296, 334, 293, 300]  # brows
-)))
+WARP_POINTS = np.array(
+    sorted(
+        set(
+            FACE_OVAL
+            + RIGHT_EYE
+            + LEFT_EYE
+            + LIPS_OUTER
+            + [1, 4, 5, 6, 195, 197, 168, 98, 327, 2, 48, 278]  # nose
+            + [70, 63, 105, 66, 107, 336, 296, 334, 293, 300]  # brows
+        )
+    )
+)
 
 _triangles: np.ndarray | None = None
 
@@ -79,7 +86,10 @@ def cross_blend(
         if x >= 1 and y >= 1 and x + bw < w - 1 and y + bh < h - 1:
             try:
                 out = cv2.seamlessClone(
-                    warped_u8[..., ::-1].copy(), img[..., ::-1].copy(), hard * 255, (x + bw // 2, y + bh // 2),
+                    warped_u8[..., ::-1].copy(),
+                    img[..., ::-1].copy(),
+                    hard * 255,
+                    (x + bw // 2, y + bh // 2),
                     cv2.NORMAL_CLONE,
                 )
                 return np.ascontiguousarray(out[..., ::-1]), hard.astype(np.float32)

@@ -186,8 +186,9 @@ class FaceAnalyzer:
         scale = _MESH_CROP_SIDE * 2.0 / crop.shape[0]
         if abs(scale - 1.0) > 0.05:
             interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-            crop = cv2.resize(crop, (int(round(crop.shape[1] * scale)), int(round(crop.shape[0] * scale))),
-                              interpolation=interp)
+            crop = cv2.resize(
+                crop, (int(round(crop.shape[1] * scale)), int(round(crop.shape[0] * scale))), interpolation=interp
+            )
         res = self._mesh.process(np.ascontiguousarray(crop))
         if not res.multi_face_landmarks:
             return None
@@ -227,8 +228,16 @@ class FaceAnalyzer:
             pose = estimate_head_pose(landmarks, w, h) if landmarks is not None else None
             in_frame = share_inside(w, h, box, landmarks[FACE_OVAL] if landmarks is not None else None)
             faces.append(
-                Face(box=box, confidence=score, landmarks=landmarks, keypoints=kps, pose=pose,
-                     frame_index=frame_index, time_s=time_s, in_frame=in_frame)
+                Face(
+                    box=box,
+                    confidence=score,
+                    landmarks=landmarks,
+                    keypoints=kps,
+                    pose=pose,
+                    frame_index=frame_index,
+                    time_s=time_s,
+                    in_frame=in_frame,
+                )
             )
         faces.sort(key=lambda f: -(f.width * f.height))
         return faces

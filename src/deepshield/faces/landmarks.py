@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 # Face oval ring, in order around the face (for hull masks and crops).
+# fmt: off
 FACE_OVAL = [
     10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
     176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
 ]
+# fmt: on
 # Eye contours used for the eye aspect ratio: (outer corner, upper 1, upper 2, inner corner, lower 2, lower 1).
 RIGHT_EYE_EAR = [33, 160, 158, 133, 153, 144]  # subject's right eye (image left)
 LEFT_EYE_EAR = [362, 385, 387, 263, 373, 380]

@@ -38,7 +38,13 @@ def estimate_head_pose(landmarks: np.ndarray, frame_width: int, frame_height: in
     tvec0 *= 90.0 / eye_span
     tvec0[2, 0] = f * 90.0 / eye_span
     ok, rvec, tvec = cv2.solvePnP(
-        MODEL_POINTS, image_points, camera, np.zeros(4), rvec0, tvec0, useExtrinsicGuess=True,
+        MODEL_POINTS,
+        image_points,
+        camera,
+        np.zeros(4),
+        rvec0,
+        tvec0,
+        useExtrinsicGuess=True,
         flags=cv2.SOLVEPNP_ITERATIVE,
     )
     if not ok:

@@ -132,7 +132,5 @@ def _check(code: str, msg: bytes, keys: dict[str, Ed25519PublicKey]) -> CodeStat
 def verify_codes(label: AigcLabel, keys: dict[str, Ed25519PublicKey]) -> tuple[CodeStatus, CodeStatus]:
     """Status of ReservedCode1 and ReservedCode2 against the trusted public keys (by key id)."""
     c1 = _check(label.ReservedCode1, _canonical(label, PRODUCER_FIELDS), keys)
-    c2 = _check(
-        label.ReservedCode2, _canonical(label, PRODUCER_FIELDS + ("ReservedCode1",) + PROPAGATOR_FIELDS), keys
-    )
+    c2 = _check(label.ReservedCode2, _canonical(label, PRODUCER_FIELDS + ("ReservedCode1",) + PROPAGATOR_FIELDS), keys)
     return c1, c2

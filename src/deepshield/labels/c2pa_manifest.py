@@ -117,8 +117,11 @@ def sign_file(
     else:
         actions = [
             {"action": "c2pa.opened", "parameters": {"ingredientIds": ["parent"]}},
-            {"action": "c2pa.published", "softwareAgent": {"name": producer},
-             "description": "platform added ContentPropagator/PropagateID to the AIGC label"},
+            {
+                "action": "c2pa.published",
+                "softwareAgent": {"name": producer},
+                "description": "platform added ContentPropagator/PropagateID to the AIGC label",
+            },
         ]
     assertions: list[dict[str, Any]] = [{"label": "c2pa.actions", "data": {"actions": actions}}]
     if aigc_json:
@@ -170,7 +173,8 @@ def verify_file(path: Path, anchors: str | None = None, use_project_ca: bool = T
         if "ManifestNotFound" in type(e).__name__ or "ManifestNotFound" in msg or "no JUMBF" in msg:
             return C2paReport(C2paState.ABSENT, summary="no C2PA manifest")
         return C2paReport(
-            C2paState.INVALID, [C2paCheck("manifest.unreadable", msg, "the manifest is damaged and cannot be read")],
+            C2paState.INVALID,
+            [C2paCheck("manifest.unreadable", msg, "the manifest is damaged and cannot be read")],
             summary=f"Invalid: the manifest is damaged and cannot be read ({msg[:120]})",
         )
     state_raw = data.get("validation_state")

@@ -40,7 +40,9 @@ def label(
         "1"
     ),
     text: Annotated[str, typer.Option(help='visible text; must contain "AI"/"人工智能" and "生成"/"合成"')] = "AI生成",
-    position: Annotated[str, typer.Option(help="top-left, top-right, bottom-left, bottom-right, top, bottom, center")] = (  # noqa: E501
+    position: Annotated[
+        str, typer.Option(help="top-left, top-right, bottom-left, bottom-right, top, bottom, center")
+    ] = (  # noqa: E501
         "bottom-right"
     ),
     visible: Annotated[bool, typer.Option("--visible/--no-visible", help="explicit label (text or audio cue)")] = True,
@@ -61,9 +63,18 @@ def label(
     if output.resolve() == src.resolve():
         raise LabelError("write the labelled file to a new path (-o), not over the input")
     opts = LabelOptions(
-        producer=producer, produce_id=produce_id, label=level, visible=visible, text=text, position=position,
-        watermark=watermark, c2pa=c2pa, xmp_form="attribute" if attribute_form else "element",
-        propagator=platform, propagate_id=propagate_id, audio_notice=notice,
+        producer=producer,
+        produce_id=produce_id,
+        label=level,
+        visible=visible,
+        text=text,
+        position=position,
+        watermark=watermark,
+        c2pa=c2pa,
+        xmp_form="attribute" if attribute_form else "element",
+        propagator=platform,
+        propagate_id=propagate_id,
+        audio_notice=notice,
     )
     with console.status("labelling..."):
         res = label_file(src, output, opts)
@@ -99,9 +110,11 @@ def verify(
         console.print(f"  AIGC metadata: malformed ({m['error']})")
     else:
         a = m["aigc"]
-        console.print(f"  AIGC metadata ({m['found_in']}): Label {a.get('Label')}, "
-                      f"producer {a.get('ContentProducer')!r}, "
-                      f"ReservedCode1 {m['ReservedCode1']}, ReservedCode2 {m['ReservedCode2']}")
+        console.print(
+            f"  AIGC metadata ({m['found_in']}): Label {a.get('Label')}, "
+            f"producer {a.get('ContentProducer')!r}, "
+            f"ReservedCode1 {m['ReservedCode1']}, ReservedCode2 {m['ReservedCode2']}"
+        )
     console.print(f"  C2PA: {rep.c2pa['summary'] or rep.c2pa['state']}")
     w = rep.watermark
     if w is None:

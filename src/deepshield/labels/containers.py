@@ -116,9 +116,7 @@ class JpegCodec:
     def write(self, src: Path, dst: Path, aigc_json: str, form: xmp.Form = "element") -> None:
         data = src.read_bytes()
         segs, _ = _jpeg_segments(data)
-        old = next(
-            ((a, b) for m, a, b in segs if m == 0xE1 and data[a + 4 : a + 4 + len(_XMP_SIG)] == _XMP_SIG), None
-        )
+        old = next(((a, b) for m, a, b in segs if m == 0xE1 and data[a + 4 : a + 4 + len(_XMP_SIG)] == _XMP_SIG), None)
         packet = xmp.set_in_packet(
             data[old[0] + 4 + len(_XMP_SIG) : old[1]].decode("utf-8", "replace") if old else None, aigc_json, form
         )
@@ -414,10 +412,12 @@ class Mp4Codec:
             raise LabelError("ffmpeg is needed to write MP4 metadata without re-encoding (apt-get install ffmpeg)")
         with tempfile.TemporaryDirectory() as td:
             out = Path(td) / ("out" + (dst.suffix or ".mp4"))
+            # fmt: off
             cmd = [
                 ffmpeg, "-v", "error", "-y", "-i", str(src), "-map", "0", "-c", "copy", "-map_metadata", "0",
                 "-movflags", "use_metadata_tags", "-metadata", f"AIGC={aigc_json}", "-f", "mp4", str(out),
             ]
+            # fmt: on
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
             if p.returncode != 0:
                 raise LabelError(f"ffmpeg could not copy the MP4 with its label: {p.stderr.strip()[:300]}")

@@ -116,7 +116,9 @@ def rewrite_audio(src: Path, dst: Path, fmt: str, prefix: Callable[[int], np.nda
         _write_wav(tmp, samples, track.sample_rate)
         p = subprocess.run(
             [ffmpeg, "-v", "error", "-y", "-i", str(tmp), "-c:a", "libmp3lame", "-q:a", "2", "-f", "mp3", str(dst)],
-            capture_output=True, text=True, timeout=600,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         if p.returncode != 0:
             raise LabelError(f"MP3 encoding failed: {p.stderr.strip()[:200]}")

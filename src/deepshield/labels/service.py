@@ -160,8 +160,9 @@ def _validate_options(opts: LabelOptions) -> None:
     """Bad options are the caller's mistake: a typed error before any work, never a crash halfway."""
     vis.validate_text(opts.text)
     if opts.position not in {p.value for p in vis.Position}:
-        raise LabelError(f"unknown label position {opts.position!r}; use one of "
-                         + ", ".join(p.value for p in vis.Position))
+        raise LabelError(
+            f"unknown label position {opts.position!r}; use one of " + ", ".join(p.value for p in vis.Position)
+        )
     if opts.label not in DISPLAY:
         raise LabelError('AIGC Label must be "1" (AI-generated), "2" (possibly) or "3" (suspected)')
     if opts.xmp_form not in ("element", "attribute"):
@@ -261,11 +262,7 @@ def verify_file(path: Path, watermark: bool = True, home: Path | None = None) ->
     from deepshield.labels.kinds import label_kinds
 
     media_kind, fmt = _kind(path)
-    found = {
-        k.name: k.read(path, media_kind, home)
-        for k in label_kinds()
-        if watermark or k.name != "watermark"
-    }
+    found = {k.name: k.read(path, media_kind, home) for k in label_kinds() if watermark or k.name != "watermark"}
     reasons = [r for ev in found.values() for r in ev.reasons]
     conflicts = [c for ev in found.values() for c in ev.conflicts]
     levels = [v for ev in found.values() for v in ev.verified]
@@ -295,12 +292,21 @@ def verify_file(path: Path, watermark: bool = True, home: Path | None = None) ->
         reasons.append("no AI label found")
     c2pa_report = found["c2pa"].report if "c2pa" in found else None
     return VerifyReport(
-        str(path), media_kind.value, fmt,
+        str(path),
+        media_kind.value,
+        fmt,
         found["metadata"].report if "metadata" in found else None,
         c2pa_report or {"state": "absent"},
         found["watermark"].report if "watermark" in found else None,
-        agreement, conflicts, decision, reasons,
-        [n for n, ev in found.items() if ev.report is not None and not (
-            n == "c2pa" and ev.report.get("state") == "absent") and not (
-            n == "watermark" and not ev.report.get("detected"))],
+        agreement,
+        conflicts,
+        decision,
+        reasons,
+        [
+            n
+            for n, ev in found.items()
+            if ev.report is not None
+            and not (n == "c2pa" and ev.report.get("state") == "absent")
+            and not (n == "watermark" and not ev.report.get("detected"))
+        ],
     )

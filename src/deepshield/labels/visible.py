@@ -78,7 +78,9 @@ class VisibleLabelBox:
 
 
 def render_image_label(
-    rgb: np.ndarray, text: str = DEFAULT_TEXT, position: Position | str = Position.BOTTOM_RIGHT,
+    rgb: np.ndarray,
+    text: str = DEFAULT_TEXT,
+    position: Position | str = Position.BOTTOM_RIGHT,
     height_fraction: float = 0.06,
 ) -> tuple[np.ndarray, VisibleLabelBox]:
     """Draw the label: white text with a dark outline on a translucent dark plate, legible on any background."""
@@ -124,7 +126,11 @@ def label_overlay(
     text_layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))
     stroke = max(1, th // 14)
     ImageDraw.Draw(text_layer).text(
-        (x0 + pad - left, y0 + pad - t), text, font=font, fill=(255, 255, 255, 255), stroke_width=stroke,
+        (x0 + pad - left, y0 + pad - t),
+        text,
+        font=font,
+        fill=(255, 255, 255, 255),
+        stroke_width=stroke,
         stroke_fill=(0, 0, 0, 255),
     )
     overlay = Image.alpha_composite(overlay, text_layer)
@@ -134,6 +140,7 @@ def label_overlay(
 # ---------------------------------------------------------------------------------------------- audio
 def ai_rhythm_cue(sample_rate: int, unit_s: float = 0.09, freq: float = 880.0, amplitude: float = 0.5) -> np.ndarray:
     """Short-long-short-short tones (Morse .- ..), with 20 ms ramps to avoid clicks, then a pause."""
+
     def tone(units: int) -> np.ndarray:
         n = int(sample_rate * unit_s * units)
         t = np.arange(n) / sample_rate

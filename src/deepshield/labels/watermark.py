@@ -93,8 +93,12 @@ class TileWatermark:
     """Embeds and detects a 64-bit payload. The key selects the patterns; same key to embed and detect."""
 
     def __init__(
-        self, key: str = DEFAULT_KEY, psnr_db: float = DEFAULT_PSNR, sync_weight: float = 0.6,
-        mask_exponent: float = 0.3, max_boost: float = 2.0,
+        self,
+        key: str = DEFAULT_KEY,
+        psnr_db: float = DEFAULT_PSNR,
+        sync_weight: float = 0.6,
+        mask_exponent: float = 0.3,
+        max_boost: float = 2.0,
     ) -> None:
         self.key = key
         self.psnr_db = psnr_db

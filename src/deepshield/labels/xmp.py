@@ -19,10 +19,16 @@ XMP_TRAILER = '<?xpacket end="w"?>'
 Form = Literal["element", "attribute"]
 
 for _p, _u in (
-    ("x", X_NS), ("rdf", RDF_NS), ("TC260", TC260_NS), ("dc", "http://purl.org/dc/elements/1.1/"),
-    ("xmp", "http://ns.adobe.com/xap/1.0/"), ("xmpMM", "http://ns.adobe.com/xap/1.0/mm/"),
-    ("photoshop", "http://ns.adobe.com/photoshop/1.0/"), ("tiff", "http://ns.adobe.com/tiff/1.0/"),
-    ("exif", "http://ns.adobe.com/exif/1.0/"), ("Iptc4xmpExt", "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"),
+    ("x", X_NS),
+    ("rdf", RDF_NS),
+    ("TC260", TC260_NS),
+    ("dc", "http://purl.org/dc/elements/1.1/"),
+    ("xmp", "http://ns.adobe.com/xap/1.0/"),
+    ("xmpMM", "http://ns.adobe.com/xap/1.0/mm/"),
+    ("photoshop", "http://ns.adobe.com/photoshop/1.0/"),
+    ("tiff", "http://ns.adobe.com/tiff/1.0/"),
+    ("exif", "http://ns.adobe.com/exif/1.0/"),
+    ("Iptc4xmpExt", "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"),
     ("stEvt", "http://ns.adobe.com/xap/1.0/sType/ResourceEvent#"),
 ):
     ET.register_namespace(_p, _u)

@@ -189,8 +189,13 @@ class SessionAnalyzer:
         self._faces = FaceAnalyzer(max_faces=4, tiled=False)
 
     def _new_mesh(self) -> Any:
-        return self._mesh_mod.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
-                                       min_detection_confidence=0.5, min_tracking_confidence=0.5)
+        return self._mesh_mod.FaceMesh(
+            static_image_mode=False,
+            max_num_faces=1,
+            refine_landmarks=True,
+            min_detection_confidence=0.5,
+            min_tracking_confidence=0.5,
+        )
 
     def close(self) -> None:
         self._mesh.close()
@@ -222,29 +227,43 @@ class SessionAnalyzer:
                 res = self._mesh.process(rgb)
             s = Sample(t=t, has_face=False)
             if res.multi_face_landmarks:
-                lm = np.array([(p.x * width, p.y * height, p.z * width)
-                               for p in res.multi_face_landmarks[0].landmark], dtype=np.float32)
+                lm = np.array(
+                    [(p.x * width, p.y * height, p.z * width) for p in res.multi_face_landmarks[0].landmark],
+                    dtype=np.float32,
+                )
                 pose = estimate_head_pose(lm, width, height)
                 x0, y0 = lm[:, 0].min(), lm[:, 1].min()
                 x1, y1 = lm[:, 0].max(), lm[:, 1].max()
                 fw = float(x1 - x0)
                 s = Sample(
-                    t=t, has_face=True,
-                    yaw=pose.yaw if pose else float("nan"), pitch=pose.pitch if pose else float("nan"),
-                    roll=pose.roll if pose else float("nan"), ear=eye_aspect_ratio(lm),
+                    t=t,
+                    has_face=True,
+                    yaw=pose.yaw if pose else float("nan"),
+                    pitch=pose.pitch if pose else float("nan"),
+                    roll=pose.roll if pose else float("nan"),
+                    ear=eye_aspect_ratio(lm),
                     face_rgb=_patch_mean(rgb, lm[SKIN_POINTS, :2], max(1, int(fw * 0.04))),
                     bg_rgb=_background_mean(rgb, (float(x0), float(y0), float(x1), float(y1))),
-                    face_center=(float((x0 + x1) / 2), float((y0 + y1) / 2)), face_width=fw,
+                    face_center=(float((x0 + x1) / 2), float((y0 + y1) / 2)),
+                    face_width=fw,
                 )
             samples.append(s)
             if i % self.keyframe_every == 0:
                 faces = self._faces.analyze(rgb, frame_index=i, time_s=t)
-                keys.append(Keyframe(t=t, faces=faces, rgb=rgb, phash=phash64(rgb),
-                                     yaw=faces[0].pose.yaw if faces and faces[0].pose else None))
+                keys.append(
+                    Keyframe(
+                        t=t,
+                        faces=faces,
+                        rgb=rgb,
+                        phash=phash64(rgb),
+                        yaw=faces[0].pose.yaw if faces and faces[0].pose else None,
+                    )
+                )
         if not samples:
             raise MediaError("the video has no frames")
-        return SessionTrack(fps=fps or self.fps, width=width, height=height, duration_s=last_t,
-                            samples=samples, keyframes=keys)
+        return SessionTrack(
+            fps=fps or self.fps, width=width, height=height, duration_s=last_t, samples=samples, keyframes=keys
+        )
 
     def analyze_file(self, path: str | Path) -> SessionTrack:
         media = open_media(path)
@@ -273,8 +292,11 @@ def enrich_track(track: SessionTrack, embedder: object | None, detector: object 
     from deepshield.liveness.embedding import FaceEmbedder
 
     if isinstance(embedder, FaceEmbedder):
-        keys = [k for k in track.keyframes if k.rgb is not None and k.faces and k.yaw is not None
-                and abs(k.yaw) < EMBED_MAX_YAW]
+        keys = [
+            k
+            for k in track.keyframes
+            if k.rgb is not None and k.faces and k.yaw is not None and abs(k.yaw) < EMBED_MAX_YAW
+        ]
         if len(keys) > EMBED_MAX_FRAMES:
             keys = [keys[int(i)] for i in np.linspace(0, len(keys) - 1, EMBED_MAX_FRAMES)]
         for k in keys:

@@ -136,7 +136,11 @@ def wrong_order(
 
 
 def spliced_too_late(
-    frames: list[np.ndarray], fps: float, script: ChallengeScript, track: SessionTrack, rng: Random,
+    frames: list[np.ndarray],
+    fps: float,
+    script: ChallengeScript,
+    track: SessionTrack,
+    rng: Random,
     policy: LivenessPolicy,
 ) -> tuple[list[np.ndarray], dict[str, Any]] | None:
     """The recording edited to come late: a still stretch just before one scripted move is played back and forth
@@ -221,9 +225,17 @@ class _Unit:
 
 
 class SuiteBuilder:
-    def __init__(self, faces_root: Path, out: Path, seed: int = 7, size: SuiteSize | None = None,
-                 max_segments: int | None = None, policy: LivenessPolicy | None = None,
-                 log: Callable[[str], None] = print, fps: float = 15.0) -> None:
+    def __init__(
+        self,
+        faces_root: Path,
+        out: Path,
+        seed: int = 7,
+        size: SuiteSize | None = None,
+        max_segments: int | None = None,
+        policy: LivenessPolicy | None = None,
+        log: Callable[[str], None] = print,
+        fps: float = 15.0,
+    ) -> None:
         self.faces = faces_root
         self.out = out
         self.seed = seed
@@ -300,8 +312,9 @@ class SuiteBuilder:
         else:
             # Spawned, not forked: a fork of a process that already holds MediaPipe's graphs corrupts its heap.
             with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                for i, (u, got) in enumerate(zip(units, pool.map(_build_unit, [self._args(u) for u in units]),
-                                                 strict=True)):
+                for i, (u, got) in enumerate(
+                    zip(units, pool.map(_build_unit, [self._args(u) for u in units]), strict=True)
+                ):
                     done(i, u, got)
         return trials
 
@@ -358,9 +371,15 @@ class _UnitBuilder:
             sc = script0 if v == 0 else with_flashes(script0, rng)
             model = FlashModel.random(rng)
             flashed = apply_flash_response(frames, fps, sc.flashes, model, seed=rng.getrandbits(31))
-            t = Trial(f"genuine_{tag}_{v}", "genuine", self._video(f"genuine_{tag}_{v}", flashed, fps), sc.to_dict(),
-                      id_photo, seg.video.stem,
-                      meta={"flash_model": asdict(model), "segment": [seg.start_s, seg.end_s]})
+            t = Trial(
+                f"genuine_{tag}_{v}",
+                "genuine",
+                self._video(f"genuine_{tag}_{v}", flashed, fps),
+                sc.to_dict(),
+                id_photo,
+                seg.video.stem,
+                meta={"flash_model": asdict(model), "segment": [seg.start_s, seg.end_s]},
+            )
             self._add(t)
             if v == 0:
                 genuine0, flashed0 = t, flashed
@@ -387,8 +406,17 @@ class _UnitBuilder:
                 continue
             delays.add(late_key)
             name = f"too_late_splice_{tag}_{k}"
-            self._add(Trial(name, "too_late", self._video(name, late_frames, fps), script0.to_dict(), id_photo,
-                            seg.video.stem, meta=meta))
+            self._add(
+                Trial(
+                    name,
+                    "too_late",
+                    self._video(name, late_frames, fps),
+                    script0.to_dict(),
+                    id_photo,
+                    seg.video.stem,
+                    meta=meta,
+                )
+            )
         if orders_only:
             return self.trials
         # A real recording checked against scripts it was not made for.
@@ -404,10 +432,22 @@ class _UnitBuilder:
         for k in range(size.replays):
             sc_new = random_corpus_script(rng, script0.duration_s)
             vid = self._video(f"replay_{tag}_{k}", screen_recapture(flashed0, fps, sc_new.flashes, rng), fps)
-            self._add(Trial(f"screen_replay_{tag}_{k}_seen", "screen_replay", vid, sc_new.to_dict(), id_photo,
-                            seg.video.stem, replay_of=genuine0.id))
-            self._add(Trial(f"screen_replay_{tag}_{k}_fresh", "screen_replay", vid, sc_new.to_dict(), id_photo,
-                            seg.video.stem))
+            self._add(
+                Trial(
+                    f"screen_replay_{tag}_{k}_seen",
+                    "screen_replay",
+                    vid,
+                    sc_new.to_dict(),
+                    id_photo,
+                    seg.video.stem,
+                    replay_of=genuine0.id,
+                )
+            )
+            self._add(
+                Trial(
+                    f"screen_replay_{tag}_{k}_fresh", "screen_replay", vid, sc_new.to_dict(), id_photo, seg.video.stem
+                )
+            )
         # Real-time face swap: the attacker follows the script live (flashes reflect), wearing the victim's face;
         # the ID photo is another photo of the victim.
         from deepshield.liveness.swap import SwapSourceError, donor_from_photo, make_swapped_frames
@@ -417,9 +457,17 @@ class _UnitBuilder:
                 swapped, frac = make_swapped_frames(flashed0, donor_from_photo(source))
             except SwapSourceError:
                 continue
-            self._add(Trial(f"face_swap_{tag}_{k}", "face_swap", self._video(f"swap_{tag}_{k}", swapped, fps),
-                            script0.to_dict(), str(id_of_victim), seg.video.stem,
-                            meta={"source": source.name, "swapped_fraction": frac}))
+            self._add(
+                Trial(
+                    f"face_swap_{tag}_{k}",
+                    "face_swap",
+                    self._video(f"swap_{tag}_{k}", swapped, fps),
+                    script0.to_dict(),
+                    str(id_of_victim),
+                    seg.video.stem,
+                    meta={"source": source.name, "swapped_fraction": frac},
+                )
+            )
         return self.trials
 
     def photos(self, photos: tuple[tuple[Path, Path], ...]) -> list[Trial]:
@@ -427,6 +475,9 @@ class _UnitBuilder:
         for p, idp in photos:
             sc = random_corpus_script(rng, round(rng.uniform(6.0, 8.0), 1))
             fl = photo_as_video(representative_frame(p), sc.duration_s + 0.5, 15.0, rng, flashes=sc.flashes)
-            self._add(Trial(f"photo_{p.stem}", "photo", self._video(f"photo_{p.stem}", fl, 15.0), sc.to_dict(),
-                            str(idp), p.stem))
+            self._add(
+                Trial(
+                    f"photo_{p.stem}", "photo", self._video(f"photo_{p.stem}", fl, 15.0), sc.to_dict(), str(idp), p.stem
+                )
+            )
         return self.trials

@@ -13,8 +13,9 @@ from rich.table import Table
 from deepshield.errors import DeepshieldError
 
 console = Console()
-liveness_app = typer.Typer(help="Liveness (KYC video) checks: attack suite, evaluation, calibration.",
-                           no_args_is_help=True)
+liveness_app = typer.Typer(
+    help="Liveness (KYC video) checks: attack suite, evaluation, calibration.", no_args_is_help=True
+)
 
 FacesOpt = Annotated[Path, typer.Option("--faces", help="The shared face corpus (../shared/data/faces).")]
 
@@ -26,7 +27,8 @@ def _faces_default() -> Path:
 @liveness_app.command("make-attacks")
 def make_attacks(
     out: Annotated[Path, typer.Option("--out", help="Folder for the suite (videos + manifest.jsonl).")] = Path(
-        "var/liveness-suite"),
+        "var/liveness-suite"
+    ),
     faces: FacesOpt = _faces_default(),
     segments: Annotated[int, typer.Option(help="At most this many real video segments (0: all).")] = 0,
     photos: Annotated[int, typer.Option(help="Still-photo attacks.")] = 320,
@@ -44,10 +46,18 @@ def make_attacks(
 
     if not (faces / "real_videos").is_dir():
         raise DeepshieldError(f"no real_videos folder under {faces}")
-    size = SuiteSize(genuine_variants=genuine_variants, other_scripts=other_scripts, no_flash_scripts=other_scripts,
-                     replays=replays, swaps=swaps, photos=photos, late_splices=late_splices)
-    b = SuiteBuilder(faces, out, seed=seed, size=size, max_segments=segments or None,
-                     log=lambda s: console.print(s, highlight=False))
+    size = SuiteSize(
+        genuine_variants=genuine_variants,
+        other_scripts=other_scripts,
+        no_flash_scripts=other_scripts,
+        replays=replays,
+        swaps=swaps,
+        photos=photos,
+        late_splices=late_splices,
+    )
+    b = SuiteBuilder(
+        faces, out, seed=seed, size=size, max_segments=segments or None, log=lambda s: console.print(s, highlight=False)
+    )
     trials = b.build(jobs=jobs, resume=resume)
     kinds: dict[str, int] = {}
     for t in trials:
@@ -58,7 +68,8 @@ def make_attacks(
 @liveness_app.command("evaluate")
 def evaluate(
     suite: Annotated[Path, typer.Option("--suite", help="Folder written by make-attacks.")] = Path(
-        "var/liveness-suite"),
+        "var/liveness-suite"
+    ),
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Also write the JSON report here.")] = None,
     jobs: Annotated[int, typer.Option(help="Worker processes for analysing the suite's videos.")] = 1,
@@ -77,8 +88,15 @@ def evaluate(
         t.add_column(c)
 
     def row(label: str, r: Rate, reviews: bool = True) -> None:
-        t.add_row(label, str(r.trials), str(r.groups), str(r.errors), f"{r.rate:.2%}", f"{r.bound:.2%}",
-                  str(r.reviews) if reviews else "")
+        t.add_row(
+            label,
+            str(r.trials),
+            str(r.groups),
+            str(r.errors),
+            f"{r.rate:.2%}",
+            f"{r.bound:.2%}",
+            str(r.reviews) if reviews else "",
+        )
 
     for r in rep.apcer:
         row(f"attack: {r.kind}", r)
@@ -91,8 +109,9 @@ def evaluate(
     w = rep.worst
     if w:
         console.print(f"worst APCER: {w.kind} {w.errors}/{w.trials} = {w.rate:.2%} (95% upper bound {w.bound:.2%})")
-    console.print(f"BPCER: {b.errors}/{b.trials} = {b.rate:.2%} (95% upper bound {b.bound:.2%}); "
-                  f"sent to review {b.reviews}")
+    console.print(
+        f"BPCER: {b.errors}/{b.trials} = {b.rate:.2%} (95% upper bound {b.bound:.2%}); sent to review {b.reviews}"
+    )
     console.print("Genuine sessions are real footage with a simulated colour-flash response (no real capture).")
 
 
@@ -110,17 +129,23 @@ def calibrate_match(
     pol = LivenessPolicy()
     thr = cal.threshold_at_fmr(target_fmr)
     t = Table(title=f"ID-photo match ({cal.embedder}): distance at or below the threshold = match")
-    for c in ("threshold", "false matches / impostor pairs", "FMR", "of which df_master", "false non-matches",
-              "FNMR"):
+    for c in ("threshold", "false matches / impostor pairs", "FMR", "of which df_master", "false non-matches", "FNMR"):
         t.add_column(c)
     for th in sorted({0.4, 0.45, pol.id_match_distance, 0.55, pol.id_reject_distance, round(thr, 4)}):
         r = cal.at(th)
-        t.add_row(f"{th:.4f}", f"{r['false_matches']} / {r['impostor_pairs']}", f"{r['fmr']:.2e}",
-                  f"{r['false_matches_df']} / {r['impostor_pairs_df']}",
-                  f"{r['false_non_matches']} / {r['genuine_pairs']}", f"{r['fnmr']:.2%}")
+        t.add_row(
+            f"{th:.4f}",
+            f"{r['false_matches']} / {r['impostor_pairs']}",
+            f"{r['fmr']:.2e}",
+            f"{r['false_matches_df']} / {r['impostor_pairs_df']}",
+            f"{r['false_non_matches']} / {r['genuine_pairs']}",
+            f"{r['fnmr']:.2%}",
+        )
     console.print(t)
-    console.print(f"threshold at FMR {target_fmr:g}: {thr:.4f}; policy: match <= {pol.id_match_distance}, "
-                  f"review up to {pol.id_reject_distance}, fail above")
+    console.print(
+        f"threshold at FMR {target_fmr:g}: {thr:.4f}; policy: match <= {pol.id_match_distance}, "
+        f"review up to {pol.id_reject_distance}, fail above"
+    )
     if cal.skipped:
         console.print(f"no face found in {len(cal.skipped)} photo(s): {', '.join(cal.skipped[:5])}")
 

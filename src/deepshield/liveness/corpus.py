@@ -134,8 +134,9 @@ def derive_script(
         steps.append(Step(kind, start, end))
         t = end
     duration = round(min(end_limit, max(t, steps[-1].end_s)), 3)
-    return ChallengeScript(steps=tuple(steps), flashes=flashes, duration_s=duration,
-                           nonce=f"{rng.getrandbits(64):016x}")
+    return ChallengeScript(
+        steps=tuple(steps), flashes=flashes, duration_s=duration, nonce=f"{rng.getrandbits(64):016x}"
+    )
 
 
 def random_corpus_script(rng: Random, duration_s: float, blinks: int | None = None) -> ChallengeScript:
@@ -153,8 +154,12 @@ def random_corpus_script(rng: Random, duration_s: float, blinks: int | None = No
             break
         steps.append(Step("blink", start, end))
         t = end
-    return ChallengeScript(steps=tuple(steps), flashes=flashes, duration_s=round(min(duration_s, max(t, 4.0)), 3),
-                           nonce=f"{rng.getrandbits(64):016x}")
+    return ChallengeScript(
+        steps=tuple(steps),
+        flashes=flashes,
+        duration_s=round(min(duration_s, max(t, 4.0)), 3),
+        nonce=f"{rng.getrandbits(64):016x}",
+    )
 
 
 def df_same_identity_pairs(photos_dir: Path) -> list[tuple[Path, Path]]:

@@ -27,8 +27,13 @@ class Decision:
     policy: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"outcome": self.outcome, "score": round(self.score, 4), "reasons": self.reasons,
-                "signals": [s.to_dict() for s in self.signals], "policy": self.policy}
+        return {
+            "outcome": self.outcome,
+            "score": round(self.score, 4),
+            "reasons": self.reasons,
+            "signals": [s.to_dict() for s in self.signals],
+            "policy": self.policy,
+        }
 
 
 def decide(results: list[SignalResult], policy: LivenessPolicy) -> Decision:
@@ -60,7 +65,13 @@ def verify_track(
     signals: list[LivenessSignal] | None = None,
 ) -> Decision:
     policy = policy or LivenessPolicy()
-    ctx = SignalContext(session_id=session_id, track=track, script=script, policy=policy,
-                        id_embedding=id_embedding, replay_index=replay_index)
+    ctx = SignalContext(
+        session_id=session_id,
+        track=track,
+        script=script,
+        policy=policy,
+        id_embedding=id_embedding,
+        replay_index=replay_index,
+    )
     results = [s.evaluate(ctx) for s in (signals if signals is not None else build_signals())]
     return decide(results, policy)

@@ -60,8 +60,7 @@ class DlibResNetEmbedder(FaceEmbedder):
         self._shape = dlib.shape_predictor(str(models_dir / "shape_predictor_5_face_landmarks.dat"))
         self._net = dlib.face_recognition_model_v1(str(models_dir / "dlib_face_recognition_resnet_model_v1.dat"))
         self._lock = threading.Lock()
-        self.info = EmbedderInfo(name="dlib-resnet-v1", version=f"dlib {dlib.__version__}", dim=128,
-                                 metric="euclidean")
+        self.info = EmbedderInfo(name="dlib-resnet-v1", version=f"dlib {dlib.__version__}", dim=128, metric="euclidean")
 
     def embed(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         dlib = self._dlib

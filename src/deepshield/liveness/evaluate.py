@@ -60,8 +60,15 @@ class Rate:
         return upper_bound(self.errors, self.trials)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "trials": self.trials, "errors": self.errors, "rate": round(self.rate, 4),
-                "upper95": round(self.bound, 4), "reviews": self.reviews, "sources": self.groups}
+        return {
+            "kind": self.kind,
+            "trials": self.trials,
+            "errors": self.errors,
+            "rate": round(self.rate, 4),
+            "upper95": round(self.bound, 4),
+            "reviews": self.reviews,
+            "sources": self.groups,
+        }
 
 
 @dataclass
@@ -80,10 +87,15 @@ class EvalReport:
 
     def to_dict(self) -> dict[str, Any]:
         w = self.worst
-        return {"apcer": [r.to_dict() for r in self.apcer], "worst_apcer": w.to_dict() if w else None,
-                "bpcer": self.bpcer.to_dict(), "bpcer_incl_review": self.bpcer_strict.to_dict(),
-                "by_method": [r.to_dict() for r in self.by_method], "outcomes": self.outcomes,
-                "errors": self.failures}
+        return {
+            "apcer": [r.to_dict() for r in self.apcer],
+            "worst_apcer": w.to_dict() if w else None,
+            "bpcer": self.bpcer.to_dict(),
+            "bpcer_incl_review": self.bpcer_strict.to_dict(),
+            "by_method": [r.to_dict() for r in self.by_method],
+            "outcomes": self.outcomes,
+            "errors": self.failures,
+        }
 
 
 def _resolve(suite: Path, p: str) -> Path:
@@ -125,14 +137,16 @@ def _analyse(job: tuple[Path, Path]) -> Path:
 
     src, cached = job
     if not _worker:
-        _worker.update(analyzer=SessionAnalyzer(), embedder=get_embedder(), scorer=_crop_scorer(),
-                       detector=get_detector("sbi"))
+        _worker.update(
+            analyzer=SessionAnalyzer(), embedder=get_embedder(), scorer=_crop_scorer(), detector=get_detector("sbi")
+        )
     tr = _worker["analyzer"].analyze_file(src)
     scorer = _worker["scorer"]
     enrich_track(tr, _worker["embedder"], None if scorer is not None else _worker["detector"])
     if scorer is not None:
-        tr.extra["forgery_crops"] = {i: scorer.crops(k.rgb, k.faces[:1])[0]
-                                     for i, k in enumerate(tr.keyframes) if k.rgb is not None and k.faces}
+        tr.extra["forgery_crops"] = {
+            i: scorer.crops(k.rgb, k.faces[:1])[0] for i, k in enumerate(tr.keyframes) if k.rgb is not None and k.faces
+        }
     tr.drop_pixels()
     tmp = cached.with_suffix(".tmp")
     with open(tmp, "wb") as f:
@@ -154,8 +168,9 @@ def _score_crops(tr: SessionTrack, scorer: Any) -> None:
     tr.extra["detector_threshold"] = scorer.info.threshold
 
 
-def analyse_videos(suite: Path, videos: list[str], jobs: int = 1,
-                   log: Callable[[str], None] = lambda s: None) -> dict[str, SessionTrack]:
+def analyse_videos(
+    suite: Path, videos: list[str], jobs: int = 1, log: Callable[[str], None] = lambda s: None
+) -> dict[str, SessionTrack]:
     """Every video's track, from the cache (per video file, embedder and crop size) or analysed in `jobs`
     processes, then scored by the installed detector: re-evaluating (a new policy, more trials, a retrained
     detector) only verifies scripts."""
@@ -163,8 +178,9 @@ def analyse_videos(suite: Path, videos: list[str], jobs: int = 1,
     cache.mkdir(exist_ok=True)
     models = _cache_key()
     paths = {vf: (_resolve(suite, vf), cache / f"{vf.replace('/', '_')}.{models}.pkl") for vf in videos}
-    todo = [(vf, src, c) for vf, (src, c) in paths.items()
-            if not (c.exists() and c.stat().st_mtime >= src.stat().st_mtime)]
+    todo = [
+        (vf, src, c) for vf, (src, c) in paths.items() if not (c.exists() and c.stat().st_mtime >= src.stat().st_mtime)
+    ]
     if todo:
         log(f"analysing {len(todo)} of {len(videos)} videos in {jobs} process(es)")
         if jobs <= 1:
@@ -191,12 +207,22 @@ def analyse_videos(suite: Path, videos: list[str], jobs: int = 1,
 
 def _attack_rate(name: str, res: list[tuple[Trial, Decision]]) -> Rate:
     """Attacks accepted (passed) among `res`, with reviews and distinct sources."""
-    return Rate(name, len(res), sum(d.outcome == "pass" for _, d in res), sum(d.outcome == "review" for _, d in res),
-                len({t.group for t, _ in res}))
+    return Rate(
+        name,
+        len(res),
+        sum(d.outcome == "pass" for _, d in res),
+        sum(d.outcome == "review" for _, d in res),
+        len({t.group for t, _ in res}),
+    )
 
 
-def evaluate_suite(suite: Path, policy: LivenessPolicy | None = None, kinds: list[str] | None = None,
-                   log: Callable[[str], None] = lambda s: None, jobs: int = 1) -> EvalReport:
+def evaluate_suite(
+    suite: Path,
+    policy: LivenessPolicy | None = None,
+    kinds: list[str] | None = None,
+    log: Callable[[str], None] = lambda s: None,
+    jobs: int = 1,
+) -> EvalReport:
     policy = policy or LivenessPolicy()
     trials = [t for t in load_manifest(suite) if not kinds or t.kind in kinds or t.kind == "genuine"]
     tracks = analyse_videos(suite, sorted({t.video for t in trials}), jobs, log)
@@ -225,11 +251,18 @@ def evaluate_suite(suite: Path, policy: LivenessPolicy | None = None, kinds: lis
             # Other people's earlier sessions; the same source only when the trial replays it.
             if group != t.group or sid == t.replay_of:
                 idx.add(sid, sha, hashes)
-        d = verify_track(tracks[t.video], ChallengeScript.from_dict(t.script), session_id=t.id, policy=policy,
-                         id_embedding=id_embs.get(t.id_photo), replay_index=idx)
+        d = verify_track(
+            tracks[t.video],
+            ChallengeScript.from_dict(t.script),
+            session_id=t.id,
+            policy=policy,
+            id_embedding=id_embs.get(t.id_photo),
+            replay_index=idx,
+        )
         by_kind[t.kind].append((t, d))
     outcomes: dict[str, dict[str, int]] = {
-        k: dict(Counter(str(d.outcome) for _, d in res)) for k, res in by_kind.items()}
+        k: dict(Counter(str(d.outcome) for _, d in res)) for k, res in by_kind.items()
+    }
     apcer = []
     by_method: list[Rate] = []
     failures: list[dict[str, Any]] = []
@@ -237,8 +270,11 @@ def evaluate_suite(suite: Path, policy: LivenessPolicy | None = None, kinds: lis
         if k == "genuine":
             continue
         apcer.append(_attack_rate(k, res))
-        failures += [{"trial": t.id, "kind": k, "outcome": d.outcome, "score": round(d.score, 3)}
-                     for t, d in res if d.outcome == "pass"]
+        failures += [
+            {"trial": t.id, "kind": k, "outcome": d.outcome, "score": round(d.score, 3)}
+            for t, d in res
+            if d.outcome == "pass"
+        ]
         methods: dict[str, list[tuple[Trial, Decision]]] = defaultdict(list)
         for t, d in res:
             methods[str(t.meta.get("method", "script"))].append((t, d))

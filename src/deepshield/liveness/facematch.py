@@ -33,11 +33,17 @@ class MatchCalibration:
         imp = self.impostors
         fm = int((imp <= threshold).sum())
         fnm = int((self.genuine > threshold).sum())
-        return {"threshold": threshold, "false_matches": fm, "impostor_pairs": len(imp),
-                "fmr": fm / max(1, len(imp)), "false_non_matches": fnm, "genuine_pairs": len(self.genuine),
-                "fnmr": fnm / max(1, len(self.genuine)),
-                "false_matches_df": int((self.impostor_df <= threshold).sum()),
-                "impostor_pairs_df": len(self.impostor_df)}
+        return {
+            "threshold": threshold,
+            "false_matches": fm,
+            "impostor_pairs": len(imp),
+            "fmr": fm / max(1, len(imp)),
+            "false_non_matches": fnm,
+            "genuine_pairs": len(self.genuine),
+            "fnmr": fnm / max(1, len(self.genuine)),
+            "false_matches_df": int((self.impostor_df <= threshold).sum()),
+            "impostor_pairs_df": len(self.impostor_df),
+        }
 
     def threshold_at_fmr(self, target: float) -> float:
         """The largest threshold whose false matches stay within `target` of the impostor pairs."""

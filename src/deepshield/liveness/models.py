@@ -38,8 +38,9 @@ class LivenessFrameHash(Base):
     __tablename__ = "liveness_frame_hashes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    session_id: Mapped[str] = mapped_column(String(32), ForeignKey("liveness_sessions.id", ondelete="CASCADE"),
-                                            index=True)
+    session_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("liveness_sessions.id", ondelete="CASCADE"), index=True
+    )
     t: Mapped[float] = mapped_column(Float)
     phash: Mapped[str] = mapped_column(String(16))  # 64-bit perceptual hash, hex
 

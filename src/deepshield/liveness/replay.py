@@ -50,8 +50,9 @@ class MemoryReplayIndex(ReplayIndex):
             self._sha.setdefault(sha256, session_id)
 
 
-def best_match(stored: Iterable[tuple[str, list[int]]], hashes: list[int], max_distance: int,
-               exclude_session: str) -> ReplayHit | None:
+def best_match(
+    stored: Iterable[tuple[str, list[int]]], hashes: list[int], max_distance: int, exclude_session: str
+) -> ReplayHit | None:
     best: ReplayHit | None = None
     for sid, old in stored:
         if sid == exclude_session or not old:

@@ -36,8 +36,15 @@ FLASH_COLOURS: dict[str, tuple[int, int, int]] = {
 }
 
 #: How long each kind of step lasts (the window the move must happen in), seconds.
-STEP_SECONDS = {"front": 1.4, "turn_left": 2.0, "turn_right": 2.0, "profile_left": 2.6, "profile_right": 2.6,
-                "blink": 2.0, "look_up": 2.0}
+STEP_SECONDS = {
+    "front": 1.4,
+    "turn_left": 2.0,
+    "turn_right": 2.0,
+    "profile_left": 2.6,
+    "profile_right": 2.6,
+    "blink": 2.0,
+    "look_up": 2.0,
+}
 
 
 @dataclass(frozen=True)
@@ -123,5 +130,6 @@ def generate_script(rng: Random | None = None) -> ChallengeScript:
             d = STEP_SECONDS[kind]
             steps.append(Step(kind, round(t, 3), round(t + d, 3)))
             t += d
-    return ChallengeScript(steps=tuple(steps), flashes=flashes, duration_s=round(t, 3),
-                           nonce=f"{rng.getrandbits(64):016x}")
+    return ChallengeScript(
+        steps=tuple(steps), flashes=flashes, duration_s=round(t, 3), nonce=f"{rng.getrandbits(64):016x}"
+    )

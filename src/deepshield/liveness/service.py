@@ -99,8 +99,11 @@ class DbReplayIndex(ReplayIndex):
         self.db = db
 
     def seen_sha256(self, sha256: str, exclude_session: str) -> str | None:
-        return self.db.scalar(select(LivenessSession.id).where(
-            LivenessSession.video_sha256 == sha256, LivenessSession.id != exclude_session).limit(1))
+        return self.db.scalar(
+            select(LivenessSession.id)
+            .where(LivenessSession.video_sha256 == sha256, LivenessSession.id != exclude_session)
+            .limit(1)
+        )
 
     def best_match(self, hashes: list[int], max_distance: int, exclude_session: str) -> ReplayHit | None:
         stored: dict[str, list[int]] = {}
@@ -116,8 +119,9 @@ class DbReplayIndex(ReplayIndex):
 class LivenessService:
     """One per process: holds the MediaPipe graphs (analyses are serialised: they use every core anyway)."""
 
-    def __init__(self, settings: Settings, config: LivenessSettings | None = None,
-                 policy: LivenessPolicy | None = None) -> None:
+    def __init__(
+        self, settings: Settings, config: LivenessSettings | None = None, policy: LivenessPolicy | None = None
+    ) -> None:
         self.settings = settings
         self.config = config or LivenessSettings()
         self.policy = policy or LivenessPolicy()
@@ -144,8 +148,14 @@ class LivenessService:
             mins = int((_aware(until) - now).total_seconds() // 60) + 1
             raise LockedOut(f"too many failed liveness checks: try again in {mins} minute(s)")
 
-    def create_session(self, db: Session, id_photo: Path, subject: str | None = None, device: str | None = None,
-                       created_by: str | None = None) -> tuple[LivenessSession, str, ChallengeScript]:
+    def create_session(
+        self,
+        db: Session,
+        id_photo: Path,
+        subject: str | None = None,
+        device: str | None = None,
+        created_by: str | None = None,
+    ) -> tuple[LivenessSession, str, ChallengeScript]:
         self.check_lockout(db, subject, device)
         embedder = get_embedder()
         with self._lock:
@@ -156,9 +166,16 @@ class LivenessService:
         token = secrets.token_urlsafe(24)
         now = utcnow()
         rec = LivenessSession(
-            id=secrets.token_hex(12), created_at=now, expires_at=now + self.ttl, status="open",
-            subject_ref=subject, device_ref=device, created_by=created_by, token_hash=_hash_token(token),
-            script_json=json.dumps(script.to_dict()), id_photo_path=str(id_photo),
+            id=secrets.token_hex(12),
+            created_at=now,
+            expires_at=now + self.ttl,
+            status="open",
+            subject_ref=subject,
+            device_ref=device,
+            created_by=created_by,
+            token_hash=_hash_token(token),
+            script_json=json.dumps(script.to_dict()),
+            id_photo_path=str(id_photo),
             id_embedding=emb.astype(np.float32).tobytes() if emb is not None else None,
             embedder=embedder.info.name if embedder is not None and emb is not None else None,
         )
@@ -215,8 +232,9 @@ class LivenessService:
         track.extra["sha256"] = sha256
         emb = np.frombuffer(rec.id_embedding, dtype=np.float32) if rec.id_embedding else None
         index = DbReplayIndex(db)
-        decision = verify_track(track, script, session_id=rec.id, policy=self.policy, id_embedding=emb,
-                                replay_index=index)
+        decision = verify_track(
+            track, script, session_id=rec.id, policy=self.policy, id_embedding=emb, replay_index=index
+        )
         index.add(rec.id, sha256, [k.phash for k in track.keyframes])
         now = utcnow()
         rec.video_path, rec.video_sha256 = str(video), sha256
@@ -232,12 +250,20 @@ class LivenessService:
 
     def _maybe_lock(self, db: Session, rec: LivenessSession, now: dt.datetime) -> None:
         since = now - dt.timedelta(seconds=self.config.failure_window_s)
-        for col, ref, key in ((LivenessSession.subject_ref, rec.subject_ref, "subject"),
-                              (LivenessSession.device_ref, rec.device_ref, "device")):
+        for col, ref, key in (
+            (LivenessSession.subject_ref, rec.subject_ref, "subject"),
+            (LivenessSession.device_ref, rec.device_ref, "device"),
+        ):
             if not ref:
                 continue
-            n = db.scalar(select(func.count()).select_from(LivenessSession).where(
-                col == ref, LivenessSession.outcome == "fail", LivenessSession.decided_at >= since)) or 0
+            n = (
+                db.scalar(
+                    select(func.count())
+                    .select_from(LivenessSession)
+                    .where(col == ref, LivenessSession.outcome == "fail", LivenessSession.decided_at >= since)
+                )
+                or 0
+            )
             if n >= self.config.max_failures:
                 db.add(LivenessLockout(key=f"{key}:{ref}", until=now + dt.timedelta(seconds=self.config.lockout_s)))
 
@@ -245,13 +271,23 @@ class LivenessService:
     def public_view(rec: LivenessSession, detail: bool = False) -> dict[str, Any]:
         """What the relying party's backend sees. Signal scores only with `detail` (for audit and review)."""
         out: dict[str, Any] = {
-            "session_id": rec.id, "status": rec.status, "created_at": _aware(rec.created_at).isoformat(),
-            "expires_at": _aware(rec.expires_at).isoformat(), "subject": rec.subject_ref, "device": rec.device_ref,
-            "decision": rec.outcome, "reasons": json.loads(rec.reasons_json) if rec.reasons_json else [],
+            "session_id": rec.id,
+            "status": rec.status,
+            "created_at": _aware(rec.created_at).isoformat(),
+            "expires_at": _aware(rec.expires_at).isoformat(),
+            "subject": rec.subject_ref,
+            "device": rec.device_ref,
+            "decision": rec.outcome,
+            "reasons": json.loads(rec.reasons_json) if rec.reasons_json else [],
             "decided_at": _aware(rec.decided_at).isoformat() if rec.decided_at else None,
         }
         if detail and rec.result_json:
             r = json.loads(rec.result_json)
-            out.update(score=r.get("score"), signals=r.get("signals"), policy=r.get("policy"), models=r.get("models"),
-                       script=json.loads(rec.script_json))
+            out.update(
+                score=r.get("score"),
+                signals=r.get("signals"),
+                policy=r.get("policy"),
+                models=r.get("models"),
+                script=json.loads(rec.script_json),
+            )
         return out

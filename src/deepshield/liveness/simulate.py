@@ -34,9 +34,14 @@ class FlashModel:
 
     @staticmethod
     def random(rng: Random) -> FlashModel:
-        return FlashModel(gain=rng.uniform(0.06, 0.2), background_gain=rng.uniform(0.0, 0.02),
-                          latency_s=rng.uniform(0.03, 0.15), smoothing_s=rng.uniform(0.02, 0.06),
-                          awb=rng.uniform(0.0, 0.5), noise=rng.uniform(0.5, 2.0))
+        return FlashModel(
+            gain=rng.uniform(0.06, 0.2),
+            background_gain=rng.uniform(0.0, 0.02),
+            latency_s=rng.uniform(0.03, 0.15),
+            smoothing_s=rng.uniform(0.02, 0.06),
+            awb=rng.uniform(0.0, 0.5),
+            noise=rng.uniform(0.5, 2.0),
+        )
 
 
 class NoiseBank:
@@ -102,8 +107,9 @@ class FaceMasker:
         return blurred
 
 
-def apply_flash_response(frames: list[np.ndarray], fps: float, flashes: tuple[Flash, ...], model: FlashModel,
-                         seed: int = 0) -> list[np.ndarray]:
+def apply_flash_response(
+    frames: list[np.ndarray], fps: float, flashes: tuple[Flash, ...], model: FlashModel, seed: int = 0
+) -> list[np.ndarray]:
     """The reflection of `flashes` on the face in real footage (see module doc)."""
     noise = NoiseBank(frames[0].shape, model.noise, seed) if frames else None
     masker = FaceMasker()
@@ -140,15 +146,23 @@ def screen_recapture(frames: list[np.ndarray], fps: float, flashes: tuple[Flash,
     gamma = rng.uniform(0.8, 1.2)
     j = 0.04
     src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+
     def jit() -> float:
         return rng.uniform(0, j)
 
-    dst = np.array([[jit() * w, jit() * h], [w - jit() * w, jit() * h],
-                    [w - jit() * w, h - jit() * h], [jit() * w, h - jit() * h]], dtype=np.float32)
+    dst = np.array(
+        [
+            [jit() * w, jit() * h],
+            [w - jit() * w, jit() * h],
+            [w - jit() * w, h - jit() * h],
+            [jit() * w, h - jit() * h],
+        ],
+        dtype=np.float32,
+    )
     persp = cv2.getPerspectiveTransform(src, dst)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     f1, f2, ang = rng.uniform(0.15, 0.35), rng.uniform(0.15, 0.35), rng.uniform(0, np.pi)
-    moire = (np.sin(f1 * (xx * np.cos(ang) + yy * np.sin(ang))) * np.sin(f2 * (xx * np.sin(ang) - yy * np.cos(ang))))
+    moire = np.sin(f1 * (xx * np.cos(ang) + yy * np.sin(ang))) * np.sin(f2 * (xx * np.sin(ang) - yy * np.cos(ang)))
     moire = (1 + rng.uniform(0.04, 0.1) * moire)[..., None]
     del yy, xx
     refl = rng.uniform(0.02, 0.08)
@@ -168,8 +182,15 @@ def screen_recapture(frames: list[np.ndarray], fps: float, flashes: tuple[Flash,
     return out
 
 
-def photo_as_video(photo: np.ndarray, duration_s: float, fps: float, rng: Random, side: int = 640,
-                   paper_reflection: float = 0.03, flashes: tuple[Flash, ...] = ()) -> list[np.ndarray]:
+def photo_as_video(
+    photo: np.ndarray,
+    duration_s: float,
+    fps: float,
+    rng: Random,
+    side: int = 640,
+    paper_reflection: float = 0.03,
+    flashes: tuple[Flash, ...] = (),
+) -> list[np.ndarray]:
     """A still photo moved slightly, as if held in front of the camera; the flashes reflect off the whole print."""
     h0, w0 = photo.shape[:2]
     s = side / max(h0, w0)

@@ -12,8 +12,9 @@ import numpy as np
 from deepshield.media import FrameSampling, open_media
 
 
-def read_clip(path: str | Path, start_s: float = 0.0, end_s: float | None = None, fps: float = 30.0,
-              max_side: int = 0) -> tuple[list[np.ndarray], float]:
+def read_clip(
+    path: str | Path, start_s: float = 0.0, end_s: float | None = None, fps: float = 30.0, max_side: int = 0
+) -> tuple[list[np.ndarray], float]:
     """Frames of [start_s, end_s) resampled to at most `fps`, optionally scaled down; returns (frames, fps)."""
     import cv2
 
@@ -30,16 +31,18 @@ def read_clip(path: str | Path, start_s: float = 0.0, end_s: float | None = None
             rgb = f.rgb
             if max_side and max(rgb.shape[:2]) > max_side:
                 s = max_side / max(rgb.shape[:2])
-                rgb = cv2.resize(rgb, (int(rgb.shape[1] * s) // 2 * 2, int(rgb.shape[0] * s) // 2 * 2),
-                                 interpolation=cv2.INTER_AREA)
+                rgb = cv2.resize(
+                    rgb, (int(rgb.shape[1] * s) // 2 * 2, int(rgb.shape[0] * s) // 2 * 2), interpolation=cv2.INTER_AREA
+                )
             out.append(rgb)
         return out, rate
     finally:
         media.close()
 
 
-def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, crf: int = 23,
-                preset: str = "ultrafast") -> Path:
+def write_video(
+    path: str | Path, frames: Iterable[np.ndarray], fps: float, crf: int = 23, preset: str = "ultrafast"
+) -> Path:
     """H.264 yuv420p MP4; frame sides are cropped to even numbers."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

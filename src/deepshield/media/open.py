@@ -27,9 +27,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def open_media(
-    path: str | os.PathLike[str], limits: MediaLimits | None = None, sha256: str | None = None
-) -> Media:
+def open_media(path: str | os.PathLike[str], limits: MediaLimits | None = None, sha256: str | None = None) -> Media:
     """Validate and open a media file. Raises a `MediaError` subclass with a one-line reason on bad input.
 
     `sha256` lets a caller that already hashed the bytes (an upload, hashed while streaming) skip a re-read."""

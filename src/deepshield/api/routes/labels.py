@@ -19,8 +19,19 @@ from deepshield.api.uploads import save_upload
 router = APIRouter(prefix="/v1/labels", tags=["labels"])
 LabelPrincipal = Annotated[Principal, Depends(require_scope("label"))]
 
-_EXT = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "mp4": ".mp4", "mov": ".mp4", "wav": ".wav", "mp3": ".mp3",
-        "webm": ".mp4", "mkv": ".mp4", "avi": ".mp4", "m4a": ".m4a"}
+_EXT = {
+    "jpeg": ".jpg",
+    "png": ".png",
+    "webp": ".webp",
+    "mp4": ".mp4",
+    "mov": ".mp4",
+    "wav": ".wav",
+    "mp3": ".mp3",
+    "webm": ".mp4",
+    "mkv": ".mp4",
+    "avi": ".mp4",
+    "m4a": ".m4a",
+}
 
 
 @router.post("", response_class=FileResponse, responses={200: {"description": "the labelled file"}, 415: {}, 422: {}})
@@ -48,8 +59,16 @@ async def create_label(
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = out_dir / f"{uuid.uuid4().hex}{_EXT.get(media.info.format, '.bin')}"
     opts = LabelOptions(
-        producer=producer, produce_id=produce_id, label=label, text=text, position=position, visible=visible,
-        watermark=watermark, c2pa=c2pa, propagator=propagator, propagate_id=propagate_id,
+        producer=producer,
+        produce_id=produce_id,
+        label=label,
+        text=text,
+        position=position,
+        visible=visible,
+        watermark=watermark,
+        c2pa=c2pa,
+        propagator=propagator,
+        propagate_id=propagate_id,
     )
     try:
         res = await run_in_threadpool(label_file, path, dst, opts, settings.home)
@@ -57,7 +76,9 @@ async def create_label(
         path.unlink(missing_ok=True)
     header = base64.b64encode(json.dumps(res.to_dict() | {"path": None}).encode()).decode()
     return FileResponse(
-        dst, filename=f"labelled{dst.suffix}", headers={"X-Deepshield-Label": header},
+        dst,
+        filename=f"labelled{dst.suffix}",
+        headers={"X-Deepshield-Label": header},
         background=BackgroundTask(lambda: dst.unlink(missing_ok=True)),
     )
 

@@ -69,14 +69,19 @@ async def create_session(
 
 
 @router.get("/v1/liveness/sessions/{session_id}/script")
-def get_script(session_id: str, request: Request, db: SessionDep,
-               x_liveness_token: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+def get_script(
+    session_id: str, request: Request, db: SessionDep, x_liveness_token: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
     """For the capture page: the script to perform (token auth, no API key)."""
     svc = liveness_service(request)
     rec = svc.get(db, session_id)
     svc.check_token(rec, x_liveness_token)
-    return {"session_id": rec.id, "status": rec.status, "expires_at": rec.expires_at.isoformat(),
-            "script": _client_script(ChallengeScript.from_dict(json.loads(rec.script_json)))}
+    return {
+        "session_id": rec.id,
+        "status": rec.status,
+        "expires_at": rec.expires_at.isoformat(),
+        "script": _client_script(ChallengeScript.from_dict(json.loads(rec.script_json))),
+    }
 
 
 @router.post("/v1/liveness/sessions/{session_id}/video", responses={409: {}, 410: {}, 413: {}, 415: {}, 422: {}})
@@ -110,7 +115,10 @@ async def upload_video(
 
 @router.get("/v1/liveness/sessions/{session_id}")
 def get_session(
-    session_id: str, request: Request, db: SessionDep, principal: ScanPrincipal,
+    session_id: str,
+    request: Request,
+    db: SessionDep,
+    principal: ScanPrincipal,
     detail: Annotated[bool, Query(description="include signal scores and evidence (audit, review)")] = False,
 ) -> dict[str, Any]:
     """Decision (pass / fail / review) with reasons, for the relying party's backend only."""

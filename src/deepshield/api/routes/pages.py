@@ -44,8 +44,10 @@ def login(
     _audit_login(session, username[:128], user is not None, request)
     if user is None:
         return templates.TemplateResponse(
-            request, "login.html",
-            {"csrf": csrf_token(request), "next": next, "error": "Wrong user name or password."}, status_code=401,
+            request,
+            "login.html",
+            {"csrf": csrf_token(request), "next": next, "error": "Wrong user name or password."},
+            status_code=401,
         )
     request.session.clear()
     request.session["uid"] = user.id
@@ -56,8 +58,13 @@ def _audit_login(session: SessionDep, username: str, ok: bool, request: Request)
     """Every sign-in attempt goes into the hash-chained audit trail (cases domain)."""
     from deepshield.cases import audit
 
-    audit.record(session, actor=username, actor_kind="human", action="login" if ok else "login_failed",
-                 details={"client": request.client.host if request.client else None})
+    audit.record(
+        session,
+        actor=username,
+        actor_kind="human",
+        action="login" if ok else "login_failed",
+        details={"client": request.client.host if request.client else None},
+    )
 
 
 @router.post("/logout")
@@ -89,7 +96,9 @@ async def upload(
         path, media = await save_upload(file, settings)
     except DeepshieldError as e:
         return templates.TemplateResponse(
-            request, "upload.html", {"user": user, "csrf": csrf_token(request), "error": e.message},
+            request,
+            "upload.html",
+            {"user": user, "csrf": csrf_token(request), "error": e.message},
             status_code=e.http_status,
         )
     svc = scan_service(request)

@@ -30,9 +30,7 @@ class ReportIn(BaseModel):
     `needs_info` and the response lists exactly what is missing."""
 
     category: str = Field(default="", max_length=32, description=", ".join(CATEGORIES))
-    jurisdiction: str = Field(
-        default="", max_length=8, description="country or region code: US, EU, UK, DE..."
-    )
+    jurisdiction: str = Field(default="", max_length=8, description="country or region code: US, EU, UK, DE...")
     content_locations: list[str] = Field(default_factory=list, max_length=100, description="exact URL(s)")
     explanation: str = Field(default="", max_length=10000, description="why the content is illegal")
     good_faith: bool = Field(default=False, description="good-faith / bona fide statement")

@@ -39,8 +39,9 @@ async def create_scan(
     scan_id = svc.create(file.filename or path.name, path, media.info.sha256, principal.name)
     future = svc.submit(scan_id)
     if not wait:
-        return JSONResponse({"scan_id": scan_id, "status": "queued", "status_url": f"/v1/scans/{scan_id}"},
-                            status_code=202)
+        return JSONResponse(
+            {"scan_id": scan_id, "status": "queued", "status_url": f"/v1/scans/{scan_id}"}, status_code=202
+        )
     result = await asyncio.wrap_future(future)
     return result
 

@@ -30,8 +30,13 @@ class MetadataKind:
             ev.reasons.append("an AIGC label is present but malformed")
             return ev
         c1, c2 = aigc_mod.verify_codes(label, trusted_aigc_keys(home))
-        ev.report = {"found_in": where, "aigc": json.loads(label.to_json()), "ReservedCode1": c1.value,
-                     "ReservedCode2": c2.value, "display": DISPLAY.get(label.Label)}
+        ev.report = {
+            "found_in": where,
+            "aigc": json.loads(label.to_json()),
+            "ReservedCode1": c1.value,
+            "ReservedCode2": c2.value,
+            "display": DISPLAY.get(label.Label),
+        }
         ev.facts["label"] = label
         if CodeStatus.INVALID in (c1, c2):
             ev.conflicts.append("AIGC metadata was altered after signing (a signature does not match)")
@@ -40,8 +45,10 @@ class MetadataKind:
             ev.reasons.append(f"AIGC metadata (Label {label.Label}) with a valid signature")
         else:
             ev.claimed.append(label.Label)
-            ev.reasons.append(f"AIGC metadata (Label {label.Label}) present but unverified: "
-                              f"ReservedCode1 {c1.value}, ReservedCode2 {c2.value}")
+            ev.reasons.append(
+                f"AIGC metadata (Label {label.Label}) present but unverified: "
+                f"ReservedCode1 {c1.value}, ReservedCode2 {c2.value}"
+            )
         return ev
 
 

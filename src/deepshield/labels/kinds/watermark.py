@@ -48,8 +48,10 @@ class WatermarkKind:
         if det.detected:
             ev.verified.append("1")
             ev.facts["payload"] = det.payload
-            ev.reasons.append(f"Deepshield watermark found (payload {det.payload_hex}, "
-                              f"designed false-positive rate {det.designed_false_positive_rate:.0e})")
+            ev.reasons.append(
+                f"Deepshield watermark found (payload {det.payload_hex}, "
+                f"designed false-positive rate {det.designed_false_positive_rate:.0e})"
+            )
         return ev
 
 

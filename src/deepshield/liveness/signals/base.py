@@ -39,9 +39,15 @@ class SignalResult:
     evidence: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "verdict": self.verdict, "score": round(float(self.score), 4),
-                "weight": self.weight, "critical": self.critical, "reasons": self.reasons,
-                "evidence": self.evidence}
+        return {
+            "name": self.name,
+            "verdict": self.verdict,
+            "score": round(float(self.score), 4),
+            "weight": self.weight,
+            "critical": self.critical,
+            "reasons": self.reasons,
+            "evidence": self.evidence,
+        }
 
 
 class LivenessSignal(abc.ABC):
@@ -55,5 +61,4 @@ class LivenessSignal(abc.ABC):
 
     def result(self, verdict: Verdict, score: float, reasons: list[str], **evidence: Any) -> SignalResult:
         weight = 0.0 if verdict == "unavailable" else self.weight
-        return SignalResult(self.name, verdict, float(np.clip(score, 0, 1)), weight, self.critical, reasons,
-                            evidence)
+        return SignalResult(self.name, verdict, float(np.clip(score, 0, 1)), weight, self.critical, reasons, evidence)

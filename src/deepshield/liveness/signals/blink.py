@@ -14,8 +14,11 @@ class Blinks(LivenessSignal):
     def evaluate(self, ctx: SignalContext) -> SignalResult:
         blinks: list[Blink] = ctx.cache.get("blinks") or detect_blinks(ctx.track, ctx.policy)
         n = len(blinks)
-        ev = {"count": n, "times_s": [round(b.start_s, 2) for b in blinks],
-              "depths": [round(b.depth, 2) for b in blinks]}
+        ev = {
+            "count": n,
+            "times_s": [round(b.start_s, 2) for b in blinks],
+            "depths": [round(b.depth, 2) for b in blinks],
+        }
         if n == 0:
             # Weak evidence only: people go 10 s without blinking, and a scripted blink is already required by
             # the challenge signal. It lowers the combined score; it does not decide on its own.

@@ -31,11 +31,19 @@ class ChallengeCompliance(LivenessSignal):
             lo, hi = st.start_s, st.end_s + p.reaction_s
             w = (t >= lo) & (t <= hi)
             ok, when = self._check(st, t, yaw, pitch, has, w, base, blinks, dt, ctx)
-            steps.append({"index": i, "kind": st.kind, "window": [st.start_s, st.end_s], "done": ok,
-                          "at_s": None if when is None else round(when, 2)})
+            steps.append(
+                {
+                    "index": i,
+                    "kind": st.kind,
+                    "window": [st.start_s, st.end_s],
+                    "done": ok,
+                    "at_s": None if when is None else round(when, 2),
+                }
+            )
             if not ok:
-                reasons.append(f"step {i + 1} ({st.instruction.lower()}) not seen between "
-                               f"{st.start_s:.1f} s and {st.end_s:.1f} s")
+                reasons.append(
+                    f"step {i + 1} ({st.instruction.lower()}) not seen between {st.start_s:.1f} s and {st.end_s:.1f} s"
+                )
         # Large turns outside every turn or profile window: a recording made for another script.
         allowed = np.zeros(len(t), dtype=bool)
         for st in ctx.script.steps:
@@ -43,8 +51,7 @@ class ChallengeCompliance(LivenessSignal):
                 allowed |= (t >= st.start_s - 0.3) & (t <= st.end_s + p.reaction_s + 1.0)
         stray = np.isfinite(yaw) & (np.abs(yaw) >= p.turn_deg) & ~allowed
         if stray.sum() >= 2:
-            reasons.append(
-                f"head turned past {p.turn_deg:.0f} degrees at {t[stray][0]:.1f} s, when no turn was asked")
+            reasons.append(f"head turned past {p.turn_deg:.0f} degrees at {t[stray][0]:.1f} s, when no turn was asked")
         # The face must stay in view, except where a full profile may lose the mesh.
         prof = np.zeros(len(t), dtype=bool)
         for st in ctx.script.steps:
@@ -61,11 +68,29 @@ class ChallengeCompliance(LivenessSignal):
         verdict: Verdict = "pass" if not reasons else "fail"
         if reasons:
             score = min(score, 0.5)
-        return self.result(verdict, score, reasons, steps=steps, baseline_pitch=round(base, 1),
-                           face_visible=round(visible, 3), blinks=[round(b.start_s, 2) for b in blinks])
+        return self.result(
+            verdict,
+            score,
+            reasons,
+            steps=steps,
+            baseline_pitch=round(base, 1),
+            face_visible=round(visible, 3),
+            blinks=[round(b.start_s, 2) for b in blinks],
+        )
 
-    def _check(self, st: Step, t: np.ndarray, yaw: np.ndarray, pitch: np.ndarray, has: np.ndarray, w: np.ndarray,
-               base: float, blinks: list[Any], dt: float, ctx: SignalContext) -> tuple[bool, float | None]:
+    def _check(
+        self,
+        st: Step,
+        t: np.ndarray,
+        yaw: np.ndarray,
+        pitch: np.ndarray,
+        has: np.ndarray,
+        w: np.ndarray,
+        base: float,
+        blinks: list[Any],
+        dt: float,
+        ctx: SignalContext,
+    ) -> tuple[bool, float | None]:
         p = ctx.policy
         fy = np.where(np.isfinite(yaw), yaw, np.nan)
         if st.kind in ("turn_left", "turn_right"):
@@ -90,8 +115,12 @@ class ChallengeCompliance(LivenessSignal):
                             return True, float(t[k])
             return False, None
         if st.kind == "front":
-            fr = w & has & (np.abs(np.nan_to_num(fy, nan=99)) < p.front_deg) & (
-                np.abs(np.nan_to_num(pitch, nan=99) - base) < p.front_deg)
+            fr = (
+                w
+                & has
+                & (np.abs(np.nan_to_num(fy, nan=99)) < p.front_deg)
+                & (np.abs(np.nan_to_num(pitch, nan=99) - base) < p.front_deg)
+            )
             for a, b in true_runs(fr, t):
                 if b - a + dt >= p.front_hold_s:
                     return True, a

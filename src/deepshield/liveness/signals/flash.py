@@ -81,8 +81,15 @@ def flash_response(ctx: SignalContext, domain: str = "log") -> dict[str, object]
         correct = sum(1 for rv, name in zip(r_arr, names, strict=True) if _nearest_colour(rv) == name)
         if r > best_r:
             best_r = r
-            best = {"usable": True, "corr": r, "amplitude": amp, "latency_s": float(lat), "flashes_seen": len(resp),
-                    "flashes_matched": correct, "noise": noise}
+            best = {
+                "usable": True,
+                "corr": r,
+                "amplitude": amp,
+                "latency_s": float(lat),
+                "flashes_seen": len(resp),
+                "flashes_matched": correct,
+                "noise": noise,
+            }
     return best
 
 
@@ -121,13 +128,19 @@ class FlashResponse(LivenessSignal):
         if j_log == "pass" and j_lin == "pass":
             return self.result("pass", min(1.0, 0.5 + corr / 2), [], **ev)
         if j_log == "near" and j_lin == "pass":
-            return self.result("review", max(0.0, corr) / 2, ["the face followed the flashed sequence but one "
-                                                              "flash did not match"], **ev)
+            return self.result(
+                "review",
+                max(0.0, corr) / 2,
+                ["the face followed the flashed sequence but one flash did not match"],
+                **ev,
+            )
         if j_log != "fail":
             reason = "the flashed colours reached the whole frame alike (a screen or a print reflecting them)"
         elif float(lg["amplitude"]) < p.flash_min_amplitude:  # type: ignore[arg-type]
             reason = "the face did not take on the flashed colours"
         else:
-            reason = (f"the face's colour did not follow the flashed sequence ({lg['flashes_matched']} of "
-                      f"{lg['flashes_seen']} flashes)")
+            reason = (
+                f"the face's colour did not follow the flashed sequence ({lg['flashes_matched']} of "
+                f"{lg['flashes_seen']} flashes)"
+            )
         return self.result("fail", max(0.0, corr) / 2, [reason], **ev)

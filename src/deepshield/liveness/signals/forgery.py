@@ -23,19 +23,29 @@ class ForgeryScore(LivenessSignal):
         if not name:
             return self.result("unavailable", 0.0, ["no face-forgery detector installed"])
         thr = float(ctx.track.extra.get("detector_threshold") or DEFAULT_THRESHOLD)  # type: ignore[arg-type]
-        scored = [(k.t, k.forgery, abs(k.yaw) if k.yaw is not None else 90.0)
-                  for k in ctx.track.keyframes if k.forgery is not None]
+        scored = [
+            (k.t, k.forgery, abs(k.yaw) if k.yaw is not None else 90.0)
+            for k in ctx.track.keyframes
+            if k.forgery is not None
+        ]
         if not scored:
             return self.result("review", 0.5, ["no face could be scored for forgery"], detector=name)
         scores = [s for _, s, _ in scored]
         weights = [PROFILE_WEIGHT if yaw >= 30 else 1.0 for _, _, yaw in scored]
         s = float(np.average(scores, weights=weights))
         wi = int(np.argmax(scores))
-        ev = {"detector": name, "threshold": thr, "weighted_mean": round(s, 4), "max": round(scores[wi], 4),
-              "frames": len(scores), "profile_frames": sum(1 for w in weights if w > 1)}
+        ev = {
+            "detector": name,
+            "threshold": thr,
+            "weighted_mean": round(s, 4),
+            "max": round(scores[wi], 4),
+            "frames": len(scores),
+            "profile_frames": sum(1 for w in weights if w > 1),
+        }
         if s >= thr:
             return self.result("fail", 1 - s, ["the face looks manipulated (face-forgery detector)"], **ev)
         if scores[wi] >= thr:
-            return self.result("review", 1 - s, [f"some frames look manipulated (worst at {scored[wi][0]:.1f} s)"],
-                               **ev)
+            return self.result(
+                "review", 1 - s, [f"some frames look manipulated (worst at {scored[wi][0]:.1f} s)"], **ev
+            )
         return self.result("pass", 1 - s, [], **ev)

@@ -24,8 +24,14 @@ class IdPhotoMatch(LivenessSignal):
             return self.result("review", 0.0, ["no frontal face in the video to compare with the ID photo"])
         d = [emb.distance(e, ctx.id_embedding) for _, e in embs]
         dist = float(np.median(d))
-        ev = {"model": emb.info.name, "version": emb.info.version, "distance": round(dist, 4),
-              "match_at_or_below": p.id_match_distance, "reject_above": p.id_reject_distance, "frames": len(d)}
+        ev = {
+            "model": emb.info.name,
+            "version": emb.info.version,
+            "distance": round(dist, 4),
+            "match_at_or_below": p.id_match_distance,
+            "reject_above": p.id_reject_distance,
+            "frames": len(d),
+        }
         score = float(np.clip(1 - dist / (2 * p.id_reject_distance), 0, 1))
         if dist <= p.id_match_distance:
             return self.result("pass", score, [], **ev)

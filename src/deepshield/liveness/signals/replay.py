@@ -18,13 +18,17 @@ class ReplaySignal(LivenessSignal):
         if isinstance(sha, str):
             prev = idx.seen_sha256(sha, ctx.session_id)
             if prev:
-                return self.result("fail", 0.0, ["this exact video was uploaded in an earlier session"],
-                                   earlier_session=prev)
+                return self.result(
+                    "fail", 0.0, ["this exact video was uploaded in an earlier session"], earlier_session=prev
+                )
         hashes = [k.phash for k in ctx.track.keyframes]
         hit = idx.best_match(hashes, p.replay_hamming, ctx.session_id)
         frac = hit.matched / len(hashes) if hit and hashes else 0.0
-        ev = {"keyframes": len(hashes), "matched": hit.matched if hit else 0,
-              "earlier_session": hit.session_id if hit else None}
+        ev = {
+            "keyframes": len(hashes),
+            "matched": hit.matched if hit else 0,
+            "earlier_session": hit.session_id if hit else None,
+        }
         if frac >= p.replay_fail_fraction:
             return self.result("fail", 1 - frac, [f"{frac:.0%} of the frames were seen in an earlier session"], **ev)
         if frac >= p.replay_review_fraction:

@@ -38,8 +38,13 @@ def upgrade() -> None:
     op.create_table(
         "liveness_frame_hashes",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("session_id", sa.String(32), sa.ForeignKey("liveness_sessions.id", ondelete="CASCADE"),
-                  nullable=False, index=True),
+        sa.Column(
+            "session_id",
+            sa.String(32),
+            sa.ForeignKey("liveness_sessions.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("t", sa.Float, nullable=False),
         sa.Column("phash", sa.String(16), nullable=False),
     )
