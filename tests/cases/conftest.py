@@ -19,6 +19,17 @@ from deepshield.config import Settings
 from deepshield.store.db import reset_engines, upgrade_schema
 from tests.conftest import free_port, reset_pg
 
+#: Path prefixes of the Respond API that need an API key (the self-service routes take a case token instead).
+KEYED_PATH_PREFIXES = (
+    "/v1/cases",
+    "/v1/reports",
+    "/v1/uploads",
+    "/v1/transparency",
+    "/v1/webhooks",
+    "/v1/audit",
+    "/v1/statements",
+)
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:

@@ -14,17 +14,7 @@ from deepshield.cases import audit
 from deepshield.cases.models import AuditEvent, Case, WebhookDelivery
 from deepshield.store.db import session_scope
 
-from .conftest import login, make_image
-
-PROTECTED_PREFIXES = (
-    "/v1/cases",
-    "/v1/reports",
-    "/v1/uploads",
-    "/v1/transparency",
-    "/v1/webhooks",
-    "/v1/audit",
-    "/v1/statements",
-)
+from .conftest import KEYED_PATH_PREFIXES, login, make_image
 
 
 def test_intake_receipt_and_missing_fields(api, make_json):
@@ -80,7 +70,7 @@ def test_every_endpoint_refuses_missing_or_wrong_scope_key(api):
     wrong = key("match")
     checked = 0
     for path, ops in client.get("/openapi.json").json()["paths"].items():
-        if not path.startswith(PROTECTED_PREFIXES):
+        if not path.startswith(KEYED_PATH_PREFIXES):
             continue
         url = path.replace("{case_id}", "DS-AAAA-AAAA").replace("{statement_id}", "x")
         for method in ops:

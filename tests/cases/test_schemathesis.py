@@ -18,20 +18,14 @@ from deepshield.cases.flows import CasesContext  # noqa: E402
 from deepshield.config import Settings  # noqa: E402
 from deepshield.store.db import reset_engines, session_scope, upgrade_schema  # noqa: E402
 
+from .conftest import KEYED_PATH_PREFIXES  # noqa: E402
+
 pytestmark = pytest.mark.slow
 #: Examples per operation: a handful in the suite; raise it (DEEPSHIELD_FUZZ_EXAMPLES=200) for a deeper search.
 EXAMPLES = int(os.environ.get("DEEPSHIELD_FUZZ_EXAMPLES", "8"))
 KEY: dict[str, str] = {}
-CASE_PATHS = (
-    "/v1/cases",
-    "/v1/reports",
-    "/v1/uploads",
-    "/v1/transparency",
-    "/v1/webhooks",
-    "/v1/audit",
-    "/v1/statements",
-    "/v1/selfservice",
-)
+#: The Respond API: the keyed routes and the self-service routes that victims reach with a case token.
+CASE_PATHS = (*KEYED_PATH_PREFIXES, "/v1/selfservice")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
