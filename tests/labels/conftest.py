@@ -31,7 +31,10 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     im.save(d / "a.png")
     im.save(d / "a.webp", quality=90)
     im.save(d / "lossless.webp", lossless=True)
-    run = lambda *a: subprocess.run(["ffmpeg", "-v", "error", "-y", *a], check=True, timeout=120)  # noqa: E731
+
+    def run(*args: str) -> None:
+        subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True, timeout=120)
+
     run("-f", "lavfi", "-i", "sine=frequency=330:sample_rate=16000", "-t", "1.5", str(d / "a.wav"))
     run("-f", "lavfi", "-i", "sine=frequency=330", "-t", "1.5", "-metadata", "title=tune", str(d / "a.mp3"))
     # fmt: off

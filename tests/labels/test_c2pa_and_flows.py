@@ -17,6 +17,7 @@ from deepshield.labels.c2pa_manifest import C2paState
 from deepshield.labels.c2pa_manifest import verify_file as c2pa_verify
 from deepshield.labels.containers import read_aigc_json, write_aigc_json
 from deepshield.labels.service import LabelOptions, label_file, verify_file
+from tests.labels.helpers import ffprobe_json
 
 
 def _exif_aigc(path: Path) -> dict | None:
@@ -153,13 +154,7 @@ def test_video_label_two_seconds_audio_kept_and_cue(keys_home: Path, media_dir: 
     dst = tmp_path / "v.mp4"
     res = label_file(media_dir / "v.mp4", dst, LabelOptions(watermark=False, position="top-left"), keys_home)
     box = res.visible or {}
-    streams = json.loads(
-        subprocess.run(
-            ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type:format_tags", "-of", "json", str(dst)],
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    streams = ffprobe_json(dst, "stream=codec_type:format_tags")
     assert sorted(s["codec_type"] for s in streams["streams"]) == ["audio", "video"]
     assert json.loads(streams["format"]["tags"]["AIGC"])["Label"] == "1"  # ffprobe reads the MP4 key
     diffs: dict[float, float] = {}

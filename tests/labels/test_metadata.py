@@ -13,6 +13,7 @@ from deepshield.labels import aigc as aigc_mod
 from deepshield.labels import xmp
 from deepshield.labels.aigc import AigcLabel, CodeStatus
 from deepshield.labels.containers import read_aigc_json, write_aigc_json
+from tests.labels.helpers import ffprobe_json
 
 FORMS = ["element", "attribute"]
 
@@ -76,14 +77,7 @@ def test_mp3_id3_txxx_read_by_ffprobe_and_exiftool(media_dir: Path, tmp_path: Pa
     write_aigc_json(media_dir / "a.mp3", dst, j)
     write_aigc_json(dst, dst, j.replace("p-123", "p-456"))  # rewriting replaces, never duplicates
     assert json.loads(read_aigc_json(dst)[0] or "")["ProduceID"] == "p-456"
-    tags = json.loads(
-        subprocess.run(
-            ["ffprobe", "-v", "error", "-show_entries", "format_tags", "-of", "json", str(dst)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    tags = ffprobe_json(dst, "format_tags")
     assert json.loads(tags["format"]["tags"]["AIGC"])["ProduceID"] == "p-456"
     assert tags["format"]["tags"]["title"] == "tune"  # other tags kept
     meta = _exiftool(dst)
@@ -96,12 +90,8 @@ def test_mp4_key_without_reencoding(media_dir: Path, tmp_path: Path) -> None:
     j = _label().to_json()
     write_aigc_json(media_dir / "v.mp4", dst, j)
     assert read_aigc_json(dst)[0] == j
-
-    def probe(p: Path) -> dict:
-        cmd = ["ffprobe", "-v", "error", "-show_entries", "format_tags:stream=codec_name,nb_frames", "-of", "json"]
-        return json.loads(subprocess.run([*cmd, str(p)], capture_output=True, text=True, check=True).stdout)
-
-    after, before = probe(dst), probe(media_dir / "v.mp4")
+    entries = "format_tags:stream=codec_name,nb_frames"
+    after, before = ffprobe_json(dst, entries), ffprobe_json(media_dir / "v.mp4", entries)
     assert after["format"]["tags"]["AIGC"] == j
     assert after["streams"] == before["streams"]  # same streams, same frame counts: stream copy
 
