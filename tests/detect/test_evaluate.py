@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +58,61 @@ def test_discover_layouts(tmp_path: Path) -> None:
 
     with pytest.raises(DeepshieldError):
         discover(tmp_path / "rf" / "real")
+
+
+@pytest.mark.parametrize(
+    ("listing", "message"),
+    [
+        ("1 YouTube-real/00170.mp4\ngarbage\n", "line 2: expected"),
+        ("2 YouTube-real/00170.mp4\n", "line 1: expected"),
+        ("0 ../../etc/passwd\n", "points outside the dataset"),
+        ("1 /etc/passwd\n", "points outside the dataset"),
+    ],
+)
+def test_a_malformed_celeb_df_list_is_refused_with_its_line(tmp_path: Path, listing: str, message: str) -> None:
+    (tmp_path / "List_of_testing_videos.txt").write_text(listing)
+    with pytest.raises(DeepshieldError, match=message):
+        discover(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected an object"),
+        (json.dumps({"a.mp4": {"split": "train"}}), "'a.mp4' has no label"),
+        (json.dumps({"a.mp4": "FAKE"}), "'a.mp4' has no label"),
+        (json.dumps({"a.mp4": {"label": "MAYBE"}}), "'a.mp4' has no label"),
+        (json.dumps({"../a.mp4": {"label": "FAKE"}}), "points outside the dataset"),
+    ],
+)
+def test_a_malformed_dfdc_metadata_file_is_refused(tmp_path: Path, metadata: str, message: str) -> None:
+    (tmp_path / "part0").mkdir()
+    (tmp_path / "part0" / "metadata.json").write_text(metadata)
+    with pytest.raises(DeepshieldError, match=message):
+        discover(tmp_path)
+
+
+def test_the_evaluate_command_lists_failed_items_and_exits_1(shared_faces: Path, tmp_path: Path) -> None:
+    if load_sbi_detector() is None:
+        pytest.skip("no detector weights installed in deepshield/models")
+    data = tmp_path / "set"
+    (data / "real").mkdir(parents=True)
+    (data / "fake").mkdir()
+    shutil.copy(shared_faces / PHOTOS[0], data / "real" / "face.jpg")
+    (data / "fake" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    res = subprocess.run(
+        [sys.executable, "-m", "deepshield.cli.main", "evaluate", str(data), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "FAILED" in res.stderr and "broken.mp4" in res.stderr
+    assert "Warning" not in res.stderr  # a one-class ROC plot says so on the picture, not through matplotlib
+    report = json.loads((tmp_path / "out" / "scores.json").read_text())
+    assert report["n_errors"] == 1 and report["n_items"] == 2
+    assert (tmp_path / "out" / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_evaluate_real_swaps_with_shipped_detector(shared_faces: Path, tmp_path: Path) -> None:

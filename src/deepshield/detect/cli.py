@@ -16,6 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from deepshield.errors import DeepshieldError
 
 console = Console()
+err_console = Console(stderr=True)
+#: `evaluate` lists at most this many failed items on stderr; scores.json holds every item's error.
+_LISTED_FAILURES = 20
 DEFAULT_CORPUS = Path("../shared/data/faces")
 DEFAULT_CACHE = Path("/work/cache/detect/faces")
 
@@ -202,7 +205,10 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option(help="keep face crops here to re-score other checkpoints fast")
         ] = None,
     ) -> None:
-        """Frame- and video-level AUC, EER, TPR@1%FPR with bootstrap intervals, per method; ROC PNG + JSON."""
+        """Frame- and video-level AUC, EER, TPR@1%FPR with bootstrap intervals, per method; ROC PNG + JSON.
+
+        Exit code 1 if any item could not be scored (the report is still written, with each item's error).
+        """
         from deepshield.detect.evaluate import evaluate, format_summary, plot_roc
         from deepshield.detect.registry import get_detector
 
@@ -223,6 +229,13 @@ def register(app: typer.Typer) -> None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "scores.json").write_text(json.dumps(report, indent=1))
         plot_roc(report, out / "roc.png")
+        failed = [i for i in report["items"] if i["error"]]
+        for i in failed[:_LISTED_FAILURES]:
+            err_console.print(f"[red]FAILED[/red] {i['path']}: {i['error']}", highlight=False)
+        if len(failed) > _LISTED_FAILURES:
+            err_console.print(f"... and {len(failed) - _LISTED_FAILURES} more failures, listed in scores.json")
         for line in format_summary(report):
             console.print(line, highlight=False)
         console.print(f"wrote {out / 'scores.json'} and {out / 'roc.png'}")
+        if failed:
+            raise typer.Exit(1)

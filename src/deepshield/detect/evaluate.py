@@ -57,15 +57,7 @@ def discover(root: Path) -> tuple[str, list[EvalItem]]:
     if not root.is_dir():
         raise DeepshieldError(f"not a folder: {root}")
     if (root / "List_of_testing_videos.txt").is_file():
-        items = []
-        for line in (root / "List_of_testing_videos.txt").read_text().splitlines():
-            parts = line.split()
-            if len(parts) != 2:
-                continue
-            label = 0 if parts[0] == "1" else 1  # Celeb-DF: 1 = real, 0 = synthesised
-            rel = Path(parts[1])
-            items.append(EvalItem(root / rel, label, "real" if label == 0 else rel.parts[0]))
-        return "celeb-df-v2", items
+        return "celeb-df-v2", _celeb_df_items(root)
     if (root / "original_sequences").is_dir() or (root / "manipulated_sequences").is_dir():
         items = (
             [EvalItem(p, 0, "real") for p in _media_files(root / "original_sequences")]
@@ -79,13 +71,7 @@ def discover(root: Path) -> tuple[str, list[EvalItem]]:
         return "faceforensics++", items
     metas = sorted(root.rglob("metadata.json"))
     if metas:
-        items = []
-        for mp in metas:
-            meta = json.loads(mp.read_text())
-            for name, rec in sorted(meta.items()):
-                label = 1 if str(rec.get("label", "")).upper() == "FAKE" else 0
-                items.append(EvalItem(mp.parent / name, label, "real" if label == 0 else "dfdc"))
-        return "dfdc", items
+        return "dfdc", [item for mp in metas for item in _dfdc_items(mp)]
     if (root / "real").is_dir() and (root / "fake").is_dir():
         items = [EvalItem(p, 0, "real") for p in _media_files(root / "real")]
         fake = root / "fake"
@@ -96,6 +82,59 @@ def discover(root: Path) -> tuple[str, list[EvalItem]]:
     raise DeepshieldError(
         f"{root}: no known layout (real/ + fake/, FaceForensics++, Celeb-DF v2 list, or DFDC metadata.json)"
     )
+
+
+def _inside(root: Path, rel: str, where: str) -> Path:
+    """`root / rel`, refused when a listed name points outside the dataset (an absolute path or `..`)."""
+    path = Path(rel)
+    if path.is_absolute() or ".." in path.parts:
+        raise DeepshieldError(f"{where}: {rel!r} points outside the dataset folder")
+    return root / path
+
+
+def _celeb_df_items(root: Path) -> list[EvalItem]:
+    """Celeb-DF v2's test list: `<label> <relative path>` per line, label 1 = real, 0 = synthesised."""
+    listing = root / "List_of_testing_videos.txt"
+    items = []
+    for n, line in enumerate(_read_text(listing).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{listing} line {n}"
+        parts = line.split()
+        if len(parts) != 2 or parts[0] not in ("0", "1"):
+            raise DeepshieldError(f"{where}: expected '<0 or 1> <relative path>', got {line.strip()[:80]!r}")
+        label = 0 if parts[0] == "1" else 1
+        path = _inside(root, parts[1], where)
+        rel = path.relative_to(root)
+        items.append(EvalItem(path, label, "real" if label == 0 else rel.parts[0]))
+    return items
+
+
+def _dfdc_items(meta_path: Path) -> list[EvalItem]:
+    """One DFDC part's `metadata.json`: {file name: {"label": "REAL" | "FAKE", ...}}."""
+    try:
+        meta = json.loads(_read_text(meta_path))
+    except json.JSONDecodeError as exc:
+        raise DeepshieldError(f"{meta_path} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    if not isinstance(meta, dict):
+        raise DeepshieldError(f"{meta_path}: expected an object of file name -> {{'label': ...}}")
+    items = []
+    for name, rec in sorted(meta.items()):
+        label = str(rec.get("label", "")).upper() if isinstance(rec, dict) else ""
+        if label not in ("REAL", "FAKE"):
+            raise DeepshieldError(f"{meta_path}: entry {name[:80]!r} has no label REAL or FAKE")
+        path = _inside(meta_path.parent, name, str(meta_path))
+        items.append(EvalItem(path, int(label == "FAKE"), "dfdc" if label == "FAKE" else "real"))
+    return items
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DeepshieldError(f"{path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise DeepshieldError(f"cannot read {path}: {exc.strerror}") from None
 
 
 @dataclass
@@ -207,7 +246,12 @@ def _metrics(results: list[ItemResult], threshold: float, n_boot: int) -> dict[s
         out["video"] = summarize(vy, vs, threshold, n_boot=n_boot)
         out["frame"] = summarize(fy, fs, threshold, n_boot=n_boot)
     else:
-        out["video"] = {"n": len(vy), "flagged_at_threshold": float((vs >= threshold).mean())}
+        out["video"] = {
+            "n": len(vy),
+            "n_real": int((vy == 0).sum()),
+            "n_fake": int((vy == 1).sum()),
+            "flagged_at_threshold": float((vs >= threshold).mean()),
+        }
     return out
 
 
@@ -292,11 +336,13 @@ def plot_roc(report: dict[str, Any], out_png: Path) -> Path:
         fs = np.array([f["score"] for i in items for f in i["frames"]])
         fpr, tpr, _ = roc_curve(fy, fs)
         ax.plot(fpr, tpr, label=f"frame level (AUC {report['all']['frame']['auc']:.3f})")
+        ax.legend(loc="lower right")
+    else:
+        ax.text(0.5, 0.5, "no ROC: needs scored real and fake items", ha="center", va="center")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set_xlabel("false-positive rate")
     ax.set_ylabel("true-positive rate")
     ax.set_title(f"{report['detector']} {report['detector_version']} on {Path(report['dataset']).name}")
-    ax.legend(loc="lower right")
     fig.tight_layout()
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png)
@@ -309,7 +355,10 @@ def format_summary(report: dict[str, Any]) -> list[str]:
 
     def fmt(m: dict[str, Any], name: str) -> str:
         if "auc" not in m:
-            return f"{name}: n={m.get('n')} flagged={m.get('flagged_at_threshold', 0):.3f}"
+            return (
+                f"{name}: no AUC (needs scored real and fake items; real {m.get('n_real')}, fake {m.get('n_fake')}), "
+                f"flagged at threshold {m.get('flagged_at_threshold', 0):.3f}"
+            )
         ci = m.get("auc_ci95", [float("nan")] * 2)
         return (
             f"{name}: AUC {m['auc']:.4f} [{ci[0]:.3f}, {ci[1]:.3f}]  EER {m['eer']:.3f}  "

@@ -25,7 +25,10 @@ def _open_container(path: str) -> av.container.InputContainer:
 
 
 def _short(e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    """The decoder's reason in one line: PyAV's `strerror` without its errno and echoed path where it has one."""
+    reason = getattr(e, "strerror", None)
+    text = reason if isinstance(reason, str) and reason.strip() else str(e).strip()
+    text = text.strip().splitlines()[0] if text.strip() else type(e).__name__
     return text[:200]
 
 
