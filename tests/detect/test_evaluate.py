@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from deepshield.detect.evaluate import EvalItem, discover, evaluate, format_summary, plot_roc, score_item
+from deepshield.detect.export import calibrate_from_scores
 from deepshield.detect.onnx_detector import load_sbi_detector
 from deepshield.detect.swaps import make_swap_set
 from deepshield.errors import DeepshieldError
@@ -91,6 +92,27 @@ def test_a_malformed_dfdc_metadata_file_is_refused(tmp_path: Path, metadata: str
     (tmp_path / "part0" / "metadata.json").write_text(metadata)
     with pytest.raises(DeepshieldError, match=message):
         discover(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no evaluation scores at"),
+        (b"zz", "is not valid JSON"),
+        (b"\xff\xfe\x00", "is not UTF-8 text"),
+        (b'{"items": 5}', "not a scores.json written by `deepshield evaluate`"),
+        (b'{"items": [{"label": 2, "frames": [{"logit": 0.1}]}]}', "not a scores.json"),
+        (b'{"items": [{"label": 0, "frames": [{"score": 0.1}]}]}', "not a scores.json"),
+    ],
+)
+def test_calibrate_refuses_a_file_that_is_not_evaluate_scores(
+    tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    scores = tmp_path / "scores.json"
+    if content is not None:
+        scores.write_bytes(content)
+    with pytest.raises(DeepshieldError, match=message):
+        calibrate_from_scores(scores, tmp_path)
 
 
 def test_the_evaluate_command_lists_failed_items_and_exits_1(shared_faces: Path, tmp_path: Path) -> None:

@@ -158,6 +158,26 @@ def test_cli_hostile_corpus(tmp_path: Path) -> None:
     assert len(rows) == len(corpus) and not any(r["ok"] for r in rows)
 
 
+def test_cli_prints_file_names_with_brackets_as_they_are(shared_faces: Path, tmp_path: Path) -> None:
+    """Square brackets in a file name are rich markup to the console; the name must still print verbatim."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "photo [bold]1.jpg").write_bytes((shared_faces / "real_photos" / "lp_s1.jpg").read_bytes())
+    (folder / "bad [red]x.jpg").write_text("not an image")
+    res = _cli("scan", str(folder), cwd=tmp_path)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    shown = res.stdout + res.stderr  # the per-file lines go to the progress console (stderr)
+    assert "photo [bold]1.jpg: 1 face(s)" in shown
+    assert "FAILED" in shown and "bad [red]x.jpg: " in shown
+
+
+def test_cli_a_folder_that_cannot_be_made_is_one_line_not_a_traceback(shared_faces: Path, tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("")
+    res = _cli("scan", str(shared_faces / "real_photos" / "lp_s1.jpg"), "--report", "a_file/reports", cwd=tmp_path)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "a_file/reports: Not a directory" in res.stderr
+
+
 def test_cli_usage_errors_are_clean(tmp_path: Path) -> None:
     res = _cli("apikey", "create", "--scope", "bogus", cwd=tmp_path)
     assert res.returncode == 2 and "unknown or missing scope" in res.stderr and "Traceback" not in res.stderr

@@ -207,6 +207,22 @@ def test_cli_label_and_verify(keys_home: Path, media_dir: Path, tmp_path: Path) 
     assert bad.exit_code != 0
 
 
+def test_cli_verify_prints_a_crafted_label_as_text_not_markup(keys_home: Path, media_dir: Path, tmp_path: Path) -> None:
+    """A label's fields come from the file: rich markup in them must print literally, never restyle the report."""
+    from typer.testing import CliRunner
+
+    from deepshield.cli.main import app
+
+    r = CliRunner()
+    dst = tmp_path / "out.png"
+    crafted = "[green]agree[/green]"
+    res = r.invoke(app, ["label", str(media_dir / "a.png"), "-o", str(dst), "--producer", crafted])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(app, ["verify", str(dst), "--no-watermark"])
+    assert res.exit_code == 0, res.output
+    assert f"producer {crafted!r}" in res.stdout
+
+
 def test_api_label_and_verify(app_client, api_key, media_dir: Path) -> None:  # type: ignore[no-untyped-def]
     from deepshield.config import get_settings
     from deepshield.labels.keys import init_keys

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from deepshield.errors import DeepshieldError
 from deepshield.liveness.script import FLASH_COLOURS, ChallengeScript, generate_script
 
 
@@ -35,3 +38,21 @@ def test_round_trip() -> None:
     d = s.to_dict()
     assert ChallengeScript.from_dict(d) == s
     assert d["steps"][0]["instruction"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("steps"), "no 'steps'"),
+        (lambda d: d["flashes"][0].pop("colour"), "no 'colour'"),
+        (lambda d: d.update(duration_s="long"), "expected steps, flashes and duration_s"),
+        (lambda d: d.update(steps=5), "expected steps, flashes and duration_s"),
+        (lambda d: d["steps"][0].update(kind="dance"), "unknown step kinds or colours ['dance']"),
+        (lambda d: d["flashes"][0].update(colour="ultraviolet"), "unknown step kinds or colours ['ultraviolet']"),
+    ],
+)
+def test_a_script_that_is_not_one_is_refused_with_the_reason(change, message: str) -> None:  # type: ignore[no-untyped-def]
+    d = generate_script().to_dict()
+    change(d)
+    with pytest.raises(DeepshieldError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        ChallengeScript.from_dict(d)

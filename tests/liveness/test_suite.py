@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from deepshield.errors import DeepshieldError
 from deepshield.liveness.attacks import ATTACK_KINDS, load_manifest
 from deepshield.media import open_media
 
@@ -55,3 +57,10 @@ def test_make_attacks_and_evaluate(shared_faces: Path, tmp_path: Path) -> None:
         assert a["errors"] == 0, (a, rep["errors"])
         assert a["trials"] >= 1 and 0 < a["upper95"] <= 1
     assert rep["bpcer"]["trials"] >= 1
+
+
+@pytest.mark.parametrize("line", ["{not json", "[1, 2]", '{"kind": "photo", "no_such_field": 1}'])
+def test_a_damaged_suite_manifest_names_its_line(tmp_path: Path, line: str) -> None:
+    (tmp_path / "manifest.jsonl").write_text("\n" + line + "\n")
+    with pytest.raises(DeepshieldError, match="manifest.jsonl line 2: not a trial"):
+        load_manifest(tmp_path)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from deepshield.config import Settings
@@ -46,7 +47,7 @@ def verify(json_out: Annotated[bool, typer.Option("--json", help="print a JSON o
         typer.echo(json.dumps({"ok": r.ok, "events": r.events, "head_hash": r.head_hash, "problems": r.problems}))
     else:
         for p in r.problems:
-            console.print(f"[red]{p}[/red]", highlight=False)
+            console.print(f"[red]{escape(p)}[/red]", highlight=False)
         if r.ok:
             console.print(f"audit chain intact: {r.events} events, head {r.head_hash}", highlight=False)
     if not r.ok:
@@ -68,8 +69,8 @@ def queue(limit: Annotated[int, typer.Option(help="rows")] = 50) -> None:
             t.add_row(
                 c.id,
                 c.state,
-                c.category,
-                c.jurisdiction,
+                escape(c.category),
+                escape(c.jurisdiction or ""),
                 f"[{colour}]{d.label}[/{colour}]" if colour else d.label,
             )
     console.print(t)

@@ -8,6 +8,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from deepshield.errors import DeepshieldError
 
@@ -41,8 +42,15 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except DeepshieldError as e:
-        err_console.print(f"[red]error:[/red] {e.message}", highlight=False)
+        err_console.print(f"[red]error:[/red] {escape(e.message)}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except OSError as e:
+        # Last line of defence for the file system (a folder that cannot be made, a full disk): one line, no trace.
+        where = f" {e.filename}" if e.filename else ""
+        err_console.print(
+            f"[red]error:[/red]{escape(where)}: {escape(str(e.strerror or e))}", highlight=False, soft_wrap=True
+        )
+        sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)

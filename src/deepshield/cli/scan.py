@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deepshield.detect.pipeline import Scanner, ScanOptions
@@ -72,12 +73,12 @@ def _scan_one(
 
 def _summary_line(r: dict[str, Any]) -> str:
     if not r.get("ok"):
-        return f"[red]FAILED[/red] {r['file']}: {r['error']['message']}"
+        return f"[red]FAILED[/red] {escape(str(r['file']))}: {escape(r['error']['message'])}"
     score = (r.get("scores") or {}).get("video_score")
     verdict = r.get("verdict") or r.get("detector_status")
     s = f" score={score:.3f}" if score is not None else ""
     tracks = f", {len(r['tracks'])} track(s)" if r.get("tracks") else ""
-    return f"[green]ok[/green] {r['file']}: {r['face_count']} face(s){tracks}{s} ({verdict})"
+    return f"[green]ok[/green] {escape(str(r['file']))}: {r['face_count']} face(s){tracks}{s} ({verdict})"
 
 
 def scan(
@@ -98,7 +99,7 @@ def scan(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         console=console,
         transient=False,
         disable=not files,

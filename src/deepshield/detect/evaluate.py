@@ -12,7 +12,6 @@ through `open_media`.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from deepshield.detect.aggregate import pick_frame_face
 from deepshield.detect.metrics import roc_curve, summarize
 from deepshield.errors import DeepshieldError, MediaError
 from deepshield.media import FrameSampling, MediaKind, open_media
+from deepshield.textfiles import read_json_file, read_text_file
 
 MEDIA_EXT = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".mp4", ".mov", ".avi", ".mkv", ".webm"}
 
@@ -96,7 +96,7 @@ def _celeb_df_items(root: Path) -> list[EvalItem]:
     """Celeb-DF v2's test list: `<label> <relative path>` per line, label 1 = real, 0 = synthesised."""
     listing = root / "List_of_testing_videos.txt"
     items = []
-    for n, line in enumerate(_read_text(listing).splitlines(), start=1):
+    for n, line in enumerate(read_text_file(listing, "Celeb-DF list").splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{listing} line {n}"
@@ -112,10 +112,7 @@ def _celeb_df_items(root: Path) -> list[EvalItem]:
 
 def _dfdc_items(meta_path: Path) -> list[EvalItem]:
     """One DFDC part's `metadata.json`: {file name: {"label": "REAL" | "FAKE", ...}}."""
-    try:
-        meta = json.loads(_read_text(meta_path))
-    except json.JSONDecodeError as exc:
-        raise DeepshieldError(f"{meta_path} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    meta = read_json_file(meta_path, "DFDC metadata")
     if not isinstance(meta, dict):
         raise DeepshieldError(f"{meta_path}: expected an object of file name -> {{'label': ...}}")
     items = []
@@ -126,15 +123,6 @@ def _dfdc_items(meta_path: Path) -> list[EvalItem]:
         path = _inside(meta_path.parent, name, str(meta_path))
         items.append(EvalItem(path, int(label == "FAKE"), "dfdc" if label == "FAKE" else "real"))
     return items
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DeepshieldError(f"{path} is not UTF-8 text") from None
-    except OSError as exc:
-        raise DeepshieldError(f"cannot read {path}: {exc.strerror}") from None
 
 
 @dataclass

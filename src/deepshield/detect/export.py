@@ -17,6 +17,7 @@ import numpy as np
 from deepshield.detect.onnx_detector import MODEL_NAME
 from deepshield.detect.sbi import MEAN, STD
 from deepshield.errors import DeepshieldError
+from deepshield.textfiles import read_json_file
 
 
 def export_onnx(checkpoint: Path, out_dir: Path, version: str, extra: dict[str, Any] | None = None) -> Path:
@@ -114,15 +115,24 @@ def calibrate_from_scores(
     """Fit calibration from an `evaluate` JSON over validation data and write it into the model metadata."""
     from deepshield.detect.onnx_detector import calibrate
 
-    data = json.loads(scores_json.read_text())
-    logits, labels = [], []
+    data = read_json_file(scores_json, "evaluation scores")
+    logits: list[float] = []
+    labels: list[int] = []
     real_items = []
-    for item in data["items"]:
-        for fr in item["frames"]:
-            logits.append(fr["logit"])
-            labels.append(item["label"])
-        if item["label"] == 0 and item["frames"]:
-            real_items.append([fr["logit"] for fr in item["frames"]])
+    try:
+        for item in data["items"]:
+            item_logits = [float(fr["logit"]) for fr in item["frames"]]
+            label = int(item["label"])
+            if label not in (0, 1):
+                raise ValueError(label)
+            logits += item_logits
+            labels += [label] * len(item_logits)
+            if label == 0 and item_logits:
+                real_items.append(item_logits)
+    except (KeyError, TypeError, ValueError):
+        raise DeepshieldError(
+            f"{scores_json}: not a scores.json written by `deepshield evaluate` (items with label and frames)"
+        ) from None
     if not logits:
         raise DeepshieldError(f"{scores_json}: no scored frames to calibrate on")
     lg, lb = np.array(logits), np.array(labels)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from deepshield.labels.errors import LabelError
 
@@ -26,9 +27,9 @@ def keys_init(
     existed = (keys_dir() / "aigc_ed25519.pem").exists()
     d = init_keys(organisation=organisation, force=force)
     if existed and not force:
-        console.print(f"keys already present in {d} (use --force to replace them)")
+        console.print(f"keys already present in {d} (use --force to replace them)", markup=False)
     else:
-        console.print(f"created keys in {d}; trust anchor for verifiers: {d / 'c2pa_ca.pem'}")
+        console.print(f"created keys in {d}; trust anchor for verifiers: {d / 'c2pa_ca.pem'}", markup=False)
 
 
 def label(
@@ -81,11 +82,13 @@ def label(
     if as_json:
         print(json.dumps(res.to_dict(), ensure_ascii=False))
         return
-    console.print(f"[green]labelled[/green] {output} ({res.mode} mode)")
+    console.print(f"[green]labelled[/green] {escape(str(output))} ({res.mode} mode)")
     for s in res.steps:
-        console.print(f"  - {s}")
+        console.print(f"  - {s}", markup=False)
     if res.aigc:
-        console.print(f"  ProduceID {res.aigc.get('ProduceID')}  PropagateID {res.aigc.get('PropagateID') or '-'}")
+        console.print(
+            f"  ProduceID {res.aigc.get('ProduceID')}  PropagateID {res.aigc.get('PropagateID') or '-'}", markup=False
+        )
 
 
 def verify(
@@ -101,21 +104,24 @@ def verify(
     if as_json:
         print(json.dumps(rep.to_dict(), ensure_ascii=False))
         return
-    console.print(f"[bold]{path}[/bold] ({rep.kind}/{rep.format})")
-    console.print(f"  display: [bold]{rep.decision or 'no label'}[/bold]")
+    # Every value below but the path comes from the file itself, which may be hostile: escaped, so a crafted
+    # label cannot print markup (a fake "agree" line, say).
+    console.print(f"[bold]{escape(str(path))}[/bold] ({escape(rep.kind)}/{escape(rep.format)})")
+    console.print(f"  display: [bold]{escape(rep.decision or 'no label')}[/bold]")
     m = rep.metadata
     if m is None:
         console.print("  AIGC metadata: absent")
     elif "error" in m:
-        console.print(f"  AIGC metadata: malformed ({m['error']})")
+        console.print(f"  AIGC metadata: malformed ({m['error']})", markup=False)
     else:
         a = m["aigc"]
         console.print(
             f"  AIGC metadata ({m['found_in']}): Label {a.get('Label')}, "
             f"producer {a.get('ContentProducer')!r}, "
-            f"ReservedCode1 {m['ReservedCode1']}, ReservedCode2 {m['ReservedCode2']}"
+            f"ReservedCode1 {m['ReservedCode1']}, ReservedCode2 {m['ReservedCode2']}",
+            markup=False,
         )
-    console.print(f"  C2PA: {rep.c2pa['summary'] or rep.c2pa['state']}")
+    console.print(f"  C2PA: {rep.c2pa['summary'] or rep.c2pa['state']}", markup=False)
     w = rep.watermark
     if w is None:
         console.print("  watermark: not checked")
@@ -124,9 +130,9 @@ def verify(
     else:
         console.print("  watermark: none found")
     for a in rep.agreement:
-        console.print(f"  [green]agree[/green] {a}")
+        console.print(f"  [green]agree[/green] {escape(a)}")
     for c in rep.conflicts:
-        console.print(f"  [red]conflict[/red] {c}")
+        console.print(f"  [red]conflict[/red] {escape(c)}")
 
 
 def register(app: typer.Typer) -> None:

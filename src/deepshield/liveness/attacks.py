@@ -32,6 +32,7 @@ from deepshield.liveness.script import STEP_SECONDS, ChallengeScript, Step, rand
 from deepshield.liveness.simulate import FlashModel, apply_flash_response, photo_as_video, screen_recapture
 from deepshield.liveness.videoio import read_clip, write_video
 from deepshield.media import open_media, representative_frame
+from deepshield.textfiles import read_text_file
 
 ATTACK_KINDS = ("photo", "other_script", "wrong_order", "too_late", "face_swap", "screen_replay", "no_flash")
 
@@ -55,7 +56,15 @@ def load_manifest(suite: Path) -> list[Trial]:
     path = suite / "manifest.jsonl"
     if not path.exists():
         raise DeepshieldError(f"no attack suite at {suite}: run `deepshield liveness make-attacks` first")
-    return [Trial(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    trials = []
+    for n, line in enumerate(read_text_file(path, "attack-suite manifest").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            trials.append(Trial(**json.loads(line)))
+        except (json.JSONDecodeError, TypeError):
+            raise DeepshieldError(f"{path} line {n}: not a trial as `make-attacks` writes it") from None
+    return trials
 
 
 def _save_rgb(path: Path, rgb: np.ndarray) -> str:

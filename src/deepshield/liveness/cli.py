@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deepshield.errors import DeepshieldError
+from deepshield.textfiles import read_json_file
 
 console = Console()
 liveness_app = typer.Typer(
@@ -56,13 +57,20 @@ def make_attacks(
         late_splices=late_splices,
     )
     b = SuiteBuilder(
-        faces, out, seed=seed, size=size, max_segments=segments or None, log=lambda s: console.print(s, highlight=False)
+        faces,
+        out,
+        seed=seed,
+        size=size,
+        max_segments=segments or None,
+        log=lambda s: console.print(s, highlight=False, markup=False),
     )
     trials = b.build(jobs=jobs, resume=resume)
     kinds: dict[str, int] = {}
     for t in trials:
         kinds[t.kind] = kinds.get(t.kind, 0) + 1
-    console.print(f"{len(trials)} trials in {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+    console.print(
+        f"{len(trials)} trials in {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())), markup=False
+    )
 
 
 @liveness_app.command("evaluate")
@@ -77,7 +85,9 @@ def evaluate(
     """APCER per attack type (and the worst), BPCER, trial counts and 95% upper bounds."""
     from deepshield.liveness.evaluate import Rate, evaluate_suite
 
-    rep = evaluate_suite(suite, log=lambda s: console.print(s, highlight=False) if not as_json else None, jobs=jobs)
+    rep = evaluate_suite(
+        suite, log=lambda s: console.print(s, highlight=False, markup=False) if not as_json else None, jobs=jobs
+    )
     if report:
         report.write_text(json.dumps(rep.to_dict(), indent=2))
     if as_json:
@@ -125,7 +135,7 @@ def calibrate_match(
     from deepshield.liveness.facematch import calibrate
     from deepshield.liveness.policy import LivenessPolicy
 
-    cal = calibrate(faces, lfw=lfw, log=lambda s: console.print(s, highlight=False))
+    cal = calibrate(faces, lfw=lfw, log=lambda s: console.print(s, highlight=False, markup=False))
     pol = LivenessPolicy()
     thr = cal.threshold_at_fmr(target_fmr)
     t = Table(title=f"ID-photo match ({cal.embedder}): distance at or below the threshold = match")
@@ -147,7 +157,7 @@ def calibrate_match(
         f"review up to {pol.id_reject_distance}, fail above"
     )
     if cal.skipped:
-        console.print(f"no face found in {len(cal.skipped)} photo(s): {', '.join(cal.skipped[:5])}")
+        console.print(f"no face found in {len(cal.skipped)} photo(s): {', '.join(cal.skipped[:5])}", markup=False)
 
 
 @liveness_app.command("verify")
@@ -164,7 +174,7 @@ def verify(
     from deepshield.liveness.script import ChallengeScript
     from deepshield.liveness.service import embed_id_photo
 
-    sc = ChallengeScript.from_dict(json.loads(script.read_text()))
+    sc = ChallengeScript.from_dict(read_json_file(script, "challenge script"))
     emb = get_embedder()
     idv = embed_id_photo(id_photo, FaceAnalyzer(), emb) if id_photo else None
     tr = SessionAnalyzer().analyze_file(video)

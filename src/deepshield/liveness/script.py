@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from random import Random
 from typing import Any
 
+from deepshield.errors import DeepshieldError
+
 STEP_KINDS = ("front", "turn_left", "turn_right", "profile_left", "profile_right", "blink", "look_up")
 
 INSTRUCTIONS = {
@@ -86,12 +88,24 @@ class ChallengeScript:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> ChallengeScript:
-        return ChallengeScript(
-            steps=tuple(Step(s["kind"], float(s["start_s"]), float(s["end_s"])) for s in d["steps"]),
-            flashes=tuple(Flash(f["colour"], float(f["start_s"]), float(f["end_s"])) for f in d["flashes"]),
-            duration_s=float(d["duration_s"]),
-            nonce=str(d.get("nonce", "")),
+        """The script `to_dict` wrote; anything else (a hand-edited file, say) is refused with the reason."""
+        try:
+            script = ChallengeScript(
+                steps=tuple(Step(s["kind"], float(s["start_s"]), float(s["end_s"])) for s in d["steps"]),
+                flashes=tuple(Flash(f["colour"], float(f["start_s"]), float(f["end_s"])) for f in d["flashes"]),
+                duration_s=float(d["duration_s"]),
+                nonce=str(d.get("nonce", "")),
+            )
+        except KeyError as exc:
+            raise DeepshieldError(f"not a challenge script: no {exc.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError):
+            raise DeepshieldError("not a challenge script: expected steps, flashes and duration_s as written") from None
+        unknown = sorted({s.kind for s in script.steps} - set(STEP_KINDS)) + sorted(
+            {f.colour for f in script.flashes} - set(FLASH_COLOURS)
         )
+        if unknown:
+            raise DeepshieldError(f"not a challenge script: unknown step kinds or colours {unknown}")
+        return script
 
     def kinds(self) -> list[str]:
         return [s.kind for s in self.steps]

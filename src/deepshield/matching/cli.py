@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -37,7 +38,7 @@ def _progress(what: str, total: int) -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         console=console,
         disable=total == 0,
     )
@@ -71,10 +72,10 @@ def hash_cmd(
 
 def _match_line(r: dict[str, Any]) -> str:
     if "error" in r:
-        return f"[red]FAILED[/red] {r['path']}: {r['error']}"
+        return f"[red]FAILED[/red] {escape(str(r['path']))}: {escape(str(r['error']))}"
     if not r["matches"]:
         sup = f" ({len(r['suppressed'])} suppressed by a negative bank)" if r["suppressed"] else ""
-        return f"[green]no match[/green] {r['path']}{sup}"
+        return f"[green]no match[/green] {escape(str(r['path']))}{sup}"
     parts = []
     for m in r["matches"]:
         extra = f" {m['variant']}" if m.get("variant") and m["variant"] != "original" else ""
@@ -83,8 +84,10 @@ def _match_line(r: dict[str, Any]) -> str:
             extra = f" query {v['query_fraction']:.0%} bank {v['bank_fraction']:.0%} at {v['query_ranges']}"
         case = f" case {m['entry']['case_id']}" if m["entry"].get("case_id") else ""
         review = " [yellow]review[/yellow]" if m["needs_review"] else ""
-        parts.append(f"{m['bank']}#{m['entry_id']} {m['signal_type']} d={m['distance']:g}{extra}{case}{review}")
-    return f"[red]MATCH[/red] {r['path']}: " + "; ".join(parts)
+        parts.append(
+            escape(f"{m['bank']}#{m['entry_id']} {m['signal_type']} d={m['distance']:g}{extra}{case}") + review
+        )
+    return f"[red]MATCH[/red] {escape(str(r['path']))}: " + "; ".join(parts)
 
 
 def match_cmd(
@@ -149,12 +152,12 @@ def bank_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> None
     t = Table("name", "entries", "enabled", "threshold", "negative", "description")
     for b in banks:
         t.add_row(
-            b.name,
+            escape(b.name),
             str(b.entries),
             f"{b.enabled_ratio:g}",
             str(b.threshold or "default"),
             "yes" if b.is_negative else "",
-            b.description or "",
+            escape(b.description or ""),
         )
     Console().print(t)
 
@@ -233,12 +236,14 @@ def bank_add(
                 with session_scope() as s:
                     e = svc.add_file(s, name, f, _meta(source, case, added_by, note))
                 low = " [yellow](low PDQ quality)[/yellow]" if e.low_quality else ""
-                progress.console.print(f"banked {f} as entry {e.id}: {', '.join(e.signals)}{low}", highlight=False)
+                progress.console.print(
+                    f"banked {f} as entry {e.id}: {', '.join(e.signals)}{low}", highlight=False, markup=False
+                )
             except DeepshieldError as err:
                 if isinstance(err, svc.BankNotFound):
                     raise
                 failed += 1
-                progress.console.print(f"[red]FAILED[/red] {f}: {err.message}", highlight=False)
+                progress.console.print(f"[red]FAILED[/red] {escape(str(f))}: {escape(err.message)}", highlight=False)
             progress.advance(task)
     raise typer.Exit(1 if failed else 0)
 
