@@ -13,6 +13,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DEEPSHIELD_", extra="ignore")
 
     home: Path = Field(default=Path("var"), description="Data directory: database, uploads, reports, keys.")
+    work: Path | None = Field(
+        default=None,
+        description="Detector work folder (face cache, training runs, swap sets); unset means $DEEPSHIELD_HOME/work.",
+    )
     database_url: str | None = Field(
         default=None,
         validation_alias="DATABASE_URL",
@@ -36,6 +40,16 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.home / 'deepshield.db').resolve()}"
 
     @property
+    def work_dir(self) -> Path:
+        """Training data and runs: large, rebuilt by commands, never part of the repository."""
+        return self.work if self.work is not None else self.home / "work"
+
+    @property
+    def face_cache_dir(self) -> Path:
+        """Where `deepshield detect-cache` writes and training reads unless told otherwise."""
+        return self.work_dir / "detect" / "faces"
+
+    @property
     def uploads_dir(self) -> Path:
         return self.home / "uploads"
 
@@ -51,3 +65,15 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+#: The prefix of a path in a training config that stands for the detector work folder.
+WORK_PREFIX = "{work}/"
+
+
+def work_path(value: str) -> Path:
+    """A training-config path: `{work}/...` lies under the work folder, so one config runs on any machine;
+    anything else is taken as written."""
+    if value.startswith(WORK_PREFIX):
+        return get_settings().work_dir / value[len(WORK_PREFIX) :]
+    return Path(value)

@@ -99,3 +99,28 @@ def test_make_swaps_refuses_an_unknown_region_before_any_work(tmp_path: Path) ->
     )
     assert res.returncode == 2 and "Traceback" not in res.stderr and "unknown swap region" in res.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["make-swaps", "--corpus", "{empty}", "--split", "bogus"],
+            "unknown split 'bogus': choose one of train, val, test",
+        ),
+        (["make-swaps", "--corpus", "{empty}"], "no photos or videos of the test split under"),
+        (["detect-cache", "--corpus", "{empty}"], "no photos or videos under"),
+    ],
+)
+def test_corpus_commands_refuse_a_bad_split_or_an_empty_corpus(tmp_path: Path, args: list[str], message: str) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out"
+    argv = [a.replace("{empty}", str(tmp_path / "empty")) for a in args] + ["--out", str(out)]
+    res = subprocess.run(
+        [sys.executable, "-m", "deepshield.cli.main", *argv], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr and message in res.stderr, res.stderr
+    assert not out.exists()

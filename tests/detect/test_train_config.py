@@ -11,7 +11,8 @@ import pytest
 
 pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
 
-from deepshield.detect.train import load_config  # noqa: E402
+from deepshield.config import get_settings, work_path  # noqa: E402
+from deepshield.detect.train import CONFIG_KEYS, load_config  # noqa: E402
 from deepshield.errors import DeepshieldError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,3 +91,47 @@ def test_every_committed_config_loads_and_the_shipped_model_records_its_own() ->
     v4, stage11 = configs["sbi_small_ft3"], configs["sbi_small_ft9"]
     assert stage11["model"] == v4["model"] and stage11["data"] == v4["data"]
     assert stage11["sbi"] == {**v4["sbi"], "part_mask_prob": 0.25}
+
+
+def test_a_value_of_the_wrong_kind_is_refused_when_the_file_is_read(tmp_path: Path) -> None:
+    cfg = _write(
+        tmp_path / "a.toml",
+        '[model]\nwidths = [24, "x"]\n[train]\nepochs = "ten"\nlr = true\nout_dir = ""\n[sbi]\njpeg_min = 40.5\n',
+    )
+    with pytest.raises(DeepshieldError) as err:
+        load_config(cfg)
+    for part in (
+        "[model] widths must be a list of integers, got [24, 'x']",
+        "[train] epochs must be an integer, got 'ten'",
+        "[train] lr must be a number, got True",
+        "[train] out_dir must be a non-empty string",
+        "[sbi] jpeg_min must be an integer, got 40.5",
+    ):
+        assert part in err.value.message
+    ok = _write(tmp_path / "b.toml", "[train]\nlr = 1\nweight_decay = 0.0005\n")  # an integer is a number
+    assert load_config(ok)["train"]["lr"] == 1
+
+
+def test_work_paths_lie_under_the_work_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEEPSHIELD_WORK", str(tmp_path / "work"))
+    get_settings.cache_clear()
+    try:
+        assert work_path("{work}/detect/faces") == tmp_path / "work" / "detect" / "faces"
+        assert work_path("/elsewhere/run") == Path("/elsewhere/run")
+        assert work_path("runs/x") == Path("runs/x")
+        monkeypatch.delenv("DEEPSHIELD_WORK")
+        monkeypatch.setenv("DEEPSHIELD_HOME", str(tmp_path / "home"))
+        get_settings.cache_clear()
+        assert get_settings().face_cache_dir == tmp_path / "home" / "work" / "detect" / "faces"
+    finally:
+        get_settings.cache_clear()
+
+
+def test_committed_configs_name_no_machine_paths() -> None:
+    """Every path in a committed config is under {work}/, so the configs run on any machine."""
+    for p in sorted(CONFIGS.glob("*.toml")):
+        cfg = load_config(p)
+        for section, keys in CONFIG_KEYS.items():
+            for key, kind in keys.items():
+                if kind == "path" and key in cfg[section]:
+                    assert cfg[section][key].startswith("{work}/"), (p.name, key, cfg[section][key])

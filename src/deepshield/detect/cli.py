@@ -11,8 +11,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from deepshield.config import get_settings, work_path
 from deepshield.errors import DeepshieldError
 
 console = Console()
@@ -20,26 +22,29 @@ err_console = Console(stderr=True)
 #: `evaluate` lists at most this many failed items on stderr; scores.json holds every item's error.
 _LISTED_FAILURES = 20
 DEFAULT_CORPUS = Path("../shared/data/faces")
-DEFAULT_CACHE = Path("/work/cache/detect/faces")
+#: The work folder in help texts (it defaults to $DEEPSHIELD_HOME/work, `Settings.work_dir`).
+_WORK_HELP = "$DEEPSHIELD_WORK"
 
 
 def _bar() -> Progress:
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[item]}"),
+        TextColumn("{task.fields[item]}", markup=False),
         console=console,
     )
 
 
 def _corpus_items(corpus: Path, split: str | None, folder: bool) -> list[tuple[Path, str, str, str, bool]]:
     """(path, rel, group, split, is_video): the shared corpus with its identity split, or any folder."""
-    from deepshield.detect.identities import MEDIA_SUFFIXES, VIDEO_SUFFIXES, list_corpus
+    from deepshield.detect.identities import MEDIA_SUFFIXES, SPLITS, VIDEO_SUFFIXES, list_corpus
 
     if not corpus.is_dir():
         raise DeepshieldError(f"no such folder: {corpus}")
+    if split is not None and split not in SPLITS:
+        raise DeepshieldError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
     if folder:  # any folder of real media: one identity per file, all in the train split
         files = sorted(p for p in corpus.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
         return [
@@ -62,14 +67,20 @@ def register(app: typer.Typer) -> None:
         corpus: Annotated[
             Path, typer.Option(help="real photos/videos (the shared corpus by default)")
         ] = DEFAULT_CORPUS,
-        out: Annotated[Path, typer.Option(help="cache folder (keep it outside the repository)")] = DEFAULT_CACHE,
-        frames: Annotated[int, typer.Option(help="frames sampled per video")] = 16,
+        out: Annotated[Path | None, typer.Option(help=f"cache folder (default {_WORK_HELP}/detect/faces)")] = None,
+        frames: Annotated[int, typer.Option(help="frames sampled per video", min=1)] = 16,
         any_folder: Annotated[bool, typer.Option("--any-folder", help="not the shared corpus: no split rules")] = False,
     ) -> None:
-        """Extract aligned face crops and meshes once, for training (split by identity)."""
+        """Extract aligned face crops and meshes once, for training (split by identity).
+
+        The work folder $DEEPSHIELD_WORK defaults to $DEEPSHIELD_HOME/work.
+        """
         from deepshield.detect.facecache import build_cache
 
+        out = out or get_settings().face_cache_dir
         items = _corpus_items(corpus, None, any_folder)
+        if not items:
+            raise DeepshieldError(f"no photos or videos under {corpus}")
         with _bar() as bar:
             task = bar.add_task("faces", total=len(items), item="")
             counts = build_cache(
@@ -78,14 +89,14 @@ def register(app: typer.Typer) -> None:
                 frames,
                 progress=lambda rel: bar.update(task, advance=1, item=rel),
             )
-        console.print(f"crops per split: {counts} -> {out}")
+        console.print(f"crops per split: {counts} -> {out}", markup=False)
 
     @app.command("sbi-samples")
     def sbi_samples(
         out: Annotated[Path, typer.Option(help="PNG to write")] = Path("sbi_samples.png"),
-        cache: Annotated[Path, typer.Option(help="face cache")] = DEFAULT_CACHE,
+        cache: Annotated[Path | None, typer.Option(help=f"face cache (default {_WORK_HELP}/detect/faces)")] = None,
         config: Annotated[Path | None, typer.Option(help="training config (for the SBI parameters)")] = None,
-        n: Annotated[int, typer.Option(help="pairs")] = 8,
+        n: Annotated[int, typer.Option(help="pairs", min=1)] = 8,
         split: Annotated[str, typer.Option(help="split to draw from")] = "train",
         seed: Annotated[int, typer.Option()] = 0,
     ) -> None:
@@ -99,13 +110,13 @@ def register(app: typer.Typer) -> None:
             from deepshield.detect.train import load_config, sbi_params
 
             params = sbi_params(load_config(config))
-        faces = load_cache(cache, [split])
-        console.print(f"wrote {write_sample_grid(faces, params, out, n=n, seed=seed)}")
+        faces = load_cache(cache or get_settings().face_cache_dir, [split])
+        console.print(f"wrote {write_sample_grid(faces, params, out, n=n, seed=seed)}", markup=False)
 
     @app.command("train")
     def train_cmd(
         config: Annotated[Path, typer.Option(help="TOML config, e.g. configs/sbi_small.toml")],
-        out: Annotated[Path | None, typer.Option(help="run folder (default: [train].out_dir)")] = None,
+        out: Annotated[Path | None, typer.Option(help="run folder (default: the config's train.out_dir)")] = None,
         fresh: Annotated[bool, typer.Option("--fresh", help="ignore an existing last.pt")] = False,
     ) -> None:
         """Train the detector from the face cache by self-blending (resumes from last.pt)."""
@@ -114,9 +125,9 @@ def register(app: typer.Typer) -> None:
         except ModuleNotFoundError as e:
             raise DeepshieldError(f"training needs the 'train' extra ({e.name} missing)") from e
         cfg = load_config(config)
-        run = out or Path(cfg["train"].get("out_dir", "runs/sbi_small"))
+        run = out or work_path(cfg["train"].get("out_dir", "runs/sbi_small"))
         rec = train(cfg, run, resume=not fresh)
-        console.print(f"done: {json.dumps(rec)} -> {run}")
+        console.print(f"done: {json.dumps(rec)} -> {run}", markup=False)
 
     @app.command("average-checkpoints")
     def average_cmd(
@@ -124,7 +135,9 @@ def register(app: typer.Typer) -> None:
         first: Annotated[int, typer.Option(help="first epoch to average (1-based)")],
         last: Annotated[int, typer.Option(help="last epoch to average (inclusive)")],
         out: Annotated[Path, typer.Option(help="checkpoint to write")],
-        bn_batches: Annotated[int, typer.Option(help="training batches that re-measure BatchNorm statistics")] = 100,
+        bn_batches: Annotated[
+            int, typer.Option(help="training batches that re-measure BatchNorm statistics", min=1)
+        ] = 100,
     ) -> None:
         """Average the weights of a run's last epochs (SWA), for `export`."""
         try:
@@ -151,7 +164,7 @@ def register(app: typer.Typer) -> None:
         except ModuleNotFoundError as e:
             raise DeepshieldError(f"export needs the 'train' extra ({e.name} missing)") from e
         p = export_onnx(checkpoint, out, version, extra={"flip_average": flip_average})
-        console.print(f"wrote {p} ({p.stat().st_size / 1e6:.2f} MB)")
+        console.print(f"wrote {p} ({p.stat().st_size / 1e6:.2f} MB)", markup=False)
 
     @app.command("calibrate")
     def calibrate_cmd(
@@ -167,11 +180,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("make-swaps")
     def make_swaps(
-        out: Annotated[Path, typer.Option(help="output folder (gets real/ and fake/)")] = Path("/work/cache/swaps"),
+        out: Annotated[
+            Path | None, typer.Option(help=f"output folder, gets real/ and fake/ (default {_WORK_HELP}/swaps)")
+        ] = None,
         corpus: Annotated[Path, typer.Option(help="the shared face corpus")] = DEFAULT_CORPUS,
         split: Annotated[str, typer.Option(help="identities to use: test (evaluation) or val (calibration)")] = "test",
-        seconds: Annotated[float, typer.Option(help="seconds of each video to swap")] = 4.0,
-        max_photos: Annotated[int | None, typer.Option(help="cap on photo targets")] = None,
+        seconds: Annotated[float, typer.Option(help="seconds of each video to swap", min=0.5)] = 4.0,
+        max_photos: Annotated[int | None, typer.Option(help="cap on photo targets", min=1)] = None,
         seed: Annotated[int, typer.Option()] = 0,
         region: Annotated[str, typer.Option(help="what to swap: face, or lower-face (lip-sync stand-in)")] = "face",
     ) -> None:
@@ -179,7 +194,10 @@ def register(app: typer.Typer) -> None:
         from deepshield.detect.swaps import check_region, make_swap_set
 
         check_region(region)
+        out = out or get_settings().work_dir / "swaps"
         items = _corpus_items(corpus, split, False)
+        if not items:
+            raise DeepshieldError(f"no photos or videos of the {split} split under {corpus}")
         with _bar() as bar:
             task = bar.add_task("swaps", total=len(items), item="")
             counts = make_swap_set(
@@ -191,16 +209,16 @@ def register(app: typer.Typer) -> None:
                 region=region,
                 progress=lambda rel: bar.update(task, advance=1, item=rel),
             )
-        console.print(f"{counts} -> {out}")
+        console.print(f"{counts} -> {out}", markup=False)
 
     @app.command("evaluate")
     def evaluate_cmd(
         dataset: Annotated[Path, typer.Argument(help="real/+fake/ folder, FF++ root, Celeb-DF v2 root or DFDC")],
         out: Annotated[Path, typer.Option(help="folder for scores.json and roc.png")] = Path("eval_out"),
-        frames: Annotated[int, typer.Option(help="frames sampled per video")] = 32,
+        frames: Annotated[int, typer.Option(help="frames sampled per video", min=1)] = 32,
         detector: Annotated[str, typer.Option(help="detector name")] = "sbi",
-        limit: Annotated[int | None, typer.Option(help="at most this many real and fake items")] = None,
-        boot: Annotated[int, typer.Option(help="bootstrap resamples for the 95% intervals")] = 1000,
+        limit: Annotated[int | None, typer.Option(help="at most this many real and fake items", min=1)] = None,
+        boot: Annotated[int, typer.Option(help="bootstrap resamples for the 95% intervals", min=10)] = 1000,
         crop_cache: Annotated[
             Path | None, typer.Option(help="keep face crops here to re-score other checkpoints fast")
         ] = None,
@@ -231,11 +249,13 @@ def register(app: typer.Typer) -> None:
         plot_roc(report, out / "roc.png")
         failed = [i for i in report["items"] if i["error"]]
         for i in failed[:_LISTED_FAILURES]:
-            err_console.print(f"[red]FAILED[/red] {i['path']}: {i['error']}", highlight=False)
+            err_console.print(
+                f"[red]FAILED[/red] {escape(i['path'])}: {escape(i['error'])}", highlight=False, soft_wrap=True
+            )
         if len(failed) > _LISTED_FAILURES:
             err_console.print(f"... and {len(failed) - _LISTED_FAILURES} more failures, listed in scores.json")
         for line in format_summary(report):
-            console.print(line, highlight=False)
-        console.print(f"wrote {out / 'scores.json'} and {out / 'roc.png'}")
+            console.print(line, highlight=False, markup=False)
+        console.print(f"wrote {out / 'scores.json'} and {out / 'roc.png'}", markup=False)
         if failed:
             raise typer.Exit(1)

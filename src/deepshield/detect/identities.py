@@ -33,12 +33,16 @@ TEST_VIDEOS = (
 VAL_VIDEOS = ("lp_d11.mp4", "lp_d20.mp4", "st_WDA_BobMenendez_000.mp4")
 
 
+#: The identity splits, in the order the model card lists them.
+SPLITS = ("train", "val", "test")
+
+
 @dataclass(frozen=True)
 class CorpusItem:
     path: Path
     rel: str  # path relative to the corpus root
     group: str  # identity group
-    split: str  # "train" | "val" | "test"
+    split: str  # one of SPLITS
     is_video: bool
 
 

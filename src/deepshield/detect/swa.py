@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from deepshield.config import work_path
 from deepshield.detect.checkpoint import load_checkpoint
 from deepshield.detect.facecache import load_cache
 from deepshield.detect.model import build_model
@@ -41,7 +42,7 @@ def average_checkpoints(paths: Sequence[Path], out: Path, bn_batches: int = 100,
     model.load_state_dict(mean)
 
     faces = load_cache(
-        Path(cfg["data"]["cache_dir"]), ["train"], max_per_source=cfg["data"].get("max_frames_per_video")
+        work_path(cfg["data"]["cache_dir"]), ["train"], max_per_source=cfg["data"].get("max_frames_per_video")
     )
     ds = SelfBlendDataset(faces, sbi_params(cfg), seed=seed)
     ds.epoch = 20_000  # pairs the run never drew

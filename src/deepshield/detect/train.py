@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from deepshield.config import get_settings, work_path
 from deepshield.detect.checkpoint import load_checkpoint
 from deepshield.detect.facecache import CachedFaces, load_cache
 from deepshield.detect.metrics import auc
@@ -44,31 +45,47 @@ def lr_factor(step: int, aux_warm: int, warm: int, total: int, budget_used: floa
     return 0.5 * (1 + math.cos(math.pi * min(1.0, frac))) * 0.98 + 0.02
 
 
-#: The keys each config section may hold ([sbi] is `SbiParams`), so that a misspelt key is an error rather than
-#: a setting silently left at its default.
-CONFIG_KEYS: dict[str, frozenset[str]] = {
-    "data": frozenset({"cache_dir", "max_frames_per_video", "val_limit", "val_swaps"}),
-    "model": frozenset({"widths", "blocks", "stem", "dropout"}),
-    "train": frozenset(
-        {
-            "seed",
-            "epochs",
-            "batch_pairs",
-            "lr",
-            "weight_decay",
-            "warmup_steps",
-            "aux_warmup_steps",
-            "num_workers",
-            "threads",
-            "aux_weight",
-            "time_budget_min",
-            "init_from",
-            "init_blocks",
-            "out_dir",
-        }
-    ),
-    "sbi": frozenset(f.name for f in fields(SbiParams)),
+_NUMBER_KINDS = {"int": "int", "float": "float"}
+
+#: What each config section may hold and the kind of each value ([sbi] is `SbiParams`): a misspelt key or a
+#: value of the wrong kind is refused when the file is read, not met as a traceback an hour into training.
+#: "path" values may start with `{work}/`, the detector work folder (`config.work_path`).
+CONFIG_KEYS: dict[str, dict[str, str]] = {
+    "data": {"cache_dir": "path", "max_frames_per_video": "int", "val_limit": "int", "val_swaps": "path"},
+    "model": {"widths": "int list", "blocks": "int list", "stem": "int", "dropout": "float"},
+    "train": {
+        "seed": "int",
+        "epochs": "int",
+        "batch_pairs": "int",
+        "lr": "float",
+        "weight_decay": "float",
+        "warmup_steps": "int",
+        "aux_warmup_steps": "int",
+        "num_workers": "int",
+        "threads": "int",
+        "aux_weight": "float",
+        "time_budget_min": "float",
+        "init_from": "path",
+        "init_blocks": "int list",
+        "out_dir": "path",
+    },
+    # SbiParams holds ints and floats only; a field of another kind fails here, at import, until it is added.
+    "sbi": {f.name: _NUMBER_KINDS[str(getattr(f.type, "__name__", f.type))] for f in fields(SbiParams)},
 }
+
+
+_KIND_NAMES = {"int": "an integer", "float": "a number", "int list": "a list of integers", "path": "a non-empty string"}
+
+
+def _kind_ok(value: Any, kind: str) -> bool:
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if kind == "int":
+        return is_int
+    if kind == "float":
+        return is_int or isinstance(value, float)
+    if kind == "int list":
+        return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    return isinstance(value, str) and bool(value)  # path
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -84,6 +101,14 @@ def load_config(path: Path) -> dict[str, Any]:
         unknown += [f"[{section}] {k}" for k in table if k not in CONFIG_KEYS[section]]
     if unknown:
         raise DeepshieldError(f"{path}: unknown config keys: {', '.join(unknown)}")
+    wrong = [
+        f"[{section}] {key} must be {_KIND_NAMES[kind]}, got {value!r}"
+        for section, table in cfg.items()
+        for key, value in table.items()
+        if not _kind_ok(value, kind := CONFIG_KEYS[section][key])
+    ]
+    if wrong:
+        raise DeepshieldError(f"{path}: {'; '.join(wrong)}")
     for section in CONFIG_KEYS:
         cfg.setdefault(section, {})
     return cfg
@@ -224,7 +249,7 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     _seed_all(seed)
     torch.set_num_threads(int(tr.get("threads", 2)))
     params = sbi_params(cfg)
-    cache = Path(data.get("cache_dir", "/work/cache/detect/faces"))
+    cache = work_path(data["cache_dir"]) if data.get("cache_dir") else get_settings().face_cache_dir
     train_faces = load_cache(cache, ["train"], max_per_source=data.get("max_frames_per_video"))
     val_faces = load_cache(cache, ["val"], max_per_source=data.get("max_frames_per_video"))
     val_x, val_y = fixed_pairs(val_faces, params, seed + 1, limit=data.get("val_limit"))
@@ -237,7 +262,7 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     init_from = tr.get("init_from")
     if init_from and not (resume and last.is_file()):
         # Fine-tuning: start from another run's weights (e.g. self-blend pre-training), with a fresh schedule.
-        model = _initial_model(Path(init_from), mcfg, ds, model, tr.get("init_blocks"))
+        model = _initial_model(work_path(init_from), mcfg, ds, model, tr.get("init_blocks"))
     opt = torch.optim.AdamW(
         model.parameters(), lr=float(tr.get("lr", 2e-3)), weight_decay=float(tr.get("weight_decay", 5e-4))
     )
@@ -273,7 +298,7 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     aux_weight = float(tr.get("aux_weight", 1.0))
     log_path = out_dir / "metrics.jsonl"
     rec: dict[str, Any] = {}
-    swap_path = Path(data["val_swaps"]) if data.get("val_swaps") else None
+    swap_path = work_path(data["val_swaps"]) if data.get("val_swaps") else None
     for epoch in range(start_epoch, epochs):
         ds.epoch = epoch
         g = torch.Generator()
