@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from deepshield.errors import DeepshieldError
@@ -51,7 +54,9 @@ def test_round_trip() -> None:
         (lambda d: d["flashes"][0].update(colour="ultraviolet"), "unknown step kinds or colours ['ultraviolet']"),
     ],
 )
-def test_a_script_that_is_not_one_is_refused_with_the_reason(change, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_script_that_is_not_one_is_refused_with_the_reason(
+    change: Callable[[dict[str, Any]], object], message: str
+) -> None:
     d = generate_script().to_dict()
     change(d)
     with pytest.raises(DeepshieldError, match=message.replace("[", r"\[").replace("]", r"\]")):
