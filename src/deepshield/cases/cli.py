@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from deepshield.cli.output import plain_console
 from deepshield.config import Settings
 from deepshield.errors import DeepshieldError
 
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 cases_app = typer.Typer(help="Abuse reports and cases.", no_args_is_help=True)
-console = Console()
+console = plain_console()
 
 
 class AuditBroken(DeepshieldError):
@@ -47,7 +47,7 @@ def verify(json_out: Annotated[bool, typer.Option("--json", help="print a JSON o
         typer.echo(json.dumps({"ok": r.ok, "events": r.events, "head_hash": r.head_hash, "problems": r.problems}))
     else:
         for p in r.problems:
-            console.print(f"[red]{escape(p)}[/red]", highlight=False)
+            console.print(p, style="red", highlight=False)
         if r.ok:
             console.print(f"audit chain intact: {r.events} events, head {r.head_hash}", highlight=False)
     if not r.ok:
@@ -69,9 +69,9 @@ def queue(limit: Annotated[int, typer.Option(help="rows")] = 50) -> None:
             t.add_row(
                 c.id,
                 c.state,
-                escape(c.category),
-                escape(c.jurisdiction or ""),
-                f"[{colour}]{d.label}[/{colour}]" if colour else d.label,
+                c.category,
+                c.jurisdiction,
+                Text(d.label, style=colour),
             )
     console.print(t)
 

@@ -7,9 +7,8 @@ import os
 import sys
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from deepshield.cli.output import plain_console, styled
 from deepshield.errors import DeepshieldError
 
 app = typer.Typer(
@@ -19,7 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err_console = Console(stderr=True)
+err_console = plain_console(stderr=True)
 
 DOMAIN_CLIS = [
     "deepshield.cli.scan",
@@ -42,14 +41,12 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except DeepshieldError as e:
-        err_console.print(f"[red]error:[/red] {escape(e.message)}", highlight=False, soft_wrap=True)
+        err_console.print(styled(("error:", "red"), f" {e.message}"), highlight=False, soft_wrap=True)
         sys.exit(2)
     except OSError as e:
         # Last line of defence for the file system (a folder that cannot be made, a full disk): one line, no trace.
         where = f" {e.filename}" if e.filename else ""
-        err_console.print(
-            f"[red]error:[/red]{escape(where)}: {escape(str(e.strerror or e))}", highlight=False, soft_wrap=True
-        )
+        err_console.print(styled(("error:", "red"), f"{where}: {e.strerror or e}"), highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")

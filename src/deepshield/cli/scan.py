@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
+from deepshield.cli.output import failed_line, plain_console, styled
 from deepshield.detect.pipeline import Scanner, ScanOptions
 
 _worker_scanner: Scanner | None = None
@@ -71,14 +71,14 @@ def _scan_one(
     return result
 
 
-def _summary_line(r: dict[str, Any]) -> str:
+def _summary_line(r: dict[str, Any]) -> Text:
     if not r.get("ok"):
-        return f"[red]FAILED[/red] {escape(str(r['file']))}: {escape(r['error']['message'])}"
+        return failed_line(r["file"], r["error"]["message"])
     score = (r.get("scores") or {}).get("video_score")
     verdict = r.get("verdict") or r.get("detector_status")
     s = f" score={score:.3f}" if score is not None else ""
     tracks = f", {len(r['tracks'])} track(s)" if r.get("tracks") else ""
-    return f"[green]ok[/green] {escape(str(r['file']))}: {r['face_count']} face(s){tracks}{s} ({verdict})"
+    return styled(("ok", "green"), f" {r['file']}: {r['face_count']} face(s){tracks}{s} ({verdict})")
 
 
 def scan(
@@ -92,7 +92,7 @@ def scan(
     """Find faces and score them for manipulation. Exit code 1 if any file failed."""
     files = list(_expand(paths))
     options = ScanOptions(frames=frames, detector=detector, keep_artifacts=report is not None)
-    console = Console(stderr=True)
+    console = plain_console(stderr=True)
     results: list[dict[str, Any]] = []
     progress = Progress(
         TextColumn("[bold]scanning"),
@@ -118,7 +118,9 @@ def scan(
         if workers == 1 or len(files) <= 1:
             scanner = Scanner(options)
             if scanner.detector is None:
-                console.print("[yellow]note:[/yellow] no detector installed: faces are reported, no score is given")
+                console.print(
+                    styled(("note:", "yellow"), " no detector installed: faces are reported, no score is given")
+                )
             try:
                 for done, f in enumerate(files):
                     progress.update(task, description=f.name)
@@ -141,7 +143,7 @@ def scan(
                     progress.advance(task)
     failed = sum(1 for r in results if not r.get("ok"))
     if not files:
-        console.print("[red]error:[/red] no files to scan")
+        console.print(styled(("error:", "red"), " no files to scan"))
         raise typer.Exit(2)
     console.print(f"{len(results) - failed} scanned, {failed} failed")
     raise typer.Exit(1 if failed else 0)

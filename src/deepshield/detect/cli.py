@@ -10,15 +10,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from deepshield.cli.output import failed_line, plain_console
 from deepshield.config import get_settings, work_path
 from deepshield.errors import DeepshieldError
 
-console = Console()
-err_console = Console(stderr=True)
+console = plain_console()
+err_console = plain_console(stderr=True)
 #: `evaluate` lists at most this many failed items on stderr; scores.json holds every item's error.
 _LISTED_FAILURES = 20
 DEFAULT_CORPUS = Path("../shared/data/faces")
@@ -38,7 +37,7 @@ def _bar() -> Progress:
 
 
 def _corpus_items(corpus: Path, split: str | None, folder: bool) -> list[tuple[Path, str, str, str, bool]]:
-    """(path, rel, group, split, is_video): the shared corpus with its identity split, or any folder."""
+    """(path, rel, group, split, is_video): the shared corpus with its identity split, or any folder; never empty."""
     from deepshield.detect.identities import MEDIA_SUFFIXES, SPLITS, VIDEO_SUFFIXES, list_corpus
 
     if not corpus.is_dir():
@@ -47,7 +46,7 @@ def _corpus_items(corpus: Path, split: str | None, folder: bool) -> list[tuple[P
         raise DeepshieldError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
     if folder:  # any folder of real media: one identity per file, all in the train split
         files = sorted(p for p in corpus.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
-        return [
+        items = [
             (
                 p,
                 str(p.relative_to(corpus)),
@@ -57,8 +56,15 @@ def _corpus_items(corpus: Path, split: str | None, folder: bool) -> list[tuple[P
             )
             for p in files
         ]
-    items = list_corpus(corpus)
-    return [(i.path, i.rel, i.group, i.split, i.is_video) for i in items if split is None or i.split == split]
+    else:
+        items = [
+            (i.path, i.rel, i.group, i.split, i.is_video)
+            for i in list_corpus(corpus)
+            if split is None or i.split == split
+        ]
+    if not items:
+        raise DeepshieldError(f"no photos or videos {f'of the {split} split ' if split else ''}under {corpus}")
+    return items
 
 
 def register(app: typer.Typer) -> None:
@@ -79,8 +85,6 @@ def register(app: typer.Typer) -> None:
 
         out = out or get_settings().face_cache_dir
         items = _corpus_items(corpus, None, any_folder)
-        if not items:
-            raise DeepshieldError(f"no photos or videos under {corpus}")
         with _bar() as bar:
             task = bar.add_task("faces", total=len(items), item="")
             counts = build_cache(
@@ -89,7 +93,7 @@ def register(app: typer.Typer) -> None:
                 frames,
                 progress=lambda rel: bar.update(task, advance=1, item=rel),
             )
-        console.print(f"crops per split: {counts} -> {out}", markup=False)
+        console.print(f"crops per split: {counts} -> {out}")
 
     @app.command("sbi-samples")
     def sbi_samples(
@@ -111,7 +115,7 @@ def register(app: typer.Typer) -> None:
 
             params = sbi_params(load_config(config))
         faces = load_cache(cache or get_settings().face_cache_dir, [split])
-        console.print(f"wrote {write_sample_grid(faces, params, out, n=n, seed=seed)}", markup=False)
+        console.print(f"wrote {write_sample_grid(faces, params, out, n=n, seed=seed)}")
 
     @app.command("train")
     def train_cmd(
@@ -127,7 +131,7 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(config)
         run = out or work_path(cfg["train"].get("out_dir", "runs/sbi_small"))
         rec = train(cfg, run, resume=not fresh)
-        console.print(f"done: {json.dumps(rec)} -> {run}", markup=False)
+        console.print(f"done: {json.dumps(rec)} -> {run}")
 
     @app.command("average-checkpoints")
     def average_cmd(
@@ -164,7 +168,7 @@ def register(app: typer.Typer) -> None:
         except ModuleNotFoundError as e:
             raise DeepshieldError(f"export needs the 'train' extra ({e.name} missing)") from e
         p = export_onnx(checkpoint, out, version, extra={"flip_average": flip_average})
-        console.print(f"wrote {p} ({p.stat().st_size / 1e6:.2f} MB)", markup=False)
+        console.print(f"wrote {p} ({p.stat().st_size / 1e6:.2f} MB)")
 
     @app.command("calibrate")
     def calibrate_cmd(
@@ -196,8 +200,6 @@ def register(app: typer.Typer) -> None:
         check_region(region)
         out = out or get_settings().work_dir / "swaps"
         items = _corpus_items(corpus, split, False)
-        if not items:
-            raise DeepshieldError(f"no photos or videos of the {split} split under {corpus}")
         with _bar() as bar:
             task = bar.add_task("swaps", total=len(items), item="")
             counts = make_swap_set(
@@ -209,7 +211,7 @@ def register(app: typer.Typer) -> None:
                 region=region,
                 progress=lambda rel: bar.update(task, advance=1, item=rel),
             )
-        console.print(f"{counts} -> {out}", markup=False)
+        console.print(f"{counts} -> {out}")
 
     @app.command("evaluate")
     def evaluate_cmd(
@@ -249,13 +251,11 @@ def register(app: typer.Typer) -> None:
         plot_roc(report, out / "roc.png")
         failed = [i for i in report["items"] if i["error"]]
         for i in failed[:_LISTED_FAILURES]:
-            err_console.print(
-                f"[red]FAILED[/red] {escape(i['path'])}: {escape(i['error'])}", highlight=False, soft_wrap=True
-            )
+            err_console.print(failed_line(i["path"], i["error"]), highlight=False, soft_wrap=True)
         if len(failed) > _LISTED_FAILURES:
             err_console.print(f"... and {len(failed) - _LISTED_FAILURES} more failures, listed in scores.json")
         for line in format_summary(report):
-            console.print(line, highlight=False, markup=False)
-        console.print(f"wrote {out / 'scores.json'} and {out / 'roc.png'}", markup=False)
+            console.print(line, highlight=False)
+        console.print(f"wrote {out / 'scores.json'} and {out / 'roc.png'}")
         if failed:
             raise typer.Exit(1)

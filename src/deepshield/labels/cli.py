@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from deepshield.cli.output import plain_console, styled
 from deepshield.labels.errors import LabelError
 
-console = Console()
+console = plain_console()
 keys_app = typer.Typer(help="Project signing keys (AIGC Ed25519 key, local C2PA CA and signer).", no_args_is_help=True)
 
 
@@ -27,9 +26,9 @@ def keys_init(
     existed = (keys_dir() / "aigc_ed25519.pem").exists()
     d = init_keys(organisation=organisation, force=force)
     if existed and not force:
-        console.print(f"keys already present in {d} (use --force to replace them)", markup=False)
+        console.print(f"keys already present in {d} (use --force to replace them)")
     else:
-        console.print(f"created keys in {d}; trust anchor for verifiers: {d / 'c2pa_ca.pem'}", markup=False)
+        console.print(f"created keys in {d}; trust anchor for verifiers: {d / 'c2pa_ca.pem'}")
 
 
 def label(
@@ -82,13 +81,11 @@ def label(
     if as_json:
         print(json.dumps(res.to_dict(), ensure_ascii=False))
         return
-    console.print(f"[green]labelled[/green] {escape(str(output))} ({res.mode} mode)")
+    console.print(styled(("labelled", "green"), f" {output} ({res.mode} mode)"))
     for s in res.steps:
-        console.print(f"  - {s}", markup=False)
+        console.print(f"  - {s}")
     if res.aigc:
-        console.print(
-            f"  ProduceID {res.aigc.get('ProduceID')}  PropagateID {res.aigc.get('PropagateID') or '-'}", markup=False
-        )
+        console.print(f"  ProduceID {res.aigc.get('ProduceID')}  PropagateID {res.aigc.get('PropagateID') or '-'}")
 
 
 def verify(
@@ -104,24 +101,23 @@ def verify(
     if as_json:
         print(json.dumps(rep.to_dict(), ensure_ascii=False))
         return
-    # Every value below but the path comes from the file itself, which may be hostile: escaped, so a crafted
-    # label cannot print markup (a fake "agree" line, say).
-    console.print(f"[bold]{escape(str(path))}[/bold] ({escape(rep.kind)}/{escape(rep.format)})")
-    console.print(f"  display: [bold]{escape(rep.decision or 'no label')}[/bold]")
+    # Every value below but the path comes from the file itself, which may be hostile: the console has no markup,
+    # so a crafted label prints as text and cannot restyle the report (a fake "agree" line, say).
+    console.print(styled((str(path), "bold"), f" ({rep.kind}/{rep.format})"))
+    console.print(styled("  display: ", (rep.decision or "no label", "bold")))
     m = rep.metadata
     if m is None:
         console.print("  AIGC metadata: absent")
     elif "error" in m:
-        console.print(f"  AIGC metadata: malformed ({m['error']})", markup=False)
+        console.print(f"  AIGC metadata: malformed ({m['error']})")
     else:
         a = m["aigc"]
         console.print(
             f"  AIGC metadata ({m['found_in']}): Label {a.get('Label')}, "
             f"producer {a.get('ContentProducer')!r}, "
-            f"ReservedCode1 {m['ReservedCode1']}, ReservedCode2 {m['ReservedCode2']}",
-            markup=False,
+            f"ReservedCode1 {m['ReservedCode1']}, ReservedCode2 {m['ReservedCode2']}"
         )
-    console.print(f"  C2PA: {rep.c2pa['summary'] or rep.c2pa['state']}", markup=False)
+    console.print(f"  C2PA: {rep.c2pa['summary'] or rep.c2pa['state']}")
     w = rep.watermark
     if w is None:
         console.print("  watermark: not checked")
@@ -130,9 +126,9 @@ def verify(
     else:
         console.print("  watermark: none found")
     for a in rep.agreement:
-        console.print(f"  [green]agree[/green] {escape(a)}")
+        console.print(styled("  ", ("agree", "green"), f" {a}"))
     for c in rep.conflicts:
-        console.print(f"  [red]conflict[/red] {escape(c)}")
+        console.print(styled("  ", ("conflict", "red"), f" {c}"))
 
 
 def register(app: typer.Typer) -> None:

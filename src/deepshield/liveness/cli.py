@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from deepshield.cli.output import plain_console
 from deepshield.errors import DeepshieldError
 from deepshield.textfiles import read_json_file
 
-console = Console()
+console = plain_console()
 liveness_app = typer.Typer(
     help="Liveness (KYC video) checks: attack suite, evaluation, calibration.", no_args_is_help=True
 )
@@ -62,15 +62,13 @@ def make_attacks(
         seed=seed,
         size=size,
         max_segments=segments or None,
-        log=lambda s: console.print(s, highlight=False, markup=False),
+        log=lambda s: console.print(s, highlight=False),
     )
     trials = b.build(jobs=jobs, resume=resume)
     kinds: dict[str, int] = {}
     for t in trials:
         kinds[t.kind] = kinds.get(t.kind, 0) + 1
-    console.print(
-        f"{len(trials)} trials in {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())), markup=False
-    )
+    console.print(f"{len(trials)} trials in {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
 
 
 @liveness_app.command("evaluate")
@@ -85,9 +83,7 @@ def evaluate(
     """APCER per attack type (and the worst), BPCER, trial counts and 95% upper bounds."""
     from deepshield.liveness.evaluate import Rate, evaluate_suite
 
-    rep = evaluate_suite(
-        suite, log=lambda s: console.print(s, highlight=False, markup=False) if not as_json else None, jobs=jobs
-    )
+    rep = evaluate_suite(suite, log=lambda s: console.print(s, highlight=False) if not as_json else None, jobs=jobs)
     if report:
         report.write_text(json.dumps(rep.to_dict(), indent=2))
     if as_json:
@@ -135,7 +131,7 @@ def calibrate_match(
     from deepshield.liveness.facematch import calibrate
     from deepshield.liveness.policy import LivenessPolicy
 
-    cal = calibrate(faces, lfw=lfw, log=lambda s: console.print(s, highlight=False, markup=False))
+    cal = calibrate(faces, lfw=lfw, log=lambda s: console.print(s, highlight=False))
     pol = LivenessPolicy()
     thr = cal.threshold_at_fmr(target_fmr)
     t = Table(title=f"ID-photo match ({cal.embedder}): distance at or below the threshold = match")
@@ -157,7 +153,7 @@ def calibrate_match(
         f"review up to {pol.id_reject_distance}, fail above"
     )
     if cal.skipped:
-        console.print(f"no face found in {len(cal.skipped)} photo(s): {', '.join(cal.skipped[:5])}", markup=False)
+        console.print(f"no face found in {len(cal.skipped)} photo(s): {', '.join(cal.skipped[:5])}")
 
 
 @liveness_app.command("verify")

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
+from deepshield.cli.output import failed_line, plain_console, styled
 from deepshield.errors import DeepshieldError
 from deepshield.matching import service as svc
 from deepshield.store.db import session_scope, upgrade_schema
@@ -21,7 +21,7 @@ from deepshield.store.db import session_scope, upgrade_schema
 bank_app = typer.Typer(
     help="Hash banks: create, list, add and remove content, import and export.", no_args_is_help=True
 )
-console = Console(stderr=True)
+console = plain_console(stderr=True)
 
 
 def _files(paths: list[Path]) -> Iterator[Path]:
@@ -70,24 +70,25 @@ def hash_cmd(
     raise typer.Exit(1 if failed else 0)
 
 
-def _match_line(r: dict[str, Any]) -> str:
+def _match_line(r: dict[str, Any]) -> Text:
     if "error" in r:
-        return f"[red]FAILED[/red] {escape(str(r['path']))}: {escape(str(r['error']))}"
+        return failed_line(r["path"], str(r["error"]))
     if not r["matches"]:
         sup = f" ({len(r['suppressed'])} suppressed by a negative bank)" if r["suppressed"] else ""
-        return f"[green]no match[/green] {escape(str(r['path']))}{sup}"
-    parts = []
-    for m in r["matches"]:
+        return styled(("no match", "green"), f" {r['path']}{sup}")
+    line = styled(("MATCH", "red"), f" {r['path']}: ")
+    for n, m in enumerate(r["matches"]):
         extra = f" {m['variant']}" if m.get("variant") and m["variant"] != "original" else ""
         if m.get("video"):
             v = m["video"]
             extra = f" query {v['query_fraction']:.0%} bank {v['bank_fraction']:.0%} at {v['query_ranges']}"
         case = f" case {m['entry']['case_id']}" if m["entry"].get("case_id") else ""
-        review = " [yellow]review[/yellow]" if m["needs_review"] else ""
-        parts.append(
-            escape(f"{m['bank']}#{m['entry_id']} {m['signal_type']} d={m['distance']:g}{extra}{case}") + review
+        line.append(
+            ("; " if n else "") + f"{m['bank']}#{m['entry_id']} {m['signal_type']} d={m['distance']:g}{extra}{case}"
         )
-    return f"[red]MATCH[/red] {escape(str(r['path']))}: " + "; ".join(parts)
+        if m["needs_review"]:
+            line.append(" review", "yellow")
+    return line
 
 
 def match_cmd(
@@ -152,14 +153,14 @@ def bank_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> None
     t = Table("name", "entries", "enabled", "threshold", "negative", "description")
     for b in banks:
         t.add_row(
-            escape(b.name),
+            b.name,
             str(b.entries),
             f"{b.enabled_ratio:g}",
             str(b.threshold or "default"),
             "yes" if b.is_negative else "",
-            escape(b.description or ""),
+            b.description or "",
         )
-    Console().print(t)
+    plain_console().print(t)
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
@@ -235,15 +236,15 @@ def bank_add(
             try:
                 with session_scope() as s:
                     e = svc.add_file(s, name, f, _meta(source, case, added_by, note))
-                low = " [yellow](low PDQ quality)[/yellow]" if e.low_quality else ""
-                progress.console.print(
-                    f"banked {f} as entry {e.id}: {', '.join(e.signals)}{low}", highlight=False, markup=False
-                )
+                line = Text(f"banked {f} as entry {e.id}: {', '.join(e.signals)}")
+                if e.low_quality:
+                    line.append(" (low PDQ quality)", "yellow")
+                progress.console.print(line, highlight=False)
             except DeepshieldError as err:
                 if isinstance(err, svc.BankNotFound):
                     raise
                 failed += 1
-                progress.console.print(f"[red]FAILED[/red] {escape(str(f))}: {escape(err.message)}", highlight=False)
+                progress.console.print(failed_line(f, err.message), highlight=False)
             progress.advance(task)
     raise typer.Exit(1 if failed else 0)
 
