@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from deepshield.detect.swaps import make_swap_set
 from deepshield.errors import DeepshieldError
 from deepshield.faces import FaceAnalyzer
 from deepshield.media import open_media
+from tests.cli import run_cli
 from tests.detect.conftest import PHOTOS
 
 
@@ -123,12 +122,7 @@ def test_the_evaluate_command_lists_failed_items_and_exits_1(shared_faces: Path,
     (data / "fake").mkdir()
     shutil.copy(shared_faces / PHOTOS[0], data / "real" / "face.jpg")
     (data / "fake" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
-    res = subprocess.run(
-        [sys.executable, "-m", "deepshield.cli.main", "evaluate", str(data), "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    res = run_cli("evaluate", str(data), "--out", str(tmp_path / "out"))
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
     assert "FAILED" in res.stderr and "broken.mp4" in res.stderr
     assert "Warning" not in res.stderr  # a one-class ROC plot says so on the picture, not through matplotlib

@@ -10,6 +10,7 @@ import pytest
 
 from deepshield.detect.swaps import delaunay, make_swap_set, warp_triangles
 from deepshield.media import FrameSampling, open_media
+from tests.cli import run_cli
 from tests.detect.conftest import PHOTOS, VIDEO
 
 
@@ -87,16 +88,8 @@ def test_a_lower_face_swap_changes_nothing_above_the_nose(shared_faces: Path) ->
 
 
 def test_make_swaps_refuses_an_unknown_region_before_any_work(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     out = tmp_path / "swaps"
-    res = subprocess.run(
-        [sys.executable, "-m", "deepshield.cli.main", "make-swaps", "--out", str(out), "--region", "chin"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = run_cli("make-swaps", "--out", str(out), "--region", "chin", timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr and "unknown swap region" in res.stderr
     assert not out.exists()
 
@@ -113,14 +106,9 @@ def test_make_swaps_refuses_an_unknown_region_before_any_work(tmp_path: Path) ->
     ],
 )
 def test_corpus_commands_refuse_a_bad_split_or_an_empty_corpus(tmp_path: Path, args: list[str], message: str) -> None:
-    import subprocess
-    import sys
-
     (tmp_path / "empty").mkdir()
     out = tmp_path / "out"
     argv = [a.replace("{empty}", str(tmp_path / "empty")) for a in args] + ["--out", str(out)]
-    res = subprocess.run(
-        [sys.executable, "-m", "deepshield.cli.main", *argv], capture_output=True, text=True, timeout=120, cwd=tmp_path
-    )
+    res = run_cli(*argv, cwd=tmp_path, timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr and message in res.stderr, res.stderr
     assert not out.exists()

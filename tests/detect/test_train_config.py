@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
 from deepshield.config import get_settings, work_path  # noqa: E402
 from deepshield.detect.train import CONFIG_KEYS, load_config  # noqa: E402
 from deepshield.errors import DeepshieldError  # noqa: E402
+from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -71,12 +70,7 @@ def test_a_misspelt_key_in_an_extended_file_is_caught(tmp_path: Path) -> None:
 
 def test_the_train_command_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
     bad = _write(tmp_path / "bad.toml", "[sbi]\nopacity = 2\n")
-    res = subprocess.run(
-        [sys.executable, "-m", "deepshield.cli.main", "train", "--config", str(bad), "--out", str(tmp_path / "run")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = run_cli("train", "--config", str(bad), "--out", str(tmp_path / "run"), timeout=120)
     assert res.returncode != 0 and "Traceback" not in res.stderr and "unknown config keys" in res.stderr
     assert not (tmp_path / "run").exists()
 

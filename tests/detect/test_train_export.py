@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.cli import run_cli
+
 torch = pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
 
 
@@ -233,8 +235,6 @@ class _RunsCode:
 
 def test_bad_checkpoints_are_clear_errors_and_never_run_code(tmp_path: Path) -> None:
     import pickle
-    import subprocess
-    import sys
 
     from deepshield.detect.checkpoint import load_checkpoint
     from deepshield.errors import DeepshieldError
@@ -263,11 +263,6 @@ def test_bad_checkpoints_are_clear_errors_and_never_run_code(tmp_path: Path) -> 
     assert not marker.exists(), "loading a checkpoint ran code from it"
     # Through the CLI: a one-line error and exit code 2, no traceback, nothing written.
     out = tmp_path / "models"
-    res = subprocess.run(
-        [sys.executable, "-m", "deepshield.cli.main", "export", "--checkpoint", str(hostile), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = run_cli("export", "--checkpoint", str(hostile), "--out", str(out), timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr and "not a readable" in res.stderr
     assert not marker.exists() and not out.exists()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 from deepshield.detect import Detector, DetectorInfo, FaceScore, ScoredFace, aggregate_scores, pick_frame_face
 from deepshield.detect.pipeline import NO_DETECTOR, Scanner, ScanOptions, scan_file
 from deepshield.faces.types import Face
+from tests.cli import run_cli
 from tests.foundation.media_factory import hostile_corpus, write_video
 
 
@@ -116,19 +115,13 @@ def test_bad_files_become_results_not_exceptions(tmp_path: Path) -> None:
         assert r["error"]["code"] and "\n" not in r["error"]["message"]
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "deepshield.cli.main", *args], capture_output=True, text=True, cwd=cwd, timeout=300
-    )
-
-
 def test_cli_scan_folder_json_report_and_exit_code(shared_faces: Path, tmp_path: Path) -> None:
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)
     (folder / "sub" / "two.jpg").write_bytes((shared_faces / "real_photos" / "fr_two_people.jpg").read_bytes())
     write_video(folder / "grey.mp4", n=20)
     (folder / "notes.mp4").write_text("not a video")
-    res = _cli("scan", str(folder), "--json", "--report", str(tmp_path / "rep"), "--workers", "2", cwd=tmp_path)
+    res = run_cli("scan", str(folder), "--json", "--report", str(tmp_path / "rep"), "--workers", "2", cwd=tmp_path)
     assert res.returncode == 1, res.stderr
     assert "Traceback" not in res.stderr
     rows = [json.loads(line) for line in res.stdout.splitlines()]
@@ -142,9 +135,9 @@ def test_cli_scan_folder_json_report_and_exit_code(shared_faces: Path, tmp_path:
 
 
 def test_cli_all_good_exits_zero_and_missing_path_fails(shared_faces: Path, tmp_path: Path) -> None:
-    ok = _cli("scan", str(shared_faces / "real_photos" / "lp_s1.jpg"), cwd=tmp_path)
+    ok = run_cli("scan", str(shared_faces / "real_photos" / "lp_s1.jpg"), cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
-    bad = _cli("scan", str(tmp_path / "nope.jpg"), cwd=tmp_path)
+    bad = run_cli("scan", str(tmp_path / "nope.jpg"), cwd=tmp_path)
     assert bad.returncode == 1
     assert "no such file" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -152,7 +145,7 @@ def test_cli_all_good_exits_zero_and_missing_path_fails(shared_faces: Path, tmp_
 def test_cli_hostile_corpus(tmp_path: Path) -> None:
     good = write_video(tmp_path / "good.mp4", n=30)
     corpus = hostile_corpus(tmp_path / "bad", good)
-    res = _cli("scan", *[str(p) for p in corpus.values()], "--json", cwd=tmp_path)
+    res = run_cli("scan", *[str(p) for p in corpus.values()], "--json", cwd=tmp_path)
     assert res.returncode == 1 and "Traceback" not in res.stderr + res.stdout
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     assert len(rows) == len(corpus) and not any(r["ok"] for r in rows)
@@ -164,7 +157,7 @@ def test_cli_prints_file_names_with_brackets_as_they_are(shared_faces: Path, tmp
     folder.mkdir()
     (folder / "photo [bold]1.jpg").write_bytes((shared_faces / "real_photos" / "lp_s1.jpg").read_bytes())
     (folder / "bad [red]x.jpg").write_text("not an image")
-    res = _cli("scan", str(folder), cwd=tmp_path)
+    res = run_cli("scan", str(folder), cwd=tmp_path)
     assert res.returncode == 1 and "Traceback" not in res.stderr
     shown = res.stdout + res.stderr  # the per-file lines go to the progress console (stderr)
     assert "photo [bold]1.jpg: 1 face(s)" in shown
@@ -173,13 +166,13 @@ def test_cli_prints_file_names_with_brackets_as_they_are(shared_faces: Path, tmp
 
 def test_cli_a_folder_that_cannot_be_made_is_one_line_not_a_traceback(shared_faces: Path, tmp_path: Path) -> None:
     (tmp_path / "a_file").write_text("")
-    res = _cli("scan", str(shared_faces / "real_photos" / "lp_s1.jpg"), "--report", "a_file/reports", cwd=tmp_path)
+    res = run_cli("scan", str(shared_faces / "real_photos" / "lp_s1.jpg"), "--report", "a_file/reports", cwd=tmp_path)
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert "a_file/reports: Not a directory" in res.stderr
 
 
 def test_cli_usage_errors_are_clean(tmp_path: Path) -> None:
-    res = _cli("apikey", "create", "--scope", "bogus", cwd=tmp_path)
+    res = run_cli("apikey", "create", "--scope", "bogus", cwd=tmp_path)
     assert res.returncode == 2 and "unknown or missing scope" in res.stderr and "Traceback" not in res.stderr
 
 
