@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select, text, update
 
 from deepshield.cases import audit, flows, service
 from deepshield.cases.models import AuditEvent, Case, CaseAction
-from deepshield.cases.policy import CasesPolicy
+from deepshield.cases.policy import CasesPolicy, PolicyError, load_policy
 from deepshield.cases.statemachine import ConcurrentUpdate, InvalidTransition, State
+from deepshield.config import Settings
 from deepshield.store.db import session_scope
 
 
@@ -290,3 +292,13 @@ def test_deadline_sweep_announces_warning_then_breach_once(ctx, make_fields):
         actions = [e.action for e in audit.events_for_case(s, cid)]
         assert "deadline_warning" in actions and "deadline_breached" in actions
         assert audit.verify(s).ok
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"zz", "is not valid JSON"), (b"\xff\xfe", "is not UTF-8 text"), (b"[1, 2]", "a cases policy is a JSON object")],
+)
+def test_a_broken_policy_file_is_a_policy_error(tmp_path: Path, content: bytes, message: str) -> None:
+    (tmp_path / "cases.json").write_bytes(content)
+    with pytest.raises(PolicyError, match=message):
+        load_policy(Settings(home=tmp_path))

@@ -12,7 +12,6 @@ Read from `$DEEPSHIELD_HOME/cases.json` (or the file named by DEEPSHIELD_CASES_C
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from deepshield.config import Settings
 from deepshield.errors import DeepshieldError
+from deepshield.textfiles import read_json_file
 
 
 class PolicyError(DeepshieldError):
@@ -109,9 +109,11 @@ def load_policy(settings: Settings) -> CasesPolicy:
     data: dict[str, Any] = {}
     if path.exists():
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise PolicyError(f"{path}: not valid JSON ({e})") from None
+            data = read_json_file(path, "cases policy")
+        except DeepshieldError as e:  # not UTF-8, not JSON, unreadable: the policy's own error code
+            raise PolicyError(e.message) from None
+        if not isinstance(data, dict):
+            raise PolicyError(f"{path}: a cases policy is a JSON object (deadlines, webhook, ...)")
     pol = CasesPolicy.from_dict(data)
     # Environment wins for the secret so it need not sit in a file.
     if os.environ.get("DEEPSHIELD_WEBHOOK_URL"):
