@@ -247,8 +247,8 @@ def test_bad_checkpoints_are_clear_errors_and_never_run_code(tmp_path: Path) -> 
     torch.save({"model": _RunsCode(marker), "config": {}}, hostile, pickle_module=pickle)
     cases = {
         "missing.pt": "no checkpoint",
-        "junk.pt": "not a readable Deepshield checkpoint",
-        "truncated.pt": "not a readable Deepshield checkpoint",
+        "junk.pt": r"not a Deepshield checkpoint \(not a torch archive\)",
+        "truncated.pt": r"not a Deepshield checkpoint \(not a torch archive\)",
         "list.pt": "not a Deepshield checkpoint",
         "nocfg.pt": "lacks config",
         "hostile.pt": "not a readable Deepshield checkpoint",

@@ -6,6 +6,7 @@ in a file handed to `deepshield export` can run code on load, and a truncated or
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ def load_checkpoint(path: Path, need: Iterable[str] = ("model", "config")) -> di
 
     if not path.is_file():
         raise DeepshieldError(f"no checkpoint at {path}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; the unpickler's errors on others are noise
+        raise DeepshieldError(f"{path} is not a Deepshield checkpoint (not a torch archive)")
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a hostile or truncated file fails in many ways inside the unpickler: all mean "not one"
