@@ -14,6 +14,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ def real_crops(n: int, size: int, margin: float) -> np.ndarray | None:
     return np.concatenate([np.stack(crops)] * reps)[:n]
 
 
-def timed(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
+def timed(fn: Callable[[], object], repeats: int) -> float:
     fn()  # warm-up
     ts = []
     for _ in range(repeats):

@@ -282,7 +282,7 @@ def _edits():
         return f
 
     def resize(s):
-        return lambda im: im.resize((max(8, int(im.width * s)), max(8, int(im.height * s))), Image.BICUBIC)
+        return lambda im: im.resize((max(8, int(im.width * s)), max(8, int(im.height * s))), Image.Resampling.BICUBIC)
 
     def crop(frac):
         return lambda im: im.crop(
@@ -309,6 +309,7 @@ def _edits():
         im = im.copy()
         d = ImageDraw.Draw(im)
         size = max(12, im.height // 12)
+        font: ImageFont.FreeTypeFont | ImageFont.ImageFont
         try:
             font = ImageFont.truetype("DejaVuSans-Bold.ttf", size)
         except OSError:
@@ -366,13 +367,13 @@ def bench_robustness_photos() -> None:
         print(f"{name:22s} {plain / n:>16.1%} {dihedral / n:>17.1%} {statistics.median(ds):>12.0f}")
     # False matches: every pair of different files (the query side with its 8 variants, as lookups do).
     hashes = [b.hash for _, _, b in bases]
-    variants = [pdq_dihedral_from_rgb(np.asarray(im))[0] for _, im, _ in bases]
+    query_variants = [pdq_dihedral_from_rgb(np.asarray(im))[0] for _, im, _ in bases]
     plain_fp, var_fp = [], []
     for i in range(len(bases)):
         for j in range(i + 1, len(bases)):
             if hamming(hashes[i], hashes[j]) <= 31:
                 plain_fp.append((bases[i][0], bases[j][0]))
-            if min(hamming(v, hashes[j]) for v in variants[i]) <= 31:
+            if min(hamming(v, hashes[j]) for v in query_variants[i]) <= 31:
                 var_fp.append((bases[i][0], bases[j][0]))
     pairs = len(bases) * (len(bases) - 1) // 2
     names = [x[0] for x in bases]
@@ -384,11 +385,11 @@ def bench_robustness_photos() -> None:
         f"with variants {len(false_var)}"
     )
     for a, b in sorted(set(false_plain) | set(false_var)):
-        d = min(hamming(v, hashes[names.index(b)]) for v in variants[names.index(a)])
+        d = min(hamming(v, hashes[names.index(b)]) for v in query_variants[names.index(a)])
         print(f"   FALSE {a} ~ {b}  (distance {d})")
     print(f"matches between files holding the same picture (checked by eye; correct matches): {len(same)}")
     for a, b in same:
-        d = min(hamming(v, hashes[names.index(b)]) for v in variants[names.index(a)])
+        d = min(hamming(v, hashes[names.index(b)]) for v in query_variants[names.index(a)])
         print(f"   same  {a} ~ {b}  (distance {d})")
 
 

@@ -100,7 +100,8 @@ def load_square(p: Path, size: int) -> np.ndarray | None:
     if min(w, h) < size // 2:
         return None
     s = min(w, h)
-    im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)).resize((size, size), Image.LANCZOS)
+    left, top = (w - s) // 2, (h - s) // 2
+    im = im.crop((left, top, left + s, top + s)).resize((size, size), Image.Resampling.LANCZOS)
     return np.array(im)
 
 

@@ -4,6 +4,7 @@ API keys, and generated media."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -71,6 +72,13 @@ def api_key(ds_home: Path) -> Callable[..., str]:
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def csrf_token(page: str) -> str:
+    """The CSRF token of the first form on a page."""
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,7 +18,10 @@ from deepshield.cases.flows import CasesContext
 from deepshield.cases.service import ReportFields
 from deepshield.config import Settings
 from deepshield.store.db import reset_engines, upgrade_schema
-from tests.conftest import free_port, reset_pg
+from tests.conftest import csrf_token, free_port, reset_pg
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 #: Path prefixes of the Respond API that need an API key (the self-service routes take a case token instead).
 KEYED_PATH_PREFIXES = (
@@ -93,7 +97,7 @@ def make_json() -> Callable[..., dict[str, object]]:
 
 
 @pytest.fixture
-def api(settings: Settings):  # type: ignore[no-untyped-def]
+def api(settings: Settings) -> Iterator[tuple[TestClient, CasesContext, Callable[..., dict[str, str]]]]:
     """(TestClient, context, key factory) on the app with an in-memory bank and no detector (fast)."""
     from fastapi.testclient import TestClient
 
@@ -117,22 +121,19 @@ def api(settings: Settings):  # type: ignore[no-untyped-def]
         return {"Authorization": f"Bearer {k}"}
 
     with TestClient(app) as client:
-        client.fastapi_app = app  # type: ignore[attr-defined]
         yield client, ctx, key
     ctx.close()
 
 
-def login(client, settings: Settings, username: str, role: str) -> str:  # type: ignore[no-untyped-def]
+def login(client: TestClient, settings: Settings, username: str, role: str) -> str:
     """Create a user and sign the TestClient in; returns the CSRF token of the session."""
-    import re
-
     from deepshield.accounts.service import create_user
     from deepshield.store.db import session_scope
 
     with session_scope(settings) as s:
         create_user(s, username, "pw-" + username, role)
     page = client.get("/login").text
-    tok = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    tok = csrf_token(page)
     r = client.post(
         "/login",
         data={"username": username, "password": "pw-" + username, "csrf": tok, "next": "/console"},
@@ -140,7 +141,7 @@ def login(client, settings: Settings, username: str, role: str) -> str:  # type:
     )
     assert r.status_code == 303, r.text
     page = client.get("/console").text
-    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    return csrf_token(page)
 
 
 def make_image(path: Path, seed: int = 0) -> Path:

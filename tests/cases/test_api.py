@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from deepshield.cases import audit
 from deepshield.cases.models import AuditEvent, Case, WebhookDelivery
 from deepshield.store.db import session_scope
+from tests.conftest import csrf_token
 
 from .conftest import KEYED_PATH_PREFIXES, login, make_image
 
@@ -58,8 +60,10 @@ def test_idempotency_key_gives_one_report(api, make_json):
         ids.append(client.post("/v1/reports", json=make_json(), headers=h2).json()["case_id"])
 
     ts = [threading.Thread(target=go) for _ in range(5)]
-    [t.start() for t in ts]
-    [t.join() for t in ts]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
     assert len(set(ids)) == 1
     with session_scope(ctx.settings) as s:
         assert len(list(s.scalars(select(Case.id)))) == 3
@@ -253,7 +257,7 @@ def test_screening_review_opens_a_case_with_the_upload(api, tmp_path):
     class Suspicious:
         name = "detector"
 
-        def screen(self, path, hashes):  # type: ignore[no-untyped-def]
+        def screen(self, path: Path, hashes: dict[str, str]) -> Finding | None:
             return Finding("detector", "review", "detector score 0.91 >= 0.5", {"score": 0.91})
 
     client, ctx, key = api
@@ -304,7 +308,7 @@ def test_reporter_completes_a_notice_on_the_status_page(api, make_json):
     rec = client.post("/v1/reports", json=make_json(signature="", good_faith=False), headers=key("cases")).json()
     assert rec["status"] == "needs_info"
     page = client.get("/status").text
-    tok = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    tok = csrf_token(page)
     r = client.post("/status", data={"csrf": tok, "case_id": rec["case_id"], "pin": rec["pin"]}, follow_redirects=False)
     assert r.status_code == 303
     status = client.get(r.headers["location"]).text
@@ -347,7 +351,9 @@ def test_queue_page_counts_overdue_and_close_cases(api, settings, make_json):
         )
     login(client, settings, "qq", "reviewer")
     page = client.get("/console").text
-    summary = re.search(r'id="queue-summary">(.*?)</p>', page, re.S).group(1)
+    found = re.search(r'id="queue-summary">(.*?)</p>', page, re.S)
+    assert found, "no queue summary on the console"
+    summary = found.group(1)
     assert "3</strong> open" in summary and "1 overdue" in summary and "1 close to the deadline" in summary
     rows = re.findall(r'<tr class="(\w+)" data-case="([^"]+)"', page)
     assert rows[0] == ("breached", ids[0]) and rows[1] == ("warning", ids[1])

@@ -4,19 +4,26 @@ act), read the statement of reasons; the victim checks the status, adds hashes a
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from deepshield.accounts.service import create_user
+from deepshield.config import Settings
 from deepshield.store.db import reset_engines, session_scope
 
 from .conftest import Server, make_image
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture
-def server(sqlite_settings, tmp_path):  # type: ignore[no-untyped-def]
+def server(sqlite_settings: Settings, tmp_path: Path) -> Iterator[Server]:
     with session_scope(sqlite_settings) as s:
         create_user(s, "rev", "rev-password", "reviewer")
         create_user(s, "boss", "boss-password", "admin")
@@ -26,7 +33,7 @@ def server(sqlite_settings, tmp_path):  # type: ignore[no-untyped-def]
     srv.stop()
 
 
-def _login(page, base: str, user: str, pw: str) -> None:  # type: ignore[no-untyped-def]
+def _login(page: Page, base: str, user: str, pw: str) -> None:
     page.goto(base + "/login?next=/console")
     page.fill("#username", user)
     page.fill("#password", pw)

@@ -6,22 +6,22 @@ import re
 
 from fastapi.testclient import TestClient
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from deepshield.cases.flows import CasesContext
 from deepshield.cases.models import AuditEvent
+from deepshield.cases.service import ReportFields
 from deepshield.store.db import session_scope
+from tests.conftest import csrf_token
 
 from .conftest import login
-
-
-def _csrf(page: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
 
 
 def test_console_forms_need_csrf_and_second_reviewer_gets_conflict(api, settings, make_json):
     client, ctx, key = api
     cid = client.post("/v1/reports", json=make_json(), headers=key("cases")).json()["case_id"]
-    other = TestClient(client.fastapi_app)
+    other = TestClient(client.app)
     login(client, settings, "ann", "reviewer")
     login(other, settings, "ben", "reviewer")
     page_a = client.get(f"/console/cases/{cid}").text
@@ -34,10 +34,10 @@ def test_console_forms_need_csrf_and_second_reviewer_gets_conflict(api, settings
         == 403
     )
     # both saw the same version; the first decision wins, the second is told the case changed
-    a = client.post(f"/console/cases/{cid}/decide", data={**form, "csrf": _csrf(page_a)}, follow_redirects=False)
+    a = client.post(f"/console/cases/{cid}/decide", data={**form, "csrf": csrf_token(page_a)}, follow_redirects=False)
     b = other.post(
         f"/console/cases/{cid}/decide",
-        data={**form, "action": ["no_action"], "csrf": _csrf(page_b)},
+        data={**form, "action": ["no_action"], "csrf": csrf_token(page_b)},
         follow_redirects=False,
     )
     assert a.status_code == b.status_code == 303
@@ -107,7 +107,7 @@ def test_transparency_export_cli(sqlite_settings, make_fields, monkeypatch, tmp_
         get_settings.cache_clear()
 
 
-def service_create(s, ctx, fields):  # type: ignore[no-untyped-def]
+def service_create(s: Session, ctx: CasesContext, fields: ReportFields) -> tuple[str, str]:
     from deepshield.cases import service
 
     c, pin = service.create_case(

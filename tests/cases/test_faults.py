@@ -92,9 +92,9 @@ def test_sigkill_during_intake_burst_loses_no_acknowledged_report(settings, make
     from deepshield.api.app import create_app
 
     reset_engines()
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings)) as restarted:
         for idem in attempted:
-            r = client.post(
+            r = restarted.post(
                 "/v1/reports",
                 json=make_json(explanation=idem),
                 headers={"Authorization": f"Bearer {key}", "Idempotency-Key": idem},

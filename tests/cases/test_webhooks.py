@@ -150,8 +150,10 @@ def test_claimed_row_is_not_posted_twice(ctx, make_fields):
             webhooks.deliver_due(ctx.settings, cfg)
 
         ts = [threading.Thread(target=run) for _ in range(4)]
-        [t.start() for t in ts]
-        [t.join() for t in ts]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
         assert platform.requests == 1
         # A crash after the platform applied it but before we recorded it: the re-post carries the same key.
         with session_scope(ctx.settings) as s:

@@ -38,7 +38,7 @@ def test_mask_follows_the_face_oval(train_faces: CachedFaces, rng: np.random.Gen
     lm = train_faces.landmarks[0]
     s = train_faces.images.shape[1]
     hull = np.zeros((s, s), np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(np.round(lm[FACE_OVAL]).astype(np.int32)), 1)
+    cv2.fillConvexPoly(hull, cv2.convexHull(np.round(lm[FACE_OVAL]).astype(np.int32)), (1,))
     m = blend_mask(lm, (s, s), rng, inner_prob=0.0)
     inside = m[hull == 1].mean()
     outside = m[hull == 0].mean()
@@ -74,7 +74,7 @@ def test_cross_blend_puts_another_face_inside_the_mask(train_faces: CachedFaces,
         diff = np.abs(fake.astype(int) - img.astype(int)).max(axis=2)
         s = img.shape[0]
         hull = np.zeros((s, s), np.uint8)
-        cv2.fillConvexPoly(hull, cv2.convexHull(np.round(lm[FACE_OVAL]).astype(np.int32)), 1)
+        cv2.fillConvexPoly(hull, cv2.convexHull(np.round(lm[FACE_OVAL]).astype(np.int32)), (1,))
         grown = cv2.dilate(hull, np.ones((25, 25), np.uint8))
         # Poisson cloning may shift colours slightly up to the mask's edge; nothing changes far outside the face.
         assert (diff[grown == 0] <= 1).all()
@@ -174,7 +174,7 @@ def test_an_occluder_is_shared_by_both_halves_crosses_the_face_edge_and_clears_t
     fake_c = cv2.warpAffine(fake, m, size, flags=cv2.INTER_AREA)
     mask_c = cv2.warpAffine(mask, m, size, flags=cv2.INTER_LINEAR)
     oval = apply_affine(m, lm[FACE_OVAL])
-    face = cv2.fillConvexPoly(np.zeros((160, 160), np.uint8), cv2.convexHull(np.round(oval).astype(np.int32)), 1)
+    face = cv2.fillConvexPoly(np.zeros((160, 160), np.uint8), cv2.convexHull(np.round(oval).astype(np.int32)), (1,))
     crossings = 0
     for seed in range(8):
         (real_o, fake_o), mask_o = occlude([real_c, fake_c], mask_c, oval, np.random.default_rng(seed))
@@ -200,13 +200,15 @@ def test_part_masks_cover_a_face_part_and_leave_the_rest_of_the_face(train_faces
 
     img, lm = train_faces.images[0], train_faces.landmarks[0]
     s = img.shape[0]
-    face = cv2.fillConvexPoly(np.zeros((s, s), np.uint8), cv2.convexHull(np.round(lm[FACE_OVAL]).astype(np.int32)), 1)
+    face = cv2.fillConvexPoly(
+        np.zeros((s, s), np.uint8), cv2.convexHull(np.round(lm[FACE_OVAL]).astype(np.int32)), (1,)
+    )
     parts = np.zeros((s, s), np.uint8)
     lower = [i for i in FACE_OVAL if lm[i, 1] > lm[1, 1]]
     for idx in [p[0] for p in FACE_PARTS] + [lower]:
         pts = lm[idx]
         grown = pts.mean(axis=0) + (pts - pts.mean(axis=0)) * 1.8
-        cv2.fillConvexPoly(parts, cv2.convexHull(np.round(grown).astype(np.int32)), 1)
+        cv2.fillConvexPoly(parts, cv2.convexHull(np.round(grown).astype(np.int32)), (1,))
     whole = blend_mask(lm, (s, s), np.random.default_rng(0), inner_prob=0.0)
     for seed in range(12):
         m = blend_mask(lm, (s, s), np.random.default_rng(seed), inner_prob=0.0, part_prob=1.0)

@@ -199,11 +199,12 @@ def test_a_deepened_network_computes_the_same_function_and_training_can_grow_fro
             m.running_var.uniform_(0.5, 2.0)
     small.eval()
     big = deepen(small, into=CompactNet(widths=(8, 8, 16, 16), blocks=(2, 1, 3, 2), stem=8)).eval()
-    assert [len(s) for s in big.stages] == [2, 1, 3, 2] and len(big.stages[2]) == 3
+    stages = [s for s in big.stages if isinstance(s, torch.nn.Sequential)]
+    assert [len(s) for s in stages] == [2, 1, 3, 2]
     x = torch.randn(4, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(big(x), small(x), atol=1e-5)
-        big.stages[2][2].bn2.weight.fill_(1.0)  # once the new block learns, the function changes
+        stages[2][2].bn2.weight.fill_(1.0)  # once the new block learns, the function changes
         assert not torch.allclose(big(x), small(x), atol=1e-3)
     with pytest.raises(ValueError, match="cannot deepen"):
         deepen(big, into=CompactNet(widths=(8, 8, 16, 16), blocks=(1, 1, 1, 1), stem=8))

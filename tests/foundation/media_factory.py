@@ -27,6 +27,7 @@ def write_video(
     w, h = size
     with av.open(str(path), "w", format="mp4") as out:
         vs = out.add_stream(codec, rate=fps)
+        assert isinstance(vs, av.VideoStream)
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         vs.codec_context.gop_size = gop
         if codec == "libx264":

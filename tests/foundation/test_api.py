@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import auth
+from tests.conftest import auth, csrf_token
 from tests.foundation.media_factory import hostile_corpus, write_video
 
 
@@ -131,8 +131,6 @@ def test_web_pages_need_login_and_csrf(app_client: Any) -> None:
     # Posting the login form without the CSRF token is refused.
     r = app_client.post("/login", data={"username": "admin", "password": "x"})
     assert r.status_code == 403
-    import re
-
-    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    token = csrf_token(page.text)
     r = app_client.post("/login", data={"username": "admin", "password": "wrong", "csrf": token})
     assert r.status_code == 401 and "Wrong user name or password" in r.text

@@ -78,7 +78,7 @@ def follow(
                 roll=0.0,
                 ear=float(ear[i]),
                 face_rgb=tuple(face),
-                bg_rgb=tuple(bg),  # type: ignore[arg-type]
+                bg_rgb=tuple(bg),
                 face_center=(320.0 + yaw[i], 240.0),
                 face_width=200.0,
             )

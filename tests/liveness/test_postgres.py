@@ -15,7 +15,7 @@ from deepshield.store.db import session_scope, upgrade_schema
 def test_sessions_and_lockout_on_postgres(
     tmp_path: Path, shared_faces: Path, faceless_video: Path, postgres_url: str
 ) -> None:
-    st = Settings(home=tmp_path, DATABASE_URL=postgres_url)
+    st = Settings(home=tmp_path, database_url=postgres_url)
     upgrade_schema(st)
     svc = LivenessService(st, LivenessSettings(max_failures=2))
     subject = "pg-" + uuid.uuid4().hex[:8]

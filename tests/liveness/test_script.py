@@ -27,8 +27,8 @@ def test_scripts_are_random_and_hold_every_kind_of_step() -> None:
             if a.startswith(("turn_", "profile_")) or a == "look_up":
                 assert b == "front"
         # Steps follow each other in time.
-        for a, b in zip(s.steps, s.steps[1:], strict=False):
-            assert a.end_s <= b.start_s + 1e-9 and a.start_s < a.end_s
+        for step, after in zip(s.steps, s.steps[1:], strict=False):
+            assert step.end_s <= after.start_s + 1e-9 and step.start_s < step.end_s
         assert 5 <= len(s.flashes) <= 7
         assert all(f.colour in FLASH_COLOURS for f in s.flashes)
         assert all(a.colour != b.colour for a, b in zip(s.flashes, s.flashes[1:], strict=False))

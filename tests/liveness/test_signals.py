@@ -4,15 +4,17 @@ breaking the challenge (order, timing, other flashes, no flash response, replay)
 from __future__ import annotations
 
 from random import Random
+from typing import Any
 
 import numpy as np
 import pytest
 
+from deepshield.liveness.analysis import SessionTrack
 from deepshield.liveness.decision import decide, verify_track
 from deepshield.liveness.evaluate import upper_bound
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.replay import MemoryReplayIndex
-from deepshield.liveness.script import generate_script
+from deepshield.liveness.script import ChallengeScript, generate_script
 from deepshield.liveness.signals import SignalContext, SignalResult, build_signals, signal_names
 from deepshield.liveness.signals.blink import Blinks
 from deepshield.liveness.signals.challenge import ChallengeCompliance
@@ -24,7 +26,7 @@ from .synth import follow
 POLICY = LivenessPolicy()
 
 
-def ctx(track, script, **kw) -> SignalContext:  # type: ignore[no-untyped-def]
+def ctx(track: SessionTrack, script: ChallengeScript, **kw: Any) -> SignalContext:
     return SignalContext(session_id="s1", track=track, script=script, policy=POLICY, **kw)
 
 

@@ -14,7 +14,7 @@ from deepshield.store.db import reset_engines, session_scope, upgrade_schema
 
 
 def test_banks_on_postgres(tmp_path: Path, real_photos: list[Path], postgres_url: str) -> None:
-    st = Settings(home=tmp_path, DATABASE_URL=postgres_url)
+    st = Settings(home=tmp_path, database_url=postgres_url)
     upgrade_schema(st)
     bank = "PG_" + uuid.uuid4().hex[:8].upper()
     case = "C-" + uuid.uuid4().hex
