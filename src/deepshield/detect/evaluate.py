@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from deepshield.detect.aggregate import pick_frame_face
 from deepshield.detect.metrics import roc_curve, summarize
 from deepshield.errors import DeepshieldError, MediaError
 from deepshield.media import FrameSampling, MediaKind, open_media
+from deepshield.media.prefetch import prefetch
 from deepshield.textfiles import read_json_file, read_text_file
 
 MEDIA_EXT = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".mp4", ".mov", ".avi", ".mkv", ".webm"}
@@ -142,13 +144,18 @@ def _face_crops(item: EvalItem, analyzer: Any, detector: Any, frames: int, res: 
         res.kind = media.info.kind.value
         if media.info.kind is MediaKind.AUDIO:
             raise MediaError("audio only")
-        for fr in media.frames(FrameSampling.evenly(frames)):
-            faces = analyzer.analyze(fr.rgb, frame_index=fr.index, time_s=fr.time_s)
-            if faces:
-                crops = np.stack(detector.crops(fr.rgb, faces))
-                partial = np.array([f.is_partial for f in faces])
-                sizes = np.array([max(f.width, f.height) for f in faces], np.float32)
-                out.append(_FrameCrops(fr.index, fr.time_s, crops, partial, sizes))
+        # A video's next frames are decoded while faces are found in this one (see media.prefetch).
+        sampled = prefetch(
+            lambda: media.frames(FrameSampling.evenly(frames)), background=media.info.kind is MediaKind.VIDEO
+        )
+        with closing(sampled) as source:
+            for fr in source:
+                faces = analyzer.analyze(fr.rgb, frame_index=fr.index, time_s=fr.time_s)
+                if faces:
+                    crops = np.stack(detector.crops(fr.rgb, faces))
+                    partial = np.array([f.is_partial for f in faces])
+                    sizes = np.array([max(f.width, f.height) for f in faces], np.float32)
+                    out.append(_FrameCrops(fr.index, fr.time_s, crops, partial, sizes))
     finally:
         media.close()
     return out

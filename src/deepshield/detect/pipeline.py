@@ -6,7 +6,8 @@ Every entry point (CLI, API, batch) calls `scan_file`; the JSON it returns is th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from deepshield.faces.align import align_face
 from deepshield.faces.analyzer import FaceAnalyzer
 from deepshield.faces.tracking import frame_signature, link_tracks, shot_cuts
 from deepshield.faces.types import Face
-from deepshield.media import FrameSampling, MediaKind, MediaLimits, open_media
+from deepshield.media import Frame, FrameSampling, MediaKind, MediaLimits, open_media
+from deepshield.media.prefetch import prefetch
 
 ProgressFn = Callable[[float], None]
 NO_DETECTOR = "no detector installed: faces were found but no manipulation score was computed"
@@ -133,29 +135,37 @@ def _scan(
     face_scores: dict[int, float] = {}
     frame_times: list[float] = []
     signatures: list[np.ndarray] = []
+    is_video = info.kind is MediaKind.VIDEO
+
+    def sampled() -> Generator[tuple[Frame, np.ndarray | None], None, None]:
+        for frame in media.frames(sampling):
+            yield frame, frame_signature(frame.rgb) if is_video else None
+
+    # A video's frames are decoded (and their shot signatures taken) ahead, while faces are found in this one.
     decode_s = faces_s = detect_s = 0.0
     t_dec = time.perf_counter()
-    for i, frame in enumerate(media.frames(sampling)):
-        decode_s += time.perf_counter() - t_dec
-        t1 = time.perf_counter()
-        faces = analyzer.analyze(frame.rgb, frame_index=frame.index, time_s=frame.time_s)
-        faces_s += time.perf_counter() - t1
-        frames_faces.append(faces)
-        frame_times.append(frame.time_s)
-        if info.kind is MediaKind.VIDEO:
-            signatures.append(frame_signature(frame.rgb))
-        if options.keep_artifacts and faces:
-            frame_rgbs[len(frames_faces) - 1] = frame.rgb
-        if detector is not None and faces:
-            t2 = time.perf_counter()
-            # Heat maps cost many extra inferences per face: made later, for the faces a report shows.
-            scores = detector.score_faces(frame.rgb, faces, explain=False)
-            detect_s += time.perf_counter() - t2
-            for f, s in zip(faces, scores, strict=True):
-                face_scores[id(f)] = s.score
-        if progress:
-            progress(min(1.0, (i + 1) / max(expected, 1)))
-        t_dec = time.perf_counter()
+    with closing(prefetch(sampled, background=is_video)) as source:
+        for i, (frame, signature) in enumerate(source):
+            decode_s += time.perf_counter() - t_dec
+            t1 = time.perf_counter()
+            faces = analyzer.analyze(frame.rgb, frame_index=frame.index, time_s=frame.time_s)
+            faces_s += time.perf_counter() - t1
+            frames_faces.append(faces)
+            frame_times.append(frame.time_s)
+            if signature is not None:
+                signatures.append(signature)
+            if options.keep_artifacts and faces:
+                frame_rgbs[len(frames_faces) - 1] = frame.rgb
+            if detector is not None and faces:
+                t2 = time.perf_counter()
+                # Heat maps cost many extra inferences per face: made later, for the faces a report shows.
+                scores = detector.score_faces(frame.rgb, faces, explain=False)
+                detect_s += time.perf_counter() - t2
+                for f, s in zip(faces, scores, strict=True):
+                    face_scores[id(f)] = s.score
+            if progress:
+                progress(min(1.0, (i + 1) / max(expected, 1)))
+            t_dec = time.perf_counter()
     tracks = link_tracks(frames_faces, shot_cuts(signatures)) if info.kind is MediaKind.VIDEO else []
     if info.kind is MediaKind.IMAGE:
         for k, f in enumerate(frames_faces[0] if frames_faces else []):

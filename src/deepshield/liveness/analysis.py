@@ -9,9 +9,8 @@ head pose from `deepshield.faces.estimate_head_pose`; keyframes (a few per secon
 from __future__ import annotations
 
 import os
-import queue
-import threading
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from deepshield.faces import FaceAnalyzer, estimate_head_pose, quiet_native_stde
 from deepshield.faces.landmarks import LEFT_EYE_EAR, RIGHT_EYE_EAR
 from deepshield.faces.types import Face
 from deepshield.media import FrameSampling, MediaKind, open_media
+from deepshield.media.prefetch import prefetch
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
@@ -139,41 +139,6 @@ def _background_mean(rgb: np.ndarray, box: tuple[float, float, float, float]) ->
     return (float(m[0]), float(m[1]), float(m[2]))
 
 
-def _prefetch(it: Iterator[tuple[float, np.ndarray]], depth: int = 8) -> Iterator[tuple[float, np.ndarray]]:
-    """Decode (and scale) in a second thread while the face models run: PyAV and MediaPipe both release the GIL,
-    so on two cores the decode time mostly hides behind the analysis."""
-    q: queue.Queue[tuple[float, np.ndarray] | BaseException | None] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in it:
-                if stop.is_set():
-                    return
-                q.put(item)
-            q.put(None)
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            q.put(e)
-
-    th = threading.Thread(target=produce, name="liveness-decode", daemon=True)
-    th.start()
-    try:
-        while True:
-            item = q.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while th.is_alive():
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                th.join(0.05)
-
-
 class SessionAnalyzer:
     """Turns frames into a SessionTrack. Holds MediaPipe graphs: one per worker, not thread-safe."""
 
@@ -270,9 +235,15 @@ class SessionAnalyzer:
         if media.info.kind != MediaKind.VIDEO:
             raise MediaError("a liveness session needs a video, not a still image")
         try:
-            sampled = media.frames(FrameSampling.rate(self.fps, max_frames=900))
-            source = ((f.time_s, self._scale(f.rgb)) for f in sampled)
-            track = self.analyze_frames(_prefetch(source), fps=self.fps)
+            sampling = FrameSampling.rate(self.fps, max_frames=900)
+
+            def scaled() -> Iterator[tuple[float, np.ndarray]]:
+                for f in media.frames(sampling):
+                    yield f.time_s, self._scale(f.rgb)
+
+            # Decoded and scaled in a second thread while the face models run (see media.prefetch).
+            with closing(prefetch(scaled, depth=8)) as source:
+                track = self.analyze_frames(source, fps=self.fps)
         finally:
             media.close()
         track.extra["sha256"] = media.info.sha256
