@@ -182,11 +182,36 @@ def test_video_report_shows_a_score_timeline(shared_faces: Path) -> None:
     scanner = Scanner(ScanOptions(frames=6, keep_artifacts=True), detector=BrightnessDetector())
     out = scanner.scan(shared_faces / "real_videos" / "vr_face2.mp4")
     html = render_report(out.result, out.artifacts)
-    assert 'id="timeline"' in html and "heat map" in html
+    assert 'id="timeline"' in html and "heat map" in html and 'id="heat-caption"' in html
     assert len(out.result["scores"]["frame_scores"]) == 6
+    timing = out.result["timing_s"]
+    assert timing["waited_for_frames"] >= 0 and timing["decode"] > 0 and "in a second thread" in html
     progress: list[float] = []
     scanner.scan(shared_faces / "real_videos" / "vr_face2.mp4", progress.append)
     assert progress == sorted(progress) and progress[-1] == 1.0 and len(progress) == 6
+
+
+def test_report_points_to_a_track_over_the_threshold_that_the_video_score_hides(shared_faces: Path) -> None:
+    import copy
+
+    from deepshield.reports.html import render_report
+
+    out = Scanner(ScanOptions(frames=6, keep_artifacts=True), detector=BrightnessDetector()).scan(
+        shared_faces / "real_videos" / "vr_face2.mp4"
+    )
+    r = copy.deepcopy(out.result)
+    top = max(r["tracks"], key=lambda t: t["score"])
+    r["detector"]["threshold"], r["verdict"] = top["score"], "no manipulation found"
+    html = render_report(r, out.artifacts)
+    assert html.count('class="note tracks-over"') == 1 and f"Track {top['track_id']} scores" in html
+    assert 'class="over">track score' in html
+    # No note once the video as a whole is flagged, or when no track reaches the threshold.
+    r["verdict"] = "manipulated"
+    assert "tracks-over" not in render_report(r, out.artifacts)
+    highest = max([top["score"]] + [f["score"] for f in r["faces"] if f["score"] is not None])
+    r["verdict"], r["detector"]["threshold"] = "no manipulation found", highest + 0.01
+    html = render_report(r, out.artifacts)
+    assert "tracks-over" not in html and 'class="over"' not in html
 
 
 def test_worker_that_dies_fails_its_file_not_the_scan() -> None:

@@ -137,16 +137,22 @@ def _scan(
     signatures: list[np.ndarray] = []
     is_video = info.kind is MediaKind.VIDEO
 
-    def sampled() -> Generator[tuple[Frame, np.ndarray | None], None, None]:
-        for frame in media.frames(sampling):
-            yield frame, frame_signature(frame.rgb) if is_video else None
+    decode_s = wait_s = faces_s = detect_s = 0.0
 
-    # A video's frames are decoded (and their shot signatures taken) ahead, while faces are found in this one.
-    decode_s = faces_s = detect_s = 0.0
+    def sampled() -> Generator[tuple[Frame, np.ndarray | None], None, None]:
+        nonlocal decode_s
+        t = time.perf_counter()
+        for frame in media.frames(sampling):
+            decode_s += time.perf_counter() - t
+            yield frame, frame_signature(frame.rgb) if is_video else None
+            t = time.perf_counter()
+
+    # A video's frames are decoded (and their shot signatures taken) ahead, while faces are found in this one:
+    # `decode` is the decoder's own time, `waited_for_frames` the part of it the scan had to wait for.
     t_dec = time.perf_counter()
     with closing(prefetch(sampled, background=is_video)) as source:
         for i, (frame, signature) in enumerate(source):
-            decode_s += time.perf_counter() - t_dec
+            wait_s += time.perf_counter() - t_dec
             t1 = time.perf_counter()
             faces = analyzer.analyze(frame.rgb, frame_index=frame.index, time_s=frame.time_s)
             faces_s += time.perf_counter() - t1
@@ -214,6 +220,7 @@ def _scan(
         "verdict": verdict,
         "timing_s": {
             "decode": round(decode_s, 3),
+            "waited_for_frames": round(wait_s, 3),
             "faces": round(faces_s, 3),
             "detector": round(detect_s, 3),
             "total": round(time.perf_counter() - t0, 3),

@@ -71,9 +71,21 @@ def timeline_png(frame_scores: list[dict[str, Any]], threshold: float | None, du
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def _tracks_over(result: dict[str, Any], threshold: float | None) -> list[dict[str, Any]]:
+    """Tracks that score at or over the threshold when the video as a whole does not: a swap confined to one
+    person or one stretch of the video is averaged down by the other frames, and a reviewer should look there."""
+    if threshold is None or result.get("verdict") == "manipulated":
+        return []
+    return [t for t in result.get("tracks") or [] if t.get("score") is not None and t["score"] >= threshold]
+
+
 def render_report(result: dict[str, Any], artifacts: list[FaceArtifact]) -> str:
+    det = result.get("detector") or {}
+    threshold = det.get("threshold")
+    track_scores = {t["track_id"]: t.get("score") for t in result.get("tracks") or []}
     faces_view = []
     for a in artifacts:
+        track_score = track_scores.get(a.face.track_id) if result.get("tracks") else None
         faces_view.append(
             {
                 "label": a.label,
@@ -84,6 +96,9 @@ def render_report(result: dict[str, Any], artifacts: list[FaceArtifact]) -> str:
                 "pose": a.face.pose.to_dict() if a.face.pose else None,
                 "confidence": round(a.face.confidence, 3),
                 "score": a.score,
+                "score_over": a.score is not None and threshold is not None and a.score >= threshold,
+                "track_score": track_score,
+                "track_over": track_score is not None and threshold is not None and track_score >= threshold,
                 "time_s": round(a.face.time_s, 2),
                 "mesh": a.face.landmarks is not None,
                 "in_frame_pct": None if not a.face.is_partial else round(100 * a.face.in_frame),
@@ -91,9 +106,10 @@ def render_report(result: dict[str, Any], artifacts: list[FaceArtifact]) -> str:
         )
     timeline = None
     scores = result.get("scores") or {}
-    det = result.get("detector") or {}
     media = result.get("media") or {}
     if scores.get("frame_scores") and media.get("kind") == "video":
-        timeline = timeline_png(scores["frame_scores"], det.get("threshold"), media.get("duration_s"))
+        timeline = timeline_png(scores["frame_scores"], threshold, media.get("duration_s"))
     tpl = _env.get_template("report.html")
-    return tpl.render(r=result, faces=faces_view, timeline=timeline, esc=html.escape)
+    return tpl.render(
+        r=result, faces=faces_view, timeline=timeline, tracks_over=_tracks_over(result, threshold), esc=html.escape
+    )
