@@ -196,12 +196,23 @@ def test_report_points_to_a_track_over_the_threshold_that_the_video_score_hides(
 
     from deepshield.reports.html import render_report
 
-    out = Scanner(ScanOptions(frames=6, keep_artifacts=True), detector=BrightnessDetector()).scan(
-        shared_faces / "real_videos" / "vr_face2.mp4"
-    )
+    video = shared_faces / "real_videos" / "vr_face2.mp4"
+    out = Scanner(ScanOptions(frames=6, keep_artifacts=True), detector=BrightnessDetector()).scan(video)
+    top_score = max(t["score"] for t in out.result["tracks"])
+    for margin, flagged in ((-1e-3, True), (1e-3, False)):
+
+        class AtThreshold(BrightnessDetector):
+            info = DetectorInfo(name="brightness", version="test", threshold=top_score + margin, input_size=0)
+
+        again = Scanner(ScanOptions(frames=6), detector=AtThreshold()).scan(
+            shared_faces / "real_videos" / "vr_face2.mp4"
+        )
+        over = [t["track_id"] for t in again.result["tracks"] if t["score"] == top_score]
+        assert again.result["tracks_over_threshold"] == (over if flagged else [])
     r = copy.deepcopy(out.result)
     top = max(r["tracks"], key=lambda t: t["score"])
     r["detector"]["threshold"], r["verdict"] = top["score"], "no manipulation found"
+    r["tracks_over_threshold"] = [top["track_id"]]
     html = render_report(r, out.artifacts)
     assert html.count('class="note tracks-over"') == 1 and f"Track {top['track_id']} scores" in html
     assert 'class="over">track score' in html
@@ -210,6 +221,7 @@ def test_report_points_to_a_track_over_the_threshold_that_the_video_score_hides(
     assert "tracks-over" not in render_report(r, out.artifacts)
     highest = max([top["score"]] + [f["score"] for f in r["faces"] if f["score"] is not None])
     r["verdict"], r["detector"]["threshold"] = "no manipulation found", highest + 0.01
+    r["tracks_over_threshold"] = []
     html = render_report(r, out.artifacts)
     assert "tracks-over" not in html and 'class="over"' not in html
 
@@ -228,3 +240,23 @@ def test_worker_that_dies_fails_its_file_not_the_scan() -> None:
     res = _worker_result(died, Path("b.mp4"))
     assert res["ok"] is False and res["file"] == "b.mp4"
     assert res["error"]["code"] == "worker_died" and "terminated abruptly" in res["error"]["message"]
+
+
+def test_cli_summary_names_tracks_over_the_threshold_under_a_clean_verdict() -> None:
+    from deepshield.cli.scan import _summary_line
+
+    r = {
+        "ok": True,
+        "file": "clip.mp4",
+        "face_count": 21,
+        "tracks": [{"track_id": 0}, {"track_id": 1}, {"track_id": 2}],
+        "scores": {"video_score": 0.56},
+        "verdict": "no manipulation found",
+        "tracks_over_threshold": [2],
+    }
+    line = _summary_line(r).plain
+    assert line.endswith("score=0.560 (no manipulation found; but track 2 at or over the threshold)")
+    r["tracks_over_threshold"] = [0, 2]
+    assert _summary_line(r).plain.endswith("(no manipulation found; but tracks 0, 2 at or over the threshold)")
+    r["verdict"] = "manipulated"
+    assert _summary_line(r).plain.endswith("(manipulated)")

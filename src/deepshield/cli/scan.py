@@ -78,6 +78,10 @@ def _summary_line(r: dict[str, Any]) -> Text:
     verdict = r.get("verdict") or r.get("detector_status")
     s = f" score={score:.3f}" if score is not None else ""
     tracks = f", {len(r['tracks'])} track(s)" if r.get("tracks") else ""
+    over = r.get("tracks_over_threshold") or []
+    if over and r.get("verdict") != "manipulated":
+        names = f"track {over[0]}" if len(over) == 1 else f"tracks {', '.join(map(str, over))}"
+        verdict = f"{verdict}; but {names} at or over the threshold"
     return styled(("ok", "green"), f" {r['file']}: {r['face_count']} face(s){tracks}{s} ({verdict})")
 
 

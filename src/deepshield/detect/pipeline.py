@@ -188,6 +188,9 @@ def _scan(
 
     det_info = None
     verdict = None
+    #: Tracks at or over the threshold: the video score is a mean over frames, so a swap of one person or one
+    #: stretch of the video can be flagged here while the verdict stays "no manipulation found".
+    tracks_over: list[int] = []
     if detector is not None:
         det_info = {
             "name": detector.info.name,
@@ -198,6 +201,8 @@ def _scan(
             verdict = "manipulated" if agg.video >= detector.info.threshold else "no manipulation found"
         else:
             verdict = "no face to score"
+        if agg is not None and tracks:
+            tracks_over = [tid for tid, s in agg.tracks.items() if s >= detector.info.threshold]
     result: dict[str, Any] = {
         "file": str(path),
         "ok": True,
@@ -214,6 +219,7 @@ def _scan(
             {**t.to_dict(), "score": round(agg.tracks[t.track_id], 4) if agg and t.track_id in agg.tracks else None}
             for t in tracks
         ],
+        "tracks_over_threshold": tracks_over,
         "detector": det_info,
         "detector_status": "ok" if detector is not None else NO_DETECTOR,
         "scores": agg.to_dict() if agg is not None else None,

@@ -71,12 +71,12 @@ def timeline_png(frame_scores: list[dict[str, Any]], threshold: float | None, du
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _tracks_over(result: dict[str, Any], threshold: float | None) -> list[dict[str, Any]]:
-    """Tracks that score at or over the threshold when the video as a whole does not: a swap confined to one
-    person or one stretch of the video is averaged down by the other frames, and a reviewer should look there."""
-    if threshold is None or result.get("verdict") == "manipulated":
+def _tracks_over(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tracks at or over the threshold when the video as a whole is not: a reviewer should look at them."""
+    if result.get("verdict") == "manipulated":
         return []
-    return [t for t in result.get("tracks") or [] if t.get("score") is not None and t["score"] >= threshold]
+    over = set(result.get("tracks_over_threshold") or [])
+    return [t for t in result.get("tracks") or [] if t["track_id"] in over]
 
 
 def render_report(result: dict[str, Any], artifacts: list[FaceArtifact]) -> str:
@@ -110,6 +110,4 @@ def render_report(result: dict[str, Any], artifacts: list[FaceArtifact]) -> str:
     if scores.get("frame_scores") and media.get("kind") == "video":
         timeline = timeline_png(scores["frame_scores"], threshold, media.get("duration_s"))
     tpl = _env.get_template("report.html")
-    return tpl.render(
-        r=result, faces=faces_view, timeline=timeline, tracks_over=_tracks_over(result, threshold), esc=html.escape
-    )
+    return tpl.render(r=result, faces=faces_view, timeline=timeline, tracks_over=_tracks_over(result), esc=html.escape)
