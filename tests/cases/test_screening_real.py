@@ -45,6 +45,7 @@ def test_detector_evidence_on_a_real_photo(sqlite_settings, shared_faces, make_f
         assert "detector" in ev
         summary, data = ev["detector"]
         assert data["faces"] >= 1
+        assert data["tracks_over_threshold"] == []  # a still image has no tracks
         assert ("detector score" in summary) or ("no detector score" in summary)
         # Banked, then the same photo screened as an upload: blocked, with the reason naming the case.
         flows.decide(ctx, case.id, ["remove", "bank"], actor="rev", actor_kind="human", reason="ncii")

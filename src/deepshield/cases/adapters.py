@@ -270,6 +270,8 @@ class DetectorScreener:
             "faces": result.get("face_count"),
             "detector": result.get("detector"),
             "detector_status": result.get("detector_status"),
+            # Tracks at or over the detector's own threshold (a swap of one person or one stretch of a video).
+            "tracks_over_threshold": result.get("tracks_over_threshold") or [],
         }
         if score is not None and score >= self.policy.detector_review_threshold:
             return Finding(
