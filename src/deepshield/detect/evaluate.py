@@ -331,7 +331,18 @@ def plot_roc(report: dict[str, Any], out_png: Path) -> Path:
         fs = np.array([f["score"] for i in items for f in i["frames"]])
         fpr, tpr, _ = roc_curve(fy, fs)
         ax.plot(fpr, tpr, label=f"frame level (AUC {report['all']['frame']['auc']:.3f})")
-        ax.legend(loc="lower right")
+        video = report["all"]["video"]
+        if video.get("fpr_at_threshold") is not None and video.get("tpr_at_threshold") is not None:
+            # Where the shipped decision threshold sits on the video-level curve: what a deployment gets.
+            ax.plot(
+                [video["fpr_at_threshold"]],
+                [video["tpr_at_threshold"]],
+                "o",
+                color="#8c1d18",
+                label=f"default threshold {report['threshold']:.3g} (FPR {video['fpr_at_threshold']:.1%}, "
+                f"TPR {video['tpr_at_threshold']:.1%})",
+            )
+        ax.legend(loc="lower right", fontsize=8)
     else:
         ax.text(0.5, 0.5, "no ROC: needs scored real and fake items", ha="center", va="center")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
