@@ -260,3 +260,14 @@ def test_cli_summary_names_tracks_over_the_threshold_under_a_clean_verdict() -> 
     assert _summary_line(r).plain.endswith("(no manipulation found; but tracks 0, 2 at or over the threshold)")
     r["verdict"] = "manipulated"
     assert _summary_line(r).plain.endswith("(manipulated)")
+
+
+def test_decoding_ahead_changes_nothing_but_the_time(shared_faces: Path) -> None:
+    video = shared_faces / "real_videos" / "vr_face2.mp4"
+    ahead, in_line = (
+        Scanner(ScanOptions(frames=8, decode_ahead=on), detector=BrightnessDetector()).scan(video).result
+        for on in (True, False)
+    )
+    for key in ("faces", "tracks", "scores", "frame_times_s", "verdict", "tracks_over_threshold"):
+        assert ahead[key] == in_line[key], key
+    assert ahead["face_count"] >= 8

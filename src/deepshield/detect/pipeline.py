@@ -38,6 +38,8 @@ class ScanOptions:
     keep_artifacts: bool = False
     thumbnail_size: int = 160
     limits: MediaLimits = field(default_factory=MediaLimits)
+    #: Decode a video's next frames in a second thread while faces are found in this one (`media.prefetch`).
+    decode_ahead: bool = True
 
 
 @dataclass
@@ -150,7 +152,7 @@ def _scan(
     # A video's frames are decoded (and their shot signatures taken) ahead, while faces are found in this one:
     # `decode` is the decoder's own time, `waited_for_frames` the part of it the scan had to wait for.
     t_dec = time.perf_counter()
-    with closing(prefetch(sampled, background=is_video)) as source:
+    with closing(prefetch(sampled, background=is_video and options.decode_ahead)) as source:
         for i, (frame, signature) in enumerate(source):
             wait_s += time.perf_counter() - t_dec
             t1 = time.perf_counter()
