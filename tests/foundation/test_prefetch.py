@@ -13,7 +13,7 @@ import pytest
 
 from deepshield.errors import CorruptMedia
 from deepshield.media import FrameSampling, open_media
-from deepshield.media.prefetch import prefetch
+from deepshield.media.prefetch import AHEAD_BUDGET_BYTES, depth_for_frames, prefetch
 from tests.foundation.media_factory import write_video
 
 
@@ -124,6 +124,15 @@ def test_stopping_early_closes_the_source_in_its_thread(how: str) -> None:
                 raise RuntimeError("analysis failed")
     assert closed_in == ["deepshield-prefetch"], "the source was not closed, or not by the producer"
     assert _wait_for(lambda: not _prefetch_threads())
+
+
+def test_frames_held_ahead_stay_within_the_memory_budget() -> None:
+    assert depth_for_frames(1280, 720) == 4  # the default depth for ordinary video
+    assert depth_for_frames(3840, 2160) == 4 and depth_for_frames(5120, 2880) == 2
+    assert depth_for_frames(7680, 4320) == 1 and depth_for_frames(10_000, 8_000) == 1  # never zero
+    assert depth_for_frames(None, None) == 4
+    for w, h in ((1920, 1080), (3840, 2160), (5120, 2880)):
+        assert depth_for_frames(w, h) * w * h * 3 <= AHEAD_BUDGET_BYTES
 
 
 def test_depth_must_be_positive() -> None:

@@ -18,6 +18,17 @@ T = TypeVar("T")
 _POLL_S = 0.05
 
 
+#: Memory for decoded frames queued ahead of the caller: four 4K frames. Frames so large that one alone exceeds it
+#: (8K and up, to the 80 MP limit) are still queued one at a time, never held back entirely.
+AHEAD_BUDGET_BYTES = 96 * 1024 * 1024
+
+
+def depth_for_frames(width: int | None, height: int | None, most: int = 4) -> int:
+    """How many RGB frames of this size to decode ahead within `AHEAD_BUDGET_BYTES` (at least one)."""
+    frame_bytes = max(1, int(width or 0) * int(height or 0) * 3)
+    return max(1, min(most, AHEAD_BUDGET_BYTES // frame_bytes))
+
+
 class _Done:
     """End of the source; carries the exception that ended it, if one did."""
 
