@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DEEPSHIELD_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="DEEPSHIELD_", extra="ignore")
 
     home: Path = Field(default=Path("var"), description="Data directory: database, uploads, reports, keys.")
     work: Path | None = Field(
