@@ -204,9 +204,7 @@ def test_report_points_to_a_track_over_the_threshold_that_the_video_score_hides(
         class AtThreshold(BrightnessDetector):
             info = DetectorInfo(name="brightness", version="test", threshold=top_score + margin, input_size=0)
 
-        again = Scanner(ScanOptions(frames=6), detector=AtThreshold()).scan(
-            shared_faces / "real_videos" / "vr_face2.mp4"
-        )
+        again = Scanner(ScanOptions(frames=6), detector=AtThreshold()).scan(video)
         over = [t["track_id"] for t in again.result["tracks"] if t["score"] == top_score]
         assert again.result["tracks_over_threshold"] == (over if flagged else [])
     r = copy.deepcopy(out.result)
