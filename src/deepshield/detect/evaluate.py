@@ -24,7 +24,7 @@ from deepshield.detect.aggregate import pick_frame_face
 from deepshield.detect.metrics import roc_curve, summarize
 from deepshield.errors import DeepshieldError, MediaError
 from deepshield.media import FrameSampling, MediaKind, open_media
-from deepshield.media.prefetch import depth_for_frames, prefetch
+from deepshield.media.prefetch import decode_ahead
 from deepshield.textfiles import read_json_file, read_text_file
 
 MEDIA_EXT = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".mp4", ".mov", ".avi", ".mkv", ".webm"}
@@ -145,12 +145,7 @@ def _face_crops(item: EvalItem, analyzer: Any, detector: Any, frames: int, res: 
         if media.info.kind is MediaKind.AUDIO:
             raise MediaError("audio only")
         # A video's next frames are decoded while faces are found in this one (see media.prefetch).
-        sampled = prefetch(
-            lambda: media.frames(FrameSampling.evenly(frames)),
-            depth=depth_for_frames(media.info.width, media.info.height),
-            background=media.info.kind is MediaKind.VIDEO,
-        )
-        with closing(sampled) as source:
+        with closing(decode_ahead(media, lambda: media.frames(FrameSampling.evenly(frames)))) as source:
             for fr in source:
                 faces = analyzer.analyze(fr.rgb, frame_index=fr.index, time_s=fr.time_s)
                 if faces:

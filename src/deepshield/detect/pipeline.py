@@ -23,7 +23,7 @@ from deepshield.faces.analyzer import FaceAnalyzer
 from deepshield.faces.tracking import frame_signature, link_tracks, shot_cuts
 from deepshield.faces.types import Face
 from deepshield.media import Frame, FrameSampling, MediaKind, MediaLimits, open_media
-from deepshield.media.prefetch import depth_for_frames, prefetch
+from deepshield.media.prefetch import decode_ahead
 
 ProgressFn = Callable[[float], None]
 NO_DETECTOR = "no detector installed: faces were found but no manipulation score was computed"
@@ -152,8 +152,7 @@ def _scan(
     # A video's frames are decoded (and their shot signatures taken) ahead, while faces are found in this one:
     # `decode` is the decoder's own time, `waited_for_frames` the part of it the scan had to wait for.
     t_dec = time.perf_counter()
-    depth = depth_for_frames(info.width, info.height)
-    with closing(prefetch(sampled, depth=depth, background=is_video and options.decode_ahead)) as source:
+    with closing(decode_ahead(media, sampled, enabled=options.decode_ahead)) as source:
         for i, (frame, signature) in enumerate(source):
             wait_s += time.perf_counter() - t_dec
             t1 = time.perf_counter()

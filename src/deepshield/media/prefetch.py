@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TypeVar
 
+from deepshield.media.types import Media, MediaKind
+
 T = TypeVar("T")
 
 #: Seconds between checks of the stop flag while the producer waits for room in the queue.
@@ -27,6 +29,14 @@ def depth_for_frames(width: int | None, height: int | None, most: int = 4) -> in
     """How many RGB frames of this size to decode ahead within `AHEAD_BUDGET_BYTES` (at least one)."""
     frame_bytes = max(1, int(width or 0) * int(height or 0) * 3)
     return max(1, min(most, AHEAD_BUDGET_BYTES // frame_bytes))
+
+
+def decode_ahead(media: Media, items: Callable[[], Iterable[T]], enabled: bool = True) -> Generator[T, None, None]:
+    """`items()` (frames of `media`, or what is made from them) decoded ahead when `media` is a video, as deep as
+    its frame size allows; a still image, or `enabled=False`, runs in the caller's thread."""
+    info = media.info
+    background = enabled and info.kind is MediaKind.VIDEO
+    return prefetch(items, depth=depth_for_frames(info.width, info.height), background=background)
 
 
 class _Done:
