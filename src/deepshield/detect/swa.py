@@ -15,7 +15,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepshield.config import work_path
 from deepshield.detect.checkpoint import load_checkpoint
 from deepshield.detect.facecache import load_cache
 from deepshield.detect.model import build_model
@@ -25,7 +24,7 @@ from deepshield.errors import DeepshieldError
 def average_checkpoints(paths: Sequence[Path], out: Path, bn_batches: int = 100, seed: int = 0) -> dict[str, Any]:
     """Write the mean of `paths`' weights to `out` (a checkpoint `export` reads), with BatchNorm statistics
     re-measured over `bn_batches` batches of training pairs drawn as in training."""
-    from deepshield.detect.train import SelfBlendDataset, collate_pairs, sbi_params
+    from deepshield.detect.train import SelfBlendDataset, collate_pairs, face_cache_of, sbi_params
 
     if not paths:
         raise DeepshieldError("no checkpoints to average")
@@ -41,9 +40,7 @@ def average_checkpoints(paths: Sequence[Path], out: Path, bn_batches: int = 100,
             mean[k] = cks[-1]["model"][k]
     model.load_state_dict(mean)
 
-    faces = load_cache(
-        work_path(cfg["data"]["cache_dir"]), ["train"], max_per_source=cfg["data"].get("max_frames_per_video")
-    )
+    faces = load_cache(face_cache_of(cfg), ["train"], max_per_source=cfg.get("data", {}).get("max_frames_per_video"))
     ds = SelfBlendDataset(faces, sbi_params(cfg), seed=seed)
     ds.epoch = 20_000  # pairs the run never drew
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]

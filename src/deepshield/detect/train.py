@@ -45,7 +45,13 @@ def lr_factor(step: int, aux_warm: int, warm: int, total: int, budget_used: floa
     return 0.5 * (1 + math.cos(math.pi * min(1.0, frac))) * 0.98 + 0.02
 
 
-_NUMBER_KINDS = {"int": "int", "float": "float"}
+def _number_kind(name: str, annotation: object) -> str:
+    """The config kind of an SbiParams field; a field of another kind fails at import until CONFIG_KEYS learns it."""
+    kind = str(getattr(annotation, "__name__", annotation))
+    if kind not in ("int", "float"):
+        raise TypeError(f"SbiParams.{name} is {kind}: give CONFIG_KEYS a kind for it")
+    return kind
+
 
 #: What each config section may hold and the kind of each value ([sbi] is `SbiParams`): a misspelt key or a
 #: value of the wrong kind is refused when the file is read, not met as a traceback an hour into training.
@@ -69,8 +75,7 @@ CONFIG_KEYS: dict[str, dict[str, str]] = {
         "init_blocks": "int list",
         "out_dir": "path",
     },
-    # SbiParams holds ints and floats only; a field of another kind fails here, at import, until it is added.
-    "sbi": {f.name: _NUMBER_KINDS[str(getattr(f.type, "__name__", f.type))] for f in fields(SbiParams)},
+    "sbi": {f.name: _number_kind(f.name, f.type) for f in fields(SbiParams)},
 }
 
 
@@ -137,6 +142,12 @@ def _read_config(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def face_cache_of(cfg: dict[str, Any]) -> Path:
+    """The face cache a config trains on: `[data] cache_dir`, or the work folder's default cache."""
+    cache_dir = cfg.get("data", {}).get("cache_dir")
+    return work_path(cache_dir) if cache_dir else get_settings().face_cache_dir
 
 
 def sbi_params(cfg: dict[str, Any]) -> SbiParams:
@@ -249,7 +260,7 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     _seed_all(seed)
     torch.set_num_threads(int(tr.get("threads", 2)))
     params = sbi_params(cfg)
-    cache = work_path(data["cache_dir"]) if data.get("cache_dir") else get_settings().face_cache_dir
+    cache = face_cache_of(cfg)
     train_faces = load_cache(cache, ["train"], max_per_source=data.get("max_frames_per_video"))
     val_faces = load_cache(cache, ["val"], max_per_source=data.get("max_frames_per_video"))
     val_x, val_y = fixed_pairs(val_faces, params, seed + 1, limit=data.get("val_limit"))
