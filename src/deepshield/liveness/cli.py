@@ -57,12 +57,7 @@ def make_attacks(
         late_splices=late_splices,
     )
     b = SuiteBuilder(
-        faces,
-        out,
-        seed=seed,
-        size=size,
-        max_segments=segments or None,
-        log=lambda s: console.print(s, highlight=False),
+        faces, out, seed=seed, size=size, max_segments=segments or None, log=lambda s: console.print(s, highlight=False)
     )
     trials = b.build(jobs=jobs, resume=resume)
     kinds: dict[str, int] = {}

@@ -85,7 +85,7 @@ def render_report(result: dict[str, Any], artifacts: list[FaceArtifact]) -> str:
     track_scores = {t["track_id"]: t.get("score") for t in result.get("tracks") or []}
     faces_view = []
     for a in artifacts:
-        track_score = track_scores.get(a.face.track_id) if result.get("tracks") else None
+        track_score = track_scores.get(a.face.track_id)  # None for a still image (it has no tracks)
         faces_view.append(
             {
                 "label": a.label,
