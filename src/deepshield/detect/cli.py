@@ -215,30 +215,48 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate")
     def evaluate_cmd(
-        dataset: Annotated[Path, typer.Argument(help="real/+fake/ folder, FF++ root, Celeb-DF v2 root or DFDC")],
+        dataset: Annotated[
+            Path, typer.Argument(help="real/+fake/ folder, FaceForensics++, Celeb-DF, DFDC or DFDC preview root")
+        ],
         out: Annotated[Path, typer.Option(help="folder for scores.json and roc.png")] = Path("eval_out"),
         frames: Annotated[int, typer.Option(help="frames sampled per video", min=1)] = 32,
         detector: Annotated[str, typer.Option(help="detector name")] = "sbi",
-        limit: Annotated[int | None, typer.Option(help="at most this many real and fake items", min=1)] = None,
+        limit: Annotated[
+            int | None, typer.Option(help="at most this many real and fake items, taken in turn per method", min=1)
+        ] = None,
         boot: Annotated[int, typer.Option(help="bootstrap resamples for the 95% intervals", min=10)] = 1000,
         crop_cache: Annotated[
-            Path | None, typer.Option(help="keep face crops here to re-score other checkpoints fast")
+            Path | None,
+            typer.Option(help="keep face crops here: re-score other checkpoints fast, or resume a stopped run"),
+        ] = None,
+        compression: Annotated[
+            str | None, typer.Option(help="FaceForensics++: the compression to evaluate (raw, c23 or c40)")
+        ] = None,
+        split: Annotated[
+            str | None,
+            typer.Option(
+                help="FaceForensics++: its split JSON (e.g. splits/test.json); DFDC or DFDC preview: train or test"
+            ),
         ] = None,
     ) -> None:
         """Frame- and video-level AUC, EER, TPR@1%FPR with bootstrap intervals, per method; ROC PNG + JSON.
 
         Exit code 1 if any item could not be scored (the report is still written, with each item's error).
         """
+        from deepshield.detect.datasets import DatasetSelection, discover, limited
         from deepshield.detect.evaluate import evaluate, format_summary, plot_roc
         from deepshield.detect.registry import get_detector
 
+        data = discover(dataset, DatasetSelection(compression=compression, split=split))
         det = get_detector(detector)
         if det is None or not hasattr(det, "logits"):
             raise DeepshieldError(f"detector {detector!r} is not installed (no weights)")
+        console.print(data.summary(), highlight=False)
+        total = len(limited(data.items, limit)) if limit is not None else len(data.items)
         with _bar() as bar:
-            task = bar.add_task("evaluate", total=None, item="")
+            task = bar.add_task("evaluate", total=total, item="")
             report = evaluate(
-                dataset,
+                data,
                 det,
                 frames=frames,
                 n_boot=boot,

@@ -1,8 +1,7 @@
-"""`deepshield detect evaluate`: score labelled media and report frame- and video-level figures.
+"""`deepshield evaluate`: score labelled media and report frame- and video-level figures.
 
-Layouts understood (detected automatically): a folder with `real/` and `fake/` (sub-folders of `fake/` are
-methods), FaceForensics++ (`original_sequences/`, `manipulated_sequences/<method>/`), Celeb-DF v2
-(`List_of_testing_videos.txt`, label 1 = real) and DFDC (`metadata.json` files, label REAL/FAKE).
+The dataset layouts it reads (FaceForensics++, Celeb-DF, DFDC and its preview, real/ + fake/ folders) are in
+`detect.datasets`.
 Protocol (as in the SBI paper): N evenly spaced frames per video, every face scored, the max over faces per
 frame, the mean over frames per video. A photo is a one-frame video. As in `deepshield scan`, a face cut by the
 frame edge counts for its frame only when it is the frame's largest face (`detect.aggregate`). Every file goes
@@ -21,23 +20,14 @@ from typing import Any
 import numpy as np
 
 from deepshield.detect.aggregate import pick_frame_face
+from deepshield.detect.datasets import Dataset, EvalItem, limited
 from deepshield.detect.metrics import roc_curve, summarize
 from deepshield.errors import DeepshieldError, MediaError
 from deepshield.media import FrameSampling, MediaKind, open_media
 from deepshield.media.prefetch import decode_ahead
-from deepshield.textfiles import read_json_file, read_text_file
-
-MEDIA_EXT = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".mp4", ".mov", ".avi", ".mkv", ".webm"}
 
 #: Part of the crop-cache key: raised whenever what a cache file holds changes (3: face sizes, which are partial).
 _CROP_CACHE_VERSION = 3
-
-
-@dataclass
-class EvalItem:
-    path: Path
-    label: int  # 1 = fake
-    method: str  # "real" for real items
 
 
 @dataclass
@@ -48,83 +38,6 @@ class ItemResult:
     frames: list[dict[str, float]] = field(default_factory=list)
     video_score: float | None = None
     error: str | None = None
-
-
-def _media_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_EXT)
-
-
-def discover(root: Path) -> tuple[str, list[EvalItem]]:
-    """(layout name, items) for a labelled dataset folder."""
-    if not root.is_dir():
-        raise DeepshieldError(f"not a folder: {root}")
-    if (root / "List_of_testing_videos.txt").is_file():
-        return "celeb-df-v2", _celeb_df_items(root)
-    if (root / "original_sequences").is_dir() or (root / "manipulated_sequences").is_dir():
-        items = (
-            [EvalItem(p, 0, "real") for p in _media_files(root / "original_sequences")]
-            if (root / "original_sequences").is_dir()
-            else []
-        )
-        man = root / "manipulated_sequences"
-        if man.is_dir():
-            for mdir in sorted(d for d in man.iterdir() if d.is_dir()):
-                items += [EvalItem(p, 1, mdir.name) for p in _media_files(mdir)]
-        return "faceforensics++", items
-    metas = sorted(root.rglob("metadata.json"))
-    if metas:
-        return "dfdc", [item for mp in metas for item in _dfdc_items(mp)]
-    if (root / "real").is_dir() and (root / "fake").is_dir():
-        items = [EvalItem(p, 0, "real") for p in _media_files(root / "real")]
-        fake = root / "fake"
-        for p in _media_files(fake):
-            rel = p.relative_to(fake)
-            items.append(EvalItem(p, 1, rel.parts[0] if len(rel.parts) > 1 else "fake"))
-        return "real-fake-folders", items
-    raise DeepshieldError(
-        f"{root}: no known layout (real/ + fake/, FaceForensics++, Celeb-DF v2 list, or DFDC metadata.json)"
-    )
-
-
-def _inside(root: Path, rel: str, where: str) -> Path:
-    """`root / rel`, refused when a listed name points outside the dataset (an absolute path or `..`)."""
-    path = Path(rel)
-    if path.is_absolute() or ".." in path.parts:
-        raise DeepshieldError(f"{where}: {rel!r} points outside the dataset folder")
-    return root / path
-
-
-def _celeb_df_items(root: Path) -> list[EvalItem]:
-    """Celeb-DF v2's test list: `<label> <relative path>` per line, label 1 = real, 0 = synthesised."""
-    listing = root / "List_of_testing_videos.txt"
-    items = []
-    for n, line in enumerate(read_text_file(listing, "Celeb-DF list").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{listing} line {n}"
-        parts = line.split()
-        if len(parts) != 2 or parts[0] not in ("0", "1"):
-            raise DeepshieldError(f"{where}: expected '<0 or 1> <relative path>', got {line.strip()[:80]!r}")
-        label = 0 if parts[0] == "1" else 1
-        path = _inside(root, parts[1], where)
-        rel = path.relative_to(root)
-        items.append(EvalItem(path, label, "real" if label == 0 else rel.parts[0]))
-    return items
-
-
-def _dfdc_items(meta_path: Path) -> list[EvalItem]:
-    """One DFDC part's `metadata.json`: {file name: {"label": "REAL" | "FAKE", ...}}."""
-    meta = read_json_file(meta_path, "DFDC metadata")
-    if not isinstance(meta, dict):
-        raise DeepshieldError(f"{meta_path}: expected an object of file name -> {{'label': ...}}")
-    items = []
-    for name, rec in sorted(meta.items()):
-        label = str(rec.get("label", "")).upper() if isinstance(rec, dict) else ""
-        if label not in ("REAL", "FAKE"):
-            raise DeepshieldError(f"{meta_path}: entry {name[:80]!r} has no label REAL or FAKE")
-        path = _inside(meta_path.parent, name, str(meta_path))
-        items.append(EvalItem(path, int(label == "FAKE"), "dfdc" if label == "FAKE" else "real"))
-    return items
 
 
 @dataclass
@@ -247,8 +160,20 @@ def _metrics(results: list[ItemResult], threshold: float, n_boot: int) -> dict[s
     return out
 
 
+def _by_method(results: list[ItemResult], threshold: float, n_boot: int) -> dict[str, Any]:
+    """Each method's fakes against the real items they were made from (FaceForensics++: YouTube or actors)."""
+    reals = [r for r in results if r.item.label == 0]
+    out = {}
+    for m in sorted({r.item.method for r in results if r.item.label == 1}):
+        fakes = [r for r in results if r.item.label == 1 and r.item.method == m]
+        pools = {r.item.real_pool for r in fakes}
+        pooled = [r for r in reals if r.item.real_pool in pools] or reals
+        out[m] = _metrics(pooled + fakes, threshold, n_boot)
+    return out
+
+
 def evaluate(
-    root: Path,
+    dataset: Dataset,
     detector: Any,
     frames: int = 32,
     n_boot: int = 1000,
@@ -256,16 +181,12 @@ def evaluate(
     progress: Callable[[str], None] | None = None,
     crop_cache: Path | None = None,
 ) -> dict[str, Any]:
-    """Score every item of a labelled dataset; return the report (figures + every score)."""
+    """Score every item of a labelled dataset (`detect.datasets.discover`); return the figures and every score."""
     from deepshield.faces import FaceAnalyzer
 
-    layout, items = discover(root)
-    if limit is not None:
-        real_items = [i for i in items if i.label == 0][:limit]
-        fake_items = [i for i in items if i.label == 1][:limit]
-        items = real_items + fake_items
+    items = limited(dataset.items, limit) if limit is not None else dataset.items
     if not items:
-        raise DeepshieldError(f"{root}: no media found")
+        raise DeepshieldError(f"{dataset.root}: no media found")
     results = []
     with FaceAnalyzer() as analyzer:
         for it in items:
@@ -274,8 +195,9 @@ def evaluate(
             results.append(score_item(it, analyzer, detector, frames, crop_cache))
     thr = float(detector.info.threshold)
     report: dict[str, Any] = {
-        "dataset": str(root),
-        "layout": layout,
+        "dataset": str(dataset.root),
+        "layout": dataset.layout,
+        "selection": dataset.selection,
         "detector": detector.info.name,
         "detector_version": detector.info.version,
         "threshold": thr,
@@ -291,11 +213,7 @@ def evaluate(
         if sub:
             by_kind[kind] = _metrics(sub, thr, n_boot)
     report["by_kind"] = by_kind
-    methods = sorted({r.item.method for r in results if r.item.label == 1})
-    reals = [r for r in results if r.item.label == 0]
-    report["by_method"] = {
-        m: _metrics(reals + [r for r in results if r.item.method == m], thr, n_boot) for m in methods
-    }
+    report["by_method"] = _by_method(results, thr, n_boot)
     report["items"] = [
         {
             "path": str(r.item.path),
@@ -369,8 +287,10 @@ def format_summary(report: dict[str, Any]) -> list[str]:
             f"TPR@thr {m.get('tpr_at_threshold', float('nan')):.3f}  (real {m['n_real']}, fake {m['n_fake']})"
         )
 
+    chosen = ", ".join(f"{k} {v}" for k, v in report.get("selection", {}).items())
+    layout = f"{report['layout']} ({chosen})" if chosen else report["layout"]
     lines = [
-        f"{report['layout']} {report['dataset']}: {report['n_items']} items, {report['n_no_face']} without a "
+        f"{layout} {report['dataset']}: {report['n_items']} items, {report['n_no_face']} without a "
         f"face, {report['n_errors']} errors; threshold {report['threshold']:.3f}"
     ]
     for level in ("video", "frame"):

@@ -1,4 +1,4 @@
-"""`deepshield detect train`: self-blended training from the face cache, on CPU, resumable.
+"""`deepshield train`: self-blended training from the face cache, on CPU, resumable.
 
 Each epoch draws one self-blended pair per training crop (identities of the train split only), logs loss,
 throughput and the validation AUC on a fixed set of self-blended pairs from validation identities to a JSONL

@@ -1,0 +1,319 @@
+"""Labelled deepfake datasets on disk: which layout a folder holds, and its items with their labels.
+
+`deepshield evaluate` is how the detector is judged on datasets it never saw, so each reader follows the
+dataset's own published layout and refuses, with one line, what it cannot read unambiguously. Layouts, tried
+in this order:
+
+- Celeb-DF (v1 or v2): `List_of_testing_videos.txt`, `<label> <relative path>` per line, label 1 = real.
+- FaceForensics++ (with DeepFakeDetection when present): `original_sequences/<source>/<compression>/videos/`
+  and `manipulated_sequences/<method>/<compression>/videos/`, as its download script writes them. Mask videos
+  (`masks/`), model files and extracted frames are not items. The same videos come in several compressions, so
+  a folder holding more than one needs `--compression`. `--split` takes the dataset's split JSON (a list of
+  `[target, source]` id pairs, as in its `splits/test.json`).
+- DFDC preview: `dataset.json`, {relative path: {"label": "real" | "fake", "set": "train" | "test"}}; `--split`
+  picks a set.
+- DFDC: a `metadata.json` per training part ({file name: {"label": "REAL" | "FAKE", "split": ...}}) and the
+  test set's `labels.csv` (`filename,label`, 1 = fake); `--split train` or `--split test` picks one.
+- A folder with `real/` and `fake/` (each sub-folder of `fake/` is a method).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepshield.detect.identities import MEDIA_SUFFIXES, VIDEO_SUFFIXES
+from deepshield.errors import DeepshieldError
+from deepshield.textfiles import read_json_file, read_text_file
+
+#: FaceForensics++ compression folders (its download script's `-c` choices).
+FF_COMPRESSIONS = ("raw", "c23", "c40")
+#: FaceForensics++ folders below a method that hold no manipulated videos: masks and the Deepfakes models.
+_FF_NOT_ITEMS = {"masks", "models"}
+#: FaceForensics++ fakes whose real videos are the paid actors' (`original_sequences/actors`), not YouTube's.
+_FF_ACTOR_METHODS = {"DeepFakeDetection"}
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    path: Path
+    label: int  # 1 = fake
+    method: str  # "real" for real items
+    #: The real videos a method's fakes are compared with, per method (FaceForensics++'s YouTube and actors
+    #: videos are separate sources); "" = all real items.
+    real_pool: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetSelection:
+    """What part of a dataset to evaluate; each field applies to some layouts only."""
+
+    compression: str | None = None  # FaceForensics++: raw, c23 or c40
+    split: str | None = None  # FaceForensics++: a split JSON file; DFDC and its preview: a split name
+
+
+@dataclass
+class Dataset:
+    root: Path
+    layout: str
+    items: list[EvalItem]
+    #: What was chosen, for the report: {"compression": "c23", "split": "test.json"}.
+    selection: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line a person reads before a long run: the layout, the counts per method, the selection."""
+        reals = sum(1 for i in self.items if i.label == 0)
+        methods = Counter(i.method for i in self.items if i.label == 1)
+        per_method = ", ".join(f"{m} {n}" for m, n in sorted(methods.items()))
+        chosen = "".join(f"; {k} {v}" for k, v in self.selection.items())
+        fakes = sum(methods.values())
+        return f"{self.layout}: {reals} real, {fakes} fake" + (f" ({per_method})" if per_method else "") + chosen
+
+
+def media_files(root: Path, suffixes: Iterable[str] = MEDIA_SUFFIXES) -> list[Path]:
+    wanted = set(suffixes)
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
+
+
+def discover(root: Path, selection: DatasetSelection | None = None) -> Dataset:
+    """The labelled items of a dataset folder, in a fixed order, with the selection applied."""
+    sel = selection or DatasetSelection()
+    if not root.is_dir():
+        raise DeepshieldError(f"not a folder: {root}")
+    if (root / "List_of_testing_videos.txt").is_file():
+        ds = Dataset(root, "celeb-df", _celeb_df_items(root))
+    elif (root / "original_sequences").is_dir() or (root / "manipulated_sequences").is_dir():
+        ds = _faceforensics(root, sel)
+    elif (root / "dataset.json").is_file():
+        ds = _dfdc_preview(root, sel.split)
+    elif dfdc_lists := _dfdc_lists(root):
+        ds = _dfdc(root, dfdc_lists, sel.split)
+    elif (root / "real").is_dir() and (root / "fake").is_dir():
+        ds = Dataset(root, "real-fake-folders", _real_fake_items(root))
+    else:
+        raise DeepshieldError(
+            f"{root}: no known layout (real/ + fake/, FaceForensics++, Celeb-DF list, DFDC metadata.json or "
+            "labels.csv, DFDC preview dataset.json)"
+        )
+    if ds.layout != "faceforensics++" and sel.compression is not None:
+        raise DeepshieldError(f"--compression applies to FaceForensics++ only, and {root} is {ds.layout}")
+    if ds.layout in ("celeb-df", "real-fake-folders") and sel.split is not None:
+        raise DeepshieldError(f"{root} is {ds.layout}, which has no splits: leave out --split")
+    if not ds.items:
+        raise DeepshieldError(f"{root}: no media found" + (f" for {ds.selection}" if ds.selection else ""))
+    return ds
+
+
+def limited(items: list[EvalItem], limit: int) -> list[EvalItem]:
+    """At most `limit` real and `limit` fake items, taken in turn from each method (and each real pool).
+
+    Taking the first `limit` of each label would fill a quick run with one method's fakes, since items are
+    sorted by method.
+    """
+
+    def take(group: list[EvalItem], key: str) -> list[EvalItem]:
+        queues: dict[str, list[EvalItem]] = {}
+        for it in group:
+            queues.setdefault(getattr(it, key), []).append(it)
+        out: list[EvalItem] = []
+        depth = 0
+        while len(out) < limit and any(depth < len(q) for q in queues.values()):
+            out += [q[depth] for q in queues.values() if depth < len(q)][: limit - len(out)]
+            depth += 1
+        return out
+
+    return take([i for i in items if i.label == 0], "real_pool") + take([i for i in items if i.label == 1], "method")
+
+
+def _inside(root: Path, rel: str, where: str) -> Path:
+    """`root / rel`, refused when a listed name points outside the dataset (an absolute path or `..`)."""
+    path = Path(rel)
+    if path.is_absolute() or ".." in path.parts:
+        raise DeepshieldError(f"{where}: {rel!r} points outside the dataset folder")
+    return root / path
+
+
+def _real_fake_items(root: Path) -> list[EvalItem]:
+    items = [EvalItem(p, 0, "real") for p in media_files(root / "real")]
+    fake = root / "fake"
+    for p in media_files(fake):
+        rel = p.relative_to(fake)
+        items.append(EvalItem(p, 1, rel.parts[0] if len(rel.parts) > 1 else "fake"))
+    return items
+
+
+def _celeb_df_items(root: Path) -> list[EvalItem]:
+    """Celeb-DF's test list: `<label> <relative path>` per line, label 1 = real, 0 = synthesised."""
+    listing = root / "List_of_testing_videos.txt"
+    items = []
+    for n, line in enumerate(read_text_file(listing, "Celeb-DF list").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{listing} line {n}"
+        parts = line.split()
+        if len(parts) != 2 or parts[0] not in ("0", "1"):
+            raise DeepshieldError(f"{where}: expected '<0 or 1> <relative path>', got {line.strip()[:80]!r}")
+        label = 0 if parts[0] == "1" else 1
+        path = _inside(root, parts[1], where)
+        rel = path.relative_to(root)
+        items.append(EvalItem(path, label, "real" if label == 0 else rel.parts[0]))
+    return items
+
+
+def _ff_compression(rel: Path) -> str:
+    """The compression folder a FaceForensics++ file sits in (`<source or method>/<compression>/videos/`)."""
+    return next((part for part in rel.parts[1:-1] if part in FF_COMPRESSIONS), "")
+
+
+def _ff_split_ids(path: Path) -> set[str]:
+    """Video names of a FaceForensics++ split JSON: both targets of each pair and both swap directions."""
+    pairs = read_json_file(path, "FaceForensics++ split file")
+    if not isinstance(pairs, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(v, str) and v for v in p) for p in pairs
+    ):
+        raise DeepshieldError(f"{path}: expected a FaceForensics++ split, a list of [target, source] id pairs")
+    ids: set[str] = set()
+    for a, b in pairs:
+        ids |= {a, b, f"{a}_{b}", f"{b}_{a}"}
+    return ids
+
+
+def _faceforensics(root: Path, sel: DatasetSelection) -> Dataset:
+    found: list[tuple[EvalItem, str]] = []  # (item, compression)
+    originals, manipulated = root / "original_sequences", root / "manipulated_sequences"
+    for folder, label in ((originals, 0), (manipulated, 1)):
+        if not folder.is_dir():
+            continue
+        for p in media_files(folder, VIDEO_SUFFIXES):
+            rel = p.relative_to(folder)
+            if len(rel.parts) < 2 or _FF_NOT_ITEMS & set(rel.parts[1:-1]):
+                continue
+            group = rel.parts[0]  # the real source (youtube, actors) or the method
+            if label == 0:
+                item = EvalItem(p, 0, "real", real_pool=group)
+            else:
+                item = EvalItem(p, 1, group, real_pool="actors" if group in _FF_ACTOR_METHODS else "youtube")
+            found.append((item, _ff_compression(rel)))
+    selection: dict[str, str] = {}
+    levels = sorted({c for _, c in found if c})
+    if sel.compression is not None:
+        if sel.compression not in levels:
+            raise DeepshieldError(
+                f"{root} has no {sel.compression!r} videos (compressions found: {', '.join(levels) or 'none'})"
+            )
+        found = [(i, c) for i, c in found if c == sel.compression]
+    elif len(levels) > 1:
+        raise DeepshieldError(
+            f"{root} holds the same videos in several compressions ({', '.join(levels)}); choose one with --compression"
+        )
+    if levels:
+        selection["compression"] = sel.compression or levels[0]
+    items = [i for i, _ in found]
+    if sel.split is not None:
+        ids = _ff_split_ids(Path(sel.split))
+        # The split names YouTube videos and their fakes; DeepFakeDetection's actors are in no split.
+        items = [i for i in items if i.real_pool == "youtube" and i.path.stem in ids]
+        selection["split"] = Path(sel.split).name
+    return Dataset(root, "faceforensics++", items, selection)
+
+
+def _dfdc_preview(root: Path, split: str | None) -> Dataset:
+    """DFDC preview's `dataset.json`: {relative path: {"label": "real" | "fake", "set": "train" | "test"}}."""
+    meta_path = root / "dataset.json"
+    meta = read_json_file(meta_path, "DFDC preview dataset.json")
+    if not isinstance(meta, dict):
+        raise DeepshieldError(f"{meta_path}: expected an object of path -> {{'label': ..., 'set': ...}}")
+    items = []
+    sets: set[str] = set()
+    for name, rec in sorted(meta.items()):
+        label = _label_of(rec, ("real", "fake"))
+        if label is None:
+            raise DeepshieldError(f"{meta_path}: entry {name[:80]!r} has no label real or fake")
+        subset = str(rec.get("set", ""))
+        sets.add(subset)
+        if split is not None and subset != split:
+            continue
+        path = _inside(root, name, str(meta_path))
+        method = "real" if label == 0 else (Path(name).parts[0] if len(Path(name).parts) > 1 else "fake")
+        items.append(EvalItem(path, label, method))
+    _check_split(meta_path, split, sets)
+    return Dataset(root, "dfdc-preview", items, {"split": split} if split else {})
+
+
+def _label_of(rec: Any, names: tuple[str, str]) -> int | None:
+    """0 or 1 from a record's "label" (names[0] = real, names[1] = fake, any case); None when it has none."""
+    label = str(rec.get("label", "")).lower() if isinstance(rec, dict) else ""
+    return names.index(label) if label in names else None
+
+
+def _check_split(where: Path, split: str | None, found: set[str]) -> None:
+    if split is not None and split not in found:
+        named = ", ".join(sorted(s for s in found if s)) or "none"
+        raise DeepshieldError(f"{where}: no items in split {split!r} (splits named: {named})")
+
+
+def _dfdc_lists(root: Path) -> list[Path]:
+    """DFDC's label files under `root`: each training part's `metadata.json`, the test set's `labels.csv`."""
+    metas = sorted(root.rglob("metadata.json"))
+    tests = [p for p in (root / "labels.csv", *sorted(root.glob("*/labels.csv"))) if _is_dfdc_labels_csv(p)]
+    return metas + tests
+
+
+def _is_dfdc_labels_csv(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return [h.strip().lower() for h in header[:2]] == ["filename", "label"]
+
+
+def _dfdc(root: Path, lists: list[Path], split: str | None) -> Dataset:
+    items: list[EvalItem] = []
+    splits: set[str] = set()
+    for path in lists:
+        part = _dfdc_test_items(path) if path.name == "labels.csv" else _dfdc_part_items(path)
+        for item, subset in part:
+            splits.add(subset)
+            if split is None or subset == split:
+                items.append(item)
+    _check_split(root, split, splits)
+    return Dataset(root, "dfdc", items, {"split": split} if split else {})
+
+
+def _dfdc_part_items(meta_path: Path) -> list[tuple[EvalItem, str]]:
+    """One DFDC part's `metadata.json`: {file name: {"label": "REAL" | "FAKE", "split": ...}}."""
+    meta = read_json_file(meta_path, "DFDC metadata")
+    if not isinstance(meta, dict):
+        raise DeepshieldError(f"{meta_path}: expected an object of file name -> {{'label': ...}}")
+    out = []
+    for name, rec in sorted(meta.items()):
+        label = _label_of(rec, ("real", "fake"))
+        if label is None:
+            raise DeepshieldError(f"{meta_path}: entry {name[:80]!r} has no label REAL or FAKE")
+        path = _inside(meta_path.parent, name, str(meta_path))
+        out.append((EvalItem(path, label, "dfdc" if label else "real"), str(rec.get("split", "train"))))
+    return out
+
+
+def _dfdc_test_items(csv_path: Path) -> list[tuple[EvalItem, str]]:
+    """The DFDC test set's `labels.csv`: `filename,label` rows, label 1 = fake."""
+    rows = csv.reader(io.StringIO(read_text_file(csv_path, "DFDC labels.csv")))
+    next(rows, None)  # the header, checked by _is_dfdc_labels_csv
+    out = []
+    for n, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) < 2 or row[1].strip() not in ("0", "1"):
+            raise DeepshieldError(f"{csv_path} line {n}: expected '<file name>,<0 or 1>', got {','.join(row)[:80]!r}")
+        label = int(row[1].strip())
+        path = _inside(csv_path.parent, row[0].strip(), f"{csv_path} line {n}")
+        out.append((EvalItem(path, label, "dfdc" if label else "real"), "test"))
+    return out
