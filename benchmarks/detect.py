@@ -1,7 +1,8 @@
-"""Detector speed: face crops/s through onnxruntime vs torch eager on the same crops, plus the headline
-video-level figures of the last evaluation (if its scores.json is given).
+"""Detector speed: face crops/s through onnxruntime vs torch eager on the same crops; a scan beside decoding
+only and beside the same scan decoding in line; `deepshield evaluate` with worker processes beside one
+process; and the headline video-level figures of the last evaluation (if its scores.json is given).
 
-    PYTHONPATH=src python benchmarks/detect.py [--crops 256] [--batch 16] [--scores eval_out/scores.json]
+    PYTHONPATH=src python benchmarks/detect.py [--crops 256] [--batch 16] [--jobs 2] [--scores eval_out/scores.json]
 
 Crops are real aligned faces from the shared corpus when it is present (random pixels otherwise: the speed of
 a fixed-size CNN does not depend on content). Prints medians over repeats and the onnxruntime/torch ratio.
@@ -13,9 +14,11 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,10 +28,14 @@ sys.path.insert(0, str(ROOT / "src"))
 from deepshield.detect.onnx_detector import load_sbi_detector  # noqa: E402
 
 
+def corpus_dir() -> Path:
+    """The shared face corpus beside the project root (or at /work/shared, where this machine keeps it)."""
+    corpus = ROOT.parent / "shared" / "data" / "faces"
+    return corpus if corpus.is_dir() else Path("/work/shared/data/faces")
+
+
 def real_crops(n: int, size: int, margin: float) -> np.ndarray | None:
-    corpus = ROOT.parent / "shared" / "data" / "faces" / "lfw_1000"
-    if not corpus.is_dir():
-        corpus = Path("/work/shared/data/faces/lfw_1000")
+    corpus = corpus_dir() / "lfw_1000"
     if not corpus.is_dir():
         return None
     from deepshield.faces import FaceAnalyzer, align_face
@@ -58,9 +65,9 @@ def timed(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(ts)
 
 
-def timed_alternately(fns: list[Callable[[], object]], repeats: int) -> list[float]:
-    """Median time of each function, run in turn `repeats` times after one warm-up each."""
-    for fn in fns:
+def timed_alternately(fns: list[Callable[[], object]], repeats: int, warm_up: bool = True) -> list[float]:
+    """Median time of each function, run in turn `repeats` times (after one warm-up each, unless told not to)."""
+    for fn in fns if warm_up else []:
         fn()
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
@@ -106,6 +113,42 @@ def scan_benchmark(video: Path, repeats: int) -> None:
     )
 
 
+def evaluate_benchmark(det: Any, videos: Path, jobs: int, repeats: int) -> None:
+    """`deepshield evaluate` of real videos with faces found in `jobs` worker processes, beside one process.
+
+    A throw-away real/ + fake/ folder of links to the corpus's first 12 videos (the labels only make both
+    classes present). Each run starts with an empty crop cache, so every video is decoded and searched.
+    """
+    from deepshield.detect.datasets import discover
+    from deepshield.detect.evaluate import evaluate
+
+    files = sorted(videos.glob("*.mp4"))[:12]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "set"
+        for i, f in enumerate(files):
+            link = root / ("real" if i % 2 else "fake") / f.name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(f)
+        dataset = discover(root)
+        reports: dict[int, list[Any]] = {}
+
+        def run(n: int) -> Callable[[], None]:
+            def go() -> None:
+                with tempfile.TemporaryDirectory() as cache:
+                    rep = evaluate(dataset, det, frames=32, n_boot=10, crop_cache=Path(cache), jobs=n)
+                reports[n] = [i["video_score"] for i in rep["items"]]
+
+            return go
+
+        # No warm-up: each run starts its own worker processes and cache anyway, so no run is colder than the rest.
+        t_one, t_jobs = timed_alternately([run(1), run(jobs)], repeats, warm_up=False)
+    same = "the same scores" if reports[1] == reports[jobs] else "DIFFERENT scores"
+    print(
+        f"evaluate of {len(files)} real videos, 32 frames: {jobs} worker processes {t_jobs:.1f} s; "
+        f"baseline one process {t_one:.1f} s ({t_one / t_jobs:.2f}x), {same}, median of {repeats}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--crops", type=int, default=256)
@@ -116,6 +159,9 @@ def main() -> None:
     ap.add_argument("--scores", type=Path, action="append", default=[], help="scores.json from evaluate")
     ap.add_argument("--video", type=Path, default=None, help="video for the scan timing (default lp_d13)")
     ap.add_argument("--skip-scan", action="store_true")
+    ap.add_argument("--skip-evaluate", action="store_true")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes for the evaluate timing")
+    ap.add_argument("--eval-repeats", type=int, default=3)
     a = ap.parse_args()
     det = load_sbi_detector()
     if det is None:
@@ -164,11 +210,11 @@ def main() -> None:
         print(f"ratio ort / torch: {ort_rate / torch_rate:8.2f}x")
     target = 40.0
     print(f"target >= {target:.0f} crops/s on onnxruntime: {'met' if ort_rate >= target else 'NOT met'}")
-    video = a.video or ROOT.parent / "shared" / "data" / "faces" / "real_videos" / "lp_d13.mp4"
-    if not video.is_file():
-        video = Path("/work/shared/data/faces/real_videos/lp_d13.mp4")
+    video = a.video or corpus_dir() / "real_videos" / "lp_d13.mp4"
     if video.is_file() and not a.skip_scan:
         scan_benchmark(video, a.repeats)
+    if (corpus_dir() / "real_videos").is_dir() and not a.skip_evaluate:
+        evaluate_benchmark(det, corpus_dir() / "real_videos", a.jobs, a.eval_repeats)
     for sp in a.scores:
         rep = json.loads(sp.read_text())
         for level in ("video", "frame"):

@@ -5,12 +5,21 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from deepshield.detect.datasets import DatasetSelection, EvalItem, discover, limited
-from deepshield.detect.evaluate import ItemResult, _by_method, evaluate, format_summary, plot_roc, score_item
+from deepshield.detect.evaluate import (
+    ItemResult,
+    _by_method,
+    _extract_in_processes,
+    evaluate,
+    format_summary,
+    plot_roc,
+    score_item,
+)
 from deepshield.detect.export import calibrate_from_scores
 from deepshield.detect.onnx_detector import load_sbi_detector
 from deepshield.detect.swaps import make_swap_set
@@ -332,9 +341,21 @@ def test_the_evaluate_command_on_a_faceforensics_tree_of_real_videos(shared_face
     assert "several compressions (c23, c40); choose one with --compression" in res.stderr
 
     res = run_cli(
-        "evaluate", str(ff), "--compression", "c23", "--frames", "2", "--boot", "10", "--out", str(tmp_path / "out")
+        "evaluate",
+        str(ff),
+        "--compression",
+        "c23",
+        "--frames",
+        "2",
+        "--boot",
+        "10",
+        "--jobs",
+        "2",
+        "--out",
+        str(tmp_path / "out"),
     )
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert "scoring" in res.stdout  # the bar's second stage, after the workers found the faces
     assert res.stdout.splitlines()[0] == "faceforensics++: 1 real, 1 fake (Deepfakes 1); compression c23"
     assert "faceforensics++ (compression c23)" in res.stdout
     report = json.loads((tmp_path / "out" / "scores.json").read_text())
@@ -374,6 +395,39 @@ def test_evaluate_real_swaps_with_shipped_detector(shared_faces: Path, tmp_path:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     json.dumps(report)  # every score serialisable
     shutil.rmtree(data)
+
+
+def test_worker_processes_give_the_same_scores_and_a_damaged_cache_file_is_found_again(
+    shared_faces: Path, tmp_path: Path
+) -> None:
+    det = load_sbi_detector()
+    if det is None:
+        pytest.skip("no detector weights installed in deepshield/models")
+    data = tmp_path / "set"
+    (data / "real").mkdir(parents=True)
+    (data / "fake").mkdir()
+    for i, rel in enumerate(PHOTOS[:3]):
+        shutil.copy(shared_faces / rel, data / ("real" if i % 2 else "fake") / f"p{i}.jpg")
+    shutil.copy(shared_faces / VIDEO, data / "real" / "v.mp4")
+    (data / "fake" / "broken.jpg").write_bytes(b"not an image")
+    dataset = discover(data)
+    serial = evaluate(dataset, det, frames=3, n_boot=20)
+    cache = tmp_path / "crops"
+    _extract_in_processes(dataset.items, "sbi", 3, cache, 2, None)
+    assert len(list(cache.glob("*.npz"))) == 4  # found by the workers: all but the broken file
+    parallel = evaluate(dataset, det, frames=3, n_boot=20, jobs=2, crop_cache=cache)
+
+    def scores(report: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+        return [(i["path"], i["video_score"], i["error"]) for i in report["items"]]
+
+    assert scores(parallel) == scores(serial)
+    assert parallel["n_errors"] == 1 and "broken.jpg" in [Path(p).name for p, _, e in scores(parallel) if e]
+    files = sorted(cache.glob("*.npz"))
+    assert len(files) == 4 and not list(cache.glob("*.tmp"))
+    files[0].write_bytes(files[0].read_bytes()[:100])  # as if a run had been stopped while writing it
+    again = evaluate(dataset, det, frames=3, n_boot=20, crop_cache=cache)
+    assert scores(again) == scores(serial)
+    assert files[0].stat().st_size > 100  # found again and rewritten
 
 
 def test_a_face_cut_by_the_frame_edge_does_not_decide_the_frame(shared_faces: Path, tmp_path: Path) -> None:

@@ -238,6 +238,9 @@ def register(app: typer.Typer) -> None:
                 help="FaceForensics++: its split JSON (e.g. splits/test.json); DFDC or DFDC preview: train or test"
             ),
         ] = None,
+        jobs: Annotated[
+            int, typer.Option(help="worker processes that find faces (the scores are the same for any number)", min=1)
+        ] = 1,
     ) -> None:
         """Frame- and video-level AUC, EER, TPR@1%FPR with bootstrap intervals, per method; ROC PNG + JSON.
 
@@ -255,14 +258,21 @@ def register(app: typer.Typer) -> None:
         total = len(limited(data.items, limit)) if limit is not None else len(data.items)
         with _bar() as bar:
             task = bar.add_task("evaluate", total=total, item="")
+
+            def advance(stage: str, name: str) -> None:
+                if bar.tasks[0].description != stage:  # with --jobs: faces first, then the scores
+                    bar.reset(task, total=total, description=stage)
+                bar.update(task, advance=1, item=name)
+
             report = evaluate(
                 data,
                 det,
                 frames=frames,
                 n_boot=boot,
                 limit=limit,
-                progress=lambda name: bar.update(task, advance=1, item=name),
+                progress=advance,
                 crop_cache=crop_cache,
+                jobs=jobs,
             )
         out.mkdir(parents=True, exist_ok=True)
         (out / "scores.json").write_text(json.dumps(report, indent=1))

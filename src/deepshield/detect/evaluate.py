@@ -11,6 +11,9 @@ through `open_media`.
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
+import zipfile
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -71,51 +74,69 @@ def _face_crops(item: EvalItem, analyzer: Any, detector: Any, frames: int, res: 
     return out
 
 
+def _crop_cache_file(item: EvalItem, detector: Any, frames: int, crop_cache: Path) -> Path:
+    """Keyed by the file's content, the frame count, the crop size and margin, and the cache format."""
+    h = hashlib.sha1()
+    with open(item.path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    meta = detector.meta
+    h.update(f"{frames}|{meta.input_size}|{meta.margin}|{_CROP_CACHE_VERSION}".encode())
+    return crop_cache / f"{h.hexdigest()[:20]}.npz"
+
+
+def _read_crops(cache_file: Path) -> tuple[str, list[_FrameCrops]] | None:
+    """(kind, crops per frame) from a cache file; None when there is none or it is damaged (found again)."""
+    if not cache_file.is_file():
+        return None
+    try:
+        with np.load(cache_file) as z:
+            kind = str(z["kind"])
+            counts = z["counts"].tolist()
+            crops, partial, sizes = z["crops"], z["partial"], z["sizes"]
+            offs = np.r_[0, np.cumsum(counts)].astype(int)
+            return kind, [
+                _FrameCrops(int(i), float(t), *(a[offs[k] : offs[k + 1]] for a in (crops, partial, sizes)))
+                for k, (i, t) in enumerate(zip(z["index"], z["time"], strict=True))
+            ]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        return None
+
+
+def _write_crops(cache_file: Path, kind: str, per_frame: list[_FrameCrops], size: int) -> None:
+    """Written beside and renamed into place, so a run stopped mid-write leaves no half file to resume from."""
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_name(f"{cache_file.stem}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(
+            f,
+            kind=kind,
+            index=np.array([p.index for p in per_frame], np.int64),
+            time=np.array([p.time_s for p in per_frame], np.float64),
+            counts=np.array([len(p.crops) for p in per_frame], np.int64),
+            crops=np.concatenate([p.crops for p in per_frame]) if per_frame else np.zeros((0, size, size, 3), np.uint8),
+            partial=np.concatenate([p.partial for p in per_frame]) if per_frame else np.zeros(0, bool),
+            sizes=np.concatenate([p.sizes for p in per_frame]) if per_frame else np.zeros(0, np.float32),
+        )
+    tmp.replace(cache_file)
+
+
 def score_item(item: EvalItem, analyzer: Any, detector: Any, frames: int, crop_cache: Path | None = None) -> ItemResult:
     """Per-frame max-over-faces logit and calibrated score of one file.
 
-    `crop_cache` keeps each file's face crops (keyed by content hash, frame count, crop size and margin), so
-    re-scoring another checkpoint skips decoding and face analysis.
+    `crop_cache` keeps each file's face crops, so re-scoring another checkpoint, or a run started again after
+    it stopped, skips decoding and face analysis.
     """
     res = ItemResult(item)
-    per_frame: list[_FrameCrops] | None = None
-    cache_file = None
     try:
-        if crop_cache is not None:
-            h = hashlib.sha1()
-            with open(item.path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            meta = detector.meta
-            h.update(f"{frames}|{meta.input_size}|{meta.margin}|{_CROP_CACHE_VERSION}".encode())
-            cache_file = crop_cache / f"{h.hexdigest()[:20]}.npz"
-            if cache_file.is_file():
-                with np.load(cache_file) as z:
-                    res.kind = str(z["kind"])
-                    counts = z["counts"].tolist()
-                    crops, partial, sizes = z["crops"], z["partial"], z["sizes"]
-                    offs = np.r_[0, np.cumsum(counts)].astype(int)
-                    per_frame = [
-                        _FrameCrops(int(i), float(t), *(a[offs[k] : offs[k + 1]] for a in (crops, partial, sizes)))
-                        for k, (i, t) in enumerate(zip(z["index"], z["time"], strict=True))
-                    ]
-        if per_frame is None:
+        cache_file = _crop_cache_file(item, detector, frames, crop_cache) if crop_cache is not None else None
+        cached = _read_crops(cache_file) if cache_file is not None else None
+        if cached is not None:
+            res.kind, per_frame = cached
+        else:
             per_frame = _face_crops(item, analyzer, detector, frames, res)
             if cache_file is not None:
-                crop_cache.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
-                size = detector.meta.input_size
-                np.savez(
-                    cache_file,
-                    kind=res.kind,
-                    index=np.array([p.index for p in per_frame], np.int64),
-                    time=np.array([p.time_s for p in per_frame], np.float64),
-                    counts=np.array([len(p.crops) for p in per_frame], np.int64),
-                    crops=np.concatenate([p.crops for p in per_frame])
-                    if per_frame
-                    else np.zeros((0, size, size, 3), np.uint8),
-                    partial=np.concatenate([p.partial for p in per_frame]) if per_frame else np.zeros(0, bool),
-                    sizes=np.concatenate([p.sizes for p in per_frame]) if per_frame else np.zeros(0, np.float32),
-                )
+                _write_crops(cache_file, res.kind, per_frame, detector.meta.input_size)
     except (MediaError, OSError) as e:
         res.error = str(e)
         return res
@@ -136,6 +157,71 @@ def score_item(item: EvalItem, analyzer: Any, detector: Any, frames: int, crop_c
     if res.frames:
         res.video_score = float(np.mean([f["score"] for f in res.frames]))
     return res
+
+
+#: One worker process's face analyzer and detector, made on its first item (see `_extract_crops`).
+_worker: dict[str, Any] = {}
+
+
+def _extract_crops(job: tuple[EvalItem, str, int, Path]) -> None:
+    """Find one file's faces in a worker process and keep the crops in the cache, for `score_item` to read.
+
+    A file that cannot be read is left out of the cache; scoring it in the main process records its error.
+    """
+    from deepshield.detect.registry import get_detector
+    from deepshield.faces import FaceAnalyzer
+
+    item, detector_name, frames, crop_cache = job
+    if "detector" not in _worker:
+        detector = get_detector(detector_name)
+        if detector is None:
+            raise DeepshieldError(f"detector {detector_name!r} is not installed (no weights)")
+        _worker["detector"] = detector
+    detector = _worker["detector"]
+    res = ItemResult(item)
+    try:
+        cache_file = _crop_cache_file(item, detector, frames, crop_cache)
+        if _read_crops(cache_file) is not None:
+            return  # found by an earlier run
+        if "analyzer" not in _worker:
+            _worker["analyzer"] = FaceAnalyzer()
+        per_frame = _face_crops(item, _worker["analyzer"], detector, frames, res)
+        _write_crops(cache_file, res.kind, per_frame, detector.meta.input_size)
+    except (MediaError, OSError):
+        return
+
+
+def _extract_in_processes(
+    items: list[EvalItem],
+    detector_name: str,
+    frames: int,
+    crop_cache: Path,
+    jobs: int,
+    progress: Callable[[str, str], None] | None,
+) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    # Spawned, not forked: a fork of a process that already holds MediaPipe's graphs corrupts its heap.
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = {pool.submit(_extract_crops, (it, detector_name, frames, crop_cache)): it for it in items}
+        for done in as_completed(futures):
+            done.result()
+            if progress:
+                progress("finding faces", futures[done].path.name)
+    except BrokenProcessPool:
+        pool.shutdown(cancel_futures=True)
+        raise DeepshieldError(
+            f"a worker process died (out of memory?); run again with fewer --jobs (the crops found so far are "
+            f"kept in {crop_cache})"
+        ) from None
+    except BaseException:
+        # Interrupted or failed: drop the queued files rather than wait for every one of them.
+        pool.shutdown(cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _metrics(results: list[ItemResult], threshold: float, n_boot: int) -> dict[str, Any]:
@@ -178,21 +264,32 @@ def evaluate(
     frames: int = 32,
     n_boot: int = 1000,
     limit: int | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str, str], None] | None = None,
     crop_cache: Path | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Score every item of a labelled dataset (`detect.datasets.discover`); return the figures and every score."""
+    """Score every item of a labelled dataset (`detect.datasets.discover`); return the figures and every score.
+
+    With `jobs` > 1, faces are found in that many worker processes (each with its own analyzer and the detector
+    of the same name) and kept in the crop cache (a temporary one when none is given); the scores are then
+    computed here from the crops, so they are the same for any number of jobs. `progress(stage, file name)` is
+    called once per file and stage ("finding faces" in the workers, then "scoring"; "evaluate" for one process).
+    """
     from deepshield.faces import FaceAnalyzer
 
     items = limited(dataset.items, limit) if limit is not None else dataset.items
     if not items:
         raise DeepshieldError(f"{dataset.root}: no media found")
-    results = []
-    with FaceAnalyzer() as analyzer:
-        for it in items:
-            if progress:
-                progress(it.path.name)
-            results.append(score_item(it, analyzer, detector, frames, crop_cache))
+    with tempfile.TemporaryDirectory(prefix="deepshield-crops-") as scratch:
+        if jobs > 1:
+            crop_cache = crop_cache or Path(scratch)
+            _extract_in_processes(items, detector.info.name, frames, crop_cache, jobs, progress)
+        results = []
+        with FaceAnalyzer() as analyzer:
+            for it in items:
+                if progress:
+                    progress("evaluate" if jobs <= 1 else "scoring", it.path.name)
+                results.append(score_item(it, analyzer, detector, frames, crop_cache))
     thr = float(detector.info.threshold)
     report: dict[str, Any] = {
         "dataset": str(dataset.root),
