@@ -9,12 +9,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from deepshield.detect.datasets import DatasetSelection, EvalItem, discover, limited
+from deepshield.detect.base import DetectorInfo
+from deepshield.detect.datasets import Dataset, DatasetSelection, EvalItem, discover, limited
 from deepshield.detect.evaluate import (
     ItemResult,
     _by_method,
     _extract_in_processes,
+    build_report,
     evaluate,
     format_summary,
     plot_roc,
@@ -233,16 +236,22 @@ def test_limit_takes_items_in_turn_from_each_method(tmp_path: Path) -> None:
     assert len(limited(discover(tmp_path).items, 100)) == 14
 
 
-def test_each_method_is_scored_against_the_reals_of_its_own_source() -> None:
-    def result(label: int, method: str, pool: str, score: float) -> ItemResult:
-        frame = {"index": 0, "time_s": 0.0, "logit": 0.0, "score": score, "faces": 1, "partial_faces": 0}
-        return ItemResult(EvalItem(Path(f"{method}{score}.mp4"), label, method, pool), "video", [frame], score)
+def _result(label: int, method: str, pool: str, score: float) -> ItemResult:
+    frame = {"index": 0, "time_s": 0.0, "logit": 0.0, "score": score, "faces": 1, "partial_faces": 0}
+    return ItemResult(EvalItem(Path(f"{method}{score}.mp4"), label, method, pool), "video", [frame], score)
 
+
+def _two_sources() -> list[ItemResult]:
     # Against its own source's reals each method scores 1.0 and 0.75; in one mixed pool it would be 0.5 and 0.875.
-    results = [result(0, "real", "youtube", s) for s in (0.5, 0.6)]
-    results += [result(0, "real", "actors", s) for s in (0.1, 0.2)]
-    results += [result(1, "Deepfakes", "youtube", s) for s in (0.55, 0.9)]
-    results += [result(1, "DeepFakeDetection", "actors", s) for s in (0.3, 0.4)]
+    results = [_result(0, "real", "youtube", s) for s in (0.5, 0.6)]
+    results += [_result(0, "real", "actors", s) for s in (0.1, 0.2)]
+    results += [_result(1, "Deepfakes", "youtube", s) for s in (0.55, 0.9)]
+    results += [_result(1, "DeepFakeDetection", "actors", s) for s in (0.3, 0.4)]
+    return results
+
+
+def test_each_method_is_scored_against_the_reals_of_its_own_source() -> None:
+    results = _two_sources()
     by_method = _by_method(results, threshold=0.5, n_boot=10)
     assert by_method["DeepFakeDetection"]["video"]["n_real"] == 2
     assert by_method["DeepFakeDetection"]["video"]["auc"] == 1.0
@@ -251,6 +260,19 @@ def test_each_method_is_scored_against_the_reals_of_its_own_source() -> None:
     results = [r for r in results if r.item.label == 1 or r.item.real_pool != "actors"]  # none of its own: all
     alone = _by_method(results, threshold=0.5, n_boot=10)["DeepFakeDetection"]["video"]
     assert alone["n_real"] == 2 and alone["auc"] == 0.0
+
+
+def test_the_roc_plot_adds_a_panel_of_per_method_curves(tmp_path: Path) -> None:
+    info = DetectorInfo("sbi", "4", threshold=0.5, input_size=160)
+    results = _two_sources()
+    report = build_report(results, Dataset(tmp_path, "faceforensics++", [r.item for r in results]), info, 1, 10)
+    assert [i["real_pool"] for i in report["items"]] == [r.item.real_pool for r in results]
+    with Image.open(plot_roc(report, tmp_path / "two.png")) as two:
+        assert two.size == (1100, 550)
+    one = [r for r in results if r.item.method != "DeepFakeDetection" and r.item.real_pool != "actors"]
+    report = build_report(one, Dataset(tmp_path, "faceforensics++", [r.item for r in one]), info, 1, 10)
+    with Image.open(plot_roc(report, tmp_path / "one.png")) as single:
+        assert single.size == (550, 550)
 
 
 @pytest.mark.parametrize(

@@ -14,20 +14,23 @@ import hashlib
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from deepshield.detect.aggregate import pick_frame_face
+from deepshield.detect.base import DetectorInfo
 from deepshield.detect.datasets import Dataset, EvalItem, limited
 from deepshield.detect.metrics import roc_curve, summarize
 from deepshield.errors import DeepshieldError, MediaError
 from deepshield.media import FrameSampling, MediaKind, open_media
 from deepshield.media.prefetch import decode_ahead
+
+E = TypeVar("E")
 
 #: Part of the crop-cache key: raised whenever what a cache file holds changes (3: face sizes, which are partial).
 _CROP_CACHE_VERSION = 3
@@ -246,16 +249,23 @@ def _metrics(results: list[ItemResult], threshold: float, n_boot: int) -> dict[s
     return out
 
 
+def method_rows(entries: Sequence[E], method: str, key: Callable[[E], tuple[int, str, str]]) -> list[E]:
+    """One method's fakes and the real entries they are compared with: the reals of the same pool
+    (FaceForensics++: YouTube or actors), or every real entry when none shares it. `key` gives an entry's
+    (label, method, real pool), so results and the report's item records are split alike."""
+    rows = [(e, *key(e)) for e in entries]
+    fakes = [e for e, label, m, _ in rows if label == 1 and m == method]
+    pools = {pool for _, label, m, pool in rows if label == 1 and m == method}
+    reals = [e for e, label, _, _ in rows if label == 0]
+    return ([e for e, label, _, pool in rows if label == 0 and pool in pools] or reals) + fakes
+
+
 def _by_method(results: list[ItemResult], threshold: float, n_boot: int) -> dict[str, Any]:
-    """Each method's fakes against the real items they were made from (FaceForensics++: YouTube or actors)."""
-    reals = [r for r in results if r.item.label == 0]
-    out = {}
-    for m in sorted({r.item.method for r in results if r.item.label == 1}):
-        fakes = [r for r in results if r.item.label == 1 and r.item.method == m]
-        pools = {r.item.real_pool for r in fakes}
-        pooled = [r for r in reals if r.item.real_pool in pools] or reals
-        out[m] = _metrics(pooled + fakes, threshold, n_boot)
-    return out
+    def key(r: ItemResult) -> tuple[int, str, str]:
+        return r.item.label, r.item.method, r.item.real_pool
+
+    methods = sorted({r.item.method for r in results if r.item.label == 1})
+    return {m: _metrics(method_rows(results, m, key), threshold, n_boot) for m in methods}
 
 
 def evaluate(
@@ -290,13 +300,20 @@ def evaluate(
                 if progress:
                     progress("evaluate" if jobs <= 1 else "scoring", it.path.name)
                 results.append(score_item(it, analyzer, detector, frames, crop_cache))
-    thr = float(detector.info.threshold)
+    return build_report(results, dataset, detector.info, frames, n_boot)
+
+
+def build_report(
+    results: list[ItemResult], dataset: Dataset, info: DetectorInfo, frames: int, n_boot: int
+) -> dict[str, Any]:
+    """The figures (overall, per kind, per method) and every item's scores."""
+    thr = float(info.threshold)
     report: dict[str, Any] = {
         "dataset": str(dataset.root),
         "layout": dataset.layout,
         "selection": dataset.selection,
-        "detector": detector.info.name,
-        "detector_version": detector.info.version,
+        "detector": info.name,
+        "detector_version": info.version,
         "threshold": thr,
         "frames_per_video": frames,
         "n_items": len(results),
@@ -316,6 +333,7 @@ def evaluate(
             "path": str(r.item.path),
             "label": r.item.label,
             "method": r.item.method,
+            "real_pool": r.item.real_pool,
             "kind": r.kind,
             "video_score": r.video_score,
             "error": r.error,
@@ -326,14 +344,23 @@ def evaluate(
     return report
 
 
+def _item_key(i: dict[str, Any]) -> tuple[int, str, str]:
+    return int(i["label"]), str(i["method"]), str(i.get("real_pool", ""))
+
+
 def plot_roc(report: dict[str, Any], out_png: Path) -> Path:
+    """Video- and frame-level ROC with the default threshold's operating point; beside it, one video-level
+    curve per method when there are several (each against its own reals, as in the summary)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     items = [i for i in report["items"] if i["video_score"] is not None]
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+    methods = [m for m, fig in report.get("by_method", {}).items() if "auc" in fig.get("video", {})]
+    per_method = len(methods) > 1
+    fig, axes = plt.subplots(1, 2 if per_method else 1, figsize=(10 if per_method else 5, 5), dpi=110, squeeze=False)
+    ax = axes[0][0]
     vy = np.array([i["label"] for i in items])
     if len(set(vy.tolist())) == 2:
         fpr, tpr, _ = roc_curve(vy, np.array([i["video_score"] for i in items]))
@@ -357,10 +384,19 @@ def plot_roc(report: dict[str, Any], out_png: Path) -> Path:
         ax.legend(loc="lower right", fontsize=8)
     else:
         ax.text(0.5, 0.5, "no ROC: needs scored real and fake items", ha="center", va="center")
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.set_xlabel("false-positive rate")
-    ax.set_ylabel("true-positive rate")
     ax.set_title(f"{report['detector']} {report['detector_version']} on {Path(report['dataset']).name}")
+    if per_method:
+        mx = axes[0][1]
+        for m in methods:
+            rows = method_rows(items, m, _item_key)
+            fpr, tpr, _ = roc_curve(np.array([i["label"] for i in rows]), np.array([i["video_score"] for i in rows]))
+            mx.plot(fpr, tpr, lw=1.2, label=f"{m} (AUC {report['by_method'][m]['video']['auc']:.3f})")
+        mx.legend(loc="lower right", fontsize=8)
+        mx.set_title("video level, per method")
+    for a in axes[0]:
+        a.plot([0, 1], [0, 1], "k:", lw=0.8)
+        a.set_xlabel("false-positive rate")
+        a.set_ylabel("true-positive rate")
     fig.tight_layout()
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png)
