@@ -70,9 +70,14 @@ class Dataset:
         reals = sum(1 for i in self.items if i.label == 0)
         methods = Counter(i.method for i in self.items if i.label == 1)
         per_method = ", ".join(f"{m} {n}" for m, n in sorted(methods.items()))
-        chosen = "".join(f"; {k} {v}" for k, v in self.selection.items())
+        chosen = f"; {describe_selection(self.selection)}" if self.selection else ""
         fakes = sum(methods.values())
         return f"{self.layout}: {reals} real, {fakes} fake" + (f" ({per_method})" if per_method else "") + chosen
+
+
+def describe_selection(selection: dict[str, str]) -> str:
+    """A dataset's selection as the CLI and the report's summary print it: `compression c23, split test.json`."""
+    return ", ".join(f"{k} {v}" for k, v in selection.items())
 
 
 def media_files(root: Path, suffixes: Iterable[str] = MEDIA_SUFFIXES) -> list[Path]:
@@ -105,7 +110,8 @@ def discover(root: Path, selection: DatasetSelection | None = None) -> Dataset:
     if ds.layout in ("celeb-df", "real-fake-folders") and sel.split is not None:
         raise DeepshieldError(f"{root} is {ds.layout}, which has no splits: leave out --split")
     if not ds.items:
-        raise DeepshieldError(f"{root}: no media found" + (f" for {ds.selection}" if ds.selection else ""))
+        chosen = f" ({describe_selection(ds.selection)})" if ds.selection else ""
+        raise DeepshieldError(f"{root}: no media found{chosen}")
     return ds
 
 

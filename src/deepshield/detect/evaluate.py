@@ -24,7 +24,7 @@ import numpy as np
 
 from deepshield.detect.aggregate import pick_frame_face
 from deepshield.detect.base import DetectorInfo
-from deepshield.detect.datasets import Dataset, EvalItem, limited
+from deepshield.detect.datasets import Dataset, EvalItem, describe_selection, limited
 from deepshield.detect.metrics import roc_curve, summarize
 from deepshield.errors import DeepshieldError, MediaError
 from deepshield.media import FrameSampling, MediaKind, open_media
@@ -420,7 +420,7 @@ def format_summary(report: dict[str, Any]) -> list[str]:
             f"TPR@thr {m.get('tpr_at_threshold', float('nan')):.3f}  (real {m['n_real']}, fake {m['n_fake']})"
         )
 
-    chosen = ", ".join(f"{k} {v}" for k, v in report.get("selection", {}).items())
+    chosen = describe_selection(report.get("selection", {}))
     layout = f"{report['layout']} ({chosen})" if chosen else report["layout"]
     lines = [
         f"{layout} {report['dataset']}: {report['n_items']} items, {report['n_no_face']} without a "
