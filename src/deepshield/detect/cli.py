@@ -5,6 +5,7 @@ Training and export need the `train` extra (torch, onnx); everything else runs o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -254,8 +255,10 @@ def register(app: typer.Typer) -> None:
         det = get_detector(detector)
         if det is None or not hasattr(det, "logits"):
             raise DeepshieldError(f"detector {detector!r} is not installed (no weights)")
-        console.print(data.summary(), highlight=False)
-        total = len(limited(data.items, limit)) if limit is not None else len(data.items)
+        if limit is not None:
+            data = dataclasses.replace(data, items=limited(data.items, limit))
+        console.print(data.summary(), highlight=False)  # what will be scored, before a run that may take hours
+        total = len(data.items)
         with _bar() as bar:
             task = bar.add_task("evaluate", total=total, item="")
 
@@ -269,7 +272,6 @@ def register(app: typer.Typer) -> None:
                 det,
                 frames=frames,
                 n_boot=boot,
-                limit=limit,
                 progress=advance,
                 crop_cache=crop_cache,
                 jobs=jobs,

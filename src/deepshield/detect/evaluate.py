@@ -24,7 +24,7 @@ import numpy as np
 
 from deepshield.detect.aggregate import pick_frame_face
 from deepshield.detect.base import DetectorInfo
-from deepshield.detect.datasets import Dataset, EvalItem, describe_selection, limited
+from deepshield.detect.datasets import Dataset, EvalItem, describe_selection
 from deepshield.detect.metrics import roc_curve, summarize
 from deepshield.errors import DeepshieldError, MediaError
 from deepshield.media import FrameSampling, MediaKind, open_media
@@ -273,7 +273,6 @@ def evaluate(
     detector: Any,
     frames: int = 32,
     n_boot: int = 1000,
-    limit: int | None = None,
     progress: Callable[[str, str], None] | None = None,
     crop_cache: Path | None = None,
     jobs: int = 1,
@@ -287,7 +286,7 @@ def evaluate(
     """
     from deepshield.faces import FaceAnalyzer
 
-    items = limited(dataset.items, limit) if limit is not None else dataset.items
+    items = dataset.items  # `detect.datasets.limited` takes a quick sample
     if not items:
         raise DeepshieldError(f"{dataset.root}: no media found")
     with tempfile.TemporaryDirectory(prefix="deepshield-crops-") as scratch:
