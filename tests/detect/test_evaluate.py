@@ -262,6 +262,22 @@ def test_each_method_is_scored_against_the_reals_of_its_own_source() -> None:
     assert alone["n_real"] == 2 and alone["auc"] == 0.0
 
 
+def test_items_without_a_face_are_also_counted_as_undecided(tmp_path: Path) -> None:
+    info = DetectorInfo("sbi", "4", threshold=0.5, input_size=160)
+    results = [_result(0, "real", "", s) for s in (0.1, 0.6)] + [_result(1, "fake", "", s) for s in (0.8, 0.9)]
+    results.append(ItemResult(EvalItem(tmp_path / "noface.mp4", 1, "fake"), "video"))  # a fake the faces missed
+    report = build_report(results, Dataset(tmp_path, "real-fake-folders", [r.item for r in results]), info, 1, 10)
+    assert report["n_no_face"] == 1 and report["all"]["video"]["auc"] == 1.0
+    undecided = report["all_no_face_undecided"]["video"]
+    assert undecided["n_fake"] == 3 and undecided["auc"] == 5 / 6  # 0.5 beats one of the two reals
+    assert any(
+        "with the 1 items without a face at 0.5, video-level: AUC 0.8333" in line for line in format_summary(report)
+    )
+    del results[-1]
+    report = build_report(results, Dataset(tmp_path, "real-fake-folders", [r.item for r in results]), info, 1, 10)
+    assert "all_no_face_undecided" not in report
+
+
 def test_the_roc_plot_adds_a_panel_of_per_method_curves(tmp_path: Path) -> None:
     info = DetectorInfo("sbi", "4", threshold=0.5, input_size=160)
     results = _two_sources()
