@@ -271,7 +271,7 @@ def test_items_without_a_face_are_also_counted_as_undecided(tmp_path: Path) -> N
     undecided = report["all_no_face_undecided"]["video"]
     assert undecided["n_fake"] == 3 and undecided["auc"] == 5 / 6  # 0.5 beats one of the two reals
     assert any(
-        "with the 1 items without a face at 0.5, video-level: AUC 0.8333" in line for line in format_summary(report)
+        "every item, the 1 without a face at 0.5, video-level: AUC 0.8333" in line for line in format_summary(report)
     )
     del results[-1]
     report = build_report(results, Dataset(tmp_path, "real-fake-folders", [r.item for r in results]), info, 1, 10)

@@ -443,7 +443,7 @@ def format_summary(report: dict[str, Any]) -> list[str]:
     undecided = report.get("all_no_face_undecided", {}).get("video")
     if undecided:
         lines.append(
-            fmt(undecided, f"  with the {report['n_no_face']} items without a face at {NO_FACE_SCORE}, video-level")
+            fmt(undecided, f"  every item, the {report['n_no_face']} without a face at {NO_FACE_SCORE}, video-level")
         )
     for kind, m in report["by_kind"].items():
         if "video" in m:
