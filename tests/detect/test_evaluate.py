@@ -16,7 +16,7 @@ from deepshield.detect.datasets import Dataset, DatasetSelection, EvalItem, disc
 from deepshield.detect.evaluate import (
     ItemResult,
     _by_method,
-    _extract_in_processes,
+    _crops_in_processes,
     build_report,
     evaluate,
     format_summary,
@@ -393,7 +393,6 @@ def test_the_evaluate_command_on_a_faceforensics_tree_of_real_videos(shared_face
         str(tmp_path / "out"),
     )
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
-    assert "scoring" in res.stdout  # the bar's second stage, after the workers found the faces
     assert res.stdout.splitlines()[0] == "faceforensics++: 1 real, 1 fake (Deepfakes 1); compression c23"
     assert "faceforensics++ (compression c23)" in res.stdout
     report = json.loads((tmp_path / "out" / "scores.json").read_text())
@@ -450,18 +449,19 @@ def test_worker_processes_give_the_same_scores_and_a_damaged_cache_file_is_found
     (data / "fake" / "broken.jpg").write_bytes(b"not an image")
     dataset = discover(data)
     serial = evaluate(dataset, det, frames=3, n_boot=20)
-    cache = tmp_path / "crops"
-    _extract_in_processes(dataset.items, "sbi", 3, cache, 2, None)
-    assert len(list(cache.glob("*.npz"))) == 4  # found by the workers: all but the broken file
-    parallel = evaluate(dataset, det, frames=3, n_boot=20, jobs=2, crop_cache=cache)
+    parallel = evaluate(dataset, det, frames=3, n_boot=20, jobs=2)  # crops through a temporary cache
 
     def scores(report: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         return [(i["path"], i["video_score"], i["error"]) for i in report["items"]]
 
     assert scores(parallel) == scores(serial)
     assert parallel["n_errors"] == 1 and "broken.jpg" in [Path(p).name for p, _, e in scores(parallel) if e]
+    cache = tmp_path / "crops"
+    found = dict(_crops_in_processes(dataset.items, det, 3, cache, 2))
+    assert {dataset.items[i].path.name for i, f in found.items() if f is None} == {"broken.jpg"}
     files = sorted(cache.glob("*.npz"))
-    assert len(files) == 4 and not list(cache.glob("*.tmp"))
+    assert sorted(f for f in found.values() if f is not None) == files and len(files) == 4
+    assert not list(cache.glob("*.tmp"))
     files[0].write_bytes(files[0].read_bytes()[:100])  # as if a run had been stopped while writing it
     again = evaluate(dataset, det, frames=3, n_boot=20, crop_cache=cache)
     assert scores(again) == scores(serial)

@@ -261,18 +261,12 @@ def register(app: typer.Typer) -> None:
         total = len(data.items)
         with _bar() as bar:
             task = bar.add_task("evaluate", total=total, item="")
-
-            def advance(stage: str, name: str) -> None:
-                if bar.tasks[0].description != stage:  # with --jobs: faces first, then the scores
-                    bar.reset(task, total=total, description=stage)
-                bar.update(task, advance=1, item=name)
-
             report = evaluate(
                 data,
                 det,
                 frames=frames,
                 n_boot=boot,
-                progress=advance,
+                progress=lambda name: bar.update(task, advance=1, item=name),
                 crop_cache=crop_cache,
                 jobs=jobs,
             )

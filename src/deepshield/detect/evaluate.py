@@ -15,7 +15,7 @@ import hashlib
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +147,11 @@ def score_item(item: EvalItem, analyzer: Any, detector: Any, frames: int, crop_c
     except (MediaError, OSError) as e:
         res.error = str(e)
         return res
+    return _score_crops(res, per_frame, detector)
+
+
+def _score_crops(res: ItemResult, per_frame: list[_FrameCrops], detector: Any) -> ItemResult:
+    """Each frame's face (`pick_frame_face`) scored, and the video score, the mean over frames."""
     for fc in per_frame:
         logits = detector.logits(fc.crops)
         k = pick_frame_face(logits.tolist(), fc.partial.tolist(), fc.sizes.tolist())
@@ -170,62 +175,58 @@ def score_item(item: EvalItem, analyzer: Any, detector: Any, frames: int, crop_c
 _worker: dict[str, Any] = {}
 
 
-def _extract_crops(job: tuple[EvalItem, str, int, Path]) -> None:
-    """Find one file's faces in a worker process and keep the crops in the cache, for `score_item` to read.
-
-    A file that cannot be read is left out of the cache; scoring it in the main process records its error.
-    """
+def _extract_crops(job: tuple[EvalItem, str, tuple[int, float], int, Path]) -> Path | None:
+    """Find one file's faces in a worker process and keep its crops in the cache; the cache file, or None
+    when the file cannot be read (the main process then scores it itself, which records the error)."""
     from deepshield.detect.registry import get_detector
     from deepshield.faces import FaceAnalyzer
 
-    item, detector_name, frames, crop_cache = job
+    item, detector_name, crop_shape, frames, crop_cache = job
     if "detector" not in _worker:
-        detector = get_detector(detector_name)
+        detector: Any = get_detector(detector_name)
         if detector is None:
             raise DeepshieldError(f"detector {detector_name!r} is not installed (no weights)")
+        if (detector.meta.input_size, detector.meta.margin) != crop_shape:
+            raise DeepshieldError(f"the worker processes' detector {detector_name!r} crops faces unlike the main one")
         _worker["detector"] = detector
     detector = _worker["detector"]
     res = ItemResult(item)
     try:
         cache_file = _crop_cache_file(item, detector, frames, crop_cache)
         if _read_crops(cache_file) is not None:
-            return  # found by an earlier run
+            return cache_file  # found by an earlier run
         if "analyzer" not in _worker:
             _worker["analyzer"] = FaceAnalyzer()
         per_frame = _face_crops(item, _worker["analyzer"], detector, frames, res)
         _write_crops(cache_file, res.kind, per_frame, detector.meta.input_size)
     except (MediaError, OSError):
-        return
+        return None
+    return cache_file
 
 
-def _extract_in_processes(
-    items: list[EvalItem],
-    detector_name: str,
-    frames: int,
-    crop_cache: Path,
-    jobs: int,
-    progress: Callable[[str, str], None] | None,
-) -> None:
+def _crops_in_processes(
+    items: list[EvalItem], detector: Any, frames: int, crop_cache: Path, jobs: int
+) -> Iterator[tuple[int, Path | None]]:
+    """(index of the item, its cache file or None) as the `jobs` worker processes finish them, in any order."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
+    shape = (detector.meta.input_size, detector.meta.margin)
     # Spawned, not forked: a fork of a process that already holds MediaPipe's graphs corrupts its heap.
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
     try:
-        futures = {pool.submit(_extract_crops, (it, detector_name, frames, crop_cache)): it for it in items}
+        futures = {
+            pool.submit(_extract_crops, (it, detector.info.name, shape, frames, crop_cache)): i
+            for i, it in enumerate(items)
+        }
         for done in as_completed(futures):
-            done.result()
-            if progress:
-                progress("finding faces", futures[done].path.name)
+            yield futures[done], done.result()
     except BrokenProcessPool:
         pool.shutdown(cancel_futures=True)
-        raise DeepshieldError(
-            f"a worker process died (out of memory?); run again with fewer --jobs (the crops found so far are "
-            f"kept in {crop_cache})"
-        ) from None
+        raise DeepshieldError("a worker process died (out of memory?); run again with fewer --jobs") from None
     except BaseException:
-        # Interrupted or failed: drop the queued files rather than wait for every one of them.
+        # Interrupted, failed, or the caller stopped: drop the queued files rather than wait for every one.
         pool.shutdown(cancel_futures=True)
         raise
     pool.shutdown()
@@ -272,37 +273,73 @@ def _by_method(results: list[ItemResult], threshold: float, n_boot: int) -> dict
     return {m: _metrics(method_rows(results, m, key), threshold, n_boot) for m in methods}
 
 
+def _evaluate_in_processes(
+    items: list[EvalItem],
+    detector: Any,
+    frames: int,
+    crop_cache: Path | None,
+    jobs: int,
+    progress: Callable[[str], None] | None,
+) -> list[ItemResult]:
+    """Faces found in worker processes, each file scored here once its crops are in. Without a crop cache the
+    crops pass through a temporary one, each file's deleted once scored: a large dataset's crops would not fit."""
+    from deepshield.faces import FaceAnalyzer
+
+    scored: dict[int, ItemResult] = {}
+    analyzer: FaceAnalyzer | None = None  # only for files the workers could not read
+    try:
+        with tempfile.TemporaryDirectory(prefix="deepshield-crops-") as scratch:
+            for i, cache_file in _crops_in_processes(items, detector, frames, crop_cache or Path(scratch), jobs):
+                cached = _read_crops(cache_file) if cache_file is not None else None
+                if cached is None:
+                    analyzer = analyzer or FaceAnalyzer()
+                    scored[i] = score_item(items[i], analyzer, detector, frames)
+                else:
+                    scored[i] = _score_crops(ItemResult(items[i], cached[0]), cached[1], detector)
+                if crop_cache is None and cache_file is not None:
+                    cache_file.unlink(missing_ok=True)
+                if progress:
+                    progress(items[i].path.name)
+    finally:
+        if analyzer is not None:
+            analyzer.close()
+    return [scored[i] for i in range(len(items))]
+
+
 def evaluate(
     dataset: Dataset,
     detector: Any,
     frames: int = 32,
     n_boot: int = 1000,
-    progress: Callable[[str, str], None] | None = None,
+    progress: Callable[[str], None] | None = None,
     crop_cache: Path | None = None,
     jobs: int = 1,
 ) -> dict[str, Any]:
     """Score every item of a labelled dataset (`detect.datasets.discover`); return the figures and every score.
 
     With `jobs` > 1, faces are found in that many worker processes (each with its own analyzer and the detector
-    of the same name) and kept in the crop cache (a temporary one when none is given); the scores are then
-    computed here from the crops, so they are the same for any number of jobs. `progress(stage, file name)` is
-    called once per file and stage ("finding faces" in the workers, then "scoring"; "evaluate" for one process).
+    of the same name) and each file is scored here from its crops as soon as they are found, so the scores are
+    the same for any number of jobs. `progress(file name)` is called once per file.
     """
     from deepshield.faces import FaceAnalyzer
 
     items = dataset.items  # `detect.datasets.limited` takes a quick sample
     if not items:
         raise DeepshieldError(f"{dataset.root}: no media found")
-    with tempfile.TemporaryDirectory(prefix="deepshield-crops-") as scratch:
+    analyzer: FaceAnalyzer | None = None
+    try:
         if jobs > 1:
-            crop_cache = crop_cache or Path(scratch)
-            _extract_in_processes(items, detector.info.name, frames, crop_cache, jobs, progress)
-        results = []
-        with FaceAnalyzer() as analyzer:
+            results = _evaluate_in_processes(items, detector, frames, crop_cache, jobs, progress)
+        else:
+            analyzer = FaceAnalyzer()
+            results = []
             for it in items:
                 if progress:
-                    progress("evaluate" if jobs <= 1 else "scoring", it.path.name)
+                    progress(it.path.name)
                 results.append(score_item(it, analyzer, detector, frames, crop_cache))
+    finally:
+        if analyzer is not None:
+            analyzer.close()
     return build_report(results, dataset, detector.info, frames, n_boot)
 
 
