@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +16,7 @@ from rich.text import Text
 
 from deepshield.cli.output import failed_line, plain_console, styled
 from deepshield.detect.pipeline import Scanner, ScanOptions
+from deepshield.workers import spawn_pool
 
 _worker_scanner: Scanner | None = None
 
@@ -138,9 +138,7 @@ def scan(
             finally:
                 scanner.close()
         else:
-            # Spawned, not forked: a fork of a process that already holds MediaPipe's graphs corrupts its heap.
-            spawn = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, spawn, initializer=_init_worker, initargs=(options,)) as pool:
+            with spawn_pool(workers, initializer=_init_worker, initargs=(options,)) as pool:
                 futs = {pool.submit(_scan_in_worker, str(f), str(report) if report else None): f for f in files}
                 for fut in as_completed(futs):
                     emit(_worker_result(fut, futs[fut]))

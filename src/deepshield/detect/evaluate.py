@@ -208,13 +208,13 @@ def _crops_in_processes(
     items: list[EvalItem], detector: Any, frames: int, crop_cache: Path, jobs: int
 ) -> Iterator[tuple[int, Path | None]]:
     """(index of the item, its cache file or None) as the `jobs` worker processes finish them, in any order."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
     from concurrent.futures.process import BrokenProcessPool
 
+    from deepshield.workers import spawn_pool
+
     shape = (detector.meta.input_size, detector.meta.margin)
-    # Spawned, not forked: a fork of a process that already holds MediaPipe's graphs corrupts its heap.
-    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+    pool = spawn_pool(jobs)
     try:
         futures = {
             pool.submit(_extract_crops, (it, detector.info.name, shape, frames, crop_cache)): i

@@ -294,8 +294,7 @@ class SuiteBuilder:
     def build(self, jobs: int = 1, resume: bool = False) -> list[Trial]:
         """Generate every unit (in `jobs` processes) and write the manifest; with `resume`, keep the units an
         interrupted run finished (a unit's trials reach the manifest together) and build the rest."""
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from deepshield.workers import spawn_pool
 
         self.out.mkdir(parents=True, exist_ok=True)
         manifest = self.out / "manifest.jsonl"
@@ -319,8 +318,7 @@ class SuiteBuilder:
             for i, u in enumerate(units):
                 done(i, u, _build_unit(self._args(u)))
         else:
-            # Spawned, not forked: a fork of a process that already holds MediaPipe's graphs corrupts its heap.
-            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            with spawn_pool(jobs) as pool:
                 for i, (u, got) in enumerate(
                     zip(units, pool.map(_build_unit, [self._args(u) for u in units]), strict=True)
                 ):

@@ -188,11 +188,9 @@ def analyse_videos(
                 _analyse((src, c))
                 log(f"analysed {i + 1}/{len(todo)} {vf}")
         else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            from deepshield.workers import spawn_pool
 
-            # Spawned, not forked: a fork of a process that already holds MediaPipe's graphs corrupts its heap.
-            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            with spawn_pool(jobs) as pool:
                 for i, _ in enumerate(pool.map(_analyse, [(src, c) for _, src, c in todo], chunksize=4)):
                     if (i + 1) % 20 == 0 or i + 1 == len(todo):
                         log(f"analysed {i + 1}/{len(todo)}")
