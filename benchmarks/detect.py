@@ -25,17 +25,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from corpus import faces_dir  # noqa: E402
+
 from deepshield.detect.onnx_detector import load_sbi_detector  # noqa: E402
 
 
-def corpus_dir() -> Path:
-    """The shared face corpus beside the project root (or at /work/shared, where this machine keeps it)."""
-    corpus = ROOT.parent / "shared" / "data" / "faces"
-    return corpus if corpus.is_dir() else Path("/work/shared/data/faces")
-
-
 def real_crops(n: int, size: int, margin: float) -> np.ndarray | None:
-    corpus = corpus_dir() / "lfw_1000"
+    corpus = faces_dir() / "lfw_1000"
     if not corpus.is_dir():
         return None
     from deepshield.faces import FaceAnalyzer, align_face
@@ -210,11 +206,11 @@ def main() -> None:
         print(f"ratio ort / torch: {ort_rate / torch_rate:8.2f}x")
     target = 40.0
     print(f"target >= {target:.0f} crops/s on onnxruntime: {'met' if ort_rate >= target else 'NOT met'}")
-    video = a.video or corpus_dir() / "real_videos" / "lp_d13.mp4"
+    video = a.video or faces_dir() / "real_videos" / "lp_d13.mp4"
     if video.is_file() and not a.skip_scan:
         scan_benchmark(video, a.repeats)
-    if (corpus_dir() / "real_videos").is_dir() and not a.skip_evaluate:
-        evaluate_benchmark(det, corpus_dir() / "real_videos", a.jobs, a.eval_repeats)
+    if (faces_dir() / "real_videos").is_dir() and not a.skip_evaluate:
+        evaluate_benchmark(det, faces_dir() / "real_videos", a.jobs, a.eval_repeats)
     for sp in a.scores:
         rep = json.loads(sp.read_text())
         for level in ("video", "frame"):

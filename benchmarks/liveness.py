@@ -5,7 +5,7 @@ simulated colour-flash response for a random script, encoded as H.264 at 30 fps 
 Prints medians over --runs runs of: decoding every frame; decoding the frames the verifier samples (15 fps);
 the full verification (decode + face tracking + keyframe analysis + embeddings + every signal + decision).
 
-    PYTHONPATH=src python benchmarks/liveness.py [--faces ../shared/data/faces] [--runs 3]
+    PYTHONPATH=src python benchmarks/liveness.py [--faces DIR] [--runs 3]
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ import time
 from pathlib import Path
 from random import Random
 
+from corpus import faces_dir
+
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--faces", type=Path, default=Path("../shared/data/faces"))
+    ap.add_argument("--faces", type=Path, default=faces_dir())
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     src = args.faces / "real_videos" / "lp_d13.mp4"

@@ -38,12 +38,12 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from corpus import faces_dir  # noqa: E402
+
 from deepshield.matching.bits import popcount_rows  # noqa: E402
 from deepshield.matching.index import HammingIndex  # noqa: E402
 
-FACES = ROOT.parent / "shared" / "data" / "faces"
-if not FACES.exists():
-    FACES = Path("/work/shared/data/faces")
+FACES = faces_dir()
 
 
 def rss_mb() -> float:

@@ -12,11 +12,13 @@ import statistics
 import time
 from pathlib import Path
 
+from corpus import faces_dir
+
 from deepshield.faces import FaceAnalyzer
 from deepshield.media import FrameSampling, open_media
 from deepshield.media.video import VideoMedia
 
-DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "real_videos" / "lp_d13.mp4"
+DEFAULT = faces_dir() / "real_videos" / "lp_d13.mp4"
 
 
 def main() -> None:

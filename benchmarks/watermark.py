@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import statistics
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from corpus import faces_dir
 from PIL import Image
 
 from deepshield.labels.watermark import DESIGNED_FPR, PAYLOAD_BITS, TileWatermark, psnr
@@ -82,11 +82,10 @@ ATTACKS: dict[str, Attack] = {
 
 
 def shared_root() -> Path:
-    env = os.environ.get("DEEPSHIELD_SHARED_FACES")
-    for c in ([Path(env)] if env else []) + [Path("../shared/data/faces"), Path("/work/shared/data/faces")]:
-        if c.is_dir():
-            return c
-    sys.exit("shared photos not found: set DEEPSHIELD_SHARED_FACES or run from the repository root")
+    root = faces_dir()
+    if not root.is_dir():
+        sys.exit(f"shared photos not found at {root}: set DEEPSHIELD_SHARED_FACES")
+    return root
 
 
 def photo_paths(root: Path) -> list[Path]:
