@@ -49,6 +49,8 @@ def main() -> None:
         err_console.print(styled(("error:", "red"), f"{where}: {e.strerror or e}"), highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
+        # Typer itself turns an interrupt while a command runs into a quiet exit 130; this is for one that comes
+        # outside its handler (as it starts or exits).
         err_console.print("interrupted")
         sys.exit(130)
 

@@ -39,14 +39,15 @@ def _bar() -> Progress:
 
 def _corpus_items(corpus: Path, split: str | None, folder: bool) -> list[tuple[Path, str, str, str, bool]]:
     """(path, rel, group, split, is_video): the shared corpus with its identity split, or any folder; never empty."""
-    from deepshield.detect.identities import MEDIA_SUFFIXES, SPLITS, VIDEO_SUFFIXES, list_corpus
+    from deepshield.detect.datasets import media_files
+    from deepshield.detect.identities import SPLITS, VIDEO_SUFFIXES, list_corpus
 
     if not corpus.is_dir():
         raise DeepshieldError(f"no such folder: {corpus}")
     if split is not None and split not in SPLITS:
         raise DeepshieldError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
     if folder:  # any folder of real media: one identity per file, all in the train split
-        files = sorted(p for p in corpus.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+        files = media_files(corpus)
         items = [
             (
                 p,

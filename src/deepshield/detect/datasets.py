@@ -96,8 +96,8 @@ def discover(root: Path, selection: DatasetSelection | None = None) -> Dataset:
         ds = _faceforensics(root, sel)
     elif (root / "dataset.json").is_file():
         ds = _dfdc_preview(root, sel.split)
-    elif dfdc_lists := _dfdc_lists(root):
-        ds = _dfdc(root, dfdc_lists, sel.split)
+    elif any(dfdc_lists := _dfdc_lists(root)):
+        ds = _dfdc(root, *dfdc_lists, sel.split)
     elif (root / "real").is_dir() and (root / "fake").is_dir():
         ds = Dataset(root, "real-fake-folders", _real_fake_items(root))
     else:
@@ -263,29 +263,28 @@ def _check_split(where: Path, split: str | None, found: set[str]) -> None:
         raise DeepshieldError(f"{where}: no items in split {split!r} (splits named: {named})")
 
 
-def _dfdc_lists(root: Path) -> list[Path]:
-    """DFDC's label files under `root`: each training part's `metadata.json`, the test set's `labels.csv`."""
+def _dfdc_lists(root: Path) -> tuple[list[Path], list[tuple[Path, list[list[str]]]]]:
+    """DFDC's label files under `root`: each training part's `metadata.json`, and the test set's `labels.csv`
+    (at the root or one folder down, known by its `filename,label` header) with its rows, read once."""
     metas = sorted(root.rglob("metadata.json"))
-    tests = [p for p in (root / "labels.csv", *sorted(root.glob("*/labels.csv"))) if _is_dfdc_labels_csv(p)]
-    return metas + tests
+    tests = []
+    for path in (root / "labels.csv", *sorted(root.glob("*/labels.csv"))):
+        if not path.is_file():
+            continue
+        try:
+            rows = list(csv.reader(io.StringIO(read_text_file(path, "DFDC labels.csv"))))
+        except (DeepshieldError, csv.Error):
+            continue  # not a DFDC list: the layout is decided by the other files
+        if rows and [h.strip().lower() for h in rows[0][:2]] == ["filename", "label"]:
+            tests.append((path, rows[1:]))
+    return metas, tests
 
 
-def _is_dfdc_labels_csv(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        with path.open(encoding="utf-8", newline="") as f:
-            header = next(csv.reader(f), [])
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return False
-    return [h.strip().lower() for h in header[:2]] == ["filename", "label"]
-
-
-def _dfdc(root: Path, lists: list[Path], split: str | None) -> Dataset:
+def _dfdc(root: Path, metas: list[Path], tests: list[tuple[Path, list[list[str]]]], split: str | None) -> Dataset:
     items: list[EvalItem] = []
     splits: set[str] = set()
-    for path in lists:
-        part = _dfdc_test_items(path) if path.name == "labels.csv" else _dfdc_part_items(path)
+    parts = [_dfdc_part_items(m) for m in metas] + [_dfdc_test_items(path, rows) for path, rows in tests]
+    for part in parts:
         for item, subset in part:
             splits.add(subset)
             if split is None or subset == split:
@@ -309,10 +308,8 @@ def _dfdc_part_items(meta_path: Path) -> list[tuple[EvalItem, str]]:
     return out
 
 
-def _dfdc_test_items(csv_path: Path) -> list[tuple[EvalItem, str]]:
-    """The DFDC test set's `labels.csv`: `filename,label` rows, label 1 = fake."""
-    rows = csv.reader(io.StringIO(read_text_file(csv_path, "DFDC labels.csv")))
-    next(rows, None)  # the header, checked by _is_dfdc_labels_csv
+def _dfdc_test_items(csv_path: Path, rows: list[list[str]]) -> list[tuple[EvalItem, str]]:
+    """The DFDC test set's `labels.csv` rows after its header: `filename,label`, label 1 = fake."""
     out = []
     for n, row in enumerate(rows, start=2):
         if not any(cell.strip() for cell in row):

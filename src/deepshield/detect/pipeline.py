@@ -174,7 +174,7 @@ def _scan(
             if progress:
                 progress(min(1.0, (i + 1) / max(expected, 1)))
             t_dec = time.perf_counter()
-    tracks = link_tracks(frames_faces, shot_cuts(signatures)) if info.kind is MediaKind.VIDEO else []
+    tracks = link_tracks(frames_faces, shot_cuts(signatures)) if is_video else []
     if info.kind is MediaKind.IMAGE:
         for k, f in enumerate(frames_faces[0] if frames_faces else []):
             f.track_id = k
