@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from corpus import faces_dir  # noqa: E402
+from timing import timed, timed_alternately  # noqa: E402
 
 from deepshield.detect.onnx_detector import load_sbi_detector  # noqa: E402
 
@@ -49,29 +48,6 @@ def real_crops(n: int, size: int, margin: float) -> np.ndarray | None:
         return None
     reps = int(np.ceil(n / len(crops)))
     return np.concatenate([np.stack(crops)] * reps)[:n]
-
-
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
-
-
-def timed_alternately(fns: list[Callable[[], object]], repeats: int, warm_up: bool = True) -> list[float]:
-    """Median time of each function, run in turn `repeats` times (after one warm-up each, unless told not to)."""
-    for fn in fns if warm_up else []:
-        fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times, strict=True):
-            t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-    return [statistics.median(ts) for ts in times]
 
 
 def scan_benchmark(video: Path, repeats: int) -> None:

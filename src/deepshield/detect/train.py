@@ -211,6 +211,26 @@ def predict(model: nn.Module, crops: np.ndarray, batch: int = 64) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
+def training_step(
+    model: CompactNet,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    dense: torch.Tensor,
+    aux_weight: float,
+) -> float:
+    """One optimiser step on a batch of pairs: the real/fake loss plus the auxiliary blend-mask loss."""
+    logits, aux = model.forward_with_aux(x)
+    if aux.shape[-1] != dense.shape[-1]:
+        dense = nn.functional.adaptive_avg_pool2d(dense, (int(aux.shape[-2]), int(aux.shape[-1])))
+    loss = nn.functional.binary_cross_entropy_with_logits(logits, y)
+    loss = loss + aux_weight * nn.functional.binary_cross_entropy_with_logits(aux, dense)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
 def _initial_model(
     init_from: Path, mcfg: dict[str, Any], ds: SelfBlendDataset, model: CompactNet, init_blocks: list[int] | None
 ) -> CompactNet:
@@ -305,7 +325,6 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
         clock["offset"] = float(ck.get("elapsed_s", 0.0))
         best_swap = float(ck.get("best_swap", -1.0))
         torch.set_rng_state(ck["torch_rng"])
-    loss_fn = nn.BCEWithLogitsLoss()
     aux_weight = float(tr.get("aux_weight", 1.0))
     log_path = out_dir / "metrics.jsonl"
     rec: dict[str, Any] = {}
@@ -340,16 +359,9 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
                 if want_frozen != frozen:
                     frozen = want_frozen
                     _freeze_backbone(model, frozen)
-                logits, aux = model.forward_with_aux(x)
-                if aux.shape[-1] != dense.shape[-1]:
-                    dense = nn.functional.adaptive_avg_pool2d(dense, (int(aux.shape[-2]), int(aux.shape[-1])))
-                loss = loss_fn(logits, y) + aux_weight * nn.functional.binary_cross_entropy_with_logits(aux, dense)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                loss_sum += training_step(model, opt, x, y, dense, aux_weight)
                 sched.step()
                 seen += len(x)
-                loss_sum += float(loss.detach())
                 nb += 1
                 bar.update(task, advance=1, loss=loss_sum / nb)
         train_s = time.time() - t0
