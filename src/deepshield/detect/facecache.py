@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from deepshield.errors import DeepshieldError
 from deepshield.faces import FaceAnalyzer, align_face
 from deepshield.media import FrameSampling, open_media
+from deepshield.textfiles import read_text_file
 
 CACHE_SIZE = 256
 CACHE_MARGIN = 0.45  # fraction of the face extent on each side; training crops take a random smaller margin
+
+#: What every line of a cache's index.jsonl holds.
+_INDEX_KEYS = {"rel", "group", "split", "n"}
 
 
 @dataclass
@@ -81,8 +87,7 @@ def build_cache(
     index_path = out_dir / "index.jsonl"
     done: dict[str, dict[str, object]] = {}
     if index_path.is_file():
-        for line in index_path.read_text().splitlines():
-            rec = json.loads(line)
+        for rec in _index_records(index_path):
             done[rec["rel"]] = rec
     counts: dict[str, int] = {}
     with FaceAnalyzer() as analyzer, index_path.open("a") as index:
@@ -105,6 +110,23 @@ def build_cache(
     return counts
 
 
+def _index_records(index_path: Path) -> list[dict[str, Any]]:
+    """The records of a cache's `index.jsonl`; a line that is not one (a hand edit, a write cut short) is one
+    error naming it, not a traceback in the middle of training."""
+    records = []
+    for n, line in enumerate(read_text_file(index_path, "face-cache index").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            rec = None
+        if not (isinstance(rec, dict) and rec.keys() >= _INDEX_KEYS):
+            raise DeepshieldError(f"{index_path} line {n} is not a face-cache record: rebuild the face cache")
+        records.append(rec)
+    return records
+
+
 def load_cache(cache_dir: Path, splits: Iterable[str], max_per_source: int | None = None) -> CachedFaces:
     """Crops of the given splits. `max_per_source` caps frames taken from one video."""
     wanted = set(splits)
@@ -113,13 +135,18 @@ def load_cache(cache_dir: Path, splits: Iterable[str], max_per_source: int | Non
         raise DeepshieldError(f"no face cache at {cache_dir}: run `deepshield detect-cache` first")
     images, lms, groups, sources = [], [], [], []
     seen: set[str] = set()
-    for line in index_path.read_text().splitlines():
-        rec = json.loads(line)
+    for rec in _index_records(index_path):
         if rec["split"] not in wanted or rec["n"] == 0 or rec["rel"] in seen:
             continue
         seen.add(rec["rel"])
-        with np.load(cache_dir / "crops" / f"{_key(rec['rel'])}.npz") as z:
-            im, lm = z["images"], z["landmarks"]
+        crop_file = cache_dir / "crops" / f"{_key(rec['rel'])}.npz"
+        try:
+            with np.load(crop_file) as z:
+                im, lm = z["images"], z["landmarks"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            raise DeepshieldError(
+                f"{crop_file} (the crops of {rec['rel']}) is missing or damaged: rebuild the face cache"
+            ) from None
         if max_per_source is not None:
             im, lm = im[:max_per_source], lm[:max_per_source]
         images.append(im)
