@@ -41,6 +41,7 @@ from deepshield.detect.train import (  # noqa: E402
     sbi_params,
     training_step,
 )
+from deepshield.errors import DeepshieldError  # noqa: E402
 
 SHIPPED_CONFIG = ROOT / "configs" / "sbi_small_ft3.toml"  # version 4's recipe (the config in sbi_small.json)
 
@@ -144,7 +145,10 @@ def main() -> None:
     if cache is None and (get_settings().face_cache_dir / "index.jsonl").is_file():
         cache = get_settings().face_cache_dir
     with tempfile.TemporaryDirectory() as tmp:
-        faces = faces_for_benchmark(cache, args.photos, Path(tmp))
+        try:
+            faces = faces_for_benchmark(cache, args.photos, Path(tmp))
+        except DeepshieldError as e:  # a --cache that is not a face cache, a corrupt index
+            sys.exit(f"error: {e}")
         if faces is None:
             print(f"skipped: no face cache and no corpus at {faces_dir()} to build one from")
             return
