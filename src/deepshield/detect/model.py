@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepshield.detect.mobilenet import ForgeryMobileNet
+
 
 class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int) -> None:
@@ -106,7 +108,25 @@ def deepen(model: CompactNet, into: CompactNet) -> CompactNet:
     return into
 
 
-def build_model(cfg: dict[str, object]) -> CompactNet:
+#: The networks a training config may name in `[model] arch`.
+ARCHITECTURES = ("compact", "mobilenet_v2")
+
+
+#: Either network: both give `forward` (one logit) and `forward_with_aux` (logit, blend-mask maps) for training.
+ForgeryNet = CompactNet | ForgeryMobileNet
+
+
+def build_model(cfg: dict[str, object]) -> ForgeryNet:
+    """The network a config's [model] section names: `CompactNet` (from scratch, version 4) or, with
+    `arch = "mobilenet_v2"`, MobileNetV2 whose features start from ImageNet when `pretrained = "imagenet"`."""
+    arch = str(cfg.get("arch", "compact"))
+    if arch == "mobilenet_v2":
+        return ForgeryMobileNet(
+            dropout=float(cfg.get("dropout", 0.2)),  # type: ignore[arg-type]
+            pretrained=cfg.get("pretrained") == "imagenet",
+        )
+    if arch != "compact":
+        raise ValueError(f"[model] arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")
     return CompactNet(
         widths=tuple(cfg.get("widths", (32, 64, 128, 192))),  # type: ignore[arg-type]
         blocks=tuple(cfg.get("blocks", (2, 2, 2, 2))),  # type: ignore[arg-type]

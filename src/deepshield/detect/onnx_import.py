@@ -53,6 +53,8 @@ def model_from_onnx(onnx_path: Path, model_cfg: dict[str, Any], calib_crops: np.
     init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     convs = [n for n in graph.node if n.op_type == "Conv"]
     model = build_model(model_cfg)
+    if not isinstance(model, CompactNet):
+        raise DeepshieldError(f"{onnx_path}: starting from an ONNX file works for the compact network only")
     pairs = _conv_bn_pairs(model)
     if len(convs) != len(pairs) or "head.weight" not in init:
         raise DeepshieldError(f"{onnx_path}: {len(convs)} convolutions, the config's network has {len(pairs)}")

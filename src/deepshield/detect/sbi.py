@@ -66,6 +66,12 @@ class SbiParams:
     # instead of the whole face: edits confined to a region (lip-sync, eye or mouth retouching) and swaps whose
     # interior misfits leave boundaries inside the face, which a face-outline mask never shows.
     part_mask_prob: float = 0.0
+    # Share of pairs rescaled (to video_scale_min..1) and H.264-coded at CRF video_crf_min..video_crf_max, both
+    # halves alike, in place of the resolution loss and JPEG below (`degrade.py`): deepfakes arrive as video.
+    video_prob: float = 0.0
+    video_crf_min: int = 23
+    video_crf_max: int = 40
+    video_scale_min: float = 0.4
 
 
 def _chance(rng: np.random.Generator, prob: float) -> bool:
@@ -279,6 +285,10 @@ def shared_augment(images: list[np.ndarray], rng: np.random.Generator, p: SbiPar
     if _chance(rng, p.blur_prob):
         sigma = rng.uniform(0.5, p.blur_max)
         res = [np.asarray(cv2.GaussianBlur(im, (0, 0), sigma)) for im in res]
+    if _chance(rng, p.video_prob):
+        from deepshield.detect.degrade import video_degrade
+
+        return video_degrade(res, rng, p.video_crf_min, p.video_crf_max, p.video_scale_min)
     size = res[0].shape[0]
     if rng.random() < p.downscale_prob:
         small = max(8, int(size * rng.uniform(p.downscale_min, 0.8)))

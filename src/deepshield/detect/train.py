@@ -26,7 +26,7 @@ from deepshield.config import get_settings, work_path
 from deepshield.detect.checkpoint import load_checkpoint
 from deepshield.detect.facecache import CachedFaces, load_cache
 from deepshield.detect.metrics import auc
-from deepshield.detect.model import CompactNet, build_model, deepen
+from deepshield.detect.model import CompactNet, ForgeryNet, build_model, deepen
 from deepshield.detect.pairs import TrainingPairs
 from deepshield.detect.sbi import SbiParams, to_input
 from deepshield.errors import DeepshieldError
@@ -58,7 +58,15 @@ def _number_kind(name: str, annotation: object) -> str:
 #: "path" values may start with `{work}/`, the detector work folder (`config.work_path`).
 CONFIG_KEYS: dict[str, dict[str, str]] = {
     "data": {"cache_dir": "path", "max_frames_per_video": "int", "val_limit": "int", "val_swaps": "path"},
-    "model": {"widths": "int list", "blocks": "int list", "stem": "int", "dropout": "float"},
+    "model": {
+        "arch": "str",
+        "pretrained": "str",
+        "freeze_blocks": "int",
+        "widths": "int list",
+        "blocks": "int list",
+        "stem": "int",
+        "dropout": "float",
+    },
     "train": {
         "seed": "int",
         "epochs": "int",
@@ -79,7 +87,13 @@ CONFIG_KEYS: dict[str, dict[str, str]] = {
 }
 
 
-_KIND_NAMES = {"int": "an integer", "float": "a number", "int list": "a list of integers", "path": "a non-empty string"}
+_KIND_NAMES = {
+    "int": "an integer",
+    "float": "a number",
+    "int list": "a list of integers",
+    "path": "a non-empty string",
+    "str": "a non-empty string",
+}
 
 
 def _kind_ok(value: Any, kind: str) -> bool:
@@ -90,7 +104,7 @@ def _kind_ok(value: Any, kind: str) -> bool:
         return is_int or isinstance(value, float)
     if kind == "int list":
         return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    return isinstance(value, str) and bool(value)  # path
+    return isinstance(value, str) and bool(value)  # path, str
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -212,7 +226,7 @@ def predict(model: nn.Module, crops: np.ndarray, batch: int = 64) -> np.ndarray:
 
 
 def training_step(
-    model: CompactNet,
+    model: ForgeryNet,
     opt: torch.optim.Optimizer,
     x: torch.Tensor,
     y: torch.Tensor,
@@ -232,8 +246,8 @@ def training_step(
 
 
 def _initial_model(
-    init_from: Path, mcfg: dict[str, Any], ds: SelfBlendDataset, model: CompactNet, init_blocks: list[int] | None
-) -> CompactNet:
+    init_from: Path, mcfg: dict[str, Any], ds: SelfBlendDataset, model: ForgeryNet, init_blocks: list[int] | None
+) -> ForgeryNet:
     """The weights to fine-tune from: a training checkpoint, or a shipped ONNX file (its BatchNorms restored
     from real training crops, see `onnx_import`). With `init_blocks`, those weights are of a shallower network
     (blocks per stage), deepened to the config's by identity blocks (`model.deepen`)."""
@@ -242,7 +256,7 @@ def _initial_model(
         from deepshield.detect.onnx_import import model_from_onnx
 
         calib = np.stack([ds.pair(i)[0] for i in range(min(len(ds), 256))])
-        src = model_from_onnx(init_from, src_cfg, calib)
+        src: ForgeryNet = model_from_onnx(init_from, src_cfg, calib)
     else:
         src = build_model(src_cfg) if init_blocks else model
         try:
@@ -252,17 +266,22 @@ def _initial_model(
             raise DeepshieldError(f"init_from {init_from}: its weights do not fit {what}: {e}") from e
     if not init_blocks:
         return src
+    if not (isinstance(src, CompactNet) and isinstance(model, CompactNet)):
+        raise DeepshieldError("init_blocks deepens the compact network only")
     try:
         return deepen(src, into=model)
     except ValueError as e:
         raise DeepshieldError(f"init_blocks: {e}") from e
 
 
-def _freeze_backbone(model: CompactNet, frozen: bool) -> None:
-    """Only the auxiliary head learns while `frozen` (its BatchNorm statistics keep adapting)."""
+def _freeze_backbone(model: ForgeryNet, frozen: bool, fixed_blocks: int = 0) -> None:
+    """Only the auxiliary head learns while `frozen` (its BatchNorm statistics keep adapting). The first
+    `fixed_blocks` feature blocks of a pretrained network never learn: generic ImageNet edges and colours, and
+    the blocks at the highest resolution, whose backward pass costs most on a CPU."""
+    fixed = tuple(f"features.{i}." for i in range(fixed_blocks))
     for name, p in model.named_parameters():
         if not name.startswith("aux."):
-            p.requires_grad_(not frozen)
+            p.requires_grad_(not frozen and not name.startswith(fixed))
 
 
 def _seed_all(seed: int) -> None:
@@ -294,6 +313,9 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     if init_from and not (resume and last.is_file()):
         # Fine-tuning: start from another run's weights (e.g. self-blend pre-training), with a fresh schedule.
         model = _initial_model(work_path(init_from), mcfg, ds, model, tr.get("init_blocks"))
+    # Channels-last memory: depthwise convolutions (MobileNetV2) train about 2.5x faster on this CPU.
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (missing in torch's stubs)
+    fixed_blocks = int(mcfg.get("freeze_blocks", 0))
     opt = torch.optim.AdamW(
         model.parameters(), lr=float(tr.get("lr", 2e-3)), weight_decay=float(tr.get("weight_decay", 5e-4))
     )
@@ -358,7 +380,8 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
                 want_frozen = sched.last_epoch < aux_warm
                 if want_frozen != frozen:
                     frozen = want_frozen
-                    _freeze_backbone(model, frozen)
+                    _freeze_backbone(model, frozen, fixed_blocks)
+                x = x.contiguous(memory_format=torch.channels_last)
                 loss_sum += training_step(model, opt, x, y, dense, aux_weight)
                 sched.step()
                 seen += len(x)
