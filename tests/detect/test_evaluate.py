@@ -253,3 +253,38 @@ def test_a_face_cut_by_the_frame_edge_does_not_decide_the_frame(shared_faces: Pa
         (frame,) = res.frames
         assert frame["faces"] == 2 and frame["partial_faces"] == 1
         assert frame["logit"] == pytest.approx(float(logits[0]), abs=1e-5)
+
+
+def test_calibration_pools_several_score_files(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "sbi_small.json").write_text(json.dumps({"name": "sbi_small", "version": "t"}))
+    reals, fakes = tmp_path / "a" / "scores.json", tmp_path / "b" / "scores.json"
+    for path, label, logits in ((reals, 0, [-2.0, -1.5, -1.0, 0.5]), (fakes, 1, [1.0, 2.0, 2.5])):
+        path.parent.mkdir()
+        path.write_text(json.dumps({"items": [{"label": label, "frames": [{"logit": x} for x in logits]}]}))
+    meta = calibrate_from_scores([reals, fakes], models)
+    assert meta["calibration"]["n_frames"] == 7 and meta["calibration"]["n_real_frames"] == 4
+    assert meta["calibration"]["fitted_on"] == "a/scores.json, b/scores.json"
+    assert meta["calibration"]["a"] > 0  # fakes score higher, so the fitted slope is positive
+    with pytest.raises(DeepshieldError, match="only reals"):
+        calibrate_from_scores([reals], models)
+
+
+def test_evaluate_prints_a_baseline_version_scored_on_the_same_crops(shared_faces: Path, tmp_path: Path) -> None:
+    baseline = Path(__file__).parents[2] / "src" / "deepshield" / "models" / "v4"
+    if load_sbi_detector() is None or not (baseline / "sbi_small.onnx").is_file():
+        pytest.skip("no detector weights installed in deepshield/models")
+    data = tmp_path / "set"
+    for sub, rel in (("real", PHOTOS[0]), ("fake", PHOTOS[1])):
+        (data / sub).mkdir(parents=True)
+        shutil.copy(shared_faces / rel, data / sub / "face.jpg")
+    res = run_cli("evaluate", str(data), "--out", str(tmp_path / "out"), "--boot", "10", "--baseline", str(baseline))
+    assert res.returncode == 0, res.stderr
+    assert "video-level AUC" in res.stdout and "version 4" in res.stdout
+    base = json.loads((tmp_path / "out" / "scores_baseline.json").read_text())
+    main = json.loads((tmp_path / "out" / "scores.json").read_text())
+    assert base["detector_version"] == "4" and len(base["items"]) == len(main["items"]) == 2
+    assert [len(i["frames"]) for i in base["items"]] == [len(i["frames"]) for i in main["items"]] == [1, 1]
+    bad = run_cli("evaluate", str(data), "--out", str(tmp_path / "o2"), "--baseline", str(tmp_path))
+    assert bad.returncode == 2 and "no sbi_small.onnx" in bad.stderr

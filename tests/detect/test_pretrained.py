@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import numpy as np
 import pytest
 
 from deepshield.errors import DeepshieldError
+from tests.cli import run_cli
+from tests.detect.conftest import PHOTOS
 
 torch = pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
 mobilenet = pytest.importorskip("deepshield.detect.mobilenet")
@@ -62,7 +65,9 @@ def test_the_network_sees_imagenet_normalisation_from_the_projects_input() -> No
     assert np.allclose(seen.numpy(), want, atol=1e-5)
 
 
-def test_pretrained_network_trains_and_exports(face_cache: Path, tmp_path: Path) -> None:
+def test_pretrained_network_trains_exports_and_is_scored_as_a_checkpoint(
+    face_cache: Path, shared_faces: Path, tmp_path: Path
+) -> None:
     from deepshield.detect.export import export_onnx
     from deepshield.detect.onnx_detector import load_sbi_detector
     from deepshield.detect.train import train
@@ -85,6 +90,19 @@ def test_pretrained_network_trains_and_exports(face_cache: Path, tmp_path: Path)
     det = load_sbi_detector(tmp_path / "models")
     assert det is not None and det.meta.raw["config"]["model"]["arch"] == "mobilenet_v2"
     assert det.logits(np.zeros((2, 64, 64, 3), np.uint8)).shape == (2,)
+
+    # The same checkpoint scored directly by `evaluate --checkpoint`, as a run's epochs are chosen on a dev set.
+    data = tmp_path / "set"
+    for sub, rel in (("real", PHOTOS[0]), ("fake", PHOTOS[1])):
+        (data / sub).mkdir(parents=True)
+        shutil.copy(shared_faces / rel, data / sub / "face.jpg")
+    res = run_cli(
+        "evaluate", str(data), "--out", str(tmp_path / "out"), "--boot", "10", "--checkpoint", str(run / "last.pt")
+    )
+    assert res.returncode == 0, res.stderr
+    assert f"{run / 'last.pt'}: video-level AUC" in " ".join(res.stdout.split())
+    scored = json.loads((tmp_path / "out" / "scores_run_last.json").read_text())
+    assert scored["detector"] == "checkpoint" and [len(i["frames"]) for i in scored["items"]] == [1, 1]
 
 
 def test_video_degradation_codes_both_halves_alike_and_harder_at_higher_crf() -> None:

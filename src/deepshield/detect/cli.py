@@ -176,7 +176,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command("calibrate")
     def calibrate_cmd(
-        scores: Annotated[Path, typer.Option(help="JSON written by `deepshield evaluate` on VALIDATION data")],
+        scores: Annotated[
+            list[Path],
+            typer.Option(help="JSON written by `deepshield evaluate` on VALIDATION data (repeatable: pooled)"),
+        ],
         out: Annotated[Path, typer.Option(help="models folder")] = Path("src/deepshield/models"),
         target_fpr: Annotated[float, typer.Option(help="real frames allowed over the default threshold")] = 0.02,
     ) -> None:

@@ -110,32 +110,34 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray, iters: int = 100) -> tuple
 
 
 def calibrate_from_scores(
-    scores_json: Path, out_dir: Path, target_fpr: float = 0.02, min_threshold: float = 0.5
+    scores_json: Path | list[Path], out_dir: Path, target_fpr: float = 0.02, min_threshold: float = 0.5
 ) -> dict[str, Any]:
-    """Fit calibration from an `evaluate` JSON over validation data and write it into the model metadata."""
+    """Fit calibration from `evaluate` JSONs over validation data (pooled) and write it into the model metadata."""
     from deepshield.detect.onnx_detector import calibrate
 
-    data = read_json_file(scores_json, "evaluation scores")
+    files = scores_json if isinstance(scores_json, list) else [scores_json]
     logits: list[float] = []
     labels: list[int] = []
-    real_items = []
-    try:
-        for item in data["items"]:
-            item_logits = [float(fr["logit"]) for fr in item["frames"]]
-            label = int(item["label"])
-            if label not in (0, 1):
-                raise ValueError(label)
-            logits += item_logits
-            labels += [label] * len(item_logits)
-            if label == 0 and item_logits:
-                real_items.append(item_logits)
-    except (KeyError, TypeError, ValueError):
-        raise DeepshieldError(
-            f"{scores_json}: not a scores.json written by `deepshield evaluate` (items with label and frames)"
-        ) from None
+    for path in files:
+        data = read_json_file(path, "evaluation scores")
+        try:
+            for item in data["items"]:
+                item_logits = [float(fr["logit"]) for fr in item["frames"]]
+                label = int(item["label"])
+                if label not in (0, 1):
+                    raise ValueError(label)
+                logits += item_logits
+                labels += [label] * len(item_logits)
+        except (KeyError, TypeError, ValueError):
+            raise DeepshieldError(
+                f"{path}: not a scores.json written by `deepshield evaluate` (items with label and frames)"
+            ) from None
     if not logits:
-        raise DeepshieldError(f"{scores_json}: no scored frames to calibrate on")
+        raise DeepshieldError(f"{', '.join(map(str, files))}: no scored frames to calibrate on")
     lg, lb = np.array(logits), np.array(labels)
+    if lb.min() == lb.max():
+        kind = "only reals" if lb[0] == 0 else "only fakes"
+        raise DeepshieldError(f"{', '.join(map(str, files))}: {kind}; calibration needs real and fake frames")
     a, b = fit_platt(lg, lb)
     real_p = calibrate(lg[lb == 0], a, b)
     thr = float(max(min_threshold, np.quantile(real_p, 1 - target_fpr)))
@@ -147,7 +149,7 @@ def calibrate_from_scores(
         "a": a,
         "b": b,
         "method": "platt, class-balanced, frame-level",
-        "fitted_on": str(scores_json.name),
+        "fitted_on": ", ".join(f"{p.parent.name}/{p.name}" for p in files),
         "n_frames": int(len(lg)),
         "n_real_frames": int((lb == 0).sum()),
     }
