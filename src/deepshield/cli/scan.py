@@ -14,8 +14,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from deepshield.cli.output import failed_line, plain_console, styled
 from deepshield.detect.pipeline import Scanner, ScanOptions
+from deepshield.terminal import failed_line, plain_console, styled
 from deepshield.workers import spawn_pool
 
 _worker_scanner: Scanner | None = None
