@@ -7,12 +7,14 @@ import hashlib
 import importlib
 import logging
 import threading
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from deepshield.cases.policy import ScreeningPolicy
 from deepshield.cases.ports import BankMatch, Finding, HashBank, Screener
 from deepshield.config import Settings
+from deepshield.scan_result import ScanResult
 
 log = logging.getLogger("deepshield.cases")
 
@@ -260,18 +262,18 @@ class DetectorScreener:
         with self._lock:
             if self._scanner is None:
                 self._scanner = Scanner(ScanOptions(frames=self.frames))
-            result = self._scanner.scan(path).result
-        if not result.get("ok"):
-            return Finding(self.name, "allow", f"not scanned: {result['error']['message']}", {"error": result["error"]})
-        score = (result.get("scores") or {}).get("video_score")
+            result: ScanResult = self._scanner.scan(path).result
+        if result.error is not None:
+            return Finding(self.name, "allow", f"not scanned: {result.error.message}", {"error": asdict(result.error)})
+        score = result.video_score
         summary = {
-            "verdict": result.get("verdict"),
+            "verdict": result.verdict,
             "score": score,
-            "faces": result.get("face_count"),
-            "detector": result.get("detector"),
-            "detector_status": result.get("detector_status"),
+            "faces": result.face_count,
+            "detector": None if result.detector is None else asdict(result.detector),
+            "detector_status": result.detector_status,
             # Tracks at or over the detector's own threshold (a swap of one person or one stretch of a video).
-            "tracks_over_threshold": result.get("tracks_over_threshold") or [],
+            "tracks_over_threshold": list(result.tracks_over_threshold),
         }
         if score is not None and score >= self.policy.detector_review_threshold:
             return Finding(
@@ -285,7 +287,7 @@ class DetectorScreener:
             return Finding(
                 self.name,
                 "allow",
-                f"no detector score ({result.get('detector_status')}; {result.get('face_count', 0)} face(s))",
+                f"no detector score ({result.detector_status}; {result.face_count} face(s))",
                 summary,
             )
         return Finding(self.name, "allow", f"detector score {score:.2f} below the review threshold", summary)

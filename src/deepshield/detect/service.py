@@ -6,12 +6,15 @@ import json
 import queue
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from deepshield.config import Settings, get_settings
 from deepshield.detect.models import ScanRecord
 from deepshield.detect.pipeline import Scanner, ScanOptions
+from deepshield.reports.html import render_report
+from deepshield.scan_result import ScanResult
 from deepshield.store.db import session_scope
 from deepshield.store.timeutil import utcnow
 
@@ -46,7 +49,7 @@ class ScanService:
             )
         return scan_id
 
-    def submit(self, scan_id: str) -> Future[dict[str, Any]]:
+    def submit(self, scan_id: str) -> Future[ScanResult]:
         return self._executor.submit(self._run, scan_id)
 
     def _set(self, scan_id: str, **fields: Any) -> None:
@@ -56,9 +59,7 @@ class ScanService:
                 for k, v in fields.items():
                     setattr(rec, k, v)
 
-    def _run(self, scan_id: str) -> dict[str, Any]:
-        from deepshield.reports.html import render_report
-
+    def _run(self, scan_id: str) -> ScanResult:
         with session_scope(self.settings) as s:
             rec = s.get(ScanRecord, scan_id)
             assert rec is not None
@@ -76,21 +77,17 @@ class ScanService:
             outcome = scanner.scan(str(path), progress)
         finally:
             self._scanners.put(scanner)
-        result = outcome.result
-        result["file"] = filename
-        if result.get("media"):
-            result["media"]["path"] = filename
-        result["scan_id"] = scan_id
+        result = replace(outcome.result.renamed(filename), scan_id=scan_id)
         report_path = self.settings.reports_dir / f"{scan_id}.html"
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(render_report(result, outcome.artifacts), encoding="utf-8")
         self._set(
             scan_id,
-            status="done" if result.get("ok") else "failed",
+            status="done" if result.ok else "failed",
             progress=1.0,
-            result_json=json.dumps(result),
+            result_json=result.to_json(),
             report_path=str(report_path),
-            error=None if result.get("ok") else result["error"]["message"],
+            error=None if result.error is None else result.error.message,
             finished_at=utcnow(),
         )
         return result
