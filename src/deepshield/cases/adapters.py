@@ -14,7 +14,7 @@ from typing import Any
 from deepshield.cases.policy import ScreeningPolicy
 from deepshield.cases.ports import BankMatch, Finding, HashBank, Screener
 from deepshield.config import Settings
-from deepshield.scan_result import ScanResult
+from deepshield.detect.service import ScanService
 
 log = logging.getLogger("deepshield.cases")
 
@@ -246,25 +246,26 @@ class LabelScreener:
 
 
 class DetectorScreener:
-    """The face-manipulation detector (deepshield.detect.pipeline.Scanner); one Scanner, used under a lock."""
+    """The face-manipulation detector through the service's one scan path (`detect.service.ScanService`): the
+    scan is recorded like `/v1/scans` with the same settings, but keeps no HTML report, whose face pictures would
+    outlive an upload that is deleted unless a review case keeps it."""
 
     name = "detector"
 
-    def __init__(self, policy: ScreeningPolicy, frames: int = 8) -> None:
+    def __init__(self, policy: ScreeningPolicy, scans: ScanService, owns_scans: bool = False) -> None:
         self.policy = policy
-        self.frames = frames
-        self._scanner: Any = None
-        self._lock = threading.Lock()
+        self.scans = scans
+        self._owns_scans = owns_scans
 
     def screen(self, path: Path, hashes: dict[str, str]) -> Finding | None:
-        from deepshield.detect.pipeline import Scanner, ScanOptions
-
-        with self._lock:
-            if self._scanner is None:
-                self._scanner = Scanner(ScanOptions(frames=self.frames))
-            result: ScanResult = self._scanner.scan(path).result
+        result = self.scans.scan(path, path.name, hashes.get("sha256"), "screening", report=False)
         if result.error is not None:
-            return Finding(self.name, "allow", f"not scanned: {result.error.message}", {"error": asdict(result.error)})
+            return Finding(
+                self.name,
+                "allow",
+                f"not scanned: {result.error.message}",
+                {"error": asdict(result.error), "scan_id": result.scan_id},
+            )
         score = result.video_score
         summary = {
             "verdict": result.verdict,
@@ -274,6 +275,7 @@ class DetectorScreener:
             "detector_status": result.detector_status,
             # Tracks at or over the detector's own threshold (a swap of one person or one stretch of a video).
             "tracks_over_threshold": list(result.tracks_over_threshold),
+            "scan_id": result.scan_id,
         }
         if score is not None and score >= self.policy.detector_review_threshold:
             return Finding(
@@ -293,14 +295,16 @@ class DetectorScreener:
         return Finding(self.name, "allow", f"detector score {score:.2f} below the review threshold", summary)
 
     def close(self) -> None:
-        if self._scanner is not None:
-            self._scanner.close()
+        if self._owns_scans:
+            self.scans.shutdown()
 
 
 def default_screeners(
-    bank: HashBank, policy: ScreeningPolicy, detector: bool = True, home: Path | None = None
+    bank: HashBank, policy: ScreeningPolicy, settings: Settings, detector: bool = True, scans: ScanService | None = None
 ) -> list[Screener]:
-    out: list[Screener] = [BankScreener(bank, policy), LabelScreener(home)]
+    """The bank, label and (with `detector`) detector screeners; the detector scans through `scans`, the app's
+    scan service, or one of its own when none is given."""
+    out: list[Screener] = [BankScreener(bank, policy), LabelScreener(settings.home)]
     if detector:
-        out.append(DetectorScreener(policy))
+        out.append(DetectorScreener(policy, scans or ScanService(settings), owns_scans=scans is None))
     return out

@@ -14,6 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from deepshield.config import get_settings
 from deepshield.detect.pipeline import Scanner, ScanOptions
 from deepshield.scan_result import ScanResult
 from deepshield.terminal import failed_line, plain_console, styled
@@ -91,11 +92,15 @@ def scan(
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object per file on stdout")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="write an HTML report per file into DIR")] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="parallel worker processes")] = 1,
-    frames: Annotated[int, typer.Option("--frames", min=1, max=1000, help="frames sampled per video")] = 32,
+    frames: Annotated[
+        int | None,
+        typer.Option("--frames", min=1, max=1000, help="frames sampled per video (default: the scan_frames setting)"),
+    ] = None,
     detector: Annotated[str | None, typer.Option("--detector", help="detector name (default: first installed)")] = None,
 ) -> None:
     """Find faces and score them for manipulation. Exit code 1 if any file failed."""
     files = list(_expand(paths))
+    frames = frames if frames is not None else get_settings().scan_frames
     options = ScanOptions(frames=frames, detector=detector, keep_artifacts=report is not None)
     console = plain_console(stderr=True)
     results: list[ScanResult] = []

@@ -1,6 +1,6 @@
 """The scan pipeline: safe decode -> sampled frames -> faces -> tracks -> detector -> aggregated scores.
 
-Every entry point (CLI, API, batch) calls `scan_file`; it returns a typed `ScanResult`, whose
+Every entry point (CLI, API, batch, upload screening) calls `scan_file`; it returns a typed `ScanResult`, whose
 JSON (`ScanResult.to_json`) is the same everywhere.
 """
 
@@ -9,11 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from deepshield.config import DEFAULT_SCAN_FRAMES
 from deepshield.detect.aggregate import AggregateScores, ScoredFace, aggregate_scores
 from deepshield.detect.base import Detector
 from deepshield.detect.registry import available_detectors, get_detector
@@ -45,7 +46,8 @@ ProgressFn = Callable[[float], None]
 
 @dataclass
 class ScanOptions:
-    frames: int = 32
+    #: Frames sampled per video; the service takes it from `Settings.scan_frames`.
+    frames: int = DEFAULT_SCAN_FRAMES
     detector: str | None = None
     use_detector: bool = True
     #: Keep face thumbnails and heat maps for an HTML report (costs extra work per face).
@@ -83,8 +85,12 @@ class Scanner:
     def close(self) -> None:
         self.analyzer.close()
 
-    def scan(self, path: str | Path, progress: ProgressFn | None = None) -> ScanOutcome:
-        return scan_file(path, self.options, self.analyzer, self.detector, progress)
+    def scan(
+        self, path: str | Path, progress: ProgressFn | None = None, keep_artifacts: bool | None = None
+    ) -> ScanOutcome:
+        """`keep_artifacts` overrides the options' for this file (the service keeps no pictures of screenings)."""
+        options = self.options if keep_artifacts is None else replace(self.options, keep_artifacts=keep_artifacts)
+        return scan_file(path, options, self.analyzer, self.detector, progress)
 
 
 def scan_file(
