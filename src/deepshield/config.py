@@ -8,6 +8,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: Frames sampled evenly from a video by a scan, unless `DEEPSHIELD_SCAN_FRAMES` or `deepshield scan --frames` says.
+DEFAULT_SCAN_FRAMES = 32
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DEEPSHIELD_", extra="ignore")
@@ -25,6 +28,13 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 200 * 1024 * 1024
     #: Scans run at once by the service (each worker holds its own face and detector models).
     scan_workers: int = 1
+    scan_frames: int = Field(
+        default=DEFAULT_SCAN_FRAMES,
+        ge=1,
+        le=1000,
+        description="Frames sampled per video by every scan: POST /v1/scans, the web upload, upload screening "
+        "(POST /v1/uploads) and case evidence, and `deepshield scan` unless --frames is given.",
+    )
     session_secret: str | None = None
 
     @property

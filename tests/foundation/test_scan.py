@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,11 @@ import pytest
 from deepshield.detect import Detector, DetectorInfo, FaceScore, ScoredFace, aggregate_scores, pick_frame_face
 from deepshield.detect.pipeline import NO_DETECTOR, Scanner, ScanOptions, scan_file
 from deepshield.faces.types import Face
+from deepshield.scan_result import FaceResult, ScanResult, Scores, TrackResult
 from tests.cli import run_cli
 from tests.foundation.media_factory import hostile_corpus, write_video
+
+FACE = FaceResult((0.0, 0.0, 10.0, 10.0), 0.9, None, False, 0, 0.0, 0, 1.0, 0.5)
 
 
 class BrightnessDetector(Detector):
@@ -34,7 +38,7 @@ def test_aggregation_is_max_over_faces_then_mean_over_frames() -> None:
     agg = aggregate_scores(
         [ScoredFace(0, 0.0, 0, 0.2), ScoredFace(0, 0.0, 1, 0.8), ScoredFace(5, 1.0, 0, 0.4), ScoredFace(5, 1.0, 1, 0.6)]
     )
-    assert [f["score"] for f in agg.frames] == [0.8, 0.6]
+    assert [f.score for f in agg.frames] == [0.8, 0.6]
     assert agg.video == pytest.approx(0.7)
     assert agg.tracks == {0: pytest.approx(0.3), 1: pytest.approx(0.7)}
     assert aggregate_scores([]).video is None
@@ -55,7 +59,7 @@ def test_a_smaller_face_cut_by_the_frame_edge_does_not_count_for_its_frame() -> 
             ScoredFace(9, 2.0, 1, 0.3, size=70),
         ]
     )
-    assert [f["score"] for f in agg.frames] == [0.2, 0.7, 0.4]
+    assert [f.score for f in agg.frames] == [0.2, 0.7, 0.4]
     assert agg.video == pytest.approx((0.2 + 0.7 + 0.4) / 3)
     # Track 1 has a whole face (frame 9), so its cut ones do not count; track 0 is all whole.
     assert agg.tracks == {0: pytest.approx(0.3), 1: pytest.approx(0.3)}
@@ -66,16 +70,16 @@ def test_scan_of_a_photo_with_a_face_cut_by_the_edge_scores_the_whole_face(share
     photo = shared_faces / "lfw_1000" / "cflfw_Marissa_Jaret_Winokur_0001.jpg"
     out = scan_file(photo, ScanOptions(keep_artifacts=True), detector=BrightnessDetector())
     r = out.result
-    assert r["ok"] and r["face_count"] == 2
-    whole, cut = sorted(r["faces"], key=lambda f: -f["in_frame"])
-    assert whole["in_frame"] == 1.0 and cut["in_frame"] < 0.9
-    assert whole["score"] is not None and cut["score"] is not None and whole["score"] != cut["score"]
-    assert r["scores"]["video_score"] == pytest.approx(whole["score"], abs=1e-4)
+    assert r.ok and r.face_count == 2
+    whole, cut = sorted(r.faces, key=lambda f: -f.in_frame)
+    assert whole.in_frame == 1.0 and cut.in_frame < 0.9
+    assert whole.score is not None and cut.score is not None and whole.score != cut.score
+    assert r.video_score == pytest.approx(whole.score, abs=1e-4)
     from deepshield.reports.html import render_report
 
     html = render_report(r, out.artifacts)
     assert html.count("cut by the frame edge (") == 1 and "only if it is the largest face there" in html
-    assert f"({round(100 * cut['in_frame'])}% inside)" in html
+    assert f"({round(100 * cut.in_frame)}% inside)" in html
 
 
 def test_detector_scores_must_be_probabilities() -> None:
@@ -88,10 +92,10 @@ def test_detector_scores_must_be_probabilities() -> None:
 def test_scan_without_detector_gives_no_score(shared_faces: Path) -> None:
     scanner = Scanner(ScanOptions(use_detector=False))
     r = scanner.scan(shared_faces / "real_photos" / "fr_two_people.jpg").result
-    assert r["ok"] and r["face_count"] == 2
-    assert r["scores"] is None and r["verdict"] is None and r["detector"] is None
-    assert r["detector_status"] == NO_DETECTOR
-    assert all(f["score"] is None for f in r["faces"])
+    assert r.ok and r.face_count == 2
+    assert r.scores is None and r.verdict is None and r.detector is None
+    assert r.detector_status == NO_DETECTOR
+    assert all(f.score is None for f in r.faces)
 
 
 def test_scan_video_with_a_detector_aggregates_per_track(shared_faces: Path) -> None:
@@ -99,11 +103,12 @@ def test_scan_video_with_a_detector_aggregates_per_track(shared_faces: Path) -> 
     scanner = Scanner(ScanOptions(frames=8, keep_artifacts=True), detector=det)
     out = scanner.scan(shared_faces / "real_videos" / "vr_face1.mp4")
     r = out.result
-    assert r["ok"] and r["frames_sampled"] == 8 and len(r["tracks"]) == 1
-    face_scores = [f["score"] for f in r["faces"]]
-    assert r["scores"]["video_score"] == pytest.approx(np.mean(face_scores), abs=1e-3)
-    assert r["tracks"][0]["score"] == pytest.approx(r["scores"]["video_score"], abs=1e-3)
-    assert r["verdict"] in ("manipulated", "no manipulation found")
+    assert r.ok and r.frames_sampled == 8 and len(r.tracks) == 1
+    face_scores = [f.score for f in r.faces if f.score is not None]
+    assert len(face_scores) == r.face_count
+    assert r.video_score == pytest.approx(np.mean(face_scores), abs=1e-3)
+    assert r.tracks[0].score == pytest.approx(r.video_score, abs=1e-3)
+    assert r.verdict in ("manipulated", "no manipulation found")
     assert len(out.artifacts) == 1 and out.artifacts[0].heatmap is not None
 
 
@@ -111,8 +116,8 @@ def test_bad_files_become_results_not_exceptions(tmp_path: Path) -> None:
     good = write_video(tmp_path / "good.mp4", n=30)
     for name, p in hostile_corpus(tmp_path / "bad", good).items():
         r = scan_file(p, ScanOptions(use_detector=False)).result
-        assert r["ok"] is False, name
-        assert r["error"]["code"] and "\n" not in r["error"]["message"]
+        assert r.ok is False and r.error is not None, name
+        assert r.error.code and "\n" not in r.error.message
 
 
 def test_cli_scan_folder_json_report_and_exit_code(shared_faces: Path, tmp_path: Path) -> None:
@@ -183,43 +188,42 @@ def test_video_report_shows_a_score_timeline(shared_faces: Path) -> None:
     out = scanner.scan(shared_faces / "real_videos" / "vr_face2.mp4")
     html = render_report(out.result, out.artifacts)
     assert 'id="timeline"' in html and "heat map" in html and 'id="heat-caption"' in html
-    assert len(out.result["scores"]["frame_scores"]) == 6
-    timing = out.result["timing_s"]
-    assert timing["waited_for_frames"] >= 0 and timing["decode"] > 0 and "in a second thread" in html
+    assert out.result.scores is not None and len(out.result.scores.frame_scores) == 6
+    timing = out.result.timing_s
+    assert timing is not None and timing.waited_for_frames >= 0 and timing.decode > 0
+    assert "in a second thread" in html
     progress: list[float] = []
     scanner.scan(shared_faces / "real_videos" / "vr_face2.mp4", progress.append)
     assert progress == sorted(progress) and progress[-1] == 1.0 and len(progress) == 6
 
 
 def test_report_points_to_a_track_over_the_threshold_that_the_video_score_hides(shared_faces: Path) -> None:
-    import copy
-
     from deepshield.reports.html import render_report
 
     video = shared_faces / "real_videos" / "vr_face2.mp4"
     out = Scanner(ScanOptions(frames=6, keep_artifacts=True), detector=BrightnessDetector()).scan(video)
-    top_score = max(t["score"] for t in out.result["tracks"])
+    top_score = max(t.score for t in out.result.tracks if t.score is not None)
     for margin, flagged in ((-1e-3, True), (1e-3, False)):
 
         class AtThreshold(BrightnessDetector):
             info = DetectorInfo(name="brightness", version="test", threshold=top_score + margin, input_size=0)
 
         again = Scanner(ScanOptions(frames=6), detector=AtThreshold()).scan(video)
-        over = [t["track_id"] for t in again.result["tracks"] if t["score"] == top_score]
-        assert again.result["tracks_over_threshold"] == (over if flagged else [])
-    r = copy.deepcopy(out.result)
-    top = max(r["tracks"], key=lambda t: t["score"])
-    r["detector"]["threshold"], r["verdict"] = top["score"], "no manipulation found"
-    r["tracks_over_threshold"] = [top["track_id"]]
+        over = tuple(t.track_id for t in again.result.tracks if t.score == top_score)
+        assert again.result.tracks_over_threshold == (over if flagged else ())
+    r, det = out.result, out.result.detector
+    assert det is not None
+    top = max(out.result.tracks, key=lambda t: t.score or 0.0)
+    assert top.score is not None
+    r = replace(r, detector=replace(det, threshold=top.score), verdict="no manipulation found")
+    r = replace(r, tracks_over_threshold=(top.track_id,))
     html = render_report(r, out.artifacts)
-    assert html.count('class="note tracks-over"') == 1 and f"Track {top['track_id']} scores" in html
+    assert html.count('class="note tracks-over"') == 1 and f"Track {top.track_id} scores" in html
     assert 'class="over">track score' in html
     # No note once the video as a whole is flagged, or when no track reaches the threshold.
-    r["verdict"] = "manipulated"
-    assert "tracks-over" not in render_report(r, out.artifacts)
-    highest = max([top["score"]] + [f["score"] for f in r["faces"] if f["score"] is not None])
-    r["verdict"], r["detector"]["threshold"] = "no manipulation found", highest + 0.01
-    r["tracks_over_threshold"] = []
+    assert "tracks-over" not in render_report(replace(r, verdict="manipulated"), out.artifacts)
+    highest = max([top.score] + [f.score for f in r.faces if f.score is not None])
+    r = replace(r, detector=replace(det, threshold=highest + 0.01), tracks_over_threshold=())
     html = render_report(r, out.artifacts)
     assert "tracks-over" not in html and 'class="over"' not in html
 
@@ -230,34 +234,36 @@ def test_worker_that_dies_fails_its_file_not_the_scan() -> None:
 
     from deepshield.cli.scan import _worker_result
 
-    ok: Future[dict[str, object]] = Future()
-    ok.set_result({"file": "a.jpg", "ok": True})
-    assert _worker_result(ok, Path("a.jpg"))["ok"] is True
-    died: Future[dict[str, object]] = Future()
+    ok: Future[ScanResult] = Future()
+    ok.set_result(ScanResult(file="a.jpg"))
+    assert _worker_result(ok, Path("a.jpg")).ok is True
+    died: Future[ScanResult] = Future()
     died.set_exception(BrokenProcessPool("terminated abruptly"))
     res = _worker_result(died, Path("b.mp4"))
-    assert res["ok"] is False and res["file"] == "b.mp4"
-    assert res["error"]["code"] == "worker_died" and "terminated abruptly" in res["error"]["message"]
+    assert res.ok is False and res.file == "b.mp4" and res.error is not None
+    assert res.error.code == "worker_died" and "terminated abruptly" in res.error.message
+    # The line it prints is the one it always printed: no elapsed time, since no clock ran.
+    assert json.loads(res.to_json()) == {"file": "b.mp4", "ok": False, "error": asdict(res.error)}
 
 
 def test_cli_summary_names_tracks_over_the_threshold_under_a_clean_verdict() -> None:
     from deepshield.cli.scan import _summary_line
 
-    r = {
-        "ok": True,
-        "file": "clip.mp4",
-        "face_count": 21,
-        "tracks": [{"track_id": 0}, {"track_id": 1}, {"track_id": 2}],
-        "scores": {"video_score": 0.56},
-        "verdict": "no manipulation found",
-        "tracks_over_threshold": [2],
-    }
+    r = ScanResult(
+        file="clip.mp4",
+        faces=(FACE,) * 21,
+        tracks=tuple(TrackResult(k, 7, 0.0, 1.0, 0.5) for k in range(3)),
+        scores=Scores(video_score=0.56),
+        verdict="no manipulation found",
+        tracks_over_threshold=(2,),
+    )
     line = _summary_line(r).plain
-    assert line.endswith("score=0.560 (no manipulation found; but track 2 at or over the threshold)")
-    r["tracks_over_threshold"] = [0, 2]
+    assert line.endswith(
+        "clip.mp4: 21 face(s), 3 track(s) score=0.560 (no manipulation found; but track 2 at or over the threshold)"
+    )
+    r = replace(r, tracks_over_threshold=(0, 2))
     assert _summary_line(r).plain.endswith("(no manipulation found; but tracks 0, 2 at or over the threshold)")
-    r["verdict"] = "manipulated"
-    assert _summary_line(r).plain.endswith("(manipulated)")
+    assert _summary_line(replace(r, verdict="manipulated")).plain.endswith("(manipulated)")
 
 
 def test_decoding_ahead_changes_nothing_but_the_time(shared_faces: Path) -> None:
@@ -266,6 +272,5 @@ def test_decoding_ahead_changes_nothing_but_the_time(shared_faces: Path) -> None
         Scanner(ScanOptions(frames=8, decode_ahead=on), detector=BrightnessDetector()).scan(video).result
         for on in (True, False)
     )
-    for key in ("faces", "tracks", "scores", "frame_times_s", "verdict", "tracks_over_threshold"):
-        assert ahead[key] == in_line[key], key
-    assert ahead["face_count"] >= 8
+    assert replace(ahead, timing_s=None, elapsed_s=None) == replace(in_line, timing_s=None, elapsed_s=None)
+    assert ahead.face_count >= 8

@@ -7,12 +7,14 @@ import hashlib
 import importlib
 import logging
 import threading
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from deepshield.cases.policy import ScreeningPolicy
 from deepshield.cases.ports import BankMatch, Finding, HashBank, Screener
 from deepshield.config import Settings
+from deepshield.detect.service import ScanService
 
 log = logging.getLogger("deepshield.cases")
 
@@ -244,34 +246,36 @@ class LabelScreener:
 
 
 class DetectorScreener:
-    """The face-manipulation detector (deepshield.detect.pipeline.Scanner); one Scanner, used under a lock."""
+    """The face-manipulation detector through the service's one scan path (`detect.service.ScanService`): the
+    scan is recorded like `/v1/scans` with the same settings, but keeps no HTML report, whose face pictures would
+    outlive an upload that is deleted unless a review case keeps it."""
 
     name = "detector"
 
-    def __init__(self, policy: ScreeningPolicy, frames: int = 8) -> None:
+    def __init__(self, policy: ScreeningPolicy, scans: ScanService, owns_scans: bool = False) -> None:
         self.policy = policy
-        self.frames = frames
-        self._scanner: Any = None
-        self._lock = threading.Lock()
+        self.scans = scans
+        self._owns_scans = owns_scans
 
     def screen(self, path: Path, hashes: dict[str, str]) -> Finding | None:
-        from deepshield.detect.pipeline import Scanner, ScanOptions
-
-        with self._lock:
-            if self._scanner is None:
-                self._scanner = Scanner(ScanOptions(frames=self.frames))
-            result = self._scanner.scan(path).result
-        if not result.get("ok"):
-            return Finding(self.name, "allow", f"not scanned: {result['error']['message']}", {"error": result["error"]})
-        score = (result.get("scores") or {}).get("video_score")
+        result = self.scans.scan(path, path.name, hashes.get("sha256"), "screening", report=False)
+        if result.error is not None:
+            return Finding(
+                self.name,
+                "allow",
+                f"not scanned: {result.error.message}",
+                {"error": asdict(result.error), "scan_id": result.scan_id},
+            )
+        score = result.video_score
         summary = {
-            "verdict": result.get("verdict"),
+            "verdict": result.verdict,
             "score": score,
-            "faces": result.get("face_count"),
-            "detector": result.get("detector"),
-            "detector_status": result.get("detector_status"),
+            "faces": result.face_count,
+            "detector": None if result.detector is None else asdict(result.detector),
+            "detector_status": result.detector_status,
             # Tracks at or over the detector's own threshold (a swap of one person or one stretch of a video).
-            "tracks_over_threshold": result.get("tracks_over_threshold") or [],
+            "tracks_over_threshold": list(result.tracks_over_threshold),
+            "scan_id": result.scan_id,
         }
         if score is not None and score >= self.policy.detector_review_threshold:
             return Finding(
@@ -285,20 +289,22 @@ class DetectorScreener:
             return Finding(
                 self.name,
                 "allow",
-                f"no detector score ({result.get('detector_status')}; {result.get('face_count', 0)} face(s))",
+                f"no detector score ({result.detector_status}; {result.face_count} face(s))",
                 summary,
             )
         return Finding(self.name, "allow", f"detector score {score:.2f} below the review threshold", summary)
 
     def close(self) -> None:
-        if self._scanner is not None:
-            self._scanner.close()
+        if self._owns_scans:
+            self.scans.shutdown()
 
 
 def default_screeners(
-    bank: HashBank, policy: ScreeningPolicy, detector: bool = True, home: Path | None = None
+    bank: HashBank, policy: ScreeningPolicy, settings: Settings, detector: bool = True, scans: ScanService | None = None
 ) -> list[Screener]:
-    out: list[Screener] = [BankScreener(bank, policy), LabelScreener(home)]
+    """The bank, label and (with `detector`) detector screeners; the detector scans through `scans`, the app's
+    scan service, or one of its own when none is given."""
+    out: list[Screener] = [BankScreener(bank, policy), LabelScreener(settings.home)]
     if detector:
-        out.append(DetectorScreener(policy))
+        out.append(DetectorScreener(policy, scans or ScanService(settings), owns_scans=scans is None))
     return out

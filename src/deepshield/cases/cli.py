@@ -12,9 +12,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from deepshield.cli.output import plain_console
 from deepshield.config import Settings
 from deepshield.errors import DeepshieldError
+from deepshield.terminal import plain_console
 
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 cases_app = typer.Typer(help="Abuse reports and cases.", no_args_is_help=True)

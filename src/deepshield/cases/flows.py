@@ -39,6 +39,7 @@ from deepshield.cases.policy import CasesPolicy, load_policy
 from deepshield.cases.ports import Finding, HashBank, Screener, strongest
 from deepshield.cases.statemachine import DECIDED, State
 from deepshield.config import Settings
+from deepshield.detect.service import ScanService
 from deepshield.errors import DeepshieldError
 from deepshield.store.db import session_scope
 from deepshield.store.timeutil import utcnow
@@ -81,14 +82,18 @@ class CasesContext:
         screeners: list[Screener] | None = None,
         start_worker: bool = True,
         detector: bool = True,
+        scans: ScanService | None = None,
     ) -> CasesContext:
+        """`scans` is the app's scan service, which the detector screener then shares (one scan path)."""
         policy = load_policy(settings)
         bank = bank or default_hash_bank(settings)
         ctx = cls(
             settings,
             policy,
             bank,
-            screeners if screeners is not None else default_screeners(bank, policy.screening, detector, settings.home),
+            screeners
+            if screeners is not None
+            else default_screeners(bank, policy.screening, settings, detector, scans),
         )
         if isinstance(ctx.bank, MemoryHashBank):
             restore_bank(ctx)

@@ -8,8 +8,8 @@ import sys
 
 import typer
 
-from deepshield.cli.output import plain_console, styled
 from deepshield.errors import DeepshieldError
+from deepshield.terminal import plain_console, styled
 
 app = typer.Typer(
     name="deepshield",

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from deepshield.cli.output import failed_line, plain_console, styled
+from deepshield.config import get_settings
 from deepshield.detect.pipeline import Scanner, ScanOptions
+from deepshield.scan_result import ScanResult
+from deepshield.terminal import failed_line, plain_console, styled
 from deepshield.workers import spawn_pool
 
 _worker_scanner: Scanner | None = None
@@ -38,22 +40,22 @@ def _init_worker(options: ScanOptions) -> None:
     _worker_scanner = Scanner(options)
 
 
-def _scan_in_worker(path: str, report_dir: str | None) -> dict[str, Any]:
+def _scan_in_worker(path: str, report_dir: str | None) -> ScanResult:
     assert _worker_scanner is not None
     return _scan_one(_worker_scanner, Path(path), Path(report_dir) if report_dir else None)
 
 
-def _worker_result(fut: Future[dict[str, Any]], path: Path) -> dict[str, Any]:
+def _worker_result(fut: Future[ScanResult], path: Path) -> ScanResult:
     """A worker that died (out of memory, a crash in a native decoder) fails its file, not the whole scan."""
     try:
         return fut.result()
     except BrokenProcessPool as e:
-        return {"file": str(path), "ok": False, "error": {"code": "worker_died", "message": f"scan worker died: {e}"}}
+        return ScanResult.failure(str(path), "worker_died", f"scan worker died: {e}")
 
 
 def _scan_one(
     scanner: Scanner, path: Path, report_dir: Path | None, progress: Callable[[float], None] | None = None
-) -> dict[str, Any]:
+) -> ScanResult:
     outcome = scanner.scan(path, progress)
     result = outcome.result
     if report_dir is not None:
@@ -67,22 +69,22 @@ def _scan_one(
             out = report_dir / f"{stem}.{n}.html"
             n += 1
         out.write_text(render_report(result, outcome.artifacts), encoding="utf-8")
-        result["report"] = str(out)
+        result = replace(result, report=str(out))
     return result
 
 
-def _summary_line(r: dict[str, Any]) -> Text:
-    if not r.get("ok"):
-        return failed_line(r["file"], r["error"]["message"])
-    score = (r.get("scores") or {}).get("video_score")
-    verdict = r.get("verdict") or r.get("detector_status")
+def _summary_line(r: ScanResult) -> Text:
+    if r.error is not None:
+        return failed_line(r.file, r.error.message)
+    score = r.video_score
+    verdict = r.verdict or r.detector_status
     s = f" score={score:.3f}" if score is not None else ""
-    tracks = f", {len(r['tracks'])} track(s)" if r.get("tracks") else ""
-    over = r.get("tracks_over_threshold") or []
-    if over and r.get("verdict") != "manipulated":
+    tracks = f", {len(r.tracks)} track(s)" if r.tracks else ""
+    over = r.tracks_over_threshold
+    if over and r.verdict != "manipulated":
         names = f"track {over[0]}" if len(over) == 1 else f"tracks {', '.join(map(str, over))}"
         verdict = f"{verdict}; but {names} at or over the threshold"
-    return styled(("ok", "green"), f" {r['file']}: {r['face_count']} face(s){tracks}{s} ({verdict})")
+    return styled(("ok", "green"), f" {r.file}: {r.face_count} face(s){tracks}{s} ({verdict})")
 
 
 def scan(
@@ -90,14 +92,18 @@ def scan(
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object per file on stdout")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="write an HTML report per file into DIR")] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="parallel worker processes")] = 1,
-    frames: Annotated[int, typer.Option("--frames", min=1, max=1000, help="frames sampled per video")] = 32,
+    frames: Annotated[
+        int | None,
+        typer.Option("--frames", min=1, max=1000, help="frames sampled per video (default: the scan_frames setting)"),
+    ] = None,
     detector: Annotated[str | None, typer.Option("--detector", help="detector name (default: first installed)")] = None,
 ) -> None:
     """Find faces and score them for manipulation. Exit code 1 if any file failed."""
     files = list(_expand(paths))
+    frames = frames if frames is not None else get_settings().scan_frames
     options = ScanOptions(frames=frames, detector=detector, keep_artifacts=report is not None)
     console = plain_console(stderr=True)
-    results: list[dict[str, Any]] = []
+    results: list[ScanResult] = []
     progress = Progress(
         TextColumn("[bold]scanning"),
         BarColumn(),
@@ -109,10 +115,10 @@ def scan(
         disable=not files,
     )
 
-    def emit(r: dict[str, Any]) -> None:
+    def emit(r: ScanResult) -> None:
         results.append(r)
         if json_out:
-            sys.stdout.write(json.dumps(r) + "\n")
+            sys.stdout.write(r.to_json() + "\n")
             sys.stdout.flush()
         else:
             progress.console.print(_summary_line(r), highlight=False, soft_wrap=True)
@@ -143,7 +149,7 @@ def scan(
                 for fut in as_completed(futs):
                     emit(_worker_result(fut, futs[fut]))
                     progress.advance(task)
-    failed = sum(1 for r in results if not r.get("ok"))
+    failed = sum(1 for r in results if not r.ok)
     if not files:
         console.print(styled(("error:", "red"), " no files to scan"))
         raise typer.Exit(2)

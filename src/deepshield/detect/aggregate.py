@@ -6,23 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
+
+from deepshield.scan_result import FrameScore
 
 
 @dataclass
 class AggregateScores:
     video: float | None
-    frames: list[dict[str, Any]]  # [{"frame_index", "time_s", "score"}] for frames with at least one face
+    frames: list[FrameScore]  # frames with at least one face, with rounded scores (the video's mean is of these)
     tracks: dict[int, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "video_score": None if self.video is None else round(self.video, 4),
-            "frame_scores": self.frames,
-            "track_scores": {str(k): round(v, 4) for k, v in self.tracks.items()},
-        }
 
 
 @dataclass(frozen=True)
@@ -62,8 +56,8 @@ def aggregate_scores(per_face: list[ScoredFace]) -> AggregateScores:
     frames = []
     for fi, fs in sorted(by_frame.items()):
         best = fs[pick_frame_face([f.score for f in fs], [f.partial for f in fs], [f.size for f in fs])]
-        frames.append({"frame_index": fi, "time_s": round(best.time_s, 3), "score": round(best.score, 4)})
-    video = float(np.mean([f["score"] for f in frames]))
+        frames.append(FrameScore(fi, round(best.time_s, 3), round(best.score, 4)))
+    video = float(np.mean([f.score for f in frames]))
     tracks = {tid: float(np.mean([f.score for f in _whole_or_all(fs)])) for tid, fs in sorted(by_track.items())}
     return AggregateScores(video=video, frames=frames, tracks=tracks)
 

@@ -15,9 +15,9 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deepshield.cli.output import failed_line, plain_console
 from deepshield.config import get_settings, work_path
 from deepshield.errors import DeepshieldError
+from deepshield.terminal import failed_line, plain_console
 
 console = plain_console()
 err_console = plain_console(stderr=True)

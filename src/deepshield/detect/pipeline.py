@@ -1,6 +1,7 @@
 """The scan pipeline: safe decode -> sampled frames -> faces -> tracks -> detector -> aggregated scores.
 
-Every entry point (CLI, API, batch) calls `scan_file`; the JSON it returns is the same everywhere.
+Every entry point (CLI, API, batch, upload screening) calls `scan_file`; it returns a typed `ScanResult`, whose
+JSON (`ScanResult.to_json`) is the same everywhere.
 """
 
 from __future__ import annotations
@@ -8,30 +9,45 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from deepshield.detect.aggregate import ScoredFace, aggregate_scores
+from deepshield.config import DEFAULT_SCAN_FRAMES
+from deepshield.detect.aggregate import AggregateScores, ScoredFace, aggregate_scores
 from deepshield.detect.base import Detector
 from deepshield.detect.registry import available_detectors, get_detector
 from deepshield.errors import DeepshieldError
 from deepshield.faces.align import align_face
 from deepshield.faces.analyzer import FaceAnalyzer
 from deepshield.faces.tracking import frame_signature, link_tracks, shot_cuts
-from deepshield.faces.types import Face
-from deepshield.media import Frame, FrameSampling, MediaKind, MediaLimits, open_media
+from deepshield.faces.types import Face, FaceTrack
+from deepshield.media import Frame, FrameSampling, MediaInfo, MediaKind, MediaLimits, open_media
 from deepshield.media.prefetch import decode_ahead
+from deepshield.scan_result import (
+    DETECTOR_OK,
+    NO_DETECTOR,
+    DetectorRef,
+    FaceArtifact,
+    FaceResult,
+    ScannedMedia,
+    ScanResult,
+    Scores,
+    Timing,
+    TrackResult,
+    Verdict,
+)
+
+__all__ = ["NO_DETECTOR", "FaceArtifact", "ScanOptions", "ScanOutcome", "Scanner", "scan_file"]
 
 ProgressFn = Callable[[float], None]
-NO_DETECTOR = "no detector installed: faces were found but no manipulation score was computed"
 
 
 @dataclass
 class ScanOptions:
-    frames: int = 32
+    #: Frames sampled per video; the service takes it from `Settings.scan_frames`.
+    frames: int = DEFAULT_SCAN_FRAMES
     detector: str | None = None
     use_detector: bool = True
     #: Keep face thumbnails and heat maps for an HTML report (costs extra work per face).
@@ -43,22 +59,8 @@ class ScanOptions:
 
 
 @dataclass
-class FaceArtifact:
-    """Pictures for the report: one representative face per track (or per face for images)."""
-
-    label: str
-    face: Face
-    crop: np.ndarray
-    crop_landmarks: np.ndarray | None
-    score: float | None
-    heatmap: np.ndarray | None = None
-    #: The detector's own input crop that the heat map refers to.
-    heatmap_crop: np.ndarray | None = None
-
-
-@dataclass
 class ScanOutcome:
-    result: dict[str, Any]
+    result: ScanResult
     artifacts: list[FaceArtifact] = field(default_factory=list)
 
 
@@ -83,17 +85,12 @@ class Scanner:
     def close(self) -> None:
         self.analyzer.close()
 
-    def scan(self, path: str | Path, progress: ProgressFn | None = None) -> ScanOutcome:
-        return scan_file(path, self.options, self.analyzer, self.detector, progress)
-
-
-def _error_result(path: str | Path, err: DeepshieldError, elapsed: float) -> dict[str, Any]:
-    return {
-        "file": str(path),
-        "ok": False,
-        "error": {"code": err.code, "message": err.message},
-        "elapsed_s": round(elapsed, 3),
-    }
+    def scan(
+        self, path: str | Path, progress: ProgressFn | None = None, keep_artifacts: bool | None = None
+    ) -> ScanOutcome:
+        """`keep_artifacts` overrides the options' for this file (the service keeps no pictures of screenings)."""
+        options = self.options if keep_artifacts is None else replace(self.options, keep_artifacts=keep_artifacts)
+        return scan_file(path, options, self.analyzer, self.detector, progress)
 
 
 def scan_file(
@@ -103,7 +100,7 @@ def scan_file(
     detector: Detector | None = None,
     progress: ProgressFn | None = None,
 ) -> ScanOutcome:
-    """Scan one file. Bad input gives `ok: false` with a typed error instead of raising."""
+    """Scan one file. Bad input gives a result with a typed error (`ok` false) instead of raising."""
     options = options or ScanOptions()
     t0 = time.perf_counter()
     own_analyzer = analyzer is None
@@ -111,7 +108,8 @@ def scan_file(
     try:
         return _scan(path, options, analyzer, detector, progress, t0)
     except DeepshieldError as e:
-        return ScanOutcome(result=_error_result(path, e, time.perf_counter() - t0))
+        elapsed = round(time.perf_counter() - t0, 3)
+        return ScanOutcome(result=ScanResult.failure(str(path), e.code, e.message, elapsed))
     finally:
         if own_analyzer:
             analyzer.close()
@@ -187,55 +185,14 @@ def _scan(
                 )
             )
     agg = aggregate_scores(per_face_scores) if detector is not None else None
-
-    det_info = None
-    verdict = None
-    #: Tracks at or over the threshold: the video score is a mean over frames, so a swap of one person or one
-    #: stretch of the video can be flagged here while the verdict stays "no manipulation found".
-    tracks_over: list[int] = []
-    if detector is not None:
-        det_info = {
-            "name": detector.info.name,
-            "version": detector.info.version,
-            "threshold": detector.info.threshold,
-        }
-        if agg is not None and agg.video is not None:
-            verdict = "manipulated" if agg.video >= detector.info.threshold else "no manipulation found"
-        else:
-            verdict = "no face to score"
-        if agg is not None and tracks:
-            tracks_over = [tid for tid, s in agg.tracks.items() if s >= detector.info.threshold]
-    result: dict[str, Any] = {
-        "file": str(path),
-        "ok": True,
-        "error": None,
-        "media": info.to_dict(),
-        "frames_sampled": len(frames_faces),
-        "frame_times_s": [round(t, 3) for t in frame_times],
-        "face_count": len(all_faces),
-        "faces": [
-            {**f.to_dict(), "score": None if id(f) not in face_scores else round(face_scores[id(f)], 4)}
-            for f in all_faces
-        ],
-        "tracks": [
-            {**t.to_dict(), "score": round(agg.tracks[t.track_id], 4) if agg and t.track_id in agg.tracks else None}
-            for t in tracks
-        ],
-        "tracks_over_threshold": tracks_over,
-        "detector": det_info,
-        "detector_status": "ok" if detector is not None else NO_DETECTOR,
-        "scores": agg.to_dict() if agg is not None else None,
-        "verdict": verdict,
-        "timing_s": {
-            "decode": round(decode_s, 3),
-            "waited_for_frames": round(wait_s, 3),
-            "faces": round(faces_s, 3),
-            "detector": round(detect_s, 3),
-            "total": round(time.perf_counter() - t0, 3),
-        },
-    }
-    result["media"]["path"] = Path(info.path).name
-    result["elapsed_s"] = result["timing_s"]["total"]
+    timing = Timing(
+        decode=round(decode_s, 3),
+        waited_for_frames=round(wait_s, 3),
+        faces=round(faces_s, 3),
+        detector=round(detect_s, 3),
+        total=round(time.perf_counter() - t0, 3),
+    )
+    result = _result(path, info, frame_times, all_faces, face_scores, tracks, detector, agg, timing)
     artifacts = (
         _artifacts(frames_faces, frame_rgbs, tracks, face_scores, detector, options) if options.keep_artifacts else []
     )
@@ -243,10 +200,66 @@ def _scan(
     return ScanOutcome(result=result, artifacts=artifacts)
 
 
+def _result(
+    path: str | Path,
+    info: MediaInfo,
+    frame_times: list[float],
+    faces: list[Face],
+    face_scores: dict[int, float],
+    tracks: list[FaceTrack],
+    detector: Detector | None,
+    agg: AggregateScores | None,
+    timing: Timing,
+) -> ScanResult:
+    """The typed result, with the verdict against the detector's documented threshold."""
+    det = None
+    verdict: Verdict | None = None
+    tracks_over: list[int] = []
+    if detector is not None:
+        det = DetectorRef(detector.info.name, detector.info.version, detector.info.threshold)
+        if agg is not None and agg.video is not None:
+            verdict = "manipulated" if agg.video >= detector.info.threshold else "no manipulation found"
+        else:
+            verdict = "no face to score"
+        if agg is not None and tracks:
+            tracks_over = [tid for tid, s in agg.tracks.items() if s >= detector.info.threshold]
+    scores = None
+    if agg is not None:
+        scores = Scores(
+            video_score=None if agg.video is None else round(agg.video, 4),
+            frame_scores=tuple(agg.frames),
+            track_scores={k: round(v, 4) for k, v in agg.tracks.items()},
+        )
+    return ScanResult(
+        file=str(path),
+        media=ScannedMedia.from_info(info, Path(info.path).name),
+        frames_sampled=len(frame_times),
+        frame_times_s=tuple(round(t, 3) for t in frame_times),
+        faces=tuple(FaceResult.from_face(f, face_scores.get(id(f))) for f in faces),
+        tracks=tuple(
+            TrackResult(
+                track_id=t.track_id,
+                detections=len(t.faces),
+                first_time_s=round(t.first_time_s, 3),
+                last_time_s=round(t.last_time_s, 3),
+                score=round(agg.tracks[t.track_id], 4) if agg and t.track_id in agg.tracks else None,
+            )
+            for t in tracks
+        ),
+        tracks_over_threshold=tuple(tracks_over),
+        detector=det,
+        detector_status=DETECTOR_OK if detector is not None else NO_DETECTOR,
+        scores=scores,
+        verdict=verdict,
+        timing_s=timing,
+        elapsed_s=timing.total,
+    )
+
+
 def _artifacts(
     frames_faces: list[list[Face]],
     frame_rgbs: dict[int, np.ndarray],
-    tracks: list[Any],
+    tracks: list[FaceTrack],
     face_scores: dict[int, float],
     detector: Detector | None,
     options: ScanOptions,

@@ -1,4 +1,8 @@
-"""Scan jobs for the service: records in the store, work on a small pool of scanners (each owns its models)."""
+"""Scan jobs for the service: records in the store, work on a small pool of scanners (each owns its models).
+
+Every scan the service makes goes through here with one `ScanOptions` built from the settings: uploads to
+`/v1/scans` and the web page, and upload screening and case evidence (`cases.adapters.DetectorScreener`).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,15 @@ import json
 import queue
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from deepshield.config import Settings, get_settings
 from deepshield.detect.models import ScanRecord
 from deepshield.detect.pipeline import Scanner, ScanOptions
+from deepshield.reports.html import render_report
+from deepshield.scan_result import ScanResult
 from deepshield.store.db import session_scope
 from deepshield.store.timeutil import utcnow
 
@@ -28,9 +35,14 @@ class ScanService:
         try:
             return self._scanners.get_nowait()
         except queue.Empty:
-            return Scanner(ScanOptions(keep_artifacts=True))
+            return Scanner(self.options)
 
-    def create(self, filename: str, media_path: Path, sha256: str, created_by: str | None) -> str:
+    @property
+    def options(self) -> ScanOptions:
+        """The one scan configuration of the service."""
+        return ScanOptions(frames=self.settings.scan_frames, keep_artifacts=True)
+
+    def create(self, filename: str, media_path: Path, sha256: str | None, created_by: str | None) -> str:
         scan_id = uuid.uuid4().hex
         with session_scope(self.settings) as s:
             s.add(
@@ -46,8 +58,15 @@ class ScanService:
             )
         return scan_id
 
-    def submit(self, scan_id: str) -> Future[dict[str, Any]]:
-        return self._executor.submit(self._run, scan_id)
+    def submit(self, scan_id: str, report: bool = True) -> Future[ScanResult]:
+        """Run the scan on a worker. Without `report` no HTML report (nor the face pictures it holds) is kept."""
+        return self._executor.submit(self._run, scan_id, report)
+
+    def scan(
+        self, media_path: Path, filename: str, sha256: str | None, created_by: str | None, report: bool = True
+    ) -> ScanResult:
+        """Record a scan, run it on a worker and wait for its result (for callers already off the event loop)."""
+        return self.submit(self.create(filename, media_path, sha256, created_by), report).result()
 
     def _set(self, scan_id: str, **fields: Any) -> None:
         with session_scope(self.settings) as s:
@@ -56,9 +75,7 @@ class ScanService:
                 for k, v in fields.items():
                     setattr(rec, k, v)
 
-    def _run(self, scan_id: str) -> dict[str, Any]:
-        from deepshield.reports.html import render_report
-
+    def _run(self, scan_id: str, report: bool = True) -> ScanResult:
         with session_scope(self.settings) as s:
             rec = s.get(ScanRecord, scan_id)
             assert rec is not None
@@ -73,24 +90,22 @@ class ScanService:
                 self._set(scan_id, progress=round(p, 3))
 
         try:
-            outcome = scanner.scan(str(path), progress)
+            outcome = scanner.scan(str(path), progress, keep_artifacts=report)
         finally:
             self._scanners.put(scanner)
-        result = outcome.result
-        result["file"] = filename
-        if result.get("media"):
-            result["media"]["path"] = filename
-        result["scan_id"] = scan_id
-        report_path = self.settings.reports_dir / f"{scan_id}.html"
-        report_path.parent.mkdir(parents=True, exist_ok=True)
-        report_path.write_text(render_report(result, outcome.artifacts), encoding="utf-8")
+        result = replace(outcome.result.renamed(filename), scan_id=scan_id)
+        report_path = None
+        if report:
+            report_path = self.settings.reports_dir / f"{scan_id}.html"
+            report_path.parent.mkdir(parents=True, exist_ok=True)
+            report_path.write_text(render_report(result, outcome.artifacts), encoding="utf-8")
         self._set(
             scan_id,
-            status="done" if result.get("ok") else "failed",
+            status="done" if result.ok else "failed",
             progress=1.0,
-            result_json=json.dumps(result),
-            report_path=str(report_path),
-            error=None if result.get("ok") else result["error"]["message"],
+            result_json=result.to_json(),
+            report_path=None if report_path is None else str(report_path),
+            error=None if result.error is None else result.error.message,
             finished_at=utcnow(),
         )
         return result

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from deepshield.cli.output import plain_console, styled
 from deepshield.labels.errors import LabelError
+from deepshield.terminal import plain_console, styled
 
 console = plain_console()
 keys_app = typer.Typer(help="Project signing keys (AIGC Ed25519 key, local C2PA CA and signer).", no_args_is_help=True)

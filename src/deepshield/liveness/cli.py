@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from deepshield.cli.output import plain_console
 from deepshield.errors import DeepshieldError
+from deepshield.terminal import plain_console
 from deepshield.textfiles import read_json_file
 
 console = plain_console()

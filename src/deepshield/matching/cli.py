@@ -13,10 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from deepshield.cli.output import failed_line, plain_console, styled
 from deepshield.errors import DeepshieldError
 from deepshield.matching import service as svc
 from deepshield.store.db import session_scope, upgrade_schema
+from deepshield.terminal import failed_line, plain_console, styled
 
 bank_app = typer.Typer(
     help="Hash banks: create, list, add and remove content, import and export.", no_args_is_help=True

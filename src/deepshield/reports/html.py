@@ -1,18 +1,21 @@
-"""Self-contained HTML scan reports: every picture is embedded, so a report is one file that can be mailed."""
+"""Self-contained HTML scan reports: every picture is embedded, so a report is one file that can be mailed.
+
+Reports read only `deepshield.scan_result`, never `detect`, so the scan service can render them without a loop.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-from typing import Any
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image
 
-from deepshield.detect.pipeline import FaceArtifact
+from deepshield.scan_result import FaceArtifact, FrameScore, ScanResult, TrackResult
 
 _env = Environment(loader=PackageLoader("deepshield.reports", "templates"), autoescape=select_autoescape(["html"]))
 
@@ -44,7 +47,7 @@ def heatmap_overlay(crop: np.ndarray, heat: np.ndarray) -> np.ndarray:
     return (0.55 * crop.astype(np.float32) + 0.45 * colour.astype(np.float32)).astype(np.uint8)
 
 
-def timeline_png(frame_scores: list[dict[str, Any]], threshold: float | None, duration: float | None) -> str:
+def timeline_png(frame_scores: Sequence[FrameScore], threshold: float | None, duration: float | None) -> str:
     """Score per sampled frame over time, with the decision threshold."""
     import matplotlib
 
@@ -52,8 +55,8 @@ def timeline_png(frame_scores: list[dict[str, Any]], threshold: float | None, du
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 2.4), dpi=110)
-    t = [f["time_s"] for f in frame_scores]
-    s = [f["score"] for f in frame_scores]
+    t = [f.time_s for f in frame_scores]
+    s = [f.score for f in frame_scores]
     ax.plot(t, s, marker="o", markersize=3, linewidth=1.5, color="#b3261e")
     if threshold is not None:
         ax.axhline(threshold, linestyle="--", color="#555", linewidth=1, label=f"threshold {threshold:.2f}")
@@ -71,21 +74,20 @@ def timeline_png(frame_scores: list[dict[str, Any]], threshold: float | None, du
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _tracks_over(result: dict[str, Any]) -> list[dict[str, Any]]:
+def _tracks_over(result: ScanResult) -> list[TrackResult]:
     """Tracks at or over the threshold when the video as a whole is not: a reviewer should look at them."""
-    if result.get("verdict") == "manipulated":
+    if result.verdict == "manipulated":
         return []
-    over = set(result.get("tracks_over_threshold") or [])
-    return [t for t in result.get("tracks") or [] if t["track_id"] in over]
+    over = set(result.tracks_over_threshold)
+    return [t for t in result.tracks if t.track_id in over]
 
 
-def render_report(result: dict[str, Any], artifacts: list[FaceArtifact]) -> str:
-    det = result.get("detector") or {}
-    threshold = det.get("threshold")
-    track_scores = {t["track_id"]: t.get("score") for t in result.get("tracks") or []}
+def render_report(result: ScanResult, artifacts: list[FaceArtifact]) -> str:
+    threshold = result.detector.threshold if result.detector is not None else None
+    track_scores = {t.track_id: t.score for t in result.tracks}
     faces_view = []
     for a in artifacts:
-        track_score = track_scores.get(a.face.track_id)  # None for a still image (it has no tracks)
+        track_score = track_scores.get(a.face.track_id) if a.face.track_id is not None else None  # None: a still
         faces_view.append(
             {
                 "label": a.label,
@@ -105,9 +107,8 @@ def render_report(result: dict[str, Any], artifacts: list[FaceArtifact]) -> str:
             }
         )
     timeline = None
-    scores = result.get("scores") or {}
-    media = result.get("media") or {}
-    if scores.get("frame_scores") and media.get("kind") == "video":
-        timeline = timeline_png(scores["frame_scores"], threshold, media.get("duration_s"))
+    media, scores = result.media, result.scores
+    if scores is not None and scores.frame_scores and media is not None and media.kind == "video":
+        timeline = timeline_png(scores.frame_scores, threshold, media.duration_s)
     tpl = _env.get_template("report.html")
     return tpl.render(r=result, faces=faces_view, timeline=timeline, tracks_over=_tracks_over(result), esc=html.escape)

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from deepshield.accounts.service import Principal
 from deepshield.api.deps import SessionDep, SettingsDep, require_scope
+from deepshield.api.routes.scans import scan_service
 from deepshield.api.uploads import save_upload
 from deepshield.cases import audit, flows, reasons, service, webhooks
 from deepshield.cases.flows import CasesContext
@@ -39,7 +40,8 @@ def get_cases_ctx(request: Request) -> CasesContext:
         with _ctx_lock:
             ctx = getattr(request.app.state, "cases_ctx", None)
             if ctx is None:
-                ctx = CasesContext.build(request.app.state.settings)
+                # The detector screener scans through the app's scan service: one scan path, one configuration.
+                ctx = CasesContext.build(request.app.state.settings, scans=scan_service(request))
                 request.app.state.cases_ctx = ctx
     return ctx
 

@@ -43,7 +43,7 @@ async def create_scan(
             {"scan_id": scan_id, "status": "queued", "status_url": f"/v1/scans/{scan_id}"}, status_code=202
         )
     result = await asyncio.wrap_future(future)
-    return result
+    return result.to_dict()
 
 
 @router.get("/{scan_id}")

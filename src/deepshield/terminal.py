@@ -1,5 +1,8 @@
 """Console output of every command.
 
+It lives below the domains (not in `deepshield.cli`, which loads their commands) so that a domain's `cli.py` can
+use it without importing the package that imports it.
+
 Markup is off: what a command prints (file names, error messages, fields read from a file that may be hostile)
 appears exactly as it is, so `bad [red]x.jpg` or a crafted label cannot restyle or hide text. Colour comes only
 from `styled`, which never parses its arguments.
