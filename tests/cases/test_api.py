@@ -289,7 +289,7 @@ def test_screening_review_opens_a_case_with_the_upload(api, tmp_path):
 
 def test_in_process_bank_is_rebuilt_after_restart(api, make_json, tmp_path):
     from deepshield.cases.adapters import MemoryHashBank
-    from deepshield.cases.flows import CasesContext
+    from deepshield.cases.context import CasesContext
 
     client, ctx, key = api
     h = key("cases")

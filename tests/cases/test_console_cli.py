@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from deepshield.cases.flows import CasesContext
+from deepshield.cases.context import CasesContext
 from deepshield.cases.models import AuditEvent
 from deepshield.cases.service import ReportFields
 from deepshield.store.db import session_scope
@@ -85,7 +85,7 @@ def test_transparency_export_cli(sqlite_settings, make_fields, monkeypatch, tmp_
 
     from deepshield.cases import flows
     from deepshield.cases.adapters import MemoryHashBank
-    from deepshield.cases.flows import CasesContext
+    from deepshield.cases.context import CasesContext
     from deepshield.cli.main import app
     from deepshield.config import get_settings
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 from deepshield.accounts.service import create_api_key  # noqa: E402
 from deepshield.api.app import create_app  # noqa: E402
 from deepshield.cases.adapters import MemoryHashBank  # noqa: E402
-from deepshield.cases.flows import CasesContext  # noqa: E402
+from deepshield.cases.context import CasesContext  # noqa: E402
 from deepshield.config import Settings  # noqa: E402
 from deepshield.store.db import reset_engines, session_scope, upgrade_schema  # noqa: E402
 

@@ -15,11 +15,12 @@ from starlette.concurrency import run_in_threadpool
 from deepshield.accounts.service import Principal
 from deepshield.api.deps import SessionDep, SettingsDep, require_scope
 from deepshield.api.uploads import save_upload
-from deepshield.cases import audit, flows, reasons, service, webhooks
-from deepshield.cases.flows import CasesContext
+from deepshield.cases import audit, deadlines, flows, pins, reasons, screening, service, webhooks
+from deepshield.cases.context import CasesContext
 from deepshield.cases.models import Appeal, CaseAction, CaseEvidence, CaseMedia
 from deepshield.cases.ratelimit import PIN
 from deepshield.store.db import session_scope
+from deepshield.store.timeutil import as_utc
 
 router = APIRouter(tags=["cases"])
 #: Integers from clients are bounded to what every database column holds (SQLite raises on larger ones).
@@ -56,7 +57,7 @@ def client_key(request: Request) -> str:
 
 
 def case_dict(s: Any, ctx: CasesContext, case: Any, personal: bool = True) -> dict[str, Any]:
-    d = service.deadline(case, ctx.policy)
+    d = deadlines.deadline(case, ctx.policy)
     out: dict[str, Any] = {
         "case_id": case.id,
         "state": case.state,
@@ -65,7 +66,7 @@ def case_dict(s: Any, ctx: CasesContext, case: Any, personal: bool = True) -> di
         "jurisdiction": case.jurisdiction,
         "source": case.source,
         "missing": json.loads(case.missing),
-        "received_at": service._ts(case.received_at).isoformat(),  # type: ignore[union-attr]
+        "received_at": as_utc(case.received_at).isoformat(),
         "due_at": d.due_at.isoformat() if d.due_at else None,
         "seconds_left": d.seconds_left,
         "deadline": d.level,
@@ -165,7 +166,7 @@ async def attach_media(
         service.get_case(s, case_id)
     path, media = await save_upload(file, settings)
     m = await run_in_threadpool(
-        flows.attach_media,
+        screening.attach_media,
         ctx,
         case_id,
         path,
@@ -304,7 +305,7 @@ async def screen_upload(
     path, media = await save_upload(file, settings)
     try:
         r = await run_in_threadpool(
-            flows.screen_upload,
+            screening.screen_upload,
             ctx,
             path,
             file.filename or path.name,
@@ -378,7 +379,7 @@ class SelfHashes(SelfAuth):
 def _self_case(request: Request, ctx: CasesContext, auth: SelfAuth) -> str:
     PIN.hit(client_key(request))
     with session_scope(ctx.settings) as s:
-        case = service.check_pin(s, ctx.settings, auth.case_id, auth.pin)
+        case = pins.check_pin(s, ctx.settings, auth.case_id, auth.pin)
         if case is None:
             s.commit()
             raise service.CaseNotFound("unknown case number or wrong PIN")

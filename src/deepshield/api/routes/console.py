@@ -19,7 +19,7 @@ from sqlalchemy import select
 from deepshield.accounts.models import User
 from deepshield.api.deps import OptionalUser, SessionDep, check_csrf, csrf_token
 from deepshield.api.routes.cases import DB_INT_MAX, CtxDep, client_key
-from deepshield.cases import audit, flows, reasons, service, webhooks
+from deepshield.cases import audit, deadlines, flows, pins, reasons, service, webhooks
 from deepshield.cases.models import (
     Appeal,
     CaseAction,
@@ -79,7 +79,7 @@ def case_page(case_id: str, request: Request, user: OptionalUser, session: Sessi
         "cases/case.html",
         u,
         case=case,
-        deadline=service.deadline(case, ctx.policy),
+        deadline=deadlines.deadline(case, ctx.policy),
         locations=json.loads(case.content_locations),
         missing=json.loads(case.missing),
         media=media,
@@ -309,7 +309,7 @@ def status_login_post(
     try:
         PIN.hit(client_key(request))
         with session_scope(ctx.settings) as s:
-            case = service.check_pin(s, ctx.settings, case_id, pin)
+            case = pins.check_pin(s, ctx.settings, case_id, pin)
             cid = case.id if case else None
     except DeepshieldError as e:
         return _page(request, "cases/status_login.html", user, error=e.message, status=e.http_status)
@@ -331,7 +331,7 @@ def status_page(case_id: str, request: Request, user: OptionalUser, session: Ses
         "cases/status.html",
         user,
         case=case,
-        deadline=service.deadline(case, ctx.policy),
+        deadline=deadlines.deadline(case, ctx.policy),
         timeline=service.timeline(session, cid),
         missing=json.loads(case.missing),
         statements=reasons.statements_for(session, cid),

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from deepshield.api.deps import OptionalUser, SettingsDep, check_csrf, csrf_token
 from deepshield.api.routes.cases import CasesPrincipal, CtxDep, actor_kind, client_key
 from deepshield.api.uploads import save_upload
-from deepshield.cases import flows, intake
+from deepshield.cases import intake, screening
 from deepshield.cases.ratelimit import FORM
 from deepshield.cases.service import CATEGORIES, ROLES, ReportFields
 from deepshield.errors import DeepshieldError
@@ -167,7 +167,7 @@ async def report_submit(
     if media is not None and not receipt.replayed:
         path, m = media
         await run_in_threadpool(
-            flows.attach_media,
+            screening.attach_media,
             ctx,
             receipt.case_id,
             path,
