@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from deepshield.cases.adapters import MemoryHashBank
 from deepshield.cases.context import CasesContext
 from deepshield.cases.service import ReportFields
 from deepshield.config import Settings
 from deepshield.store.db import reset_engines, upgrade_schema
 from tests.conftest import csrf_token, free_port, reset_pg
+
+from .fakes import MemoryHashBank
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient

@@ -84,10 +84,11 @@ def test_transparency_export_cli(sqlite_settings, make_fields, monkeypatch, tmp_
     import json
 
     from deepshield.cases import flows
-    from deepshield.cases.adapters import MemoryHashBank
     from deepshield.cases.context import CasesContext
     from deepshield.cli.main import app
     from deepshield.config import get_settings
+
+    from .fakes import MemoryHashBank
 
     ctx = CasesContext.build(sqlite_settings, bank=MemoryHashBank(), screeners=[], start_worker=False)
     with session_scope(sqlite_settings) as s:

@@ -1,20 +1,16 @@
-"""Cases through Match's real banks (skipped until deepshield.matching is merged): banking blocks re-uploads,
-withdrawal removes every hash of the case, a reversed appeal un-banks."""
+"""Cases through Match's real banks: banking blocks re-uploads, withdrawal removes every hash of the case, a
+reversed appeal un-banks."""
 
 from __future__ import annotations
 
 import shutil
 
-import pytest
-
 from deepshield.cases import flows, screening, service
-from deepshield.cases.adapters import MatchingHashBank, matching_available
+from deepshield.cases.adapters import MatchingHashBank
 from deepshield.cases.context import CasesContext
 from deepshield.store.db import session_scope
 
 from .conftest import make_image
-
-pytestmark = pytest.mark.skipif(not matching_available(), reason="deepshield.matching (Match) not installed yet")
 
 
 def test_bank_block_withdraw_through_match(settings, make_fields, tmp_path):

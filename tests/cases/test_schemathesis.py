@@ -17,12 +17,12 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 from deepshield.accounts.service import create_api_key  # noqa: E402
 from deepshield.api.app import create_app  # noqa: E402
-from deepshield.cases.adapters import MemoryHashBank  # noqa: E402
 from deepshield.cases.context import CasesContext  # noqa: E402
 from deepshield.config import Settings  # noqa: E402
 from deepshield.store.db import reset_engines, session_scope, upgrade_schema  # noqa: E402
 
 from .conftest import KEYED_PATH_PREFIXES  # noqa: E402
+from .fakes import MemoryHashBank  # noqa: E402
 
 pytestmark = pytest.mark.slow
 #: Examples per operation: a handful in the suite; raise it (DEEPSHIELD_FUZZ_EXAMPLES=200) for a deeper search.

@@ -9,11 +9,12 @@ import shutil
 from sqlalchemy import select
 
 from deepshield.cases import flows, screening
-from deepshield.cases.adapters import MemoryHashBank
 from deepshield.cases.context import CasesContext
 from deepshield.cases.models import CaseEvidence, UploadScreening
 from deepshield.cases.service import create_case
 from deepshield.store.db import session_scope
+
+from .fakes import MemoryHashBank
 
 
 def test_detector_evidence_on_a_real_photo(sqlite_settings, shared_faces, make_fields, tmp_path):

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
-from deepshield.cases import service, webhooks
-from deepshield.cases.adapters import MemoryHashBank, default_hash_bank, default_screeners
+from deepshield.cases import webhooks
+from deepshield.cases.adapters import MatchingHashBank, default_screeners
 from deepshield.cases.deadlines import sweep_deadlines
-from deepshield.cases.models import CaseAction, VictimHash
 from deepshield.cases.policy import CasesPolicy, load_policy
 from deepshield.cases.ports import HashBank, Screener
 from deepshield.config import Settings
-from deepshield.store.db import session_scope
 
 
 @dataclass
@@ -37,15 +33,13 @@ class CasesContext:
         detector: bool = True,
     ) -> CasesContext:
         policy = load_policy(settings)
-        bank = bank or default_hash_bank(settings)
+        bank = bank or MatchingHashBank(settings)
         ctx = cls(
             settings,
             policy,
             bank,
             screeners if screeners is not None else default_screeners(bank, policy.screening, detector, settings.home),
         )
-        if isinstance(ctx.bank, MemoryHashBank):
-            restore_bank(ctx)
         if start_worker and policy.webhook.url:
             ctx.worker = webhooks.WebhookWorker(
                 settings, policy.webhook, periodic=lambda: sweep_deadlines(settings, policy)
@@ -64,22 +58,3 @@ class CasesContext:
             close = getattr(s, "close", None)
             if close:
                 close()
-
-
-def restore_bank(ctx: CasesContext) -> int:
-    """Re-add every live banked hash (bank actions not reversed, victim hashes not withdrawn) to the bank. The
-    in-process fallback bank forgets on restart; this rebuilds it from the database, and adds are
-    idempotent."""
-    n = 0
-    with session_scope(ctx.settings) as s:
-        banked = set(
-            s.scalars(select(CaseAction.case_id).where(CaseAction.kind == "bank", CaseAction.reversed_at.is_(None)))
-        )
-        for cid in banked:
-            for sig, val in service.case_hashes(s, cid):
-                ctx.bank.add(val, sig, cid, {"source": "case"})
-                n += 1
-        for v in s.scalars(select(VictimHash).where(VictimHash.removed_at.is_(None))):
-            ctx.bank.add(v.value, v.signal, v.case_id, {"source": "victim"})
-            n += 1
-    return n

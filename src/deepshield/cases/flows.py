@@ -14,7 +14,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from deepshield.cases import audit, reasons, service, webhooks
-from deepshield.cases.adapters import hamming_hex
 from deepshield.cases.context import CasesContext
 from deepshield.cases.models import (
     Appeal,
@@ -27,6 +26,7 @@ from deepshield.cases.models import (
 )
 from deepshield.cases.statemachine import DECIDED, State
 from deepshield.errors import DeepshieldError
+from deepshield.matching.bits import hamming
 from deepshield.store.db import session_scope
 from deepshield.store.timeutil import as_utc, utcnow
 
@@ -200,7 +200,7 @@ def search_copies(ctx: CasesContext, case_id: str, hashes: list[tuple[str, str]]
         ):
             hs = json.loads(up.hashes)
             hit = any((sig, v) in exact for sig, v in hs.items()) or (
-                "pdq" in hs and any(hamming_hex(hs["pdq"], p) <= radius for p in pdqs)
+                "pdq" in hs and any(hamming(hs["pdq"], p) <= radius for p in pdqs)
             )
             if not hit:
                 continue
