@@ -110,11 +110,10 @@ def api(settings: Settings) -> Iterator[tuple[TestClient, CasesContext, Callable
 
     FORM._hits.clear()
     PIN._hits.clear()
-    app = create_app(settings)
     bank = MemoryHashBank()
     ctx = CasesContext.build(settings, bank=bank, screeners=[], start_worker=False)
     ctx.screeners = [BankScreener(bank, ctx.policy.screening)]
-    app.state.cases_ctx = ctx
+    app = create_app(settings, cases=ctx)  # the app closes it when its lifespan ends
 
     def key(*scopes: str) -> dict[str, str]:
         with session_scope(settings) as s:
@@ -123,7 +122,6 @@ def api(settings: Settings) -> Iterator[tuple[TestClient, CasesContext, Callable
 
     with TestClient(app) as client:
         yield client, ctx, key
-    ctx.close()
 
 
 def login(client: TestClient, settings: Settings, username: str, role: str) -> str:

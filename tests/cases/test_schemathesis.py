@@ -44,8 +44,7 @@ def api_schema(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     s = Settings(home=tmp_path_factory.mktemp("st"), database_url=url)
     s.ensure_dirs()
     upgrade_schema(s)
-    app = create_app(s)
-    app.state.cases_ctx = CasesContext.build(s, bank=MemoryHashBank(), screeners=[], start_worker=False)
+    app = create_app(s, cases=CasesContext.build(s, bank=MemoryHashBank(), screeners=[], start_worker=False))
     with session_scope(s) as ss:
         KEY["admin"], _ = create_api_key(ss, ["admin"], "fuzz")
     yield schemathesis.openapi.from_asgi("/openapi.json", app).include(path_regex="^(" + "|".join(CASE_PATHS) + ")")

@@ -22,17 +22,29 @@ log = logging.getLogger("deepshield.cases")
 
 class MatchingHashBank:
     """Adapter over Match's bank service (`deepshield.matching.service`): case hashes live in one bank
-    (`CASES`); every match from any bank counts, with the case id Match keeps in each entry's metadata."""
+    (`CASES`); every match from any bank counts, with the case id Match keeps in each entry's metadata.
+
+    The bank is created with the first hash banked, not when the app starts: an app whose cases never bank
+    anything lists no `CASES` bank."""
 
     def __init__(self, settings: Settings, bank: str = "CASES") -> None:
         self.settings, self.bank = settings, bank
-        with session_scope(settings) as s:
-            try:
-                match.get_bank(s, bank)
-            except match.BankNotFound:
-                match.create_bank(s, bank, description="hashes banked by case decisions and victims")
+        self._lock = threading.Lock()
+        self._bank_ready = False
+
+    def _ensure_bank(self) -> None:
+        with self._lock:
+            if self._bank_ready:
+                return
+            with session_scope(self.settings) as s:
+                try:
+                    match.get_bank(s, self.bank)
+                except match.BankNotFound:
+                    match.create_bank(s, self.bank, description="hashes banked by case decisions and victims")
+            self._bank_ready = True
 
     def add(self, value: str, signal: str, case_id: str, metadata: dict[str, Any] | None = None) -> None:
+        self._ensure_bank()
         md = metadata or {}
         meta = match.EntryMeta(
             source=str(md.get("source", "case")), case_id=case_id, added_by=md.get("actor"), note="deepshield cases"

@@ -17,8 +17,8 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from deepshield.accounts.models import User
-from deepshield.api.deps import OptionalUser, SessionDep, check_csrf, csrf_token
-from deepshield.api.routes.cases import DB_INT_MAX, CtxDep, client_key
+from deepshield.api.deps import CasesDep, OptionalUser, SessionDep, check_csrf, csrf_token
+from deepshield.api.routes.cases import DB_INT_MAX, client_key
 from deepshield.cases import audit, deadlines, flows, pins, reasons, service, webhooks
 from deepshield.cases.models import (
     Appeal,
@@ -53,7 +53,7 @@ def _page(request: Request, name: str, user: Any, status: int = 200, **ctx: Any)
 
 
 @router.get("/console", response_class=HTMLResponse)
-def queue_page(request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
+def queue_page(request: Request, user: OptionalUser, session: SessionDep, ctx: CasesDep) -> Response:
     u = _need_user(request, user)
     items = service.queue(session, ctx.policy, limit=300)
     review_uploads = list(
@@ -68,7 +68,7 @@ def queue_page(request: Request, user: OptionalUser, session: SessionDep, ctx: C
 
 
 @router.get("/console/cases/{case_id}", response_class=HTMLResponse)
-def case_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
+def case_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CasesDep) -> Response:
     u = _need_user(request, user)
     case = service.get_case(session, case_id)
     media = list(session.scalars(select(CaseMedia).where(CaseMedia.case_id == case.id)))
@@ -176,7 +176,7 @@ def console_review(
     case_id: str,
     request: Request,
     user: OptionalUser,
-    ctx: CtxDep,
+    ctx: CasesDep,
     csrf: Annotated[str, Form()] = "",
     version: Annotated[int, Form(ge=0, le=DB_INT_MAX)] = 0,
 ) -> Response:
@@ -194,7 +194,7 @@ def console_decide(
     case_id: str,
     request: Request,
     user: OptionalUser,
-    ctx: CtxDep,
+    ctx: CasesDep,
     csrf: Annotated[str, Form()] = "",
     version: Annotated[int, Form(ge=0, le=DB_INT_MAX)] = 0,
     action: Annotated[list[str] | None, Form()] = None,
@@ -226,7 +226,7 @@ def console_appeal(
     case_id: str,
     request: Request,
     user: OptionalUser,
-    ctx: CtxDep,
+    ctx: CasesDep,
     csrf: Annotated[str, Form()] = "",
     version: Annotated[int, Form(ge=0, le=DB_INT_MAX)] = 0,
     outcome: Annotated[str, Form()] = "",
@@ -250,7 +250,7 @@ def console_appeal(
 
 
 @router.get("/console/admin", response_class=HTMLResponse)
-def admin_page(request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
+def admin_page(request: Request, user: OptionalUser, session: SessionDep, ctx: CasesDep) -> Response:
     u = _need_user(request, user, admin=True)
     return _page(
         request,
@@ -265,7 +265,7 @@ def admin_page(request: Request, user: OptionalUser, session: SessionDep, ctx: C
 
 
 @router.post("/console/admin/requeue")
-def admin_requeue(request: Request, user: OptionalUser, ctx: CtxDep, csrf: Annotated[str, Form()] = "") -> Response:
+def admin_requeue(request: Request, user: OptionalUser, ctx: CasesDep, csrf: Annotated[str, Form()] = "") -> Response:
     _need_user(request, user, admin=True)
     check_csrf(request, csrf)
     with session_scope(ctx.settings) as s:
@@ -300,7 +300,7 @@ def status_login(request: Request, user: OptionalUser) -> Response:
 def status_login_post(
     request: Request,
     user: OptionalUser,
-    ctx: CtxDep,
+    ctx: CasesDep,
     csrf: Annotated[str, Form()] = "",
     case_id: Annotated[str, Form(max_length=20)] = "",
     pin: Annotated[str, Form(max_length=16)] = "",
@@ -320,7 +320,7 @@ def status_login_post(
 
 
 @router.get("/status/{case_id}", response_class=HTMLResponse)
-def status_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
+def status_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CasesDep) -> Response:
     cid = _victim_case(request, case_id)
     case = service.get_case(session, cid)
     from deepshield.cases.models import VictimHash
@@ -355,7 +355,7 @@ def _status_back(cid: str, msg: str = "", error: str = "") -> RedirectResponse:
 def status_hashes(
     case_id: str,
     request: Request,
-    ctx: CtxDep,
+    ctx: CasesDep,
     csrf: Annotated[str, Form()] = "",
     hashes: Annotated[str, Form(max_length=100000)] = "",
 ) -> Response:
@@ -391,7 +391,7 @@ INFO_FIELDS = (
 
 
 @router.post("/status/{case_id}/info")
-async def status_info(case_id: str, request: Request, ctx: CtxDep) -> Response:
+async def status_info(case_id: str, request: Request, ctx: CasesDep) -> Response:
     """The reporter adds what the notice lacked; the validity check runs again (the clock starts if complete)."""
     cid = _victim_case(request, case_id)
     form = await request.form()
@@ -422,7 +422,7 @@ async def status_info(case_id: str, request: Request, ctx: CtxDep) -> Response:
 
 
 @router.post("/status/{case_id}/withdraw")
-def status_withdraw(case_id: str, request: Request, ctx: CtxDep, csrf: Annotated[str, Form()] = "") -> Response:
+def status_withdraw(case_id: str, request: Request, ctx: CasesDep, csrf: Annotated[str, Form()] = "") -> Response:
     cid = _victim_case(request, case_id)
     check_csrf(request, csrf)
     n = flows.withdraw(ctx, cid, actor="victim")
@@ -433,7 +433,7 @@ def status_withdraw(case_id: str, request: Request, ctx: CtxDep, csrf: Annotated
 def status_appeal(
     case_id: str,
     request: Request,
-    ctx: CtxDep,
+    ctx: CasesDep,
     csrf: Annotated[str, Form()] = "",
     reason: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:

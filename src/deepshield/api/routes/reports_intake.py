@@ -13,8 +13,8 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from deepshield.api.deps import OptionalUser, SettingsDep, check_csrf, csrf_token
-from deepshield.api.routes.cases import CasesPrincipal, CtxDep, actor_kind, client_key
+from deepshield.api.deps import CasesDep, OptionalUser, SettingsDep, check_csrf, csrf_token
+from deepshield.api.routes.cases import CasesPrincipal, actor_kind, client_key
 from deepshield.api.uploads import save_upload
 from deepshield.cases import intake, screening
 from deepshield.cases.ratelimit import FORM
@@ -54,7 +54,7 @@ class ReportIn(BaseModel):
 )
 def create_report(
     body: ReportIn,
-    ctx: CtxDep,
+    ctx: CasesDep,
     principal: CasesPrincipal,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> Any:
@@ -96,7 +96,7 @@ async def report_submit(
     request: Request,
     user: OptionalUser,
     settings: SettingsDep,
-    ctx: CtxDep,
+    ctx: CasesDep,
     csrf: Annotated[str, Form()] = "",
     submission_id: Annotated[str, Form(max_length=64)] = "",
     category: Annotated[str, Form(max_length=32)] = "",
