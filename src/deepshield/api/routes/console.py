@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -171,6 +172,22 @@ def _back(case_id: str, error: str | None = None) -> RedirectResponse:
     return RedirectResponse(f"/console/cases/{case_id}" + (f"?error={quote(error)}" if error else ""), status_code=303)
 
 
+def _form_post(request: Request, csrf: str, step: Callable[[], str], back: Callable[[str, str], Response]) -> Response:
+    """A console or status-page form whose step can fail in a way a person acts on (a stale version, a closed
+    appeal window): CSRF checked, the step run, then back to the page with its message or its error."""
+    check_csrf(request, csrf)
+    try:
+        msg = step()
+    except DeepshieldError as e:
+        return back("", e.message)
+    return back(msg, "")
+
+
+def _to_case(case_id: str) -> Callable[[str, str], Response]:
+    """Back to the reviewer's case page, which shows errors only."""
+    return lambda _msg, error: _back(case_id, error or None)
+
+
 @router.post("/console/cases/{case_id}/review")
 def console_review(
     case_id: str,
@@ -181,12 +198,12 @@ def console_review(
     version: Annotated[int, Form(ge=0, le=DB_INT_MAX)] = 0,
 ) -> Response:
     u = _need_user(request, user)
-    check_csrf(request, csrf)
-    try:
+
+    def step() -> str:
         flows.start_review(ctx, case_id, u.username, expected_version=version)
-    except DeepshieldError as e:
-        return _back(case_id, e.message)
-    return _back(case_id)
+        return ""
+
+    return _form_post(request, csrf, step, _to_case(case_id))
 
 
 @router.post("/console/cases/{case_id}/decide")
@@ -203,8 +220,8 @@ def console_decide(
     territorial_scope: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     u = _need_user(request, user)
-    check_csrf(request, csrf)
-    try:
+
+    def step() -> str:
         flows.decide(
             ctx,
             case_id,
@@ -216,9 +233,9 @@ def console_decide(
             facts=facts,
             territorial_scope=territorial_scope,
         )
-    except DeepshieldError as e:
-        return _back(case_id, e.message)
-    return _back(case_id)
+        return ""
+
+    return _form_post(request, csrf, step, _to_case(case_id))
 
 
 @router.post("/console/cases/{case_id}/appeal-decision")
@@ -233,20 +250,14 @@ def console_appeal(
     reason: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     u = _need_user(request, user)
-    check_csrf(request, csrf)
-    try:
+
+    def step() -> str:
         flows.decide_appeal(
-            ctx,
-            case_id,
-            outcome,
-            actor=u.username,
-            actor_kind="human",
-            reason=reason,
-            expected_version=version,
+            ctx, case_id, outcome, actor=u.username, actor_kind="human", reason=reason, expected_version=version
         )
-    except DeepshieldError as e:
-        return _back(case_id, e.message)
-    return _back(case_id)
+        return ""
+
+    return _form_post(request, csrf, step, _to_case(case_id))
 
 
 @router.get("/console/admin", response_class=HTMLResponse)
@@ -351,6 +362,11 @@ def _status_back(cid: str, msg: str = "", error: str = "") -> RedirectResponse:
     return RedirectResponse(f"/status/{cid}" + (f"?{q}" if q else ""), status_code=303)
 
 
+def _to_status(cid: str) -> Callable[[str, str], Response]:
+    """Back to the reporter's status page, with the message or the error."""
+    return lambda msg, error: _status_back(cid, msg=msg, error=error)
+
+
 @router.post("/status/{case_id}/hashes")
 def status_hashes(
     case_id: str,
@@ -361,7 +377,6 @@ def status_hashes(
 ) -> Response:
     """Lines of `signal value` (pdq, md5, sha256) computed on the victim's own device."""
     cid = _victim_case(request, case_id)
-    check_csrf(request, csrf)
     items = []
     for line in hashes.splitlines():
         parts = line.replace(":", " ").split()
@@ -369,11 +384,11 @@ def status_hashes(
             items.append((parts[0], parts[1]))
         elif len(parts) == 1:
             items.append(("md5" if len(parts[0]) == 32 else "pdq", parts[0]))
-    try:
-        n = flows.add_victim_hashes(ctx, cid, items, actor="victim")
-    except DeepshieldError as e:
-        return _status_back(cid, error=e.message)
-    return _status_back(cid, msg=f"{n} hash(es) added")
+
+    def step() -> str:
+        return f"{flows.add_victim_hashes(ctx, cid, items, actor='victim')} hash(es) added"
+
+    return _form_post(request, csrf, step, _to_status(cid))
 
 
 INFO_FIELDS = (
@@ -395,7 +410,6 @@ async def status_info(case_id: str, request: Request, ctx: CasesDep) -> Response
     """The reporter adds what the notice lacked; the validity check runs again (the clock starts if complete)."""
     cid = _victim_case(request, case_id)
     form = await request.form()
-    check_csrf(request, str(form.get("csrf", "")))
     updates: dict[str, Any] = {}
     for name in INFO_FIELDS:
         raw = form.get(name)
@@ -408,24 +422,22 @@ async def status_info(case_id: str, request: Request, ctx: CasesDep) -> Response
             updates[name] = True
         else:
             updates[name] = value
-    if not updates:
-        return _status_back(cid, error="nothing was filled in")
-    try:
+
+    def step() -> str:
+        if not updates:
+            raise DeepshieldError("nothing was filled in")
         with session_scope(ctx.settings) as s:
-            case = service.supply_info(s, cid, updates, "reporter", "human", ctx.policy)
-            state = case.state
-    except DeepshieldError as e:
-        return _status_back(cid, error=e.message)
-    return _status_back(
-        cid, msg="Thank you: the report is complete." if state == "valid" else "Saved; something is still missing."
-    )
+            state = service.supply_info(s, cid, updates, "reporter", "human", ctx.policy).state
+        return "Thank you: the report is complete." if state == "valid" else "Saved; something is still missing."
+
+    return _form_post(request, str(form.get("csrf", "")), step, _to_status(cid))
 
 
 @router.post("/status/{case_id}/withdraw")
 def status_withdraw(case_id: str, request: Request, ctx: CasesDep, csrf: Annotated[str, Form()] = "") -> Response:
     cid = _victim_case(request, case_id)
     check_csrf(request, csrf)
-    n = flows.withdraw(ctx, cid, actor="victim")
+    n = flows.withdraw(ctx, cid, actor="victim")  # only a lost race fails here: a 409, not a page message
     return _status_back(cid, msg=f"Withdrawn: {n} hash(es) removed from every bank.")
 
 
@@ -438,9 +450,9 @@ def status_appeal(
     reason: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     cid = _victim_case(request, case_id)
-    check_csrf(request, csrf)
-    try:
+
+    def step() -> str:
         flows.file_appeal(ctx, cid, filed_by="reporter", actor_kind="human", reason=reason)
-    except DeepshieldError as e:
-        return _status_back(cid, error=e.message)
-    return _status_back(cid, msg="Appeal filed: a person will review the decision.")
+        return "Appeal filed: a person will review the decision."
+
+    return _form_post(request, csrf, step, _to_status(cid))
