@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from deepshield.cases.adapters import MemoryHashBank
-from deepshield.cases.flows import CasesContext
+from deepshield.cases.context import CasesContext
 from deepshield.cases.service import ReportFields
 from deepshield.config import Settings
 from deepshield.store.db import reset_engines, upgrade_schema
 from tests.conftest import csrf_token, free_port, reset_pg
+
+from .fakes import MemoryHashBank
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -109,11 +110,10 @@ def api(settings: Settings) -> Iterator[tuple[TestClient, CasesContext, Callable
 
     FORM._hits.clear()
     PIN._hits.clear()
-    app = create_app(settings)
     bank = MemoryHashBank()
     ctx = CasesContext.build(settings, bank=bank, screeners=[], start_worker=False)
     ctx.screeners = [BankScreener(bank, ctx.policy.screening)]
-    app.state.cases_ctx = ctx
+    app = create_app(settings, cases=ctx)  # the app closes it when its lifespan ends
 
     def key(*scopes: str) -> dict[str, str]:
         with session_scope(settings) as s:
@@ -122,7 +122,6 @@ def api(settings: Settings) -> Iterator[tuple[TestClient, CasesContext, Callable
 
     with TestClient(app) as client:
         yield client, ctx, key
-    ctx.close()
 
 
 def login(client: TestClient, settings: Settings, username: str, role: str) -> str:

@@ -287,22 +287,6 @@ def test_screening_review_opens_a_case_with_the_upload(api, tmp_path):
     assert r["review_case"] not in [c["case_id"] for c in client.get("/v1/cases", headers=h).json()["cases"]]
 
 
-def test_in_process_bank_is_rebuilt_after_restart(api, make_json, tmp_path):
-    from deepshield.cases.adapters import MemoryHashBank
-    from deepshield.cases.flows import CasesContext
-
-    client, ctx, key = api
-    h = key("cases")
-    cid = client.post("/v1/reports", json=make_json(), headers=h).json()["case_id"]
-    with open(make_image(tmp_path / "b.png", seed=5), "rb") as f:
-        sha = client.post(f"/v1/cases/{cid}/media", files={"file": ("b.png", f, "image/png")}, headers=h).json()[
-            "sha256"
-        ]
-    client.post(f"/v1/cases/{cid}/decision", json={"actions": ["remove", "bank"], "reason": "ncii"}, headers=h)
-    fresh = CasesContext.build(ctx.settings, bank=MemoryHashBank(), screeners=[], start_worker=False)
-    assert [m.case_id for m in fresh.bank.lookup(sha, "sha256")] == [cid]
-
-
 def test_reporter_completes_a_notice_on_the_status_page(api, make_json):
     client, ctx, key = api
     rec = client.post("/v1/reports", json=make_json(signature="", good_faith=False), headers=key("cases")).json()

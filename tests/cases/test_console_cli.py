@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from deepshield.cases.flows import CasesContext
+from deepshield.cases.context import CasesContext
 from deepshield.cases.models import AuditEvent
 from deepshield.cases.service import ReportFields
 from deepshield.store.db import session_scope
@@ -84,10 +84,11 @@ def test_transparency_export_cli(sqlite_settings, make_fields, monkeypatch, tmp_
     import json
 
     from deepshield.cases import flows
-    from deepshield.cases.adapters import MemoryHashBank
-    from deepshield.cases.flows import CasesContext
+    from deepshield.cases.context import CasesContext
     from deepshield.cli.main import app
     from deepshield.config import get_settings
+
+    from .fakes import MemoryHashBank
 
     ctx = CasesContext.build(sqlite_settings, bank=MemoryHashBank(), screeners=[], start_worker=False)
     with session_scope(sqlite_settings) as s:

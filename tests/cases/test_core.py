@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, select, text, update
 
-from deepshield.cases import audit, flows, service
+from deepshield.cases import audit, flows, pins, service
+from deepshield.cases.deadlines import sweep_deadlines
 from deepshield.cases.models import AuditEvent, Case, CaseAction
 from deepshield.cases.policy import CasesPolicy, PolicyError, load_policy
 from deepshield.cases.statemachine import ConcurrentUpdate, InvalidTransition, State
 from deepshield.config import Settings
 from deepshield.store.db import session_scope
+from deepshield.store.timeutil import as_utc
 
 
 def _new(ctx, fields, key=None):
@@ -40,7 +42,7 @@ def test_valid_notice_starts_48h_clock_and_timestamps_states(ctx, make_fields):
         assert case.state == "valid"
         times = service.state_times(s, cid)
         assert set(times) == {"received", "valid"}
-        due, valid = service._ts(case.due_at), service._ts(case.valid_at)
+        due, valid = as_utc(case.due_at), as_utc(case.valid_at)
         assert due is not None and valid is not None and due - valid == dt.timedelta(hours=48)
         assert len(pin) == 8 and pin not in case.pin_hash
 
@@ -253,14 +255,14 @@ def test_concurrent_audit_appends_keep_one_chain(ctx):
 def test_pin_lockout_stops_guessing(ctx, make_fields):
     cid, pin = _new(ctx, make_fields())
     wrong = f"{(int(pin) + 1) % 10**8:08d}"
-    for _ in range(service.PIN_FREE_TRIES):
+    for _ in range(pins.PIN_FREE_TRIES):
         with session_scope(ctx.settings) as s:
-            assert service.check_pin(s, ctx.settings, cid, wrong) is None
-    with session_scope(ctx.settings) as s, pytest.raises(service.PinLocked):
-        service.check_pin(s, ctx.settings, cid, pin)  # even the right PIN waits out the lock
+            assert pins.check_pin(s, ctx.settings, cid, wrong) is None
+    with session_scope(ctx.settings) as s, pytest.raises(pins.PinLocked):
+        pins.check_pin(s, ctx.settings, cid, pin)  # even the right PIN waits out the lock
     later = service.utcnow() + dt.timedelta(minutes=16)
     with session_scope(ctx.settings) as s:
-        assert service.check_pin(s, ctx.settings, cid, pin, now=later) is not None
+        assert pins.check_pin(s, ctx.settings, cid, pin, now=later) is not None
 
 
 def test_queue_keeps_clocked_cases_ahead_of_many_incomplete_ones(ctx, make_fields):
@@ -277,13 +279,13 @@ def test_deadline_sweep_announces_warning_then_breach_once(ctx, make_fields):
 
     cid, _ = _new(ctx, make_fields())
     now = service.utcnow()
-    assert flows.sweep_deadlines(ctx, now) == {"warning": 0, "breached": 0}
+    assert sweep_deadlines(ctx.settings, ctx.policy, now) == {"warning": 0, "breached": 0}
     later = now + dt.timedelta(hours=40)  # 8 h of 48 left: under a quarter
-    assert flows.sweep_deadlines(ctx, later) == {"warning": 1, "breached": 0}
-    assert flows.sweep_deadlines(ctx, later) == {"warning": 0, "breached": 0}
+    assert sweep_deadlines(ctx.settings, ctx.policy, later) == {"warning": 1, "breached": 0}
+    assert sweep_deadlines(ctx.settings, ctx.policy, later) == {"warning": 0, "breached": 0}
     past = now + dt.timedelta(hours=49)
-    assert flows.sweep_deadlines(ctx, past) == {"warning": 0, "breached": 1}
-    assert flows.sweep_deadlines(ctx, past) == {"warning": 0, "breached": 0}
+    assert sweep_deadlines(ctx.settings, ctx.policy, past) == {"warning": 0, "breached": 1}
+    assert sweep_deadlines(ctx.settings, ctx.policy, past) == {"warning": 0, "breached": 0}
     with session_scope(ctx.settings) as s:
         events = [d.event for d in s.scalars(select(WebhookDelivery).where(WebhookDelivery.case_id == cid))]
         assert events == ["case.deadline_warning", "case.deadline_breached"]

@@ -1,20 +1,16 @@
-"""Cases through Match's real banks (skipped until deepshield.matching is merged): banking blocks re-uploads,
-withdrawal removes every hash of the case, a reversed appeal un-banks."""
+"""Cases through Match's real banks: banking blocks re-uploads, withdrawal removes every hash of the case, a
+reversed appeal un-banks."""
 
 from __future__ import annotations
 
 import shutil
 
-import pytest
-
-from deepshield.cases import flows, service
-from deepshield.cases.adapters import MatchingHashBank, matching_available
-from deepshield.cases.flows import CasesContext
+from deepshield.cases import flows, screening, service
+from deepshield.cases.adapters import MatchingHashBank
+from deepshield.cases.context import CasesContext
 from deepshield.store.db import session_scope
 
 from .conftest import make_image
-
-pytestmark = pytest.mark.skipif(not matching_available(), reason="deepshield.matching (Match) not installed yet")
 
 
 def test_bank_block_withdraw_through_match(settings, make_fields, tmp_path):
@@ -34,16 +30,16 @@ def test_bank_block_withdraw_through_match(settings, make_fields, tmp_path):
         img = make_image(tmp_path / "m.png", seed=11)
         keep = tmp_path / "copy.png"
         shutil.copy(img, keep)
-        m = flows.attach_media(ctx, case.id, img, "m.png", "image", "p", "automated")
+        m = screening.attach_media(ctx, case.id, img, "m.png", "image", "p", "automated")
         assert "pdq" in m.hashes  # Match's perceptual hash is recorded with the case media
         flows.decide(ctx, case.id, ["remove", "bank"], actor="rev", actor_kind="human", reason="ncii")
-        r = flows.screen_upload(ctx, keep, "copy.png", "platform", keep_media=False)
+        r = screening.screen_upload(ctx, keep, "copy.png", "platform", keep_media=False)
         assert r.decision == "block" and case.id in r.reasons[0]["reason"]
         flows.add_victim_hashes(ctx, case.id, [("md5", "c" * 32)], actor="victim")
         assert ctx.bank.lookup("c" * 32, "md5")
         removed = flows.withdraw(ctx, case.id, actor="victim")
         assert removed >= 2
         assert ctx.bank.lookup("c" * 32, "md5") == []
-        assert flows.screen_upload(ctx, keep, "copy.png", "platform", keep_media=False).decision == "allow"
+        assert screening.screen_upload(ctx, keep, "copy.png", "platform", keep_media=False).decision == "allow"
     finally:
         ctx.close()

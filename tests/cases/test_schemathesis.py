@@ -17,12 +17,12 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 from deepshield.accounts.service import create_api_key  # noqa: E402
 from deepshield.api.app import create_app  # noqa: E402
-from deepshield.cases.adapters import MemoryHashBank  # noqa: E402
-from deepshield.cases.flows import CasesContext  # noqa: E402
+from deepshield.cases.context import CasesContext  # noqa: E402
 from deepshield.config import Settings  # noqa: E402
 from deepshield.store.db import reset_engines, session_scope, upgrade_schema  # noqa: E402
 
 from .conftest import KEYED_PATH_PREFIXES  # noqa: E402
+from .fakes import MemoryHashBank  # noqa: E402
 
 pytestmark = pytest.mark.slow
 #: Examples per operation: a handful in the suite; raise it (DEEPSHIELD_FUZZ_EXAMPLES=200) for a deeper search.
@@ -44,8 +44,7 @@ def api_schema(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     s = Settings(home=tmp_path_factory.mktemp("st"), database_url=url)
     s.ensure_dirs()
     upgrade_schema(s)
-    app = create_app(s)
-    app.state.cases_ctx = CasesContext.build(s, bank=MemoryHashBank(), screeners=[], start_worker=False)
+    app = create_app(s, cases=CasesContext.build(s, bank=MemoryHashBank(), screeners=[], start_worker=False))
     with session_scope(s) as ss:
         KEY["admin"], _ = create_api_key(ss, ["admin"], "fuzz")
     yield schemathesis.openapi.from_asgi("/openapi.json", app).include(path_regex="^(" + "|".join(CASE_PATHS) + ")")

@@ -8,12 +8,13 @@ import shutil
 
 from sqlalchemy import select
 
-from deepshield.cases import flows
-from deepshield.cases.adapters import MemoryHashBank
-from deepshield.cases.flows import CasesContext
+from deepshield.cases import flows, screening
+from deepshield.cases.context import CasesContext
 from deepshield.cases.models import CaseEvidence, UploadScreening
 from deepshield.cases.service import create_case
 from deepshield.store.db import session_scope
+
+from .fakes import MemoryHashBank
 
 
 def test_detector_evidence_on_a_real_photo(sqlite_settings, shared_faces, make_fields, tmp_path):
@@ -36,7 +37,7 @@ def test_detector_evidence_on_a_real_photo(sqlite_settings, shared_faces, make_f
             )
         copy = tmp_path / "evidence.jpg"
         shutil.copy(photo, copy)
-        m = flows.attach_media(ctx, case.id, copy, "evidence.jpg", "image", "p", "automated")
+        m = screening.attach_media(ctx, case.id, copy, "evidence.jpg", "image", "p", "automated")
         with session_scope(sqlite_settings) as s:
             ev = {
                 e.kind: (e.summary, json.loads(e.data))
@@ -51,7 +52,7 @@ def test_detector_evidence_on_a_real_photo(sqlite_settings, shared_faces, make_f
         flows.decide(ctx, case.id, ["remove", "bank"], actor="rev", actor_kind="human", reason="ncii")
         up = tmp_path / "reupload.jpg"
         shutil.copy(photo, up)
-        r = flows.screen_upload(ctx, up, "reupload.jpg", "platform")
+        r = screening.screen_upload(ctx, up, "reupload.jpg", "platform")
         assert r.decision == "block"
         assert any(case.id in x["reason"] for x in r.reasons)
         with session_scope(sqlite_settings) as s:

@@ -179,4 +179,3 @@ def test_upload_screening_is_a_recorded_scan_with_the_service_settings(
         with open(video, "rb") as f:
             scan = client.post("/v1/scans", files={"file": ("clip.mp4", f, "video/mp4")}, headers=key).json()
         assert scan["frames_sampled"] == 5
-        client.app.state.cases_ctx.close()  # type: ignore[attr-defined]

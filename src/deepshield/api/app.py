@@ -17,6 +17,8 @@ from sqlalchemy.exc import DataError
 from starlette.middleware.sessions import SessionMiddleware
 
 from deepshield.api.limits import BodySizeLimit
+from deepshield.api.services import Services
+from deepshield.cases.context import CasesContext
 from deepshield.config import Settings, get_settings
 from deepshield.errors import DeepshieldError
 from deepshield.store.db import session_scope, upgrade_schema
@@ -57,7 +59,12 @@ def bootstrap(settings: Settings) -> str | None:
         return ensure_first_admin(s)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+#: How long shutdown waits for the match index warm-up (a daemon thread: a large store never holds the exit).
+INDEX_LOAD_JOIN_S = 10.0
+
+
+def create_app(settings: Settings | None = None, *, cases: CasesContext | None = None) -> FastAPI:
+    """`cases`: a cases context built by the caller (tests: an in-memory bank); the app closes it on shutdown."""
     settings = settings or get_settings()
     first_password = bootstrap(settings)
 
@@ -65,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from deepshield.matching.indexes import load_in_background
 
+        services = Services.build(settings, cases=cases)
+        app.state.services = services
         app.state.match_index_loader = load_in_background(settings)
         if first_password:
             msg = (
@@ -72,10 +81,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 f"{first_password}  (sign in at /login and change it with `deepshield user passwd admin`)"
             )
             print(msg, flush=True)
-        yield
-        svc = getattr(app.state, "scans", None)
-        if svc is not None:
-            svc.shutdown()
+        try:
+            yield
+        finally:
+            services.close()
+            app.state.match_index_loader.join(INDEX_LOAD_JOIN_S)
 
     app = FastAPI(
         title="Deepshield",

@@ -1,4 +1,5 @@
-"""Dependencies shared by every route: database session, API-key scopes, web login and CSRF."""
+"""Dependencies shared by every route: database session, the app's services, API-key scopes, web login and
+CSRF."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from sqlalchemy.orm import Session
 
 from deepshield.accounts.models import User
 from deepshield.accounts.service import Principal, authenticate_key, user_principal
+from deepshield.api.services import Services
+from deepshield.cases.context import CasesContext
 from deepshield.config import Settings
+from deepshield.detect.service import ScanService
+from deepshield.liveness.service import LivenessService
 from deepshield.store.db import session_scope
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer dsk_...`")
@@ -32,6 +37,32 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_services(request: Request) -> Services:
+    """The services the app's lifespan built (see `api.services`)."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_scans(services: ServicesDep) -> ScanService:
+    return services.scans
+
+
+def get_cases(services: ServicesDep) -> CasesContext:
+    return services.cases
+
+
+def get_liveness(services: ServicesDep) -> LivenessService:
+    return services.liveness
+
+
+ScansDep = Annotated[ScanService, Depends(get_scans)]
+CasesDep = Annotated[CasesContext, Depends(get_cases)]
+LivenessDep = Annotated[LivenessService, Depends(get_liveness)]
 
 
 def current_user_optional(request: Request, session: SessionDep) -> User | None:

@@ -1,10 +1,9 @@
-"""Concrete HashBank / Screener implementations. Match, Labels and Detect are imported lazily, so cases works
-(with in-process fallbacks) before those packages are merged."""
+"""Cases' ports implemented by the other domains: the hash bank is Match's, the screeners ask Match, Labels and
+Detect."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import threading
 from dataclasses import asdict
@@ -15,92 +14,52 @@ from deepshield.cases.policy import ScreeningPolicy
 from deepshield.cases.ports import BankMatch, Finding, HashBank, Screener
 from deepshield.config import Settings
 from deepshield.detect.service import ScanService
+from deepshield.labels.service import verify_file
+from deepshield.matching import service as match
+from deepshield.store.db import session_scope
 
 log = logging.getLogger("deepshield.cases")
-
-HEX_LEN = {"sha256": 64, "md5": 32, "pdq": 64}
-
-
-def hamming_hex(a: str, b: str) -> int:
-    return (int(a, 16) ^ int(b, 16)).bit_count()
-
-
-class MemoryHashBank:
-    """In-process bank used only when deepshield.matching is not installed (and in tests)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._rows: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
-
-    def add(self, value: str, signal: str, case_id: str, metadata: dict[str, Any] | None = None) -> None:
-        with self._lock:
-            self._rows.setdefault((signal, value.lower()), {})[case_id] = dict(metadata or {})
-
-    def remove_case(self, case_id: str) -> int:
-        n = 0
-        with self._lock:
-            for key in list(self._rows):
-                if self._rows[key].pop(case_id, None) is not None:
-                    n += 1
-                if not self._rows[key]:
-                    del self._rows[key]
-        return n
-
-    def lookup(self, value: str, signal: str, max_distance: int = 0) -> list[BankMatch]:
-        value = value.lower()
-        out: list[BankMatch] = []
-        with self._lock:
-            if signal == "pdq" and max_distance > 0:
-                items = [(k, v) for k, v in self._rows.items() if k[0] == "pdq"]
-            else:
-                items = [((signal, value), self._rows.get((signal, value), {}))]
-            for (sig, val), cases in items:
-                d = hamming_hex(val, value) if sig == "pdq" else 0
-                if d <= max_distance:
-                    out.extend(BankMatch(sig, val, cid, d, metadata=meta) for cid, meta in cases.items())
-        return out
-
-    def count(self) -> int:
-        with self._lock:
-            return sum(len(v) for v in self._rows.values())
 
 
 class MatchingHashBank:
     """Adapter over Match's bank service (`deepshield.matching.service`): case hashes live in one bank
-    (`CASES`); every match from any bank counts, with the case id Match keeps in each entry's metadata."""
+    (`CASES`); every match from any bank counts, with the case id Match keeps in each entry's metadata.
+
+    The bank is created with the first hash banked, not when the app starts: an app whose cases never bank
+    anything lists no `CASES` bank."""
 
     def __init__(self, settings: Settings, bank: str = "CASES") -> None:
-        self.ms: Any = importlib.import_module("deepshield.matching.service")
         self.settings, self.bank = settings, bank
-        from deepshield.store.db import session_scope
+        self._lock = threading.Lock()
+        self._bank_ready = False
 
-        with session_scope(settings) as s:
-            try:
-                self.ms.get_bank(s, bank)
-            except self.ms.BankNotFound:
-                self.ms.create_bank(s, bank, description="hashes banked by case decisions and victims")
+    def _ensure_bank(self) -> None:
+        with self._lock:
+            if self._bank_ready:
+                return
+            with session_scope(self.settings) as s:
+                try:
+                    match.get_bank(s, self.bank)
+                except match.BankNotFound:
+                    match.create_bank(s, self.bank, description="hashes banked by case decisions and victims")
+            self._bank_ready = True
 
     def add(self, value: str, signal: str, case_id: str, metadata: dict[str, Any] | None = None) -> None:
-        from deepshield.store.db import session_scope
-
+        self._ensure_bank()
         md = metadata or {}
-        meta = self.ms.EntryMeta(
+        meta = match.EntryMeta(
             source=str(md.get("source", "case")), case_id=case_id, added_by=md.get("actor"), note="deepshield cases"
         )
         with session_scope(self.settings) as s:
-            self.ms.add_hash(s, self.bank, signal, value, meta)
+            match.add_hash(s, self.bank, signal, value, meta)
 
     def remove_case(self, case_id: str) -> int:
-        from deepshield.store.db import session_scope
-
         with session_scope(self.settings) as s:
-            return int(self.ms.remove_case(s, case_id))
+            return match.remove_case(s, case_id)
 
     def lookup(self, value: str, signal: str, max_distance: int = 0) -> list[BankMatch]:
-        from deepshield.store.db import session_scope
-
         with session_scope(self.settings) as s:
-            matches, _suppressed = self.ms.lookup_signal(s, signal, value, settings=self.settings)
+            matches, _suppressed = match.lookup_signal(s, signal, value, settings=self.settings)
         out = []
         for m in matches:
             if signal == "pdq" and m.distance > max_distance and not m.needs_review:
@@ -118,51 +77,19 @@ class MatchingHashBank:
         return out
 
 
-def matching_available() -> bool:
-    try:
-        mod = importlib.import_module("deepshield.matching.service")
-    except ImportError:
-        return False
-    return all(hasattr(mod, f) for f in ("add_hash", "remove_case", "lookup_signal", "create_bank"))
-
-
-_default_bank: HashBank | None = None
-_bank_lock = threading.Lock()
-
-
-def default_hash_bank(settings: Settings) -> HashBank:
-    """Match's banks when deepshield.matching is installed, else one process-wide in-memory bank."""
-    global _default_bank
-    if matching_available():
-        return MatchingHashBank(settings)
-    with _bank_lock:
-        if _default_bank is None:
-            log.info("deepshield.matching not installed: using the in-process hash bank")
-            _default_bank = MemoryHashBank()
-        return _default_bank
-
-
-def set_default_hash_bank(bank: HashBank | None) -> None:
-    global _default_bank
-    with _bank_lock:
-        _default_bank = bank
-
-
 def file_hashes(path: Path) -> dict[str, str]:
-    """Exact hashes always; Match's perceptual ones (PDQ for photos, vPDQ for videos) when it is installed."""
+    """Exact hashes always; Match's perceptual ones (PDQ for photos, vPDQ for videos) when it can compute them."""
     sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             sha.update(chunk)
             md5.update(chunk)
     out = {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
-    if matching_available():
-        try:
-            ms = importlib.import_module("deepshield.matching.service")
-            for name, h in ms.hash_file(path).items():
-                out.setdefault(name, str(h.value))
-        except Exception as e:  # noqa: BLE001 - perceptual hashes are extra evidence, never a reason to fail
-            log.info("perceptual hashing failed for %s: %s", path.name, e)
+    try:
+        for name, h in match.hash_file(path).items():
+            out.setdefault(name, str(h.value))
+    except Exception as e:  # noqa: BLE001 - perceptual hashes are extra evidence, never a reason to fail
+        log.info("perceptual hashing failed for %s: %s", path.name, e)
     return out
 
 
@@ -216,8 +143,7 @@ class BankScreener:
 
 
 class LabelScreener:
-    """AI-content labels (GB 45438 metadata, C2PA, watermark) read by Label's
-    `deepshield.labels.service.verify_file`, when that package is installed."""
+    """AI-content labels (GB 45438 metadata, C2PA, watermark) read by Label's `verify_file`."""
 
     name = "labels"
 
@@ -226,17 +152,13 @@ class LabelScreener:
 
     def screen(self, path: Path, hashes: dict[str, str]) -> Finding | None:
         try:
-            verify = importlib.import_module("deepshield.labels.service").verify_file
-        except (ImportError, AttributeError):
-            return None
-        try:
-            rep = verify(path, home=self.home)
+            rep = verify_file(path, home=self.home)
         except Exception as e:  # noqa: BLE001 - a label check must never fail the upload
             return Finding(self.name, "allow", f"label check failed: {e}")
-        decision = getattr(rep, "decision", None)
+        decision = rep.decision
         if not decision:
             return None
-        reasons = [str(r) for r in getattr(rep, "reasons", [])][:5]
+        reasons = [str(r) for r in rep.reasons][:5]
         return Finding(
             self.name,
             "label",

@@ -100,11 +100,11 @@ def deliver(
 def sweep() -> None:
     """Announce cases close to or past their deadline (once each): audit event and webhook. The service runs
     this every minute when a webhook URL is configured; run it from cron otherwise."""
-    from deepshield.cases.adapters import MemoryHashBank
-    from deepshield.cases.flows import CasesContext, sweep_deadlines
+    from deepshield.cases.deadlines import sweep_deadlines
+    from deepshield.cases.policy import load_policy
 
-    ctx = CasesContext.build(_settings(), bank=MemoryHashBank(), screeners=[], start_worker=False)
-    counts = sweep_deadlines(ctx)
+    settings = _settings()
+    counts = sweep_deadlines(settings, load_policy(settings))
     console.print(f"{counts['warning']} new warning(s), {counts['breached']} new breach(es)")
 
 

@@ -1,6 +1,6 @@
-"""Orchestration with side effects: decisions (webhooks, statements, banking, copy search), appeals, media
-evidence, victim hashes, withdrawal and upload screening. Services hold the data rules; flows call the
-outside."""
+"""Orchestration with side effects: decisions (webhooks, statements, banking, copy search), appeals, victim
+hashes and withdrawal. Services hold the data rules; flows call the outside. Screening and evidence are in
+`screening`, the deadline sweep in `deadlines`."""
 
 from __future__ import annotations
 
@@ -8,41 +8,27 @@ import datetime as dt
 import json
 import logging
 import re
-import secrets
-import shutil
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from deepshield.cases import audit, reasons, service, webhooks
-from deepshield.cases.adapters import (
-    MemoryHashBank,
-    default_hash_bank,
-    default_screeners,
-    file_hashes,
-    hamming_hex,
-)
+from deepshield.cases.context import CasesContext
 from deepshield.cases.models import (
     Appeal,
     Case,
     CaseAction,
     CaseEvidence,
-    CaseMedia,
     StatementOfReasons,
     UploadScreening,
     VictimHash,
 )
-from deepshield.cases.policy import CasesPolicy, load_policy
-from deepshield.cases.ports import Finding, HashBank, Screener, strongest
 from deepshield.cases.statemachine import DECIDED, State
-from deepshield.config import Settings
-from deepshield.detect.service import ScanService
 from deepshield.errors import DeepshieldError
+from deepshield.matching.bits import hamming
 from deepshield.store.db import session_scope
-from deepshield.store.timeutil import utcnow
+from deepshield.store.timeutil import as_utc, utcnow
 
 log = logging.getLogger("deepshield.cases")
 RESTRICTIONS = ("remove", "restrict")
@@ -62,86 +48,6 @@ class AppealClosed(DeepshieldError):
 class HumanRequired(DeepshieldError):
     code = "human_required"
     http_status = 403
-
-
-@dataclass
-class CasesContext:
-    """Everything a flow needs, built once per app (or per test) so the ports can be swapped."""
-
-    settings: Settings
-    policy: CasesPolicy
-    bank: HashBank
-    screeners: list[Screener] = field(default_factory=list)
-    worker: webhooks.WebhookWorker | None = None
-
-    @classmethod
-    def build(
-        cls,
-        settings: Settings,
-        bank: HashBank | None = None,
-        screeners: list[Screener] | None = None,
-        start_worker: bool = True,
-        detector: bool = True,
-        scans: ScanService | None = None,
-    ) -> CasesContext:
-        """`scans` is the app's scan service, which the detector screener then shares (one scan path)."""
-        policy = load_policy(settings)
-        bank = bank or default_hash_bank(settings)
-        ctx = cls(
-            settings,
-            policy,
-            bank,
-            screeners
-            if screeners is not None
-            else default_screeners(bank, policy.screening, settings, detector, scans),
-        )
-        if isinstance(ctx.bank, MemoryHashBank):
-            restore_bank(ctx)
-        if start_worker and policy.webhook.url:
-            ctx.worker = webhooks.WebhookWorker(settings, policy.webhook, periodic=lambda: sweep_deadlines(ctx))
-            ctx.worker.start()
-        return ctx
-
-    def kick(self) -> None:
-        if self.worker is not None:
-            self.worker.kick()
-
-    def close(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
-        for s in self.screeners:
-            close = getattr(s, "close", None)
-            if close:
-                close()
-
-
-def case_hashes(session: Session, case_id: str) -> list[tuple[str, str]]:
-    """(signal, value) of every media file and live victim hash of the case."""
-    out: set[tuple[str, str]] = set()
-    for m in session.scalars(select(CaseMedia).where(CaseMedia.case_id == case_id)):
-        out.update(json.loads(m.hashes).items())
-    for v in session.scalars(select(VictimHash).where(VictimHash.case_id == case_id, VictimHash.removed_at.is_(None))):
-        out.add((v.signal, v.value))
-    return sorted(out)
-
-
-def restore_bank(ctx: CasesContext) -> int:
-    """Re-add every live banked hash (bank actions not reversed, victim hashes not withdrawn) to the bank. The
-    in-process fallback bank forgets on restart; this rebuilds it from the database, and adds are
-    idempotent."""
-    n = 0
-    with session_scope(ctx.settings) as s:
-        banked = set(
-            s.scalars(select(CaseAction.case_id).where(CaseAction.kind == "bank", CaseAction.reversed_at.is_(None)))
-        )
-        for cid in banked:
-            for sig, val in case_hashes(s, cid):
-                ctx.bank.add(val, sig, cid, {"source": "case"})
-                n += 1
-        for v in s.scalars(select(VictimHash).where(VictimHash.removed_at.is_(None))):
-            ctx.bank.add(v.value, v.signal, v.case_id, {"source": "victim"})
-            n += 1
-    return n
 
 
 def _automated_detection(session: Session, case_id: str) -> bool:
@@ -200,7 +106,7 @@ def decide(
     target = State.NO_ACTION if kinds == ["no_action"] else State.ACTIONED
     with session_scope(ctx.settings) as s:
         case = service.get_case(s, case_id)
-        hashes = case_hashes(s, case.id)
+        hashes = service.case_hashes(s, case.id)
         evidence = [v for sig, v in hashes if sig == "sha256"]
         now = utcnow()
         service.transition(
@@ -265,7 +171,7 @@ def decide(
 def bank_case(ctx: CasesContext, case_id: str, actor: str) -> tuple[int, int]:
     """Add the case's hashes to the bank, then search already-screened uploads for copies."""
     with session_scope(ctx.settings) as s:
-        hashes = case_hashes(s, case_id)
+        hashes = service.case_hashes(s, case_id)
     for sig, val in hashes:
         ctx.bank.add(val, sig, case_id, {"source": "case", "actor": actor})
     copies = search_copies(ctx, case_id, hashes)
@@ -294,7 +200,7 @@ def search_copies(ctx: CasesContext, case_id: str, hashes: list[tuple[str, str]]
         ):
             hs = json.loads(up.hashes)
             hit = any((sig, v) in exact for sig, v in hs.items()) or (
-                "pdq" in hs and any(hamming_hex(hs["pdq"], p) <= radius for p in pdqs)
+                "pdq" in hs and any(hamming(hs["pdq"], p) <= radius for p in pdqs)
             )
             if not hit:
                 continue
@@ -369,7 +275,7 @@ def file_appeal(
         case = service.get_case(s, case_id)
         if case.state not in DECIDED:
             raise AppealClosed(f"case {case.id} is {case.state}: only a decided case can be appealed")
-        decided = service._ts(case.decided_at)
+        decided = as_utc(case.decided_at)
         assert decided is not None
         if now > decided + dt.timedelta(days=ctx.policy.appeal_window_days):
             raise AppealClosed(f"the appeal window closed {ctx.policy.appeal_window_days} days after the decision")
@@ -468,7 +374,7 @@ def withdraw(ctx: CasesContext, case_id: str, actor: str, reason: str = "withdra
     """Close the case and delete every hash of it everywhere (banks, and the platform via a webhook)."""
     with session_scope(ctx.settings) as s:
         case = service.get_case(s, case_id)
-        hashes = case_hashes(s, case.id)
+        hashes = service.case_hashes(s, case.id)
         now = utcnow()
         s.execute(
             update(VictimHash)
@@ -510,223 +416,3 @@ def _remove_case_hashes(ctx: CasesContext, case_id: str, action: str, why: str) 
             reason=f"{why}: {n} hash(es) removed from every bank",
         )
     return n
-
-
-def _findings(ctx: CasesContext, path: Path, hashes: dict[str, str]) -> list[Finding]:
-    out = []
-    for sc in ctx.screeners:
-        try:
-            f = sc.screen(path, hashes)
-        except DeepshieldError as e:
-            f = Finding(sc.name, "allow", f"{sc.name} could not check this file: {e.message}")
-        if f is not None:
-            out.append(f)
-    return out
-
-
-def attach_media(
-    ctx: CasesContext,
-    case_id: str,
-    src: Path,
-    filename: str,
-    kind: str,
-    actor: str,
-    actor_kind: str,
-    findings: list[Finding] | None = None,
-) -> CaseMedia:
-    """Store the reported media with the case and record what each screener finds as evidence."""
-    with session_scope(ctx.settings) as s:
-        service.get_case(s, case_id)
-    dest = service.media_dir(ctx.settings, case_id) / f"{secrets.token_hex(8)}{src.suffix.lower()}"
-    shutil.move(str(src), dest)
-    hashes = file_hashes(dest)
-    if findings is None:
-        findings = _findings(ctx, dest, hashes)
-    with session_scope(ctx.settings) as s:
-        m = CaseMedia(
-            case_id=case_id,
-            filename=filename[:500],
-            path=str(dest),
-            kind=kind,
-            sha256=hashes["sha256"],
-            hashes=json.dumps(hashes),
-        )
-        s.add(m)
-        s.flush()
-        for f in findings:
-            s.add(
-                CaseEvidence(
-                    case_id=case_id,
-                    media_id=m.id,
-                    kind=f.screener,
-                    summary=f.reason,
-                    data=json.dumps({"decision": f.decision, **f.data}, default=str),
-                    automated=True,
-                )
-            )
-        audit.record(
-            s,
-            actor=actor,
-            actor_kind=actor_kind,
-            action="media_attached",
-            case_id=case_id,
-            reason=f"{kind} {filename[:80]}; " + "; ".join(f"{f.screener}: {f.reason}" for f in findings),
-            evidence=[hashes["sha256"]],
-        )
-        s.expunge(m)
-    return m
-
-
-@dataclass
-class ScreeningResult:
-    id: str
-    decision: str
-    reasons: list[dict[str, Any]]
-    hashes: dict[str, str]
-    case_id: str | None = None
-
-
-def screen_upload(
-    ctx: CasesContext,
-    path: Path,
-    filename: str,
-    principal: str,
-    content_ref: str = "",
-    keep_media: bool = True,
-    kind: str = "image",
-) -> ScreeningResult:
-    """Policy: a bank match blocks, a near match or a likely manipulated face queues for review, an AI label
-    labels, anything else is allowed; every finding is stored as the reason."""
-    hashes = file_hashes(path)
-    findings = _findings(ctx, path, hashes)
-    decision = strongest(findings)
-    reasons_ = [{"screener": f.screener, "decision": f.decision, "reason": f.reason, "data": f.data} for f in findings]
-    if not reasons_:
-        reasons_ = [{"screener": "policy", "decision": "allow", "reason": "no screener found anything", "data": {}}]
-    sid = secrets.token_hex(12)
-    case_id = None
-    with session_scope(ctx.settings) as s:
-        s.add(
-            UploadScreening(
-                id=sid,
-                principal=principal,
-                filename=filename[:500],
-                content_ref=content_ref[:500],
-                sha256=hashes["sha256"],
-                hashes=json.dumps(hashes),
-                decision=decision,
-                reasons=json.dumps(reasons_, default=str),
-            )
-        )
-        if decision in ("block", "review"):
-            why = "; ".join(str(r["reason"]) for r in reasons_ if r["decision"] == decision)
-            audit.record(
-                s,
-                actor="screening",
-                actor_kind="automated",
-                action=f"upload:{decision}",
-                reason=why,
-                evidence=[hashes["sha256"]],
-                details={"upload": sid, "by": principal},
-            )
-        if decision == "review":
-            case_id = _screening_case(ctx, s, sid, content_ref, principal, why)
-    if case_id is not None and keep_media:
-        attach_media(ctx, case_id, path, filename, kind, "screening", "automated", findings=findings)
-    return ScreeningResult(sid, decision, reasons_, hashes, case_id)
-
-
-def _screening_case(ctx: CasesContext, s: Session, upload_id: str, content_ref: str, principal: str, why: str) -> str:
-    """A review decision opens a case (no notice: the clock runs from now under the `other` category rule)."""
-    now = utcnow()
-    cid = service.new_case_id()
-    due = ctx.policy.due(now, "other", "")
-    s.add(
-        Case(
-            id=cid,
-            version=1,
-            state=State.RECEIVED.value,
-            source="screening",
-            submitted_by=principal,
-            category="other",
-            jurisdiction="",
-            content_locations=json.dumps([content_ref or f"upload:{upload_id}"]),
-            explanation=why,
-            good_faith=True,
-            signature="",
-            reporter_name="",
-            reporter_email="",
-            reporter_contact="",
-            reporter_role="",
-            missing="[]",
-            pin_hash="!",
-            pin_failures=0,
-            received_at=now,
-        )
-    )
-    s.flush()
-    case = service.get_case(s, cid)
-    service.transition(
-        s,
-        case,
-        State.VALID,
-        actor="screening",
-        actor_kind="automated",
-        reason=f"queued for review by upload screening: {why}",
-        extra={"valid_at": now, "due_at": due},
-        now=now,
-    )
-    return cid
-
-
-def sweep_deadlines(ctx: CasesContext, now: dt.datetime | None = None) -> dict[str, int]:
-    """Announce each case once when it gets close to its deadline and once when it passes it: an automated
-    audit event and a `case.deadline_warning` / `case.deadline_breached` webhook (for the platform's on-call)."""
-    now = now or utcnow()
-    counts = {"warning": 0, "breached": 0}
-    with session_scope(ctx.settings) as s:
-        open_cases = list(
-            s.scalars(
-                select(Case).where(
-                    Case.state.in_([State.VALID.value, State.IN_REVIEW.value]),
-                    Case.due_at.is_not(None),
-                    Case.breached_at.is_(None),
-                )
-            )
-        )
-        for case in open_cases:
-            d = service.deadline(case, ctx.policy, now)
-            if d.level == "breached":
-                col, event = "breached_at", "case.deadline_breached"
-            elif d.level == "warning" and case.warned_at is None:
-                col, event = "warned_at", "case.deadline_warning"
-            else:
-                continue
-            claimed = s.execute(
-                update(Case).where(Case.id == case.id, getattr(Case, col).is_(None)).values({col: now})
-            ).rowcount  # type: ignore[attr-defined]
-            if claimed != 1:
-                continue  # another sweeper announced it
-            counts[d.level] += 1
-            audit.record(
-                s,
-                actor="deadline-sweep",
-                actor_kind="automated",
-                action=event.split(".", 1)[1],
-                case_id=case.id,
-                reason=d.label,
-                details={"due_at": d.due_at.isoformat() if d.due_at else None},
-            )
-            webhooks.enqueue(
-                s,
-                event,
-                {
-                    "due_at": d.due_at.isoformat() if d.due_at else None,
-                    "seconds_left": d.seconds_left,
-                    "state": case.state,
-                },
-                case_id=case.id,
-            )
-    if any(counts.values()):
-        ctx.kick()
-    return counts

@@ -7,10 +7,11 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from deepshield.cases import service
-from deepshield.cases.flows import CasesContext
+from deepshield.cases import pins, service
+from deepshield.cases.context import CasesContext
 from deepshield.cases.models import Case
 from deepshield.store.db import session_scope
+from deepshield.store.timeutil import as_utc
 
 
 @dataclass
@@ -50,12 +51,12 @@ class Receipt:
 def _receipt(ctx: CasesContext, case: Case, replayed: bool) -> Receipt:
     import json
 
-    due = service._ts(case.due_at)
-    recv = service._ts(case.received_at)
+    due = as_utc(case.due_at)
+    recv = as_utc(case.received_at)
     assert recv is not None
     return Receipt(
         case.id,
-        service.derive_pin(service.case_secret(ctx.settings), case.id),
+        pins.derive_pin(pins.case_secret(ctx.settings), case.id),
         case.state,
         recv.isoformat(timespec="seconds"),
         due.isoformat(timespec="seconds") if due else None,

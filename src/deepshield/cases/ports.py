@@ -1,8 +1,8 @@
 """The two things cases needs from other domains, as small interfaces.
 
 `HashBank` is Match's bank (add a hash with its case, remove every hash of a case, look a hash up);
-`Screener` is one upload check (bank match, labels, detector). `adapters.py` builds them from the real
-packages when installed and falls back to in-process versions otherwise.
+`Screener` is one upload check (bank match, labels, detector). `adapters.py` implements them with Match,
+Labels and Detect; tests swap in an in-memory bank.
 """
 
 from __future__ import annotations

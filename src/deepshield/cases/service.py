@@ -4,12 +4,9 @@ and an audit event in the same transaction, so a lost race is a typed 409 and ne
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
-import hmac
 import json
-import os
 import re
 import secrets
 from dataclasses import asdict, dataclass, field
@@ -19,13 +16,14 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from deepshield.cases import audit
-from deepshield.cases.models import Case, CaseTransition
+from deepshield.cases import audit, pins
+from deepshield.cases.deadlines import Deadline, deadline
+from deepshield.cases.models import Case, CaseMedia, CaseTransition, VictimHash
 from deepshield.cases.policy import CasesPolicy
 from deepshield.cases.statemachine import OPEN_FOR_DECISION, ConcurrentUpdate, State, check_transition
 from deepshield.config import Settings
 from deepshield.errors import DeepshieldError
-from deepshield.store.timeutil import utcnow
+from deepshield.store.timeutil import as_utc, utcnow
 
 
 class CaseNotFound(DeepshieldError):
@@ -189,57 +187,21 @@ def new_case_id() -> str:
     return f"DS-{r[:4]}-{r[4:]}"
 
 
-_secrets: dict[str, bytes] = {}
-
-
-def case_secret(settings: Settings) -> bytes:
-    """Server secret for deriving PINs (so an idempotent retry can show the same PIN again):
-    DEEPSHIELD_CASES_SECRET (hex; set it when several hosts share one database) or
-    `$DEEPSHIELD_HOME/cases.key`, created once."""
-    env = os.environ.get("DEEPSHIELD_CASES_SECRET")
-    if env:
-        return bytes.fromhex(env)
-    path = settings.home / "cases.key"
-    cached = _secrets.get(str(path))
-    if cached is not None:
-        return cached
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".cases.key.{secrets.token_hex(4)}")
-        tmp.write_text(secrets.token_hex(32))
-        tmp.chmod(0o600)
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)  # atomic: the first process wins, the others read its key
-        tmp.unlink()
-    key = bytes.fromhex(path.read_text().strip())
-    _secrets[str(path)] = key
-    return key
-
-
-def pin_hash(secret: bytes, case_id: str, pin: str) -> str:
-    """Keyed hash of the PIN. The PIN is itself derived from the same secret, so a slow hash would add no
-    protection: whoever holds the secret can derive every PIN; whoever holds only the database learns
-    nothing."""
-    return "hmac$" + hmac.new(secret, f"verify:{case_id}:{pin}".encode(), hashlib.sha256).hexdigest()
-
-
-def derive_pin(secret: bytes, case_id: str) -> str:
-    n = int.from_bytes(hmac.new(secret, b"pin:" + case_id.encode(), hashlib.sha256).digest()[:8], "big")
-    return f"{n % 10**8:08d}"
-
-
-def _ts(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite returns naive datetimes; they are UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
-
-
 def get_case(session: Session, case_id: str) -> Case:
     case = session.get(Case, case_id.strip().upper())
     if case is None:
         raise CaseNotFound(f"no case {case_id!r}")
     return case
+
+
+def case_hashes(session: Session, case_id: str) -> list[tuple[str, str]]:
+    """(signal, value) of every media file and live victim hash of the case."""
+    out: set[tuple[str, str]] = set()
+    for m in session.scalars(select(CaseMedia).where(CaseMedia.case_id == case_id)):
+        out.update(json.loads(m.hashes).items())
+    for v in session.scalars(select(VictimHash).where(VictimHash.case_id == case_id, VictimHash.removed_at.is_(None))):
+        out.add((v.signal, v.value))
+    return sorted(out)
 
 
 def find_by_idempotency(session: Session, key: str) -> Case | None:
@@ -263,8 +225,8 @@ def create_case(
     f = fields.normalised()
     now = now or utcnow()
     case_id = new_case_id()
-    secret = case_secret(settings)
-    pin = derive_pin(secret, case_id)
+    secret = pins.case_secret(settings)
+    pin = pins.derive_pin(secret, case_id)
     case = Case(
         id=case_id,
         version=1,
@@ -284,7 +246,7 @@ def create_case(
         reporter_contact=f.reporter_contact,
         reporter_role=f.reporter_role,
         missing=json.dumps([asdict(m) for m in check_validity(f)]),
-        pin_hash=pin_hash(secret, case_id, pin),
+        pin_hash=pins.pin_hash(secret, case_id, pin),
         pin_failures=0,
         received_at=now,
     )
@@ -312,6 +274,54 @@ def create_case(
     )
     _revalidate(session, case, f, policy, actor="intake", now=now, stored=True)
     return case, pin
+
+
+def create_screening_case(
+    session: Session,
+    *,
+    upload_id: str,
+    content_ref: str,
+    submitted_by: str,
+    why: str,
+    policy: CasesPolicy,
+    now: dt.datetime | None = None,
+) -> Case:
+    """A case opened by upload screening for a person to review. There is no notice and no reporter (so no
+    PIN), and the clock runs from now under the `other` category's rule."""
+    now = now or utcnow()
+    case = Case(
+        id=new_case_id(),
+        version=1,
+        state=State.RECEIVED.value,
+        source="screening",
+        submitted_by=submitted_by,
+        category="other",
+        jurisdiction="",
+        content_locations=json.dumps([content_ref or f"upload:{upload_id}"]),
+        explanation=why,
+        good_faith=True,
+        signature="",
+        reporter_name="",
+        reporter_email="",
+        reporter_contact="",
+        reporter_role="",
+        missing="[]",
+        pin_hash="!",  # matches no PIN hash: nobody signs in to a screening case
+        pin_failures=0,
+        received_at=now,
+    )
+    session.add(case)
+    session.flush()
+    return transition(
+        session,
+        case,
+        State.VALID,
+        actor="screening",
+        actor_kind="automated",
+        reason=f"queued for review by upload screening: {why}",
+        extra={"valid_at": now, "due_at": policy.due(now, "other", "")},
+        now=now,
+    )
 
 
 def _revalidate(
@@ -476,46 +486,10 @@ def state_times(session: Session, case_id: str) -> dict[str, dt.datetime]:
     """The (latest) time each state was entered."""
     out: dict[str, dt.datetime] = {}
     for t in timeline(session, case_id):
-        at = _ts(t.at)
+        at = as_utc(t.at)
         assert at is not None
         out[t.to_state] = at
     return out
-
-
-@dataclass
-class Deadline:
-    due_at: dt.datetime | None
-    seconds_left: float | None
-    level: str  # none, ok, warning, breached, met, missed
-
-    @property
-    def label(self) -> str:
-        if self.seconds_left is None:
-            return {"met": "decided in time", "missed": "decided late"}.get(self.level, "no clock")
-        s = abs(self.seconds_left)
-        txt = f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
-        return f"overdue by {txt}" if self.seconds_left < 0 else f"{txt} left"
-
-
-def deadline(case: Case, policy: CasesPolicy, now: dt.datetime | None = None) -> Deadline:
-    """Breaches show before they happen: `warning` once less than warn_fraction of the window is left."""
-    now = now or utcnow()
-    due, valid_at, decided = _ts(case.due_at), _ts(case.valid_at), _ts(case.decided_at)
-    if due is None or valid_at is None:
-        return Deadline(None, None, "none")
-    if case.state not in OPEN_FOR_DECISION:
-        if decided is None:
-            return Deadline(due, None, "none")
-        return Deadline(due, None, "met" if decided <= due else "missed")
-    left = (due - now).total_seconds()
-    window = (due - valid_at).total_seconds()
-    if left < 0:
-        level = "breached"
-    elif left < policy.warn_fraction * window:
-        level = "warning"
-    else:
-        level = "ok"
-    return Deadline(due, left, level)
 
 
 def queue(
@@ -551,50 +525,9 @@ def queue(
     def key(item: tuple[Case, Deadline]) -> tuple[int, dt.datetime, dt.datetime]:
         c, d = item
         rank = 0 if c.state in OPEN_FOR_DECISION else (1 if c.state == State.APPEALED.value else 2)
-        return rank, d.due_at or far, _ts(c.received_at) or far
+        return rank, d.due_at or far, as_utc(c.received_at) or far
 
     return sorted(items, key=key)[:limit]
-
-
-# Victim self-service: case number + PIN, with a lockout that makes guessing hopeless.
-PIN_FREE_TRIES = 5
-PIN_LOCK = dt.timedelta(minutes=15)
-
-
-class PinLocked(DeepshieldError):
-    code = "rate_limited"
-    http_status = 429
-
-
-def check_pin(
-    session: Session, settings: Settings, case_id: str, pin: str, now: dt.datetime | None = None
-) -> Case | None:
-    """The case when the PIN is right. After 5 wrong PINs the case locks for 15 minutes, doubling each time;
-    the counter is stored, so restarts and many processes do not reset it."""
-    now = now or utcnow()
-    case = session.get(Case, case_id.strip().upper()[:20])
-    if case is None:
-        return None
-    locked = _ts(case.pin_locked_until)
-    if locked is not None and locked > now:
-        raise PinLocked(f"too many wrong PINs: try again after {locked.isoformat(timespec='minutes')}")
-    secret = case_secret(settings)
-    if hmac.compare_digest(pin_hash(secret, case.id, pin.strip()), case.pin_hash):
-        case.pin_failures = 0
-        case.pin_locked_until = None
-        return case
-    case.pin_failures += 1
-    if case.pin_failures >= PIN_FREE_TRIES:
-        case.pin_locked_until = now + PIN_LOCK * (2 ** min(case.pin_failures - PIN_FREE_TRIES, 10))
-    audit.record(
-        session,
-        actor="self-service",
-        actor_kind="automated",
-        action="pin_failed",
-        case_id=case.id,
-        reason=f"wrong PIN ({case.pin_failures} in a row)",
-    )
-    return None
 
 
 def media_dir(settings: Settings, case_id: str) -> Path:

@@ -127,6 +127,8 @@ class ScanService:
             }
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Cancel queued scans and wait for running ones (their records would otherwise stay `running`), then
+        release the scanners' models."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
         while not self._scanners.empty():
             self._scanners.get_nowait().close()

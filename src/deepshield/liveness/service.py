@@ -131,6 +131,14 @@ class LivenessService:
         self._detector: Any = None
         self._detector_loaded = False
 
+    def close(self) -> None:
+        """Release the MediaPipe graphs, after an analysis in progress (it holds the lock)."""
+        with self._lock:
+            for graph in (self._analyzer, self._faces):
+                if graph is not None:
+                    graph.close()
+            self._analyzer, self._faces = None, None
+
     @property
     def ttl(self) -> dt.timedelta:
         return dt.timedelta(seconds=min(180, max(10, self.config.ttl_s)))

@@ -5,7 +5,6 @@ screening
 from __future__ import annotations
 
 import json
-import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -13,14 +12,14 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from deepshield.accounts.service import Principal
-from deepshield.api.deps import SessionDep, SettingsDep, require_scope
-from deepshield.api.routes.scans import scan_service
+from deepshield.api.deps import CasesDep, SessionDep, SettingsDep, require_scope
 from deepshield.api.uploads import save_upload
-from deepshield.cases import audit, flows, reasons, service, webhooks
-from deepshield.cases.flows import CasesContext
+from deepshield.cases import audit, deadlines, flows, pins, reasons, screening, service, webhooks
+from deepshield.cases.context import CasesContext
 from deepshield.cases.models import Appeal, CaseAction, CaseEvidence, CaseMedia
 from deepshield.cases.ratelimit import PIN
 from deepshield.store.db import session_scope
+from deepshield.store.timeutil import as_utc
 
 router = APIRouter(tags=["cases"])
 #: Integers from clients are bounded to what every database column holds (SQLite raises on larger ones).
@@ -28,25 +27,6 @@ DB_INT_MAX = 2**31 - 1
 CasesPrincipal = Annotated[Principal, Depends(require_scope("cases"))]
 ScanPrincipal = Annotated[Principal, Depends(require_scope("scan"))]
 AdminPrincipal = Annotated[Principal, Depends(require_scope("admin"))]
-
-
-_ctx_lock = threading.Lock()
-
-
-def get_cases_ctx(request: Request) -> CasesContext:
-    """One context per app: policy, bank, screeners and the webhook worker (started on first use)."""
-    ctx: CasesContext | None = getattr(request.app.state, "cases_ctx", None)
-    if ctx is None:
-        with _ctx_lock:
-            ctx = getattr(request.app.state, "cases_ctx", None)
-            if ctx is None:
-                # The detector screener scans through the app's scan service: one scan path, one configuration.
-                ctx = CasesContext.build(request.app.state.settings, scans=scan_service(request))
-                request.app.state.cases_ctx = ctx
-    return ctx
-
-
-CtxDep = Annotated[CasesContext, Depends(get_cases_ctx)]
 
 
 def actor_kind(p: Principal) -> str:
@@ -58,7 +38,7 @@ def client_key(request: Request) -> str:
 
 
 def case_dict(s: Any, ctx: CasesContext, case: Any, personal: bool = True) -> dict[str, Any]:
-    d = service.deadline(case, ctx.policy)
+    d = deadlines.deadline(case, ctx.policy)
     out: dict[str, Any] = {
         "case_id": case.id,
         "state": case.state,
@@ -67,7 +47,7 @@ def case_dict(s: Any, ctx: CasesContext, case: Any, personal: bool = True) -> di
         "jurisdiction": case.jurisdiction,
         "source": case.source,
         "missing": json.loads(case.missing),
-        "received_at": service._ts(case.received_at).isoformat(),  # type: ignore[union-attr]
+        "received_at": as_utc(case.received_at).isoformat(),
         "due_at": d.due_at.isoformat() if d.due_at else None,
         "seconds_left": d.seconds_left,
         "deadline": d.level,
@@ -92,7 +72,7 @@ def case_dict(s: Any, ctx: CasesContext, case: Any, personal: bool = True) -> di
 @router.get("/v1/cases")
 def list_cases(
     session: SessionDep,
-    ctx: CtxDep,
+    ctx: CasesDep,
     principal: CasesPrincipal,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
@@ -101,7 +81,7 @@ def list_cases(
 
 
 @router.get("/v1/cases/{case_id}")
-def get_case(case_id: str, session: SessionDep, ctx: CtxDep, principal: CasesPrincipal) -> dict[str, Any]:
+def get_case(case_id: str, session: SessionDep, ctx: CasesDep, principal: CasesPrincipal) -> dict[str, Any]:
     case = service.get_case(session, case_id)
     out = case_dict(session, ctx, case)
     out["media"] = [
@@ -144,7 +124,7 @@ class InfoIn(BaseModel):
 
 
 @router.post("/v1/cases/{case_id}/info")
-def supply_info(case_id: str, body: InfoIn, ctx: CtxDep, principal: CasesPrincipal) -> dict[str, Any]:
+def supply_info(case_id: str, body: InfoIn, ctx: CasesDep, principal: CasesPrincipal) -> dict[str, Any]:
     """Add what a `needs_info` notice lacked; the validity check runs again."""
     with session_scope(ctx.settings) as s:
         case = service.supply_info(
@@ -158,7 +138,7 @@ async def attach_media(
     case_id: str,
     request: Request,
     settings: SettingsDep,
-    ctx: CtxDep,
+    ctx: CasesDep,
     principal: CasesPrincipal,
     file: Annotated[UploadFile, File(description="the reported image or video")],
 ) -> dict[str, Any]:
@@ -167,7 +147,7 @@ async def attach_media(
         service.get_case(s, case_id)
     path, media = await save_upload(file, settings)
     m = await run_in_threadpool(
-        flows.attach_media,
+        screening.attach_media,
         ctx,
         case_id,
         path,
@@ -193,7 +173,7 @@ class DecisionIn(BaseModel):
 @router.post("/v1/cases/{case_id}/review")
 def start_review(
     case_id: str,
-    ctx: CtxDep,
+    ctx: CasesDep,
     principal: CasesPrincipal,
     expected_version: Annotated[int | None, Query(ge=0, le=DB_INT_MAX)] = None,
 ) -> dict[str, Any]:
@@ -202,7 +182,7 @@ def start_review(
 
 
 @router.post("/v1/cases/{case_id}/decision")
-def decide(case_id: str, body: DecisionIn, ctx: CtxDep, principal: CasesPrincipal) -> dict[str, Any]:
+def decide(case_id: str, body: DecisionIn, ctx: CasesDep, principal: CasesPrincipal) -> dict[str, Any]:
     """Act on the case. Each action calls the platform's webhook; restrictions get a statement of reasons;
     `bank` adds the hashes to the bank and searches earlier uploads for copies. Concurrent decisions: one
     wins,
@@ -236,7 +216,7 @@ class AppealIn(BaseModel):
 
 
 @router.post("/v1/cases/{case_id}/appeals", status_code=201)
-def file_appeal(case_id: str, body: AppealIn, ctx: CtxDep, principal: CasesPrincipal) -> dict[str, Any]:
+def file_appeal(case_id: str, body: AppealIn, ctx: CasesDep, principal: CasesPrincipal) -> dict[str, Any]:
     """An Art. 20 complaint relayed by the platform (e.g. from the uploader), within 6 months of the
     decision."""
     ap = flows.file_appeal(
@@ -259,7 +239,7 @@ class AppealDecisionIn(BaseModel):
 def decide_appeal(
     case_id: str,
     body: AppealDecisionIn,
-    ctx: CtxDep,
+    ctx: CasesDep,
     principal: Annotated[Principal, Depends(require_scope("review"))],
 ) -> dict[str, Any]:
     """Only a signed-in person decides an appeal (an API key is refused with 403)."""
@@ -295,7 +275,7 @@ def transparency_export(session: SessionDep, principal: CasesPrincipal) -> dict[
 async def screen_upload(
     request: Request,
     settings: SettingsDep,
-    ctx: CtxDep,
+    ctx: CasesDep,
     principal: ScanPrincipal,
     file: Annotated[UploadFile, File(description="the uploaded image or video")],
     content_ref: Annotated[str, Form(max_length=500)] = "",
@@ -306,7 +286,7 @@ async def screen_upload(
     path, media = await save_upload(file, settings)
     try:
         r = await run_in_threadpool(
-            flows.screen_upload,
+            screening.screen_upload,
             ctx,
             path,
             file.filename or path.name,
@@ -346,7 +326,7 @@ def dead_letters(session: SessionDep, principal: AdminPrincipal) -> dict[str, An
 @router.post("/v1/webhooks/dead-letters/requeue")
 def requeue(
     session: SessionDep,
-    ctx: CtxDep,
+    ctx: CasesDep,
     principal: AdminPrincipal,
     delivery_id: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
 ) -> dict[str, Any]:
@@ -380,7 +360,7 @@ class SelfHashes(SelfAuth):
 def _self_case(request: Request, ctx: CasesContext, auth: SelfAuth) -> str:
     PIN.hit(client_key(request))
     with session_scope(ctx.settings) as s:
-        case = service.check_pin(s, ctx.settings, auth.case_id, auth.pin)
+        case = pins.check_pin(s, ctx.settings, auth.case_id, auth.pin)
         if case is None:
             s.commit()
             raise service.CaseNotFound("unknown case number or wrong PIN")
@@ -388,14 +368,14 @@ def _self_case(request: Request, ctx: CasesContext, auth: SelfAuth) -> str:
 
 
 @router.post("/v1/selfservice/status")
-def self_status(body: SelfAuth, request: Request, ctx: CtxDep) -> dict[str, Any]:
+def self_status(body: SelfAuth, request: Request, ctx: CasesDep) -> dict[str, Any]:
     cid = _self_case(request, ctx, body)
     with session_scope(ctx.settings) as s:
         return case_dict(s, ctx, service.get_case(s, cid), personal=False)
 
 
 @router.post("/v1/selfservice/hashes", status_code=201)
-def self_hashes(body: SelfHashes, request: Request, ctx: CtxDep) -> dict[str, Any]:
+def self_hashes(body: SelfHashes, request: Request, ctx: CasesDep) -> dict[str, Any]:
     """Hashes computed on the victim's device (never the media) are banked against the case."""
     cid = _self_case(request, ctx, body)
     n = flows.add_victim_hashes(ctx, cid, [(h.signal, h.value) for h in body.hashes], actor="victim")
@@ -403,7 +383,7 @@ def self_hashes(body: SelfHashes, request: Request, ctx: CtxDep) -> dict[str, An
 
 
 @router.post("/v1/selfservice/withdraw")
-def self_withdraw(body: SelfAuth, request: Request, ctx: CtxDep) -> dict[str, Any]:
+def self_withdraw(body: SelfAuth, request: Request, ctx: CasesDep) -> dict[str, Any]:
     """Withdraw: the case closes and every hash of it is removed from every bank."""
     cid = _self_case(request, ctx, body)
     n = flows.withdraw(ctx, cid, actor="victim")

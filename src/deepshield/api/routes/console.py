@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,9 +18,9 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from deepshield.accounts.models import User
-from deepshield.api.deps import OptionalUser, SessionDep, check_csrf, csrf_token
-from deepshield.api.routes.cases import DB_INT_MAX, CtxDep, client_key
-from deepshield.cases import audit, flows, reasons, service, webhooks
+from deepshield.api.deps import CasesDep, OptionalUser, SessionDep, check_csrf, csrf_token
+from deepshield.api.routes.cases import DB_INT_MAX, client_key
+from deepshield.cases import audit, deadlines, flows, pins, reasons, service, webhooks
 from deepshield.cases.models import (
     Appeal,
     CaseAction,
@@ -53,7 +54,7 @@ def _page(request: Request, name: str, user: Any, status: int = 200, **ctx: Any)
 
 
 @router.get("/console", response_class=HTMLResponse)
-def queue_page(request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
+def queue_page(request: Request, user: OptionalUser, session: SessionDep, ctx: CasesDep) -> Response:
     u = _need_user(request, user)
     items = service.queue(session, ctx.policy, limit=300)
     review_uploads = list(
@@ -68,7 +69,7 @@ def queue_page(request: Request, user: OptionalUser, session: SessionDep, ctx: C
 
 
 @router.get("/console/cases/{case_id}", response_class=HTMLResponse)
-def case_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
+def case_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CasesDep) -> Response:
     u = _need_user(request, user)
     case = service.get_case(session, case_id)
     media = list(session.scalars(select(CaseMedia).where(CaseMedia.case_id == case.id)))
@@ -79,7 +80,7 @@ def case_page(case_id: str, request: Request, user: OptionalUser, session: Sessi
         "cases/case.html",
         u,
         case=case,
-        deadline=service.deadline(case, ctx.policy),
+        deadline=deadlines.deadline(case, ctx.policy),
         locations=json.loads(case.content_locations),
         missing=json.loads(case.missing),
         media=media,
@@ -171,22 +172,38 @@ def _back(case_id: str, error: str | None = None) -> RedirectResponse:
     return RedirectResponse(f"/console/cases/{case_id}" + (f"?error={quote(error)}" if error else ""), status_code=303)
 
 
+def _form_post(request: Request, csrf: str, step: Callable[[], str], back: Callable[[str, str], Response]) -> Response:
+    """A console or status-page form whose step can fail in a way a person acts on (a stale version, a closed
+    appeal window): CSRF checked, the step run, then back to the page with its message or its error."""
+    check_csrf(request, csrf)
+    try:
+        msg = step()
+    except DeepshieldError as e:
+        return back("", e.message)
+    return back(msg, "")
+
+
+def _to_case(case_id: str) -> Callable[[str, str], Response]:
+    """Back to the reviewer's case page, which shows errors only."""
+    return lambda _msg, error: _back(case_id, error or None)
+
+
 @router.post("/console/cases/{case_id}/review")
 def console_review(
     case_id: str,
     request: Request,
     user: OptionalUser,
-    ctx: CtxDep,
+    ctx: CasesDep,
     csrf: Annotated[str, Form()] = "",
     version: Annotated[int, Form(ge=0, le=DB_INT_MAX)] = 0,
 ) -> Response:
     u = _need_user(request, user)
-    check_csrf(request, csrf)
-    try:
+
+    def step() -> str:
         flows.start_review(ctx, case_id, u.username, expected_version=version)
-    except DeepshieldError as e:
-        return _back(case_id, e.message)
-    return _back(case_id)
+        return ""
+
+    return _form_post(request, csrf, step, _to_case(case_id))
 
 
 @router.post("/console/cases/{case_id}/decide")
@@ -194,7 +211,7 @@ def console_decide(
     case_id: str,
     request: Request,
     user: OptionalUser,
-    ctx: CtxDep,
+    ctx: CasesDep,
     csrf: Annotated[str, Form()] = "",
     version: Annotated[int, Form(ge=0, le=DB_INT_MAX)] = 0,
     action: Annotated[list[str] | None, Form()] = None,
@@ -203,8 +220,8 @@ def console_decide(
     territorial_scope: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     u = _need_user(request, user)
-    check_csrf(request, csrf)
-    try:
+
+    def step() -> str:
         flows.decide(
             ctx,
             case_id,
@@ -216,9 +233,9 @@ def console_decide(
             facts=facts,
             territorial_scope=territorial_scope,
         )
-    except DeepshieldError as e:
-        return _back(case_id, e.message)
-    return _back(case_id)
+        return ""
+
+    return _form_post(request, csrf, step, _to_case(case_id))
 
 
 @router.post("/console/cases/{case_id}/appeal-decision")
@@ -226,31 +243,25 @@ def console_appeal(
     case_id: str,
     request: Request,
     user: OptionalUser,
-    ctx: CtxDep,
+    ctx: CasesDep,
     csrf: Annotated[str, Form()] = "",
     version: Annotated[int, Form(ge=0, le=DB_INT_MAX)] = 0,
     outcome: Annotated[str, Form()] = "",
     reason: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     u = _need_user(request, user)
-    check_csrf(request, csrf)
-    try:
+
+    def step() -> str:
         flows.decide_appeal(
-            ctx,
-            case_id,
-            outcome,
-            actor=u.username,
-            actor_kind="human",
-            reason=reason,
-            expected_version=version,
+            ctx, case_id, outcome, actor=u.username, actor_kind="human", reason=reason, expected_version=version
         )
-    except DeepshieldError as e:
-        return _back(case_id, e.message)
-    return _back(case_id)
+        return ""
+
+    return _form_post(request, csrf, step, _to_case(case_id))
 
 
 @router.get("/console/admin", response_class=HTMLResponse)
-def admin_page(request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
+def admin_page(request: Request, user: OptionalUser, session: SessionDep, ctx: CasesDep) -> Response:
     u = _need_user(request, user, admin=True)
     return _page(
         request,
@@ -265,7 +276,7 @@ def admin_page(request: Request, user: OptionalUser, session: SessionDep, ctx: C
 
 
 @router.post("/console/admin/requeue")
-def admin_requeue(request: Request, user: OptionalUser, ctx: CtxDep, csrf: Annotated[str, Form()] = "") -> Response:
+def admin_requeue(request: Request, user: OptionalUser, ctx: CasesDep, csrf: Annotated[str, Form()] = "") -> Response:
     _need_user(request, user, admin=True)
     check_csrf(request, csrf)
     with session_scope(ctx.settings) as s:
@@ -300,7 +311,7 @@ def status_login(request: Request, user: OptionalUser) -> Response:
 def status_login_post(
     request: Request,
     user: OptionalUser,
-    ctx: CtxDep,
+    ctx: CasesDep,
     csrf: Annotated[str, Form()] = "",
     case_id: Annotated[str, Form(max_length=20)] = "",
     pin: Annotated[str, Form(max_length=16)] = "",
@@ -309,7 +320,7 @@ def status_login_post(
     try:
         PIN.hit(client_key(request))
         with session_scope(ctx.settings) as s:
-            case = service.check_pin(s, ctx.settings, case_id, pin)
+            case = pins.check_pin(s, ctx.settings, case_id, pin)
             cid = case.id if case else None
     except DeepshieldError as e:
         return _page(request, "cases/status_login.html", user, error=e.message, status=e.http_status)
@@ -320,7 +331,7 @@ def status_login_post(
 
 
 @router.get("/status/{case_id}", response_class=HTMLResponse)
-def status_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CtxDep) -> Response:
+def status_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CasesDep) -> Response:
     cid = _victim_case(request, case_id)
     case = service.get_case(session, cid)
     from deepshield.cases.models import VictimHash
@@ -331,7 +342,7 @@ def status_page(case_id: str, request: Request, user: OptionalUser, session: Ses
         "cases/status.html",
         user,
         case=case,
-        deadline=service.deadline(case, ctx.policy),
+        deadline=deadlines.deadline(case, ctx.policy),
         timeline=service.timeline(session, cid),
         missing=json.loads(case.missing),
         statements=reasons.statements_for(session, cid),
@@ -351,17 +362,21 @@ def _status_back(cid: str, msg: str = "", error: str = "") -> RedirectResponse:
     return RedirectResponse(f"/status/{cid}" + (f"?{q}" if q else ""), status_code=303)
 
 
+def _to_status(cid: str) -> Callable[[str, str], Response]:
+    """Back to the reporter's status page, with the message or the error."""
+    return lambda msg, error: _status_back(cid, msg=msg, error=error)
+
+
 @router.post("/status/{case_id}/hashes")
 def status_hashes(
     case_id: str,
     request: Request,
-    ctx: CtxDep,
+    ctx: CasesDep,
     csrf: Annotated[str, Form()] = "",
     hashes: Annotated[str, Form(max_length=100000)] = "",
 ) -> Response:
     """Lines of `signal value` (pdq, md5, sha256) computed on the victim's own device."""
     cid = _victim_case(request, case_id)
-    check_csrf(request, csrf)
     items = []
     for line in hashes.splitlines():
         parts = line.replace(":", " ").split()
@@ -369,11 +384,11 @@ def status_hashes(
             items.append((parts[0], parts[1]))
         elif len(parts) == 1:
             items.append(("md5" if len(parts[0]) == 32 else "pdq", parts[0]))
-    try:
-        n = flows.add_victim_hashes(ctx, cid, items, actor="victim")
-    except DeepshieldError as e:
-        return _status_back(cid, error=e.message)
-    return _status_back(cid, msg=f"{n} hash(es) added")
+
+    def step() -> str:
+        return f"{flows.add_victim_hashes(ctx, cid, items, actor='victim')} hash(es) added"
+
+    return _form_post(request, csrf, step, _to_status(cid))
 
 
 INFO_FIELDS = (
@@ -391,11 +406,10 @@ INFO_FIELDS = (
 
 
 @router.post("/status/{case_id}/info")
-async def status_info(case_id: str, request: Request, ctx: CtxDep) -> Response:
+async def status_info(case_id: str, request: Request, ctx: CasesDep) -> Response:
     """The reporter adds what the notice lacked; the validity check runs again (the clock starts if complete)."""
     cid = _victim_case(request, case_id)
     form = await request.form()
-    check_csrf(request, str(form.get("csrf", "")))
     updates: dict[str, Any] = {}
     for name in INFO_FIELDS:
         raw = form.get(name)
@@ -408,24 +422,22 @@ async def status_info(case_id: str, request: Request, ctx: CtxDep) -> Response:
             updates[name] = True
         else:
             updates[name] = value
-    if not updates:
-        return _status_back(cid, error="nothing was filled in")
-    try:
+
+    def step() -> str:
+        if not updates:
+            raise DeepshieldError("nothing was filled in")
         with session_scope(ctx.settings) as s:
-            case = service.supply_info(s, cid, updates, "reporter", "human", ctx.policy)
-            state = case.state
-    except DeepshieldError as e:
-        return _status_back(cid, error=e.message)
-    return _status_back(
-        cid, msg="Thank you: the report is complete." if state == "valid" else "Saved; something is still missing."
-    )
+            state = service.supply_info(s, cid, updates, "reporter", "human", ctx.policy).state
+        return "Thank you: the report is complete." if state == "valid" else "Saved; something is still missing."
+
+    return _form_post(request, str(form.get("csrf", "")), step, _to_status(cid))
 
 
 @router.post("/status/{case_id}/withdraw")
-def status_withdraw(case_id: str, request: Request, ctx: CtxDep, csrf: Annotated[str, Form()] = "") -> Response:
+def status_withdraw(case_id: str, request: Request, ctx: CasesDep, csrf: Annotated[str, Form()] = "") -> Response:
     cid = _victim_case(request, case_id)
     check_csrf(request, csrf)
-    n = flows.withdraw(ctx, cid, actor="victim")
+    n = flows.withdraw(ctx, cid, actor="victim")  # only a lost race fails here: a 409, not a page message
     return _status_back(cid, msg=f"Withdrawn: {n} hash(es) removed from every bank.")
 
 
@@ -433,14 +445,14 @@ def status_withdraw(case_id: str, request: Request, ctx: CtxDep, csrf: Annotated
 def status_appeal(
     case_id: str,
     request: Request,
-    ctx: CtxDep,
+    ctx: CasesDep,
     csrf: Annotated[str, Form()] = "",
     reason: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     cid = _victim_case(request, case_id)
-    check_csrf(request, csrf)
-    try:
+
+    def step() -> str:
         flows.file_appeal(ctx, cid, filed_by="reporter", actor_kind="human", reason=reason)
-    except DeepshieldError as e:
-        return _status_back(cid, error=e.message)
-    return _status_back(cid, msg="Appeal filed: a person will review the decision.")
+        return "Appeal filed: a person will review the decision."
+
+    return _form_post(request, csrf, step, _to_status(cid))

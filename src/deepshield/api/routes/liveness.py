@@ -17,24 +17,15 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from deepshield.accounts.service import Principal
-from deepshield.api.deps import SessionDep, SettingsDep, require_scope
+from deepshield.api.deps import LivenessDep, SessionDep, SettingsDep, require_scope
 from deepshield.api.uploads import save_upload
 from deepshield.errors import DeepshieldError, MediaError
 from deepshield.liveness.script import ChallengeScript
-from deepshield.liveness.service import LivenessService
 from deepshield.media import MediaKind
 
 router = APIRouter(tags=["liveness"])
 ScanPrincipal = Annotated[Principal, Depends(require_scope("scan"))]
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
-
-
-def liveness_service(request: Request) -> LivenessService:
-    svc: LivenessService | None = getattr(request.app.state, "liveness", None)
-    if svc is None:
-        svc = LivenessService(request.app.state.settings)
-        request.app.state.liveness = svc
-    return svc
 
 
 def _client_script(script: ChallengeScript) -> dict[str, Any]:
@@ -44,8 +35,8 @@ def _client_script(script: ChallengeScript) -> dict[str, Any]:
 
 @router.post("/v1/liveness/sessions", status_code=201, responses={413: {}, 415: {}, 422: {}, 429: {}})
 async def create_session(
-    request: Request,
     settings: SettingsDep,
+    svc: LivenessDep,
     db: SessionDep,
     principal: ScanPrincipal,
     id_photo: Annotated[UploadFile, File(description="photo of the ID document's portrait")],
@@ -54,7 +45,6 @@ async def create_session(
 ) -> dict[str, Any]:
     """Open a session: a fresh random script, valid for at most 3 minutes, used once. Refused (429) while the
     subject or device is locked out after repeated failures."""
-    svc = liveness_service(request)
     svc.check_lockout(db, subject, device)
     path, media = await save_upload(id_photo, settings)
     media.close()
@@ -70,10 +60,9 @@ async def create_session(
 
 @router.get("/v1/liveness/sessions/{session_id}/script")
 def get_script(
-    session_id: str, request: Request, db: SessionDep, x_liveness_token: Annotated[str | None, Header()] = None
+    session_id: str, svc: LivenessDep, db: SessionDep, x_liveness_token: Annotated[str | None, Header()] = None
 ) -> dict[str, Any]:
     """For the capture page: the script to perform (token auth, no API key)."""
-    svc = liveness_service(request)
     rec = svc.get(db, session_id)
     svc.check_token(rec, x_liveness_token)
     return {
@@ -87,7 +76,7 @@ def get_script(
 @router.post("/v1/liveness/sessions/{session_id}/video", responses={409: {}, 410: {}, 413: {}, 415: {}, 422: {}})
 async def upload_video(
     session_id: str,
-    request: Request,
+    svc: LivenessDep,
     settings: SettingsDep,
     db: SessionDep,
     video: Annotated[UploadFile, File(description="the recording (WebM or MP4)")],
@@ -95,7 +84,6 @@ async def upload_video(
     token: Annotated[str | None, Form()] = None,
 ) -> dict[str, str]:
     """Upload the recording once. The answer says only that it was received: the decision goes to the backend."""
-    svc = liveness_service(request)
     rec = svc.claim_for_upload(db, session_id, x_liveness_token or token)
     db.commit()  # the claim is visible to a concurrent second upload at once
     try:
@@ -116,13 +104,13 @@ async def upload_video(
 @router.get("/v1/liveness/sessions/{session_id}")
 def get_session(
     session_id: str,
-    request: Request,
+    svc: LivenessDep,
     db: SessionDep,
     principal: ScanPrincipal,
     detail: Annotated[bool, Query(description="include signal scores and evidence (audit, review)")] = False,
 ) -> dict[str, Any]:
     """Decision (pass / fail / review) with reasons, for the relying party's backend only."""
-    return liveness_service(request).public_view(liveness_service(request).get(db, session_id), detail=detail)
+    return svc.public_view(svc.get(db, session_id), detail=detail)
 
 
 @router.get("/liveness/capture/{session_id}", response_class=HTMLResponse, include_in_schema=False)

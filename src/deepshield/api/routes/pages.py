@@ -10,8 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from deepshield.accounts.service import authenticate_user
-from deepshield.api.deps import OptionalUser, SessionDep, SettingsDep, check_csrf, csrf_token
-from deepshield.api.routes.scans import scan_service
+from deepshield.api.deps import OptionalUser, ScansDep, SessionDep, SettingsDep, check_csrf, csrf_token
 from deepshield.api.uploads import save_upload
 from deepshield.errors import DeepshieldError
 
@@ -86,6 +85,7 @@ async def upload(
     request: Request,
     user: OptionalUser,
     settings: SettingsDep,
+    scans: ScansDep,
     file: Annotated[UploadFile, File()],
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
@@ -101,17 +101,16 @@ async def upload(
             {"user": user, "csrf": csrf_token(request), "error": e.message},
             status_code=e.http_status,
         )
-    svc = scan_service(request)
-    scan_id = svc.create(file.filename or path.name, path, media.info.sha256, user.username)
-    svc.submit(scan_id)
+    scan_id = scans.create(file.filename or path.name, path, media.info.sha256, user.username)
+    scans.submit(scan_id)
     return RedirectResponse(f"/scans/{scan_id}", status_code=303)
 
 
 @router.get("/scans/{scan_id}", response_class=HTMLResponse)
-def scan_page(scan_id: str, request: Request, user: OptionalUser) -> Response:
+def scan_page(scan_id: str, request: Request, user: OptionalUser, scans: ScansDep) -> Response:
     if user is None:
         return _login_redirect(request)
-    rec = scan_service(request).get(scan_id)
+    rec = scans.get(scan_id)
     if rec is None:
         raise HTTPException(404, "no such scan")
     report = None

@@ -4,22 +4,26 @@ rate limited, CSRF-protected, one report per form even when submitted twice)."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Header, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from deepshield.api.deps import OptionalUser, SettingsDep, check_csrf, csrf_token
-from deepshield.api.routes.cases import CasesPrincipal, CtxDep, actor_kind, client_key
+from deepshield.api.deps import CasesDep, OptionalUser, SettingsDep, check_csrf, csrf_token
+from deepshield.api.routes.cases import CasesPrincipal, actor_kind, client_key
 from deepshield.api.uploads import save_upload
-from deepshield.cases import flows, intake
+from deepshield.cases import intake, screening
+from deepshield.cases.context import CasesContext
+from deepshield.cases.intake import Receipt
 from deepshield.cases.ratelimit import FORM
 from deepshield.cases.service import CATEGORIES, ROLES, ReportFields
 from deepshield.errors import DeepshieldError
+from deepshield.media import Media
 
 router = APIRouter(tags=["reports"])
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
@@ -54,7 +58,7 @@ class ReportIn(BaseModel):
 )
 def create_report(
     body: ReportIn,
-    ctx: CtxDep,
+    ctx: CasesDep,
     principal: CasesPrincipal,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> Any:
@@ -91,12 +95,21 @@ def report_form(request: Request, user: OptionalUser) -> Response:
     return templates.TemplateResponse(request, "cases/report_form.html", _form_ctx(request, user, values={}))
 
 
-@router.post("/report", response_class=HTMLResponse, include_in_schema=False)
-async def report_submit(
-    request: Request,
-    user: OptionalUser,
-    settings: SettingsDep,
-    ctx: CtxDep,
+@dataclass
+class ReportForm:
+    """The public form as sent: the notice, the URLs as typed (shown again after an error), the CSRF token and
+    the form's own id (a form sent twice files one report)."""
+
+    csrf: str
+    submission_id: str
+    fields: ReportFields
+    locations_typed: str
+
+    def values(self) -> dict[str, Any]:
+        return {**asdict(self.fields), "content_locations": self.locations_typed}
+
+
+def report_form_fields(
     csrf: Annotated[str, Form()] = "",
     submission_id: Annotated[str, Form(max_length=64)] = "",
     category: Annotated[str, Form(max_length=32)] = "",
@@ -109,30 +122,8 @@ async def report_submit(
     reporter_email: Annotated[str, Form(max_length=256)] = "",
     reporter_contact: Annotated[str, Form(max_length=512)] = "",
     reporter_role: Annotated[str, Form(max_length=32)] = "",
-    file: Annotated[UploadFile | None, File()] = None,
-) -> Response:
-    check_csrf(request, csrf)
-    values = {
-        "category": category,
-        "jurisdiction": jurisdiction,
-        "content_locations": content_locations,
-        "explanation": explanation,
-        "signature": signature,
-        "reporter_name": reporter_name,
-        "reporter_email": reporter_email,
-        "reporter_contact": reporter_contact,
-        "reporter_role": reporter_role,
-        "good_faith": bool(good_faith),
-    }
-    try:
-        FORM.hit(client_key(request))
-    except DeepshieldError as e:
-        return templates.TemplateResponse(
-            request,
-            "cases/report_form.html",
-            _form_ctx(request, user, values=values, error=e.message),
-            status_code=429,
-        )
+) -> ReportForm:
+    """The form's fields, each with its limit (a dependency, so the route reads as what it does)."""
     fields = ReportFields(
         category=category,
         jurisdiction=jurisdiction,
@@ -145,40 +136,50 @@ async def report_submit(
         reporter_contact=reporter_contact,
         reporter_role=reporter_role,
     )
-    media = None
-    if file is not None and file.filename:
-        try:
-            media = await save_upload(file, settings)
-        except DeepshieldError as e:
-            return templates.TemplateResponse(
-                request,
-                "cases/report_form.html",
-                _form_ctx(request, user, values=values, error=e.message),
-                status_code=e.http_status,
-            )
-    receipt = intake.submit(
-        ctx,
-        fields,
-        source="form",
-        submitted_by="public-form",
-        actor_kind="human",
-        idempotency_key=f"form:{submission_id}" if submission_id else None,
-    )
-    if media is not None and not receipt.replayed:
-        path, m = media
-        await run_in_threadpool(
-            flows.attach_media,
-            ctx,
-            receipt.case_id,
-            path,
-            file.filename or path.name,  # type: ignore[union-attr]
-            m.info.kind.value,
-            "public-form",
-            "human",
-        )
+    return ReportForm(csrf, submission_id, fields, content_locations)
+
+
+@router.post("/report", response_class=HTMLResponse, include_in_schema=False)
+async def report_submit(
+    request: Request,
+    user: OptionalUser,
+    settings: SettingsDep,
+    ctx: CasesDep,
+    form: Annotated[ReportForm, Depends(report_form_fields)],
+    file: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    """Rate limited per client. The upload streams in here; storing the report and its media is blocking work
+    and runs in the threadpool. A refused upload brings the form back with what was typed."""
+    check_csrf(request, form.csrf)
+    try:
+        FORM.hit(client_key(request))
+        upload = await save_upload(file, settings) if file is not None and file.filename else None
+    except DeepshieldError as e:
+        page = _form_ctx(request, user, values=form.values(), error=e.message)
+        return templates.TemplateResponse(request, "cases/report_form.html", page, status_code=e.http_status)
+    receipt = await run_in_threadpool(_file_report, ctx, form, upload, file.filename if file else None)
     return templates.TemplateResponse(
         request,
         "cases/receipt.html",
         {"user": user, "csrf": csrf_token(request), "r": receipt.to_dict()},
-        status_code=201 if not receipt.replayed else 200,
+        status_code=200 if receipt.replayed else 201,
     )
+
+
+def _file_report(
+    ctx: CasesContext, form: ReportForm, upload: tuple[Path, Media] | None, filename: str | None
+) -> Receipt:
+    """Store the report, then its media (a form sent again already has them)."""
+    receipt = intake.submit(
+        ctx,
+        form.fields,
+        source="form",
+        submitted_by="public-form",
+        actor_kind="human",
+        idempotency_key=f"form:{form.submission_id}" if form.submission_id else None,
+    )
+    if upload is not None and not receipt.replayed:
+        path, media = upload
+        kind = media.info.kind.value
+        screening.attach_media(ctx, receipt.case_id, path, filename or path.name, kind, "public-form", "human")
+    return receipt
