@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from deepshield.config import Settings, get_settings
-from deepshield.matching.signals import all_signals
-from deepshield.matching.signals.base import IndexRow, SignalIndex
+from deepshield.matching.signals import UnknownSignalType, all_signals, get_signal
+from deepshield.matching.signals.base import SignalIndex
 
 if TYPE_CHECKING:
     from deepshield.matching.storage.interface import MatchStore
@@ -51,9 +51,10 @@ class MatchIndexes:
         """The index of a signal type (created on first use for a type registered after this object)."""
         idx = self.by_type.get(signal_type)
         if idx is None:
-            from deepshield.matching.signals import get_signal
-
-            idx = self.by_type[signal_type] = get_signal(signal_type).make_index()
+            st = get_signal(signal_type)  # also resolves another system's name for one of ours
+            idx = self.by_type.get(st.name)
+            if idx is None:
+                idx = self.by_type[st.name] = st.make_index()
         return idx
 
     # ---- updates ----------------------------------------------------------------------------------------
@@ -70,8 +71,6 @@ class MatchIndexes:
         """Rows of a signal type no longer registered stay in the store but out of memory."""
         if signal_type in self.by_type:
             return True
-        from deepshield.matching.signals import UnknownSignalType
-
         try:
             self.index(signal_type)
         except UnknownSignalType:
@@ -83,19 +82,28 @@ class MatchIndexes:
         with self.lock:
             self.last_log_id = store.max_log_id()
             self.by_type = _fresh_indexes()
-            pending: dict[str, list[IndexRow]] = {}
+            # Columns per signal type, handed over every _LOAD_BATCH rows: this loop runs once per banked
+            # hash (millions), so it does no more per row than append.
+            pending: dict[str, tuple[list[int], list[int], list[str]]] = {}
+            unknown: set[str] = set()
             max_sid = 0
-            for row in store.iter_signals(_LOAD_BATCH):
-                max_sid = max(max_sid, row.id)
-                if not self._known(row.signal_type):
-                    continue
-                batch = pending.setdefault(row.signal_type, [])
-                batch.append(IndexRow(row.id, row.bank_id, row.value))
-                if len(batch) >= _LOAD_BATCH:
-                    self.by_type[row.signal_type].load(batch)
-                    pending[row.signal_type] = []
-            for name, batch in pending.items():
-                self.by_type[name].load(batch)
+            for sid, bank_id, st, value in store.iter_signals(_LOAD_BATCH):
+                max_sid = max(max_sid, sid)
+                cols = pending.get(st)
+                if cols is None:
+                    if st in unknown or not self._known(st):
+                        unknown.add(st)
+                        continue
+                    cols = pending[st] = ([], [], [])
+                keys, groups, values = cols
+                keys.append(sid)
+                groups.append(bank_id)
+                values.append(value)
+                if len(keys) >= _LOAD_BATCH:
+                    self.by_type[st].load(keys, groups, values)
+                    pending[st] = ([], [], [])
+            for st, (keys, groups, values) in pending.items():
+                self.by_type[st].load(keys, groups, values)
             for idx in self.by_type.values():
                 idx.loaded()
             self.loaded_max_signal_id = max_sid

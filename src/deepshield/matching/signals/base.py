@@ -12,7 +12,7 @@ import abc
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, NamedTuple, TypedDict
+from typing import ClassVar, TypedDict
 
 import numpy as np
 
@@ -64,14 +64,6 @@ class VideoDetail(TypedDict):
     best_frame_distance: int
 
 
-class IndexRow(NamedTuple):
-    """One banked hash as an index holds it: key = the stored signal's id, group = its bank's id."""
-
-    key: int
-    group: int
-    value: str
-
-
 @dataclass(frozen=True)
 class IndexHit:
     """One banked hash an index found for a query, with what the signal reports about the match."""
@@ -120,10 +112,11 @@ class SignalIndex(abc.ABC):
     def stats(self) -> dict[str, float | int]:
         return {"hashes": len(self)}
 
-    def load(self, rows: Sequence[IndexRow]) -> None:
-        """Bulk add at start-up (one batch of many); `loaded` follows the last batch."""
-        for r in rows:
-            self.add(r.key, r.group, r.value)
+    def load(self, keys: Sequence[int], groups: Sequence[int], values: Sequence[str]) -> None:
+        """Bulk add at start-up: one batch of many, as columns (keys = stored signal ids, groups = bank ids);
+        `loaded` follows the last batch."""
+        for key, group, value in zip(keys, groups, values, strict=True):
+            self.add(key, group, value)
 
     def loaded(self) -> None:  # noqa: B027 (optional hook: most indexes have nothing to finish)
         """The bulk load is over: an index that buffers `load` batches builds itself here."""

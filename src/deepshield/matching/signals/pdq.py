@@ -24,7 +24,6 @@ from deepshield.matching.signals.base import (
     BankThresholds,
     ContentType,
     IndexHit,
-    IndexRow,
     SignalHash,
     SignalIndex,
     SignalType,
@@ -101,15 +100,11 @@ class PdqIndex(SignalIndex):
     def remove(self, key: int) -> None:
         self.codes.remove(key)
 
-    def load(self, rows: Sequence[IndexRow]) -> None:
+    def load(self, keys: Sequence[int], groups: Sequence[int], values: Sequence[str]) -> None:
         # Batches are kept as packed words and indexed once at the end, at their final size (no regrowth).
-        if rows:
+        if values:
             self._pending.append(
-                (
-                    hexes_to_words([r.value for r in rows]),
-                    np.array([r.key for r in rows], dtype=np.int64),
-                    np.array([r.group for r in rows], dtype=np.int32),
-                )
+                (hexes_to_words(values), np.array(keys, dtype=np.int64), np.array(groups, dtype=np.int32))
             )
 
     def loaded(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from deepshield.config import Settings
 from deepshield.matching.jsontypes import JsonValue
@@ -64,9 +64,8 @@ class NewEntry:
     extra: dict[str, JsonValue] | None
 
 
-@dataclass(frozen=True)
-class SignalRow:
-    """One stored hash of an entry."""
+class SignalRow(NamedTuple):
+    """One stored hash of an entry (a tuple: millions are read at start-up)."""
 
     id: int
     bank_id: int
@@ -74,8 +73,7 @@ class SignalRow:
     value: str
 
 
-@dataclass(frozen=True)
-class LogRow:
+class LogRow(NamedTuple):
     """One change-log row: `op` is "add" or "remove" of the stored signal `signal_id`."""
 
     id: int
@@ -142,8 +140,9 @@ class MatchStore(Protocol):
     def max_log_id(self) -> int: ...
     def log_since(self, after_id: int) -> list[LogRow]: ...
     def signals_by_id(self, signal_ids: Sequence[int]) -> list[SignalRow]: ...
-    def iter_signals(self, batch: int) -> Iterator[SignalRow]:
-        """Every stored signal, by id, read `batch` rows at a time."""
+    def iter_signals(self, batch: int) -> Iterator[tuple[int, int, str, str]]:
+        """Every stored signal as (id, bank id, signal type, value), by id, read `batch` rows at a time
+        (plain tuples: the start-up load reads millions)."""
         ...
 
     def indexes(self, settings: Settings | None) -> MatchIndexes:

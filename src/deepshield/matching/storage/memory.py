@@ -180,7 +180,7 @@ class MemoryMatchStore:
         with self._lock:
             return [self._signals[i].row for i in signal_ids if i in self._signals]
 
-    def iter_signals(self, batch: int) -> Iterator[SignalRow]:
+    def iter_signals(self, batch: int) -> Iterator[tuple[int, int, str, str]]:
         with self._lock:
             rows = [s.row for s in sorted(self._signals.values(), key=lambda s: s.row.id)]
         yield from rows
