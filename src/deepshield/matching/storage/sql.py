@@ -245,7 +245,7 @@ class SqlMatchStore:
             MatchSignal.id
         )
         # The result itself, not a generator over it: no Python frame per row on the start-up path.
-        return iter(self.session.execute(q.execution_options(yield_per=batch)).tuples())
+        return iter(self.session.execute(q.execution_options(yield_per=batch)))
 
     def indexes(self, settings: Settings | None) -> MatchIndexes:
         return get_indexes(settings)
