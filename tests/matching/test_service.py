@@ -14,6 +14,7 @@ from deepshield.matching import service as svc
 from deepshield.matching.bits import hex_to_words, words_to_hex
 from deepshield.matching.indexes import MatchIndexes
 from deepshield.matching.signals.pdq import pdq_from_rgb
+from deepshield.matching.storage import SqlMatchStore
 from deepshield.store.db import session_scope
 
 
@@ -110,14 +111,14 @@ def test_other_process_changes_are_seen(match_settings: Settings) -> None:
         svc.add_hash(s, "B", "pdq", H, svc.EntryMeta(case_id="K"))
     other = MatchIndexes()
     with session_scope(st) as s:
-        other.sync(s)
-    assert len(other.pdq) == 1
+        other.sync(SqlMatchStore(s))
+    assert len(other.index("pdq")) == 1
     with session_scope(st) as s:
         svc.add_hash(s, "B", "md5", "0" * 32)
         svc.remove_case(s, "K")
     with session_scope(st) as s:
-        assert other.sync(s) >= 2
-    assert len(other.pdq) == 0 and len(other.exact["md5"]) == 1
+        assert other.sync(SqlMatchStore(s)) >= 2
+    assert len(other.index("pdq")) == 0 and len(other.index("md5")) == 1
     # A rolled-back add never reaches memory.
     try:
         with session_scope(st) as s:
@@ -126,8 +127,8 @@ def test_other_process_changes_are_seen(match_settings: Settings) -> None:
     except RuntimeError:
         pass
     with session_scope(st) as s:
-        other.sync(s)
-        assert len(other.pdq) == 0 and svc.lookup_signal(s, "pdq", H, settings=st)[0] == []
+        other.sync(SqlMatchStore(s))
+        assert len(other.index("pdq")) == 0 and svc.lookup_signal(s, "pdq", H, settings=st)[0] == []
 
 
 def test_export_import_round_trip(match_settings: Settings) -> None:

@@ -1,51 +1,44 @@
 """HMA-compatible hasher (`/h`), matcher (`/m`) and curator (`/c`) endpoints, behind API-key scopes.
 
-Paths, parameters and JSON shapes follow Meta's Hasher-Matcher-Actioner (OpenMediaMatch) so its clients work
-unchanged once they send `Authorization: Bearer KEY`. Where HMA returns little (a content id and a distance),
-each match object here also carries the bank entry's metadata, the rotation/flip variant, video fractions
-and time ranges, and whether a person should confirm it; extra keys do not break HMA clients.
-Uploaded content is hashed in a temporary folder and deleted at once: banks keep hashes, never media.
+Thin: the HMA wire format (request fields, answer shapes) is `deepshield.matching.hma`; these routes read
+the request, move uploads through `media.open_upload` and commit. Uploaded content is hashed in a temporary
+folder and deleted at once: banks keep hashes, never media.
 """
 
 from __future__ import annotations
 
-import json
+import io
 import os
 import tempfile
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Body, Depends, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from deepshield.accounts.service import Principal
 from deepshield.api.deps import SessionDep, SettingsDep, require_scope
 from deepshield.config import Settings
-from deepshield.errors import DeepshieldError, MediaTooLarge, UnsupportedMediaType
+from deepshield.errors import MediaTooLarge
+from deepshield.matching import hma
 from deepshield.matching import service as svc
-from deepshield.matching.signals import ContentType, get_signal
+from deepshield.matching.hma import BadRequest
 from deepshield.media import Media, MediaLimits, open_upload
 
 router = APIRouter(tags=["matching"])
 MatchPrincipal = Annotated[Principal, Depends(require_scope("match"))]
 CuratePrincipal = Annotated[Principal, Depends(require_scope("curate"))]
 
-
-class BadRequest(DeepshieldError):
-    code = "bad_request"
-    http_status = 400
-
-
 # ---------------------------------------------------------------------------------------------- media in
 
 
 @contextmanager
-def _temp_media(settings: Settings, stream: Any) -> Iterator[Media]:
+def _temp_media(settings: Settings, stream: BinaryIO) -> Iterator[Media]:
     limits = MediaLimits(max_bytes=settings.max_upload_bytes)
     settings.home.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.home, prefix="match-") as td:
@@ -65,19 +58,10 @@ async def _form_upload(request: Request) -> tuple[str | None, UploadFile]:
     if len(files) > 1:
         raise BadRequest("Only one file allowed per request")
     field, upload = files[0]
-    ct = field if field in (c.value for c in ContentType) else None
-    return ct, upload
+    return hma.content_type_field(field), upload
 
 
-def _check_content_type(media: Media, declared: str | None) -> None:
-    actual = ContentType.of(media.info.kind)
-    if actual is None:
-        raise UnsupportedMediaType("only photos and videos can be hashed")
-    if declared is not None and declared != actual.value:
-        raise BadRequest(f"field says {declared} but the file is a {actual.value}")
-
-
-def _fetch_url(url: str, settings: Settings) -> Any:
+def _fetch_url(url: str, settings: Settings) -> BinaryIO:
     """GET ?url= as HMA does. Off unless DEEPSHIELD_MATCH_FETCH_URLS=1: fetching arbitrary URLs from the
     server is a request-forgery risk, so an operator must opt in."""
     if os.environ.get("DEEPSHIELD_MATCH_FETCH_URLS") != "1":
@@ -92,14 +76,6 @@ def _fetch_url(url: str, settings: Settings) -> Any:
     if length > settings.max_upload_bytes:
         raise MediaTooLarge("remote file is over the upload limit")
     return resp
-
-
-def _signal_types_param(types: str | None) -> list[str] | None:
-    return [t.strip() for t in types.split(",") if t.strip()] if types else None
-
-
-def _hash(media: Media, types: str | None) -> dict[str, str]:
-    return {k: v.value for k, v in svc.hash_media(media, _signal_types_param(types)).items()}
 
 
 # ---------------------------------------------------------------------------------------------- /h
@@ -117,8 +93,8 @@ def hash_url(
     if not url:
         raise BadRequest("url is required")
     with _temp_media(settings, _fetch_url(url, settings)) as media:
-        _check_content_type(media, content_type)
-        return _hash(media, types)
+        hma.check_content_type(media, content_type)
+        return hma.hash_answer(media, types)
 
 
 @router.post("/h/hash")
@@ -133,38 +109,13 @@ async def hash_upload(
 
     def work() -> dict[str, str]:
         with _temp_media(settings, upload.file) as media:
-            _check_content_type(media, ct)
-            return _hash(media, types)
+            hma.check_content_type(media, ct)
+            return hma.hash_answer(media, types)
 
     return await run_in_threadpool(work)
 
 
 # ---------------------------------------------------------------------------------------------- /m
-
-
-def _hma_match(m: svc.Match) -> dict[str, Any]:
-    d: dict[str, Any] = {"bank_content_id": m.entry_id, "distance": f"{m.distance:g}"}
-    d.update(signal_type=m.signal_type, needs_review=m.needs_review, threshold=m.threshold, entry=m.entry)
-    if m.variant:
-        d["variant"] = m.variant
-    if m.video:
-        d["video"] = m.video
-    return d
-
-
-def _by_bank(matches: list[svc.Match]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    seen: set[tuple[str, int]] = set()
-    for m in matches:
-        if (m.bank, m.entry_id) in seen:
-            continue
-        seen.add((m.bank, m.entry_id))
-        out.setdefault(m.bank, []).append(_hma_match(m))
-    return out
-
-
-def _banks_param(banks: str | None) -> list[str] | None:
-    return [b for b in banks.split(",") if b] if banks else None
 
 
 @router.get("/m/raw_lookup")
@@ -179,11 +130,9 @@ def raw_lookup(
 ) -> dict[str, Any]:
     """Matching bank content ids (HMA: `{"matches": [id, ...]}`, or with distances)."""
     matches, _ = svc.lookup_signal(
-        session, signal_type, signal, banks=_banks_param(banks), seed=svc.BYPASS_COINFLIP, settings=settings
+        session, signal_type, signal, banks=hma.banks_param(banks), seed=svc.BYPASS_COINFLIP, settings=settings
     )
-    if include_distance:
-        return {"matches": [{"bank_content_id": m.entry_id, "distance": f"{m.distance:g}"} for m in matches]}
-    return {"matches": sorted({m.entry_id for m in matches})}
+    return hma.raw_lookup_answer(matches, include_distance)
 
 
 @router.get("/m/lookup")
@@ -200,34 +149,15 @@ def lookup_get(
     seed: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
     """Look up a hash -> {bank: [match]}; or a url -> {signal type: {bank: [match]}}."""
-    bank_list = _banks_param(banks)
+    bank_list = hma.banks_param(banks)
     if url:
         with _temp_media(settings, _fetch_url(url, settings)) as media:
-            _check_content_type(media, content_type)
-            return _lookup_media(session, settings, media, bank_list, seed, types, signal_type)
+            hma.check_content_type(media, content_type)
+            return hma.lookup_media_answer(session, settings, media, bank_list, seed, types, signal_type)
     if not signal or not signal_type:
         raise BadRequest("Either url or both signal and signal_type are required")
     matches, _ = svc.lookup_signal(session, signal_type, signal, banks=bank_list, seed=seed, settings=settings)
-    return _by_bank(matches)
-
-
-def _lookup_media(
-    session: SessionDep,
-    settings: Settings,
-    media: Media,
-    banks: list[str] | None,
-    seed: str | None,
-    types: str | None,
-    only: str | None = None,
-) -> dict[str, Any]:
-    _, values = svc.lookup_values(media, _signal_types_param(types))
-    out: dict[str, Any] = {}
-    for name, value in values.items():
-        matches, _ = svc.lookup_signal(session, name, value, banks=banks, seed=seed, settings=settings)
-        out[name] = _by_bank(matches)
-    if only is not None:
-        return dict(out.get(get_signal(only).name, {}))
-    return out
+    return hma.by_bank(matches)
 
 
 @router.post("/m/lookup")
@@ -243,13 +173,12 @@ async def lookup_post(
 ) -> dict[str, Any]:
     """Hash an uploaded file and look up every hash -> {signal type: {bank: [match]}}."""
     ct, upload = await _form_upload(request)
+    seed = svc.BYPASS_COINFLIP if bypass_coinflip else seed
 
     def work() -> dict[str, Any]:
         with _temp_media(settings, upload.file) as media:
-            _check_content_type(media, ct)
-            return _lookup_media(
-                session, settings, media, _banks_param(banks), svc.BYPASS_COINFLIP if bypass_coinflip else seed, types
-            )
+            hma.check_content_type(media, ct)
+            return hma.lookup_media_answer(session, settings, media, hma.banks_param(banks), seed, types)
 
     return await run_in_threadpool(work)
 
@@ -260,15 +189,7 @@ def compare(
     body: Annotated[dict[str, list[str]], Body(examples=[{"pdq": ["facd8b...", "facd8a..."]}])],
 ) -> dict[str, Any]:
     """Compare pairs of hashes: {"pdq": [a, b]} -> {"pdq": [matched, {"distance": d}]}."""
-    out: dict[str, Any] = {}
-    for name, pair in body.items():
-        if not isinstance(pair, list) or len(pair) != 2:
-            raise BadRequest("Comparison hash list length must be exactly 2")
-        c = get_signal(name).compare(pair[0], pair[1])
-        detail: dict[str, Any] = {"distance": c.distance if name not in ("pdq",) else int(c.distance)}
-        detail.update(c.detail)
-        out[name] = [c.matched, detail]
-    return out
+    return hma.compare_answer(body)
 
 
 @router.get("/m/index/status")
@@ -279,80 +200,37 @@ def index_status(
     signal_type: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
     """Per signal type: present, built_to (last applied change), size, and memory per hash."""
-    idx_stats = svc.index_status(session, settings)
-    from deepshield.matching.indexes import get_indexes
-
-    built_to = get_indexes(settings).last_log_id
-    out = {
-        name: {"present": True, "built_to": built_to, "size": int(st.get("hashes", 0)), **st}
-        for name, st in idx_stats.items()
-    }
-    out["video_md5"] = out["md5"]
-    if signal_type is not None:
-        key = signal_type if signal_type in out else get_signal(signal_type).name
-        return {signal_type: out[key]}
-    return out
+    return hma.index_status_answer(session, settings, signal_type)
 
 
 # ---------------------------------------------------------------------------------------------- /c
 
 
-def _bank_config(b: svc.BankInfo) -> dict[str, Any]:
-    return {
-        "name": b.name,
-        "matching_enabled_ratio": b.enabled_ratio,
-        "is_negative": b.is_negative,
-        "threshold": b.threshold,
-        "description": b.description,
-        "entries": b.entries,
-    }
-
-
 @router.get("/c/banks")
 def banks_index(session: SessionDep, _p: CuratePrincipal) -> list[dict[str, Any]]:
-    return [_bank_config(b) for b in svc.list_banks(session)]
+    return [hma.bank_json(b) for b in svc.list_banks(session)]
 
 
 @router.post("/c/banks", status_code=201)
 def bank_create(session: SessionDep, _p: CuratePrincipal, body: Annotated[dict[str, Any], Body()]) -> Any:
     """{"name", "enabled"?, "enabled_ratio"?, "threshold"?, "is_negative"?, "description"?}"""
-    name = body.get("name")
-    if not isinstance(name, str):
-        raise BadRequest("name is required")
-    b = svc.create_bank(
-        session,
-        name,
-        description=body.get("description"),
-        threshold=body.get("threshold"),
-        negative=bool(body.get("is_negative", False)),
-        enabled=bool(body.get("enabled", True)),
-        enabled_ratio=body.get("enabled_ratio"),
-    )
+    b = hma.create_bank(session, body)
     session.commit()
-    return _bank_config(b)
+    return hma.bank_json(b)
 
 
 @router.get("/c/bank/{bank_name}")
 def bank_show(session: SessionDep, _p: CuratePrincipal, bank_name: str) -> dict[str, Any]:
-    return _bank_config(svc.get_bank(session, bank_name))
+    return hma.bank_json(svc.get_bank(session, bank_name))
 
 
 @router.put("/c/bank/{bank_name}")
 def bank_update(
     session: SessionDep, _p: CuratePrincipal, bank_name: str, body: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
-    b = svc.update_bank(
-        session,
-        bank_name,
-        new_name=body.get("name"),
-        enabled=body.get("enabled"),
-        enabled_ratio=body.get("enabled_ratio"),
-        threshold=body.get("threshold"),
-        negative=body.get("is_negative"),
-        description=body.get("description"),
-    )
+    b = hma.update_bank(session, bank_name, body)
     session.commit()
-    return _bank_config(b)
+    return hma.bank_json(b)
 
 
 @router.delete("/c/bank/{bank_name}")
@@ -360,42 +238,6 @@ def bank_delete(session: SessionDep, _p: CuratePrincipal, bank_name: str) -> dic
     svc.delete_bank(session, bank_name)
     session.commit()
     return {"message": "Done"}
-
-
-def _meta_from(raw: Any, principal: Principal) -> svc.EntryMeta:
-    """HMA metadata {content_id, content_uri, json} plus ours {source, case_id, added_by, note}."""
-    if raw is None:
-        raw = {}
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raise BadRequest("metadata should be a json object") from None
-    if not isinstance(raw, dict):
-        raise BadRequest("metadata should be a json object")
-    extra = {k: raw[k] for k in ("content_id", "json") if raw.get(k) is not None}
-    return svc.EntryMeta(
-        source=raw.get("source"),
-        case_id=raw.get("case_id"),
-        added_by=raw.get("added_by") or principal.name,
-        note=raw.get("note"),
-        original_media_uri=raw.get("content_uri"),
-        extra=extra or None,
-    )
-
-
-def _content_payload(e: svc.EntryInfo, include_signals: bool) -> dict[str, Any]:
-    d: dict[str, Any] = {
-        "id": e.id,
-        "disable_until_ts": e.disable_until_ts,
-        "collab_metadata": {},
-        "original_media_uri": e.original_media_uri,
-        "bank": {"name": e.bank},
-        "metadata": {k: getattr(e, k) for k in ("source", "case_id", "added_by", "added_at", "note", "extra")},
-    }
-    if include_signals:
-        d["signals"] = e.signals
-    return d
 
 
 @router.get("/c/bank/{bank_name}/content/{content_id}")
@@ -406,7 +248,7 @@ def bank_content_get(
     content_id: int,
     include_signals: Annotated[bool, Query()] = False,
 ) -> dict[str, Any]:
-    return _content_payload(svc.get_entry(session, content_id, bank_name), include_signals)
+    return hma.content_json(svc.get_entry(session, content_id, bank_name), include_signals)
 
 
 @router.post("/c/bank/{bank_name}/content")
@@ -423,33 +265,25 @@ async def bank_content_add(
 ) -> Any:
     """Bank content by upload (multipart field `photo`/`video`) or `url`; returns {id, signals}."""
     svc.get_bank(session, bank_name)  # 404 before any hashing
-    meta_raw: Any = metadata
+    meta_raw: str | None = metadata
+    media_cm: AbstractContextManager[Media]
     if url:
         media_cm = _temp_media(settings, _fetch_url(url, settings))
         declared = content_type
     else:
         if request.headers.get("content-type", "").startswith("multipart/"):
             form = await request.form()
-            meta_raw = meta_raw or form.get("metadata")
+            field = form.get("metadata")
+            meta_raw = meta_raw or (field if isinstance(field, str) else None)
         declared, upload = await _form_upload(request)
         media_cm = _temp_media(settings, upload.file)
-    meta = _meta_from(meta_raw if not isinstance(meta_raw, UploadFile) else None, principal)
+    meta = hma.entry_meta(meta_raw, principal.name)
 
     def work() -> dict[str, Any]:
         with media_cm as media:
-            _check_content_type(media, declared)
-            hashes = svc.hash_media(media, _signal_types_param(types))
-            ct = ContentType.of(media.info.kind)
-            meta.content_type = ct.value if ct else None
-        e = svc.add_signals(
-            session,
-            bank_name,
-            {k: v.value for k, v in hashes.items()},
-            meta,
-            {k: v.quality for k, v in hashes.items()},
-        )
+            answer = hma.add_media(session, bank_name, media, declared, types, meta)
         session.commit()
-        return {"id": e.id, "signals": e.signals, "low_quality": e.low_quality}
+        return answer
 
     return JSONResponse(await run_in_threadpool(work), status_code=200)  # HMA answers 200 here
 
@@ -462,15 +296,9 @@ def bank_content_update(
     content_id: int,
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
-    svc.get_entry(session, content_id, bank_name)
-    if "disable_until_ts" in body:
-        try:
-            ts = int(body["disable_until_ts"])
-        except (TypeError, ValueError):
-            raise BadRequest("disable_until_ts must be a non-negative integer") from None
-        svc.set_entry_disabled_until(session, content_id, ts)
+    answer = hma.update_content(session, bank_name, content_id, body)
     session.commit()
-    return _content_payload(svc.get_entry(session, content_id, bank_name), False)
+    return answer
 
 
 @router.delete("/c/bank/{bank_name}/content/{content_id}")
@@ -488,13 +316,9 @@ def bank_add_signal(
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     """Bank raw hashes: {signal type: hash, ...}; an optional "metadata" object is our extension."""
-    body = dict(body)
-    meta = _meta_from(body.pop("metadata", None), principal)
-    if not body:
-        raise BadRequest("No signals given")
-    e = svc.add_signals(session, bank_name, {k: str(v) for k, v in body.items()}, meta)
+    answer = hma.add_signals(session, bank_name, body, principal.name)
     session.commit()
-    return {"id": e.id, "signals": e.signals}
+    return answer
 
 
 @router.delete("/c/case/{case_id}")
@@ -508,8 +332,6 @@ def case_withdraw(session: SessionDep, _p: CuratePrincipal, case_id: str) -> dic
 @router.get("/c/bank/{bank_name}/export", response_class=PlainTextResponse)
 def bank_export(session: SessionDep, _p: CuratePrincipal, bank_name: str) -> PlainTextResponse:
     """The bank as a JSON Lines file (docs/bank-format.md)."""
-    import io
-
     buf = io.StringIO()
     svc.export_bank(session, bank_name, buf)
     return PlainTextResponse(buf.getvalue(), media_type="application/x-ndjson")
@@ -518,8 +340,6 @@ def bank_export(session: SessionDep, _p: CuratePrincipal, bank_name: str) -> Pla
 @router.post("/c/bank/{bank_name}/import")
 async def bank_import(request: Request, session: SessionDep, principal: CuratePrincipal, bank_name: str) -> Any:
     """Import a bank file (request body, JSON Lines) into this bank (created when missing)."""
-    import io
-
     text = (await request.body()).decode("utf-8", errors="strict")
     name, n = svc.import_bank(session, io.StringIO(text), bank_name, added_by=principal.name)
     session.commit()
@@ -532,32 +352,12 @@ async def bank_import(request: Request, session: SessionDep, principal: CuratePr
 @router.get("/match/hash-photos", include_in_schema=False)
 def device_hash_page() -> Any:
     """The on-device hashing page (static: it computes PDQ in the browser and sends only hashes)."""
-    from fastapi.responses import RedirectResponse
-
     return RedirectResponse("/static/hash-photos.html", status_code=307)
 
 
 @router.post("/v1/match/device-hashes", status_code=201)
 def device_hashes(session: SessionDep, principal: CuratePrincipal, body: Annotated[dict[str, Any], Body()]) -> Any:
     """Bank PDQ hashes computed on a person's own device: {bank, case_id, hashes: [{pdq, quality}]}."""
-    bank = body.get("bank")
-    hashes = body.get("hashes")
-    if not isinstance(bank, str) or not bank:
-        raise BadRequest("bank is required")
-    if not isinstance(hashes, list) or not hashes:
-        raise BadRequest("hashes must be a non-empty list")
-    ids = []
-    for h in hashes:
-        if not isinstance(h, dict) or "pdq" not in h:
-            raise BadRequest("each hash must be an object with a pdq field")
-        q = h.get("quality")
-        meta = svc.EntryMeta(
-            source="device",
-            case_id=body.get("case_id") or None,
-            added_by=principal.name,
-            content_type="photo",
-        )
-        e = svc.add_signals(session, bank, {"pdq": str(h["pdq"])}, meta, {"pdq": int(q) if q is not None else None})
-        ids.append(e.id)
+    answer = hma.add_device_hashes(session, body, principal.name)
     session.commit()
-    return {"added": len(ids), "ids": ids}
+    return answer

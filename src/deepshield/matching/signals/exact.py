@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import ClassVar
 
 from deepshield.matching.bits import normalise_hex
-from deepshield.matching.signals.base import ContentType, SignalHash, SignalType
+from deepshield.matching.signals.base import (
+    BankThresholds,
+    ContentType,
+    IndexHit,
+    SignalHash,
+    SignalIndex,
+    SignalType,
+)
 from deepshield.matching.signals.registry import register_signal
 from deepshield.media import Media
 
@@ -17,6 +25,35 @@ def file_digest(path: str, algorithm: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+class ExactIndex(SignalIndex):
+    """Exact-copy hashes: a dictionary from value to the signals holding it (and their banks)."""
+
+    def __init__(self, signal: SignalType) -> None:
+        self.signal = signal
+        self._by_value: dict[str, dict[int, int]] = {}
+        self._value_of: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._value_of)
+
+    def add(self, key: int, group: int, value: str) -> None:
+        self._by_value.setdefault(value, {})[key] = group
+        self._value_of[key] = value
+
+    def remove(self, key: int) -> None:
+        v = self._value_of.pop(key, None)
+        if v is not None:
+            d = self._by_value.get(v)
+            if d is not None:
+                d.pop(key, None)
+                if not d:
+                    del self._by_value[v]
+
+    def search(self, values: Sequence[str], thresholds: BankThresholds) -> list[IndexHit]:
+        v = self.signal.validate(values[0])
+        return [IndexHit(k, g, 0.0) for k, g in self._by_value.get(v, {}).items() if thresholds.searched(g)]
 
 
 class _ExactSignal(SignalType):
@@ -36,6 +73,9 @@ class _ExactSignal(SignalType):
 
     def distance(self, a: str, b: str) -> float:
         return 0.0 if a == b else 1.0
+
+    def make_index(self) -> ExactIndex:
+        return ExactIndex(self)
 
 
 class Md5Signal(_ExactSignal):

@@ -9,6 +9,7 @@ is 10; `tests/matching/test_signals.py` checks every photo). Smaller scales drif
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,8 +17,17 @@ import pdqhash
 from PIL import Image, ImageOps
 
 from deepshield.errors import CorruptMedia, UnsupportedMediaType
-from deepshield.matching.bits import bits_to_hex, hamming, normalise_hex
-from deepshield.matching.signals.base import ContentType, SignalHash, SignalType
+from deepshield.matching.bits import bits_to_hex, hamming, hex_to_words, hexes_to_words, normalise_hex
+from deepshield.matching.index import HammingIndex
+from deepshield.matching.signals.base import (
+    REVIEW_MARGIN,
+    BankThresholds,
+    ContentType,
+    IndexHit,
+    SignalHash,
+    SignalIndex,
+    SignalType,
+)
 from deepshield.matching.signals.registry import register_signal
 from deepshield.media import Media, MediaKind
 
@@ -74,6 +84,57 @@ def load_rgb(media: Media, fast: bool = True) -> np.ndarray:
     return next(iter(media.frames())).rgb
 
 
+class PdqIndex(SignalIndex):
+    """PDQ hashes in one exact Hamming index (`index.py`); a query may be an image's 8 rotations/flips."""
+
+    def __init__(self) -> None:
+        self.codes = HammingIndex()
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def add(self, key: int, group: int, value: str) -> None:
+        self.codes.add(hex_to_words(value), key, group)
+
+    def remove(self, key: int) -> None:
+        self.codes.remove(key)
+
+    def load(self, keys: Sequence[int], groups: Sequence[int], values: Sequence[str]) -> None:
+        # Batches are kept as packed words and indexed once at the end, at their final size (no regrowth).
+        if values:
+            self._pending.append(
+                (hexes_to_words(values), np.array(keys, dtype=np.int64), np.array(groups, dtype=np.int32))
+            )
+
+    def loaded(self) -> None:
+        if self._pending:
+            codes = np.concatenate([p[0] for p in self._pending])
+            keys = np.concatenate([p[1] for p in self._pending])
+            groups = np.concatenate([p[2] for p in self._pending])
+            self._pending = []
+            fresh = HammingIndex(initial_capacity=codes.shape[0] + 4096)
+            fresh.add_many(codes, keys, groups)
+            self.codes = fresh
+
+    def search(self, values: Sequence[str], thresholds: BankThresholds) -> list[IndexHit]:
+        """Each banked hash once, at its best distance over the query's variants, naming the variant."""
+        queries = [normalise_hex(v, 64, "PDQ hash") for v in values]
+        best: dict[int, tuple[int, int, int]] = {}
+        for vi, v in enumerate(queries):
+            for h in self.codes.search(hex_to_words(v), thresholds.max, thresholds.per_group):
+                if h.key not in best or h.distance < best[h.key][1]:
+                    best[h.key] = (h.group, h.distance, vi)
+        out = []
+        for key, (group, d, vi) in best.items():
+            variant = DIHEDRAL_NAMES[vi] if len(queries) == 8 else ("original" if vi == 0 else f"variant{vi}")
+            out.append(IndexHit(key, group, float(d), variant=variant))
+        return out
+
+    def stats(self) -> dict[str, float | int]:
+        return self.codes.stats()
+
+
 class PdqSignal(SignalType):
     name = "pdq"
     content_types = (ContentType.PHOTO,)
@@ -90,11 +151,28 @@ class PdqSignal(SignalType):
     def hash_variants(self, media: Media) -> tuple[list[str], int]:
         return pdq_dihedral_from_rgb(load_rgb(media, self.fast))
 
+    def lookup_hash(self, media: Media, variants: bool = True) -> tuple[SignalHash, list[str]]:
+        """With `variants`, the 8 rotations/flips from one decode (first = the photo as it is)."""
+        if not variants:
+            return super().lookup_hash(media, variants)
+        hashes, quality = self.hash_variants(media)
+        return SignalHash(self.name, hashes[0], quality), hashes
+
     def validate(self, value: str) -> str:
         return normalise_hex(value, 64, "PDQ hash")
 
-    def distance(self, a: str, b: str) -> float:
-        return float(hamming(a, b))
+    def distance(self, a: str, b: str) -> int:
+        """Bits that differ (an int: HMA's `/m/compare` answers PDQ distances as integers)."""
+        return hamming(a, b)
+
+    def make_index(self) -> PdqIndex:
+        return PdqIndex()
+
+    def needs_review(self, hit: IndexHit, threshold: float) -> bool:
+        return hit.distance > threshold - REVIEW_MARGIN
+
+    def low_quality(self, quality: int | None) -> bool:
+        return quality is not None and quality < PDQ_MIN_QUALITY
 
 
 register_signal(PdqSignal())

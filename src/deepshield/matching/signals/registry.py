@@ -32,8 +32,16 @@ def get_signal(name: str) -> SignalType:
 
 
 def all_signals() -> list[SignalType]:
+    """Built-ins first, in `_BUILTIN_MODULES` order, then others as registered: hashes and answers list
+    signals in this order whatever order their modules happened to be imported in."""
     _ensure_builtins()
-    return list(_SIGNALS.values())
+    return sorted(_SIGNALS.values(), key=_rank)
+
+
+def _rank(signal: SignalType) -> int:
+    package, _, module = type(signal).__module__.rpartition(".")
+    builtin = package == _PACKAGE and module in _BUILTIN_MODULES
+    return _BUILTIN_MODULES.index(module) if builtin else len(_BUILTIN_MODULES)
 
 
 def signals_for(content_type: ContentType) -> list[SignalType]:
@@ -41,10 +49,16 @@ def signals_for(content_type: ContentType) -> list[SignalType]:
 
 
 _loaded = False
+#: The signal modules that ship with deepshield (each registers itself on import).
+_BUILTIN_MODULES = ("pdq", "vpdq", "exact")
+_PACKAGE = "deepshield.matching.signals"
 
 
 def _ensure_builtins() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        from deepshield.matching.signals import exact, pdq, vpdq  # noqa: F401  (modules register themselves)
+        import importlib
+
+        for module in _BUILTIN_MODULES:
+            importlib.import_module(f"{_PACKAGE}.{module}")

@@ -15,13 +15,25 @@ Text form (stored, exchanged): a JSON list of {"hash": hex, "quality": int, "tim
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from deepshield.errors import MediaError
-from deepshield.matching.bits import InvalidHash, hexes_to_words, normalise_hex, popcount_rows
-from deepshield.matching.signals.base import Comparison, ContentType, SignalHash, SignalType
+from deepshield.matching.bits import InvalidHash, hex_to_words, hexes_to_words, normalise_hex, popcount_rows
+from deepshield.matching.index import HammingIndex
+from deepshield.matching.signals.base import (
+    REVIEW_MARGIN,
+    BankThresholds,
+    Comparison,
+    ContentType,
+    IndexHit,
+    SignalHash,
+    SignalIndex,
+    SignalType,
+    VideoDetail,
+)
 from deepshield.matching.signals.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq_from_rgb
 from deepshield.matching.signals.registry import register_signal
 from deepshield.media import FrameSampling, Media, MediaKind
@@ -134,6 +146,69 @@ def hash_video(media: Media, fps: float = FRAMES_PER_SECOND) -> list[FrameHash]:
     return frames
 
 
+class VideoIndex(SignalIndex):
+    """vPDQ: every usable frame hash in one Hamming index (key = signal id, aux = frame time in ms)."""
+
+    def __init__(self) -> None:
+        self.frames = HammingIndex()
+        self.n_frames: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.n_frames)
+
+    def add(self, key: int, group: int, value: str) -> None:
+        good = usable(parse_vpdq(value))
+        if not good:
+            return
+        self.frames.add_many(
+            hexes_to_words([f.hash for f in good]),
+            np.full(len(good), key, dtype=np.int64),
+            group,
+            np.array([round(f.timestamp * 1000) for f in good], dtype=np.int32),
+        )
+        self.n_frames[key] = len(good)
+
+    def remove(self, key: int) -> None:
+        if self.n_frames.pop(key, None) is not None:
+            self.frames.remove(key)
+
+    def search(self, values: Sequence[str], thresholds: BankThresholds) -> list[IndexHit]:
+        """Banked videos enough of whose frames match the query's (the first value) on either side."""
+        q = usable(parse_vpdq(values[0]))
+        per_key: dict[int, tuple[int, set[float], set[float], list[int]]] = {}
+        for f in q:
+            for h in self.frames.search(hex_to_words(f.hash), thresholds.max, thresholds.per_group):
+                g, qt, bt, best = per_key.setdefault(h.key, (h.group, set(), set(), [256]))
+                qt.add(f.timestamp)
+                bt.add(h.aux / 1000.0)
+                best[0] = min(best[0], h.distance)
+        out = []
+        for key, (g, qt, bt, best) in per_key.items():
+            m = score_video_match(sorted(qt), len(q), sorted(bt), self.n_frames.get(key, len(bt)), best[0])
+            if m.matched:
+                out.append(IndexHit(key, g, video_distance(m), video=video_detail(m)))
+        return out
+
+    def stats(self) -> dict[str, float | int]:
+        return {"videos": len(self), **self.frames.stats()}
+
+
+def video_distance(m: VideoMatch) -> float:
+    """1 - the larger matched fraction: 0 when every frame of one video is found in the other."""
+    return round(1.0 - max(m.query_fraction, m.bank_fraction), 4)
+
+
+def video_detail(m: VideoMatch) -> VideoDetail:
+    return {
+        "query_fraction": m.query_fraction,
+        "bank_fraction": m.bank_fraction,
+        "query_ranges": m.query_ranges,
+        "bank_ranges": m.bank_ranges,
+        "matched_frames": m.matched_frames,
+        "best_frame_distance": m.best_frame_distance,
+    }
+
+
 class VpdqSignal(SignalType):
     name = "vpdq"
     content_types = (ContentType.VIDEO,)
@@ -151,21 +226,30 @@ class VpdqSignal(SignalType):
 
     def distance(self, a: str, b: str) -> float:
         """1 - the larger matched fraction: 0 when every frame of one video is found in the other."""
-        m = compare_frames(parse_vpdq(a), parse_vpdq(b))
-        return round(1.0 - max(m.query_fraction, m.bank_fraction), 4)
+        return video_distance(compare_frames(parse_vpdq(a), parse_vpdq(b)))
 
     def compare(self, a: str, b: str, threshold: int | None = None) -> Comparison:
         m = compare_frames(parse_vpdq(a), parse_vpdq(b), self.default_threshold if threshold is None else threshold)
         return Comparison(
             matched=m.matched,
-            distance=round(1.0 - max(m.query_fraction, m.bank_fraction), 4),
+            distance=video_distance(m),
             detail={
                 "query_match_percent": round(100 * m.query_fraction, 2),
                 "compared_match_percent": round(100 * m.bank_fraction, 2),
-                "query_ranges": m.query_ranges,
-                "compared_ranges": m.bank_ranges,
+                "query_ranges": [list(r) for r in m.query_ranges],
+                "compared_ranges": [list(r) for r in m.bank_ranges],
             },
         )
+
+    def make_index(self) -> VideoIndex:
+        return VideoIndex()
+
+    def needs_review(self, hit: IndexHit, threshold: float) -> bool:
+        """Partial matches, and matches whose best frame is near the threshold."""
+        if hit.video is None:
+            return False
+        best = max(hit.video["query_fraction"], hit.video["bank_fraction"])
+        return best < 0.9 or hit.video["best_frame_distance"] > threshold - REVIEW_MARGIN
 
 
 register_signal(VpdqSignal())
