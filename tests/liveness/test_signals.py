@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from deepshield.liveness.analysis import SessionTrack
+from deepshield.liveness.attacks.evaluate import upper_bound
 from deepshield.liveness.decision import decide, verify_track
-from deepshield.liveness.evaluate import upper_bound
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.replay import MemoryReplayIndex
 from deepshield.liveness.script import ChallengeScript, generate_script
@@ -133,8 +133,8 @@ def test_upper_bound_is_about_three_over_n_with_no_errors() -> None:
 def test_derived_scripts_pass_and_their_reordered_or_late_versions_fail() -> None:
     """The genuine-session pairing (a script derived from what the person did) and the order / timing attacks
     built from it, on a long synthetic performance with several blinks."""
-    from deepshield.liveness.attacks import too_late, wrong_order
-    from deepshield.liveness.corpus import derive_script
+    from deepshield.liveness.attacks.corpus import derive_script
+    from deepshield.liveness.attacks.suite import too_late, wrong_order
     from deepshield.liveness.script import ChallengeScript, Step, random_flashes
 
     rng = Random(8)
@@ -161,8 +161,8 @@ def test_a_recording_paused_before_a_move_fails_the_script_it_satisfied() -> Non
     from dataclasses import replace as dc_replace
 
     from deepshield.liveness.analysis import SessionTrack
-    from deepshield.liveness.attacks import spliced_too_late
-    from deepshield.liveness.corpus import derive_script
+    from deepshield.liveness.attacks.corpus import derive_script
+    from deepshield.liveness.attacks.suite import spliced_too_late
     from deepshield.liveness.script import ChallengeScript, Step, random_flashes
 
     fl = random_flashes(Random(5), 0.6)
@@ -191,7 +191,7 @@ def test_a_recording_paused_before_a_move_fails_the_script_it_satisfied() -> Non
 def test_a_long_blink_with_a_slow_reopening_is_one_blink_and_shallow_dips_are_not_scripted() -> None:
     """Eyes reopen over several frames after a long blink; the blink counts once the open level is back within
     0.35 s. Only full blinks become scripted steps of a derived (genuine) script."""
-    from deepshield.liveness.corpus import derive_script
+    from deepshield.liveness.attacks.corpus import derive_script
     from deepshield.liveness.features import detect_blinks
     from deepshield.liveness.script import ChallengeScript, Step, random_flashes
 
