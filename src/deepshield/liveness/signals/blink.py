@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from deepshield.liveness.features import Blink, detect_blinks
+from deepshield.liveness.signals import SIGNALS
 from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult
 
 
@@ -25,3 +26,6 @@ class Blinks(LivenessSignal):
             ev["note"] = "no spontaneous blink seen"
             return self.result("pass", 0.2, [], **ev)
         return self.result("pass", min(1.0, 0.6 + 0.2 * n), [], **ev)
+
+
+SIGNALS.register(Blinks.name, Blinks)

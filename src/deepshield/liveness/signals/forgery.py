@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepshield.liveness.signals import SIGNALS
 from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult
 
 PROFILE_WEIGHT = 3.0
@@ -49,3 +50,6 @@ class ForgeryScore(LivenessSignal):
                 "review", 1 - s, [f"some frames look manipulated (worst at {scored[wi][0]:.1f} s)"], **ev
             )
         return self.result("pass", 1 - s, [], **ev)
+
+
+SIGNALS.register(ForgeryScore.name, ForgeryScore)
