@@ -19,6 +19,7 @@ from deepshield.liveness.signals import SignalContext, SignalResult, build_signa
 from deepshield.liveness.signals.blink import Blinks
 from deepshield.liveness.signals.challenge import ChallengeCompliance
 from deepshield.liveness.signals.flash import FlashResponse
+from deepshield.liveness.signals.forgery import ForgeryScore
 from deepshield.liveness.signals.replay import ReplaySignal
 
 from .synth import follow
@@ -105,6 +106,37 @@ def test_missing_detector_carries_no_weight_and_says_so() -> None:
     assert "no face-forgery detector" in forgery.reasons[0]
     # Without embeddings the identity and ID-match signals cannot vouch: review, never pass.
     assert d.outcome == "review"
+
+
+def test_blink_abstains_so_the_decision_is_the_same_with_or_without_it() -> None:
+    """Spontaneous blinks are reported, not weighed: with no blink seen (a still face) or with many, the outcome
+    and the combined score are those of the other signals alone (it used to pass with a fixed 0.2 or 0.6 + 0.2n)."""
+    script = generate_script(Random(7))
+    for track in (follow(script, seed=2), follow(generate_script(Random(8)), seed=3)):
+        r = Blinks().evaluate(ctx(track, script))
+        assert r.verdict == "abstain" and r.weight == 0 and r.reasons == []
+        assert r.evidence["count"] == len(r.evidence["times_s"])
+    still = SignalResult("blink", "abstain", 0.0, 0.0, False, [], {"count": 0})
+    others = [SignalResult("a", "pass", 0.9, 2.0, True), SignalResult("b", "pass", 0.8, 1.0, True)]
+    with_blink, without = decide([*others, still], POLICY), decide(others, POLICY)
+    assert (with_blink.outcome, with_blink.score) == (without.outcome, without.score)
+    assert without.outcome == "pass" and without.score == pytest.approx(2.6 / 3)
+
+
+def test_forgery_with_no_face_scored_leaves_the_decision() -> None:
+    """A detector that scored no face has no evidence: the signal is unavailable (no weight, not required), not a
+    fixed 0.5 review; with faces scored it votes on them."""
+    script = generate_script(Random(6))
+    track = follow(script)
+    track.extra.update(detector="sbi", detector_threshold=0.5)
+    r = ForgeryScore().evaluate(ctx(track, script))
+    assert r.verdict == "unavailable" and r.weight == 0 and r.evidence["detector"] == "sbi"
+    assert "no face could be scored" in r.reasons[0]
+    ok = SignalResult("challenge", "pass", 0.95, 3.0, True)
+    assert decide([ok, r], POLICY).outcome == "pass"
+    for k in track.keyframes:
+        k.forgery = 0.9
+    assert ForgeryScore().evaluate(ctx(track, script)).verdict == "fail"
 
 
 def test_decision_rules() -> None:
