@@ -35,12 +35,12 @@ def main() -> int:
         return 0
 
     from deepshield.liveness.analysis import SessionAnalyzer, enrich_track
+    from deepshield.liveness.attacks.simulate import FlashModel, apply_flash_response
+    from deepshield.liveness.attacks.videoio import read_clip, write_video
     from deepshield.liveness.decision import verify_track
     from deepshield.liveness.embedding import get_embedder
     from deepshield.liveness.replay import MemoryReplayIndex
     from deepshield.liveness.script import generate_script
-    from deepshield.liveness.simulate import FlashModel, apply_flash_response
-    from deepshield.liveness.videoio import read_clip, write_video
     from deepshield.media import FrameSampling, open_media
 
     rng = Random(1)

@@ -11,7 +11,7 @@ import pytest
 @pytest.fixture(scope="session")
 def faceless_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two seconds of a moving grey gradient: a valid video with no face in it."""
-    from deepshield.liveness.videoio import write_video
+    from deepshield.liveness.attacks.videoio import write_video
 
     rng = np.random.default_rng(0)
     base = np.tile(np.linspace(60, 200, 160, dtype=np.float32)[None, :, None], (120, 1, 3))

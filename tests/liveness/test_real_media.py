@@ -10,19 +10,19 @@ from typing import Any
 import pytest
 
 from deepshield.liveness.analysis import SessionAnalyzer, SessionTrack, enrich_track
+from deepshield.liveness.attacks.simulate import FlashModel, apply_flash_response, screen_recapture
+from deepshield.liveness.attacks.videoio import read_clip, write_video
 from deepshield.liveness.decision import verify_track
 from deepshield.liveness.embedding import get_embedder
 from deepshield.liveness.replay import MemoryReplayIndex
 from deepshield.liveness.script import ChallengeScript
-from deepshield.liveness.simulate import FlashModel, apply_flash_response, screen_recapture
-from deepshield.liveness.videoio import read_clip, write_video
 
 CLIP = "st_WDA_AlexandriaOcasioCortez_000.mp4"
 
 
 @pytest.fixture(scope="module")
 def sessions(shared_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from deepshield.liveness.corpus import derive_script
+    from deepshield.liveness.attacks.corpus import derive_script
 
     out = tmp_path_factory.mktemp("live")
     frames, fps = read_clip(shared_faces / "real_videos" / CLIP, 0.0, 5.0, fps=15)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from deepshield.liveness.analysis import SessionTrack
+from deepshield.liveness.attacks.evaluate import upper_bound
 from deepshield.liveness.decision import decide, verify_track
-from deepshield.liveness.evaluate import upper_bound
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.replay import MemoryReplayIndex
 from deepshield.liveness.script import ChallengeScript, generate_script
@@ -19,6 +19,7 @@ from deepshield.liveness.signals import SignalContext, SignalResult, build_signa
 from deepshield.liveness.signals.blink import Blinks
 from deepshield.liveness.signals.challenge import ChallengeCompliance
 from deepshield.liveness.signals.flash import FlashResponse
+from deepshield.liveness.signals.forgery import ForgeryScore
 from deepshield.liveness.signals.replay import ReplaySignal
 
 from .synth import follow
@@ -107,6 +108,37 @@ def test_missing_detector_carries_no_weight_and_says_so() -> None:
     assert d.outcome == "review"
 
 
+def test_blink_abstains_so_the_decision_is_the_same_with_or_without_it() -> None:
+    """Spontaneous blinks are reported, not weighed: with no blink seen (a still face) or with many, the outcome
+    and the combined score are those of the other signals alone (it used to pass with a fixed 0.2 or 0.6 + 0.2n)."""
+    script = generate_script(Random(7))
+    for track in (follow(script, seed=2), follow(generate_script(Random(8)), seed=3)):
+        r = Blinks().evaluate(ctx(track, script))
+        assert r.verdict == "abstain" and r.weight == 0 and r.reasons == []
+        assert r.evidence["count"] == len(r.evidence["times_s"])
+    still = SignalResult("blink", "abstain", 0.0, 0.0, False, [], {"count": 0})
+    others = [SignalResult("a", "pass", 0.9, 2.0, True), SignalResult("b", "pass", 0.8, 1.0, True)]
+    with_blink, without = decide([*others, still], POLICY), decide(others, POLICY)
+    assert (with_blink.outcome, with_blink.score) == (without.outcome, without.score)
+    assert without.outcome == "pass" and without.score == pytest.approx(2.6 / 3)
+
+
+def test_forgery_with_no_face_scored_leaves_the_decision() -> None:
+    """A detector that scored no face has no evidence: the signal is unavailable (no weight, not required), not a
+    fixed 0.5 review; with faces scored it votes on them."""
+    script = generate_script(Random(6))
+    track = follow(script)
+    track.extra.update(detector="sbi", detector_threshold=0.5)
+    r = ForgeryScore().evaluate(ctx(track, script))
+    assert r.verdict == "unavailable" and r.weight == 0 and r.evidence["detector"] == "sbi"
+    assert "no face could be scored" in r.reasons[0]
+    ok = SignalResult("challenge", "pass", 0.95, 3.0, True)
+    assert decide([ok, r], POLICY).outcome == "pass"
+    for k in track.keyframes:
+        k.forgery = 0.9
+    assert ForgeryScore().evaluate(ctx(track, script)).verdict == "fail"
+
+
 def test_decision_rules() -> None:
     ok = SignalResult("a", "pass", 1.0, 1.0, True)
     assert decide([ok], POLICY).outcome == "pass"
@@ -133,8 +165,8 @@ def test_upper_bound_is_about_three_over_n_with_no_errors() -> None:
 def test_derived_scripts_pass_and_their_reordered_or_late_versions_fail() -> None:
     """The genuine-session pairing (a script derived from what the person did) and the order / timing attacks
     built from it, on a long synthetic performance with several blinks."""
-    from deepshield.liveness.attacks import too_late, wrong_order
-    from deepshield.liveness.corpus import derive_script
+    from deepshield.liveness.attacks.corpus import derive_script
+    from deepshield.liveness.attacks.suite import too_late, wrong_order
     from deepshield.liveness.script import ChallengeScript, Step, random_flashes
 
     rng = Random(8)
@@ -161,8 +193,8 @@ def test_a_recording_paused_before_a_move_fails_the_script_it_satisfied() -> Non
     from dataclasses import replace as dc_replace
 
     from deepshield.liveness.analysis import SessionTrack
-    from deepshield.liveness.attacks import spliced_too_late
-    from deepshield.liveness.corpus import derive_script
+    from deepshield.liveness.attacks.corpus import derive_script
+    from deepshield.liveness.attacks.suite import spliced_too_late
     from deepshield.liveness.script import ChallengeScript, Step, random_flashes
 
     fl = random_flashes(Random(5), 0.6)
@@ -191,7 +223,7 @@ def test_a_recording_paused_before_a_move_fails_the_script_it_satisfied() -> Non
 def test_a_long_blink_with_a_slow_reopening_is_one_blink_and_shallow_dips_are_not_scripted() -> None:
     """Eyes reopen over several frames after a long blink; the blink counts once the open level is back within
     0.35 s. Only full blinks become scripted steps of a derived (genuine) script."""
-    from deepshield.liveness.corpus import derive_script
+    from deepshield.liveness.attacks.corpus import derive_script
     from deepshield.liveness.features import detect_blinks
     from deepshield.liveness.script import ChallengeScript, Step, random_flashes
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from deepshield.errors import DeepshieldError
-from deepshield.liveness.attacks import ATTACK_KINDS, load_manifest
+from deepshield.liveness.attacks.suite import ATTACK_KINDS, load_manifest
 from deepshield.media import open_media
 
 

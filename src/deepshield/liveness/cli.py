@@ -43,7 +43,7 @@ def make_attacks(
     resume: Annotated[bool, typer.Option("--resume", help="Keep what an interrupted run finished.")] = False,
 ) -> None:
     """Generate genuine sessions and every attack kind from the shared real media."""
-    from deepshield.liveness.attacks import SuiteBuilder, SuiteSize
+    from deepshield.liveness.attacks.suite import SuiteBuilder, SuiteSize
 
     if not (faces / "real_videos").is_dir():
         raise DeepshieldError(f"no real_videos folder under {faces}")
@@ -76,7 +76,7 @@ def evaluate(
     jobs: Annotated[int, typer.Option(help="Worker processes for analysing the suite's videos.")] = 1,
 ) -> None:
     """APCER per attack type (and the worst), BPCER, trial counts and 95% upper bounds."""
-    from deepshield.liveness.evaluate import Rate, evaluate_suite
+    from deepshield.liveness.attacks.evaluate import Rate, evaluate_suite
 
     rep = evaluate_suite(suite, log=lambda s: console.print(s, highlight=False) if not as_json else None, jobs=jobs)
     if report:

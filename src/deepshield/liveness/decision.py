@@ -37,7 +37,9 @@ class Decision:
 
 
 def decide(results: list[SignalResult], policy: LivenessPolicy) -> Decision:
-    avail = [r for r in results if r.verdict != "unavailable" and r.weight > 0]
+    """Unavailable and abstaining signals carry no weight and ask for nothing; only a required signal that is
+    unavailable sends the session to review."""
+    avail = [r for r in results if r.verdict not in ("unavailable", "abstain") and r.weight > 0]
     wsum = sum(r.weight for r in avail)
     score = float(sum(r.weight * r.score for r in avail) / wsum) if wsum else 0.0
     failed = [r for r in results if r.verdict == "fail" and r.critical]

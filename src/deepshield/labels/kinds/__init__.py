@@ -1,18 +1,19 @@
 """Label kinds read on verification, one module each, behind one small protocol and a registry.
 
-A new kind (e.g. an audio watermark) is a new module calling `register_label_kind`; `verify_file` combines
-whatever the registered kinds report. Each kind says which AIGC levels it *verifies* (a valid signature or
-a detected mark) and which it only *claims* (present but unverifiable), plus facts for cross-checks.
+A new kind (e.g. an audio watermark) is a new module ending in `LABEL_KINDS.register(Kind.name, Kind())` (a
+built-in one is also listed in the table below); `verify_file` combines whatever the registered kinds report. Each
+kind says which AIGC levels it *verifies* (a valid signature or a detected mark) and which it only *claims*
+(present but unverifiable), plus facts for cross-checks.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from deepshield.media.types import MediaKind
+from deepshield.registry import Registry
 
 
 @dataclass
@@ -33,17 +34,15 @@ class LabelKind(Protocol):
         """Look for this kind of label in `path` and judge it."""
 
 
-_KINDS: dict[str, LabelKind] = {}
-_BUILTIN = ("metadata", "c2pa", "watermark")
-
-
-def register_label_kind(kind: LabelKind) -> LabelKind:
-    _KINDS[kind.name] = kind
-    return kind
+LABEL_KINDS: Registry[LabelKind] = Registry(
+    "label kind",
+    {
+        "metadata": "deepshield.labels.kinds.metadata",
+        "c2pa": "deepshield.labels.kinds.c2pa",
+        "watermark": "deepshield.labels.kinds.watermark",
+    },
+)
 
 
 def label_kinds() -> list[LabelKind]:
-    for name in _BUILTIN:
-        if name not in _KINDS:
-            importlib.import_module(f"deepshield.labels.kinds.{name}")
-    return list(_KINDS.values())
+    return LABEL_KINDS.values()

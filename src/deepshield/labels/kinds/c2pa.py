@@ -7,7 +7,7 @@ from pathlib import Path
 from deepshield.labels import c2pa_manifest
 from deepshield.labels.c2pa_manifest import C2paState
 from deepshield.labels.keys import trust_anchors_pem
-from deepshield.labels.kinds import LabelEvidence, register_label_kind
+from deepshield.labels.kinds import LABEL_KINDS, LabelEvidence
 from deepshield.media.types import MediaKind
 
 
@@ -35,4 +35,4 @@ class C2paKind:
         return ev
 
 
-register_label_kind(C2paKind())
+LABEL_KINDS.register(C2paKind.name, C2paKind())

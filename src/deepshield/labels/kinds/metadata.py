@@ -10,7 +10,7 @@ from deepshield.labels import containers
 from deepshield.labels.aigc import DISPLAY, AigcLabel, CodeStatus
 from deepshield.labels.errors import LabelError
 from deepshield.labels.keys import trusted_aigc_keys
-from deepshield.labels.kinds import LabelEvidence, register_label_kind
+from deepshield.labels.kinds import LABEL_KINDS, LabelEvidence
 from deepshield.media.types import MediaKind
 
 
@@ -52,4 +52,4 @@ class MetadataKind:
         return ev
 
 
-register_label_kind(MetadataKind())
+LABEL_KINDS.register(MetadataKind.name, MetadataKind())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deepshield.errors import MediaError
-from deepshield.labels.kinds import LabelEvidence, register_label_kind
+from deepshield.labels.kinds import LABEL_KINDS, LabelEvidence
 from deepshield.labels.watermark import TileWatermark, WatermarkDetection
 from deepshield.media.types import MediaKind
 
@@ -55,4 +55,4 @@ class WatermarkKind:
         return ev
 
 
-register_label_kind(WatermarkKind())
+LABEL_KINDS.register(WatermarkKind.name, WatermarkKind())

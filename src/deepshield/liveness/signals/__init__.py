@@ -1,41 +1,40 @@
-"""Liveness signals: one module each behind `LivenessSignal`, registered by name."""
+"""Liveness signals: one module each behind `LivenessSignal`, registered by name in `SIGNALS`.
+
+A new signal is a new module ending in `SIGNALS.register(MySignal.name, MySignal)`; a built-in one is also listed
+in the table below, whose order is the order signals run and are reported in (challenge fills the blink cache,
+identity the embedding cache).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult
+from deepshield.registry import Registry
 
 SignalFactory = Callable[[], LivenessSignal]
-_REGISTRY: dict[str, SignalFactory] = {}
 
-
-def register_signal(name: str, factory: SignalFactory) -> None:
-    _REGISTRY[name] = factory
+SIGNALS: Registry[SignalFactory] = Registry(
+    "liveness signal",
+    {
+        "challenge": "deepshield.liveness.signals.challenge",
+        "blink": "deepshield.liveness.signals.blink",
+        "flash": "deepshield.liveness.signals.flash",
+        "forgery": "deepshield.liveness.signals.forgery",
+        "identity": "deepshield.liveness.signals.identity",
+        "replay": "deepshield.liveness.signals.replay",
+        "id_match": "deepshield.liveness.signals.idmatch",
+    },
+)
 
 
 def signal_names() -> list[str]:
-    return list(_REGISTRY)
+    return SIGNALS.names()
 
 
 def build_signals(names: list[str] | None = None) -> list[LivenessSignal]:
-    return [_REGISTRY[n]() for n in (names or list(_REGISTRY))]
+    """A fresh instance of each named signal (none named: all), in the order given."""
+    return [SIGNALS.get(n)() for n in (names or SIGNALS.names())]
 
 
-def _register_builtins() -> None:
-    from deepshield.liveness.signals.blink import Blinks
-    from deepshield.liveness.signals.challenge import ChallengeCompliance
-    from deepshield.liveness.signals.flash import FlashResponse
-    from deepshield.liveness.signals.forgery import ForgeryScore
-    from deepshield.liveness.signals.identity import SingleIdentity
-    from deepshield.liveness.signals.idmatch import IdPhotoMatch
-    from deepshield.liveness.signals.replay import ReplaySignal
-
-    # Order matters a little: challenge fills the blink cache, identity the embedding cache.
-    for cls in (ChallengeCompliance, Blinks, FlashResponse, ForgeryScore, SingleIdentity, ReplaySignal, IdPhotoMatch):
-        register_signal(cls.name, cls)
-
-
-_register_builtins()
-
-__all__ = ["LivenessSignal", "SignalContext", "SignalResult", "build_signals", "register_signal", "signal_names"]
+__all__ = ["SIGNALS", "LivenessSignal", "SignalContext", "SignalResult", "build_signals", "signal_names"]

@@ -13,7 +13,10 @@ from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.replay import ReplayIndex
 from deepshield.liveness.script import ChallengeScript
 
-Verdict = Literal["pass", "fail", "review", "unavailable"]
+#: "unavailable": the signal could not be computed (no detector, no embeddings); "abstain": it was computed and is
+#: reported as evidence, but is not evidence that separates live sessions from attacks, so it leaves the decision.
+#: Either way it carries no weight and asks for nothing.
+Verdict = Literal["pass", "fail", "review", "unavailable", "abstain"]
 
 
 @dataclass
@@ -32,8 +35,8 @@ class SignalContext:
 class SignalResult:
     name: str
     verdict: Verdict
-    score: float  # 0..1, 1 = evidence of a live, matching person; meaningless when unavailable
-    weight: float  # weight in the decision; 0 when unavailable
+    score: float  # 0..1, 1 = evidence of a live, matching person; meaningless when unavailable or abstaining
+    weight: float  # weight in the decision; 0 when unavailable or abstaining
     critical: bool  # a "fail" from a critical signal fails the session
     reasons: list[str] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
@@ -60,5 +63,5 @@ class LivenessSignal(abc.ABC):
         """Judge one session from its track and script."""
 
     def result(self, verdict: Verdict, score: float, reasons: list[str], **evidence: Any) -> SignalResult:
-        weight = 0.0 if verdict == "unavailable" else self.weight
+        weight = 0.0 if verdict in ("unavailable", "abstain") else self.weight
         return SignalResult(self.name, verdict, float(np.clip(score, 0, 1)), weight, self.critical, reasons, evidence)

@@ -8,6 +8,7 @@ import numpy as np
 
 from deepshield.liveness.features import baseline_pitch, detect_blinks, true_runs
 from deepshield.liveness.script import Step
+from deepshield.liveness.signals import SIGNALS
 from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult, Verdict
 
 
@@ -135,3 +136,6 @@ class ChallengeCompliance(LivenessSignal):
                     return True, b.start_s
             return False, None
         raise ValueError(f"unknown step kind {st.kind}")
+
+
+SIGNALS.register(ChallengeCompliance.name, ChallengeCompliance)

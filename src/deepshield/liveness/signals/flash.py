@@ -12,6 +12,7 @@ import numpy as np
 
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.script import FLASH_COLOURS
+from deepshield.liveness.signals import SIGNALS
 from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult
 
 
@@ -144,3 +145,6 @@ class FlashResponse(LivenessSignal):
                 f"{lg['flashes_seen']} flashes)"
             )
         return self.result("fail", max(0.0, corr) / 2, [reason], **ev)
+
+
+SIGNALS.register(FlashResponse.name, FlashResponse)

@@ -1,11 +1,15 @@
 """Face-forgery score from the Detect domain's detector, with extra weight on turned and profile frames, where
-real-time face swaps break. Without an installed detector this signal says so and carries no weight: the scores
-are computed per keyframe by `analysis.enrich_track`, with whichever detector the service loaded."""
+real-time face swaps break. The scores are computed per keyframe by `analysis.enrich_track`, with whichever
+detector the service loaded. Without an installed detector, or when it could score no face, this signal says so
+and carries no weight (verdict "unavailable"): it has no evidence, so it leaves the decision to the others
+rather than voting a made-up 0.5. The shipped detector scores every face it is given, so nothing scored means no
+keyframe showed a face: the challenge, identity and ID-photo-match signals, which need one, already stop that."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from deepshield.liveness.signals import SIGNALS
 from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult
 
 PROFILE_WEIGHT = 3.0
@@ -29,7 +33,7 @@ class ForgeryScore(LivenessSignal):
             if k.forgery is not None
         ]
         if not scored:
-            return self.result("review", 0.5, ["no face could be scored for forgery"], detector=name)
+            return self.result("unavailable", 0.0, ["no face could be scored for forgery"], detector=name)
         scores = [s for _, s, _ in scored]
         weights = [PROFILE_WEIGHT if yaw >= 30 else 1.0 for _, _, yaw in scored]
         s = float(np.average(scores, weights=weights))
@@ -49,3 +53,6 @@ class ForgeryScore(LivenessSignal):
                 "review", 1 - s, [f"some frames look manipulated (worst at {scored[wi][0]:.1f} s)"], **ev
             )
         return self.result("pass", 1 - s, [], **ev)
+
+
+SIGNALS.register(ForgeryScore.name, ForgeryScore)

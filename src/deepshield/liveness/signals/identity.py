@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepshield.liveness.signals import SIGNALS
 from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult, Verdict
 
 
@@ -61,3 +62,6 @@ class SingleIdentity(LivenessSignal):
             if verdict == "pass":
                 verdict = "review"
         return self.result(verdict, score if verdict != "fail" else min(score, 0.3), reasons, **ev)
+
+
+SIGNALS.register(SingleIdentity.name, SingleIdentity)

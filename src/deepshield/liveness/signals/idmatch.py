@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepshield.liveness.embedding import get_embedder
+from deepshield.liveness.signals import SIGNALS
 from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult
 
 
@@ -38,3 +39,6 @@ class IdPhotoMatch(LivenessSignal):
         if dist <= p.id_reject_distance:
             return self.result("review", score, ["the face resembles the ID photo but not closely enough"], **ev)
         return self.result("fail", score, ["the face does not match the ID photo"], **ev)
+
+
+SIGNALS.register(IdPhotoMatch.name, IdPhotoMatch)

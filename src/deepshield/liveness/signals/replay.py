@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from deepshield.liveness.signals import SIGNALS
 from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult
 
 
@@ -34,3 +35,6 @@ class ReplaySignal(LivenessSignal):
         if frac >= p.replay_review_fraction:
             return self.result("review", 1 - frac, [f"{frac:.0%} of the frames resemble an earlier session"], **ev)
         return self.result("pass", 1 - frac, [], **ev)
+
+
+SIGNALS.register(ReplaySignal.name, ReplaySignal)

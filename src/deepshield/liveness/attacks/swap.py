@@ -14,7 +14,7 @@ import numpy as np
 
 from deepshield.detect.swaps import Donor, delaunay, load_donor, swap_face
 from deepshield.faces import FaceAnalyzer, estimate_head_pose
-from deepshield.liveness.simulate import FaceMasker
+from deepshield.liveness.attacks.simulate import FaceMasker
 
 
 class SwapSourceError(ValueError):

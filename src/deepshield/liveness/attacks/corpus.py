@@ -1,4 +1,4 @@
-"""Genuine sessions and attacks built from the shared real media (see `attacks.py` for the generators).
+"""Genuine sessions and attacks built from the shared real media (see `suite.py` for the generators).
 
 Genuine sessions are real videos paired with scripts they satisfy: the script is derived from what the person in
 the video actually does (their observed blinks, turns and frontal holds, each placed in a window around the

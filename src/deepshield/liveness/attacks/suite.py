@@ -19,7 +19,7 @@ import numpy as np
 
 from deepshield.errors import DeepshieldError
 from deepshield.liveness.analysis import SessionAnalyzer, SessionTrack
-from deepshield.liveness.corpus import (
+from deepshield.liveness.attacks.corpus import (
     Segment,
     derive_script,
     df_same_identity_pairs,
@@ -27,10 +27,10 @@ from deepshield.liveness.corpus import (
     observed_events,
     random_corpus_script,
 )
+from deepshield.liveness.attacks.simulate import FlashModel, apply_flash_response, photo_as_video, screen_recapture
+from deepshield.liveness.attacks.videoio import read_clip, write_video
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.script import STEP_SECONDS, ChallengeScript, Step, random_flashes
-from deepshield.liveness.simulate import FlashModel, apply_flash_response, photo_as_video, screen_recapture
-from deepshield.liveness.videoio import read_clip, write_video
 from deepshield.media import open_media, representative_frame
 from deepshield.textfiles import read_text_file
 
@@ -255,7 +255,7 @@ class SuiteBuilder:
         self.fps = fps
 
     def units(self) -> list[_Unit]:
-        from deepshield.liveness.corpus import MULTI_PERSON
+        from deepshield.liveness.attacks.corpus import MULTI_PERSON
 
         units: list[_Unit] = []
         pairs = df_same_identity_pairs(self.faces / "real_photos")
@@ -457,7 +457,7 @@ class _UnitBuilder:
             )
         # Real-time face swap: the attacker follows the script live (flashes reflect), wearing the victim's face;
         # the ID photo is another photo of the victim.
-        from deepshield.liveness.swap import SwapSourceError, donor_from_photo, make_swapped_frames
+        from deepshield.liveness.attacks.swap import SwapSourceError, donor_from_photo, make_swapped_frames
 
         for k, (source, id_of_victim) in enumerate(victims):
             try:

@@ -14,7 +14,7 @@ from typing import Any, cast
 import numpy as np
 
 from deepshield.liveness.analysis import SessionAnalyzer, SessionTrack, enrich_track
-from deepshield.liveness.attacks import Trial, load_manifest
+from deepshield.liveness.attacks.suite import Trial, load_manifest
 from deepshield.liveness.decision import Decision, verify_track
 from deepshield.liveness.embedding import get_embedder
 from deepshield.liveness.policy import LivenessPolicy
