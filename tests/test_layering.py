@@ -9,8 +9,6 @@
 
 Every import counts, at module level or inside a function or a `TYPE_CHECKING` block, and so does a string
 constant naming a module of the tree (`importlib`, a registry's table of built-ins), since those load it too.
-A rule broken by code that another change is moving lists its offenders in `KNOWN_OFFENDERS`: the test then
-reports it as an expected failure naming them, and fails outright on any offender not listed.
 """
 
 from __future__ import annotations
@@ -51,19 +49,6 @@ TRAINING_SUBPACKAGES = {
 }
 
 #: rule -> imports ("importer -> imported") known to break it, and why they are tolerated for now.
-KNOWN_OFFENDERS: dict[str, tuple[set[str], str]] = {
-    "domains-below-api-and-cli": (
-        {
-            "deepshield.cases.cli -> deepshield.cli.output",
-            "deepshield.detect.cli -> deepshield.cli.output",
-            "deepshield.labels.cli -> deepshield.cli.output",
-            "deepshield.liveness.cli -> deepshield.cli.output",
-            "deepshield.matching.cli -> deepshield.cli.output",
-        },
-        "each domain's cli.py imports deepshield.cli.output while cli/main.py loads them: the import loop of "
-        "issue 26 point 7, whose fix puts the console helpers below both",
-    ),
-}
 
 
 def _within(module: str, packages: Iterable[str]) -> bool:
@@ -132,10 +117,7 @@ def _offenders(rule: Rule) -> set[str]:
 @pytest.mark.parametrize("rule", _rules(), ids=lambda r: r.name)
 def test_layering(rule: Rule) -> None:
     found = _offenders(rule)
-    known, why = KNOWN_OFFENDERS.get(rule.name, (set(), ""))
-    assert not found - known, f"{rule.name}: imports that break the layering:\n" + "\n".join(sorted(found - known))
-    if found:
-        pytest.xfail(f"{why}: " + "; ".join(sorted(found)))
+    assert not found, f"{rule.name}: imports that break the layering:\n" + "\n".join(sorted(found))
 
 
 def test_the_graph_sees_each_kind_of_import() -> None:
@@ -143,7 +125,7 @@ def test_the_graph_sees_each_kind_of_import() -> None:
     assert "deepshield.liveness.attacks.suite" in GRAPH["deepshield.liveness.cli"]  # inside a function
     assert "deepshield.liveness.signals.blink" in GRAPH["deepshield.liveness.signals"]  # a registry's table
     assert "deepshield.errors" in GRAPH["deepshield.textfiles"]
-    assert "deepshield.cli.output" in GRAPH["deepshield.liveness.cli"]
+    assert "deepshield.terminal" in GRAPH["deepshield.liveness.cli"]
 
 
 def test_a_runtime_import_of_the_attack_suite_would_be_caught(monkeypatch: pytest.MonkeyPatch) -> None:
