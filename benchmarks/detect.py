@@ -91,8 +91,8 @@ def evaluate_benchmark(det: Any, videos: Path, jobs: int, repeats: int) -> None:
     A throw-away real/ + fake/ folder of links to the corpus's first 12 videos (the labels only make both
     classes present). Each run starts with an empty crop cache, so every video is decoded and searched.
     """
-    from deepshield.detect.datasets import discover
-    from deepshield.detect.evaluate import evaluate
+    from deepshield.detect.training.datasets import discover
+    from deepshield.detect.training.evaluate import evaluate
 
     files = sorted(videos.glob("*.mp4"))[:12]
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,8 +157,8 @@ def main() -> None:
     try:
         import torch
 
-        from deepshield.detect.checkpoint import load_checkpoint
-        from deepshield.detect.model import build_model
+        from deepshield.detect.training.checkpoint import load_checkpoint
+        from deepshield.detect.training.model import build_model
     except ModuleNotFoundError:
         print("torch eager      : skipped (torch not installed)")
     else:

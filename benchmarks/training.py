@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT / "src"))
 from corpus import faces_dir  # noqa: E402
 from timing import timed, timed_alternately  # noqa: E402
 
-from deepshield.detect.facecache import CachedFaces, build_cache, load_cache  # noqa: E402
-from deepshield.detect.sbi import SbiParams  # noqa: E402
-from deepshield.detect.train import (  # noqa: E402
+from deepshield.detect.training.facecache import CachedFaces, build_cache, load_cache  # noqa: E402
+from deepshield.detect.training.sbi import SbiParams  # noqa: E402
+from deepshield.detect.training.train import (  # noqa: E402
     SelfBlendDataset,
     collate_pairs,
     load_config,
@@ -107,7 +107,7 @@ def network_rate(
     """Images per second through training steps of the network on real synthesised batches."""
     import torch
 
-    from deepshield.detect.model import build_model
+    from deepshield.detect.training.model import build_model
 
     torch.set_num_threads(threads)
     ds = SelfBlendDataset(faces, params, seed=13)

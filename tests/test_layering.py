@@ -42,13 +42,11 @@ DOMAINS = (
     "deepshield.reports",
 )
 TOP = ("deepshield.api", "deepshield.cli")
-#: runtime package -> its training / attack subpackage. The detector's goes here as
-#: `"deepshield.detect": "deepshield.detect.training"` once it exists.
+#: runtime package -> its training / attack subpackage.
 TRAINING_SUBPACKAGES = {
     "deepshield.liveness": "deepshield.liveness.attacks",
+    "deepshield.detect": "deepshield.detect.training",
 }
-
-#: rule -> imports ("importer -> imported") known to break it, and why they are tolerated for now.
 
 
 def _within(module: str, packages: Iterable[str]) -> bool:

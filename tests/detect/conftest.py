@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepshield.detect.facecache import CachedFaces, build_cache, load_cache
+from deepshield.detect.training.facecache import CachedFaces, build_cache, load_cache
 
 # Different people (one LFW photo each) and one short real video.
 PHOTOS = [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deepshield.detect.datasets import DatasetSelection, discover, limited
+from deepshield.detect.training.datasets import DatasetSelection, discover, limited
 from deepshield.errors import DeepshieldError
 
 

@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from deepshield.detect.base import DetectorInfo
-from deepshield.detect.datasets import Dataset, EvalItem, discover
-from deepshield.detect.evaluate import (
+from deepshield.detect.onnx_detector import load_sbi_detector
+from deepshield.detect.training.datasets import Dataset, EvalItem, discover
+from deepshield.detect.training.evaluate import (
     ItemResult,
     _by_method,
     _crops_in_processes,
@@ -24,9 +25,8 @@ from deepshield.detect.evaluate import (
     plot_roc,
     score_item,
 )
-from deepshield.detect.export import calibrate_from_scores
-from deepshield.detect.onnx_detector import load_sbi_detector
-from deepshield.detect.swaps import make_swap_set
+from deepshield.detect.training.export import calibrate_from_scores
+from deepshield.detect.training.swaps import make_swap_set
 from deepshield.errors import DeepshieldError
 from deepshield.faces import FaceAnalyzer
 from deepshield.media import open_media

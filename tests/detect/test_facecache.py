@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deepshield.detect.facecache import load_cache
+from deepshield.detect.training.facecache import load_cache
 from deepshield.errors import DeepshieldError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from deepshield.detect.identities import TEST_VIDEOS, identity_keys, list_corpus
+from deepshield.detect.training.identities import TEST_VIDEOS, identity_keys, list_corpus
 
 
 def test_identity_rules_group_the_same_person() -> None:

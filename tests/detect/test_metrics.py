@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepshield.detect.metrics import auc, eer, summarize, tpr_at_fpr
+from deepshield.detect.training.metrics import auc, eer, summarize, tpr_at_fpr
 
 
 def _pairwise_auc(y: np.ndarray, s: np.ndarray) -> float:

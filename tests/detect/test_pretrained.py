@@ -14,7 +14,7 @@ from tests.cli import run_cli
 from tests.detect.conftest import PHOTOS
 
 torch = pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
-mobilenet = pytest.importorskip("deepshield.detect.mobilenet")
+mobilenet = pytest.importorskip("deepshield.detect.training.mobilenet")
 
 
 def _weights() -> Path:
@@ -55,7 +55,7 @@ def test_a_missing_weights_package_says_how_to_install_it(monkeypatch: pytest.Mo
 
 
 def test_the_network_sees_imagenet_normalisation_from_the_projects_input() -> None:
-    from deepshield.detect.sbi import to_input
+    from deepshield.detect.training.sbi import to_input
 
     net = mobilenet.ForgeryMobileNet()
     crops = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3)).astype(np.uint8)
@@ -68,9 +68,9 @@ def test_the_network_sees_imagenet_normalisation_from_the_projects_input() -> No
 def test_pretrained_network_trains_exports_and_is_scored_as_a_checkpoint(
     face_cache: Path, shared_faces: Path, tmp_path: Path
 ) -> None:
-    from deepshield.detect.export import export_onnx
     from deepshield.detect.onnx_detector import load_sbi_detector
-    from deepshield.detect.train import train
+    from deepshield.detect.training.export import export_onnx
+    from deepshield.detect.training.train import train
 
     _weights()
     run = tmp_path / "run"
@@ -106,7 +106,7 @@ def test_pretrained_network_trains_exports_and_is_scored_as_a_checkpoint(
 
 
 def test_video_degradation_codes_both_halves_alike_and_harder_at_higher_crf() -> None:
-    from deepshield.detect.degrade import video_degrade
+    from deepshield.detect.training.degrade import video_degrade
 
     img = np.random.default_rng(0).integers(0, 256, (64, 64, 3)).astype(np.uint8)
     img = np.asarray(np.clip(img.astype(np.float32) * 0.3 + np.linspace(0, 170, 64)[None, :, None], 0, 255), np.uint8)

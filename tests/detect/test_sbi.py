@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deepshield.detect.facecache import CachedFaces
-from deepshield.detect.samples import write_sample_grid
-from deepshield.detect.sbi import SbiParams, blend_mask, make_pair, self_blend, to_input
+from deepshield.detect.training.facecache import CachedFaces
+from deepshield.detect.training.samples import write_sample_grid
+from deepshield.detect.training.sbi import SbiParams, blend_mask, make_pair, self_blend, to_input
 from deepshield.faces.landmarks import FACE_OVAL
 
 
@@ -63,7 +63,7 @@ def test_sample_grid_png(train_faces: CachedFaces, tmp_path: Path) -> None:
 
 
 def test_cross_blend_puts_another_face_inside_the_mask(train_faces: CachedFaces, rng: np.random.Generator) -> None:
-    from deepshield.detect.xblend import cross_blend
+    from deepshield.detect.training.xblend import cross_blend
 
     img, lm = train_faces.images[0], train_faces.landmarks[0]
     donor, dlm = train_faces.images[1], train_faces.landmarks[1]
@@ -82,7 +82,7 @@ def test_cross_blend_puts_another_face_inside_the_mask(train_faces: CachedFaces,
 
 
 def test_training_pairs_mix_self_and_cross_blends_deterministically(train_faces: CachedFaces) -> None:
-    from deepshield.detect.pairs import TrainingPairs
+    from deepshield.detect.training.pairs import TrainingPairs
 
     p = SbiParams(input_size=64, cross_prob=1.0)
     a, b = TrainingPairs(train_faces, p, seed=2), TrainingPairs(train_faces, p, seed=2)
@@ -101,7 +101,7 @@ def _fine_detail(rgb: np.ndarray) -> np.ndarray:
 
 def test_harsh_photometric_augmentation_is_shared_by_both_halves(train_faces: CachedFaces) -> None:
     """Gamma, greyscale, noise and sharpening hit real and fake alike: outside the mask they stay equal."""
-    from deepshield.detect.sbi import shared_augment
+    from deepshield.detect.training.sbi import shared_augment
 
     img, lm = train_faces.images[0], train_faces.landmarks[0]
     fake, mask = self_blend(img, lm, np.random.default_rng(5))
@@ -120,7 +120,7 @@ def test_harsh_photometric_augmentation_is_shared_by_both_halves(train_faces: Ca
 
 def test_defocus_and_deep_resolution_loss_are_shared_and_remove_detail(train_faces: CachedFaces) -> None:
     """Blur and a downscale to 20% hit both halves alike (no cue on their own) and do remove fine detail."""
-    from deepshield.detect.sbi import shared_augment
+    from deepshield.detect.training.sbi import shared_augment
 
     img, lm = train_faces.images[0], train_faces.landmarks[0]
     fake, mask = self_blend(img, lm, np.random.default_rng(5))
@@ -142,7 +142,7 @@ def test_defocus_and_deep_resolution_loss_are_shared_and_remove_detail(train_fac
 
 def test_a_softened_donor_leaves_a_blurrier_face_than_a_sharp_one(train_faces: CachedFaces) -> None:
     """`soft_prob` = 1 with a low `soft_min` pastes a visibly lower-resolution face (less fine detail inside)."""
-    from deepshield.detect.xblend import cross_blend
+    from deepshield.detect.training.xblend import cross_blend
 
     img, lm = train_faces.images[0], train_faces.landmarks[0]
     donor, dlm = train_faces.images[1], train_faces.landmarks[1]
@@ -163,7 +163,7 @@ def test_a_softened_donor_leaves_a_blurrier_face_than_a_sharp_one(train_faces: C
 def test_an_occluder_is_shared_by_both_halves_crosses_the_face_edge_and_clears_the_mask(
     train_faces: CachedFaces,
 ) -> None:
-    from deepshield.detect.sbi import face_crop_matrix, occlude
+    from deepshield.detect.training.sbi import face_crop_matrix, occlude
     from deepshield.faces.align import apply_affine
 
     img, lm = train_faces.images[0], train_faces.landmarks[0]
@@ -195,8 +195,8 @@ def test_an_occluder_is_shared_by_both_halves_crosses_the_face_edge_and_clears_t
 
 
 def test_part_masks_cover_a_face_part_and_leave_the_rest_of_the_face(train_faces: CachedFaces) -> None:
-    from deepshield.detect.sbi import FACE_PARTS
-    from deepshield.detect.xblend import cross_blend
+    from deepshield.detect.training.sbi import FACE_PARTS
+    from deepshield.detect.training.xblend import cross_blend
 
     img, lm = train_faces.images[0], train_faces.landmarks[0]
     s = img.shape[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepshield.detect.swaps import delaunay, make_swap_set, warp_triangles
+from deepshield.detect.training.swaps import delaunay, make_swap_set, warp_triangles
 from deepshield.media import FrameSampling, open_media
 from tests.cli import run_cli
 from tests.detect.conftest import PHOTOS, VIDEO
@@ -61,7 +61,7 @@ def test_make_swap_set_writes_real_and_fake_pairs(shared_faces: Path, tmp_path: 
 
 
 def test_a_lower_face_swap_changes_nothing_above_the_nose(shared_faces: Path) -> None:
-    from deepshield.detect.swaps import _main_face, load_donor, region_points, swap_face
+    from deepshield.detect.training.swaps import _main_face, load_donor, region_points, swap_face
     from deepshield.errors import DeepshieldError
     from deepshield.faces import FaceAnalyzer
     from deepshield.faces.landmarks import LEFT_EYE, NOSE_TIP, RIGHT_EYE

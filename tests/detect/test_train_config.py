@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
 
 from deepshield.config import get_settings, work_path  # noqa: E402
-from deepshield.detect.train import CONFIG_KEYS, load_config  # noqa: E402
+from deepshield.detect.training.train import CONFIG_KEYS, load_config  # noqa: E402
 from deepshield.errors import DeepshieldError  # noqa: E402
 from tests.cli import run_cli
 
@@ -78,9 +78,12 @@ def test_the_train_command_reports_a_bad_config_in_one_line(tmp_path: Path) -> N
 def test_every_committed_config_loads_and_the_shipped_model_records_its_own() -> None:
     configs = {p.stem: load_config(p) for p in sorted(CONFIGS.glob("*.toml"))}
     assert len(configs) >= 2
-    # The shipped model's metadata holds the config it was trained with; the stage config must still resolve to it.
-    shipped = json.loads((ROOT / "src" / "deepshield" / "models" / "sbi_small.json").read_text())
-    assert configs["sbi_small_ft3"] == shipped["config"]
+    # Each shipped model's metadata holds the config it was trained with; its config file must still resolve to it
+    # (version 5 from configs/sbi_mnv2.toml; version 4, kept as the baseline, from its last stage's file).
+    models = ROOT / "src" / "deepshield" / "models"
+    shipped = json.loads((models / "sbi_small.json").read_text())
+    assert configs["sbi_mnv2"] == shipped["config"] and shipped["version"] == "5"
+    assert configs["sbi_small_ft3"] == json.loads((models / "v4" / "sbi_small.json").read_text())["config"]
     # A stage built on version 4 differs from version 4's recipe only where its file says so.
     v4, stage11 = configs["sbi_small_ft3"], configs["sbi_small_ft9"]
     assert stage11["model"] == v4["model"] and stage11["data"] == v4["data"]

@@ -32,9 +32,9 @@ def _cfg(cache: Path, out: Path, epochs: int) -> dict:
 
 
 def test_train_resume_deterministic_and_export(face_cache: Path, tmp_path: Path) -> None:
-    from deepshield.detect.export import export_onnx
     from deepshield.detect.onnx_detector import load_sbi_detector
-    from deepshield.detect.train import train
+    from deepshield.detect.training.export import export_onnx
+    from deepshield.detect.training.train import train
 
     run = tmp_path / "run"
     train(_cfg(face_cache, run, 1), run, progress=False)
@@ -68,7 +68,7 @@ def test_train_resume_deterministic_and_export(face_cache: Path, tmp_path: Path)
 
 
 def test_fine_tuning_starts_from_the_given_weights(face_cache: Path, tmp_path: Path) -> None:
-    from deepshield.detect.train import train
+    from deepshield.detect.training.train import train
 
     base = tmp_path / "base"
     train(_cfg(face_cache, base, 1), base, progress=False)
@@ -84,7 +84,7 @@ def test_fine_tuning_starts_from_the_given_weights(face_cache: Path, tmp_path: P
 
 
 def test_platt_fit_recovers_a_known_calibration() -> None:
-    from deepshield.detect.export import fit_platt
+    from deepshield.detect.training.export import fit_platt
 
     rng = np.random.default_rng(0)
     x = rng.normal(0, 3, 20000)
@@ -100,9 +100,9 @@ def test_platt_fit_recovers_a_known_calibration() -> None:
 def test_shipped_onnx_weights_rebuild_a_trainable_model(face_cache: Path, tmp_path: Path) -> None:
     """Fine-tuning can start from an exported ONNX file: the rebuilt network reproduces it exactly, and while
     only the fresh auxiliary head learns, the backbone's weights stay as shipped."""
-    from deepshield.detect.export import export_onnx
-    from deepshield.detect.onnx_import import check_against_onnx, model_from_onnx
-    from deepshield.detect.train import train
+    from deepshield.detect.training.export import export_onnx
+    from deepshield.detect.training.onnx_import import check_against_onnx, model_from_onnx
+    from deepshield.detect.training.train import train
     from deepshield.errors import DeepshieldError
 
     base = tmp_path / "base"
@@ -133,9 +133,9 @@ def test_shipped_onnx_weights_rebuild_a_trainable_model(face_cache: Path, tmp_pa
 
 
 def test_weight_averaging_takes_the_mean_and_remeasures_batchnorm(face_cache: Path, tmp_path: Path) -> None:
-    from deepshield.detect.export import export_onnx
-    from deepshield.detect.swa import average_checkpoints
-    from deepshield.detect.train import train
+    from deepshield.detect.training.export import export_onnx
+    from deepshield.detect.training.swa import average_checkpoints
+    from deepshield.detect.training.train import train
     from deepshield.errors import DeepshieldError
 
     run = tmp_path / "run"
@@ -155,7 +155,7 @@ def test_weight_averaging_takes_the_mean_and_remeasures_batchnorm(face_cache: Pa
 
 def test_platt_fit_converges_on_large_saturating_logits() -> None:
     """Logits of a confident network (fakes up to +19) made plain Newton from (1, 0) diverge to a ~ 1e9."""
-    from deepshield.detect.export import fit_platt
+    from deepshield.detect.training.export import fit_platt
 
     rng = np.random.default_rng(1)
     x = np.r_[rng.normal(0, 1.5, 150), rng.normal(7, 4, 150)]
@@ -168,7 +168,7 @@ def test_platt_fit_converges_on_large_saturating_logits() -> None:
 
 def test_learning_rate_holds_for_the_auxiliary_head_warms_up_then_decays_over_the_rest() -> None:
     """The cosine starts where the warm-up ends, at the full rate, also when a fresh auxiliary head trained first."""
-    from deepshield.detect.train import lr_factor
+    from deepshield.detect.training.train import lr_factor
 
     aux, warm, total = 100, 50, 1000
     assert lr_factor(0, aux, warm, total) == 1.0 and lr_factor(aux - 1, aux, warm, total) == 1.0
@@ -184,9 +184,9 @@ def test_learning_rate_holds_for_the_auxiliary_head_warms_up_then_decays_over_th
 def test_a_deepened_network_computes_the_same_function_and_training_can_grow_from_a_checkpoint(
     face_cache: Path, tmp_path: Path
 ) -> None:
-    from deepshield.detect.checkpoint import load_checkpoint
-    from deepshield.detect.model import CompactNet, deepen
-    from deepshield.detect.train import train
+    from deepshield.detect.training.checkpoint import load_checkpoint
+    from deepshield.detect.training.model import CompactNet, deepen
+    from deepshield.detect.training.train import train
     from deepshield.errors import DeepshieldError
 
     torch.manual_seed(0)
@@ -237,7 +237,7 @@ class _RunsCode:
 def test_bad_checkpoints_are_clear_errors_and_never_run_code(tmp_path: Path) -> None:
     import pickle
 
-    from deepshield.detect.checkpoint import load_checkpoint
+    from deepshield.detect.training.checkpoint import load_checkpoint
     from deepshield.errors import DeepshieldError
 
     good = tmp_path / "good.pt"

@@ -41,8 +41,8 @@ def _bar() -> Progress:
 
 def _corpus_items(corpus: Path, split: str | None, folder: bool) -> list[tuple[Path, str, str, str, bool]]:
     """(path, rel, group, split, is_video): the shared corpus with its identity split, or any folder; never empty."""
-    from deepshield.detect.datasets import media_files
-    from deepshield.detect.identities import SPLITS, VIDEO_SUFFIXES, list_corpus
+    from deepshield.detect.training.datasets import media_files
+    from deepshield.detect.training.identities import SPLITS, VIDEO_SUFFIXES, list_corpus
 
     if not corpus.is_dir():
         raise DeepshieldError(f"no such folder: {corpus}")
@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
 
         The work folder $DEEPSHIELD_WORK defaults to $DEEPSHIELD_HOME/work.
         """
-        from deepshield.detect.facecache import build_cache
+        from deepshield.detect.training.facecache import build_cache
 
         out = out or get_settings().face_cache_dir
         items = _corpus_items(corpus, None, any_folder)
@@ -109,13 +109,13 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option()] = 0,
     ) -> None:
         """Write a grid of self-blended pairs with their masks, to see what the model learns from."""
-        from deepshield.detect.facecache import load_cache
-        from deepshield.detect.samples import write_sample_grid
-        from deepshield.detect.sbi import SbiParams
+        from deepshield.detect.training.facecache import load_cache
+        from deepshield.detect.training.samples import write_sample_grid
+        from deepshield.detect.training.sbi import SbiParams
 
         params = SbiParams()
         if config is not None:
-            from deepshield.detect.train import load_config, sbi_params
+            from deepshield.detect.training.train import load_config, sbi_params
 
             params = sbi_params(load_config(config))
         faces = load_cache(cache or get_settings().face_cache_dir, [split])
@@ -129,7 +129,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train the detector from the face cache by self-blending (resumes from last.pt)."""
         try:
-            from deepshield.detect.train import load_config, train
+            from deepshield.detect.training.train import load_config, train
         except ModuleNotFoundError as e:
             raise DeepshieldError(f"training needs the 'train' extra ({e.name} missing)") from e
         cfg = load_config(config)
@@ -149,7 +149,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Average the weights of a run's last epochs (SWA), for `export`."""
         try:
-            from deepshield.detect.swa import average_checkpoints
+            from deepshield.detect.training.swa import average_checkpoints
         except ModuleNotFoundError as e:
             raise DeepshieldError(f"averaging needs the 'train' extra ({e.name} missing)") from e
         if first < 1 or last < first:
@@ -168,7 +168,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export a checkpoint to ONNX (checked against torch) with its metadata JSON."""
         try:
-            from deepshield.detect.export import export_onnx
+            from deepshield.detect.training.export import export_onnx
         except ModuleNotFoundError as e:
             raise DeepshieldError(f"export needs the 'train' extra ({e.name} missing)") from e
         p = export_onnx(checkpoint, out, version, extra={"flip_average": flip_average})
@@ -184,7 +184,7 @@ def register(app: typer.Typer) -> None:
         target_fpr: Annotated[float, typer.Option(help="real frames allowed over the default threshold")] = 0.02,
     ) -> None:
         """Fit Platt calibration and the default threshold from validation scores."""
-        from deepshield.detect.export import calibrate_from_scores
+        from deepshield.detect.training.export import calibrate_from_scores
 
         meta = calibrate_from_scores(scores, out, target_fpr=target_fpr)
         console.print(f"calibration {meta['calibration']}, threshold {meta['threshold']}")
@@ -202,7 +202,7 @@ def register(app: typer.Typer) -> None:
         region: Annotated[str, typer.Option(help="what to swap: face, or lower-face (lip-sync stand-in)")] = "face",
     ) -> None:
         """Build a face-swap set (Delaunay warp, colour transfer, seamless clone) from one split."""
-        from deepshield.detect.swaps import check_region, make_swap_set
+        from deepshield.detect.training.swaps import check_region, make_swap_set
 
         check_region(region)
         out = out or get_settings().work_dir / "swaps"
@@ -225,7 +225,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """One line per checkpoint (video-level AUC over all items and over videos, frame-level AUC), each
         checkpoint's scores in `out`; the crops are found once and shared."""
-        from deepshield.detect.checkpoint_detector import CheckpointDetector
+        from deepshield.detect.training.checkpoint_detector import CheckpointDetector
 
         def auc_of(m: dict[str, Any]) -> str:
             return f"{m['auc']:.3f}" if "auc" in m else "  -  "
@@ -293,9 +293,9 @@ def register(app: typer.Typer) -> None:
 
         Exit code 1 if any item could not be scored (the report is still written, with each item's error).
         """
-        from deepshield.detect.datasets import DatasetSelection, discover, limited
-        from deepshield.detect.evaluate import compare_versions, evaluate, format_summary, plot_roc
         from deepshield.detect.registry import get_detector
+        from deepshield.detect.training.datasets import DatasetSelection, discover, limited
+        from deepshield.detect.training.evaluate import compare_versions, evaluate, format_summary, plot_roc
 
         data = discover(dataset, DatasetSelection(compression=compression, split=split))
         det = get_detector(detector)

@@ -1,4 +1,4 @@
-"""Real-time face-swap attack: the Detect domain's swap generator (`deepshield.detect.swaps`) applied to every
+"""Real-time face-swap attack: the Detect domain's swap generator (`deepshield.detect.training.swaps`) applied to every
 frame of a live recording, as a real-time swap tool (DeepFaceLive and the like) would.
 
 Like such tools it needs the target's face mesh on each frame (MediaPipe in tracking mode here): where the mesh
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepshield.detect.swaps import Donor, delaunay, load_donor, swap_face
+from deepshield.detect.training.swaps import Donor, delaunay, load_donor, swap_face
 from deepshield.faces import FaceAnalyzer, estimate_head_pose
 from deepshield.liveness.attacks.simulate import FaceMasker
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from deepshield.detect.sbi import MEAN, STD
+from deepshield.detect.training.sbi import MEAN, STD
 from deepshield.errors import DeepshieldError
 
 #: The full sha256 of torchvision's MobileNetV2 ImageNet file (its name carries the first 8 hex digits).

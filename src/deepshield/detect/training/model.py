@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepshield.detect.mobilenet import ForgeryMobileNet
+from deepshield.detect.training.mobilenet import ForgeryMobileNet
 
 
 class BasicBlock(nn.Module):

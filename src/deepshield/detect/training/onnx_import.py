@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepshield.detect.model import CompactNet, build_model
-from deepshield.detect.sbi import to_input
+from deepshield.detect.training.model import CompactNet, build_model
+from deepshield.detect.training.sbi import to_input
 from deepshield.errors import DeepshieldError
 
 

@@ -22,9 +22,9 @@ class CheckpointDetector(Detector):
     def __init__(self, path: Path, threads: int = 2) -> None:
         import torch
 
-        from deepshield.detect.checkpoint import load_checkpoint
-        from deepshield.detect.model import build_model
-        from deepshield.detect.sbi import MEAN, STD
+        from deepshield.detect.training.checkpoint import load_checkpoint
+        from deepshield.detect.training.model import build_model
+        from deepshield.detect.training.sbi import MEAN, STD
 
         ck = load_checkpoint(path)
         cfg = ck["config"]
@@ -43,7 +43,7 @@ class CheckpointDetector(Detector):
         return [align_face(rgb, f, size=self.meta.input_size, margin=self.meta.margin).image for f in faces]
 
     def logits(self, crops: np.ndarray, batch: int = 64) -> np.ndarray:
-        from deepshield.detect.train import predict
+        from deepshield.detect.training.train import predict
 
         return predict(self.model, crops, batch)
 

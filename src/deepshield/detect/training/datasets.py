@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepshield.detect.identities import MEDIA_SUFFIXES, VIDEO_SUFFIXES
+from deepshield.detect.training.identities import MEDIA_SUFFIXES, VIDEO_SUFFIXES
 from deepshield.errors import DeepshieldError
 from deepshield.textfiles import read_json_file, read_text_file
 

@@ -25,8 +25,8 @@ import numpy as np
 
 from deepshield.detect.aggregate import pick_frame_face
 from deepshield.detect.base import DetectorInfo
-from deepshield.detect.datasets import Dataset, EvalItem, describe_selection
-from deepshield.detect.metrics import roc_curve, summarize
+from deepshield.detect.training.datasets import Dataset, EvalItem, describe_selection
+from deepshield.detect.training.metrics import roc_curve, summarize
 from deepshield.errors import DeepshieldError, MediaError
 from deepshield.media import FrameSampling, MediaKind, open_media
 from deepshield.media.prefetch import decode_ahead

@@ -286,7 +286,7 @@ def shared_augment(images: list[np.ndarray], rng: np.random.Generator, p: SbiPar
         sigma = rng.uniform(0.5, p.blur_max)
         res = [np.asarray(cv2.GaussianBlur(im, (0, 0), sigma)) for im in res]
     if _chance(rng, p.video_prob):
-        from deepshield.detect.degrade import video_degrade
+        from deepshield.detect.training.degrade import video_degrade
 
         return video_degrade(res, rng, p.video_crf_min, p.video_crf_max, p.video_scale_min)
     size = res[0].shape[0]
@@ -356,7 +356,7 @@ def make_pair(
         lm[:, 0] = img.shape[1] - 1 - lm[:, 0]
     blended = None
     if donor is not None:
-        from deepshield.detect.xblend import cross_blend
+        from deepshield.detect.training.xblend import cross_blend
 
         blended = cross_blend(
             img, lm, donor[0], donor[1], rng, p.inner_mask_prob, p.cross_soft_prob, p.cross_soft_min, p.part_mask_prob

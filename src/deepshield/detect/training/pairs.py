@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepshield.detect.facecache import CachedFaces
-from deepshield.detect.sbi import SbiParams, make_pair
-from deepshield.detect.xblend import yaw_proxy
+from deepshield.detect.training.facecache import CachedFaces
+from deepshield.detect.training.sbi import SbiParams, make_pair
+from deepshield.detect.training.xblend import yaw_proxy
 
 
 class TrainingPairs:

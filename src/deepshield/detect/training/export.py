@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from deepshield.detect.onnx_detector import MODEL_NAME
-from deepshield.detect.sbi import MEAN, STD
+from deepshield.detect.training.sbi import MEAN, STD
 from deepshield.errors import DeepshieldError
 from deepshield.textfiles import read_json_file
 
@@ -24,8 +24,8 @@ def export_onnx(checkpoint: Path, out_dir: Path, version: str, extra: dict[str, 
     """Write `<out_dir>/sbi_small.onnx` and `.json` (identity calibration until `calibrate` runs)."""
     import torch
 
-    from deepshield.detect.checkpoint import load_checkpoint
-    from deepshield.detect.model import build_model
+    from deepshield.detect.training.checkpoint import load_checkpoint
+    from deepshield.detect.training.model import build_model
 
     ck = load_checkpoint(checkpoint)
     cfg = ck["config"]
@@ -68,7 +68,7 @@ def export_onnx(checkpoint: Path, out_dir: Path, version: str, extra: dict[str, 
         meta["calibration"], meta["threshold"] = old["calibration"], old["threshold"]
     meta_path.write_text(json.dumps(meta, indent=1))
     # Sanity: onnxruntime reproduces torch on a random batch.
-    from deepshield.detect.onnx_import import onnx_logit_difference
+    from deepshield.detect.training.onnx_import import onnx_logit_difference
 
     diff = onnx_logit_difference(model, onnx_path, torch.randn(4, 3, size, size).numpy())
     if diff > 1e-3:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from deepshield.detect.sbi import OPACITIES, blend_mask
-from deepshield.detect.swaps import colour_transfer, delaunay, warp_triangles
+from deepshield.detect.training.sbi import OPACITIES, blend_mask
+from deepshield.detect.training.swaps import colour_transfer, delaunay, warp_triangles
 from deepshield.faces.landmarks import FACE_OVAL, LEFT_EYE, LIPS_OUTER, RIGHT_EYE
 
 #: Mesh points the warp follows (oval, eyes, brows, nose, lips): a coarser warp than the swap generator's

@@ -23,12 +23,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from deepshield.config import get_settings, work_path
-from deepshield.detect.checkpoint import load_checkpoint
-from deepshield.detect.facecache import CachedFaces, load_cache
-from deepshield.detect.metrics import auc
-from deepshield.detect.model import CompactNet, ForgeryNet, build_model, deepen
-from deepshield.detect.pairs import TrainingPairs
-from deepshield.detect.sbi import SbiParams, to_input
+from deepshield.detect.training.checkpoint import load_checkpoint
+from deepshield.detect.training.facecache import CachedFaces, load_cache
+from deepshield.detect.training.metrics import auc
+from deepshield.detect.training.model import CompactNet, ForgeryNet, build_model, deepen
+from deepshield.detect.training.pairs import TrainingPairs
+from deepshield.detect.training.sbi import SbiParams, to_input
 from deepshield.errors import DeepshieldError
 
 
@@ -253,7 +253,7 @@ def _initial_model(
     (blocks per stage), deepened to the config's by identity blocks (`model.deepen`)."""
     src_cfg = {**mcfg, "blocks": init_blocks} if init_blocks else mcfg
     if init_from.suffix == ".onnx":
-        from deepshield.detect.onnx_import import model_from_onnx
+        from deepshield.detect.training.onnx_import import model_from_onnx
 
         calib = np.stack([ds.pair(i)[0] for i in range(min(len(ds), 256))])
         src: ForgeryNet = model_from_onnx(init_from, src_cfg, calib)

@@ -15,16 +15,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepshield.detect.checkpoint import load_checkpoint
-from deepshield.detect.facecache import load_cache
-from deepshield.detect.model import build_model
+from deepshield.detect.training.checkpoint import load_checkpoint
+from deepshield.detect.training.facecache import load_cache
+from deepshield.detect.training.model import build_model
 from deepshield.errors import DeepshieldError
 
 
 def average_checkpoints(paths: Sequence[Path], out: Path, bn_batches: int = 100, seed: int = 0) -> dict[str, Any]:
     """Write the mean of `paths`' weights to `out` (a checkpoint `export` reads), with BatchNorm statistics
     re-measured over `bn_batches` batches of training pairs drawn as in training."""
-    from deepshield.detect.train import SelfBlendDataset, collate_pairs, face_cache_of, sbi_params
+    from deepshield.detect.training.train import SelfBlendDataset, collate_pairs, face_cache_of, sbi_params
 
     if not paths:
         raise DeepshieldError("no checkpoints to average")

@@ -8,9 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deepshield.detect.facecache import CachedFaces
-from deepshield.detect.pairs import TrainingPairs
-from deepshield.detect.sbi import SbiParams
+from deepshield.detect.training.facecache import CachedFaces
+from deepshield.detect.training.pairs import TrainingPairs
+from deepshield.detect.training.sbi import SbiParams
 
 
 def sample_grid(faces: CachedFaces, params: SbiParams, n: int = 8, seed: int = 0) -> np.ndarray:
