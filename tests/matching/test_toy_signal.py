@@ -72,7 +72,7 @@ class ByteLength(SignalType):
 def toy(monkeypatch: pytest.MonkeyPatch) -> SignalType:
     """Register the toy for one test only (the registry is restored afterwards)."""
     all_signals()  # the built-ins first
-    monkeypatch.setattr(registry, "_SIGNALS", dict(registry._SIGNALS))
+    monkeypatch.setattr(registry.SIGNAL_TYPES, "_entries", dict(registry.SIGNAL_TYPES._entries))
     return register_signal(ByteLength())
 
 
