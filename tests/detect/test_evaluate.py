@@ -21,11 +21,10 @@ from deepshield.detect.training.evaluate import (
     _crops_in_processes,
     build_report,
     evaluate,
-    format_summary,
-    plot_roc,
     score_item,
 )
 from deepshield.detect.training.export import calibrate_from_scores
+from deepshield.detect.training.summary import format_summary, plot_roc
 from deepshield.detect.training.swaps import make_swap_set
 from deepshield.errors import DeepshieldError
 from deepshield.faces import FaceAnalyzer

@@ -290,7 +290,8 @@ def evaluate_cmd(
     """
     from deepshield.detect.registry import get_detector
     from deepshield.detect.training.datasets import DatasetSelection, discover, limited
-    from deepshield.detect.training.evaluate import compare_versions, evaluate, format_summary, plot_roc
+    from deepshield.detect.training.evaluate import evaluate
+    from deepshield.detect.training.summary import compare_versions, format_summary, plot_roc
 
     data = discover(dataset, DatasetSelection(compression=compression, split=split))
     det = get_detector(detector)
