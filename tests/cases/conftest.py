@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from deepshield.cases.context import CasesContext
-from deepshield.cases.service import ReportFields
+from deepshield.cases.validity import ReportFields
 from deepshield.config import Settings
 from deepshield.store.db import reset_engines, upgrade_schema
 from tests.conftest import csrf_token, free_port, reset_pg

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from deepshield.cases.context import CasesContext
 from deepshield.cases.models import AuditEvent
-from deepshield.cases.service import ReportFields
+from deepshield.cases.validity import ReportFields
 from deepshield.store.db import session_scope
 from tests.conftest import csrf_token
 

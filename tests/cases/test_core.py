@@ -84,7 +84,7 @@ def test_incomplete_notice_lists_exactly_what_is_missing(ctx, make_fields):
 
 
 def test_csam_needs_no_contact_but_third_party_ncii_is_invalid():
-    from deepshield.cases.service import ReportFields, check_validity
+    from deepshield.cases.validity import ReportFields, check_validity
 
     csam = ReportFields(
         category="csam",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from deepshield.cases import audit, reasons, service, webhooks
+from deepshield.cases import audit, reasons, service, validity, webhooks
 from deepshield.cases.context import CasesContext
 from deepshield.cases.models import (
     Appeal,
@@ -127,7 +127,7 @@ def decide(
                 s,
                 case,
                 kinds,
-                facts=facts or f"Notice ({service.CATEGORIES.get(case.category, case.category)}) reviewed; {reason}",
+                facts=facts or f"Notice ({validity.CATEGORIES.get(case.category, case.category)}) reviewed; {reason}",
                 automated_detection=_automated_detection(s, case.id),
                 automated_decision=actor_kind == "automated",
                 territorial_scope=territorial_scope,

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from deepshield.cases import pins, service
+from deepshield.cases import pins, service, validity
 from deepshield.cases.context import CasesContext
 from deepshield.cases.models import Case
 from deepshield.store.db import session_scope
@@ -68,7 +68,7 @@ def _receipt(ctx: CasesContext, case: Case, replayed: bool) -> Receipt:
 
 def submit(
     ctx: CasesContext,
-    fields: service.ReportFields,
+    fields: validity.ReportFields,
     *,
     source: str,
     submitted_by: str,

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from deepshield.accounts.models import User
 from deepshield.api.deps import CasesDep, OptionalUser, SessionDep, check_csrf, csrf_token
 from deepshield.api.routes.cases import DB_INT_MAX, client_key
-from deepshield.cases import audit, deadlines, flows, pins, reasons, service, webhooks
+from deepshield.cases import audit, deadlines, flows, pins, reasons, service, validity, webhooks
 from deepshield.cases.models import (
     Appeal,
     CaseAction,
@@ -65,7 +65,7 @@ def queue_page(request: Request, user: OptionalUser, session: SessionDep, ctx: C
             .limit(50)
         )
     )
-    return _page(request, "cases/queue.html", u, items=items, categories=service.CATEGORIES, uploads=review_uploads)
+    return _page(request, "cases/queue.html", u, items=items, categories=validity.CATEGORIES, uploads=review_uploads)
 
 
 @router.get("/console/cases/{case_id}", response_class=HTMLResponse)
@@ -91,7 +91,7 @@ def case_page(case_id: str, request: Request, user: OptionalUser, session: Sessi
         actions=list(session.scalars(select(CaseAction).where(CaseAction.case_id == case.id))),
         statements=reasons.statements_for(session, case.id),
         appeals=list(session.scalars(select(Appeal).where(Appeal.case_id == case.id))),
-        categories=service.CATEGORIES,
+        categories=validity.CATEGORIES,
         error=request.query_params.get("error"),
     )
 
@@ -350,8 +350,8 @@ def status_page(case_id: str, request: Request, user: OptionalUser, session: Ses
         message=request.query_params.get("msg"),
         error=request.query_params.get("error"),
         can_appeal=case.state in ("actioned", "no_action"),
-        categories=service.CATEGORIES,
-        roles=service.ROLES,
+        categories=validity.CATEGORIES,
+        roles=validity.ROLES,
     )
 
 

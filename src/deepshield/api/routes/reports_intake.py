@@ -21,7 +21,7 @@ from deepshield.cases import intake, screening
 from deepshield.cases.context import CasesContext
 from deepshield.cases.intake import Receipt
 from deepshield.cases.ratelimit import FORM
-from deepshield.cases.service import CATEGORIES, ROLES, ReportFields
+from deepshield.cases.validity import CATEGORIES, ROLES, ReportFields
 from deepshield.errors import DeepshieldError
 from deepshield.media import Media
 
