@@ -6,6 +6,8 @@
 3. A runtime package never imports its training or attack subpackage (`TRAINING_SUBPACKAGES`), so serving never
    loads what builds and measures models; only the subpackage itself and the domain's command-line module
    (`<package>.cli`, an entry point like `deepshield.cli`) may.
+4. No import loops between packages: what two packages both need lives below both (a loop hidden in a function,
+   as `detect.service` importing `reports.html` while `reports.html` imported `detect.pipeline`, is one too).
 
 Every import counts, at module level or inside a function or a `TYPE_CHECKING` block, and so does a string
 constant naming a module of the tree (`importlib`, a registry's table of built-ins), since those load it too.
@@ -130,3 +132,34 @@ def test_a_runtime_import_of_the_attack_suite_would_be_caught(monkeypatch: pytes
     rule = next(r for r in _rules() if r.forbidden == ("deepshield.liveness.attacks",))
     monkeypatch.setitem(GRAPH, "deepshield.liveness.service", {"deepshield.liveness.attacks.suite"})
     assert _offenders(rule) == {"deepshield.liveness.service -> deepshield.liveness.attacks.suite"}
+
+
+def _package(module: str) -> str:
+    """`deepshield.detect.pipeline` -> `detect`; a top-level module such as `deepshield.scan_result` is its own."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _chain(edges: dict[str, set[str]], start: str, goal: str) -> list[str] | None:
+    """The import chain from `start` to `goal`, if there is one."""
+    stack, seen = [[start]], {start}
+    while stack:
+        chain = stack.pop()
+        for nxt in sorted(edges.get(chain[-1], ())):
+            if nxt == goal:
+                return [*chain, nxt]
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append([*chain, nxt])
+    return None
+
+
+def test_no_package_imports_back_into_a_package_that_imports_it() -> None:
+    edges: dict[str, set[str]] = {}
+    for importer, imports in GRAPH.items():
+        for imported in imports:
+            if _package(imported) != _package(importer):
+                edges.setdefault(_package(importer), set()).add(_package(imported))
+    assert edges.get("detect") and edges.get("cli"), "the import graph came out empty: the reader is broken"
+    loops = [" -> ".join([a, *back]) for a in sorted(edges) for b in sorted(edges[a]) if (back := _chain(edges, b, a))]
+    assert not loops, "import loops between packages:\n" + "\n".join(loops)
