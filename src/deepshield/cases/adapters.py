@@ -7,12 +7,15 @@ import hashlib
 import importlib
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deepshield.cases.policy import ScreeningPolicy
-from deepshield.cases.ports import BankMatch, Finding, HashBank, Screener
+from deepshield.cases.ports import BankMatch, Finding, HashBank, Screener, ScreenerError
 from deepshield.config import Settings
+from deepshield.errors import DeepshieldError
+from deepshield.media import open_media
 
 log = logging.getLogger("deepshield.cases")
 
@@ -146,21 +149,41 @@ def set_default_hash_bank(bank: HashBank | None) -> None:
         _default_bank = bank
 
 
-def file_hashes(path: Path) -> dict[str, str]:
-    """Exact hashes always; Match's perceptual ones (PDQ for photos, vPDQ for videos) when it is installed."""
+@dataclass
+class FileHashes:
+    """The hashes of a file, and why they may not cover it: no perceptual hash could be made, or only the
+    part of a truncated file that decodes was hashed. Screening treats a `problem` as a failed check."""
+
+    hashes: dict[str, str]
+    problem: str | None = None
+
+
+def file_hashes(path: Path) -> FileHashes:
+    """Exact hashes always; Match's perceptual ones (PDQ for photos, vPDQ for videos) when it is installed,
+    of what decodes (a truncated JPEG is hashed as a browser shows it)."""
     sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             sha.update(chunk)
             md5.update(chunk)
-    out = {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
-    if matching_available():
+    out = FileHashes({"sha256": sha.hexdigest(), "md5": md5.hexdigest()})
+    if not matching_available():
+        return out
+    ms = importlib.import_module("deepshield.matching.service")
+    try:
+        media = open_media(path, sha256=out.hashes["sha256"])
         try:
-            ms = importlib.import_module("deepshield.matching.service")
-            for name, h in ms.hash_file(path).items():
-                out.setdefault(name, str(h.value))
-        except Exception as e:  # noqa: BLE001 - perceptual hashes are extra evidence, never a reason to fail
-            log.info("perceptual hashing failed for %s: %s", path.name, e)
+            for name, h in ms.hash_media(media).items():
+                out.hashes.setdefault(name, str(h.value))
+            if media.info.extra.get("truncated"):
+                out.problem = "the file is truncated: only the part that decodes (what a browser shows) was checked"
+        finally:
+            media.close()
+    except DeepshieldError as e:
+        out.problem = f"no perceptual hash could be made: {e.message}"
+    except Exception as e:  # noqa: BLE001 - an unexpected failure is a failed check, never a pass
+        log.exception("perceptual hashing failed for %s", path.name)
+        out.problem = f"no perceptual hash could be made ({type(e).__name__})"
     return out
 
 
@@ -229,8 +252,10 @@ class LabelScreener:
             return None
         try:
             rep = verify(path, home=self.home)
-        except Exception as e:  # noqa: BLE001 - a label check must never fail the upload
-            return Finding(self.name, "allow", f"label check failed: {e}")
+        except DeepshieldError:
+            raise
+        except Exception as e:  # the screening flow turns this into its on-error decision (fail closed)
+            raise ScreenerError(f"label check failed: {e}") from e
         decision = getattr(rep, "decision", None)
         if not decision:
             return None
@@ -262,7 +287,7 @@ class DetectorScreener:
                 self._scanner = Scanner(ScanOptions(frames=self.frames))
             result = self._scanner.scan(path).result
         if not result.get("ok"):
-            return Finding(self.name, "allow", f"not scanned: {result['error']['message']}", {"error": result["error"]})
+            raise ScreenerError(f"not scanned: {result['error']['message']}")
         score = (result.get("scores") or {}).get("video_score")
         summary = {
             "verdict": result.get("verdict"),

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from deepshield.cases import audit, reasons, service, webhooks
 from deepshield.cases.adapters import (
+    FileHashes,
     MemoryHashBank,
     default_hash_bank,
     default_screeners,
@@ -507,13 +508,29 @@ def _remove_case_hashes(ctx: CasesContext, case_id: str, action: str, why: str) 
     return n
 
 
-def _findings(ctx: CasesContext, path: Path, hashes: dict[str, str]) -> list[Finding]:
+def _public(message: str, path: Path, filename: str) -> str:
+    """A message about the stored file, naming the user's file instead of the server's path or temp name."""
+    return message.replace(str(path), filename).replace(path.name, filename)
+
+
+def _findings(ctx: CasesContext, path: Path, hashed: FileHashes, filename: str) -> list[Finding]:
+    """Every screener's finding. Fails closed: a file that could not be hashed or checked, or a screener
+    that failed, gives the policy's `on_error` decision (review, or block) with the reason, never `allow`."""
+    on_error = ctx.policy.screening.on_error
     out = []
+    if hashed.problem:
+        out.append(Finding("hashing", on_error, _public(hashed.problem, path, filename), {"error": True}))
     for sc in ctx.screeners:
         try:
-            f = sc.screen(path, hashes)
+            f = sc.screen(path, hashed.hashes)
         except DeepshieldError as e:
-            f = Finding(sc.name, "allow", f"{sc.name} could not check this file: {e.message}")
+            why = _public(e.message, path, filename)
+            f = Finding(sc.name, on_error, f"{sc.name} could not check this file: {why}", {"error": True})
+        except Exception:  # noqa: BLE001 - a crashed check is a failed check, never a pass
+            log.exception("screener %s failed on %s", sc.name, path.name)
+            f = Finding(
+                sc.name, on_error, f"{sc.name} could not check this file (internal error, logged)", {"error": True}
+            )
         if f is not None:
             out.append(f)
     return out
@@ -534,9 +551,10 @@ def attach_media(
         service.get_case(s, case_id)
     dest = service.media_dir(ctx.settings, case_id) / f"{secrets.token_hex(8)}{src.suffix.lower()}"
     shutil.move(str(src), dest)
-    hashes = file_hashes(dest)
+    hashed = file_hashes(dest)
+    hashes = hashed.hashes
     if findings is None:
-        findings = _findings(ctx, dest, hashes)
+        findings = _findings(ctx, dest, hashed, filename)
     with session_scope(ctx.settings) as s:
         m = CaseMedia(
             case_id=case_id,
@@ -591,9 +609,11 @@ def screen_upload(
     kind: str = "image",
 ) -> ScreeningResult:
     """Policy: a bank match blocks, a near match or a likely manipulated face queues for review, an AI label
-    labels, anything else is allowed; every finding is stored as the reason."""
-    hashes = file_hashes(path)
-    findings = _findings(ctx, path, hashes)
+    labels, a file that could not be fully checked gets `on_error` (review), anything else is allowed; every
+    finding is stored as the reason."""
+    hashed = file_hashes(path)
+    hashes = hashed.hashes
+    findings = _findings(ctx, path, hashed, filename)
     decision = strongest(findings)
     reasons_ = [{"screener": f.screener, "decision": f.decision, "reason": f.reason, "data": f.data} for f in findings]
     if not reasons_:
