@@ -4,8 +4,11 @@ pages carry security headers. Real JPEGs through the real decoders, the real app
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -129,3 +132,41 @@ def test_half_truncated_jpeg_gets_one_answer_everywhere(api, make_json, photo):
     body = r.json()
     assert body["ok"] is True, body.get("error")
     assert body["media"]["extra"].get("truncated") is True
+
+
+def test_concurrent_identical_uploads_are_each_screened(api, photo):
+    """Four parallel uploads of the same bytes: every one is screened on its own file (the first to finish
+    used to delete the shared `<sha256>.jpg` under the others)."""
+
+    class Reader:
+        """Reads the file it is given after a pause, as the detector does, and reports what it read."""
+
+        name = "reader"
+
+        def screen(self, path: Path, hashes: dict[str, str]) -> Finding | None:
+            time.sleep(0.3)
+            try:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            except FileNotFoundError:
+                return Finding(self.name, "allow", "not scanned: no such file")
+            return Finding(self.name, "allow", f"read {digest}")
+
+    client, ctx, key = api
+    ctx.screeners.append(Reader())
+    headers = key("scan")
+    results: list[dict] = []
+
+    def post() -> None:
+        r = client.post("/v1/uploads", files={"file": ("same.jpg", photo, "image/jpeg")}, headers=headers)
+        results.append(r.json() if r.status_code == 200 else {"status": r.status_code, "body": r.text})
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    want = f"read {hashlib.sha256(photo).hexdigest()}"
+    got = [next((x["reason"] for x in r.get("reasons", []) if x["screener"] == "reader"), r) for r in results]
+    assert got == [want] * 4, got
+    leftovers = [p.name for p in ctx.settings.uploads_dir.iterdir()]
+    assert leftovers == [], leftovers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
+import secrets
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
@@ -67,7 +67,10 @@ def open_media(path: str | os.PathLike[str], limits: MediaLimits | None = None, 
 def open_upload(
     stream: BinaryIO, dest_dir: Path, limits: MediaLimits | None = None, chunk: int = 1 << 20
 ) -> tuple[Path, Media]:
-    """Stream an upload to disk under `dest_dir` (never held whole in memory), stopping at the size limit."""
+    """Stream an upload to disk under `dest_dir` (never held whole in memory), stopping at the size limit.
+
+    Each upload gets a file of its own (`<sha256>-<random>.<ext>`): two requests with the same bytes must not
+    share one, or the first to finish deletes it under the other (which was then screened as "no such file")."""
     limits = limits or MediaLimits()
     dest_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix="upload-", suffix=".part")
@@ -85,8 +88,8 @@ def open_upload(
                 digest.update(block)
                 out.write(block)
         media = open_media(tmp, limits, sha256=digest.hexdigest())
-        final = dest_dir / f"{media.info.sha256}.{media.info.format}"
-        shutil.move(tmp, final)
+        final = dest_dir / f"{media.info.sha256}-{secrets.token_hex(6)}.{media.info.format}"
+        os.replace(tmp, final)
         media.info.path = str(final)
         return final, media
     except BaseException:
