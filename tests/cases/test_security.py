@@ -170,3 +170,107 @@ def test_concurrent_identical_uploads_are_each_screened(api, photo):
     assert got == [want] * 4, got
     leftovers = [p.name for p in ctx.settings.uploads_dir.iterdir()]
     assert leftovers == [], leftovers
+
+
+BIG = 99999999999999999999  # > 2**64: SQLite cannot bind it, PostgreSQL's integer cannot hold it
+
+
+def test_every_integer_the_api_declares_is_bounded(api):
+    """Every integer or number in the OpenAPI paths has a maximum, so none reaches the database unbounded."""
+    client, ctx, key = api
+    unbounded: list[str] = []
+
+    def walk(node: object, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") in ("integer", "number") and not {"maximum", "exclusiveMaximum"} & set(node):
+                unbounded.append(where)
+            for k, v in node.items():
+                if k != "responses":
+                    walk(v, f"{where}/{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}[{i}]")
+
+    walk(client.get("/openapi.json").json()["paths"], "")
+    assert unbounded == [], unbounded
+
+
+@pytest.mark.parametrize("value", [BIG, 2**63, -1, "soon", 1e400, True])
+def test_out_of_range_integers_in_matching_bodies_are_4xx(api, value):
+    """`disable_until_ts`, a device hash's `quality` and a bank's threshold and ratio: a clear 4xx, never 500."""
+    client, ctx, key = api
+    h = key("curate")
+    assert client.post("/c/banks", json={"name": "X"}, headers=h).status_code == 201
+    eid = client.post("/c/bank/X/signal", json={"pdq": "f" * 64}, headers=h).json()["id"]
+    payload = json.dumps({"disable_until_ts": value}).replace("Infinity", "1e400")
+    hdr = {**h, "Content-Type": "application/json"}
+    r = client.put(f"/c/bank/X/content/{eid}", content=payload, headers=hdr)
+    assert 400 <= r.status_code < 500 and "disable_until_ts" in r.text, (r.status_code, r.text)
+    payload = json.dumps({"bank": "X", "hashes": [{"pdq": "e" * 64, "quality": value}]}).replace("Infinity", "1e400")
+    r = client.post("/v1/match/device-hashes", content=payload, headers=hdr)
+    assert 400 <= r.status_code < 500 and "quality" in r.text, (r.status_code, r.text)
+    for field in ("threshold", "enabled_ratio"):
+        payload = json.dumps({"name": f"Y{field}", field: value}).replace("Infinity", "1e400")
+        r = client.post("/c/banks", content=payload, headers=hdr)
+        assert 400 <= r.status_code < 500 and field in r.text, (field, r.status_code, r.text)
+        r = client.put("/c/bank/X", content=payload, headers=hdr)
+        assert 400 <= r.status_code < 500 and field in r.text, (field, r.status_code, r.text)
+
+
+def test_out_of_range_ids_in_paths_are_4xx(api):
+    client, ctx, key = api
+    h = key("curate")
+    client.post("/c/banks", json={"name": "X"}, headers=h)
+    for method in ("GET", "PUT", "DELETE"):
+        r = client.request(method, f"/c/bank/X/content/{BIG}", headers=h, json={})
+        assert r.status_code == 422, (method, r.status_code, r.text)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/c/bank/X/signal", {"pdq": "f" * 64, "metadata": {"case_id": BIG}}),
+        ("/c/bank/X/signal", {"pdq": "f" * 64, "metadata": {"source": BIG, "note": [1]}}),
+        ("/v1/match/device-hashes", {"bank": "X", "case_id": BIG, "hashes": [{"pdq": "a" * 64}]}),
+        ("/c/banks", {"name": "Z", "description": BIG}),
+    ],
+)
+def test_numbers_where_text_belongs_are_4xx(api, path, body):
+    """A huge number in a text field of a free-form body (metadata, case id, description) reached the database
+    driver and was a 500."""
+    client, ctx, key = api
+    h = {**key("curate"), "Content-Type": "application/json"}
+    client.post("/c/banks", json={"name": "X"}, headers=h)
+    r = client.post(path, content=json.dumps(body), headers=h)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert r.json()["error"] == "bad_request", r.text
+
+
+def test_disable_until_ts_after_2038_on_postgresql(tmp_path, postgres_url):
+    """HMA clients send Unix times such as 4102444800 (2100): PostgreSQL's 32-bit column overflowed (a 500);
+    it is 64-bit now (migration matching_0002), and 2**63 is a 422."""
+    from fastapi.testclient import TestClient
+
+    from deepshield.accounts.service import create_api_key
+    from deepshield.api.app import create_app
+    from deepshield.store.db import reset_engines, session_scope, upgrade_schema
+    from tests.conftest import reset_pg
+
+    reset_engines()
+    reset_pg(postgres_url)
+    s = Settings(home=tmp_path / "home", database_url=postgres_url)
+    s.ensure_dirs()
+    upgrade_schema(s)
+    try:
+        with session_scope(s) as db:
+            k, _ = create_api_key(db, ["curate"], "platform")
+        h = {"Authorization": f"Bearer {k}"}
+        with TestClient(create_app(s)) as client:
+            client.post("/c/banks", json={"name": "X"}, headers=h)
+            eid = client.post("/c/bank/X/signal", json={"pdq": "f" * 64}, headers=h).json()["id"]
+            r = client.put(f"/c/bank/X/content/{eid}", json={"disable_until_ts": 4102444800}, headers=h)
+            assert r.status_code == 200 and r.json()["disable_until_ts"] == 4102444800, r.text
+            r = client.put(f"/c/bank/X/content/{eid}", json={"disable_until_ts": 2**63}, headers=h)
+            assert r.status_code == 422, r.text
+    finally:
+        reset_engines()

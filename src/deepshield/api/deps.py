@@ -1,10 +1,13 @@
-"""Dependencies shared by every route: database session, API-key scopes, web login and CSRF."""
+"""Dependencies shared by every route: database session, API-key scopes, web login and CSRF, and the bounds
+on numbers from clients."""
 
 from __future__ import annotations
 
+import math
+import re
 import secrets
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -13,7 +16,39 @@ from sqlalchemy.orm import Session
 from deepshield.accounts.models import User
 from deepshield.accounts.service import Principal, authenticate_key, user_principal
 from deepshield.config import Settings
+from deepshield.errors import DeepshieldError
 from deepshield.store.db import session_scope
+
+#: Integers from clients are bounded to what every database column holds (PostgreSQL's `integer`; SQLite
+#: cannot bind more than 64 bits and raised OverflowError, a 500): declare `le=DB_INT_MAX` on every int
+#: parameter and field, and read numbers in free-form JSON bodies with `body_int` / `body_float`.
+DB_INT_MAX = 2**31 - 1
+#: The largest value of a 64-bit column (`BigInteger`: a Unix time such as `disable_until_ts`).
+DB_BIGINT_MAX = 2**63 - 1
+
+
+class InvalidNumber(DeepshieldError):
+    code = "invalid_number"
+    http_status = 422
+
+
+def body_int(value: Any, name: str, lo: int = 0, hi: int = DB_INT_MAX) -> int:
+    """An integer from a JSON body (a JSON integer, an integral number or a string of digits) in [lo, hi]."""
+    integral_float = isinstance(value, float) and math.isfinite(value) and value.is_integer()
+    digits = isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,20}\s*", value) is not None
+    if integral_float or digits:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InvalidNumber(f"{name} must be an integer from {lo} to {hi}")
+    return value
+
+
+def body_float(value: Any, name: str, lo: float, hi: float) -> float:
+    """A finite number from a JSON body in [lo, hi] (1e400 parses as infinity: refused, not ignored)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= float(value) <= hi:
+        raise InvalidNumber(f"{name} must be a number from {lo:g} to {hi:g}")
+    return float(value)
+
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer dsk_...`")
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from deepshield.accounts.service import Principal
-from deepshield.api.deps import SessionDep, SettingsDep, require_scope
+from deepshield.api.deps import DB_INT_MAX, SessionDep, SettingsDep, require_scope
 from deepshield.api.uploads import save_upload
 from deepshield.cases import audit, flows, reasons, service, webhooks
 from deepshield.cases.flows import CasesContext
@@ -22,8 +22,6 @@ from deepshield.cases.ratelimit import PIN
 from deepshield.store.db import session_scope
 
 router = APIRouter(tags=["cases"])
-#: Integers from clients are bounded to what every database column holds (SQLite raises on larger ones).
-DB_INT_MAX = 2**31 - 1
 CasesPrincipal = Annotated[Principal, Depends(require_scope("cases"))]
 ScanPrincipal = Annotated[Principal, Depends(require_scope("scan"))]
 AdminPrincipal = Annotated[Principal, Depends(require_scope("admin"))]

@@ -17,8 +17,8 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from deepshield.accounts.models import User
-from deepshield.api.deps import OptionalUser, SessionDep, check_csrf, csrf_token
-from deepshield.api.routes.cases import DB_INT_MAX, CtxDep, client_key
+from deepshield.api.deps import DB_INT_MAX, OptionalUser, SessionDep, check_csrf, csrf_token
+from deepshield.api.routes.cases import CtxDep, client_key
 from deepshield.cases import audit, flows, reasons, service, webhooks
 from deepshield.cases.models import (
     Appeal,

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from deepshield.accounts.service import Principal
-from deepshield.api.deps import SessionDep, SettingsDep, require_scope
+from deepshield.api.deps import DB_BIGINT_MAX, DB_INT_MAX, SessionDep, SettingsDep, body_float, body_int, require_scope
 from deepshield.config import Settings
 from deepshield.errors import DeepshieldError, MediaTooLarge, UnsupportedMediaType
 from deepshield.matching import service as svc
@@ -34,6 +35,8 @@ from deepshield.media import Media, MediaLimits, open_upload
 router = APIRouter(tags=["matching"])
 MatchPrincipal = Annotated[Principal, Depends(require_scope("match"))]
 CuratePrincipal = Annotated[Principal, Depends(require_scope("curate"))]
+#: A bank entry's id in a path (bounded: a larger number was a 500 from the database driver).
+ContentId = Annotated[int, PathParam(ge=1, le=DB_INT_MAX)]
 
 
 class BadRequest(DeepshieldError):
@@ -313,6 +316,15 @@ def banks_index(session: SessionDep, _p: CuratePrincipal) -> list[dict[str, Any]
     return [_bank_config(b) for b in svc.list_banks(session)]
 
 
+def _opt_int(body: dict[str, Any], name: str) -> int | None:
+    return None if body.get(name) is None else body_int(body[name], name)
+
+
+def _opt_ratio(body: dict[str, Any]) -> float | None:
+    v = body.get("enabled_ratio")
+    return None if v is None else body_float(v, "enabled_ratio", 0.0, 1.0)
+
+
 @router.post("/c/banks", status_code=201)
 def bank_create(session: SessionDep, _p: CuratePrincipal, body: Annotated[dict[str, Any], Body()]) -> Any:
     """{"name", "enabled"?, "enabled_ratio"?, "threshold"?, "is_negative"?, "description"?}"""
@@ -322,11 +334,11 @@ def bank_create(session: SessionDep, _p: CuratePrincipal, body: Annotated[dict[s
     b = svc.create_bank(
         session,
         name,
-        description=body.get("description"),
-        threshold=body.get("threshold"),
+        description=_opt_text(body, "description"),
+        threshold=_opt_int(body, "threshold"),
         negative=bool(body.get("is_negative", False)),
         enabled=bool(body.get("enabled", True)),
-        enabled_ratio=body.get("enabled_ratio"),
+        enabled_ratio=_opt_ratio(body),
     )
     session.commit()
     return _bank_config(b)
@@ -344,12 +356,12 @@ def bank_update(
     b = svc.update_bank(
         session,
         bank_name,
-        new_name=body.get("name"),
+        new_name=_opt_text(body, "name"),
         enabled=body.get("enabled"),
-        enabled_ratio=body.get("enabled_ratio"),
-        threshold=body.get("threshold"),
+        enabled_ratio=_opt_ratio(body),
+        threshold=_opt_int(body, "threshold"),
         negative=body.get("is_negative"),
-        description=body.get("description"),
+        description=_opt_text(body, "description"),
     )
     session.commit()
     return _bank_config(b)
@@ -360,6 +372,14 @@ def bank_delete(session: SessionDep, _p: CuratePrincipal, bank_name: str) -> dic
     svc.delete_bank(session, bank_name)
     session.commit()
     return {"message": "Done"}
+
+
+def _opt_text(body: dict[str, Any], name: str) -> str | None:
+    """A text field of a free-form body: a string or absent (a number there reached the driver: a 500)."""
+    v = body.get(name)
+    if v is not None and not isinstance(v, str):
+        raise BadRequest(f"{name} must be a string")
+    return v
 
 
 def _meta_from(raw: Any, principal: Principal) -> svc.EntryMeta:
@@ -375,11 +395,11 @@ def _meta_from(raw: Any, principal: Principal) -> svc.EntryMeta:
         raise BadRequest("metadata should be a json object")
     extra = {k: raw[k] for k in ("content_id", "json") if raw.get(k) is not None}
     return svc.EntryMeta(
-        source=raw.get("source"),
-        case_id=raw.get("case_id"),
-        added_by=raw.get("added_by") or principal.name,
-        note=raw.get("note"),
-        original_media_uri=raw.get("content_uri"),
+        source=_opt_text(raw, "source"),
+        case_id=_opt_text(raw, "case_id"),
+        added_by=_opt_text(raw, "added_by") or principal.name,
+        note=_opt_text(raw, "note"),
+        original_media_uri=_opt_text(raw, "content_uri"),
         extra=extra or None,
     )
 
@@ -403,7 +423,7 @@ def bank_content_get(
     session: SessionDep,
     _p: CuratePrincipal,
     bank_name: str,
-    content_id: int,
+    content_id: ContentId,
     include_signals: Annotated[bool, Query()] = False,
 ) -> dict[str, Any]:
     return _content_payload(svc.get_entry(session, content_id, bank_name), include_signals)
@@ -459,22 +479,21 @@ def bank_content_update(
     session: SessionDep,
     _p: CuratePrincipal,
     bank_name: str,
-    content_id: int,
+    content_id: ContentId,
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     svc.get_entry(session, content_id, bank_name)
     if "disable_until_ts" in body:
-        try:
-            ts = int(body["disable_until_ts"])
-        except (TypeError, ValueError):
-            raise BadRequest("disable_until_ts must be a non-negative integer") from None
+        ts = body_int(body["disable_until_ts"], "disable_until_ts", 0, DB_BIGINT_MAX)
         svc.set_entry_disabled_until(session, content_id, ts)
     session.commit()
     return _content_payload(svc.get_entry(session, content_id, bank_name), False)
 
 
 @router.delete("/c/bank/{bank_name}/content/{content_id}")
-def bank_content_delete(session: SessionDep, _p: CuratePrincipal, bank_name: str, content_id: int) -> dict[str, int]:
+def bank_content_delete(
+    session: SessionDep, _p: CuratePrincipal, bank_name: str, content_id: ContentId
+) -> dict[str, int]:
     n = svc.remove_entry(session, content_id, bank_name)
     session.commit()
     return {"deleted": n}
@@ -551,13 +570,14 @@ def device_hashes(session: SessionDep, principal: CuratePrincipal, body: Annotat
         if not isinstance(h, dict) or "pdq" not in h:
             raise BadRequest("each hash must be an object with a pdq field")
         q = h.get("quality")
+        quality = body_int(q, "quality", 0, 100) if q is not None else None  # PDQ quality is 0..100
         meta = svc.EntryMeta(
             source="device",
-            case_id=body.get("case_id") or None,
+            case_id=_opt_text(body, "case_id") or None,
             added_by=principal.name,
             content_type="photo",
         )
-        e = svc.add_signals(session, bank, {"pdq": str(h["pdq"])}, meta, {"pdq": int(q) if q is not None else None})
+        e = svc.add_signals(session, bank, {"pdq": str(h["pdq"])}, meta, {"pdq": quality})
         ids.append(e.id)
     session.commit()
     return {"added": len(ids), "ids": ids}
