@@ -274,3 +274,32 @@ def test_disable_until_ts_after_2038_on_postgresql(tmp_path, postgres_url):
             assert r.status_code == 422, r.text
     finally:
         reset_engines()
+
+
+def test_errors_name_the_users_file_never_a_server_path(api, make_json, tmp_path):
+    """Bad uploads to every upload route: the answer names the file as the user sent it, never the data
+    directory, the uploads folder or a temporary `upload-*.part` name."""
+    from tests.foundation.media_factory import hostile_corpus, write_video
+
+    client, ctx, key = api
+    h = key("admin")
+    cid = client.post("/v1/reports", json=make_json(), headers=h).json()["case_id"]
+    client.post("/c/banks", json={"name": "X"}, headers=h)
+    corpus = hostile_corpus(tmp_path / "hostile", write_video(tmp_path / "good.mp4", n=20))
+    corpus["good.mp4"] = tmp_path / "good.mp4"  # a scan result must not name the stored file either
+    routes = ["/v1/scans", "/v1/uploads", f"/v1/cases/{cid}/media", "/h/hash", "/c/bank/X/content"]
+    leaks = []
+    for name, path in corpus.items():
+        if not path.exists():
+            continue
+        for route in routes:
+            field = "photo" if route.startswith(("/h/", "/c/")) else "file"
+            r = client.post(route, files={field: (f"mine-{name}", path.read_bytes())}, headers=h)
+            text = r.text
+            if r.status_code >= 500 or any(
+                s in text for s in (str(ctx.settings.home), "upload-", ".part", str(tmp_path), "/tmp/")
+            ):
+                leaks.append((route, name, r.status_code, text[:300]))
+            elif r.status_code >= 400:
+                assert r.json().get("detail"), (route, name, text)  # a reason, in JSON
+    assert leaks == [], "\n".join(map(str, leaks))

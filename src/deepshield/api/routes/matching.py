@@ -31,6 +31,7 @@ from deepshield.errors import DeepshieldError, MediaTooLarge, UnsupportedMediaTy
 from deepshield.matching import service as svc
 from deepshield.matching.signals import ContentType, get_signal
 from deepshield.media import Media, MediaLimits, open_upload
+from deepshield.media.open import rename_in_error
 
 router = APIRouter(tags=["matching"])
 MatchPrincipal = Annotated[Principal, Depends(require_scope("match"))]
@@ -48,13 +49,16 @@ class BadRequest(DeepshieldError):
 
 
 @contextmanager
-def _temp_media(settings: Settings, stream: Any) -> Iterator[Media]:
+def _temp_media(settings: Settings, stream: Any, name: str | None = None) -> Iterator[Media]:
     limits = MediaLimits(max_bytes=settings.max_upload_bytes)
     settings.home.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.home, prefix="match-") as td:
-        _, media = open_upload(stream, Path(td), limits)
+        _, media = open_upload(stream, Path(td), limits, name=name)
         try:
             yield media
+        except DeepshieldError as e:  # a decode error names the user's file, not the temporary one
+            rename_in_error(e, Path(media.info.path), name or "the upload")
+            raise
         finally:
             media.close()
 
@@ -135,7 +139,7 @@ async def hash_upload(
     ct, upload = await _form_upload(request)
 
     def work() -> dict[str, str]:
-        with _temp_media(settings, upload.file) as media:
+        with _temp_media(settings, upload.file, upload.filename) as media:
             _check_content_type(media, ct)
             return _hash(media, types)
 
@@ -248,7 +252,7 @@ async def lookup_post(
     ct, upload = await _form_upload(request)
 
     def work() -> dict[str, Any]:
-        with _temp_media(settings, upload.file) as media:
+        with _temp_media(settings, upload.file, upload.filename) as media:
             _check_content_type(media, ct)
             return _lookup_media(
                 session, settings, media, _banks_param(banks), svc.BYPASS_COINFLIP if bypass_coinflip else seed, types
@@ -452,7 +456,7 @@ async def bank_content_add(
             form = await request.form()
             meta_raw = meta_raw or form.get("metadata")
         declared, upload = await _form_upload(request)
-        media_cm = _temp_media(settings, upload.file)
+        media_cm = _temp_media(settings, upload.file, upload.filename)
     meta = _meta_from(meta_raw if not isinstance(meta_raw, UploadFile) else None, principal)
 
     def work() -> dict[str, Any]:
