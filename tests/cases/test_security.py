@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -303,3 +305,42 @@ def test_errors_name_the_users_file_never_a_server_path(api, make_json, tmp_path
             elif r.status_code >= 400:
                 assert r.json().get("detail"), (route, name, text)  # a reason, in JSON
     assert leaks == [], "\n".join(map(str, leaks))
+
+
+def test_data_directory_and_database_are_private(tmp_path):
+    """Reporters' names, emails and explanations and the reported media: the data directory is created 0700
+    and the SQLite database (and its WAL files) 0600, whatever the umask."""
+    from deepshield.store.db import reset_engines, session_scope, upgrade_schema
+
+    old = os.umask(0o022)
+    reset_engines()
+    try:
+        s = Settings(home=tmp_path / "fresh" / "home", database_url=None)
+        s.ensure_dirs()
+        upgrade_schema(s)
+        with session_scope(s) as db:  # a write, so the WAL files exist
+            from deepshield.accounts.service import create_api_key
+
+            create_api_key(db, ["scan"], "p")
+        assert stat.S_IMODE(s.home.stat().st_mode) == 0o700
+        files = [p for p in s.home.iterdir() if p.name.startswith("deepshield.db")]
+        assert files and {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
+    finally:
+        reset_engines()
+        os.umask(old)
+
+
+def test_a_loose_database_from_an_earlier_version_is_tightened(tmp_path):
+    from deepshield.store.db import reset_engines, upgrade_schema
+
+    home = tmp_path / "home"
+    home.mkdir()
+    db = home / "deepshield.db"
+    db.touch(mode=0o644)
+    os.chmod(db, 0o644)
+    reset_engines()
+    try:
+        upgrade_schema(Settings(home=home, database_url=None))
+        assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    finally:
+        reset_engines()

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DataError
 from starlette.middleware.sessions import SessionMiddleware
 
 from deepshield.api.limits import BodySizeLimit
-from deepshield.config import Settings, get_settings
+from deepshield.config import Settings, get_settings, make_private_dir, make_private_file
 from deepshield.errors import DeepshieldError
 from deepshield.store.db import session_scope, upgrade_schema
 
@@ -41,9 +41,9 @@ def _session_secret(settings: Settings) -> str:
         return settings.session_secret
     path = settings.home / "session.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
+        make_private_file(path)  # 0600 before the secret is written, not after
         path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
     return path.read_text().strip()
 
 

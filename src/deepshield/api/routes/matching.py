@@ -26,7 +26,7 @@ from starlette.datastructures import UploadFile
 
 from deepshield.accounts.service import Principal
 from deepshield.api.deps import DB_BIGINT_MAX, DB_INT_MAX, SessionDep, SettingsDep, body_float, body_int, require_scope
-from deepshield.config import Settings
+from deepshield.config import Settings, make_private_dir
 from deepshield.errors import DeepshieldError, MediaTooLarge, UnsupportedMediaType
 from deepshield.matching import service as svc
 from deepshield.matching.signals import ContentType, get_signal
@@ -51,7 +51,7 @@ class BadRequest(DeepshieldError):
 @contextmanager
 def _temp_media(settings: Settings, stream: Any, name: str | None = None) -> Iterator[Media]:
     limits = MediaLimits(max_bytes=settings.max_upload_bytes)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.home)
     with tempfile.TemporaryDirectory(dir=settings.home, prefix="match-") as td:
         _, media = open_upload(stream, Path(td), limits, name=name)
         try:
