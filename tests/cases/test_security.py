@@ -344,3 +344,54 @@ def test_a_loose_database_from_an_earlier_version_is_tightened(tmp_path):
         assert stat.S_IMODE(db.stat().st_mode) == 0o600
     finally:
         reset_engines()
+
+
+def _csp(r) -> dict[str, str]:
+    return {d.split()[0]: d for d in (x.strip() for x in r.headers.get("content-security-policy", "").split(";")) if d}
+
+
+def test_pages_carry_security_headers_and_no_inline_script(api, settings):
+    """Console and public pages: a CSP with no inline script (so an injected one would not run), no framing
+    (clickjacking), nosniff, no referrer (case numbers are in status URLs). Each page is checked for inline
+    scripts and event handlers, which the CSP would block."""
+    import re
+
+    from .conftest import login
+
+    client, ctx, key = api
+    pages = ["/report", "/status", "/login", "/static/hash-photos.html"]
+    login(client, settings, "rev", "reviewer")
+    pages += ["/console", "/"]
+    for page in pages:
+        r = client.get(page)
+        assert r.status_code == 200, (page, r.status_code)
+        assert r.headers.get("x-content-type-options") == "nosniff", page
+        assert r.headers.get("x-frame-options") == "DENY", page
+        assert r.headers.get("referrer-policy") == "no-referrer", page
+        csp = _csp(r)
+        assert csp.get("frame-ancestors") == "frame-ancestors 'none'", (page, csp)
+        assert csp.get("script-src") == "script-src 'self'", (page, csp)
+        assert csp.get("object-src") == "object-src 'none'" and csp.get("base-uri") == "base-uri 'none'", page
+        inline = re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", r.text)
+        handlers = re.findall(r"<[^>]+\son[a-z]+\s*=", r.text)
+        assert not inline and not handlers, (page, inline, handlers)
+    # JSON answers are not sniffed or framed either.
+    r = client.get("/healthz")
+    assert r.headers.get("x-content-type-options") == "nosniff" and r.headers.get("x-frame-options") == "DENY"
+
+
+def test_scan_reports_are_self_contained_under_a_strict_csp(api):
+    """A report is inline data only: its CSP allows data: images and inline styles and nothing else, served
+    and (as a meta tag) when the file is opened from disk."""
+    client, ctx, key = api
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 90)).save(buf, "JPEG")
+    h = key("scan")
+    sid = client.post("/v1/scans", files={"file": ("a.jpg", buf.getvalue(), "image/jpeg")}, headers=h).json()
+    r = client.get(f"/v1/scans/{sid['scan_id']}/report", headers=h)
+    assert r.status_code == 200
+    csp = _csp(r)
+    assert csp["default-src"] == "default-src 'none'" and csp["img-src"] == "img-src data:", csp
+    assert csp["frame-ancestors"] == "frame-ancestors 'none'" and "script-src" not in csp, csp
+    assert r.headers.get("x-content-type-options") == "nosniff"
+    assert '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'' in r.text

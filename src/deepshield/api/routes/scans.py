@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from deepshield.accounts.service import Principal
 from deepshield.api.deps import SettingsDep, require_scope
+from deepshield.api.headers import REPORT_CSP
 from deepshield.api.uploads import save_upload
 from deepshield.detect.service import ScanService
 
@@ -63,4 +64,4 @@ def get_report(scan_id: str, request: Request, principal: ScanPrincipal) -> HTML
     if rec is None or not rec.get("report_path"):
         raise HTTPException(404, "no report for this scan (yet)")
     with open(rec["report_path"], encoding="utf-8") as f:
-        return HTMLResponse(f.read())
+        return HTMLResponse(f.read(), headers={"Content-Security-Policy": REPORT_CSP})
