@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     #: Scans run at once by the service (each worker holds its own face and detector models).
     scan_workers: int = 1
     session_secret: str | None = None
+    #: A console session ends after this long without a request, and this long after sign-in however active.
+    session_idle_minutes: float = 30
+    session_max_hours: float = 8
 
     @property
     def db_url(self) -> str:

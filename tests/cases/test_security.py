@@ -395,3 +395,51 @@ def test_scan_reports_are_self_contained_under_a_strict_csp(api):
     assert csp["frame-ancestors"] == "frame-ancestors 'none'" and "script-src" not in csp, csp
     assert r.headers.get("x-content-type-options") == "nosniff"
     assert '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'' in r.text
+
+
+def _sign_in(client, settings: Settings, username: str = "rev") -> None:
+    from .conftest import login
+
+    login(client, settings, username, "reviewer")
+    assert client.get("/console", follow_redirects=False).status_code == 200
+
+
+def test_logout_ends_the_session_on_the_server(api, settings):
+    """A copy of the cookie taken before logout opens nothing afterwards: the session is revoked in the
+    database, not only cleared in the browser."""
+    client, ctx, key = api
+    _sign_in(client, settings)
+    stolen = dict(client.cookies)
+    page = client.get("/console").text
+    r = client.post("/logout", data={"csrf": csrf_token(page)}, follow_redirects=False)
+    assert r.status_code == 303
+    client.cookies.clear()
+    for name, value in stolen.items():
+        client.cookies.set(name, value)
+    assert client.get("/console", follow_redirects=False).status_code == 303  # to /login
+    assert client.get("/v1/cases").status_code == 401
+
+
+@pytest.mark.parametrize("expiry", ["idle", "absolute"])
+def test_sessions_expire_when_idle_and_after_a_maximum(api, settings, expiry):
+    """Idle for longer than `session_idle_minutes`, or older than `session_max_hours` however active: signed
+    out (the times are moved back in the database; the cookie itself is still valid)."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from deepshield.accounts.models import WebSession
+    from deepshield.store.db import session_scope
+    from deepshield.store.timeutil import utcnow
+
+    client, ctx, key = api
+    _sign_in(client, settings)
+    with session_scope(settings) as s:
+        rows = list(s.scalars(select(WebSession)))
+        assert len(rows) == 1
+        if expiry == "idle":
+            rows[0].last_seen_at = utcnow() - dt.timedelta(minutes=settings.session_idle_minutes + 1)
+        else:  # active a moment ago, but signed in longer ago than the maximum
+            rows[0].created_at = utcnow() - dt.timedelta(hours=settings.session_max_hours, minutes=1)
+    assert client.get("/console", follow_redirects=False).status_code == 303
+    assert client.get("/v1/cases").status_code == 401

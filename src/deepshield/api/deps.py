@@ -3,6 +3,7 @@ on numbers from clients."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 import secrets
@@ -14,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from deepshield.accounts.models import User
-from deepshield.accounts.service import Principal, authenticate_key, user_principal
+from deepshield.accounts.service import Principal, authenticate_key, user_principal, web_session_user
 from deepshield.config import Settings
 from deepshield.errors import DeepshieldError
 from deepshield.store.db import session_scope
@@ -69,14 +70,20 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def current_user_optional(request: Request, session: SessionDep) -> User | None:
-    uid = request.session.get("uid") if "session" in request.scope else None
-    if uid is None:
+def current_user_optional(request: Request, session: SessionDep, settings: SettingsDep) -> User | None:
+    """The signed-in user of a live server-side session (the cookie names it; logout, the idle timeout and the
+    maximum age end it in the database, so a copied cookie does not outlive it)."""
+    sid = request.session.get("sid") if "session" in request.scope else None
+    if not isinstance(sid, str):
         return None
-    user = session.get(User, int(uid))
-    if user is None or user.disabled:
+    user = web_session_user(
+        session,
+        sid,
+        idle=dt.timedelta(minutes=settings.session_idle_minutes),
+        maximum=dt.timedelta(hours=settings.session_max_hours),
+    )
+    if user is None:
         request.session.clear()
-        return None
     return user
 
 

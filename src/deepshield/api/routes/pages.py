@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from deepshield.accounts.service import authenticate_user
+from deepshield.accounts.service import authenticate_user, end_web_session, start_web_session
 from deepshield.api.deps import OptionalUser, SessionDep, SettingsDep, check_csrf, csrf_token
 from deepshield.api.routes.scans import scan_service
 from deepshield.api.uploads import save_upload
@@ -50,7 +50,7 @@ def login(
             status_code=401,
         )
     request.session.clear()
-    request.session["uid"] = user.id
+    request.session["sid"] = start_web_session(session, user)
     return RedirectResponse(next if next.startswith("/") and not next.startswith("//") else "/", status_code=303)
 
 
@@ -68,8 +68,12 @@ def _audit_login(session: SessionDep, username: str, ok: bool, request: Request)
 
 
 @router.post("/logout")
-def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+def logout(request: Request, session: SessionDep, csrf: Annotated[str, Form()] = "") -> Response:
+    """Ends the session in the database, not only in this browser: a copy of the cookie stops working."""
     check_csrf(request, csrf)
+    sid = request.session.get("sid")
+    if isinstance(sid, str):
+        end_web_session(session, sid)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
