@@ -443,3 +443,30 @@ def test_sessions_expire_when_idle_and_after_a_maximum(api, settings, expiry):
             rows[0].created_at = utcnow() - dt.timedelta(hours=settings.session_max_hours, minutes=1)
     assert client.get("/console", follow_redirects=False).status_code == 303
     assert client.get("/v1/cases").status_code == 401
+
+
+def test_login_is_throttled_per_account_and_per_client(api, settings):
+    """Password guessing: after 10 wrong passwords for one account, or 20 from one client, sign-in answers
+    429 without checking the password (the right password too, until the window passes)."""
+    from deepshield.accounts.service import create_user
+    from deepshield.cases.ratelimit import LOGIN_ACCOUNT, LOGIN_CLIENT
+    from deepshield.store.db import session_scope
+
+    client, ctx, key = api  # the fixture starts with empty limiters
+    with session_scope(settings) as s:
+        create_user(s, "victim", "right-password", "reviewer")
+
+    def attempt(user: str, pw: str) -> int:
+        tok = csrf_token(client.get("/login").text)
+        data = {"username": user, "password": pw, "csrf": tok, "next": "/console"}
+        return client.post("/login", data=data, follow_redirects=False).status_code
+
+    codes = [attempt("victim", f"guess-{i}") for i in range(12)]
+    assert codes[:10] == [401] * 10 and codes[10:] == [429, 429], codes
+    assert attempt("victim", "right-password") == 429
+    # Other accounts from the same client: 10 more failures reach the per-client limit (20), then 429.
+    others = [attempt(f"nobody{i}", "x") for i in range(12)]
+    assert others[:10] == [401] * 10 and others[10:] == [429] * 2, others
+    LOGIN_ACCOUNT._hits.clear()
+    LOGIN_CLIENT._hits.clear()
+    assert attempt("victim", "right-password") == 303

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from deepshield.accounts.service import authenticate_user, end_web_session, star
 from deepshield.api.deps import OptionalUser, SessionDep, SettingsDep, check_csrf, csrf_token
 from deepshield.api.routes.scans import scan_service
 from deepshield.api.uploads import save_upload
+from deepshield.cases.ratelimit import LOGIN_ACCOUNT, LOGIN_CLIENT, RateLimited
 from deepshield.errors import DeepshieldError
 
 router = APIRouter(include_in_schema=False)
@@ -39,10 +41,28 @@ def login(
     csrf: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
+    """Sign in. Failed attempts are throttled per account and per client (429, the password not even checked,
+    until the window passes), so guessing is slow; every attempt is in the audit trail."""
     check_csrf(request, csrf)
+    account, client = username.strip().lower()[:128], request.client.host if request.client else "unknown"
+    try:
+        LOGIN_ACCOUNT.check(account)
+        LOGIN_CLIENT.check(client)
+    except RateLimited as e:
+        _audit_login(session, username[:128], False, request, throttled=True)
+        return templates.TemplateResponse(
+            request,
+            "login.html",
+            {"csrf": csrf_token(request), "next": next, "error": f"Too many failed sign-ins: {e.message}."},
+            status_code=429,
+            headers={"Retry-After": e.message.rsplit(" in ", 1)[-1].split()[0]},
+        )
     user = authenticate_user(session, username, password)
     _audit_login(session, username[:128], user is not None, request)
     if user is None:
+        for limiter, k in ((LOGIN_ACCOUNT, account), (LOGIN_CLIENT, client)):
+            with contextlib.suppress(RateLimited):  # already full: the next attempt is refused by check()
+                limiter.hit(k)
         return templates.TemplateResponse(
             request,
             "login.html",
@@ -54,7 +74,7 @@ def login(
     return RedirectResponse(next if next.startswith("/") and not next.startswith("//") else "/", status_code=303)
 
 
-def _audit_login(session: SessionDep, username: str, ok: bool, request: Request) -> None:
+def _audit_login(session: SessionDep, username: str, ok: bool, request: Request, throttled: bool = False) -> None:
     """Every sign-in attempt goes into the hash-chained audit trail (cases domain)."""
     from deepshield.cases import audit
 
@@ -62,7 +82,7 @@ def _audit_login(session: SessionDep, username: str, ok: bool, request: Request)
         session,
         actor=username,
         actor_kind="human",
-        action="login" if ok else "login_failed",
+        action="login" if ok else ("login_throttled" if throttled else "login_failed"),
         details={"client": request.client.host if request.client else None},
     )
 
