@@ -470,3 +470,13 @@ def test_login_is_throttled_per_account_and_per_client(api, settings):
     LOGIN_ACCOUNT._hits.clear()
     LOGIN_CLIENT._hits.clear()
     assert attempt("victim", "right-password") == 303
+
+
+def test_the_policy_cannot_make_screening_fail_open():
+    """`screening.on_error` is review or block: a cases.json asking for allow is refused when loaded."""
+    from deepshield.cases.policy import CasesPolicy, PolicyError
+
+    assert CasesPolicy.from_dict({}).screening.on_error == "review"
+    assert CasesPolicy.from_dict({"screening": {"on_error": "block"}}).screening.on_error == "block"
+    with pytest.raises(PolicyError, match="on_error"):
+        CasesPolicy.from_dict({"screening": {"on_error": "allow"}})
