@@ -480,3 +480,42 @@ def test_the_policy_cannot_make_screening_fail_open():
     assert CasesPolicy.from_dict({"screening": {"on_error": "block"}}).screening.on_error == "block"
     with pytest.raises(PolicyError, match="on_error"):
         CasesPolicy.from_dict({"screening": {"on_error": "allow"}})
+
+
+def test_the_first_start_admin_password_must_be_changed_at_first_sign_in(settings):
+    """The one-time password printed at first start opens only the page that replaces it: the console and the
+    API answer 'change it first' until then, and afterwards the one-time password no longer works."""
+    from fastapi.testclient import TestClient
+
+    from deepshield.api.app import create_app
+    from deepshield.cases.ratelimit import LOGIN_ACCOUNT, LOGIN_CLIENT
+
+    LOGIN_ACCOUNT._hits.clear()
+    LOGIN_CLIENT._hits.clear()
+    app = create_app(settings)
+    once = app.state.first_admin_password
+    assert once
+    with TestClient(app) as client:
+
+        def sign_in(pw: str) -> int:
+            tok = csrf_token(client.get("/login").text)
+            data = {"username": "admin", "password": pw, "csrf": tok, "next": "/console"}
+            return client.post("/login", data=data, follow_redirects=False).status_code
+
+        assert sign_in(once) == 303
+        r = client.get("/console", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/account/password"), r.headers
+        assert client.get("/v1/cases").status_code == 403
+        page = client.get("/account/password")
+        assert page.status_code == 200 and "one-time password" in page.text
+        bad = {"csrf": csrf_token(page.text), "current": once, "new": "short", "repeat": "short"}
+        assert client.post("/account/password", data=bad).status_code == 422
+        new = "a much better passphrase"
+        good = {"csrf": csrf_token(page.text), "current": once, "new": new, "repeat": new}
+        r = client.post("/account/password", data=good, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        assert client.get("/console", follow_redirects=False).status_code == 200
+        assert client.get("/v1/cases").status_code == 200
+        client.cookies.clear()
+        assert sign_in(once) == 401
+        assert sign_in(new) == 303

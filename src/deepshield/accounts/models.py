@@ -37,6 +37,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32))  # admin, reviewer
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The first-start admin's one-time password: it opens only the page that replaces it (0005).
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class WebSession(Base):

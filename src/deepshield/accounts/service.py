@@ -128,7 +128,7 @@ def ensure_first_admin(session: Session) -> str | None:
     if session.scalar(select(User).limit(1)) is not None:
         return None
     password = secrets.token_urlsafe(12)
-    create_user(session, "admin", password, "admin")
+    create_user(session, "admin", password, "admin").must_change_password = True
     return password
 
 
@@ -137,6 +137,7 @@ def set_password(session: Session, username: str, password: str) -> None:
     if user is None:
         raise DeepshieldError(f"no user {username!r}")
     user.password_hash = hash_password(password)
+    user.must_change_password = False
     revoke_user_sessions(session, user.id)  # a new password signs every browser out
 
 

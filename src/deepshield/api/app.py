@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if first_password:
             msg = (
                 "first start: created user 'admin' with one-time password "
-                f"{first_password}  (sign in at /login and change it with `deepshield user passwd admin`)"
+                f"{first_password}  (sign in at /login: you will be asked to choose your own password)"
             )
             print(msg, flush=True)
         yield

@@ -70,6 +70,10 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+#: Where a user who must change the one-time password may go.
+PASSWORD_CHANGE_PATHS = ("/account/password", "/logout", "/login")
+
+
 def current_user_optional(request: Request, session: SessionDep, settings: SettingsDep) -> User | None:
     """The signed-in user of a live server-side session (the cookie names it; logout, the idle timeout and the
     maximum age end it in the database, so a copied cookie does not outlive it)."""
@@ -84,6 +88,11 @@ def current_user_optional(request: Request, session: SessionDep, settings: Setti
     )
     if user is None:
         request.session.clear()
+    elif user.must_change_password and request.url.path not in PASSWORD_CHANGE_PATHS:
+        # The first-start one-time password opens only the page that replaces it.
+        if request.url.path.startswith(("/v1/", "/h/", "/m/", "/c/")):
+            raise HTTPException(403, "change the one-time password first: sign in to the console")
+        raise HTTPException(303, headers={"Location": "/account/password"})
     return user
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from deepshield.accounts.service import authenticate_user, end_web_session, start_web_session
+from deepshield.accounts.service import authenticate_user, end_web_session, set_password, start_web_session
 from deepshield.api.deps import OptionalUser, SessionDep, SettingsDep, check_csrf, csrf_token
 from deepshield.api.routes.scans import scan_service
 from deepshield.api.uploads import save_upload
@@ -96,6 +96,53 @@ def logout(request: Request, session: SessionDep, csrf: Annotated[str, Form()] =
         end_web_session(session, sid)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
+
+
+MIN_PASSWORD = 12
+
+
+def _password_page(request: Request, user: Any, error: str | None = None, status: int = 200) -> Response:
+    ctx = {
+        "user": user,
+        "csrf": csrf_token(request),
+        "must_change": user.must_change_password,
+        "min_length": MIN_PASSWORD,
+        "error": error,
+    }
+    return templates.TemplateResponse(request, "password.html", ctx, status_code=status)
+
+
+@router.get("/account/password", response_class=HTMLResponse)
+def password_page(request: Request, user: OptionalUser) -> Response:
+    if user is None:
+        return _login_redirect(request)
+    return _password_page(request, user)
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+def password_change(
+    request: Request,
+    session: SessionDep,
+    user: OptionalUser,
+    current: Annotated[str, Form(max_length=1024)] = "",
+    new: Annotated[str, Form(max_length=1024)] = "",
+    repeat: Annotated[str, Form(max_length=1024)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Replace the password (the first-start one-time password must be, before anything else opens). Every
+    other session of the user ends; this browser gets a new one."""
+    check_csrf(request, csrf)
+    if user is None:
+        return _login_redirect(request)
+    if authenticate_user(session, user.username, current) is None:
+        return _password_page(request, user, "The current password is wrong.", 422)
+    if len(new) < MIN_PASSWORD or new != repeat or new == current:
+        why = f"Choose a new password of at least {MIN_PASSWORD} characters, typed the same twice."
+        return _password_page(request, user, why, 422)
+    set_password(session, user.username, new)
+    request.session.clear()
+    request.session["sid"] = start_web_session(session, user)
+    return RedirectResponse("/", status_code=303)
 
 
 @router.get("/", response_class=HTMLResponse)
