@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -10,6 +12,32 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Frames sampled evenly from a video by a scan, unless `DEEPSHIELD_SCAN_FRAMES` or `deepshield scan --frames` says.
 DEFAULT_SCAN_FRAMES = 32
+
+
+log = logging.getLogger("deepshield")
+
+
+def make_private_dir(path: Path) -> None:
+    """Create `path` for its owner only (0700, whatever the umask): the data directory holds reporters' names,
+    emails and explanations and the reported media. An existing folder keeps the mode its operator gave it
+    (it may be /tmp or a home directory); a loose one is named in a warning."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(mode=0o700)
+            os.chmod(path, 0o700)
+        except FileExistsError:
+            pass
+    elif path.stat().st_mode & 0o077:
+        log.warning("%s is readable by other users (mode %o): chmod 700 it", path, path.stat().st_mode & 0o777)
+
+
+def make_private_file(path: Path) -> None:
+    """Create `path` (or tighten the file of ours that is there) to 0600: owner read and write only."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
 
 
 class Settings(BaseSettings):
@@ -36,6 +64,9 @@ class Settings(BaseSettings):
         "(POST /v1/uploads) and case evidence, and `deepshield scan` unless --frames is given.",
     )
     session_secret: str | None = None
+    #: A console session ends after this long without a request, and this long after sign-in however active.
+    session_idle_minutes: float = 30
+    session_max_hours: float = 8
 
     @property
     def db_url(self) -> str:
@@ -68,7 +99,8 @@ class Settings(BaseSettings):
         return self.home / "reports"
 
     def ensure_dirs(self) -> None:
-        for d in (self.home, self.uploads_dir, self.reports_dir):
+        make_private_dir(self.home)
+        for d in (self.uploads_dir, self.reports_dir):
             d.mkdir(parents=True, exist_ok=True)
 
 

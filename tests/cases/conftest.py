@@ -105,11 +105,11 @@ def api(settings: Settings) -> Iterator[tuple[TestClient, CasesContext, Callable
     from deepshield.accounts.service import create_api_key
     from deepshield.api.app import create_app
     from deepshield.cases.adapters import BankScreener
-    from deepshield.cases.ratelimit import FORM, PIN
+    from deepshield.cases.ratelimit import FORM, LOGIN_ACCOUNT, LOGIN_CLIENT, PIN
     from deepshield.store.db import session_scope
 
-    FORM._hits.clear()
-    PIN._hits.clear()
+    for limiter in (FORM, PIN, LOGIN_ACCOUNT, LOGIN_CLIENT):
+        limiter._hits.clear()
     bank = MemoryHashBank()
     ctx = CasesContext.build(settings, bank=bank, screeners=[], start_worker=False)
     ctx.screeners = [BankScreener(bank, ctx.policy.screening)]

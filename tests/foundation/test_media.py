@@ -142,3 +142,32 @@ def test_hostile_corpus_gets_typed_one_line_errors(tmp_path: Path) -> None:
         assert isinstance(ei.value, EXPECTED[name]), f"{name}: {type(ei.value).__name__}: {ei.value}"
         msg = str(ei.value)
         assert msg and "\n" not in msg and len(msg) < 300, f"{name}: {msg!r}"
+
+
+@pytest.mark.parametrize("keep", [0.999, 0.5])
+def test_truncated_jpeg_decodes_what_a_browser_shows(tmp_path: Path, keep: float) -> None:
+    """A JPEG cut in its image data decodes as far as the data goes (the rest grey), marked truncated; the
+    process-wide Pillow flag stays off, so no other reader is loosened."""
+    from PIL import Image, ImageFile
+
+    rng = np.random.default_rng(0)
+    img = Image.fromarray((rng.random((480, 640, 3)) * 255).astype("uint8"))
+    full = tmp_path / "full.jpg"
+    img.save(full, "JPEG", quality=90)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: int(len(data) * keep)] if keep < 0.999 else data[:-2])
+    whole = open_media(full)
+    ref = whole.frames().__next__().rgb
+    assert "truncated" not in whole.info.extra
+    m = open_media(cut)
+    rgb = next(m.frames()).rgb
+    assert m.info.extra["truncated"] is True
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    assert rgb.shape == ref.shape
+    top = slice(0, 64)  # the first rows are in both files
+    assert np.abs(rgb[top].astype(int) - ref[top].astype(int)).mean() < 1.0
+    if keep == 0.5:
+        assert np.abs(rgb[-16:].astype(int) - 128).mean() < 4  # never sent: grey, as libjpeg fills it
+    with pytest.raises(OSError, match="truncated"):  # strict Pillow elsewhere still refuses the same file
+        Image.open(cut).load()

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from deepshield.accounts.models import ApiKey, User
+from deepshield.accounts.models import ApiKey, User, WebSession
 from deepshield.errors import DeepshieldError
 from deepshield.store.timeutil import utcnow
 
@@ -127,7 +128,7 @@ def ensure_first_admin(session: Session) -> str | None:
     if session.scalar(select(User).limit(1)) is not None:
         return None
     password = secrets.token_urlsafe(12)
-    create_user(session, "admin", password, "admin")
+    create_user(session, "admin", password, "admin").must_change_password = True
     return password
 
 
@@ -136,3 +137,62 @@ def set_password(session: Session, username: str, password: str) -> None:
     if user is None:
         raise DeepshieldError(f"no user {username!r}")
     user.password_hash = hash_password(password)
+    user.must_change_password = False
+    revoke_user_sessions(session, user.id)  # a new password signs every browser out
+
+
+# ------------------------------------------------------------------------------------------- web sessions
+
+#: `last_seen_at` is written at most this often (not on every request), so the idle timeout is this coarse.
+SEEN_GRANULARITY = dt.timedelta(seconds=60)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _aware(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)  # SQLite hands back naive UTC
+
+
+def start_web_session(session: Session, user: User) -> str:
+    """A new signed-in session for `user`; returns the token for the cookie (only its hash is stored)."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    session.add(WebSession(token_hash=_token_hash(token), user_id=user.id, created_at=now, last_seen_at=now))
+    session.flush()
+    return token
+
+
+def web_session_user(
+    session: Session, token: str, idle: dt.timedelta, maximum: dt.timedelta, now: dt.datetime | None = None
+) -> User | None:
+    """The user of a live session: not revoked, seen within `idle`, started within `maximum`, user enabled.
+    An expired session is revoked on the way, so it cannot come back."""
+    now = now or utcnow()
+    ws = session.get(WebSession, _token_hash(token))
+    if ws is None or ws.revoked_at is not None:
+        return None
+    if now - _aware(ws.last_seen_at) > idle or now - _aware(ws.created_at) > maximum:
+        ws.revoked_at = now
+        return None
+    user = session.get(User, ws.user_id)
+    if user is None or user.disabled:
+        return None
+    if now - _aware(ws.last_seen_at) > SEEN_GRANULARITY:
+        ws.last_seen_at = now
+    return user
+
+
+def end_web_session(session: Session, token: str) -> None:
+    ws = session.get(WebSession, _token_hash(token))
+    if ws is not None and ws.revoked_at is None:
+        ws.revoked_at = utcnow()
+
+
+def revoke_user_sessions(session: Session, user_id: int) -> None:
+    session.execute(
+        update(WebSession)
+        .where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )

@@ -16,10 +16,11 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.middleware.sessions import SessionMiddleware
 
+from deepshield.api.headers import SecurityHeaders
 from deepshield.api.limits import BodySizeLimit
 from deepshield.api.services import Services
 from deepshield.cases.context import CasesContext
-from deepshield.config import Settings, get_settings
+from deepshield.config import Settings, get_settings, make_private_dir, make_private_file
 from deepshield.errors import DeepshieldError
 from deepshield.store.db import session_scope, upgrade_schema
 
@@ -43,9 +44,9 @@ def _session_secret(settings: Settings) -> str:
         return settings.session_secret
     path = settings.home / "session.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
+        make_private_file(path)  # 0600 before the secret is written, not after
         path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
     return path.read_text().strip()
 
 
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None, *, cases: CasesContext | None =
         if first_password:
             msg = (
                 "first start: created user 'admin' with one-time password "
-                f"{first_password}  (sign in at /login and change it with `deepshield user passwd admin`)"
+                f"{first_password}  (sign in at /login: you will be asked to choose your own password)"
             )
             print(msg, flush=True)
         try:
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, *, cases: CasesContext | None =
     app.state.settings = settings
     app.state.first_admin_password = first_password
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(
         SessionMiddleware, secret_key=_session_secret(settings), same_site="lax", https_only=False, max_age=8 * 3600
     )

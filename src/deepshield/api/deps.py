@@ -1,8 +1,9 @@
 """Dependencies shared by every route: database session, the app's services, API-key scopes, web login and
-CSRF."""
+CSRF. (The bounds on numbers from clients are `deepshield.store.bounds`.)"""
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from collections.abc import Callable, Iterator
 from typing import Annotated
@@ -12,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from deepshield.accounts.models import User
-from deepshield.accounts.service import Principal, authenticate_key, user_principal
+from deepshield.accounts.service import Principal, authenticate_key, user_principal, web_session_user
 from deepshield.api.services import Services
 from deepshield.cases.context import CasesContext
 from deepshield.config import Settings
@@ -65,14 +66,29 @@ CasesDep = Annotated[CasesContext, Depends(get_cases)]
 LivenessDep = Annotated[LivenessService, Depends(get_liveness)]
 
 
-def current_user_optional(request: Request, session: SessionDep) -> User | None:
-    uid = request.session.get("uid") if "session" in request.scope else None
-    if uid is None:
+#: Where a user who must change the one-time password may go.
+PASSWORD_CHANGE_PATHS = ("/account/password", "/logout", "/login")
+
+
+def current_user_optional(request: Request, session: SessionDep, settings: SettingsDep) -> User | None:
+    """The signed-in user of a live server-side session (the cookie names it; logout, the idle timeout and the
+    maximum age end it in the database, so a copied cookie does not outlive it)."""
+    sid = request.session.get("sid") if "session" in request.scope else None
+    if not isinstance(sid, str):
         return None
-    user = session.get(User, int(uid))
-    if user is None or user.disabled:
+    user = web_session_user(
+        session,
+        sid,
+        idle=dt.timedelta(minutes=settings.session_idle_minutes),
+        maximum=dt.timedelta(hours=settings.session_max_hours),
+    )
+    if user is None:
         request.session.clear()
-        return None
+    elif user.must_change_password and request.url.path not in PASSWORD_CHANGE_PATHS:
+        # The first-start one-time password opens only the page that replaces it.
+        if request.url.path.startswith(("/v1/", "/h/", "/m/", "/c/")):
+            raise HTTPException(403, "change the one-time password first: sign in to the console")
+        raise HTTPException(303, headers={"Location": "/account/password"})
     return user
 
 

@@ -13,4 +13,6 @@ from deepshield.media import Media, MediaLimits, open_upload
 
 async def save_upload(file: UploadFile, settings: Settings) -> tuple[Path, Media]:
     limits = MediaLimits(max_bytes=settings.max_upload_bytes)
-    return await run_in_threadpool(open_upload, file.file, settings.uploads_dir, limits)
+    return await run_in_threadpool(
+        open_upload, file.file, settings.uploads_dir, limits, name=file.filename or "the upload"
+    )

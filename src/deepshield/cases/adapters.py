@@ -6,16 +6,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from deepshield.cases.policy import ScreeningPolicy
-from deepshield.cases.ports import BankMatch, Finding, HashBank, Screener
+from deepshield.cases.ports import BankMatch, Finding, HashBank, Screener, ScreenerError
 from deepshield.config import Settings
 from deepshield.detect.service import ScanService
+from deepshield.errors import DeepshieldError
 from deepshield.labels.service import verify_file
 from deepshield.matching import service as match
+from deepshield.media import open_media
 from deepshield.store.db import session_scope
 
 log = logging.getLogger("deepshield.cases")
@@ -77,19 +79,38 @@ class MatchingHashBank:
         return out
 
 
-def file_hashes(path: Path) -> dict[str, str]:
-    """Exact hashes always; Match's perceptual ones (PDQ for photos, vPDQ for videos) when it can compute them."""
+@dataclass
+class FileHashes:
+    """The hashes of a file, and why they may not cover it: no perceptual hash could be made, or only the
+    part of a truncated file that decodes was hashed. Screening treats a `problem` as a failed check."""
+
+    hashes: dict[str, str]
+    problem: str | None = None
+
+
+def file_hashes(path: Path) -> FileHashes:
+    """Exact hashes always; Match's perceptual ones (PDQ for photos, vPDQ for videos) of what decodes (a
+    truncated JPEG is hashed as a browser shows it)."""
     sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             sha.update(chunk)
             md5.update(chunk)
-    out = {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
+    out = FileHashes({"sha256": sha.hexdigest(), "md5": md5.hexdigest()})
     try:
-        for name, h in match.hash_file(path).items():
-            out.setdefault(name, str(h.value))
-    except Exception as e:  # noqa: BLE001 - perceptual hashes are extra evidence, never a reason to fail
-        log.info("perceptual hashing failed for %s: %s", path.name, e)
+        media = open_media(path, sha256=out.hashes["sha256"])
+        try:
+            for name, h in match.hash_media(media).items():
+                out.hashes.setdefault(name, str(h.value))
+            if media.info.extra.get("truncated"):
+                out.problem = "the file is truncated: only the part that decodes (what a browser shows) was checked"
+        finally:
+            media.close()
+    except DeepshieldError as e:
+        out.problem = f"no perceptual hash could be made: {e.message}"
+    except Exception as e:  # noqa: BLE001 - an unexpected failure is a failed check, never a pass
+        log.exception("perceptual hashing failed for %s", path.name)
+        out.problem = f"no perceptual hash could be made ({type(e).__name__})"
     return out
 
 
@@ -153,8 +174,10 @@ class LabelScreener:
     def screen(self, path: Path, hashes: dict[str, str]) -> Finding | None:
         try:
             rep = verify_file(path, home=self.home)
-        except Exception as e:  # noqa: BLE001 - a label check must never fail the upload
-            return Finding(self.name, "allow", f"label check failed: {e}")
+        except DeepshieldError:
+            raise
+        except Exception as e:  # the screening flow turns this into its on-error decision (fail closed)
+            raise ScreenerError(f"label check failed: {e}") from e
         decision = rep.decision
         if not decision:
             return None
@@ -182,11 +205,9 @@ class DetectorScreener:
     def screen(self, path: Path, hashes: dict[str, str]) -> Finding | None:
         result = self.scans.scan(path, path.name, hashes.get("sha256"), "screening", report=False)
         if result.error is not None:
-            return Finding(
-                self.name,
-                "allow",
-                f"not scanned: {result.error.message}",
-                {"error": asdict(result.error), "scan_id": result.scan_id},
+            # A scan that did not happen is a failed check: the screening flow gives it `on_error`, never allow.
+            raise ScreenerError(
+                f"not scanned: {result.error.message}", {"scan_id": result.scan_id, "scan_error": result.error.code}
             )
         score = result.video_score
         summary = {

@@ -6,7 +6,8 @@ Read from `$DEEPSHIELD_HOME/cases.json` (or the file named by DEEPSHIELD_CASES_C
      "deadlines": [{"category": "ncii", "jurisdiction": "*", "hours": 48},
                    {"category": "political_deepfake", "jurisdiction": "EU", "hours": 24}],
      "webhook": {"url": "https://platform.example/hooks/deepshield", "secret": "...", "max_attempts": 8},
-     "screening": {"detector_review_threshold": 0.5, "pdq_block_distance": 31, "pdq_review_distance": 48}}
+     "screening": {"detector_review_threshold": 0.5, "pdq_block_distance": 31, "pdq_review_distance": 48,
+                   "on_error": "review"}}
 """
 
 from __future__ import annotations
@@ -42,11 +43,22 @@ class WebhookConfig:
     timeout_s: float = 10.0
 
 
+#: What screening decides when a file cannot be hashed or checked: fail closed, one way or the other.
+ON_ERROR_DECISIONS = ("review", "block")
+
+
 @dataclass
 class ScreeningPolicy:
     detector_review_threshold: float = 0.5
     pdq_block_distance: int = 31
     pdq_review_distance: int = 48
+    #: A check that could not be made (a screener error, no perceptual hash, a truncated file of which only a
+    #: part was checked) is `review` by default or `block`; never `allow`.
+    on_error: str = "review"
+
+    def __post_init__(self) -> None:
+        if self.on_error not in ON_ERROR_DECISIONS:
+            raise PolicyError(f"screening.on_error must be one of {', '.join(ON_ERROR_DECISIONS)}")
 
 
 @dataclass

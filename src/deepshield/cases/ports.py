@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from deepshield.errors import DeepshieldError
+
 #: Upload policy outcomes, strongest first.
 DECISIONS = ("block", "review", "label", "allow")
 
@@ -44,6 +46,18 @@ class Finding:
     decision: str  # one of DECISIONS
     reason: str
     data: dict[str, Any] = field(default_factory=dict)
+
+
+class ScreenerError(DeepshieldError):
+    """A screener could not check the file. Screening turns it into the policy's `on_error` decision (review
+    by default, or block): a check that did not happen is never a pass."""
+
+    code = "screening_failed"
+
+    def __init__(self, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        #: What the screener learnt before it failed (the detector's scan id), kept with the finding.
+        self.data = data or {}
 
 
 @runtime_checkable

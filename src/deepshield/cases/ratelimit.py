@@ -32,6 +32,17 @@ class RateLimiter:
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
+    def check(self, key: str, now: float | None = None) -> None:
+        """Raise `RateLimited` if `key` is at its limit, without counting this call (see `hit`)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            q = self._hits.get(key)
+            if q:
+                while q and q[0] <= now - self.per_s:
+                    q.popleft()
+                if len(q) >= self.limit:
+                    raise RateLimited(f"too many attempts: try again in {int(q[0] + self.per_s - now) + 1} s")
+
     def hit(self, key: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         with self._lock:
@@ -50,3 +61,6 @@ class RateLimiter:
 #: public report form: 10 per 10 minutes per client; PIN sign-in: 10 per 10 minutes per client
 FORM = RateLimiter(*_env_limit("DEEPSHIELD_FORM_RATE", (10, 600)))
 PIN = RateLimiter(*_env_limit("DEEPSHIELD_PIN_RATE", (10, 600)))
+#: console sign-in, failed attempts only: 10 per 15 minutes per account, 20 per 10 minutes per client
+LOGIN_ACCOUNT = RateLimiter(*_env_limit("DEEPSHIELD_LOGIN_ACCOUNT_RATE", (10, 900)))
+LOGIN_CLIENT = RateLimiter(*_env_limit("DEEPSHIELD_LOGIN_CLIENT_RATE", (20, 600)))

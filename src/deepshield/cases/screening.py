@@ -1,9 +1,11 @@
 """What the screeners say about a file: as evidence on a case (`attach_media`), or as the decision on an
-upload before it goes live (`screen_upload`, which opens a case when a person must decide)."""
+upload before it goes live (`screen_upload`, which opens a case when a person must decide). Screening fails
+closed: a check that could not be made is the policy's `screening.on_error` (review or block), never allow."""
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -11,23 +13,41 @@ from pathlib import Path
 from typing import Any
 
 from deepshield.cases import audit, service
-from deepshield.cases.adapters import file_hashes
+from deepshield.cases.adapters import FileHashes, file_hashes
 from deepshield.cases.context import CasesContext
 from deepshield.cases.models import CaseEvidence, CaseMedia, UploadScreening
-from deepshield.cases.ports import Finding, strongest
+from deepshield.cases.ports import Finding, ScreenerError, strongest
 from deepshield.errors import DeepshieldError
 from deepshield.store.db import session_scope
 
+log = logging.getLogger("deepshield.cases")
 
-def _run_screeners(ctx: CasesContext, path: Path, hashes: dict[str, str]) -> list[Finding]:
-    """Every screener's finding; one that cannot read the file says so and allows, so a single failing check
-    never fails an upload or an attachment."""
+
+def _public(message: str, path: Path, filename: str) -> str:
+    """A message about the stored file, naming the user's file instead of the server's path or temp name."""
+    return message.replace(str(path), filename).replace(path.name, filename)
+
+
+def _run_screeners(ctx: CasesContext, path: Path, hashed: FileHashes, filename: str) -> list[Finding]:
+    """Every screener's finding. Fails closed: a file that could not be hashed or checked, or a screener
+    that failed, gives the policy's `on_error` decision (review, or block) with the reason, never `allow`;
+    a single failing check still never fails the upload or the attachment itself."""
+    on_error = ctx.policy.screening.on_error
     out = []
+    if hashed.problem:
+        out.append(Finding("hashing", on_error, _public(hashed.problem, path, filename), {"error": True}))
     for sc in ctx.screeners:
         try:
-            f = sc.screen(path, hashes)
+            f = sc.screen(path, hashed.hashes)
         except DeepshieldError as e:
-            f = Finding(sc.name, "allow", f"{sc.name} could not check this file: {e.message}")
+            why = _public(e.message, path, filename)
+            data = {"error": True, **(e.data if isinstance(e, ScreenerError) else {})}
+            f = Finding(sc.name, on_error, f"{sc.name} could not check this file: {why}", data)
+        except Exception:  # noqa: BLE001 - a crashed check is a failed check, never a pass
+            log.exception("screener %s failed on %s", sc.name, path.name)
+            f = Finding(
+                sc.name, on_error, f"{sc.name} could not check this file (internal error, logged)", {"error": True}
+            )
         if f is not None:
             out.append(f)
     return out
@@ -48,9 +68,10 @@ def attach_media(
         service.get_case(s, case_id)
     dest = service.media_dir(ctx.settings, case_id) / f"{secrets.token_hex(8)}{src.suffix.lower()}"
     shutil.move(str(src), dest)
-    hashes = file_hashes(dest)
+    hashed = file_hashes(dest)
+    hashes = hashed.hashes
     if findings is None:
-        findings = _run_screeners(ctx, dest, hashes)
+        findings = _run_screeners(ctx, dest, hashed, filename)
     with session_scope(ctx.settings) as s:
         m = CaseMedia(
             case_id=case_id,
@@ -105,9 +126,11 @@ def screen_upload(
     kind: str = "image",
 ) -> ScreeningResult:
     """Policy: a bank match blocks, a near match or a likely manipulated face queues for review, an AI label
-    labels, anything else is allowed; every finding is stored as the reason."""
-    hashes = file_hashes(path)
-    findings = _run_screeners(ctx, path, hashes)
+    labels, a file that could not be fully checked gets `on_error` (review), anything else is allowed; every
+    finding is stored as the reason."""
+    hashed = file_hashes(path)
+    hashes = hashed.hashes
+    findings = _run_screeners(ctx, path, hashed, filename)
     decision = strongest(findings)
     reasons_ = [{"screener": f.screener, "decision": f.decision, "reason": f.reason, "data": f.data} for f in findings]
     if not reasons_:

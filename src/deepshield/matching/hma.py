@@ -4,7 +4,8 @@ answers look, over the matching services. The HTTP routes (`api/routes/matching.
 Paths, parameters and JSON shapes follow HMA so its clients work unchanged. Where HMA returns little (a
 content id and a distance), each match object here also carries the bank entry's metadata, the variant,
 video fractions and time ranges, and whether a person should confirm it; extra keys do not break HMA clients.
-Request bodies are untrusted JSON: a field of the wrong type is a 400 naming it.
+Request bodies are untrusted JSON: a field of the wrong type is a 400 naming it, and a number out of what its
+column holds (`store.bounds`) a 422 naming it, never a 500 from the database driver.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from deepshield.matching.signals import ContentType, get_signal
 from deepshield.matching.storage import StoreLike, as_store
 from deepshield.matching.types import BankInfo, EntryInfo, EntryMeta, Match
 from deepshield.media import Media
+from deepshield.store.bounds import DB_BIGINT_MAX, body_float, body_int
 
 #: HMA's name for a signal type that is one of ours under another name, as `/m/index/status` lists it.
 HMA_SIGNAL_NAMES = {"video_md5": "md5"}
@@ -43,34 +45,20 @@ def _opt_str(body: Mapping[str, JsonValue], key: str) -> str | None:
 
 
 def _opt_int(body: Mapping[str, JsonValue], key: str) -> int | None:
+    """A non-negative integer a database column holds, or absent."""
     v = body.get(key)
-    if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-        raise BadRequest(f"{key} must be an integer")
-    return v
+    return None if v is None else body_int(v, key)
 
 
-def _opt_float(body: Mapping[str, JsonValue], key: str) -> float | None:
+def _opt_ratio(body: Mapping[str, JsonValue], key: str) -> float | None:
+    """A fraction in [0, 1], or absent."""
     v = body.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise BadRequest(f"{key} must be a number")
-    return float(v)
+    return None if v is None else body_float(v, key, 0.0, 1.0)
 
 
 def _opt_bool(body: Mapping[str, JsonValue], key: str) -> bool | None:
     v = body.get(key)
     return None if v is None else bool(v)
-
-
-def _int(v: JsonValue, message: str) -> int:
-    """int() of a JSON value (a number, or a string of one), as HMA's Flask handlers take it."""
-    try:
-        if isinstance(v, str | int | float):
-            return int(v)
-    except ValueError:
-        pass
-    raise BadRequest(message)
 
 
 def _strings(d: Mapping[str, str]) -> JsonObject:
@@ -241,7 +229,7 @@ def create_bank(session: StoreLike, body: Mapping[str, JsonValue]) -> BankInfo:
         threshold=_opt_int(body, "threshold"),
         negative=bool(body.get("is_negative", False)),
         enabled=bool(body.get("enabled", True)),
-        enabled_ratio=_opt_float(body, "enabled_ratio"),
+        enabled_ratio=_opt_ratio(body, "enabled_ratio"),
     )
 
 
@@ -252,7 +240,7 @@ def update_bank(session: StoreLike, name: str, body: Mapping[str, JsonValue]) ->
         name,
         new_name=_opt_str(body, "name"),
         enabled=_opt_bool(body, "enabled"),
-        enabled_ratio=_opt_float(body, "enabled_ratio"),
+        enabled_ratio=_opt_ratio(body, "enabled_ratio"),
         threshold=_opt_int(body, "threshold"),
         negative=_opt_bool(body, "is_negative"),
         description=_opt_str(body, "description"),
@@ -285,7 +273,8 @@ def update_content(session: StoreLike, bank: str, content_id: int, body: Mapping
     """`PUT /c/bank/<name>/content/<id>` {"disable_until_ts"?} -> the entry as `content_json` shows it."""
     bank_svc.get_entry(session, content_id, bank)
     if "disable_until_ts" in body:
-        ts = _int(body["disable_until_ts"], "disable_until_ts must be a non-negative integer")
+        # a Unix time (HMA clients send ones after 2038: a 64-bit column, matching_0002)
+        ts = body_int(body["disable_until_ts"], "disable_until_ts", 0, DB_BIGINT_MAX)
         bank_svc.set_entry_disabled_until(session, content_id, ts)
     return content_json(bank_svc.get_entry(session, content_id, bank), False)
 
@@ -323,7 +312,7 @@ def add_device_hashes(session: StoreLike, body: Mapping[str, JsonValue], added_b
         raise BadRequest("bank is required")
     if not isinstance(hashes, list) or not hashes:
         raise BadRequest("hashes must be a non-empty list")
-    case_id = body.get("case_id")
+    case_id = _opt_str(body, "case_id")
     ids: list[JsonValue] = []
     for h in hashes:
         if not isinstance(h, dict) or "pdq" not in h:
@@ -331,11 +320,11 @@ def add_device_hashes(session: StoreLike, body: Mapping[str, JsonValue], added_b
         q = h.get("quality")
         meta = EntryMeta(
             source="device",
-            case_id=str(case_id) if case_id else None,
+            case_id=case_id or None,
             added_by=added_by,
             content_type=ContentType.PHOTO.value,
         )
-        quality = _int(q, "quality must be an integer") if q is not None else None
+        quality = body_int(q, "quality", 0, 100) if q is not None else None  # PDQ quality is 0..100
         e = bank_svc.add_signals(session, bank, {"pdq": str(h["pdq"])}, meta, {"pdq": quality})
         ids.append(e.id)
     return {"added": len(ids), "ids": ids}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from deepshield.store.db import Base
@@ -41,7 +41,7 @@ class MatchEntry(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     original_media_uri: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     #: HMA `disable_until_ts`: matching of this entry is off until then (0 = enabled).
-    disable_until_ts: Mapped[int] = mapped_column(Integer, default=0)
+    disable_until_ts: Mapped[int] = mapped_column(BigInteger, default=0)  # a Unix time; 64-bit (matching_0002)
     extra_json: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 

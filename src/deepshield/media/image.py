@@ -1,9 +1,17 @@
-"""Still and animated images through Pillow, with EXIF orientation applied and bomb checks before decode."""
+"""Still and animated images through Pillow, with EXIF orientation applied and bomb checks before decode.
+
+A JPEG cut short (its end-of-image marker or more missing) is decoded as far as its data goes, the rest grey,
+which is what a browser shows: a truncated copy of a banked photo must be hashed and matched, not refused as
+corrupt while a browser displays it. This is done per file (`_JpegFile` supplies the missing marker, as
+Pillow's process-wide `LOAD_TRUNCATED_IMAGES` would) and the file is marked `extra["truncated"]`.
+"""
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -15,6 +23,23 @@ from deepshield.media.types import AudioTrack, Frame, FrameSampling, MediaInfo
 # Pillow's own bomb guard raises at 2x this; we check explicitly with our limit and a clear message instead.
 Image.MAX_IMAGE_PIXELS = None
 
+EOI = b"\xff\xd9"
+
+
+class _JpegFile(io.FileIO):
+    """A JPEG file that ends with an end-of-image marker even when it was cut short: at the first read past
+    the end it returns EOI once (and records `padded`), so libjpeg finishes the image with what it has.
+    Confined to the files `ImageMedia` opens; Pillow's global flag stays off for every other reader."""
+
+    padded = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        if not data and size != 0 and not self.padded:
+            self.padded = True
+            return EOI
+        return data or b""
+
 
 class ImageMedia:
     def __init__(self, info: MediaInfo, limits: MediaLimits) -> None:
@@ -23,16 +48,46 @@ class ImageMedia:
         self._rgb: np.ndarray | None = None
         self._probe()
 
-    def _open(self) -> Image.Image:
+    @contextmanager
+    def _opened(self) -> Iterator[Image.Image]:
+        """The image opened lazily (header read, pixels not yet decoded); a JPEG through `_JpegFile`. On exit
+        the file is closed and, if its end had to be supplied, the media is marked truncated."""
+        fp = _JpegFile(self.info.path, "rb") if self.info.format == "jpeg" else None
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                return Image.open(self.info.path)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise CorruptMedia(f"cannot read {self.info.format} image: {e}") from e
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    im = Image.open(fp or self.info.path)
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+                raise CorruptMedia(f"cannot read {self.info.format} image: {e}") from e
+            try:
+                yield im
+            finally:
+                im.close()
+        finally:
+            if fp is not None:
+                if fp.padded:
+                    self.info.extra["truncated"] = True
+                fp.close()
+
+    def draft_rgb(self, scale: int) -> np.ndarray:
+        """RGB at 1/`scale` (libjpeg's DCT scaling for JPEG; other formats decode whole), orientation
+        corrected, through the same truncation-tolerant open as `rgb`. Not cached."""
+        with self._opened() as im:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    im.draft("RGB", (im.size[0] // scale, im.size[1] // scale))
+                    out = ImageOps.exif_transpose(im.convert("RGB"))
+                return np.asarray(out, dtype=np.uint8)
+            except (OSError, SyntaxError, ValueError, EOFError) as e:
+                raise CorruptMedia(f"cannot decode {self.info.format} image: {e}") from e
 
     def _probe(self) -> None:
-        im = self._open()
+        with self._opened() as im:
+            self._read_header(im)
+
+    def _read_header(self, im: Image.Image) -> None:
         try:
             w, h = im.size
             if w <= 0 or h <= 0:
@@ -55,28 +110,27 @@ class ImageMedia:
                 self.info.extra["exif_orientation"] = int(orientation)
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             raise CorruptMedia(f"cannot read {self.info.format} image header: {e}") from e
-        finally:
-            im.close()
 
     def rgb(self) -> np.ndarray:
         """The first frame as an RGB array, orientation corrected; decoded once."""
         if self._rgb is None:
-            im = self._open()
-            try:
-                im.load()
-                im = ImageOps.exif_transpose(im) or im
-                if im.mode not in ("RGB",):
-                    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                        im = im.convert("RGBA")
-                        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                        im = Image.alpha_composite(bg, im)
-                    im = im.convert("RGB")
-                self._rgb = np.asarray(im, dtype=np.uint8).copy()
-            except (OSError, SyntaxError, ValueError, EOFError) as e:
-                raise CorruptMedia(f"cannot decode {self.info.format} image: {e}") from e
-            finally:
-                im.close()
+            with self._opened() as opened:
+                self._rgb = self._decode(opened)
         return self._rgb
+
+    def _decode(self, im: Image.Image) -> np.ndarray:
+        try:
+            im.load()
+            im = ImageOps.exif_transpose(im) or im
+            if im.mode not in ("RGB",):
+                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                    im = im.convert("RGBA")
+                    bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                    im = Image.alpha_composite(bg, im)
+                im = im.convert("RGB")
+            return np.asarray(im, dtype=np.uint8).copy()
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise CorruptMedia(f"cannot decode {self.info.format} image: {e}") from e
 
     def frames(self, sampling: FrameSampling | None = None) -> Iterator[Frame]:
         yield Frame(index=0, time_s=0.0, rgb=self.rgb())

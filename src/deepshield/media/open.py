@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
+import secrets
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from deepshield.errors import CorruptMedia, MediaNotFound, MediaTooLarge, UnsupportedMediaType
+from deepshield.errors import (
+    CorruptMedia,
+    DeepshieldError,
+    MediaError,
+    MediaNotFound,
+    MediaTooLarge,
+    UnsupportedMediaType,
+)
 from deepshield.media.image import ImageMedia
 from deepshield.media.limits import MediaLimits
 from deepshield.media.sniff import sniff_bytes
@@ -65,9 +72,17 @@ def open_media(path: str | os.PathLike[str], limits: MediaLimits | None = None, 
 
 
 def open_upload(
-    stream: BinaryIO, dest_dir: Path, limits: MediaLimits | None = None, chunk: int = 1 << 20
+    stream: BinaryIO,
+    dest_dir: Path,
+    limits: MediaLimits | None = None,
+    chunk: int = 1 << 20,
+    name: str | None = None,
 ) -> tuple[Path, Media]:
-    """Stream an upload to disk under `dest_dir` (never held whole in memory), stopping at the size limit."""
+    """Stream an upload to disk under `dest_dir` (never held whole in memory), stopping at the size limit.
+
+    Each upload gets a file of its own (`<sha256>-<random>.<ext>`): two requests with the same bytes must not
+    share one, or the first to finish deletes it under the other (which was then screened as "no such file").
+    An error names the file as `name` (what the user sent), never the server's temporary path."""
     limits = limits or MediaLimits()
     dest_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix="upload-", suffix=".part")
@@ -85,13 +100,23 @@ def open_upload(
                 digest.update(block)
                 out.write(block)
         media = open_media(tmp, limits, sha256=digest.hexdigest())
-        final = dest_dir / f"{media.info.sha256}.{media.info.format}"
-        shutil.move(tmp, final)
+        final = dest_dir / f"{media.info.sha256}-{secrets.token_hex(6)}.{media.info.format}"
+        os.replace(tmp, final)
         media.info.path = str(final)
         return final, media
+    except MediaError as e:
+        Path(tmp).unlink(missing_ok=True)
+        rename_in_error(e, Path(tmp), name or "the upload")
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def rename_in_error(e: DeepshieldError, path: Path, name: str) -> None:
+    """Say `name` where the message says the server's path or file name (a temporary `upload-*.part`)."""
+    e.message = e.message.replace(str(path), name).replace(path.name, name)
+    e.args = (e.message,)
 
 
 def representative_frame(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> np.ndarray:

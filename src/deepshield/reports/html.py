@@ -17,6 +17,10 @@ from PIL import Image
 
 from deepshield.scan_result import FaceArtifact, FrameScore, ScanResult, TrackResult
 
+#: A report is self-contained (inline data only): nothing fetched, nothing run. Written into the report as a
+#: meta tag, so it holds for a report opened from disk too; the service adds frame-ancestors as a header.
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
 _env = Environment(loader=PackageLoader("deepshield.reports", "templates"), autoescape=select_autoescape(["html"]))
 
 
@@ -111,4 +115,6 @@ def render_report(result: ScanResult, artifacts: list[FaceArtifact]) -> str:
     if scores is not None and scores.frame_scores and media is not None and media.kind == "video":
         timeline = timeline_png(scores.frame_scores, threshold, media.duration_s)
     tpl = _env.get_template("report.html")
-    return tpl.render(r=result, faces=faces_view, timeline=timeline, tracks_over=_tracks_over(result), esc=html.escape)
+    return tpl.render(
+        csp=REPORT_CSP, r=result, faces=faces_view, timeline=timeline, tracks_over=_tracks_over(result), esc=html.escape
+    )

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from deepshield.config import Settings, get_settings
+from deepshield.config import Settings, get_settings, make_private_dir, make_private_file
 
 
 class Base(DeclarativeBase):
@@ -33,6 +33,21 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _private_sqlite(settings: Settings, url: str) -> None:
+    """The data directory 0700 and the database file 0600 before SQLite first opens it (SQLite gives its WAL
+    and shared-memory files the database file's mode); a database left 0644 by an earlier version is
+    tightened, and so are its WAL files."""
+    make_private_dir(settings.home)
+    name = url.removeprefix("sqlite:///").split("?", 1)[0]
+    if not url.startswith("sqlite:///") or not name or name.startswith((":memory:", "file:")):
+        return
+    db = Path(name)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    for p in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        if p == db or p.exists():
+            make_private_file(p)
+
+
 def get_engine(settings: Settings | None = None) -> Engine:
     settings = settings or get_settings()
     url = settings.db_url
@@ -40,7 +55,7 @@ def get_engine(settings: Settings | None = None) -> Engine:
         eng = _engines.get(url)
         if eng is None:
             if url.startswith("sqlite"):
-                settings.home.mkdir(parents=True, exist_ok=True)
+                _private_sqlite(settings, url)
                 eng = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
                 event.listen(eng, "connect", _sqlite_pragmas)
             else:

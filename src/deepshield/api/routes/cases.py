@@ -18,12 +18,11 @@ from deepshield.cases import audit, deadlines, flows, pins, reasons, screening, 
 from deepshield.cases.context import CasesContext
 from deepshield.cases.models import Appeal, CaseAction, CaseEvidence, CaseMedia
 from deepshield.cases.ratelimit import PIN
+from deepshield.store.bounds import DB_INT_MAX
 from deepshield.store.db import session_scope
 from deepshield.store.timeutil import as_utc
 
 router = APIRouter(tags=["cases"])
-#: Integers from clients are bounded to what every database column holds (SQLite raises on larger ones).
-DB_INT_MAX = 2**31 - 1
 CasesPrincipal = Annotated[Principal, Depends(require_scope("cases"))]
 ScanPrincipal = Annotated[Principal, Depends(require_scope("scan"))]
 AdminPrincipal = Annotated[Principal, Depends(require_scope("admin"))]

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from deepshield.accounts.models import User
 from deepshield.api.deps import CasesDep, OptionalUser, SessionDep, check_csrf, csrf_token
-from deepshield.api.routes.cases import DB_INT_MAX, client_key
+from deepshield.api.routes.cases import client_key
 from deepshield.cases import audit, deadlines, flows, pins, reasons, service, validity, webhooks
 from deepshield.cases.models import (
     Appeal,
@@ -31,6 +31,7 @@ from deepshield.cases.models import (
 )
 from deepshield.cases.ratelimit import PIN
 from deepshield.errors import DeepshieldError
+from deepshield.store.bounds import DB_INT_MAX
 from deepshield.store.db import session_scope
 
 router = APIRouter(include_in_schema=False)

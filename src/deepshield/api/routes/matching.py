@@ -17,34 +17,42 @@ from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from deepshield.accounts.service import Principal
 from deepshield.api.deps import SessionDep, SettingsDep, require_scope
-from deepshield.config import Settings
-from deepshield.errors import MediaTooLarge
+from deepshield.config import Settings, make_private_dir
+from deepshield.errors import DeepshieldError, MediaTooLarge
 from deepshield.matching import hma
 from deepshield.matching import service as svc
 from deepshield.matching.hma import BadRequest
 from deepshield.media import Media, MediaLimits, open_upload
+from deepshield.media.open import rename_in_error
+from deepshield.store.bounds import DB_INT_MAX
 
 router = APIRouter(tags=["matching"])
 MatchPrincipal = Annotated[Principal, Depends(require_scope("match"))]
 CuratePrincipal = Annotated[Principal, Depends(require_scope("curate"))]
+#: A bank entry's id in a path (bounded: a larger number was a 500 from the database driver).
+ContentId = Annotated[int, PathParam(ge=1, le=DB_INT_MAX)]
 
 # ---------------------------------------------------------------------------------------------- media in
 
 
 @contextmanager
-def _temp_media(settings: Settings, stream: BinaryIO) -> Iterator[Media]:
+def _temp_media(settings: Settings, stream: BinaryIO, name: str | None = None) -> Iterator[Media]:
     limits = MediaLimits(max_bytes=settings.max_upload_bytes)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.home)
     with tempfile.TemporaryDirectory(dir=settings.home, prefix="match-") as td:
-        _, media = open_upload(stream, Path(td), limits)
+        _, media = open_upload(stream, Path(td), limits, name=name)
         try:
             yield media
+        except DeepshieldError as e:  # a decode error names the user's file, not the temporary one
+            rename_in_error(e, Path(media.info.path), name or "the upload")
+            raise
         finally:
             media.close()
 
@@ -108,7 +116,7 @@ async def hash_upload(
     ct, upload = await _form_upload(request)
 
     def work() -> dict[str, str]:
-        with _temp_media(settings, upload.file) as media:
+        with _temp_media(settings, upload.file, upload.filename) as media:
             hma.check_content_type(media, ct)
             return hma.hash_answer(media, types)
 
@@ -176,7 +184,7 @@ async def lookup_post(
     seed = svc.BYPASS_COINFLIP if bypass_coinflip else seed
 
     def work() -> dict[str, Any]:
-        with _temp_media(settings, upload.file) as media:
+        with _temp_media(settings, upload.file, upload.filename) as media:
             hma.check_content_type(media, ct)
             return hma.lookup_media_answer(session, settings, media, hma.banks_param(banks), seed, types)
 
@@ -245,7 +253,7 @@ def bank_content_get(
     session: SessionDep,
     _p: CuratePrincipal,
     bank_name: str,
-    content_id: int,
+    content_id: ContentId,
     include_signals: Annotated[bool, Query()] = False,
 ) -> dict[str, Any]:
     return hma.content_json(svc.get_entry(session, content_id, bank_name), include_signals)
@@ -276,7 +284,7 @@ async def bank_content_add(
             field = form.get("metadata")
             meta_raw = meta_raw or (field if isinstance(field, str) else None)
         declared, upload = await _form_upload(request)
-        media_cm = _temp_media(settings, upload.file)
+        media_cm = _temp_media(settings, upload.file, upload.filename)
     meta = hma.entry_meta(meta_raw, principal.name)
 
     def work() -> dict[str, Any]:
@@ -293,7 +301,7 @@ def bank_content_update(
     session: SessionDep,
     _p: CuratePrincipal,
     bank_name: str,
-    content_id: int,
+    content_id: ContentId,
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     answer = hma.update_content(session, bank_name, content_id, body)
@@ -302,7 +310,9 @@ def bank_content_update(
 
 
 @router.delete("/c/bank/{bank_name}/content/{content_id}")
-def bank_content_delete(session: SessionDep, _p: CuratePrincipal, bank_name: str, content_id: int) -> dict[str, int]:
+def bank_content_delete(
+    session: SessionDep, _p: CuratePrincipal, bank_name: str, content_id: ContentId
+) -> dict[str, int]:
     n = svc.remove_entry(session, content_id, bank_name)
     session.commit()
     return {"deleted": n}

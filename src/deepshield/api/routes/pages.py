@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from deepshield.accounts.service import authenticate_user
+from deepshield.accounts.service import authenticate_user, end_web_session, set_password, start_web_session
 from deepshield.api.deps import OptionalUser, ScansDep, SessionDep, SettingsDep, check_csrf, csrf_token
 from deepshield.api.uploads import save_upload
+from deepshield.cases.ratelimit import LOGIN_ACCOUNT, LOGIN_CLIENT, RateLimited
 from deepshield.errors import DeepshieldError
 
 router = APIRouter(include_in_schema=False)
@@ -38,10 +40,28 @@ def login(
     csrf: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
+    """Sign in. Failed attempts are throttled per account and per client (429, the password not even checked,
+    until the window passes), so guessing is slow; every attempt is in the audit trail."""
     check_csrf(request, csrf)
+    account, client = username.strip().lower()[:128], request.client.host if request.client else "unknown"
+    try:
+        LOGIN_ACCOUNT.check(account)
+        LOGIN_CLIENT.check(client)
+    except RateLimited as e:
+        _audit_login(session, username[:128], False, request, throttled=True)
+        return templates.TemplateResponse(
+            request,
+            "login.html",
+            {"csrf": csrf_token(request), "next": next, "error": f"Too many failed sign-ins: {e.message}."},
+            status_code=429,
+            headers={"Retry-After": e.message.rsplit(" in ", 1)[-1].split()[0]},
+        )
     user = authenticate_user(session, username, password)
     _audit_login(session, username[:128], user is not None, request)
     if user is None:
+        for limiter, k in ((LOGIN_ACCOUNT, account), (LOGIN_CLIENT, client)):
+            with contextlib.suppress(RateLimited):  # already full: the next attempt is refused by check()
+                limiter.hit(k)
         return templates.TemplateResponse(
             request,
             "login.html",
@@ -49,11 +69,11 @@ def login(
             status_code=401,
         )
     request.session.clear()
-    request.session["uid"] = user.id
+    request.session["sid"] = start_web_session(session, user)
     return RedirectResponse(next if next.startswith("/") and not next.startswith("//") else "/", status_code=303)
 
 
-def _audit_login(session: SessionDep, username: str, ok: bool, request: Request) -> None:
+def _audit_login(session: SessionDep, username: str, ok: bool, request: Request, throttled: bool = False) -> None:
     """Every sign-in attempt goes into the hash-chained audit trail (cases domain)."""
     from deepshield.cases import audit
 
@@ -61,16 +81,67 @@ def _audit_login(session: SessionDep, username: str, ok: bool, request: Request)
         session,
         actor=username,
         actor_kind="human",
-        action="login" if ok else "login_failed",
+        action="login" if ok else ("login_throttled" if throttled else "login_failed"),
         details={"client": request.client.host if request.client else None},
     )
 
 
 @router.post("/logout")
-def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+def logout(request: Request, session: SessionDep, csrf: Annotated[str, Form()] = "") -> Response:
+    """Ends the session in the database, not only in this browser: a copy of the cookie stops working."""
     check_csrf(request, csrf)
+    sid = request.session.get("sid")
+    if isinstance(sid, str):
+        end_web_session(session, sid)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
+
+
+MIN_PASSWORD = 12
+
+
+def _password_page(request: Request, user: Any, error: str | None = None, status: int = 200) -> Response:
+    ctx = {
+        "user": user,
+        "csrf": csrf_token(request),
+        "must_change": user.must_change_password,
+        "min_length": MIN_PASSWORD,
+        "error": error,
+    }
+    return templates.TemplateResponse(request, "password.html", ctx, status_code=status)
+
+
+@router.get("/account/password", response_class=HTMLResponse)
+def password_page(request: Request, user: OptionalUser) -> Response:
+    if user is None:
+        return _login_redirect(request)
+    return _password_page(request, user)
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+def password_change(
+    request: Request,
+    session: SessionDep,
+    user: OptionalUser,
+    current: Annotated[str, Form(max_length=1024)] = "",
+    new: Annotated[str, Form(max_length=1024)] = "",
+    repeat: Annotated[str, Form(max_length=1024)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Replace the password (the first-start one-time password must be, before anything else opens). Every
+    other session of the user ends; this browser gets a new one."""
+    check_csrf(request, csrf)
+    if user is None:
+        return _login_redirect(request)
+    if authenticate_user(session, user.username, current) is None:
+        return _password_page(request, user, "The current password is wrong.", 422)
+    if len(new) < MIN_PASSWORD or new != repeat or new == current:
+        why = f"Choose a new password of at least {MIN_PASSWORD} characters, typed the same twice."
+        return _password_page(request, user, why, 422)
+    set_password(session, user.username, new)
+    request.session.clear()
+    request.session["sid"] = start_web_session(session, user)
+    return RedirectResponse("/", status_code=303)
 
 
 @router.get("/", response_class=HTMLResponse)

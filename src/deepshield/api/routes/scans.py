@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from deepshield.accounts.service import Principal
 from deepshield.api.deps import ScansDep, SettingsDep, require_scope
+from deepshield.api.headers import REPORT_CSP
 from deepshield.api.uploads import save_upload
 
 router = APIRouter(prefix="/v1/scans", tags=["scans"])
@@ -53,4 +54,4 @@ def get_report(scan_id: str, scans: ScansDep, principal: ScanPrincipal) -> HTMLR
     if rec is None or not rec.get("report_path"):
         raise HTTPException(404, "no report for this scan (yet)")
     with open(rec["report_path"], encoding="utf-8") as f:
-        return HTMLResponse(f.read())
+        return HTMLResponse(f.read(), headers={"Content-Security-Policy": REPORT_CSP})

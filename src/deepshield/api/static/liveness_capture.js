@@ -2,7 +2,8 @@
 // one upload. The page never sees a score or a decision: those go to the service that opened the session.
 (function () {
   "use strict";
-  const sessionId = window.LIVENESS_SESSION;
+  // The session id comes in the script tag's data-session (the CSP runs no inline script to set a global).
+  const sessionId = document.currentScript.dataset.session;
   const token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
   const $ = (id) => document.getElementById(id);
   const startBtn = $("start"), instruction = $("instruction"), statusEl = $("status");

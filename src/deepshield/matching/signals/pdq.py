@@ -8,15 +8,13 @@ is 10; `tests/matching/test_signals.py` checks every photo). Smaller scales drif
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pdqhash
-from PIL import Image, ImageOps
 
-from deepshield.errors import CorruptMedia, UnsupportedMediaType
+from deepshield.errors import UnsupportedMediaType
 from deepshield.matching.bits import bits_to_hex, hamming, hex_to_words, hexes_to_words, normalise_hex
 from deepshield.matching.index import HammingIndex
 from deepshield.matching.signals.base import (
@@ -30,6 +28,7 @@ from deepshield.matching.signals.base import (
 )
 from deepshield.matching.signals.registry import register_signal
 from deepshield.media import Media, MediaKind
+from deepshield.media.image import ImageMedia
 
 PDQ_THRESHOLD = 31
 #: Hashes of flatter images than this are unreliable (HMA discards them); we keep but flag them.
@@ -71,16 +70,8 @@ def load_rgb(media: Media, fast: bool = True) -> np.ndarray:
     if media.info.kind is not MediaKind.IMAGE:
         raise UnsupportedMediaType(f"PDQ hashes photos; {media.info.path} is a {media.info.kind.value}")
     w, h = media.info.width or 0, media.info.height or 0
-    if fast and media.info.format in ("jpeg", "jpg") and min(w, h) // 2 >= FAST_MIN_SIDE:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                src = Image.open(media.info.path)
-                src.draft("RGB", (src.size[0] // 2, src.size[1] // 2))
-                im = ImageOps.exif_transpose(src.convert("RGB"))
-                return np.asarray(im, dtype=np.uint8)
-        except (OSError, ValueError, SyntaxError) as e:
-            raise CorruptMedia(f"cannot decode JPEG: {e}") from e
+    if fast and isinstance(media, ImageMedia) and media.info.format == "jpeg" and min(w, h) // 2 >= FAST_MIN_SIDE:
+        return media.draft_rgb(2)
     return next(iter(media.frames())).rgb
 
 

@@ -1,0 +1,521 @@
+"""Issue 31: screening fails closed (truncated media, screener errors), concurrent identical uploads are each
+screened, out-of-range integers get a 4xx, errors name no server path, the data directory is private, and
+pages carry security headers. Real JPEGs through the real decoders, the real app through TestClient."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from deepshield.cases.ports import Finding
+from deepshield.config import Settings
+from tests.conftest import csrf_token
+
+
+@pytest.fixture
+def settings(sqlite_settings: Settings) -> Settings:
+    """SQLite only: these are properties of the service, not of the database."""
+    return sqlite_settings
+
+
+@pytest.fixture
+def photo(shared_faces: Path) -> bytes:
+    """A real camera JPEG (baseline, 4:2:0) from the shared corpus."""
+    return (shared_faces / "real_photos" / "fr_obama_small.jpg").read_bytes()
+
+
+def _bank(client, key, make_json, data: bytes) -> str:
+    """Report, attach and bank `data` through the API, as a platform would; returns the case id."""
+    h = key("cases")
+    cid = client.post("/v1/reports", json=make_json(), headers=h).json()["case_id"]
+    r = client.post(f"/v1/cases/{cid}/media", files={"file": ("abuse.jpg", data, "image/jpeg")}, headers=h)
+    assert r.status_code == 201, r.text
+    r = client.post(f"/v1/cases/{cid}/decision", json={"actions": ["remove", "bank"], "reason": "ncii"}, headers=h)
+    assert r.status_code == 200, r.text
+    return cid
+
+
+def _screen(client, key, data: bytes, name: str = "up.jpg") -> dict:
+    r = client.post("/v1/uploads", files={"file": (name, data, "image/jpeg")}, headers=key("scan"))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.mark.parametrize("cut", ["eoi", "97%"])
+def test_truncated_copy_of_banked_photo_is_not_allowed(api, make_json, photo, cut):
+    """`head -c -2` (the end-of-image marker gone) or a 97% prefix still shows the photo in a browser: it is
+    hashed from what decodes and matched, never allowed."""
+    client, ctx, key = api
+    cid = _bank(client, key, make_json, photo)
+    data = photo[:-2] if cut == "eoi" else photo[: len(photo) * 97 // 100]
+    r = _screen(client, key, data)
+    assert r["decision"] in ("block", "review"), r
+    assert "pdq" in r["hashes"], "the truncated photo was not hashed perceptually"
+    assert any(x["screener"] == "match" and cid in x["reason"] for x in r["reasons"]), r["reasons"]
+    if cut == "eoi":
+        assert r["decision"] == "block"
+
+
+def test_half_truncated_photo_goes_to_review_with_the_reason(api, make_json, photo):
+    """Half a photo no longer matches by PDQ, but only part of it could be checked: a person decides."""
+    client, ctx, key = api
+    _bank(client, key, make_json, photo)
+    r = _screen(client, key, photo[: len(photo) // 2])
+    assert r["decision"] == "review" and r["review_case"], r
+    assert any("truncated" in x["reason"] for x in r["reasons"] if x["decision"] == "review"), r["reasons"]
+
+
+def test_a_screener_error_fails_closed(api):
+    """An error in any screener is `review` with the reason (policy `on_error`), never `allow`."""
+    from deepshield.errors import DeepshieldError
+
+    class Broken:
+        name = "labels"
+
+        def screen(self, path: Path, hashes: dict[str, str]) -> Finding | None:
+            raise DeepshieldError("label reader crashed")
+
+    class Crashing:
+        name = "detector"
+
+        def screen(self, path: Path, hashes: dict[str, str]) -> Finding | None:
+            raise RuntimeError(f"boom in {path}")
+
+    client, ctx, key = api
+    ctx.screeners += [Broken(), Crashing()]
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (90, 120, 200)).save(buf, "JPEG")
+    r = _screen(client, key, buf.getvalue())
+    assert r["decision"] == "review", r
+    by = {x["screener"]: x for x in r["reasons"]}
+    assert by["labels"]["decision"] == "review" and "label reader crashed" in by["labels"]["reason"]
+    assert by["detector"]["decision"] == "review" and "could not check" in by["detector"]["reason"]
+    assert str(ctx.settings.home) not in json.dumps(r), "a server path leaked into the answer"
+    # The operator may choose block instead.
+    ctx.policy.screening.on_error = "block"
+    assert _screen(client, key, buf.getvalue())["decision"] == "block"
+
+
+def test_half_truncated_jpeg_gets_one_answer_everywhere(api, make_json, photo):
+    """Case media, the public form and scans all accept the half-truncated JPEG and decode what a browser
+    shows (it used to be 201 on two and `ok: false` on the third)."""
+    client, ctx, key = api
+    half = photo[: len(photo) // 2]
+    h = key("cases")
+    cid = client.post("/v1/reports", json=make_json(), headers=h).json()["case_id"]
+    r = client.post(f"/v1/cases/{cid}/media", files={"file": ("half.jpg", half, "image/jpeg")}, headers=h)
+    assert r.status_code == 201, r.text
+    tok = csrf_token(client.get("/report").text)
+    form = {
+        "csrf": tok,
+        "category": "ncii",
+        "jurisdiction": "US",
+        "content_locations": "https://example.com/p/1",
+        "explanation": "a deepfake of me",
+        "good_faith": "on",
+        "signature": "Jane Roe",
+        "reporter_name": "Jane Roe",
+        "reporter_email": "jane@example.org",
+        "reporter_role": "depicted_person",
+    }
+    r = client.post("/report", data=form, files={"file": ("half.jpg", half, "image/jpeg")})
+    assert r.status_code == 201, r.text
+    r = client.post("/v1/scans", files={"file": ("half.jpg", half, "image/jpeg")}, headers=key("scan"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["ok"] is True, body.get("error")
+    assert body["media"]["extra"].get("truncated") is True
+
+
+def test_concurrent_identical_uploads_are_each_screened(api, photo):
+    """Four parallel uploads of the same bytes: every one is screened on its own file (the first to finish
+    used to delete the shared `<sha256>.jpg` under the others)."""
+
+    class Reader:
+        """Reads the file it is given after a pause, as the detector does, and reports what it read."""
+
+        name = "reader"
+
+        def screen(self, path: Path, hashes: dict[str, str]) -> Finding | None:
+            time.sleep(0.3)
+            try:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            except FileNotFoundError:
+                return Finding(self.name, "allow", "not scanned: no such file")
+            return Finding(self.name, "allow", f"read {digest}")
+
+    client, ctx, key = api
+    ctx.screeners.append(Reader())
+    headers = key("scan")
+    results: list[dict] = []
+
+    def post() -> None:
+        r = client.post("/v1/uploads", files={"file": ("same.jpg", photo, "image/jpeg")}, headers=headers)
+        results.append(r.json() if r.status_code == 200 else {"status": r.status_code, "body": r.text})
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    want = f"read {hashlib.sha256(photo).hexdigest()}"
+    got = [next((x["reason"] for x in r.get("reasons", []) if x["screener"] == "reader"), r) for r in results]
+    assert got == [want] * 4, got
+    leftovers = [p.name for p in ctx.settings.uploads_dir.iterdir()]
+    assert leftovers == [], leftovers
+
+
+BIG = 99999999999999999999  # > 2**64: SQLite cannot bind it, PostgreSQL's integer cannot hold it
+
+
+def test_every_integer_the_api_declares_is_bounded(api):
+    """Every integer or number in the OpenAPI paths has a maximum, so none reaches the database unbounded."""
+    client, ctx, key = api
+    unbounded: list[str] = []
+
+    def walk(node: object, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") in ("integer", "number") and not {"maximum", "exclusiveMaximum"} & set(node):
+                unbounded.append(where)
+            for k, v in node.items():
+                if k != "responses":
+                    walk(v, f"{where}/{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}[{i}]")
+
+    walk(client.get("/openapi.json").json()["paths"], "")
+    assert unbounded == [], unbounded
+
+
+@pytest.mark.parametrize("value", [BIG, 2**63, -1, "soon", 1e400, True])
+def test_out_of_range_integers_in_matching_bodies_are_4xx(api, value):
+    """`disable_until_ts`, a device hash's `quality` and a bank's threshold and ratio: a clear 4xx, never 500."""
+    client, ctx, key = api
+    h = key("curate")
+    assert client.post("/c/banks", json={"name": "X"}, headers=h).status_code == 201
+    eid = client.post("/c/bank/X/signal", json={"pdq": "f" * 64}, headers=h).json()["id"]
+    payload = json.dumps({"disable_until_ts": value}).replace("Infinity", "1e400")
+    hdr = {**h, "Content-Type": "application/json"}
+    r = client.put(f"/c/bank/X/content/{eid}", content=payload, headers=hdr)
+    assert 400 <= r.status_code < 500 and "disable_until_ts" in r.text, (r.status_code, r.text)
+    payload = json.dumps({"bank": "X", "hashes": [{"pdq": "e" * 64, "quality": value}]}).replace("Infinity", "1e400")
+    r = client.post("/v1/match/device-hashes", content=payload, headers=hdr)
+    assert 400 <= r.status_code < 500 and "quality" in r.text, (r.status_code, r.text)
+    for field in ("threshold", "enabled_ratio"):
+        payload = json.dumps({"name": f"Y{field}", field: value}).replace("Infinity", "1e400")
+        r = client.post("/c/banks", content=payload, headers=hdr)
+        assert 400 <= r.status_code < 500 and field in r.text, (field, r.status_code, r.text)
+        r = client.put("/c/bank/X", content=payload, headers=hdr)
+        assert 400 <= r.status_code < 500 and field in r.text, (field, r.status_code, r.text)
+
+
+def test_out_of_range_ids_in_paths_are_4xx(api):
+    client, ctx, key = api
+    h = key("curate")
+    client.post("/c/banks", json={"name": "X"}, headers=h)
+    for method in ("GET", "PUT", "DELETE"):
+        r = client.request(method, f"/c/bank/X/content/{BIG}", headers=h, json={})
+        assert r.status_code == 422, (method, r.status_code, r.text)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/c/bank/X/signal", {"pdq": "f" * 64, "metadata": {"case_id": BIG}}),
+        ("/c/bank/X/signal", {"pdq": "f" * 64, "metadata": {"source": BIG, "note": [1]}}),
+        ("/v1/match/device-hashes", {"bank": "X", "case_id": BIG, "hashes": [{"pdq": "a" * 64}]}),
+        ("/c/banks", {"name": "Z", "description": BIG}),
+    ],
+)
+def test_numbers_where_text_belongs_are_4xx(api, path, body):
+    """A huge number in a text field of a free-form body (metadata, case id, description) reached the database
+    driver and was a 500."""
+    client, ctx, key = api
+    h = {**key("curate"), "Content-Type": "application/json"}
+    client.post("/c/banks", json={"name": "X"}, headers=h)
+    r = client.post(path, content=json.dumps(body), headers=h)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert r.json()["error"] == "bad_request", r.text
+
+
+def test_disable_until_ts_after_2038_on_postgresql(tmp_path, postgres_url):
+    """HMA clients send Unix times such as 4102444800 (2100): PostgreSQL's 32-bit column overflowed (a 500);
+    it is 64-bit now (migration matching_0002), and 2**63 is a 422."""
+    from fastapi.testclient import TestClient
+
+    from deepshield.accounts.service import create_api_key
+    from deepshield.api.app import create_app
+    from deepshield.store.db import reset_engines, session_scope, upgrade_schema
+    from tests.conftest import reset_pg
+
+    reset_engines()
+    reset_pg(postgres_url)
+    s = Settings(home=tmp_path / "home", database_url=postgres_url)
+    s.ensure_dirs()
+    upgrade_schema(s)
+    try:
+        with session_scope(s) as db:
+            k, _ = create_api_key(db, ["curate"], "platform")
+        h = {"Authorization": f"Bearer {k}"}
+        with TestClient(create_app(s)) as client:
+            client.post("/c/banks", json={"name": "X"}, headers=h)
+            eid = client.post("/c/bank/X/signal", json={"pdq": "f" * 64}, headers=h).json()["id"]
+            r = client.put(f"/c/bank/X/content/{eid}", json={"disable_until_ts": 4102444800}, headers=h)
+            assert r.status_code == 200 and r.json()["disable_until_ts"] == 4102444800, r.text
+            r = client.put(f"/c/bank/X/content/{eid}", json={"disable_until_ts": 2**63}, headers=h)
+            assert r.status_code == 422, r.text
+    finally:
+        reset_engines()
+
+
+def test_errors_name_the_users_file_never_a_server_path(api, make_json, tmp_path):
+    """Bad uploads to every upload route: the answer names the file as the user sent it, never the data
+    directory, the uploads folder or a temporary `upload-*.part` name."""
+    from tests.foundation.media_factory import hostile_corpus, write_video
+
+    client, ctx, key = api
+    h = key("admin")
+    cid = client.post("/v1/reports", json=make_json(), headers=h).json()["case_id"]
+    client.post("/c/banks", json={"name": "X"}, headers=h)
+    corpus = hostile_corpus(tmp_path / "hostile", write_video(tmp_path / "good.mp4", n=20))
+    corpus["good.mp4"] = tmp_path / "good.mp4"  # a scan result must not name the stored file either
+    routes = ["/v1/scans", "/v1/uploads", f"/v1/cases/{cid}/media", "/h/hash", "/c/bank/X/content"]
+    leaks = []
+    for name, path in corpus.items():
+        if not path.exists():
+            continue
+        for route in routes:
+            field = "photo" if route.startswith(("/h/", "/c/")) else "file"
+            r = client.post(route, files={field: (f"mine-{name}", path.read_bytes())}, headers=h)
+            text = r.text
+            if r.status_code >= 500 or any(
+                s in text for s in (str(ctx.settings.home), "upload-", ".part", str(tmp_path), "/tmp/")
+            ):
+                leaks.append((route, name, r.status_code, text[:300]))
+            elif r.status_code >= 400:
+                assert r.json().get("detail"), (route, name, text)  # a reason, in JSON
+    assert leaks == [], "\n".join(map(str, leaks))
+
+
+def test_data_directory_and_database_are_private(tmp_path):
+    """Reporters' names, emails and explanations and the reported media: the data directory is created 0700
+    and the SQLite database (and its WAL files) 0600, whatever the umask."""
+    from deepshield.store.db import reset_engines, session_scope, upgrade_schema
+
+    old = os.umask(0o022)
+    reset_engines()
+    try:
+        s = Settings(home=tmp_path / "fresh" / "home", database_url=None)
+        s.ensure_dirs()
+        upgrade_schema(s)
+        with session_scope(s) as db:  # a write, so the WAL files exist
+            from deepshield.accounts.service import create_api_key
+
+            create_api_key(db, ["scan"], "p")
+        assert stat.S_IMODE(s.home.stat().st_mode) == 0o700
+        files = [p for p in s.home.iterdir() if p.name.startswith("deepshield.db")]
+        assert files and {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
+    finally:
+        reset_engines()
+        os.umask(old)
+
+
+def test_a_loose_database_from_an_earlier_version_is_tightened(tmp_path):
+    from deepshield.store.db import reset_engines, upgrade_schema
+
+    home = tmp_path / "home"
+    home.mkdir()
+    db = home / "deepshield.db"
+    db.touch(mode=0o644)
+    os.chmod(db, 0o644)
+    reset_engines()
+    try:
+        upgrade_schema(Settings(home=home, database_url=None))
+        assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    finally:
+        reset_engines()
+
+
+def _csp(r) -> dict[str, str]:
+    return {d.split()[0]: d for d in (x.strip() for x in r.headers.get("content-security-policy", "").split(";")) if d}
+
+
+def test_pages_carry_security_headers_and_no_inline_script(api, settings):
+    """Console and public pages: a CSP with no inline script (so an injected one would not run), no framing
+    (clickjacking), nosniff, no referrer (case numbers are in status URLs). Each page is checked for inline
+    scripts and event handlers, which the CSP would block."""
+    import re
+
+    from .conftest import login
+
+    client, ctx, key = api
+    pages = ["/report", "/status", "/login", "/static/hash-photos.html"]
+    login(client, settings, "rev", "reviewer")
+    pages += ["/console", "/"]
+    for page in pages:
+        r = client.get(page)
+        assert r.status_code == 200, (page, r.status_code)
+        assert r.headers.get("x-content-type-options") == "nosniff", page
+        assert r.headers.get("x-frame-options") == "DENY", page
+        assert r.headers.get("referrer-policy") == "no-referrer", page
+        csp = _csp(r)
+        assert csp.get("frame-ancestors") == "frame-ancestors 'none'", (page, csp)
+        assert csp.get("script-src") == "script-src 'self'", (page, csp)
+        assert csp.get("object-src") == "object-src 'none'" and csp.get("base-uri") == "base-uri 'none'", page
+        inline = re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", r.text)
+        handlers = re.findall(r"<[^>]+\son[a-z]+\s*=", r.text)
+        assert not inline and not handlers, (page, inline, handlers)
+    # JSON answers are not sniffed or framed either.
+    r = client.get("/healthz")
+    assert r.headers.get("x-content-type-options") == "nosniff" and r.headers.get("x-frame-options") == "DENY"
+
+
+def test_scan_reports_are_self_contained_under_a_strict_csp(api):
+    """A report is inline data only: its CSP allows data: images and inline styles and nothing else, served
+    and (as a meta tag) when the file is opened from disk."""
+    client, ctx, key = api
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 90)).save(buf, "JPEG")
+    h = key("scan")
+    sid = client.post("/v1/scans", files={"file": ("a.jpg", buf.getvalue(), "image/jpeg")}, headers=h).json()
+    r = client.get(f"/v1/scans/{sid['scan_id']}/report", headers=h)
+    assert r.status_code == 200
+    csp = _csp(r)
+    assert csp["default-src"] == "default-src 'none'" and csp["img-src"] == "img-src data:", csp
+    assert csp["frame-ancestors"] == "frame-ancestors 'none'" and "script-src" not in csp, csp
+    assert r.headers.get("x-content-type-options") == "nosniff"
+    assert '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'' in r.text
+
+
+def _sign_in(client, settings: Settings, username: str = "rev") -> None:
+    from .conftest import login
+
+    login(client, settings, username, "reviewer")
+    assert client.get("/console", follow_redirects=False).status_code == 200
+
+
+def test_logout_ends_the_session_on_the_server(api, settings):
+    """A copy of the cookie taken before logout opens nothing afterwards: the session is revoked in the
+    database, not only cleared in the browser."""
+    client, ctx, key = api
+    _sign_in(client, settings)
+    stolen = dict(client.cookies)
+    page = client.get("/console").text
+    r = client.post("/logout", data={"csrf": csrf_token(page)}, follow_redirects=False)
+    assert r.status_code == 303
+    client.cookies.clear()
+    for name, value in stolen.items():
+        client.cookies.set(name, value)
+    assert client.get("/console", follow_redirects=False).status_code == 303  # to /login
+    assert client.get("/v1/cases").status_code == 401
+
+
+@pytest.mark.parametrize("expiry", ["idle", "absolute"])
+def test_sessions_expire_when_idle_and_after_a_maximum(api, settings, expiry):
+    """Idle for longer than `session_idle_minutes`, or older than `session_max_hours` however active: signed
+    out (the times are moved back in the database; the cookie itself is still valid)."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from deepshield.accounts.models import WebSession
+    from deepshield.store.db import session_scope
+    from deepshield.store.timeutil import utcnow
+
+    client, ctx, key = api
+    _sign_in(client, settings)
+    with session_scope(settings) as s:
+        rows = list(s.scalars(select(WebSession)))
+        assert len(rows) == 1
+        if expiry == "idle":
+            rows[0].last_seen_at = utcnow() - dt.timedelta(minutes=settings.session_idle_minutes + 1)
+        else:  # active a moment ago, but signed in longer ago than the maximum
+            rows[0].created_at = utcnow() - dt.timedelta(hours=settings.session_max_hours, minutes=1)
+    assert client.get("/console", follow_redirects=False).status_code == 303
+    assert client.get("/v1/cases").status_code == 401
+
+
+def test_login_is_throttled_per_account_and_per_client(api, settings):
+    """Password guessing: after 10 wrong passwords for one account, or 20 from one client, sign-in answers
+    429 without checking the password (the right password too, until the window passes)."""
+    from deepshield.accounts.service import create_user
+    from deepshield.cases.ratelimit import LOGIN_ACCOUNT, LOGIN_CLIENT
+    from deepshield.store.db import session_scope
+
+    client, ctx, key = api  # the fixture starts with empty limiters
+    with session_scope(settings) as s:
+        create_user(s, "victim", "right-password", "reviewer")
+
+    def attempt(user: str, pw: str) -> int:
+        tok = csrf_token(client.get("/login").text)
+        data = {"username": user, "password": pw, "csrf": tok, "next": "/console"}
+        return client.post("/login", data=data, follow_redirects=False).status_code
+
+    codes = [attempt("victim", f"guess-{i}") for i in range(12)]
+    assert codes[:10] == [401] * 10 and codes[10:] == [429, 429], codes
+    assert attempt("victim", "right-password") == 429
+    # Other accounts from the same client: 10 more failures reach the per-client limit (20), then 429.
+    others = [attempt(f"nobody{i}", "x") for i in range(12)]
+    assert others[:10] == [401] * 10 and others[10:] == [429] * 2, others
+    LOGIN_ACCOUNT._hits.clear()
+    LOGIN_CLIENT._hits.clear()
+    assert attempt("victim", "right-password") == 303
+
+
+def test_the_policy_cannot_make_screening_fail_open():
+    """`screening.on_error` is review or block: a cases.json asking for allow is refused when loaded."""
+    from deepshield.cases.policy import CasesPolicy, PolicyError
+
+    assert CasesPolicy.from_dict({}).screening.on_error == "review"
+    assert CasesPolicy.from_dict({"screening": {"on_error": "block"}}).screening.on_error == "block"
+    with pytest.raises(PolicyError, match="on_error"):
+        CasesPolicy.from_dict({"screening": {"on_error": "allow"}})
+
+
+def test_the_first_start_admin_password_must_be_changed_at_first_sign_in(settings):
+    """The one-time password printed at first start opens only the page that replaces it: the console and the
+    API answer 'change it first' until then, and afterwards the one-time password no longer works."""
+    from fastapi.testclient import TestClient
+
+    from deepshield.api.app import create_app
+    from deepshield.cases.ratelimit import LOGIN_ACCOUNT, LOGIN_CLIENT
+
+    LOGIN_ACCOUNT._hits.clear()
+    LOGIN_CLIENT._hits.clear()
+    app = create_app(settings)
+    once = app.state.first_admin_password
+    assert once
+    with TestClient(app) as client:
+
+        def sign_in(pw: str) -> int:
+            tok = csrf_token(client.get("/login").text)
+            data = {"username": "admin", "password": pw, "csrf": tok, "next": "/console"}
+            return client.post("/login", data=data, follow_redirects=False).status_code
+
+        assert sign_in(once) == 303
+        r = client.get("/console", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/account/password"), r.headers
+        assert client.get("/v1/cases").status_code == 403
+        page = client.get("/account/password")
+        assert page.status_code == 200 and "one-time password" in page.text
+        bad = {"csrf": csrf_token(page.text), "current": once, "new": "short", "repeat": "short"}
+        assert client.post("/account/password", data=bad).status_code == 422
+        new = "a much better passphrase"
+        good = {"csrf": csrf_token(page.text), "current": once, "new": new, "repeat": new}
+        r = client.post("/account/password", data=good, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        assert client.get("/console", follow_redirects=False).status_code == 200
+        assert client.get("/v1/cases").status_code == 200
+        client.cookies.clear()
+        assert sign_in(once) == 401
+        assert sign_in(new) == 303
