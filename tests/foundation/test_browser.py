@@ -20,7 +20,7 @@ def _first_sign_in(page: Any, live_server: Any) -> None:
     page.fill("#current", live_server.admin_password)
     page.fill("#new", NEW_PASSWORD)
     page.fill("#repeat", NEW_PASSWORD)
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")  # not the header's "Sign out"
     page.wait_for_url(live_server.url + "/")
 
 

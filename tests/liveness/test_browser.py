@@ -85,15 +85,15 @@ def test_capture_page_records_and_uploads(live_server: Any, shared_faces: Path, 
             assert page.locator("#steps li").count() == len(session["script"]["steps"])
             page.click("#start")
             # The first instruction appears, then a full-screen flash in a scripted colour.
-            page.wait_for_function("document.getElementById('instruction').textContent.length > 0", timeout=20_000)
+            # Selectors, not string predicates: the page's CSP (no eval) forbids what wait_for_function compiles.
+            page.wait_for_selector("#instruction:not(:empty)", timeout=20_000)
             page.wait_for_selector("#flash.on", timeout=10_000)
             colour = page.eval_on_selector("#flash", "e => getComputedStyle(e).backgroundColor")
             assert colour in {f"rgb({r}, {g}, {b_})" for r, g, b_ in (f["rgb"] for f in session["script"]["flashes"])}
-            page.wait_for_function(
-                "document.body.dataset.uploaded !== undefined",
-                timeout=int((session["script"]["duration_s"] + 120) * 1000),
+            page.wait_for_selector(
+                "body[data-uploaded]", state="attached", timeout=int((session["script"]["duration_s"] + 120) * 1000)
             )
-            assert page.evaluate("document.body.dataset.uploaded") == "1", page.inner_text("#status")
+            assert page.get_attribute("body", "data-uploaded") == "1", page.inner_text("#status")
             status_text = page.inner_text("#status")
             api_bodies = [resp.text() for resp in responses if "/v1/" in resp.url]
             page.screenshot(path=str(tmp_path / "capture.png"))
