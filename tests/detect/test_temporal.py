@@ -38,10 +38,14 @@ VIDEOS = ["real_videos/vr_face5.mp4", "real_videos/lp_d19.mp4"]
 
 @pytest.fixture(scope="module")
 def clip_cache(shared_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first 24 frames of two real videos, one per split (enough for clips of 4 and lower-face sources)."""
+    """The first 24 frames of two real videos, one per split (enough for clips of 4 and lower-face sources), found
+    in two worker processes; a second build finds both cached and extracts nothing."""
     out = tmp_path_factory.mktemp("clips")
     items = [(shared_faces / rel, rel, rel, split) for rel, split in zip(VIDEOS, ("train", "val"), strict=True)]
-    build_clip_cache(items, out, max_frames=24)
+    counts = build_clip_cache(items, out, max_frames=24, jobs=2)
+    assert counts.keys() == {"train", "val"} and min(counts.values()) >= 16
+    assert build_clip_cache(items, out, max_frames=24) == counts
+    assert len((out / "index.jsonl").read_text().splitlines()) == 2
     return out
 
 

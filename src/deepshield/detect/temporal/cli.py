@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         corpus: Annotated[Path, typer.Option(help="the shared face corpus (its real_videos/)")] = DEFAULT_CORPUS,
         out: Annotated[Path | None, typer.Option(help="cache folder (default $DEEPSHIELD_WORK/temporal/clips)")] = None,
         max_frames: Annotated[int, typer.Option(help="first frames of each video to keep", min=8)] = 300,
+        jobs: Annotated[int, typer.Option(help="worker processes finding faces", min=1)] = 1,
     ) -> None:
         """Crop the main face of every frame of the corpus's real videos, smoothed over time (split by identity)."""
         from deepshield.detect.identities import list_corpus
@@ -42,7 +43,7 @@ def register(app: typer.Typer) -> None:
         with _bar() as bar:
             task = bar.add_task("clips", total=len(items), item="")
             counts = build_clip_cache(
-                items, out, max_frames, progress=lambda rel: bar.update(task, advance=1, item=rel)
+                items, out, max_frames, progress=lambda rel: bar.update(task, advance=1, item=rel), jobs=jobs
             )
         console.print(f"frames per split: {counts} -> {out}")
 

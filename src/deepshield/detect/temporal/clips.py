@@ -223,36 +223,71 @@ def extract_video(
     return np.concatenate(images), np.concatenate(lms), np.concatenate(seg)
 
 
+_worker: dict[str, FaceAnalyzer] = {}
+
+
+def _extract_job(job: tuple[Path, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One video's crops in a worker process (one FaceAnalyzer per process); an unreadable file gives none."""
+    path, max_frames = job
+    if "analyzer" not in _worker:
+        _worker["analyzer"] = FaceAnalyzer()
+    try:
+        return extract_video(_worker["analyzer"], path, max_frames=max_frames)
+    except DeepshieldError:
+        return np.zeros((0, 1, 1, 3), np.uint8), np.zeros((0, 478, 2), np.float32), np.zeros(0, np.int32)
+
+
 def build_clip_cache(
     items: Iterable[tuple[Path, str, str, str]],
     out_dir: Path,
     max_frames: int = 300,
     progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> dict[str, int]:
     """Extract every (path, rel, group, split) video into `out_dir` (index.jsonl + one .npz per video, the face
-    cache's layout); videos already there are skipped, so a stopped run resumes. Returns frames per split."""
+    cache's layout), in `jobs` worker processes when more than one; videos already there are skipped, so a
+    stopped run resumes. Returns frames per split."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "clips").mkdir(exist_ok=True)
     index_path = out_dir / "index.jsonl"
     done = {rec["rel"]: rec for rec in _index_records(index_path)} if index_path.is_file() else {}
+    items = list(items)
     counts: dict[str, int] = {}
-    with FaceAnalyzer() as analyzer, index_path.open("a") as index:
-        for path, rel, group, split in items:
+    for _, rel, _, split in items:
+        if rel in done:
+            counts[split] = counts.get(split, 0) + int(done[rel]["n"])
             if progress:
                 progress(rel)
-            if rel in done:
-                n = int(done[rel]["n"])
-            else:
-                try:
-                    imgs, lms, seg = extract_video(analyzer, path, max_frames=max_frames)
-                except DeepshieldError:
-                    imgs, lms, seg = np.zeros((0, 1, 1, 3), np.uint8), np.zeros((0, 478, 2)), np.zeros(0)
-                n = len(imgs)
-                if n:
-                    np.savez(out_dir / "clips" / f"{_key(rel)}.npz", images=imgs, landmarks=lms, segment=seg)
-                index.write(json.dumps({"rel": rel, "group": group, "split": split, "n": n}) + "\n")
-                index.flush()
-            counts[split] = counts.get(split, 0) + n
+    todo = [it for it in items if it[1] not in done]
+    with index_path.open("a") as index:
+
+        def keep(item: tuple[Path, str, str, str], out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+            _, rel, group, split = item
+            imgs, lms, seg = out
+            if len(imgs):
+                np.savez(out_dir / "clips" / f"{_key(rel)}.npz", images=imgs, landmarks=lms, segment=seg)
+            index.write(json.dumps({"rel": rel, "group": group, "split": split, "n": len(imgs)}) + "\n")
+            index.flush()
+            counts[split] = counts.get(split, 0) + len(imgs)
+            if progress:
+                progress(rel)
+
+        if jobs <= 1:
+            try:
+                for item in todo:
+                    keep(item, _extract_job((item[0], max_frames)))
+            finally:
+                if "analyzer" in _worker:
+                    _worker.pop("analyzer").close()
+            return counts
+        from concurrent.futures import as_completed
+
+        from deepshield.workers import spawn_pool
+
+        with spawn_pool(jobs) as pool:
+            futures = {pool.submit(_extract_job, (it[0], max_frames)): it for it in todo}
+            for f in as_completed(futures):
+                keep(futures[f], f.result())
     return counts
 
 
