@@ -29,6 +29,7 @@ from deepshield.detect.temporal.synth import (
     make_pair,
     mouth_jitter,
     source_frames,
+    window,
 )
 from deepshield.faces.landmarks import LEFT_EYE, NOSE_TIP, RIGHT_EYE
 from tests.cli import run_cli
@@ -153,6 +154,18 @@ def test_make_pair_gives_aligned_input_clips_of_every_kind(video: VideoFrames) -
         assert not np.array_equal(real, fake)
     with pytest.raises(ValueError, match="unknown kind"):
         make_fake("nope", video, np.arange(8), rng, p)
+
+
+def test_windows_are_consecutive_strided_or_hold_one_frame(video: VideoFrames) -> None:
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(60):
+        idx = window(video, 0, 8, rng)
+        steps = tuple(sorted(set(np.diff(idx).tolist())))
+        assert len(idx) == 8 and idx[0] == 0 and steps in {(1,), (2,), (0, 1)}
+        assert steps != (0, 1) or (np.diff(idx) == 0).sum() == 1
+        seen.add(steps)
+    assert seen == {(1,), (2,), (0, 1)}
 
 
 def test_h264_clip_codes_every_frame() -> None:

@@ -29,6 +29,9 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option(help="cache folder (default $DEEPSHIELD_WORK/temporal/clips)")] = None,
         max_frames: Annotated[int, typer.Option(help="first frames of each video to keep", min=8)] = 300,
         jobs: Annotated[int, typer.Option(help="worker processes finding faces", min=1)] = 1,
+        split: Annotated[
+            list[str] | None, typer.Option(help="only these identity splits (repeatable; training reads train, val)")
+        ] = None,
     ) -> None:
         """Crop the main face of every frame of the corpus's real videos, smoothed over time (split by identity)."""
         from deepshield.detect.identities import list_corpus
@@ -36,7 +39,11 @@ def register(app: typer.Typer) -> None:
 
         if not corpus.is_dir():
             raise DeepshieldError(f"no such folder: {corpus}")
-        items = [(i.path, i.rel, i.group, i.split) for i in list_corpus(corpus) if i.is_video]
+        items = [
+            (i.path, i.rel, i.group, i.split)
+            for i in list_corpus(corpus)
+            if i.is_video and (not split or i.split in split)
+        ]
         if not items:
             raise DeepshieldError(f"no videos under {corpus}")
         out = out or _work("clips")

@@ -317,13 +317,29 @@ def choose_kind(rng: np.random.Generator, p: SynthParams) -> str:
     return KINDS[int(rng.choice(len(KINDS), p=w / w.sum()))]
 
 
+def window(video: VideoFrames, start: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Frame indices of a clip from `start`: consecutive (70%), every second frame when the run is long enough
+    (15%: faster motion, a lower frame rate), or with one frame repeated (15%: frame-rate conversion does this to
+    real video). Both halves of a pair use them, so neither speed nor a repeated frame marks a fake."""
+    idx = np.arange(start, start + k)
+    r = rng.random()
+    if r < 0.15:
+        j = int(rng.integers(1, k))
+        idx[j:] -= 1
+    elif r < 0.3:
+        end = start + 2 * (k - 1)
+        if end < len(video) and video.segment[end] == video.segment[start]:
+            idx = start + 2 * np.arange(k)
+    return idx
+
+
 def make_pair(
     video: VideoFrames, start: int, rng: np.random.Generator, p: SynthParams, kind: str | None = None
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """(real clip, fake clip, kind) at the network's input size: frames start..start+K-1 of `video` and a fake
-    made from them, cropped alike (margin, shift, flip drawn once) and degraded alike."""
+    """(real clip, fake clip, kind) at the network's input size: K frames of `video` from `start` (`window`) and a
+    fake made from them, cropped alike (margin, shift, flip drawn once) and degraded alike."""
     kind = kind or choose_kind(rng, p)
-    idx = np.arange(start, start + p.frames)
+    idx = window(video, start, p.frames, rng)
     fake, _ = make_fake(kind, video, idx, rng, p)
     margin = rng.uniform(p.margin_min, p.margin_max)
     shift = (float(rng.uniform(-0.03, 0.03)), float(rng.uniform(-0.03, 0.03)))
