@@ -5,7 +5,7 @@ Each step draws balanced pairs (a real clip of K consecutive frames and a fake m
 the training identities' videos; the learning rate warms up and then follows a cosine over the time budget (a
 shared CPU's speed is unknown in advance). Every `eval_every_min` minutes the AUC on a fixed set of pairs from
 validation identities is logged (overall and per kind of fake) to `metrics.jsonl`, and `last.pt` and `best.pt`
-(lowest validation loss) are written. The data stream is fixed by the seed.
+(highest validation AUC, then lowest loss) are written. The data stream is fixed by the seed.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def predict(model: nn.Module, clips: np.ndarray, batch: int = 16) -> np.ndarray:
 
 def validation_metrics(logits: np.ndarray, labels: np.ndarray, kinds: list[str]) -> dict[str, float]:
     """Loss and AUC over all validation pairs, and AUC per kind of fake (each kind's fakes against their own
-    reals). The loss chooses the best checkpoint: the AUC of synthetic fakes saturates early."""
+    reals)."""
     z = logits.astype(np.float64)
     loss = float(np.mean(np.maximum(z, 0) - z * labels + np.log1p(np.exp(-np.abs(z)))))
     out = {"val_loss": loss, "val_auc": auc(labels, logits)}
@@ -142,7 +142,8 @@ def train(s: TrainSettings, out_dir: Path, log: Callable[[dict[str, Any]], None]
     loader = DataLoader(
         ds, batch_size=s.batch_pairs, shuffle=False, num_workers=s.num_workers, collate_fn=_collate, drop_last=True
     )
-    best, rec = float("inf"), {}
+    best: tuple[float, float] = (-1.0, 0.0)
+    rec: dict[str, Any] = {}
     seen, loss_sum, nb = 0, 0.0, 0
     t_eval = time.time()
     for step, (x, y) in enumerate(loader, start=1):
@@ -175,8 +176,10 @@ def train(s: TrainSettings, out_dir: Path, log: Callable[[dict[str, Any]], None]
                 log(rec)
             state = {"model": model.state_dict(), "config": s.to_dict(), "step": step, **metrics}
             torch.save(state, out_dir / "last.pt")
-            if metrics["val_loss"] < best:
-                best = metrics["val_loss"]
+            # Best AUC, then lowest loss among equal AUCs (synthetic fakes can saturate the AUC). Not the loss
+            # alone: in a short run it rises while the ranking improves (the logits' scale is still settling).
+            if (metrics["val_auc"], -metrics["val_loss"]) > best:
+                best = (metrics["val_auc"], -metrics["val_loss"])
                 torch.save(state, out_dir / "best.pt")
             t_eval = time.time()
         if done:
