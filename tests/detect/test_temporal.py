@@ -215,6 +215,12 @@ def test_tiny_training_run_exports_an_onnx_that_matches_torch(clip_cache: Path, 
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["step"] == 3
 
+    # Going on from a checkpoint runs, and the run records where it started.
+    from dataclasses import replace
+
+    more = train(replace(s, init_from=run / "best.pt", max_steps=1), tmp_path / "run2")
+    assert more["step"] == 1 and json.loads((tmp_path / "run2" / "settings.json").read_text())["init_from"]
+
     onnx_path = export_onnx(run / "best.pt", tmp_path / "model", "test")
     assert onnx_path.stat().st_size < 5_000_000
     det = TemporalDetector(tmp_path / "model", threads=1)

@@ -69,6 +69,9 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[int, typer.Option(help="processes synthesising pairs", min=0)] = 1,
         threads: Annotated[int, typer.Option(help="torch threads", min=1)] = 2,
         seed: Annotated[int, typer.Option()] = 0,
+        init_from: Annotated[
+            Path | None, typer.Option(help="go on from this checkpoint's weights (same frames and size)")
+        ] = None,
     ) -> None:
         """Train the temporal-coherence network on real clips and synthetic fakes, then export it to ONNX."""
         try:
@@ -89,6 +92,7 @@ def register(app: typer.Typer) -> None:
             time_budget_min=minutes,
             threads=threads,
             num_workers=workers,
+            init_from=init_from,
             net=TemporalNetConfig(frames=frames, size=size),
             synth=SynthParams(frames=frames, size=size),
         )

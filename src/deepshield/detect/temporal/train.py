@@ -44,12 +44,14 @@ class TrainSettings:
     num_workers: int = 1  # processes synthesising pairs beside the training step
     val_pairs: int = 96
     eval_every_min: float = 3.0
+    init_from: Path | None = None  # a checkpoint to go on from (its weights; a fresh schedule)
     net: TemporalNetConfig = field(default_factory=TemporalNetConfig)
     synth: SynthParams = field(default_factory=SynthParams)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["cache_dir"] = str(self.cache_dir)
+        d["init_from"] = str(self.init_from) if self.init_from else None
         d["net"] = self.net.to_dict()
         d["synth"]["weights"] = list(self.synth.weights)
         return d
@@ -128,6 +130,10 @@ def train(s: TrainSettings, out_dir: Path, log: Callable[[dict[str, Any]], None]
     ds = ClipPairs(train_videos, s.synth, s.seed, s.max_steps * s.batch_pairs)
     val_x, val_y, val_kinds = fixed_pairs(ClipPairs(val_videos, s.synth, s.seed + 1, s.val_pairs), s.val_pairs)
     model = TemporalNet(s.net)
+    if s.init_from is not None:
+        from deepshield.detect.checkpoint import load_checkpoint
+
+        model.load_state_dict(load_checkpoint(s.init_from)["model"])
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     budget_s = s.time_budget_min * 60
     t_start = time.time()
