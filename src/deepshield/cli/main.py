@@ -29,6 +29,7 @@ DOMAIN_CLIS = [
     "deepshield.liveness.cli",
     "deepshield.labels.cli",
     "deepshield.detect.cli",
+    "deepshield.detect.training.temporal.cli",
 ]
 
 for _mod in DOMAIN_CLIS:

@@ -1,0 +1,153 @@
+"""Temporal-detector commands: `temporal-cache` (clips of real videos), `temporal-train` (train and export),
+`temporal-evaluate` (video-level AUC on a dataset beside another detector's scores, or the share of the corpus's
+real videos flagged). Training needs the `train` extra (torch, onnx)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from deepshield.config import get_settings
+from deepshield.detect.cli import DEFAULT_CORPUS, _bar
+from deepshield.errors import DeepshieldError
+from deepshield.terminal import plain_console
+
+console = plain_console()
+
+
+def _work(*parts: str) -> Path:
+    return get_settings().work_dir.joinpath("temporal", *parts)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("temporal-cache")
+    def temporal_cache(
+        corpus: Annotated[Path, typer.Option(help="the shared face corpus (its real_videos/)")] = DEFAULT_CORPUS,
+        out: Annotated[Path | None, typer.Option(help="cache folder (default $DEEPSHIELD_WORK/temporal/clips)")] = None,
+        max_frames: Annotated[int, typer.Option(help="first frames of each video to keep", min=8)] = 300,
+        jobs: Annotated[int, typer.Option(help="worker processes finding faces", min=1)] = 1,
+        split: Annotated[
+            list[str] | None, typer.Option(help="only these identity splits (repeatable; training reads train, val)")
+        ] = None,
+    ) -> None:
+        """Crop the main face of every frame of the corpus's real videos, smoothed over time (split by identity)."""
+        from deepshield.detect.training.identities import list_corpus
+        from deepshield.detect.training.temporal.clips import build_clip_cache
+
+        if not corpus.is_dir():
+            raise DeepshieldError(f"no such folder: {corpus}")
+        items = [
+            (i.path, i.rel, i.group, i.split)
+            for i in list_corpus(corpus)
+            if i.is_video and (not split or i.split in split)
+        ]
+        if not items:
+            raise DeepshieldError(f"no videos under {corpus}")
+        out = out or _work("clips")
+        with _bar() as bar:
+            task = bar.add_task("clips", total=len(items), item="")
+            counts = build_clip_cache(
+                items, out, max_frames, progress=lambda rel: bar.update(task, advance=1, item=rel), jobs=jobs
+            )
+        console.print(f"frames per split: {counts} -> {out}")
+
+    @app.command("temporal-train")
+    def temporal_train(
+        cache: Annotated[Path | None, typer.Option(help="clip cache (default $DEEPSHIELD_WORK/temporal/clips)")] = None,
+        out: Annotated[Path | None, typer.Option(help="run folder (default $DEEPSHIELD_WORK/temporal/run)")] = None,
+        export_to: Annotated[
+            Path | None, typer.Option(help="where temporal.onnx goes (default: the run folder)")
+        ] = None,
+        version: Annotated[str, typer.Option(help="model version string")] = "1",
+        minutes: Annotated[float, typer.Option(help="wall-clock training budget", min=0.05)] = 20.0,
+        batch_pairs: Annotated[int, typer.Option(help="pairs per step", min=1)] = 8,
+        frames: Annotated[int, typer.Option(help="consecutive frames per clip", min=4)] = 8,
+        size: Annotated[int, typer.Option(help="crop side in pixels (a multiple of 16)", min=32)] = 96,
+        workers: Annotated[int, typer.Option(help="processes synthesising pairs", min=0)] = 1,
+        threads: Annotated[int, typer.Option(help="torch threads", min=1)] = 2,
+        seed: Annotated[int, typer.Option()] = 0,
+        init_from: Annotated[
+            Path | None, typer.Option(help="go on from this checkpoint's weights (same frames and size)")
+        ] = None,
+    ) -> None:
+        """Train the temporal-coherence network on real clips and synthetic fakes, then export it to ONNX."""
+        try:
+            from deepshield.detect.training.temporal.export import export_onnx, val_real_probs
+            from deepshield.detect.training.temporal.model import TemporalNetConfig
+            from deepshield.detect.training.temporal.synth import SynthParams
+            from deepshield.detect.training.temporal.train import TrainSettings, train
+        except ModuleNotFoundError as e:
+            raise DeepshieldError(f"training needs the 'train' extra ({e.name} missing)") from e
+        if size % 16:
+            raise DeepshieldError(f"--size must be a multiple of 16 (got {size})")
+        cache = cache or _work("clips")
+        run = out or _work("run")
+        settings = TrainSettings(
+            cache_dir=cache,
+            seed=seed,
+            batch_pairs=batch_pairs,
+            time_budget_min=minutes,
+            threads=threads,
+            num_workers=workers,
+            init_from=init_from,
+            net=TemporalNetConfig(frames=frames, size=size),
+            synth=SynthParams(frames=frames, size=size),
+        )
+        rec = train(settings, run, log=lambda r: console.print(json.dumps(r), highlight=False))
+        dest = export_to or run
+        path = export_onnx(run / "best.pt", dest, version)
+        probs = val_real_probs(dest, cache)
+        path = export_onnx(run / "best.pt", dest, version, real_probs=probs)
+        meta = json.loads((dest / "temporal.json").read_text())
+        console.print(f"last: {json.dumps(rec)}", highlight=False)
+        console.print(
+            f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), threshold {meta['threshold']} "
+            f"(from {len(probs)} real validation clips)",
+            highlight=False,
+        )
+
+    @app.command("temporal-evaluate")
+    def temporal_evaluate(
+        dataset: Annotated[Path, typer.Argument(help="a dataset `deepshield evaluate` reads, or the face corpus")],
+        model: Annotated[Path, typer.Option(help="folder with temporal.onnx and temporal.json")],
+        out: Annotated[Path, typer.Option(help="report JSON to write")] = Path("temporal_scores.json"),
+        baseline_scores: Annotated[
+            Path | None, typer.Option(help="a `deepshield evaluate` scores.json: its video scores printed beside")
+        ] = None,
+        windows: Annotated[int, typer.Option(help="runs of consecutive frames per video", min=1)] = 4,
+        corpus: Annotated[
+            bool, typer.Option("--corpus", help="DATASET is the shared face corpus: score its real videos, per split")
+        ] = False,
+        boot: Annotated[int, typer.Option(help="bootstrap resamples for the 95% intervals", min=10)] = 1000,
+    ) -> None:
+        """Video-level AUC overall and per method (and the real videos flagged) of the temporal detector."""
+        from deepshield.detect.training.datasets import EvalItem, discover
+        from deepshield.detect.training.temporal.detector import TemporalDetector
+        from deepshield.detect.training.temporal.evaluate import attach_baseline, format_lines, score_videos, summary
+
+        det = TemporalDetector(model)
+        if corpus:
+            from deepshield.detect.training.identities import list_corpus
+
+            items = [EvalItem(i.path, 0, "real", i.split) for i in list_corpus(dataset) if i.is_video]
+        else:
+            items = discover(dataset).items
+        with _bar() as bar:
+            task = bar.add_task("videos", total=len(items), item="")
+            results = score_videos(items, det, windows, progress=lambda n: bar.update(task, advance=1, item=n))
+        if baseline_scores is not None:
+            console.print(f"baseline scores for {attach_baseline(results, baseline_scores)} of {len(results)} videos")
+        rep = summary(results, det.threshold, boot)
+        if corpus:
+            for split in sorted({r.real_pool for r in results}):
+                s = [r.score for r in results if r.real_pool == split and r.score is not None]
+                flagged = sum(v >= det.threshold for v in s)
+                rep[f"real_flagged_{split}"] = [flagged, len(s)]
+                console.print(f"{split}: {flagged} of {len(s)} real videos flagged", highlight=False)
+        for line in format_lines(rep):
+            console.print(line, highlight=False)
+        out.write_text(json.dumps(rep, indent=1))
+        console.print(f"wrote {out}")

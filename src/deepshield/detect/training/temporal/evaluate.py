@@ -1,0 +1,150 @@
+"""`deepshield temporal-evaluate`: the temporal detector's video-level AUC on a labelled dataset, overall and per
+method, beside another detector's video scores for the same files (a `deepshield evaluate` scores.json), and the
+share of real videos flagged at its threshold.
+
+Videos only (a photo has no time); every video is scored from `windows` runs of consecutive frames of its main
+face (`clips.video_clips`), the mean of the clips' probabilities. Per method, a method's fakes are compared with
+the real videos of the same pool, as `deepshield evaluate` does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepshield.detect.training.datasets import EvalItem
+from deepshield.detect.training.evaluate import method_rows
+from deepshield.detect.training.identities import VIDEO_SUFFIXES
+from deepshield.detect.training.metrics import summarize
+from deepshield.detect.training.temporal.clips import video_clips
+from deepshield.detect.training.temporal.detector import TemporalDetector
+from deepshield.errors import DeepshieldError
+from deepshield.faces import FaceAnalyzer
+from deepshield.textfiles import read_json_file
+
+
+@dataclass
+class VideoResult:
+    path: str
+    label: int
+    method: str
+    real_pool: str
+    score: float | None  # None: no run of consecutive frames with the face, or an error
+    clip_scores: list[float]
+    seconds: float
+    error: str | None = None
+    baseline: float | None = None  # the other detector's video score for the same file
+
+
+def score_videos(
+    items: list[EvalItem],
+    detector: TemporalDetector,
+    windows: int = 4,
+    progress: Callable[[str], None] | None = None,
+) -> list[VideoResult]:
+    out = []
+    with FaceAnalyzer() as analyzer:
+        for item in items:
+            if item.path.suffix.lower() not in VIDEO_SUFFIXES:
+                continue
+            if progress:
+                progress(item.path.name)
+            t0 = time.perf_counter()
+            scores: list[float] = []
+            error = None
+            try:
+                clips = [c for c, _ in video_clips(analyzer, item.path, windows, detector.frames)]
+                scores = detector.clip_scores(clips).tolist() if clips else []
+            except DeepshieldError as e:
+                error = e.message
+            out.append(
+                VideoResult(
+                    str(item.path),
+                    item.label,
+                    item.method,
+                    item.real_pool,
+                    float(np.mean(scores)) if scores else None,
+                    [round(s, 4) for s in scores],
+                    round(time.perf_counter() - t0, 2),
+                    error,
+                )
+            )
+    return out
+
+
+def attach_baseline(results: list[VideoResult], scores_json: Path) -> int:
+    """Set each result's `baseline` from a `deepshield evaluate` scores.json (by path); returns how many matched."""
+    rep = read_json_file(scores_json, "scores file")
+    by_path = {str(i["path"]): i.get("video_score") for i in rep.get("items", [])}
+    n = 0
+    for r in results:
+        if by_path.get(r.path) is not None:
+            r.baseline = float(by_path[r.path])
+            n += 1
+    return n
+
+
+def _auc_rows(rows: list[VideoResult], threshold: float, n_boot: int) -> dict[str, Any]:
+    both = [r for r in rows if r.score is not None]
+    y = np.array([r.label for r in both])
+    if len(set(y.tolist())) < 2:
+        return {"n": len(both)}
+    out: dict[str, Any] = {"temporal": summarize(y, np.array([r.score for r in both]), threshold, n_boot)}
+    with_base = [r for r in both if r.baseline is not None]
+    yb = np.array([r.label for r in with_base])
+    if len(set(yb.tolist())) == 2:
+        base = np.array([r.baseline for r in with_base])
+        temp = np.array([r.score for r in with_base])
+        out["baseline"] = summarize(yb, base, None, n_boot)
+        out["temporal_same_items"] = summarize(yb, temp, None, n_boot)
+        # Illustration only (the two scores are not calibrated to each other): the mean of the two probabilities.
+        out["mean_of_both"] = summarize(yb, (base + temp) / 2, None, n_boot)
+    return out
+
+
+def summary(results: list[VideoResult], threshold: float, n_boot: int = 1000) -> dict[str, Any]:
+    """Metrics over all videos and per method; the share of real videos flagged at `threshold`."""
+
+    def key(r: VideoResult) -> tuple[int, str, str]:
+        return r.label, r.method, r.real_pool
+
+    methods = sorted({r.method for r in results if r.label == 1})
+    reals = [r.score for r in results if r.label == 0 and r.score is not None]
+    return {
+        "threshold": threshold,
+        "all": _auc_rows(results, threshold, n_boot),
+        "by_method": {m: _auc_rows(method_rows(results, m, key), threshold, 0) for m in methods},
+        "real_flagged": float(np.mean([s >= threshold for s in reals])) if reals else None,
+        "n_real": len(reals),
+        "n_unscored": sum(r.score is None for r in results),
+        "seconds_per_video": float(np.mean([r.seconds for r in results])) if results else None,
+        "items": [asdict(r) for r in results],
+    }
+
+
+def format_lines(rep: dict[str, Any]) -> list[str]:
+    def auc_of(d: dict[str, Any], k: str) -> str:
+        m = d.get(k)
+        if not m or "auc" not in m:
+            return "  -  "
+        ci = m.get("auc_ci95")
+        return f"{m['auc']:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+    lines = []
+    for name, d in [("all videos", rep["all"]), *rep["by_method"].items()]:
+        n = d.get("temporal", {})
+        counts = f"{n.get('n_real', '?')} real, {n.get('n_fake', '?')} fake"
+        lines.append(
+            f"{name} ({counts}): temporal {auc_of(d, 'temporal')}; same items: baseline {auc_of(d, 'baseline')}, "
+            f"mean of both {auc_of(d, 'mean_of_both')}"
+        )
+    if rep["real_flagged"] is not None:
+        lines.append(f"real videos flagged at {rep['threshold']}: {rep['real_flagged']:.0%} of {rep['n_real']}")
+    if rep["n_unscored"]:
+        lines.append(f"{rep['n_unscored']} videos had no run of consecutive frames with a face (left out)")
+    return lines
