@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deepshield.detect.training.degrade import h264_clip
 from deepshield.detect.training.temporal.clips import (
     CLIP_CACHE_SIZE,
     VideoFrames,
@@ -23,7 +24,6 @@ from deepshield.detect.training.temporal.synth import (
     SynthParams,
     flicker_blend,
     frozen_texture,
-    h264_clip,
     lower_face_from_frames,
     make_fake,
     make_pair,

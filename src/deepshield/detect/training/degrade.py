@@ -21,18 +21,18 @@ def _even(n: int) -> int:
     return max(16, n - n % 2)
 
 
-def h264_frame(img: np.ndarray, crf: int, shift: tuple[float, float]) -> np.ndarray:
-    """`img` (H x W x 3 uint8 RGB, even sides) after one P-frame's trip through libx264 at `crf`."""
-    h, w = img.shape[:2]
+def h264_clip(frames: np.ndarray, crf: int) -> np.ndarray:
+    """A clip (K x H x W x 3 uint8 RGB, even sides) after one trip through libx264 at `crf` as one video: the
+    first frame intra-coded, the rest predicted from the frames before (no B-frames), as in the videos scored
+    later. Shared by the frame detector's pairs and the temporal detector's clips."""
+    k, h, w = frames.shape[:3]
     enc = av.CodecContext.create("libx264", "w")
     enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
     enc.time_base = Fraction(1, 25)
     enc.framerate = Fraction(25, 1)
-    enc.options = {"crf": str(int(crf)), "preset": "veryfast", "tune": "zerolatency", "threads": "1"}
-    m = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]], np.float32)
-    before = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT101)
+    enc.options = {"crf": str(int(crf)), "preset": "veryfast", "tune": "zerolatency", "threads": "1", "bf": "0"}
     packets = []
-    for pts, frame in enumerate((before, img)):
+    for pts, frame in enumerate(frames):
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(format="yuv420p")
         vf.pts = pts
         packets += enc.encode(vf)
@@ -42,9 +42,18 @@ def h264_frame(img: np.ndarray, crf: int, shift: tuple[float, float]) -> np.ndar
     for p in packets:
         decoded += dec.decode(p)
     decoded += dec.decode(None)
-    if len(decoded) < 2:  # never seen; keep the image rather than fail a training run
-        return img
-    return np.asarray(decoded[-1].to_ndarray(format="rgb24"))
+    if len(decoded) != k:  # never seen; keep the clip rather than fail a training run
+        return frames
+    return np.stack([d.to_ndarray(format="rgb24") for d in decoded])
+
+
+def h264_frame(img: np.ndarray, crf: int, shift: tuple[float, float]) -> np.ndarray:
+    """`img` (H x W x 3 uint8 RGB, even sides) after one P-frame's trip through libx264 at `crf`: the second frame
+    of a clip whose first is the same image shifted by `shift` pixels."""
+    h, w = img.shape[:2]
+    m = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]], np.float32)
+    before = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT101)
+    return np.asarray(h264_clip(np.stack([before, img]), crf)[-1])
 
 
 def video_degrade(

@@ -23,12 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 
-import av
 import cv2
 import numpy as np
 
+from deepshield.detect.training.degrade import h264_clip
 from deepshield.detect.training.sbi import _colour_change, _frequency_change, hull_mask, self_blend
 from deepshield.detect.training.swaps import delaunay, warp_triangles
 from deepshield.detect.training.temporal.clips import VideoFrames, input_crop
@@ -253,31 +252,6 @@ def make_fake(
     if kind == "mouth_jitter":
         return mouth_jitter(clip, lms, rng)
     raise ValueError(f"unknown kind of fake clip {kind!r}: one of {', '.join(KINDS)}")
-
-
-def h264_clip(frames: np.ndarray, crf: int) -> np.ndarray:
-    """A clip (K x H x W x 3 uint8, even sides) after one trip through libx264 at `crf` as one video: the first
-    frame intra-coded, the rest predicted from the frames before, as in the videos scored later."""
-    k, h, w = frames.shape[:3]
-    enc = av.CodecContext.create("libx264", "w")
-    enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
-    enc.time_base = Fraction(1, 25)
-    enc.framerate = Fraction(25, 1)
-    enc.options = {"crf": str(int(crf)), "preset": "veryfast", "threads": "1", "bf": "0"}
-    packets = []
-    for pts, f in enumerate(frames):
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24").reformat(format="yuv420p")
-        vf.pts = pts
-        packets += enc.encode(vf)
-    packets += enc.encode(None)
-    dec = av.CodecContext.create("h264", "r")
-    out = []
-    for pk in packets:
-        out += dec.decode(pk)
-    out += dec.decode(None)
-    if len(out) != k:  # never seen; keep the clip rather than fail a training run
-        return frames
-    return np.stack([o.to_ndarray(format="rgb24") for o in out])
 
 
 def shared_degrade(clips: list[np.ndarray], rng: np.random.Generator, p: SynthParams) -> list[np.ndarray]:
