@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import asdict, dataclass, field
-from typing import TypedDict
+from typing import TypedDict, cast
 
 from deepshield.errors import DeepshieldError
 from deepshield.matching.jsontypes import JsonObject, JsonValue
@@ -97,17 +97,8 @@ class EntryInfo:
 
     def metadata(self) -> EntryMetadata:
         """What a match reports about its entry (everything but id, bank, signals and quality)."""
-        return {
-            "source": self.source,
-            "case_id": self.case_id,
-            "added_by": self.added_by,
-            "added_at": self.added_at,
-            "note": self.note,
-            "content_type": self.content_type,
-            "original_media_uri": self.original_media_uri,
-            "disable_until_ts": self.disable_until_ts,
-            "extra": self.extra,
-        }
+        facts = asdict(self)
+        return cast(EntryMetadata, {k: facts[k] for k in EntryMetadata.__annotations__})
 
 
 class EntryMetadata(TypedDict):
