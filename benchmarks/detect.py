@@ -163,7 +163,7 @@ def main() -> None:
         print("torch eager      : skipped (torch not installed)")
     else:
         torch.set_num_threads(a.threads)
-        model = build_model(det.meta.raw["config"]["model"])
+        model = build_model(det.meta.raw["config"]["model"], start=False)
         if a.checkpoint and a.checkpoint.is_file():
             model.load_state_dict(load_checkpoint(a.checkpoint, need=("model",))["model"])
         model.eval()

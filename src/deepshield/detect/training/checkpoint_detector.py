@@ -28,7 +28,7 @@ class CheckpointDetector(Detector):
 
         ck = load_checkpoint(path)
         cfg = ck["config"]
-        self.model = build_model(cfg["model"])
+        self.model = build_model(cfg["model"], start=False)
         self.model.load_state_dict(ck["model"])
         self.model.eval()
         torch.set_num_threads(threads)

@@ -29,7 +29,7 @@ def export_onnx(checkpoint: Path, out_dir: Path, version: str, extra: dict[str, 
 
     ck = load_checkpoint(checkpoint)
     cfg = ck["config"]
-    model = build_model(cfg["model"])
+    model = build_model(cfg["model"], start=False)
     model.load_state_dict(ck["model"])
     model.eval()
     size = int(cfg["sbi"].get("input_size", 160))

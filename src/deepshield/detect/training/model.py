@@ -116,14 +116,15 @@ ARCHITECTURES = ("compact", "mobilenet_v2")
 ForgeryNet = CompactNet | ForgeryMobileNet
 
 
-def build_model(cfg: dict[str, object]) -> ForgeryNet:
+def build_model(cfg: dict[str, object], start: bool = True) -> ForgeryNet:
     """The network a config's [model] section names: `CompactNet` (from scratch, version 4) or, with
-    `arch = "mobilenet_v2"`, MobileNetV2 whose features start from ImageNet when `pretrained = "imagenet"`."""
+    `arch = "mobilenet_v2"`, MobileNetV2 whose features start from ImageNet when `pretrained = "imagenet"`.
+    `start=False` builds the bare network for a checkpoint's weights (the ImageNet file is not read or hashed)."""
     arch = str(cfg.get("arch", "compact"))
     if arch == "mobilenet_v2":
         return ForgeryMobileNet(
             dropout=float(cfg.get("dropout", 0.2)),  # type: ignore[arg-type]
-            pretrained=cfg.get("pretrained") == "imagenet",
+            pretrained=start and cfg.get("pretrained") == "imagenet",
         )
     if arch != "compact":
         raise ValueError(f"[model] arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")

@@ -30,7 +30,7 @@ def average_checkpoints(paths: Sequence[Path], out: Path, bn_batches: int = 100,
         raise DeepshieldError("no checkpoints to average")
     cks = [load_checkpoint(p) for p in paths]
     cfg = cks[-1]["config"]
-    model = build_model(cfg["model"])
+    model = build_model(cfg["model"], start=False)
     state = model.state_dict()
     mean: dict[str, torch.Tensor] = {}
     for k, v in state.items():
