@@ -42,6 +42,8 @@ class SignalHash:
     signal_type: str
     value: str
     quality: int | None = None
+    #: Made by a lookup's fast path (a reduced decode), not the reference hash: never banked or exported.
+    approximate: bool = False
 
 
 @dataclass(frozen=True)
