@@ -359,7 +359,7 @@ def test_pages_carry_security_headers_and_no_inline_script(api, settings):
     from .conftest import login
 
     client, ctx, key = api
-    pages = ["/report", "/status", "/login", "/static/hash-photos.html"]
+    pages = ["/report", "/case-status", "/login", "/static/hash-photos.html"]
     login(client, settings, "rev", "reviewer")
     pages += ["/console", "/"]
     for page in pages:
