@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from deepshield.matching.storage.interface import (
     BankRecord,
     EntryRecord,
+    ExchangeRecord,
     LogRow,
     MatchStore,
     NewEntry,
@@ -28,6 +29,7 @@ def as_store(s: StoreLike) -> MatchStore:
 __all__ = [
     "BankRecord",
     "EntryRecord",
+    "ExchangeRecord",
     "LogRow",
     "MatchStore",
     "MemoryMatchStore",

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 from deepshield.config import Settings
 from deepshield.matching.indexes import MatchIndexes
-from deepshield.matching.storage.interface import BankRecord, EntryRecord, LogRow, NewEntry, SignalRow
+from deepshield.matching.storage.interface import (
+    BankRecord,
+    EntryRecord,
+    ExchangeRecord,
+    LogRow,
+    NewEntry,
+    SignalRow,
+)
+from deepshield.store.timeutil import utcnow
 
 
 @dataclass
@@ -31,6 +39,8 @@ class MemoryMatchStore:
         self._entries: dict[int, EntryRecord] = {}
         self._signals: dict[int, _Signal] = {}
         self._log: list[LogRow] = []
+        self._log_times: dict[int, dt.datetime] = {}
+        self._exchanges: dict[str, ExchangeRecord] = {}
         self._ids = {k: itertools.count(1) for k in ("bank", "entry", "signal", "log")}
         self._indexes = MatchIndexes()
 
@@ -38,7 +48,9 @@ class MemoryMatchStore:
         return next(self._ids[kind])
 
     def _log_op(self, op: str, sig: SignalRow) -> None:
-        self._log.append(LogRow(self._next("log"), op, sig.id, sig.signal_type))
+        row = LogRow(self._next("log"), op, sig.id, sig.signal_type)
+        self._log.append(row)
+        self._log_times[row.id] = utcnow()
 
     # ---- banks
     def bank(self, name: str) -> BankRecord | None:
@@ -159,6 +171,10 @@ class MemoryMatchStore:
         with self._lock:
             self._entries[entry_id].disable_until_ts = ts
 
+    def set_note(self, entry_id: int, note: str | None) -> None:
+        with self._lock:
+            self._entries[entry_id].note = note
+
     def remove_entries(self, entry_ids: Sequence[int]) -> None:
         with self._lock:
             gone = set(entry_ids)
@@ -175,6 +191,28 @@ class MemoryMatchStore:
     def log_since(self, after_id: int) -> list[LogRow]:
         with self._lock:
             return [r for r in self._log if r.id > after_id]
+
+    def log_time(self, log_id: int) -> dt.datetime | None:
+        with self._lock:
+            return self._log_times.get(log_id)
+
+    # ---- signal exchanges
+    def exchanges(self) -> list[ExchangeRecord]:
+        with self._lock:
+            return [dataclasses.replace(x) for _, x in sorted(self._exchanges.items())]
+
+    def exchange(self, name: str) -> ExchangeRecord | None:
+        with self._lock:
+            x = self._exchanges.get(name)
+            return dataclasses.replace(x, api_json=dict(x.api_json)) if x is not None else None
+
+    def save_exchange(self, exchange: ExchangeRecord) -> None:
+        with self._lock:
+            self._exchanges[exchange.name] = dataclasses.replace(exchange, api_json=dict(exchange.api_json))
+
+    def delete_exchange(self, name: str) -> bool:
+        with self._lock:
+            return self._exchanges.pop(name, None) is not None
 
     def signals_by_id(self, signal_ids: Sequence[int]) -> list[SignalRow]:
         with self._lock:

@@ -11,8 +11,15 @@ from sqlalchemy.orm import Session
 
 from deepshield.config import Settings
 from deepshield.matching.indexes import MatchIndexes, get_indexes
-from deepshield.matching.models import MatchBank, MatchEntry, MatchIndexLog, MatchSignal
-from deepshield.matching.storage.interface import BankRecord, EntryRecord, LogRow, NewEntry, SignalRow
+from deepshield.matching.models import MatchBank, MatchEntry, MatchExchange, MatchIndexLog, MatchSignal
+from deepshield.matching.storage.interface import (
+    BankRecord,
+    EntryRecord,
+    ExchangeRecord,
+    LogRow,
+    NewEntry,
+    SignalRow,
+)
 from deepshield.store.timeutil import utcnow
 
 #: Ids per IN (...) clause: under SQLite's old limit of 999 bound parameters.
@@ -45,6 +52,26 @@ def _entry(e: MatchEntry) -> EntryRecord:
         disable_until_ts=int(e.disable_until_ts or 0),
         extra=json.loads(e.extra_json) if e.extra_json else None,
     )
+
+
+#: ExchangeRecord fields stored in columns of the same name (all but api_json, kept as JSON text).
+_EXCHANGE_COLUMNS = (
+    "name",
+    "api",
+    "bank",
+    "enabled",
+    "last_fetch_start_ts",
+    "last_fetch_complete_ts",
+    "last_fetch_succeeded",
+    "fetched_items",
+    "checkpoint_ts",
+    "error",
+)
+
+
+def _exchange(x: MatchExchange) -> ExchangeRecord:
+    cols = {k: getattr(x, k) for k in _EXCHANGE_COLUMNS}
+    return ExchangeRecord(api_json=json.loads(x.api_json or "{}"), **cols)
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
@@ -206,6 +233,13 @@ class SqlMatchStore:
         e.disable_until_ts = ts
         self.session.flush()
 
+    def set_note(self, entry_id: int, note: str | None) -> None:
+        e = self.session.get(MatchEntry, entry_id)
+        if e is None:
+            raise KeyError(entry_id)
+        e.note = note
+        self.session.flush()
+
     def remove_entries(self, entry_ids: Sequence[int]) -> None:
         s = self.session
         for chunk in _chunks(entry_ids):
@@ -230,6 +264,33 @@ class SqlMatchStore:
             .order_by(MatchIndexLog.id)
         )
         return [LogRow(i, op, sid, st) for i, op, sid, st in self.session.execute(q)]
+
+    def log_time(self, log_id: int) -> dt.datetime | None:
+        return self.session.scalar(select(MatchIndexLog.created_at).where(MatchIndexLog.id == log_id))
+
+    # ---- signal exchanges
+    def exchanges(self) -> list[ExchangeRecord]:
+        return [_exchange(x) for x in self.session.scalars(select(MatchExchange).order_by(MatchExchange.name))]
+
+    def exchange(self, name: str) -> ExchangeRecord | None:
+        x = self.session.get(MatchExchange, name)
+        return _exchange(x) if x is not None else None
+
+    def save_exchange(self, exchange: ExchangeRecord) -> None:
+        x = self.session.get(MatchExchange, exchange.name) or MatchExchange(name=exchange.name)
+        for k in _EXCHANGE_COLUMNS:
+            setattr(x, k, getattr(exchange, k))
+        x.api_json = json.dumps(exchange.api_json)
+        self.session.add(x)
+        self.session.flush()
+
+    def delete_exchange(self, name: str) -> bool:
+        x = self.session.get(MatchExchange, name)
+        if x is None:
+            return False
+        self.session.delete(x)
+        self.session.flush()
+        return True
 
     def signals_by_id(self, signal_ids: Sequence[int]) -> list[SignalRow]:
         out: list[SignalRow] = []
