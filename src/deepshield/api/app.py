@@ -9,15 +9,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from deepshield.api.headers import SecurityHeaders
 from deepshield.api.limits import BodySizeLimit
+from deepshield.api.routes.matching import hma_error_body
 from deepshield.api.services import Services
 from deepshield.cases.context import CasesContext
 from deepshield.config import Settings, get_settings, make_private_dir, make_private_file
@@ -102,25 +105,33 @@ def create_app(settings: Settings | None = None, *, cases: CasesContext | None =
         SessionMiddleware, secret_key=_session_secret(settings), same_site="lax", https_only=False, max_age=8 * 3600
     )
 
+    def error(request: Request, status: int, code: str, detail: object, message: str) -> JSONResponse:
+        """`{"error": code, "detail": ...}`; on HMA's routes HMA's `{"message": ...}` (`routes.matching`)."""
+        body = hma_error_body(request, message) or {"error": code, "detail": detail}
+        return JSONResponse(body, status_code=status)
+
     @app.exception_handler(DeepshieldError)
-    async def _deepshield_error(_: Request, exc: DeepshieldError) -> JSONResponse:
-        return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.http_status)
+    async def _deepshield_error(request: Request, exc: DeepshieldError) -> JSONResponse:
+        return error(request, exc.http_status, exc.code, exc.message, exc.message)
 
     @app.exception_handler(DataError)
-    async def _data_error(_: Request, exc: DataError) -> JSONResponse:
+    async def _data_error(request: Request, exc: DataError) -> JSONResponse:
         # A value the database cannot hold (NUL characters on PostgreSQL, out-of-range numbers) is bad input.
-        return JSONResponse(
-            {
-                "error": "invalid_value",
-                "detail": "a value in the request cannot be stored (out of range or invalid characters)",
-            },
-            status_code=422,
-        )
+        why = "a value in the request cannot be stored (out of range or invalid characters)"
+        return error(request, 422, "invalid_value", why, why)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e.get("loc", [])), "msg": str(e.get("msg", ""))} for e in exc.errors()]
-        return JSONResponse({"error": "invalid_request", "detail": errors}, status_code=422)
+        message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+        return error(request, 422, "invalid_request", errors, message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        body = hma_error_body(request, str(exc.detail))
+        if body is None:
+            return await http_exception_handler(request, exc)
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     static = Path(__file__).parent / "static"
     static.mkdir(exist_ok=True)
