@@ -199,7 +199,7 @@ class MemoryMatchStore:
     # ---- signal exchanges
     def exchanges(self) -> list[ExchangeRecord]:
         with self._lock:
-            return [dataclasses.replace(x) for _, x in sorted(self._exchanges.items())]
+            return [dataclasses.replace(x, api_json=dict(x.api_json)) for _, x in sorted(self._exchanges.items())]
 
     def exchange(self, name: str) -> ExchangeRecord | None:
         with self._lock:
