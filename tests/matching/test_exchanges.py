@@ -286,3 +286,9 @@ def test_threatexchange_failures_are_recorded(hma: Any, threatexchange: FakeThre
     assert hma.post("/c/exchange/TX_DOWN/fetch").json()["error"]
     hma.post("/c/exchanges", json={"bank": "TX_NOTOKEN", "api": "fb_threatexchange", "api_json": {"privacy_group": 1}})
     assert "token" in hma.post("/c/exchange/TX_NOTOKEN/fetch").json()["error"]
+    # The token set as HMA sets it (`/c/exchanges/api/fb_threatexchange`) serves exchanges without their own.
+    api_json = {"privacy_group": 4242, "graph_api_url": threatexchange.url}
+    hma.post("/c/exchanges", json={"bank": "TX_SHARED", "api": "fb_threatexchange", "api_json": api_json})
+    hma.post("/c/exchanges/api/fb_threatexchange", json={"credential_json": {"api_token": TOKEN}})
+    assert hma.post("/c/exchange/TX_SHARED/fetch").json()["fetched_items"] == 1
+    assert TOKEN not in hma.get("/c/exchange/TX_SHARED").text

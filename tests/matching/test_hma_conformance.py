@@ -396,7 +396,14 @@ def test_exchanges_routes(hma: Any, tmp_path: Path) -> None:
         "supports_authentification": False,
         "has_set_authentification": False,
     }
-    assert hma.get("/c/exchanges/api/fb_threatexchange").json()["supports_authentification"] is True
+    tx = "/c/exchanges/api/fb_threatexchange"
+    assert hma.get(tx).json() == {"supports_authentification": True, "has_set_authentification": False}
+    r = hma.post(tx, json={"credential_json": {"api_token": "12345789|000000000000"}})
+    assert r.status_code == 200 and r.json() == {"supports_authentification": True, "has_set_authentification": True}
+    assert hma.get(tx).json()["has_set_authentification"] is True
+    assert hma.post(tx, json={"credential_json": {}}).json()["has_set_authentification"] is False
+    assert hma.post(tx, json={"credential_json": {"api_token": 5}}).status_code == 400
+    assert hma.post("/c/exchanges/api/sample", json={"credential_json": {"api_token": "x"}}).status_code == 400
     assert hma.get("/c/exchanges/api/nope").status_code == 400
 
     r = hma.post("/c/exchanges", json={"api": "sample", "bank": "BAR_EXCHANGE", "api_json": {}})

@@ -10,8 +10,9 @@ which fetches nothing: HMA's stand-in for trying the configuration):
   signals the bank does not hold yet.
 * `fb_threatexchange`: Meta's ThreatExchange Graph API, read as python-threatexchange's client reads it
   (`GET <graph_api_url>/<privacy_group>/threat_updates/` with `paging.next` cursors); `api_json` holds
-  `privacy_group`, optionally `graph_api_url` (another server speaking the same API) and `api_token` (or
-  DEEPSHIELD_THREATEXCHANGE_TOKEN). An update with `should_delete` removes what it added; the next fetch
+  `privacy_group`, optionally `graph_api_url` (another server speaking the same API) and `api_token`;
+  without one, the token set through HMA's `POST /c/exchanges/api/fb_threatexchange`, else
+  DEEPSHIELD_THREATEXCHANGE_TOKEN. An update with `should_delete` removes what it added; the next fetch
   starts from the newest `last_updated` seen (the checkpoint).
 
 Each banked item records where it came from as HMA's `collab` metadata ({exchange: [key]}), which is how a
@@ -143,16 +144,37 @@ def set_enabled(session: StoreLike, name: str, body: JsonValue) -> ExchangeRecor
     return x
 
 
-def _token_from_env() -> str:
-    return os.environ.get("DEEPSHIELD_THREATEXCHANGE_TOKEN", "")
+def _token(store: MatchStore) -> str:
+    """The ThreatExchange token set through the API, else the environment's."""
+    stored = (store.exchange_credentials(THREATEXCHANGE) or {}).get("api_token")
+    return stored if isinstance(stored, str) and stored else os.environ.get("DEEPSHIELD_THREATEXCHANGE_TOKEN", "")
 
 
-def api_auth_json(api: str) -> dict[str, bool]:
+def api_auth_json(session: StoreLike, api: str) -> dict[str, bool]:
     """HMA's `/c/exchanges/api/<api>`: whether the type takes credentials and whether they are set."""
     if api not in exchange_types():
         raise InvalidExchange(f"no such Exchange API '{api}'")
     takes = api == THREATEXCHANGE
-    return {"supports_authentification": takes, "has_set_authentification": takes and bool(_token_from_env())}
+    return {"supports_authentification": takes, "has_set_authentification": takes and bool(_token(as_store(session)))}
+
+
+def set_credentials(session: StoreLike, api: str, body: JsonValue) -> dict[str, bool]:
+    """HMA's `POST /c/exchanges/api/<api>` {"credential_json": {"api_token"}}; an empty object forgets them."""
+    if api not in exchange_types():
+        raise InvalidExchange(f"no such Exchange API '{api}'")
+    if not isinstance(body, dict):
+        raise InvalidExchange("this endpoint expects a json object payload")
+    creds = body.get("credential_json")
+    if creds is not None:
+        if api != THREATEXCHANGE:
+            raise InvalidExchange(f"the {api} exchange takes no credentials")
+        if not creds:
+            as_store(session).set_exchange_credentials(api, None)
+        elif not isinstance(creds, dict) or not isinstance(creds.get("api_token"), str) or not creds["api_token"]:
+            raise InvalidExchange('credential_json must be {"api_token": "<app id>|<secret>"}')
+        else:
+            as_store(session).set_exchange_credentials(api, {"api_token": creds["api_token"]})
+    return api_auth_json(session, api)
 
 
 def config_json(x: ExchangeRecord) -> JsonObject:
@@ -204,11 +226,14 @@ def _get_json(url: str, params: dict[str, str] | None) -> JsonObject:
 
 
 def read_threat_updates(
-    api_json: dict[str, JsonValue], since: int, get_json: Callable[[str, dict[str, str] | None], JsonObject]
+    api_json: dict[str, JsonValue],
+    since: int,
+    get_json: Callable[[str, dict[str, str] | None], JsonObject],
+    default_token: str = "",
 ) -> Iterator[Fetched]:
     """ThreatExchange's threat_updates for a privacy group since a time, page by page (`paging.next`)."""
     base = str(api_json.get("graph_api_url") or GRAPH_API_URL).rstrip("/")
-    token = str(api_json.get("api_token") or _token_from_env())
+    token = str(api_json.get("api_token") or default_token)
     if not token:
         raise InvalidExchange("no ThreatExchange token: set api_token or DEEPSHIELD_THREATEXCHANGE_TOKEN")
     params: dict[str, str] | None = {"access_token": token, "fields": TX_FIELDS, "limit": str(_PAGE_SIZE)}
@@ -348,7 +373,8 @@ def fetch(
             st = x.api_json.get("signal_type")
             source = read_signal_file(Path(str(x.api_json["filename"])), str(st) if st else None)
         elif x.api == THREATEXCHANGE:
-            source = _tracking(read_threat_updates(x.api_json, x.checkpoint_ts, get_json), newest)
+            updates = read_threat_updates(x.api_json, x.checkpoint_ts, get_json, _token(store))
+            source = _tracking(updates, newest)
         x.fetched_items = _bank_all(store, x.bank, source, x.name)
         x.error, x.last_fetch_succeeded = None, True
         x.checkpoint_ts = newest[0] if x.api == THREATEXCHANGE else int(now())

@@ -88,3 +88,13 @@ class MatchExchange(Base):
     fetched_items: Mapped[int] = mapped_column(Integer, default=0)
     checkpoint_ts: Mapped[int] = mapped_column(BigInteger, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class MatchExchangeCredentials(Base):
+    """The credentials of an exchange type (a ThreatExchange token), set through HMA's
+    `/c/exchanges/api/<api>`; never shown back (matching_0003)."""
+
+    __tablename__ = "match_exchange_credentials"
+
+    api: Mapped[str] = mapped_column(String(64), primary_key=True)
+    credential_json: Mapped[str] = mapped_column(Text)

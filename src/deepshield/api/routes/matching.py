@@ -480,9 +480,19 @@ def exchange_apis(_p: CuratePrincipal) -> list[str]:
 
 
 @hma_router.get("/c/exchanges/api/{api_name}")
-def exchange_api(_p: CuratePrincipal, api_name: str) -> dict[str, bool]:
+def exchange_api(session: SessionDep, _p: CuratePrincipal, api_name: str) -> dict[str, bool]:
     """Whether the exchange type takes credentials, and whether they are set (ThreatExchange: its token)."""
-    return exchanges.api_auth_json(api_name)
+    return exchanges.api_auth_json(session, api_name)
+
+
+@hma_router.post("/c/exchanges/api/{api_name}")
+def exchange_api_credentials(
+    session: SessionDep, _p: CuratePrincipal, api_name: str, body: Annotated[Any, Body()]
+) -> dict[str, bool]:
+    """{"credential_json": {"api_token": ...}} sets the type's credentials, `{}` forgets them."""
+    answer = exchanges.set_credentials(session, api_name, body)
+    session.commit()
+    return answer
 
 
 @hma_router.get("/c/exchanges")

@@ -184,6 +184,14 @@ class MatchStore(Protocol):
         """Forget an exchange (its bank stays); False when there was none."""
         ...
 
+    def exchange_credentials(self, api: str) -> dict[str, JsonValue] | None:
+        """The credentials stored for an exchange type, or None."""
+        ...
+
+    def set_exchange_credentials(self, api: str, credentials: dict[str, JsonValue] | None) -> None:
+        """Store (None: forget) the credentials of an exchange type."""
+        ...
+
     def indexes(self, settings: Settings | None) -> MatchIndexes:
         """The in-memory indexes that follow this store (process-wide for a database, per object in memory)."""
         ...

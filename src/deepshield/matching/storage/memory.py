@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from deepshield.config import Settings
 from deepshield.matching.indexes import MatchIndexes
+from deepshield.matching.jsontypes import JsonValue
 from deepshield.matching.storage.interface import (
     BankRecord,
     EntryRecord,
@@ -41,6 +42,7 @@ class MemoryMatchStore:
         self._log: list[LogRow] = []
         self._log_times: dict[int, dt.datetime] = {}
         self._exchanges: dict[str, ExchangeRecord] = {}
+        self._credentials: dict[str, dict[str, JsonValue]] = {}
         self._ids = {k: itertools.count(1) for k in ("bank", "entry", "signal", "log")}
         self._indexes = MatchIndexes()
 
@@ -213,6 +215,18 @@ class MemoryMatchStore:
     def delete_exchange(self, name: str) -> bool:
         with self._lock:
             return self._exchanges.pop(name, None) is not None
+
+    def exchange_credentials(self, api: str) -> dict[str, JsonValue] | None:
+        with self._lock:
+            c = self._credentials.get(api)
+            return dict(c) if c is not None else None
+
+    def set_exchange_credentials(self, api: str, credentials: dict[str, JsonValue] | None) -> None:
+        with self._lock:
+            if credentials is None:
+                self._credentials.pop(api, None)
+            else:
+                self._credentials[api] = dict(credentials)
 
     def signals_by_id(self, signal_ids: Sequence[int]) -> list[SignalRow]:
         with self._lock:

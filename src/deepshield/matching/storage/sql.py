@@ -11,7 +11,15 @@ from sqlalchemy.orm import Session
 
 from deepshield.config import Settings
 from deepshield.matching.indexes import MatchIndexes, get_indexes
-from deepshield.matching.models import MatchBank, MatchEntry, MatchExchange, MatchIndexLog, MatchSignal
+from deepshield.matching.jsontypes import JsonValue
+from deepshield.matching.models import (
+    MatchBank,
+    MatchEntry,
+    MatchExchange,
+    MatchExchangeCredentials,
+    MatchIndexLog,
+    MatchSignal,
+)
 from deepshield.matching.storage.interface import (
     BankRecord,
     EntryRecord,
@@ -291,6 +299,21 @@ class SqlMatchStore:
         self.session.delete(x)
         self.session.flush()
         return True
+
+    def exchange_credentials(self, api: str) -> dict[str, JsonValue] | None:
+        c = self.session.get(MatchExchangeCredentials, api)
+        return json.loads(c.credential_json) if c is not None else None
+
+    def set_exchange_credentials(self, api: str, credentials: dict[str, JsonValue] | None) -> None:
+        c = self.session.get(MatchExchangeCredentials, api)
+        if credentials is None:
+            if c is not None:
+                self.session.delete(c)
+        else:
+            c = c or MatchExchangeCredentials(api=api)
+            c.credential_json = json.dumps(credentials)
+            self.session.add(c)
+        self.session.flush()
 
     def signals_by_id(self, signal_ids: Sequence[int]) -> list[SignalRow]:
         out: list[SignalRow] = []

@@ -1,5 +1,5 @@
 """Matching: signal exchanges (HMA's `/c/exchanges`), each a bank filled from outside, with its settings and
-the state of its last fetch.
+the state of its last fetch; and the credentials of an exchange type (HMA's `/c/exchanges/api/<api>`).
 
 Revision ID: matching_0003
 Revises: matching_0002
@@ -30,6 +30,13 @@ def upgrade() -> None:
         sa.Column("error", sa.Text, nullable=True),
     )
 
+    op.create_table(
+        "match_exchange_credentials",
+        sa.Column("api", sa.String(64), primary_key=True),
+        sa.Column("credential_json", sa.Text, nullable=False),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("match_exchange_credentials")
     op.drop_table("match_exchanges")
