@@ -519,3 +519,31 @@ def test_the_first_start_admin_password_must_be_changed_at_first_sign_in(setting
         client.cookies.clear()
         assert sign_in(once) == 401
         assert sign_in(new) == 303
+
+
+def test_the_console_cookie_alone_cannot_change_state_through_the_api(api, settings, make_json):
+    """Issue 31 point 6: another site's form or script can make a signed-in reviewer's browser send the
+    cookie, but not the session's CSRF token. Cookie alone: 403 and nothing decided; cookie with the token
+    (as the console's scripts send it) or an API key: works; reads with the cookie stay open."""
+    from deepshield.cases.models import Case
+    from deepshield.store.db import session_scope
+
+    from .conftest import login
+
+    client, ctx, key = api
+    cid = client.post("/v1/reports", json=make_json(), headers=key("cases")).json()["case_id"]
+    tok = login(client, settings, "rev", "reviewer")
+    decision = {"actions": ["remove"], "reason": "ncii"}
+    for headers in ({}, {"X-CSRF-Token": "forged"}):
+        r = client.post(f"/v1/cases/{cid}/decision", json=decision, headers=headers)
+        assert r.status_code == 403 and "X-CSRF-Token" in r.json()["detail"], r.text
+    assert "X-CSRF-Token" in client.put("/c/bank/anything", json={}).json()["detail"]  # any unsafe method
+    with session_scope(settings) as s:
+        case = s.get(Case, cid)
+        assert case is not None and case.decision is None
+    assert client.get(f"/v1/cases/{cid}").status_code == 200
+    assert client.get("/account/csrf").json() == {"csrf_token": tok}
+    r = client.post(f"/v1/cases/{cid}/review", headers={"X-CSRF-Token": tok})
+    assert r.status_code == 200 and r.json()["state"] == "in_review", r.text
+    r = client.post(f"/v1/cases/{cid}/decision", json=decision, headers=key("cases"))
+    assert r.status_code == 200 and r.json()["actions"] == ["remove"], r.text

@@ -66,6 +66,11 @@ CasesDep = Annotated[CasesContext, Depends(get_cases)]
 LivenessDep = Annotated[LivenessService, Depends(get_liveness)]
 
 
+#: Methods that change nothing: a cookie-authenticated API request with any other method needs the CSRF token.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The header that carries the console session's CSRF token on API requests made with its cookie.
+CSRF_HEADER = "X-CSRF-Token"
+
 #: Where a user who must change the one-time password may go.
 PASSWORD_CHANGE_PATHS = ("/account/password", "/logout", "/login")
 
@@ -97,9 +102,12 @@ OptionalUser = Annotated[User | None, Depends(current_user_optional)]
 
 def require_scope(scope: str) -> Callable[..., Principal]:
     """API access with `Authorization: Bearer KEY` holding `scope` (or admin); a logged-in web user also counts
-    for the scopes of their role, so the console's own pages can call the API."""
+    for the scopes of their role, so the console's own pages can call the API. The browser sends the cookie
+    with any site's form, so a cookie-authenticated request that changes state must also carry the session's
+    CSRF token in `X-CSRF-Token` (a key is never sent by the browser on its own, so keyed requests need none)."""
 
     def dep(
+        request: Request,
         session: SessionDep,
         user: OptionalUser,
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -110,6 +118,12 @@ def require_scope(scope: str) -> Callable[..., Principal]:
             if principal is None:
                 raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
         elif user is not None:
+            if request.method not in SAFE_METHODS and not csrf_matches(request, request.headers.get(CSRF_HEADER)):
+                raise HTTPException(
+                    403,
+                    f"signed in with the console's cookie: send the session's CSRF token in {CSRF_HEADER} "
+                    "(GET /account/csrf), or use an API key",
+                )
             principal = user_principal(user)
         if principal is None:
             raise HTTPException(
@@ -130,7 +144,12 @@ def csrf_token(request: Request) -> str:
     return str(tok)
 
 
+def csrf_matches(request: Request, submitted: str | None) -> bool:
+    """Whether `submitted` is this session's CSRF token (a session without one matches nothing)."""
+    expected = request.session.get("csrf") if "session" in request.scope else None
+    return bool(expected and submitted and secrets.compare_digest(str(expected), submitted))
+
+
 def check_csrf(request: Request, submitted: str | None) -> None:
-    expected = request.session.get("csrf")
-    if not expected or not submitted or not secrets.compare_digest(str(expected), submitted):
+    if not csrf_matches(request, submitted):
         raise HTTPException(403, "invalid or missing CSRF token: reload the page and try again")

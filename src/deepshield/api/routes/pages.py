@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from deepshield.accounts.service import authenticate_user, end_web_session, set_password, start_web_session
@@ -142,6 +142,13 @@ def password_change(
     request.session.clear()
     request.session["sid"] = start_web_session(session, user)
     return RedirectResponse("/", status_code=303)
+
+
+@router.get("/account/csrf")
+def csrf_for_scripts(request: Request) -> JSONResponse:
+    """The session's CSRF token for the console's scripts, which send it in `X-CSRF-Token` with API calls made
+    with the cookie. Another site cannot read this answer (no CORS), so it cannot forge such a call."""
+    return JSONResponse({"csrf_token": csrf_token(request)}, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/", response_class=HTMLResponse)
