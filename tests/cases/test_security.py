@@ -18,7 +18,7 @@ from PIL import Image
 
 from deepshield.cases.ports import Finding
 from deepshield.config import Settings
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, report_action
 
 
 @pytest.fixture
@@ -114,9 +114,8 @@ def test_half_truncated_jpeg_gets_one_answer_everywhere(api, make_json, photo):
     cid = client.post("/v1/reports", json=make_json(), headers=h).json()["case_id"]
     r = client.post(f"/v1/cases/{cid}/media", files={"file": ("half.jpg", half, "image/jpeg")}, headers=h)
     assert r.status_code == 201, r.text
-    tok = csrf_token(client.get("/report").text)
+    url = report_action(client.get("/report").text)
     form = {
-        "csrf": tok,
         "category": "ncii",
         "jurisdiction": "US",
         "content_locations": "https://example.com/p/1",
@@ -127,7 +126,7 @@ def test_half_truncated_jpeg_gets_one_answer_everywhere(api, make_json, photo):
         "reporter_email": "jane@example.org",
         "reporter_role": "depicted_person",
     }
-    r = client.post("/report", data=form, files={"file": ("half.jpg", half, "image/jpeg")})
+    r = client.post(url, data=form, files={"file": ("half.jpg", half, "image/jpeg")})
     assert r.status_code == 201, r.text
     r = client.post("/v1/scans", files={"file": ("half.jpg", half, "image/jpeg")}, headers=key("scan"))
     assert r.status_code == 200, r.text
@@ -547,3 +546,110 @@ def test_the_console_cookie_alone_cannot_change_state_through_the_api(api, setti
     assert r.status_code == 200 and r.json()["state"] == "in_review", r.text
     r = client.post(f"/v1/cases/{cid}/decision", json=decision, headers=key("cases"))
     assert r.status_code == 200 and r.json()["actions"] == ["remove"], r.text
+
+
+_CHUNK = 64 * 1024
+_MULTIPART = {"Content-Type": "multipart/form-data; boundary=B"}
+
+
+def _stream_post(app, url: str, total: int, headers: dict[str, str]) -> tuple[int, dict, int]:
+    """POST a chunked multipart body of `total` bytes (no Content-Length) straight into the ASGI app, which
+    pulls each chunk only when it reads it; returns the status, the JSON answer and the bytes the app took."""
+    import asyncio
+
+    import httpx2 as httpx
+
+    taken = 0
+
+    async def body():
+        nonlocal taken
+        head = b'--B\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n'
+        head += b"Content-Type: image/jpeg\r\n\r\n\xff\xd8"
+        taken += len(head)
+        yield head
+        while taken < total:
+            taken += _CHUNK
+            yield b"\x00" * _CHUNK
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            return await c.post(url, content=body(), headers={**_MULTIPART, **headers})
+
+    r = asyncio.run(post())
+    answer = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+    return r.status_code, answer, taken
+
+
+def _cookie(client) -> dict[str, str]:
+    return {"Cookie": "; ".join(f"{k}={v}" for k, v in client.cookies.items())}
+
+
+@pytest.fixture
+def small_limit_app(settings):
+    """The app with a 256 KiB upload limit (a chunked body over it costs little to send)."""
+    from fastapi.testclient import TestClient
+
+    from deepshield.accounts.service import create_api_key
+    from deepshield.api.app import create_app
+    from deepshield.cases.context import CasesContext
+    from deepshield.store.db import session_scope
+
+    from .fakes import MemoryHashBank
+
+    small = settings.model_copy(update={"max_upload_bytes": 256 * 1024})
+    ctx = CasesContext.build(small, bank=MemoryHashBank(), screeners=[], start_worker=False)
+    app = create_app(small, cases=ctx)
+    with session_scope(small) as s:
+        k, _ = create_api_key(s, ["admin"], "platform")
+    with TestClient(app) as client:
+        yield app, client, {"Authorization": f"Bearer {k}"}
+
+
+UPLOAD_ROUTES = [
+    "/v1/scans",
+    "/v1/uploads",
+    "/v1/cases/{cid}/media",
+    "/v1/liveness/sessions",
+    "/v1/labels",
+    "/h/hash",
+    "/c/bank/B/content",
+    "/c/bank/B/import",
+    "/upload",
+    "/report",
+]
+
+
+@pytest.mark.parametrize("route", UPLOAD_ROUTES)
+def test_an_oversize_chunked_body_gets_413_on_every_upload_route(small_limit_app, make_json, route):
+    """Issue 31 point 7: with no Content-Length to refuse up front, the limit is met while the body streams
+    in; FastAPI's form parser turned that into its own 400 'error parsing the body'. Now: 413 with the
+    limit, and the rest of the body is not read."""
+    app, client, key = small_limit_app
+    cid = client.post("/v1/reports", json=make_json(), headers=key).json()["case_id"]
+    assert client.post("/c/banks", json={"name": "B"}, headers=key).status_code == 201
+    url, headers = route.format(cid=cid), dict(key)
+    if route == "/report":
+        url, headers = report_action(client.get("/report").text), _cookie(client)
+    total = 4 * 1024 * 1024
+    status, answer, taken = _stream_post(app, url, total, headers)
+    assert status == 413 and answer["error"] == "media_too_large", (status, answer)
+    assert taken < total
+
+
+def test_the_report_form_refuses_a_forged_or_flooding_post_before_reading_its_body(api):
+    """Issue 31 point 7: the anonymous form checks its CSRF token (in the action URL) and the per-client rate
+    limit before it reads the body, so a forged post, or the eleventh in ten minutes, of a large file is
+    refused without taking in a byte of it (the app used to read it all, then answer 403)."""
+    from deepshield.cases.ratelimit import FORM
+
+    client, ctx, key = api
+    good = report_action(client.get("/report").text)
+    total = 20 * 1024 * 1024
+    for url, cookie in (("/report?csrf=forged", _cookie(client)), (good, {}), ("/report", _cookie(client))):
+        status, answer, taken = _stream_post(client.app, url, total, cookie)
+        assert status == 403 and "CSRF" in answer["detail"] and taken == 0, (url, status, answer, taken)
+    for _ in range(FORM.limit):
+        FORM.hit("127.0.0.1")  # the transport's client address
+    status, _, taken = _stream_post(client.app, good, total, _cookie(client))
+    assert status == 429 and taken == 0
