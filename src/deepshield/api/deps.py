@@ -4,6 +4,7 @@ CSRF. (The bounds on numbers from clients are `deepshield.store.bounds`.)"""
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import secrets
 from collections.abc import Callable, Iterator
 from typing import Annotated
@@ -134,6 +135,22 @@ def require_scope(scope: str) -> Callable[..., Principal]:
         return principal
 
     return dep
+
+
+def client_key(request: Request) -> str:
+    """Who is asking, for the per-client limits: the connection's peer (or the client a configured proxy names,
+    see `Settings.forwarded_allow_ips`); an IPv6 address by its /64, which one subscriber holds whole and
+    could otherwise rotate through."""
+    host = request.client.host if request.client else "unknown"
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{addr}/64", strict=False))
+    return str(addr)
 
 
 def csrf_token(request: Request) -> str:

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from deepshield.accounts.service import authenticate_user, end_web_session, set_password, start_web_session
-from deepshield.api.deps import OptionalUser, ScansDep, SessionDep, SettingsDep, check_csrf, csrf_token
+from deepshield.api.deps import OptionalUser, ScansDep, SessionDep, SettingsDep, check_csrf, client_key, csrf_token
 from deepshield.api.uploads import save_upload
 from deepshield.cases.ratelimit import LOGIN_ACCOUNT, LOGIN_CLIENT, RateLimited
 from deepshield.errors import DeepshieldError
@@ -43,7 +43,7 @@ def login(
     """Sign in. Failed attempts are throttled per account and per client (429, the password not even checked,
     until the window passes), so guessing is slow; every attempt is in the audit trail."""
     check_csrf(request, csrf)
-    account, client = username.strip().lower()[:128], request.client.host if request.client else "unknown"
+    account, client = username.strip().lower()[:128], client_key(request)
     try:
         LOGIN_ACCOUNT.check(account)
         LOGIN_CLIENT.check(client)

@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from deepshield.api.deps import CasesDep, OptionalUser, SettingsDep, check_csrf, csrf_token
-from deepshield.api.routes.cases import CasesPrincipal, actor_kind, client_key
+from deepshield.api.deps import CasesDep, OptionalUser, SettingsDep, check_csrf, client_key, csrf_token
+from deepshield.api.routes.cases import CasesPrincipal, actor_kind
 from deepshield.api.uploads import save_upload
 from deepshield.cases import intake, screening
 from deepshield.cases.context import CasesContext
