@@ -159,8 +159,12 @@ def test_appeal_by_human_reverses_action_and_banking(api, settings, make_json, t
         headers=key("cases", "review"),
     )
     assert denied.status_code == 403 and denied.json()["error"] == "human_required"
-    login(client, settings, "ada", "reviewer")
-    ok = client.post(f"/v1/cases/{cid}/appeal-decision", json={"outcome": "reversed", "reason": "satire, labelled"})
+    tok = login(client, settings, "ada", "reviewer")
+    ok = client.post(
+        f"/v1/cases/{cid}/appeal-decision",
+        json={"outcome": "reversed", "reason": "satire, labelled"},
+        headers={"X-CSRF-Token": tok},
+    )
     assert ok.status_code == 200 and ok.json()["state"] == "reversed"
     assert ctx.bank.lookup(sha, "sha256") == []
     detail = client.get(f"/v1/cases/{cid}", headers=h).json()

@@ -253,16 +253,19 @@ def test_concurrent_audit_appends_keep_one_chain(ctx):
 
 
 def test_pin_lockout_stops_guessing(ctx, make_fields):
+    """The guessing client is locked out of the case; another client (the victim) is not."""
     cid, pin = _new(ctx, make_fields())
     wrong = f"{(int(pin) + 1) % 10**8:08d}"
     for _ in range(pins.PIN_FREE_TRIES):
         with session_scope(ctx.settings) as s:
-            assert pins.check_pin(s, ctx.settings, cid, wrong) is None
+            assert pins.check_pin(s, ctx.settings, cid, wrong, "guesser") is None
     with session_scope(ctx.settings) as s, pytest.raises(pins.PinLocked):
-        pins.check_pin(s, ctx.settings, cid, pin)  # even the right PIN waits out the lock
+        pins.check_pin(s, ctx.settings, cid, pin, "guesser")  # even the right PIN waits out the lock
+    with session_scope(ctx.settings) as s:
+        assert pins.check_pin(s, ctx.settings, cid, pin, "victim") is not None
     later = service.utcnow() + dt.timedelta(minutes=16)
     with session_scope(ctx.settings) as s:
-        assert pins.check_pin(s, ctx.settings, cid, pin, now=later) is not None
+        assert pins.check_pin(s, ctx.settings, cid, pin, "guesser", now=later) is not None
 
 
 def test_queue_keeps_clocked_cases_ahead_of_many_incomplete_ones(ctx, make_fields):

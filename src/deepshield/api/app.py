@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.middleware.sessions import SessionMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from deepshield.api.headers import SecurityHeaders
 from deepshield.api.limits import BodySizeLimit
@@ -101,6 +102,9 @@ def create_app(settings: Settings | None = None, *, cases: CasesContext | None =
     app.add_middleware(
         SessionMiddleware, secret_key=_session_secret(settings), same_site="lax", https_only=False, max_age=8 * 3600
     )
+    if proxies := [h.strip() for h in settings.forwarded_allow_ips.split(",") if h.strip()]:
+        # Outermost, so the per-client limits see the client that a configured proxy names, and only then.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
 
     @app.exception_handler(DeepshieldError)
     async def _deepshield_error(_: Request, exc: DeepshieldError) -> JSONResponse:

@@ -103,7 +103,6 @@ def create_case(
         reporter_role=f.reporter_role,
         missing=json.dumps([asdict(m) for m in check_validity(f)]),
         pin_hash=pins.pin_hash(secret, case_id, pin),
-        pin_failures=0,
         received_at=now,
     )
     session.add(case)
@@ -163,7 +162,6 @@ def create_screening_case(
         reporter_role="",
         missing="[]",
         pin_hash="!",  # matches no PIN hash: nobody signs in to a screening case
-        pin_failures=0,
         received_at=now,
     )
     session.add(case)

@@ -18,8 +18,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from deepshield.accounts.models import User
-from deepshield.api.deps import CasesDep, OptionalUser, SessionDep, check_csrf, csrf_token
-from deepshield.api.routes.cases import client_key
+from deepshield.api.deps import CasesDep, OptionalUser, SessionDep, check_csrf, client_key, csrf_token
 from deepshield.cases import audit, deadlines, flows, pins, reasons, service, validity, webhooks
 from deepshield.cases.models import (
     Appeal,
@@ -318,14 +317,15 @@ def status_login_post(
     pin: Annotated[str, Form(max_length=16)] = "",
 ) -> Response:
     check_csrf(request, csrf)
+    client = client_key(request)
     try:
-        PIN.hit(client_key(request))
+        PIN.hit(client)
         with session_scope(ctx.settings) as s:
-            case = pins.check_pin(s, ctx.settings, case_id, pin)
+            case = pins.check_pin(s, ctx.settings, case_id, pin, client)
             cid = case.id if case else None
     except DeepshieldError as e:
         return _page(request, "cases/status_login.html", user, error=e.message, status=e.http_status)
-    if cid is None:
+    if cid is None:  # the same answer whether the case number is unknown or the PIN wrong
         return _page(request, "cases/status_login.html", user, error="Unknown case number or wrong PIN.", status=401)
     request.session["victim_case"] = cid
     return RedirectResponse(f"/status/{cid}", status_code=303)
