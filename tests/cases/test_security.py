@@ -75,6 +75,29 @@ def test_half_truncated_photo_goes_to_review_with_the_reason(api, make_json, pho
     assert any("truncated" in x["reason"] for x in r["reasons"] if x["decision"] == "review"), r["reasons"]
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "GIF", "WEBP"])
+def test_a_truncated_png_gif_or_webp_is_never_allowed(api, make_json, photo, fmt):
+    """Pillow cannot decode these formats partly without its process-wide truncation flag, which stays off. A
+    cut PNG or GIF is probed (marked truncated), not hashed perceptually, and goes to a person; a cut WebP
+    cannot even be opened by libwebp's one-shot decoder and is refused as corrupt. Never `allow`."""
+    from PIL import Image
+
+    client, ctx, key = api
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(photo)).convert("RGB").save(buf, fmt)
+    data = buf.getvalue()
+    _bank(client, key, make_json, data)
+    cut = data[: len(data) * 9 // 10]
+    if fmt == "WEBP":
+        r = client.post("/v1/uploads", files={"file": ("up.webp", cut, "image/webp")}, headers=key("scan"))
+        assert r.status_code == 422 and r.json()["error"] == "corrupt_media", r.text
+        return
+    r = _screen(client, key, cut, name=f"up.{fmt.lower()}")
+    assert r["decision"] == "review" and r["review_case"], r
+    assert "pdq" not in r["hashes"] and "sha256" in r["hashes"], r["hashes"]
+    assert any("perceptual hash" in x["reason"] for x in r["reasons"] if x["decision"] == "review"), r["reasons"]
+
+
 def test_a_screener_error_fails_closed(api):
     """An error in any screener is `review` with the reason (policy `on_error`), never `allow`."""
     from deepshield.errors import DeepshieldError
