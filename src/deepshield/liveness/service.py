@@ -25,6 +25,7 @@ from deepshield.liveness.models import LivenessFrameHash, LivenessLockout, Liven
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.replay import ReplayHit, ReplayIndex, best_match
 from deepshield.liveness.script import ChallengeScript, generate_script
+from deepshield.liveness.signals import SignalContext
 from deepshield.media import MediaKind, open_media
 from deepshield.store.timeutil import utcnow
 
@@ -240,9 +241,8 @@ class LivenessService:
         track.extra["sha256"] = sha256
         emb = np.frombuffer(rec.id_embedding, dtype=np.float32) if rec.id_embedding else None
         index = DbReplayIndex(db)
-        decision = verify_track(
-            track, script, session_id=rec.id, policy=self.policy, id_embedding=emb, replay_index=index
-        )
+        ctx = SignalContext(track, script, session_id=rec.id, policy=self.policy, id_embedding=emb, replay_index=index)
+        decision = verify_track(ctx)
         index.add(rec.id, sha256, [k.phash for k in track.keyframes])
         now = utcnow()
         rec.video_path, rec.video_sha256 = str(video), sha256

@@ -12,7 +12,7 @@ from pathlib import Path
 from deepshield.errors import DeepshieldError
 from deepshield.matching.hashing import hash_media
 from deepshield.matching.signals import ContentType, get_signal
-from deepshield.matching.storage import BankRecord, EntryRecord, MatchStore, NewEntry, StoreLike, as_store
+from deepshield.matching.storage import BankRecord, EntryRecord, MatchStore, NewBank, NewEntry, StoreLike, as_store
 from deepshield.matching.types import (
     BANK_NAME_RE,
     MAX_THRESHOLD,
@@ -74,14 +74,7 @@ def create_bank(
     ratio = enabled_ratio if enabled_ratio is not None else (1.0 if enabled else 0.0)
     if not 0.0 <= ratio <= 1.0:
         raise InvalidBank("enabled_ratio must be between 0 and 1")
-    b = store.add_bank(
-        name,
-        description=description,
-        threshold=threshold,
-        is_negative=negative,
-        enabled_ratio=ratio,
-        created_at=utcnow(),
-    )
+    b = store.add_bank(NewBank(name, description, threshold, negative, ratio, utcnow()))
     return bank_info(b)
 
 

@@ -21,10 +21,13 @@ Verdict = Literal["pass", "fail", "review", "unavailable", "abstain"]
 
 @dataclass
 class SignalContext:
-    session_id: str
+    """One session as the signals see it; what a caller does not have (an ID photo, a replay index) is left
+    out and the signals that need it report themselves unavailable."""
+
     track: SessionTrack
     script: ChallengeScript
-    policy: LivenessPolicy
+    session_id: str = ""
+    policy: LivenessPolicy = field(default_factory=LivenessPolicy)
     id_embedding: np.ndarray | None = None
     replay_index: ReplayIndex | None = None
     #: filled by signals for each other (e.g. the frontal embeddings computed once)
