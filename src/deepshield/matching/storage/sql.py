@@ -32,19 +32,13 @@ def _bank(b: MatchBank) -> BankRecord:
 
 
 def _entry(e: MatchEntry) -> EntryRecord:
-    return EntryRecord(
-        id=e.id,
-        bank_id=e.bank_id,
-        content_type=e.content_type,
-        source=e.source,
-        case_id=e.case_id,
-        added_by=e.added_by,
-        added_at=e.added_at,
-        note=e.note,
-        original_media_uri=e.original_media_uri,
-        disable_until_ts=int(e.disable_until_ts or 0),
-        extra=json.loads(e.extra_json) if e.extra_json else None,
-    )
+    """The row as a record: each field from the column of its name, but for the JSON-encoded extra."""
+    facts = {k: getattr(e, k) for k in _ENTRY_COLUMNS}
+    extra = json.loads(e.extra_json) if e.extra_json else None
+    return EntryRecord(**facts, disable_until_ts=int(e.disable_until_ts or 0), extra=extra)
+
+
+_ENTRY_COLUMNS = tuple(f.name for f in dataclasses.fields(EntryRecord) if f.name not in ("disable_until_ts", "extra"))
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
