@@ -138,13 +138,8 @@ class BankScreener:
             if vhits:
                 m = vhits[0]
                 near = bool(m.metadata.get("needs_review"))
-                return Finding(
-                    self.name,
-                    "review" if near else "block",
-                    f"video matches banked media of case {m.case_id} (vPDQ)"
-                    + (" near the threshold: a person decides" if near else ""),
-                    {"case_id": m.case_id, "signal": "vpdq", "distance": m.distance},
-                )
+                why = f"video matches banked media of case {m.case_id} (vPDQ)"
+                return self._similar(m, "vpdq", near, why + (" near the threshold: a person decides" if near else ""))
         if "pdq" in hashes:
             hits = sorted(
                 self.bank.lookup(hashes["pdq"], "pdq", self.policy.pdq_review_distance),
@@ -153,14 +148,14 @@ class BankScreener:
             if hits:
                 m = hits[0]
                 near = m.distance > self.policy.pdq_block_distance or bool(m.metadata.get("needs_review"))
-                return Finding(
-                    self.name,
-                    "review" if near else "block",
-                    f"PDQ distance {m.distance} to banked media of case {m.case_id}"
-                    + (" (near the threshold: a person decides)" if near else ""),
-                    {"case_id": m.case_id, "signal": "pdq", "distance": m.distance},
-                )
+                why = f"PDQ distance {m.distance} to banked media of case {m.case_id}"
+                return self._similar(m, "pdq", near, why + (" (near the threshold: a person decides)" if near else ""))
         return None
+
+    def _similar(self, m: BankMatch, signal: str, near: bool, why: str) -> Finding:
+        """A perceptual match blocks, unless it is near the threshold: then a person decides."""
+        evidence = {"case_id": m.case_id, "signal": signal, "distance": m.distance}
+        return Finding(self.name, "review" if near else "block", why, evidence)
 
 
 class LabelScreener:
