@@ -8,13 +8,14 @@ import logging
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 from deepshield.cases.policy import ScreeningPolicy
 from deepshield.cases.ports import BankMatch, Finding, HashBank, Screener, ScreenerError
 from deepshield.config import Settings
 from deepshield.detect.service import ScanService
 from deepshield.errors import DeepshieldError
+from deepshield.jsontypes import JsonObject
 from deepshield.labels.service import verify_file
 from deepshield.matching import service as match
 from deepshield.media import open_media
@@ -46,11 +47,15 @@ class MatchingHashBank:
                     match.create_bank(s, self.bank, description="hashes banked by case decisions and victims")
             self._bank_ready = True
 
-    def add(self, value: str, signal: str, case_id: str, metadata: dict[str, Any] | None = None) -> None:
+    def add(self, value: str, signal: str, case_id: str, metadata: JsonObject | None = None) -> None:
         self._ensure_bank()
         md = metadata or {}
+        actor = md.get("actor")
         meta = match.EntryMeta(
-            source=str(md.get("source", "case")), case_id=case_id, added_by=md.get("actor"), note="deepshield cases"
+            source=str(md.get("source", "case")),
+            case_id=case_id,
+            added_by=None if actor is None else str(actor),
+            note="deepshield cases",
         )
         with session_scope(self.settings) as s:
             match.add_hash(s, self.bank, signal, value, meta)
@@ -73,7 +78,8 @@ class MatchingHashBank:
                     m.entry.get("case_id"),
                     int(m.distance),
                     m.bank,
-                    {**m.entry, "needs_review": bool(m.needs_review)},
+                    # EntryMetadata holds JSON values only (a TypedDict reads as `object` to mypy)
+                    {**cast(JsonObject, m.entry), "needs_review": bool(m.needs_review)},
                 )
             )
         return out
@@ -154,7 +160,7 @@ class BankScreener:
 
     def _similar(self, m: BankMatch, signal: str, near: bool, why: str) -> Finding:
         """A perceptual match blocks, unless it is near the threshold: then a person decides."""
-        evidence = {"case_id": m.case_id, "signal": signal, "distance": m.distance}
+        evidence: JsonObject = {"case_id": m.case_id, "signal": signal, "distance": m.distance}
         return Finding(self.name, "review" if near else "block", why, evidence)
 
 
@@ -205,7 +211,7 @@ class DetectorScreener:
                 f"not scanned: {result.error.message}", {"scan_id": result.scan_id, "scan_error": result.error.code}
             )
         score = result.video_score
-        summary = {
+        summary: JsonObject = {
             "verdict": result.verdict,
             "score": score,
             "faces": result.face_count,

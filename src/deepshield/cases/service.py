@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import asdict
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
@@ -220,7 +221,7 @@ def fields_of(case: Case) -> ReportFields:
 
 
 def supply_info(
-    session: Session, case_id: str, updates: dict[str, Any], actor: str, actor_kind: str, policy: CasesPolicy
+    session: Session, case_id: str, updates: Mapping[str, object], actor: str, actor_kind: str, policy: CasesPolicy
 ) -> Case:
     """Fill in what a `needs_info` notice lacked, then check it again."""
     case = get_case(session, case_id)
@@ -255,7 +256,7 @@ def transition(
     actor_kind: str,
     reason: str,
     expected_version: int | None = None,
-    extra: dict[str, Any] | None = None,
+    extra: Mapping[str, object] | None = None,  # more columns to set with the state (valid_at, due_at, ...)
     evidence: list[str] | None = None,
     now: dt.datetime | None = None,
 ) -> Case:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from deepshield.jsontypes import JsonObject
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.signals import LivenessSignal, SignalContext, SignalResult, build_signals
 
@@ -19,9 +20,9 @@ class Decision:
     score: float  # weighted mean of the available signals' scores; never shown to the person being checked
     reasons: list[str]
     signals: list[SignalResult] = field(default_factory=list)
-    policy: dict[str, Any] = field(default_factory=dict)
+    policy: JsonObject = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "outcome": self.outcome,
             "score": round(self.score, 4),

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
+from numpy.typing import NDArray
 
+from deepshield.jsontypes import JsonObject
 from deepshield.liveness.analysis import SessionTrack
+from deepshield.liveness.features import Blink
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.replay import ReplayIndex
 from deepshield.liveness.script import ChallengeScript
@@ -17,6 +20,10 @@ from deepshield.liveness.script import ChallengeScript
 #: reported as evidence, but is not evidence that separates live sessions from attacks, so it leaves the decision.
 #: Either way it carries no weight and asks for nothing.
 Verdict = Literal["pass", "fail", "review", "unavailable", "abstain"]
+
+
+class SignalCache(TypedDict, total=False):
+    blinks: list[Blink]  # found by the challenge signal, reused by the blink signal
 
 
 @dataclass
@@ -28,10 +35,10 @@ class SignalContext:
     script: ChallengeScript
     session_id: str = ""
     policy: LivenessPolicy = field(default_factory=LivenessPolicy)
-    id_embedding: np.ndarray | None = None
+    id_embedding: NDArray[np.float32] | None = None
     replay_index: ReplayIndex | None = None
-    #: filled by signals for each other (e.g. the frontal embeddings computed once)
-    cache: dict[str, Any] = field(default_factory=dict)
+    #: filled by signals for each other (what one computes and another needs, computed once)
+    cache: SignalCache = field(default_factory=lambda: SignalCache())
 
 
 @dataclass
@@ -42,9 +49,11 @@ class SignalResult:
     weight: float  # weight in the decision; 0 when unavailable or abstaining
     critical: bool  # a "fail" from a critical signal fails the session
     reasons: list[str] = field(default_factory=list)
+    #: What the signal measured, by name: numbers, lists and small dicts that the tests and the attack suite's
+    #: evaluation read back (typed per signal is still to do: until then the one `Any` of this interface).
     evidence: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "name": self.name,
             "verdict": self.verdict,

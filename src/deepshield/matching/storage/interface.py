@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from deepshield.config import Settings
-from deepshield.matching.jsontypes import JsonValue
+from deepshield.jsontypes import JsonValue
 
 if TYPE_CHECKING:
     from deepshield.matching.indexes import MatchIndexes
