@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TypedDict, cast
 
 from deepshield.errors import DeepshieldError
-from deepshield.matching.jsontypes import JsonObject, JsonValue
+from deepshield.jsontypes import JsonObject, JsonValue
 from deepshield.matching.signals.base import SignalHash, VideoDetail
 
 #: HMA's bank name rule, so names created through either system work in both.

@@ -192,8 +192,8 @@ def scan_page(scan_id: str, request: Request, user: OptionalUser, scans: ScansDe
     if rec is None:
         raise HTTPException(404, "no such scan")
     report = None
-    if rec.get("report_path"):
-        report = Path(rec["report_path"]).read_text(encoding="utf-8")
+    if report_path := rec.get("report_path"):
+        report = Path(report_path).read_text(encoding="utf-8")
     return templates.TemplateResponse(
         request, "scan.html", {"user": user, "csrf": csrf_token(request), "scan": rec, "report": report}
     )
