@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         "(POST /v1/uploads) and case evidence, and `deepshield scan` unless --frames is given.",
     )
     session_secret: str | None = None
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="Reverse proxies trusted to name the client: comma-separated addresses or networks (CIDR) "
+        "whose X-Forwarded-For and X-Forwarded-Proto the service believes. Empty (default): none, the client is "
+        "the connection's peer, so nobody escapes the per-client limits by sending the header.",
+    )
     #: A console session ends after this long without a request, and this long after sign-in however active.
     session_idle_minutes: float = 30
     session_max_hours: float = 8

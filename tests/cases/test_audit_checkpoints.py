@@ -49,7 +49,7 @@ def _edit_and_recompute(settings: Settings, seq: int) -> None:
             if ev.seq == seq:
                 ev.reason = "nothing to see here"
             ev.prev_hash = prev
-            ev.hash = prev = audit.content_hash(ev)
+            ev.hash = prev = audit.event_hash(ev)
         s.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=prev))
 
 
@@ -120,7 +120,7 @@ def test_a_partial_rewrite_that_keeps_the_checkpointed_event_is_caught_there(set
         prev = rows[0].prev_hash
         for ev in rows:
             ev.action, ev.prev_hash = "ping", prev
-            ev.hash = prev = audit.content_hash(ev)
+            ev.hash = prev = audit.event_hash(ev)
     chain, rep = _verify(settings)
     assert any("event 4" in p and "prev_hash" in p for p in chain.problems)
     assert rep.first_bad == (1, 4)

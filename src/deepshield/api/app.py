@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from deepshield.api.headers import SecurityHeaders
 from deepshield.api.limits import BodySizeLimit
@@ -104,6 +105,9 @@ def create_app(settings: Settings | None = None, *, cases: CasesContext | None =
     app.add_middleware(
         SessionMiddleware, secret_key=_session_secret(settings), same_site="lax", https_only=False, max_age=8 * 3600
     )
+    if proxies := [h.strip() for h in settings.forwarded_allow_ips.split(",") if h.strip()]:
+        # Outermost, so the per-client limits see the client that a configured proxy names, and only then.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
 
     def error(request: Request, status: int, code: str, detail: object, message: str) -> JSONResponse:
         """`{"error": code, "detail": ...}`; on HMA's routes HMA's `{"message": ...}` (`routes.matching`)."""

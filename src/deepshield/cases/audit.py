@@ -29,31 +29,18 @@ def _canonical(ev: dict[str, Any]) -> bytes:
     return json.dumps(ev, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def event_hash(
-    seq: int,
-    case_id: str | None,
-    actor: str,
-    actor_kind: str,
-    at: str,
-    action: str,
-    reason: str,
-    evidence: str,
-    details: str,
-    prev_hash: str,
-) -> str:
-    body = {
-        "seq": seq,
-        "case_id": case_id,
-        "actor": actor,
-        "actor_kind": actor_kind,
-        "at": at,
-        "action": action,
-        "reason": reason,
-        "evidence": evidence,
-        "details": details,
-        "prev_hash": prev_hash,
-    }
-    return hashlib.sha256(_canonical(body)).hexdigest()
+#: The columns an event's hash covers: all but the hash itself.
+HASHED_FIELDS = ("seq", "case_id", "actor", "actor_kind", "at", "action", "reason", "evidence", "details", "prev_hash")
+
+
+def event_hash(ev: AuditEvent, prev_hash: str | None = None) -> str:
+    """One function for writing and verifying, so the two cannot disagree on what the hash covers. With
+    `prev_hash`, the hash the event would have if linked to that hash instead of its own `prev_hash` (to
+    recompute a chain whose rows were rewritten)."""
+    fields = {f: getattr(ev, f) for f in HASHED_FIELDS}
+    if prev_hash is not None:
+        fields["prev_hash"] = prev_hash
+    return hashlib.sha256(_canonical(fields)).hexdigest()
 
 
 def record(
@@ -75,27 +62,21 @@ def record(
     head = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
     seq, prev = int(head.seq), str(head.hash)
     # Hash exactly what the database will hold (NUL characters are dropped on the way in).
-    actor, action, reason = strip_nul(actor), strip_nul(action), strip_nul(reason)
-    case_id = strip_nul(case_id)
-    at = utcnow().isoformat(timespec="microseconds")
-    ev_json = strip_nul(json.dumps(sorted(set(evidence))))
-    det_json = strip_nul(json.dumps(details or {}, sort_keys=True, default=str))
-    h = event_hash(seq, case_id, actor, actor_kind, at, action, reason, ev_json, det_json, prev)
     ev = AuditEvent(
         seq=seq,
-        case_id=case_id,
-        actor=actor,
+        case_id=strip_nul(case_id),
+        actor=strip_nul(actor),
         actor_kind=actor_kind,
-        at=at,
-        action=action,
-        reason=reason,
-        evidence=ev_json,
-        details=det_json,
+        at=utcnow().isoformat(timespec="microseconds"),
+        action=strip_nul(action),
+        reason=strip_nul(reason),
+        evidence=strip_nul(json.dumps(sorted(set(evidence)))),
+        details=strip_nul(json.dumps(details or {}, sort_keys=True, default=str)),
         prev_hash=prev,
-        hash=h,
     )
+    ev.hash = event_hash(ev)
     session.add(ev)
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=h))
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=ev.hash))
     session.flush()
     return ev
 
@@ -153,10 +134,10 @@ def verify(
                 problems.append(f"event {ev.seq}: expected seq {expected_seq} (event(s) deleted)")
             if ev.prev_hash != prev:
                 problems.append(f"event {ev.seq}: prev_hash does not match the previous event (deleted or reordered)")
-            h = content_hash(ev)
+            h = event_hash(ev)
             if h != ev.hash:
                 problems.append(f"event {ev.seq}: content does not match its hash (edited)")
-            recomputed = h if ev.prev_hash == recomputed else content_hash(ev, prev_hash=recomputed)
+            recomputed = h if ev.prev_hash == recomputed else event_hash(ev, prev_hash=recomputed)
             if ev.seq in watched:
                 at_seq[ev.seq] = (recomputed, count)
             prev = ev.hash
@@ -170,23 +151,6 @@ def verify(
         elif head.hash != prev:
             problems.append("head hash does not match the last event (last event edited or replaced)")
     return VerifyResult(events=count, head_hash=prev, problems=problems, last_seq=last_seq, at_seq=at_seq)
-
-
-def content_hash(ev: AuditEvent, prev_hash: str | None = None) -> str:
-    """The hash an event's stored fields recompute to (equal to `ev.hash` unless the row was edited), linked to
-    its own prev_hash or to `prev_hash`."""
-    return event_hash(
-        ev.seq,
-        ev.case_id,
-        ev.actor,
-        ev.actor_kind,
-        ev.at,
-        ev.action,
-        ev.reason,
-        ev.evidence,
-        ev.details,
-        ev.prev_hash if prev_hash is None else prev_hash,
-    )
 
 
 def events_for_case(session: Session, case_id: str) -> list[AuditEvent]:

@@ -224,7 +224,7 @@ def _count_extending(session: Session, last: Checkpoint | None, head: tuple[int,
             raise CheckpointError(
                 f"event {last.seq} of the last checkpoint ({last.at}) is gone: the chain ends at {seq}; {hint}"
             )
-        if audit.content_hash(ev) != last.hash or ev.hash != last.hash:
+        if audit.event_hash(ev) != last.hash or ev.hash != last.hash:
             raise CheckpointError(f"event {last.seq} no longer matches the last checkpoint ({last.at}); {hint}")
         base, start = last.count, (last.seq, last.hash)
     r = audit.verify(session, start=start, upto=seq)

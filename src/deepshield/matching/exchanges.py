@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepshield.errors import DeepshieldError
+from deepshield.jsontypes import JsonObject, JsonValue
 from deepshield.matching import banks as bank_svc
 from deepshield.matching.hma import hma_signal_name
-from deepshield.matching.jsontypes import JsonObject, JsonValue
 from deepshield.matching.signals import get_signal
 from deepshield.matching.storage import ExchangeRecord, MatchStore, StoreLike, as_store
 from deepshield.matching.types import BANK_NAME_RE, EntryMeta

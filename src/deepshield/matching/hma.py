@@ -21,9 +21,9 @@ from typing import TypeVar
 
 from deepshield.config import Settings
 from deepshield.errors import DeepshieldError, UnsupportedMediaType
+from deepshield.jsontypes import JsonObject, JsonValue
 from deepshield.matching import banks as bank_svc
 from deepshield.matching.hashing import hash_media, lookup_values
-from deepshield.matching.jsontypes import JsonObject, JsonValue
 from deepshield.matching.lookup import index_status, lookup_signal
 from deepshield.matching.signals import ContentType, SignalHash, get_signal
 from deepshield.matching.signals.registry import SIGNAL_TYPES, UnknownSignalType

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TypedDict, cast
 
 from deepshield.errors import DeepshieldError
-from deepshield.matching.jsontypes import JsonObject, JsonValue
+from deepshield.jsontypes import JsonObject, JsonValue
 from deepshield.matching.signals.base import SignalHash, VideoDetail
 
 #: HMA's bank name rule (`[A-Z_][A-Z0-9_]*`: no leading digit), at most 128 characters (the column), so names

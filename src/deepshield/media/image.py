@@ -110,14 +110,27 @@ class ImageMedia:
                 raise MediaTooLarge(f"animated image has {n} frames of {w}x{h}, over the animation pixel limit")
             self.info.width, self.info.height = w, h
             self.info.frame_count = n
-            exif = im.getexif()
-            orientation = exif.get(0x0112) if exif else None
+            orientation = self._orientation(im)
             if orientation in (5, 6, 7, 8):
                 self.info.width, self.info.height = h, w
             if orientation:
                 self.info.extra["exif_orientation"] = int(orientation)
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             raise CorruptMedia(f"cannot read {self.info.format} image header: {e}") from e
+
+    def _orientation(self, im: Image.Image) -> int | None:
+        """The EXIF orientation. A PNG may keep EXIF after its pixels, so Pillow decodes the whole image to
+        look: a cut PNG fails there. Such a file is marked truncated and probed without orientation, so that
+        screening can answer for it (review: its pixels cannot be hashed) instead of refusing the upload."""
+        try:
+            exif = im.getexif()
+        except OSError as e:
+            if "truncated" not in str(e):
+                raise
+            self.info.extra["truncated"] = True
+            return None
+        value = exif.get(0x0112) if exif else None
+        return int(value) if value is not None else None
 
     def rgb(self) -> np.ndarray:
         """The first frame as an RGB array, orientation corrected; decoded once."""

@@ -12,6 +12,7 @@ from deepshield.matching.storage.interface import (
     ExchangeRecord,
     LogRow,
     MatchStore,
+    NewBank,
     NewEntry,
     SignalRow,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "LogRow",
     "MatchStore",
     "MemoryMatchStore",
+    "NewBank",
     "NewEntry",
     "SignalRow",
     "SqlMatchStore",

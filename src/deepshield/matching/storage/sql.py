@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -10,8 +11,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from deepshield.config import Settings
+from deepshield.jsontypes import JsonValue
 from deepshield.matching.indexes import MatchIndexes, get_indexes
-from deepshield.matching.jsontypes import JsonValue
 from deepshield.matching.models import (
     MatchBank,
     MatchEntry,
@@ -25,6 +26,7 @@ from deepshield.matching.storage.interface import (
     EntryRecord,
     ExchangeRecord,
     LogRow,
+    NewBank,
     NewEntry,
     SignalRow,
 )
@@ -47,34 +49,17 @@ def _bank(b: MatchBank) -> BankRecord:
 
 
 def _entry(e: MatchEntry) -> EntryRecord:
-    return EntryRecord(
-        id=e.id,
-        bank_id=e.bank_id,
-        content_type=e.content_type,
-        source=e.source,
-        case_id=e.case_id,
-        added_by=e.added_by,
-        added_at=e.added_at,
-        note=e.note,
-        original_media_uri=e.original_media_uri,
-        disable_until_ts=int(e.disable_until_ts or 0),
-        extra=json.loads(e.extra_json) if e.extra_json else None,
-    )
+    """The row as a record: each field from the column of its name, but for the JSON-encoded extra."""
+    facts = {k: getattr(e, k) for k in _ENTRY_COLUMNS}
+    extra = json.loads(e.extra_json) if e.extra_json else None
+    return EntryRecord(**facts, disable_until_ts=int(e.disable_until_ts or 0), extra=extra)
+
+
+_ENTRY_COLUMNS = tuple(f.name for f in dataclasses.fields(EntryRecord) if f.name not in ("disable_until_ts", "extra"))
 
 
 #: ExchangeRecord fields stored in columns of the same name (all but api_json, kept as JSON text).
-_EXCHANGE_COLUMNS = (
-    "name",
-    "api",
-    "bank",
-    "enabled",
-    "last_fetch_start_ts",
-    "last_fetch_complete_ts",
-    "last_fetch_succeeded",
-    "fetched_items",
-    "checkpoint_ts",
-    "error",
-)
+_EXCHANGE_COLUMNS = tuple(f.name for f in dataclasses.fields(ExchangeRecord) if f.name != "api_json")
 
 
 def _exchange(x: MatchExchange) -> ExchangeRecord:
@@ -112,24 +97,8 @@ class SqlMatchStore:
     def banks(self) -> list[BankRecord]:
         return [_bank(b) for b in self.session.scalars(select(MatchBank).order_by(MatchBank.name))]
 
-    def add_bank(
-        self,
-        name: str,
-        *,
-        description: str | None,
-        threshold: int | None,
-        is_negative: bool,
-        enabled_ratio: float,
-        created_at: dt.datetime,
-    ) -> BankRecord:
-        b = MatchBank(
-            name=name,
-            description=description,
-            threshold=threshold,
-            is_negative=is_negative,
-            enabled_ratio=enabled_ratio,
-            created_at=created_at,
-        )
+    def add_bank(self, bank: NewBank) -> BankRecord:
+        b = MatchBank(**dataclasses.asdict(bank))
         self.session.add(b)
         self.session.flush()
         return _bank(b)
@@ -161,17 +130,10 @@ class SqlMatchStore:
 
     # ---- entries and signals
     def add_entry(self, bank_id: int, entry: NewEntry) -> EntryRecord:
-        e = MatchEntry(
-            bank_id=bank_id,
-            content_type=entry.content_type,
-            source=entry.source,
-            case_id=entry.case_id,
-            added_by=entry.added_by,
-            added_at=entry.added_at,
-            note=entry.note,
-            original_media_uri=entry.original_media_uri,
-            extra_json=json.dumps(entry.extra) if entry.extra else None,
-        )
+        # NewEntry's fields are the table's columns, but for extra, which is stored as JSON text.
+        facts = dataclasses.asdict(entry)
+        extra = facts.pop("extra")
+        e = MatchEntry(bank_id=bank_id, extra_json=json.dumps(extra) if extra else None, **facts)
         self.session.add(e)
         self.session.flush()
         return _entry(e)
