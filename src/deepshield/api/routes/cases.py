@@ -8,7 +8,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from deepshield.accounts.service import Principal
@@ -114,7 +114,7 @@ class InfoIn(BaseModel):
     jurisdiction: str | None = None
     content_locations: list[str] | None = None
     explanation: str | None = None
-    good_faith: bool | None = None
+    good_faith: StrictBool | None = None  # 0 or "yes" is not a statement made in good faith
     signature: str | None = None
     reporter_name: str | None = None
     reporter_email: str | None = None
