@@ -624,3 +624,16 @@ def test_non_finite_json_numbers_are_refused_wherever_they_are(api, make_json, n
         "detail": "extra.1.x: numbers must be finite (1e400, Infinity and NaN are not)",
     }
     assert client.post("/c/banks", json={"name": "Z", "enabled_ratio": 0.5}, headers=hdr).status_code == 201
+
+
+@pytest.mark.parametrize("bad", ["0x" + "f" * 62, "-" + "f" * 63, "+" + "f" * 63, "f_" * 31 + "ff"])
+def test_hashes_are_hex_digits_only(api, bad):
+    """`int(v, 16)` took a sign, `0x` and `_` as hex: such a PDQ hash was banked (and a device hash with it)."""
+    client, ctx, key = api
+    h = key("curate")
+    assert client.post("/c/banks", json={"name": "X"}, headers=h).status_code == 201
+    r = client.post("/c/bank/X/signal", json={"pdq": bad}, headers=h)
+    assert r.status_code == 400 and "hexadecimal" in r.text, r.text
+    r = client.post("/v1/match/device-hashes", json={"bank": "X", "hashes": [{"pdq": bad}]}, headers=h)
+    assert r.status_code == 400 and "hexadecimal" in r.text, r.text
+    assert client.post("/c/bank/X/signal", json={"pdq": " " + "F" * 64 + "\n"}, headers=h).status_code == 200
