@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Mount
 
 from deepshield.errors import DeepshieldError
 
@@ -73,10 +73,16 @@ def allowed_methods(app: FastAPI, request: Request) -> list[str]:
     """The methods some route of this path accepts. Starlette's 405 names only the first route that matched the
     path, so a path served by several routes (GET and POST of /m/lookup) advertised one method; here each
     method is tried against every route."""
+    # A mount (/static) rewrote root_path in place while routing: match from the app's own root again.
+    scope = {**request.scope, "root_path": request.scope.get("app_root_path", request.scope.get("root_path", ""))}
     allowed = [
         method
         for method in PROBED_METHODS
-        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in app.router.routes)
+        if any(
+            route.matches({**scope, "method": method})[0] == Match.FULL
+            for route in app.router.routes
+            if not isinstance(route, Mount)  # a mounted app (/static) takes every method here: it says its own
+        )
     ]
     return allowed + ["HEAD"] if "GET" in allowed else allowed
 
@@ -104,8 +110,8 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code < 400:  # a redirect raised from a dependency (sign in first)
             return Response(status_code=exc.status_code, headers=headers)
-        if exc.status_code == 405:
-            headers["Allow"] = ", ".join(allowed_methods(app, request))
+        if exc.status_code == 405 and (allowed := allowed_methods(app, request)):
+            headers["Allow"] = ", ".join(allowed)
         return JSONResponse(error_body(exc.status_code, exc.detail), status_code=exc.status_code, headers=headers)
 
 
