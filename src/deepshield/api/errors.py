@@ -13,7 +13,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -147,17 +146,12 @@ def declare_errors(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def install_openapi(app: FastAPI) -> None:
-    """Replace `app.openapi` with one that declares the error answers (built once, then cached by FastAPI)."""
+    """Wrap `app.openapi` so the document FastAPI builds (once, then cached) declares the error answers."""
+    build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            spec = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=app.routes,
-            )
-            app.openapi_schema = declare_errors(spec)
+            app.openapi_schema = declare_errors(build())
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -67,15 +67,16 @@ async def _send_json(send: Send, status: int, payload: dict[str, str]) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def non_finite_path(value: object, where: str = "") -> str | None:
-    """Where in a parsed JSON document a number is infinite or NaN (`1e400` parses as infinity), or None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return where or "the body"
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        found = non_finite_path(item, f"{where}.{key}" if where else str(key))
-        if found:
-            return found
+def non_finite_path(document: object) -> str | None:
+    """Where in a parsed JSON document a number is infinite or NaN (`1e400` parses as infinity), or None.
+    Iterative: a body nested as deep as the parser allows must not overflow the stack here."""
+    stack: list[tuple[str, object]] = [("", document)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return where or "the body"
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        stack.extend((f"{where}.{key}" if where else str(key), item) for key, item in reversed(list(items)))
     return None
 
 
