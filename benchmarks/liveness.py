@@ -41,6 +41,7 @@ def main() -> int:
     from deepshield.liveness.embedding import get_embedder
     from deepshield.liveness.replay import MemoryReplayIndex
     from deepshield.liveness.script import generate_script
+    from deepshield.liveness.signals import SignalContext
     from deepshield.media import FrameSampling, open_media
 
     rng = Random(1)
@@ -73,7 +74,7 @@ def main() -> int:
         tr = analyzer.analyze_file(tmp)
         enrich_track(tr, embedder, None)
         tr.drop_pixels()
-        return verify_track(tr, script, replay_index=MemoryReplayIndex()).outcome
+        return verify_track(SignalContext(tr, script, replay_index=MemoryReplayIndex())).outcome
 
     rows = []
     for name, fn in (

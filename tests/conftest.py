@@ -81,6 +81,13 @@ def csrf_token(page: str) -> str:
     return found.group(1)
 
 
+def report_action(page: str) -> str:
+    """The public report form's action URL: it carries the CSRF token, checked before the body is read."""
+    found = re.search(r'<form method="post" action="(/report\?csrf=[^"]+)"', page)
+    assert found, "no report form on the page"
+    return found.group(1)
+
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",

@@ -30,6 +30,7 @@ FOUNDATION = (
     "deepshield.store",
     "deepshield.config",
     "deepshield.errors",
+    "deepshield.jsontypes",
     "deepshield.registry",
     "deepshield.textfiles",
     "deepshield.workers",

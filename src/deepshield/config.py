@@ -64,9 +64,37 @@ class Settings(BaseSettings):
         "(POST /v1/uploads) and case evidence, and `deepshield scan` unless --frames is given.",
     )
     session_secret: str | None = None
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="Reverse proxies trusted to name the client: comma-separated addresses or networks (CIDR) "
+        "whose X-Forwarded-For and X-Forwarded-Proto the service believes. Empty (default): none, the client is "
+        "the connection's peer, so nobody escapes the per-client limits by sending the header.",
+    )
     #: A console session ends after this long without a request, and this long after sign-in however active.
     session_idle_minutes: float = 30
     session_max_hours: float = 8
+    audit_key: Path | None = Field(
+        default=None,
+        description="Ed25519 key that signs audit checkpoints; unset means $DEEPSHIELD_HOME/keys/audit_ed25519.pem. "
+        "Keep it off the database's host or volume: whoever holds it can sign a rewritten chain.",
+    )
+    audit_checkpoints: Path | None = Field(
+        default=None,
+        description="Append-only JSON Lines file of signed audit checkpoints; unset means "
+        "$DEEPSHIELD_HOME/audit-checkpoints.jsonl. Point it at storage the database's users cannot rewrite.",
+    )
+    audit_checkpoint_minutes: float = Field(
+        default=5.0,
+        ge=0,
+        description="The service signs a checkpoint this often when the audit head has moved (0: never; "
+        "`deepshield audit checkpoint` from cron instead).",
+    )
+    audit_checkpoint_events: int = Field(
+        default=1000, ge=1, description="... or as soon as this many events were appended since the last one."
+    )
+    audit_checkpoint_webhook: bool = Field(
+        default=False, description="Also post each checkpoint to the cases webhook (event `audit.checkpoint`)."
+    )
 
     @property
     def db_url(self) -> str:
@@ -89,6 +117,16 @@ class Settings(BaseSettings):
     def face_cache_dir(self) -> Path:
         """Where `deepshield detect-cache` writes and training reads unless told otherwise."""
         return self.work_dir / "detect" / "faces"
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit_key if self.audit_key is not None else self.home / "keys" / "audit_ed25519.pem"
+
+    @property
+    def audit_checkpoints_path(self) -> Path:
+        if self.audit_checkpoints is not None:
+            return self.audit_checkpoints
+        return self.home / "audit-checkpoints.jsonl"
 
     @property
     def uploads_dir(self) -> Path:

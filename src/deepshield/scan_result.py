@@ -11,17 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal, Self, TypeAlias, cast
+from typing import Any, Literal, Self, cast
 
 import numpy as np
+from numpy.typing import NDArray
 
-from deepshield.faces.types import Face, HeadPose
-from deepshield.media.types import MediaInfo, MediaKind
+from deepshield.faces.types import Face, HeadPose, Points
+from deepshield.jsontypes import JsonValue
+from deepshield.media.types import MediaExtra, MediaInfo, MediaKind, RGBImage
 
-#: A value in the JSON of a scan.
-JsonValue: TypeAlias = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
-#: A value in `MediaInfo.extra` (EXIF orientation, rotation, audio sample rate and channels).
-MediaExtra: TypeAlias = str | int | float | bool | None
 Verdict = Literal["manipulated", "no manipulation found", "no face to score"]
 DETECTOR_OK = "ok"
 NO_DETECTOR = "no detector installed: faces were found but no manipulation score was computed"
@@ -287,12 +285,12 @@ class FaceArtifact:
 
     label: str
     face: Face
-    crop: np.ndarray
-    crop_landmarks: np.ndarray | None
+    crop: RGBImage
+    crop_landmarks: Points | None
     score: float | None
-    heatmap: np.ndarray | None = None
+    heatmap: NDArray[np.float32] | NDArray[np.float64] | None = None  # as `detect.base.FaceHeatmap`
     #: The detector's own input crop that the heat map refers to.
-    heatmap_crop: np.ndarray | None = None
+    heatmap_crop: RGBImage | None = None
 
 
 def _media_dict(m: ScannedMedia) -> dict[str, JsonValue]:

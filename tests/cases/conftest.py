@@ -3,6 +3,7 @@ conftest starts (`postgres_url`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import time
@@ -12,11 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import update
 
+from deepshield.cases import service
 from deepshield.cases.context import CasesContext
+from deepshield.cases.models import Case
 from deepshield.cases.validity import ReportFields
 from deepshield.config import Settings
-from deepshield.store.db import reset_engines, upgrade_schema
+from deepshield.store.db import reset_engines, session_scope, upgrade_schema
+from deepshield.store.timeutil import utcnow
 from tests.conftest import csrf_token, free_port, reset_pg
 
 from .fakes import MemoryHashBank
@@ -39,24 +44,23 @@ KEYED_PATH_PREFIXES = (
 @pytest.fixture(params=["sqlite", "postgresql"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     """Settings on a fresh database: SQLite under tmp_path, or a fresh schema on the test PostgreSQL."""
-    reset_engines()
-    home = tmp_path / "home"
+    url = None
     if request.param == "postgresql":
+        reset_engines()  # no pooled connection to the schema that is dropped
         url = request.getfixturevalue("postgres_url")
         reset_pg(url)
-        s = Settings(home=home, database_url=url)
-    else:
-        s = Settings(home=home, database_url=None)
-    s.ensure_dirs()
-    upgrade_schema(s)
-    yield s
-    reset_engines()
+    yield from _fresh_settings(tmp_path / "home", url)
 
 
 @pytest.fixture
 def sqlite_settings(tmp_path: Path) -> Iterator[Settings]:
+    yield from _fresh_settings(tmp_path / "home", None)
+
+
+def _fresh_settings(home: Path, database_url: str | None) -> Iterator[Settings]:
+    """Settings on a migrated database, with no engine of an earlier test cached before or after."""
     reset_engines()
-    s = Settings(home=tmp_path / "home", database_url=None)
+    s = Settings(home=home, database_url=database_url)
     s.ensure_dirs()
     upgrade_schema(s)
     yield s
@@ -68,6 +72,36 @@ def ctx(settings: Settings) -> Iterator[CasesContext]:
     c = CasesContext.build(settings, bank=MemoryHashBank(), screeners=[], start_worker=False)
     yield c
     c.close()
+
+
+def file_notice(
+    ctx: CasesContext, fields: ReportFields, key: str | None = None, submitted_by: str = "p"
+) -> tuple[str, str]:
+    """File a notice as the API does (an automated actor) and commit it; returns the case id and its PIN."""
+    with session_scope(ctx.settings) as s:
+        case, pin = service.create_case(
+            s,
+            fields,
+            source="api",
+            submitted_by=submitted_by,
+            actor_kind="automated",
+            policy=ctx.policy,
+            settings=ctx.settings,
+            idempotency_key=key,
+        )
+        return case.id, pin
+
+
+def set_clocks(settings: Settings, *clocks: tuple[str, float, float]) -> None:
+    """Move cases' deadline clocks: each (case id, hours since it became valid, hours left, negative if overdue)."""
+    now = utcnow()
+    with session_scope(settings) as s:
+        for case_id, since_h, left_h in clocks:
+            s.execute(
+                update(Case)
+                .where(Case.id == case_id)
+                .values(valid_at=now - dt.timedelta(hours=since_h), due_at=now + dt.timedelta(hours=left_h))
+            )
 
 
 def valid_fields(**over: object) -> ReportFields:

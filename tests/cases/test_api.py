@@ -16,7 +16,7 @@ from deepshield.cases.models import AuditEvent, Case, WebhookDelivery
 from deepshield.store.db import session_scope
 from tests.conftest import csrf_token
 
-from .conftest import KEYED_PATH_PREFIXES, login, make_image
+from .conftest import KEYED_PATH_PREFIXES, login, make_image, set_clocks
 
 
 def test_intake_receipt_and_missing_fields(api, make_json):
@@ -159,8 +159,12 @@ def test_appeal_by_human_reverses_action_and_banking(api, settings, make_json, t
         headers=key("cases", "review"),
     )
     assert denied.status_code == 403 and denied.json()["error"] == "human_required"
-    login(client, settings, "ada", "reviewer")
-    ok = client.post(f"/v1/cases/{cid}/appeal-decision", json={"outcome": "reversed", "reason": "satire, labelled"})
+    tok = login(client, settings, "ada", "reviewer")
+    ok = client.post(
+        f"/v1/cases/{cid}/appeal-decision",
+        json={"outcome": "reversed", "reason": "satire, labelled"},
+        headers={"X-CSRF-Token": tok},
+    )
     assert ok.status_code == 200 and ok.json()["state"] == "reversed"
     assert ctx.bank.lookup(sha, "sha256") == []
     detail = client.get(f"/v1/cases/{cid}", headers=h).json()
@@ -312,27 +316,10 @@ def test_reporter_completes_a_notice_on_the_status_page(api, make_json):
 
 
 def test_queue_page_counts_overdue_and_close_cases(api, settings, make_json):
-    import datetime as dt
-
-    from sqlalchemy import update as sa_update
-
-    from deepshield.store.timeutil import utcnow
-
     client, ctx, key = api
     h = key("cases")
     ids = [client.post("/v1/reports", json=make_json(), headers=h).json()["case_id"] for _ in range(3)]
-    now = utcnow()
-    with session_scope(settings) as s:
-        s.execute(
-            sa_update(Case)
-            .where(Case.id == ids[0])
-            .values(valid_at=now - dt.timedelta(hours=49), due_at=now - dt.timedelta(hours=1))
-        )
-        s.execute(
-            sa_update(Case)
-            .where(Case.id == ids[1])
-            .values(valid_at=now - dt.timedelta(hours=45), due_at=now + dt.timedelta(hours=3))
-        )
+    set_clocks(settings, (ids[0], 49, -1), (ids[1], 45, 3))
     login(client, settings, "qq", "reviewer")
     page = client.get("/console").text
     found = re.search(r'id="queue-summary">(.*?)</p>', page, re.S)

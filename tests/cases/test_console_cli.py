@@ -6,16 +6,14 @@ import re
 
 from fastapi.testclient import TestClient
 from sqlalchemy import update
-from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from deepshield.cases.context import CasesContext
 from deepshield.cases.models import AuditEvent
-from deepshield.cases.validity import ReportFields
 from deepshield.store.db import session_scope
 from tests.conftest import csrf_token
 
-from .conftest import login
+from .conftest import file_notice, login
 
 
 def test_console_forms_need_csrf_and_second_reviewer_gets_conflict(api, settings, make_json):
@@ -84,15 +82,13 @@ def test_transparency_export_cli(sqlite_settings, make_fields, monkeypatch, tmp_
     import json
 
     from deepshield.cases import flows
-    from deepshield.cases.context import CasesContext
     from deepshield.cli.main import app
     from deepshield.config import get_settings
 
     from .fakes import MemoryHashBank
 
     ctx = CasesContext.build(sqlite_settings, bank=MemoryHashBank(), screeners=[], start_worker=False)
-    with session_scope(sqlite_settings) as s:
-        case, _ = service_create(s, ctx, make_fields())
+    case, _ = file_notice(ctx, make_fields())
     flows.decide(ctx, case, ["remove"], actor="rev", actor_kind="human", reason="ncii of Jane Roe")
     monkeypatch.setenv("DEEPSHIELD_HOME", str(sqlite_settings.home))
     monkeypatch.delenv("DATABASE_URL", raising=False)
@@ -106,12 +102,3 @@ def test_transparency_export_cli(sqlite_settings, make_fields, monkeypatch, tmp_
         assert "Jane" not in out.read_text() and case not in out.read_text()
     finally:
         get_settings.cache_clear()
-
-
-def service_create(s: Session, ctx: CasesContext, fields: ReportFields) -> tuple[str, str]:
-    from deepshield.cases import service
-
-    c, pin = service.create_case(
-        s, fields, source="api", submitted_by="p", actor_kind="automated", policy=ctx.policy, settings=ctx.settings
-    )
-    return c.id, pin

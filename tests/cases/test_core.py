@@ -12,27 +12,18 @@ from sqlalchemy import delete, select, text, update
 
 from deepshield.cases import audit, flows, pins, service
 from deepshield.cases.deadlines import sweep_deadlines
-from deepshield.cases.models import AuditEvent, Case, CaseAction
+from deepshield.cases.models import AuditEvent, CaseAction
 from deepshield.cases.policy import CasesPolicy, PolicyError, load_policy
 from deepshield.cases.statemachine import ConcurrentUpdate, InvalidTransition, State
 from deepshield.config import Settings
 from deepshield.store.db import session_scope
-from deepshield.store.timeutil import as_utc
+from deepshield.store.timeutil import as_utc, utcnow
+
+from .conftest import file_notice, set_clocks
 
 
 def _new(ctx, fields, key=None):
-    with session_scope(ctx.settings) as s:
-        case, pin = service.create_case(
-            s,
-            fields,
-            source="api",
-            submitted_by="platform",
-            actor_kind="automated",
-            policy=ctx.policy,
-            settings=ctx.settings,
-            idempotency_key=key,
-        )
-        return case.id, pin
+    return file_notice(ctx, fields, key, submitted_by="platform")
 
 
 def test_valid_notice_starts_48h_clock_and_timestamps_states(ctx, make_fields):
@@ -126,18 +117,7 @@ def test_deadline_rules_per_category_and_jurisdiction():
 
 def test_queue_orders_by_time_left_and_warns_before_breach(ctx, make_fields):
     ids = [_new(ctx, make_fields())[0] for _ in range(3)]
-    now = service.utcnow()
-    with session_scope(ctx.settings) as s:  # backdate: one breached, one close to breach
-        s.execute(
-            update(Case)
-            .where(Case.id == ids[1])
-            .values(valid_at=now - dt.timedelta(hours=50), due_at=now - dt.timedelta(hours=2))
-        )
-        s.execute(
-            update(Case)
-            .where(Case.id == ids[2])
-            .values(valid_at=now - dt.timedelta(hours=40), due_at=now + dt.timedelta(hours=8))
-        )
+    set_clocks(ctx.settings, (ids[1], 50, -2), (ids[2], 40, 8))  # backdate: one breached, one close to breach
     with session_scope(ctx.settings) as s:
         q = service.queue(s, ctx.policy)
         assert [c.id for c, _ in q] == [ids[1], ids[2], ids[0]]
@@ -253,16 +233,19 @@ def test_concurrent_audit_appends_keep_one_chain(ctx):
 
 
 def test_pin_lockout_stops_guessing(ctx, make_fields):
+    """The guessing client is locked out of the case; another client (the victim) is not."""
     cid, pin = _new(ctx, make_fields())
     wrong = f"{(int(pin) + 1) % 10**8:08d}"
     for _ in range(pins.PIN_FREE_TRIES):
         with session_scope(ctx.settings) as s:
-            assert pins.check_pin(s, ctx.settings, cid, wrong) is None
+            assert pins.check_pin(s, ctx.settings, cid, wrong, "guesser") is None
     with session_scope(ctx.settings) as s, pytest.raises(pins.PinLocked):
-        pins.check_pin(s, ctx.settings, cid, pin)  # even the right PIN waits out the lock
-    later = service.utcnow() + dt.timedelta(minutes=16)
+        pins.check_pin(s, ctx.settings, cid, pin, "guesser")  # even the right PIN waits out the lock
     with session_scope(ctx.settings) as s:
-        assert pins.check_pin(s, ctx.settings, cid, pin, now=later) is not None
+        assert pins.check_pin(s, ctx.settings, cid, pin, "victim") is not None
+    later = utcnow() + dt.timedelta(minutes=16)
+    with session_scope(ctx.settings) as s:
+        assert pins.check_pin(s, ctx.settings, cid, pin, "guesser", now=later) is not None
 
 
 def test_queue_keeps_clocked_cases_ahead_of_many_incomplete_ones(ctx, make_fields):
@@ -278,7 +261,7 @@ def test_deadline_sweep_announces_warning_then_breach_once(ctx, make_fields):
     from deepshield.cases.models import WebhookDelivery
 
     cid, _ = _new(ctx, make_fields())
-    now = service.utcnow()
+    now = utcnow()
     assert sweep_deadlines(ctx.settings, ctx.policy, now) == {"warning": 0, "breached": 0}
     later = now + dt.timedelta(hours=40)  # 8 h of 48 left: under a quarter
     assert sweep_deadlines(ctx.settings, ctx.policy, later) == {"warning": 1, "breached": 0}

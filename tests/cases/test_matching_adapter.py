@@ -5,39 +5,29 @@ from __future__ import annotations
 
 import shutil
 
-from deepshield.cases import flows, screening, service
+from deepshield.cases import flows, screening
 from deepshield.cases.adapters import MatchingHashBank
 from deepshield.cases.context import CasesContext
-from deepshield.store.db import session_scope
 
-from .conftest import make_image
+from .conftest import file_notice, make_image
 
 
 def test_bank_block_withdraw_through_match(settings, make_fields, tmp_path):
     ctx = CasesContext.build(settings, start_worker=False, detector=False)
     assert isinstance(ctx.bank, MatchingHashBank)
     try:
-        with session_scope(settings) as s:
-            case, _ = service.create_case(
-                s,
-                make_fields(),
-                source="api",
-                submitted_by="p",
-                actor_kind="automated",
-                policy=ctx.policy,
-                settings=settings,
-            )
+        case_id, _ = file_notice(ctx, make_fields())
         img = make_image(tmp_path / "m.png", seed=11)
         keep = tmp_path / "copy.png"
         shutil.copy(img, keep)
-        m = screening.attach_media(ctx, case.id, img, "m.png", "image", "p", "automated")
+        m = screening.attach_media(ctx, case_id, img, "m.png", "image", "p", "automated")
         assert "pdq" in m.hashes  # Match's perceptual hash is recorded with the case media
-        flows.decide(ctx, case.id, ["remove", "bank"], actor="rev", actor_kind="human", reason="ncii")
+        flows.decide(ctx, case_id, ["remove", "bank"], actor="rev", actor_kind="human", reason="ncii")
         r = screening.screen_upload(ctx, keep, "copy.png", "platform", keep_media=False)
-        assert r.decision == "block" and case.id in r.reasons[0]["reason"]
-        flows.add_victim_hashes(ctx, case.id, [("md5", "c" * 32)], actor="victim")
+        assert r.decision == "block" and case_id in r.reasons[0]["reason"]
+        flows.add_victim_hashes(ctx, case_id, [("md5", "c" * 32)], actor="victim")
         assert ctx.bank.lookup("c" * 32, "md5")
-        removed = flows.withdraw(ctx, case.id, actor="victim")
+        removed = flows.withdraw(ctx, case_id, actor="victim")
         assert removed >= 2
         assert ctx.bank.lookup("c" * 32, "md5") == []
         assert screening.screen_upload(ctx, keep, "copy.png", "platform", keep_media=False).decision == "allow"

@@ -21,6 +21,7 @@ CASES_TABLES = {
     "upload_screenings",
     "audit_events",
     "audit_head",
+    "pin_attempts",
 }
 
 

@@ -11,17 +11,17 @@ from sqlalchemy import select
 
 from deepshield.cases.models import Case, CaseMedia
 from deepshield.store.db import session_scope
-from tests.conftest import csrf_token
+from tests.conftest import report_action
 
 from .conftest import make_image
 
 
-def _form(client: Any) -> dict[str, str]:
+def _form(client: Any) -> tuple[str, dict[str, str]]:
+    """The form's action URL (with its CSRF token) and a complete notice."""
     page = client.get("/report").text
     found = re.search(r'name="submission_id" value="([^"]+)"', page)
     assert found
-    return {
-        "csrf": csrf_token(page),
+    return report_action(page), {
         "submission_id": found.group(1),
         "category": "ncii",
         "jurisdiction": "US",
@@ -37,16 +37,16 @@ def _form(client: Any) -> dict[str, str]:
 
 def test_form_files_a_case_with_its_media_once(api: Any, tmp_path: Path) -> None:
     client, ctx, _ = api
-    form = _form(client)
+    url, form = _form(client)
     img = make_image(tmp_path / "evidence.png", seed=3)
     with open(img, "rb") as f:
-        r = client.post("/report", data=form, files={"file": ("evidence.png", f, "image/png")})
+        r = client.post(url, data=form, files={"file": ("evidence.png", f, "image/png")})
     assert r.status_code == 201, r.text
     found = re.search(r'id="case-id">([^<]+)<', r.text)
     assert found and "decision is due" in r.text
     case_id = found.group(1)
     with open(img, "rb") as f:  # the same form sent twice: the receipt again, no second case or media
-        again = client.post("/report", data=form, files={"file": ("evidence.png", f, "image/png")})
+        again = client.post(url, data=form, files={"file": ("evidence.png", f, "image/png")})
     assert again.status_code == 200 and f'id="case-id">{case_id}<' in again.text
     with session_scope(ctx.settings) as s:
         case = s.get(Case, case_id)
@@ -58,10 +58,11 @@ def test_form_files_a_case_with_its_media_once(api: Any, tmp_path: Path) -> None
 
 def test_form_comes_back_with_the_error_and_the_values(api: Any) -> None:
     client, ctx, _ = api
-    form = _form(client)
-    r = client.post("/report", data=form, files={"file": ("x.png", b"not an image at all", "image/png")})
+    url, form = _form(client)
+    r = client.post(url, data=form, files={"file": ("x.png", b"not an image at all", "image/png")})
     assert 400 <= r.status_code < 500
     assert 'name="submission_id"' in r.text and "https://social.example/p/42 https://social.example/p/43" in r.text
-    assert client.post("/report", data={**form, "csrf": "forged"}).status_code == 403
+    assert client.post("/report?csrf=forged", data=form).status_code == 403
+    assert client.post("/report", data={**form, "csrf": url.split("=", 1)[1]}).status_code == 403  # in the URL
     with session_scope(ctx.settings) as s:
         assert list(s.scalars(select(Case.id))) == []

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from deepshield.cases import flows, screening
 from deepshield.cases.context import CasesContext
 from deepshield.cases.models import CaseEvidence, UploadScreening
-from deepshield.cases.service import create_case
 from deepshield.store.db import session_scope
 
+from .conftest import file_notice
 from .fakes import MemoryHashBank
 
 
@@ -25,19 +25,10 @@ def test_detector_evidence_on_a_real_photo(sqlite_settings, shared_faces, make_f
     ctx = CasesContext.build(sqlite_settings, bank=bank, start_worker=False, detector=True)
     assert [sc.name for sc in ctx.screeners] == ["match", "labels", "detector"]
     try:
-        with session_scope(sqlite_settings) as s:
-            case, _ = create_case(
-                s,
-                make_fields(),
-                source="api",
-                submitted_by="p",
-                actor_kind="automated",
-                policy=ctx.policy,
-                settings=sqlite_settings,
-            )
+        case_id, _ = file_notice(ctx, make_fields())
         copy = tmp_path / "evidence.jpg"
         shutil.copy(photo, copy)
-        m = screening.attach_media(ctx, case.id, copy, "evidence.jpg", "image", "p", "automated")
+        m = screening.attach_media(ctx, case_id, copy, "evidence.jpg", "image", "p", "automated")
         with session_scope(sqlite_settings) as s:
             ev = {
                 e.kind: (e.summary, json.loads(e.data))
@@ -49,14 +40,14 @@ def test_detector_evidence_on_a_real_photo(sqlite_settings, shared_faces, make_f
         assert data["tracks_over_threshold"] == []  # a still image has no tracks
         assert ("detector score" in summary) or ("no detector score" in summary)
         # Banked, then the same photo screened as an upload: blocked, with the reason naming the case.
-        flows.decide(ctx, case.id, ["remove", "bank"], actor="rev", actor_kind="human", reason="ncii")
+        flows.decide(ctx, case_id, ["remove", "bank"], actor="rev", actor_kind="human", reason="ncii")
         up = tmp_path / "reupload.jpg"
         shutil.copy(photo, up)
         r = screening.screen_upload(ctx, up, "reupload.jpg", "platform")
         assert r.decision == "block"
-        assert any(case.id in x["reason"] for x in r.reasons)
+        assert any(case_id in x["reason"] for x in r.reasons)
         with session_scope(sqlite_settings) as s:
             row = s.get(UploadScreening, r.id)
-            assert row is not None and row.decision == "block" and case.id in row.reasons
+            assert row is not None and row.decision == "block" and case_id in row.reasons
     finally:
         ctx.close()

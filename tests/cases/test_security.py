@@ -4,6 +4,7 @@ pages carry security headers. Real JPEGs through the real decoders, the real app
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -18,7 +19,7 @@ from PIL import Image
 
 from deepshield.cases.ports import Finding
 from deepshield.config import Settings
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, report_action
 
 
 @pytest.fixture
@@ -74,6 +75,29 @@ def test_half_truncated_photo_goes_to_review_with_the_reason(api, make_json, pho
     assert any("truncated" in x["reason"] for x in r["reasons"] if x["decision"] == "review"), r["reasons"]
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "GIF", "WEBP"])
+def test_a_truncated_png_gif_or_webp_is_never_allowed(api, make_json, photo, fmt):
+    """Pillow cannot decode these formats partly without its process-wide truncation flag, which stays off. A
+    cut PNG or GIF is probed (marked truncated), not hashed perceptually, and goes to a person; a cut WebP
+    cannot even be opened by libwebp's one-shot decoder and is refused as corrupt. Never `allow`."""
+    from PIL import Image
+
+    client, ctx, key = api
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(photo)).convert("RGB").save(buf, fmt)
+    data = buf.getvalue()
+    _bank(client, key, make_json, data)
+    cut = data[: len(data) * 9 // 10]
+    if fmt == "WEBP":
+        r = client.post("/v1/uploads", files={"file": ("up.webp", cut, "image/webp")}, headers=key("scan"))
+        assert r.status_code == 422 and r.json()["error"] == "corrupt_media", r.text
+        return
+    r = _screen(client, key, cut, name=f"up.{fmt.lower()}")
+    assert r["decision"] == "review" and r["review_case"], r
+    assert "pdq" not in r["hashes"] and "sha256" in r["hashes"], r["hashes"]
+    assert any("perceptual hash" in x["reason"] for x in r["reasons"] if x["decision"] == "review"), r["reasons"]
+
+
 def test_a_screener_error_fails_closed(api):
     """An error in any screener is `review` with the reason (policy `on_error`), never `allow`."""
     from deepshield.errors import DeepshieldError
@@ -114,9 +138,8 @@ def test_half_truncated_jpeg_gets_one_answer_everywhere(api, make_json, photo):
     cid = client.post("/v1/reports", json=make_json(), headers=h).json()["case_id"]
     r = client.post(f"/v1/cases/{cid}/media", files={"file": ("half.jpg", half, "image/jpeg")}, headers=h)
     assert r.status_code == 201, r.text
-    tok = csrf_token(client.get("/report").text)
+    url = report_action(client.get("/report").text)
     form = {
-        "csrf": tok,
         "category": "ncii",
         "jurisdiction": "US",
         "content_locations": "https://example.com/p/1",
@@ -127,7 +150,7 @@ def test_half_truncated_jpeg_gets_one_answer_everywhere(api, make_json, photo):
         "reporter_email": "jane@example.org",
         "reporter_role": "depicted_person",
     }
-    r = client.post("/report", data=form, files={"file": ("half.jpg", half, "image/jpeg")})
+    r = client.post(url, data=form, files={"file": ("half.jpg", half, "image/jpeg")})
     assert r.status_code == 201, r.text
     r = client.post("/v1/scans", files={"file": ("half.jpg", half, "image/jpeg")}, headers=key("scan"))
     assert r.status_code == 200, r.text
@@ -519,6 +542,287 @@ def test_the_first_start_admin_password_must_be_changed_at_first_sign_in(setting
         client.cookies.clear()
         assert sign_in(once) == 401
         assert sign_in(new) == 303
+
+
+def test_the_console_cookie_alone_cannot_change_state_through_the_api(api, settings, make_json):
+    """Issue 31 point 6: another site's form or script can make a signed-in reviewer's browser send the
+    cookie, but not the session's CSRF token. Cookie alone: 403 and nothing decided; cookie with the token
+    (as the console's scripts send it) or an API key: works; reads with the cookie stay open."""
+    from deepshield.cases.models import Case
+    from deepshield.store.db import session_scope
+
+    from .conftest import login
+
+    client, ctx, key = api
+    cid = client.post("/v1/reports", json=make_json(), headers=key("cases")).json()["case_id"]
+    tok = login(client, settings, "rev", "reviewer")
+    decision = {"actions": ["remove"], "reason": "ncii"}
+    for headers in ({}, {"X-CSRF-Token": "forged"}):
+        r = client.post(f"/v1/cases/{cid}/decision", json=decision, headers=headers)
+        assert r.status_code == 403 and "X-CSRF-Token" in r.json()["detail"], r.text
+    assert "X-CSRF-Token" in client.put("/c/bank/anything", json={}).json()["detail"]  # any unsafe method
+    with session_scope(settings) as s:
+        case = s.get(Case, cid)
+        assert case is not None and case.decision is None
+    assert client.get(f"/v1/cases/{cid}").status_code == 200
+    assert client.get("/account/csrf").json() == {"csrf_token": tok}
+    r = client.post(f"/v1/cases/{cid}/review", headers={"X-CSRF-Token": tok})
+    assert r.status_code == 200 and r.json()["state"] == "in_review", r.text
+    r = client.post(f"/v1/cases/{cid}/decision", json=decision, headers=key("cases"))
+    assert r.status_code == 200 and r.json()["actions"] == ["remove"], r.text
+
+
+_CHUNK = 64 * 1024
+_MULTIPART = {"Content-Type": "multipart/form-data; boundary=B"}
+
+
+def _asgi_post(app, url: str, client: tuple[str, int] = ("127.0.0.1", 123), **kwargs):
+    """POST straight into the ASGI app from `client` (TestClient reads a streamed body whole before the app
+    sees it, and always comes from "testclient")."""
+    import asyncio
+
+    import httpx2 as httpx
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=client)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            return await c.post(url, **kwargs)
+
+    return asyncio.run(post())
+
+
+def _stream_post(app, url: str, total: int, headers: dict[str, str]) -> tuple[int, dict, int]:
+    """POST a chunked multipart body of `total` bytes (no Content-Length), which the app pulls chunk by chunk
+    as it reads; returns the status, the JSON answer and the bytes the app took."""
+    taken = 0
+
+    async def body():
+        nonlocal taken
+        head = b'--B\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n'
+        head += b"Content-Type: image/jpeg\r\n\r\n\xff\xd8"
+        taken += len(head)
+        yield head
+        while taken < total:
+            taken += _CHUNK
+            yield b"\x00" * _CHUNK
+
+    r = _asgi_post(app, url, content=body(), headers={**_MULTIPART, **headers})
+    answer = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+    return r.status_code, answer, taken
+
+
+def _cookie(client) -> dict[str, str]:
+    return {"Cookie": "; ".join(f"{k}={v}" for k, v in client.cookies.items())}
+
+
+@contextlib.contextmanager
+def _app_with(settings: Settings, **update):
+    """The app on `settings` changed by `update`, running (its lifespan started), with an admin key."""
+    from fastapi.testclient import TestClient
+
+    from deepshield.accounts.service import create_api_key
+    from deepshield.api.app import create_app
+    from deepshield.cases.context import CasesContext
+    from deepshield.store.db import session_scope
+
+    from .fakes import MemoryHashBank
+
+    changed = settings.model_copy(update=update)
+    ctx = CasesContext.build(changed, bank=MemoryHashBank(), screeners=[], start_worker=False)
+    app = create_app(changed, cases=ctx)
+    with session_scope(changed) as s:
+        k, _ = create_api_key(s, ["admin"], "platform")
+    with TestClient(app) as client:
+        yield app, client, {"Authorization": f"Bearer {k}"}
+
+
+@pytest.fixture
+def small_limit_app(settings):
+    """The app with a 256 KiB upload limit (a chunked body over it costs little to send)."""
+    with _app_with(settings, max_upload_bytes=256 * 1024) as running:
+        yield running
+
+
+UPLOAD_ROUTES = [
+    "/v1/scans",
+    "/v1/uploads",
+    "/v1/cases/{cid}/media",
+    "/v1/liveness/sessions",
+    "/v1/labels",
+    "/h/hash",
+    "/c/bank/B/content",
+    "/c/bank/B/import",
+    "/upload",
+    "/report",
+]
+
+
+@pytest.mark.parametrize("route", UPLOAD_ROUTES)
+def test_an_oversize_chunked_body_gets_413_on_every_upload_route(small_limit_app, make_json, route):
+    """Issue 31 point 7: with no Content-Length to refuse up front, the limit is met while the body streams
+    in; FastAPI's form parser turned that into its own 400 'error parsing the body'. Now: 413 with the
+    limit, and the rest of the body is not read."""
+    app, client, key = small_limit_app
+    cid = client.post("/v1/reports", json=make_json(), headers=key).json()["case_id"]
+    assert client.post("/c/banks", json={"name": "B"}, headers=key).status_code == 201
+    url, headers = route.format(cid=cid), dict(key)
+    if route == "/report":
+        url, headers = report_action(client.get("/report").text), _cookie(client)
+    total = 4 * 1024 * 1024
+    status, answer, taken = _stream_post(app, url, total, headers)
+    assert status == 413 and answer["error"] == "media_too_large", (status, answer)
+    assert taken < total
+
+
+def test_the_report_form_refuses_a_forged_or_flooding_post_before_reading_its_body(api):
+    """Issue 31 point 7: the anonymous form checks its CSRF token (in the action URL) and the per-client rate
+    limit before it reads the body, so a forged post, or the eleventh in ten minutes, of a large file is
+    refused without taking in a byte of it (the app used to read it all, then answer 403)."""
+    from deepshield.cases.ratelimit import FORM
+
+    client, ctx, key = api
+    good = report_action(client.get("/report").text)
+    total = 20 * 1024 * 1024
+    for url, cookie in (("/report?csrf=forged", _cookie(client)), (good, {}), ("/report", _cookie(client))):
+        status, answer, taken = _stream_post(client.app, url, total, cookie)
+        assert status == 403 and "CSRF" in answer["detail"] and taken == 0, (url, status, answer, taken)
+    for _ in range(FORM.limit):
+        FORM.hit("127.0.0.1")  # the transport's client address
+    status, _, taken = _stream_post(client.app, good, total, _cookie(client))
+    assert status == 429 and taken == 0
+
+
+_SELF = "/v1/selfservice/status"
+
+
+def _pin_from(app, ip: str, case_id: str, pin: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    r = _asgi_post(app, _SELF, client=(ip, 40000), json={"case_id": case_id, "pin": pin}, headers=headers or {})
+    return r.status_code, r.json()
+
+
+def test_a_pin_guesser_locks_out_itself_not_the_victim(api, make_json):
+    """Issue 31 point 9: wrong PINs lock the case out for the client that sent them, so a stranger who knows
+    the case number cannot keep the victim out (it used to lock the case for everyone, up to 10.7 days). An
+    IPv6 guesser counts as its /64, and each client is also limited across case numbers."""
+    client, ctx, key = api
+    rec = client.post("/v1/reports", json=make_json(), headers=key("cases")).json()
+    cid, pin = rec["case_id"], rec["pin"]
+    guesses = [_pin_from(client.app, "203.0.113.9", cid, f"{i:07d}")[0] for i in range(6)]
+    assert guesses == [404] * 5 + [429]
+    status, body = _pin_from(client.app, "198.51.100.7", cid, pin)
+    assert status == 200 and body["case_id"] == cid, body  # the victim, elsewhere, gets in
+    status, body = _pin_from(client.app, "203.0.113.9", cid, pin)
+    assert status == 429 and "from your connection" in body["detail"]  # locked out, even with the right PIN
+    v6 = [_pin_from(client.app, f"2001:db8::{i:x}", cid, "0")[0] for i in range(6)]
+    assert v6 == [404] * 5 + [429]
+    others = [_pin_from(client.app, "203.0.113.9", f"DS-AAAA-{i:04d}", "0") for i in range(4)]
+    assert [s for s, _ in others] == [404, 404, 404, 429] and "too many requests" in others[-1][1]["detail"]
+
+
+def test_the_pin_lockout_is_at_most_an_hour(api, make_json):
+    """However long a guesser keeps at it, each lockout ends within PIN_LOCK_MAX (an hour)."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from deepshield.cases import pins
+    from deepshield.cases.models import PinAttempt
+    from deepshield.store.db import session_scope
+    from deepshield.store.timeutil import as_utc, utcnow
+
+    client, ctx, key = api
+    cid = client.post("/v1/reports", json=make_json(), headers=key("cases")).json()["case_id"]
+    now, waits = utcnow(), []
+    for _ in range(30):
+        with session_scope(ctx.settings) as s:
+            assert pins.check_pin(s, ctx.settings, cid, "wrong", "203.0.113.9", now=now) is None
+            locked = as_utc(s.scalar(select(PinAttempt.locked_until)))
+        waits.append(locked - now if locked else dt.timedelta(0))
+        now = (locked or now) + dt.timedelta(seconds=1)
+    assert waits[:4] == [dt.timedelta(0)] * 4 and waits[4] == dt.timedelta(minutes=15)
+    assert max(waits) == waits[-1] == dt.timedelta(hours=1)
+
+
+def test_an_unknown_case_number_and_a_wrong_pin_get_the_same_answers(api, make_json, monkeypatch):
+    """Issue 31 point 9: the answers (status and body, on the API and the status page) do not tell whether a
+    case number exists (an unknown one was always 404, a real one turned 429), and both check a PIN hash."""
+    from deepshield.cases import pins
+    from deepshield.cases.ratelimit import PIN
+
+    client, ctx, key = api
+    cid = client.post("/v1/reports", json=make_json(), headers=key("cases")).json()["case_id"]
+    unknown = "DS-ZZZZ-ZZZZ"
+    monkeypatch.setattr(PIN, "limit", 1000)
+    hashed: list[str] = []
+    real_hash = pins.pin_hash
+
+    def counting_hash(secret: bytes, case_id: str, pin: str) -> str:
+        hashed.append(case_id)
+        return real_hash(secret, case_id, pin)
+
+    monkeypatch.setattr(pins, "pin_hash", counting_hash)
+    page = client.get("/status").text
+    tok = csrf_token(page)
+    forms = [client.post("/status", data={"csrf": tok, "case_id": n, "pin": "1234567"}) for n in (cid, unknown)]
+    assert [r.status_code for r in forms] == [401, 401]
+    assert all("Unknown case number or wrong PIN." in r.text for r in forms)
+
+    def answers(number: str) -> list[tuple[int, dict]]:
+        return [(r.status_code, r.json()) for r in (client.post(_SELF, json={"case_id": number, "pin": "1234567"}),)]
+
+    known_seq = [a for _ in range(6) for a in answers(cid)]
+    unknown_seq = [a for _ in range(6) for a in answers(unknown)]
+    assert known_seq == unknown_seq
+    assert [s for s, _ in known_seq] == [404] * 4 + [429] * 2
+    assert hashed.count(cid) == hashed.count(unknown) == 5  # a hash check for each guess not locked out
+
+
+def test_forwarded_for_counts_only_from_a_configured_proxy(settings, monkeypatch):
+    """Issue 31 point 9: X-Forwarded-For names the client only when the connection comes from a proxy in
+    `forwarded_allow_ips`; from anyone else a rotating header does not escape the per-client limit."""
+    from deepshield.cases.ratelimit import PIN
+
+    monkeypatch.setattr(PIN, "limit", 3)
+    PIN._hits.clear()
+    with _app_with(settings, forwarded_allow_ips="10.0.0.1") as (app, _, _key):
+
+        def codes(peer: str, forwarded: list[str]) -> list[int]:
+            return [_pin_from(app, peer, "DS-ZZZZ-ZZZZ", "0", {"X-Forwarded-For": f})[0] for f in forwarded]
+
+        assert codes("10.0.0.1", [f"198.51.100.{i}" for i in range(5)]) == [404] * 5  # five clients
+        assert codes("10.0.0.1", ["198.51.100.99"] * 4) == [404] * 3 + [429]  # one client
+        assert codes("10.0.0.2", [f"198.51.100.{i}" for i in range(4)]) == [404] * 3 + [429]  # not a proxy
+
+
+def test_the_server_believes_no_forwarded_for_by_default(settings):
+    """`deepshield serve` with no proxy configured: uvicorn's default believed X-Forwarded-For from 127.0.0.1
+    (any local proxy or process), so rotating the header escaped the per-client PIN limit."""
+    import urllib.error
+    import urllib.request
+
+    from deepshield.store.db import reset_engines
+
+    from .conftest import Server
+
+    reset_engines()
+    server = Server(settings, extra_env={"DEEPSHIELD_PIN_RATE": "3/600"}).start()
+    codes = []
+    try:
+        for i in range(5):
+            req = urllib.request.Request(
+                server.url + _SELF,
+                data=json.dumps({"case_id": "DS-ZZZZ-ZZZZ", "pin": "0"}).encode(),
+                headers={"Content-Type": "application/json", "X-Forwarded-For": f"198.51.100.{i}"},
+                method="POST",
+            )
+            try:
+                urllib.request.urlopen(req, timeout=30).close()
+                codes.append(200)
+            except urllib.error.HTTPError as e:
+                codes.append(e.code)
+    finally:
+        server.stop()
+    assert codes == [404] * 3 + [429] * 2
 
 
 # ---------------------------------------------------------------------------------------------- issue 31 point 13

@@ -9,11 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from sqlalchemy import select, update
 
-from deepshield.cases import flows, service, webhooks
+from deepshield.cases import flows, webhooks
 from deepshield.cases.models import WebhookDelivery
 from deepshield.cases.policy import WebhookConfig
 from deepshield.store.db import session_scope
 from deepshield.store.timeutil import utcnow
+
+from .conftest import file_notice
 
 SECRET = "s3cret"
 
@@ -72,17 +74,7 @@ def _drain(ctx, cfg: WebhookConfig, rounds: int = 20) -> None:
 
 
 def _case(ctx, make_fields) -> str:
-    with session_scope(ctx.settings) as s:
-        case, _ = service.create_case(
-            s,
-            make_fields(),
-            source="api",
-            submitted_by="p",
-            actor_kind="automated",
-            policy=ctx.policy,
-            settings=ctx.settings,
-        )
-        return case.id
+    return file_notice(ctx, make_fields())[0]
 
 
 def test_failing_then_recovering_endpoint_gets_each_action_once(ctx, make_fields):

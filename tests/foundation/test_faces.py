@@ -84,7 +84,7 @@ def test_aligned_crop_levels_the_eyes(shared_faces: Path, analyzer: FaceAnalyzer
     # Tilt the whole photo by 20 degrees: the aligned crop must undo it.
     h, w = rgb.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), 20, 1.0)
-    tilted = cv2.warpAffine(rgb, m, (w, h))
+    tilted = np.asarray(cv2.warpAffine(rgb, m, (w, h)), dtype=np.uint8)
     tface = max(analyzer.analyze(tilted), key=lambda f: f.confidence)
     crop = align_face(tilted, tface, size=224, margin=0.2)
     assert crop.image.shape == (224, 224, 3)

@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepshield.detect import Detector, DetectorInfo, FaceScore, ScoredFace, aggregate_scores, pick_frame_face
+from deepshield.detect import (
+    Detector,
+    DetectorInfo,
+    FaceEvidence,
+    FaceScore,
+    ScoredFace,
+    aggregate_scores,
+    pick_frame_face,
+)
 from deepshield.detect.pipeline import NO_DETECTOR, Scanner, ScanOptions, scan_file
 from deepshield.faces.types import Face
 from deepshield.scan_result import FaceResult, ScanResult, Scores, TrackResult
@@ -29,7 +37,7 @@ class BrightnessDetector(Detector):
         for f in faces:
             x0, y0, x1, y1 = (int(v) for v in f.box)
             patch = rgb[y0:y1, x0:x1]
-            ev = {"heatmap": patch.mean(axis=2) / 255.0, "crop": patch} if explain else {}
+            ev: FaceEvidence = {"heatmap": patch.mean(axis=2) / 255.0, "crop": patch} if explain else {}
             out.append(FaceScore(float(patch.mean() / 255.0), ev))
         return out
 

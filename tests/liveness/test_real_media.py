@@ -16,6 +16,7 @@ from deepshield.liveness.decision import verify_track
 from deepshield.liveness.embedding import get_embedder
 from deepshield.liveness.replay import MemoryReplayIndex
 from deepshield.liveness.script import ChallengeScript
+from deepshield.liveness.signals import SignalContext
 
 CLIP = "st_WDA_AlexandriaOcasioCortez_000.mp4"
 
@@ -52,11 +53,11 @@ def _sig(d: Any, name: str) -> Any:
 def test_flash_response_on_real_footage(sessions: dict[str, Any]) -> None:
     script: ChallengeScript = sessions["script"]
     tr = sessions["tracks"]
-    g = verify_track(tr["genuine"], script)
+    g = verify_track(SignalContext(tr["genuine"], script))
     assert _sig(g, "flash").verdict == "pass", _sig(g, "flash").evidence
     assert _sig(g, "challenge").verdict == "pass", _sig(g, "challenge").reasons
     for k in ("no_flash", "replay"):
-        f = _sig(verify_track(tr[k], script), "flash")
+        f = _sig(verify_track(SignalContext(tr[k], script)), "flash")
         assert f.verdict == "fail", (k, f.evidence)
 
 
@@ -64,10 +65,14 @@ def test_screen_replay_of_an_earlier_session_is_recognised(sessions: dict[str, A
     tr = sessions["tracks"]
     idx = MemoryReplayIndex()
     idx.add("earlier", str(tr["genuine"].extra["sha256"]), [k.phash for k in tr["genuine"].keyframes])
-    r = _sig(verify_track(tr["replay"], sessions["script"], replay_index=idx, session_id="new"), "replay")
+    r = _sig(
+        verify_track(SignalContext(tr["replay"], sessions["script"], replay_index=idx, session_id="new")), "replay"
+    )
     assert r.verdict in ("fail", "review"), r.evidence
     # The untouched genuine upload again: the exact bytes were seen.
-    r2 = _sig(verify_track(tr["genuine"], sessions["script"], replay_index=idx, session_id="new"), "replay")
+    r2 = _sig(
+        verify_track(SignalContext(tr["genuine"], sessions["script"], replay_index=idx, session_id="new")), "replay"
+    )
     assert r2.verdict == "fail"
 
 
@@ -81,12 +86,12 @@ def test_id_photo_match(sessions: dict[str, Any], shared_faces: Path) -> None:
     fa = FaceAnalyzer()
     same = embed_id_photo(shared_faces / "real_photos" / "fp_test_images_angelina_jolie_1.jpg", fa, emb)
     tr = sessions["tracks"]["genuine"]
-    stranger = _sig(verify_track(tr, sessions["script"], id_embedding=same), "id_match")
+    stranger = _sig(verify_track(SignalContext(tr, sessions["script"], id_embedding=same)), "id_match")
     assert stranger.verdict == "fail", stranger.evidence
     # A frame of the same person from elsewhere in the video as the "ID photo".
     frames, _ = read_clip(shared_faces / "real_videos" / CLIP, 6.5, 7.0, fps=5)
     faces = fa.analyze(frames[0])
     own = emb.embed(frames[0], faces[0])
-    d = verify_track(tr, sessions["script"], id_embedding=own)
+    d = verify_track(SignalContext(tr, sessions["script"], id_embedding=own))
     assert _sig(d, "id_match").verdict == "pass", _sig(d, "id_match").evidence
     assert _sig(d, "identity").verdict == "pass"

@@ -57,7 +57,7 @@ def test_round_trip() -> None:
 def test_a_script_that_is_not_one_is_refused_with_the_reason(
     change: Callable[[dict[str, Any]], object], message: str
 ) -> None:
-    d = generate_script().to_dict()
+    d: dict[str, Any] = dict(generate_script().to_dict())
     change(d)
     with pytest.raises(DeepshieldError, match=message.replace("[", r"\[").replace("]", r"\]")):
         ChallengeScript.from_dict(d)

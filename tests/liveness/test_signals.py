@@ -28,7 +28,7 @@ POLICY = LivenessPolicy()
 
 
 def ctx(track: SessionTrack, script: ChallengeScript, **kw: Any) -> SignalContext:
-    return SignalContext(session_id="s1", track=track, script=script, policy=POLICY, **kw)
+    return SignalContext(track, script, session_id="s1", policy=POLICY, **kw)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -100,7 +100,7 @@ def test_replay_index_catches_frames_seen_before_and_ignores_new_ones() -> None:
 def test_missing_detector_carries_no_weight_and_says_so() -> None:
     script = generate_script(Random(6))
     track = follow(script)
-    d = verify_track(track, script, policy=POLICY, replay_index=MemoryReplayIndex())
+    d = verify_track(ctx(track, script, replay_index=MemoryReplayIndex()))
     forgery = next(s for s in d.signals if s.name == "forgery")
     assert forgery.verdict == "unavailable" and forgery.weight == 0
     assert "no face-forgery detector" in forgery.reasons[0]

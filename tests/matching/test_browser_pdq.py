@@ -22,10 +22,15 @@ def test_browser_pdq_matches_python_on_every_real_photo(
     real_photos: list[Path], python_pdq: dict[str, tuple[str, int, str]], browser: Any
 ) -> None:
     posted: list[bytes] = []
+    tokens: list[str | None] = []
 
     def handle(route: Any, request: Any) -> None:
+        if request.url.startswith(f"{ORIGIN}/account/csrf"):
+            route.fulfill(status=200, content_type="application/json", body=json.dumps({"csrf_token": "tok"}))
+            return
         if request.method == "POST":
             posted.append(request.post_data_buffer or b"")
+            tokens.append(request.headers.get("x-csrf-token"))
             route.fulfill(status=201, content_type="application/json", body=json.dumps({"added": 1, "ids": []}))
             return
         rel = request.url[len(ORIGIN) + len("/static/") :].split("?")[0]
@@ -51,7 +56,7 @@ def test_browser_pdq_matches_python_on_every_real_photo(
     print(f"browser vs Python PDQ: worst {worst_full} bits (full decode), {worst_server} bits (server fast path)")
     assert worst_full <= 10 and worst_server <= 10
     # What left the browser: the hashes and their quality, nothing else (no pixels, no file names).
-    assert len(posted) == 1
+    assert len(posted) == 1 and tokens == ["tok"]  # the session's CSRF token goes with the cookie
     body = json.loads(posted[0])
     assert set(body) == {"bank", "case_id", "hashes"} and body["case_id"] == "C42"
     assert [h["pdq"] for h in body["hashes"]] == [r["hash"] for r in results]

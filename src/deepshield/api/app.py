@@ -12,6 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from deepshield.api.errors import install_error_handlers, install_openapi
 from deepshield.api.headers import SecurityHeaders
@@ -99,6 +100,9 @@ def create_app(settings: Settings | None = None, *, cases: CasesContext | None =
     app.add_middleware(
         SessionMiddleware, secret_key=_session_secret(settings), same_site="lax", https_only=False, max_age=8 * 3600
     )
+    if proxies := [h.strip() for h in settings.forwarded_allow_ips.split(",") if h.strip()]:
+        # Outermost, so the per-client limits see the client that a configured proxy names, and only then.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
 
     install_error_handlers(app)
     install_openapi(app)

@@ -4,6 +4,7 @@ CSRF. (The bounds on numbers from clients are `deepshield.store.bounds`.)"""
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import secrets
 from collections.abc import Callable, Iterator
 from typing import Annotated
@@ -66,6 +67,11 @@ CasesDep = Annotated[CasesContext, Depends(get_cases)]
 LivenessDep = Annotated[LivenessService, Depends(get_liveness)]
 
 
+#: Methods that change nothing: a cookie-authenticated API request with any other method needs the CSRF token.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The header that carries the console session's CSRF token on API requests made with its cookie.
+CSRF_HEADER = "X-CSRF-Token"
+
 #: Where a user who must change the one-time password may go.
 PASSWORD_CHANGE_PATHS = ("/account/password", "/logout", "/login")
 
@@ -97,9 +103,12 @@ OptionalUser = Annotated[User | None, Depends(current_user_optional)]
 
 def require_scope(scope: str) -> Callable[..., Principal]:
     """API access with `Authorization: Bearer KEY` holding `scope` (or admin); a logged-in web user also counts
-    for the scopes of their role, so the console's own pages can call the API."""
+    for the scopes of their role, so the console's own pages can call the API. The browser sends the cookie
+    with any site's form, so a cookie-authenticated request that changes state must also carry the session's
+    CSRF token in `X-CSRF-Token` (a key is never sent by the browser on its own, so keyed requests need none)."""
 
     def dep(
+        request: Request,
         session: SessionDep,
         user: OptionalUser,
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -110,6 +119,12 @@ def require_scope(scope: str) -> Callable[..., Principal]:
             if principal is None:
                 raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
         elif user is not None:
+            if request.method not in SAFE_METHODS and not csrf_matches(request, request.headers.get(CSRF_HEADER)):
+                raise HTTPException(
+                    403,
+                    f"signed in with the console's cookie: send the session's CSRF token in {CSRF_HEADER} "
+                    "(GET /account/csrf), or use an API key",
+                )
             principal = user_principal(user)
         if principal is None:
             raise HTTPException(
@@ -122,6 +137,22 @@ def require_scope(scope: str) -> Callable[..., Principal]:
     return dep
 
 
+def client_key(request: Request) -> str:
+    """Who is asking, for the per-client limits: the connection's peer (or the client a configured proxy names,
+    see `Settings.forwarded_allow_ips`); an IPv6 address by its /64, which one subscriber holds whole and
+    could otherwise rotate through."""
+    host = request.client.host if request.client else "unknown"
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{addr}/64", strict=False))
+    return str(addr)
+
+
 def csrf_token(request: Request) -> str:
     tok = request.session.get("csrf")
     if not tok:
@@ -130,7 +161,12 @@ def csrf_token(request: Request) -> str:
     return str(tok)
 
 
+def csrf_matches(request: Request, submitted: str | None) -> bool:
+    """Whether `submitted` is this session's CSRF token (a session without one matches nothing)."""
+    expected = request.session.get("csrf") if "session" in request.scope else None
+    return bool(expected and submitted and secrets.compare_digest(str(expected), submitted))
+
+
 def check_csrf(request: Request, submitted: str | None) -> None:
-    expected = request.session.get("csrf")
-    if not expected or not submitted or not secrets.compare_digest(str(expected), submitted):
+    if not csrf_matches(request, submitted):
         raise HTTPException(403, "invalid or missing CSRF token: reload the page and try again")

@@ -3,6 +3,7 @@ stored), and finite numbers in JSON bodies."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 
@@ -32,28 +33,36 @@ class BodySizeLimit:
                 except ValueError:
                     pass
         seen = 0
-        started = False
+        over = started = replaced = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, over
+            if over:
+                raise BodyTooLarge()
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > limit:
+                    over = True
                     raise BodyTooLarge()
             return msg
 
-        async def tracking_send(msg: Message) -> None:
-            nonlocal started
-            if msg["type"] == "http.response.start":
-                started = True
-            await send(msg)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
+        async def guarded_send(msg: Message) -> None:
+            # FastAPI turns an exception raised while it parses a form into its own 400 ("error parsing the
+            # body"), so a chunked body (no Content-Length to refuse up front) would not get its 413: once
+            # the limit is passed, whatever the app answers is replaced by the 413.
+            nonlocal started, replaced
+            if over and not started:
+                started = replaced = True
                 await self._reject(send)
+            elif not replaced:
+                started = started or msg["type"] == "http.response.start"
+                await send(msg)
+
+        with contextlib.suppress(BodyTooLarge):
+            await self.app(scope, limited_receive, guarded_send)
+        if over and not started:
+            await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
         detail = f"request body is over the limit of {self.max_bytes / 1e6:.0f} MB"

@@ -8,13 +8,14 @@ import logging
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 from deepshield.cases.policy import ScreeningPolicy
 from deepshield.cases.ports import BankMatch, Finding, HashBank, Screener, ScreenerError
 from deepshield.config import Settings
 from deepshield.detect.service import ScanService
 from deepshield.errors import DeepshieldError
+from deepshield.jsontypes import JsonObject
 from deepshield.labels.service import verify_file
 from deepshield.matching import service as match
 from deepshield.media import open_media
@@ -46,11 +47,15 @@ class MatchingHashBank:
                     match.create_bank(s, self.bank, description="hashes banked by case decisions and victims")
             self._bank_ready = True
 
-    def add(self, value: str, signal: str, case_id: str, metadata: dict[str, Any] | None = None) -> None:
+    def add(self, value: str, signal: str, case_id: str, metadata: JsonObject | None = None) -> None:
         self._ensure_bank()
         md = metadata or {}
+        actor = md.get("actor")
         meta = match.EntryMeta(
-            source=str(md.get("source", "case")), case_id=case_id, added_by=md.get("actor"), note="deepshield cases"
+            source=str(md.get("source", "case")),
+            case_id=case_id,
+            added_by=None if actor is None else str(actor),
+            note="deepshield cases",
         )
         with session_scope(self.settings) as s:
             match.add_hash(s, self.bank, signal, value, meta)
@@ -73,7 +78,8 @@ class MatchingHashBank:
                     m.entry.get("case_id"),
                     int(m.distance),
                     m.bank,
-                    {**m.entry, "needs_review": bool(m.needs_review)},
+                    # EntryMetadata holds JSON values only (a TypedDict reads as `object` to mypy)
+                    {**cast(JsonObject, m.entry), "needs_review": bool(m.needs_review)},
                 )
             )
         return out
@@ -138,13 +144,8 @@ class BankScreener:
             if vhits:
                 m = vhits[0]
                 near = bool(m.metadata.get("needs_review"))
-                return Finding(
-                    self.name,
-                    "review" if near else "block",
-                    f"video matches banked media of case {m.case_id} (vPDQ)"
-                    + (" near the threshold: a person decides" if near else ""),
-                    {"case_id": m.case_id, "signal": "vpdq", "distance": m.distance},
-                )
+                why = f"video matches banked media of case {m.case_id} (vPDQ)"
+                return self._similar(m, "vpdq", near, why + (" near the threshold: a person decides" if near else ""))
         if "pdq" in hashes:
             hits = sorted(
                 self.bank.lookup(hashes["pdq"], "pdq", self.policy.pdq_review_distance),
@@ -153,14 +154,14 @@ class BankScreener:
             if hits:
                 m = hits[0]
                 near = m.distance > self.policy.pdq_block_distance or bool(m.metadata.get("needs_review"))
-                return Finding(
-                    self.name,
-                    "review" if near else "block",
-                    f"PDQ distance {m.distance} to banked media of case {m.case_id}"
-                    + (" (near the threshold: a person decides)" if near else ""),
-                    {"case_id": m.case_id, "signal": "pdq", "distance": m.distance},
-                )
+                why = f"PDQ distance {m.distance} to banked media of case {m.case_id}"
+                return self._similar(m, "pdq", near, why + (" (near the threshold: a person decides)" if near else ""))
         return None
+
+    def _similar(self, m: BankMatch, signal: str, near: bool, why: str) -> Finding:
+        """A perceptual match blocks, unless it is near the threshold: then a person decides."""
+        evidence: JsonObject = {"case_id": m.case_id, "signal": signal, "distance": m.distance}
+        return Finding(self.name, "review" if near else "block", why, evidence)
 
 
 class LabelScreener:
@@ -210,7 +211,7 @@ class DetectorScreener:
                 f"not scanned: {result.error.message}", {"scan_id": result.scan_id, "scan_error": result.error.code}
             )
         score = result.video_score
-        summary = {
+        summary: JsonObject = {
             "verdict": result.verdict,
             "score": score,
             "faces": result.face_count,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,31 +29,18 @@ def _canonical(ev: dict[str, Any]) -> bytes:
     return json.dumps(ev, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def event_hash(
-    seq: int,
-    case_id: str | None,
-    actor: str,
-    actor_kind: str,
-    at: str,
-    action: str,
-    reason: str,
-    evidence: str,
-    details: str,
-    prev_hash: str,
-) -> str:
-    body = {
-        "seq": seq,
-        "case_id": case_id,
-        "actor": actor,
-        "actor_kind": actor_kind,
-        "at": at,
-        "action": action,
-        "reason": reason,
-        "evidence": evidence,
-        "details": details,
-        "prev_hash": prev_hash,
-    }
-    return hashlib.sha256(_canonical(body)).hexdigest()
+#: The columns an event's hash covers: all but the hash itself.
+HASHED_FIELDS = ("seq", "case_id", "actor", "actor_kind", "at", "action", "reason", "evidence", "details", "prev_hash")
+
+
+def event_hash(ev: AuditEvent, prev_hash: str | None = None) -> str:
+    """One function for writing and verifying, so the two cannot disagree on what the hash covers. With
+    `prev_hash`, the hash the event would have if linked to that hash instead of its own `prev_hash` (to
+    recompute a chain whose rows were rewritten)."""
+    fields = {f: getattr(ev, f) for f in HASHED_FIELDS}
+    if prev_hash is not None:
+        fields["prev_hash"] = prev_hash
+    return hashlib.sha256(_canonical(fields)).hexdigest()
 
 
 def record(
@@ -75,27 +62,21 @@ def record(
     head = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
     seq, prev = int(head.seq), str(head.hash)
     # Hash exactly what the database will hold (NUL characters are dropped on the way in).
-    actor, action, reason = strip_nul(actor), strip_nul(action), strip_nul(reason)
-    case_id = strip_nul(case_id)
-    at = utcnow().isoformat(timespec="microseconds")
-    ev_json = strip_nul(json.dumps(sorted(set(evidence))))
-    det_json = strip_nul(json.dumps(details or {}, sort_keys=True, default=str))
-    h = event_hash(seq, case_id, actor, actor_kind, at, action, reason, ev_json, det_json, prev)
     ev = AuditEvent(
         seq=seq,
-        case_id=case_id,
-        actor=actor,
+        case_id=strip_nul(case_id),
+        actor=strip_nul(actor),
         actor_kind=actor_kind,
-        at=at,
-        action=action,
-        reason=reason,
-        evidence=ev_json,
-        details=det_json,
+        at=utcnow().isoformat(timespec="microseconds"),
+        action=strip_nul(action),
+        reason=strip_nul(reason),
+        evidence=strip_nul(json.dumps(sorted(set(evidence)))),
+        details=strip_nul(json.dumps(details or {}, sort_keys=True, default=str)),
         prev_hash=prev,
-        hash=h,
     )
+    ev.hash = event_hash(ev)
     session.add(ev)
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=h))
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=ev.hash))
     session.flush()
     return ev
 
@@ -105,25 +86,46 @@ class VerifyResult:
     events: int
     head_hash: str
     problems: list[str] = field(default_factory=list)
+    #: The seq of the last event walked (0 when none).
+    last_seq: int = 0
+    #: For each watched seq that exists: the hash the chain recomputes to there (every event's content, each linked to
+    #: the hash recomputed before it, whatever the rows' own prev_hash say) and how many events were walked up to it:
+    #: what a checkpoint of that seq must match.
+    at_seq: dict[int, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def verify(session: Session, batch: int = 5000) -> VerifyResult:
+def verify(
+    session: Session,
+    batch: int = 5000,
+    *,
+    watch: Collection[int] = (),
+    start: tuple[int, str] = (0, GENESIS),
+    upto: int | None = None,
+) -> VerifyResult:
     """Walk the chain in order: gaps mean deletion, a wrong prev_hash means reordering or deletion, a wrong
-    hash means an edited event; the head row must name the last event (catches a deleted tail)."""
+    hash means an edited event; the head row must name the last event (catches a deleted tail).
+
+    A chain rewritten whole (every later hash recomputed, the head row updated) passes this walk: only signed
+    checkpoints kept elsewhere catch that (`cases.checkpoints`), and they read the hashes at `watch` from here.
+    `start` (seq, hash) walks only the events after a trusted point and `upto` stops at a seq (the head the
+    caller read) without checking the head row, which may have moved since."""
     problems: list[str] = []
-    prev = GENESIS
-    expected_seq = 1
+    after, prev = start
+    recomputed = prev
+    expected_seq = after + 1
     count = 0
-    last_seq = 0
-    after = 0
+    last_seq = after
+    at_seq: dict[int, tuple[str, int]] = {}
+    watched = set(watch)
     while True:
-        rows = list(
-            session.scalars(select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(batch))
-        )
+        q = select(AuditEvent).where(AuditEvent.seq > after)
+        if upto is not None:
+            q = q.where(AuditEvent.seq <= upto)
+        rows = list(session.scalars(q.order_by(AuditEvent.seq).limit(batch)))
         if not rows:
             break
         for ev in rows:
@@ -132,31 +134,23 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
                 problems.append(f"event {ev.seq}: expected seq {expected_seq} (event(s) deleted)")
             if ev.prev_hash != prev:
                 problems.append(f"event {ev.seq}: prev_hash does not match the previous event (deleted or reordered)")
-            h = event_hash(
-                ev.seq,
-                ev.case_id,
-                ev.actor,
-                ev.actor_kind,
-                ev.at,
-                ev.action,
-                ev.reason,
-                ev.evidence,
-                ev.details,
-                ev.prev_hash,
-            )
+            h = event_hash(ev)
             if h != ev.hash:
                 problems.append(f"event {ev.seq}: content does not match its hash (edited)")
+            recomputed = h if ev.prev_hash == recomputed else event_hash(ev, prev_hash=recomputed)
+            if ev.seq in watched:
+                at_seq[ev.seq] = (recomputed, count)
             prev = ev.hash
             expected_seq = ev.seq + 1
             last_seq = ev.seq
         after = rows[-1].seq
-    head = session.get(AuditHead, 1)
+    head = session.get(AuditHead, 1) if upto is None else None
     if head is not None:
         if head.seq != last_seq:
             problems.append(f"head says {head.seq} events but the last event is {last_seq} (tail deleted)")
         elif head.hash != prev:
             problems.append("head hash does not match the last event (last event edited or replaced)")
-    return VerifyResult(events=count, head_hash=prev, problems=problems)
+    return VerifyResult(events=count, head_hash=prev, problems=problems, last_seq=last_seq, at_seq=at_seq)
 
 
 def events_for_case(session: Session, case_id: str) -> list[AuditEvent]:

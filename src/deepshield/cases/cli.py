@@ -1,12 +1,12 @@
-"""`deepshield audit verify` and `deepshield cases ...` (queue, webhook delivery, Transparency Database
-export)."""
+"""`deepshield audit verify|checkpoint|public-key` and `deepshield cases ...` (queue, webhook delivery,
+Transparency Database export)."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -15,6 +15,9 @@ from rich.text import Text
 from deepshield.config import Settings
 from deepshield.errors import DeepshieldError
 from deepshield.terminal import plain_console
+
+if TYPE_CHECKING:
+    from deepshield.cases import checkpoints
 
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 cases_app = typer.Typer(help="Abuse reports and cases.", no_args_is_help=True)
@@ -36,22 +39,116 @@ def _settings() -> Settings:
 
 
 @audit_app.command("verify")
-def verify(json_out: Annotated[bool, typer.Option("--json", help="print a JSON object")] = False) -> None:
-    """Walk the chain: report any edited, deleted or reordered event (exit code 2 if the chain is broken)."""
-    from deepshield.cases import audit
+def verify(
+    checkpoints_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoints",
+            help="signed checkpoint file (JSON Lines, from `audit checkpoint` or the service): also catches a "
+            "chain rewritten whole before the last checkpoint",
+        ),
+    ] = None,
+    public_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--public-key",
+            help="PEM public key the checkpoints are signed with (repeat for older keys); default: this host's "
+            "checkpoint key",
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print a JSON object")] = False,
+) -> None:
+    """Walk the chain: report any edited, deleted or reordered event, and with --checkpoints any rewrite up to the
+    last checkpoint (exit code 2 if the chain is broken)."""
+    from deepshield.cases import audit, checkpoints
     from deepshield.store.db import session_scope
 
-    with session_scope(_settings()) as s:
-        r = audit.verify(s)
-    if json_out:
-        typer.echo(json.dumps({"ok": r.ok, "events": r.events, "head_hash": r.head_hash, "problems": r.problems}))
+    settings = _settings()
+    report: checkpoints.CheckpointReport | None = None
+    if checkpoints_file is None:
+        with session_scope(settings) as s:
+            r = audit.verify(s)
     else:
-        for p in r.problems:
-            console.print(p, style="red", highlight=False)
-        if r.ok:
-            console.print(f"audit chain intact: {r.events} events, head {r.head_hash}", highlight=False)
-    if not r.ok:
-        raise AuditBroken(f"audit chain broken: {len(r.problems)} problem(s) in {r.events} events")
+        entries = checkpoints.read_checkpoints(checkpoints_file)
+        keys = checkpoints.verifying_keys(settings, public_key or [])
+        with session_scope(settings) as s:
+            r, report = checkpoints.verify_against(s, entries, keys)
+    problems = r.problems + (report.problems if report else [])
+    if json_out:
+        out: dict[str, object] = {"ok": not problems, "events": r.events, "head_hash": r.head_hash}
+        out["problems"] = problems
+        if report is not None:
+            out["checkpoints"] = _report_json(report)
+        typer.echo(json.dumps(out))
+    else:
+        for p in problems:
+            console.print(p, style="red", highlight=False, soft_wrap=True)
+        if not problems:
+            console.print(f"audit chain intact: {r.events} events, head {r.head_hash}", highlight=False, soft_wrap=True)
+            console.print(_anchoring(report), highlight=False, soft_wrap=True)
+    if problems:
+        raise AuditBroken(_broken(len(problems), r.events, report))
+
+
+def _report_json(report: checkpoints.CheckpointReport) -> dict[str, object]:
+    last = report.last
+    return {
+        "verified": report.checked,
+        "last_seq": last.seq if last else None,
+        "last_at": last.at if last else None,
+        "unanchored_events": report.unanchored,
+        "first_bad": list(report.first_bad) if report.first_bad else None,
+    }
+
+
+def _anchoring(report: checkpoints.CheckpointReport | None) -> str:
+    if report is None:
+        return "not checked against signed checkpoints: a chain rewritten whole passes (use --checkpoints FILE)"
+    if report.last is None:
+        return "no checkpoint to check against"
+    return (
+        f"{report.checked} checkpoint(s) verified, the last at event {report.last.seq} ({report.last.at}, key "
+        f"{report.last.key_id}); {report.unanchored} later event(s) covered by the chain alone"
+    )
+
+
+def _broken(problems: int, events: int, report: checkpoints.CheckpointReport | None) -> str:
+    msg = f"audit chain broken: {problems} problem(s) in {events} events"
+    if report is not None and report.first_bad is not None:
+        lo, hi = report.first_bad
+        where = f"event {lo}" if lo == hi else f"between events {lo} and {hi} (the checkpoints bound it no closer)"
+        msg += f"; the first event that differs from the signed checkpoints is {where}"
+    return msg
+
+
+@audit_app.command("checkpoint")
+def checkpoint() -> None:
+    """Sign the chain's head with the checkpoint key (DEEPSHIELD_AUDIT_KEY, made on first use) and append it to
+    the checkpoint file (DEEPSHIELD_AUDIT_CHECKPOINTS); prints the line. Refuses a chain that does not extend the
+    last checkpoint. The service does this by itself every DEEPSHIELD_AUDIT_CHECKPOINT_MINUTES; run it from cron
+    where no service runs."""
+    from deepshield.cases import checkpoints
+    from deepshield.cases.policy import load_policy
+
+    settings = _settings()
+    cp = checkpoints.write_checkpoint(settings, load_policy(settings).webhook)
+    if cp is None:
+        console.print("nothing to checkpoint: no audit event yet, or the head is already checkpointed")
+    else:
+        typer.echo(cp.to_line())
+
+
+@audit_app.command("public-key")
+def public_key_cmd() -> None:
+    """Print the checkpoint key's public half (PEM): what a verifier on another host needs."""
+    from deepshield.cases import checkpoints
+    from deepshield.labels.keys import public_key_pem, read_ed25519_public_key
+
+    settings = _settings()
+    path = settings.audit_key_path
+    if not path.exists():
+        raise checkpoints.CheckpointError(f"no checkpoint key at {path} yet: `deepshield audit checkpoint` makes it")
+    typer.echo(public_key_pem(read_ed25519_public_key(path)), nl=False)
 
 
 @cases_app.command("queue")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from deepshield.cases import webhooks
+from deepshield.cases import checkpoints, webhooks
 from deepshield.cases.adapters import MatchingHashBank, default_screeners
 from deepshield.cases.deadlines import sweep_deadlines
 from deepshield.cases.policy import CasesPolicy, load_policy
@@ -16,13 +16,15 @@ from deepshield.detect.service import ScanService
 
 @dataclass
 class CasesContext:
-    """The ports a flow calls; `close()` stops the webhook worker and releases the screeners' models."""
+    """The ports a flow calls; `close()` stops the webhook worker and the audit checkpointer and releases the
+    screeners' models."""
 
     settings: Settings
     policy: CasesPolicy
     bank: HashBank
     screeners: list[Screener] = field(default_factory=list)
     worker: webhooks.WebhookWorker | None = None
+    checkpointer: checkpoints.Checkpointer | None = None
 
     @classmethod
     def build(
@@ -50,6 +52,8 @@ class CasesContext:
                 settings, policy.webhook, periodic=lambda: sweep_deadlines(settings, policy)
             )
             ctx.worker.start()
+        if start_worker and settings.audit_checkpoint_minutes > 0:
+            ctx.checkpointer = checkpoints.Checkpointer(settings, policy.webhook, on_written=ctx.kick).start()
         return ctx
 
     def kick(self) -> None:
@@ -57,6 +61,8 @@ class CasesContext:
             self.worker.kick()
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         if self.worker is not None:
             self.worker.stop()
         for s in self.screeners:

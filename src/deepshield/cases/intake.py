@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from deepshield.cases import pins, service, validity
 from deepshield.cases.context import CasesContext
 from deepshield.cases.models import Case
+from deepshield.jsontypes import JsonObject
 from deepshield.store.db import session_scope
 from deepshield.store.timeutil import as_utc
 
@@ -25,7 +25,7 @@ class Receipt:
     version: int
     replayed: bool
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         msg = f"We received your report on {self.received_at} as case {self.case_id}. " + (
             "It is complete; a decision is due by " + str(self.due_at) + "."
             if self.state == "valid"

@@ -63,8 +63,6 @@ class Case(Base):
     reporter_role: Mapped[str] = mapped_column(String(32), default="")
     missing: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of {"field", "why"}
     pin_hash: Mapped[str] = mapped_column(String(256))
-    pin_failures: Mapped[int] = mapped_column(Integer, default=0)
-    pin_locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     valid_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
@@ -75,6 +73,19 @@ class Case(Base):
     #: when the deadline sweep raised the warning / the breach (each is announced once)
     warned_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     breached_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class PinAttempt(Base):
+    """Wrong PINs from one client for one case number (existing or not): the lockout falls on the guesser, not
+    on the case, so a victim signing in from elsewhere is never locked out by someone else's guesses."""
+
+    __tablename__ = "pin_attempts"
+
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)  # keyed hash of the client address
+    case_id: Mapped[str] = mapped_column(String(20), primary_key=True)  # as typed: no foreign key
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_failed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class CaseTransition(Base):

@@ -1,6 +1,7 @@
 """Victim self-service PINs: derived from a server secret (so an idempotent retry can show the same PIN
-again), stored only as a keyed hash, and checked with a stored lockout that makes guessing hopeless. Apart
-from the case service so the rules about secrets read in one place."""
+again), stored only as a keyed hash, and checked with a stored lockout per client and case number that makes
+guessing hopeless without locking out the victim. Apart from the case service so the rules about secrets read
+in one place."""
 
 from __future__ import annotations
 
@@ -8,19 +9,31 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import math
 import os
 import secrets
 
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from deepshield.cases import audit
-from deepshield.cases.models import Case
+from deepshield.cases.models import Case, PinAttempt
 from deepshield.config import Settings
 from deepshield.errors import DeepshieldError
 from deepshield.store.timeutil import as_utc, utcnow
 
 PIN_FREE_TRIES = 5
 PIN_LOCK = dt.timedelta(minutes=15)
+#: The longest lockout, however many wrong PINs: it falls on the guesser, and bounds what a shared address
+#: (a household, a carrier's NAT) can cost the others behind it.
+PIN_LOCK_MAX = dt.timedelta(hours=1)
+#: A client's wrong PINs for a case number are forgotten a day after the last one.
+PIN_FORGET = dt.timedelta(days=1)
+#: The one answer to an unknown case number and to a wrong PIN.
+WRONG_PIN = "unknown case number or wrong PIN"
+#: Compared with when the case number does not exist: the same work as for a wrong PIN, and no PIN matches.
+_NO_CASE_HASH = "hmac$" + "0" * 64
 
 
 class PinLocked(DeepshieldError):
@@ -67,32 +80,61 @@ def derive_pin(secret: bytes, case_id: str) -> str:
     return f"{n % 10**8:08d}"
 
 
-def check_pin(
-    session: Session, settings: Settings, case_id: str, pin: str, now: dt.datetime | None = None
-) -> Case | None:
-    """The case when the PIN is right. After 5 wrong PINs the case locks for 15 minutes, doubling each time;
-    the counter is stored, so restarts and many processes do not reset it."""
-    now = now or utcnow()
-    case = session.get(Case, case_id.strip().upper()[:20])
-    if case is None:
+def lockout(failures: int) -> dt.timedelta | None:
+    """How long a client waits after `failures` wrong PINs in a row for one case number: none for the first
+    five, then 15 minutes, doubling, at most `PIN_LOCK_MAX`."""
+    if failures < PIN_FREE_TRIES:
         return None
-    locked = as_utc(case.pin_locked_until)
-    if locked is not None and locked > now:
-        raise PinLocked(f"too many wrong PINs: try again after {locked.isoformat(timespec='minutes')}")
+    return min(PIN_LOCK * 2 ** min(failures - PIN_FREE_TRIES, 8), PIN_LOCK_MAX)
+
+
+def check_pin(
+    session: Session, settings: Settings, case_id: str, pin: str, client: str, now: dt.datetime | None = None
+) -> Case | None:
+    """The case when the PIN is right, else None. Wrong PINs count per `client` and case number, existing or
+    not, so an unknown number and a wrong PIN get the same answers (and the same work: the hash is compared
+    with a dummy), and a guesser locks out itself, never the victim signing in from elsewhere. Stored, so
+    restarts and many processes do not reset it; the caller also limits each client across case numbers."""
+    now = now or utcnow()
     secret = case_secret(settings)
-    if hmac.compare_digest(pin_hash(secret, case.id, pin.strip()), case.pin_hash):
-        case.pin_failures = 0
-        case.pin_locked_until = None
+    number = case_id.strip().upper()[:20]
+    who = hmac.new(secret, f"client:{client}".encode(), hashlib.sha256).hexdigest()
+    mine = (PinAttempt.client == who) & (PinAttempt.case_id == number)
+    locked = as_utc(session.scalar(select(PinAttempt.locked_until).where(mine)))
+    if locked is not None and locked > now:
+        minutes = math.ceil((locked - now).total_seconds() / 60)
+        raise PinLocked(f"too many wrong PINs for this case number from your connection: try again in {minutes} min")
+    case = session.get(Case, number)
+    expected = case.pin_hash if case is not None else _NO_CASE_HASH
+    if hmac.compare_digest(pin_hash(secret, number, pin.strip()), expected) and case is not None:
+        session.execute(delete(PinAttempt).where(mine))
         return case
-    case.pin_failures += 1
-    if case.pin_failures >= PIN_FREE_TRIES:
-        case.pin_locked_until = now + PIN_LOCK * (2 ** min(case.pin_failures - PIN_FREE_TRIES, 10))
+    failures = _count_failure(session, who, number, now)
     audit.record(
         session,
         actor="self-service",
         actor_kind="automated",
         action="pin_failed",
-        case_id=case.id,
-        reason=f"wrong PIN ({case.pin_failures} in a row)",
+        case_id=number,
+        reason=f"unknown case number or wrong PIN ({failures} in a row from this client)",
+        details={"client": client},
     )
     return None
+
+
+def _count_failure(session: Session, who: str, number: str, now: dt.datetime) -> int:
+    """One more wrong PIN from `who` for `number`, counted by one upsert (parallel guesses are all counted and
+    never collide), and the lockout it earns; returns the count. Rows idle for a day are dropped first."""
+    session.execute(delete(PinAttempt).where(PinAttempt.last_failed_at < now - PIN_FORGET))
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    count = insert(PinAttempt).values(client=who, case_id=number, failures=1, last_failed_at=now)
+    count = count.on_conflict_do_update(
+        index_elements=[PinAttempt.client, PinAttempt.case_id],
+        set_={"failures": PinAttempt.failures + 1, "last_failed_at": now},
+    )
+    session.execute(count)
+    mine = (PinAttempt.client == who) & (PinAttempt.case_id == number)
+    failures = int(session.scalar(select(PinAttempt.failures).where(mine)) or 0)
+    wait = lockout(failures)
+    session.execute(update(PinAttempt).where(mine).values(locked_until=now + wait if wait else None))
+    return failures

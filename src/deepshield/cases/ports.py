@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from deepshield.errors import DeepshieldError
+from deepshield.jsontypes import JsonObject
 
 #: Upload policy outcomes, strongest first.
 DECISIONS = ("block", "review", "label", "allow")
@@ -24,12 +25,12 @@ class BankMatch:
     case_id: str | None
     distance: int
     bank: str = "cases"
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: JsonObject = field(default_factory=dict)
 
 
 @runtime_checkable
 class HashBank(Protocol):
-    def add(self, value: str, signal: str, case_id: str, metadata: dict[str, Any] | None = None) -> None: ...
+    def add(self, value: str, signal: str, case_id: str, metadata: JsonObject | None = None) -> None: ...
 
     def remove_case(self, case_id: str) -> int:
         """Remove every hash of the case from every bank; returns how many were removed."""
@@ -45,7 +46,7 @@ class Finding:
     screener: str
     decision: str  # one of DECISIONS
     reason: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: JsonObject = field(default_factory=dict)
 
 
 class ScreenerError(DeepshieldError):
@@ -54,7 +55,7 @@ class ScreenerError(DeepshieldError):
 
     code = "screening_failed"
 
-    def __init__(self, message: str, data: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, data: JsonObject | None = None) -> None:
         super().__init__(message)
         #: What the screener learnt before it failed (the detector's scan id), kept with the finding.
         self.data = data or {}

@@ -10,7 +10,7 @@ import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from deepshield.cases import audit, service
 from deepshield.cases.adapters import FileHashes, file_hashes
@@ -18,6 +18,7 @@ from deepshield.cases.context import CasesContext
 from deepshield.cases.models import CaseEvidence, CaseMedia, UploadScreening
 from deepshield.cases.ports import Finding, ScreenerError, strongest
 from deepshield.errors import DeepshieldError
+from deepshield.jsontypes import JsonObject
 from deepshield.store.db import session_scope
 
 log = logging.getLogger("deepshield.cases")
@@ -107,11 +108,20 @@ def attach_media(
     return m
 
 
+class ScreeningReason(TypedDict):
+    """One screener's finding as the upload's answer and its stored record give it."""
+
+    screener: str
+    decision: str
+    reason: str
+    data: JsonObject
+
+
 @dataclass
 class ScreeningResult:
     id: str
     decision: str
-    reasons: list[dict[str, Any]]
+    reasons: list[ScreeningReason]
     hashes: dict[str, str]
     case_id: str | None = None
 
@@ -132,7 +142,9 @@ def screen_upload(
     hashes = hashed.hashes
     findings = _run_screeners(ctx, path, hashed, filename)
     decision = strongest(findings)
-    reasons_ = [{"screener": f.screener, "decision": f.decision, "reason": f.reason, "data": f.data} for f in findings]
+    reasons_: list[ScreeningReason] = [
+        {"screener": f.screener, "decision": f.decision, "reason": f.reason, "data": f.data} for f in findings
+    ]
     if not reasons_:
         reasons_ = [{"screener": "policy", "decision": "allow", "reason": "no screener found anything", "data": {}}]
     sid = secrets.token_hex(12)

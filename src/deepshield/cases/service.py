@@ -7,7 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import asdict
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -91,19 +93,9 @@ def create_case(
         submitted_by=submitted_by,
         idempotency_key=idempotency_key,
         request_hash=f.digest(),
-        category=f.category or "other",
-        jurisdiction=f.jurisdiction[:8] or "",
-        content_locations=json.dumps(f.content_locations),
-        explanation=f.explanation,
-        good_faith=f.good_faith,
-        signature=f.signature,
-        reporter_name=f.reporter_name,
-        reporter_email=f.reporter_email,
-        reporter_contact=f.reporter_contact,
-        reporter_role=f.reporter_role,
+        **_notice_columns(f),
         missing=json.dumps([asdict(m) for m in check_validity(f)]),
         pin_hash=pins.pin_hash(secret, case_id, pin),
-        pin_failures=0,
         received_at=now,
     )
     session.add(case)
@@ -145,25 +137,16 @@ def create_screening_case(
     """A case opened by upload screening for a person to review. There is no notice and no reporter (so no
     PIN), and the clock runs from now under the `other` category's rule."""
     now = now or utcnow()
+    notice = ReportFields(content_locations=[content_ref or f"upload:{upload_id}"], explanation=why, good_faith=True)
     case = Case(
         id=new_case_id(),
         version=1,
         state=State.RECEIVED.value,
         source="screening",
         submitted_by=submitted_by,
-        category="other",
-        jurisdiction="",
-        content_locations=json.dumps([content_ref or f"upload:{upload_id}"]),
-        explanation=why,
-        good_faith=True,
-        signature="",
-        reporter_name="",
-        reporter_email="",
-        reporter_contact="",
-        reporter_role="",
+        **_notice_columns(notice),  # category "other", no reporter
         missing="[]",
         pin_hash="!",  # matches no PIN hash: nobody signs in to a screening case
-        pin_failures=0,
         received_at=now,
     )
     session.add(case)
@@ -220,23 +203,23 @@ def _revalidate(
         )
 
 
+def _notice_columns(f: ReportFields) -> dict[str, Any]:
+    """The case columns a (normalised) notice fills, one mapping for creating a case and for supplying info."""
+    return asdict(f) | {
+        "category": f.category or "other",
+        "jurisdiction": f.jurisdiction[:8],
+        "content_locations": json.dumps(f.content_locations),
+    }
+
+
 def fields_of(case: Case) -> ReportFields:
-    return ReportFields(
-        category=case.category,
-        jurisdiction=case.jurisdiction,
-        content_locations=json.loads(case.content_locations),
-        explanation=case.explanation,
-        good_faith=case.good_faith,
-        signature=case.signature,
-        reporter_name=case.reporter_name,
-        reporter_email=case.reporter_email,
-        reporter_contact=case.reporter_contact,
-        reporter_role=case.reporter_role,
-    )
+    """The notice back from its columns (each field has the column of its name; the URLs are stored as JSON)."""
+    facts = {k.name: getattr(case, k.name) for k in dataclass_fields(ReportFields)}
+    return ReportFields(**facts | {"content_locations": json.loads(case.content_locations)})
 
 
 def supply_info(
-    session: Session, case_id: str, updates: dict[str, Any], actor: str, actor_kind: str, policy: CasesPolicy
+    session: Session, case_id: str, updates: Mapping[str, object], actor: str, actor_kind: str, policy: CasesPolicy
 ) -> Case:
     """Fill in what a `needs_info` notice lacked, then check it again."""
     case = get_case(session, case_id)
@@ -248,22 +231,7 @@ def supply_info(
             continue
         setattr(f, k, v)
     f = f.normalised()
-    session.execute(
-        update(Case)
-        .where(Case.id == case.id)
-        .values(
-            category=f.category or "other",
-            jurisdiction=f.jurisdiction[:8],
-            content_locations=json.dumps(f.content_locations),
-            explanation=f.explanation,
-            good_faith=f.good_faith,
-            signature=f.signature,
-            reporter_name=f.reporter_name,
-            reporter_email=f.reporter_email,
-            reporter_contact=f.reporter_contact,
-            reporter_role=f.reporter_role,
-        )
-    )
+    session.execute(update(Case).where(Case.id == case.id).values(**_notice_columns(f)))
     session.refresh(case)
     audit.record(
         session,
@@ -286,7 +254,7 @@ def transition(
     actor_kind: str,
     reason: str,
     expected_version: int | None = None,
-    extra: dict[str, Any] | None = None,
+    extra: Mapping[str, object] | None = None,  # more columns to set with the state (valid_at, due_at, ...)
     evidence: list[str] | None = None,
     now: dt.datetime | None = None,
 ) -> Case:

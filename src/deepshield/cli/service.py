@@ -26,7 +26,9 @@ def serve(
     app = create_app(settings)
     typer.echo(f"deepshield: data in {settings.home.resolve()}, database {settings.db_url.split('@')[-1]}")
     typer.echo(f"deepshield: open http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default; the app applies the proxies named in
+    # DEEPSHIELD_FORWARDED_ALLOW_IPS itself (none by default).
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeAlias, TypedDict
 
 import numpy as np
+from numpy.typing import NDArray
 
 from deepshield.faces.types import Face
+from deepshield.media.types import RGBImage
 
 
 @dataclass(frozen=True)
@@ -21,13 +23,23 @@ class DetectorInfo:
     description: str = ""
 
 
+#: Where a score came from: H x W weights in the pixels of the detector's crop.
+FaceHeatmap: TypeAlias = NDArray[np.float32] | NDArray[np.float64]
+
+
+class FaceEvidence(TypedDict, total=False):
+    """What a detector may show for its score of one face, when asked to explain it."""
+
+    heatmap: FaceHeatmap
+    crop: RGBImage  # the detector's own input crop that the heat map refers to
+
+
 @dataclass
 class FaceScore:
     """A calibrated probability in [0, 1] that the face is manipulated, and what supports it."""
 
     score: float
-    #: Optional per-face evidence: e.g. {"heatmap": HxW float array in crop space, "crop": RGB crop}.
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: FaceEvidence = field(default_factory=lambda: FaceEvidence())
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.score <= 1.0) or np.isnan(self.score):
@@ -40,5 +52,5 @@ class Detector(abc.ABC):
     info: DetectorInfo
 
     @abc.abstractmethod
-    def score_faces(self, rgb: np.ndarray, faces: list[Face], explain: bool = False) -> list[FaceScore]:
+    def score_faces(self, rgb: RGBImage, faces: list[Face], explain: bool = False) -> list[FaceScore]:
         """One FaceScore per face, in order. `explain` asks for a heat map of where the model looked."""

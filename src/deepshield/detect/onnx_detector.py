@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from deepshield.detect.base import Detector, DetectorInfo, FaceScore
+from deepshield.detect.base import Detector, DetectorInfo, FaceEvidence, FaceScore
 from deepshield.detect.registry import register_detector
 from deepshield.faces import Face, align_face
 
@@ -154,7 +154,7 @@ class OnnxSbiDetector(Detector):
         probs = self.probabilities(np.stack(crops))
         out = []
         for crop, p in zip(crops, probs, strict=True):
-            ev: dict[str, Any] = {}
+            ev: FaceEvidence = {}
             if explain:
                 ev = {"heatmap": self.occlusion_heatmap(crop), "crop": crop}
             out.append(FaceScore(score=float(p), evidence=ev))

@@ -11,12 +11,14 @@ from collections.abc import Callable, Generator
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 from deepshield.config import DEFAULT_SCAN_FRAMES
 from deepshield.detect.aggregate import AggregateScores, ScoredFace, aggregate_scores
-from deepshield.detect.base import Detector
+from deepshield.detect.base import Detector, FaceHeatmap
 from deepshield.detect.registry import available_detectors, get_detector
 from deepshield.errors import DeepshieldError
 from deepshield.faces.align import align_face
@@ -25,6 +27,7 @@ from deepshield.faces.tracking import frame_signature, link_tracks, shot_cuts
 from deepshield.faces.types import Face, FaceTrack
 from deepshield.media import Frame, FrameSampling, MediaInfo, MediaKind, MediaLimits, open_media
 from deepshield.media.prefetch import decode_ahead
+from deepshield.media.types import RGBImage
 from deepshield.scan_result import (
     DETECTOR_OK,
     NO_DETECTOR,
@@ -130,16 +133,16 @@ def _scan(
     sampling = FrameSampling.evenly(options.frames)
     expected = 1 if info.kind is MediaKind.IMAGE else len(sampling.target_times(info.duration_s or 0.0))
     frames_faces: list[list[Face]] = []
-    frame_rgbs: dict[int, np.ndarray] = {}
+    frame_rgbs: dict[int, RGBImage] = {}
     per_face_scores: list[ScoredFace] = []
     face_scores: dict[int, float] = {}
     frame_times: list[float] = []
-    signatures: list[np.ndarray] = []
+    signatures: list[NDArray[np.float32]] = []
     is_video = info.kind is MediaKind.VIDEO
 
     decode_s = wait_s = faces_s = detect_s = 0.0
 
-    def sampled() -> Generator[tuple[Frame, np.ndarray | None], None, None]:
+    def sampled() -> Generator[tuple[Frame, NDArray[np.float32] | None], None, None]:
         nonlocal decode_s
         t = time.perf_counter()
         for frame in media.frames(sampling):
@@ -258,7 +261,7 @@ def _result(
 
 def _artifacts(
     frames_faces: list[list[Face]],
-    frame_rgbs: dict[int, np.ndarray],
+    frame_rgbs: dict[int, RGBImage],
     tracks: list[FaceTrack],
     face_scores: dict[int, float],
     detector: Detector | None,
@@ -288,8 +291,9 @@ def _artifacts(
         if detector is not None and id(f) in face_scores:
             evidence = detector.score_faces(rgb, [f], explain=True)[0].evidence
             if evidence.get("heatmap") is not None:
-                hm = np.asarray(evidence["heatmap"])
-                hm_crop = None if evidence.get("crop") is None else np.asarray(evidence["crop"])
+                # asarray: a detector outside this tree may hand back lists; the types say what it should be
+                hm = cast(FaceHeatmap, np.asarray(evidence["heatmap"]))
+                hm_crop = None if evidence.get("crop") is None else cast(RGBImage, np.asarray(evidence["crop"]))
         out.append(
             FaceArtifact(
                 label=label,

@@ -12,15 +12,29 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from deepshield.config import Settings, get_settings
 from deepshield.detect.models import ScanRecord
 from deepshield.detect.pipeline import Scanner, ScanOptions
+from deepshield.jsontypes import JsonObject
 from deepshield.reports.html import render_report
 from deepshield.scan_result import ScanResult
 from deepshield.store.db import session_scope
 from deepshield.store.timeutil import utcnow
+
+
+class ScanStatus(TypedDict):
+    """A recorded scan as the API and the web page show it; `result` is `ScanResult.to_dict` once done."""
+
+    scan_id: str
+    status: str  # queued, running, done, failed
+    progress: float
+    filename: str
+    created_at: str | None
+    finished_at: str | None
+    result: JsonObject | None
+    report_path: NotRequired[str | None]  # a path on this machine: never shown to a client
 
 
 class ScanService:
@@ -68,7 +82,7 @@ class ScanService:
         """Record a scan, run it on a worker and wait for its result (for callers already off the event loop)."""
         return self.submit(self.create(filename, media_path, sha256, created_by), report).result()
 
-    def _set(self, scan_id: str, **fields: Any) -> None:
+    def _set(self, scan_id: str, **fields: object) -> None:
         with session_scope(self.settings) as s:
             rec = s.get(ScanRecord, scan_id)
             if rec is not None:
@@ -110,12 +124,12 @@ class ScanService:
         )
         return result
 
-    def get(self, scan_id: str) -> dict[str, Any] | None:
+    def get(self, scan_id: str) -> ScanStatus | None:
         with session_scope(self.settings) as s:
             rec = s.get(ScanRecord, scan_id)
             if rec is None:
                 return None
-            return {
+            status: ScanStatus = {
                 "scan_id": rec.id,
                 "status": rec.status,
                 "progress": rec.progress,
@@ -125,6 +139,7 @@ class ScanService:
                 "result": json.loads(rec.result_json) if rec.result_json else None,
                 "report_path": rec.report_path,
             }
+            return status
 
     def shutdown(self) -> None:
         """Cancel queued scans and wait for running ones (their records would otherwise stay `running`), then

@@ -3,32 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from deepshield.faces.landmarks import FACE_OVAL, LEFT_EYE, RIGHT_EYE
 from deepshield.faces.types import Face
+from deepshield.media.types import RGBImage
 
 
 @dataclass
 class AlignedCrop:
-    image: np.ndarray  # size x size x 3 RGB
+    image: RGBImage  # size x size
     #: 2x3 affine that maps frame pixels to crop pixels (apply to landmarks, or invert for heat maps).
-    matrix: np.ndarray
+    matrix: NDArray[np.float64]
 
-    def map_points(self, pts: np.ndarray) -> np.ndarray:
+    def map_points(self, pts: ArrayLike) -> NDArray[np.float64]:
         return apply_affine(self.matrix, pts)
 
 
-def apply_affine(matrix: np.ndarray, pts: np.ndarray) -> np.ndarray:
+def apply_affine(matrix: ArrayLike, pts: ArrayLike) -> NDArray[np.float64]:
     """N x 2+ points (x, y first) through a 2x3 affine, as cv2.warpAffine moves the pixels under them."""
     p = np.asarray(pts, dtype=np.float64)[:, :2]
     m = np.asarray(matrix, dtype=np.float64)
-    return p @ m[:, :2].T + m[:, 2]
+    moved: NDArray[np.float64] = p @ m[:, :2].T + m[:, 2]
+    return moved
 
 
-def align_face(rgb: np.ndarray, face: Face, size: int = 224, margin: float = 0.25, rotate: bool = True) -> AlignedCrop:
+def align_face(rgb: RGBImage, face: Face, size: int = 224, margin: float = 0.25, rotate: bool = True) -> AlignedCrop:
     """Crop `face` out of `rgb`. `margin` is the fraction of the face extent added on each side."""
     if face.landmarks is not None:
         pts = face.landmarks[:, :2].astype(np.float64)
@@ -56,4 +60,4 @@ def align_face(rgb: np.ndarray, face: Face, size: int = 224, margin: float = 0.2
     m[:, 2] = s * (rot[:, 2] - c) + size / 2
     interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
     img = cv2.warpAffine(rgb, m, (size, size), flags=interp, borderMode=cv2.BORDER_REFLECT101)
-    return AlignedCrop(image=img, matrix=m)
+    return AlignedCrop(image=cast(RGBImage, img), matrix=m)  # warpAffine keeps the dtype

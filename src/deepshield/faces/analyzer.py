@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from typing import cast
 
 import cv2
 import numpy as np
@@ -18,7 +19,8 @@ import numpy as np
 from deepshield.faces.geometry import iou, mostly_inside, share_inside
 from deepshield.faces.landmarks import FACE_OVAL
 from deepshield.faces.pose import estimate_head_pose
-from deepshield.faces.types import Face
+from deepshield.faces.types import Face, Points
+from deepshield.media.types import RGBImage
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -56,7 +58,7 @@ def quiet_native_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
-def _plausible(box: tuple[float, float, float, float], kps: np.ndarray, landmarks: np.ndarray | None) -> bool:
+def _plausible(box: tuple[float, float, float, float], kps: Points, landmarks: Points | None) -> bool:
     """The mesh fitted inside the box puts the eyes where the detector put them, upright within 60 degrees."""
     if landmarks is None:
         return False
@@ -116,10 +118,10 @@ class FaceAnalyzer:
         self.close()
 
     def _run_detector(
-        self, det: object, rgb: np.ndarray, ox: int, oy: int, fw: int, fh: int
-    ) -> list[tuple[tuple[float, float, float, float], float, np.ndarray]]:
+        self, det: object, rgb: RGBImage, ox: int, oy: int, fw: int, fh: int
+    ) -> list[tuple[tuple[float, float, float, float], float, Points]]:
         h, w = rgb.shape[:2]
-        out = []
+        out: list[tuple[tuple[float, float, float, float], float, Points]] = []
         res = det.process(np.ascontiguousarray(rgb))  # type: ignore[attr-defined]
         for d in res.detections or []:
             bb = d.location_data.relative_bounding_box
@@ -149,7 +151,7 @@ class FaceAnalyzer:
             tiles += [(int(x), int(y), tw, th) for y in ys for x in xs]
         return tiles
 
-    def _detect(self, rgb: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, np.ndarray]]:
+    def _detect(self, rgb: RGBImage) -> list[tuple[tuple[float, float, float, float], float, Points]]:
         h, w = rgb.shape[:2]
         found = self._run_detector(self._short, rgb, 0, 0, w, h) + self._run_detector(self._full, rgb, 0, 0, w, h)
         # Tiles cost up to 13 more detector passes: spend them only where small faces may hide, i.e. when the
@@ -160,7 +162,7 @@ class FaceAnalyzer:
                 found += self._run_detector(self._full, rgb[y : y + th, x : x + tw], x, y, w, h)
         # Non-maximum suppression across models and tiles (a tile may cut a face: prefer the larger, surer box).
         found.sort(key=lambda f: -f[1])
-        kept: list[tuple[tuple[float, float, float, float], float, np.ndarray]] = []
+        kept: list[tuple[tuple[float, float, float, float], float, Points]] = []
         for f in found:
             if all(iou(f[0], k[0]) < 0.3 and not mostly_inside(f[0], k[0]) for k in kept):
                 kept.append(f)
@@ -168,7 +170,7 @@ class FaceAnalyzer:
                 break
         return kept
 
-    def _fit_mesh(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray | None:
+    def _fit_mesh(self, rgb: RGBImage, box: tuple[float, float, float, float]) -> Points | None:
         assert self._mesh is not None
         h, w = rgb.shape[:2]
         bw, bh = box[2] - box[0], box[3] - box[1]
@@ -182,13 +184,14 @@ class FaceAnalyzer:
         if crop.size == 0:
             return None
         if any(pad):
-            crop = cv2.copyMakeBorder(crop, pad[0], pad[1], pad[2], pad[3], cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            crop = cast(
+                RGBImage, cv2.copyMakeBorder(crop, pad[0], pad[1], pad[2], pad[3], cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            )
         scale = _MESH_CROP_SIDE * 2.0 / crop.shape[0]
         if abs(scale - 1.0) > 0.05:
             interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-            crop = cv2.resize(
-                crop, (int(round(crop.shape[1] * scale)), int(round(crop.shape[0] * scale))), interpolation=interp
-            )
+            size = (int(round(crop.shape[1] * scale)), int(round(crop.shape[0] * scale)))
+            crop = cast(RGBImage, cv2.resize(crop, size, interpolation=interp))  # both keep the dtype
         res = self._mesh.process(np.ascontiguousarray(crop))
         if not res.multi_face_landmarks:
             return None
@@ -205,7 +208,7 @@ class FaceAnalyzer:
             return None
         return pts
 
-    def analyze(self, rgb: np.ndarray, frame_index: int = 0, time_s: float = 0.0) -> list[Face]:
+    def analyze(self, rgb: RGBImage, frame_index: int = 0, time_s: float = 0.0) -> list[Face]:
         """Faces in one RGB frame, largest first."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError("expected an H x W x 3 uint8 RGB array")
@@ -219,7 +222,7 @@ class FaceAnalyzer:
                     return self._analyze(rgb, w, h, frame_index, time_s)
             return self._analyze(rgb, w, h, frame_index, time_s)
 
-    def _analyze(self, rgb: np.ndarray, w: int, h: int, frame_index: int, time_s: float) -> list[Face]:
+    def _analyze(self, rgb: RGBImage, w: int, h: int, frame_index: int, time_s: float) -> list[Face]:
         faces: list[Face] = []
         for box, score, kps in self._detect(rgb):
             landmarks = self._fit_mesh(rgb, box) if self._mesh is not None else None

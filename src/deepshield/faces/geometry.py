@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepshield.faces.types import Points
+
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
 
 
@@ -29,7 +31,7 @@ def mostly_inside(a: Box, b: Box, fraction: float = 0.6) -> bool:
     return aa > 0 and intersection(a, b) / aa > fraction
 
 
-def share_inside(width: int, height: int, box: Box, points: np.ndarray | None = None) -> float:
+def share_inside(width: int, height: int, box: Box, points: Points | None = None) -> float:
     """Share of `points` (N x 2+, pixels) inside a width x height frame; of the box's area without points."""
     if points is not None and len(points):
         x, y = points[:, 0], points[:, 1]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+from deepshield.faces.types import Points
 
 # Face oval ring, in order around the face (for hull masks and crops).
 # fmt: off
@@ -31,7 +31,7 @@ MOUTH_LEFT = 291
 POSE_POINTS = [NOSE_TIP, CHIN, RIGHT_EYE_OUTER, LEFT_EYE_OUTER, MOUTH_RIGHT, MOUTH_LEFT]
 
 
-def lower_face(points: np.ndarray) -> list[int]:
+def lower_face(points: Points) -> list[int]:
     """Indices of the lower face (lips and the face oval below the nose tip) of one mesh's points (x, y, ...):
     the region a lip-sync model rewrites. Which oval points lie below the nose depends on the head's pose, so
     this takes the points rather than being a fixed list."""

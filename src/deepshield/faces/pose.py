@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from deepshield.faces.landmarks import POSE_POINTS
-from deepshield.faces.types import HeadPose
+from deepshield.faces.types import HeadPose, Points
 
 # Mean face in millimetres (outer eye corners 90 mm apart), camera-style axes (x right, y down, z away from the
 # camera), nose tip at the origin. Measured by this project: 400 MediaPipe meshes from the shared photo corpus,
@@ -25,7 +25,7 @@ MODEL_POINTS = np.array(
 )
 
 
-def estimate_head_pose(landmarks: np.ndarray, frame_width: int, frame_height: int) -> HeadPose | None:
+def estimate_head_pose(landmarks: Points, frame_width: int, frame_height: int) -> HeadPose | None:
     """Yaw, pitch and roll in degrees; focal length taken as the frame width (an uncalibrated camera)."""
     image_points = landmarks[POSE_POINTS, :2].astype(np.float64)
     f = float(frame_width)

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from deepshield.faces.geometry import iou
 from deepshield.faces.types import Face, FaceTrack
+from deepshield.media.types import RGBImage
 
 
-def frame_signature(rgb: np.ndarray) -> np.ndarray:
+def frame_signature(rgb: RGBImage) -> NDArray[np.float32]:
     """A colour histogram of the whole frame, for telling shots apart (cheap: computed on a 64 px thumbnail)."""
     small = cv2.resize(rgb, (64, 36), interpolation=cv2.INTER_AREA)
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
     hist = cv2.calcHist([hsv], [0, 1, 2], None, [8, 4, 4], [0, 180, 0, 256, 0, 256])
-    return cv2.normalize(hist, hist).flatten()
+    return cast(NDArray[np.float32], cv2.normalize(hist, hist).flatten())  # calcHist counts in float32
 
 
-def shot_cuts(signatures: list[np.ndarray], threshold: float = 0.3) -> set[int]:
+def shot_cuts(signatures: list[NDArray[np.float32]], threshold: float = 0.3) -> set[int]:
     """Indices of sampled frames that start a new shot: a face never continues a track across a cut."""
     cuts = set()
     for i in range(1, len(signatures)):

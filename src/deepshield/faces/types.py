@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeAlias
 
 import numpy as np
+from numpy.typing import NDArray
+
+from deepshield.jsontypes import JsonObject
+
+#: Points in pixels, one a row: (x, y) or (x, y, z).
+Points: TypeAlias = NDArray[np.float32] | NDArray[np.float64]
 
 #: A face with less than this share inside the frame is partial (see Face.in_frame). Chosen on validation
 #: identities of the face-swap set: anything from 0.8 to 1.0 gave the same ranking, 0.9 is the middle.
@@ -20,7 +26,7 @@ class HeadPose:
     pitch: float
     roll: float
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> JsonObject:
         return {"yaw": round(self.yaw, 1), "pitch": round(self.pitch, 1), "roll": round(self.roll, 1)}
 
 
@@ -30,8 +36,8 @@ class Face:
     confidence: float
     #: 478 x 3 mesh: x, y in pixels, z in pixels relative to the face centre (smaller is nearer). None when the
     #: mesh could not be fitted (tiny or heavily occluded faces); the detector box and keypoints remain.
-    landmarks: np.ndarray | None
-    keypoints: np.ndarray  # 6 x 2 detector keypoints: right eye, left eye, nose tip, mouth, right ear, left ear
+    landmarks: Points | None
+    keypoints: Points  # 6 x 2 detector keypoints: right eye, left eye, nose tip, mouth, right ear, left ear
     pose: HeadPose | None
     frame_index: int = 0
     time_s: float = 0.0
@@ -39,7 +45,7 @@ class Face:
     #: Share of the face inside the frame (face-oval mesh points, else box area). A crop of a face cut by the
     #: frame edge is padded with mirrored pixels, so a detector's score of it judges content nobody filmed.
     in_frame: float = 1.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: JsonObject = field(default_factory=dict)  # e.g. "untracked"
 
     @property
     def is_partial(self) -> bool:
@@ -58,8 +64,8 @@ class Face:
     def center(self) -> tuple[float, float]:
         return ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
 
-    def to_dict(self, with_landmarks: bool = False) -> dict[str, Any]:
-        d: dict[str, Any] = {
+    def to_dict(self, with_landmarks: bool = False) -> JsonObject:
+        d: JsonObject = {
             "box": [round(v, 1) for v in self.box],
             "confidence": round(self.confidence, 4),
             "pose": self.pose.to_dict() if self.pose else None,
@@ -87,7 +93,7 @@ class FaceTrack:
     def last_time_s(self) -> float:
         return self.faces[-1].time_s
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "track_id": self.track_id,
             "detections": len(self.faces),

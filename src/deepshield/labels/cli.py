@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -111,10 +112,10 @@ def verify(
     elif "error" in m:
         console.print(f"  AIGC metadata: malformed ({m['error']})")
     else:
-        a = m["aigc"]
+        aigc = m["aigc"] if isinstance(m["aigc"], Mapping) else {}
         console.print(
-            f"  AIGC metadata ({m['found_in']}): Label {a.get('Label')}, "
-            f"producer {a.get('ContentProducer')!r}, "
+            f"  AIGC metadata ({m['found_in']}): Label {aigc.get('Label')}, "
+            f"producer {aigc.get('ContentProducer')!r}, "
             f"ReservedCode1 {m['ReservedCode1']}, ReservedCode2 {m['ReservedCode2']}"
         )
     console.print(f"  C2PA: {rep.c2pa['summary'] or rep.c2pa['state']}")

@@ -23,6 +23,12 @@ class KeysMissing(NotConfigured):
         super().__init__(message)
 
 
+class KeyFileError(NotConfigured):
+    """A key file that is missing or holds something other than the key asked for."""
+
+    code = "key_file_invalid"
+
+
 class UnsupportedLabelFormat(LabelError):
     code = "unsupported_label_format"
     http_status = 415

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from cryptography import x509
@@ -20,7 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from deepshield.config import get_settings
 from deepshield.labels.aigc import key_id
-from deepshield.labels.errors import KeysMissing
+from deepshield.labels.errors import KeyFileError, KeysMissing
 
 AIGC_KEY = "aigc_ed25519.pem"
 AIGC_TRUSTED_DIR = "aigc_trusted"  # extra public keys (PEM) of producers/platforms we trust
@@ -50,6 +52,53 @@ def _write(path: Path, data: bytes, secret: bool) -> None:
     path.write_bytes(data)
     if secret:
         os.chmod(path, 0o600)
+
+
+def generate_ed25519_key(path: Path) -> Ed25519PrivateKey:
+    """A new Ed25519 key written to `path` (PKCS#8 PEM). The file is created 0600 before a byte is written, and an
+    existing file is never replaced: signatures made with it would stop verifying."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    return key
+
+
+def _load_pem(path: Path, data: bytes, load: Callable[[bytes], object], what: str) -> object:
+    try:
+        return load(data)
+    except (ValueError, TypeError) as e:
+        raise KeyFileError(f"{path}: not {what} ({e})") from None
+
+
+def read_ed25519_private_key(path: Path) -> Ed25519PrivateKey:
+    """The Ed25519 private key in `path` (PEM). FileNotFoundError when absent, so callers can say what to run;
+    `KeyFileError` when the file holds something else."""
+    load = partial(serialization.load_pem_private_key, password=None)
+    key = _load_pem(path, path.read_bytes(), load, "an unencrypted PEM private key")
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path}: not an Ed25519 key")
+    return key
+
+
+def read_ed25519_public_key(path: Path) -> Ed25519PublicKey:
+    """The Ed25519 public key in `path`: a PEM public key, or the public half of a PEM private key."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise KeyFileError(f"{path}: no such key file") from None
+    if b"PRIVATE KEY" in data:
+        return read_ed25519_private_key(path).public_key()
+    pub = _load_pem(path, data, serialization.load_pem_public_key, "a PEM public key")
+    if not isinstance(pub, Ed25519PublicKey):
+        raise KeyFileError(f"{path}: not an Ed25519 public key")
+    return pub
+
+
+def public_key_pem(key: Ed25519PublicKey) -> str:
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 def _name(cn: str, org: str) -> x509.Name:
@@ -126,13 +175,12 @@ def init_keys(home: Path | None = None, organisation: str = "Deepshield", force:
 def load_keys(home: Path | None = None) -> KeySet:
     d = keys_dir(home)
     try:
-        aigc = serialization.load_pem_private_key((d / AIGC_KEY).read_bytes(), None)
+        aigc = read_ed25519_private_key(d / AIGC_KEY)
         chain = (d / SIGNER_CHAIN).read_bytes()
         key = (d / SIGNER_KEY).read_bytes()
         ca = (d / CA_CERT).read_bytes()
     except FileNotFoundError:
         raise KeysMissing() from None
-    assert isinstance(aigc, Ed25519PrivateKey)
     return KeySet(aigc, chain, key, ca)
 
 
@@ -141,9 +189,8 @@ def trusted_aigc_keys(home: Path | None = None) -> dict[str, Ed25519PublicKey]:
     d = keys_dir(home)
     out: dict[str, Ed25519PublicKey] = {}
     if (d / AIGC_KEY).exists():
-        k = serialization.load_pem_private_key((d / AIGC_KEY).read_bytes(), None)
-        if isinstance(k, Ed25519PrivateKey):
-            out[key_id(k.public_key())] = k.public_key()
+        own = read_ed25519_private_key(d / AIGC_KEY).public_key()
+        out[key_id(own)] = own
     tdir = d / AIGC_TRUSTED_DIR
     if tdir.is_dir():
         for p in sorted(tdir.glob("*.pem")):

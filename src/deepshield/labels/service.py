@@ -15,10 +15,9 @@ import tempfile
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
-import numpy as np
-
+from deepshield.jsontypes import JsonObject
 from deepshield.labels import aigc as aigc_mod
 from deepshield.labels import c2pa_manifest, containers, media_io
 from deepshield.labels import visible as vis
@@ -27,7 +26,7 @@ from deepshield.labels.errors import LabelError, UnsupportedLabelFormat
 from deepshield.labels.keys import load_keys
 from deepshield.labels.watermark import TileWatermark, payload_for
 from deepshield.media.sniff import sniff_file
-from deepshield.media.types import MediaKind
+from deepshield.media.types import MediaKind, RGBImage
 
 VIDEO_LABEL_SECONDS = 2.5  # >= 2 s required; a margin for frame timing
 
@@ -50,6 +49,24 @@ class LabelOptions:
     propagate_id: str | None = None
 
 
+class VisibleLabel(TypedDict, total=False):
+    """Where the explicit label went: a box on an image or on the video's first seconds, or the audio's cue."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    text_height: int
+    text: str
+    seconds: float  # video: the label is on the frames before this time
+    notice: str  # audio: the spoken notice file used
+    cue: str  # audio: the rhythm cue used
+
+
+def _box(box: vis.VisibleLabelBox) -> VisibleLabel:
+    return VisibleLabel(x=box.x, y=box.y, width=box.width, height=box.height, text_height=box.text_height)
+
+
 @dataclass
 class LabelResult:
     path: str
@@ -58,11 +75,11 @@ class LabelResult:
     mode: str
     aigc: dict[str, str] | None = None
     watermark_payload: str | None = None
-    visible: dict[str, Any] | None = None
+    visible: VisibleLabel | None = None
     c2pa: str | None = None
     steps: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return asdict(self)
 
 
@@ -91,7 +108,8 @@ def label_file(src: Path, dst: Path, opts: LabelOptions | None = None, home: Pat
             rgb, fmt = media_io.load_image(src)
             if opts.visible:
                 rgb, box = vis.render_image_label(rgb, opts.text, opts.position)
-                res.visible = asdict(box) | {"text": opts.text}
+                res.visible = _box(box)
+                res.visible["text"] = opts.text
                 res.steps.append("visible text label")
             if opts.watermark:
                 rgb = TileWatermark().embed(rgb, payload)
@@ -100,12 +118,12 @@ def label_file(src: Path, dst: Path, opts: LabelOptions | None = None, home: Pat
             media_io.save_image(rgb, work, fmt)
         elif kind is MediaKind.VIDEO:
             wm = TileWatermark() if opts.watermark else None
-            info: dict[str, Any] = {}
+            info: VisibleLabel = {}
 
-            def per_frame(rgb: np.ndarray, t: float) -> np.ndarray:
+            def per_frame(rgb: RGBImage, t: float) -> RGBImage:
                 if opts.visible and t < VIDEO_LABEL_SECONDS:
                     rgb, box = vis.render_image_label(rgb, opts.text, opts.position)
-                    info.update(asdict(box))
+                    info.update(_box(box))
                 if wm is not None:
                     rgb = wm.embed(rgb, payload, informed=False)
                 return rgb
@@ -113,7 +131,8 @@ def label_file(src: Path, dst: Path, opts: LabelOptions | None = None, home: Pat
             media_io.rewrite_video(src, work, per_frame)
             fmt = "mp4"
             if opts.visible:
-                res.visible = info | {"text": opts.text, "seconds": VIDEO_LABEL_SECONDS}
+                info["text"], info["seconds"] = opts.text, VIDEO_LABEL_SECONDS
+                res.visible = info
                 res.steps.append(f"visible label on the first {VIDEO_LABEL_SECONDS} s")
             if wm is not None:
                 res.watermark_payload = f"{payload:016x}"
@@ -244,16 +263,16 @@ class VerifyReport:
     path: str
     kind: str
     format: str
-    metadata: dict[str, Any] | None
-    c2pa: dict[str, Any]
-    watermark: dict[str, Any] | None
+    metadata: JsonObject | None
+    c2pa: JsonObject
+    watermark: JsonObject | None
     agreement: list[str]
     conflicts: list[str]
     decision: str | None  # "AI-generated" / "possibly AI-generated" / "suspected AI-generated" / None
     reasons: list[str]
     labels_found: list[str] = field(default_factory=list)  # kinds with something present
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return asdict(self)
 
 

@@ -164,13 +164,14 @@ def verify(
     from deepshield.liveness.embedding import get_embedder
     from deepshield.liveness.script import ChallengeScript
     from deepshield.liveness.service import embed_id_photo
+    from deepshield.liveness.signals import SignalContext
 
     sc = ChallengeScript.from_dict(read_json_file(script, "challenge script"))
     emb = get_embedder()
     idv = embed_id_photo(id_photo, FaceAnalyzer(), emb) if id_photo else None
     tr = SessionAnalyzer().analyze_file(video)
     enrich_track(tr, emb, None)
-    print(json.dumps(verify_track(tr, sc, id_embedding=idv).to_dict(), indent=2))
+    print(json.dumps(verify_track(SignalContext(tr, sc, id_embedding=idv)).to_dict(), indent=2))
 
 
 def register(app: typer.Typer) -> None:

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-import numpy as np
-
-from deepshield.liveness.analysis import SessionTrack
+from deepshield.jsontypes import JsonObject
 from deepshield.liveness.policy import LivenessPolicy
-from deepshield.liveness.replay import ReplayIndex
-from deepshield.liveness.script import ChallengeScript
 from deepshield.liveness.signals import LivenessSignal, SignalContext, SignalResult, build_signals
 
 Outcome = Literal["pass", "fail", "review"]
@@ -24,9 +20,9 @@ class Decision:
     score: float  # weighted mean of the available signals' scores; never shown to the person being checked
     reasons: list[str]
     signals: list[SignalResult] = field(default_factory=list)
-    policy: dict[str, Any] = field(default_factory=dict)
+    policy: JsonObject = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "outcome": self.outcome,
             "score": round(self.score, 4),
@@ -56,24 +52,7 @@ def decide(results: list[SignalResult], policy: LivenessPolicy) -> Decision:
     return Decision("pass", score, [], results, policy.to_dict())
 
 
-def verify_track(
-    track: SessionTrack,
-    script: ChallengeScript,
-    *,
-    session_id: str = "",
-    policy: LivenessPolicy | None = None,
-    id_embedding: np.ndarray | None = None,
-    replay_index: ReplayIndex | None = None,
-    signals: list[LivenessSignal] | None = None,
-) -> Decision:
-    policy = policy or LivenessPolicy()
-    ctx = SignalContext(
-        session_id=session_id,
-        track=track,
-        script=script,
-        policy=policy,
-        id_embedding=id_embedding,
-        replay_index=replay_index,
-    )
+def verify_track(ctx: SignalContext, signals: list[LivenessSignal] | None = None) -> Decision:
+    """Every signal (the registered ones unless given) on one session, combined under the context's policy."""
     results = [s.evaluate(ctx) for s in (signals if signals is not None else build_signals())]
-    return decide(results, policy)
+    return decide(results, ctx.policy)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+
+from deepshield.jsontypes import JsonObject
 
 
 @dataclass(frozen=True)
@@ -34,5 +35,5 @@ class LivenessPolicy:
     replay_review_fraction: float = 0.25
     review_below_score: float = 0.7
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return asdict(self)

@@ -8,9 +8,10 @@ recorded video is not mirrored (only the on-screen preview is).
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from random import Random
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from deepshield.errors import DeepshieldError
 
@@ -71,6 +72,29 @@ class Flash:
         return FLASH_COLOURS[self.colour]
 
 
+class StepDict(TypedDict):
+    kind: str
+    start_s: float
+    end_s: float
+    instruction: str
+
+
+class FlashDict(TypedDict):
+    colour: str
+    start_s: float
+    end_s: float
+    rgb: list[int]
+
+
+class ScriptDict(TypedDict):
+    """A script as JSON: stored with the session and, less its nonce, shown to the person being checked."""
+
+    nonce: str
+    duration_s: float
+    steps: list[StepDict]
+    flashes: list[FlashDict]
+
+
 @dataclass(frozen=True)
 class ChallengeScript:
     steps: tuple[Step, ...]
@@ -78,17 +102,23 @@ class ChallengeScript:
     duration_s: float
     nonce: str = field(default_factory=lambda: secrets.token_hex(8))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ScriptDict:
         return {
             "nonce": self.nonce,
             "duration_s": round(self.duration_s, 3),
-            "steps": [dict(asdict(s), instruction=s.instruction) for s in self.steps],
-            "flashes": [dict(asdict(f), rgb=list(f.rgb)) for f in self.flashes],
+            "steps": [
+                StepDict(kind=s.kind, start_s=s.start_s, end_s=s.end_s, instruction=s.instruction) for s in self.steps
+            ],
+            "flashes": [
+                FlashDict(colour=f.colour, start_s=f.start_s, end_s=f.end_s, rgb=list(f.rgb)) for f in self.flashes
+            ],
         }
 
     @staticmethod
-    def from_dict(d: dict[str, Any]) -> ChallengeScript:
-        """The script `to_dict` wrote; anything else (a hand-edited file, say) is refused with the reason."""
+    def from_dict(data: object) -> ChallengeScript:
+        """The script `to_dict` wrote, as parsed JSON; anything else (a hand-edited file, say) is refused with
+        the reason."""
+        d = cast(Mapping[str, Any], data)  # checked by use: a wrong shape raises below and is refused
         try:
             script = ChallengeScript(
                 steps=tuple(Step(s["kind"], float(s["start_s"]), float(s["end_s"])) for s in d["steps"]),

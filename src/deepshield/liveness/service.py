@@ -8,9 +8,10 @@ import json
 import secrets
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -25,8 +26,12 @@ from deepshield.liveness.models import LivenessFrameHash, LivenessLockout, Liven
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.replay import ReplayHit, ReplayIndex, best_match
 from deepshield.liveness.script import ChallengeScript, generate_script
+from deepshield.liveness.signals import SignalContext
 from deepshield.media import MediaKind, open_media
 from deepshield.store.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from deepshield.detect import Detector
 
 
 class LivenessSettings(BaseSettings):
@@ -77,7 +82,12 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def embed_id_photo(path: Path, analyzer: FaceAnalyzer, embedder: FaceEmbedder | None) -> np.ndarray | None:
+def _model_name(name: object) -> str | None:
+    """A model's name as `enrich_track` records it (None when there was no model)."""
+    return None if name is None else str(name)
+
+
+def embed_id_photo(path: Path, analyzer: FaceAnalyzer, embedder: FaceEmbedder | None) -> NDArray[np.float32] | None:
     """Embedding of the largest face in the ID photo; None when no embedder is installed."""
     m = open_media(path)
     try:
@@ -128,7 +138,7 @@ class LivenessService:
         self._lock = threading.Lock()
         self._analyzer: SessionAnalyzer | None = None
         self._faces: FaceAnalyzer | None = None
-        self._detector: Any = None
+        self._detector: Detector | None = None
         self._detector_loaded = False
 
     def close(self) -> None:
@@ -221,7 +231,7 @@ class LivenessService:
         if rec is not None and rec.status == "processing":
             rec.status = "open" if _aware(rec.expires_at) > utcnow() else "expired"
 
-    def _detector_once(self) -> Any:
+    def _detector_once(self) -> Detector | None:
         if not self._detector_loaded:
             from deepshield.detect import get_detector
 
@@ -240,16 +250,15 @@ class LivenessService:
         track.extra["sha256"] = sha256
         emb = np.frombuffer(rec.id_embedding, dtype=np.float32) if rec.id_embedding else None
         index = DbReplayIndex(db)
-        decision = verify_track(
-            track, script, session_id=rec.id, policy=self.policy, id_embedding=emb, replay_index=index
-        )
+        ctx = SignalContext(track, script, session_id=rec.id, policy=self.policy, id_embedding=emb, replay_index=index)
+        decision = verify_track(ctx)
         index.add(rec.id, sha256, [k.phash for k in track.keyframes])
         now = utcnow()
         rec.video_path, rec.video_sha256 = str(video), sha256
         rec.outcome, rec.status, rec.decided_at = decision.outcome, "decided", now
         rec.reasons_json = json.dumps(decision.reasons)
         result = decision.to_dict()
-        result["models"] = {"embedder": track.extra.get("embedder"), "detector": track.extra.get("detector")}
+        result["models"] = {k: _model_name(track.extra.get(k)) for k in ("embedder", "detector")}
         rec.result_json = json.dumps(result)
         db.flush()
         if decision.outcome == "fail":
@@ -277,7 +286,8 @@ class LivenessService:
 
     @staticmethod
     def public_view(rec: LivenessSession, detail: bool = False) -> dict[str, Any]:
-        """What the relying party's backend sees. Signal scores only with `detail` (for audit and review)."""
+        """What the relying party's backend sees. Signal scores only with `detail` (for audit and review). The
+        detail is the stored decision read back as JSON (`Any` until the signals' evidence is typed)."""
         out: dict[str, Any] = {
             "session_id": rec.id,
             "status": rec.status,

@@ -7,12 +7,13 @@ become visible to the next lookup after the commit, in this process and in every
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 from deepshield.errors import DeepshieldError
 from deepshield.matching.hashing import hash_media
 from deepshield.matching.signals import ContentType, get_signal
-from deepshield.matching.storage import BankRecord, EntryRecord, MatchStore, NewEntry, StoreLike, as_store
+from deepshield.matching.storage import BankRecord, EntryRecord, MatchStore, NewBank, NewEntry, StoreLike, as_store
 from deepshield.matching.types import (
     BANK_NAME_RE,
     MAX_THRESHOLD,
@@ -31,16 +32,10 @@ from deepshield.store.timeutil import utcnow
 
 
 def bank_info(b: BankRecord, entries: int = 0) -> BankInfo:
-    return BankInfo(
-        id=b.id,
-        name=b.name,
-        enabled_ratio=float(b.enabled_ratio),
-        is_negative=bool(b.is_negative),
-        threshold=b.threshold,
-        description=b.description,
-        created_at=b.created_at.isoformat() if b.created_at else "",
-        entries=entries,
-    )
+    """The stored bank as reported: every field of the record, its date as ISO text, with its entry count."""
+    facts = {f.name: getattr(b, f.name) for f in fields(BankRecord)}
+    facts |= {"enabled_ratio": float(b.enabled_ratio), "is_negative": bool(b.is_negative)}
+    return BankInfo(**facts | {"created_at": b.created_at.isoformat() if b.created_at else ""}, entries=entries)
 
 
 def bank_record(store: MatchStore, name: str) -> BankRecord:
@@ -74,14 +69,7 @@ def create_bank(
     ratio = enabled_ratio if enabled_ratio is not None else (1.0 if enabled else 0.0)
     if not 0.0 <= ratio <= 1.0:
         raise InvalidBank("enabled_ratio must be between 0 and 1")
-    b = store.add_bank(
-        name,
-        description=description,
-        threshold=threshold,
-        is_negative=negative,
-        enabled_ratio=ratio,
-        created_at=utcnow(),
-    )
+    b = store.add_bank(NewBank(name, description, threshold, negative, ratio, utcnow()))
     return bank_info(b)
 
 
@@ -146,21 +134,13 @@ def delete_bank(session: StoreLike, name: str) -> int:
 
 
 def entry_info(e: EntryRecord, bank: str, signals: dict[str, str], low_quality: bool = False) -> EntryInfo:
-    return EntryInfo(
-        id=e.id,
-        bank=bank,
-        signals=signals,
-        source=e.source,
-        case_id=e.case_id,
-        added_by=e.added_by,
-        added_at=e.added_at.isoformat() if e.added_at else "",
-        note=e.note,
-        content_type=e.content_type,
-        original_media_uri=e.original_media_uri,
-        disable_until_ts=e.disable_until_ts,
-        extra=e.extra,
-        low_quality=low_quality,
-    )
+    """The stored entry as reported: its bank by name instead of id, its date as ISO text, the rest as stored."""
+    facts = {k: getattr(e, k) for k in _ENTRY_FACTS}
+    facts["added_at"] = e.added_at.isoformat() if e.added_at else ""
+    return EntryInfo(bank=bank, signals=signals, low_quality=low_quality, **facts)
+
+
+_ENTRY_FACTS = tuple(f.name for f in fields(EntryRecord) if f.name != "bank_id")
 
 
 def add_signals(

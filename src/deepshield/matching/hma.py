@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 
 from deepshield.config import Settings
 from deepshield.errors import DeepshieldError, UnsupportedMediaType
+from deepshield.jsontypes import JsonObject, JsonValue
 from deepshield.matching import banks as bank_svc
 from deepshield.matching.hashing import hash_media, lookup_values
-from deepshield.matching.jsontypes import JsonObject, JsonValue
 from deepshield.matching.lookup import index_status, lookup_signal
 from deepshield.matching.signals import ContentType, get_signal
 from deepshield.matching.storage import StoreLike, as_store

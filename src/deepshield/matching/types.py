@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TypedDict, cast
 
 from deepshield.errors import DeepshieldError
-from deepshield.matching.jsontypes import JsonObject, JsonValue
+from deepshield.jsontypes import JsonObject, JsonValue
 from deepshield.matching.signals.base import SignalHash, VideoDetail
 
 #: HMA's bank name rule, so names created through either system work in both.
@@ -161,6 +161,8 @@ class FileLookup:
             "matched": self.matched,
             "hashes": {k: v.value for k, v in self.hashes.items()},
             "quality": {k: v.quality for k, v in self.hashes.items() if v.quality is not None},
+            # Hashes from a lookup's fast path: close to the reference (PDQ: within 10 bits), not equal to it.
+            "approximate": [k for k in sorted(self.hashes) if self.hashes[k].approximate],
             "matches": [m.to_dict() for m in self.matches],
             "suppressed": [m.to_dict() for m in self.suppressed],
         }

@@ -70,18 +70,26 @@ class ImageMedia:
                     self.info.extra["truncated"] = True
                 fp.close()
 
-    def draft_rgb(self, scale: int) -> np.ndarray:
-        """RGB at 1/`scale` (libjpeg's DCT scaling for JPEG; other formats decode whole), orientation
-        corrected, through the same truncation-tolerant open as `rgb`. Not cached."""
+    def stored_pixels(self, scale: int = 1) -> np.ndarray:
+        """The first frame's pixels as the file stores them, read as python-threatexchange reads them for PDQ:
+        no EXIF orientation, a fourth channel (alpha, CMYK's K) ignored, one channel (grey, or a palette's
+        indices) repeated three times, grey-alpha and 16/32-bit grey converted to RGB. Exchanged hashes are made
+        from this so that they equal the reference library's. `scale` > 1 decodes a JPEG at 1/`scale`
+        (libjpeg's DCT scaling), for lookups only. Through the same truncation-tolerant open as `rgb`."""
         with self._opened() as im:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    im.draft("RGB", (im.size[0] // scale, im.size[1] // scale))
-                    out = ImageOps.exif_transpose(im.convert("RGB"))
-                return np.asarray(out, dtype=np.uint8)
+                    if scale > 1:
+                        im.draft("RGB", (im.size[0] // scale, im.size[1] // scale))
+                    if im.mode not in ("L", "P", "RGB", "RGBA", "RGBX", "CMYK"):
+                        im = im.convert("RGB")
+                    pixels = np.asarray(im)
             except (OSError, SyntaxError, ValueError, EOFError) as e:
                 raise CorruptMedia(f"cannot decode {self.info.format} image: {e}") from e
+        if pixels.ndim == 2:
+            pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+        return np.ascontiguousarray(pixels[:, :, :3], dtype=np.uint8)
 
     def _probe(self) -> None:
         with self._opened() as im:
@@ -102,14 +110,27 @@ class ImageMedia:
                 raise MediaTooLarge(f"animated image has {n} frames of {w}x{h}, over the animation pixel limit")
             self.info.width, self.info.height = w, h
             self.info.frame_count = n
-            exif = im.getexif()
-            orientation = exif.get(0x0112) if exif else None
+            orientation = self._orientation(im)
             if orientation in (5, 6, 7, 8):
                 self.info.width, self.info.height = h, w
             if orientation:
                 self.info.extra["exif_orientation"] = int(orientation)
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             raise CorruptMedia(f"cannot read {self.info.format} image header: {e}") from e
+
+    def _orientation(self, im: Image.Image) -> int | None:
+        """The EXIF orientation. A PNG may keep EXIF after its pixels, so Pillow decodes the whole image to
+        look: a cut PNG fails there. Such a file is marked truncated and probed without orientation, so that
+        screening can answer for it (review: its pixels cannot be hashed) instead of refusing the upload."""
+        try:
+            exif = im.getexif()
+        except OSError as e:
+            if "truncated" not in str(e):
+                raise
+            self.info.extra["truncated"] = True
+            return None
+        value = exif.get(0x0112) if exif else None
+        return int(value) if value is not None else None
 
     def rgb(self) -> np.ndarray:
         """The first frame as an RGB array, orientation corrected; decoded once."""

@@ -9,8 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
-
 from deepshield.errors import (
     CorruptMedia,
     DeepshieldError,
@@ -22,7 +20,7 @@ from deepshield.errors import (
 from deepshield.media.image import ImageMedia
 from deepshield.media.limits import MediaLimits
 from deepshield.media.sniff import sniff_bytes
-from deepshield.media.types import Media, MediaInfo, MediaKind
+from deepshield.media.types import Media, MediaInfo, MediaKind, RGBImage
 from deepshield.media.video import AudioMedia, VideoMedia
 
 
@@ -119,7 +117,7 @@ def rename_in_error(e: DeepshieldError, path: Path, name: str) -> None:
     e.args = (e.message,)
 
 
-def representative_frame(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> np.ndarray:
+def representative_frame(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> RGBImage:
     """RGB of an image's one frame or a video's middle frame (a donor face, an ID photo, a thumbnail)."""
     from deepshield.media.types import FrameSampling
 

@@ -6,9 +6,19 @@ import enum
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, TypeAlias
 
 import numpy as np
+from numpy.typing import NDArray
+
+from deepshield.jsontypes import JsonObject
+
+#: An H x W x 3 RGB picture, one byte a channel: what every decoder yields and every detector reads.
+RGBImage: TypeAlias = NDArray[np.uint8]
+#: Audio samples, shape (n, channels), in [-1, 1].
+AudioSamples: TypeAlias = NDArray[np.float32]
+#: A value in `MediaInfo.extra` (EXIF orientation, rotation, audio sample rate and channels, truncated).
+MediaExtra: TypeAlias = str | int | float | bool | None
 
 
 class MediaKind(enum.StrEnum):
@@ -51,7 +61,7 @@ class FrameSampling:
 class Frame:
     index: int  # position in the stream (0 for a still image)
     time_s: float
-    rgb: np.ndarray  # H x W x 3, uint8, RGB
+    rgb: RGBImage
 
     @property
     def width(self) -> int:
@@ -65,7 +75,7 @@ class Frame:
 @dataclass
 class AudioTrack:
     sample_rate: int
-    samples: np.ndarray  # float32, shape (n, channels), in [-1, 1]
+    samples: AudioSamples
 
     @property
     def duration_s(self) -> float:
@@ -90,10 +100,10 @@ class MediaInfo:
     video_codec: str | None = None
     audio_codec: str | None = None
     has_audio: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, MediaExtra] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+    def to_dict(self) -> JsonObject:
+        d: JsonObject = asdict(self)
         d["kind"] = self.kind.value
         return d
 

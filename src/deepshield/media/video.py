@@ -24,6 +24,18 @@ def _open_container(path: str) -> av.container.InputContainer:
         raise CorruptMedia(f"cannot open video container: {_short(e)}") from e
 
 
+def _decode_stream(
+    c: av.container.InputContainer, fps: float | None
+) -> tuple[av.video.stream.VideoStream, Fraction, float, float]:
+    """The first video stream set up for threaded decoding, with its clock (time base, start time, frame rate),
+    the same for sampled and full decoding so that both give a frame the same time and index."""
+    vs = c.streams.video[0]
+    vs.thread_type = "AUTO"
+    tb = vs.time_base or Fraction(1, 1000)
+    start = float(vs.start_time * tb) if vs.start_time is not None else 0.0
+    return vs, tb, start, fps or 25.0
+
+
 def _short(e: BaseException) -> str:
     """The decoder's reason in one line: PyAV's `strerror` without its errno and echoed path where it has one."""
     reason = getattr(e, "strerror", None)
@@ -134,11 +146,7 @@ class VideoMedia:
         deadline = time.monotonic() + self._limits.decode_timeout_s
         c = _open_container(self.info.path)
         try:
-            vs = c.streams.video[0]
-            vs.thread_type = "AUTO"
-            tb = vs.time_base or Fraction(1, 1000)
-            start = float(vs.start_time * tb) if vs.start_time is not None else 0.0
-            fps = self.info.fps or 25.0
+            vs, tb, start, fps = _decode_stream(c, self.info.fps)
             decoder: Iterator[av.VideoFrame] | None = None
             last_time = -1e9
             for target in targets:
@@ -192,11 +200,7 @@ class VideoMedia:
         deadline = time.monotonic() + self._limits.decode_timeout_s
         c = _open_container(self.info.path)
         try:
-            vs = c.streams.video[0]
-            vs.thread_type = "AUTO"
-            tb = vs.time_base or Fraction(1, 1000)
-            start = float(vs.start_time * tb) if vs.start_time is not None else 0.0
-            fps = self.info.fps or 25.0
+            vs, tb, start, fps = _decode_stream(c, self.info.fps)
             for i, frame in enumerate(c.decode(vs)):
                 if time.monotonic() > deadline:
                     raise DecodeTimeout("decoding took longer than the decode time limit")

@@ -9,12 +9,16 @@ import base64
 import html
 import io
 from collections.abc import Sequence
+from typing import cast
 
 import cv2
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
+from numpy.typing import ArrayLike, NDArray
 from PIL import Image
 
+from deepshield.faces.types import Points
+from deepshield.media.types import RGBImage
 from deepshield.scan_result import FaceArtifact, FrameScore, ScanResult, TrackResult
 
 #: A report is self-contained (inline data only): nothing fetched, nothing run. Written into the report as a
@@ -24,13 +28,13 @@ REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base
 _env = Environment(loader=PackageLoader("deepshield.reports", "templates"), autoescape=select_autoescape(["html"]))
 
 
-def png_data_uri(rgb: np.ndarray) -> str:
+def png_data_uri(rgb: RGBImage) -> str:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def draw_landmarks(crop: np.ndarray, pts: np.ndarray | None) -> np.ndarray:
+def draw_landmarks(crop: RGBImage, pts: Points | None) -> RGBImage:
     img = crop.copy()
     if pts is None:
         return img
@@ -41,14 +45,16 @@ def draw_landmarks(crop: np.ndarray, pts: np.ndarray | None) -> np.ndarray:
     return img
 
 
-def heatmap_overlay(crop: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    h: np.ndarray = cv2.resize(
-        np.asarray(heat, dtype=np.float32), (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_CUBIC
+def heatmap_overlay(crop: RGBImage, heat: ArrayLike) -> RGBImage:
+    h = cast(  # resizing keeps the dtype
+        NDArray[np.float32],
+        cv2.resize(np.asarray(heat, dtype=np.float32), (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_CUBIC),
     )
     lo, hi = float(h.min()), float(h.max())
     h = (h - lo) / (hi - lo) if hi > lo else np.zeros_like(h)
     colour = cv2.applyColorMap((h * 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]
-    return (0.55 * crop.astype(np.float32) + 0.45 * colour.astype(np.float32)).astype(np.uint8)
+    blend: RGBImage = (0.55 * crop.astype(np.float32) + 0.45 * colour.astype(np.float32)).astype(np.uint8)
+    return blend
 
 
 def timeline_png(frame_scores: Sequence[FrameScore], threshold: float | None, duration: float | None) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
 
 from deepshield.errors import DeepshieldError
 
@@ -23,18 +22,22 @@ class InvalidNumber(DeepshieldError):
     http_status = 422
 
 
-def body_int(value: Any, name: str, lo: int = 0, hi: int = DB_INT_MAX) -> int:
+def body_int(value: object, name: str, lo: int = 0, hi: int = DB_INT_MAX) -> int:
     """An integer from a JSON body (a JSON integer, an integral number or a string of digits) in [lo, hi]."""
-    integral_float = isinstance(value, float) and math.isfinite(value) and value.is_integer()
-    digits = isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,20}\s*", value) is not None
-    if integral_float or digits:
+    if (
+        isinstance(value, float)
+        and math.isfinite(value)
+        and value.is_integer()
+        or isinstance(value, str)
+        and re.fullmatch(r"\s*[+-]?\d{1,20}\s*", value) is not None
+    ):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise InvalidNumber(f"{name} must be an integer from {lo} to {hi}")
     return value
 
 
-def body_float(value: Any, name: str, lo: float, hi: float) -> float:
+def body_float(value: object, name: str, lo: float, hi: float) -> float:
     """A finite number from a JSON body in [lo, hi] (1e400 parses as infinity: refused, not ignored)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= float(value) <= hi:
         raise InvalidNumber(f"{name} must be a number from {lo:g} to {hi:g}")

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from deepshield.accounts.service import Principal
-from deepshield.api.deps import CasesDep, SessionDep, SettingsDep, require_scope
+from deepshield.api.deps import CasesDep, SessionDep, SettingsDep, client_key, require_scope
 from deepshield.api.uploads import save_upload
 from deepshield.cases import audit, deadlines, flows, pins, reasons, screening, service, webhooks
 from deepshield.cases.context import CasesContext
@@ -30,10 +30,6 @@ AdminPrincipal = Annotated[Principal, Depends(require_scope("admin"))]
 
 def actor_kind(p: Principal) -> str:
     return "human" if p.kind == "user" else "automated"
-
-
-def client_key(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def case_dict(s: Any, ctx: CasesContext, case: Any, personal: bool = True) -> dict[str, Any]:
@@ -378,12 +374,15 @@ THROTTLED: dict[int | str, dict[str, Any]] = {429: {"description": "too many att
 
 
 def _self_case(request: Request, ctx: CasesContext, auth: SelfAuth) -> str:
-    PIN.hit(client_key(request))
+    """The case, or the same 404 for an unknown case number and a wrong PIN (429 once this client is locked
+    out of this case number, or at its limit across cases)."""
+    client = client_key(request)
+    PIN.hit(client)
     with session_scope(ctx.settings) as s:
-        case = pins.check_pin(s, ctx.settings, auth.case_id, auth.pin)
+        case = pins.check_pin(s, ctx.settings, auth.case_id, auth.pin, client)
         if case is None:
             s.commit()
-            raise service.CaseNotFound("unknown case number or wrong PIN")
+            raise service.CaseNotFound(pins.WRONG_PIN)
         return case.id
 
 

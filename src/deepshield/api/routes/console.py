@@ -8,19 +8,20 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from deepshield.accounts.models import User
-from deepshield.api.deps import CasesDep, OptionalUser, SessionDep, check_csrf, csrf_token
-from deepshield.api.routes.cases import client_key
+from deepshield.api.deps import CasesDep, OptionalUser, SessionDep, check_csrf, client_key, csrf_token
 from deepshield.cases import audit, deadlines, flows, pins, reasons, service, validity, webhooks
+from deepshield.cases.context import CasesContext
 from deepshield.cases.models import (
     Appeal,
     CaseAction,
@@ -189,76 +190,89 @@ def _to_case(case_id: str) -> Callable[[str, str], Response]:
     return lambda _msg, error: _back(case_id, error or None)
 
 
-@router.post("/console/cases/{case_id}/review")
-def console_review(
+@dataclass(frozen=True)
+class _CaseForm:
+    """What every reviewer form on a case page posts besides its own fields: the case, the CSRF token and the
+    version the page showed (a stale one is a conflict, never a second action)."""
+
+    case_id: str
+    request: Request
+    user: User | None
+    ctx: CasesContext
+    csrf: str
+    version: int
+
+    def run(self, step: Callable[[str], object]) -> Response:
+        """A signed-in reviewer, the CSRF token checked, the step run with the reviewer's name, then back to
+        the case page (with the error a person acts on, if any)."""
+        u = _need_user(self.request, self.user)
+
+        def as_reviewer() -> str:
+            step(u.username)
+            return ""
+
+        return _form_post(self.request, self.csrf, as_reviewer, _to_case(self.case_id))
+
+
+def _case_form(
     case_id: str,
     request: Request,
     user: OptionalUser,
     ctx: CasesDep,
     csrf: Annotated[str, Form()] = "",
     version: Annotated[int, Form(ge=0, le=DB_INT_MAX)] = 0,
-) -> Response:
-    u = _need_user(request, user)
+) -> _CaseForm:
+    return _CaseForm(case_id, request, user, ctx, csrf, version)
 
-    def step() -> str:
-        flows.start_review(ctx, case_id, u.username, expected_version=version)
-        return ""
 
-    return _form_post(request, csrf, step, _to_case(case_id))
+CaseForm = Annotated[_CaseForm, Depends(_case_form)]
+
+
+@router.post("/console/cases/{case_id}/review")
+def console_review(form: CaseForm) -> Response:
+    return form.run(lambda actor: flows.start_review(form.ctx, form.case_id, actor, expected_version=form.version))
 
 
 @router.post("/console/cases/{case_id}/decide")
 def console_decide(
-    case_id: str,
-    request: Request,
-    user: OptionalUser,
-    ctx: CasesDep,
-    csrf: Annotated[str, Form()] = "",
-    version: Annotated[int, Form(ge=0, le=DB_INT_MAX)] = 0,
+    form: CaseForm,
     action: Annotated[list[str] | None, Form()] = None,
     reason: Annotated[str, Form(max_length=4000)] = "",
     facts: Annotated[str, Form(max_length=4000)] = "",
     territorial_scope: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    u = _need_user(request, user)
-
-    def step() -> str:
-        flows.decide(
-            ctx,
-            case_id,
+    return form.run(
+        lambda actor: flows.decide(
+            form.ctx,
+            form.case_id,
             action or [],
-            actor=u.username,
+            actor=actor,
             actor_kind="human",
             reason=reason,
-            expected_version=version,
+            expected_version=form.version,
             facts=facts,
             territorial_scope=territorial_scope,
         )
-        return ""
-
-    return _form_post(request, csrf, step, _to_case(case_id))
+    )
 
 
 @router.post("/console/cases/{case_id}/appeal-decision")
 def console_appeal(
-    case_id: str,
-    request: Request,
-    user: OptionalUser,
-    ctx: CasesDep,
-    csrf: Annotated[str, Form()] = "",
-    version: Annotated[int, Form(ge=0, le=DB_INT_MAX)] = 0,
+    form: CaseForm,
     outcome: Annotated[str, Form()] = "",
     reason: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
-    u = _need_user(request, user)
-
-    def step() -> str:
-        flows.decide_appeal(
-            ctx, case_id, outcome, actor=u.username, actor_kind="human", reason=reason, expected_version=version
+    return form.run(
+        lambda actor: flows.decide_appeal(
+            form.ctx,
+            form.case_id,
+            outcome,
+            actor=actor,
+            actor_kind="human",
+            reason=reason,
+            expected_version=form.version,
         )
-        return ""
-
-    return _form_post(request, csrf, step, _to_case(case_id))
+    )
 
 
 @router.get("/console/admin", response_class=HTMLResponse)
@@ -318,14 +332,15 @@ def status_login_post(
     pin: Annotated[str, Form(max_length=16)] = "",
 ) -> Response:
     check_csrf(request, csrf)
+    client = client_key(request)
     try:
-        PIN.hit(client_key(request))
+        PIN.hit(client)
         with session_scope(ctx.settings) as s:
-            case = pins.check_pin(s, ctx.settings, case_id, pin)
+            case = pins.check_pin(s, ctx.settings, case_id, pin, client)
             cid = case.id if case else None
     except DeepshieldError as e:
         return _page(request, "cases/status_login.html", user, error=e.message, status=e.http_status)
-    if cid is None:
+    if cid is None:  # the same answer whether the case number is unknown or the PIN wrong
         return _page(request, "cases/status_login.html", user, error="Unknown case number or wrong PIN.", status=401)
     request.session["victim_case"] = cid
     return RedirectResponse(f"/status/{cid}", status_code=303)
@@ -368,16 +383,32 @@ def _to_status(cid: str) -> Callable[[str, str], Response]:
     return lambda msg, error: _status_back(cid, msg=msg, error=error)
 
 
+@dataclass(frozen=True)
+class _StatusForm:
+    """What the reporter's forms on the status page post besides their own fields."""
+
+    case_id: str
+    request: Request
+    ctx: CasesContext
+    csrf: str
+
+    def run(self, step: Callable[[str], str]) -> Response:
+        """The reporter's own case (signed in with its PIN), the CSRF token checked, the step run on the case,
+        then back to the status page with the step's message or its error."""
+        cid = _victim_case(self.request, self.case_id)
+        return _form_post(self.request, self.csrf, lambda: step(cid), _to_status(cid))
+
+
+def _status_form(case_id: str, request: Request, ctx: CasesDep, csrf: Annotated[str, Form()] = "") -> _StatusForm:
+    return _StatusForm(case_id, request, ctx, csrf)
+
+
+StatusForm = Annotated[_StatusForm, Depends(_status_form)]
+
+
 @router.post("/status/{case_id}/hashes")
-def status_hashes(
-    case_id: str,
-    request: Request,
-    ctx: CasesDep,
-    csrf: Annotated[str, Form()] = "",
-    hashes: Annotated[str, Form(max_length=100000)] = "",
-) -> Response:
+def status_hashes(form: StatusForm, hashes: Annotated[str, Form(max_length=100000)] = "") -> Response:
     """Lines of `signal value` (pdq, md5, sha256) computed on the victim's own device."""
-    cid = _victim_case(request, case_id)
     items = []
     for line in hashes.splitlines():
         parts = line.replace(":", " ").split()
@@ -386,10 +417,7 @@ def status_hashes(
         elif len(parts) == 1:
             items.append(("md5" if len(parts[0]) == 32 else "pdq", parts[0]))
 
-    def step() -> str:
-        return f"{flows.add_victim_hashes(ctx, cid, items, actor='victim')} hash(es) added"
-
-    return _form_post(request, csrf, step, _to_status(cid))
+    return form.run(lambda cid: f"{flows.add_victim_hashes(form.ctx, cid, items, actor='victim')} hash(es) added")
 
 
 INFO_FIELDS = (
@@ -443,17 +471,9 @@ def status_withdraw(case_id: str, request: Request, ctx: CasesDep, csrf: Annotat
 
 
 @router.post("/status/{case_id}/appeal")
-def status_appeal(
-    case_id: str,
-    request: Request,
-    ctx: CasesDep,
-    csrf: Annotated[str, Form()] = "",
-    reason: Annotated[str, Form(max_length=4000)] = "",
-) -> Response:
-    cid = _victim_case(request, case_id)
-
-    def step() -> str:
-        flows.file_appeal(ctx, cid, filed_by="reporter", actor_kind="human", reason=reason)
+def status_appeal(form: StatusForm, reason: Annotated[str, Form(max_length=4000)] = "") -> Response:
+    def step(cid: str) -> str:
+        flows.file_appeal(form.ctx, cid, filed_by="reporter", actor_kind="human", reason=reason)
         return "Appeal filed: a person will review the decision."
 
-    return _form_post(request, csrf, step, _to_status(cid))
+    return form.run(step)

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from deepshield.accounts.service import authenticate_user, end_web_session, set_password, start_web_session
-from deepshield.api.deps import OptionalUser, ScansDep, SessionDep, SettingsDep, check_csrf, csrf_token
+from deepshield.api.deps import OptionalUser, ScansDep, SessionDep, SettingsDep, check_csrf, client_key, csrf_token
 from deepshield.api.uploads import save_upload
 from deepshield.cases.ratelimit import LOGIN_ACCOUNT, LOGIN_CLIENT, RateLimited
 from deepshield.errors import DeepshieldError
@@ -43,7 +43,7 @@ def login(
     """Sign in. Failed attempts are throttled per account and per client (429, the password not even checked,
     until the window passes), so guessing is slow; every attempt is in the audit trail."""
     check_csrf(request, csrf)
-    account, client = username.strip().lower()[:128], request.client.host if request.client else "unknown"
+    account, client = username.strip().lower()[:128], client_key(request)
     try:
         LOGIN_ACCOUNT.check(account)
         LOGIN_CLIENT.check(client)
@@ -144,6 +144,13 @@ def password_change(
     return RedirectResponse("/", status_code=303)
 
 
+@router.get("/account/csrf")
+def csrf_for_scripts(request: Request) -> JSONResponse:
+    """The session's CSRF token for the console's scripts, which send it in `X-CSRF-Token` with API calls made
+    with the cookie. Another site cannot read this answer (no CORS), so it cannot forge such a call."""
+    return JSONResponse({"csrf_token": csrf_token(request)}, headers={"Cache-Control": "no-store"})
+
+
 @router.get("/", response_class=HTMLResponse)
 def upload_page(request: Request, user: OptionalUser) -> Response:
     if user is None:
@@ -185,8 +192,8 @@ def scan_page(scan_id: str, request: Request, user: OptionalUser, scans: ScansDe
     if rec is None:
         raise HTTPException(404, "no such scan")
     report = None
-    if rec.get("report_path"):
-        report = Path(rec["report_path"]).read_text(encoding="utf-8")
+    if report_path := rec.get("report_path"):
+        report = Path(report_path).read_text(encoding="utf-8")
     return templates.TemplateResponse(
         request, "scan.html", {"user": user, "csrf": csrf_token(request), "scan": rec, "report": report}
     )

@@ -8,19 +8,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Header, Request, UploadFile
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, Field, StrictBool, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
 
-from deepshield.api.deps import CasesDep, OptionalUser, SettingsDep, check_csrf, csrf_token
-from deepshield.api.routes.cases import CasesPrincipal, actor_kind, client_key
+from deepshield.api.deps import CasesDep, OptionalUser, SettingsDep, check_csrf, client_key, csrf_token
+from deepshield.api.routes.cases import CasesPrincipal, actor_kind
 from deepshield.api.uploads import save_upload
 from deepshield.cases import intake, screening
 from deepshield.cases.context import CasesContext
 from deepshield.cases.intake import Receipt
-from deepshield.cases.ratelimit import FORM
+from deepshield.cases.ratelimit import FORM, RateLimited
 from deepshield.cases.validity import CATEGORIES, ROLES, ReportFields
 from deepshield.errors import DeepshieldError
 from deepshield.media import Media
@@ -97,10 +99,9 @@ def report_form(request: Request, user: OptionalUser) -> Response:
 
 @dataclass
 class ReportForm:
-    """The public form as sent: the notice, the URLs as typed (shown again after an error), the CSRF token and
-    the form's own id (a form sent twice files one report)."""
+    """The public form as sent: the notice, the URLs as typed (shown again after an error) and the form's own id
+    (a form sent twice files one report)."""
 
-    csrf: str
     submission_id: str
     fields: ReportFields
     locations_typed: str
@@ -109,34 +110,34 @@ class ReportForm:
         return {**asdict(self.fields), "content_locations": self.locations_typed}
 
 
-def report_form_fields(
-    csrf: Annotated[str, Form()] = "",
-    submission_id: Annotated[str, Form(max_length=64)] = "",
-    category: Annotated[str, Form(max_length=32)] = "",
-    jurisdiction: Annotated[str, Form(max_length=8)] = "",
-    content_locations: Annotated[str, Form(max_length=20000)] = "",
-    explanation: Annotated[str, Form(max_length=10000)] = "",
-    good_faith: Annotated[str, Form(max_length=8)] = "",
-    signature: Annotated[str, Form(max_length=256)] = "",
-    reporter_name: Annotated[str, Form(max_length=256)] = "",
-    reporter_email: Annotated[str, Form(max_length=256)] = "",
-    reporter_contact: Annotated[str, Form(max_length=512)] = "",
-    reporter_role: Annotated[str, Form(max_length=32)] = "",
-) -> ReportForm:
-    """The form's fields, each with its limit (a dependency, so the route reads as what it does)."""
-    fields = ReportFields(
-        category=category,
-        jurisdiction=jurisdiction,
-        content_locations=content_locations.split(),
-        explanation=explanation,
-        good_faith=bool(good_faith),
-        signature=signature,
-        reporter_name=reporter_name,
-        reporter_email=reporter_email,
-        reporter_contact=reporter_contact,
-        reporter_role=reporter_role,
-    )
-    return ReportForm(csrf, submission_id, fields, content_locations)
+class ReportFormIn(BaseModel):
+    """The form's text fields, each with its limit (the route reads the body itself, after its checks)."""
+
+    submission_id: str = Field(default="", max_length=64)
+    category: str = Field(default="", max_length=32)
+    jurisdiction: str = Field(default="", max_length=8)
+    content_locations: str = Field(default="", max_length=20000)
+    explanation: str = Field(default="", max_length=10000)
+    good_faith: str = Field(default="", max_length=8)
+    signature: str = Field(default="", max_length=256)
+    reporter_name: str = Field(default="", max_length=256)
+    reporter_email: str = Field(default="", max_length=256)
+    reporter_contact: str = Field(default="", max_length=512)
+    reporter_role: str = Field(default="", max_length=32)
+
+    @classmethod
+    def read(cls, raw: FormData) -> ReportForm:
+        """The form as posted; a field over its limit is a 422, as for every other form."""
+        try:
+            f = cls.model_validate({k: v for k, v in raw.items() if k in cls.model_fields and isinstance(v, str)})
+        except ValidationError as e:
+            raise RequestValidationError(e.errors()) from None
+        fields = ReportFields(
+            **f.model_dump(exclude={"submission_id", "content_locations", "good_faith"}),
+            content_locations=f.content_locations.split(),
+            good_faith=bool(f.good_faith),
+        )
+        return ReportForm(f.submission_id, fields, f.content_locations)
 
 
 @router.post("/report", response_class=HTMLResponse, include_in_schema=False)
@@ -145,19 +146,29 @@ async def report_submit(
     user: OptionalUser,
     settings: SettingsDep,
     ctx: CasesDep,
-    form: Annotated[ReportForm, Depends(report_form_fields)],
-    file: Annotated[UploadFile | None, File()] = None,
+    csrf: Annotated[str, Query(max_length=128, description="the form's token, in its action URL")] = "",
 ) -> Response:
-    """Rate limited per client. The upload streams in here; storing the report and its media is blocking work
-    and runs in the threadpool. A refused upload brings the form back with what was typed."""
-    check_csrf(request, form.csrf)
+    """Anyone may post here, so the CSRF token and the per-client rate limit are checked from the URL and the
+    connection before the body is read: a forged or flooding post is refused without taking in its upload
+    (the token is in the form's action URL, as the body is not read yet). Then the upload streams in; storing
+    the report and its media is blocking work and runs in the threadpool. A refused upload brings the form
+    back with what was typed."""
+    check_csrf(request, csrf)
     try:
         FORM.hit(client_key(request))
-        upload = await save_upload(file, settings) if file is not None and file.filename else None
-    except DeepshieldError as e:
-        page = _form_ctx(request, user, values=form.values(), error=e.message)
+    except RateLimited as e:
+        page = _form_ctx(request, user, values={}, error=e.message)
         return templates.TemplateResponse(request, "cases/report_form.html", page, status_code=e.http_status)
-    receipt = await run_in_threadpool(_file_report, ctx, form, upload, file.filename if file else None)
+    async with request.form(max_files=1, max_fields=20) as raw:
+        form = ReportFormIn.read(raw)
+        file = raw.get("file")
+        filename = file.filename if isinstance(file, UploadFile) else None
+        try:
+            upload = await save_upload(file, settings) if isinstance(file, UploadFile) and filename else None
+        except DeepshieldError as e:
+            page = _form_ctx(request, user, values=form.values(), error=e.message)
+            return templates.TemplateResponse(request, "cases/report_form.html", page, status_code=e.http_status)
+    receipt = await run_in_threadpool(_file_report, ctx, form, upload, filename)
     return templates.TemplateResponse(
         request,
         "cases/receipt.html",

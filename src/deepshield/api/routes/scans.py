@@ -44,14 +44,15 @@ def get_scan(scan_id: str, scans: ScansDep, principal: ScanPrincipal) -> dict[st
     if rec is None:
         raise HTTPException(404, "no such scan")
     rec.pop("report_path", None)
-    return rec
+    return dict(rec)
 
 
 @router.get("/{scan_id}/report", response_class=HTMLResponse)
 def get_report(scan_id: str, scans: ScansDep, principal: ScanPrincipal) -> HTMLResponse:
     """The self-contained HTML report of a finished scan."""
     rec = scans.get(scan_id)
-    if rec is None or not rec.get("report_path"):
+    report_path = None if rec is None else rec.get("report_path")
+    if not report_path:
         raise HTTPException(404, "no report for this scan (yet)")
-    with open(rec["report_path"], encoding="utf-8") as f:
+    with open(report_path, encoding="utf-8") as f:
         return HTMLResponse(f.read(), headers={"Content-Security-Policy": REPORT_CSP})

@@ -56,8 +56,13 @@
                      .map(function (r) { return { pdq: r.hash, quality: r.quality }; })
     };
     var out = document.getElementById("sent");
-    fetch(submitUrl, { method: "POST", credentials: "same-origin",
-                       headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
+    // Signed in with the console's cookie, the API wants the session's CSRF token with a POST.
+    fetch("/account/csrf", { credentials: "same-origin", cache: "no-store" })
+      .then(function (resp) { return resp.json(); })
+      .then(function (j) {
+        return fetch(submitUrl, { method: "POST", credentials: "same-origin", body: JSON.stringify(body),
+                                  headers: { "Content-Type": "application/json", "X-CSRF-Token": j.csrf_token } });
+      })
       .then(function (resp) { return resp.json().then(function (j) { return [resp.ok, j]; }); })
       .then(function (r) {
         out.className = r[0] ? "ok" : "err";

@@ -10,21 +10,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, TypedDict
 
+from deepshield.jsontypes import JsonObject
+from deepshield.labels.aigc import AigcLabel
 from deepshield.media.types import MediaKind
 from deepshield.registry import Registry
+
+
+class LabelFacts(TypedDict, total=False):
+    """What a kind found, for the cross-checks between kinds."""
+
+    label: AigcLabel  # the AIGC metadata
+    payload: int  # the watermark's payload
+    aigc: JsonObject  # the AIGC object a C2PA manifest asserts
 
 
 @dataclass
 class LabelEvidence:
     kind: str
-    report: dict[str, Any] | None  # the kind's JSON section in the verify report (None: nothing found)
+    report: JsonObject | None  # the kind's JSON section in the verify report (None: nothing found)
     verified: list[str] = field(default_factory=list)  # AIGC Label values ("1"/"2"/"3") backed by proof
     claimed: list[str] = field(default_factory=list)  # values claimed without proof
     reasons: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)  # produce_id, aigc fields, payload: for agreement
+    facts: LabelFacts = field(default_factory=lambda: LabelFacts())
 
 
 class LabelKind(Protocol):

@@ -47,7 +47,8 @@ class WatermarkKind:
         ev = LabelEvidence(self.name, report)
         if det.detected:
             ev.verified.append("1")
-            ev.facts["payload"] = det.payload
+            if det.payload is not None:
+                ev.facts["payload"] = det.payload
             ev.reasons.append(
                 f"Deepshield watermark found (payload {det.payload_hex}, "
                 f"designed false-positive rate {det.designed_false_positive_rate:.0e})"

@@ -20,6 +20,7 @@ from deepshield.liveness.embedding import get_embedder
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.replay import MemoryReplayIndex
 from deepshield.liveness.script import ChallengeScript
+from deepshield.liveness.signals import SignalContext
 
 
 def upper_bound(errors: int, n: int, confidence: float = 0.95) -> float:
@@ -249,14 +250,9 @@ def evaluate_suite(
             # Other people's earlier sessions; the same source only when the trial replays it.
             if group != t.group or sid == t.replay_of:
                 idx.add(sid, sha, hashes)
-        d = verify_track(
-            tracks[t.video],
-            ChallengeScript.from_dict(t.script),
-            session_id=t.id,
-            policy=policy,
-            id_embedding=id_embs.get(t.id_photo),
-            replay_index=idx,
-        )
+        script = ChallengeScript.from_dict(t.script)
+        ctx = SignalContext(tracks[t.video], script, t.id, policy, id_embs.get(t.id_photo), idx)
+        d = verify_track(ctx)
         by_kind[t.kind].append((t, d))
     outcomes: dict[str, dict[str, int]] = {
         k: dict(Counter(str(d.outcome) for _, d in res)) for k, res in by_kind.items()

@@ -30,7 +30,7 @@ from deepshield.liveness.attacks.corpus import (
 from deepshield.liveness.attacks.simulate import FlashModel, apply_flash_response, photo_as_video, screen_recapture
 from deepshield.liveness.attacks.videoio import read_clip, write_video
 from deepshield.liveness.policy import LivenessPolicy
-from deepshield.liveness.script import STEP_SECONDS, ChallengeScript, Step, random_flashes
+from deepshield.liveness.script import STEP_SECONDS, ChallengeScript, ScriptDict, Step, random_flashes
 from deepshield.media import open_media, representative_frame
 from deepshield.textfiles import read_text_file
 
@@ -42,7 +42,7 @@ class Trial:
     id: str
     kind: str  # "genuine" or one of ATTACK_KINDS
     video: str  # relative to the suite folder
-    script: dict[str, Any]
+    script: ScriptDict
     id_photo: str
     group: str  # the real source (video or photo) the trial is built from
     replay_of: str | None = None

@@ -28,7 +28,7 @@ def read_clip(
                 continue
             if end_s is not None and f.time_s >= end_s:
                 break
-            rgb = f.rgb
+            rgb: np.ndarray = f.rgb
             if max_side and max(rgb.shape[:2]) > max_side:
                 s = max_side / max(rgb.shape[:2])
                 rgb = cv2.resize(

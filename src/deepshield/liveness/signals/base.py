@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
+from numpy.typing import NDArray
 
+from deepshield.jsontypes import JsonObject
 from deepshield.liveness.analysis import SessionTrack
+from deepshield.liveness.features import Blink
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.replay import ReplayIndex
 from deepshield.liveness.script import ChallengeScript
@@ -19,16 +22,23 @@ from deepshield.liveness.script import ChallengeScript
 Verdict = Literal["pass", "fail", "review", "unavailable", "abstain"]
 
 
+class SignalCache(TypedDict, total=False):
+    blinks: list[Blink]  # found by the challenge signal, reused by the blink signal
+
+
 @dataclass
 class SignalContext:
-    session_id: str
+    """One session as the signals see it; what a caller does not have (an ID photo, a replay index) is left
+    out and the signals that need it report themselves unavailable."""
+
     track: SessionTrack
     script: ChallengeScript
-    policy: LivenessPolicy
-    id_embedding: np.ndarray | None = None
+    session_id: str = ""
+    policy: LivenessPolicy = field(default_factory=LivenessPolicy)
+    id_embedding: NDArray[np.float32] | None = None
     replay_index: ReplayIndex | None = None
-    #: filled by signals for each other (e.g. the frontal embeddings computed once)
-    cache: dict[str, Any] = field(default_factory=dict)
+    #: filled by signals for each other (what one computes and another needs, computed once)
+    cache: SignalCache = field(default_factory=lambda: SignalCache())
 
 
 @dataclass
@@ -39,9 +49,11 @@ class SignalResult:
     weight: float  # weight in the decision; 0 when unavailable or abstaining
     critical: bool  # a "fail" from a critical signal fails the session
     reasons: list[str] = field(default_factory=list)
+    #: What the signal measured, by name: numbers, lists and small dicts that the tests and the attack suite's
+    #: evaluation read back (typed per signal is still to do: until then the one `Any` of this interface).
     evidence: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "name": self.name,
             "verdict": self.verdict,

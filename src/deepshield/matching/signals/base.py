@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar, TypedDict
 
 import numpy as np
+from numpy.typing import NDArray
 
-from deepshield.matching.jsontypes import JsonValue
+from deepshield.jsontypes import JsonValue
 from deepshield.media import Media, MediaKind
 
 #: Matches this close to the threshold are flagged for a person to confirm (perceptual-hash attacks and
@@ -42,6 +43,8 @@ class SignalHash:
     signal_type: str
     value: str
     quality: int | None = None
+    #: Made by a lookup's fast path (a reduced decode), not the reference hash: never banked or exported.
+    approximate: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class IndexHit:
 class BankThresholds:
     """Per group (bank id): the largest distance that matches there, or -1 where the bank is not searched."""
 
-    per_group: np.ndarray
+    per_group: NDArray[np.int32]
     max: int
 
     def searched(self, group: int) -> bool:

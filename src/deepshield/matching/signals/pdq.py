@@ -1,9 +1,14 @@
 """PDQ for photos (Meta's 256-bit perceptual hash) via the `pdqhash` package, hex as python-threatexchange.
 
-A fast path decodes large JPEGs at half scale (libjpeg's DCT scaling, `Image.draft`): decoding, not hashing,
-dominates the cost. It is only taken when the half-scale image keeps a short side of at least 512 pixels;
-on the shared photos that keeps every hash within 8 bits of the full-resolution one (the compatibility bar
-is 10; `tests/matching/test_signals.py` checks every photo). Smaller scales drifted up to 38 bits: off.
+Every hash that is stored, shown or exported (`hash_media`: banking, `deepshield hash`, `/h/hash`, case
+media) comes from the fully decoded image, so it equals python-threatexchange's bit for bit
+(`tests/matching/test_reference_pdq.py` checks every shared photo).
+
+Lookups alone may take a fast path that decodes large JPEGs at half scale (libjpeg's DCT scaling,
+`Image.draft`): decoding, not hashing, dominates the cost. It is only taken when the half-scale image keeps a
+short side of at least 512 pixels; on the shared photos that keeps every hash within 10 bits of the reference
+(the review margin below the match threshold of 31), and the lookup's hash is marked `approximate`.
+Smaller scales drifted up to 38 bits: off. `benchmarks/matching.py` prints its drift and speed-up.
 """
 
 from __future__ import annotations
@@ -65,14 +70,18 @@ def pdq_dihedral_from_rgb(rgb: np.ndarray) -> tuple[list[str], int]:
     return [bits_to_hex(v) for v in vectors], int(quality)
 
 
-def load_rgb(media: Media, fast: bool = True) -> np.ndarray:
-    """The decoded photo, at half scale for large JPEGs when `fast` (see module docstring)."""
-    if media.info.kind is not MediaKind.IMAGE:
-        raise UnsupportedMediaType(f"PDQ hashes photos; {media.info.path} is a {media.info.kind.value}")
+def takes_fast_path(media: Media) -> bool:
+    """Whether a lookup of this photo may decode it at half scale (a large JPEG; see module docstring)."""
     w, h = media.info.width or 0, media.info.height or 0
-    if fast and isinstance(media, ImageMedia) and media.info.format == "jpeg" and min(w, h) // 2 >= FAST_MIN_SIDE:
-        return media.draft_rgb(2)
-    return next(iter(media.frames())).rgb
+    return isinstance(media, ImageMedia) and media.info.format == "jpeg" and min(w, h) // 2 >= FAST_MIN_SIDE
+
+
+def load_rgb(media: Media, fast: bool = False) -> np.ndarray:
+    """The photo's stored pixels as python-threatexchange reads them (`ImageMedia.stored_pixels`: no EXIF
+    turn, alpha ignored); at half scale for large JPEGs when `fast`, which only lookups may ask for."""
+    if media.info.kind is not MediaKind.IMAGE or not isinstance(media, ImageMedia):
+        raise UnsupportedMediaType(f"PDQ hashes photos; {media.info.path} is a {media.info.kind.value}")
+    return media.stored_pixels(2 if fast and takes_fast_path(media) else 1)
 
 
 class PdqIndex(SignalIndex):
@@ -132,22 +141,22 @@ class PdqSignal(SignalType):
     default_threshold = PDQ_THRESHOLD
     perceptual = True
 
-    def __init__(self, fast: bool = True) -> None:
-        self.fast = fast
+    def __init__(self, fast_lookup: bool = True) -> None:
+        self.fast_lookup = fast_lookup
 
     def hash_media(self, media: Media) -> SignalHash:
-        r = pdq_from_rgb(load_rgb(media, self.fast))
+        """The reference hash (full decode): what is banked, shown and exported."""
+        r = pdq_from_rgb(load_rgb(media))
         return SignalHash(self.name, r.hash, r.quality)
 
-    def hash_variants(self, media: Media) -> tuple[list[str], int]:
-        return pdq_dihedral_from_rgb(load_rgb(media, self.fast))
-
     def lookup_hash(self, media: Media, variants: bool = True) -> tuple[SignalHash, list[str]]:
-        """With `variants`, the 8 rotations/flips from one decode (first = the photo as it is)."""
+        """With `variants`, the 8 rotations/flips from one decode (first = the photo as it is); large JPEGs
+        at half scale when `fast_lookup`, their hash marked approximate."""
         if not variants:
             return super().lookup_hash(media, variants)
-        hashes, quality = self.hash_variants(media)
-        return SignalHash(self.name, hashes[0], quality), hashes
+        fast = self.fast_lookup and takes_fast_path(media)
+        hashes, quality = pdq_dihedral_from_rgb(load_rgb(media, fast))
+        return SignalHash(self.name, hashes[0], quality, approximate=fast), hashes
 
     def validate(self, value: str) -> str:
         return normalise_hex(value, 64, "PDQ hash")

@@ -11,6 +11,7 @@ from deepshield.matching.storage.interface import (
     EntryRecord,
     LogRow,
     MatchStore,
+    NewBank,
     NewEntry,
     SignalRow,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "LogRow",
     "MatchStore",
     "MemoryMatchStore",
+    "NewBank",
     "NewEntry",
     "SignalRow",
     "SqlMatchStore",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from deepshield.config import Settings
-from deepshield.matching.jsontypes import JsonValue
+from deepshield.jsontypes import JsonValue
 
 if TYPE_CHECKING:
     from deepshield.matching.indexes import MatchIndexes
@@ -48,6 +48,18 @@ class EntryRecord:
     original_media_uri: str | None
     disable_until_ts: int
     extra: dict[str, JsonValue] | None
+
+
+@dataclass(frozen=True)
+class NewBank:
+    """A bank to be stored (its id comes from the store); the fields are the stored columns."""
+
+    name: str
+    description: str | None
+    threshold: int | None
+    is_negative: bool
+    enabled_ratio: float
+    created_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -92,16 +104,7 @@ class MatchStore(Protocol):
         """Every bank, ordered by name."""
         ...
 
-    def add_bank(
-        self,
-        name: str,
-        *,
-        description: str | None,
-        threshold: int | None,
-        is_negative: bool,
-        enabled_ratio: float,
-        created_at: dt.datetime,
-    ) -> BankRecord: ...
+    def add_bank(self, bank: NewBank) -> BankRecord: ...
     def save_bank(self, bank: BankRecord) -> None: ...
     def delete_bank(self, bank_id: int) -> int:
         """Delete a bank, its entries and signals (logging each signal's removal); returns the entries."""

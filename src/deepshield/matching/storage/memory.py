@@ -4,7 +4,6 @@ for tests and for embedding matching without a database. No transactions: a chan
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import itertools
 import threading
 from collections.abc import Iterator, Sequence
@@ -12,7 +11,7 @@ from dataclasses import dataclass
 
 from deepshield.config import Settings
 from deepshield.matching.indexes import MatchIndexes
-from deepshield.matching.storage.interface import BankRecord, EntryRecord, LogRow, NewEntry, SignalRow
+from deepshield.matching.storage.interface import BankRecord, EntryRecord, LogRow, NewBank, NewEntry, SignalRow
 
 
 @dataclass
@@ -54,20 +53,11 @@ class MemoryMatchStore:
         with self._lock:
             return [dataclasses.replace(b) for b in sorted(self._banks.values(), key=lambda b: b.name)]
 
-    def add_bank(
-        self,
-        name: str,
-        *,
-        description: str | None,
-        threshold: int | None,
-        is_negative: bool,
-        enabled_ratio: float,
-        created_at: dt.datetime,
-    ) -> BankRecord:
+    def add_bank(self, bank: NewBank) -> BankRecord:
         with self._lock:
-            if any(b.name == name for b in self._banks.values()):
-                raise ValueError(f"bank {name!r} exists")  # the services check first, as the SQL unique key does
-            b = BankRecord(self._next("bank"), name, description, enabled_ratio, is_negative, threshold, created_at)
+            if any(b.name == bank.name for b in self._banks.values()):
+                raise ValueError(f"bank {bank.name!r} exists")  # the services check first, as the SQL unique key does
+            b = BankRecord(id=self._next("bank"), **dataclasses.asdict(bank))
             self._banks[b.id] = b
             return dataclasses.replace(b)
 
@@ -100,19 +90,8 @@ class MemoryMatchStore:
         with self._lock:
             if bank_id not in self._banks:
                 raise KeyError(bank_id)
-            e = EntryRecord(
-                id=self._next("entry"),
-                bank_id=bank_id,
-                content_type=entry.content_type,
-                source=entry.source,
-                case_id=entry.case_id,
-                added_by=entry.added_by,
-                added_at=entry.added_at,
-                note=entry.note,
-                original_media_uri=entry.original_media_uri,
-                disable_until_ts=0,
-                extra=dict(entry.extra) if entry.extra else None,
-            )
+            facts = dataclasses.asdict(entry) | {"extra": dict(entry.extra) if entry.extra else None}
+            e = EntryRecord(id=self._next("entry"), bank_id=bank_id, disable_until_ts=0, **facts)
             self._entries[e.id] = e
             return dataclasses.replace(e)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from deepshield.config import Settings
 from deepshield.matching.indexes import MatchIndexes, get_indexes
 from deepshield.matching.models import MatchBank, MatchEntry, MatchIndexLog, MatchSignal
-from deepshield.matching.storage.interface import BankRecord, EntryRecord, LogRow, NewEntry, SignalRow
+from deepshield.matching.storage.interface import BankRecord, EntryRecord, LogRow, NewBank, NewEntry, SignalRow
 from deepshield.store.timeutil import utcnow
 
 #: Ids per IN (...) clause: under SQLite's old limit of 999 bound parameters.
@@ -32,19 +32,13 @@ def _bank(b: MatchBank) -> BankRecord:
 
 
 def _entry(e: MatchEntry) -> EntryRecord:
-    return EntryRecord(
-        id=e.id,
-        bank_id=e.bank_id,
-        content_type=e.content_type,
-        source=e.source,
-        case_id=e.case_id,
-        added_by=e.added_by,
-        added_at=e.added_at,
-        note=e.note,
-        original_media_uri=e.original_media_uri,
-        disable_until_ts=int(e.disable_until_ts or 0),
-        extra=json.loads(e.extra_json) if e.extra_json else None,
-    )
+    """The row as a record: each field from the column of its name, but for the JSON-encoded extra."""
+    facts = {k: getattr(e, k) for k in _ENTRY_COLUMNS}
+    extra = json.loads(e.extra_json) if e.extra_json else None
+    return EntryRecord(**facts, disable_until_ts=int(e.disable_until_ts or 0), extra=extra)
+
+
+_ENTRY_COLUMNS = tuple(f.name for f in dataclasses.fields(EntryRecord) if f.name not in ("disable_until_ts", "extra"))
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
@@ -77,24 +71,8 @@ class SqlMatchStore:
     def banks(self) -> list[BankRecord]:
         return [_bank(b) for b in self.session.scalars(select(MatchBank).order_by(MatchBank.name))]
 
-    def add_bank(
-        self,
-        name: str,
-        *,
-        description: str | None,
-        threshold: int | None,
-        is_negative: bool,
-        enabled_ratio: float,
-        created_at: dt.datetime,
-    ) -> BankRecord:
-        b = MatchBank(
-            name=name,
-            description=description,
-            threshold=threshold,
-            is_negative=is_negative,
-            enabled_ratio=enabled_ratio,
-            created_at=created_at,
-        )
+    def add_bank(self, bank: NewBank) -> BankRecord:
+        b = MatchBank(**dataclasses.asdict(bank))
         self.session.add(b)
         self.session.flush()
         return _bank(b)
@@ -126,17 +104,10 @@ class SqlMatchStore:
 
     # ---- entries and signals
     def add_entry(self, bank_id: int, entry: NewEntry) -> EntryRecord:
-        e = MatchEntry(
-            bank_id=bank_id,
-            content_type=entry.content_type,
-            source=entry.source,
-            case_id=entry.case_id,
-            added_by=entry.added_by,
-            added_at=entry.added_at,
-            note=entry.note,
-            original_media_uri=entry.original_media_uri,
-            extra_json=json.dumps(entry.extra) if entry.extra else None,
-        )
+        # NewEntry's fields are the table's columns, but for extra, which is stored as JSON text.
+        facts = dataclasses.asdict(entry)
+        extra = facts.pop("extra")
+        e = MatchEntry(bank_id=bank_id, extra_json=json.dumps(extra) if extra else None, **facts)
         self.session.add(e)
         self.session.flush()
         return _entry(e)
