@@ -9,20 +9,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DataError
 from starlette.middleware.sessions import SessionMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from deepshield.api.errors import install_error_handlers, install_openapi
 from deepshield.api.headers import SecurityHeaders
-from deepshield.api.limits import BodySizeLimit
+from deepshield.api.limits import BodySizeLimit, FiniteJson
 from deepshield.api.services import Services
 from deepshield.cases.context import CasesContext
 from deepshield.config import Settings, get_settings, make_private_dir, make_private_file
-from deepshield.errors import DeepshieldError
 from deepshield.store.db import session_scope, upgrade_schema
 
 log = logging.getLogger("deepshield")
@@ -97,6 +94,7 @@ def create_app(settings: Settings | None = None, *, cases: CasesContext | None =
     )
     app.state.settings = settings
     app.state.first_admin_password = first_password
+    app.add_middleware(FiniteJson)  # inside the size limit: it buffers only a body already under the limit
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(
@@ -106,25 +104,8 @@ def create_app(settings: Settings | None = None, *, cases: CasesContext | None =
         # Outermost, so the per-client limits see the client that a configured proxy names, and only then.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
 
-    @app.exception_handler(DeepshieldError)
-    async def _deepshield_error(_: Request, exc: DeepshieldError) -> JSONResponse:
-        return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.http_status)
-
-    @app.exception_handler(DataError)
-    async def _data_error(_: Request, exc: DataError) -> JSONResponse:
-        # A value the database cannot hold (NUL characters on PostgreSQL, out-of-range numbers) is bad input.
-        return JSONResponse(
-            {
-                "error": "invalid_value",
-                "detail": "a value in the request cannot be stored (out of range or invalid characters)",
-            },
-            status_code=422,
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e.get("loc", [])), "msg": str(e.get("msg", ""))} for e in exc.errors()]
-        return JSONResponse({"error": "invalid_request", "detail": errors}, status_code=422)
+    install_error_handlers(app)
+    install_openapi(app)
 
     static = Path(__file__).parent / "static"
     static.mkdir(exist_ok=True)

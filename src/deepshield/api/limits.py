@@ -1,9 +1,11 @@
-"""Request-body limit enforced while the body streams in, so an oversized upload is refused before it is stored."""
+"""Request-body limits: the size, enforced while the body streams in (an oversized upload is refused before it is
+stored), and finite numbers in JSON bodies."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,14 +65,77 @@ class BodySizeLimit:
             await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {"error": "media_too_large", "detail": f"request body is over the limit of {self.max_bytes / 1e6:.0f} MB"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        detail = f"request body is over the limit of {self.max_bytes / 1e6:.0f} MB"
+        await _send_json(send, 413, {"error": "media_too_large", "detail": detail})
+
+
+async def _send_json(send: Send, status: int, payload: dict[str, str]) -> None:
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def non_finite_path(document: object) -> str | None:
+    """Where in a parsed JSON document a number is infinite or NaN (`1e400` parses as infinity), or None.
+    Iterative: a body nested as deep as the parser allows must not overflow the stack here."""
+    stack: list[tuple[str, object]] = [("", document)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return where or "the body"
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        stack.extend((f"{where}.{key}" if where else str(key), item) for key, item in reversed(list(items)))
+    return None
+
+
+class FiniteJson:
+    """Refuse a JSON body holding a number no float can hold (1e400, Infinity, NaN) with a 422 naming it.
+
+    Python's JSON parser reads them as infinity or NaN, which passed every `ge`/`le` bound (NaN compares false)
+    or sat unnoticed in a field the route ignores; checked once here for every route instead of per field."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks = []
+        while True:
+            msg = await receive()
+            if msg["type"] != "http.request":
+                await self.app(scope, _replay(msg, receive), send)  # the client went away: let the app see it
+                return
+            chunks.append(msg.get("body", b""))
+            if not msg.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        try:
+            where = non_finite_path(json.loads(body))
+        except (ValueError, RecursionError):
+            where = None  # not JSON: the route's own parsing answers
+        if where is not None:
+            detail = f"{where}: numbers must be finite (1e400, Infinity and NaN are not)"
+            await _send_json(send, 422, {"error": "invalid_number", "detail": detail})
+            return
+        await self.app(scope, _replay({"type": "http.request", "body": body, "more_body": False}, receive), send)
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    """A receive that gives the buffered message once, then the client's own (its disconnect)."""
+    pending = [first]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            media = value.split(b";")[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return False

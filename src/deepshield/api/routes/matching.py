@@ -365,8 +365,34 @@ def device_hash_page() -> Any:
     return RedirectResponse("/static/hash-photos.html", status_code=307)
 
 
+#: What `hma.add_device_hashes` reads (it checks the same): declared so that clients and the fuzzer know it.
+DEVICE_HASHES_SCHEMA: dict[str, Any] = {
+    "required": ["bank", "hashes"],
+    "properties": {
+        "bank": {"type": "string", "minLength": 1},
+        "case_id": {"type": "string"},
+        "hashes": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["pdq"],
+                "properties": {
+                    "pdq": {"type": "string", "pattern": r"^\s*[0-9a-fA-F]{64}\s*$"},
+                    "quality": {"type": "integer", "minimum": 0, "maximum": 100},
+                },
+            },
+        },
+    },
+}
+
+
 @router.post("/v1/match/device-hashes", status_code=201)
-def device_hashes(session: SessionDep, principal: CuratePrincipal, body: Annotated[dict[str, Any], Body()]) -> Any:
+def device_hashes(
+    session: SessionDep,
+    principal: CuratePrincipal,
+    body: Annotated[dict[str, Any], Body(json_schema_extra=DEVICE_HASHES_SCHEMA)],
+) -> Any:
     """Bank PDQ hashes computed on a person's own device: {bank, case_id, hashes: [{pdq, quality}]}."""
     answer = hma.add_device_hashes(session, body, principal.name)
     session.commit()
