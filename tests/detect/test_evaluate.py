@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from deepshield.detect.base import DetectorInfo
-from deepshield.detect.onnx_detector import load_sbi_detector
+from deepshield.detect.onnx_detector import calibrate, load_sbi_detector
 from deepshield.detect.training.datasets import Dataset, EvalItem, discover
 from deepshield.detect.training.evaluate import (
     ItemResult,
@@ -268,6 +268,32 @@ def test_calibration_pools_several_score_files(tmp_path: Path) -> None:
     assert meta["calibration"]["a"] > 0  # fakes score higher, so the fitted slope is positive
     with pytest.raises(DeepshieldError, match="only reals"):
         calibrate_from_scores([reals], models)
+
+
+def test_calibration_sets_a_photo_threshold_from_real_photos_only(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "sbi_small.json").write_text(json.dumps({"name": "sbi_small", "version": "t"}))
+    frames = tmp_path / "frames" / "scores.json"
+    frames.parent.mkdir()
+    items = [{"label": 0, "kind": "video", "frames": [{"logit": x} for x in (-3.0, -2.0, -1.0, 0.0)]}]
+    items.append({"label": 1, "kind": "video", "frames": [{"logit": x} for x in (1.0, 2.0, 3.0)]})
+    frames.write_text(json.dumps({"items": items}))
+    photos = tmp_path / "photos" / "scores.json"
+    photos.parent.mkdir()
+    real = [{"label": 0, "kind": "image", "frames": [{"logit": x / 10}]} for x in range(100)]
+    fakes = [{"label": 1, "kind": "image", "frames": [{"logit": 50.0}]}]  # fakes never move the photo threshold
+    photos.write_text(json.dumps({"items": real + fakes}))
+    meta = calibrate_from_scores([frames], models, target_fpr=0.25, photo_scores=[photos], photo_fpr=0.05)
+    a, b = meta["calibration"]["a"], meta["calibration"]["b"]
+    expected = float(np.quantile(calibrate(np.arange(100) / 10, a, b), 0.95))
+    assert meta["photo_threshold"] == pytest.approx(max(expected, meta["threshold"]), abs=1e-4)
+    assert meta["photo_threshold"] > meta["threshold"] and "100 validation real photos" in meta["photo_threshold_rule"]
+    # Calibrating again without photos drops the old photo threshold rather than keeping a stale one.
+    assert "photo_threshold" not in calibrate_from_scores([frames], models, target_fpr=0.25)
+    photos.write_text(json.dumps({"items": real[:5]}))
+    with pytest.raises(DeepshieldError, match="needs 20"):
+        calibrate_from_scores([frames], models, photo_scores=[photos])
 
 
 def test_evaluate_prints_a_baseline_version_scored_on_the_same_crops(shared_faces: Path, tmp_path: Path) -> None:

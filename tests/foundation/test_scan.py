@@ -236,6 +236,32 @@ def test_report_points_to_a_track_over_the_threshold_that_the_video_score_hides(
     assert "tracks-over" not in html and 'class="over"' not in html
 
 
+def test_photos_are_judged_by_the_photo_threshold_and_videos_by_the_general_one(shared_faces: Path) -> None:
+    photo = shared_faces / "real_photos" / "fr_two_people.jpg"
+    video = shared_faces / "real_videos" / "vr_face2.mp4"
+    scores = {}
+    for path in (photo, video):
+        r = Scanner(ScanOptions(frames=4), detector=BrightnessDetector()).scan(path).result
+        assert r.scores is not None and r.scores.video_score is not None
+        scores[path] = r.scores.video_score
+
+    class PhotoThreshold(BrightnessDetector):
+        # Between the two: the general threshold flags both files, the photo threshold spares the photo.
+        info = DetectorInfo(
+            name="brightness",
+            version="test",
+            threshold=min(scores.values()) - 0.01,
+            photo_threshold=scores[photo] + 0.01,
+            input_size=0,
+        )
+
+    on_photo = Scanner(ScanOptions(frames=4), detector=PhotoThreshold()).scan(photo).result
+    on_video = Scanner(ScanOptions(frames=4), detector=PhotoThreshold()).scan(video).result
+    assert on_photo.verdict == "no manipulation found" and on_video.verdict == "manipulated"
+    assert on_photo.detector is not None and on_photo.detector.threshold == PhotoThreshold.info.photo_threshold
+    assert on_video.detector is not None and on_video.detector.threshold == PhotoThreshold.info.threshold
+
+
 def test_worker_that_dies_fails_its_file_not_the_scan() -> None:
     from concurrent.futures import Future
     from concurrent.futures.process import BrokenProcessPool

@@ -94,7 +94,11 @@ def test_bare_signal_file_and_bad_lines(hma: Any, tmp_path: Path) -> None:
     hma.post("/c/exchanges", json={"bank": "BAD", "api": "local_file", "api_json": {"filename": str(bad)}})
     status = hma.post("/c/exchange/BAD/fetch").json()
     assert status["last_fetch_succeeded"] is False and status["fetched_items"] == 0
-    assert "signal 2" in status["error"] and "secret" not in status["error"]  # the line is not echoed
+    assert "signal 2: not a valid pdq signal" in status["error"] and "secret" not in status["error"]
+    other = tmp_path / "other.txt"
+    other.write_text("root:x:0:0:root:/root:/bin/bash with words\n", encoding="utf-8")
+    hma.post("/c/exchanges", json={"bank": "OTHER", "api": "local_file", "api_json": {"filename": str(other)}})
+    assert "root" not in hma.post("/c/exchange/OTHER/fetch").json()["error"]  # not even the first word
     assert hma.get("/c/bank/BAD", params={"format": "deepshield"}).json()["entries"] == 0  # nothing half-done
     assert hma.get("/c/exchange/BAD/status").json()["last_fetch_succeeded"] is False
 

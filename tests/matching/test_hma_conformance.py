@@ -104,10 +104,17 @@ def test_site_map_and_openapi(hma: Any) -> None:
     assert routes == sorted(routes) and {"/c/banks", "/m/lookup", "/h/hash", "/status", "/status/live"} <= set(routes)
     r = hma.get("/openapi/openapi.json")
     assert r.status_code == 200 and "/c/bank/{bank_name}/content" in r.json()["paths"]
-    # The HMA routes declare HMA's error body.
-    lookup_400 = r.json()["paths"]["/m/lookup"]["get"]["responses"]["400"]
-    ref = lookup_400["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
-    assert set(r.json()["components"]["schemas"][ref]["properties"]) == {"message"}
+
+    # The HMA routes declare HMA's error body (and ours, for ?format=deepshield); ours declare ours.
+    def error_schemas(path: str, method: str) -> list[set[str]]:
+        schema = r.json()["paths"][path][method]["responses"]["400"]["content"]["application/json"]["schema"]
+        refs = [s["$ref"].rsplit("/", 1)[1] for s in schema.get("anyOf", [schema])]
+        return [set(r.json()["components"]["schemas"][ref]["properties"]) for ref in refs]
+
+    assert error_schemas("/m/lookup", "get") == [{"message"}, {"error", "detail"}]
+    assert error_schemas("/v1/match/device-hashes", "post") == [{"error", "detail"}]
+    status_503 = r.json()["paths"]["/status"]["get"]["responses"]["503"]
+    assert "text/plain" in status_503["content"] and "application/json" not in status_503["content"]
 
 
 def test_errors_are_hma_message_bodies(hma: Any, match_client: Any) -> None:

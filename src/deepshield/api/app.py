@@ -9,23 +9,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DataError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from deepshield.api.errors import install_error_handlers, install_openapi
 from deepshield.api.headers import SecurityHeaders
-from deepshield.api.limits import BodySizeLimit
-from deepshield.api.routes.matching import hma_error_body
+from deepshield.api.limits import BodySizeLimit, FiniteJson
 from deepshield.api.services import Services
 from deepshield.cases.context import CasesContext
 from deepshield.config import Settings, get_settings, make_private_dir, make_private_file
-from deepshield.errors import DeepshieldError
 from deepshield.store.db import session_scope, upgrade_schema
 
 log = logging.getLogger("deepshield")
@@ -100,6 +94,7 @@ def create_app(settings: Settings | None = None, *, cases: CasesContext | None =
     )
     app.state.settings = settings
     app.state.first_admin_password = first_password
+    app.add_middleware(FiniteJson)  # inside the size limit: it buffers only a body already under the limit
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(
@@ -109,33 +104,8 @@ def create_app(settings: Settings | None = None, *, cases: CasesContext | None =
         # Outermost, so the per-client limits see the client that a configured proxy names, and only then.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
 
-    def error(request: Request, status: int, code: str, detail: object, message: str) -> JSONResponse:
-        """`{"error": code, "detail": ...}`; on HMA's routes HMA's `{"message": ...}` (`routes.matching`)."""
-        body = hma_error_body(request, message) or {"error": code, "detail": detail}
-        return JSONResponse(body, status_code=status)
-
-    @app.exception_handler(DeepshieldError)
-    async def _deepshield_error(request: Request, exc: DeepshieldError) -> JSONResponse:
-        return error(request, exc.http_status, exc.code, exc.message, exc.message)
-
-    @app.exception_handler(DataError)
-    async def _data_error(request: Request, exc: DataError) -> JSONResponse:
-        # A value the database cannot hold (NUL characters on PostgreSQL, out-of-range numbers) is bad input.
-        why = "a value in the request cannot be stored (out of range or invalid characters)"
-        return error(request, 422, "invalid_value", why, why)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e.get("loc", [])), "msg": str(e.get("msg", ""))} for e in exc.errors()]
-        message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
-        return error(request, 422, "invalid_request", errors, message)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        body = hma_error_body(request, str(exc.detail))
-        if body is None:
-            return await http_exception_handler(request, exc)
-        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+    install_error_handlers(app)
+    install_openapi(app)
 
     static = Path(__file__).parent / "static"
     static.mkdir(exist_ok=True)

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from deepshield.faces.types import Face
-from deepshield.media.types import RGBImage
+from deepshield.media.types import MediaKind, RGBImage
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,15 @@ class DetectorInfo:
     threshold: float
     input_size: int
     description: str = ""
+    #: The threshold for still photos where it differs: photos are sharper and larger than video frames and a
+    #: video-calibrated threshold flags more real ones (model card). None: `threshold` for every medium.
+    photo_threshold: float | None = None
+
+    def threshold_for(self, kind: MediaKind) -> float:
+        """The documented threshold the verdict uses for this kind of media."""
+        if kind is MediaKind.IMAGE and self.photo_threshold is not None:
+            return self.photo_threshold
+        return self.threshold
 
 
 #: Where a score came from: H x W weights in the pixels of the detector's crop.

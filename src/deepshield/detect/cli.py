@@ -176,12 +176,18 @@ def calibrate_cmd(
     ],
     out: Annotated[Path, typer.Option(help="models folder")] = Path("src/deepshield/models"),
     target_fpr: Annotated[float, typer.Option(help="real frames allowed over the default threshold")] = 0.02,
+    photo_scores: Annotated[
+        list[Path] | None,
+        typer.Option(help="`evaluate` JSON with real still photos (repeatable): a threshold of their own for photos"),
+    ] = None,
+    photo_fpr: Annotated[float, typer.Option(help="real photos allowed over the photo threshold")] = 0.03,
 ) -> None:
-    """Fit Platt calibration and the default threshold from validation scores."""
+    """Fit Platt calibration and the default threshold from validation scores (and a photo threshold)."""
     from deepshield.detect.training.export import calibrate_from_scores
 
-    meta = calibrate_from_scores(scores, out, target_fpr=target_fpr)
-    console.print(f"calibration {meta['calibration']}, threshold {meta['threshold']}")
+    meta = calibrate_from_scores(scores, out, target_fpr=target_fpr, photo_scores=photo_scores, photo_fpr=photo_fpr)
+    photo = f", photo threshold {meta['photo_threshold']}" if "photo_threshold" in meta else ""
+    console.print(f"calibration {meta['calibration']}, threshold {meta['threshold']}{photo}")
 
 
 def make_swaps(

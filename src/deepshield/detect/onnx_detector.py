@@ -46,6 +46,8 @@ class ModelMeta:
     platt_b: float
     threshold: float
     raw: dict[str, Any]
+    #: Still photos' threshold where calibrated apart (`calibrate --photo-scores`); None: `threshold`.
+    photo_threshold: float | None = None
     #: Average the logits of each crop and its mirror image (set at export when validation shows it helps).
     flip_average: bool = False
 
@@ -65,6 +67,7 @@ class ModelMeta:
             threshold=float(d.get("threshold", 0.5)),
             raw=d,
             flip_average=bool(d.get("flip_average", False)),
+            photo_threshold=float(d["photo_threshold"]) if d.get("photo_threshold") is not None else None,
         )
 
 
@@ -93,6 +96,7 @@ class OnnxSbiDetector(Detector):
             name="sbi",
             version=meta.version,
             threshold=meta.threshold,
+            photo_threshold=meta.photo_threshold,
             input_size=meta.input_size,
             description="Compact CNN trained by self-blending on real faces only; calibrated probability.",
         )

@@ -219,13 +219,14 @@ def _result(
     verdict: Verdict | None = None
     tracks_over: list[int] = []
     if detector is not None:
-        det = DetectorRef(detector.info.name, detector.info.version, detector.info.threshold)
+        threshold = detector.info.threshold_for(info.kind)
+        det = DetectorRef(detector.info.name, detector.info.version, threshold)
         if agg is not None and agg.video is not None:
-            verdict = "manipulated" if agg.video >= detector.info.threshold else "no manipulation found"
+            verdict = "manipulated" if agg.video >= threshold else "no manipulation found"
         else:
             verdict = "no face to score"
         if agg is not None and tracks:
-            tracks_over = [tid for tid, s in agg.tracks.items() if s >= detector.info.threshold]
+            tracks_over = [tid for tid, s in agg.tracks.items() if s >= threshold]
     scores = None
     if agg is not None:
         scores = Scores(

@@ -6,6 +6,7 @@ of word p // 64. Every index and comparison in this package works on the word fo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TypeAlias
 
@@ -15,6 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 from deepshield.errors import DeepshieldError
 
 HEX_LEN = 64
+_HEX = re.compile("[0-9a-f]*")
 WORDS = 4
 #: Codes in word form: (4,) for one, (n, 4) for many.
 Words: TypeAlias = NDArray[np.uint64]
@@ -30,10 +32,8 @@ def normalise_hex(value: str, length: int = HEX_LEN, what: str = "PDQ hash") -> 
     v = value.strip().lower()
     if len(v) != length:
         raise InvalidHash(f"{what} must be {length} hex digits, got {len(v)}")
-    try:
-        int(v, 16)
-    except ValueError:
-        raise InvalidHash(f"{what} is not hexadecimal: {value[:80]!r}") from None
+    if not _HEX.fullmatch(v):  # not int(v, 16), which also takes "0x", "+", "-" and "_"
+        raise InvalidHash(f"{what} is not hexadecimal: {value[:80]!r}")
     return v
 
 

@@ -36,6 +36,7 @@ from deepshield.jsontypes import JsonObject, JsonValue
 from deepshield.matching import banks as bank_svc
 from deepshield.matching.hma import hma_signal_name
 from deepshield.matching.signals import get_signal
+from deepshield.matching.signals.registry import SIGNAL_TYPES
 from deepshield.matching.storage import ExchangeRecord, MatchStore, StoreLike, as_store
 from deepshield.matching.types import BANK_NAME_RE, EntryMeta
 
@@ -50,6 +51,8 @@ TX_TYPES: dict[str, tuple[str, str | None]] = {
     "HASH_VIDEO_MD5": ("video_md5", "video"),
     "HASH_MD5": ("video_md5", "video"),  # python-threatexchange takes HASH_MD5 only with tag media_type_video
 }
+#: The signal type names of HMA and python-threatexchange that are ours under another name.
+TX_NAMES = ("video_md5", "photo_md5")
 #: Fields python-threatexchange asks threat_updates for.
 TX_FIELDS = "id,indicator,type,creation_time,last_updated,should_delete,tags,status,applications_with_opinions"
 _PAGE_SIZE = 1000
@@ -339,8 +342,10 @@ def _bank_all(store: MatchStore, bank: str, source: Iterator[Fetched], exchange:
         try:
             if f.key not in by_key and _bank_one(store, bank, f, held, exchange):
                 added += 1
-        except DeepshieldError:  # the value is not echoed: a local file may be anything on the server
-            raise InvalidExchange(f"signal {i}: not a valid {f.signal_type[:40]!r} signal") from None
+        except DeepshieldError:  # nothing of the line is echoed: a local file may be anything on the server
+            known = f.signal_type in SIGNAL_TYPES.names() or f.signal_type in TX_NAMES
+            what = f"{f.signal_type} signal" if known else "signal (unknown type)"
+            raise InvalidExchange(f"signal {i}: not a valid {what}") from None
     return added
 
 

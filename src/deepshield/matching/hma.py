@@ -81,8 +81,11 @@ def _opt_ratio(body: Mapping[str, JsonValue], key: str) -> float | None:
 
 
 def _opt_bool(body: Mapping[str, JsonValue], key: str) -> bool | None:
+    """A JSON true or false, or absent: 0, 1 or "false" are refused, not read as Python truth values."""
     v = body.get(key)
-    return None if v is None else bool(v)
+    if v is not None and not isinstance(v, bool):
+        raise BadRequest(f"{key} must be true or false")
+    return v
 
 
 def signal_types_param(types: str | None) -> list[str] | None:
@@ -351,8 +354,8 @@ def create_bank(session: StoreLike, body: Mapping[str, JsonValue]) -> BankInfo:
         name,
         description=_opt_str(body, "description"),
         threshold=_opt_int(body, "threshold"),
-        negative=bool(body.get("is_negative", False)),
-        enabled=bool(body.get("enabled", True)),
+        negative=bool(_opt_bool(body, "is_negative")),
+        enabled=_opt_bool(body, "enabled") is not False,
         enabled_ratio=_opt_ratio(body, "enabled_ratio"),
     )
 

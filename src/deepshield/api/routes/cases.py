@@ -8,7 +8,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from deepshield.accounts.service import Principal
@@ -110,7 +110,7 @@ class InfoIn(BaseModel):
     jurisdiction: str | None = None
     content_locations: list[str] | None = None
     explanation: str | None = None
-    good_faith: bool | None = None
+    good_faith: StrictBool | None = None  # 0 or "yes" is not a statement made in good faith
     signature: str | None = None
     reporter_name: str | None = None
     reporter_email: str | None = None
@@ -154,9 +154,26 @@ async def attach_media(
     return {"media_id": m.id, "sha256": m.sha256, "hashes": json.loads(m.hashes)}
 
 
+#: The actions `flows.decide` takes, as the schema can say them: [no_action] alone, or a set of the others
+#: without both remove and restrict (the server checks the same; this tells clients and the fuzzer).
+ACTIONS_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "array", "items": {"const": "no_action"}, "minItems": 1},
+        {
+            "type": "array",
+            "items": {"enum": [k for k in flows.ACTION_KINDS if k != "no_action"]},
+            "minItems": 1,
+            "not": {"allOf": [{"contains": {"const": k}} for k in flows.RESTRICTIONS]},
+        },
+    ]
+}
+
+
 class DecisionIn(BaseModel):
-    actions: list[str] = Field(description="one or more of remove, restrict, bank; or [no_action]")
-    reason: str = Field(min_length=1, max_length=4000)
+    actions: list[str] = Field(
+        description="one or more of remove, restrict, bank; or [no_action]", json_schema_extra=ACTIONS_SCHEMA
+    )
+    reason: str = Field(min_length=1, max_length=4000, pattern=r"\S")
     expected_version: int | None = Field(
         default=None, ge=0, le=DB_INT_MAX, description="the case version you looked at (409 if stale)"
     )
@@ -206,7 +223,7 @@ def decide(case_id: str, body: DecisionIn, ctx: CasesDep, principal: CasesPrinci
 
 
 class AppealIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=4000)
+    reason: str = Field(min_length=1, max_length=4000, pattern=r"\S")
     filed_by: str = Field(default="uploader", max_length=128)
 
 
@@ -226,7 +243,7 @@ def file_appeal(case_id: str, body: AppealIn, ctx: CasesDep, principal: CasesPri
 
 class AppealDecisionIn(BaseModel):
     outcome: str = Field(pattern="^(upheld|reversed)$")
-    reason: str = Field(min_length=1, max_length=4000)
+    reason: str = Field(min_length=1, max_length=4000, pattern=r"\S")
     expected_version: int | None = Field(default=None, ge=0, le=DB_INT_MAX)
 
 
@@ -352,6 +369,10 @@ class SelfHashes(SelfAuth):
     hashes: list[HashItem] = Field(max_length=1000)
 
 
+#: The PIN routes are rate limited per client and lock a case after wrong PINs.
+THROTTLED: dict[int | str, dict[str, Any]] = {429: {"description": "too many attempts: wait and retry"}}
+
+
 def _self_case(request: Request, ctx: CasesContext, auth: SelfAuth) -> str:
     """The case, or the same 404 for an unknown case number and a wrong PIN (429 once this client is locked
     out of this case number, or at its limit across cases)."""
@@ -365,14 +386,14 @@ def _self_case(request: Request, ctx: CasesContext, auth: SelfAuth) -> str:
         return case.id
 
 
-@router.post("/v1/selfservice/status")
+@router.post("/v1/selfservice/status", responses=THROTTLED)
 def self_status(body: SelfAuth, request: Request, ctx: CasesDep) -> dict[str, Any]:
     cid = _self_case(request, ctx, body)
     with session_scope(ctx.settings) as s:
         return case_dict(s, ctx, service.get_case(s, cid), personal=False)
 
 
-@router.post("/v1/selfservice/hashes", status_code=201)
+@router.post("/v1/selfservice/hashes", status_code=201, responses=THROTTLED)
 def self_hashes(body: SelfHashes, request: Request, ctx: CasesDep) -> dict[str, Any]:
     """Hashes computed on the victim's device (never the media) are banked against the case."""
     cid = _self_case(request, ctx, body)
@@ -380,7 +401,7 @@ def self_hashes(body: SelfHashes, request: Request, ctx: CasesDep) -> dict[str, 
     return {"case_id": cid, "added": n}
 
 
-@router.post("/v1/selfservice/withdraw")
+@router.post("/v1/selfservice/withdraw", responses=THROTTLED)
 def self_withdraw(body: SelfAuth, request: Request, ctx: CasesDep) -> dict[str, Any]:
     """Withdraw: the case closes and every hash of it is removed from every bank."""
     cid = _self_case(request, ctx, body)

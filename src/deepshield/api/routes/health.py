@@ -28,7 +28,10 @@ def healthz(session: SessionDep) -> dict[str, str]:
 @router.get(
     "/status",
     response_class=PlainTextResponse,
-    responses={200: {"description": ALIVE}, 503: {"description": "INDEX-NOT-LOADED"}},
+    responses={
+        200: {"description": ALIVE, "content": {"text/plain": {"schema": {"type": "string"}}}},
+        503: {"description": "INDEX-NOT-LOADED", "content": {"text/plain": {"schema": {"type": "string"}}}},
+    },
 )
 def hma_status(settings: SettingsDep) -> PlainTextResponse:
     """HMA's readiness check: 503 until the match index has loaded (a load balancer sends no lookups to a

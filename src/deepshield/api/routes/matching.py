@@ -19,7 +19,6 @@ from typing import Annotated, Any, BinaryIO
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -35,25 +34,8 @@ from deepshield.media import Media, MediaLimits, open_upload
 from deepshield.media.open import rename_in_error
 from deepshield.store.bounds import DB_INT_MAX
 
-
-class HmaError(BaseModel):
-    """HMA's error body; with `?format=deepshield` it is ours, `{"error": code, "detail": message}`."""
-
-    message: str
-
-
-#: The errors every HMA route may answer (HMA's `ErrorResponse`).
-HMA_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": HmaError, "description": why}
-    for code, why in (
-        (400, "bad input"),
-        (401, "no or unknown API key"),
-        (403, "the key lacks the scope, or (HMA) the bank name is taken"),
-        (404, "no such bank, content or exchange"),
-        (422, "a number out of range"),
-    )
-}
-hma_router = APIRouter(tags=["matching"], responses=HMA_ERRORS)
+#: HMA's routes; their errors are HMA's `{"message"}` (`api.errors`, which also declares it).
+hma_router = APIRouter(tags=["matching"])
 MatchPrincipal = Annotated[Principal, Depends(require_scope("match"))]
 CuratePrincipal = Annotated[Principal, Depends(require_scope("curate"))]
 #: A bank entry's id in a path (bounded: a larger number was a 500 from the database driver).
@@ -62,16 +44,6 @@ ContentId = Annotated[int, PathParam(ge=1, le=DB_INT_MAX)]
 FormatQ = Annotated[
     Mode, Query(alias="format", description="hma: HMA's shapes exactly; deepshield: with our extra fields")
 ]
-HMA_PREFIXES = ("/h/", "/m/", "/c/")
-
-
-def hma_error_body(request: Request, message: str) -> dict[str, Any] | None:
-    """The error body of an HMA route (`{"message"}`), or None elsewhere and with `?format=deepshield`."""
-    if not request.url.path.startswith(HMA_PREFIXES) or request.query_params.get("format") == Mode.DEEPSHIELD:
-        return None
-    return {"message": message}
-
-
 # ---------------------------------------------------------------------------------------------- media in
 
 
@@ -566,8 +538,34 @@ def device_hash_page() -> Any:
     return RedirectResponse("/static/hash-photos.html", status_code=307)
 
 
+#: What `hma.add_device_hashes` reads (it checks the same): declared so that clients and the fuzzer know it.
+DEVICE_HASHES_SCHEMA: dict[str, Any] = {
+    "required": ["bank", "hashes"],
+    "properties": {
+        "bank": {"type": "string", "minLength": 1},
+        "case_id": {"type": "string"},
+        "hashes": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["pdq"],
+                "properties": {
+                    "pdq": {"type": "string", "pattern": r"^\s*[0-9a-fA-F]{64}\s*$"},
+                    "quality": {"type": "integer", "minimum": 0, "maximum": 100},
+                },
+            },
+        },
+    },
+}
+
+
 @own_router.post("/v1/match/device-hashes", status_code=201)
-def device_hashes(session: SessionDep, principal: CuratePrincipal, body: Annotated[dict[str, Any], Body()]) -> Any:
+def device_hashes(
+    session: SessionDep,
+    principal: CuratePrincipal,
+    body: Annotated[dict[str, Any], Body(json_schema_extra=DEVICE_HASHES_SCHEMA)],
+) -> Any:
     """Bank PDQ hashes computed on a person's own device: {bank, case_id, hashes: [{pdq, quality}]}."""
     answer = hma.add_device_hashes(session, body, principal.name)
     session.commit()

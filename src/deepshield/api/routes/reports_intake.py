@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StrictBool, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
@@ -39,7 +39,7 @@ class ReportIn(BaseModel):
     jurisdiction: str = Field(default="", max_length=8, description="country or region code: US, EU, UK, DE...")
     content_locations: list[str] = Field(default_factory=list, max_length=100, description="exact URL(s)")
     explanation: str = Field(default="", max_length=10000, description="why the content is illegal")
-    good_faith: bool = Field(default=False, description="good-faith / bona fide statement")
+    good_faith: StrictBool = Field(default=False, description="good-faith / bona fide statement (true or false only)")
     signature: str = Field(default="", max_length=256, description="physical or electronic signature")
     reporter_name: str = Field(default="", max_length=256)
     reporter_email: str = Field(default="", max_length=256)

@@ -109,10 +109,33 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray, iters: int = 100) -> tuple
     return float(a), float(t[1] - a * mu)
 
 
+def _real_photo_logits(files: list[Path]) -> list[float]:
+    """The highest frame logit of each real still photo in `evaluate` JSONs (one frame per photo)."""
+    out = []
+    for path in files:
+        data = read_json_file(path, "evaluation scores")
+        try:
+            for item in data["items"]:
+                if int(item["label"]) == 0 and item.get("kind") == "image" and item["frames"]:
+                    out.append(max(float(fr["logit"]) for fr in item["frames"]))
+        except (KeyError, TypeError, ValueError):
+            raise DeepshieldError(f"{path}: not a scores.json written by `deepshield evaluate`") from None
+    if len(out) < 20:
+        raise DeepshieldError(f"{len(out)} real photos in {', '.join(map(str, files))}: a photo threshold needs 20+")
+    return out
+
+
 def calibrate_from_scores(
-    scores_json: Path | list[Path], out_dir: Path, target_fpr: float = 0.02, min_threshold: float = 0.5
+    scores_json: Path | list[Path],
+    out_dir: Path,
+    target_fpr: float = 0.02,
+    min_threshold: float = 0.5,
+    photo_scores: list[Path] | None = None,
+    photo_fpr: float = 0.03,
 ) -> dict[str, Any]:
-    """Fit calibration from `evaluate` JSONs over validation data (pooled) and write it into the model metadata."""
+    """Fit calibration from `evaluate` JSONs over validation data (pooled) and write it into the model metadata.
+    With `photo_scores`, also a threshold for still photos: the (1 - photo_fpr) quantile of their real photos
+    under the new calibration, never below the general threshold."""
     from deepshield.detect.onnx_detector import calibrate
 
     files = scores_json if isinstance(scores_json, list) else [scores_json]
@@ -155,5 +178,15 @@ def calibrate_from_scores(
     }
     meta["threshold"] = round(thr, 4)
     meta["threshold_rule"] = f"max({min_threshold}, {1 - target_fpr:.2f} quantile of validation real frames)"
+    meta.pop("photo_threshold", None)
+    meta.pop("photo_threshold_rule", None)
+    if photo_scores:
+        photo_p = calibrate(np.array(_real_photo_logits(photo_scores)), a, b)
+        meta["photo_threshold"] = round(float(max(thr, np.quantile(photo_p, 1 - photo_fpr))), 4)
+        meta["photo_threshold_rule"] = (
+            f"max(threshold, {1 - photo_fpr:.2f} quantile of {len(photo_p)} validation real photos: "
+            + ", ".join(f"{p.parent.name}/{p.name}" for p in photo_scores)
+            + ")"
+        )
     meta_path.write_text(json.dumps(meta, indent=1))
     return meta
