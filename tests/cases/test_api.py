@@ -295,18 +295,22 @@ def test_reporter_completes_a_notice_on_the_status_page(api, make_json):
     client, ctx, key = api
     rec = client.post("/v1/reports", json=make_json(signature="", good_faith=False), headers=key("cases")).json()
     assert rec["status"] == "needs_info"
-    page = client.get("/status").text
+    page = client.get("/case-status").text
     tok = csrf_token(page)
-    r = client.post("/status", data={"csrf": tok, "case_id": rec["case_id"], "pin": rec["pin"]}, follow_redirects=False)
+    r = client.post(
+        "/case-status", data={"csrf": tok, "case_id": rec["case_id"], "pin": rec["pin"]}, follow_redirects=False
+    )
     assert r.status_code == 303
     status = client.get(r.headers["location"]).text
     assert 'id="info-signature"' in status and 'id="info-good_faith"' in status
     assert (
-        client.post(f"/status/{rec['case_id']}/info", data={"signature": "Jane"}, follow_redirects=False).status_code
+        client.post(
+            f"/case-status/{rec['case_id']}/info", data={"signature": "Jane"}, follow_redirects=False
+        ).status_code
         == 403
     )  # CSRF
     r = client.post(
-        f"/status/{rec['case_id']}/info",
+        f"/case-status/{rec['case_id']}/info",
         data={"csrf": tok, "signature": "Jane Roe", "good_faith": "yes"},
         follow_redirects=True,
     )

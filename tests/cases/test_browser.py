@@ -102,7 +102,7 @@ def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path
 
     # 3. the victim: status, hashes, withdrawal
     vic = browser.new_context().new_page()
-    vic.goto(base + "/status")
+    vic.goto(base + "/case-status")
     vic.fill("#case_id", case_id)
     vic.fill("#pin", pin)
     vic.click("#status-submit")

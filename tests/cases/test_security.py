@@ -268,12 +268,13 @@ def test_numbers_where_text_belongs_are_4xx(api, path, body):
     client.post("/c/banks", json={"name": "X"}, headers=h)
     r = client.post(path, content=json.dumps(body), headers=h)
     assert 400 <= r.status_code < 500, (r.status_code, r.text)
-    assert r.json()["error"] == "bad_request", r.text
+    # HMA's routes answer HMA's error body ({"message"}), ours {"error", "detail"}.
+    assert r.json().get("error", "bad_request") == "bad_request" and (r.json().get("message") or r.json()["detail"])
 
 
 def test_disable_until_ts_after_2038_on_postgresql(tmp_path, postgres_url):
-    """HMA clients send Unix times such as 4102444800 (2100): PostgreSQL's 32-bit column overflowed (a 500);
-    it is 64-bit now (migration matching_0002), and 2**63 is a 422."""
+    """A Unix time past 2038 overflowed PostgreSQL's 32-bit column (a 500); the column is 64-bit now (migration
+    matching_0002). The API, as HMA, takes at most 5 years ahead: 4102444800 (2100) and 2**63 are a 400."""
     from fastapi.testclient import TestClient
 
     from deepshield.accounts.service import create_api_key
@@ -293,10 +294,16 @@ def test_disable_until_ts_after_2038_on_postgresql(tmp_path, postgres_url):
         with TestClient(create_app(s)) as client:
             client.post("/c/banks", json={"name": "X"}, headers=h)
             eid = client.post("/c/bank/X/signal", json={"pdq": "f" * 64}, headers=h).json()["id"]
-            r = client.put(f"/c/bank/X/content/{eid}", json={"disable_until_ts": 4102444800}, headers=h)
-            assert r.status_code == 200 and r.json()["disable_until_ts"] == 4102444800, r.text
-            r = client.put(f"/c/bank/X/content/{eid}", json={"disable_until_ts": 2**63}, headers=h)
-            assert r.status_code == 422, r.text
+            soon = int(time.time()) + 86400
+            r = client.put(f"/c/bank/X/content/{eid}", json={"disable_until_ts": soon}, headers=h)
+            assert r.status_code == 200 and r.json()["disable_until_ts"] == soon, r.text
+            for far in (4102444800, 2**63):
+                r = client.put(f"/c/bank/X/content/{eid}", json={"disable_until_ts": far}, headers=h)
+                assert r.status_code == 400 and "disable_until_ts" in r.json()["message"], r.text
+            with session_scope(s) as db:  # the 64-bit column itself still holds a time after 2038
+                from deepshield.matching.banks import set_entry_disabled_until
+
+                assert set_entry_disabled_until(db, eid, 4102444800).disable_until_ts == 4102444800
     finally:
         reset_engines()
 
@@ -326,7 +333,8 @@ def test_errors_name_the_users_file_never_a_server_path(api, make_json, tmp_path
             ):
                 leaks.append((route, name, r.status_code, text[:300]))
             elif r.status_code >= 400:
-                assert r.json().get("detail"), (route, name, text)  # a reason, in JSON
+                body = r.json()
+                assert body.get("detail") or body.get("message"), (route, name, text)  # a reason, in JSON
     assert leaks == [], "\n".join(map(str, leaks))
 
 
@@ -382,7 +390,7 @@ def test_pages_carry_security_headers_and_no_inline_script(api, settings):
     from .conftest import login
 
     client, ctx, key = api
-    pages = ["/report", "/status", "/login", "/static/hash-photos.html"]
+    pages = ["/report", "/case-status", "/login", "/static/hash-photos.html"]
     login(client, settings, "rev", "reviewer")
     pages += ["/console", "/"]
     for page in pages:
@@ -560,7 +568,7 @@ def test_the_console_cookie_alone_cannot_change_state_through_the_api(api, setti
     for headers in ({}, {"X-CSRF-Token": "forged"}):
         r = client.post(f"/v1/cases/{cid}/decision", json=decision, headers=headers)
         assert r.status_code == 403 and "X-CSRF-Token" in r.json()["detail"], r.text
-    assert "X-CSRF-Token" in client.put("/c/bank/anything", json={}).json()["detail"]  # any unsafe method
+    assert "X-CSRF-Token" in client.put("/c/bank/anything", json={}).json()["message"]  # any unsafe method (HMA body)
     with session_scope(settings) as s:
         case = s.get(Case, cid)
         assert case is not None and case.decision is None
@@ -670,7 +678,8 @@ def test_an_oversize_chunked_body_gets_413_on_every_upload_route(small_limit_app
         url, headers = report_action(client.get("/report").text), _cookie(client)
     total = 4 * 1024 * 1024
     status, answer, taken = _stream_post(app, url, total, headers)
-    assert status == 413 and answer["error"] == "media_too_large", (status, answer)
+    hma = route.startswith(("/h/", "/c/"))  # HMA's routes answer HMA's error body
+    assert status == 413 and (set(answer) == {"message"} if hma else answer["error"] == "media_too_large"), answer
     assert taken < total
 
 
@@ -761,9 +770,9 @@ def test_an_unknown_case_number_and_a_wrong_pin_get_the_same_answers(api, make_j
         return real_hash(secret, case_id, pin)
 
     monkeypatch.setattr(pins, "pin_hash", counting_hash)
-    page = client.get("/status").text
+    page = client.get("/case-status").text
     tok = csrf_token(page)
-    forms = [client.post("/status", data={"csrf": tok, "case_id": n, "pin": "1234567"}) for n in (cid, unknown)]
+    forms = [client.post("/case-status", data={"csrf": tok, "case_id": n, "pin": "1234567"}) for n in (cid, unknown)]
     assert [r.status_code for r in forms] == [401, 401]
     assert all("Unknown case number or wrong PIN." in r.text for r in forms)
 
@@ -828,9 +837,11 @@ def test_the_server_believes_no_forwarded_for_by_default(settings):
 # ---------------------------------------------------------------------------------------------- issue 31 point 13
 
 
-def _declared_error_schema(spec: dict, path: str, method: str, status: int) -> dict:
-    ref = spec["paths"][path][method]["responses"][str(status)]["content"]["application/json"]["schema"]["$ref"]
-    return spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+def _declared_error_schemas(spec: dict, path: str, method: str, status: int) -> list[dict]:
+    """The schemas a declared error answer may have (one, or HMA's and ours on HMA's routes)."""
+    schema = spec["paths"][path][method]["responses"][str(status)]["content"]["application/json"]["schema"]
+    refs = [s["$ref"] for s in schema.get("anyOf", [schema])]
+    return [spec["components"]["schemas"][ref.rsplit("/", 1)[1]] for ref in refs]
 
 
 def _matches(body: dict, schema: dict) -> bool:
@@ -856,10 +867,13 @@ def test_error_bodies_match_the_declared_schema(api, method, path, status, scope
     (the 422 used to declare FastAPI's `HTTPValidationError` while `{"error", "detail"}` was sent)."""
     client, ctx, key = api
     spec = client.get("/openapi.json").json()
-    schema = _declared_error_schema(spec, path, method, status)
+    *hma, schema = _declared_error_schemas(spec, path, method, status)
     assert schema["required"] == ["error", "detail"]
     r = client.request(method.upper(), path.format(case_id="nope"), json=[1], headers=key(scope) if scope else {})
     assert r.status_code == status, r.text
+    if path.startswith("/c/"):  # HMA's routes: HMA's {"message"}, ours with ?format=deepshield
+        assert [s["required"] for s in hma] == [["message"]] and set(r.json()) == {"message"}, r.json()
+        r = client.request(method.upper(), path + "?format=deepshield", json=[1], headers=key(scope) if scope else {})
     assert _matches(r.json(), schema), r.json()
     assert "HTTPValidationError" not in spec["components"]["schemas"]
 
@@ -910,7 +924,8 @@ def test_405_lists_every_method_of_the_path(api, method, path, allowed):
     r = client.request(method, path, headers=key("admin"))
     assert r.status_code == 405
     assert r.headers["allow"] == allowed
-    assert r.json()["error"] == "method_not_allowed"
+    hma = path.startswith(("/h/", "/m/", "/c/"))  # HMA's routes answer HMA's error body
+    assert r.json() == {"message": "Method Not Allowed"} if hma else r.json()["error"] == "method_not_allowed"
 
 
 @pytest.mark.parametrize("number", ["1e400", "-1e400", "NaN", "Infinity"])
@@ -920,7 +935,7 @@ def test_non_finite_json_numbers_are_refused_wherever_they_are(api, make_json, n
     client, ctx, key = api
     hdr = {**key("admin"), "Content-Type": "application/json"}
     r = client.post("/c/banks", content=f'{{"name": "Z", "matching_enabled_ratio": {number}}}', headers=hdr)
-    assert r.status_code == 422 and "matching_enabled_ratio" in r.json()["detail"], r.text
+    assert r.status_code == 422 and "matching_enabled_ratio" in r.json()["message"], r.text  # HMA's body
     assert client.get("/c/bank/Z", headers=hdr).status_code == 404
     body = json.dumps(make_json())[:-1] + f', "extra": [1, {{"x": {number}}}]}}'
     r = client.post("/v1/reports", content=body, headers=hdr)

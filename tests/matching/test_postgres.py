@@ -40,3 +40,32 @@ def test_banks_on_postgres(tmp_path: Path, real_photos: list[Path], postgres_url
                     svc.delete_bank(s, b)
         reset_indexes()
         reset_engines()
+
+
+def test_exchange_records_on_postgres(tmp_path: Path, postgres_url: str) -> None:
+    """The exchange table (matching_0003) on PostgreSQL: a file exchange fetched, its status kept, its notes."""
+    from deepshield.matching import exchanges
+    from deepshield.matching.storage import SqlMatchStore
+
+    st = Settings(home=tmp_path, database_url=postgres_url)
+    upgrade_schema(st)
+    name = "PGX_" + uuid.uuid4().hex[:8].upper()
+    signals = tmp_path / "signals.txt"
+    signals.write_text("pdq " + "f8" * 32 + "\n", encoding="utf-8")
+    try:
+        with session_scope(st) as s:
+            exchanges.create_exchange(s, name, "local_file", {"filename": str(signals)})
+        with session_scope(st) as s:
+            x = exchanges.fetch(s, name, now=lambda: 2_000_000_000.0)  # after 2038: 64-bit columns
+            exchanges.record_fetch(s, x)
+        with session_scope(st) as s:
+            got = SqlMatchStore(s).exchange(name)
+            assert got is not None and got.fetched_items == 1 and got.last_fetch_complete_ts == 2_000_000_000
+            assert list(exchanges.signal_lines(s, name)) == ["pdq " + "f8" * 32]
+    finally:
+        with session_scope(st) as s:
+            SqlMatchStore(s).delete_exchange(name)
+            with contextlib.suppress(svc.BankNotFound):
+                svc.delete_bank(s, name)
+        reset_indexes()
+        reset_engines()

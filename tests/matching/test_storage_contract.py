@@ -195,3 +195,33 @@ def test_export_import(stores: Stores) -> None:
         assert entries[1].signals == {"md5": MD5}
         with pytest.raises(Exception, match="line 2"):
             svc.import_bank(st, io.StringIO(buf.getvalue().replace(H, "nothex")), "BAD")
+
+
+def test_exchanges_notes_and_log_times(stores: Stores, tmp_path: Path) -> None:
+    """Exchange records, notes and change-log times: the same on both stores (the exchange fetch runs on both)."""
+    from deepshield.matching import exchanges
+    from deepshield.matching.storage import ExchangeRecord
+
+    signals = tmp_path / "signals.txt"
+    signals.write_text(f"pdq {H}\nvideo_md5 {MD5}\n", encoding="utf-8")
+    with stores.open() as st:
+        assert st.exchanges() == [] and st.exchange("X") is None and st.delete_exchange("X") is False
+        exchanges.create_exchange(st, "FILE_X", "local_file", {"filename": str(signals)})
+        st.save_exchange(ExchangeRecord(name="A_X", api="sample", bank="FILE_X", api_json={"k": [1]}))
+    with stores.open() as st:
+        assert [x.name for x in st.exchanges()] == ["A_X", "FILE_X"]
+        assert st.exchange("A_X") == ExchangeRecord(name="A_X", api="sample", bank="FILE_X", api_json={"k": [1]})
+        x = exchanges.fetch(st, "FILE_X", now=lambda: 1234.0)
+        assert (x.fetched_items, x.last_fetch_succeeded, x.last_fetch_complete_ts) == (2, True, 1234)
+        exchanges.record_fetch(st, x)
+    with stores.open() as st:
+        assert st.exchange("FILE_X") == x
+        assert [line for line in exchanges.signal_lines(st, "FILE_X")] == [f"pdq {H}", f"video_md5 {MD5}"]
+        e = st.entries(st.bank("FILE_X").id)[0]  # type: ignore[union-attr]
+        st.set_note(e.id, "a note")
+        last = st.max_log_id()
+        assert st.log_time(last) is not None and st.log_time(last + 1000) is None
+        assert st.delete_exchange("A_X") is True
+    with stores.open() as st:
+        assert st.entry(e.id).note == "a note"  # type: ignore[union-attr]
+        assert [x.name for x in st.exchanges()] == ["FILE_X"]

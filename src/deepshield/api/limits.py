@@ -6,8 +6,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from deepshield.api.errors import body_for
 
 
 class BodyTooLarge(Exception):
@@ -28,7 +31,7 @@ class BodySizeLimit:
             if name == b"content-length":
                 try:
                     if int(value) > limit:
-                        await self._reject(send)
+                        await self._reject(scope, send)
                         return
                 except ValueError:
                     pass
@@ -54,7 +57,7 @@ class BodySizeLimit:
             nonlocal started, replaced
             if over and not started:
                 started = replaced = True
-                await self._reject(send)
+                await self._reject(scope, send)
             elif not replaced:
                 started = started or msg["type"] == "http.response.start"
                 await send(msg)
@@ -62,15 +65,17 @@ class BodySizeLimit:
         with contextlib.suppress(BodyTooLarge):
             await self.app(scope, limited_receive, guarded_send)
         if over and not started:
-            await self._reject(send)
+            await self._reject(scope, send)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, scope: Scope, send: Send) -> None:
         detail = f"request body is over the limit of {self.max_bytes / 1e6:.0f} MB"
-        await _send_json(send, 413, {"error": "media_too_large", "detail": detail})
+        await _send_error(scope, send, 413, "media_too_large", detail)
 
 
-async def _send_json(send: Send, status: int, payload: dict[str, str]) -> None:
-    body = json.dumps(payload).encode()
+async def _send_error(scope: Scope, send: Send, status: int, code: str, detail: str) -> None:
+    """The error body the exception handlers give (`errors.body_for`: HMA's on HMA's routes)."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    body = json.dumps(body_for(scope.get("path", ""), parse_qs(query), status, detail, code)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -118,7 +123,7 @@ class FiniteJson:
             where = None  # not JSON: the route's own parsing answers
         if where is not None:
             detail = f"{where}: numbers must be finite (1e400, Infinity and NaN are not)"
-            await _send_json(send, 422, {"error": "invalid_number", "detail": detail})
+            await _send_error(scope, send, 422, "invalid_number", detail)
             return
         await self.app(scope, _replay({"type": "http.request", "body": body, "more_body": False}, receive), send)
 

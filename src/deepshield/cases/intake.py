@@ -42,7 +42,7 @@ class Receipt:
             "missing": self.missing,
             "valid": not self.missing,
             "receipt": msg,
-            "status_url": "/status",
+            "status_url": "/case-status",
             "version": self.version,
             "replayed": self.replayed,
         }

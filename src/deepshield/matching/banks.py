@@ -30,6 +30,8 @@ from deepshield.store.timeutil import utcnow
 
 # ---------------------------------------------------------------------------------------------- banks
 
+NAME_RULE = "must be 1-128 characters of A-Z, 0-9 and _, not starting with a digit (as in HMA)"
+
 
 def bank_info(b: BankRecord, entries: int = 0) -> BankInfo:
     """The stored bank as reported: every field of the record, its date as ISO text, with its entry count."""
@@ -62,7 +64,7 @@ def create_bank(
 ) -> BankInfo:
     store = as_store(session)
     if not BANK_NAME_RE.match(name):
-        raise InvalidBank(f"bank name {name!r} must be 1-128 characters of A-Z, 0-9 and _ (as in HMA)")
+        raise InvalidBank(f"bank name {name!r} {NAME_RULE}")
     _check_threshold(threshold)
     if store.bank(name) is not None:
         raise BankExists(f"bank {name!r} already exists")
@@ -101,7 +103,7 @@ def update_bank(
     b = bank_record(store, name)
     if new_name is not None and new_name != b.name:
         if not BANK_NAME_RE.match(new_name):
-            raise InvalidBank(f"bank name {new_name!r} must be 1-128 characters of A-Z, 0-9 and _")
+            raise InvalidBank(f"bank name {new_name!r} {NAME_RULE}")
         if store.bank(new_name) is not None:
             raise BankExists(f"bank {new_name!r} already exists")
         b.name = new_name

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from deepshield.errors import DeepshieldError
 from deepshield.matching import service as svc
+from deepshield.matching.exchanges import import_signal_file, signal_lines
 from deepshield.store.db import session_scope, upgrade_schema
 from deepshield.terminal import failed_line, plain_console, styled
 
@@ -291,23 +292,63 @@ def bank_remove(
     typer.echo(f"removed {n} entr{'y' if n == 1 else 'ies'}")
 
 
+FileFormat = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="deepshield (JSON Lines, docs/bank-format.md) or threatexchange (python-threatexchange's signal "
+        "file: '<type> <signal>' a line)",
+    ),
+]
+
+
+def _check_format(file_format: str) -> None:
+    if file_format not in ("deepshield", "threatexchange"):
+        raise DeepshieldError(f"--format must be deepshield or threatexchange, not {file_format!r}")
+
+
 @bank_app.command("export")
-def bank_export(name: str, out: Annotated[Path, typer.Argument(help="file to write (JSON Lines)")]) -> None:
-    """Write a bank to a file in the documented bank format (docs/bank-format.md)."""
+def bank_export(
+    name: str,
+    out: Annotated[Path, typer.Argument(help="file to write")],
+    file_format: FileFormat = "deepshield",
+) -> None:
+    """Write a bank to a file: ours (docs/bank-format.md), or python-threatexchange's signal file."""
+    _check_format(file_format)
     upgrade_schema()
-    with session_scope() as s, open(out, "w", encoding="utf-8") as f:
+    with session_scope() as s, open(out, "w", encoding="utf-8", newline="\n") as f:
+        if file_format == "threatexchange":
+            n = 0
+            for line in signal_lines(s, name):
+                f.write(line + "\n")
+                n += 1
+            typer.echo(f"exported {n} signals of {name} to {out}")
+            return
         n = svc.export_bank(s, name, f)
     typer.echo(f"exported {n} entries of {name} to {out}")
 
 
 @bank_app.command("import")
 def bank_import(
-    src: Annotated[Path, typer.Argument(help="a bank file (docs/bank-format.md)")],
+    src: Annotated[Path, typer.Argument(help="a bank file")],
     name: Annotated[str | None, typer.Option("--into", help="bank to import into (default: name in file)")] = None,
+    file_format: FileFormat = "deepshield",
+    signal_type: Annotated[
+        str | None, typer.Option("--signal-type", help="threatexchange files of bare signals: their type")
+    ] = None,
 ) -> None:
+    """Read a bank file into a bank (created when missing)."""
+    _check_format(file_format)
     upgrade_schema()
     if not src.is_file():
         raise DeepshieldError(f"no such file: {src}")
+    if file_format == "threatexchange":
+        if not name:
+            raise DeepshieldError("a threatexchange signal file names no bank: give --into BANK")
+        with session_scope() as s:
+            n = import_signal_file(s, src, name, signal_type)
+        typer.echo(f"imported {n} signals into {name}")
+        return
     with session_scope() as s, open(src, encoding="utf-8") as f:
         bank, n = svc.import_bank(s, f, name)
     typer.echo(f"imported {n} entries into {bank}")

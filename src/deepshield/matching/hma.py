@@ -1,17 +1,23 @@
 """The HMA wire format: how requests of Meta's Hasher-Matcher-Actioner (OpenMediaMatch) API read, and how its
 answers look, over the matching services. The HTTP routes (`api/routes/matching.py`) only move bytes.
 
-Paths, parameters and JSON shapes follow HMA so its clients work unchanged. Where HMA returns little (a
-content id and a distance), each match object here also carries the bank entry's metadata, the variant,
-video fractions and time ranges, and whether a person should confirm it; extra keys do not break HMA clients.
+Paths, parameters, status codes and JSON shapes follow HMA 2.0 so its clients work unchanged
+(tests/matching/test_hma_conformance.py). Two answer modes: `hma` (the default) gives HMA's shapes exactly
+where HMA's own tests compare them whole (banks, bank content, errors as `{"message"}`); `?format=deepshield`
+adds ours (threshold, description, entry count, who banked what for which case, `{"error", "detail"}`
+errors). Match objects always carry our extra keys (the entry's metadata, video fractions, whether a person
+should confirm): HMA's clients read `bank_content_id` and `distance` and ignore the rest.
 Request bodies are untrusted JSON: a field of the wrong type is a 400 naming it, and a number out of what its
-column holds (`store.bounds`) a 422 naming it, never a 500 from the database driver.
+column holds (`store.bounds`) a 4xx naming it, never a 500 from the database driver.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+import time
 from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
 from deepshield.config import Settings
 from deepshield.errors import DeepshieldError, UnsupportedMediaType
@@ -19,14 +25,32 @@ from deepshield.jsontypes import JsonObject, JsonValue
 from deepshield.matching import banks as bank_svc
 from deepshield.matching.hashing import hash_media, lookup_values
 from deepshield.matching.lookup import index_status, lookup_signal
-from deepshield.matching.signals import ContentType, get_signal
+from deepshield.matching.signals import ContentType, SignalHash, get_signal
+from deepshield.matching.signals.registry import SIGNAL_TYPES, UnknownSignalType
 from deepshield.matching.storage import StoreLike, as_store
 from deepshield.matching.types import BankInfo, EntryInfo, EntryMeta, Match
 from deepshield.media import Media
-from deepshield.store.bounds import DB_BIGINT_MAX, body_float, body_int
+from deepshield.store.bounds import body_float, body_int
+
+V = TypeVar("V")
 
 #: HMA's name for a signal type that is one of ours under another name, as `/m/index/status` lists it.
 HMA_SIGNAL_NAMES = {"video_md5": "md5"}
+#: HMA's limit on a bank content note.
+NOTE_MAX = 255
+#: HMA refuses `disable_until_ts` more than this far ahead.
+MAX_DISABLE_S = 5 * 365 * 24 * 3600
+#: The metadata keys HMA stores (`BankedContentMetadata`; `collab` is set by exchanges, never by a caller).
+HMA_METADATA_KEYS = ("content_id", "content_uri", "json")
+#: Ours, accepted in the same object: who banked it, from where, for which case.
+OUR_METADATA_KEYS = ("source", "case_id", "added_by", "note")
+
+
+class Mode(enum.StrEnum):
+    """`?format=`: `hma` answers exactly as HMA does; `deepshield` adds our fields and error codes."""
+
+    HMA = "hma"
+    DEEPSHIELD = "deepshield"
 
 
 class BadRequest(DeepshieldError):
@@ -64,10 +88,6 @@ def _opt_bool(body: Mapping[str, JsonValue], key: str) -> bool | None:
     return v
 
 
-def _strings(d: Mapping[str, str]) -> JsonObject:
-    return {k: v for k, v in d.items()}
-
-
 def signal_types_param(types: str | None) -> list[str] | None:
     """`types=pdq,md5` -> the signal types asked for (None: every one that applies)."""
     return [t.strip() for t in types.split(",") if t.strip()] if types else None
@@ -78,54 +98,111 @@ def banks_param(banks: str | None) -> list[str] | None:
     return [b for b in banks.split(",") if b] if banks else None
 
 
-def content_type_field(field: str) -> str | None:
+def content_type_field(field: str) -> ContentType:
     """HMA's multipart convention: the file's field name is its content type (`photo` or `video`)."""
-    return field if field in (c.value for c in ContentType) else None
+    try:
+        return ContentType(field)
+    except ValueError:
+        raise BadRequest(f"no such content_type: {field!r} (name the file field photo or video)") from None
 
 
-def check_content_type(media: Media, declared: str | None) -> None:
-    actual = ContentType.of(media.info.kind)
-    if actual is None:
+def content_type_param(value: str | None) -> ContentType | None:
+    return None if not value else content_type_field(value)
+
+
+def check_content_type(media: Media) -> None:
+    if ContentType.of(media.info.kind) is None:
         raise UnsupportedMediaType("only photos and videos can be hashed")
-    if declared is not None and declared != actual.value:
-        raise BadRequest(f"field says {declared} but the file is a {actual.value}")
 
 
-def entry_meta(raw: JsonValue, added_by: str) -> EntryMeta:
-    """HMA metadata {content_id, content_uri, json} plus ours {source, case_id, added_by, note}; a JSON object
-    or its text. `added_by` is the caller's name, used unless the metadata names someone."""
+def note_field(value: JsonValue) -> str | None:
+    """HMA's note: a string of at most 255 characters; empty or absent = none."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest("note should be a string")
+    if len(value) > NOTE_MAX:
+        raise BadRequest(f"note must be at most {NOTE_MAX} characters")
+    return value
+
+
+def entry_meta(raw: JsonValue, added_by: str, note: JsonValue = None) -> EntryMeta:
+    """HMA metadata {content_id, content_uri, json} plus ours {source, case_id, added_by, note}, as a JSON
+    object or its text; any other key is a 400 (HMA refuses them). `note` is HMA's top-level note.
+    `added_by` is the caller's name, used unless the metadata names someone."""
     if raw is None:
         raw = {}
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
         except ValueError:
-            raise BadRequest("metadata should be a json object") from None
+            raise BadRequest("metadata must be valid JSON") from None
     if not isinstance(raw, dict):
         raise BadRequest("metadata should be a json object")
-    extra = {k: raw[k] for k in ("content_id", "json") if raw.get(k) is not None}
+    raw = {k: v for k, v in raw.items() if k != "collab"}  # provenance is the exchanges' to set
+    unknown = sorted(set(raw) - set(HMA_METADATA_KEYS) - set(OUR_METADATA_KEYS))
+    if unknown:
+        raise BadRequest(f"Invalid metadata: unknown field(s) {', '.join(unknown)}")
+    hma_md: dict[str, JsonValue] = {}
+    for k in ("content_id", "content_uri"):
+        if _opt_str(raw, k) is not None:
+            hma_md[k] = raw[k]
+    if raw.get("json") is not None:
+        if not isinstance(raw["json"], dict):
+            raise BadRequest("Invalid metadata: json must be an object")
+        hma_md["json"] = raw["json"]
     return EntryMeta(
         source=_opt_str(raw, "source"),
         case_id=_opt_str(raw, "case_id"),
         added_by=_opt_str(raw, "added_by") or added_by,
-        note=_opt_str(raw, "note"),
-        original_media_uri=_opt_str(raw, "content_uri"),
-        extra=extra or None,
+        note=note_field(note) if note is not None else _opt_str(raw, "note"),
+        extra=hma_md or None,
     )
+
+
+def hma_signal_name(name: str, content_type: str | None) -> str:
+    """HMA calls the MD5 of a video `video_md5`; ours is `md5` for any file."""
+    return "video_md5" if name == "md5" and content_type == ContentType.VIDEO.value else name
+
+
+def signals_json(signals: Mapping[str, V], content_type: str | None, mode: Mode) -> dict[str, V]:
+    """{signal type: value} under HMA's signal names (`hma` mode) or ours."""
+    if mode is Mode.DEEPSHIELD:
+        return dict(signals)
+    return {hma_signal_name(k, content_type): v for k, v in signals.items()}
 
 
 # ---------------------------------------------------------------------------------------------- /h and /m
 
 
-def hash_answer(media: Media, types: str | None) -> dict[str, str]:
-    """`/h/hash`: {signal type: hash}."""
-    return {k: v.value for k, v in hash_media(media, signal_types_param(types)).items()}
+def _hashes(media: Media, types: str | None, declared: ContentType | None) -> dict[str, SignalHash]:
+    check_content_type(media)
+    return hash_media(media, signal_types_param(types), declared)
+
+
+def _content_type(media: Media, declared: ContentType | None) -> str | None:
+    ct = declared or ContentType.of(media.info.kind)
+    return ct.value if ct else None
+
+
+def hash_answer(media: Media, types: str | None, declared: ContentType | None, mode: Mode) -> dict[str, str]:
+    """`/h/hash`: {signal type: hash} (HMA: the MD5 of a video as `video_md5`)."""
+    hashes = {k: v.value for k, v in _hashes(media, types, declared).items()}
+    return signals_json(hashes, _content_type(media, declared), mode)
+
+
+def _distance(m: Match) -> str:
+    """HMA's text distance: bits for PDQ, "0" for exact hashes, and for a video python-threatexchange's
+    "query%[banked%]" (the shares of frames matched), never a "0" that hides frames 10 bits apart."""
+    if m.video is not None:
+        return f"{100 * m.video['query_fraction']:.0f}%[{100 * m.video['bank_fraction']:.0f}%]"
+    return f"{m.distance:g}"
 
 
 def match_json(m: Match) -> JsonObject:
     """One HMA match object (`bank_content_id`, `distance` as text) with our extra keys."""
     full = m.to_dict()
-    d: JsonObject = {"bank_content_id": m.entry_id, "distance": f"{m.distance:g}"}
+    d: JsonObject = {"bank_content_id": m.entry_id, "distance": _distance(m)}
     d.update(signal_type=m.signal_type, needs_review=m.needs_review, threshold=m.threshold, entry=full["entry"])
     if m.variant:
         d["variant"] = m.variant
@@ -149,7 +226,7 @@ def by_bank(matches: Iterable[Match]) -> JsonObject:
 def raw_lookup_answer(matches: list[Match], include_distance: bool) -> JsonObject:
     """`/m/raw_lookup`: {"matches": [id, ...]}, or [{bank_content_id, distance}] with distances."""
     if include_distance:
-        return {"matches": [{"bank_content_id": m.entry_id, "distance": f"{m.distance:g}"} for m in matches]}
+        return {"matches": [{"bank_content_id": m.entry_id, "distance": _distance(m)} for m in matches]}
     ids: list[JsonValue] = [*sorted({m.entry_id for m in matches})]
     return {"matches": ids}
 
@@ -162,9 +239,12 @@ def lookup_media_answer(
     seed: str | None,
     types: str | None,
     only: str | None = None,
+    declared: ContentType | None = None,
+    mode: Mode = Mode.HMA,
 ) -> JsonObject:
     """`/m/lookup` of a file: {signal type: {bank: [match]}}, or just {bank: [match]} of the signal `only`."""
-    _, values = lookup_values(media, signal_types_param(types))
+    check_content_type(media)
+    _, values = lookup_values(media, signal_types_param(types), declared=declared)
     out: JsonObject = {}
     for name, value in values.items():
         matches, _ = lookup_signal(session, name, value, banks=banks, seed=seed, settings=settings)
@@ -172,52 +252,96 @@ def lookup_media_answer(
     if only is not None:
         picked = out.get(get_signal(only).name, {})
         return dict(picked) if isinstance(picked, dict) else {}
-    return out
+    return signals_json(out, _content_type(media, declared), mode)
 
 
-def compare_answer(body: Mapping[str, object]) -> JsonObject:
-    """`/m/compare`: {"pdq": [a, b]} -> {"pdq": [matched, {"distance": d, ...}]}."""
+def compare_answer(body: JsonValue) -> JsonObject:
+    """`/m/compare`: {"pdq": [a, b]} -> {"pdq": [matched, {"distance": d, ...}]}; anything else a 400."""
+    if not isinstance(body, dict):
+        raise BadRequest("Request input was not a dict")
     out: JsonObject = {}
     for name, pair in body.items():
-        if not isinstance(pair, list) or len(pair) != 2:
-            raise BadRequest("Comparison hash list length must be exactly 2")
+        if not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(h, str) for h in pair):
+            raise BadRequest(f"{name}: comparison hash list length must be exactly 2 strings")
         c = get_signal(name).compare(str(pair[0]), str(pair[1]))
-        detail: JsonObject = {"distance": c.distance}
+        distance = int(c.distance) if float(c.distance).is_integer() else c.distance
+        detail: JsonObject = {"distance": distance}
         detail.update(c.detail)
         out[name] = [c.matched, detail]
     return out
 
 
+def _signal_names() -> list[str]:
+    """Every signal type by the names HMA lists (ours, then HMA's names for ours)."""
+    return [*SIGNAL_TYPES.names(), *HMA_SIGNAL_NAMES]
+
+
+def _known_signal(name: str) -> str:
+    try:
+        return get_signal(name).name
+    except UnknownSignalType:
+        raise BadRequest(f"No such signal type '{name}'") from None
+
+
 def index_status_answer(session: StoreLike, settings: Settings, signal_type: str | None) -> JsonObject:
-    """`/m/index/status`: per signal type present, built_to (last applied change), size, memory per hash."""
+    """`/m/index/status`: per signal type, present, built_to (Unix time of the newest change applied, -1 when
+    none) and size, plus our memory figures."""
     store = as_store(session)
     stats = index_status(store, settings)
-    built_to = store.indexes(settings).last_log_id
-    out: JsonObject = {
-        name: {"present": True, "built_to": built_to, "size": int(st.get("hashes", 0)), **st}
-        for name, st in stats.items()
-    }
-    for hma_name, ours in HMA_SIGNAL_NAMES.items():
-        out[hma_name] = out[ours]
+    idx = store.indexes(settings)
+    when = store.log_time(idx.last_log_id) if idx.last_log_id else None
+    built_to = int(when.timestamp()) if when is not None else -1
+    out: JsonObject = {}
+    for name in _signal_names():
+        st = stats.get(_known_signal(name), {})
+        out[name] = {"present": idx.loaded, "built_to": built_to, "size": int(st.get("hashes", 0)), **st}
     if signal_type is not None:
-        key = signal_type if signal_type in out else get_signal(signal_type).name
-        return {signal_type: out[key]}
+        if signal_type not in out:
+            _known_signal(signal_type)
+            out[signal_type] = out[get_signal(signal_type).name]
+        return {signal_type: out[signal_type]}
     return out
+
+
+def signal_type_index_answer(session: StoreLike, settings: Settings, signal_type: str | None) -> JsonObject:
+    """`/c/signal_type/index`: per signal type, {db_size, index_size, index_out_of_date, newest_db_item,
+    index_built_to}. Our index applies every committed change before each lookup, so it is never out of
+    date for long: the sizes are the index's, and both times the newest change's."""
+    status = index_status_answer(session, settings, signal_type)
+    out: JsonObject = {}
+    for name, st in status.items():
+        if not isinstance(st, dict):
+            continue
+        out[name] = {
+            "db_size": st["size"],
+            "index_size": st["size"],
+            "index_out_of_date": not st["present"],
+            "newest_db_item": st["built_to"],
+            "index_built_to": st["built_to"],
+        }
+    return out
+
+
+def signal_types_answer() -> list[JsonObject]:
+    """`/c/signal_type`: [{name, enabled_ratio}] (every signal type of ours is on)."""
+    return [{"name": n, "enabled_ratio": 1.0} for n in _signal_names()]
+
+
+def content_types_answer() -> list[JsonObject]:
+    """`/c/content_type`: [{name, enabled}]."""
+    return [{"name": c.value, "enabled": True} for c in ContentType]
 
 
 # ---------------------------------------------------------------------------------------------- /c
 
 
-def bank_json(b: BankInfo) -> JsonObject:
-    """A bank as `/c/banks` lists it (HMA's config, plus threshold, description and entry count)."""
-    return {
-        "name": b.name,
-        "matching_enabled_ratio": b.enabled_ratio,
-        "is_negative": b.is_negative,
-        "threshold": b.threshold,
-        "description": b.description,
-        "entries": b.entries,
-    }
+def bank_json(b: BankInfo, mode: Mode = Mode.HMA) -> JsonObject:
+    """A bank as HMA shows it ({name, matching_enabled_ratio}); `deepshield` adds threshold, negative,
+    description and entry count."""
+    d: JsonObject = {"name": b.name, "matching_enabled_ratio": b.enabled_ratio}
+    if mode is Mode.DEEPSHIELD:
+        d.update(is_negative=b.is_negative, threshold=b.threshold, description=b.description, entries=b.entries)
+    return d
 
 
 def create_bank(session: StoreLike, body: Mapping[str, JsonValue]) -> BankInfo:
@@ -250,60 +374,121 @@ def update_bank(session: StoreLike, name: str, body: Mapping[str, JsonValue]) ->
     )
 
 
-def content_json(e: EntryInfo, include_signals: bool) -> JsonObject:
-    """A bank entry as HMA's bank content, our metadata under "metadata"."""
+def delete_bank(session: StoreLike, name: str) -> JsonObject:
+    """`DELETE /c/bank/<name>`: as HMA, "Done" whether or not the bank existed."""
+    store = as_store(session)
+    if store.bank(name) is not None:
+        bank_svc.delete_bank(store, name)
+    return {"message": "Done"}
+
+
+def _metadata_json(extra: Mapping[str, JsonValue] | None) -> JsonObject | None:
+    """HMA's `metadata` of a bank content: content_id, content_uri, json, collab; None when nothing was set."""
+    md = {k: (extra or {}).get(k) for k in (*HMA_METADATA_KEYS, "collab")}
+    return md if any(v is not None for v in md.values()) else None
+
+
+def content_json(
+    session: StoreLike,
+    e: EntryInfo,
+    mode: Mode,
+    include_signals: bool = False,
+    include_metadata: bool = True,
+    include_collab: bool = False,
+) -> JsonObject:
+    """A bank entry as HMA's bank content: {id, disable_until_ts, original_media_uri, bank, signals?,
+    metadata?, note?}; `deepshield` adds our record of it under "deepshield"."""
+    b = bank_svc.get_bank(session, e.bank)
     d: JsonObject = {
         "id": e.id,
         "disable_until_ts": e.disable_until_ts,
-        "collab_metadata": {},
         "original_media_uri": e.original_media_uri,
-        "bank": {"name": e.bank},
-        "metadata": {
+        "bank": {"name": b.name, "matching_enabled_ratio": b.enabled_ratio},
+    }
+    if include_collab:  # the PUT answer is HMA's whole record
+        d["collab_metadata"] = {}
+    if include_signals:
+        d["signals"] = signals_json(e.signals, e.content_type, mode)
+    md = _metadata_json(e.extra) if include_metadata else None
+    if md is not None:
+        d["metadata"] = md
+    if e.note:
+        d["note"] = e.note
+    if mode is Mode.DEEPSHIELD:
+        d["deepshield"] = {
             "source": e.source,
             "case_id": e.case_id,
             "added_by": e.added_by,
             "added_at": e.added_at,
-            "note": e.note,
-            "extra": e.extra,
-        },
-    }
-    if include_signals:
-        d["signals"] = _strings(e.signals)
+            "content_type": e.content_type,
+        }
     return d
 
 
-def update_content(session: StoreLike, bank: str, content_id: int, body: Mapping[str, JsonValue]) -> JsonObject:
-    """`PUT /c/bank/<name>/content/<id>` {"disable_until_ts"?} -> the entry as `content_json` shows it."""
+def update_content(
+    session: StoreLike, bank: str, content_id: int, body: JsonValue, mode: Mode, now: float | None = None
+) -> JsonObject:
+    """`PUT /c/bank/<name>/content/<id>` {"disable_until_ts"?, "note"?} -> the entry."""
+    if not isinstance(body, dict):
+        raise BadRequest("this endpoint expects a json object payload")
+    bank_svc.get_bank(session, bank)
     bank_svc.get_entry(session, content_id, bank)
     if "disable_until_ts" in body:
-        # a Unix time (HMA clients send ones after 2038: a 64-bit column, matching_0002)
-        ts = body_int(body["disable_until_ts"], "disable_until_ts", 0, DB_BIGINT_MAX)
+        raw = body["disable_until_ts"]
+        if isinstance(raw, bool) or not isinstance(raw, int | str):
+            raise BadRequest(f"disable_until_ts must be an integer: {raw!r}"[:120])
+        try:
+            ts = int(raw)
+        except ValueError:
+            raise BadRequest(f"Invalid int for disable_until_ts: {raw!r}"[:120]) from None
+        if ts < 0:
+            raise BadRequest("disable_until_ts must be a non-negative integer")
+        if ts > (time.time() if now is None else now) + MAX_DISABLE_S:
+            raise BadRequest("disable_until_ts must be less than 5 years in the future")
         bank_svc.set_entry_disabled_until(session, content_id, ts)
-    return content_json(bank_svc.get_entry(session, content_id, bank), False)
+    if "note" in body:
+        as_store(session).set_note(content_id, note_field(body["note"]))
+    return content_json(session, bank_svc.get_entry(session, content_id, bank), mode, include_collab=True)
 
 
-def add_signals(session: StoreLike, bank: str, body: Mapping[str, JsonValue], added_by: str) -> JsonObject:
-    """`POST /c/bank/<name>/signal` {signal type: hash, ..., "metadata"?} -> {"id", "signals"}."""
+def add_signals(session: StoreLike, bank: str, body: JsonValue, added_by: str, mode: Mode) -> JsonObject:
+    """`POST /c/bank/<name>/signal` {signal type: hash, ..., "note"?, "metadata"?} -> {"id", "signals"}."""
+    if not isinstance(body, dict):
+        raise BadRequest("this endpoint expects a json object payload")
+    bank_svc.get_bank(session, bank)
     fields = dict(body)
-    meta = entry_meta(fields.pop("metadata", None), added_by)
+    note = fields.pop("note", None)
+    meta = entry_meta(fields.pop("metadata", None), added_by, note)
     if not fields:
         raise BadRequest("No signals given")
+    bad = [k for k, v in fields.items() if not isinstance(v, str)]
+    if bad:
+        raise BadRequest(f"Invalid {bad[0]} signal: a hash must be a string")
+    if "video_md5" in fields:  # HMA's name says what the content is; answers and exports keep the name
+        meta.content_type = ContentType.VIDEO.value
     e = bank_svc.add_signals(session, bank, {k: str(v) for k, v in fields.items()}, meta)
-    return {"id": e.id, "signals": _strings(e.signals)}
+    return {"id": e.id, "signals": signals_json(e.signals, e.content_type, mode)}
 
 
 def add_media(
-    session: StoreLike, bank: str, media: Media, declared: str | None, types: str | None, meta: EntryMeta
+    session: StoreLike,
+    bank: str,
+    media: Media,
+    declared: ContentType | None,
+    types: str | None,
+    meta: EntryMeta,
+    mode: Mode,
 ) -> JsonObject:
     """`POST /c/bank/<name>/content`: hash the file (every signal, or `types`) and bank it."""
-    check_content_type(media, declared)
-    hashes = hash_media(media, signal_types_param(types))
-    ct = ContentType.of(media.info.kind)
-    meta.content_type = ct.value if ct else None
+    hashes = _hashes(media, types, declared)
+    meta.content_type = _content_type(media, declared)
     e = bank_svc.add_signals(
         session, bank, {k: v.value for k, v in hashes.items()}, meta, {k: v.quality for k, v in hashes.items()}
     )
-    return {"id": e.id, "signals": _strings(e.signals), "low_quality": e.low_quality}
+    d: JsonObject = {"id": e.id, "signals": signals_json(e.signals, e.content_type, mode)}
+    if mode is Mode.DEEPSHIELD:
+        d["low_quality"] = e.low_quality
+    return d
 
 
 def add_device_hashes(session: StoreLike, body: Mapping[str, JsonValue], added_by: str) -> JsonObject:

@@ -69,3 +69,32 @@ class MatchIndexLog(Base):
     signal_id: Mapped[int] = mapped_column(Integer)
     signal_type: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MatchExchange(Base):
+    """A signal exchange: a bank filled from outside (a python-threatexchange file, a ThreatExchange-shaped
+    API), its settings and how its last fetch went (matching_0003)."""
+
+    __tablename__ = "match_exchanges"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    api: Mapped[str] = mapped_column(String(64))
+    bank: Mapped[str] = mapped_column(String(128))
+    api_json: Mapped[str] = mapped_column(Text, default="{}")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_fetch_start_ts: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_fetch_complete_ts: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_fetch_succeeded: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    fetched_items: Mapped[int] = mapped_column(Integer, default=0)
+    checkpoint_ts: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class MatchExchangeCredentials(Base):
+    """The credentials of an exchange type (a ThreatExchange token), set through HMA's
+    `/c/exchanges/api/<api>`; never shown back (matching_0003)."""
+
+    __tablename__ = "match_exchange_credentials"
+
+    api: Mapped[str] = mapped_column(String(64), primary_key=True)
+    credential_json: Mapped[str] = mapped_column(Text)

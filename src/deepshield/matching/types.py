@@ -11,8 +11,9 @@ from deepshield.errors import DeepshieldError
 from deepshield.jsontypes import JsonObject, JsonValue
 from deepshield.matching.signals.base import SignalHash, VideoDetail
 
-#: HMA's bank name rule, so names created through either system work in both.
-BANK_NAME_RE = re.compile(r"^[A-Z0-9_]{1,128}$")
+#: HMA's bank name rule (`[A-Z_][A-Z0-9_]*`: no leading digit), at most 128 characters (the column), so names
+#: created through either system work in both.
+BANK_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}\Z")
 #: Largest per-bank PDQ threshold: beyond it PDQ matches unrelated images, and the index would fall back
 #: from probing (floor(t / 11) <= 3 bits per chunk) to scanning.
 MAX_THRESHOLD = 43
@@ -26,8 +27,10 @@ class BankNotFound(DeepshieldError):
 
 
 class BankExists(DeepshieldError):
+    """HMA answers a taken bank name with 403."""
+
     code = "bank_exists"
-    http_status = 409
+    http_status = 403
 
 
 class EntryNotFound(DeepshieldError):

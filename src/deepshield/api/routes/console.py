@@ -313,16 +313,16 @@ def statement_page(statement_id: str, request: Request, user: OptionalUser, sess
 # -------------------------------------------------------------------------------------
 def _victim_case(request: Request, case_id: str) -> str:
     if request.session.get("victim_case") != case_id.upper():
-        raise HTTPException(303, headers={"Location": "/status"})
+        raise HTTPException(303, headers={"Location": "/case-status"})
     return case_id.upper()
 
 
-@router.get("/status", response_class=HTMLResponse)
+@router.get("/case-status", response_class=HTMLResponse)
 def status_login(request: Request, user: OptionalUser) -> Response:
     return _page(request, "cases/status_login.html", user)
 
 
-@router.post("/status", response_class=HTMLResponse)
+@router.post("/case-status", response_class=HTMLResponse)
 def status_login_post(
     request: Request,
     user: OptionalUser,
@@ -343,10 +343,10 @@ def status_login_post(
     if cid is None:  # the same answer whether the case number is unknown or the PIN wrong
         return _page(request, "cases/status_login.html", user, error="Unknown case number or wrong PIN.", status=401)
     request.session["victim_case"] = cid
-    return RedirectResponse(f"/status/{cid}", status_code=303)
+    return RedirectResponse(f"/case-status/{cid}", status_code=303)
 
 
-@router.get("/status/{case_id}", response_class=HTMLResponse)
+@router.get("/case-status/{case_id}", response_class=HTMLResponse)
 def status_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CasesDep) -> Response:
     cid = _victim_case(request, case_id)
     case = service.get_case(session, cid)
@@ -375,7 +375,7 @@ def _status_back(cid: str, msg: str = "", error: str = "") -> RedirectResponse:
     from urllib.parse import urlencode
 
     q = urlencode({k: v for k, v in (("msg", msg), ("error", error)) if v})
-    return RedirectResponse(f"/status/{cid}" + (f"?{q}" if q else ""), status_code=303)
+    return RedirectResponse(f"/case-status/{cid}" + (f"?{q}" if q else ""), status_code=303)
 
 
 def _to_status(cid: str) -> Callable[[str, str], Response]:
@@ -406,7 +406,7 @@ def _status_form(case_id: str, request: Request, ctx: CasesDep, csrf: Annotated[
 StatusForm = Annotated[_StatusForm, Depends(_status_form)]
 
 
-@router.post("/status/{case_id}/hashes")
+@router.post("/case-status/{case_id}/hashes")
 def status_hashes(form: StatusForm, hashes: Annotated[str, Form(max_length=100000)] = "") -> Response:
     """Lines of `signal value` (pdq, md5, sha256) computed on the victim's own device."""
     items = []
@@ -434,7 +434,7 @@ INFO_FIELDS = (
 )
 
 
-@router.post("/status/{case_id}/info")
+@router.post("/case-status/{case_id}/info")
 async def status_info(case_id: str, request: Request, ctx: CasesDep) -> Response:
     """The reporter adds what the notice lacked; the validity check runs again (the clock starts if complete)."""
     cid = _victim_case(request, case_id)
@@ -462,7 +462,7 @@ async def status_info(case_id: str, request: Request, ctx: CasesDep) -> Response
     return _form_post(request, str(form.get("csrf", "")), step, _to_status(cid))
 
 
-@router.post("/status/{case_id}/withdraw")
+@router.post("/case-status/{case_id}/withdraw")
 def status_withdraw(case_id: str, request: Request, ctx: CasesDep, csrf: Annotated[str, Form()] = "") -> Response:
     cid = _victim_case(request, case_id)
     check_csrf(request, csrf)
@@ -470,7 +470,7 @@ def status_withdraw(case_id: str, request: Request, ctx: CasesDep, csrf: Annotat
     return _status_back(cid, msg=f"Withdrawn: {n} hash(es) removed from every bank.")
 
 
-@router.post("/status/{case_id}/appeal")
+@router.post("/case-status/{case_id}/appeal")
 def status_appeal(form: StatusForm, reason: Annotated[str, Form(max_length=4000)] = "") -> Response:
     def step(cid: str) -> str:
         flows.file_appeal(form.ctx, cid, filed_by="reporter", actor_kind="human", reason=reason)

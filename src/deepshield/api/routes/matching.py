@@ -26,19 +26,24 @@ from deepshield.accounts.service import Principal
 from deepshield.api.deps import SessionDep, SettingsDep, require_scope
 from deepshield.config import Settings, make_private_dir
 from deepshield.errors import DeepshieldError, MediaTooLarge
-from deepshield.matching import hma
+from deepshield.matching import exchanges, hma
 from deepshield.matching import service as svc
-from deepshield.matching.hma import BadRequest
+from deepshield.matching.hma import BadRequest, Mode
+from deepshield.matching.storage import as_store
 from deepshield.media import Media, MediaLimits, open_upload
 from deepshield.media.open import rename_in_error
 from deepshield.store.bounds import DB_INT_MAX
 
-router = APIRouter(tags=["matching"])
+#: HMA's routes; their errors are HMA's `{"message"}` (`api.errors`, which also declares it).
+hma_router = APIRouter(tags=["matching"])
 MatchPrincipal = Annotated[Principal, Depends(require_scope("match"))]
 CuratePrincipal = Annotated[Principal, Depends(require_scope("curate"))]
 #: A bank entry's id in a path (bounded: a larger number was a 500 from the database driver).
 ContentId = Annotated[int, PathParam(ge=1, le=DB_INT_MAX)]
-
+#: `?format=`: HMA's exact shapes (default), or ours with extra fields.
+FormatQ = Annotated[
+    Mode, Query(alias="format", description="hma: HMA's shapes exactly; deepshield: with our extra fields")
+]
 # ---------------------------------------------------------------------------------------------- media in
 
 
@@ -57,8 +62,10 @@ def _temp_media(settings: Settings, stream: BinaryIO, name: str | None = None) -
             media.close()
 
 
-async def _form_upload(request: Request) -> tuple[str | None, UploadFile]:
+async def _form_upload(request: Request) -> tuple[hma.ContentType, UploadFile]:
     """HMA's multipart convention: one file, its field name is the content type (`photo` or `video`)."""
+    if not request.headers.get("content-type", "").startswith("multipart/"):
+        raise BadRequest("Missing multipart/form-data file upload")
     form = await request.form()
     files = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
     if not files:
@@ -78,47 +85,51 @@ def _fetch_url(url: str, settings: Settings) -> BinaryIO:
             "upload the file with POST instead"
         )
     if not url.startswith(("http://", "https://")):
-        raise BadRequest("url must be http or https")
-    resp = urllib.request.urlopen(url, timeout=30)  # noqa: S310 (scheme checked above)
+        raise BadRequest("Invalid or unsafe URL provided")
+    try:
+        resp = urllib.request.urlopen(url, timeout=30)  # noqa: S310 (scheme checked above)
+    except (OSError, ValueError) as e:
+        raise BadRequest(f"Failed to fetch URL: {e}") from None
     length = int(resp.headers.get("content-length") or 0)
     if length > settings.max_upload_bytes:
-        raise MediaTooLarge("remote file is over the upload limit")
+        raise MediaTooLarge("Content too large")
     return resp
 
 
 # ---------------------------------------------------------------------------------------------- /h
 
 
-@router.get("/h/hash")
+@hma_router.get("/h/hash")
 def hash_url(
     settings: SettingsDep,
     _p: MatchPrincipal,
     url: Annotated[str | None, Query()] = None,
     content_type: Annotated[str | None, Query()] = None,
     types: Annotated[str | None, Query(description="comma-separated signal types")] = None,
+    mode: FormatQ = Mode.HMA,
 ) -> dict[str, str]:
     """Hash the media at `url` -> {signal type: hash}."""
     if not url:
         raise BadRequest("url is required")
+    declared = hma.content_type_param(content_type)
     with _temp_media(settings, _fetch_url(url, settings)) as media:
-        hma.check_content_type(media, content_type)
-        return hma.hash_answer(media, types)
+        return hma.hash_answer(media, types, declared, mode)
 
 
-@router.post("/h/hash")
+@hma_router.post("/h/hash")
 async def hash_upload(
     request: Request,
     settings: SettingsDep,
     _p: MatchPrincipal,
     types: Annotated[str | None, Query()] = None,
+    mode: FormatQ = Mode.HMA,
 ) -> dict[str, str]:
     """Hash an uploaded file (multipart field `photo` or `video`) -> {signal type: hash}."""
     ct, upload = await _form_upload(request)
 
     def work() -> dict[str, str]:
         with _temp_media(settings, upload.file, upload.filename) as media:
-            hma.check_content_type(media, ct)
-            return hma.hash_answer(media, types)
+            return hma.hash_answer(media, types, ct, mode)
 
     return await run_in_threadpool(work)
 
@@ -126,7 +137,7 @@ async def hash_upload(
 # ---------------------------------------------------------------------------------------------- /m
 
 
-@router.get("/m/raw_lookup")
+@hma_router.get("/m/raw_lookup")
 def raw_lookup(
     session: SessionDep,
     settings: SettingsDep,
@@ -143,7 +154,7 @@ def raw_lookup(
     return hma.raw_lookup_answer(matches, include_distance)
 
 
-@router.get("/m/lookup")
+@hma_router.get("/m/lookup")
 def lookup_get(
     session: SessionDep,
     settings: SettingsDep,
@@ -155,20 +166,25 @@ def lookup_get(
     types: Annotated[str | None, Query()] = None,
     banks: Annotated[str | None, Query()] = None,
     seed: Annotated[str | None, Query()] = None,
+    bypass_coinflip: Annotated[bool, Query()] = False,
+    mode: FormatQ = Mode.HMA,
 ) -> dict[str, Any]:
     """Look up a hash -> {bank: [match]}; or a url -> {signal type: {bank: [match]}}."""
     bank_list = hma.banks_param(banks)
+    seed = svc.BYPASS_COINFLIP if bypass_coinflip else seed
     if url:
+        declared = hma.content_type_param(content_type)
         with _temp_media(settings, _fetch_url(url, settings)) as media:
-            hma.check_content_type(media, content_type)
-            return hma.lookup_media_answer(session, settings, media, bank_list, seed, types, signal_type)
+            return hma.lookup_media_answer(
+                session, settings, media, bank_list, seed, types, signal_type, declared, mode
+            )
     if not signal or not signal_type:
         raise BadRequest("Either url or both signal and signal_type are required")
     matches, _ = svc.lookup_signal(session, signal_type, signal, banks=bank_list, seed=seed, settings=settings)
     return hma.by_bank(matches)
 
 
-@router.post("/m/lookup")
+@hma_router.post("/m/lookup")
 async def lookup_post(
     request: Request,
     session: SessionDep,
@@ -178,6 +194,7 @@ async def lookup_post(
     seed: Annotated[str | None, Query()] = None,
     bypass_coinflip: Annotated[bool, Query()] = False,
     types: Annotated[str | None, Query()] = None,
+    mode: FormatQ = Mode.HMA,
 ) -> dict[str, Any]:
     """Hash an uploaded file and look up every hash -> {signal type: {bank: [match]}}."""
     ct, upload = await _form_upload(request)
@@ -185,81 +202,115 @@ async def lookup_post(
 
     def work() -> dict[str, Any]:
         with _temp_media(settings, upload.file, upload.filename) as media:
-            hma.check_content_type(media, ct)
-            return hma.lookup_media_answer(session, settings, media, hma.banks_param(banks), seed, types)
+            return hma.lookup_media_answer(
+                session, settings, media, hma.banks_param(banks), seed, types, None, ct, mode
+            )
 
     return await run_in_threadpool(work)
 
 
-@router.post("/m/compare")
+@hma_router.post("/m/compare")
 def compare(
     _p: MatchPrincipal,
-    body: Annotated[dict[str, list[str]], Body(examples=[{"pdq": ["facd8b...", "facd8a..."]}])],
+    body: Annotated[Any, Body(examples=[{"pdq": ["facd8b...", "facd8a..."]}])],
 ) -> dict[str, Any]:
     """Compare pairs of hashes: {"pdq": [a, b]} -> {"pdq": [matched, {"distance": d}]}."""
     return hma.compare_answer(body)
 
 
-@router.get("/m/index/status")
+@hma_router.get("/m/index/status")
 def index_status(
     session: SessionDep,
     settings: SettingsDep,
     _p: MatchPrincipal,
     signal_type: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
-    """Per signal type: present, built_to (last applied change), size, and memory per hash."""
+    """Per signal type: present, built_to (Unix time of the newest change in the index), size, memory."""
     return hma.index_status_answer(session, settings, signal_type)
 
 
-# ---------------------------------------------------------------------------------------------- /c
+# ---------------------------------------------------------------------------------------------- /c banks
 
 
-@router.get("/c/banks")
-def banks_index(session: SessionDep, _p: CuratePrincipal) -> list[dict[str, Any]]:
-    return [hma.bank_json(b) for b in svc.list_banks(session)]
+@hma_router.get("/c/banks")
+def banks_index(session: SessionDep, _p: CuratePrincipal, mode: FormatQ = Mode.HMA) -> list[dict[str, Any]]:
+    return [hma.bank_json(b, mode) for b in svc.list_banks(session)]
 
 
-@router.post("/c/banks", status_code=201)
-def bank_create(session: SessionDep, _p: CuratePrincipal, body: Annotated[dict[str, Any], Body()]) -> Any:
-    """{"name", "enabled"?, "enabled_ratio"?, "threshold"?, "is_negative"?, "description"?}"""
+@hma_router.post("/c/banks", status_code=201)
+def bank_create(
+    session: SessionDep, _p: CuratePrincipal, body: Annotated[dict[str, Any], Body()], mode: FormatQ = Mode.HMA
+) -> dict[str, Any]:
+    """{"name", "enabled"?, "enabled_ratio"?, "threshold"?, "is_negative"?, "description"?}; a taken name 403."""
     b = hma.create_bank(session, body)
     session.commit()
-    return hma.bank_json(b)
+    return hma.bank_json(b, mode)
 
 
-@router.get("/c/bank/{bank_name}")
-def bank_show(session: SessionDep, _p: CuratePrincipal, bank_name: str) -> dict[str, Any]:
-    return hma.bank_json(svc.get_bank(session, bank_name))
+@hma_router.get("/c/bank/{bank_name}")
+def bank_show(session: SessionDep, _p: CuratePrincipal, bank_name: str, mode: FormatQ = Mode.HMA) -> dict[str, Any]:
+    return hma.bank_json(svc.get_bank(session, bank_name), mode)
 
 
-@router.put("/c/bank/{bank_name}")
+@hma_router.put("/c/bank/{bank_name}")
 def bank_update(
-    session: SessionDep, _p: CuratePrincipal, bank_name: str, body: Annotated[dict[str, Any], Body()]
+    session: SessionDep,
+    _p: CuratePrincipal,
+    bank_name: str,
+    body: Annotated[dict[str, Any], Body()],
+    mode: FormatQ = Mode.HMA,
 ) -> dict[str, Any]:
     b = hma.update_bank(session, bank_name, body)
     session.commit()
-    return hma.bank_json(b)
+    return hma.bank_json(b, mode)
 
 
-@router.delete("/c/bank/{bank_name}")
+@hma_router.delete("/c/bank/{bank_name}")
 def bank_delete(session: SessionDep, _p: CuratePrincipal, bank_name: str) -> dict[str, Any]:
-    svc.delete_bank(session, bank_name)
+    """Delete a bank and its content; as HMA, 200 when there was no such bank."""
+    answer = hma.delete_bank(session, bank_name)
     session.commit()
-    return {"message": "Done"}
+    return answer
 
 
-@router.get("/c/bank/{bank_name}/content/{content_id}")
+# ---------------------------------------------------------------------------------------------- /c content
+
+
+@hma_router.get("/c/bank/{bank_name}/content/{content_id}")
 def bank_content_get(
     session: SessionDep,
     _p: CuratePrincipal,
     bank_name: str,
     content_id: ContentId,
     include_signals: Annotated[bool, Query()] = False,
+    include_metadata: Annotated[bool, Query()] = True,
+    mode: FormatQ = Mode.HMA,
 ) -> dict[str, Any]:
-    return hma.content_json(svc.get_entry(session, content_id, bank_name), include_signals)
+    svc.get_bank(session, bank_name)
+    e = svc.get_entry(session, content_id, bank_name)
+    return hma.content_json(session, e, mode, include_signals, include_metadata)
 
 
-@router.post("/c/bank/{bank_name}/content")
+async def _metadata_and_note(request: Request, query_metadata: str | None) -> tuple[Any, Any]:
+    """HMA reads the metadata (and note) from a JSON body, or from form fields of a multipart upload; we
+    also take `?metadata=` (earlier Deepshield clients)."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError:
+            raise BadRequest("the body is not valid JSON") from None
+        if isinstance(body, dict):
+            return body.get("metadata", query_metadata), body.get("note")
+        return query_metadata, None
+    if ctype.startswith("multipart/"):
+        form = await request.form()
+        md, note = form.get("metadata"), form.get("note")
+        return (md if isinstance(md, str) else query_metadata), (note if isinstance(note, str) else None)
+    return query_metadata, None
+
+
+@hma_router.post("/c/bank/{bank_name}/content")
 async def bank_content_add(
     request: Request,
     session: SessionDep,
@@ -270,46 +321,49 @@ async def bank_content_add(
     metadata: Annotated[str | None, Query(description="JSON object")] = None,
     content_type: Annotated[str | None, Query()] = None,
     types: Annotated[str | None, Query()] = None,
+    mode: FormatQ = Mode.HMA,
 ) -> Any:
-    """Bank content by upload (multipart field `photo`/`video`) or `url`; returns {id, signals}."""
+    """Bank content by upload (multipart field `photo`/`video`) or `url`, with optional `metadata`
+    {content_id, content_uri, json} and `note` (JSON body or form fields); returns {id, signals}."""
     svc.get_bank(session, bank_name)  # 404 before any hashing
-    meta_raw: str | None = metadata
+    meta_raw, note = await _metadata_and_note(request, metadata)
+    meta = hma.entry_meta(meta_raw, principal.name, note)
     media_cm: AbstractContextManager[Media]
+    declared: hma.ContentType | None
     if url:
         media_cm = _temp_media(settings, _fetch_url(url, settings))
-        declared = content_type
-    else:
-        if request.headers.get("content-type", "").startswith("multipart/"):
-            form = await request.form()
-            field = form.get("metadata")
-            meta_raw = meta_raw or (field if isinstance(field, str) else None)
+        declared = hma.content_type_param(content_type)
+    elif request.headers.get("content-type", "").startswith("multipart/"):
         declared, upload = await _form_upload(request)
         media_cm = _temp_media(settings, upload.file, upload.filename)
-    meta = hma.entry_meta(meta_raw, principal.name)
+    else:
+        raise BadRequest("Neither `url` nor multipart file upload was received")
 
     def work() -> dict[str, Any]:
         with media_cm as media:
-            answer = hma.add_media(session, bank_name, media, declared, types, meta)
+            answer = hma.add_media(session, bank_name, media, declared, types, meta, mode)
         session.commit()
         return answer
 
     return JSONResponse(await run_in_threadpool(work), status_code=200)  # HMA answers 200 here
 
 
-@router.put("/c/bank/{bank_name}/content/{content_id}")
+@hma_router.put("/c/bank/{bank_name}/content/{content_id}")
 def bank_content_update(
     session: SessionDep,
     _p: CuratePrincipal,
     bank_name: str,
     content_id: ContentId,
-    body: Annotated[dict[str, Any], Body()],
+    body: Annotated[Any, Body()],
+    mode: FormatQ = Mode.HMA,
 ) -> dict[str, Any]:
-    answer = hma.update_content(session, bank_name, content_id, body)
+    """{"disable_until_ts"? (at most 5 years ahead), "note"?} -> the content."""
+    answer = hma.update_content(session, bank_name, content_id, body, mode)
     session.commit()
     return answer
 
 
-@router.delete("/c/bank/{bank_name}/content/{content_id}")
+@hma_router.delete("/c/bank/{bank_name}/content/{content_id}")
 def bank_content_delete(
     session: SessionDep, _p: CuratePrincipal, bank_name: str, content_id: ContentId
 ) -> dict[str, int]:
@@ -318,20 +372,21 @@ def bank_content_delete(
     return {"deleted": n}
 
 
-@router.post("/c/bank/{bank_name}/signal", status_code=200)  # as HMA
+@hma_router.post("/c/bank/{bank_name}/signal", status_code=200)  # as HMA
 def bank_add_signal(
     session: SessionDep,
     principal: CuratePrincipal,
     bank_name: str,
-    body: Annotated[dict[str, Any], Body()],
+    body: Annotated[Any, Body()],
+    mode: FormatQ = Mode.HMA,
 ) -> dict[str, Any]:
-    """Bank raw hashes: {signal type: hash, ...}; an optional "metadata" object is our extension."""
-    answer = hma.add_signals(session, bank_name, body, principal.name)
+    """Bank raw hashes: {signal type: hash, ..., "note"?}; an optional "metadata" object as for content."""
+    answer = hma.add_signals(session, bank_name, body, principal.name, mode)
     session.commit()
     return answer
 
 
-@router.delete("/c/case/{case_id}")
+@hma_router.delete("/c/case/{case_id}")
 def case_withdraw(session: SessionDep, _p: CuratePrincipal, case_id: str) -> dict[str, int]:
     """A victim's withdrawal: remove every entry of the case from every bank (our extension)."""
     n = svc.remove_case(session, case_id)
@@ -339,15 +394,25 @@ def case_withdraw(session: SessionDep, _p: CuratePrincipal, case_id: str) -> dic
     return {"deleted": n}
 
 
-@router.get("/c/bank/{bank_name}/export", response_class=PlainTextResponse)
-def bank_export(session: SessionDep, _p: CuratePrincipal, bank_name: str) -> PlainTextResponse:
-    """The bank as a JSON Lines file (docs/bank-format.md)."""
+@hma_router.get("/c/bank/{bank_name}/export", response_class=PlainTextResponse)
+def bank_export(
+    session: SessionDep,
+    _p: CuratePrincipal,
+    bank_name: str,
+    file_format: Annotated[
+        str, Query(alias="file_format", pattern="^(deepshield|threatexchange)$", description="bank file format")
+    ] = "deepshield",
+) -> PlainTextResponse:
+    """The bank as a JSON Lines file (docs/bank-format.md), or python-threatexchange's signal file."""
     buf = io.StringIO()
+    if file_format == "threatexchange":
+        buf.writelines(line + "\n" for line in exchanges.signal_lines(session, bank_name))
+        return PlainTextResponse(buf.getvalue(), media_type="text/plain")
     svc.export_bank(session, bank_name, buf)
     return PlainTextResponse(buf.getvalue(), media_type="application/x-ndjson")
 
 
-@router.post("/c/bank/{bank_name}/import")
+@hma_router.post("/c/bank/{bank_name}/import")
 async def bank_import(request: Request, session: SessionDep, principal: CuratePrincipal, bank_name: str) -> Any:
     """Import a bank file (request body, JSON Lines) into this bank (created when missing)."""
     text = (await request.body()).decode("utf-8", errors="strict")
@@ -356,10 +421,118 @@ async def bank_import(request: Request, session: SessionDep, principal: CuratePr
     return {"bank": name, "imported": n}
 
 
+# ---------------------------------------------------------------------------------------------- /c configuration
+
+
+@hma_router.get("/c/signal_type")
+def signal_types(_p: CuratePrincipal) -> list[dict[str, Any]]:
+    """[{name, enabled_ratio}]: every signal type, by our names and HMA's (`video_md5`)."""
+    return hma.signal_types_answer()
+
+
+@hma_router.get("/c/signal_type/index")
+def signal_type_index(
+    session: SessionDep, settings: SettingsDep, _p: CuratePrincipal, signal_type: Annotated[str | None, Query()] = None
+) -> dict[str, Any]:
+    """Per signal type: {db_size, index_size, index_out_of_date, newest_db_item, index_built_to}."""
+    return hma.signal_type_index_answer(session, settings, signal_type)
+
+
+@hma_router.get("/c/content_type")
+def content_types(_p: CuratePrincipal) -> list[dict[str, Any]]:
+    return hma.content_types_answer()
+
+
+# ---------------------------------------------------------------------------------------------- /c exchanges
+
+
+@hma_router.get("/c/exchanges/apis")
+def exchange_apis(_p: CuratePrincipal) -> list[str]:
+    return exchanges.exchange_types()
+
+
+@hma_router.get("/c/exchanges/api/{api_name}")
+def exchange_api(session: SessionDep, _p: CuratePrincipal, api_name: str) -> dict[str, bool]:
+    """Whether the exchange type takes credentials, and whether they are set (ThreatExchange: its token)."""
+    return exchanges.api_auth_json(session, api_name)
+
+
+@hma_router.post("/c/exchanges/api/{api_name}")
+def exchange_api_credentials(
+    session: SessionDep, _p: CuratePrincipal, api_name: str, body: Annotated[Any, Body()]
+) -> dict[str, bool]:
+    """{"credential_json": {"api_token": ...}} sets the type's credentials, `{}` forgets them."""
+    answer = exchanges.set_credentials(session, api_name, body)
+    session.commit()
+    return answer
+
+
+@hma_router.get("/c/exchanges")
+def exchange_list(session: SessionDep, _p: CuratePrincipal) -> list[str]:
+    return [x.name for x in as_store(session).exchanges()]
+
+
+@hma_router.post("/c/exchanges", status_code=201)
+def exchange_create(session: SessionDep, _p: CuratePrincipal, body: Annotated[Any, Body()]) -> dict[str, str]:
+    """{"bank", "api", "api_json"}: an exchange named after its bank (created when missing)."""
+    if not isinstance(body, dict):
+        raise BadRequest("this endpoint expects a json object payload")
+    for field in ("bank", "api"):
+        if not isinstance(body.get(field), str):
+            raise BadRequest(f"{field} is required")
+    exchanges.create_exchange(session, body["bank"], body["api"], body.get("api_json", {}))
+    session.commit()
+    return {"message": "Created successfully"}
+
+
+@hma_router.get("/c/exchange/{exchange_name}")
+def exchange_show(session: SessionDep, _p: CuratePrincipal, exchange_name: str) -> dict[str, Any]:
+    return exchanges.config_json(exchanges.get_exchange(session, exchange_name))
+
+
+@hma_router.put("/c/exchange/{exchange_name}")
+def exchange_update(
+    session: SessionDep, _p: CuratePrincipal, exchange_name: str, body: Annotated[Any, Body()]
+) -> dict[str, Any]:
+    """{"enabled"?}: turn an exchange's fetching on or off."""
+    x = exchanges.set_enabled(session, exchange_name, body)
+    session.commit()
+    return exchanges.config_json(x)
+
+
+@hma_router.delete("/c/exchange/{exchange_name}")
+def exchange_delete(session: SessionDep, _p: CuratePrincipal, exchange_name: str) -> dict[str, str]:
+    """Forget an exchange (its bank stays); as HMA, 200 when there was none."""
+    as_store(session).delete_exchange(exchange_name)
+    session.commit()
+    return {"message": "Exchange deleted"}
+
+
+@hma_router.get("/c/exchange/{exchange_name}/status")
+def exchange_status(session: SessionDep, _p: CuratePrincipal, exchange_name: str) -> dict[str, Any]:
+    """When the last fetch ran, whether it worked, how many signals it banked, its error."""
+    return exchanges.status_json(exchanges.get_exchange(session, exchange_name))
+
+
+@hma_router.post("/c/exchange/{exchange_name}/fetch")
+def exchange_fetch(session: SessionDep, _p: CuratePrincipal, exchange_name: str) -> dict[str, Any]:
+    """Fetch now (our extension: HMA fetches on a timer) -> the fetch status; a failed fetch banks nothing."""
+    x = exchanges.fetch(session, exchange_name)
+    if not x.last_fetch_succeeded:
+        session.rollback()
+    exchanges.record_fetch(session, x)
+    session.commit()
+    return exchanges.status_json(x)
+
+
 # ---------------------------------------------------------------------------------------------- device hashes
 
 
-@router.get("/match/hash-photos", include_in_schema=False)
+#: Our own routes here answer our error body, so they are declared apart from HMA's.
+own_router = APIRouter(tags=["matching"])
+
+
+@own_router.get("/match/hash-photos", include_in_schema=False)
 def device_hash_page() -> Any:
     """The on-device hashing page (static: it computes PDQ in the browser and sends only hashes)."""
     return RedirectResponse("/static/hash-photos.html", status_code=307)
@@ -387,7 +560,7 @@ DEVICE_HASHES_SCHEMA: dict[str, Any] = {
 }
 
 
-@router.post("/v1/match/device-hashes", status_code=201)
+@own_router.post("/v1/match/device-hashes", status_code=201)
 def device_hashes(
     session: SessionDep,
     principal: CuratePrincipal,
@@ -397,3 +570,9 @@ def device_hashes(
     answer = hma.add_device_hashes(session, body, principal.name)
     session.commit()
     return answer
+
+
+#: What the app includes: HMA's routes (declaring HMA's error body) and ours.
+router = APIRouter()
+router.include_router(hma_router)
+router.include_router(own_router)

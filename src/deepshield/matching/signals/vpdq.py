@@ -9,7 +9,11 @@ frames, or of the banked video's frames. The first catches re-encodes and clips 
 second a banked video spliced into a longer upload. Both fractions and the matching time ranges on each side
 are reported. Frames below PDQ quality 50 (black, flat) never count: they would match any other flat frame.
 
-Text form (stored, exchanged): a JSON list of {"hash": hex, "quality": int, "timestamp": seconds}.
+Text form (stored, exchanged): python-threatexchange's, a JSON list of "hex,quality,timestamp" strings, so
+HMA clients and python-threatexchange's tools read ours and we read theirs. A received frame keeps its
+timestamp's text (python-threatexchange writes 3 significant digits, e.g. "1.5e+02"), so a hash imported and
+exported again is the same bytes. The earlier form, a JSON list of {"hash", "quality", "timestamp"} objects,
+is still read (rows stored before the change).
 """
 
 from __future__ import annotations
@@ -48,26 +52,51 @@ class FrameHash:
     timestamp: float
     hash: str
     quality: int
+    #: The timestamp as received (python-threatexchange's text), written back unchanged; None: ours.
+    timestamp_text: str | None = None
+
+    def __str__(self) -> str:
+        ts = self.timestamp_text if self.timestamp_text is not None else repr(round(self.timestamp, 3))
+        return f"{self.hash},{self.quality},{ts}"
 
 
 def format_vpdq(frames: list[FrameHash]) -> str:
-    return json.dumps(
-        [{"hash": f.hash, "quality": f.quality, "timestamp": round(f.timestamp, 3)} for f in frames],
-        separators=(",", ":"),
-    )
+    """python-threatexchange's `vpdq_to_json` layout (json.dumps' default separators), byte for byte."""
+    return json.dumps([str(f) for f in frames])
+
+
+_VPDQ_FORM = 'a JSON list of "hex,quality,timestamp" strings (python-threatexchange\'s form)'
+
+
+def _frame(item: object) -> FrameHash:
+    if isinstance(item, str):
+        parts = item.split(",")
+        if len(parts) != 3:
+            raise ValueError(f"frame {item[:80]!r} is not hex,quality,timestamp")
+        h, q, ts = (p.strip() for p in parts)
+        return FrameHash(float(ts), normalise_hex(h, 64, "vPDQ frame hash"), int(q), ts)
+    if isinstance(item, dict):  # the earlier form
+        ts_value = float(item["timestamp"])
+        return FrameHash(ts_value, normalise_hex(str(item["hash"]), 64, "vPDQ frame hash"), int(item["quality"]))
+    raise ValueError("a frame must be a string")
 
 
 def parse_vpdq(value: str) -> list[FrameHash]:
     try:
         raw = json.loads(value)
-        frames = [
-            FrameHash(float(d["timestamp"]), normalise_hex(str(d["hash"]), 64, "vPDQ frame hash"), int(d["quality"]))
-            for d in raw
-        ]
+    except ValueError:
+        raise InvalidHash(f"a vPDQ hash must be {_VPDQ_FORM}: this is not JSON") from None
+    try:
+        if not isinstance(raw, list):
+            raise ValueError("not a list")
+        frames = [_frame(d) for d in raw]
     except (ValueError, TypeError, KeyError) as e:
-        raise InvalidHash(f"vPDQ hash must be a JSON list of {{hash, quality, timestamp}}: {e}") from None
+        raise InvalidHash(f"a vPDQ hash must be {_VPDQ_FORM}: {e}") from None
     if not frames:
         raise InvalidHash("vPDQ hash has no frames")
+    for f in frames:
+        if not 0 <= f.quality <= 100 or not f.timestamp >= 0 or f.timestamp == float("inf"):
+            raise InvalidHash(f"a vPDQ frame needs a quality from 0 to 100 and a finite timestamp >= 0: {f}")
     return frames
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from deepshield.matching.storage.interface import (
     BankRecord,
     EntryRecord,
+    ExchangeRecord,
     LogRow,
     MatchStore,
     NewBank,
@@ -29,6 +30,7 @@ def as_store(s: StoreLike) -> MatchStore:
 __all__ = [
     "BankRecord",
     "EntryRecord",
+    "ExchangeRecord",
     "LogRow",
     "MatchStore",
     "MemoryMatchStore",

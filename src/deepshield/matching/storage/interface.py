@@ -76,6 +76,26 @@ class NewEntry:
     extra: dict[str, JsonValue] | None
 
 
+@dataclass
+class ExchangeRecord:
+    """A signal exchange (HMA's collaboration): where a bank's signals come from, and how the last fetch went.
+
+    `api` names the exchange type (`matching.exchanges`), `api_json` its settings (a file path, a server URL,
+    a privacy group). Times are Unix seconds; 0 = never."""
+
+    name: str
+    api: str
+    bank: str
+    api_json: dict[str, JsonValue]
+    enabled: bool = True
+    last_fetch_start_ts: int = 0
+    last_fetch_complete_ts: int = 0
+    last_fetch_succeeded: bool | None = None
+    fetched_items: int = 0
+    checkpoint_ts: int = 0
+    error: str | None = None
+
+
 class SignalRow(NamedTuple):
     """One stored hash of an entry (a tuple: millions are read at start-up)."""
 
@@ -135,6 +155,7 @@ class MatchStore(Protocol):
 
     def case_entry_ids(self, case_id: str) -> list[int]: ...
     def set_disable_until(self, entry_id: int, ts: int) -> None: ...
+    def set_note(self, entry_id: int, note: str | None) -> None: ...
     def remove_entries(self, entry_ids: Sequence[int]) -> None:
         """Delete entries and their signals, logging each signal's removal."""
         ...
@@ -142,10 +163,36 @@ class MatchStore(Protocol):
     # ---- what the indexes follow
     def max_log_id(self) -> int: ...
     def log_since(self, after_id: int) -> list[LogRow]: ...
+    def log_time(self, log_id: int) -> dt.datetime | None:
+        """When a change-log row was written (HMA's `built_to` is a time); None for an unknown id."""
+        ...
+
     def signals_by_id(self, signal_ids: Sequence[int]) -> list[SignalRow]: ...
     def iter_signals(self, batch: int) -> Iterator[tuple[int, int, str, str]]:
         """Every stored signal as (id, bank id, signal type, value), by id, read `batch` rows at a time
         (plain tuples: the start-up load reads millions)."""
+        ...
+
+    # ---- signal exchanges
+    def exchanges(self) -> list[ExchangeRecord]:
+        """Every exchange, ordered by name."""
+        ...
+
+    def exchange(self, name: str) -> ExchangeRecord | None: ...
+    def save_exchange(self, exchange: ExchangeRecord) -> None:
+        """Insert or replace the exchange of that name."""
+        ...
+
+    def delete_exchange(self, name: str) -> bool:
+        """Forget an exchange (its bank stays); False when there was none."""
+        ...
+
+    def exchange_credentials(self, api: str) -> dict[str, JsonValue] | None:
+        """The credentials stored for an exchange type, or None."""
+        ...
+
+    def set_exchange_credentials(self, api: str, credentials: dict[str, JsonValue] | None) -> None:
+        """Store (None: forget) the credentials of an exchange type."""
         ...
 
     def indexes(self, settings: Settings | None) -> MatchIndexes:

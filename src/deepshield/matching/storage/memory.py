@@ -4,14 +4,25 @@ for tests and for embedding matching without a database. No transactions: a chan
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import itertools
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from deepshield.config import Settings
+from deepshield.jsontypes import JsonValue
 from deepshield.matching.indexes import MatchIndexes
-from deepshield.matching.storage.interface import BankRecord, EntryRecord, LogRow, NewBank, NewEntry, SignalRow
+from deepshield.matching.storage.interface import (
+    BankRecord,
+    EntryRecord,
+    ExchangeRecord,
+    LogRow,
+    NewBank,
+    NewEntry,
+    SignalRow,
+)
+from deepshield.store.timeutil import utcnow
 
 
 @dataclass
@@ -30,6 +41,9 @@ class MemoryMatchStore:
         self._entries: dict[int, EntryRecord] = {}
         self._signals: dict[int, _Signal] = {}
         self._log: list[LogRow] = []
+        self._log_times: dict[int, dt.datetime] = {}
+        self._exchanges: dict[str, ExchangeRecord] = {}
+        self._credentials: dict[str, dict[str, JsonValue]] = {}
         self._ids = {k: itertools.count(1) for k in ("bank", "entry", "signal", "log")}
         self._indexes = MatchIndexes()
 
@@ -37,7 +51,9 @@ class MemoryMatchStore:
         return next(self._ids[kind])
 
     def _log_op(self, op: str, sig: SignalRow) -> None:
-        self._log.append(LogRow(self._next("log"), op, sig.id, sig.signal_type))
+        row = LogRow(self._next("log"), op, sig.id, sig.signal_type)
+        self._log.append(row)
+        self._log_times[row.id] = utcnow()
 
     # ---- banks
     def bank(self, name: str) -> BankRecord | None:
@@ -138,6 +154,10 @@ class MemoryMatchStore:
         with self._lock:
             self._entries[entry_id].disable_until_ts = ts
 
+    def set_note(self, entry_id: int, note: str | None) -> None:
+        with self._lock:
+            self._entries[entry_id].note = note
+
     def remove_entries(self, entry_ids: Sequence[int]) -> None:
         with self._lock:
             gone = set(entry_ids)
@@ -154,6 +174,40 @@ class MemoryMatchStore:
     def log_since(self, after_id: int) -> list[LogRow]:
         with self._lock:
             return [r for r in self._log if r.id > after_id]
+
+    def log_time(self, log_id: int) -> dt.datetime | None:
+        with self._lock:
+            return self._log_times.get(log_id)
+
+    # ---- signal exchanges
+    def exchanges(self) -> list[ExchangeRecord]:
+        with self._lock:
+            return [dataclasses.replace(x, api_json=dict(x.api_json)) for _, x in sorted(self._exchanges.items())]
+
+    def exchange(self, name: str) -> ExchangeRecord | None:
+        with self._lock:
+            x = self._exchanges.get(name)
+            return dataclasses.replace(x, api_json=dict(x.api_json)) if x is not None else None
+
+    def save_exchange(self, exchange: ExchangeRecord) -> None:
+        with self._lock:
+            self._exchanges[exchange.name] = dataclasses.replace(exchange, api_json=dict(exchange.api_json))
+
+    def delete_exchange(self, name: str) -> bool:
+        with self._lock:
+            return self._exchanges.pop(name, None) is not None
+
+    def exchange_credentials(self, api: str) -> dict[str, JsonValue] | None:
+        with self._lock:
+            c = self._credentials.get(api)
+            return dict(c) if c is not None else None
+
+    def set_exchange_credentials(self, api: str, credentials: dict[str, JsonValue] | None) -> None:
+        with self._lock:
+            if credentials is None:
+                self._credentials.pop(api, None)
+            else:
+                self._credentials[api] = dict(credentials)
 
     def signals_by_id(self, signal_ids: Sequence[int]) -> list[SignalRow]:
         with self._lock:

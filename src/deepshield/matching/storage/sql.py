@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -10,9 +11,25 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from deepshield.config import Settings
+from deepshield.jsontypes import JsonValue
 from deepshield.matching.indexes import MatchIndexes, get_indexes
-from deepshield.matching.models import MatchBank, MatchEntry, MatchIndexLog, MatchSignal
-from deepshield.matching.storage.interface import BankRecord, EntryRecord, LogRow, NewBank, NewEntry, SignalRow
+from deepshield.matching.models import (
+    MatchBank,
+    MatchEntry,
+    MatchExchange,
+    MatchExchangeCredentials,
+    MatchIndexLog,
+    MatchSignal,
+)
+from deepshield.matching.storage.interface import (
+    BankRecord,
+    EntryRecord,
+    ExchangeRecord,
+    LogRow,
+    NewBank,
+    NewEntry,
+    SignalRow,
+)
 from deepshield.store.timeutil import utcnow
 
 #: Ids per IN (...) clause: under SQLite's old limit of 999 bound parameters.
@@ -39,6 +56,15 @@ def _entry(e: MatchEntry) -> EntryRecord:
 
 
 _ENTRY_COLUMNS = tuple(f.name for f in dataclasses.fields(EntryRecord) if f.name not in ("disable_until_ts", "extra"))
+
+
+#: ExchangeRecord fields stored in columns of the same name (all but api_json, kept as JSON text).
+_EXCHANGE_COLUMNS = tuple(f.name for f in dataclasses.fields(ExchangeRecord) if f.name != "api_json")
+
+
+def _exchange(x: MatchExchange) -> ExchangeRecord:
+    cols = {k: getattr(x, k) for k in _EXCHANGE_COLUMNS}
+    return ExchangeRecord(api_json=json.loads(x.api_json or "{}"), **cols)
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
@@ -177,6 +203,13 @@ class SqlMatchStore:
         e.disable_until_ts = ts
         self.session.flush()
 
+    def set_note(self, entry_id: int, note: str | None) -> None:
+        e = self.session.get(MatchEntry, entry_id)
+        if e is None:
+            raise KeyError(entry_id)
+        e.note = note
+        self.session.flush()
+
     def remove_entries(self, entry_ids: Sequence[int]) -> None:
         s = self.session
         for chunk in _chunks(entry_ids):
@@ -201,6 +234,48 @@ class SqlMatchStore:
             .order_by(MatchIndexLog.id)
         )
         return [LogRow(i, op, sid, st) for i, op, sid, st in self.session.execute(q)]
+
+    def log_time(self, log_id: int) -> dt.datetime | None:
+        return self.session.scalar(select(MatchIndexLog.created_at).where(MatchIndexLog.id == log_id))
+
+    # ---- signal exchanges
+    def exchanges(self) -> list[ExchangeRecord]:
+        return [_exchange(x) for x in self.session.scalars(select(MatchExchange).order_by(MatchExchange.name))]
+
+    def exchange(self, name: str) -> ExchangeRecord | None:
+        x = self.session.get(MatchExchange, name)
+        return _exchange(x) if x is not None else None
+
+    def save_exchange(self, exchange: ExchangeRecord) -> None:
+        x = self.session.get(MatchExchange, exchange.name) or MatchExchange(name=exchange.name)
+        for k in _EXCHANGE_COLUMNS:
+            setattr(x, k, getattr(exchange, k))
+        x.api_json = json.dumps(exchange.api_json)
+        self.session.add(x)
+        self.session.flush()
+
+    def delete_exchange(self, name: str) -> bool:
+        x = self.session.get(MatchExchange, name)
+        if x is None:
+            return False
+        self.session.delete(x)
+        self.session.flush()
+        return True
+
+    def exchange_credentials(self, api: str) -> dict[str, JsonValue] | None:
+        c = self.session.get(MatchExchangeCredentials, api)
+        return json.loads(c.credential_json) if c is not None else None
+
+    def set_exchange_credentials(self, api: str, credentials: dict[str, JsonValue] | None) -> None:
+        c = self.session.get(MatchExchangeCredentials, api)
+        if credentials is None:
+            if c is not None:
+                self.session.delete(c)
+        else:
+            c = c or MatchExchangeCredentials(api=api)
+            c.credential_json = json.dumps(credentials)
+            self.session.add(c)
+        self.session.flush()
 
     def signals_by_id(self, signal_ids: Sequence[int]) -> list[SignalRow]:
         out: list[SignalRow] = []
