@@ -26,10 +26,9 @@ from deepshield.accounts.service import Principal
 from deepshield.api.deps import SessionDep, SettingsDep, require_scope
 from deepshield.config import Settings, make_private_dir
 from deepshield.errors import DeepshieldError, MediaTooLarge
-from deepshield.matching import exchanges, hma
+from deepshield.matching import exchanges, hma, hma_banks
 from deepshield.matching import service as svc
 from deepshield.matching.hma import BadRequest, Mode
-from deepshield.matching.storage import as_store
 from deepshield.media import Media, MediaLimits, open_upload
 from deepshield.media.open import rename_in_error
 from deepshield.store.bounds import DB_INT_MAX
@@ -234,7 +233,7 @@ def index_status(
 
 @hma_router.get("/c/banks")
 def banks_index(session: SessionDep, _p: CuratePrincipal, mode: FormatQ = Mode.HMA) -> list[dict[str, Any]]:
-    return [hma.bank_json(b, mode) for b in svc.list_banks(session)]
+    return [hma_banks.bank_json(b, mode) for b in svc.list_banks(session)]
 
 
 @hma_router.post("/c/banks", status_code=201)
@@ -242,14 +241,14 @@ def bank_create(
     session: SessionDep, _p: CuratePrincipal, body: Annotated[dict[str, Any], Body()], mode: FormatQ = Mode.HMA
 ) -> dict[str, Any]:
     """{"name", "enabled"?, "enabled_ratio"?, "threshold"?, "is_negative"?, "description"?}; a taken name 403."""
-    b = hma.create_bank(session, body)
+    b = hma_banks.create_bank(session, body)
     session.commit()
-    return hma.bank_json(b, mode)
+    return hma_banks.bank_json(b, mode)
 
 
 @hma_router.get("/c/bank/{bank_name}")
 def bank_show(session: SessionDep, _p: CuratePrincipal, bank_name: str, mode: FormatQ = Mode.HMA) -> dict[str, Any]:
-    return hma.bank_json(svc.get_bank(session, bank_name), mode)
+    return hma_banks.bank_json(svc.get_bank(session, bank_name), mode)
 
 
 @hma_router.put("/c/bank/{bank_name}")
@@ -260,15 +259,15 @@ def bank_update(
     body: Annotated[dict[str, Any], Body()],
     mode: FormatQ = Mode.HMA,
 ) -> dict[str, Any]:
-    b = hma.update_bank(session, bank_name, body)
+    b = hma_banks.update_bank(session, bank_name, body)
     session.commit()
-    return hma.bank_json(b, mode)
+    return hma_banks.bank_json(b, mode)
 
 
 @hma_router.delete("/c/bank/{bank_name}")
 def bank_delete(session: SessionDep, _p: CuratePrincipal, bank_name: str) -> dict[str, Any]:
     """Delete a bank and its content; as HMA, 200 when there was no such bank."""
-    answer = hma.delete_bank(session, bank_name)
+    answer = hma_banks.delete_bank(session, bank_name)
     session.commit()
     return answer
 
@@ -288,7 +287,7 @@ def bank_content_get(
 ) -> dict[str, Any]:
     svc.get_bank(session, bank_name)
     e = svc.get_entry(session, content_id, bank_name)
-    return hma.content_json(session, e, mode, include_signals, include_metadata)
+    return hma_banks.content_json(session, e, mode, include_signals, include_metadata)
 
 
 async def _metadata_and_note(request: Request, query_metadata: str | None) -> tuple[Any, Any]:
@@ -341,7 +340,7 @@ async def bank_content_add(
 
     def work() -> dict[str, Any]:
         with media_cm as media:
-            answer = hma.add_media(session, bank_name, media, declared, types, meta, mode)
+            answer = hma_banks.add_media(session, bank_name, media, declared, types, meta, mode)
         session.commit()
         return answer
 
@@ -358,7 +357,7 @@ def bank_content_update(
     mode: FormatQ = Mode.HMA,
 ) -> dict[str, Any]:
     """{"disable_until_ts"? (at most 5 years ahead), "note"?} -> the content."""
-    answer = hma.update_content(session, bank_name, content_id, body, mode)
+    answer = hma_banks.update_content(session, bank_name, content_id, body, mode)
     session.commit()
     return answer
 
@@ -381,7 +380,7 @@ def bank_add_signal(
     mode: FormatQ = Mode.HMA,
 ) -> dict[str, Any]:
     """Bank raw hashes: {signal type: hash, ..., "note"?}; an optional "metadata" object as for content."""
-    answer = hma.add_signals(session, bank_name, body, principal.name, mode)
+    answer = hma_banks.add_signals(session, bank_name, body, principal.name, mode)
     session.commit()
     return answer
 
@@ -421,110 +420,6 @@ async def bank_import(request: Request, session: SessionDep, principal: CuratePr
     return {"bank": name, "imported": n}
 
 
-# ---------------------------------------------------------------------------------------------- /c configuration
-
-
-@hma_router.get("/c/signal_type")
-def signal_types(_p: CuratePrincipal) -> list[dict[str, Any]]:
-    """[{name, enabled_ratio}]: every signal type, by our names and HMA's (`video_md5`)."""
-    return hma.signal_types_answer()
-
-
-@hma_router.get("/c/signal_type/index")
-def signal_type_index(
-    session: SessionDep, settings: SettingsDep, _p: CuratePrincipal, signal_type: Annotated[str | None, Query()] = None
-) -> dict[str, Any]:
-    """Per signal type: {db_size, index_size, index_out_of_date, newest_db_item, index_built_to}."""
-    return hma.signal_type_index_answer(session, settings, signal_type)
-
-
-@hma_router.get("/c/content_type")
-def content_types(_p: CuratePrincipal) -> list[dict[str, Any]]:
-    return hma.content_types_answer()
-
-
-# ---------------------------------------------------------------------------------------------- /c exchanges
-
-
-@hma_router.get("/c/exchanges/apis")
-def exchange_apis(_p: CuratePrincipal) -> list[str]:
-    return exchanges.exchange_types()
-
-
-@hma_router.get("/c/exchanges/api/{api_name}")
-def exchange_api(session: SessionDep, _p: CuratePrincipal, api_name: str) -> dict[str, bool]:
-    """Whether the exchange type takes credentials, and whether they are set (ThreatExchange: its token)."""
-    return exchanges.api_auth_json(session, api_name)
-
-
-@hma_router.post("/c/exchanges/api/{api_name}")
-def exchange_api_credentials(
-    session: SessionDep, _p: CuratePrincipal, api_name: str, body: Annotated[Any, Body()]
-) -> dict[str, bool]:
-    """{"credential_json": {"api_token": ...}} sets the type's credentials, `{}` forgets them."""
-    answer = exchanges.set_credentials(session, api_name, body)
-    session.commit()
-    return answer
-
-
-@hma_router.get("/c/exchanges")
-def exchange_list(session: SessionDep, _p: CuratePrincipal) -> list[str]:
-    return [x.name for x in as_store(session).exchanges()]
-
-
-@hma_router.post("/c/exchanges", status_code=201)
-def exchange_create(session: SessionDep, _p: CuratePrincipal, body: Annotated[Any, Body()]) -> dict[str, str]:
-    """{"bank", "api", "api_json"}: an exchange named after its bank (created when missing)."""
-    if not isinstance(body, dict):
-        raise BadRequest("this endpoint expects a json object payload")
-    for field in ("bank", "api"):
-        if not isinstance(body.get(field), str):
-            raise BadRequest(f"{field} is required")
-    exchanges.create_exchange(session, body["bank"], body["api"], body.get("api_json", {}))
-    session.commit()
-    return {"message": "Created successfully"}
-
-
-@hma_router.get("/c/exchange/{exchange_name}")
-def exchange_show(session: SessionDep, _p: CuratePrincipal, exchange_name: str) -> dict[str, Any]:
-    return exchanges.config_json(exchanges.get_exchange(session, exchange_name))
-
-
-@hma_router.put("/c/exchange/{exchange_name}")
-def exchange_update(
-    session: SessionDep, _p: CuratePrincipal, exchange_name: str, body: Annotated[Any, Body()]
-) -> dict[str, Any]:
-    """{"enabled"?}: turn an exchange's fetching on or off."""
-    x = exchanges.set_enabled(session, exchange_name, body)
-    session.commit()
-    return exchanges.config_json(x)
-
-
-@hma_router.delete("/c/exchange/{exchange_name}")
-def exchange_delete(session: SessionDep, _p: CuratePrincipal, exchange_name: str) -> dict[str, str]:
-    """Forget an exchange (its bank stays); as HMA, 200 when there was none."""
-    as_store(session).delete_exchange(exchange_name)
-    session.commit()
-    return {"message": "Exchange deleted"}
-
-
-@hma_router.get("/c/exchange/{exchange_name}/status")
-def exchange_status(session: SessionDep, _p: CuratePrincipal, exchange_name: str) -> dict[str, Any]:
-    """When the last fetch ran, whether it worked, how many signals it banked, its error."""
-    return exchanges.status_json(exchanges.get_exchange(session, exchange_name))
-
-
-@hma_router.post("/c/exchange/{exchange_name}/fetch")
-def exchange_fetch(session: SessionDep, _p: CuratePrincipal, exchange_name: str) -> dict[str, Any]:
-    """Fetch now (our extension: HMA fetches on a timer) -> the fetch status; a failed fetch banks nothing."""
-    x = exchanges.fetch(session, exchange_name)
-    if not x.last_fetch_succeeded:
-        session.rollback()
-    exchanges.record_fetch(session, x)
-    session.commit()
-    return exchanges.status_json(x)
-
-
 # ---------------------------------------------------------------------------------------------- device hashes
 
 
@@ -538,7 +433,7 @@ def device_hash_page() -> Any:
     return RedirectResponse("/static/hash-photos.html", status_code=307)
 
 
-#: What `hma.add_device_hashes` reads (it checks the same): declared so that clients and the fuzzer know it.
+#: What `hma_banks.add_device_hashes` reads (it checks the same): declared so that clients and the fuzzer know it.
 DEVICE_HASHES_SCHEMA: dict[str, Any] = {
     "required": ["bank", "hashes"],
     "properties": {
@@ -567,7 +462,7 @@ def device_hashes(
     body: Annotated[dict[str, Any], Body(json_schema_extra=DEVICE_HASHES_SCHEMA)],
 ) -> Any:
     """Bank PDQ hashes computed on a person's own device: {bank, case_id, hashes: [{pdq, quality}]}."""
-    answer = hma.add_device_hashes(session, body, principal.name)
+    answer = hma_banks.add_device_hashes(session, body, principal.name)
     session.commit()
     return answer
 
