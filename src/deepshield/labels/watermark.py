@@ -40,12 +40,15 @@ CELLS = 32
 CELL = TILE // CELLS
 WORK_SIDE = 512
 MAX_HYPOTHESES = 3  # geometric hypotheses decoded (the top ones by sync score, however many are searched)
-N_LATTICE = 5  # lattice (scale, angle) candidates from the autocorrelation, each refined by the sync score
+N_LATTICE = 4  # lattice (scale, angle) candidates from the autocorrelation, each refined by the sync score
 N_REFINED = 3  # of those (plus scale 1 and 1/0.9), how many the sync search refines
 # Working-scale ratios searched: below 1 the content got smaller than its shorter side implies (letterboxed
 # or padded, e.g. a 16:9 photo in a square frame is 0.5625), above 1 a crop took part of the shorter side.
 MIN_SCALE, MAX_SCALE = 0.5, 1.5
-MAX_ANGLE = 5.0  # degrees of turn searched beyond the 8 orientations (the lattice is square: mod 90)
+MAX_ANGLE = 5.0
+TURN_GRID = tuple(
+    sgn * (0.25 + 0.5 * i) for i in range(8) for sgn in (-1.0, 1.0)
+)  # +-0.25 ... +-3.75 degrees  # degrees of turn searched beyond the 8 orientations (the lattice is square: mod 90)
 _LATTICE = [(1, 0), (0, 1), (1, 1), (1, -1), (2, 0), (0, 2), (2, 1), (1, 2), (2, -1), (1, -2), (3, 0), (0, 3)]
 _ALL = tuple(range(8))
 DECODES_PER_HYPOTHESIS = 2  # plain soft values, then magnitude-clipped ones (robust to heavy-tailed noise)
@@ -345,8 +348,12 @@ class TileWatermark:
     def _hypotheses(self, r: np.ndarray) -> list[_Hypothesis]:
         """Geometric hypotheses (scale, angle, orientation) ranked by sync score; the best few refined."""
         cands = self._lattice_candidates(r, N_LATTICE)
-        for base in ((1.0, 0.0), (1.0 / 0.9, 0.0)):
-            if all(abs(base[0] - c[0]) > 0.004 or abs(c[1]) > 0.1 for c in cands):
+        # Beside the lattice's picks, fixed guesses: no change, a 10% crop, and turns without rescale on a
+        # half-degree grid. The sync correlation is a matched filter and finds a weak mark that the blind
+        # autocorrelation misses; 0.25 degree off still keeps most of its score.
+        fixed = [(1.0, 0.0), (1.0 / 0.9, 0.0)] + [(1.0, float(t)) for t in TURN_GRID]
+        for base in fixed:
+            if all(abs(base[0] - c[0]) > 0.004 or abs(base[1] - c[1]) > 0.1 for c in cands):
                 cands.append(base)
         first = []
         for c_s, c_t in cands:
@@ -362,7 +369,7 @@ class TileWatermark:
         """Hill-climb scale, then angle, on the sync score with the orientation found.
 
         A crop's scale change and the autocorrelation's angle error both smear the fold; the sync peak is
-        sharpest when both are right. Steps halve: 0.6/0.3/0.15 % in scale, 0.12/0.06/0.03 degrees in angle
+        sharpest when both are right. Steps halve: 0.6/0.3/0.15 % in scale, 0.16/0.08/0.04 degrees in angle
         (JPEG's block grid can
         pull the autocorrelation's angle by about 0.1 degree).
         """
@@ -373,7 +380,7 @@ class TileWatermark:
                 z, _k, sh = self._correlate(fold, (h.orient,))
                 if z > best.z:
                     best = _Hypothesis(z, s, best.angle, h.orient, sh, fold)
-        for step in (0.12, 0.06, 0.03):
+        for step in (0.16, 0.08, 0.04):
             center = best.angle
             for t in (center - step, center + step):
                 fold = self._canon(r, best.scale, t)
