@@ -13,7 +13,9 @@ Why this design (the anchors break on crop and scale because their block grid mo
 - Flips, right-angle turns and small turns: the autocorrelation's lattice peaks sit at P*s*R(t)*(m, k),
   so one grid search over (scale s, angle t within +-5 degrees) gives both; the residual is turned back
   before folding, and the fold is correlated with the sync template in all 8 flip/turn orientations.
-  The (s, t, orientation) hypotheses are ranked by sync z-score and the best few refined by it.
+  Fixed guesses (no change, a 10% crop, turns on a half-degree grid) join the lattice's picks, since the
+  sync correlation is a matched filter and finds weak marks the blind autocorrelation misses. The
+  (s, t, orientation) hypotheses are ranked by sync z-score and the best few refined by it.
 - Payload: 64 bits + CRC-32, K=7 rate-1/3 convolutional code (306 coded bits), soft Viterbi decoding.
   However many hypotheses are searched, only the top 3 by sync score are decoded, each from plain and
   from magnitude-clipped soft values: at most 6 CRC-32 checks per image, so the designed false-positive
@@ -40,15 +42,14 @@ CELLS = 32
 CELL = TILE // CELLS
 WORK_SIDE = 512
 MAX_HYPOTHESES = 3  # geometric hypotheses decoded (the top ones by sync score, however many are searched)
-N_LATTICE = 4  # lattice (scale, angle) candidates from the autocorrelation, each refined by the sync score
-N_REFINED = 3  # of those (plus scale 1 and 1/0.9), how many the sync search refines
+N_LATTICE = 4  # (scale, angle) picks from the autocorrelation's lattice peaks
+N_REFINED = 3  # of all first-pass hypotheses (picks plus fixed guesses), how many the sync search refines
 # Working-scale ratios searched: below 1 the content got smaller than its shorter side implies (letterboxed
 # or padded, e.g. a 16:9 photo in a square frame is 0.5625), above 1 a crop took part of the shorter side.
 MIN_SCALE, MAX_SCALE = 0.5, 1.5
-MAX_ANGLE = 5.0
-TURN_GRID = tuple(
-    sgn * (0.25 + 0.5 * i) for i in range(8) for sgn in (-1.0, 1.0)
-)  # +-0.25 ... +-3.75 degrees  # degrees of turn searched beyond the 8 orientations (the lattice is square: mod 90)
+MAX_ANGLE = 5.0  # degrees of turn the lattice search covers beyond the 8 orientations (the lattice is square)
+# Fixed turn guesses without rescale, for weak marks whose lattice peaks are lost: +-0.25 ... +-3.75 degrees.
+TURN_GRID = tuple(sgn * (0.25 + 0.5 * i) for i in range(8) for sgn in (-1.0, 1.0))
 _LATTICE = [(1, 0), (0, 1), (1, 1), (1, -1), (2, 0), (0, 2), (2, 1), (1, 2), (2, -1), (1, -2), (3, 0), (0, 3)]
 _ALL = tuple(range(8))
 DECODES_PER_HYPOTHESIS = 2  # plain soft values, then magnitude-clipped ones (robust to heavy-tailed noise)
