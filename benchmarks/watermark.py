@@ -1,6 +1,8 @@
 """Watermark benchmark: Deepshield's tiled watermark beside invisible-watermark's dwtDctSvd, same images, same run.
 
 Prints, per attack, bit accuracy and detection rate for both, plus PSNR and embed/detect time per megapixel.
+The attacks run on photos centre-cropped to --size, except the face250_* rows, which embed in 250 px LFW
+faces as they are (then, e.g., halve and JPEG-compress them).
 `--fpr` instead runs our detector on unmarked images (every shared photo plus generated images) and
 counts false detections against the designed rate.
 
@@ -67,6 +69,27 @@ def _screenshot(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.array(Image.open(buf).convert("RGB"))
 
 
+def _rotate(a: np.ndarray, rng: np.random.Generator, degrees: float) -> np.ndarray:
+    """Turned about the centre by +-`degrees` (random sign), same size, black corners, bilinear."""
+    h, w = a.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees * float(rng.choice([-1.0, 1.0])), 1.0)
+    return cv2.warpAffine(a, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+
+
+def _webp(a: np.ndarray, q: int) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "WEBP", quality=q)
+    return np.array(Image.open(buf).convert("RGB"))
+
+
+def _letterbox(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Shown in a 9:16 portrait frame: black bars above and below (split at random), as a story post."""
+    h, w = a.shape[:2]
+    pad = max(0, round(w * 16 / 9) - h)
+    top = int(rng.integers(0, pad + 1))
+    return cv2.copyMakeBorder(a, top, pad - top, 0, 0, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+
+
 ATTACKS: dict[str, Attack] = {
     "none": lambda a, r: a,
     "jpeg_q75": lambda a, r: _jpeg(a, 75),
@@ -78,6 +101,18 @@ ATTACKS: dict[str, Attack] = {
     "contrast_+20": lambda a, r: _bc(a, contrast=1.2),
     "contrast_-20": lambda a, r: _bc(a, contrast=0.8),
     "screenshot": _screenshot,
+    "flip_h": lambda a, r: np.ascontiguousarray(a[:, ::-1]),
+    "rotate_90": lambda a, r: np.ascontiguousarray(np.rot90(a)),
+    "rotate_1deg": lambda a, r: _rotate(a, r, 1.0),
+    "rotate_2deg": lambda a, r: _rotate(a, r, 2.0),
+    "rotate_3deg": lambda a, r: _rotate(a, r, 3.0),
+    "webp_q60": lambda a, r: _webp(a, 60),
+    "letterbox": _letterbox,
+}
+# Applied to 250 px faces (LFW, as they are) instead of the centre-cropped photos.
+FACE_ATTACKS: dict[str, Attack] = {
+    "face250_none": lambda a, r: a,
+    "face250_0.5x_q50": lambda a, r: _jpeg(_resize(a, 0.5), 50),
 }
 
 
@@ -134,6 +169,8 @@ def run_robustness(n: int, size: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     paths = photo_paths(shared_root() / "real_photos") + photo_paths(shared_root() / "more_photos")
     rng.shuffle(paths)  # type: ignore[arg-type]
+    faces = photo_paths(shared_root() / "lfw_1000")
+    rng.shuffle(faces)  # type: ignore[arg-type]
     ours = TileWatermark()
     try:
         base: DwtDctSvd | None = DwtDctSvd()
@@ -143,11 +180,53 @@ def run_robustness(n: int, size: int, seed: int) -> None:
             "invisible-watermark not installed: baseline column skipped "
             "(pip install --no-deps invisible-watermark; pip install PyWavelets)"
         )
-    rows: dict[str, dict[str, list[float]]] = {k: {"ob": [], "od": [], "bb": [], "bd": []} for k in ATTACKS}
+    names = list(ATTACKS) + list(FACE_ATTACKS)
+    rows: dict[str, dict[str, list[float]]] = {k: {"ob": [], "od": [], "bb": [], "bd": []} for k in names}
     ps_o: list[float] = []
     ps_b: list[float] = []
     t_o: dict[str, list[float]] = {"embed": [], "detect": []}
     t_b: dict[str, list[float]] = {"embed": [], "detect": []}
+
+    def trial(img: np.ndarray, attacks: dict[str, Attack], record_psnr: bool) -> None:
+        """Embed both marks in `img`, apply every attack, record bit accuracy, detection and timings."""
+        mp = img.shape[0] * img.shape[1] / 1e6
+        payload = int(rng.integers(0, 2**63)) | (int(rng.integers(0, 2)) << 63)
+        t = time.perf_counter()
+        mo = ours.embed(img, payload)
+        if record_psnr:
+            t_o["embed"].append((time.perf_counter() - t) / mp)
+            ps_o.append(psnr(img, mo))
+        mb = None
+        bbits: list[int] = []
+        if base is not None:
+            bbits = [int(b) for b in rng.integers(0, 2, base.bits)]
+            t = time.perf_counter()
+            try:
+                mb = base.embed(img, bbits)
+            except RuntimeError:  # dwtDctSvd refuses images under 256x256 (the 250 px faces): n/a
+                mb = None
+            if record_psnr and mb is not None:
+                t_b["embed"].append((time.perf_counter() - t) / mp)
+                ps_b.append(psnr(img, mb))
+        for name, attack in attacks.items():
+            arng = np.random.default_rng(int(rng.integers(0, 2**31)))
+            ao = attack(mo, arng)
+            t = time.perf_counter()
+            d = ours.detect(ao)
+            if record_psnr:
+                t_o["detect"].append((time.perf_counter() - t) / (ao.shape[0] * ao.shape[1] / 1e6))
+            rows[name]["ob"].append(bit_acc(payload, d.payload if d.detected else d.best_guess, PAYLOAD_BITS))
+            rows[name]["od"].append(float(d.detected and d.payload == payload))
+            if base is not None and mb is not None:
+                ab = attack(mb, np.random.default_rng(int(arng.integers(0, 2**31))))
+                t = time.perf_counter()
+                got = base.decode(ab)
+                if record_psnr:
+                    t_b["detect"].append((time.perf_counter() - t) / (ab.shape[0] * ab.shape[1] / 1e6))
+                acc = float(np.mean(np.array(got) == np.array(bbits)))
+                rows[name]["bb"].append(acc)
+                rows[name]["bd"].append(float(acc >= 29 / 32))
+
     used = 0
     for p in paths:
         if used >= n:
@@ -155,39 +234,12 @@ def run_robustness(n: int, size: int, seed: int) -> None:
         img = load_square(p, size)
         if img is None:
             continue
+        trial(img, ATTACKS, True)
+        trial(np.array(Image.open(faces[used % len(faces)]).convert("RGB")), FACE_ATTACKS, False)
         used += 1
-        mp = img.shape[0] * img.shape[1] / 1e6
-        payload = int(rng.integers(0, 2**63)) | (int(rng.integers(0, 2)) << 63)
-        t = time.perf_counter()
-        mo = ours.embed(img, payload)
-        t_o["embed"].append((time.perf_counter() - t) / mp)
-        ps_o.append(psnr(img, mo))
-        mb = None
-        bbits: list[int] = []
-        if base is not None:
-            bbits = [int(b) for b in rng.integers(0, 2, base.bits)]
-            t = time.perf_counter()
-            mb = base.embed(img, bbits)
-            t_b["embed"].append((time.perf_counter() - t) / mp)
-            ps_b.append(psnr(img, mb))
-        for name, attack in ATTACKS.items():
-            arng = np.random.default_rng(int(rng.integers(0, 2**31)))
-            ao = attack(mo, arng)
-            t = time.perf_counter()
-            d = ours.detect(ao)
-            t_o["detect"].append((time.perf_counter() - t) / (ao.shape[0] * ao.shape[1] / 1e6))
-            rows[name]["ob"].append(bit_acc(payload, d.payload if d.detected else d.best_guess, PAYLOAD_BITS))
-            rows[name]["od"].append(float(d.detected and d.payload == payload))
-            if base is not None and mb is not None:
-                ab = attack(mb, np.random.default_rng(int(arng.integers(0, 2**31))))
-                t = time.perf_counter()
-                got = base.decode(ab)
-                t_b["detect"].append((time.perf_counter() - t) / (ab.shape[0] * ab.shape[1] / 1e6))
-                acc = float(np.mean(np.array(got) == np.array(bbits)))
-                rows[name]["bb"].append(acc)
-                rows[name]["bd"].append(float(acc >= 29 / 32))
         print(f"  {used}/{n} {p.name}", file=sys.stderr, flush=True)
-    print(f"\n{used} photos from the shared corpus, centre-cropped to {size}x{size}; seed {seed}")
+    print(f"\n{used} photos from the shared corpus, centre-cropped to {size}x{size}, and {used} 250 px LFW faces")
+    print(f"(face250_* rows; dwtDctSvd refuses images under 256x256, hence n/a); seed {seed}")
     print(f"ours: {PAYLOAD_BITS} payload bits + CRC-32, rate-1/3 code; dwtDctSvd: 32 bits, no ECC\n")
     hdr = f"{'attack':16} {'ours bit acc':>12} {'ours detect':>11} {'dwtDctSvd bit acc':>17} {'dwtDctSvd detect':>16}"
     print(hdr)
@@ -197,14 +249,21 @@ def run_robustness(n: int, size: int, seed: int) -> None:
         bd = f"{statistics.mean(r['bd']):.3f}" if r["bd"] else "n/a"
         print(f"{name:16} {statistics.mean(r['ob']):12.3f} {statistics.mean(r['od']):11.3f} {bb:>17} {bd:>16}")
     print()
-    print(f"PSNR dB (median / min): ours {statistics.median(ps_o):.2f} / {min(ps_o):.2f}", end="")
+    print(f"PSNR dB (median / min, {size} px photos): ours {statistics.median(ps_o):.2f} / {min(ps_o):.2f}", end="")
     print(f"; dwtDctSvd {statistics.median(ps_b):.2f} / {min(ps_b):.2f}" if ps_b else "")
     for k in ("embed", "detect"):
-        line = f"{k} time per megapixel (median): ours {statistics.median(t_o[k]) * 1e3:.0f} ms"
+        line = f"{k} time per megapixel (median, {size} px photos): ours {statistics.median(t_o[k]) * 1e3:.0f} ms"
         if t_b[k]:
             line += f"; dwtDctSvd {statistics.median(t_b[k]) * 1e3:.0f} ms"
             line += f" (ratio ours/dwtDctSvd {statistics.median(t_o[k]) / statistics.median(t_b[k]):.2f})"
         print(line)
+    per_image = statistics.median(t_o["detect"]) * mp_size(size)
+    print(f"detect time per image (median, {size} px photos): ours {per_image:.0f} ms")
+
+
+def mp_size(size: int) -> float:
+    """Milliseconds per image from seconds per megapixel, for a size x size image."""
+    return size * size / 1e6 * 1e3
 
 
 def generated_images(count: int, seed: int) -> list[np.ndarray]:

@@ -10,10 +10,17 @@ Why this design (the anchors break on crop and scale because their block grid mo
 - The tile is built from 32x32 random cells smoothed by a Gaussian, so its energy sits at mid frequencies
   that survive JPEG q50 and a 0.5x resize; detection whitens the image by a high-pass and a local-contrast
   normalisation, which also makes brightness/contrast changes irrelevant.
+- Flips, right-angle turns and small turns: the autocorrelation's lattice peaks sit at P*s*R(t)*(m, k),
+  so one grid search over (scale s, angle t within +-5 degrees) gives both; the residual is turned back
+  before folding, and the fold is correlated with the sync template in all 8 flip/turn orientations.
+  Fixed guesses (no change, a 10% crop, turns on a half-degree grid) join the lattice's picks, since the
+  sync correlation is a matched filter and finds weak marks the blind autocorrelation misses. The
+  (s, t, orientation) hypotheses are ranked by sync z-score and the best few refined by it.
 - Payload: 64 bits + CRC-32, K=7 rate-1/3 convolutional code (306 coded bits), soft Viterbi decoding.
-  A detection is declared only when the CRC-32 matches on one of at most 3 x 2 decoded candidates
-  (3 geometric hypotheses, each decoded from plain and from magnitude-clipped soft values), so the
-  designed false-positive rate is 6 * 2**-32 (about 1.4e-9) per image.
+  However many hypotheses are searched, only the top 3 by sync score are decoded, each from plain and
+  from magnitude-clipped soft values: at most 6 CRC-32 checks per image, so the designed false-positive
+  rate stays 6 * 2**-32 (about 1.4e-9) per image (a decoded word of an unmarked image is random, and
+  each check passes with probability 2**-32).
 """
 
 from __future__ import annotations
@@ -34,7 +41,17 @@ TILE = 128
 CELLS = 32
 CELL = TILE // CELLS
 WORK_SIDE = 512
-MAX_HYPOTHESES = 3  # geometric hypotheses decoded
+MAX_HYPOTHESES = 3  # geometric hypotheses decoded (the top ones by sync score, however many are searched)
+N_LATTICE = 4  # (scale, angle) picks from the autocorrelation's lattice peaks
+N_REFINED = 3  # of all first-pass hypotheses (picks plus fixed guesses), how many the sync search refines
+# Working-scale ratios searched: below 1 the content got smaller than its shorter side implies (letterboxed
+# or padded, e.g. a 16:9 photo in a square frame is 0.5625), above 1 a crop took part of the shorter side.
+MIN_SCALE, MAX_SCALE = 0.5, 1.5
+MAX_ANGLE = 5.0  # degrees of turn the lattice search covers beyond the 8 orientations (the lattice is square)
+# Fixed turn guesses without rescale, for weak marks whose lattice peaks are lost: +-0.25 ... +-3.75 degrees.
+TURN_GRID = tuple(sgn * (0.25 + 0.5 * i) for i in range(8) for sgn in (-1.0, 1.0))
+_LATTICE = [(1, 0), (0, 1), (1, 1), (1, -1), (2, 0), (0, 2), (2, 1), (1, 2), (2, -1), (1, -2), (3, 0), (0, 3)]
+_ALL = tuple(range(8))
 DECODES_PER_HYPOTHESIS = 2  # plain soft values, then magnitude-clipped ones (robust to heavy-tailed noise)
 DESIGNED_FPR = MAX_HYPOTHESES * DECODES_PER_HYPOTHESIS * 2.0**-32
 DEFAULT_KEY = "deepshield-watermark-v1"
@@ -54,6 +71,8 @@ class WatermarkDetection:
     sync_score: float  # peak-to-noise of the sync correlation (z-score)
     scale: float  # working-scale ratio found (1.0 = no crop)
     shift: tuple[int, int]
+    angle: float = 0.0  # degrees of turn undone beyond the orientation
+    orientation: int = 0  # which of the 8 flips/right-angle turns was undone (0 = as embedded)
     designed_false_positive_rate: float = DESIGNED_FPR
     seconds: float = 0.0
     # Best-effort payload of the strongest hypothesis even when its CRC fails: for bit-accuracy
@@ -119,7 +138,9 @@ class TileWatermark:
         self.kernel_f = np.fft.fft2(self.kernel)
         self.sync_tile = self._render(self.sync_cells)
         st = self.sync_tile - self.sync_tile.mean()
-        self.sync_f_conj = np.conj(np.fft.fft2(st / np.linalg.norm(st)))
+        st = st / np.linalg.norm(st)
+        # The sync template in each of the 8 orientations a flip or right-angle turn can leave the fold in.
+        self.sync_f_conj = np.stack([np.conj(np.fft.fft2(_dihedral(st, k))) for k in range(8)])
         self._cache_key: tuple[int, int, int] | None = None
         self._cache_pattern: np.ndarray | None = None
 
@@ -175,7 +196,8 @@ class TileWatermark:
 
     def _bit_soft(self, rgb: np.ndarray, shift: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
         """Unnormalised per-coded-bit correlations at the embedding's own geometry (scale 1)."""
-        _z, sh, fold = self._sync(self._residual(rgb), 1.0)
+        fold = self._fold(self._residual(rgb))
+        _z, _k, sh = self._correlate(fold, (0,))
         sh = shift or sh
         aligned = np.roll(fold, (-sh[0], -sh[1]), axis=(0, 1))
         cells = self._cells_of(aligned).ravel()
@@ -226,48 +248,84 @@ class TileWatermark:
 
     @staticmethod
     def _fold(r: np.ndarray) -> np.ndarray:
+        """Mean of the residual over all positions congruent modulo the tile (a crop only shifts it)."""
         h, w = r.shape
-        ph, pw = -h % TILE, -w % TILE
-        rp = np.pad(r, ((0, ph), (0, pw)))
-        cnt = np.pad(np.ones_like(r), ((0, ph), (0, pw)))
+        rp = np.zeros((-(-h // TILE) * TILE, -(-w // TILE) * TILE), np.float32)
+        rp[:h, :w] = r
         s = rp.reshape(rp.shape[0] // TILE, TILE, rp.shape[1] // TILE, TILE).sum(axis=(0, 2))
-        c = cnt.reshape(cnt.shape[0] // TILE, TILE, cnt.shape[1] // TILE, TILE).sum(axis=(0, 2))
-        return s / np.maximum(c, 1.0)
+        cy = np.bincount(np.arange(h) % TILE, minlength=TILE)
+        cx = np.bincount(np.arange(w) % TILE, minlength=TILE)
+        return s / np.maximum(np.outer(cy, cx), 1.0)
 
-    def _scale_candidates(self, r: np.ndarray, n: int = 4) -> list[float]:
-        """Tile period from the residual's autocorrelation: peaks on the lattice (m*P*s, n*P*s)."""
+    def _lattice_candidates(self, r: np.ndarray, n: int) -> list[tuple[float, float]]:
+        """(scale, angle) of the tile lattice from the residual's autocorrelation, strongest first.
+
+        The repeated tile puts autocorrelation peaks at P*s*R(t)*(m, k) for integer (m, k): scoring a grid
+        of (s, t) by the autocorrelation summed over those points finds a crop's rescale and a small turn
+        together (the lattice is square, so t is only known modulo 90 degrees: the orientation search in
+        the sync step settles the rest). A coarse grid, then a finer one around each pick.
+        """
         h, w = r.shape
         f = np.fft.rfft2(r, s=(2 * h, 2 * w))
-        acf = np.fft.irfft2(f * np.conj(f), s=(2 * h, 2 * w))
+        acf = np.fft.irfft2(f * np.conj(f), s=(2 * h, 2 * w)).astype(np.float32)
         acf /= acf[0, 0] + 1e-9
-        grid = np.arange(0.70, 1.50, 0.002)
-        score = np.zeros_like(grid)
-        lattice = [(1, 0), (0, 1), (1, 1), (1, -1), (2, 0), (0, 2)]
-        for m, k in lattice:
-            for i, s in enumerate(grid):
-                yy, xx = m * TILE * s, k * TILE * s
-                if abs(yy) >= h - 8 or abs(xx) >= w - 8:
-                    continue
-                score[i] += _bilinear(acf, yy, xx)
-        order = np.argsort(-score)
-        picked: list[float] = []
-        for i in order:
-            s = float(grid[i])
-            if all(abs(s - p) > 0.02 for p in picked):
-                picked.append(s)
+        # Peak prominence, not height: the host's own autocorrelation falls slowly with the lag, which would
+        # favour short periods (small s); the mark's lattice peaks are a few pixels wide.
+        acf = acf - cv2.GaussianBlur(acf, (0, 0), 4.0)
+        mk = np.array(_LATTICE, dtype=np.float64)
+
+        def score(sc: np.ndarray, th: np.ndarray) -> np.ndarray:
+            c, sn = np.cos(np.radians(th))[..., None], np.sin(np.radians(th))[..., None]
+            ps = TILE * sc[..., None]
+            x = ps * (mk[:, 1] * c - mk[:, 0] * sn)
+            y = ps * (mk[:, 1] * sn + mk[:, 0] * c)
+            inside = (np.abs(y) < h - 8) & (np.abs(x) < w - 8)
+            return np.where(inside, _bilinear_many(acf, y, x), 0.0).sum(axis=-1)
+
+        sg, tg = np.meshgrid(np.arange(MIN_SCALE, MAX_SCALE, 0.002), np.arange(-MAX_ANGLE, MAX_ANGLE + 1e-9, 0.25))
+        coarse = score(sg, tg)
+        picked: list[tuple[float, float]] = []
+        for i in np.argsort(-coarse, axis=None):
+            s0, t0 = float(sg.flat[i]), float(tg.flat[i])
+            # Distinct picks only, and no subharmonic of one already picked (at s/2 or 2s/3 every second or
+            # third lattice point lands on the true peaks, so it scores well but is the same lattice).
+            if all(
+                (abs(s0 - ps) > 0.02 and min(abs(ps / s0 - 2.0), abs(ps / s0 - 1.5)) > 0.05) or abs(t0 - pt) > 1.0
+                for ps, pt in picked
+            ):
+                picked.append((s0, t0))
             if len(picked) >= n:
                 break
-        return picked
+        refined = []
+        ds, dt = np.meshgrid(np.arange(-0.002, 0.00201, 0.0005), np.arange(-0.15, 0.151, 0.025))
+        for s0, t0 in picked:
+            fine = score(s0 + ds, t0 + dt)
+            j = int(np.argmax(fine))
+            refined.append((s0 + float(ds.flat[j]), t0 + float(dt.flat[j])))
+        return refined
 
-    def _sync(self, r: np.ndarray, s: float) -> tuple[float, tuple[int, int], np.ndarray]:
+    def _canon(self, r: np.ndarray, s: float, angle: float) -> np.ndarray:
+        """The residual turned back by `angle` degrees and rescaled by 1/s, folded modulo the tile."""
         h, w = r.shape
-        canon = cv2.resize(r, (max(TILE, round(w / s)), max(TILE, round(h / s))), interpolation=cv2.INTER_LINEAR)
-        fold = self._fold(canon)
-        corr = np.real(np.fft.ifft2(np.fft.fft2(fold) * self.sync_f_conj))
-        idx = int(np.argmax(corr))
-        dy, dx = divmod(idx, TILE)
-        z = (float(corr.flat[idx]) - float(corr.mean())) / (float(corr.std()) + 1e-12)
-        return z, (dy, dx), fold
+        oh, ow = max(TILE, round(h / s)), max(TILE, round(w / s))
+        if angle == 0.0:
+            canon = cv2.resize(r, (ow, oh), interpolation=cv2.INTER_LINEAR)
+        else:
+            m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0 / s)
+            m[0, 2] += ow / 2.0 - w / 2.0
+            m[1, 2] += oh / 2.0 - h / 2.0
+            canon = cv2.warpAffine(r, m, (ow, oh), flags=cv2.INTER_LINEAR, borderValue=(0.0,))
+        return self._fold(canon)
+
+    def _correlate(self, fold: np.ndarray, orients: tuple[int, ...] = _ALL) -> tuple[float, int, tuple[int, int]]:
+        """Best (z-score, orientation, shift) of the fold against the sync template's orientations."""
+        ff = np.fft.fft2(fold)
+        corr = np.real(np.fft.ifft2(ff[None] * self.sync_f_conj[list(orients)]))
+        flat = corr.reshape(len(orients), -1)
+        idx = np.argmax(flat, axis=1)
+        z = (flat[np.arange(len(orients)), idx] - flat.mean(axis=1)) / (flat.std(axis=1) + 1e-12)
+        j = int(np.argmax(z))
+        return float(z[j]), orients[j], divmod(int(idx[j]), TILE)
 
     def _decode(self, fold: np.ndarray, shift: tuple[int, int]) -> tuple[int, bool, float]:
         aligned = np.roll(fold, (-shift[0], -shift[1]), axis=(0, 1))
@@ -288,49 +346,109 @@ class TileWatermark:
         agree = float(np.mean(np.sign(soft) == code))
         return payload, ok, agree
 
+    def _hypotheses(self, r: np.ndarray) -> list[_Hypothesis]:
+        """Geometric hypotheses (scale, angle, orientation) ranked by sync score; the best few refined."""
+        cands = self._lattice_candidates(r, N_LATTICE)
+        # Beside the lattice's picks, fixed guesses: no change, a 10% crop, and turns without rescale on a
+        # half-degree grid. The sync correlation is a matched filter and finds a weak mark that the blind
+        # autocorrelation misses; 0.25 degree off still keeps most of its score.
+        fixed = [(1.0, 0.0), (1.0 / 0.9, 0.0)] + [(1.0, float(t)) for t in TURN_GRID]
+        for base in fixed:
+            if all(abs(base[0] - c[0]) > 0.004 or abs(base[1] - c[1]) > 0.1 for c in cands):
+                cands.append(base)
+        first = []
+        for c_s, c_t in cands:
+            fold = self._canon(r, c_s, c_t)
+            z, k, sh = self._correlate(fold)
+            first.append(_Hypothesis(z, c_s, c_t, k, sh, fold))
+        first.sort(key=lambda h: -h.z)
+        hyps = [self._refine(r, h) for h in first[:N_REFINED]] + first[N_REFINED:]
+        hyps.sort(key=lambda h: -h.z)
+        return hyps
+
+    def _refine(self, r: np.ndarray, h: _Hypothesis) -> _Hypothesis:
+        """Hill-climb scale, then angle, on the sync score with the orientation found.
+
+        A crop's scale change and the autocorrelation's angle error both smear the fold; the sync peak is
+        sharpest when both are right. Steps halve: 0.6/0.3/0.15 % in scale, 0.16/0.08/0.04 degrees in angle
+        (a grid guess is up to 0.25 degree off; JPEG's block grid pulls the autocorrelation's by about 0.1).
+        """
+        best = h
+        for step in (0.006, 0.003, 0.0015):
+            for s in (best.scale * (1 - step), best.scale * (1 + step)):
+                fold = self._canon(r, s, best.angle)
+                z, _k, sh = self._correlate(fold, (h.orient,))
+                if z > best.z:
+                    best = _Hypothesis(z, s, best.angle, h.orient, sh, fold)
+        for step in (0.16, 0.08, 0.04):
+            center = best.angle
+            for t in (center - step, center + step):
+                fold = self._canon(r, best.scale, t)
+                z, _k, sh = self._correlate(fold, (h.orient,))
+                if z > best.z:
+                    best = _Hypothesis(z, best.scale, t, h.orient, sh, fold)
+        return best
+
     def detect(self, rgb: np.ndarray) -> WatermarkDetection:
         t0 = time.perf_counter()
         rgb = np.asarray(rgb)
         if rgb.ndim not in (2, 3) or min(rgb.shape[:2]) < 32:
             raise WatermarkError("image too small or not an image")
-        r = self._residual(rgb)
-        cands = self._scale_candidates(r)
-        for base in (1.0, 1.0 / 0.9):
-            if all(abs(base - c) > 0.004 for c in cands):
-                cands.append(base)
-        hyps: list[tuple[float, float, tuple[int, int], np.ndarray]] = []
-        for c in cands:
-            best: tuple[float, float, tuple[int, int], np.ndarray] | None = None
-            for s in c * (1.0 + 0.0025 * np.arange(-4, 5)):
-                z, sh, fold = self._sync(r, float(s))
-                if best is None or z > best[0]:
-                    best = (z, float(s), sh, fold)
-            assert best is not None
-            hyps.append(best)
-        hyps.sort(key=lambda t: -t[0])
-        top = hyps[0]
+        hyps = self._hypotheses(self._residual(rgb))
+        hit: tuple[_Hypothesis, int, float] | None = None
         guess: int | None = None
-        for z, s, sh, fold in hyps[:MAX_HYPOTHESES]:
+        for h in hyps[:MAX_HYPOTHESES]:
+            fold = _undihedral(h.fold, h.orient)
+            _z, _k, sh = self._correlate(fold, (0,))
             payload, ok, agree = self._decode(fold, sh)
             guess = payload if guess is None else guess
             if ok:
-                return WatermarkDetection(
-                    True, payload, agree, z, s, sh, seconds=time.perf_counter() - t0, best_guess=payload
-                )
+                hit = (h, payload, agree)
+                break
+        h, found, agree = hit if hit is not None else (hyps[0], None, 0.0)
         return WatermarkDetection(
-            False, None, 0.0, top[0], top[1], top[2], seconds=time.perf_counter() - t0, best_guess=guess
+            hit is not None,
+            found,
+            agree,
+            h.z,
+            h.scale,
+            h.shift,
+            h.angle,
+            h.orient,
+            seconds=time.perf_counter() - t0,
+            best_guess=found if hit is not None else guess,
         )
 
 
-def _bilinear(a: np.ndarray, y: float, x: float) -> float:
+@dataclass
+class _Hypothesis:
+    z: float
+    scale: float
+    angle: float
+    orient: int
+    shift: tuple[int, int]
+    fold: np.ndarray
+
+
+def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """Orientation k of 8: k % 4 quarter turns, then a transpose when k >= 4 (all flips and turns)."""
+    b = np.rot90(a, k % 4)
+    return np.ascontiguousarray(b.T if k >= 4 else b)
+
+
+def _undihedral(a: np.ndarray, k: int) -> np.ndarray:
+    b = a.T if k >= 4 else a
+    return np.ascontiguousarray(np.rot90(b, -(k % 4)))
+
+
+def _bilinear_many(a: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Bilinear samples of `a` at float coordinates (wrapping round, as an FFT autocorrelation does)."""
     h, w = a.shape
-    y0, x0 = int(np.floor(y)), int(np.floor(x))
+    y0, x0 = np.floor(y).astype(np.int64), np.floor(x).astype(np.int64)
     fy, fx = y - y0, x - x0
-    v = 0.0
-    for dy, wy in ((0, 1 - fy), (1, fy)):
-        for dx, wx in ((0, 1 - fx), (1, fx)):
-            v += wy * wx * float(a[(y0 + dy) % h, (x0 + dx) % w])
-    return v
+    y0, x0 = y0 % h, x0 % w
+    y1, x1 = (y0 + 1) % h, (x0 + 1) % w
+    return a[y0, x0] * (1 - fy) * (1 - fx) + a[y0, x1] * (1 - fy) * fx + a[y1, x0] * fy * (1 - fx) + a[y1, x1] * fy * fx
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
