@@ -145,6 +145,7 @@ async def upload_video(
         svc.release_claim(db, session_id)
         db.commit()
         raise
+    db.commit()  # stored before the answer: a backend told "received" finds the decision
     return {"session_id": rec.id, "status": "received"}
 
 
