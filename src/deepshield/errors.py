@@ -11,6 +11,8 @@ class DeepshieldError(Exception):
 
     code = "error"
     http_status = 400
+    #: seconds for the API's `Retry-After` header (rate limits, lockouts, a step asked for early)
+    retry_after_s: int | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

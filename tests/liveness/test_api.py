@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from deepshield.liveness.script import ChallengeScript
 from tests.conftest import auth
 
 
@@ -43,23 +44,22 @@ def test_session_lifecycle(app_client: Any, api_key: Any, id_photo: Path, facele
     assert r.status_code == 201, r.text
     body = r.json()
     sid, token = body["session_id"], body["upload_token"]
-    kinds = [s["kind"] for s in body["script"]["steps"]]
-    assert "blink" in kinds and any(k.startswith("profile_") for k in kinds)
+    # The create answer holds no step: nothing to shop for before the session is started.
+    assert set(body) == {"session_id", "expires_at", "upload_token", "capture_url"}
     assert body["capture_url"].startswith(f"/liveness/capture/{sid}#token=")
     expires = dt.datetime.fromisoformat(body["expires_at"])
     assert expires - dt.datetime.now(dt.UTC) <= dt.timedelta(minutes=3)
-    # Two sessions never share a script.
-    assert _create(app_client, key, id_photo).json()["script"] != body["script"]
 
-    # The page reads its script with the token only; a wrong token is refused.
-    bad = app_client.get(f"/v1/liveness/sessions/{sid}/script", headers={"X-Liveness-Token": "nope"})
+    # The page checks its session with the token only; a wrong token is refused.
+    bad = app_client.get(f"/v1/liveness/sessions/{sid}/capture", headers={"X-Liveness-Token": "nope"})
     assert bad.status_code == 403
-    page = app_client.get(f"/v1/liveness/sessions/{sid}/script", headers={"X-Liveness-Token": token})
-    assert page.status_code == 200 and page.json()["script"] == body["script"]
+    page = app_client.get(f"/v1/liveness/sessions/{sid}/capture", headers={"X-Liveness-Token": token})
+    assert page.json() == {"session_id": sid, "status": "open", "expires_at": body["expires_at"], "started": False}
 
-    # The decision endpoint needs the API key.
+    # The decision endpoint needs the API key; the backend sees no script while a step could still be revealed.
     assert app_client.get(f"/v1/liveness/sessions/{sid}").status_code == 401
-    assert app_client.get(f"/v1/liveness/sessions/{sid}", headers=auth(key)).json()["decision"] is None
+    pending = app_client.get(f"/v1/liveness/sessions/{sid}", headers=auth(key)).json()
+    assert pending["decision"] is None and pending["script"] is None
 
     up = _upload(app_client, sid, token, faceless_video)
     assert up.status_code == 200, up.text
@@ -72,8 +72,116 @@ def test_session_lifecycle(app_client: Any, api_key: Any, id_photo: Path, facele
     assert "score" not in d and "signals" not in d
     full = app_client.get(f"/v1/liveness/sessions/{sid}?detail=true", headers=auth(key)).json()
     assert isinstance(full["score"], float) and {s["name"] for s in full["signals"]} >= {"challenge", "flash"}
-    page = app_client.get(f"/v1/liveness/sessions/{sid}/script", headers={"X-Liveness-Token": token}).json()
-    assert "score" not in json.dumps(page) and "decision" not in page
+    # Closed: the backend reads the one script object, with its nonce, as `liveness verify --script` takes it.
+    script = ChallengeScript.from_dict(d["script"])
+    assert d["script"]["nonce"] and "blink" in script.kinds() and any(k.startswith("profile_") for k in script.kinds())
+    page = app_client.get(f"/v1/liveness/sessions/{sid}/capture", headers={"X-Liveness-Token": token}).json()
+    assert "score" not in json.dumps(page) and "decision" not in page and page["status"] == "decided"
+
+
+def _rewind_start(sid: str, seconds: float) -> None:
+    """Move the session's start back in time, as if the capture page had been recording `seconds`."""
+    from deepshield.liveness.models import LivenessSession
+    from deepshield.store.db import session_scope
+
+    with session_scope() as s:
+        rec = s.get(LivenessSession, sid)
+        assert rec is not None and rec.started_at is not None
+        rec.started_at = rec.started_at - dt.timedelta(seconds=seconds)
+
+
+def test_steps_are_revealed_only_when_due(app_client: Any, api_key: Any, id_photo: Path) -> None:
+    key = api_key("scan")
+    body = _create(app_client, key, id_photo)
+    sid, hdr = body.json()["session_id"], {"X-Liveness-Token": body.json()["upload_token"]}
+    url = f"/v1/liveness/sessions/{sid}"
+    assert app_client.get(f"{url}/steps/1?nonce=x", headers=hdr).json()["error"] == "not_started"
+
+    start = app_client.post(f"{url}/start", headers=hdr)
+    assert start.status_code == 200, start.text
+    first = start.json()
+    assert set(first) == {"step", "next", "flashes"} and first["step"]["index"] == 0
+    assert 5 <= len(first["flashes"]) <= 7 and all(f["end_s"] <= first["step"]["end_s"] for f in first["flashes"])
+    nxt = first["next"]
+    assert set(nxt) == {"index", "due_s", "nonce"} and nxt["due_s"] == first["step"]["end_s"]
+    assert app_client.post(f"{url}/start", headers=hdr).status_code == 409  # the clock starts once
+
+    early = app_client.get(f"{url}/steps/1?nonce={nxt['nonce']}", headers=hdr)
+    assert early.status_code == 425 and early.json()["error"] == "step_not_due"
+    assert int(early.headers["Retry-After"]) >= 1 and "kind" not in early.text and "instruction" not in early.text
+    assert app_client.get(f"{url}/steps/2?nonce={nxt['nonce']}", headers=hdr).status_code == 403  # not its nonce
+    assert app_client.get(f"{url}/steps/1?nonce={nxt['nonce']}", headers={"X-Liveness-Token": "x"}).status_code == 403
+
+    _rewind_start(sid, nxt["due_s"] - 0.4)  # within the 0.5 s lead
+    got = app_client.get(f"{url}/steps/1?nonce={nxt['nonce']}", headers=hdr).json()
+    assert got["step"]["index"] == 1 and got["step"]["start_s"] == nxt["due_s"]
+    assert got["next"]["index"] == 2 and got["next"]["due_s"] == got["step"]["end_s"]
+    step2 = app_client.get(f"{url}/steps/2?nonce={got['next']['nonce']}", headers=hdr)
+    assert step2.status_code == 425  # the one after is still in the future
+
+    # Walk to the end: the steps the page saw are the script the backend reads once the session is closed.
+    seen, ref = [first["step"], got["step"]], got["next"]
+    _rewind_start(sid, 60)
+    while ref is not None:
+        r = app_client.get(f"{url}/steps/{ref['index']}?nonce={ref['nonce']}", headers=hdr).json()
+        seen.append(r["step"])
+        ref = r["next"]
+    assert app_client.get(url, headers=auth(key)).json()["script"] is None  # still open
+    _create(app_client, key, id_photo)  # same subject: the started session is abandoned
+    closed = app_client.get(url, headers=auth(key)).json()
+    assert closed["status"] == "abandoned"
+    assert [(s["kind"], s["start_s"]) for s in closed["script"]["steps"]] == [(s["kind"], s["start_s"]) for s in seen]
+    assert (
+        app_client.post(f"{url}/video", headers=hdr, files={"video": ("v.mp4", b"x", "video/mp4")}).status_code == 410
+    )
+
+
+def test_abandoned_sessions_lock_the_subject_and_the_device(app_client: Any, api_key: Any, id_photo: Path) -> None:
+    """Shopping for scripts: start a session, look at its steps, open another. The fifth abandoned one locks."""
+    key = api_key("scan")
+    for _ in range(5):
+        body = _create(app_client, key, id_photo, subject="shopper", device="d-7").json()
+        r = app_client.post(
+            f"/v1/liveness/sessions/{body['session_id']}/start", headers={"X-Liveness-Token": body["upload_token"]}
+        )
+        assert r.status_code == 200, r.text
+    # The fifth was abandoned by this request: locked, and the lockout is stored.
+    r = _create(app_client, key, id_photo, subject="shopper", device="d-7")
+    assert r.status_code == 429 and r.json()["error"] == "locked_out" and int(r.headers["Retry-After"]) > 60
+    assert _create(app_client, key, id_photo, subject="shopper", device="d-8").json()["error"] == "locked_out"
+    assert _create(app_client, key, id_photo, subject="other", device="d-7").json()["error"] == "locked_out"
+    assert _create(app_client, key, id_photo, subject="other", device="d-8").status_code == 201
+
+
+def test_expired_sessions_count_toward_the_lockout(app_client: Any, api_key: Any, id_photo: Path) -> None:
+    from deepshield.liveness.models import LivenessSession
+    from deepshield.store.db import session_scope
+
+    key = api_key("scan")
+    ids = [_create(app_client, key, id_photo, subject="idle", device="d-5").json()["session_id"] for _ in range(5)]
+    with session_scope() as s:
+        for sid in ids:
+            rec = s.get(LivenessSession, sid)
+            assert rec is not None
+            rec.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    r = _create(app_client, key, id_photo, subject="idle", device="d-6")
+    assert r.status_code == 429 and r.json()["error"] == "locked_out"
+    assert _create(app_client, key, id_photo, subject="new", device="d-5").json()["error"] == "locked_out"
+
+
+def test_opening_sessions_is_rate_limited(app_client: Any, api_key: Any, id_photo: Path) -> None:
+    key = api_key("scan")
+    for i in range(5):
+        assert _create(app_client, key, id_photo, subject="busy", device=f"d-{i}").status_code == 201
+    r = _create(app_client, key, id_photo, subject="busy", device="d-new")
+    assert r.status_code == 429 and r.json()["error"] == "rate_limited" and "subject" in r.json()["detail"]
+    assert 0 < int(r.headers["Retry-After"]) <= 600
+    for i in range(4):
+        assert _create(app_client, key, id_photo, subject=f"s-{i}", device="shared").status_code == 201
+    r = _create(app_client, key, id_photo, subject="s-9", device="shared")
+    assert r.status_code == 201  # the fifth on this device
+    r = _create(app_client, key, id_photo, subject="s-10", device="shared")
+    assert r.status_code == 429 and "device" in r.json()["detail"]
 
 
 def test_id_photo_without_a_face_is_refused(app_client: Any, api_key: Any, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """The whole flow in headless Chromium with a fake camera fed from a real video: the backend opens a session,
-the capture page shows the script, flashes and records, uploads once, and the backend reads the decision."""
+the capture page starts it, shows each step as it is revealed, flashes and records, uploads once, and the
+backend reads the decision and, the session closed, the script."""
 
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ def test_capture_page_records_and_uploads(live_server: Any, shared_faces: Path, 
         )
     assert r.status_code == 201, r.text
     session = r.json()
+    assert "script" not in session
 
     from playwright.sync_api import sync_playwright
 
@@ -82,32 +84,38 @@ def test_capture_page_records_and_uploads(live_server: Any, shared_faces: Path, 
             page.on("response", lambda resp: responses.append(resp))
             page.goto(live_server.url + session["capture_url"])
             page.wait_for_selector("#start:not([disabled])", timeout=20_000)
-            assert page.locator("#steps li").count() == len(session["script"]["steps"])
+            assert page.locator("#steps li").count() == 0  # nothing known before the start
             page.click("#start")
             # The first instruction appears, then a full-screen flash in a scripted colour.
             # Selectors, not string predicates: the page's CSP (no eval) forbids what wait_for_function compiles.
             page.wait_for_selector("#instruction:not(:empty)", timeout=20_000)
             page.wait_for_selector("#flash.on", timeout=10_000)
             colour = page.eval_on_selector("#flash", "e => getComputedStyle(e).backgroundColor")
-            assert colour in {f"rgb({r}, {g}, {b_})" for r, g, b_ in (f["rgb"] for f in session["script"]["flashes"])}
-            page.wait_for_selector(
-                "body[data-uploaded]", state="attached", timeout=int((session["script"]["duration_s"] + 120) * 1000)
-            )
+            page.wait_for_selector("body[data-uploaded]", state="attached", timeout=140_000)
             assert page.get_attribute("body", "data-uploaded") == "1", page.inner_text("#status")
             status_text = page.inner_text("#status")
-            api_bodies = [resp.text() for resp in responses if "/v1/" in resp.url]
+            shown = page.locator("#steps li").all_text_contents()
+            api = [(resp.url, resp.status, resp.text()) for resp in responses if "/v1/" in resp.url]
             page.screenshot(path=str(tmp_path / "capture.png"))
         finally:
             b.close()
     assert "Thank you" in status_text
-    # What the page received: the script and "received", never a score or the decision.
-    assert len(api_bodies) == 2
-    assert all("score" not in body and "decision" not in body for body in api_bodies), api_bodies
+    # What the page received: its state, the first step with the flashes, each later step (425 when asked a
+    # little early) and "received"; never a score, the decision, or a step ahead of its time.
+    assert all("score" not in body and "decision" not in body for _, _, body in api), api
+    start = next(json.loads(body) for url, _, body in api if url.endswith("/start"))
+    assert set(start) == {"step", "next", "flashes"}
+    revealed = [json.loads(body)["step"] for url, status, body in api if "/steps/" in url and status == 200]
+    assert all(status in (200, 425) for url, status, _ in api if "/steps/" in url)
 
     d = httpx.get(
         f"{live_server.url}/v1/liveness/sessions/{session['session_id']}?detail=true", headers=auth(key), timeout=30
     ).json()
     assert d["status"] == "decided" and d["decision"] in ("pass", "fail", "review")
+    script = d["script"]
+    assert [start["step"], *revealed] == [{"index": i, **s} for i, s in enumerate(script["steps"])]
+    assert shown == [s["instruction"] for s in script["steps"]]
+    assert colour in {f"rgb({r}, {g}, {b_})" for r, g, b_ in (f["rgb"] for f in script["flashes"])}
     # A talking-head clip cannot follow a script of head turns: the challenge signal must say which steps.
     assert d["decision"] == "fail"
     assert any("not seen" in reason for reason in d["reasons"]), json.dumps(d["reasons"])

@@ -36,3 +36,13 @@ def test_sessions_and_lockout_on_postgres(
         assert replay["evidence"]["earlier_session"] == ids[0]
         with pytest.raises(LockedOut):
             svc.create_session(db, photo, subject=subject)
+    # Started, then replaced by a newer session: abandoned sessions lock the device too (issue 32 point 1).
+    device = f"{subject}-shop"
+    for i in range(2):
+        with session_scope(st) as db:
+            rec, token, _ = svc.create_session(db, photo, subject=f"{subject}-s{i}", device=device)
+            assert svc.start(db, rec.id, token)["step"]["index"] == 0
+    with session_scope(st) as db, pytest.raises(LockedOut):
+        svc.admit(db, "someone", device)
+    with session_scope(st) as db:
+        assert svc.get(db, rec.id).status == "abandoned"

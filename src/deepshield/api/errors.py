@@ -131,7 +131,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DeepshieldError)
     async def _deepshield_error(request: Request, exc: DeepshieldError) -> JSONResponse:
-        return answer(request, exc.http_status, exc.message, exc.code)
+        headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+        return answer(request, exc.http_status, exc.message, exc.code, headers=headers)
 
     @app.exception_handler(DataError)
     async def _data_error(request: Request, exc: DataError) -> JSONResponse:
@@ -196,6 +197,8 @@ def declare_errors(spec: dict[str, Any]) -> dict[str, Any]:
                 declared = responses.get(str(status), {})
                 if not _not_json(declared):
                     responses[str(status)] = _error_response(status, declared.get("description"), hma)
+                    if "headers" in declared:  # Retry-After on a 429, say
+                        responses[str(status)]["headers"] = declared["headers"]
     return spec
 
 

@@ -154,10 +154,18 @@ def calibrate_match(
 @liveness_app.command("verify")
 def verify(
     video: Path,
-    script: Annotated[Path, typer.Option("--script", help="The session's script (JSON from the API).")],
+    script: Annotated[
+        Path,
+        typer.Option(
+            "--script",
+            help="The session's script object (JSON): `script` of GET /v1/liveness/sessions/{id} once the "
+            "session is closed, e.g. `jq .script`.",
+        ),
+    ],
     id_photo: Annotated[Path | None, typer.Option("--id-photo")] = None,
 ) -> None:
-    """Verify one recorded video against a script, offline (no replay index), and print the decision."""
+    """Verify one recorded video against a script, offline (no replay index), and print the decision (made here,
+    synchronously, as the API makes it during the upload)."""
     from deepshield.faces import FaceAnalyzer
     from deepshield.liveness.analysis import SessionAnalyzer, enrich_track
     from deepshield.liveness.decision import verify_track

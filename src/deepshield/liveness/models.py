@@ -17,7 +17,10 @@ class LivenessSession(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open, processing, decided, expired
+    #: when the capture page started recording: the clock each step's reveal is timed on
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: open, processing, decided, expired, abandoned (started, then superseded by a newer session)
+    status: Mapped[str] = mapped_column(String(16), default="open")
     subject_ref: Mapped[str | None] = mapped_column(String(128), index=True, nullable=True)
     device_ref: Mapped[str | None] = mapped_column(String(128), index=True, nullable=True)
     created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -11,7 +11,9 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from random import Random
-from typing import Any, TypedDict, cast
+from typing import Any, cast
+
+from typing_extensions import TypedDict  # pydantic (the API's answers) needs it on Python 3.11
 
 from deepshield.errors import DeepshieldError
 
@@ -87,7 +89,9 @@ class FlashDict(TypedDict):
 
 
 class ScriptDict(TypedDict):
-    """A script as JSON: stored with the session and, less its nonce, shown to the person being checked."""
+    """The one script object: stored with the session, given whole only to the relying party's backend once
+    the session is closed, and read by `deepshield liveness verify --script`. The person being checked sees
+    one step at a time (`liveness.reveal`), never this."""
 
     nonce: str
     duration_s: float

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from deepshield.config import Settings
@@ -25,6 +25,7 @@ from deepshield.liveness.embedding import FaceEmbedder, get_embedder
 from deepshield.liveness.models import LivenessFrameHash, LivenessLockout, LivenessSession
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.replay import ReplayHit, ReplayIndex, best_match
+from deepshield.liveness.reveal import CaptureState, StartView, StepReveal, reveal_step, start_view
 from deepshield.liveness.script import ChallengeScript, generate_script
 from deepshield.liveness.signals import SignalContext
 from deepshield.media import MediaKind, open_media
@@ -35,13 +36,16 @@ if TYPE_CHECKING:
 
 
 class LivenessSettings(BaseSettings):
-    """Environment: DEEPSHIELD_LIVENESS_TTL_S, _MAX_FAILURES, _FAILURE_WINDOW_S, _LOCKOUT_S."""
+    """Environment: DEEPSHIELD_LIVENESS_TTL_S, _MAX_FAILURES, _FAILURE_WINDOW_S, _LOCKOUT_S, _MAX_OPENS,
+    _OPEN_WINDOW_S."""
 
     model_config = SettingsConfigDict(env_prefix="DEEPSHIELD_LIVENESS_", extra="ignore")
     ttl_s: int = 180  # a session (script) is valid this long after creation; capped at 180
     max_failures: int = 5
     failure_window_s: int = 180
     lockout_s: int = 1800
+    max_opens: int = 5  # sessions opened per subject and per device (client) within open_window_s
+    open_window_s: int = 600
 
 
 class SessionNotFound(DeepshieldError):
@@ -69,8 +73,22 @@ class LockedOut(DeepshieldError):
     http_status = 429
 
 
+class NotStarted(DeepshieldError):
+    code = "not_started"
+    http_status = 409
+
+
+class TooManySessions(DeepshieldError):
+    code = "rate_limited"
+    http_status = 429
+
+
 class NoFaceInIdPhoto(MediaError):
     code = "no_face_in_id_photo"
+
+
+#: Sessions whose script can no longer be performed: the backend may read it whole.
+CLOSED = ("decided", "expired", "abandoned")
 
 
 def _aware(t: dt.datetime) -> dt.datetime:
@@ -156,15 +174,66 @@ class LivenessService:
     def _lock_keys(self, subject: str | None, device: str | None) -> list[str]:
         return [k for k in (f"subject:{subject}" if subject else None, f"device:{device}" if device else None) if k]
 
+    def admit(self, db: Session, subject: str | None, device: str | None) -> None:
+        """May a session be opened for this subject and device? Started sessions of theirs without a video are
+        abandoned first (a new one replaces them), so the lockout counts them; refusals keep what they stored."""
+        self._abandon_started(db, subject, device)
+        try:
+            self.check_lockout(db, subject, device)
+            self.check_rate(db, subject, device)
+        except DeepshieldError:
+            db.commit()  # the abandonments and a new lockout outlive this refused request
+            raise
+
     def check_lockout(self, db: Session, subject: str | None, device: str | None) -> None:
+        """Refuse while the subject or device is locked out. Sessions abandoned or expired without a video
+        count as failures too (else opening sessions until an easy script comes costs nothing), and they end
+        silently, so the lockout they earn is set here, when the next session is asked for."""
         keys = self._lock_keys(subject, device)
         if not keys:
             return
         now = utcnow()
-        until = db.scalar(select(func.max(LivenessLockout.until)).where(LivenessLockout.key.in_(keys)))
-        if until is not None and _aware(until) > now:
-            mins = int((_aware(until) - now).total_seconds() // 60) + 1
-            raise LockedOut(f"too many failed liveness checks: try again in {mins} minute(s)")
+
+        def locked_until() -> dt.datetime | None:
+            until = db.scalar(select(func.max(LivenessLockout.until)).where(LivenessLockout.key.in_(keys)))
+            return _aware(until) if until is not None and _aware(until) > now else None
+
+        until = locked_until()
+        if until is None:
+            self._maybe_lock(db, subject, device, now)
+            db.flush()
+            until = locked_until()
+        if until is not None:
+            secs = int((until - now).total_seconds()) + 1
+            err = LockedOut(f"too many failed liveness checks: try again in {secs // 60 + 1} minute(s)")
+            err.retry_after_s = secs
+            raise err
+
+    def check_rate(self, db: Session, subject: str | None, device: str | None) -> None:
+        """At most `max_opens` sessions per subject and per device in `open_window_s` (counted in the database,
+        so across processes): opening sessions is how scripts would be shopped for."""
+        now = utcnow()
+        since = now - dt.timedelta(seconds=self.config.open_window_s)
+        for col, ref, what in (
+            (LivenessSession.subject_ref, subject, "subject"),
+            (LivenessSession.device_ref, device, "device"),
+        ):
+            if not ref:
+                continue
+            times = db.scalars(
+                select(LivenessSession.created_at)
+                .where(col == ref, LivenessSession.created_at >= since)
+                .order_by(LivenessSession.created_at.desc())
+                .limit(self.config.max_opens)
+            ).all()
+            if len(times) >= self.config.max_opens:
+                wait = int((_aware(times[-1]) - since).total_seconds()) + 1
+                err = TooManySessions(
+                    f"too many liveness sessions opened for this {what}: at most {self.config.max_opens} in "
+                    f"{self.config.open_window_s} s; try again in {wait} s"
+                )
+                err.retry_after_s = wait
+                raise err
 
     def create_session(
         self,
@@ -174,7 +243,7 @@ class LivenessService:
         device: str | None = None,
         created_by: str | None = None,
     ) -> tuple[LivenessSession, str, ChallengeScript]:
-        self.check_lockout(db, subject, device)
+        self.admit(db, subject, device)
         embedder = get_embedder()
         with self._lock:
             if self._faces is None:
@@ -201,6 +270,58 @@ class LivenessService:
         db.flush()
         return rec, token, script
 
+    def _abandon_started(self, db: Session, subject: str | None, device: str | None, keep: str = "") -> None:
+        """Started sessions of this subject or device that have no video yet end here, as abandoned: their steps
+        were seen, and a newer session replaces them. They count toward the lockout from now."""
+        refs = [c == r for c, r in ((LivenessSession.subject_ref, subject), (LivenessSession.device_ref, device)) if r]
+        if not refs:
+            return
+        now = utcnow()
+        for other in db.scalars(
+            select(LivenessSession).where(
+                or_(*refs),
+                LivenessSession.id != keep,
+                LivenessSession.status == "open",
+                LivenessSession.started_at.is_not(None),
+            )
+        ):
+            other.status, other.expires_at = "abandoned", min(_aware(other.expires_at), now)
+
+    def _usable(self, db: Session, session_id: str, token: str | None) -> LivenessSession:
+        rec = self.get(db, session_id)
+        self.check_token(rec, token)
+        if rec.status in ("expired", "abandoned"):
+            why = "expired" if rec.status == "expired" else "been replaced by a newer session"
+            raise SessionExpired(f"this liveness session has {why}: start a new one")
+        if rec.status != "open":
+            raise SessionUsed("this liveness session already has its video")
+        return rec
+
+    def capture_state(self, db: Session, session_id: str, token: str | None) -> CaptureState:
+        rec = self.get(db, session_id)
+        self.check_token(rec, token)
+        expires = _aware(rec.expires_at).isoformat()
+        return CaptureState(
+            session_id=rec.id, status=rec.status, expires_at=expires, started=rec.started_at is not None
+        )
+
+    def start(self, db: Session, session_id: str, token: str | None) -> StartView:
+        """The capture page starts recording: the server's clock for the steps starts now, once."""
+        rec = self._usable(db, session_id, token)
+        if rec.started_at is not None:
+            raise SessionUsed("this liveness session was already started: start a new one")
+        rec.started_at = utcnow()
+        self._abandon_started(db, rec.subject_ref, rec.device_ref, keep=rec.id)
+        db.flush()
+        return start_view(ChallengeScript.from_dict(json.loads(rec.script_json)), rec.id)
+
+    def step(self, db: Session, session_id: str, token: str | None, index: int, nonce: str) -> StepReveal:
+        rec = self._usable(db, session_id, token)
+        if rec.started_at is None:
+            raise NotStarted("this liveness session has not started: the capture page starts it")
+        elapsed = (utcnow() - _aware(rec.started_at)).total_seconds()
+        return reveal_step(ChallengeScript.from_dict(json.loads(rec.script_json)), rec.id, index, nonce, elapsed)
+
     def get(self, db: Session, session_id: str) -> LivenessSession:
         rec = db.get(LivenessSession, session_id)
         if rec is None:
@@ -215,12 +336,7 @@ class LivenessService:
 
     def claim_for_upload(self, db: Session, session_id: str, token: str | None) -> LivenessSession:
         """Single use: the first valid upload moves the session to `processing`; any later one is refused."""
-        rec = self.get(db, session_id)
-        self.check_token(rec, token)
-        if rec.status == "expired":
-            raise SessionExpired("this liveness session has expired: start a new one")
-        if rec.status != "open":
-            raise SessionUsed("this liveness session already has its video")
+        rec = self._usable(db, session_id, token)
         rec.status = "processing"
         db.flush()
         return rec
@@ -262,25 +378,26 @@ class LivenessService:
         rec.result_json = json.dumps(result)
         db.flush()
         if decision.outcome == "fail":
-            self._maybe_lock(db, rec, now)
+            self._maybe_lock(db, rec.subject_ref, rec.device_ref, now)
         return decision
 
-    def _maybe_lock(self, db: Session, rec: LivenessSession, now: dt.datetime) -> None:
+    def _maybe_lock(self, db: Session, subject: str | None, device: str | None, now: dt.datetime) -> None:
+        """Lock the subject or device out after `max_failures` failures within the window: failed decisions and
+        sessions that ended without a video (expired or abandoned, counted at their end)."""
         since = now - dt.timedelta(seconds=self.config.failure_window_s)
+        failed = and_(LivenessSession.outcome == "fail", LivenessSession.decided_at >= since)
+        ended = and_(
+            LivenessSession.status.in_(("open", "expired", "abandoned")),
+            LivenessSession.expires_at <= now,
+            LivenessSession.expires_at >= since,
+        )
         for col, ref, key in (
-            (LivenessSession.subject_ref, rec.subject_ref, "subject"),
-            (LivenessSession.device_ref, rec.device_ref, "device"),
+            (LivenessSession.subject_ref, subject, "subject"),
+            (LivenessSession.device_ref, device, "device"),
         ):
             if not ref:
                 continue
-            n = (
-                db.scalar(
-                    select(func.count())
-                    .select_from(LivenessSession)
-                    .where(col == ref, LivenessSession.outcome == "fail", LivenessSession.decided_at >= since)
-                )
-                or 0
-            )
+            n = db.scalar(select(func.count()).select_from(LivenessSession).where(col == ref, or_(failed, ended))) or 0
             if n >= self.config.max_failures:
                 db.add(LivenessLockout(key=f"{key}:{ref}", until=now + dt.timedelta(seconds=self.config.lockout_s)))
 
@@ -298,6 +415,9 @@ class LivenessService:
             "decision": rec.outcome,
             "reasons": json.loads(rec.reasons_json) if rec.reasons_json else [],
             "decided_at": _aware(rec.decided_at).isoformat() if rec.decided_at else None,
+            "started_at": _aware(rec.started_at).isoformat() if rec.started_at else None,
+            # The one script object (`ScriptDict`, with its nonce), once no step of it can still be revealed.
+            "script": json.loads(rec.script_json) if rec.status in CLOSED else None,
         }
         if detail and rec.result_json:
             r = json.loads(rec.result_json)
@@ -306,6 +426,5 @@ class LivenessService:
                 signals=r.get("signals"),
                 policy=r.get("policy"),
                 models=r.get("models"),
-                script=json.loads(rec.script_json),
             )
         return out
