@@ -22,9 +22,20 @@ router = APIRouter(tags=["matching"])
 
 
 @router.get("/c/signal_type")
-def signal_types(_p: CuratePrincipal) -> list[dict[str, Any]]:
+def signal_types(session: SessionDep, _p: CuratePrincipal) -> list[dict[str, Any]]:
     """[{name, enabled_ratio}]: every signal type, by our names and HMA's (`video_md5`)."""
-    return hma.signal_types_answer()
+    return hma.signal_types_answer(session)
+
+
+@router.put("/c/signal_type/{signal_type_name}")
+def signal_type_update(
+    session: SessionDep, _p: CuratePrincipal, signal_type_name: str, body: Annotated[Any, Body()]
+) -> dict[str, Any]:
+    """{"enabled_ratio": 0..1} -> {name, enabled_ratio}: the share of lookups the type takes part in (0: off).
+    HMA's code answers 204 (so its body is dropped); 200 with the body, as its OpenAPI document declares."""
+    answer = hma.set_signal_type(session, signal_type_name, body)
+    session.commit()
+    return answer
 
 
 @router.get("/c/signal_type/index")
@@ -52,6 +63,12 @@ def exchange_apis(_p: CuratePrincipal) -> list[str]:
 def exchange_api(session: SessionDep, _p: CuratePrincipal, api_name: str) -> dict[str, bool]:
     """Whether the exchange type takes credentials, and whether they are set (ThreatExchange: its token)."""
     return exchanges.api_auth_json(session, api_name)
+
+
+@router.get("/c/exchanges/api/{api_name}/schema")
+def exchange_api_schema(_p: CuratePrincipal, api_name: str) -> dict[str, Any]:
+    """{config_schema: {fields}, credentials_schema}: what an exchange of this type takes, for a form."""
+    return exchanges.api_schema(api_name)
 
 
 @router.post("/c/exchanges/api/{api_name}")
