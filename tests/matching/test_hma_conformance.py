@@ -357,7 +357,8 @@ def test_put_signal_type_sets_its_enabled_ratio(hma: Any) -> None:
     assert {"name": "video_md5", "enabled_ratio": 0.0} in sts and {"name": "md5", "enabled_ratio": 0.0} in sts
     for bad in ({}, {"enabled_ratio": None}, {"enabled_ratio": 1.5}, {"enabled_ratio": -0.1}, {"enabled_ratio": "x"}):
         assert is_hma_error(hma.put("/c/signal_type/pdq", json=bad), 400), bad
-    for bad_body in ([], "0.5", {"enabled_ratio": True}, {"enabled_ratio": "nan"}):
+    bad_bodies: list[object] = [[], "0.5", {"enabled_ratio": True}, {"enabled_ratio": "nan"}]
+    for bad_body in bad_bodies:
         assert is_hma_error(hma.put("/c/signal_type/pdq", json=bad_body), 400), bad_body
     assert is_hma_error(hma.put("/c/signal_type/nope", json={"enabled_ratio": 1}), 404)
     assert {"name": "pdq", "enabled_ratio": 0.25} in hma.get("/c/signal_type").json()  # bad values changed nothing

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Query
 
 from deepshield.api.deps import SessionDep, SettingsDep
 from deepshield.api.routes.matching import CuratePrincipal
-from deepshield.matching import exchanges, hma
+from deepshield.matching import exchanges, fetcher, hma
 from deepshield.matching.hma import BadRequest
 from deepshield.matching.storage import as_store
 
@@ -124,16 +124,12 @@ def exchange_delete(session: SessionDep, _p: CuratePrincipal, exchange_name: str
 
 @router.get("/c/exchange/{exchange_name}/status")
 def exchange_status(session: SessionDep, _p: CuratePrincipal, exchange_name: str) -> dict[str, Any]:
-    """When the last fetch ran, whether it worked, how many signals it banked, its error."""
-    return exchanges.status_json(exchanges.get_exchange(session, exchange_name))
+    """When the last fetch ran, whether it worked, how many signals it banked, its error; a fetch running now."""
+    return fetcher.status(exchanges.get_exchange(session, exchange_name))
 
 
 @router.post("/c/exchange/{exchange_name}/fetch")
 def exchange_fetch(session: SessionDep, _p: CuratePrincipal, exchange_name: str) -> dict[str, Any]:
-    """Fetch now (our extension: HMA fetches on a timer) -> the fetch status; a failed fetch banks nothing."""
-    x = exchanges.fetch(session, exchange_name)
-    if not x.last_fetch_succeeded:
-        session.rollback()
-    exchanges.record_fetch(session, x)
-    session.commit()
-    return exchanges.status_json(x)
+    """Fetch now (our extension: the service also fetches on a timer) -> the fetch status; a failed fetch banks
+    nothing; 409 while a fetch of the exchange is running."""
+    return exchanges.status_json(fetcher.fetch_and_record(session, exchange_name))
