@@ -361,6 +361,8 @@ def test_put_signal_type_sets_its_enabled_ratio(hma: Any) -> None:
     for bad_body in bad_bodies:
         assert is_hma_error(hma.put("/c/signal_type/pdq", json=bad_body), 400), bad_body
     assert is_hma_error(hma.put("/c/signal_type/nope", json={"enabled_ratio": 1}), 404)
+    r = hma.put("/c/signal_type/index", json={"enabled_ratio": 1})  # the index status, GET only
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
     assert {"name": "pdq", "enabled_ratio": 0.25} in hma.get("/c/signal_type").json()  # bad values changed nothing
 
 

@@ -1,5 +1,5 @@
 """Signal exchanges (HMA's `/c/exchanges`, python-threatexchange's SignalExchangeAPI): a bank filled from
-outside, fetched on request.
+outside, fetched on request or on the service's timer (`fetcher`, the one path both take).
 
 Exchange types, by python-threatexchange's names so HMA clients configure them unchanged (and `sample`,
 which fetches nothing: HMA's stand-in for trying the configuration):

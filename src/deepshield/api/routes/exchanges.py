@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
+from starlette.convertors import Convertor, register_url_convertor
 
 from deepshield.api.deps import SessionDep, SettingsDep
 from deepshield.api.routes.matching import CuratePrincipal
@@ -16,6 +17,22 @@ from deepshield.matching.hma import BadRequest
 from deepshield.matching.storage import as_store
 
 router = APIRouter(tags=["matching"])
+
+
+class _SignalTypeName(Convertor[str]):
+    """A signal type's name in `/c/signal_type/<name>`, never `index`: that path is its own GET-only resource,
+    so a PUT there is a 405 that advertises GET (not a PUT of a signal type called "index")."""
+
+    regex = "(?!index$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("signal_type_name", _SignalTypeName())
 
 
 # ---------------------------------------------------------------------------------------------- /c configuration
@@ -27,7 +44,7 @@ def signal_types(session: SessionDep, _p: CuratePrincipal) -> list[dict[str, Any
     return hma.signal_types_answer(session)
 
 
-@router.put("/c/signal_type/{signal_type_name}")
+@router.put("/c/signal_type/{signal_type_name:signal_type_name}")
 def signal_type_update(
     session: SessionDep, _p: CuratePrincipal, signal_type_name: str, body: Annotated[Any, Body()]
 ) -> dict[str, Any]:
