@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     audit_checkpoint_webhook: bool = Field(
         default=False, description="Also post each checkpoint to the cases webhook (event `audit.checkpoint`)."
     )
+    exchange_fetch_minutes: float = Field(
+        default=1.0,
+        ge=0,
+        description="The service fetches every enabled signal exchange (`/c/exchanges`) this often, the first "
+        "time one interval after it starts (HMA's fetcher: every 60 s). 0: never; fetch by "
+        "`POST /c/exchange/<name>/fetch` instead.",
+    )
 
     @property
     def db_url(self) -> str:

@@ -85,7 +85,8 @@ def api_schema(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
         url = request.getfixturevalue("postgres_url")
         reset_pg(url)
-    s = Settings(home=tmp_path_factory.mktemp("st"), database_url=url)
+    # No exchange fetches on a timer: the fuzzer's exchanges change only through its own requests.
+    s = Settings(home=tmp_path_factory.mktemp("st"), database_url=url, exchange_fetch_minutes=0)
     s.ensure_dirs()
     upgrade_schema(s)
     app = create_app(s, cases=CasesContext.build(s, bank=MemoryHashBank(), screeners=[], start_worker=False))

@@ -75,6 +75,7 @@ def test_services_are_built_once_and_leave_no_thread_behind(
         assert r.status_code == 200, r.text
         running = {t.name for t in set(threading.enumerate()) - before}
         assert "deepshield-webhooks" in running and any(n.startswith("scan") for n in running), running
+        assert "deepshield-exchange-fetcher" in running, running
         assert built == {"scans": 1, "cases": 1, "liveness": 1}
 
     # AnyIO's idle worker threads belong to the test client's event loop (they stop with it, unjoined).

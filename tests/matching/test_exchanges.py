@@ -296,3 +296,95 @@ def test_threatexchange_failures_are_recorded(hma: Any, threatexchange: FakeThre
     hma.post("/c/exchanges/api/fb_threatexchange", json={"credential_json": {"api_token": TOKEN}})
     assert hma.post("/c/exchange/TX_SHARED/fetch").json()["fetched_items"] == 1
     assert TOKEN not in hma.get("/c/exchange/TX_SHARED").text
+
+
+# ---------------------------------------------------------------------------------------------- on a timer
+
+
+def _wait_for(check: Any, timeout_s: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_the_service_fetches_on_a_timer_and_stops_on_shutdown(
+    match_settings: Any, match_key: Any, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from deepshield.api.app import create_app
+
+    source = tmp_path / "signals.txt"
+    source.write_text(f"pdq {PDQ_A}\n", encoding="utf-8")
+    settings = match_settings.model_copy(update={"exchange_fetch_minutes": 0.002})  # every 0.12 s
+    with TestClient(create_app(settings)) as c:
+        c.headers.update(match_key("curate", "match"))
+        api_json = {"filename": str(source)}
+        assert (
+            c.post("/c/exchanges", json={"bank": "TIMED", "api": "local_file", "api_json": api_json}).status_code == 201
+        )
+        status = _wait_for(lambda: (s := c.get("/c/exchange/TIMED/status").json())["last_fetch_succeeded"] and s)
+        assert status["fetched_items"] == 1 and status["error"] is None  # fetched with nobody asking
+        assert c.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": PDQ_A}).json()["matches"]
+        source.write_text(f"pdq {PDQ_A}\npdq {PDQ_B}\n", encoding="utf-8")
+        _wait_for(lambda: c.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": PDQ_B}).json()["matches"])
+        assert "deepshield-exchange-fetcher" in {t.name for t in threading.enumerate()}
+    assert "deepshield-exchange-fetcher" not in {t.name for t in threading.enumerate() if t.is_alive()}
+
+
+def test_a_failing_exchange_keeps_its_error_and_the_others_still_fetch(match_settings: Any, tmp_path: Path) -> None:
+    from deepshield.matching import exchanges, fetcher
+    from deepshield.matching.storage import SqlMatchStore
+    from deepshield.store.db import session_scope
+
+    good = tmp_path / "good.txt"
+    good.write_text(f"pdq {PDQ_A}\n", encoding="utf-8")
+    with session_scope(match_settings) as s:
+        exchanges.create_exchange(s, "A_GOOD", "local_file", {"filename": str(good)})
+        exchanges.create_exchange(s, "B_BROKEN", "local_file", {"filename": str(tmp_path / "missing.txt")})
+        exchanges.create_exchange(s, "C_GOOD", "local_file", {"filename": str(good)})
+        exchanges.create_exchange(s, "D_OFF", "local_file", {"filename": str(good)}, enabled=False)
+    worker = fetcher.ExchangeFetcher(match_settings, interval_s=0.05)
+    assert worker.fetch_all() == {"A_GOOD": True, "B_BROKEN": False, "C_GOOD": True}  # D_OFF: disabled
+    with session_scope(match_settings) as s:
+        broken = SqlMatchStore(s).exchange("B_BROKEN")
+        assert broken is not None and broken.last_fetch_succeeded is False and "No such file" in (broken.error or "")
+        assert SqlMatchStore(s).exchange("C_GOOD").fetched_items == 1  # type: ignore[union-attr]
+        assert SqlMatchStore(s).exchange("D_OFF").last_fetch_complete_ts == 0  # type: ignore[union-attr]
+
+    # Never two fetches of one exchange at once: while one runs, the timer skips it and the route answers 409.
+    with fetcher._claim("A_GOOD"):
+        assert "A_GOOD" not in worker.fetch_all()
+        with session_scope(match_settings) as s, pytest.raises(fetcher.FetchRunning):
+            fetcher.fetch_and_record(s, "A_GOOD")
+
+    # The thread fetches on its own, round after round, and stop() ends it.
+    worker.start()
+    good.write_text(f"pdq {PDQ_A}\npdq {PDQ_B}\n", encoding="utf-8")
+
+    def refetched() -> bool:
+        with session_scope(match_settings) as s:
+            store = SqlMatchStore(s)
+            return store.count_entries(store.bank("C_GOOD").id) == 2  # type: ignore[union-attr]
+
+    _wait_for(refetched)
+    worker.stop()
+    assert not worker._thread.is_alive()
+
+
+def test_manual_fetch_while_one_runs_is_409(hma: Any, tmp_path: Path) -> None:
+    from deepshield.matching import fetcher
+
+    source = tmp_path / "signals.txt"
+    source.write_text(f"pdq {PDQ_A}\n", encoding="utf-8")
+    hma.post("/c/exchanges", json={"bank": "BUSY", "api": "local_file", "api_json": {"filename": str(source)}})
+    with fetcher._claim("BUSY"):
+        r = hma.post("/c/exchange/BUSY/fetch")
+        assert r.status_code == 409 and "already running" in r.json()["message"]
+        assert isinstance(hma.get("/c/exchange/BUSY/status").json()["running_fetch_start_ts"], int)
+    assert hma.post("/c/exchange/BUSY/fetch").json()["fetched_items"] == 1
+    assert hma.get("/c/exchange/BUSY/status").json()["running_fetch_start_ts"] is None

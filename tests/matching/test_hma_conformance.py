@@ -344,6 +344,46 @@ def test_signal_and_content_types(hma: Any) -> None:
     ]
 
 
+def test_put_signal_type_sets_its_enabled_ratio(hma: Any) -> None:
+    r = hma.put("/c/signal_type/pdq", json={"enabled_ratio": 0.25})
+    assert r.status_code == 200 and r.json() == {"name": "pdq", "enabled_ratio": 0.25}
+    assert {"name": "pdq", "enabled_ratio": 0.25} in hma.get("/c/signal_type").json()
+    # HMA reads the value with float(): numeric text is taken; HMA's name for ours sets ours.
+    assert hma.put("/c/signal_type/video_md5", json={"enabled_ratio": "0"}).json() == {
+        "name": "video_md5",
+        "enabled_ratio": 0.0,
+    }
+    sts = hma.get("/c/signal_type").json()
+    assert {"name": "video_md5", "enabled_ratio": 0.0} in sts and {"name": "md5", "enabled_ratio": 0.0} in sts
+    for bad in ({}, {"enabled_ratio": None}, {"enabled_ratio": 1.5}, {"enabled_ratio": -0.1}, {"enabled_ratio": "x"}):
+        assert is_hma_error(hma.put("/c/signal_type/pdq", json=bad), 400), bad
+    bad_bodies: list[object] = [[], "0.5", {"enabled_ratio": True}, {"enabled_ratio": "nan"}]
+    for bad_body in bad_bodies:
+        assert is_hma_error(hma.put("/c/signal_type/pdq", json=bad_body), 400), bad_body
+    assert is_hma_error(hma.put("/c/signal_type/nope", json={"enabled_ratio": 1}), 404)
+    r = hma.put("/c/signal_type/index", json={"enabled_ratio": 1})  # the index status, GET only
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+    assert {"name": "pdq", "enabled_ratio": 0.25} in hma.get("/c/signal_type").json()  # bad values changed nothing
+
+
+def test_a_signal_type_at_ratio_0_takes_no_part_in_matching(hma: Any) -> None:
+    create_bank(hma, "RATIO")
+    hma.post("/c/bank/RATIO/signal", json={"pdq": SPECIMEN1})
+    raw = {"signal_type": "pdq", "signal": SPECIMEN1}
+    assert len(hma.get("/m/raw_lookup", params=raw).json()["matches"]) == 1
+    assert hma.put("/c/signal_type/pdq", json={"enabled_ratio": 0}).status_code == 200
+    assert hma.get("/m/raw_lookup", params=raw).json() == {"matches": []}
+    assert hma.get("/m/lookup", params=raw).json() == {}
+    # A fraction: a share of lookups, drawn per lookup (repeatably from `seed`); raw lookups bypass the draw.
+    hma.put("/c/signal_type/pdq", json={"enabled_ratio": 0.5})
+    assert len(hma.get("/m/raw_lookup", params=raw).json()["matches"]) == 1
+    answered = [bool(hma.get("/m/lookup", params={**raw, "seed": str(i)}).json()) for i in range(40)]
+    assert 5 < sum(answered) < 35
+    assert answered == [bool(hma.get("/m/lookup", params={**raw, "seed": str(i)}).json()) for i in range(40)]
+    hma.put("/c/signal_type/pdq", json={"enabled_ratio": 1})
+    assert all(hma.get("/m/lookup", params={**raw, "seed": str(i)}).json() for i in range(10))
+
+
 # ---------------------------------------------------------------------------------------------- hashing
 
 
@@ -412,6 +452,22 @@ def test_exchanges_routes(hma: Any, tmp_path: Path) -> None:
     assert hma.post(tx, json={"credential_json": {"api_token": 5}}).status_code == 400
     assert hma.post("/c/exchanges/api/sample", json={"credential_json": {"api_token": "x"}}).status_code == 400
     assert hma.get("/c/exchanges/api/nope").status_code == 400
+    schema = hma.get("/c/exchanges/api/local_file/schema").json()
+    assert schema["credentials_schema"] is None
+    fields = {f["name"]: f for f in schema["config_schema"]["fields"]}
+    assert set(fields) == {"filename", "signal_type"} and fields["filename"]["required"] is True
+    assert "pdq" in fields["signal_type"]["choices"]
+    for f in fields.values():
+        assert set(f) == {"name", "type", "required", "default", "help", "choices"}
+    schema = hma.get("/c/exchanges/api/fb_threatexchange/schema").json()
+    fields = {f["name"]: f for f in schema["config_schema"]["fields"]}
+    assert fields["privacy_group"] == {**fields["privacy_group"], "type": "number", "required": True}
+    assert [f["name"] for f in schema["credentials_schema"]["fields"]] == ["api_token"]
+    assert hma.get("/c/exchanges/api/sample/schema").json() == {
+        "config_schema": {"fields": []},
+        "credentials_schema": None,
+    }
+    assert is_hma_error(hma.get("/c/exchanges/api/nope/schema"), 404)
 
     r = hma.post("/c/exchanges", json={"api": "sample", "bank": "BAR_EXCHANGE", "api_json": {}})
     assert r.status_code == 201 and r.json() == {"message": "Created successfully"}

@@ -43,7 +43,8 @@ def test_banks_on_postgres(tmp_path: Path, real_photos: list[Path], postgres_url
 
 
 def test_exchange_records_on_postgres(tmp_path: Path, postgres_url: str) -> None:
-    """The exchange table (matching_0003) on PostgreSQL: a file exchange fetched, its status kept, its notes."""
+    """The exchange table (matching_0003) on PostgreSQL: a file exchange fetched, its status kept, its notes; and
+    the signal types' table (matching_0004)."""
     from deepshield.matching import exchanges
     from deepshield.matching.storage import SqlMatchStore
 
@@ -62,9 +63,13 @@ def test_exchange_records_on_postgres(tmp_path: Path, postgres_url: str) -> None
             got = SqlMatchStore(s).exchange(name)
             assert got is not None and got.fetched_items == 1 and got.last_fetch_complete_ts == 2_000_000_000
             assert list(exchanges.signal_lines(s, name)) == ["pdq " + "f8" * 32]
+            SqlMatchStore(s).set_signal_type_ratio("sha256", 0.5)  # matching_0004's table
+        with session_scope(st) as s:
+            assert SqlMatchStore(s).signal_type_ratios()["sha256"] == 0.5
     finally:
         with session_scope(st) as s:
             SqlMatchStore(s).delete_exchange(name)
+            SqlMatchStore(s).set_signal_type_ratio("sha256", 1.0)
             with contextlib.suppress(svc.BankNotFound):
                 svc.delete_bank(s, name)
         reset_indexes()

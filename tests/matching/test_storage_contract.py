@@ -225,3 +225,15 @@ def test_exchanges_notes_and_log_times(stores: Stores, tmp_path: Path) -> None:
     with stores.open() as st:
         assert st.entry(e.id).note == "a note"  # type: ignore[union-attr]
         assert [x.name for x in st.exchanges()] == ["FILE_X"]
+
+
+def test_signal_type_ratios(stores: Stores) -> None:
+    """HMA's `PUT /c/signal_type` setting (matching_0004): none set means every type on; a second set replaces."""
+    with stores.open() as st:
+        assert st.signal_type_ratios() == {}
+        st.set_signal_type_ratio("pdq", 0.5)
+        st.set_signal_type_ratio("md5", 0.0)
+    with stores.open() as st:
+        st.set_signal_type_ratio("pdq", 0.25)
+    with stores.open() as st:
+        assert st.signal_type_ratios() == {"pdq": 0.25, "md5": 0.0}

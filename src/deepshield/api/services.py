@@ -11,6 +11,7 @@ from deepshield.cases.context import CasesContext
 from deepshield.config import Settings
 from deepshield.detect.service import ScanService
 from deepshield.liveness.service import LivenessService
+from deepshield.matching.fetcher import ExchangeFetcher
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Services:
     scans: ScanService
     cases: CasesContext
     liveness: LivenessService
+    fetcher: ExchangeFetcher | None = None
 
     @classmethod
     def build(cls, settings: Settings, cases: CasesContext | None = None) -> Services:
@@ -30,13 +32,18 @@ class Services:
             cases = cases or CasesContext.build(settings, scans=scans)
             built.callback(cases.close)
             liveness = LivenessService(settings)
+            built.callback(liveness.close)
+            fetcher = ExchangeFetcher(settings).start() if settings.exchange_fetch_minutes > 0 else None
             built.pop_all()
-        return cls(scans, cases, liveness)
+        return cls(scans, cases, liveness, fetcher)
 
     def close(self) -> None:
-        """Scans first (a running scan finishes, queued ones are cancelled), then cases (the webhook worker and
-        the screeners' models), then liveness; one that fails to close does not keep the others open."""
+        """The exchange fetcher first (a fetch in progress finishes), then scans (a running scan finishes, queued
+        ones are cancelled), then cases (the webhook worker and the screeners' models), then liveness; one that
+        fails to close does not keep the others open."""
         with ExitStack() as stack:  # callbacks run last-in first-out
             stack.callback(self.liveness.close)
             stack.callback(self.cases.close)
             stack.callback(self.scans.shutdown)
+            if self.fetcher is not None:
+                stack.callback(self.fetcher.stop)

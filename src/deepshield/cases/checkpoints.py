@@ -19,7 +19,6 @@ import fcntl
 import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -40,6 +39,7 @@ from deepshield.labels.aigc import key_id
 from deepshield.labels.keys import generate_ed25519_key, read_ed25519_private_key, read_ed25519_public_key
 from deepshield.store.db import session_scope
 from deepshield.store.timeutil import utcnow
+from deepshield.workers import PeriodicThread
 
 log = logging.getLogger("deepshield.cases.checkpoints")
 
@@ -338,7 +338,7 @@ def verify_against(
     return chain, rep
 
 
-class Checkpointer:
+class Checkpointer(PeriodicThread):
     """The service's thread: signs a checkpoint every `audit_checkpoint_minutes` when the head has moved, or as
     soon as `audit_checkpoint_events` events were appended since the last one, so a rewrite can hide only in that
     window (and only from the checkpoints: the chain still catches a partial one). Polling the head row is one
@@ -351,38 +351,30 @@ class Checkpointer:
         on_written: Callable[[], object] | None = None,
         poll_s: float = 10.0,
     ) -> None:
-        self.settings, self.webhook, self.on_written, self.poll_s = settings, webhook, on_written, poll_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="deepshield-audit-checkpoints", daemon=True)
+        super().__init__("deepshield-audit-checkpoints", poll_s, self._round)
+        self.settings, self.webhook, self.on_written = settings, webhook, on_written
+        self._last: tuple[int, float] | None = None  # (seq, monotonic time) of the last checkpoint; read at start
 
-    def start(self) -> Checkpointer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        try:
-            last = last_checkpoint(self.settings)
-        except DeepshieldError as e:
-            log.error("audit checkpoints: %s", e.message)
-            last = None
-        last_seq, last_time = (last.seq if last else 0), time.monotonic()
-        every_s = self.settings.audit_checkpoint_minutes * 60
-        while not self._stop.wait(self.poll_s):
+    def _round(self) -> None:
+        if self._last is None:  # the first round only reads where the checkpoints stand
             try:
-                with session_scope(self.settings) as s:
-                    seq = _head(s)[0]
-                due = seq - last_seq >= self.settings.audit_checkpoint_events or time.monotonic() - last_time >= every_s
-                if seq == last_seq or not due:
-                    continue
-                # Whatever the outcome, wait for the next trigger before trying again.
-                last_seq, last_time = seq, time.monotonic()
-                if write_checkpoint(self.settings, self.webhook) is not None and self.on_written is not None:
-                    self.on_written()
+                last = last_checkpoint(self.settings)
             except DeepshieldError as e:
-                log.error("audit checkpoint not written: %s", e.message)
-            except Exception:  # noqa: BLE001 - keep the thread alive; the next trigger tries again
-                log.exception("audit checkpoint failed")
+                log.error("audit checkpoints: %s", e.message)
+                last = None
+            self._last = (last.seq if last else 0), time.monotonic()
+            return
+        last_seq, last_time = self._last
+        every_s = self.settings.audit_checkpoint_minutes * 60
+        try:
+            with session_scope(self.settings) as s:
+                seq = _head(s)[0]
+            due = seq - last_seq >= self.settings.audit_checkpoint_events or time.monotonic() - last_time >= every_s
+            if seq == last_seq or not due:
+                return
+            # Whatever the outcome, wait for the next trigger before trying again.
+            self._last = seq, time.monotonic()
+            if write_checkpoint(self.settings, self.webhook) is not None and self.on_written is not None:
+                self.on_written()
+        except DeepshieldError as e:
+            log.error("audit checkpoint not written: %s", e.message)

@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +29,7 @@ from deepshield.cases.policy import WebhookConfig
 from deepshield.config import Settings
 from deepshield.store.db import session_scope
 from deepshield.store.timeutil import utcnow
+from deepshield.workers import PeriodicThread
 
 log = logging.getLogger("deepshield.cases.webhooks")
 SIGNATURE_HEADER = "X-Deepshield-Signature"
@@ -182,7 +182,7 @@ def pending_count(session: Session) -> int:
     return len(list(session.scalars(select(WebhookDelivery.id).where(or_(WebhookDelivery.status == "pending")))))
 
 
-class WebhookWorker:
+class WebhookWorker(PeriodicThread):
     """Background thread that drains the outbox; `kick()` after a commit makes it post at once."""
 
     def __init__(
@@ -193,35 +193,15 @@ class WebhookWorker:
         periodic: Callable[[], object] | None = None,
         periodic_s: float = 60.0,
     ) -> None:
+        super().__init__("deepshield-webhooks", poll_s, self._round)
         self.periodic, self.periodic_s, self._last_periodic = periodic, periodic_s, 0.0
-        self.settings, self.cfg, self.poll_s = settings, cfg, poll_s
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="deepshield-webhooks", daemon=True)
+        self.settings, self.cfg = settings, cfg
 
-    def start(self) -> WebhookWorker:
-        self._thread.start()
-        return self
-
-    def kick(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self.periodic is not None and time.monotonic() - self._last_periodic >= self.periodic_s:
-                self._last_periodic = time.monotonic()
-                try:
-                    self.periodic()
-                except Exception:  # noqa: BLE001
-                    log.exception("periodic task failed")
+    def _round(self) -> None:
+        if self.periodic is not None and time.monotonic() - self._last_periodic >= self.periodic_s:
+            self._last_periodic = time.monotonic()
             try:
-                deliver_due(self.settings, self.cfg)
-            except Exception:  # noqa: BLE001 - keep the worker alive; the rows stay pending
-                log.exception("webhook delivery round failed")
-            self._wake.wait(self.poll_s)
-            self._wake.clear()
+                self.periodic()
+            except Exception:  # noqa: BLE001 - the deliveries below still run
+                log.exception("periodic task failed")
+        deliver_due(self.settings, self.cfg)  # a failure is logged by the thread; the rows stay pending

@@ -1,5 +1,5 @@
 """Signal exchanges (HMA's `/c/exchanges`, python-threatexchange's SignalExchangeAPI): a bank filled from
-outside, fetched on request.
+outside, fetched on request or on the service's timer (`fetcher`, the one path both take).
 
 Exchange types, by python-threatexchange's names so HMA clients configure them unchanged (and `sample`,
 which fetches nothing: HMA's stand-in for trying the configuration):
@@ -61,6 +61,11 @@ _MAX_PAGES = 10_000
 
 class ExchangeNotFound(DeepshieldError):
     code = "exchange_not_found"
+    http_status = 404
+
+
+class ExchangeApiNotFound(DeepshieldError):
+    code = "exchange_api_not_found"
     http_status = 404
 
 
@@ -145,6 +150,35 @@ def set_enabled(session: StoreLike, name: str, body: JsonValue) -> ExchangeRecor
         x.enabled = enabled
         as_store(session).save_exchange(x)
     return x
+
+
+def _field(name: str, kind: str, help_text: str, required: bool = False, default: JsonValue = None) -> JsonObject:
+    """One field as HMA's `exchange_api_schema` describes it (for a form that configures an exchange)."""
+    choices: JsonValue = sorted(SIGNAL_TYPES.names()) if name == "signal_type" else None
+    return {"name": name, "type": kind, "required": required, "default": default, "help": help_text, "choices": choices}
+
+
+def api_schema(api: str) -> JsonObject:
+    """HMA's `/c/exchanges/api/<api>/schema`: the fields an exchange's `api_json` takes (`config_schema`) and,
+    for a type with credentials, those of `credential_json` (`credentials_schema`, else null)."""
+    fields: list[JsonValue] = []
+    if api == LOCAL_FILE:
+        fields = [
+            _field("filename", "string", "absolute path of a signal file on the server", required=True),
+            _field("signal_type", "enum", "the type of every line, when the lines are bare signals"),
+        ]
+    elif api == THREATEXCHANGE:
+        fields = [
+            _field("privacy_group", "number", "the ThreatExchange privacy group to fetch", required=True),
+            _field("graph_api_url", "string", "another server speaking the Graph API", default=GRAPH_API_URL),
+            _field("api_token", "string", "this exchange's token (else the type's credentials)"),
+        ]
+    elif api != SAMPLE:
+        raise ExchangeApiNotFound(f"Exchange API '{api}' not found")
+    creds: JsonValue = None
+    if api == THREATEXCHANGE:
+        creds = {"fields": [_field("api_token", "string", "<app id>|<app secret>", required=True)]}
+    return {"config_schema": {"fields": fields}, "credentials_schema": creds}
 
 
 def _token(store: MatchStore) -> str:

@@ -56,6 +56,11 @@ class BadRequest(DeepshieldError):
     http_status = 400
 
 
+class SignalTypeNotFound(DeepshieldError):
+    code = "signal_type_not_found"
+    http_status = 404
+
+
 # ---------------------------------------------------------------------------------------------- request fields
 
 
@@ -320,9 +325,30 @@ def signal_type_index_answer(session: StoreLike, settings: Settings, signal_type
     return out
 
 
-def signal_types_answer() -> list[JsonObject]:
-    """`/c/signal_type`: [{name, enabled_ratio}] (every signal type of ours is on)."""
-    return [{"name": n, "enabled_ratio": 1.0} for n in _signal_names()]
+def signal_types_answer(session: StoreLike) -> list[JsonObject]:
+    """`/c/signal_type`: [{name, enabled_ratio}]; HMA's name for one of ours (`video_md5`) shows our type's."""
+    ratios = as_store(session).signal_type_ratios()
+    return [{"name": n, "enabled_ratio": ratios.get(get_signal(n).name, 1.0)} for n in _signal_names()]
+
+
+def set_signal_type(session: StoreLike, name: str, body: JsonValue) -> JsonObject:
+    """`PUT /c/signal_type/<name>` {"enabled_ratio"}: a number (or, as HMA's `float()` reads it, numeric text)
+    from 0 to 1; stored under our name for the type, so `video_md5` sets `md5`."""
+    if name not in _signal_names():
+        raise SignalTypeNotFound(f"Unknown signal type {name}")
+    if not isinstance(body, dict):
+        raise BadRequest("this endpoint expects a json object payload")
+    raw = body.get("enabled_ratio")
+    if raw is None:
+        raise BadRequest("enabled_ratio is required")
+    try:
+        ratio = float(raw) if isinstance(raw, int | float | str) and not isinstance(raw, bool) else None
+    except ValueError:
+        ratio = None
+    if ratio is None or not 0.0 <= ratio <= 1.0:  # NaN fails the comparison too
+        raise BadRequest(f"Invalid enabled ratio {raw!r}. Must be in the range 0.0-1.0 inclusive.")
+    as_store(session).set_signal_type_ratio(get_signal(name).name, ratio)
+    return {"name": name, "enabled_ratio": ratio}
 
 
 def content_types_answer() -> list[JsonObject]:

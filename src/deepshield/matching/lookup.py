@@ -25,6 +25,21 @@ from deepshield.matching.types import BYPASS_COINFLIP, FileLookup, Match
 from deepshield.media import Media, open_media
 
 
+def coinflip(seed: str | None, salt: str = "") -> float:
+    """HMA's gradual roll-out draws one number in [0, 1) per lookup: from `seed` (plus `salt`, so a bank's and a
+    signal type's draws are independent) when given, so a caller can make it repeatable; BYPASS_COINFLIP (HMA's
+    `bypass_coinflip`, and raw lookups) draws 0, so everything with a ratio above 0 takes part."""
+    if seed == BYPASS_COINFLIP:
+        return 0.0
+    return (random.Random(seed + salt) if seed is not None else random).random()
+
+
+def rolled_out(ratio: float, coin: float) -> bool:
+    """Whether something with `enabled_ratio` `ratio` takes part in a lookup that drew `coin`: 0 never, 1
+    always, r in between a share r of lookups."""
+    return ratio >= 1.0 or (ratio > 0 and coin < ratio)
+
+
 def bank_thresholds(
     banks: Iterable[BankRecord], signal_default: int, names: set[str] | None, seed: str | None
 ) -> BankThresholds:
@@ -32,15 +47,12 @@ def bank_thresholds(
     by_id = {b.id: b for b in banks}
     size = (max(by_id) + 1) if by_id else 1
     gt = np.full(size, -1, dtype=np.int32)
-    # HMA's gradual roll-out: a bank with enabled_ratio r answers a share r of lookups. BYPASS_COINFLIP
-    # (HMA's `bypass_coinflip`, and raw lookups) makes every bank with r > 0 answer.
-    rng = random.Random(seed) if seed is not None else random
-    coin = 0.0 if seed == BYPASS_COINFLIP else rng.random()
+    coin = coinflip(seed)
     for b in by_id.values():
         if b.is_negative:
             active = b.enabled_ratio > 0  # negative banks are never rolled out gradually
         else:
-            active = b.enabled_ratio >= 1.0 or (b.enabled_ratio > 0 and coin < b.enabled_ratio)
+            active = rolled_out(b.enabled_ratio, coin)
             if names is not None and b.name not in names:
                 active = False
         if active:
@@ -114,6 +126,8 @@ def lookup_signal(
     """
     store = as_store(session)
     st = get_signal(signal_type)
+    if not rolled_out(store.signal_type_ratios().get(st.name, 1.0), coinflip(seed, f"\x00signal:{st.name}")):
+        return [], []  # the signal type is off (HMA's `PUT /c/signal_type`), or not drawn for this lookup
     names = set(banks) if banks is not None else None
     records = {b.id: b for b in store.banks()}
     thresholds = bank_thresholds(records.values(), st.default_threshold, names, seed)

@@ -98,3 +98,12 @@ class MatchExchangeCredentials(Base):
 
     api: Mapped[str] = mapped_column(String(64), primary_key=True)
     credential_json: Mapped[str] = mapped_column(Text)
+
+
+class MatchSignalTypeConfig(Base):
+    """A signal type's `enabled_ratio` set through HMA's `PUT /c/signal_type/<name>`; no row: 1.0 (matching_0004)."""
+
+    __tablename__ = "match_signal_types"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled_ratio: Mapped[float] = mapped_column(Float)

@@ -8,23 +8,51 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
+from starlette.convertors import Convertor, register_url_convertor
 
 from deepshield.api.deps import SessionDep, SettingsDep
 from deepshield.api.routes.matching import CuratePrincipal
-from deepshield.matching import exchanges, hma
+from deepshield.matching import exchanges, fetcher, hma
 from deepshield.matching.hma import BadRequest
 from deepshield.matching.storage import as_store
 
 router = APIRouter(tags=["matching"])
 
 
+class _SignalTypeName(Convertor[str]):
+    """A signal type's name in `/c/signal_type/<name>`, never `index`: that path is its own GET-only resource,
+    so a PUT there is a 405 that advertises GET (not a PUT of a signal type called "index")."""
+
+    regex = "(?!index$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("signal_type_name", _SignalTypeName())
+
+
 # ---------------------------------------------------------------------------------------------- /c configuration
 
 
 @router.get("/c/signal_type")
-def signal_types(_p: CuratePrincipal) -> list[dict[str, Any]]:
+def signal_types(session: SessionDep, _p: CuratePrincipal) -> list[dict[str, Any]]:
     """[{name, enabled_ratio}]: every signal type, by our names and HMA's (`video_md5`)."""
-    return hma.signal_types_answer()
+    return hma.signal_types_answer(session)
+
+
+@router.put("/c/signal_type/{signal_type_name:signal_type_name}")
+def signal_type_update(
+    session: SessionDep, _p: CuratePrincipal, signal_type_name: str, body: Annotated[Any, Body()]
+) -> dict[str, Any]:
+    """{"enabled_ratio": 0..1} -> {name, enabled_ratio}: the share of lookups the type takes part in (0: off).
+    HMA's code answers 204 (so its body is dropped); 200 with the body, as its OpenAPI document declares."""
+    answer = hma.set_signal_type(session, signal_type_name, body)
+    session.commit()
+    return answer
 
 
 @router.get("/c/signal_type/index")
@@ -52,6 +80,12 @@ def exchange_apis(_p: CuratePrincipal) -> list[str]:
 def exchange_api(session: SessionDep, _p: CuratePrincipal, api_name: str) -> dict[str, bool]:
     """Whether the exchange type takes credentials, and whether they are set (ThreatExchange: its token)."""
     return exchanges.api_auth_json(session, api_name)
+
+
+@router.get("/c/exchanges/api/{api_name}/schema")
+def exchange_api_schema(_p: CuratePrincipal, api_name: str) -> dict[str, Any]:
+    """{config_schema: {fields}, credentials_schema}: what an exchange of this type takes, for a form."""
+    return exchanges.api_schema(api_name)
 
 
 @router.post("/c/exchanges/api/{api_name}")
@@ -107,16 +141,12 @@ def exchange_delete(session: SessionDep, _p: CuratePrincipal, exchange_name: str
 
 @router.get("/c/exchange/{exchange_name}/status")
 def exchange_status(session: SessionDep, _p: CuratePrincipal, exchange_name: str) -> dict[str, Any]:
-    """When the last fetch ran, whether it worked, how many signals it banked, its error."""
-    return exchanges.status_json(exchanges.get_exchange(session, exchange_name))
+    """When the last fetch ran, whether it worked, how many signals it banked, its error; a fetch running now."""
+    return fetcher.status(exchanges.get_exchange(session, exchange_name))
 
 
 @router.post("/c/exchange/{exchange_name}/fetch")
 def exchange_fetch(session: SessionDep, _p: CuratePrincipal, exchange_name: str) -> dict[str, Any]:
-    """Fetch now (our extension: HMA fetches on a timer) -> the fetch status; a failed fetch banks nothing."""
-    x = exchanges.fetch(session, exchange_name)
-    if not x.last_fetch_succeeded:
-        session.rollback()
-    exchanges.record_fetch(session, x)
-    session.commit()
-    return exchanges.status_json(x)
+    """Fetch now (our extension: the service also fetches on a timer) -> the fetch status; a failed fetch banks
+    nothing; 409 while a fetch of the exchange is running."""
+    return exchanges.status_json(fetcher.fetch_and_record(session, exchange_name))

@@ -44,6 +44,7 @@ class MemoryMatchStore:
         self._log_times: dict[int, dt.datetime] = {}
         self._exchanges: dict[str, ExchangeRecord] = {}
         self._credentials: dict[str, dict[str, JsonValue]] = {}
+        self._ratios: dict[str, float] = {}
         self._ids = {k: itertools.count(1) for k in ("bank", "entry", "signal", "log")}
         self._indexes = MatchIndexes()
 
@@ -208,6 +209,14 @@ class MemoryMatchStore:
                 self._credentials.pop(api, None)
             else:
                 self._credentials[api] = dict(credentials)
+
+    def signal_type_ratios(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._ratios)
+
+    def set_signal_type_ratio(self, name: str, ratio: float) -> None:
+        with self._lock:
+            self._ratios[name] = ratio
 
     def signals_by_id(self, signal_ids: Sequence[int]) -> list[SignalRow]:
         with self._lock:

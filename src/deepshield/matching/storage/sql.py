@@ -20,6 +20,7 @@ from deepshield.matching.models import (
     MatchExchangeCredentials,
     MatchIndexLog,
     MatchSignal,
+    MatchSignalTypeConfig,
 )
 from deepshield.matching.storage.interface import (
     BankRecord,
@@ -275,6 +276,15 @@ class SqlMatchStore:
             c = c or MatchExchangeCredentials(api=api)
             c.credential_json = json.dumps(credentials)
             self.session.add(c)
+        self.session.flush()
+
+    def signal_type_ratios(self) -> dict[str, float]:
+        return {c.name: float(c.enabled_ratio) for c in self.session.scalars(select(MatchSignalTypeConfig))}
+
+    def set_signal_type_ratio(self, name: str, ratio: float) -> None:
+        c = self.session.get(MatchSignalTypeConfig, name) or MatchSignalTypeConfig(name=name)
+        c.enabled_ratio = ratio
+        self.session.add(c)
         self.session.flush()
 
     def signals_by_id(self, signal_ids: Sequence[int]) -> list[SignalRow]:
