@@ -10,7 +10,6 @@ from alembic import op
 revision = "0001_foundation"
 down_revision = None
 branch_labels = ("foundation",)
-depends_on = None
 
 
 def upgrade() -> None:

@@ -11,7 +11,6 @@ from alembic import op
 revision = "0002_cases"
 down_revision = "0001_foundation"
 branch_labels = ("cases",)
-depends_on = None
 
 TS = sa.DateTime(timezone=True)
 

@@ -10,7 +10,6 @@ from alembic import op
 revision = "0003_liveness"
 down_revision = "0001_foundation"
 branch_labels = ("liveness",)
-depends_on = None
 
 
 def upgrade() -> None:

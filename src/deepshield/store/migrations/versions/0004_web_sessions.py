@@ -10,7 +10,6 @@ from alembic import op
 revision = "0004_web_sessions"
 down_revision = "0001_foundation"
 branch_labels = ("accounts",)
-depends_on = None
 
 
 def upgrade() -> None:

@@ -9,8 +9,6 @@ from alembic import op
 
 revision = "0005_must_change_password"
 down_revision = "0004_web_sessions"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

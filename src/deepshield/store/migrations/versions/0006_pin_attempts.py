@@ -10,8 +10,6 @@ from alembic import op
 
 revision = "0006_pin_attempts"
 down_revision = "0002_cases"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -10,8 +10,6 @@ from alembic import op
 
 revision = "liveness_0002"
 down_revision = "0003_liveness"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -10,7 +10,6 @@ from alembic import op
 revision = "matching_0001"
 down_revision = "0001_foundation"
 branch_labels = ("matching",)
-depends_on = None
 
 
 def upgrade() -> None:

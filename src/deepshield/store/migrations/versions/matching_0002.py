@@ -11,8 +11,6 @@ from alembic import op
 
 revision = "matching_0002"
 down_revision = "matching_0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

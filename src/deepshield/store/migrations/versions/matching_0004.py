@@ -10,8 +10,6 @@ from alembic import op
 
 revision = "matching_0004"
 down_revision = "matching_0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
