@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -108,7 +109,7 @@ def start_session(
 )
 def get_step(
     session_id: str,
-    index: int,
+    index: Annotated[int, PathParam(ge=0, le=63, description="the step's place in the script (scripts are short)")],
     svc: LivenessDep,
     db: SessionDep,
     nonce: Annotated[str, Query(max_length=64, description="the nonce the previous step's answer gave")],
