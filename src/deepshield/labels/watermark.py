@@ -21,6 +21,9 @@ Why this design (the anchors break on crop and scale because their block grid mo
   from magnitude-clipped soft values: at most 6 CRC-32 checks per image, so the designed false-positive
   rate stays 6 * 2**-32 (about 1.4e-9) per image (a decoded word of an unmarked image is random, and
   each check passes with probability 2**-32).
+- Small images (shorter side < 384 px) carry a coarser variant (256 px working side, 35 dB) so a halved
+  250 px face keeps 2 px cells; on images under 576 px the detector searches both variants and decodes
+  only the top 3 hypotheses of the two searches together, so the CRC-check count above holds.
 """
 
 from __future__ import annotations
