@@ -117,16 +117,33 @@ def test_letterboxed_photo_is_found(shared_faces: Path) -> None:
     assert abs(d.scale - h / w) < 0.01
 
 
-@pytest.mark.xfail(strict=True, reason="issue 33 point 7: not reached at 41 dB (see docs/labels.md, Limits)")
+def _halve_jpeg50(marked: np.ndarray) -> np.ndarray:
+    small = cv2.resize(marked, (marked.shape[1] // 2, marked.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return _jpeg(small, 50)
+
+
 def test_small_face_halved_and_jpeg_q50(shared_faces: Path) -> None:
-    """A 250 px face, halved to 125 px and saved at JPEG q50: the pattern (4 px cells at the 512 px working
-    scale, so 1 px once halved) does not survive; documents the gap, flips to XPASS when it is closed."""
+    """A 250 px face gets the small-image variant (256 px working side, 35 dB): halved to 125 px and saved
+    at JPEG q50 its mark is still read, and unattacked at its own size too."""
     face = np.array(Image.open(sorted((shared_faces / "lfw_1000").glob("*.jpg"))[0]).convert("RGB"))
     payload = payload_for("face")
     marked = TileWatermark().embed(face, payload)
-    small = cv2.resize(marked, (face.shape[1] // 2, face.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    d = TileWatermark().detect(_jpeg(small, 50))
+    assert 34.5 <= psnr(face, marked) <= 36.0
+    assert TileWatermark().detect(marked).payload == payload
+    d = TileWatermark().detect(_halve_jpeg50(marked))
     assert d.detected and d.payload == payload
+
+
+@pytest.mark.xfail(strict=True, reason="issue 33 point 7: about 0.85 at 35 dB, target 0.95 (docs/labels.md, Limits)")
+def test_small_faces_halved_and_jpeg_q50_rate(shared_faces: Path) -> None:
+    """The issue's target, >= 0.95 of 250 px faces read after 0.5x + JPEG q50: 10 of 10 here; not reached."""
+    wm = TileWatermark()
+    paths = sorted((shared_faces / "lfw_1000").glob("*.jpg"))[1:11]
+    hits = 0
+    for i, p in enumerate(paths):
+        face = np.array(Image.open(p).convert("RGB"))
+        hits += wm.detect(_halve_jpeg50(wm.embed(face, payload_for(str(i))))).payload == payload_for(str(i))
+    assert hits == len(paths)
 
 
 def test_unmarked_images_are_not_detected(shared_faces: Path) -> None:

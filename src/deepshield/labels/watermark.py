@@ -21,6 +21,9 @@ Why this design (the anchors break on crop and scale because their block grid mo
   from magnitude-clipped soft values: at most 6 CRC-32 checks per image, so the designed false-positive
   rate stays 6 * 2**-32 (about 1.4e-9) per image (a decoded word of an unmarked image is random, and
   each check passes with probability 2**-32).
+- Small images (shorter side < 384 px) carry a coarser variant (256 px working side, 35 dB) so a halved
+  250 px face keeps 2 px cells; on images under 576 px the detector searches both variants and decodes
+  only the top 3 hypotheses of the two searches together, so the CRC-check count above holds.
 """
 
 from __future__ import annotations
@@ -56,6 +59,15 @@ DECODES_PER_HYPOTHESIS = 2  # plain soft values, then magnitude-clipped ones (ro
 DESIGNED_FPR = MAX_HYPOTHESES * DECODES_PER_HYPOTHESIS * 2.0**-32
 DEFAULT_KEY = "deepshield-watermark-v1"
 DEFAULT_PSNR = 41.0
+# Small images (shorter side under SMALL_SIDE) get a coarser variant: working side 256 instead of 512, so a
+# 250 px face keeps 4 px cells (2 px once halved, not 1); sharper cells, no masking and more energy, since
+# the few tile copies average less of the host away. The detector also tries it on images under
+# SMALL_DETECT_SIDE (a small image shown up to 1.5x); both variants' hypotheses share the top-3 decodes.
+SMALL_SIDE = 384
+SMALL_DETECT_SIDE = 576
+SMALL_WORK_SIDE = 256
+SMALL_CELL_SIGMA = 1.2
+SMALL_PSNR = 35.0
 
 
 class WatermarkError(DeepshieldError):
@@ -97,8 +109,8 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]).astype(np.float32)
 
 
-def _working_size(h: int, w: int) -> tuple[int, int]:
-    s = WORK_SIDE / min(h, w)
+def _working_size(h: int, w: int, side: int = WORK_SIDE) -> tuple[int, int]:
+    s = side / min(h, w)
     return max(1, round(h * s)), max(1, round(w * s))
 
 
@@ -118,12 +130,16 @@ class TileWatermark:
         sync_weight: float = 0.6,
         mask_exponent: float = 0.3,
         max_boost: float = 2.0,
+        work_side: int = WORK_SIDE,
+        cell_sigma: float = 1.6,
+        small_psnr_db: float | None = SMALL_PSNR,
     ) -> None:
         self.key = key
         self.psnr_db = psnr_db
         self.sync_weight = sync_weight
         self.mask_exponent = mask_exponent
         self.max_boost = max_boost
+        self.work_side = work_side
         seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
         rng = np.random.default_rng(seed)
         self.salt = hashlib.sha256(b"crc:" + key.encode()).digest()[:8]
@@ -134,7 +150,7 @@ class TileWatermark:
         y, x = np.mgrid[0:TILE, 0:TILE]
         dy = np.minimum(y, TILE - y)
         dx = np.minimum(x, TILE - x)
-        self.kernel = np.exp(-(dy.astype(float) ** 2 + dx**2) / (2 * 1.6**2))
+        self.kernel = np.exp(-(dy.astype(float) ** 2 + dx**2) / (2 * cell_sigma**2))
         self.kernel_f = np.fft.fft2(self.kernel)
         self.sync_tile = self._render(self.sync_cells)
         st = self.sync_tile - self.sync_tile.mean()
@@ -143,6 +159,12 @@ class TileWatermark:
         self.sync_f_conj = np.stack([np.conj(np.fft.fft2(_dihedral(st, k))) for k in range(8)])
         self._cache_key: tuple[int, int, int] | None = None
         self._cache_pattern: np.ndarray | None = None
+        # The small-image variant (None: this is one, or small images get the standard pattern).
+        self.small: TileWatermark | None = None
+        if small_psnr_db is not None:
+            self.small = TileWatermark(
+                key, small_psnr_db, sync_weight, 0.0, max_boost, SMALL_WORK_SIDE, SMALL_CELL_SIGMA, None
+            )
 
     # -- patterns -------------------------------------------------------------------------------------
     def _render(self, cells: np.ndarray) -> np.ndarray:
@@ -165,9 +187,8 @@ class TileWatermark:
         return self._render(self.sync_weight * self.sync_cells + msg)
 
     # -- embed ----------------------------------------------------------------------------------------
-    @staticmethod
-    def _full_pattern(h: int, w: int, tile: np.ndarray) -> np.ndarray:
-        hw, ww = _working_size(h, w)
+    def _full_pattern(self, h: int, w: int, tile: np.ndarray) -> np.ndarray:
+        hw, ww = _working_size(h, w, self.work_side)
         reps = (hw // TILE + 1, ww // TILE + 1)
         pattern = np.tile(tile, reps)[:hw, :ww].astype(np.float32)
         interp = cv2.INTER_LINEAR if hw < h else cv2.INTER_AREA
@@ -220,6 +241,8 @@ class TileWatermark:
         h, w = rgb.shape[:2]
         if min(h, w) < 32:
             raise WatermarkError("image too small to carry a watermark (shorter side < 32 px)")
+        if self.small is not None and min(h, w) < SMALL_SIDE:
+            return self.small.embed(rgb, payload, informed)
         first = self._apply(rgb, self._pattern(h, w, payload))
         if not informed:
             return first
@@ -236,7 +259,7 @@ class TileWatermark:
     # -- detect ---------------------------------------------------------------------------------------
     def _residual(self, rgb: np.ndarray) -> np.ndarray:
         y = _luma(rgb)
-        y = _resize(y, _working_size(*y.shape))
+        y = _resize(y, _working_size(y.shape[0], y.shape[1], self.work_side))
         hp = y - cv2.GaussianBlur(y, (0, 0), 3.0)
         local = np.sqrt(cv2.GaussianBlur(hp * hp, (0, 0), 8.0))
         r = hp / (local + 1.0)
@@ -360,7 +383,7 @@ class TileWatermark:
         for c_s, c_t in cands:
             fold = self._canon(r, c_s, c_t)
             z, k, sh = self._correlate(fold)
-            first.append(_Hypothesis(z, c_s, c_t, k, sh, fold))
+            first.append(_Hypothesis(z, c_s, c_t, k, sh, fold, self))
         first.sort(key=lambda h: -h.z)
         hyps = [self._refine(r, h) for h in first[:N_REFINED]] + first[N_REFINED:]
         hyps.sort(key=lambda h: -h.z)
@@ -379,14 +402,14 @@ class TileWatermark:
                 fold = self._canon(r, s, best.angle)
                 z, _k, sh = self._correlate(fold, (h.orient,))
                 if z > best.z:
-                    best = _Hypothesis(z, s, best.angle, h.orient, sh, fold)
+                    best = _Hypothesis(z, s, best.angle, h.orient, sh, fold, self)
         for step in (0.16, 0.08, 0.04):
             center = best.angle
             for t in (center - step, center + step):
                 fold = self._canon(r, best.scale, t)
                 z, _k, sh = self._correlate(fold, (h.orient,))
                 if z > best.z:
-                    best = _Hypothesis(z, best.scale, t, h.orient, sh, fold)
+                    best = _Hypothesis(z, best.scale, t, h.orient, sh, fold, self)
         return best
 
     def detect(self, rgb: np.ndarray) -> WatermarkDetection:
@@ -395,12 +418,15 @@ class TileWatermark:
         if rgb.ndim not in (2, 3) or min(rgb.shape[:2]) < 32:
             raise WatermarkError("image too small or not an image")
         hyps = self._hypotheses(self._residual(rgb))
+        if self.small is not None and min(rgb.shape[:2]) < SMALL_DETECT_SIDE:
+            # Ranked together by sync score: still only MAX_HYPOTHESES decodes, so the designed rate holds.
+            hyps = sorted(hyps + self.small._hypotheses(self.small._residual(rgb)), key=lambda h: -h.z)
         hit: tuple[_Hypothesis, int, float] | None = None
         guess: int | None = None
         for h in hyps[:MAX_HYPOTHESES]:
             fold = _undihedral(h.fold, h.orient)
-            _z, _k, sh = self._correlate(fold, (0,))
-            payload, ok, agree = self._decode(fold, sh)
+            _z, _k, sh = h.wm._correlate(fold, (0,))
+            payload, ok, agree = h.wm._decode(fold, sh)
             guess = payload if guess is None else guess
             if ok:
                 hit = (h, payload, agree)
@@ -428,6 +454,7 @@ class _Hypothesis:
     orient: int
     shift: tuple[int, int]
     fold: np.ndarray
+    wm: TileWatermark  # the variant (standard or small-image) whose geometry and patterns it is in
 
 
 def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
