@@ -18,8 +18,8 @@ PAGE_CSP = (
 )
 #: A scan report, served: its own meta-tag policy (inline data only) and no framing (header only).
 REPORT_CSP = REPORT_PAGE_CSP + "; frame-ancestors 'none'"
-#: FastAPI's interactive documentation loads Swagger UI / ReDoc from a CDN with an inline script: not framed,
-#: but otherwise left to run.
+#: The interactive documentation (api/docs.py: Swagger UI / ReDoc from packaged files, never a CDN) runs an inline
+#: script: not framed, but otherwise left to run.
 DOCS_PATHS = ("/docs", "/redoc")
 
 BASE_HEADERS = {
