@@ -98,7 +98,7 @@ FIELD_LABELS = {
     "jurisdiction": "Country or region",
     "signature": "Signature",
     "reporter_role": "Who you are",
-    "contact": "How we can reach you",
+    "contact": "How we can reach you",  # in notices stored before the email field carried this need
     "reporter_name": "Your name",
     "reporter_email": "Your email",
 }
@@ -181,7 +181,9 @@ def check_validity(f: ReportFields) -> list[Missing]:
         out.append(Missing("reporter_email", "Give your email address.", "DSA Art. 16(2)(c)"))
     elif not (f.reporter_email or f.reporter_contact) and f.category != "csam":
         out.append(
-            Missing("contact", "Give an email address or another way to reach you, so we can tell you the decision.")
+            Missing(
+                "reporter_email", "Give an email address or another way to reach you, so we can tell you the decision."
+            )
         )
     if not f.good_faith:
         out.append(

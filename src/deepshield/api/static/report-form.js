@@ -35,7 +35,7 @@
     if (email && !EMAIL_RE.test(email)) out.reporter_email = "This is not a valid email address.";
     else if (possiblyEu && !email) out.reporter_email = "Give your email address.";
     else if (!email && !val("reporter_contact") && category !== "csam")
-      out.contact = "Give an email address or another way to reach you, so we can tell you the decision.";
+      out.reporter_email = "Give an email address or another way to reach you, so we can tell you the decision.";
     if (!document.getElementById("good_faith").checked)
       out.good_faith = "Tick the box to confirm that the report is accurate and made in good faith.";
     return out;
@@ -48,9 +48,8 @@
       var msg = found[name] || "";
       errs[i].textContent = msg;
       errs[i].hidden = !msg;
-      var input = document.getElementById(name === "contact" ? "reporter_email" : name);
-      if (input && name !== "contact") input.setAttribute("aria-invalid", msg ? "true" : "false");
-      if (name === "contact" && msg && input) input.setAttribute("aria-invalid", "true");
+      var input = document.getElementById(name);
+      if (input) input.setAttribute("aria-invalid", msg ? "true" : "false");
     }
   }
 
@@ -60,7 +59,7 @@
     var names = Object.keys(found);
     if (names.length) {
       e.preventDefault();
-      var first = document.getElementById(names[0] === "contact" ? "reporter_email" : names[0]);
+      var first = document.getElementById(names[0]);
       if (first) first.focus();
     }
   });
