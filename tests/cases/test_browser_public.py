@@ -24,10 +24,10 @@ from deepshield.store.db import reset_engines, session_scope
 from .conftest import Server, make_image
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Dialog, Page, ViewportSize
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-PHONE = {"width": 375, "height": 812}
+PHONE: ViewportSize = {"width": 375, "height": 812}
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
@@ -250,7 +250,12 @@ def test_status_page_and_hashing_with_case_number_and_pin(
     # Withdraw is a distinct, confirmed action; declining the question changes nothing.
     assert "danger" in (page.get_attribute("#withdraw", "class") or "")
     questions: list[str] = []
-    page.once("dialog", lambda d: (questions.append(d.message), d.dismiss()))
+
+    def decline(d: Dialog) -> None:
+        questions.append(d.message)
+        d.dismiss()
+
+    page.once("dialog", decline)
     page.click("#withdraw")
     assert questions and "cannot be undone" in questions[0]
     assert page.inner_text("#victim-state") != "closed"
