@@ -132,6 +132,19 @@ def _field_error(page: Page, name: str) -> str:
     return "" if el.is_hidden() else el.inner_text()
 
 
+def fill_notice(page: Page, prefix: str, email: str) -> None:
+    """Everything but the category of an EU notice about intimate images, in the report form (`#`) or the
+    status page's form for what is missing (`#info-`)."""
+    page.fill(f"{prefix}content_locations", "https://social.example/p/42")
+    page.fill(f"{prefix}jurisdiction", "DE")
+    page.fill(f"{prefix}explanation", "A sexual deepfake of me, posted without my consent.")
+    page.select_option(f"{prefix}reporter_role", "depicted_person")
+    for name in ("reporter_name", "signature"):
+        page.fill(f"{prefix}{name}", "Jane Roe")
+    page.fill(f"{prefix}reporter_email", email)
+    page.check(f"{prefix}good_faith")
+
+
 def _case_count(settings: Settings) -> int:
     with session_scope(settings) as s:
         return int(s.scalar(select(func.count(Case.id))) or 0)
@@ -161,14 +174,7 @@ def test_report_form_checks_itself_before_any_case(
     assert "Give the exact web address" in _field_error(page, "content_locations")
     assert _case_count(sqlite_settings) == 0
     check_page(page, shots, "report-form-server-errors")
-    page.fill("#content_locations", "https://social.example/p/42")
-    page.fill("#jurisdiction", "DE")
-    page.fill("#explanation", "A sexual deepfake of me, posted without my consent.")
-    page.select_option("#reporter_role", "depicted_person")
-    page.fill("#reporter_name", "Jane Roe")
-    page.fill("#reporter_email", "not-an-address")
-    page.fill("#signature", "Jane Roe")
-    page.check("#good_faith")
+    fill_notice(page, "#", email="not-an-address")
     page.click("#submit-report")
     page.wait_for_selector("#err-reporter_email:not([hidden])")
     assert "not a valid email" in _field_error(page, "reporter_email")
@@ -202,14 +208,7 @@ def test_status_page_and_hashing_with_case_number_and_pin(
     assert len(items) == 8 and any(t.startswith("Your name") for t in items), items  # all of it, at once
     assert all("_" not in t.split(":")[0] for t in items)
     check_page(page, shots, "status-missing")
-    page.fill("#info-content_locations", "https://social.example/p/7")
-    page.fill("#info-explanation", "A sexual deepfake of me, posted without my consent.")
-    page.fill("#info-jurisdiction", "DE")
-    page.select_option("#info-reporter_role", "depicted_person")
-    page.fill("#info-signature", "Jane Roe")
-    page.fill("#info-reporter_name", "Jane Roe")
-    page.fill("#info-reporter_email", "jane@example.org")
-    page.check("#info-good_faith")
+    fill_notice(page, "#info-", email="jane@example.org")
     page.click("#add-info")
     page.wait_for_selector("#message")
     assert "the report is complete" in page.inner_text("#message") and page.locator("#missing").count() == 0
@@ -275,7 +274,8 @@ def test_scan_pages_list_open_and_download_reports(browser: Any, public: Public,
     page.fill("#username", "rev")
     page.fill("#password", "rev-password")
     page.click("button[type=submit]")
-    page.wait_for_selector("#scan-button", timeout=120_000)  # scrypt on a loaded machine
+    page.wait_for_url(f"{public.url}/", timeout=120_000)  # scrypt on a loaded machine
+    page.wait_for_selector("#scan-button")
     assert page.locator("#no-scans").count() == 1
     check_page(page, shots, "scan-upload")
     bad = tmp_path / "holiday notes.mp4"
