@@ -26,7 +26,7 @@ class Services:
         """`cases`: a context the caller built (tests: an in-memory bank, no detector); it is closed with the
         rest. What was built before a failure is closed again, so a failed start leaves nothing running."""
         with ExitStack() as built:
-            scans = ScanService(settings)
+            scans = ScanService(settings, take_any=True)  # shares the database's queue
             built.callback(scans.shutdown)
             # The detector screener scans through the app's scan service: one scan path, one configuration.
             cases = cases or CasesContext.build(settings, scans=scans)
