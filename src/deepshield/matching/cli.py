@@ -15,7 +15,18 @@ from rich.text import Text
 
 from deepshield.errors import DeepshieldError
 from deepshield.matching import service as svc
+from deepshield.matching.archive import HashTask, hash_outcome
 from deepshield.matching.exchanges import import_signal_file, signal_lines
+from deepshield.scale import iter_files
+from deepshield.scale.command import (
+    OUT_HELP,
+    PARQUET_HELP,
+    RAY_HELP,
+    RAY_WORKERS_HELP,
+    RESUME_HELP,
+    check_archive_options,
+    run_archive,
+)
 from deepshield.store.db import session_scope, upgrade_schema
 from deepshield.terminal import failed_line, plain_console, styled
 
@@ -48,26 +59,39 @@ def _progress(what: str, total: int) -> Progress:
 def hash_cmd(
     paths: Annotated[list[Path], typer.Argument(help="photos, videos or folders")],
     types: Annotated[str | None, typer.Option("--types", help="comma-separated signal types (default: all)")] = None,
+    ray: Annotated[str | None, typer.Option("--ray", help=RAY_HELP)] = None,
+    ray_workers: Annotated[int | None, typer.Option("--ray-workers", min=1, help=RAY_WORKERS_HELP)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
+    parquet: Annotated[bool, typer.Option("--parquet", help=PARQUET_HELP)] = False,
+    resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
 ) -> None:
     """Print each file's hashes as one JSON object per line (hex, as python-threatexchange writes them)."""
+    check_archive_options(ray, out, parquet, resume)
+    signal_types = types.split(",") if types else None
+    if ray is not None:
+        task = HashTask(signal_types)
+        code = run_archive(
+            iter_files(paths),
+            task,
+            what="hashing",
+            address=ray,
+            workers=ray_workers,
+            out=out,
+            parquet=parquet,
+            resume=resume,
+        )
+        raise typer.Exit(code)
     files = list(_files(paths))
     failed = 0
     with _progress("hashing", len(files)) as progress:
-        task = progress.add_task("", total=len(files))
+        task_id = progress.add_task("", total=len(files))
         for f in files:
-            progress.update(task, description=f.name)
-            try:
-                hashes = svc.hash_file(f, types.split(",") if types else None)
-                out: dict[str, Any] = {"file": str(f), **{k: v.value for k, v in hashes.items()}}
-                q = {k: v.quality for k, v in hashes.items() if v.quality is not None}
-                if q:
-                    out["quality"] = q
-            except DeepshieldError as e:
-                failed += 1
-                out = {"file": str(f), "error": e.message}
-            sys.stdout.write(json.dumps(out) + "\n")
+            progress.update(task_id, description=f.name)
+            outcome = hash_outcome(f, signal_types)
+            failed += not outcome.ok
+            sys.stdout.write(outcome.line() + "\n")
             sys.stdout.flush()
-            progress.advance(task)
+            progress.advance(task_id)
     raise typer.Exit(1 if failed else 0)
 
 
