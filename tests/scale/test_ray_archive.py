@@ -92,6 +92,12 @@ def test_hash_on_ray_auto_to_parquet_equals_local_hash(ray_cluster: str, archive
     assert rows[photo]["pdq"] == got[photo]["pdq"] and rows[photo]["sha256"] == got[photo]["sha256"]
     assert rows[str(archive / "sub" / "broken.jpg")]["error"]
 
+    # Retroactive search of those stored hashes, sharded over the cluster's two workers.
+    found = deepshield("search-archive", str(out), "--hash", "pdq:" + rows[photo]["pdq"], "--ray", ray_cluster)
+    assert found.returncode == 0 and "2 shard(s) on Ray" in found.stderr, found.stderr
+    copies = [json.loads(x) for x in found.stdout.splitlines()]
+    assert {"file": photo, "signal_type": "pdq", "query": rows[photo]["pdq"], "distance": 0} in copies
+
 
 def test_archive_options_without_ray_are_refused(tmp_path: Path) -> None:
     r = deepshield("scan", "--out", str(tmp_path / "x.jsonl"), str(tmp_path))

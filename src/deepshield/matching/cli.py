@@ -17,6 +17,8 @@ from deepshield.errors import DeepshieldError
 from deepshield.matching import service as svc
 from deepshield.matching.archive import HashTask, hash_outcome
 from deepshield.matching.exchanges import import_signal_file, signal_lines
+from deepshield.matching.retro import ArchiveQuery
+from deepshield.matching.retro_cli import run_search, search_archive_cmd
 from deepshield.scale import iter_files
 from deepshield.scale.command import (
     OUT_HELP,
@@ -283,12 +285,19 @@ def bank_add_hash(
     case: Annotated[str | None, typer.Option("--case")] = None,
     added_by: Annotated[str | None, typer.Option("--added-by")] = None,
     note: Annotated[str | None, typer.Option()] = None,
+    search_archive: Annotated[
+        Path | None, typer.Option("--search-archive", help="then list its copies in this `hash --ray` output")
+    ] = None,
+    ray: Annotated[str | None, typer.Option("--ray", help=RAY_HELP)] = None,
 ) -> None:
     """Bank a raw hash (e.g. one computed on a victim's device)."""
     upgrade_schema()
+    query = ArchiveQuery.parse(signal_type, value) if search_archive is not None else None
     with session_scope() as s:
         e = svc.add_hash(s, name, signal_type, value, _meta(source, case, added_by, note))
     typer.echo(f"banked entry {e.id}")
+    if search_archive is not None and query is not None:
+        run_search(search_archive, [query], ray, None)
 
 
 @bank_app.command("show")
@@ -389,4 +398,5 @@ def bank_status() -> None:
 def register(app: typer.Typer) -> None:
     app.command("hash")(hash_cmd)
     app.command("match")(match_cmd)
+    app.command("search-archive")(search_archive_cmd)
     app.add_typer(bank_app, name="bank")

@@ -40,7 +40,7 @@ class JsonLinesSink:
             self.stream.close()
 
 
-def _pyarrow() -> Any:
+def load_pyarrow() -> Any:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -53,7 +53,7 @@ class ParquetSink:
     """Columns: file, sha256, error, json (the JSON line) and the task's own string columns."""
 
     def __init__(self, folder: Path, columns: tuple[str, ...], rows_per_part: int = 1000) -> None:
-        pa, self._pq = _pyarrow()
+        pa, self._pq = load_pyarrow()
         self.folder, self.rows_per_part = folder, rows_per_part
         folder.mkdir(parents=True, exist_ok=True)
         self.columns = (*BASE_COLUMNS, *(c for c in columns if c not in BASE_COLUMNS))
@@ -122,7 +122,7 @@ def _stored(out: Path, parquet: bool) -> Iterator[tuple[str, str | None, bool]]:
     if is_parquet(out, parquet):
         if not out.is_dir():
             return
-        _, pq = _pyarrow()
+        _, pq = load_pyarrow()
         for part in sorted(out.glob("part-*.parquet")):
             for batch in pq.ParquetFile(part).iter_batches(columns=["file", "sha256", "error"]):
                 for f, sha, err in zip(*(batch.column(i).to_pylist() for i in range(3)), strict=True):
