@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     #: Scans run at once by the service (each worker holds its own face and detector models); 0 runs none in the
     #: service process, leaving its jobs to `deepshield worker` processes on the same database.
     scan_workers: int = Field(default=1, ge=0, le=64)
+    ray_address: str | None = Field(
+        default=None,
+        description="Ray cluster the service runs retroactive archive searches on (host:port or auto); unset: "
+        "they run in the service process.",
+    )
     scan_lease_s: float = Field(
         default=60.0,
         gt=0,

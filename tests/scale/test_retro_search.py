@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from deepshield.matching.retro import ArchiveQuery, search_archive
 from deepshield.scale.outputs import ParquetSink
 from deepshield.scale.task import FileOutcome
+from tests.conftest import auth
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,8 +59,8 @@ def test_planted_copies_found_whatever_the_sharding(form: str, tmp_path: Path) -
         pytest.importorskip("pyarrow", reason="Parquet needs pyarrow (the scale extra)")
         source = tmp_path / "hashes.parquet"
         sink = ParquetSink(source, ("pdq", "sha256"), rows_per_part=700)
-        for r in rows:
-            sink.write(_outcome(r))
+        for row in rows:
+            sink.write(_outcome(row))
         sink.close()
     queries = [ArchiveQuery.parse("pdq", query.upper()), ArchiveQuery.parse("sha256", exact)]
     results = [search_archive(source, queries, shards=k) for k in (1, 3, 7)]
@@ -94,3 +97,35 @@ def test_bank_add_hash_searches_the_archive(tmp_path: Path) -> None:
     assert r.returncode == 2 and "no such archive output" in r.stderr and "Traceback" not in r.stderr
     r = cli("search-archive", str(source), "--hash", "pdq:xyz")
     assert r.returncode == 2 and "64 hex digits" in r.stderr
+
+
+def test_archive_search_job_over_the_api(app_client: Any, api_key: Any, ds_home: Path) -> None:
+    from deepshield.matching import service as svc
+    from deepshield.store.db import session_scope
+
+    rng = np.random.default_rng(5)
+    query = rng.bytes(32).hex()
+    rows, planted = _archive(rng, query, n=2000)
+    (ds_home / "archives").mkdir(parents=True, exist_ok=True)
+    (ds_home / "archives" / "june.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with session_scope() as s:
+        svc.create_bank(s, "VIRAL")
+        svc.add_hash(s, "VIRAL", "pdq", query, svc.EntryMeta())
+    key = auth(api_key("curate"))
+    r = app_client.post("/v1/banks/VIRAL/archive-searches", json={"archive": "june.jsonl"}, headers=key)
+    assert r.status_code == 202, r.text
+    url = r.json()["status_url"]
+    deadline = time.monotonic() + 60
+    while (job := app_client.get(url, headers=key).json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    assert job["status"] == "done" and job["progress"] == 1.0 and job["stored_hashes"] == 2000, job
+    assert {c["file"]: c["distance"] for c in job["copies"]} == planted
+    # Paths outside the archives folder, unknown banks and unknown jobs: clear 4xx.
+    for archive in ("../deepshield.db", "/etc/passwd", "missing.jsonl"):
+        r = app_client.post("/v1/banks/VIRAL/archive-searches", json={"archive": archive}, headers=key)
+        assert r.status_code == 404, (archive, r.text)
+    r = app_client.post("/v1/banks/NOPE/archive-searches", json={"archive": "june.jsonl"}, headers=key)
+    assert r.status_code == 404 and "NOPE" in r.text
+    assert app_client.get("/v1/archive-searches/nope", headers=key).status_code == 404
+    assert app_client.post("/v1/banks/VIRAL/archive-searches", json={"archive": "june.jsonl"}).status_code == 401

@@ -17,10 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from deepshield.config import Settings
 from deepshield.errors import DeepshieldError
 from deepshield.matching.bits import hamming_words, hex_to_words, hexes_to_words, normalise_hex
 from deepshield.matching.signals import get_signal
+from deepshield.matching.storage import SqlMatchStore
+from deepshield.matching.types import BankNotFound
 from deepshield.scale.shards import read_shard
+from deepshield.store.db import session_scope, upgrade_schema
 
 #: Signals compared by distance; every other one by equality.
 _NEAR = ("pdq",)
@@ -55,6 +59,23 @@ class ArchiveSearch:
     shards: int = 1
     elapsed_s: float = 0.0
     on_ray: bool = False
+
+
+def bank_queries(settings: Settings, name: str) -> list[ArchiveQuery]:
+    """Every hash banked in `name` that archives hold (PDQ and the exact hashes)."""
+    upgrade_schema(settings)
+    out: list[ArchiveQuery] = []
+    with session_scope(settings) as s:
+        store = SqlMatchStore(s)
+        bank = store.bank(name)
+        if bank is None:
+            raise BankNotFound(f"no bank named {name!r}")
+        after = 0
+        while entries := store.entries(bank.id, after_id=after, limit=1000):
+            after = entries[-1].id
+            for signals in store.entry_signals([e.id for e in entries]).values():
+                out.extend(ArchiveQuery.parse(t, v) for t, v in signals.items() if t in ("pdq", "md5", "sha256"))
+    return out
 
 
 def search_shard(

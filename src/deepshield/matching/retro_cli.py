@@ -11,32 +11,14 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from deepshield.config import get_settings
 from deepshield.errors import DeepshieldError
-from deepshield.matching.retro import ArchiveQuery, ArchiveSearch, search_archive
-from deepshield.matching.storage import SqlMatchStore
+from deepshield.matching.retro import ArchiveQuery, ArchiveSearch, bank_queries, search_archive
 from deepshield.scale.batch import cluster_cpus, connect
 from deepshield.scale.command import RAY_HELP
-from deepshield.store.db import session_scope, upgrade_schema
 from deepshield.terminal import plain_console
 
 console = plain_console(stderr=True)
-
-
-def bank_queries(name: str) -> list[ArchiveQuery]:
-    """Every hash banked in `name` (PDQ and the exact hashes; other signal types are not in archives)."""
-    upgrade_schema()
-    out: list[ArchiveQuery] = []
-    with session_scope() as s:
-        store = SqlMatchStore(s)
-        bank = store.bank(name)
-        if bank is None:
-            raise DeepshieldError(f"no bank named {name!r}")
-        after = 0
-        while entries := store.entries(bank.id, after_id=after, limit=1000):
-            after = entries[-1].id
-            for signals in store.entry_signals([e.id for e in entries]).values():
-                out.extend(ArchiveQuery.parse(t, v) for t, v in signals.items() if t in ("pdq", "md5", "sha256"))
-    return out
 
 
 def run_search(archive: Path, queries: list[ArchiveQuery], ray: str | None, shards: int | None) -> ArchiveSearch:
@@ -86,5 +68,5 @@ def search_archive_cmd(
             raise DeepshieldError(f"--hash takes TYPE:VALUE, got {h[:80]!r}")
         queries.append(ArchiveQuery.parse(signal_type, value))
     if bank is not None:
-        queries.extend(bank_queries(bank))
+        queries.extend(bank_queries(get_settings(), bank))
     run_search(archive, queries, ray, shards)
