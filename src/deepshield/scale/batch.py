@@ -61,6 +61,13 @@ def connect(address: str) -> None:
         raise DeepshieldError(f"cannot join the Ray cluster at {address!r}: {e}") from None
 
 
+def disconnect() -> None:
+    """Leave the cluster (before stopping a cluster this process started: a driver left behind exits with it)."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 def cluster_cpus() -> int:
     return max(1, int(_import_ray().cluster_resources().get("CPU", 1)))
 
@@ -179,11 +186,13 @@ def run_on_pool(
     per_worker: int = 2,
     skip: Callable[[Path], bool] | None = None,
 ) -> BatchStats:
-    """The same batch on this machine's spawned process pool (the baseline Ray is measured against)."""
+    """The same batch on this machine's spawned process pool (the baseline Ray is measured against); like the
+    actors, every worker is started and set up before the clock starts."""
     stats = BatchStats(workers=workers)
-    t0 = time.perf_counter()
     todo = _feed(iter(paths), skip)
     with spawn_pool(workers, initializer=_pool_init, initargs=(task,)) as pool:
+        list(pool.map(_pool_memory, range(workers)))
+        t0 = time.perf_counter()
         pending: dict[Future[FileOutcome], str] = {}
 
         def fill() -> None:
