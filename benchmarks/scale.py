@@ -150,10 +150,11 @@ def section_batch(files: list[Path], ray_address: str | None) -> None:
         print(f"Ray overhead per file with {k} worker(s): {over * 1000:+.1f} ms (worker time per file vs the pool)")
 
 
-def _worker(url: str, home: Path) -> subprocess.Popen[bytes]:
+def _worker(url: str, home: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {**_env(), "DATABASE_URL": url, "DEEPSHIELD_HOME": str(home)}
-    return subprocess.Popen([sys.executable, "-m", "deepshield.cli.main", "worker"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "deepshield.cli.main", "worker"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)  # fmt: skip
 
 
 def _jobs_per_s(url: str, files: list[Path], workers: int, home: Path) -> float:
@@ -178,9 +179,13 @@ def _jobs_per_s(url: str, files: list[Path], workers: int, home: Path) -> float:
                 )
             if not left:
                 return time.perf_counter() - t0
+            for i, p in enumerate(procs):
+                if p.poll() is not None:
+                    raise RuntimeError(f"worker {i} exited:\n" + logs[i].read_text(errors="replace")[-3000:])
             time.sleep(0.05)
 
-    procs = [_worker(url, home) for _ in range(workers)]
+    logs = [home / f"worker-{workers}-{i}.log" for i in range(workers)]
+    procs = [_worker(url, home, log) for log in logs]
     try:
         run(files[:workers] * 2)  # warm-up: every worker loads its models
         return len(files) / run(files)

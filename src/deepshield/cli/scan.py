@@ -18,16 +18,8 @@ from deepshield.config import get_settings
 from deepshield.detect.archive import ScanTask
 from deepshield.detect.pipeline import Scanner, ScanOptions
 from deepshield.errors import DeepshieldError
+from deepshield.scale import command as archive
 from deepshield.scale import iter_files
-from deepshield.scale.command import (
-    OUT_HELP,
-    PARQUET_HELP,
-    RAY_HELP,
-    RAY_WORKERS_HELP,
-    RESUME_HELP,
-    check_archive_options,
-    run_archive,
-)
 from deepshield.scan_result import ScanResult
 from deepshield.terminal import failed_line, plain_console, styled
 from deepshield.workers import spawn_pool
@@ -109,30 +101,24 @@ def scan(
         typer.Option("--frames", min=1, max=1000, help="frames sampled per video (default: the scan_frames setting)"),
     ] = None,
     detector: Annotated[str | None, typer.Option("--detector", help="detector name (default: first installed)")] = None,
-    ray: Annotated[str | None, typer.Option("--ray", help=RAY_HELP)] = None,
-    ray_workers: Annotated[int | None, typer.Option("--ray-workers", min=1, help=RAY_WORKERS_HELP)] = None,
-    out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
-    parquet: Annotated[bool, typer.Option("--parquet", help=PARQUET_HELP)] = False,
-    resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
+    ray: archive.RayOption = None,
+    ray_workers: archive.RayWorkersOption = None,
+    out: archive.OutOption = None,
+    parquet: archive.ParquetOption = False,
+    resume: archive.ResumeOption = False,
 ) -> None:
     """Find faces and score them for manipulation. Exit code 1 if any file failed."""
-    check_archive_options(ray, out, parquet, resume)
+    archive.check_archive_options(ray, out, parquet, resume)
     frames = frames if frames is not None else get_settings().scan_frames
     options = ScanOptions(frames=frames, detector=detector, keep_artifacts=report is not None)
     if ray is not None:
         if report is not None:
             raise DeepshieldError("--report writes files on this machine: it does not go with --ray")
-        code = run_archive(
-            iter_files(paths),
-            ScanTask(options),
-            what="scanning",
-            address=ray,
-            workers=ray_workers,
-            out=out,
-            parquet=parquet,
-            resume=resume,
+        raise typer.Exit(
+            archive.run_archive(
+                iter_files(paths), ScanTask(options), "scanning", ray, ray_workers, out, parquet, resume
+            )
         )
-        raise typer.Exit(code)
     files = list(_expand(paths))
     console = plain_console(stderr=True)
     results: list[ScanResult] = []

@@ -19,16 +19,8 @@ from deepshield.matching.archive import HashTask, hash_outcome
 from deepshield.matching.exchanges import import_signal_file, signal_lines
 from deepshield.matching.retro import ArchiveQuery
 from deepshield.matching.retro_cli import run_search, search_archive_cmd
+from deepshield.scale import command as archive
 from deepshield.scale import iter_files
-from deepshield.scale.command import (
-    OUT_HELP,
-    PARQUET_HELP,
-    RAY_HELP,
-    RAY_WORKERS_HELP,
-    RESUME_HELP,
-    check_archive_options,
-    run_archive,
-)
 from deepshield.store.db import session_scope, upgrade_schema
 from deepshield.terminal import failed_line, plain_console, styled
 
@@ -61,28 +53,21 @@ def _progress(what: str, total: int) -> Progress:
 def hash_cmd(
     paths: Annotated[list[Path], typer.Argument(help="photos, videos or folders")],
     types: Annotated[str | None, typer.Option("--types", help="comma-separated signal types (default: all)")] = None,
-    ray: Annotated[str | None, typer.Option("--ray", help=RAY_HELP)] = None,
-    ray_workers: Annotated[int | None, typer.Option("--ray-workers", min=1, help=RAY_WORKERS_HELP)] = None,
-    out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
-    parquet: Annotated[bool, typer.Option("--parquet", help=PARQUET_HELP)] = False,
-    resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
+    ray: archive.RayOption = None,
+    ray_workers: archive.RayWorkersOption = None,
+    out: archive.OutOption = None,
+    parquet: archive.ParquetOption = False,
+    resume: archive.ResumeOption = False,
 ) -> None:
     """Print each file's hashes as one JSON object per line (hex, as python-threatexchange writes them)."""
-    check_archive_options(ray, out, parquet, resume)
+    archive.check_archive_options(ray, out, parquet, resume)
     signal_types = types.split(",") if types else None
     if ray is not None:
-        task = HashTask(signal_types)
-        code = run_archive(
-            iter_files(paths),
-            task,
-            what="hashing",
-            address=ray,
-            workers=ray_workers,
-            out=out,
-            parquet=parquet,
-            resume=resume,
+        raise typer.Exit(
+            archive.run_archive(
+                iter_files(paths), HashTask(signal_types), "hashing", ray, ray_workers, out, parquet, resume
+            )
         )
-        raise typer.Exit(code)
     files = list(_files(paths))
     failed = 0
     with _progress("hashing", len(files)) as progress:
@@ -288,7 +273,7 @@ def bank_add_hash(
     search_archive: Annotated[
         Path | None, typer.Option("--search-archive", help="then list its copies in this `hash --ray` output")
     ] = None,
-    ray: Annotated[str | None, typer.Option("--ray", help=RAY_HELP)] = None,
+    ray: archive.RayOption = None,
 ) -> None:
     """Bank a raw hash (e.g. one computed on a victim's device)."""
     upgrade_schema()

@@ -15,7 +15,7 @@ from deepshield.config import get_settings
 from deepshield.errors import DeepshieldError
 from deepshield.matching.retro import ArchiveQuery, ArchiveSearch, bank_queries, search_archive
 from deepshield.scale.batch import cluster_cpus, connect
-from deepshield.scale.command import RAY_HELP
+from deepshield.scale.command import RayOption
 from deepshield.terminal import plain_console
 
 console = plain_console(stderr=True)
@@ -57,7 +57,7 @@ def search_archive_cmd(
         list[str] | None, typer.Option("--hash", help="TYPE:VALUE to look for, e.g. pdq:<64 hex> (repeatable)")
     ] = None,
     bank: Annotated[str | None, typer.Option("--bank", help="look for every hash banked in this bank")] = None,
-    ray: Annotated[str | None, typer.Option("--ray", help=RAY_HELP)] = None,
+    ray: RayOption = None,
     shards: Annotated[int | None, typer.Option("--shards", min=1, max=4096, help="default: one per Ray CPU")] = None,
 ) -> None:
     """List every file of an archive that holds a copy of the given hashes (one JSON object per copy)."""

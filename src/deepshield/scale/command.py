@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deepshield.errors import DeepshieldError
@@ -20,6 +22,12 @@ RAY_WORKERS_HELP = "Ray actors, one per worker slot (default: one per CPU of the
 OUT_HELP = "with --ray: write results here as they finish (JSON lines; a folder of Parquet parts if it ends .parquet)"
 PARQUET_HELP = "with --ray: write --out as a folder of Parquet parts (needs pyarrow)"
 RESUME_HELP = "with --ray: skip files already in --out (same path and sha256) and add to it"
+# The archive options, the same on every command that has an archive mode.
+RayOption = Annotated[str | None, typer.Option("--ray", help=RAY_HELP)]
+RayWorkersOption = Annotated[int | None, typer.Option("--ray-workers", min=1, help=RAY_WORKERS_HELP)]
+OutOption = Annotated[Path | None, typer.Option("--out", help=OUT_HELP)]
+ParquetOption = Annotated[bool, typer.Option("--parquet", help=PARQUET_HELP)]
+ResumeOption = Annotated[bool, typer.Option("--resume", help=RESUME_HELP)]
 
 
 def file_sha256(path: Path) -> str | None:
@@ -44,7 +52,6 @@ def check_archive_options(ray: str | None, out: Path | None, parquet: bool, resu
 def run_archive(
     paths: Iterable[Path],
     task: FileTask,
-    *,
     what: str,
     address: str,
     workers: int | None,
