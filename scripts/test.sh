@@ -4,6 +4,6 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/system-packages.sh
-bash scripts/venv.sh "train,dev"
+bash scripts/venv.sh "train,dev,scale"
 export PATH="$root/.venv/bin:$PATH"
 exec "$root/.venv/bin/python" -m pytest "$@"

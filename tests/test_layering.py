@@ -34,6 +34,7 @@ FOUNDATION = (
     "deepshield.registry",
     "deepshield.textfiles",
     "deepshield.workers",
+    "deepshield.scale",
 )
 DOMAINS = (
     "deepshield.detect",

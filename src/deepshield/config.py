@@ -54,8 +54,21 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; unset means SQLite at $DEEPSHIELD_HOME/deepshield.db.",
     )
     max_upload_bytes: int = 200 * 1024 * 1024
-    #: Scans run at once by the service (each worker holds its own face and detector models).
-    scan_workers: int = 1
+    #: Scans run at once by the service (each worker holds its own face and detector models); 0 runs none in the
+    #: service process, leaving its jobs to `deepshield worker` processes on the same database.
+    scan_workers: int = Field(default=1, ge=0, le=64)
+    ray_address: str | None = Field(
+        default=None,
+        description="Ray cluster the service runs retroactive archive searches on (host:port or auto); unset: "
+        "they run in the service process.",
+    )
+    scan_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds a worker holds a scan job without renewing it; a job whose worker died is claimed "
+        "again after this long.",
+    )
     scan_frames: int = Field(
         default=DEFAULT_SCAN_FRAMES,
         ge=1,

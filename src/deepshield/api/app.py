@@ -30,6 +30,7 @@ DOMAIN_ROUTERS = [
     "deepshield.api.routes.scans",
     "deepshield.api.routes.pages",
     "deepshield.api.routes.matching",
+    "deepshield.api.routes.archive_search",
     "deepshield.api.routes.exchanges",
     "deepshield.api.routes.cases",
     "deepshield.api.routes.reports_intake",

@@ -20,6 +20,7 @@ from deepshield.cases.context import CasesContext
 from deepshield.config import Settings
 from deepshield.detect.service import ScanService
 from deepshield.liveness.service import LivenessService
+from deepshield.matching.retro_jobs import ArchiveSearchService
 from deepshield.store.db import session_scope
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer dsk_...`")
@@ -62,7 +63,12 @@ def get_liveness(services: ServicesDep) -> LivenessService:
     return services.liveness
 
 
+def get_archive_searches(services: ServicesDep) -> ArchiveSearchService:
+    return services.archive_searches
+
+
 ScansDep = Annotated[ScanService, Depends(get_scans)]
+ArchiveSearchesDep = Annotated[ArchiveSearchService, Depends(get_archive_searches)]
 CasesDep = Annotated[CasesContext, Depends(get_cases)]
 LivenessDep = Annotated[LivenessService, Depends(get_liveness)]
 

@@ -15,7 +15,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from deepshield.config import get_settings
+from deepshield.detect.archive import ScanTask
 from deepshield.detect.pipeline import Scanner, ScanOptions
+from deepshield.errors import DeepshieldError
+from deepshield.scale import command as archive
+from deepshield.scale import iter_files
 from deepshield.scan_result import ScanResult
 from deepshield.terminal import failed_line, plain_console, styled
 from deepshield.workers import spawn_pool
@@ -97,11 +101,25 @@ def scan(
         typer.Option("--frames", min=1, max=1000, help="frames sampled per video (default: the scan_frames setting)"),
     ] = None,
     detector: Annotated[str | None, typer.Option("--detector", help="detector name (default: first installed)")] = None,
+    ray: archive.RayOption = None,
+    ray_workers: archive.RayWorkersOption = None,
+    out: archive.OutOption = None,
+    parquet: archive.ParquetOption = False,
+    resume: archive.ResumeOption = False,
 ) -> None:
     """Find faces and score them for manipulation. Exit code 1 if any file failed."""
-    files = list(_expand(paths))
+    archive.check_archive_options(ray, out, parquet, resume)
     frames = frames if frames is not None else get_settings().scan_frames
     options = ScanOptions(frames=frames, detector=detector, keep_artifacts=report is not None)
+    if ray is not None:
+        if report is not None:
+            raise DeepshieldError("--report writes files on this machine: it does not go with --ray")
+        raise typer.Exit(
+            archive.run_archive(
+                iter_files(paths), ScanTask(options), "scanning", ray, ray_workers, out, parquet, resume
+            )
+        )
+    files = list(_expand(paths))
     console = plain_console(stderr=True)
     results: list[ScanResult] = []
     progress = Progress(

@@ -15,7 +15,12 @@ from rich.text import Text
 
 from deepshield.errors import DeepshieldError
 from deepshield.matching import service as svc
+from deepshield.matching.archive import HashTask, hash_outcome
 from deepshield.matching.exchanges import import_signal_file, signal_lines
+from deepshield.matching.retro import ArchiveQuery
+from deepshield.matching.retro_cli import run_search, search_archive_cmd
+from deepshield.scale import command as archive
+from deepshield.scale import iter_files
 from deepshield.store.db import session_scope, upgrade_schema
 from deepshield.terminal import failed_line, plain_console, styled
 
@@ -48,26 +53,32 @@ def _progress(what: str, total: int) -> Progress:
 def hash_cmd(
     paths: Annotated[list[Path], typer.Argument(help="photos, videos or folders")],
     types: Annotated[str | None, typer.Option("--types", help="comma-separated signal types (default: all)")] = None,
+    ray: archive.RayOption = None,
+    ray_workers: archive.RayWorkersOption = None,
+    out: archive.OutOption = None,
+    parquet: archive.ParquetOption = False,
+    resume: archive.ResumeOption = False,
 ) -> None:
     """Print each file's hashes as one JSON object per line (hex, as python-threatexchange writes them)."""
+    archive.check_archive_options(ray, out, parquet, resume)
+    signal_types = types.split(",") if types else None
+    if ray is not None:
+        raise typer.Exit(
+            archive.run_archive(
+                iter_files(paths), HashTask(signal_types), "hashing", ray, ray_workers, out, parquet, resume
+            )
+        )
     files = list(_files(paths))
     failed = 0
     with _progress("hashing", len(files)) as progress:
-        task = progress.add_task("", total=len(files))
+        task_id = progress.add_task("", total=len(files))
         for f in files:
-            progress.update(task, description=f.name)
-            try:
-                hashes = svc.hash_file(f, types.split(",") if types else None)
-                out: dict[str, Any] = {"file": str(f), **{k: v.value for k, v in hashes.items()}}
-                q = {k: v.quality for k, v in hashes.items() if v.quality is not None}
-                if q:
-                    out["quality"] = q
-            except DeepshieldError as e:
-                failed += 1
-                out = {"file": str(f), "error": e.message}
-            sys.stdout.write(json.dumps(out) + "\n")
+            progress.update(task_id, description=f.name)
+            outcome = hash_outcome(f, signal_types)
+            failed += not outcome.ok
+            sys.stdout.write(outcome.line() + "\n")
             sys.stdout.flush()
-            progress.advance(task)
+            progress.advance(task_id)
     raise typer.Exit(1 if failed else 0)
 
 
@@ -259,12 +270,19 @@ def bank_add_hash(
     case: Annotated[str | None, typer.Option("--case")] = None,
     added_by: Annotated[str | None, typer.Option("--added-by")] = None,
     note: Annotated[str | None, typer.Option()] = None,
+    search_archive: Annotated[
+        Path | None, typer.Option("--search-archive", help="then list its copies in this `hash --ray` output")
+    ] = None,
+    ray: archive.RayOption = None,
 ) -> None:
     """Bank a raw hash (e.g. one computed on a victim's device)."""
     upgrade_schema()
+    query = ArchiveQuery.parse(signal_type, value) if search_archive is not None else None
     with session_scope() as s:
         e = svc.add_hash(s, name, signal_type, value, _meta(source, case, added_by, note))
     typer.echo(f"banked entry {e.id}")
+    if search_archive is not None and query is not None:
+        run_search(search_archive, [query], ray, None)
 
 
 @bank_app.command("show")
@@ -365,4 +383,5 @@ def bank_status() -> None:
 def register(app: typer.Typer) -> None:
     app.command("hash")(hash_cmd)
     app.command("match")(match_cmd)
+    app.command("search-archive")(search_archive_cmd)
     app.add_typer(bank_app, name="bank")
