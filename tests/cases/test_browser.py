@@ -83,18 +83,20 @@ def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path
         "fetch(document.querySelector('img.preview').src).then(r => r.headers.get('content-type'))"
     )
     assert revealed_type == "image/png"
-    assert "media_revealed" in rev.inner_text("#audit")
+    assert rev.locator("#audit td[data-action='media_revealed']").inner_text() == "Media revealed"
     rev.click("#start-review")
-    rev.wait_for_function("document.querySelector('#state').innerText === 'in_review'")
+    rev.wait_for_function("document.querySelector('#state').dataset.state === 'in_review'")
+    assert rev.inner_text("#state") == "In review"
     rev.check("#act-remove")
     rev.check("#act-bank")
     rev.fill("#reason", "Intimate deepfake reported by the person depicted")
     rev.click("#decide")
-    rev.wait_for_function("document.querySelector('#state').innerText === 'actioned'")
-    assert rev.locator("#decision").inner_text() == "remove,bank"
+    rev.wait_for_function("document.querySelector('#state').dataset.state === 'actioned'")
+    assert rev.locator("#decision").inner_text() == "Removed and hashed"
     rev.click("a.sor")
     rev.wait_for_selector("#statement")
-    assert "remove+bank" in rev.inner_text("#sor-decision")
+    assert rev.inner_text("#sor-decision") == "Removed and hashed (Content removed)"
+    assert rev.get_attribute("#sor-decision", "data-visibility") == "DECISION_VISIBILITY_CONTENT_REMOVED"
     assert "TAKE IT DOWN" in rev.inner_text("#sor-legal")
     # a reviewer cannot reach admin functions
     resp = rev.goto(base + "/console/admin")
@@ -107,14 +109,14 @@ def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path
     vic.fill("#pin", pin)
     vic.click("#status-submit")
     vic.wait_for_selector("#victim-state")
-    assert vic.inner_text("#victim-state") == "actioned"
+    assert vic.inner_text("#victim-state") == "Action taken"
     vic.fill("#hashes", "pdq " + "a" * 64 + "\nmd5 " + "b" * 32)
     vic.click("#add-hashes")
     vic.wait_for_selector("#message")
     assert vic.inner_text("#hash-count") == "2"
     vic.on("dialog", lambda d: d.accept())
     vic.click("#withdraw")
-    vic.wait_for_function("document.querySelector('#victim-state').innerText === 'closed'")
+    vic.wait_for_function("document.querySelector('#victim-state').dataset.state === 'closed'")
     assert "removed from every bank" in vic.inner_text("#message")
 
     # 4. the admin sees an intact audit chain
