@@ -79,7 +79,7 @@ def test_a_moderator_clears_20_cases_within_3_page_loads_each(browser, server, c
         states = {c.id: c.state for c in s.scalars(select(Case).where(Case.id.in_(ids)))}
         claims = s.scalars(select(AuditEvent.case_id).where(AuditEvent.action == "claimed")).all()
     assert set(states.values()) == {"actioned"}, states
-    assert sorted(claims) == sorted(ids)  # every case was claimed before it was decided, once
+    assert sorted(str(c) for c in claims) == sorted(ids)  # every case was claimed before it was decided, once
     per_case = len(loads) / CASES_TO_CLEAR
     print(f"\nqueue of {CASES_TO_CLEAR} cleared with {len(loads)} page loads: {per_case:.2f} per case (limit 3)")
     assert per_case <= 3
