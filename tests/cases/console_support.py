@@ -8,11 +8,13 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deepshield.accounts.service import create_user
 from deepshield.cases import service
 from deepshield.cases.context import CasesContext
-from deepshield.store.db import session_scope
+from deepshield.config import Settings
+from deepshield.store.db import reset_engines, session_scope
 
-from .conftest import valid_fields
+from .conftest import Server, valid_fields
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -33,6 +35,15 @@ def shot(page: Page, folder: Path, name: str) -> Path:
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def serve(settings: Settings, users: dict[str, str]) -> Server:
+    """The service on the test's database, with these users (name -> role; password `<name>-password`)."""
+    with session_scope(settings) as s:
+        for name, role in users.items():
+            create_user(s, name, f"{name}-password", role)
+    reset_engines()
+    return Server(settings).start()
 
 
 def login(page: Page, base: str, user: str, pw: str) -> None:

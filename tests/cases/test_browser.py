@@ -5,43 +5,30 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from deepshield.accounts.service import create_user
 from deepshield.config import Settings
-from deepshield.store.db import reset_engines, session_scope
 
 from .conftest import Server, make_image
+from .console_support import login, output_dir, serve, shot
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    pass
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture
-def server(sqlite_settings: Settings, tmp_path: Path) -> Iterator[Server]:
-    with session_scope(sqlite_settings) as s:
-        create_user(s, "rev", "rev-password", "reviewer")
-        create_user(s, "boss", "boss-password", "admin")
-    reset_engines()
-    srv = Server(sqlite_settings).start()
+def server(sqlite_settings: Settings) -> Iterator[Server]:
+    srv = serve(sqlite_settings, {"rev": "reviewer", "boss": "admin"})
     yield srv
     srv.stop()
 
 
-def _login(page: Page, base: str, user: str, pw: str) -> None:
-    page.goto(base + "/login?next=/console")
-    page.fill("#username", user)
-    page.fill("#password", pw)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/console$"))
-
-
-def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path):
+def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path, request):
+    out = output_dir(request.node.name)
     base = server.url
     img = make_image(tmp_path / "evidence.png", seed=7)
 
@@ -67,7 +54,7 @@ def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path
 
     # 2. the reviewer: queue -> case -> reveal -> act
     rev = browser.new_context().new_page()
-    _login(rev, base, "rev", "rev-password")
+    login(rev, base, "rev", "rev-password")
     assert rev.locator(f"#queue tr[data-case='{case_id}']").count() == 1
     rev.click(f"a:text('{case_id}')")
     rev.wait_for_selector("#state")
@@ -93,8 +80,10 @@ def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path
     rev.click("#decide")
     rev.wait_for_function("document.querySelector('#state').dataset.state === 'actioned'")
     assert rev.locator("#decision").inner_text() == "Removed and hashed"
+    shot(rev, out, "case-decided")
     rev.click("a.sor")
     rev.wait_for_selector("#statement")
+    shot(rev, out, "statement")
     assert rev.inner_text("#sor-decision") == "Removed and hashed (Content removed)"
     assert rev.get_attribute("#sor-decision", "data-visibility") == "DECISION_VISIBILITY_CONTENT_REMOVED"
     assert "TAKE IT DOWN" in rev.inner_text("#sor-legal")
@@ -121,6 +110,6 @@ def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path
 
     # 4. the admin sees an intact audit chain
     adm = browser.new_context().new_page()
-    _login(adm, base, "boss", "boss-password")
+    login(adm, base, "boss", "boss-password")
     adm.goto(base + "/console/admin")
     assert "Chain intact" in adm.inner_text("#audit-status")

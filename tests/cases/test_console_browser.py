@@ -13,17 +13,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from deepshield.accounts.service import create_user
 from deepshield.cases import flows, screening
 from deepshield.cases.adapters import BankScreener, MatchingHashBank
 from deepshield.cases.context import CasesContext
 from deepshield.cases.models import AuditEvent, Case, StatementOfReasons
 from deepshield.cases.wording import STATES
 from deepshield.config import Settings
-from deepshield.store.db import reset_engines, session_scope
+from deepshield.store.db import session_scope
 
 from .conftest import Server, make_image
-from .console_support import login, new_cases, output_dir, overflow, shot
+from .console_support import login, new_cases, output_dir, overflow, serve, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CASES_TO_CLEAR = 20
@@ -31,12 +30,7 @@ CASES_TO_CLEAR = 20
 
 @pytest.fixture
 def server(sqlite_settings: Settings) -> Iterator[Server]:
-    with session_scope(sqlite_settings) as s:
-        create_user(s, "rev", "rev-password", "reviewer")
-        create_user(s, "rev2", "rev2-password", "reviewer")
-        create_user(s, "boss", "boss-password", "admin")
-    reset_engines()
-    srv = Server(sqlite_settings).start()
+    srv = serve(sqlite_settings, {"rev": "reviewer", "rev2": "reviewer", "boss": "admin"})
     yield srv
     srv.stop()
 

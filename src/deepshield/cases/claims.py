@@ -61,51 +61,62 @@ def check_not_held_by_other(case: Case, who: str) -> None:
         raise _held_by_other(case, who)
 
 
-def claim(session: Session, case_id: str, who: str, *, now: dt.datetime | None = None) -> Case:
-    """Take the case; claiming one's own case again is a no-op."""
+def _set_holder(
+    session: Session,
+    case: Case,
+    holder: str | None,
+    *,
+    held_by: str | None | bool,
+    actor: str,
+    action: str,
+    reason: str,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Set who holds the case, only while `held_by` still holds it (False: whoever does), with its audit event
+    in the same transaction. Returns False when someone else got there first."""
+    cond = [Case.id == case.id]
+    if held_by is not False:
+        cond.append(Case.assignee.is_(None) if held_by is None else Case.assignee == held_by)
+    res = session.execute(
+        update(Case)
+        .where(*cond)
+        .values(assignee=holder, claimed_at=(now or utcnow()) if holder else None)
+        .execution_options(synchronize_session=False)
+    )
+    if res.rowcount == 1:  # type: ignore[attr-defined]
+        before = case.assignee
+        details = {"assignee": holder, "previous": before}
+        audit.record(
+            session, actor=actor, actor_kind="human", action=action, case_id=case.id, reason=reason, details=details
+        )
+    session.refresh(case)
+    return res.rowcount == 1  # type: ignore[attr-defined]
+
+
+def _open(session: Session, case_id: str) -> Case:
     case = service.get_case(session, case_id)
     if case.state not in CLAIMABLE:
         raise NotClaimable(f"case {case.id} is {case.state}: there is nothing to work on")
+    return case
+
+
+def claim(session: Session, case_id: str, who: str, *, now: dt.datetime | None = None) -> Case:
+    """Take the case; claiming one's own case again is a no-op."""
+    case = _open(session, case_id)
     if case.assignee == who:
         return case
-    now = now or utcnow()
-    res = session.execute(
-        update(Case)
-        .where(Case.id == case.id, Case.assignee.is_(None))
-        .values(assignee=who, claimed_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(case)
-    if res.rowcount != 1:  # type: ignore[attr-defined]
+    if not _set_holder(session, case, who, held_by=None, actor=who, action="claimed", reason="claimed", now=now):
         raise _held_by_other(case, who)
-    audit.record(session, actor=who, actor_kind="human", action="claimed", case_id=case.id, reason="claimed")
     return case
 
 
 def assign(session: Session, case_id: str, assignee: str, *, lead: str, now: dt.datetime | None = None) -> Case:
     """A lead gives the case to a reviewer (taking it from whoever held it; the audit says from whom)."""
-    case = service.get_case(session, case_id)
-    if case.state not in CLAIMABLE:
-        raise NotClaimable(f"case {case.id} is {case.state}: there is nothing to work on")
+    case = _open(session, case_id)
     if assignee not in reviewers(session):
         raise UnknownReviewer(f"{assignee!r} is not a reviewer: assign to one of {', '.join(reviewers(session))}")
-    before = case.assignee
-    session.execute(
-        update(Case)
-        .where(Case.id == case.id)
-        .values(assignee=assignee, claimed_at=now or utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    audit.record(
-        session,
-        actor=lead,
-        actor_kind="human",
-        action="assigned",
-        case_id=case.id,
-        reason=f"assigned to {assignee}" + (f" (was {before})" if before else ""),
-        details={"assignee": assignee, "previous": before},
-    )
-    session.refresh(case)
+    why = f"assigned to {assignee}" + (f" (was {case.assignee})" if case.assignee else "")
+    _set_holder(session, case, assignee, held_by=False, actor=lead, action="assigned", reason=why, now=now)
     return case
 
 
@@ -116,23 +127,8 @@ def release(session: Session, case_id: str, who: str, *, lead: bool = False) -> 
         return case
     if case.assignee != who and not lead:
         raise _held_by_other(case, who)
-    before = case.assignee
-    session.execute(
-        update(Case)
-        .where(Case.id == case.id, Case.assignee == before)
-        .values(assignee=None, claimed_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    audit.record(
-        session,
-        actor=who,
-        actor_kind="human",
-        action="released",
-        case_id=case.id,
-        reason=f"released (was claimed by {before})",
-        details={"previous": before},
-    )
-    session.refresh(case)
+    why = f"released (was claimed by {case.assignee})"
+    _set_holder(session, case, None, held_by=case.assignee, actor=who, action="released", reason=why)
     return case
 
 

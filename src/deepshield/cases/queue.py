@@ -15,18 +15,11 @@ from deepshield.cases import service
 from deepshield.cases.deadlines import Deadline, deadline
 from deepshield.cases.models import Case
 from deepshield.cases.policy import CasesPolicy
-from deepshield.cases.statemachine import State
+from deepshield.cases.statemachine import DONE, WORK_LEFT
 from deepshield.store.timeutil import utcnow
 
-OPEN_STATES = (
-    State.VALID.value,
-    State.IN_REVIEW.value,
-    State.APPEALED.value,
-    State.NEEDS_INFO.value,
-    State.RECEIVED.value,
-    State.REVERSED.value,
-)
-CLOSED_STATES = (State.ACTIONED.value, State.NO_ACTION.value, State.UPHELD.value, State.CLOSED.value)
+OPEN_STATES = WORK_LEFT
+CLOSED_STATES = DONE
 DEADLINE_FILTERS = {"overdue": ("breached",), "due_soon": ("warning", "breached")}
 ASSIGNED_FILTERS = ("", "me", "unassigned")
 
