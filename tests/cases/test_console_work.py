@@ -42,6 +42,9 @@ def test_times_links_and_detector_wording():
     line = wording.evidence_line("detector", "allow", "detector score 0.12 below the review threshold", "ncii")
     assert line.startswith("detector: no manipulation found in the image (does not judge the report)")
     assert " allow" not in line
+    stored = '[{"screener": "match", "decision": "review", "reason": "PDQ distance 40", "data": {}}]'
+    assert wording.screening_reasons(stored) == "match: PDQ distance 40"
+    assert wording.screening_reasons("not json") == "not json"
 
 
 def test_claims_over_the_api_conflict_and_are_audited(api, settings, make_json):

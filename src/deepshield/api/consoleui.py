@@ -43,6 +43,7 @@ templates.env.filters.update(
     code_label=wording.code_label,
     audit_label=wording.audit_label,
     next_step=wording.next_step,
+    screening_reasons=wording.screening_reasons,
     when=_when,
     link=_link,
 )

@@ -5,6 +5,7 @@ human-readable statement (the machine-readable statement and the Transparency ex
 from __future__ import annotations
 
 import datetime as dt
+import json
 from urllib.parse import urlsplit
 
 STATES = {
@@ -148,6 +149,17 @@ def safe_link(url: str) -> str | None:
     except ValueError:
         return None
     return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def screening_reasons(reasons_json: str) -> str:
+    """An upload's stored screening findings (JSON) as one line a person reads."""
+    try:
+        items = json.loads(reasons_json)
+    except ValueError:
+        return reasons_json
+    if not isinstance(items, list):
+        return reasons_json
+    return "; ".join(f"{r.get('screener', '?')}: {r.get('reason', '')}" for r in items if isinstance(r, dict))
 
 
 def evidence_line(kind: str, decision: str | None, summary: str, category: str) -> str:

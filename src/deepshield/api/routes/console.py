@@ -79,6 +79,7 @@ def case_page(case_id: str, request: Request, user: OptionalUser, session: Sessi
         categories=validity.CATEGORIES,
         error=request.query_params.get("error"),
         history=matchhistory.history(session, case.id),
+        roles=validity.ROLES,
         reviewers=claims.reviewers(session) if u.role == "admin" else [],
     )
 
