@@ -80,7 +80,10 @@ def search(
     conds = _conditions(f, me)
     if f.closed:
         rows = session.scalars(
-            select(Case).where(Case.state.in_(states), *conds).order_by(Case.decided_at.desc()).limit(limit)
+            select(Case)
+            .where(Case.state.in_(states), *conds)
+            .order_by(func.coalesce(Case.decided_at, Case.received_at).desc())  # withdrawn: never decided
+            .limit(limit)
         )
         items = [(c, deadline(c, policy, now)) for c in rows]
     elif not conds:
