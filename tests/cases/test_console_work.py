@@ -136,3 +136,35 @@ def test_case_page_after_a_reversal_says_what_comes_next(api, settings, make_jso
     version = re.search(r'name="version" value="(\d+)"', page).group(1)  # type: ignore[union-attr]
     r = client.post(f"/console/cases/{cid}/review", data={"csrf": tok, "version": version}, follow_redirects=True)
     assert 'data-state="in_review"' in r.text and "Claimed by you" in r.text
+
+
+def test_bulk_decision_reports_the_cases_it_could_not_decide(ctx, make_fields):
+    from deepshield.cases import bulk
+
+    from .conftest import file_notice
+
+    ids = [file_notice(ctx, make_fields())[0] for _ in range(3)]
+    with session_scope(ctx.settings) as s:
+        from deepshield.accounts.service import create_user
+
+        create_user(s, "zoe", "zoe-password", "reviewer")
+        claims.claim(s, ids[2], "zoe")
+    with pytest.raises(flows.BadAction):
+        bulk.bulk_decide(ctx, ids, ["remove"], actor="lead", reason=" ")
+    r = bulk.bulk_decide(ctx, [*ids, ids[0].lower()], ["remove"], actor="lead", reason="same banked image")
+    assert r.decided == ids[:2] and set(r.statements) == set(ids[:2])
+    assert list(r.failed) == [ids[2]] and "claimed by zoe" in r.failed[ids[2]]
+    with session_scope(ctx.settings) as s:
+        ev = s.scalars(select(AuditEvent).where(AuditEvent.action == "bulk_decision")).one()
+        per_case = s.scalars(select(AuditEvent.case_id).where(AuditEvent.action == "action:remove")).all()
+    assert sorted(str(c) for c in per_case) == sorted(ids[:2]) and ids[2] in ev.details
+
+
+def test_bank_pages_need_a_reviewer_and_removal_a_lead(api, settings):
+    client, ctx, key = api
+    assert client.get("/console/banks", follow_redirects=False).status_code == 303  # to the sign-in page
+    tok = login(client, settings, "rita", "reviewer")
+    assert client.get("/console/banks").status_code == 200
+    r = client.post("/console/bank-entries/1/remove", data={"csrf": tok}, follow_redirects=False)
+    assert r.status_code == 403
+    assert client.get("/console/bank-entries/999").status_code == 404
