@@ -104,8 +104,14 @@ def test_two_moderators_claims_conflict(browser, server, cases_ctx, request):
     token = b.request.get(f"{server.url}/account/csrf").json()["csrf_token"]
     r = b.request.post(f"{server.url}/v1/cases/{cid}/claim", headers={"X-CSRF-Token": token})
     assert r.status == 409 and r.json()["error"] == "claimed_by_other"
-    # "next case" skips the claimed case
+    # "next case" skips the claimed case; the queue still lists it, reachable by keys
     b.goto(f"{server.url}/console")
+    assert "j</kbd>" in b.inner_html("#shortcuts")
+    b.keyboard.press("j")
+    assert "selected" in (b.get_attribute(f"#queue tr[data-case='{cid}']", "class") or "")
+    b.keyboard.press("o")
+    b.wait_for_url(re.compile(f".*/console/cases/{cid}$"))
+    b.go_back()
     b.click("#next-case")
     b.wait_for_selector("#message")
     assert "no unclaimed case" in b.inner_text("#message")
