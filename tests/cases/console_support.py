@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 from deepshield.accounts.service import create_user
 from deepshield.cases import service
 from deepshield.cases.context import CasesContext
@@ -19,14 +21,15 @@ from .conftest import Server, valid_fields
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def output_dir(test_name: str) -> Path:
-    """Where a test keeps what a reviewer looks at: `$DEEPSHIELD_TEST_OUTPUT` (default `out/tests`, ignored by
-    git) / the test's name."""
-    base = Path(os.environ.get("DEEPSHIELD_TEST_OUTPUT", ROOT / "out" / "tests"))
-    d = base / re.sub(r"[^A-Za-z0-9_.-]+", "_", test_name)
+def output_dir(request: pytest.FixtureRequest) -> Path:
+    """Where a test keeps what a reviewer looks at, beside the public pages' screenshots:
+    `$DEEPSHIELD_SCREENSHOTS`, else `screenshots` under pytest's base temporary folder; then `console/<test>`."""
+    base = (
+        os.environ.get("DEEPSHIELD_SCREENSHOTS")
+        or request.getfixturevalue("tmp_path_factory").getbasetemp() / "screenshots"
+    )
+    d = Path(base) / "console" / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     d.mkdir(parents=True, exist_ok=True)
     return d
 

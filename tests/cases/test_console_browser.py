@@ -46,7 +46,7 @@ def cases_ctx(sqlite_settings: Settings) -> Iterator[CasesContext]:
 
 
 def test_a_moderator_clears_20_cases_within_3_page_loads_each(browser, server, cases_ctx, request):
-    out = output_dir(request.node.name)
+    out = output_dir(request)
     ids = new_cases(cases_ctx, CASES_TO_CLEAR)
     page = browser.new_context().new_page()
     login(page, server.url, "rev", "rev-password")
@@ -80,7 +80,7 @@ def test_a_moderator_clears_20_cases_within_3_page_loads_each(browser, server, c
 
 
 def test_two_moderators_claims_conflict(browser, server, cases_ctx, request):
-    out = output_dir(request.node.name)
+    out = output_dir(request)
     (cid,) = new_cases(cases_ctx, 1)
     a = browser.new_context().new_page()
     b = browser.new_context().new_page()
@@ -153,7 +153,7 @@ def _banked_case_with_copies(ctx: CasesContext, img: Path, copies: int) -> tuple
 
 
 def test_banks_matches_and_a_bulk_decision(browser, server, cases_ctx, request, tmp_path):
-    out = output_dir(request.node.name)
+    out = output_dir(request)
     banked, copies = _banked_case_with_copies(cases_ctx, make_image(tmp_path / "img.png", seed=3), 3)
     page = browser.new_context().new_page()
     login(page, server.url, "boss", "boss-password")
@@ -216,7 +216,7 @@ def test_banks_matches_and_a_bulk_decision(browser, server, cases_ctx, request, 
 
 
 def test_console_pages_at_375px_do_not_overflow(browser, server, cases_ctx, request, tmp_path):
-    out = output_dir(request.node.name)
+    out = output_dir(request)
     banked, copies = _banked_case_with_copies(cases_ctx, make_image(tmp_path / "img.png", seed=5), 1)
     new_cases(cases_ctx, 3, content_locations=["https://social.example/" + "very-long-path-segment-" * 12])
     ctx = browser.new_context(viewport={"width": 375, "height": 800}, is_mobile=True)
@@ -251,7 +251,7 @@ def test_console_pages_at_375px_do_not_overflow(browser, server, cases_ctx, requ
 
 
 def test_times_are_local_with_zone_and_links_safe(browser, server, cases_ctx, request):
-    out = output_dir(request.node.name)
+    out = output_dir(request)
     (cid,) = new_cases(
         cases_ctx, 1, content_locations=["https://social.example/p/1", "javascript:alert(1)", "ftp://x.example/a"]
     )

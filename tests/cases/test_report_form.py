@@ -66,3 +66,65 @@ def test_form_comes_back_with_the_error_and_the_values(api: Any) -> None:
     assert client.post("/report", data={**form, "csrf": url.split("=", 1)[1]}).status_code == 403  # in the URL
     with session_scope(ctx.settings) as s:
         assert list(s.scalars(select(Case.id))) == []
+
+
+def _field_error(page: str, name: str) -> str:
+    """The error shown beside one field of the form ('' when that field is fine)."""
+    found = re.search(rf'<p class="field-error" id="err-{name}" role="alert"( hidden)?>([^<]*)</p>', page)
+    assert found, f"no error slot beside {name}"
+    return "" if found.group(1) else found.group(2)
+
+
+def test_a_report_with_only_a_category_creates_no_case(api: Any, tmp_path: Path) -> None:
+    """The server checks the notice before anything is stored (the page's script may be off or bypassed): the
+    form comes back with each problem beside its field, in plain words, and no case, no upload."""
+    client, ctx, _ = api
+    url, form = _form(client)
+    only = {"submission_id": form["submission_id"], "category": "ncii"}
+    img = make_image(tmp_path / "evidence.png", seed=4)
+    with open(img, "rb") as f:
+        r = client.post(url, data=only, files={"file": ("evidence.png", f, "image/png")})
+    assert r.status_code == 422 and 'id="case-id"' not in r.text
+    for name in ("content_locations", "jurisdiction", "good_faith", "signature", "reporter_name", "explanation"):
+        msg = _field_error(r.text, name)
+        assert msg and "_" not in msg and "DSA" not in msg and "U.S.C." not in msg, (name, msg)
+    assert _field_error(r.text, "category") == ""  # what was right is not flagged
+    assert 'value="ncii" selected' in r.text and "choose your file again" in r.text
+    with session_scope(ctx.settings) as s:
+        assert list(s.scalars(select(Case.id))) == []
+        assert list(s.scalars(select(CaseMedia.id))) == []
+    assert not list(ctx.settings.uploads_dir.glob("*")) if ctx.settings.uploads_dir.exists() else True
+    # The same form, complete: one case.
+    r = client.post(url, data=form)
+    assert r.status_code == 201 and 'id="case-id"' in r.text
+
+
+def test_missing_list_is_complete_from_the_first_answer(api: Any) -> None:
+    """An API notice with only a category lists everything at once (EU rules asked while no country is given),
+    each item once, by its plain label; naming the country only shortens the list, it never grows."""
+    client, ctx, key = api
+    h = key("cases")
+    rec = client.post("/v1/reports", json={"category": "ncii"}, headers=h).json()
+    first = {m["field"] for m in rec["missing"]}
+    assert first == {
+        "content_locations",
+        "explanation",
+        "jurisdiction",
+        "reporter_role",
+        "signature",
+        "reporter_name",
+        "reporter_email",
+        "good_faith",
+    }
+    assert len(rec["missing"]) == len(first)  # each once
+    labels = [m["label"] for m in rec["missing"]]
+    assert "Your name" in labels and all("_" not in m["why"] for m in rec["missing"])
+    assert all("DSA" not in m["why"] and "U.S.C" not in m["why"] for m in rec["missing"])
+    assert any(m["basis"].startswith("TAKE IT DOWN") for m in rec["missing"])  # kept for the record
+    with session_scope(ctx.settings) as s:
+        from deepshield.cases import service
+
+        service.supply_info(s, rec["case_id"], {"jurisdiction": "US"}, "reporter", "human", ctx.policy)
+    st = client.post("/v1/selfservice/status", json={"case_id": rec["case_id"], "pin": rec["pin"]}).json()
+    after = {m["field"] for m in st["missing"]}
+    assert after < first and "jurisdiction" not in after

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -196,6 +197,9 @@ def test_video_report_shows_a_score_timeline(shared_faces: Path) -> None:
     out = scanner.scan(shared_faces / "real_videos" / "vr_face2.mp4")
     html = render_report(out.result, out.artifacts)
     assert 'id="timeline"' in html and "heat map" in html and 'id="heat-caption"' in html
+    assert 'id="heat-legend"' in html and "not a verdict" in html  # the colours explained beside the maps
+    thresholds = re.findall(r"threshold (\d+\.\d+)", html)
+    assert thresholds and all(len(t.split(".")[1]) == 2 for t in thresholds), thresholds
     assert out.result.scores is not None and len(out.result.scores.frame_scores) == 6
     timing = out.result.timing_s
     assert timing is not None and timing.waited_for_frames >= 0 and timing.decode > 0

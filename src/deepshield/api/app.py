@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from deepshield.api.docs import install_docs
 from deepshield.api.errors import install_error_handlers, install_openapi
 from deepshield.api.headers import SecurityHeaders
 from deepshield.api.limits import BodySizeLimit, FiniteJson
@@ -35,6 +36,7 @@ DOMAIN_ROUTERS = [
     "deepshield.api.routes.cases",
     "deepshield.api.routes.reports_intake",
     "deepshield.api.routes.console",
+    "deepshield.api.routes.case_status",
     "deepshield.api.routes.liveness",
     "deepshield.api.routes.labels",
 ]
@@ -94,6 +96,8 @@ def create_app(settings: Settings | None = None, *, cases: CasesContext | None =
         version="0.1.0",
         description="Deepfake defence: scan media for manipulated faces, label, match, prove liveness, respond.",
         lifespan=lifespan,
+        docs_url=None,  # install_docs serves both from the packaged assets, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.first_admin_password = first_password
@@ -109,6 +113,7 @@ def create_app(settings: Settings | None = None, *, cases: CasesContext | None =
 
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
 
     static = Path(__file__).parent / "static"
     static.mkdir(exist_ok=True)

@@ -18,9 +18,14 @@ PAGE_CSP = (
 )
 #: A scan report, served: its own meta-tag policy (inline data only) and no framing (header only).
 REPORT_CSP = REPORT_PAGE_CSP + "; frame-ancestors 'none'"
-#: FastAPI's interactive documentation loads Swagger UI / ReDoc from a CDN with an inline script: not framed,
-#: but otherwise left to run.
+#: The interactive documentation (api/docs.py: Swagger UI / ReDoc from packaged files) runs an inline script; it
+#: may load nothing from another host (ReDoc's "powered by" logo would come from its CDN), and is not framed.
 DOCS_PATHS = ("/docs", "/redoc")
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 BASE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -46,7 +51,7 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 for k, v in BASE_HEADERS.items():
                     headers.setdefault(k, v)
-                headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'" if docs else PAGE_CSP)
+                headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else PAGE_CSP)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -29,9 +29,9 @@ class Receipt:
         msg = f"We received your report on {self.received_at} as case {self.case_id}. " + (
             "It is complete; a decision is due by " + str(self.due_at) + "."
             if self.state == "valid"
-            else "It is missing information: "
-            + "; ".join(m["field"] + " (" + m["why"] + ")" for m in self.missing)
-            + ". Add it on the status page with your case number and PIN."
+            else "Some information is still missing: "
+            + "; ".join(m.get("label", m["field"]) + ": " + m["why"] for m in self.missing)
+            + " Add it on the status page with your case number and PIN."
         )
         return {
             "case_id": self.case_id,

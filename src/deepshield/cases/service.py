@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from deepshield.cases import audit, pins
 from deepshield.cases.deadlines import Deadline, deadline
-from deepshield.cases.models import Case, CaseMedia, CaseTransition, VictimHash
+from deepshield.cases.models import Case, CaseAction, CaseMedia, CaseTransition, VictimHash
 from deepshield.cases.policy import CasesPolicy
 from deepshield.cases.statemachine import OPEN_FOR_DECISION, WORK_LEFT, ConcurrentUpdate, State, check_transition
 from deepshield.cases.validity import ReportFields, check_validity
@@ -62,6 +62,23 @@ def case_hashes(session: Session, case_id: str) -> list[tuple[str, str]]:
     return sorted(out)
 
 
+def banked_hash_count(session: Session, case: Case) -> int:
+    """How many of the case's hashes stand in the bank now. The victim's own go in as they are added; once a
+    moderator banks the case (a `bank` action not reversed), every media hash of the case is in too. A withdrawn
+    case has none left (the withdrawal removed them from every bank)."""
+    if case.withdrawn_at is not None:
+        return 0
+    banked = session.scalar(
+        select(CaseAction.id)
+        .where(CaseAction.case_id == case.id, CaseAction.kind == "bank", CaseAction.reversed_at.is_(None))
+        .limit(1)
+    )
+    if banked is not None:
+        return len(case_hashes(session, case.id))
+    live = select(VictimHash.id).where(VictimHash.case_id == case.id, VictimHash.removed_at.is_(None))
+    return len(list(session.scalars(live)))
+
+
 def find_by_idempotency(session: Session, key: str) -> Case | None:
     return session.scalar(select(Case).where(Case.idempotency_key == key))
 
@@ -94,7 +111,7 @@ def create_case(
         idempotency_key=idempotency_key,
         request_hash=f.digest(),
         **_notice_columns(f),
-        missing=json.dumps([asdict(m) for m in check_validity(f)]),
+        missing=json.dumps([m.to_dict() for m in check_validity(f)]),
         pin_hash=pins.pin_hash(secret, case_id, pin),
         received_at=now,
     )
@@ -176,7 +193,9 @@ def _revalidate(
     holds this result (a new case), so skip the UPDATE."""
     missing = check_validity(f)
     if not stored:
-        session.execute(update(Case).where(Case.id == case.id).values(missing=json.dumps([asdict(m) for m in missing])))
+        session.execute(
+            update(Case).where(Case.id == case.id).values(missing=json.dumps([m.to_dict() for m in missing]))
+        )
         session.refresh(case)
     if missing:
         if case.state != State.NEEDS_INFO.value:

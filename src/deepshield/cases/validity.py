@@ -89,66 +89,108 @@ class ReportFields:
         return hashlib.sha256(json.dumps(asdict(self.normalised()), sort_keys=True).encode()).hexdigest()
 
 
+#: What each field is called on the form and in a receipt, in plain words (never the internal name).
+FIELD_LABELS = {
+    "category": "What it is",
+    "content_locations": "Where it is (web address)",
+    "explanation": "Why it is illegal or abusive",
+    "good_faith": "Good-faith statement",
+    "jurisdiction": "Country or region",
+    "signature": "Signature",
+    "reporter_role": "Who you are",
+    "contact": "How we can reach you",  # in notices stored before the email field carried this need
+    "reporter_name": "Your name",
+    "reporter_email": "Your email",
+}
+TAKE_IT_DOWN = "TAKE IT DOWN Act (47 U.S.C. 223a)"
+
+
 @dataclass(frozen=True)
 class Missing:
+    """One thing a notice lacks: `why` in plain words for the reporter, `basis` the rule that asks for it (kept
+    for the record and the reviewer, not the headline)."""
+
     field: str
     why: str
+    basis: str = ""
+
+    @property
+    def label(self) -> str:
+        return FIELD_LABELS.get(self.field, self.field.replace("_", " "))
+
+    def to_dict(self) -> dict[str, str]:
+        """As stored on the case and answered by the API: the plain label travels with it."""
+        return {"field": self.field, "label": self.label, "why": self.why, "basis": self.basis}
+
+
+def _possibly_eu(f: ReportFields) -> bool:
+    """EU law asks the most (name, email, explanation): asked too while the country is not given, so the list of
+    what is missing is complete from the first answer and never grows once the country is known."""
+    return (f.jurisdiction in EU or not f.jurisdiction) and f.category != "csam"
 
 
 def check_validity(f: ReportFields) -> list[Missing]:
-    """Say exactly what a notice lacks, citing which rule asks for it."""
+    """Say exactly what a notice lacks, each item once, in plain words with the rule that asks for it."""
     f = f.normalised()
     out: list[Missing] = []
     if f.category not in CATEGORIES:
-        out.append(Missing("category", f"choose one of: {', '.join(CATEGORIES)}"))
+        out.append(Missing("category", "Choose what kind of content you are reporting."))
+    bad = [u for u in f.content_locations if not _URL.match(u)]
     if not f.content_locations:
         out.append(
             Missing(
                 "content_locations",
-                "the exact URL(s) of the content, to identify and locate it (TAKE IT DOWN Act; DSA Art. 16(2)(b))",
+                "Give the exact web address (starting with https://) of each place the content is shown.",
+                f"{TAKE_IT_DOWN}; DSA Art. 16(2)(b)",
             )
         )
-    bad = [u for u in f.content_locations if not _URL.match(u)]
-    if bad:
-        out.append(Missing("content_locations", f"not a http(s) URL: {', '.join(bad[:3])}"))
-    if not f.good_faith:
+    elif bad:
         out.append(
             Missing(
-                "good_faith",
-                "a statement that the report is made in good faith and is accurate "
-                "(TAKE IT DOWN Act; DSA Art. 16(2)(d))",
+                "content_locations",
+                f"This is not a web address starting with http:// or https://: {', '.join(bad[:3])}",
+                f"{TAKE_IT_DOWN}; DSA Art. 16(2)(b)",
+            )
+        )
+    if _possibly_eu(f) and len(f.explanation) < 10:
+        out.append(
+            Missing(
+                "explanation",
+                "Tell us in a sentence or two why the content is illegal or abusive.",
+                "DSA Art. 16(2)(a)",
             )
         )
     if not f.jurisdiction:
-        out.append(Missing("jurisdiction", "the country or region whose law applies (e.g. US, EU, UK, DE)"))
+        out.append(Missing("jurisdiction", "Say which country's or region's law applies (for example US, UK, DE)."))
     if f.category == "ncii":
-        if not f.signature:
-            out.append(
-                Missing(
-                    "signature",
-                    "a physical or electronic signature of the depicted person or of "
-                    "someone authorised (TAKE IT DOWN Act)",
-                )
-            )
         if f.reporter_role not in ("depicted_person", "authorised_representative"):
             out.append(
                 Missing(
                     "reporter_role",
-                    "a removal request must come from the person depicted or someone "
-                    "authorised to act for them (TAKE IT DOWN Act)",
+                    "A removal request for intimate images must come from the person shown or someone acting for them.",
+                    TAKE_IT_DOWN,
                 )
             )
-    if not (f.reporter_email or f.reporter_contact) and f.category != "csam":
-        out.append(Missing("contact", "contact information so we can confirm receipt and tell you the decision"))
+        if not f.signature:
+            out.append(Missing("signature", "Type your full name as your signature.", TAKE_IT_DOWN))
+    if _possibly_eu(f) and not f.reporter_name:
+        out.append(Missing("reporter_name", "Give your name.", "DSA Art. 16(2)(c)"))
     if f.reporter_email and not _EMAIL.match(f.reporter_email):
-        out.append(Missing("reporter_email", "not a valid email address"))
-    if f.jurisdiction in EU and f.category != "csam":
-        if not f.reporter_name:
-            out.append(Missing("reporter_name", "the notifier's name (DSA Art. 16(2)(c))"))
-        if not f.reporter_email:
-            out.append(Missing("reporter_email", "the notifier's email address (DSA Art. 16(2)(c))"))
-    if f.jurisdiction in EU and len(f.explanation) < 10:
+        out.append(Missing("reporter_email", "This is not a valid email address."))
+    elif _possibly_eu(f) and not f.reporter_email:
+        out.append(Missing("reporter_email", "Give your email address.", "DSA Art. 16(2)(c)"))
+    elif not (f.reporter_email or f.reporter_contact) and f.category != "csam":
         out.append(
-            Missing("explanation", "a substantiated explanation of why the content is illegal (DSA Art. 16(2)(a))")
+            Missing(
+                "reporter_email", "Give an email address or another way to reach you, so we can tell you the decision."
+            )
+        )
+    if not f.good_faith:
+        out.append(
+            Missing(
+                "good_faith",
+                "Tick the box to confirm that the report is accurate and made in good faith.",
+                f"{TAKE_IT_DOWN}; DSA Art. 16(2)(d)",
+            )
         )
     return out

@@ -14,6 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NotRequired, TypedDict
 
+from sqlalchemy import select
+
 from deepshield.config import Settings, get_settings
 from deepshield.detect.models import ScanRecord
 from deepshield.detect.pipeline import Scanner, ScanOptions
@@ -127,19 +129,18 @@ class ScanService:
     def get(self, scan_id: str) -> ScanStatus | None:
         with session_scope(self.settings) as s:
             rec = s.get(ScanRecord, scan_id)
-            if rec is None:
-                return None
-            status: ScanStatus = {
-                "scan_id": rec.id,
-                "status": rec.status,
-                "progress": rec.progress,
-                "filename": rec.filename,
-                "created_at": rec.created_at.isoformat() if rec.created_at else None,
-                "finished_at": rec.finished_at.isoformat() if rec.finished_at else None,
-                "result": json.loads(rec.result_json) if rec.result_json else None,
-                "report_path": rec.report_path,
-            }
-            return status
+            return None if rec is None else _status(rec, with_result=True)
+
+    def recent(self, created_by: str, limit: int = 50) -> list[ScanStatus]:
+        """The newest scans one user made, without their results (the web page's list of past scans)."""
+        with session_scope(self.settings) as s:
+            q = (
+                select(ScanRecord)
+                .where(ScanRecord.created_by == created_by)
+                .order_by(ScanRecord.created_at.desc())
+                .limit(limit)
+            )
+            return [_status(rec, with_result=False) for rec in s.scalars(q)]
 
     def shutdown(self) -> None:
         """Cancel queued scans and wait for running ones (their records would otherwise stay `running`), then
@@ -147,3 +148,16 @@ class ScanService:
         self._executor.shutdown(wait=True, cancel_futures=True)
         while not self._scanners.empty():
             self._scanners.get_nowait().close()
+
+
+def _status(rec: ScanRecord, with_result: bool) -> ScanStatus:
+    return {
+        "scan_id": rec.id,
+        "status": rec.status,
+        "progress": rec.progress,
+        "filename": rec.filename,
+        "created_at": rec.created_at.isoformat() if rec.created_at else None,
+        "finished_at": rec.finished_at.isoformat() if rec.finished_at else None,
+        "result": json.loads(rec.result_json) if with_result and rec.result_json else None,
+        "report_path": rec.report_path,
+    }

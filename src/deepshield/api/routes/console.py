@@ -1,4 +1,4 @@
-"""The review console (server-rendered; reviewers and admins sign in) and the victim's self-service pages.
+"""The review console (server-rendered; reviewers and admins sign in). The victim's pages are in case_status.py.
 
 Media previews are blurred on the server until the reviewer chooses to look; each reveal is audited. Every
 form carries the session's CSRF token, and every decision carries the case version the reviewer saw."""
@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi import Path as PathParam
@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from deepshield.accounts.models import User
 from deepshield.api.consoleui import need_user, page
-from deepshield.api.deps import CasesDep, OptionalUser, SessionDep, check_csrf, client_key
+from deepshield.api.deps import CasesDep, OptionalUser, SessionDep, check_csrf
 from deepshield.api.routes.console_queue import claim_next_location
 from deepshield.cases import (
     audit,
@@ -27,7 +27,6 @@ from deepshield.cases import (
     deadlines,
     flows,
     matchhistory,
-    pins,
     reasons,
     service,
     validity,
@@ -42,7 +41,6 @@ from deepshield.cases.models import (
     CaseMedia,
     StatementOfReasons,
 )
-from deepshield.cases.ratelimit import PIN
 from deepshield.errors import DeepshieldError
 from deepshield.store.bounds import DB_INT_MAX
 from deepshield.store.db import session_scope
@@ -296,173 +294,3 @@ def statement_page(statement_id: str, request: Request, user: OptionalUser, sess
     if sor is None:
         raise HTTPException(404, "no such statement")
     return page(request, "cases/statement.html", user, s=reasons.statement_dict(sor))
-
-
-# --- victim self-service
-# -------------------------------------------------------------------------------------
-def _victim_case(request: Request, case_id: str) -> str:
-    if request.session.get("victim_case") != case_id.upper():
-        raise HTTPException(303, headers={"Location": "/case-status"})
-    return case_id.upper()
-
-
-@router.get("/case-status", response_class=HTMLResponse)
-def status_login(request: Request, user: OptionalUser) -> Response:
-    return page(request, "cases/status_login.html", user)
-
-
-@router.post("/case-status", response_class=HTMLResponse)
-def status_login_post(
-    request: Request,
-    user: OptionalUser,
-    ctx: CasesDep,
-    csrf: Annotated[str, Form()] = "",
-    case_id: Annotated[str, Form(max_length=20)] = "",
-    pin: Annotated[str, Form(max_length=16)] = "",
-) -> Response:
-    check_csrf(request, csrf)
-    client = client_key(request)
-    try:
-        PIN.hit(client)
-        with session_scope(ctx.settings) as s:
-            case = pins.check_pin(s, ctx.settings, case_id, pin, client)
-            cid = case.id if case else None
-    except DeepshieldError as e:
-        return page(request, "cases/status_login.html", user, error=e.message, status=e.http_status)
-    if cid is None:  # the same answer whether the case number is unknown or the PIN wrong
-        return page(request, "cases/status_login.html", user, error="Unknown case number or wrong PIN.", status=401)
-    request.session["victim_case"] = cid
-    return RedirectResponse(f"/case-status/{cid}", status_code=303)
-
-
-@router.get("/case-status/{case_id}", response_class=HTMLResponse)
-def status_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CasesDep) -> Response:
-    cid = _victim_case(request, case_id)
-    case = service.get_case(session, cid)
-    from deepshield.cases.models import VictimHash
-
-    hashes = list(session.scalars(select(VictimHash).where(VictimHash.case_id == cid)))
-    return page(
-        request,
-        "cases/status.html",
-        user,
-        case=case,
-        deadline=deadlines.deadline(case, ctx.policy),
-        timeline=service.timeline(session, cid),
-        missing=json.loads(case.missing),
-        statements=reasons.statements_for(session, cid),
-        hashes=hashes,
-        message=request.query_params.get("msg"),
-        error=request.query_params.get("error"),
-        can_appeal=case.state in ("actioned", "no_action"),
-        categories=validity.CATEGORIES,
-        roles=validity.ROLES,
-    )
-
-
-def _status_back(cid: str, msg: str = "", error: str = "") -> RedirectResponse:
-    from urllib.parse import urlencode
-
-    q = urlencode({k: v for k, v in (("msg", msg), ("error", error)) if v})
-    return RedirectResponse(f"/case-status/{cid}" + (f"?{q}" if q else ""), status_code=303)
-
-
-def _to_status(cid: str) -> Callable[[str, str], Response]:
-    """Back to the reporter's status page, with the message or the error."""
-    return lambda msg, error: _status_back(cid, msg=msg, error=error)
-
-
-@dataclass(frozen=True)
-class _StatusForm:
-    """What the reporter's forms on the status page post besides their own fields."""
-
-    case_id: str
-    request: Request
-    ctx: CasesContext
-    csrf: str
-
-    def run(self, step: Callable[[str], str]) -> Response:
-        """The reporter's own case (signed in with its PIN), the CSRF token checked, the step run on the case,
-        then back to the status page with the step's message or its error."""
-        cid = _victim_case(self.request, self.case_id)
-        return _form_post(self.request, self.csrf, lambda: step(cid), _to_status(cid))
-
-
-def _status_form(case_id: str, request: Request, ctx: CasesDep, csrf: Annotated[str, Form()] = "") -> _StatusForm:
-    return _StatusForm(case_id, request, ctx, csrf)
-
-
-StatusForm = Annotated[_StatusForm, Depends(_status_form)]
-
-
-@router.post("/case-status/{case_id}/hashes")
-def status_hashes(form: StatusForm, hashes: Annotated[str, Form(max_length=100000)] = "") -> Response:
-    """Lines of `signal value` (pdq, md5, sha256) computed on the victim's own device."""
-    items = []
-    for line in hashes.splitlines():
-        parts = line.replace(":", " ").split()
-        if len(parts) == 2:
-            items.append((parts[0], parts[1]))
-        elif len(parts) == 1:
-            items.append(("md5" if len(parts[0]) == 32 else "pdq", parts[0]))
-
-    return form.run(lambda cid: f"{flows.add_victim_hashes(form.ctx, cid, items, actor='victim')} hash(es) added")
-
-
-INFO_FIELDS = (
-    "category",
-    "jurisdiction",
-    "content_locations",
-    "explanation",
-    "good_faith",
-    "signature",
-    "reporter_name",
-    "reporter_email",
-    "reporter_contact",
-    "reporter_role",
-)
-
-
-@router.post("/case-status/{case_id}/info")
-async def status_info(case_id: str, request: Request, ctx: CasesDep) -> Response:
-    """The reporter adds what the notice lacked; the validity check runs again (the clock starts if complete)."""
-    cid = _victim_case(request, case_id)
-    form = await request.form()
-    updates: dict[str, Any] = {}
-    for name in INFO_FIELDS:
-        raw = form.get(name)
-        if raw is None or not isinstance(raw, str) or not raw.strip():
-            continue
-        value = raw.strip()[:10000]
-        if name == "content_locations":
-            updates[name] = value.split()
-        elif name == "good_faith":
-            updates[name] = True
-        else:
-            updates[name] = value
-
-    def step() -> str:
-        if not updates:
-            raise DeepshieldError("nothing was filled in")
-        with session_scope(ctx.settings) as s:
-            state = service.supply_info(s, cid, updates, "reporter", "human", ctx.policy).state
-        return "Thank you: the report is complete." if state == "valid" else "Saved; something is still missing."
-
-    return _form_post(request, str(form.get("csrf", "")), step, _to_status(cid))
-
-
-@router.post("/case-status/{case_id}/withdraw")
-def status_withdraw(case_id: str, request: Request, ctx: CasesDep, csrf: Annotated[str, Form()] = "") -> Response:
-    cid = _victim_case(request, case_id)
-    check_csrf(request, csrf)
-    n = flows.withdraw(ctx, cid, actor="victim")  # only a lost race fails here: a 409, not a page message
-    return _status_back(cid, msg=f"Withdrawn: {n} hash(es) removed from every bank.")
-
-
-@router.post("/case-status/{case_id}/appeal")
-def status_appeal(form: StatusForm, reason: Annotated[str, Form(max_length=4000)] = "") -> Response:
-    def step(cid: str) -> str:
-        flows.file_appeal(form.ctx, cid, filed_by="reporter", actor_kind="human", reason=reason)
-        return "Appeal filed: a person will review the decision."
-
-    return form.run(step)

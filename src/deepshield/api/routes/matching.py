@@ -428,9 +428,11 @@ own_router = APIRouter(tags=["matching"])
 
 
 @own_router.get("/match/hash-photos", include_in_schema=False)
-def device_hash_page() -> Any:
-    """The on-device hashing page (static: it computes PDQ in the browser and sends only hashes)."""
-    return RedirectResponse("/static/hash-photos.html", status_code=307)
+def device_hash_page(request: Request) -> Any:
+    """The on-device hashing page (static: it computes PDQ in the browser and sends only hashes). Its query
+    (`case`, or `bank` for staff) goes along: the page reads it."""
+    query = request.url.query
+    return RedirectResponse("/static/hash-photos.html" + (f"?{query}" if query else ""), status_code=307)
 
 
 #: What `hma_banks.add_device_hashes` reads (it checks the same): declared so that clients and the fuzzer know it.

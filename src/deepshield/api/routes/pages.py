@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 
 from deepshield.accounts.service import authenticate_user, end_web_session, set_password, start_web_session
 from deepshield.api.deps import OptionalUser, ScansDep, SessionDep, SettingsDep, check_csrf, client_key, csrf_token
+from deepshield.api.headers import REPORT_CSP
 from deepshield.api.uploads import save_upload
 from deepshield.cases.ratelimit import LOGIN_ACCOUNT, LOGIN_CLIENT, RateLimited
 from deepshield.errors import DeepshieldError
@@ -151,11 +152,17 @@ def csrf_for_scripts(request: Request) -> JSONResponse:
     return JSONResponse({"csrf_token": csrf_token(request)}, headers={"Cache-Control": "no-store"})
 
 
+def _upload_page(request: Request, user: Any, scans: ScansDep, error: str | None = None, status: int = 200) -> Response:
+    """The upload form and the user's past scans, newest first."""
+    ctx = {"user": user, "csrf": csrf_token(request), "scans": scans.recent(user.username), "error": error}
+    return templates.TemplateResponse(request, "upload.html", ctx, status_code=status)
+
+
 @router.get("/", response_class=HTMLResponse)
-def upload_page(request: Request, user: OptionalUser) -> Response:
+def upload_page(request: Request, user: OptionalUser, scans: ScansDep) -> Response:
     if user is None:
         return _login_redirect(request)
-    return templates.TemplateResponse(request, "upload.html", {"user": user, "csrf": csrf_token(request)})
+    return _upload_page(request, user, scans)
 
 
 @router.post("/upload", response_class=HTMLResponse)
@@ -173,12 +180,7 @@ async def upload(
     try:
         path, media = await save_upload(file, settings)
     except DeepshieldError as e:
-        return templates.TemplateResponse(
-            request,
-            "upload.html",
-            {"user": user, "csrf": csrf_token(request), "error": e.message},
-            status_code=e.http_status,
-        )
+        return _upload_page(request, user, scans, e.message, e.http_status)
     scan_id = scans.create(file.filename or path.name, path, media.info.sha256, user.username)
     scans.submit(scan_id)
     return RedirectResponse(f"/scans/{scan_id}", status_code=303)
@@ -197,3 +199,22 @@ def scan_page(scan_id: str, request: Request, user: OptionalUser, scans: ScansDe
     return templates.TemplateResponse(
         request, "scan.html", {"user": user, "csrf": csrf_token(request), "scan": rec, "report": report}
     )
+
+
+@router.get("/scans/{scan_id}/report", response_class=HTMLResponse)
+def scan_report_page(
+    scan_id: str, request: Request, user: OptionalUser, scans: ScansDep, download: bool = False
+) -> Response:
+    """The scan's self-contained report on a page of its own (its own CSP: nothing fetched, nothing run), or
+    with `?download=1` as a file to keep or send."""
+    if user is None:
+        return _login_redirect(request)
+    rec = scans.get(scan_id)
+    report_path = None if rec is None else rec.get("report_path")
+    if rec is None or not report_path:
+        raise HTTPException(404, "no report for this scan (yet)")
+    headers = {"Content-Security-Policy": REPORT_CSP}
+    if download:
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(rec["filename"]).stem)[:80] or "scan"
+        headers["Content-Disposition"] = f'attachment; filename="deepshield-report-{stem}.html"'
+    return HTMLResponse(Path(report_path).read_text(encoding="utf-8"), headers=headers)

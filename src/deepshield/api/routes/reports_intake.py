@@ -1,5 +1,6 @@
 """Report intake: the API for platforms (scope `cases`, Idempotency-Key) and the public web form (no key,
-rate limited, CSRF-protected, one report per form even when submitted twice)."""
+rate limited, CSRF-protected, one report per form even when submitted twice, and no case at all until the
+notice is complete: the form comes back with each problem beside its field)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from deepshield.cases import intake, screening
 from deepshield.cases.context import CasesContext
 from deepshield.cases.intake import Receipt
 from deepshield.cases.ratelimit import FORM, RateLimited
-from deepshield.cases.validity import CATEGORIES, ROLES, ReportFields
+from deepshield.cases.validity import CATEGORIES, EU, ROLES, ReportFields, check_validity
 from deepshield.errors import DeepshieldError
 from deepshield.media import Media
 
@@ -87,6 +88,7 @@ def _form_ctx(request: Request, user: Any, **extra: Any) -> dict[str, Any]:
         "csrf": csrf_token(request),
         "categories": CATEGORIES,
         "roles": ROLES,
+        "eu": sorted(EU),
         "submission_id": secrets.token_urlsafe(16),
         **extra,
     }
@@ -163,6 +165,11 @@ async def report_submit(
         form = ReportFormIn.read(raw)
         file = raw.get("file")
         filename = file.filename if isinstance(file, UploadFile) else None
+        if missing := check_validity(form.fields):
+            # The same rules as the page's script: nothing is stored (no case, no upload) until all is there.
+            errors = {m.field: m.why for m in missing}
+            page = _form_ctx(request, user, values=form.values(), errors=errors, had_file=bool(filename))
+            return templates.TemplateResponse(request, "cases/report_form.html", page, status_code=422)
         try:
             upload = await save_upload(file, settings) if isinstance(file, UploadFile) and filename else None
         except DeepshieldError as e:

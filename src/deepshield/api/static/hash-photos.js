@@ -4,9 +4,19 @@
   var results = [];            // {name, hash, quality} only: no pixels are kept
   window.__deepshieldResults = results;
   var params = new URLSearchParams(location.search);
-  var submitUrl = params.get("submit") || "/v1/match/device-hashes";
-  document.getElementById("bank").value = params.get("bank") || "";
-  document.getElementById("case").value = params.get("case") || "";
+  // Two ways to send: a victim with the case number and PIN (no account, /v1/selfservice/hashes), or signed-in
+  // staff into a named bank (?bank=NAME, /v1/match/device-hashes with the session's CSRF token).
+  var bank = params.get("bank") || "";
+  var caseRef = params.get("case") || "";
+  var staff = bank !== "";
+  document.getElementById("victim-fields").hidden = staff;
+  document.getElementById("staff-fields").hidden = !staff;
+  document.getElementById("case").value = caseRef;
+  document.getElementById("bank-name").textContent = bank;
+  document.getElementById("staff-case").textContent = caseRef || "none";
+  var back = document.getElementById("back");
+  if (staff) { back.href = "/console"; back.textContent = "← Back to the review console"; }
+  else if (/^[A-Za-z0-9-]{1,20}$/.test(caseRef)) back.href = "/case-status/" + encodeURIComponent(caseRef.toUpperCase());
   var status = document.getElementById("status");
   var tbody = document.querySelector("#results tbody");
 
@@ -48,25 +58,47 @@
     next();
   });
 
-  document.getElementById("send").addEventListener("click", function () {
-    var body = {
-      bank: document.getElementById("bank").value,
-      case_id: document.getElementById("case").value,
-      hashes: results.filter(function (r) { return r.hash; })
-                     .map(function (r) { return { pdq: r.hash, quality: r.quality }; })
-    };
-    var out = document.getElementById("sent");
+  function plain(d) {
+    return Array.isArray(d) ? d.map(function (x) { return x.msg || String(x); }).join("; ") : String(d);
+  }
+
+  function report(out, ok, j) {
+    out.className = ok ? "ok" : "err";
+    out.textContent = ok ? ("Sent " + j.added + " new fingerprint(s)" + (staff ? "." : " to case " + j.case_id + "."))
+                         : ("Not sent: " + plain(j.detail || j.message || j.error || "the service refused"));
+  }
+
+  function sendAsVictim(hashes) {
+    var caseId = document.getElementById("case").value.trim().toUpperCase();
+    var pin = document.getElementById("pin").value.trim();
+    if (!caseId || !pin) return Promise.resolve([false, { detail: "enter the case number and PIN from your receipt" }]);
+    var body = { case_id: caseId, pin: pin,
+                 hashes: hashes.map(function (r) { return { signal: "pdq", value: r.hash }; }) };
+    return fetch("/v1/selfservice/hashes", { method: "POST", credentials: "omit", body: JSON.stringify(body),
+                                              headers: { "Content-Type": "application/json" } })
+      .then(function (resp) { return resp.json().then(function (j) { return [resp.ok, j]; }); });
+  }
+
+  function sendAsStaff(hashes) {
+    var body = { bank: bank, case_id: caseRef,
+                 hashes: hashes.map(function (r) { return { pdq: r.hash, quality: r.quality }; }) };
     // Signed in with the console's cookie, the API wants the session's CSRF token with a POST.
-    fetch("/account/csrf", { credentials: "same-origin", cache: "no-store" })
+    return fetch("/account/csrf", { credentials: "same-origin", cache: "no-store" })
       .then(function (resp) { return resp.json(); })
       .then(function (j) {
         return fetch(submitUrl, { method: "POST", credentials: "same-origin", body: JSON.stringify(body),
                                   headers: { "Content-Type": "application/json", "X-CSRF-Token": j.csrf_token } });
       })
-      .then(function (resp) { return resp.json().then(function (j) { return [resp.ok, j]; }); })
-      .then(function (r) {
-        out.className = r[0] ? "ok" : "err";
-        out.textContent = r[0] ? ("Sent " + r[1].added + " fingerprint(s).") : ("Not sent: " + (r[1].detail || r[1].error));
-      }, function (e) { out.className = "err"; out.textContent = "Not sent: " + e; });
+      .then(function (resp) { return resp.json().then(function (j) { return [resp.ok, j]; }); });
+  }
+
+  var submitUrl = "/v1/match/device-hashes";
+  document.getElementById("send").addEventListener("click", function () {
+    var hashes = results.filter(function (r) { return r.hash; });
+    var out = document.getElementById("sent");
+    out.className = ""; out.textContent = "Sending…";
+    (staff ? sendAsStaff(hashes) : sendAsVictim(hashes))
+      .then(function (r) { report(out, r[0], r[1]); },
+            function (e) { out.className = "err"; out.textContent = "Not sent: " + e; });
   });
 })();
