@@ -5,43 +5,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
-from deepshield.accounts.service import create_user
 from deepshield.config import Settings
-from deepshield.store.db import reset_engines, session_scope
 
 from .conftest import Server, make_image
-
-if TYPE_CHECKING:
-    from playwright.sync_api import Page
+from .console_support import login, output_dir, serve, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture
-def server(sqlite_settings: Settings, tmp_path: Path) -> Iterator[Server]:
-    with session_scope(sqlite_settings) as s:
-        create_user(s, "rev", "rev-password", "reviewer")
-        create_user(s, "boss", "boss-password", "admin")
-    reset_engines()
-    srv = Server(sqlite_settings).start()
+def server(sqlite_settings: Settings) -> Iterator[Server]:
+    srv = serve(sqlite_settings, {"rev": "reviewer", "boss": "admin"})
     yield srv
     srv.stop()
 
 
-def _login(page: Page, base: str, user: str, pw: str) -> None:
-    page.goto(base + "/login?next=/console")
-    page.fill("#username", user)
-    page.fill("#password", pw)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/console$"))
-
-
-def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path):
+def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path, request):
+    out = output_dir(request)
     base = server.url
     img = make_image(tmp_path / "evidence.png", seed=7)
 
@@ -67,7 +50,7 @@ def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path
 
     # 2. the reviewer: queue -> case -> reveal -> act
     rev = browser.new_context().new_page()
-    _login(rev, base, "rev", "rev-password")
+    login(rev, base, "rev", "rev-password")
     assert rev.locator(f"#queue tr[data-case='{case_id}']").count() == 1
     rev.click(f"a:text('{case_id}')")
     rev.wait_for_selector("#state")
@@ -83,18 +66,22 @@ def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path
         "fetch(document.querySelector('img.preview').src).then(r => r.headers.get('content-type'))"
     )
     assert revealed_type == "image/png"
-    assert "media_revealed" in rev.inner_text("#audit")
+    assert rev.locator("#audit td[data-action='media_revealed']").inner_text() == "Media revealed"
     rev.click("#start-review")
-    rev.wait_for_function("document.querySelector('#state').innerText === 'in_review'")
+    rev.wait_for_function("document.querySelector('#state').dataset.state === 'in_review'")
+    assert rev.inner_text("#state") == "In review"
     rev.check("#act-remove")
     rev.check("#act-bank")
     rev.fill("#reason", "Intimate deepfake reported by the person depicted")
     rev.click("#decide")
-    rev.wait_for_function("document.querySelector('#state').innerText === 'actioned'")
-    assert rev.locator("#decision").inner_text() == "remove,bank"
+    rev.wait_for_function("document.querySelector('#state').dataset.state === 'actioned'")
+    assert rev.locator("#decision").inner_text() == "Removed and hashed"
+    shot(rev, out, "case-decided")
     rev.click("a.sor")
     rev.wait_for_selector("#statement")
-    assert "remove+bank" in rev.inner_text("#sor-decision")
+    shot(rev, out, "statement")
+    assert rev.inner_text("#sor-decision") == "Removed and hashed (Content removed)"
+    assert rev.get_attribute("#sor-decision", "data-visibility") == "DECISION_VISIBILITY_CONTENT_REMOVED"
     assert "TAKE IT DOWN" in rev.inner_text("#sor-legal")
     # a reviewer cannot reach admin functions
     resp = rev.goto(base + "/console/admin")
@@ -107,7 +94,7 @@ def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path
     vic.fill("#pin", pin)
     vic.click("#status-submit")
     vic.wait_for_selector("#victim-state")
-    assert vic.inner_text("#victim-state") == "actioned"
+    assert vic.inner_text("#victim-state") == "Action taken"
     banked = int(vic.inner_text("#hash-count"))
     assert banked >= 2  # the evidence's hashes, banked by the reviewer, count on the victim's page
     vic.fill("#hashes", "pdq " + "a" * 64 + "\nmd5 " + "b" * 32)
@@ -116,11 +103,11 @@ def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path
     assert vic.inner_text("#hash-count") == str(banked + 2)
     vic.on("dialog", lambda d: d.accept())
     vic.click("#withdraw")
-    vic.wait_for_function("document.querySelector('#victim-state').innerText === 'closed'")
+    vic.wait_for_function("document.querySelector('#victim-state').dataset.state === 'closed'")
     assert "removed from every bank" in vic.inner_text("#message")
 
     # 4. the admin sees an intact audit chain
     adm = browser.new_context().new_page()
-    _login(adm, base, "boss", "boss-password")
+    login(adm, base, "boss", "boss-password")
     adm.goto(base + "/console/admin")
     assert "Chain intact" in adm.inner_text("#audit-status")

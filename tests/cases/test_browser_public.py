@@ -257,10 +257,11 @@ def test_status_page_and_hashing_with_case_number_and_pin(
     page.once("dialog", decline)
     page.click("#withdraw")
     assert questions and "cannot be undone" in questions[0]
-    assert page.inner_text("#victim-state") != "closed"
+    assert page.get_attribute("#victim-state", "data-state") != "closed"
     page.once("dialog", lambda d: d.accept())
     page.click("#withdraw")
-    page.wait_for_selector("#victim-state:text-is('closed')")
+    page.wait_for_selector("#victim-state[data-state='closed']")
+    assert page.inner_text("#victim-state") == "Closed"
     # Sign out: the case no longer opens in this browser.
     page.click("#status-sign-out")
     page.wait_for_selector("#signed-out")

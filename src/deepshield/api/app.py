@@ -29,6 +29,8 @@ DOMAIN_ROUTERS = [
     "deepshield.api.routes.health",
     "deepshield.api.routes.scans",
     "deepshield.api.routes.pages",
+    "deepshield.api.routes.console_queue",
+    "deepshield.api.routes.console_banks",
     "deepshield.api.routes.matching",
     "deepshield.api.routes.archive_search",
     "deepshield.api.routes.exchanges",

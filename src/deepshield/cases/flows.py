@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from deepshield.cases import audit, reasons, service, validity, webhooks
+from deepshield.cases import audit, claims, reasons, service, validity, webhooks
 from deepshield.cases.context import CasesContext
 from deepshield.cases.models import (
     Appeal,
@@ -65,8 +65,12 @@ class DecisionResult:
 
 
 def start_review(ctx: CasesContext, case_id: str, actor: str, expected_version: int | None = None) -> Case:
+    """Start reviewing (claiming the case for the reviewer; someone else's claim is a 409)."""
     with session_scope(ctx.settings) as s:
         case = service.get_case(s, case_id)
+        claims.check_not_held_by_other(case, actor)
+        if case.assignee is None:
+            claims.claim(s, case.id, actor)
         return service.transition(
             s,
             case,
@@ -106,6 +110,8 @@ def decide(
     target = State.NO_ACTION if kinds == ["no_action"] else State.ACTIONED
     with session_scope(ctx.settings) as s:
         case = service.get_case(s, case_id)
+        if actor_kind == "human":  # a person decides only what nobody else holds
+            claims.check_not_held_by_other(case, actor)
         hashes = service.case_hashes(s, case.id)
         evidence = [v for sig, v in hashes if sig == "sha256"]
         now = utcnow()
@@ -118,7 +124,8 @@ def decide(
             reason=reason,
             expected_version=expected_version,
             evidence=evidence,
-            extra={"decided_at": now, "decision": ",".join(kinds)},
+            # the decision ends the claim: an appeal is open to any reviewer
+            extra={"decided_at": now, "decision": ",".join(kinds), "assignee": None, "claimed_at": None},
             now=now,
         )
         sor = None
@@ -314,6 +321,7 @@ def decide_appeal(
             actor_kind="human",
             reason=reason,
             expected_version=expected_version,
+            extra={"assignee": None, "claimed_at": None},
         )
         ap = s.scalar(
             select(Appeal).where(Appeal.case_id == case.id, Appeal.decided_at.is_(None)).order_by(Appeal.id.desc())

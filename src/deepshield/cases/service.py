@@ -20,7 +20,7 @@ from deepshield.cases import audit, pins
 from deepshield.cases.deadlines import Deadline, deadline
 from deepshield.cases.models import Case, CaseAction, CaseMedia, CaseTransition, VictimHash
 from deepshield.cases.policy import CasesPolicy
-from deepshield.cases.statemachine import OPEN_FOR_DECISION, ConcurrentUpdate, State, check_transition
+from deepshield.cases.statemachine import OPEN_FOR_DECISION, WORK_LEFT, ConcurrentUpdate, State, check_transition
 from deepshield.cases.validity import ReportFields, check_validity
 from deepshield.config import Settings
 from deepshield.errors import DeepshieldError
@@ -343,14 +343,7 @@ def queue(
     now: dt.datetime | None = None,
 ) -> list[tuple[Case, Deadline]]:
     """Open cases, least time left first (breached at the top); cases without a clock after them."""
-    states = states or (
-        State.VALID.value,
-        State.IN_REVIEW.value,
-        State.APPEALED.value,
-        State.NEEDS_INFO.value,
-        State.RECEIVED.value,
-        State.REVERSED.value,
-    )
+    states = states or WORK_LEFT
     # Cases on the clock first (one query each way: NULL ordering differs between SQLite and PostgreSQL).
     decide = [st for st in states if st in OPEN_FOR_DECISION]
     others = [st for st in states if st not in OPEN_FOR_DECISION]

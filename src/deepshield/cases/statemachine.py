@@ -38,6 +38,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 #: States in which the 48-hour clock runs (a decision stops it).
 OPEN_FOR_DECISION = frozenset({S.VALID, S.IN_REVIEW})
 DECIDED = frozenset({S.ACTIONED, S.NO_ACTION})
+#: States with work left for a reviewer (the queue), in the queue's order of kinds, and the rest.
+WORK_LEFT = (S.VALID.value, S.IN_REVIEW.value, S.APPEALED.value, S.NEEDS_INFO.value, S.RECEIVED.value, S.REVERSED.value)
+DONE = (S.ACTIONED.value, S.NO_ACTION.value, S.UPHELD.value, S.CLOSED.value)
 
 
 class InvalidTransition(DeepshieldError):

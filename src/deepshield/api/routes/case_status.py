@@ -13,8 +13,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from deepshield.api.consoleui import page
 from deepshield.api.deps import CasesDep, OptionalUser, SessionDep, check_csrf, client_key
-from deepshield.api.routes.console import _form_post, _page
+from deepshield.api.routes.console import _form_post
 from deepshield.cases import audit, deadlines, flows, pins, reasons, service, validity
 from deepshield.cases.context import CasesContext
 from deepshield.cases.ratelimit import PIN
@@ -33,7 +34,7 @@ def _victim_case(request: Request, case_id: str) -> str:
 @router.get("/case-status", response_class=HTMLResponse)
 def status_login(request: Request, user: OptionalUser) -> Response:
     signed_out = request.query_params.get("signed_out") is not None
-    return _page(request, "cases/status_login.html", user, signed_out=signed_out)
+    return page(request, "cases/status_login.html", user, signed_out=signed_out)
 
 
 @router.post("/case-status", response_class=HTMLResponse)
@@ -53,9 +54,9 @@ def status_login_post(
             case = pins.check_pin(s, ctx.settings, case_id, pin, client)
             cid = case.id if case else None
     except DeepshieldError as e:
-        return _page(request, "cases/status_login.html", user, error=e.message, status=e.http_status)
+        return page(request, "cases/status_login.html", user, error=e.message, status=e.http_status)
     if cid is None:  # the same answer whether the case number is unknown or the PIN wrong
-        return _page(request, "cases/status_login.html", user, error="Unknown case number or wrong PIN.", status=401)
+        return page(request, "cases/status_login.html", user, error="Unknown case number or wrong PIN.", status=401)
     request.session["victim_case"] = cid
     return RedirectResponse(f"/case-status/{cid}", status_code=303)
 
@@ -64,7 +65,7 @@ def status_login_post(
 def status_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CasesDep) -> Response:
     cid = _victim_case(request, case_id)
     case = service.get_case(session, cid)
-    return _page(
+    return page(
         request,
         "cases/status.html",
         user,

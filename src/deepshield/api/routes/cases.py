@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from deepshield.accounts.service import Principal
 from deepshield.api.deps import CasesDep, SessionDep, SettingsDep, client_key, require_scope
 from deepshield.api.uploads import save_upload
-from deepshield.cases import audit, deadlines, flows, pins, reasons, screening, service, webhooks
+from deepshield.cases import audit, claims, deadlines, flows, pins, reasons, screening, service, webhooks
 from deepshield.cases.context import CasesContext
 from deepshield.cases.models import Appeal, CaseAction, CaseEvidence, CaseMedia
 from deepshield.cases.ratelimit import PIN
@@ -103,6 +103,39 @@ def get_case(case_id: str, session: SessionDep, ctx: CasesDep, principal: CasesP
         for a in session.query(Appeal).filter_by(case_id=case.id)
     ]
     return out
+
+
+def _claim_dict(case: Any) -> dict[str, Any]:
+    return {
+        "case_id": case.id,
+        "assignee": case.assignee,
+        "claimed_at": as_utc(case.claimed_at).isoformat() if case.claimed_at else None,
+    }
+
+
+@router.post("/v1/cases/{case_id}/claim")
+def claim_case(case_id: str, ctx: CasesDep, principal: CasesPrincipal) -> dict[str, Any]:
+    """Claim the case for the caller; a case someone else holds is a 409 naming them."""
+    with session_scope(ctx.settings) as s:
+        return _claim_dict(claims.claim(s, case_id, principal.name))
+
+
+@router.post("/v1/cases/{case_id}/release")
+def release_case(case_id: str, ctx: CasesDep, principal: CasesPrincipal) -> dict[str, Any]:
+    """Give the case back to the queue (its holder, or an admin for anyone)."""
+    with session_scope(ctx.settings) as s:
+        return _claim_dict(claims.release(s, case_id, principal.name, lead=principal.has_scope("admin")))
+
+
+class AssignIn(BaseModel):
+    assignee: str = Field(min_length=1, max_length=128)
+
+
+@router.post("/v1/cases/{case_id}/assign")
+def assign_case(case_id: str, body: AssignIn, ctx: CasesDep, principal: AdminPrincipal) -> dict[str, Any]:
+    """A lead gives the case to a reviewer (scope `admin`)."""
+    with session_scope(ctx.settings) as s:
+        return _claim_dict(claims.assign(s, case_id, body.assignee, lead=principal.name))
 
 
 class InfoIn(BaseModel):

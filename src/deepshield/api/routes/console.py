@@ -10,17 +10,29 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from deepshield.accounts.models import User
-from deepshield.api.deps import CasesDep, OptionalUser, SessionDep, check_csrf, csrf_token
-from deepshield.cases import audit, deadlines, flows, reasons, service, validity, webhooks
+from deepshield.api.consoleui import need_user, page
+from deepshield.api.deps import CasesDep, OptionalUser, SessionDep, check_csrf
+from deepshield.api.routes.console_queue import claim_next_location
+from deepshield.cases import (
+    audit,
+    claims,
+    deadlines,
+    flows,
+    matchhistory,
+    reasons,
+    service,
+    validity,
+    webhooks,
+    wording,
+)
 from deepshield.cases.context import CasesContext
 from deepshield.cases.models import (
     Appeal,
@@ -28,55 +40,22 @@ from deepshield.cases.models import (
     CaseEvidence,
     CaseMedia,
     StatementOfReasons,
-    UploadScreening,
 )
 from deepshield.errors import DeepshieldError
 from deepshield.store.bounds import DB_INT_MAX
 from deepshield.store.db import session_scope
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
-
-
-def _need_user(request: Request, user: User | None, admin: bool = False) -> User:
-    if user is None:
-        raise HTTPException(303, headers={"Location": f"/login?next={request.url.path}"})
-    if user.role not in ("reviewer", "admin"):
-        raise HTTPException(403, "reviewers only")
-    if admin and user.role != "admin":
-        raise HTTPException(403, "admins only")
-    return user
-
-
-def _page(request: Request, name: str, user: Any, status: int = 200, **ctx: Any) -> Response:
-    return templates.TemplateResponse(
-        request, name, {"user": user, "csrf": csrf_token(request), **ctx}, status_code=status
-    )
-
-
-@router.get("/console", response_class=HTMLResponse)
-def queue_page(request: Request, user: OptionalUser, session: SessionDep, ctx: CasesDep) -> Response:
-    u = _need_user(request, user)
-    items = service.queue(session, ctx.policy, limit=300)
-    review_uploads = list(
-        session.scalars(
-            select(UploadScreening)
-            .where(UploadScreening.decision == "review")
-            .order_by(UploadScreening.at.desc())
-            .limit(50)
-        )
-    )
-    return _page(request, "cases/queue.html", u, items=items, categories=validity.CATEGORIES, uploads=review_uploads)
 
 
 @router.get("/console/cases/{case_id}", response_class=HTMLResponse)
 def case_page(case_id: str, request: Request, user: OptionalUser, session: SessionDep, ctx: CasesDep) -> Response:
-    u = _need_user(request, user)
+    u = need_user(request, user)
     case = service.get_case(session, case_id)
     media = list(session.scalars(select(CaseMedia).where(CaseMedia.case_id == case.id)))
     revealed = set(request.session.get("revealed", []))
     evidence = list(session.scalars(select(CaseEvidence).where(CaseEvidence.case_id == case.id)))
-    return _page(
+    return page(
         request,
         "cases/case.html",
         u,
@@ -86,7 +65,10 @@ def case_page(case_id: str, request: Request, user: OptionalUser, session: Sessi
         missing=json.loads(case.missing),
         media=media,
         revealed=revealed,
-        evidence=[(e, json.loads(e.data)) for e in evidence],
+        evidence=[
+            (e, wording.evidence_line(e.kind, json.loads(e.data).get("decision"), e.summary, case.category))
+            for e in evidence
+        ],
         timeline=service.timeline(session, case.id),
         events=audit.events_for_case(session, case.id),
         actions=list(session.scalars(select(CaseAction).where(CaseAction.case_id == case.id))),
@@ -94,6 +76,9 @@ def case_page(case_id: str, request: Request, user: OptionalUser, session: Sessi
         appeals=list(session.scalars(select(Appeal).where(Appeal.case_id == case.id))),
         categories=validity.CATEGORIES,
         error=request.query_params.get("error"),
+        history=matchhistory.history(session, case.id),
+        roles=validity.ROLES,
+        reviewers=claims.reviewers(session) if u.role == "admin" else [],
     )
 
 
@@ -105,7 +90,7 @@ def reveal(
     user: OptionalUser,
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    u = _need_user(request, user)
+    u = need_user(request, user)
     check_csrf(request, csrf)
     with session_scope(request.app.state.settings) as s:
         m = s.get(CaseMedia, media_id)
@@ -129,7 +114,7 @@ def media_file(
     media_id: Annotated[int, PathParam(ge=1, le=DB_INT_MAX)], request: Request, user: OptionalUser, session: SessionDep
 ) -> Response:
     """The original only after a reveal; before that a heavily blurred JPEG made on the server."""
-    _need_user(request, user)
+    need_user(request, user)
     m = session.get(CaseMedia, media_id)
     if m is None:
         raise HTTPException(404, "no such media")
@@ -184,11 +169,6 @@ def _form_post(request: Request, csrf: str, step: Callable[[], str], back: Calla
     return back(msg, "")
 
 
-def _to_case(case_id: str) -> Callable[[str, str], Response]:
-    """Back to the reviewer's case page, which shows errors only."""
-    return lambda _msg, error: _back(case_id, error or None)
-
-
 @dataclass(frozen=True)
 class _CaseForm:
     """What every reviewer form on a case page posts besides its own fields: the case, the CSRF token and the
@@ -201,16 +181,21 @@ class _CaseForm:
     csrf: str
     version: int
 
-    def run(self, step: Callable[[str], object]) -> Response:
+    def run(self, step: Callable[[str], object], then_next: bool = False) -> Response:
         """A signed-in reviewer, the CSRF token checked, the step run with the reviewer's name, then back to
-        the case page (with the error a person acts on, if any)."""
-        u = _need_user(self.request, self.user)
+        the case page (with the error a person acts on, if any), or on success on to the next case."""
+        u = need_user(self.request, self.user)
 
         def as_reviewer() -> str:
             step(u.username)
             return ""
 
-        return _form_post(self.request, self.csrf, as_reviewer, _to_case(self.case_id))
+        def back(msg: str, error: str) -> Response:
+            if then_next and not error:
+                return RedirectResponse(claim_next_location(self.ctx, u.username), status_code=303)
+            return _back(self.case_id, error or None)
+
+        return _form_post(self.request, self.csrf, as_reviewer, back)
 
 
 def _case_form(
@@ -239,7 +224,9 @@ def console_decide(
     reason: Annotated[str, Form(max_length=4000)] = "",
     facts: Annotated[str, Form(max_length=4000)] = "",
     territorial_scope: Annotated[str, Form(max_length=200)] = "",
+    then: Annotated[str, Form(pattern="^(|next)$")] = "",
 ) -> Response:
+    """Apply the decision; with `then=next`, claim and open the next case (one page load per case)."""
     return form.run(
         lambda actor: flows.decide(
             form.ctx,
@@ -251,7 +238,8 @@ def console_decide(
             expected_version=form.version,
             facts=facts,
             territorial_scope=territorial_scope,
-        )
+        ),
+        then_next=then == "next",
     )
 
 
@@ -276,8 +264,8 @@ def console_appeal(
 
 @router.get("/console/admin", response_class=HTMLResponse)
 def admin_page(request: Request, user: OptionalUser, session: SessionDep, ctx: CasesDep) -> Response:
-    u = _need_user(request, user, admin=True)
-    return _page(
+    u = need_user(request, user, admin=True)
+    return page(
         request,
         "cases/admin.html",
         u,
@@ -291,7 +279,7 @@ def admin_page(request: Request, user: OptionalUser, session: SessionDep, ctx: C
 
 @router.post("/console/admin/requeue")
 def admin_requeue(request: Request, user: OptionalUser, ctx: CasesDep, csrf: Annotated[str, Form()] = "") -> Response:
-    _need_user(request, user, admin=True)
+    need_user(request, user, admin=True)
     check_csrf(request, csrf)
     with session_scope(ctx.settings) as s:
         n = webhooks.requeue(s)
@@ -305,4 +293,4 @@ def statement_page(statement_id: str, request: Request, user: OptionalUser, sess
     sor = session.get(StatementOfReasons, statement_id)
     if sor is None:
         raise HTTPException(404, "no such statement")
-    return _page(request, "cases/statement.html", user, s=reasons.statement_dict(sor))
+    return page(request, "cases/statement.html", user, s=reasons.statement_dict(sor))
