@@ -48,8 +48,7 @@ def clips(shared_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 @pytest.fixture()
 def service(keys_home: Path) -> Iterator[ConsentService]:
     from deepshield.config import get_settings
-    from deepshield.consent.revocation import register_revocation_source
-    from deepshield.labels.consent import REVOCATION_SOURCES
+    from deepshield.consent.revocation import register_revocation_source, unregister_revocation_source
     from deepshield.store.db import upgrade_schema
 
     settings = get_settings()
@@ -58,7 +57,7 @@ def service(keys_home: Path) -> Iterator[ConsentService]:
     svc = ConsentService(settings)
     yield svc
     svc.close()
-    REVOCATION_SOURCES.unregister("store")
+    unregister_revocation_source()
 
 
 def _request(svc: ConsentService, source: Path, by: str = "provider-a") -> str:
@@ -95,18 +94,20 @@ def test_genuine_consent_is_issued_verified_and_revoked_by_the_person(
     outcome, reasons, checks = _decide(service, rid, clips[f"{VICTIM}/consent"], LIVE)
     assert checks["face"].verdict == "pass" and checks["voice"].verdict == "pass", reasons
     assert outcome in ("issued", "review")
-    if outcome == "review":  # only the sentence can ask for it here: the clip does not read the sentence
-        assert all(r.startswith("sentence:") for r in reasons)
-        with session_scope(service.settings) as db:
-            service.resolve_review(db, rid, approve=True, reviewer="reviewer")
     with session_scope(service.settings) as db:
-        issued: Issued = service.issue(db, service.get(db, rid))
-        token, pin, cid = issued.token, issued.pin, issued.credential.id
+        pin = service.new_pin(db, service.get(db, rid))  # as when the capture page's upload is received
+        if outcome == "review":  # only the sentence can ask for it here: the clip does not read the sentence
+            assert all(r.startswith("sentence:") for r in reasons)
+            issued = service.resolve_review(db, rid, approve=True, reviewer="reviewer")
+        else:
+            issued = service.issue(db, service.get(db, rid))
+        assert isinstance(issued, Issued)
+        token = issued.token
     assert service.check_token(token).state.value == "valid"
     with session_scope(service.settings) as db, pytest.raises(WrongPin):
-        service.revoke_by_person(db, cid, "0000000000" if pin != "0000000000" else "1111111111")
+        service.withdraw(db, rid, "0000000000" if pin != "0000000000" else "1111111111")
     with session_scope(service.settings) as db:
-        service.revoke_by_person(db, cid, pin, "changed my mind")
+        service.withdraw(db, rid, pin, "changed my mind")
     res = service.check_token(token)  # the very next check sees it: no cache between store and verifier
     assert res.state.value == "revoked" and "person" in res.reason
 
@@ -166,7 +167,9 @@ def test_the_victims_source_video_replayed_as_the_consent_video_fails(
         _live_id, live_token, script, sentence = service.start_capture(db, rid, token)
         assert sentence.startswith("I agree that avatar studio") and len(script.steps) > 0
     with session_scope(service.settings) as db:
-        out = service.submit(db, rid, token, live_token, source, file_sha256(source))
+        out, received = service.submit(db, rid, token, live_token, source, file_sha256(source))
+        assert received.request_id == rid and len(received.pin) == 10
+        assert service.credential_of(db, rid) is None
     checks = {c.name: c for c in out.checks}
     assert out.outcome == "failed"
     assert checks["liveness"].verdict == "fail" and checks["replay"].verdict == "fail", out.reasons

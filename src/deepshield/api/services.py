@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from deepshield.cases.context import CasesContext
 from deepshield.config import Settings
+from deepshield.consent.service import ConsentService
 from deepshield.detect.service import ScanService
 from deepshield.liveness.service import LivenessService
 from deepshield.matching.fetcher import ExchangeFetcher
@@ -19,6 +20,7 @@ class Services:
     scans: ScanService
     cases: CasesContext
     liveness: LivenessService
+    consent: ConsentService
     fetcher: ExchangeFetcher | None = None
 
     @classmethod
@@ -33,9 +35,11 @@ class Services:
             built.callback(cases.close)
             liveness = LivenessService(settings)
             built.callback(liveness.close)
+            consent = ConsentService(settings, liveness)
+            built.callback(consent.close)
             fetcher = ExchangeFetcher(settings).start() if settings.exchange_fetch_minutes > 0 else None
             built.pop_all()
-        return cls(scans, cases, liveness, fetcher)
+        return cls(scans, cases, liveness, consent, fetcher)
 
     def close(self) -> None:
         """The exchange fetcher first (a fetch in progress finishes), then scans (a running scan finishes, queued
@@ -43,6 +47,7 @@ class Services:
         fails to close does not keep the others open."""
         with ExitStack() as stack:  # callbacks run last-in first-out
             stack.callback(self.liveness.close)
+            stack.callback(self.consent.close)
             stack.callback(self.cases.close)
             stack.callback(self.scans.shutdown)
             if self.fetcher is not None:

@@ -153,20 +153,45 @@ def list_credentials(as_json: Annotated[bool, typer.Option("--json")] = False) -
 @consent_app.command("revoke")
 def revoke(
     credential_id: Annotated[str, typer.Argument(help="the credential id")],
-    pin: Annotated[str | None, typer.Option(help="the person's PIN (without it: revoked as the operator)")] = None,
     reason: Annotated[str, typer.Option(help="why")] = "",
 ) -> None:
-    """Withdraw a consent: every verifier sees it revoked from the next check on."""
+    """Revoke a credential as the operator: every verifier sees it revoked from the next check on."""
     from deepshield.consent.service import ConsentService
 
     settings, scope = _db()
-    svc = ConsentService(settings)
     with scope as db:
-        if pin is not None:
-            cred = svc.revoke_by_person(db, credential_id, pin, reason)
-        else:
-            cred = svc.revoke_by_provider(db, credential_id, None, admin=True, reason=reason)
-        console.print(f"revoked {cred.id} ({cred.revoked_by})")
+        cred = ConsentService(settings).revoke_by_provider(db, credential_id, None, admin=True, reason=reason)
+        console.print(f"revoked {cred.id}")
+
+
+@consent_app.command("withdraw")
+def withdraw(
+    request_id: Annotated[str, typer.Argument(help="the reference the person was given (the request id)")],
+    pin: Annotated[str, typer.Option(help="the person's PIN")],
+    reason: Annotated[str, typer.Option(help="why")] = "",
+) -> None:
+    """The person withdraws consent (reference + PIN): the credential, if any, is revoked."""
+    from deepshield.consent.service import ConsentService
+
+    settings, scope = _db()
+    with scope as db:
+        rec = ConsentService(settings).withdraw(db, request_id, pin, reason)
+        console.print(f"withdrawn {rec.id}")
+
+
+@consent_app.command("review")
+def review(
+    request_id: Annotated[str, typer.Argument(help="a request in review")],
+    approve: Annotated[bool, typer.Option("--approve/--reject", help="issue the credential, or fail the request")],
+    reviewer: Annotated[str, typer.Option(help="who decided")] = "operator",
+) -> None:
+    """Resolve a request that went to review (the console shows its evidence)."""
+    from deepshield.consent.service import ConsentService
+
+    settings, scope = _db()
+    with scope as db:
+        issued = ConsentService(settings).resolve_review(db, request_id, approve, reviewer)
+        console.print(f"issued {issued.credential.id}\n{issued.token}" if issued else f"rejected {request_id}")
 
 
 def register(app: typer.Typer) -> None:

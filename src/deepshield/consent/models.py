@@ -40,6 +40,11 @@ class ConsentRequest(Base):
     evidence_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     reviewed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: the person's withdrawal PIN (shown once, when the consent video is received), as a salted scrypt hash;
+    #: with the request id it withdraws the consent, issued or not yet
+    pin_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    pin_failures: Mapped[int] = mapped_column(Integer, default=0)  # at the limit only the provider can revoke
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ConsentCredential(Base):
@@ -54,11 +59,6 @@ class ConsentCredential(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     face_template_sha256: Mapped[str] = mapped_column(String(64))
     voice_template_sha256: Mapped[str] = mapped_column(String(64))
-    #: the person's revocation PIN, as a keyed hash (shown once, at issuance)
-    pin_hash: Mapped[str] = mapped_column(String(256))
-    pin_failures: Mapped[int] = mapped_column(
-        Integer, default=0
-    )  # wrong PINs; at the limit only the provider can revoke
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_by: Mapped[str | None] = mapped_column(String(16), nullable=True)  # person, provider
     revoke_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

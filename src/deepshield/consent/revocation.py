@@ -10,6 +10,8 @@ from deepshield.consent.models import ConsentCredential
 from deepshield.labels.consent import REVOCATION_SOURCES
 from deepshield.store.db import session_scope
 
+SOURCE_NAME = "store"
+
 
 def register_revocation_source(settings: Settings | None = None) -> None:
     """Make verification ask this database (the given settings', else the process settings' at each check)."""
@@ -26,4 +28,9 @@ def register_revocation_source(settings: Settings | None = None) -> None:
         except SQLAlchemyError:
             return None
 
-    REVOCATION_SOURCES.register("store", lookup)
+    REVOCATION_SOURCES.register(SOURCE_NAME, lookup)
+
+
+def unregister_revocation_source() -> None:
+    """When the app (or a test) that registered it stops: a closed database answers nothing."""
+    REVOCATION_SOURCES.unregister(SOURCE_NAME)

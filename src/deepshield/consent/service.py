@@ -89,7 +89,14 @@ def template_sha256(data: bytes) -> str:
 class Issued:
     credential: ConsentCredential
     token: str
-    pin: str  # shown once to the person: with the credential id it revokes the consent
+
+
+@dataclass
+class Received:
+    """What the capture page gets back: no outcome (nothing to probe the checks with), only how to withdraw."""
+
+    request_id: str
+    pin: str  # shown once: with the request id it withdraws the consent
 
 
 class ConsentService:
@@ -202,8 +209,9 @@ class ConsentService:
 
     def submit(
         self, db: Session, request_id: str, token: str | None, liveness_token: str | None, video: Path, sha256: str
-    ) -> ConsentDecision:
-        """The consent video, once: liveness decides on its script, then the consent checks; issue or not."""
+    ) -> tuple[ConsentDecision, Received]:
+        """The consent video, once: liveness decides on its script, then the consent checks; a credential is
+        issued when every check passed. The person gets a PIN to withdraw, whatever the outcome."""
         rec = self._usable(db, request_id, token)
         if not rec.liveness_session_id:
             raise ConsentConflict("start the capture first (the liveness script is made then)")
@@ -211,7 +219,17 @@ class ConsentService:
         rec.status = "processing"
         db.flush()
         decision = self.liveness.verify(db, live, video, sha256)
-        return self.decide(db, rec, video, sha256, decision)
+        out = self.decide(db, rec, video, sha256, decision)
+        received = Received(rec.id, self.new_pin(db, rec))
+        if out.outcome == "issued":
+            self.issue(db, rec)
+        return out, received
+
+    def new_pin(self, db: Session, rec: ConsentRequest) -> str:
+        pin = "".join(secrets.choice("0123456789") for _ in range(PIN_DIGITS))
+        rec.pin_hash, rec.pin_failures = _pin_hash(rec.id, pin), 0
+        db.flush()
+        return pin
 
     def decide(self, db: Session, rec: ConsentRequest, video: Path, sha256: str, liveness: Decision) -> ConsentDecision:
         with self._lock:
@@ -233,8 +251,10 @@ class ConsentService:
     # ------------------------------------------------------------------------------------------- credentials
     def issue(self, db: Session, rec: ConsentRequest) -> Issued:
         """Sign and store the credential of a request whose checks passed (or whose review was approved)."""
-        if rec.status != "issued":
-            raise ConsentConflict(f"no credential for a request that is {rec.status}")
+        if rec.status != "issued" or rec.withdrawn_at is not None:
+            raise ConsentConflict(
+                f"no credential for a request that is {'withdrawn' if rec.withdrawn_at else rec.status}"
+            )
         if db.scalar(select(ConsentCredential).where(ConsentCredential.request_id == rec.id)) is not None:
             raise ConsentConflict("this request's credential was already issued")
         ev = json.loads(rec.evidence_json or "{}")
@@ -255,7 +275,6 @@ class ConsentService:
             voice_model=rec.voice_model or "",
         )
         token = sign_credential(claims, load_keys(self.settings.home).aigc_key)
-        pin = "".join(secrets.choice("0123456789") for _ in range(PIN_DIGITS))
         cred = ConsentCredential(
             id=cid,
             request_id=rec.id,
@@ -266,21 +285,43 @@ class ConsentService:
             expires_at=as_utc(rec.consent_expires_at),
             face_template_sha256=claims.face_template_sha256,
             voice_template_sha256=claims.voice_template_sha256,
-            pin_hash=_pin_hash(cid, pin),
-            pin_failures=0,
         )
         db.add(cred)
         db.flush()
-        return Issued(cred, token, pin)
+        return Issued(cred, token)
 
-    def resolve_review(self, db: Session, request_id: str, approve: bool, reviewer: str) -> ConsentRequest:
+    def resolve_review(self, db: Session, request_id: str, approve: bool, reviewer: str) -> Issued | None:
+        """A reviewer's answer to a request in review: approved issues the credential, rejected fails it."""
         rec = self.get(db, request_id)
-        if rec.status != "review":
+        if rec.status != "review" or rec.withdrawn_at is not None:
             raise ConsentConflict(f"this request is {rec.status}, not waiting for review")
         rec.status = rec.outcome = "issued" if approve else "failed"
         rec.reviewed_by = reviewer
         db.flush()
-        return rec
+        return self.issue(db, rec) if approve else None
+
+    @staticmethod
+    def public_request(rec: ConsentRequest, credential_id: str | None = None) -> dict[str, Any]:
+        """What the provider sees: status, reasons and each check's evidence (never the biometric templates)."""
+        ev = json.loads(rec.evidence_json) if rec.evidence_json else {}
+        return {
+            "request_id": rec.id,
+            "status": rec.status,
+            "provider": rec.provider,
+            "purpose": rec.purpose,
+            "created_at": as_utc(rec.created_at).isoformat(),
+            "capture_expires_at": as_utc(rec.capture_expires_at).isoformat(),
+            "consent_expires_at": as_utc(rec.consent_expires_at).isoformat(),
+            "sources": json.loads(rec.source_json),
+            "reasons": json.loads(rec.reasons_json) if rec.reasons_json else [],
+            "checks": ev.get("checks", []),
+            "decided_at": as_utc(rec.decided_at).isoformat() if rec.decided_at else None,
+            "withdrawn_at": as_utc(rec.withdrawn_at).isoformat() if rec.withdrawn_at else None,
+            "credential_id": credential_id,
+        }
+
+    def credential_of(self, db: Session, request_id: str) -> ConsentCredential | None:
+        return db.scalar(select(ConsentCredential).where(ConsentCredential.request_id == request_id))
 
     def credential(self, db: Session, credential_id: str) -> ConsentCredential:
         cred = db.get(ConsentCredential, credential_id)
@@ -302,16 +343,23 @@ class ConsentService:
             raise ConsentNotFound(f"no consent credential {credential_id}")  # another provider's: not even its id
         return self._revoke(cred, "provider", reason)
 
-    def revoke_by_person(self, db: Session, credential_id: str, pin: str, reason: str = "") -> ConsentCredential:
-        """The person withdraws consent with the PIN shown at issuance. Wrong PINs are counted; at the limit only
-        the provider (or an administrator) can revoke, and the answer never says whether the id exists."""
-        cred = db.get(ConsentCredential, credential_id)
-        if cred is None or cred.pin_failures >= PIN_MAX_FAILURES or not _pin_ok(cred.id, pin, cred.pin_hash):
-            if cred is not None and cred.pin_failures < PIN_MAX_FAILURES:
-                cred.pin_failures += 1
+    def withdraw(self, db: Session, request_id: str, pin: str, reason: str = "") -> ConsentRequest:
+        """The person withdraws consent with the request id and the PIN shown when the video was received: the
+        credential, if issued, is revoked; a request still in review never issues. Wrong PINs are counted; at the
+        limit only the provider (or an administrator) can revoke, and the answer never says whether the id exists."""
+        rec = db.get(ConsentRequest, request_id)
+        ok = rec is not None and rec.pin_hash is not None and rec.pin_failures < PIN_MAX_FAILURES
+        if rec is None or not ok or not _pin_ok(rec.id, pin, rec.pin_hash or ""):
+            if rec is not None and rec.pin_failures < PIN_MAX_FAILURES:
+                rec.pin_failures += 1
                 db.flush()
-            raise WrongPin("unknown credential id or wrong PIN")
-        return self._revoke(cred, "person", reason)
+            raise WrongPin("unknown reference or wrong PIN")
+        rec.withdrawn_at = rec.withdrawn_at or utcnow()
+        cred = db.scalar(select(ConsentCredential).where(ConsentCredential.request_id == rec.id))
+        if cred is not None:
+            self._revoke(cred, "person", reason)
+        db.flush()
+        return rec
 
     @staticmethod
     def _revoke(cred: ConsentCredential, by: str, reason: str) -> ConsentCredential:

@@ -37,6 +37,9 @@ def upgrade() -> None:
         sa.Column("evidence_json", sa.Text, nullable=True),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("reviewed_by", sa.String(128), nullable=True),
+        sa.Column("pin_hash", sa.String(256), nullable=True),
+        sa.Column("pin_failures", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("withdrawn_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_table(
         "consent_credentials",
@@ -49,8 +52,6 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("face_template_sha256", sa.String(64), nullable=False),
         sa.Column("voice_template_sha256", sa.String(64), nullable=False),
-        sa.Column("pin_hash", sa.String(256), nullable=False),
-        sa.Column("pin_failures", sa.Integer, nullable=False, server_default="0"),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revoked_by", sa.String(16), nullable=True),
         sa.Column("revoke_reason", sa.Text, nullable=True),

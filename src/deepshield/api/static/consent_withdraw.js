@@ -1,0 +1,14 @@
+// Withdrawal page: the reference and PIN shown after the consent recording withdraw the consent.
+(function () {
+  "use strict";
+  const form = document.getElementById("withdraw-form"), out = document.getElementById("result");
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const data = { reference: form.reference.value.trim(), pin: form.pin.value.trim(), reason: form.reason.value };
+    const r = await fetch("/v1/consents/withdraw", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(data) });
+    out.className = r.ok ? "" : "error";
+    out.textContent = r.ok ? "Your consent is withdrawn: every check of it now reads revoked."
+      : "Unknown reference or wrong PIN.";
+  });
+})();
