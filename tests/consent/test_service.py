@@ -71,13 +71,13 @@ def _request(svc: ConsentService, source: Path, by: str = "provider-a") -> str:
 
 def _decide(svc: ConsentService, request_id: str, video: Path, liveness: Decision) -> tuple[str, list[str], dict]:
     from deepshield.consent.models import ConsentRequest
-    from deepshield.consent.sources import file_sha256
+    from deepshield.consent.sources import describe
     from deepshield.store.db import session_scope
 
     with session_scope(svc.settings) as db:
         rec = db.get(ConsentRequest, request_id)
         assert rec is not None
-        out = svc.decide(db, rec, video, file_sha256(video), liveness)
+        out = svc.decide(db, rec, video, describe(video).sha256, liveness)
         return out.outcome, out.reasons, {c.name: c for c in out.checks}
 
 
@@ -154,20 +154,18 @@ def test_the_victims_source_video_replayed_as_the_consent_video_fails(
 ) -> None:
     """The whole flow: capture started (liveness script + sentence), the source clip uploaded as the recording;
     the real liveness verifier sees no scripted move, and the file is one of the sources."""
-    from deepshield.consent.sources import file_sha256
+    from deepshield.consent.sources import describe
     from deepshield.store.db import session_scope
 
     source = clips[f"{VICTIM}/source"]
     with session_scope(service.settings) as db:
-        from deepshield.consent.sources import describe
-
         rec, token = service.create_request(db, "Avatar Studio", "presenter avatar", 30, [describe(source)], "p")
         rid = rec.id
     with session_scope(service.settings) as db:
         _live_id, live_token, script, sentence = service.start_capture(db, rid, token)
         assert sentence.startswith("I agree that avatar studio") and len(script.steps) > 0
     with session_scope(service.settings) as db:
-        out, received = service.submit(db, rid, token, live_token, source, file_sha256(source))
+        out, received = service.submit(db, rid, token, live_token, source, describe(source).sha256)
         assert received.request_id == rid and len(received.pin) == 10
         assert service.credential_of(db, rid) is None
     checks = {c.name: c for c in out.checks}

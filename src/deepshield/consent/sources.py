@@ -4,7 +4,6 @@ by SHA-256. Their face track embeddings and voice embedding are what a consent v
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,19 +43,10 @@ def sources_dir(home: Path) -> Path:
     return home / "consent" / "sources"
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def describe(path: Path, name: str | None = None) -> SourceFile:
     media = open_media(path)
     try:
-        sha = media.info.sha256 or file_sha256(path)
-        return SourceFile(path, sha, name or path.name, media.info.kind.value)
+        return SourceFile(path, media.info.sha256 or "", name or path.name, media.info.kind.value)
     finally:
         media.close()
 
