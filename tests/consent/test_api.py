@@ -84,14 +84,15 @@ def test_request_capture_upload_and_provider_view(
     assert app_client.get(f"/v1/consents/{rid}", headers=auth(api_key("consent"))).status_code == 404
 
     # The person withdraws with the reference and PIN; a wrong PIN is refused the same way as a wrong reference.
-    wrong = app_client.post("/v1/consents/withdraw", json={"reference": rid, "pin": "x", "reason": ""})
+    wrong = app_client.post(f"/v1/consents/{rid}/withdraw", json={"pin": "x", "reason": ""})
     assert wrong.status_code == 403
-    ok = app_client.post("/v1/consents/withdraw", json={"reference": rid, "pin": up.json()["pin"]})
+    assert app_client.post("/v1/consents/nope/withdraw", json={"pin": up.json()["pin"]}).status_code == 403
+    ok = app_client.post(f"/v1/consents/{rid}/withdraw", json={"pin": up.json()["pin"]})
     assert ok.status_code == 200 and ok.json()["status"] == "withdrawn"
     assert app_client.get("/consent/withdraw").status_code == 200
 
 
 def test_public_verification_of_tokens(keys_home: Path, app_client: Any) -> None:
-    r = app_client.post("/v1/consents/verify", json={"credential": "not a credential"})
+    r = app_client.post("/v1/consents/credentials/verify", json={"credential": "not a credential"})
     assert r.status_code == 200 and r.json()["state"] == "malformed"
     assert app_client.get("/v1/consents/credentials/abc/status").status_code == 404

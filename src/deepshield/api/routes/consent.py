@@ -80,8 +80,7 @@ class RevokeBody(BaseModel):
 
 
 class WithdrawBody(BaseModel):
-    reference: str = Field(max_length=64, description="the reference shown when the consent video was received")
-    pin: str = Field(max_length=32)
+    pin: str = Field(max_length=32, description="the PIN shown when the consent video was received")
     reason: str = Field(default="", max_length=500)
 
 
@@ -201,16 +200,17 @@ def credential_status(credential_id: str, svc: ConsentDep, db: SessionDep) -> di
     return {k: view[k] for k in ("credential_id", "state", "expires_at", "revoked_at")}
 
 
-@router.post("/v1/consents/verify")
+@router.post("/v1/consents/credentials/verify")
 def verify_credential(body: CredentialBody, svc: ConsentDep) -> dict[str, Any]:
     """Public: the state of a credential (valid, expired, revoked, unknown, signature_invalid, malformed)."""
     return svc.check_token(body.credential).to_dict()
 
 
-@router.post("/v1/consents/withdraw", responses={403: {"description": "unknown reference or wrong PIN"}})
-def withdraw(body: WithdrawBody, svc: ConsentDep, db: SessionDep) -> dict[str, str]:
-    """Public, for the person: the reference and PIN shown after the recording withdraw the consent."""
-    rec = svc.withdraw(db, body.reference, body.pin, body.reason)
+@router.post("/v1/consents/{request_id}/withdraw", responses={403: {"description": "unknown reference or wrong PIN"}})
+def withdraw(request_id: str, body: WithdrawBody, svc: ConsentDep, db: SessionDep) -> dict[str, str]:
+    """Public, for the person: the reference (the request id) and PIN shown after the recording withdraw the
+    consent; an issued credential is revoked, a request in review never issues."""
+    rec = svc.withdraw(db, request_id, body.pin, body.reason)
     db.commit()
     return {"reference": rec.id, "status": "withdrawn"}
 

@@ -4,8 +4,9 @@
   const form = document.getElementById("withdraw-form"), out = document.getElementById("result");
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
-    const data = { reference: form.reference.value.trim(), pin: form.pin.value.trim(), reason: form.reason.value };
-    const r = await fetch("/v1/consents/withdraw", {
+    const data = { pin: form.pin.value.trim(), reason: form.reason.value };
+    const ref = encodeURIComponent(form.reference.value.trim());
+    const r = await fetch(`/v1/consents/${ref}/withdraw`, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(data) });
     out.className = r.ok ? "" : "error";
     out.textContent = r.ok ? "Your consent is withdrawn: every check of it now reads revoked."
