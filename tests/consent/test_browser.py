@@ -5,28 +5,17 @@ provider reads the checks, which saw the person's face and voice in the recordin
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.cli import cli_api_key
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, auth
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _api_key(home: Path) -> str:
-    env = {**os.environ, "DEEPSHIELD_HOME": str(home)}
-    env.pop("DATABASE_URL", None)
-    out = subprocess.run(
-        [sys.executable, "-m", "deepshield.cli.main", "apikey", "create", "--scope", "consent"],
-        env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return out.stdout.strip().splitlines()[-1]
 
 
 def test_consent_capture_page_records_sound_and_uploads(live_server: Any, shared_faces: Path, tmp_path: Path) -> None:
@@ -45,7 +34,7 @@ def test_consent_capture_page_records_sound_and_uploads(live_server: Any, shared
                     str(y4m)], check=True)  # fmt: skip
     subprocess.run([*run, "-ss", "4", "-i", str(src), "-vn", "-ac", "1", "-ar", "48000", str(wav)], check=True)
 
-    key = _api_key(live_server.home)
+    key = cli_api_key(live_server.home, "consent")
     with open(source, "rb") as f:
         r = httpx.post(
             live_server.url + "/v1/consents",
