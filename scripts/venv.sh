@@ -22,10 +22,10 @@ if [ ! -f "$stamp" ]; then
             | { grep -v "is ignored: it is neither a file nor a directory" || true; }
     fi
     if [[ ",$extras," == *",train,"* ]]; then
-        # resemblyzer pulls `webrtcvad`, whose webrtcvad.py imports pkg_resources (absent from new setuptools);
-        # webrtcvad-wheels ships the same module without it: put its copy last.
-        "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall \
-            webrtcvad-wheels==2.0.14.post1 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+        # Consent's voice model; --no-deps: its metadata pulls webrtcvad (an sdist needing pkg_resources) and
+        # the `typing` backport. Its real dependencies (torch, librosa, webrtcvad-wheels) are in the train extra.
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps resemblyzer==0.1.4 2>&1 \
+            | { grep -v "is ignored: it is neither a file nor a directory" || true; }
     fi
     if [[ ",$extras," == *",dev,"* ]]; then
         # Watermark benchmark baseline; --no-deps so it pulls neither opencv-python nor a CUDA torch.
