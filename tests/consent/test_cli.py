@@ -49,3 +49,54 @@ def test_check_a_consent_video_against_source_media(shared_faces: Path, tmp_path
     photo = shared_faces / "real_photos" / "df_img1.jpg"
     no_voice = run_cli("consent", "check", "--source", str(photo), str(consent))
     assert no_voice.returncode != 0 and "no speech found in the source media" in no_voice.stderr
+
+
+def test_label_and_verify_commands_carry_the_consent(keys_home: Path, shared_faces: Path, tmp_path: Path) -> None:
+    """`deepshield label --consent @FILE` then `deepshield verify`: the consent line says the state; a revoked
+    credential (in this data directory's store) reads revoked on the next run."""
+    from deepshield.consent.models import ConsentCredential, ConsentRequest
+    from deepshield.labels.keys import load_keys
+    from deepshield.store.db import session_scope, upgrade_schema
+    from deepshield.store.timeutil import utcnow
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg absent (scripts/apt-packages.txt)")
+    clip = tmp_path / "avatar.mp4"
+    src = shared_faces / "real_videos" / "vr_face4.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-t", "2", "-vf", "scale=320:-2", "-c:v",
+                    "libx264", "-c:a", "aac", str(clip)], check=True, timeout=120)  # fmt: skip
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    claims = ConsentClaims("cli3", "Avatar Studio", "avatar", now, now + 600, "a" * 64, "b" * 64, [], "f", "v")
+    token = sign_credential(claims, load_keys(keys_home).aigc_key)
+    (tmp_path / "consent.txt").write_text(token)
+    out = tmp_path / "labelled.mp4"
+    r = run_cli("label", str(clip), "-o", str(out), "--no-watermark", "--consent", f"@{tmp_path / 'consent.txt'}")
+    assert r.returncode == 0, r.stderr
+    upgrade_schema()
+    with session_scope() as db:
+        later = utcnow() + dt.timedelta(days=1)
+        db.add(
+            ConsentRequest(
+                id="r",
+                capture_expires_at=later,
+                provider="Avatar Studio",
+                purpose="avatar",
+                consent_expires_at=later,
+                token_hash="0",
+                source_json="[]",
+                sentence="",
+            )
+        )
+        db.flush()
+        db.add(ConsentCredential(id="cli3", request_id="r", provider="Avatar Studio", token=token, expires_at=later,
+                                 face_template_sha256="a", voice_template_sha256="b"))  # fmt: skip
+    v = run_cli("verify", str(out), "--no-watermark")
+    assert v.returncode == 0 and "consent: valid cli3" in v.stdout, v.stdout + v.stderr
+    with session_scope() as db:
+        cred = db.get(ConsentCredential, "cli3")
+        assert cred is not None
+        cred.revoked_at, cred.revoked_by = utcnow(), "person"
+    v = run_cli("verify", str(out), "--no-watermark")
+    assert "consent: revoked cli3" in v.stdout, v.stdout
+    bad = run_cli("label", str(clip), "-o", str(tmp_path / "x.mp4"), "--consent", "hello")
+    assert bad.returncode != 0 and "--consent: not a consent credential" in bad.stderr
