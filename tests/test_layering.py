@@ -44,6 +44,7 @@ DOMAINS = (
     "deepshield.cases",
     "deepshield.accounts",
     "deepshield.reports",
+    "deepshield.consent",
 )
 TOP = ("deepshield.api", "deepshield.cli")
 #: runtime package -> its training / attack subpackage.

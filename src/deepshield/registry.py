@@ -60,6 +60,11 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
+    def unregister(self, name: str) -> None:
+        """Remove an entry added with `register` (a test's stand-in, a source bound to a closed database)."""
+        with self._lock:
+            self._entries.pop(name, None)
+
     def get(self, name: str) -> T:
         """The entry under `name` (or an alias of it); raises the registry's error, listing the known names."""
         self._load()

@@ -54,6 +54,8 @@ MEDIA_UPLOADS = (
     "POST /v1/liveness/sessions",
     "POST /v1/liveness/sessions/{session_id}/video",
     "POST /v1/cases/{case_id}/media",
+    "POST /v1/consents",
+    "POST /v1/consents/{request_id}/video",
 )
 #: HMA's wire format (kept for its clients): free-form bodies and either/or parameters whose meaning depends
 #: on another field (a hash's format on its `signal_type`, `url` or `signal` + `signal_type`) answer 400.

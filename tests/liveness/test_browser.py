@@ -5,31 +5,17 @@ backend reads the decision and, the session closed, the script."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.cli import cli_api_key
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, auth
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _api_key(home: Path) -> str:
-    env = {**os.environ, "DEEPSHIELD_HOME": str(home)}
-    env.pop("DATABASE_URL", None)
-    out = subprocess.run(
-        [sys.executable, "-m", "deepshield.cli.main", "apikey", "create", "--scope", "scan"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
 
 
 def test_capture_page_records_and_uploads(live_server: Any, shared_faces: Path, tmp_path: Path) -> None:
@@ -51,7 +37,7 @@ def test_capture_page_records_and_uploads(live_server: Any, shared_faces: Path, 
         check=True,
     )
 
-    key = _api_key(live_server.home)
+    key = cli_api_key(live_server.home, "scan")
     with open(id_photo, "rb") as f:
         r = httpx.post(
             live_server.url + "/v1/liveness/sessions",

@@ -16,7 +16,7 @@ from deepshield.accounts.models import ApiKey, User, WebSession
 from deepshield.errors import DeepshieldError
 from deepshield.store.timeutil import utcnow
 
-SCOPES = ("scan", "match", "curate", "label", "cases", "review", "admin")
+SCOPES = ("scan", "match", "curate", "label", "cases", "review", "consent", "admin")
 ROLES = ("admin", "reviewer")
 KEY_PREFIX = "dsk_"
 

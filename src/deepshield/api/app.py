@@ -40,6 +40,7 @@ DOMAIN_ROUTERS = [
     "deepshield.api.routes.case_status",
     "deepshield.api.routes.liveness",
     "deepshield.api.routes.labels",
+    "deepshield.api.routes.consent",
 ]
 
 
@@ -75,10 +76,12 @@ def create_app(settings: Settings | None = None, *, cases: CasesContext | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from deepshield.consent.revocation import register_revocation_source, unregister_revocation_source
         from deepshield.matching.indexes import load_in_background
 
         services = Services.build(settings, cases=cases)
         app.state.services = services
+        register_revocation_source(settings)  # label verification and upload screening see revocations at once
         app.state.match_index_loader = load_in_background(settings)
         if first_password:
             msg = (
@@ -89,6 +92,7 @@ def create_app(settings: Settings | None = None, *, cases: CasesContext | None =
         try:
             yield
         finally:
+            unregister_revocation_source()
             services.close()
             app.state.match_index_loader.join(INDEX_LOAD_JOIN_S)
 

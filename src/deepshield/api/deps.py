@@ -18,6 +18,7 @@ from deepshield.accounts.service import Principal, authenticate_key, user_princi
 from deepshield.api.services import Services
 from deepshield.cases.context import CasesContext
 from deepshield.config import Settings
+from deepshield.consent.service import ConsentService
 from deepshield.detect.service import ScanService
 from deepshield.liveness.service import LivenessService
 from deepshield.matching.retro_jobs import ArchiveSearchService
@@ -67,10 +68,15 @@ def get_archive_searches(services: ServicesDep) -> ArchiveSearchService:
     return services.archive_searches
 
 
+def get_consent(services: ServicesDep) -> ConsentService:
+    return services.consent
+
+
 ScansDep = Annotated[ScanService, Depends(get_scans)]
 ArchiveSearchesDep = Annotated[ArchiveSearchService, Depends(get_archive_searches)]
 CasesDep = Annotated[CasesContext, Depends(get_cases)]
 LivenessDep = Annotated[LivenessService, Depends(get_liveness)]
+ConsentDep = Annotated[ConsentService, Depends(get_consent)]
 
 
 #: Methods that change nothing: a cookie-authenticated API request with any other method needs the CSRF token.

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from deepshield.cases.context import CasesContext
 from deepshield.config import Settings
+from deepshield.consent.service import ConsentService
 from deepshield.detect.service import ScanService
 from deepshield.liveness.service import LivenessService
 from deepshield.matching.fetcher import ExchangeFetcher
@@ -21,6 +22,7 @@ class Services:
     cases: CasesContext
     liveness: LivenessService
     archive_searches: ArchiveSearchService
+    consent: ConsentService
     fetcher: ExchangeFetcher | None = None
 
     @classmethod
@@ -37,9 +39,11 @@ class Services:
             built.callback(liveness.close)
             archive_searches = ArchiveSearchService(settings)
             built.callback(archive_searches.close)
+            consent = ConsentService(settings, liveness)
+            built.callback(consent.close)
             fetcher = ExchangeFetcher(settings).start() if settings.exchange_fetch_minutes > 0 else None
             built.pop_all()
-        return cls(scans, cases, liveness, archive_searches, fetcher)
+        return cls(scans, cases, liveness, archive_searches, consent, fetcher)
 
     def close(self) -> None:
         """The exchange fetcher first (a fetch in progress finishes), then scans (a running scan finishes, queued
@@ -48,6 +52,7 @@ class Services:
         with ExitStack() as stack:  # callbacks run last-in first-out
             stack.callback(self.liveness.close)
             stack.callback(self.archive_searches.close)
+            stack.callback(self.consent.close)
             stack.callback(self.cases.close)
             stack.callback(self.scans.shutdown)
             if self.fetcher is not None:

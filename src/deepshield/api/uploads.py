@@ -11,8 +11,9 @@ from deepshield.config import Settings
 from deepshield.media import Media, MediaLimits, open_upload
 
 
-async def save_upload(file: UploadFile, settings: Settings) -> tuple[Path, Media]:
+async def save_upload(file: UploadFile, settings: Settings, dest: Path | None = None) -> tuple[Path, Media]:
+    """`dest`: a folder of the domain's own (consent source media are kept and referred to by SHA-256)."""
     limits = MediaLimits(max_bytes=settings.max_upload_bytes)
     return await run_in_threadpool(
-        open_upload, file.file, settings.uploads_dir, limits, name=file.filename or "the upload"
+        open_upload, file.file, dest or settings.uploads_dir, limits, name=file.filename or "the upload"
     )

@@ -183,11 +183,17 @@ class LabelScreener:
         if not decision:
             return None
         reasons = [str(r) for r in rep.reasons][:5]
+        evidence: JsonObject = {"decision_label": decision, "reasons": reasons}
+        consent = rep.consent.get("state", "absent")
+        if consent != "absent":  # a digital human's consent credential: valid, expired, revoked, unknown, ...
+            evidence["consent"] = {k: rep.consent.get(k) for k in ("state", "reason", "credential_id")}
         return Finding(
             self.name,
             "label",
-            f"{decision}: " + ("; ".join(reasons) or "label found"),
-            {"decision_label": decision, "reasons": reasons},
+            f"{decision}: "
+            + ("; ".join(reasons) or "label found")
+            + (f"; consent {consent}" if consent != "absent" else ""),
+            evidence,
         )
 
 

@@ -28,6 +28,7 @@ DOMAIN_CLIS = [
     "deepshield.cases.cli",
     "deepshield.liveness.cli",
     "deepshield.labels.cli",
+    "deepshield.consent.cli",
     "deepshield.detect.cli",
     "deepshield.detect.training.temporal.cli",
 ]

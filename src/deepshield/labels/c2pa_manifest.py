@@ -21,6 +21,8 @@ from deepshield.media.sniff import sniff_file
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 AIGC_ASSERTION = "cn.tc260.aigc"
+#: The consent credential of the person a digital human shows: {"credential_id": ..., "credential": token}.
+CONSENT_ASSERTION = "org.deepshield.consent"
 
 # Plain words for the validation codes people actually meet.
 _PLAIN = {
@@ -63,6 +65,7 @@ class C2paReport:
     digital_source_type: str | None = None
     actions: list[str] = field(default_factory=list)
     aigc: dict[str, Any] | None = None  # the AIGC object the manifest asserts, if any
+    consent: dict[str, Any] | None = None  # the consent assertion, if any
     summary: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,6 +104,7 @@ def sign_file(
     producer: str,
     aigc_json: str | None = None,
     parent: Path | None = None,
+    consent: dict[str, str] | None = None,
 ) -> None:
     """Sign `src` into `dst`: created action with trainedAlgorithmicMedia, or, with `parent` (the file as
     received, with its own manifest), an opened action that keeps the producer's manifest as ingredient."""
@@ -126,6 +130,8 @@ def sign_file(
     assertions: list[dict[str, Any]] = [{"label": "c2pa.actions", "data": {"actions": actions}}]
     if aigc_json:
         assertions.append({"label": AIGC_ASSERTION, "data": json.loads(aigc_json)})
+    if consent:
+        assertions.append({"label": CONSENT_ASSERTION, "data": consent})
     manifest = {
         "claim_generator_info": [{"name": "deepshield", "version": ds_version}],
         "title": src.name,
@@ -194,6 +200,8 @@ def verify_file(path: Path, anchors: str | None = None, use_project_ca: bool = T
                 rep.digital_source_type = rep.digital_source_type or act.get("digitalSourceType")
         elif a.get("label") == AIGC_ASSERTION:
             rep.aigc = a.get("data")
+        elif a.get("label") == CONSENT_ASSERTION:
+            rep.consent = a.get("data")
     if state_raw == "Trusted":
         rep.state = C2paState.TRUSTED
         rep.summary = f"Trusted: signed by {rep.signer}"

@@ -55,6 +55,9 @@ def label(
     ),
     propagate_id: Annotated[str | None, typer.Option(help="platform mode: PropagateID (default: a new id)")] = None,
     notice: Annotated[Path | None, typer.Option(help="audio: a spoken notice file instead of the rhythm cue")] = None,
+    consent: Annotated[
+        str | None, typer.Option(help="the depicted person's consent credential (dsc1... token, or @FILE holding it)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Label AI-generated content: visible label, watermark, AIGC metadata and C2PA manifest (producer mode),
@@ -76,6 +79,7 @@ def label(
         propagator=platform,
         propagate_id=propagate_id,
         audio_notice=notice,
+        consent=_read_token(consent),
     )
     with console.status("labelling..."):
         res = label_file(src, output, opts)
@@ -126,10 +130,26 @@ def verify(
         console.print(f"  watermark: found, payload {w['payload_hex']} (bit agreement {w['confidence']:.2f})")
     else:
         console.print("  watermark: none found")
+    cs = rep.consent
+    if cs.get("state") != "absent":
+        colour = "green" if cs.get("state") == "valid" else "red"
+        console.print(
+            styled("  consent: ", (str(cs.get("state")), colour), f" {cs.get('credential_id')}: {cs.get('reason')}")
+        )
     for a in rep.agreement:
         console.print(styled("  ", ("agree", "green"), f" {a}"))
     for c in rep.conflicts:
         console.print(styled("  ", ("conflict", "red"), f" {c}"))
+
+
+def _read_token(value: str | None) -> str | None:
+    """`--consent` takes the token itself or `@FILE` (tokens are long for a command line)."""
+    if value is None or not value.startswith("@"):
+        return value
+    try:
+        return Path(value[1:]).read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise LabelError(f"--consent: cannot read {value[1:]} ({e.strerror})") from None
 
 
 def register(app: typer.Typer) -> None:

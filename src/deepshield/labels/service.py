@@ -22,6 +22,7 @@ from deepshield.labels import aigc as aigc_mod
 from deepshield.labels import c2pa_manifest, containers, media_io
 from deepshield.labels import visible as vis
 from deepshield.labels.aigc import DISPLAY, AigcLabel
+from deepshield.labels.consent import ConsentState, check_with_revocation, parse_credential
 from deepshield.labels.errors import LabelError, UnsupportedLabelFormat
 from deepshield.labels.keys import load_keys
 from deepshield.labels.watermark import TileWatermark, payload_for
@@ -29,6 +30,8 @@ from deepshield.media.sniff import sniff_file
 from deepshield.media.types import MediaKind, RGBImage
 
 VIDEO_LABEL_SECONDS = 2.5  # >= 2 s required; a margin for frame timing
+#: The AIGC metadata key naming the consent credential of the person shown (beside GB 45438's own fields).
+CONSENT_ID_FIELD = "ConsentID"
 
 
 @dataclass
@@ -44,6 +47,9 @@ class LabelOptions:
     c2pa: bool = True
     xmp_form: str = "element"
     audio_notice: Path | None = None  # a spoken notice to use instead of the short-long-short-short cue
+    #: a consent credential (`deepshield consent`): its id goes into the AIGC metadata (`ConsentID`) and the
+    #: token into a C2PA assertion of its own, so `verify` can report the depicted person's consent
+    consent: str | None = None
     # platform mode
     propagator: str | None = None
     propagate_id: str | None = None
@@ -152,8 +158,11 @@ def label_file(src: Path, dst: Path, opts: LabelOptions | None = None, home: Pat
         res.format = fmt
         current = work
         aigc_text: str | None = None
+        consent = _consent_assertion(opts.consent)
         if opts.metadata and keys is not None:
             label = AigcLabel(Label=opts.label, ContentProducer=opts.producer, ProduceID=produce_id)
+            if consent:
+                label.extra[CONSENT_ID_FIELD] = consent["credential_id"]
             aigc_mod.sign_producer(label, keys.aigc_key)
             stage2 = Path(td) / ("stage2" + dst.suffix)
             containers.write_aigc_json(current, stage2, label.to_json(), opts.xmp_form)  # type: ignore[arg-type]
@@ -164,7 +173,9 @@ def label_file(src: Path, dst: Path, opts: LabelOptions | None = None, home: Pat
             res.steps.append("AIGC metadata with ReservedCode1")
         if opts.c2pa and keys is not None:
             stage3 = Path(td) / ("stage3" + dst.suffix)
-            c2pa_manifest.sign_file(current, stage3, keys, opts.producer, json.dumps(res.aigc) if res.aigc else None)
+            c2pa_manifest.sign_file(
+                current, stage3, keys, opts.producer, json.dumps(res.aigc) if res.aigc else None, consent=consent
+            )
             _check_signed(stage3, keys.ca_pem.decode(), aigc_text)
             current = stage3
             res.c2pa = "signed"
@@ -175,8 +186,20 @@ def label_file(src: Path, dst: Path, opts: LabelOptions | None = None, home: Pat
     return res
 
 
+def _consent_assertion(token: str | None) -> dict[str, str] | None:
+    if not token:
+        return None
+    claims, _, _ = parse_credential(token)
+    return {"credential_id": claims.id, "credential": token.strip()}
+
+
 def _validate_options(opts: LabelOptions) -> None:
     """Bad options are the caller's mistake: a typed error before any work, never a crash halfway."""
+    if opts.consent is not None:
+        try:
+            parse_credential(opts.consent)
+        except ValueError as e:
+            raise LabelError(f"--consent: {e}") from None
     vis.validate_text(opts.text)
     if opts.position not in {p.value for p in vis.Position}:
         raise LabelError(
@@ -216,7 +239,10 @@ def _platform_label(src: Path, dst: Path, opts: LabelOptions, home: Path | None)
         current = stage
         if opts.c2pa:
             signed = Path(td) / ("signed" + dst.suffix)
-            c2pa_manifest.sign_file(stage, signed, keys, opts.propagator or "platform", label.to_json(), parent=src)
+            carried = c2pa_manifest.verify_file(src).consent  # the producer's consent assertion travels on
+            c2pa_manifest.sign_file(
+                stage, signed, keys, opts.propagator or "platform", label.to_json(), parent=src, consent=carried
+            )
             _check_signed(signed, keys.ca_pem.decode(), label.to_json())
             current = signed
             res.c2pa = "re-signed (producer's file kept as parent ingredient)"
@@ -271,6 +297,9 @@ class VerifyReport:
     decision: str | None  # "AI-generated" / "possibly AI-generated" / "suspected AI-generated" / None
     reasons: list[str]
     labels_found: list[str] = field(default_factory=list)  # kinds with something present
+    #: the depicted person's consent: state (valid, expired, revoked, unknown, signature_invalid, malformed,
+    #: absent), reason, credential id and claims
+    consent: JsonObject = field(default_factory=lambda: {"state": "absent"})
 
     def to_dict(self) -> JsonObject:
         return asdict(self)
@@ -310,6 +339,9 @@ def verify_file(path: Path, watermark: bool = True, home: Path | None = None) ->
     if not reasons and not conflicts:
         reasons.append("no AI label found")
     c2pa_report = found["c2pa"].report if "c2pa" in found else None
+    consent = consent_report(c2pa_report, label, home)
+    if consent.get("conflict"):
+        conflicts.append(str(consent["conflict"]))
     return VerifyReport(
         str(path),
         media_kind.value,
@@ -328,4 +360,28 @@ def verify_file(path: Path, watermark: bool = True, home: Path | None = None) ->
             and not (n == "c2pa" and ev.report.get("state") == "absent")
             and not (n == "watermark" and not ev.report.get("detected"))
         ],
+        consent,
     )
+
+
+def consent_report(c2pa_report: JsonObject | None, label: AigcLabel | None, home: Path | None = None) -> JsonObject:
+    """The consent state of a labelled file: the credential in the C2PA assertion, checked offline against the
+    trusted keys and then against the registered revocation sources; the AIGC `ConsentID` must name the same."""
+    from deepshield.labels.keys import trusted_aigc_keys
+
+    asserted = c2pa_report.get("consent") if c2pa_report else None
+    meta_id = label.extra.get(CONSENT_ID_FIELD) if label is not None else None
+    if not isinstance(asserted, dict) or not isinstance(asserted.get("credential"), str):
+        if meta_id:
+            return {
+                "state": ConsentState.UNKNOWN.value,
+                "credential_id": meta_id,
+                "reason": "the metadata names a consent credential but the file carries no signed credential",
+            }
+        return {"state": "absent"}
+    check = check_with_revocation(asserted["credential"], trusted_aigc_keys(home))
+    out: JsonObject = check.to_dict()
+    out["credential_id"] = check.claims.id if check.claims else asserted.get("credential_id")
+    if meta_id and check.claims and meta_id != check.claims.id:
+        out["conflict"] = "AIGC ConsentID and the C2PA consent credential name different credentials"
+    return out

@@ -238,17 +238,22 @@ class LivenessService:
     def create_session(
         self,
         db: Session,
-        id_photo: Path,
+        id_photo: Path | None,
         subject: str | None = None,
         device: str | None = None,
         created_by: str | None = None,
+        reference: NDArray[np.float32] | None = None,
     ) -> tuple[LivenessSession, str, ChallengeScript]:
+        """`reference`: an embedding to match instead of an ID photo's (the consent domain's source media face)."""
         self.admit(db, subject, device)
         embedder = get_embedder()
-        with self._lock:
-            if self._faces is None:
-                self._faces = FaceAnalyzer(max_faces=4)
-            emb = embed_id_photo(id_photo, self._faces, embedder)
+        if reference is not None or id_photo is None:
+            emb = reference
+        else:
+            with self._lock:
+                if self._faces is None:
+                    self._faces = FaceAnalyzer(max_faces=4)
+                emb = embed_id_photo(id_photo, self._faces, embedder)
         script = generate_script()
         token = secrets.token_urlsafe(24)
         now = utcnow()
@@ -262,7 +267,7 @@ class LivenessService:
             created_by=created_by,
             token_hash=_hash_token(token),
             script_json=json.dumps(script.to_dict()),
-            id_photo_path=str(id_photo),
+            id_photo_path=str(id_photo) if id_photo is not None else None,
             id_embedding=emb.astype(np.float32).tobytes() if emb is not None else None,
             embedder=embedder.info.name if embedder is not None and emb is not None else None,
         )

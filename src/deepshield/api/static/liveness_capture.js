@@ -5,8 +5,13 @@
 (function () {
   "use strict";
   // The session id comes in the script tag's data-session (the CSP runs no inline script to set a global).
-  const sessionId = document.currentScript.dataset.session;
-  const token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
+  // The consent page loads this script with data-token (the liveness token it was given), data-audio="1" (the
+  // sentence is read aloud) and data-upload / data-consent-token (the recording goes to the consent request).
+  const cfg = document.currentScript.dataset;
+  const sessionId = cfg.session;
+  const token = cfg.token || new URLSearchParams(location.hash.slice(1)).get("token") || "";
+  const withAudio = cfg.audio === "1";
+  const uploadUrl = cfg.upload || `/v1/liveness/sessions/${encodeURIComponent(sessionId)}/video`;
   const $ = (id) => document.getElementById(id);
   const startBtn = $("start"), instruction = $("instruction"), statusEl = $("status");
   const flash = $("flash"), flashText = $("flash-text"), preview = $("preview");
@@ -19,7 +24,9 @@
   }
 
   function pickMime() {
-    const types = ["video/webm;codecs=vp8", "video/webm;codecs=vp9", "video/webm", "video/mp4;codecs=avc1", "video/mp4"];
+    const types = withAudio
+      ? ["video/webm;codecs=vp8,opus", "video/webm", "video/mp4"]
+      : ["video/webm;codecs=vp8", "video/webm;codecs=vp9", "video/webm", "video/mp4;codecs=avc1", "video/mp4"];
     if (!window.MediaRecorder) return null;
     for (const t of types) { if (MediaRecorder.isTypeSupported(t)) return t; }
     return "";
@@ -104,11 +111,16 @@
     const ext = blob.type.indexOf("mp4") >= 0 ? "mp4" : "webm";
     form.append("video", blob, `session.${ext}`);
     try {
-      const r = await fetch(`/v1/liveness/sessions/${encodeURIComponent(sessionId)}/video`, {
-        method: "POST", headers: { "X-Liveness-Token": token }, body: form });
+      const up = { "X-Liveness-Token": token };
+      if (cfg.consentToken) up["X-Consent-Token"] = cfg.consentToken;
+      const r = await fetch(uploadUrl, { method: "POST", headers: up, body: form });
       if (r.ok) {
         setStatus("Thank you. Your video was sent; you can close this page.");
         document.body.dataset.uploaded = "1";
+        if (cfg.consentToken) {
+          const b = await r.json();
+          document.dispatchEvent(new CustomEvent("consent-received", { detail: b }));
+        }
       } else {
         let msg = "The video could not be sent.";
         try { const b = await r.json(); if (typeof b.detail === "string") msg += " " + b.detail; } catch (e) { /* keep */ }
@@ -126,7 +138,7 @@
     startBtn.disabled = true;
     try {
       const stream = await navigator.mediaDevices.getUserMedia({
-        video: { facingMode: "user", width: { ideal: 1280 }, height: { ideal: 720 } }, audio: false });
+        video: { facingMode: "user", width: { ideal: 1280 }, height: { ideal: 720 } }, audio: withAudio });
       preview.srcObject = stream;
       await preview.play().catch(() => {});
       await schedule(stream);
