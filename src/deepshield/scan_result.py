@@ -133,8 +133,9 @@ class DetectorRef:
 class TemporalScores:
     """The second detector's scores (runs of consecutive frames, `detect.temporal_scan`) and their fusion with the
     frame detector's. `video_score` is None when no face was followed through a whole window; `fused_score` is
-    None without both scores or without a fitted fusion. The verdict flags the file when the fused score or
-    either detector's own score reaches its threshold."""
+    None without both scores or without a fitted fusion. With `in_verdict`, the verdict flags the file when the
+    fused score or the temporal score reaches its threshold (besides the frame detector's own); without it the
+    scores are shown for a reviewer and the verdict is the frame detector's."""
 
     name: str
     version: str
@@ -144,9 +145,11 @@ class TemporalScores:
     clips: int = 0
     fused_score: float | None = None
     fused_threshold: float | None = None
+    in_verdict: bool = False
 
     @property
     def flagged(self) -> bool:
+        """The fused or the temporal score reaches its threshold (whether or not that may change the verdict)."""
         over = self.video_score is not None and self.video_score >= self.threshold
         fused = self.fused_score is not None and self.fused_threshold is not None
         return over or (fused and self.fused_score >= self.fused_threshold)  # type: ignore[operator]
@@ -402,6 +405,7 @@ def _temporal_dict(t: TemporalScores) -> dict[str, JsonValue]:
         "clips": t.clips,
         "fused_score": t.fused_score,
         "fused_threshold": t.fused_threshold,
+        "in_verdict": t.in_verdict,
     }
 
 

@@ -145,7 +145,7 @@ def test_a_temporal_model_folder_without_its_files_is_a_clear_error(tmp_path: Pa
 
 
 def test_temporal_scores_round_trip_in_the_scan_json_and_flag_by_either_threshold() -> None:
-    t = TemporalScores("temporal", "2", 0.8, 0.3, {0: 0.3, -1: 0.2}, 4, 0.71, 0.7)
+    t = TemporalScores("temporal", "2", 0.8, 0.3, {0: 0.3, -1: 0.2}, 4, 0.71, 0.7, True)
     assert t.flagged  # the fused score alone reaches its threshold
     r = ScanResult(file="x.mp4", temporal=t)
     back = ScanResult.from_json(r.to_json())

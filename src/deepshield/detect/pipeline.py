@@ -288,8 +288,9 @@ def _result(
 
 
 def _with_temporal(result: ScanResult, temporal: TemporalDetector, out: TemporalOutcome) -> ScanResult:
-    """The result with the temporal scores, the fused score, and the verdict flagged when the fused score or the
-    temporal score alone reaches its threshold (the frame detector's own threshold already set it)."""
+    """The result with the temporal scores and the fused score; when the model's fusion is `in_verdict`, the
+    verdict is flagged by the fused or the temporal score reaching its threshold too (the frame detector's own
+    threshold already set it)."""
     video = out.video_score
     fused = fused_threshold = None
     frame = result.video_score
@@ -305,9 +306,10 @@ def _with_temporal(result: ScanResult, temporal: TemporalDetector, out: Temporal
         clips=out.clips,
         fused_score=fused,
         fused_threshold=fused_threshold,
+        in_verdict=temporal.fusion is not None and temporal.fusion.in_verdict,
     )
     verdict = result.verdict
-    if scores.flagged:
+    if scores.flagged and scores.in_verdict:
         verdict = "manipulated"
     return replace(result, temporal=scores, verdict=verdict)
 

@@ -210,6 +210,9 @@ class Fusion:
     bias: float
     threshold: float
     fitted_on: str = ""
+    #: Whether the fused score (and the temporal score alone) may flag a file. False ships the scores for a
+    #: reviewer to read while the verdict stays the frame detector's: the fusion did not hold out of sample.
+    in_verdict: bool = False
 
     def probability(self, frame_score: float, temporal_score: float) -> float:
         z = self.w_frame * _logit(frame_score) + self.w_temporal * _logit(temporal_score) + self.bias
@@ -224,6 +227,7 @@ class Fusion:
                 float(d["bias"]),
                 float(d["threshold"]),
                 str(d.get("fitted_on", "")),
+                bool(d.get("in_verdict", False)),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise DeepshieldError(f"the temporal model's fusion entry is incomplete ({e})") from None
@@ -235,6 +239,7 @@ class Fusion:
             "bias": round(self.bias, 5),
             "threshold": round(self.threshold, 4),
             "fitted_on": self.fitted_on,
+            "in_verdict": self.in_verdict,
         }
 
 

@@ -206,10 +206,18 @@ def register(app: typer.Typer) -> None:
             list[Path], typer.Argument(help="`temporal-evaluate` reports run with --baseline-scores (pooled)")
         ],
         model: Annotated[Path, typer.Option(help="folder with temporal.json: the fusion and thresholds go there")],
-        quantile: Annotated[float, typer.Option(help="real videos' quantile the thresholds sit above")] = 0.95,
+        quantile: Annotated[float, typer.Option(help="real videos' quantile the fused threshold sits above")] = 0.95,
+        in_verdict: Annotated[
+            bool, typer.Option(help="let the fused and temporal scores flag a file (else shown for review only)")
+        ] = False,
+        temporal_quantile: Annotated[
+            float, typer.Option(help="real videos' quantile the temporal detector's own threshold sits above")
+        ] = 1.0,
     ) -> None:
         """Fit the fusion (class-balanced logistic regression on both detectors' logits) on labelled videos, and
         set the temporal and fused thresholds above the real videos' scores."""
+        import numpy as np
+
         from deepshield.detect.temporal import Fusion
         from deepshield.detect.training.temporal.fusion import fit_fusion, fused_threshold
         from deepshield.textfiles import read_json_file
@@ -235,12 +243,22 @@ def register(app: typer.Typer) -> None:
             b,
             fused_threshold(fusion, [frame[k] for k in real], [temporal[k] for k in real], quantile),
             fusion.fitted_on,
+            in_verdict,
         )
         meta_path = model / "temporal.json"
         meta = read_json_file(meta_path, "temporal model metadata")
         meta["fusion"] = fusion.to_dict()
+        # Alone, the temporal detector flags a video only above (the quantile of) every real video's score.
+        real_t = sorted(temporal[k] for k in real)
+        meta["threshold"] = round(
+            max(float(meta.get("threshold", 0.5)), float(np.quantile(real_t, temporal_quantile))) + 0.005, 3
+        )
+        meta["threshold_rule"] = (
+            f"max(0.99 quantile of real validation clips, {temporal_quantile} quantile of {len(real)} real videos) + 0.005"
+        )
         meta_path.write_text(json.dumps(meta, indent=1))
         console.print(json.dumps(fusion.to_dict()), highlight=False)
+        console.print(f"temporal threshold {meta['threshold']}", highlight=False)
 
     @app.command("temporal-evaluate")
     def temporal_evaluate(
