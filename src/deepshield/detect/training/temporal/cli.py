@@ -254,7 +254,8 @@ def register(app: typer.Typer) -> None:
             max(float(meta.get("threshold", 0.5)), float(np.quantile(real_t, temporal_quantile))) + 0.005, 3
         )
         meta["threshold_rule"] = (
-            f"max(0.99 quantile of real validation clips, {temporal_quantile} quantile of {len(real)} real videos) + 0.005"
+            f"max(0.99 quantile of real validation clips, {temporal_quantile} quantile of {len(real)} real videos)"
+            " + 0.005"
         )
         meta_path.write_text(json.dumps(meta, indent=1))
         console.print(json.dumps(fusion.to_dict()), highlight=False)
