@@ -180,9 +180,12 @@ def test_scan_of_a_real_video_shows_both_detectors_and_the_report_shows_them(sha
     assert plain.result.temporal is None and plain.result.video_score == r.video_score
     if r.temporal.fused_score is not None:
         det = shipped_temporal()
-        assert det is not None and det.fusion is not None
+        assert det is not None and det.fusion is not None and r.video_score is not None
         assert r.temporal.fused_score == round(det.fusion.probability(r.video_score, r.temporal.video_score), 4)
     assert ScanResult.from_json(r.to_json()) == r
     page = render_report(r, out.artifacts)
     assert 'id="temporal-score"' in page and 'id="fused-score"' in page
     assert f"{r.temporal.video_score:.2f}" in page
+    # The shipped fusion is for review: the verdict is the frame detector's alone.
+    assert not r.temporal.in_verdict and 'id="fusion-note"' in page
+    assert r.verdict == plain.result.verdict
