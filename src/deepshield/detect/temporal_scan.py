@@ -79,7 +79,8 @@ def score_tracks(
     out = TemporalOutcome()
     k = detector.frames
     fps = media.info.fps or 25.0
-    sampling = WindowSampling(count=None, windows=windows, length=k, frame_rate=fps)
+    # One frame more per window: the first frame after a seek can land one frame off, which breaks the run.
+    sampling = WindowSampling(count=None, windows=windows, length=k + 1, frame_rate=fps)
     groups: list[list[tuple[np.ndarray, list[Face]]]] = []
     last_index = -2
     t = time.perf_counter()
@@ -96,7 +97,7 @@ def score_tracks(
     clips: list[np.ndarray] = []
     owners: list[int] = []
     for g in groups:
-        for s in range(0, len(g) - k + 1, k):
+        for s in range(len(g) - k, -1, -k):  # runs of K consecutive frames, from the window's end
             for rgbs, chain in _runs(g[s : s + k], k):
                 lms = [f.landmarks for f in chain if f.landmarks is not None]
                 crops, _ = stable_crops(rgbs, lms)
