@@ -175,7 +175,7 @@ def fused_lines(
     both = [r for r in results if r.score is not None and r.baseline is not None]
     methods = sorted({r.method for r in both if r.label == 1})
     head = f"{'video-level AUC, videos only':28} {frame_name:20} {'temporal':20} {'fused':20}"
-    lines = [head + (" other version" if other else "")]
+    lines = [head + (f" frame v{other.get('detector_version', '?')}" if other else "")]
     for name, rows in [("all videos", both), *((m, method_rows(both, m, key)) for m in methods)]:
         y = np.array([r.label for r in rows])
         if len(set(y.tolist())) < 2:

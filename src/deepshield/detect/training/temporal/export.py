@@ -44,6 +44,24 @@ def real_threshold(real_probs: np.ndarray, quantile: float = 0.99) -> float:
     return round(max(0.5, float(np.quantile(real_probs, quantile))), 4)
 
 
+def to_onnx(model: Any, dummy: Any, path: Path, names: tuple[str, str], in_axes: dict[int, str]) -> None:
+    """torch.onnx.export with one input and one output, batch-dynamic (TorchScript exporter, opset 17)."""
+    import torch
+
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated but needs no onnxscript
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(path),
+            input_names=[names[0]],
+            output_names=[names[1]],
+            dynamic_axes={names[0]: in_axes, names[1]: {0: in_axes[0]}},
+            opset_version=17,
+            dynamo=False,
+        )
+
+
 def write_onnx(model: Any, frames: int, size: int, out_dir: Path, max_bytes: int) -> tuple[Path, float]:
     """`<out_dir>/temporal.onnx` of a torch model taking B x 3 x K x S x S clips, checked for size and against
     torch; returns its path and the largest logit difference."""
@@ -52,19 +70,7 @@ def write_onnx(model: Any, frames: int, size: int, out_dir: Path, max_bytes: int
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f"{MODEL_NAME}.onnx"
     model.eval()
-    dummy = torch.zeros(1, 3, frames, size, size)
-    with warnings.catch_warnings():  # the TorchScript exporter is deprecated but needs no onnxscript
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (dummy,),
-            str(onnx_path),
-            input_names=["clips"],
-            output_names=["logit"],
-            dynamic_axes={"clips": {0: "batch"}, "logit": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
+    to_onnx(model, torch.zeros(1, 3, frames, size, size), onnx_path, ("clips", "logit"), {0: "batch"})
     nbytes = onnx_path.stat().st_size
     x = np.random.default_rng(0).standard_normal((3, 3, frames, size, size), np.float32)
     diff = onnx_difference(model, onnx_path, x)

@@ -10,7 +10,6 @@ evenly over videos, so no one long video dominates, and both clips of a pair sha
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from torch import nn
 
 from deepshield.detect.training.metrics import auc
 from deepshield.detect.training.temporal.clips import VideoFrames
+from deepshield.detect.training.temporal.export import to_onnx
 from deepshield.detect.training.temporal.features import FrameFeatures, HeadConfig, TemporalHead
 from deepshield.detect.training.temporal.synth import KINDS, SynthParams, make_pair, to_clip_input
 from deepshield.errors import DeepshieldError
@@ -33,19 +33,7 @@ class OnnxFrameFeatures:
     def __init__(self, frames: FrameFeatures, path: Path, threads: int = 2) -> None:
         import onnxruntime as ort
 
-        dummy = torch.zeros(2, 3, 112, 112)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                frames,
-                (dummy,),
-                str(path),
-                input_names=["x"],
-                output_names=["f"],
-                dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "f": {0: "n"}},
-                opset_version=17,
-                dynamo=False,
-            )
+        to_onnx(frames, torch.zeros(2, 3, 112, 112), path, ("x", "f"), {0: "n", 2: "h", 3: "w"})
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
