@@ -1,4 +1,5 @@
-"""Detector speed: face crops/s through onnxruntime vs torch eager on the same crops; a scan beside decoding
+"""Detector speed: face crops/s through onnxruntime vs torch eager on the same crops, and the temporal
+detector's; a scan (with the temporal detector when installed, and with the frame detector only) beside decoding
 only and beside the same scan decoding in line; `deepshield evaluate` with worker processes beside one
 process; and the headline video-level figures of the last evaluation (if its scores.json is given).
 
@@ -211,6 +212,7 @@ def main() -> None:
         print(f"ratio ort / torch: {ort_rate / torch_rate:8.2f}x")
     target = 40.0
     print(f"target >= {target:.0f} crops/s on onnxruntime: {'met' if ort_rate >= target else 'NOT met'}")
+    temporal_benchmark(a.repeats)
     video = a.video or faces_dir() / "real_videos" / "lp_d13.mp4"
     if video.is_file() and not a.skip_scan:
         scan_benchmark(video, a.repeats)
