@@ -151,6 +151,11 @@ def test_temporal_scores_round_trip_in_the_scan_json_and_flag_by_either_threshol
     back = ScanResult.from_json(r.to_json())
     assert back == r and json.loads(r.to_json())["temporal"]["track_scores"] == {"0": 0.3, "-1": 0.2}
     assert not TemporalScores("temporal", "2", 0.8, 0.3, {}, 1, 0.5, 0.7).flagged
+    from deepshield.cli.scan import _summary_line
+    from deepshield.scan_result import Scores
+
+    line = _summary_line(ScanResult(file="x.mp4", scores=Scores(0.56), temporal=t, verdict="manipulated")).plain
+    assert line.endswith("x.mp4: 0 face(s) score=0.560 temporal=0.300 fused=0.710 (manipulated)")
     assert TemporalScores("temporal", "2", 0.8, 0.85, {}, 1, None, None).flagged
 
 
