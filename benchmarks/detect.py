@@ -1,4 +1,5 @@
-"""Detector speed: face crops/s through onnxruntime vs torch eager on the same crops; a scan beside decoding
+"""Detector speed: face crops/s through onnxruntime vs torch eager on the same crops, and the temporal
+detector's; a scan (with the temporal detector when installed, and with the frame detector only) beside decoding
 only and beside the same scan decoding in line; `deepshield evaluate` with worker processes beside one
 process; and the headline video-level figures of the last evaluation (if its scores.json is given).
 
@@ -67,21 +68,50 @@ def scan_benchmark(video: Path, repeats: int) -> None:
 
     ahead = Scanner(ScanOptions(frames=32))
     in_line = Scanner(ScanOptions(frames=32, decode_ahead=False), detector=ahead.detector)
+    frame_only = Scanner(ScanOptions(frames=32, use_temporal=False), detector=ahead.detector)
     try:
         t_dec = timed(decode, repeats)
-        # The two scans take turns, so a machine that slows down part-way weighs on both alike.
-        t_scan, t_in_line = timed_alternately([lambda: ahead.scan(video), lambda: in_line.scan(video)], repeats)
+        # The scans take turns, so a machine that slows down part-way weighs on all alike.
+        t_scan, t_in_line, t_frame = timed_alternately(
+            [lambda: ahead.scan(video), lambda: in_line.scan(video), lambda: frame_only.scan(video)], repeats
+        )
+        res = ahead.scan(video).result
     finally:
         ahead.close()
         in_line.close()
+        frame_only.close()
+    second = (
+        f"with the temporal detector ({res.temporal.clips} runs of consecutive frames, its part "
+        f"{res.timing_s.temporal if res.timing_s else '?'} s)"
+        if res.temporal is not None
+        else "no temporal detector installed"
+    )
     print(
-        f"scan of {video.name} ({info.width}x{info.height}, {info.duration_s:.1f} s), 32 frames: "
+        f"scan of {video.name} ({info.width}x{info.height}, {info.duration_s:.1f} s), 32 frames, {second}: "
         f"{t_scan:.2f} s wall; decode only {t_dec:.2f} s (scan / decode {t_scan / t_dec:.2f}x); "
         f"target < 3 s: {'met' if t_scan < 3 else 'NOT met'}"
     )
+    print(f"the same scan with the frame detector only: {t_frame:.2f} s")
     print(
         f"baseline, the same scan decoding in line (no second thread): {t_in_line:.2f} s "
         f"(decode-ahead {t_in_line / t_scan:.2f}x faster)"
+    )
+
+
+def temporal_benchmark(repeats: int, clips: int = 16) -> None:
+    """Face crops/s of the shipped temporal detector through onnxruntime (clips of K crops, random pixels: a
+    fixed-size network's speed does not depend on content)."""
+    from deepshield.detect.temporal import shipped_temporal
+
+    det = shipped_temporal()
+    if det is None:
+        print("temporal detector: not installed")
+        return
+    x = np.random.default_rng(0).integers(0, 255, (clips, det.frames, det.size, det.size, 3)).astype(np.uint8)
+    t = timed(lambda: det.logits(x), repeats)
+    print(
+        f"temporal detector ({det.frames} x {det.size} px clips), onnxruntime: {clips / t:.1f} clips/s = "
+        f"{clips * det.frames / t:.1f} face crops/s (floor 40)"
     )
 
 
@@ -182,6 +212,7 @@ def main() -> None:
         print(f"ratio ort / torch: {ort_rate / torch_rate:8.2f}x")
     target = 40.0
     print(f"target >= {target:.0f} crops/s on onnxruntime: {'met' if ort_rate >= target else 'NOT met'}")
+    temporal_benchmark(a.repeats)
     video = a.video or faces_dir() / "real_videos" / "lp_d13.mp4"
     if video.is_file() and not a.skip_scan:
         scan_benchmark(video, a.repeats)

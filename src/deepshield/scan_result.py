@@ -130,6 +130,32 @@ class DetectorRef:
 
 
 @dataclass(frozen=True)
+class TemporalScores:
+    """The second detector's scores (runs of consecutive frames, `detect.temporal_scan`) and their fusion with the
+    frame detector's. `video_score` is None when no face was followed through a whole window; `fused_score` is
+    None without both scores or without a fitted fusion. With `in_verdict`, the verdict flags the file when the
+    fused score or the temporal score reaches its threshold (besides the frame detector's own); without it the
+    scores are shown for a reviewer and the verdict is the frame detector's."""
+
+    name: str
+    version: str
+    threshold: float
+    video_score: float | None
+    track_scores: Mapping[int, float] = field(default_factory=dict)
+    clips: int = 0
+    fused_score: float | None = None
+    fused_threshold: float | None = None
+    in_verdict: bool = False
+
+    @property
+    def flagged(self) -> bool:
+        """The fused or the temporal score reaches its threshold (whether or not that may change the verdict)."""
+        over = self.video_score is not None and self.video_score >= self.threshold
+        fused = self.fused_score is not None and self.fused_threshold is not None
+        return over or (fused and self.fused_score >= self.fused_threshold)  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
 class Timing:
     """Seconds spent: `decode` is the decoder's own time, `waited_for_frames` the part of it the scan waited for."""
 
@@ -138,6 +164,8 @@ class Timing:
     faces: float
     detector: float
     total: float
+    #: The temporal detector's share of `total` (its windows' decoding, faces and scoring); None without it.
+    temporal: float | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +187,8 @@ class ScanResult:
     scores: Scores | None = None
     verdict: Verdict | None = None
     timing_s: Timing | None = None
+    #: The temporal detector's scores and the fused score (videos, when a temporal model is installed).
+    temporal: TemporalScores | None = None
     #: None only where no clock ran (a CLI worker process that died); the JSON then has no `elapsed_s`.
     elapsed_s: float | None = None
     #: Where the CLI wrote the HTML report (`deepshield scan --report`).
@@ -229,13 +259,18 @@ class ScanResult:
             }
             if self.timing_s is not None:
                 t = self.timing_s
-                d["timing_s"] = {
+                timing: dict[str, JsonValue] = {
                     "decode": t.decode,
                     "waited_for_frames": t.waited_for_frames,
                     "faces": t.faces,
                     "detector": t.detector,
                     "total": t.total,
                 }
+                if t.temporal is not None:
+                    timing["temporal"] = t.temporal
+                d["timing_s"] = timing
+            if self.temporal is not None:
+                d["temporal"] = _temporal_dict(self.temporal)
             if self.elapsed_s is not None:
                 d["elapsed_s"] = self.elapsed_s
         if self.report is not None:
@@ -271,6 +306,7 @@ class ScanResult:
             scores=None if scores is None else _scores_from(scores),
             verdict=d.get("verdict"),
             timing_s=None if timing is None else Timing(**timing),
+            temporal=None if d.get("temporal") is None else _temporal_from(d["temporal"]),
             **common,
         )
 
@@ -357,3 +393,21 @@ def _scores_from(d: Mapping[str, Any]) -> Scores:
         frame_scores=tuple(FrameScore(**f) for f in d.get("frame_scores") or []),
         track_scores={int(k): v for k, v in (d.get("track_scores") or {}).items()},
     )
+
+
+def _temporal_dict(t: TemporalScores) -> dict[str, JsonValue]:
+    return {
+        "name": t.name,
+        "version": t.version,
+        "threshold": t.threshold,
+        "video_score": t.video_score,
+        "track_scores": {str(k): v for k, v in t.track_scores.items()},
+        "clips": t.clips,
+        "fused_score": t.fused_score,
+        "fused_threshold": t.fused_threshold,
+        "in_verdict": t.in_verdict,
+    }
+
+
+def _temporal_from(d: Mapping[str, Any]) -> TemporalScores:
+    return TemporalScores(**{**d, "track_scores": {int(k): v for k, v in (d.get("track_scores") or {}).items()}})

@@ -253,5 +253,12 @@ def test_tiny_training_run_exports_an_onnx_that_matches_torch(clip_cache: Path, 
 def test_cli_registers_the_temporal_commands() -> None:
     res = run_cli("--help")
     assert res.returncode == 0
-    for cmd in ("temporal-cache", "temporal-train", "temporal-evaluate"):
+    for cmd in (
+        "temporal-cache",
+        "temporal-train",
+        "temporal-evaluate",
+        "temporal-pool",
+        "temporal-head",
+        "temporal-fuse",
+    ):
         assert cmd in res.stdout

@@ -83,6 +83,9 @@ def _summary_line(r: ScanResult) -> Text:
     score = r.video_score
     verdict = r.verdict or r.detector_status
     s = f" score={score:.3f}" if score is not None else ""
+    t = r.temporal
+    if t is not None and t.video_score is not None:
+        s += f" temporal={t.video_score:.3f}" + (f" fused={t.fused_score:.3f}" if t.fused_score is not None else "")
     tracks = f", {len(r.tracks)} track(s)" if r.tracks else ""
     over = r.tracks_over_threshold
     if over and r.verdict != "manipulated":

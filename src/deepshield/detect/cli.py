@@ -289,6 +289,14 @@ def evaluate_cmd(
             "one line each, to choose among a run's epochs on a dev set"
         ),
     ] = None,
+    temporal: Annotated[
+        Path | None,
+        typer.Option(
+            help="a temporal model folder (temporal.onnx + .json; default: the shipped one): videos are scored by "
+            "it too, and the frame, temporal and fused figures printed side by side"
+        ),
+    ] = None,
+    no_temporal: Annotated[bool, typer.Option("--no-temporal", help="frame detector only")] = False,
 ) -> None:
     """Frame- and video-level AUC, EER, TPR@1%FPR with bootstrap intervals, per method; ROC PNG + JSON.
 
@@ -350,9 +358,32 @@ def evaluate_cmd(
     if base_report is not None:
         for line in compare_versions(report, base_report):
             console.print(line, highlight=False)
+    if not no_temporal:
+        _temporal_figures(data.items, report, base_report, temporal, boot, out)
     console.print(f"wrote {out / 'scores.json'} and {out / 'roc.png'}")
     if failed:
         raise typer.Exit(1)
+
+
+def _temporal_figures(
+    items: list[Any], report: dict[str, Any], other: dict[str, Any] | None, model: Path | None, boot: int, out: Path
+) -> None:
+    """Score the videos with the temporal detector and print frame / temporal / fused AUC side by side."""
+    from deepshield.detect.temporal import TemporalDetector, shipped_temporal
+    from deepshield.detect.training.temporal.evaluate import attach_report, fused_lines, score_videos, summary
+
+    tdet = TemporalDetector(model) if model is not None else shipped_temporal()
+    if tdet is None:
+        console.print("no temporal detector installed: frame detector figures only")
+        return
+    with _bar() as bar:
+        task = bar.add_task("temporal", total=len(items), item="")
+        results = score_videos(items, tdet, progress=lambda n: bar.update(task, advance=1, item=n))
+    attach_report(results, report)
+    frame_name = f"frame v{report.get('detector_version', '?')}"
+    for line in fused_lines(results, tdet.fusion, frame_name, other, boot):
+        console.print(line, highlight=False)
+    (out / "temporal_scores.json").write_text(json.dumps(summary(results, tdet.threshold, boot), indent=1))
 
 
 #: The detector's commands, registered on the `deepshield` app by `register`.

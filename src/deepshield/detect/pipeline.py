@@ -20,6 +20,8 @@ from deepshield.config import DEFAULT_SCAN_FRAMES
 from deepshield.detect.aggregate import AggregateScores, ScoredFace, aggregate_scores
 from deepshield.detect.base import Detector, FaceHeatmap
 from deepshield.detect.registry import available_detectors, get_detector
+from deepshield.detect.temporal import TemporalDetector, shipped_temporal
+from deepshield.detect.temporal_scan import TemporalOutcome, score_tracks
 from deepshield.errors import DeepshieldError
 from deepshield.faces.align import align_face
 from deepshield.faces.analyzer import FaceAnalyzer
@@ -37,6 +39,7 @@ from deepshield.scan_result import (
     ScannedMedia,
     ScanResult,
     Scores,
+    TemporalScores,
     Timing,
     TrackResult,
     Verdict,
@@ -59,6 +62,10 @@ class ScanOptions:
     limits: MediaLimits = field(default_factory=MediaLimits)
     #: Decode a video's next frames in a second thread while faces are found in this one (`media.prefetch`).
     decode_ahead: bool = True
+    #: Score videos with the temporal detector too, when one is installed, from this many extra windows of
+    #: consecutive frames (`detect.temporal_scan`).
+    use_temporal: bool = True
+    temporal_windows: int = 4
 
 
 @dataclass
@@ -70,9 +77,17 @@ class ScanOutcome:
 class Scanner:
     """Holds the face analyzer and detector for many files (both are costly to build)."""
 
-    def __init__(self, options: ScanOptions | None = None, detector: Detector | None = None) -> None:
+    def __init__(
+        self,
+        options: ScanOptions | None = None,
+        detector: Detector | None = None,
+        temporal: TemporalDetector | None = None,
+    ) -> None:
         self.options = options or ScanOptions()
         self.analyzer = FaceAnalyzer()
+        self.temporal = temporal
+        if temporal is None and self.options.use_detector and self.options.use_temporal:
+            self.temporal = shipped_temporal()
         if detector is not None:
             self.detector: Detector | None = detector
         elif self.options.use_detector:
@@ -93,7 +108,7 @@ class Scanner:
     ) -> ScanOutcome:
         """`keep_artifacts` overrides the options' for this file (the service keeps no pictures of screenings)."""
         options = self.options if keep_artifacts is None else replace(self.options, keep_artifacts=keep_artifacts)
-        return scan_file(path, options, self.analyzer, self.detector, progress)
+        return scan_file(path, options, self.analyzer, self.detector, progress, self.temporal)
 
 
 def scan_file(
@@ -102,14 +117,16 @@ def scan_file(
     analyzer: FaceAnalyzer | None = None,
     detector: Detector | None = None,
     progress: ProgressFn | None = None,
+    temporal: TemporalDetector | None = None,
 ) -> ScanOutcome:
-    """Scan one file. Bad input gives a result with a typed error (`ok` false) instead of raising."""
+    """Scan one file. Bad input gives a result with a typed error (`ok` false) instead of raising. `temporal`
+    scores videos from extra windows of consecutive frames (only beside a frame detector: the fusion needs both)."""
     options = options or ScanOptions()
     t0 = time.perf_counter()
     own_analyzer = analyzer is None
     analyzer = analyzer or FaceAnalyzer()
     try:
-        return _scan(path, options, analyzer, detector, progress, t0)
+        return _scan(path, options, analyzer, detector, progress, t0, temporal)
     except DeepshieldError as e:
         elapsed = round(time.perf_counter() - t0, 3)
         return ScanOutcome(result=ScanResult.failure(str(path), e.code, e.message, elapsed))
@@ -125,6 +142,7 @@ def _scan(
     detector: Detector | None,
     progress: ProgressFn | None,
     t0: float,
+    temporal: TemporalDetector | None = None,
 ) -> ScanOutcome:
     media = open_media(path, options.limits)
     info = media.info
@@ -188,14 +206,23 @@ def _scan(
                 )
             )
     agg = aggregate_scores(per_face_scores) if detector is not None else None
+    temporal_out: TemporalOutcome | None = None
+    temporal_s = None
+    if temporal is not None and detector is not None and is_video and options.use_temporal and tracks:
+        t3 = time.perf_counter()
+        temporal_out = score_tracks(media, analyzer, temporal, tracks, options.temporal_windows)
+        temporal_s = round(time.perf_counter() - t3, 3)
     timing = Timing(
         decode=round(decode_s, 3),
         waited_for_frames=round(wait_s, 3),
         faces=round(faces_s, 3),
         detector=round(detect_s, 3),
         total=round(time.perf_counter() - t0, 3),
+        temporal=temporal_s,
     )
     result = _result(path, info, frame_times, all_faces, face_scores, tracks, detector, agg, timing)
+    if temporal is not None and temporal_out is not None:
+        result = _with_temporal(result, temporal, temporal_out)
     artifacts = (
         _artifacts(frames_faces, frame_rgbs, tracks, face_scores, detector, options) if options.keep_artifacts else []
     )
@@ -258,6 +285,33 @@ def _result(
         timing_s=timing,
         elapsed_s=timing.total,
     )
+
+
+def _with_temporal(result: ScanResult, temporal: TemporalDetector, out: TemporalOutcome) -> ScanResult:
+    """The result with the temporal scores and the fused score; when the model's fusion is `in_verdict`, the
+    verdict is flagged by the fused or the temporal score reaching its threshold too (the frame detector's own
+    threshold already set it)."""
+    video = out.video_score
+    fused = fused_threshold = None
+    frame = result.video_score
+    if temporal.fusion is not None and video is not None and frame is not None:
+        fused = round(temporal.fusion.probability(frame, video), 4)
+        fused_threshold = temporal.fusion.threshold
+    scores = TemporalScores(
+        name=temporal.name,
+        version=temporal.version,
+        threshold=temporal.threshold,
+        video_score=None if video is None else round(video, 4),
+        track_scores={k: round(v, 4) for k, v in out.track_scores.items()},
+        clips=out.clips,
+        fused_score=fused,
+        fused_threshold=fused_threshold,
+        in_verdict=temporal.fusion is not None and temporal.fusion.in_verdict,
+    )
+    verdict = result.verdict
+    if scores.flagged and scores.in_verdict:
+        verdict = "manipulated"
+    return replace(result, temporal=scores, verdict=verdict)
 
 
 def _artifacts(

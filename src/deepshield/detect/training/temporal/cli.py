@@ -109,6 +109,158 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
 
+    @app.command("temporal-pool")
+    def temporal_pool(
+        cache: Annotated[Path | None, typer.Option(help="clip cache (default $DEEPSHIELD_WORK/temporal/clips)")] = None,
+        out: Annotated[Path | None, typer.Option(help="pool folder (default $DEEPSHIELD_WORK/temporal/pool)")] = None,
+        chunks: Annotated[
+            int, typer.Option(help="chunks of 320 pairs from the training identities' videos", min=1)
+        ] = 8,
+        val_pairs: Annotated[int, typer.Option(help="pairs from the validation identities' videos", min=16)] = 240,
+    ) -> None:
+        """Synthesise pairs of real clips and fakes once and store their frozen ImageNet MobileNetV2 features
+        (the training pool is written after every chunk, so a stopped run keeps what it made)."""
+        try:
+            from deepshield.detect.training.temporal.clips import load_clip_cache
+            from deepshield.detect.training.temporal.features import HeadConfig, imagenet_frame_features
+            from deepshield.detect.training.temporal.pool import OnnxFrameFeatures, build_pool, concat_pools
+            from deepshield.detect.training.temporal.synth import SynthParams
+        except ModuleNotFoundError as e:
+            raise DeepshieldError(f"training needs the 'train' extra ({e.name} missing)") from e
+        cache = cache or _work("clips")
+        out = out or _work("pool")
+        out.mkdir(parents=True, exist_ok=True)
+        cfg = HeadConfig()
+        extract = OnnxFrameFeatures(imagenet_frame_features(), out / "frame_features.onnx")
+        params = SynthParams(frames=cfg.frames, size=cfg.size)
+        build_pool(load_clip_cache(cache, ["val"]), extract, val_pairs, params, 1).save(out / "pool_val.npz")
+        videos = load_clip_cache(cache, ["train"])
+        parts = []
+        with _bar() as bar:
+            task = bar.add_task("pairs", total=chunks * 320, item="")
+            for k in range(chunks):
+                parts.append(build_pool(videos, extract, 320, params, 100 + k))
+                concat_pools(parts).save(out / "pool_train.npz")
+                bar.update(task, completed=(k + 1) * 320)
+        console.print(f"wrote {out}/pool_val.npz and pool_train.npz")
+
+    @app.command("temporal-head")
+    def temporal_head(
+        pool: Annotated[Path | None, typer.Option(help="pool folder (default $DEEPSHIELD_WORK/temporal/pool)")] = None,
+        out: Annotated[Path | None, typer.Option(help="model folder (default $DEEPSHIELD_WORK/temporal/head)")] = None,
+        version: Annotated[str, typer.Option(help="model version string")] = "2",
+        epochs: Annotated[int, typer.Option(min=1)] = 30,
+        cache: Annotated[Path | None, typer.Option(help="clip cache: its validation videos set the threshold")] = None,
+        seed: Annotated[int, typer.Option()] = 0,
+    ) -> None:
+        """Train the temporal head on a feature pool and export backbone + head to one ONNX file."""
+        try:
+            from deepshield.detect.training.temporal.export import (
+                MAX_BYTES_FEATURES,
+                val_real_probs,
+                write_meta,
+                write_onnx,
+            )
+            from deepshield.detect.training.temporal.features import (
+                FeatureTemporalNet,
+                HeadConfig,
+                imagenet_frame_features,
+            )
+            from deepshield.detect.training.temporal.pool import FeaturePool, train_head
+            from deepshield.detect.training.temporal.synth import SynthParams
+        except ModuleNotFoundError as e:
+            raise DeepshieldError(f"training needs the 'train' extra ({e.name} missing)") from e
+        pool = pool or _work("pool")
+        out = out or _work("head")
+        cfg = HeadConfig()
+        train_pool, val_pool = FeaturePool.load(pool / "pool_train.npz"), FeaturePool.load(pool / "pool_val.npz")
+        head, rec = train_head(
+            train_pool, val_pool, cfg, epochs=epochs, seed=seed, log=lambda r: console.print(json.dumps(r))
+        )
+        net = FeatureTemporalNet(imagenet_frame_features(), head)
+        path, diff = write_onnx(net, cfg.frames, cfg.size, out, MAX_BYTES_FEATURES)
+        meta = {
+            "method": "imagenet-mobilenetv2-features+temporal-head",
+            "version": version,
+            "frames": cfg.frames,
+            "input_size": cfg.size,
+            "margin": SynthParams().margin,
+            "threshold": 0.5,
+            "head": cfg.to_dict(),
+            "epochs": epochs,
+            "best": rec,
+            "train_pairs": len(train_pool.kind),
+            "onnx_torch_max_diff": diff,
+        }
+        write_meta(out, meta)
+        if cache is not None:
+            from deepshield.detect.training.temporal.export import real_threshold
+
+            meta["threshold"] = real_threshold(val_real_probs(out, cache))
+            write_meta(out, meta)
+        console.print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), threshold {meta['threshold']}")
+
+    @app.command("temporal-fuse")
+    def temporal_fuse(
+        report: Annotated[
+            list[Path], typer.Argument(help="`temporal-evaluate` reports run with --baseline-scores (pooled)")
+        ],
+        model: Annotated[Path, typer.Option(help="folder with temporal.json: the fusion and thresholds go there")],
+        quantile: Annotated[float, typer.Option(help="real videos' quantile the fused threshold sits above")] = 0.95,
+        in_verdict: Annotated[
+            bool, typer.Option(help="let the fused and temporal scores flag a file (else shown for review only)")
+        ] = False,
+        temporal_quantile: Annotated[
+            float, typer.Option(help="real videos' quantile the temporal detector's own threshold sits above")
+        ] = 1.0,
+    ) -> None:
+        """Fit the fusion (class-balanced logistic regression on both detectors' logits) on labelled videos, and
+        set the temporal and fused thresholds above the real videos' scores."""
+        import numpy as np
+
+        from deepshield.detect.temporal import Fusion
+        from deepshield.detect.training.temporal.fusion import fit_fusion, fused_threshold
+        from deepshield.textfiles import read_json_file
+
+        rows = []
+        for r in report:
+            rep = read_json_file(r, "temporal-evaluate report")
+            rows += [i for i in rep.get("items", []) if i.get("score") is not None and i.get("baseline") is not None]
+        if not rows:
+            raise DeepshieldError(
+                "no video has both a temporal and a frame score: run temporal-evaluate with --baseline-scores"
+            )
+        frame = [float(i["baseline"]) for i in rows]
+        temporal = [float(i["score"]) for i in rows]
+        labels = [int(i["label"]) for i in rows]
+        w_f, w_t, b = fit_fusion(frame, temporal, labels)
+        names = ", ".join(p.name for p in report)
+        fusion = Fusion(w_f, w_t, b, 0.5, f"{len(rows)} videos of {names}")
+        real = [k for k, y in enumerate(labels) if y == 0]
+        fusion = Fusion(
+            w_f,
+            w_t,
+            b,
+            fused_threshold(fusion, [frame[k] for k in real], [temporal[k] for k in real], quantile),
+            fusion.fitted_on,
+            in_verdict,
+        )
+        meta_path = model / "temporal.json"
+        meta = read_json_file(meta_path, "temporal model metadata")
+        meta["fusion"] = fusion.to_dict()
+        # Alone, the temporal detector flags a video only above (the quantile of) every real video's score.
+        real_t = sorted(temporal[k] for k in real)
+        meta["threshold"] = round(
+            max(float(meta.get("threshold", 0.5)), float(np.quantile(real_t, temporal_quantile))) + 0.005, 3
+        )
+        meta["threshold_rule"] = (
+            f"max(0.99 quantile of real validation clips, {temporal_quantile} quantile of {len(real)} real videos)"
+            " + 0.005"
+        )
+        meta_path.write_text(json.dumps(meta, indent=1))
+        console.print(json.dumps(fusion.to_dict()), highlight=False)
+        console.print(f"temporal threshold {meta['threshold']}", highlight=False)
+
     @app.command("temporal-evaluate")
     def temporal_evaluate(
         dataset: Annotated[Path, typer.Argument(help="a dataset `deepshield evaluate` reads, or the face corpus")],

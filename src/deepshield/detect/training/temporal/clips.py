@@ -12,49 +12,42 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from deepshield.detect.temporal import (
+    CLIP_CACHE_MARGIN,
+    CLIP_CACHE_SIZE,
+    SMOOTH_SIGMA,
+    WindowSampling,
+    crop_matrix,
+    input_crop,
+    smooth_geometry,
+    stable_crops,
+)
 from deepshield.detect.training.facecache import _index_records, _key
 from deepshield.errors import DeepshieldError
 from deepshield.faces import Face, FaceAnalyzer
 from deepshield.faces.geometry import iou
-from deepshield.faces.landmarks import FACE_OVAL, LEFT_EYE, RIGHT_EYE
 from deepshield.media import FrameSampling, open_media
 
-#: Cached crops: side and margin (fraction of the face extent on each side). Training and scoring both crop the
-#: network's input out of these with `input_crop`, so both resample the same way.
-CLIP_CACHE_SIZE = 128
-CLIP_CACHE_MARGIN = 0.4
-#: Gaussian smoothing of the crop geometry along a track, in frames.
-SMOOTH_SIGMA = 1.5
+__all__ = [
+    "CLIP_CACHE_MARGIN",
+    "CLIP_CACHE_SIZE",
+    "SMOOTH_SIGMA",
+    "VideoFrames",
+    "WindowSampling",
+    "crop_matrix",
+    "input_crop",
+    "smooth_geometry",
+    "stable_crops",
+]
+
 #: A face in the next frame continues the track when its box overlaps the last one this much.
 TRACK_IOU = 0.3
-
-
-@dataclass(frozen=True)
-class WindowSampling(FrameSampling):
-    """`windows` evenly spaced runs of `length` consecutive frames at `frame_rate`: what a temporal detector
-    needs, served by `Media.frames` like any sampling (it seeks to the keyframe before each run)."""
-
-    windows: int = 4
-    length: int = 8
-    frame_rate: float = 25.0
-
-    def target_times(self, duration_s: float) -> list[float]:
-        step = 1.0 / self.frame_rate
-        span = self.length * step
-        if duration_s <= span:
-            starts = [0.0]
-        else:
-            n = max(1, self.windows)
-            starts = [(i + 0.5) * (duration_s - span) / n for i in range(n)]
-        # Aim at the middle of each frame interval so rounding never picks the same frame twice.
-        return [s + (j + 0.5) * step for s in starts for j in range(self.length)][: self.max_frames]
 
 
 @dataclass
@@ -77,83 +70,6 @@ class VideoFrames:
             return np.zeros(0, np.int64)
         ok = self.segment[: n - length + 1] == self.segment[length - 1 :]
         return np.nonzero(ok)[0]
-
-
-def _geometry(landmarks: np.ndarray) -> np.ndarray:
-    """(centre x, centre y, extent, roll in degrees) of one face, as `faces.align_face` measures them."""
-    pts = landmarks[:, :2].astype(np.float64)
-    re, le = pts[RIGHT_EYE].mean(axis=0), pts[LEFT_EYE].mean(axis=0)
-    angle = float(np.degrees(np.arctan2(le[1] - re[1], le[0] - re[0])))
-    oval = pts[FACE_OVAL]
-    m = oval.mean(axis=0)
-    rot = cv2.getRotationMatrix2D((0.0, 0.0), angle, 1.0)[:, :2]
-    r = (oval - m) @ rot.T
-    c_r = (r.min(axis=0) + r.max(axis=0)) / 2
-    extent = float(max(np.ptp(r[:, 0]), np.ptp(r[:, 1])))
-    c = m + rot.T @ c_r  # rotation matrices are orthogonal: back to frame pixels
-    return np.array([c[0], c[1], extent, angle])
-
-
-def smooth_geometry(geoms: np.ndarray, sigma: float = SMOOTH_SIGMA) -> np.ndarray:
-    """Gaussian-weighted moving average of per-frame geometry along a track (edges renormalised)."""
-    n = len(geoms)
-    if n < 2 or sigma <= 0:
-        return geoms.copy()
-    r = int(np.ceil(3 * sigma))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    out = np.empty_like(geoms)
-    for i in range(n):
-        lo, hi = max(0, i - r), min(n, i + r + 1)
-        w = k[lo - i + r : hi - i + r]
-        out[i] = (geoms[lo:hi] * w[:, None]).sum(axis=0) / w.sum()
-    return out
-
-
-def crop_matrix(geom: np.ndarray, size: int, margin: float) -> np.ndarray:
-    """2x3 affine from frame pixels to a `size` crop of the face described by `geom`, roll removed."""
-    cx, cy, extent, angle = (float(v) for v in geom)
-    rot = cv2.getRotationMatrix2D((0.0, 0.0), angle, 1.0)[:, :2]
-    s = size / max(extent * (1 + 2 * margin), 4.0)
-    m = np.zeros((2, 3), np.float64)
-    m[:, :2] = s * rot
-    m[:, 2] = size / 2 - s * rot @ np.array([cx, cy])
-    return m
-
-
-def stable_crops(
-    frames: Sequence[np.ndarray],
-    landmarks: Sequence[np.ndarray],
-    size: int = CLIP_CACHE_SIZE,
-    margin: float = CLIP_CACHE_MARGIN,
-    sigma: float = SMOOTH_SIGMA,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Crops (N x S x S x 3) and crop-space landmarks (N x 478 x 2) of one face across consecutive frames,
-    with the crop geometry smoothed over time."""
-    geoms = smooth_geometry(np.stack([_geometry(lm) for lm in landmarks]), sigma)
-    crops, lms = [], []
-    for rgb, lm, g in zip(frames, landmarks, geoms, strict=True):
-        m = crop_matrix(g, size, margin)
-        interp = cv2.INTER_AREA if m[0, 0] ** 2 + m[0, 1] ** 2 < 1 else cv2.INTER_LINEAR
-        crops.append(cv2.warpAffine(rgb, m, (size, size), flags=interp, borderMode=cv2.BORDER_REFLECT101))
-        pts = lm[:, :2].astype(np.float64) @ m[:, :2].T + m[:, 2]
-        lms.append(pts.astype(np.float32))
-    return np.stack(crops), np.stack(lms)
-
-
-def input_crop(
-    crops: np.ndarray, margin: float, size: int, shift: tuple[float, float] = (0.0, 0.0), flip: bool = False
-) -> np.ndarray:
-    """The network's input out of cached crops (K x S x S x 3, margin CLIP_CACHE_MARGIN): one affine for every
-    frame, a margin of `margin`, `size` pixels, the centre moved by `shift` (fractions of the face extent)."""
-    src = crops.shape[1]
-    extent = src / (1 + 2 * CLIP_CACHE_MARGIN)
-    s = size / (extent * (1 + 2 * margin))
-    c = np.array([src / 2 + shift[0] * extent, src / 2 + shift[1] * extent])
-    m = np.array([[s, 0, size / 2 - s * c[0]], [0, s, size / 2 - s * c[1]]], np.float64)
-    out = np.stack(
-        [cv2.warpAffine(f, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT101) for f in crops]
-    )
-    return np.ascontiguousarray(out[:, :, ::-1]) if flip else out
 
 
 def input_points(points: np.ndarray, src: int, margin: float, size: int) -> np.ndarray:

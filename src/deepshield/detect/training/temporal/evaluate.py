@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from deepshield.detect.temporal import Fusion, TemporalDetector
 from deepshield.detect.training.datasets import EvalItem
 from deepshield.detect.training.evaluate import method_rows
 from deepshield.detect.training.identities import VIDEO_SUFFIXES
 from deepshield.detect.training.metrics import summarize
 from deepshield.detect.training.temporal.clips import video_clips
-from deepshield.detect.training.temporal.detector import TemporalDetector
 from deepshield.errors import DeepshieldError
 from deepshield.faces import FaceAnalyzer
 from deepshield.textfiles import read_json_file
@@ -147,4 +147,56 @@ def format_lines(rep: dict[str, Any]) -> list[str]:
         lines.append(f"real videos flagged at {rep['threshold']}: {rep['real_flagged']:.0%} of {rep['n_real']}")
     if rep["n_unscored"]:
         lines.append(f"{rep['n_unscored']} videos had no run of consecutive frames with a face (left out)")
+    return lines
+
+
+def attach_report(results: list[VideoResult], report: dict[str, Any]) -> None:
+    """Set each result's `baseline` to the frame detector's video score in a `deepshield evaluate` report."""
+    by_path = {str(i["path"]): i.get("video_score") for i in report.get("items", [])}
+    for r in results:
+        v = by_path.get(r.path)
+        r.baseline = None if v is None else float(v)
+
+
+def fused_lines(
+    results: list[VideoResult],
+    fusion: Fusion | None,
+    frame_name: str,
+    other: dict[str, Any] | None = None,
+    n_boot: int = 1000,
+) -> list[str]:
+    """Video-level AUC of the frame detector, the temporal detector and their fusion on the videos that have
+    both scores, overall and per method; `other` (another version's `deepshield evaluate` report) beside."""
+    other_by_path = {str(i["path"]): i.get("video_score") for i in (other or {}).get("items", [])}
+
+    def key(r: VideoResult) -> tuple[int, str, str]:
+        return r.label, r.method, r.real_pool
+
+    both = [r for r in results if r.score is not None and r.baseline is not None]
+    methods = sorted({r.method for r in both if r.label == 1})
+    head = f"{'video-level AUC, videos only':28} {frame_name:20} {'temporal':20} {'fused':20}"
+    lines = [head + (f" frame v{other.get('detector_version', '?')}" if other else "")]
+    for name, rows in [("all videos", both), *((m, method_rows(both, m, key)) for m in methods)]:
+        y = np.array([r.label for r in rows])
+        if len(set(y.tolist())) < 2:
+            continue
+        cols = [np.array([r.baseline for r in rows]), np.array([r.score for r in rows])]
+        if fusion is not None:
+            cols.append(np.array([fusion.probability(r.baseline, r.score) for r in rows]))  # type: ignore[arg-type]
+        if other:
+            o = [other_by_path.get(r.path) for r in rows]
+            cols.append(np.array([np.nan if v is None else v for v in o], np.float64))
+        cells = []
+        for c in cols:
+            ok = ~np.isnan(c)
+            if len(set(y[ok].tolist())) < 2:
+                cells.append(f"{'-':20}")
+                continue
+            m = summarize(y[ok], c[ok], None, n_boot if name == "all videos" else 0)
+            ci = m.get("auc_ci95")
+            cells.append(f"{m['auc']:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "").ljust(14))
+        if fusion is None:
+            cells.insert(2, f"{'(no fusion)':20}")
+        n_real, n_fake = int((y == 0).sum()), int((y == 1).sum())
+        lines.append(f"  {name + f' ({n_real} real, {n_fake} fake)':26} " + " ".join(f"{c:20}" for c in cells))
     return lines

@@ -1,0 +1,55 @@
+"""The fusion of the frame and temporal detectors: a class-balanced logistic regression on their video-level
+logits, fitted on labelled videos (the public dev set), with a threshold set on real videos.
+
+Two inputs and a dozen videos: the fit is regularised (L2 on the weights, not the bias) and its weights are kept
+non-negative, so a higher score from either detector can never lower the fused one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from deepshield.detect.temporal import Fusion
+from deepshield.errors import DeepshieldError
+
+
+def _logits(p: Sequence[float]) -> np.ndarray:
+    q = np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))
+
+
+def fit_fusion(
+    frame: Sequence[float],
+    temporal: Sequence[float],
+    labels: Sequence[int],
+    l2: float = 0.1,
+    steps: int = 3000,
+    fitted_on: str = "",
+) -> tuple[float, float, float]:
+    """(w_frame, w_temporal, bias) of the class-balanced, L2-regularised logistic regression (projected gradient
+    descent keeps the weights at or above zero)."""
+    y = np.asarray(labels, np.float64)
+    if len(y) != len(frame) or len(y) != len(temporal):
+        raise DeepshieldError("fusion: the frame scores, temporal scores and labels differ in length")
+    if y.min() == y.max():
+        raise DeepshieldError("fusion needs real and fake videos (got one class)")
+    x = np.stack([_logits(frame), _logits(temporal)], axis=1)
+    weight = np.where(y == 1, 0.5 / y.sum(), 0.5 / (1 - y).sum())
+    w, b = np.array([1.0, 0.0]), 0.0
+    lr = 0.5
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-np.clip(x @ w + b, -40, 40)))
+        g = weight * (p - y)
+        w = np.maximum(0.0, w - lr * (x.T @ g + l2 * w))
+        b -= lr * float(g.sum())
+    return float(w[0]), float(w[1]), float(b)
+
+
+def fused_threshold(fusion: Fusion, real_frame: Sequence[float], real_temporal: Sequence[float], q: float) -> float:
+    """At least 0.5, and above the `q` quantile of the fused scores of real videos."""
+    fused = [fusion.probability(a, b) for a, b in zip(real_frame, real_temporal, strict=True)]
+    if not fused:
+        return 0.5
+    return round(max(0.5, float(np.quantile(fused, q))) + 1e-4, 4)

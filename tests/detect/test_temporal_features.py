@@ -1,0 +1,196 @@
+"""The pretrained-feature temporal detector: frozen ImageNet features, the temporal head and its feature pool, the
+fusion with the frame detector, the export, and its place in `scan`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepshield.detect.temporal import SHIPPED_DIR, Fusion, TemporalDetector, shipped_temporal
+from deepshield.detect.training.temporal.fusion import fit_fusion, fused_threshold
+from deepshield.errors import DeepshieldError
+from deepshield.scan_result import ScanResult, TemporalScores
+
+torch = pytest.importorskip("torch", reason="the head and the export need the 'train' extra (torch)")
+
+from deepshield.detect.training.temporal.features import (  # noqa: E402
+    FEATURE_DIM,
+    FeatureTemporalNet,
+    FrameFeatures,
+    HeadConfig,
+    TemporalHead,
+    _box_slices,
+)
+from deepshield.detect.training.temporal.pool import FeaturePool, concat_pools, pool_auc, train_head  # noqa: E402
+
+VIDEO = "real_videos/lp_d13.mp4"
+
+
+def _random_backbone() -> FrameFeatures:
+    from deepshield.detect.training.mobilenet import MobileNetV2
+
+    torch.manual_seed(0)
+    return FrameFeatures(MobileNetV2())
+
+
+def test_lower_face_box_lies_inside_every_feature_map_and_below_the_middle() -> None:
+    for h in (4, 7, 8, 14, 16):
+        rows, cols = _box_slices(h, h)
+        assert 0 <= rows.start < rows.stop <= h and 0 <= cols.start < cols.stop <= h
+        assert rows.start >= h // 2 - 1  # the lower half of the crop
+
+
+def test_frame_features_are_frozen_and_pool_whole_crop_and_lower_face() -> None:
+    ff = _random_backbone()
+    assert not any(p.requires_grad for p in ff.parameters())
+    x = torch.zeros(2, 3, 112, 112)
+    x[1, :, 70:, 30:80] = 2.0  # only the second crop's lower face changes
+    f = ff(x)
+    assert f.shape == (2, FEATURE_DIM)
+    half = FEATURE_DIM // 2
+    assert float((f[0, half:] - f[1, half:]).abs().max()) > 0
+    # The lower-face half responds more than the whole-crop half (the change covers part of the crop only).
+    assert float((f[0, half:] - f[1, half:]).abs().mean()) > float((f[0, :half] - f[1, :half]).abs().mean())
+
+
+def _pool(n: int, rng: np.random.Generator, flicker: float) -> FeaturePool:
+    """Real clips: a smooth drift of features over 8 frames; fakes: the same clips with frame-to-frame flicker
+    in part of the features (no change of their mean level)."""
+    base = rng.standard_normal((n, 1, FEATURE_DIM)) + 0.05 * np.cumsum(rng.standard_normal((n, 8, FEATURE_DIM)), 1)
+    fake = base.copy()
+    fake[:, :, :64] += flicker * rng.choice([-1.0, 1.0], size=(n, 8, 64))
+    return FeaturePool(
+        base.astype(np.float16),
+        fake.astype(np.float16),
+        rng.integers(0, 4, n).astype(np.int16),
+        rng.integers(0, 3, n).astype(np.int32),
+    )
+
+
+def test_head_learns_a_flicker_that_the_mean_over_frames_hides() -> None:
+    rng = np.random.default_rng(0)
+    train, val = _pool(256, rng, 1.0), _pool(64, rng, 1.0)
+    assert abs(float(train.real.mean()) - float(train.fake.mean())) < 0.02
+    head, best = train_head(train, val, HeadConfig(), epochs=20)
+    assert best["val_auc"]["all"] > 0.9
+    assert pool_auc(head, val)["all"] == best["val_auc"]["all"]  # the best epoch's weights are the ones kept
+    both = concat_pools([train, val])
+    assert len(both.kind) == 320 and both.real.shape == (320, 8, FEATURE_DIM)
+
+
+def test_pool_round_trips_and_a_wrong_file_is_a_clear_error(tmp_path: Path) -> None:
+    pool = _pool(4, np.random.default_rng(1), 0.1)
+    pool.save(tmp_path / "p.npz")
+    back = FeaturePool.load(tmp_path / "p.npz")
+    assert np.array_equal(back.fake, pool.fake) and np.array_equal(back.kind, pool.kind)
+    (tmp_path / "bad.npz").write_bytes(b"not a pool")
+    with pytest.raises(DeepshieldError, match="not a feature pool"):
+        FeaturePool.load(tmp_path / "bad.npz")
+
+
+def test_fusion_weights_follow_the_detector_that_separates() -> None:
+    rng = np.random.default_rng(2)
+    y = np.r_[np.zeros(20), np.ones(20)].astype(int)
+    frame = rng.uniform(0.2, 0.8, 40)  # no information
+    temporal = np.where(y == 1, rng.uniform(0.6, 0.9, 40), rng.uniform(0.1, 0.4, 40))
+    w_f, w_t, b = fit_fusion(frame.tolist(), temporal.tolist(), y.tolist())
+    assert w_t > 0.5 and w_f >= 0.0 and w_t > 3 * w_f
+    fusion = Fusion(w_f, w_t, b, 0.5)
+    fused = [fusion.probability(a, c) for a, c in zip(frame, temporal, strict=True)]
+    assert min(f for f, t in zip(fused, y, strict=True) if t) > max(f for f, t in zip(fused, y, strict=True) if not t)
+    # Monotone: a higher score from either detector never lowers the fused one.
+    assert fusion.probability(0.5, 0.9) >= fusion.probability(0.5, 0.3)
+    assert fusion.probability(0.9, 0.5) >= fusion.probability(0.3, 0.5)
+    thr = fused_threshold(fusion, frame[y == 0].tolist(), temporal[y == 0].tolist(), 1.0)
+    assert thr > max(f for f, t in zip(fused, y, strict=True) if not t) and thr >= 0.5
+    assert Fusion.from_dict(fusion.to_dict()).threshold == fusion.threshold
+    with pytest.raises(DeepshieldError, match="one class"):
+        fit_fusion([0.1, 0.2], [0.3, 0.4], [0, 0])
+    with pytest.raises(DeepshieldError, match="incomplete"):
+        Fusion.from_dict({"w_frame": 1.0})
+
+
+@pytest.mark.slow
+def test_export_of_backbone_and_head_matches_torch_and_loads_as_a_temporal_detector(tmp_path: Path) -> None:
+    from deepshield.detect.training.temporal.export import MAX_BYTES_FEATURES, write_meta, write_onnx
+
+    cfg = HeadConfig(frames=4, size=64)
+    head = TemporalHead(cfg)
+    net = FeatureTemporalNet(_random_backbone(), head)
+    path, diff = write_onnx(net, cfg.frames, cfg.size, tmp_path, MAX_BYTES_FEATURES)
+    assert diff < 1e-3 and path.stat().st_size < MAX_BYTES_FEATURES
+    write_meta(tmp_path, {"version": "t", "frames": 4, "input_size": 64, "margin": 0.25, "threshold": 0.7})
+    det = TemporalDetector(tmp_path, threads=1)
+    assert (det.frames, det.size, det.threshold, det.fusion) == (4, 64, 0.7, None)
+    clips = [np.random.default_rng(k).integers(0, 255, (4, 128, 128, 3)).astype(np.uint8) for k in range(3)]
+    inputs = det.inputs(clips)
+    x = (inputs.astype(np.float32) / 255.0 - det._mean) / det._std
+    with torch.no_grad():
+        ref = net(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 4, 1, 2, 3)))).numpy()
+    assert np.abs(det.logits(inputs) - ref).max() < 1e-3
+    with pytest.raises(ValueError, match="clip is 4"):
+        det.clip_scores([clips[0][:3]])
+
+
+def test_a_temporal_model_folder_without_its_files_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DeepshieldError, match="no temporal model"):
+        TemporalDetector(tmp_path)
+    (tmp_path / "temporal.onnx").write_bytes(b"x")
+    (tmp_path / "temporal.json").write_text("{}")
+    with pytest.raises(DeepshieldError, match="metadata"):
+        TemporalDetector(tmp_path)
+
+
+def test_temporal_scores_round_trip_in_the_scan_json_and_flag_by_either_threshold() -> None:
+    t = TemporalScores("temporal", "2", 0.8, 0.3, {0: 0.3, -1: 0.2}, 4, 0.71, 0.7, True)
+    assert t.flagged  # the fused score alone reaches its threshold
+    r = ScanResult(file="x.mp4", temporal=t)
+    back = ScanResult.from_json(r.to_json())
+    assert back == r and json.loads(r.to_json())["temporal"]["track_scores"] == {"0": 0.3, "-1": 0.2}
+    assert not TemporalScores("temporal", "2", 0.8, 0.3, {}, 1, 0.5, 0.7).flagged
+    from deepshield.cli.scan import _summary_line
+    from deepshield.scan_result import Scores
+
+    line = _summary_line(ScanResult(file="x.mp4", scores=Scores(0.56), temporal=t, verdict="manipulated")).plain
+    assert line.endswith("x.mp4: 0 face(s) score=0.560 temporal=0.300 fused=0.710 (manipulated)")
+    assert TemporalScores("temporal", "2", 0.8, 0.85, {}, 1, None, None).flagged
+
+
+@pytest.mark.skipif(shipped_temporal() is None, reason="no temporal model shipped in src/deepshield/models/temporal")
+def test_shipped_model_is_small_documented_and_fused() -> None:
+    assert (SHIPPED_DIR / "temporal.onnx").stat().st_size < 25_000_000
+    det = shipped_temporal()
+    assert det is not None and det.meta["method"].startswith("imagenet-mobilenetv2")
+    assert 0.5 <= det.threshold < 1.0
+
+
+@pytest.mark.skipif(shipped_temporal() is None, reason="no temporal model shipped in src/deepshield/models/temporal")
+def test_scan_of_a_real_video_shows_both_detectors_and_the_report_shows_them(shared_faces: Path) -> None:
+    from deepshield.detect.pipeline import Scanner, ScanOptions
+    from deepshield.reports.html import render_report
+
+    scanner = Scanner(ScanOptions(frames=8, keep_artifacts=True, temporal_windows=2))
+    try:
+        out = scanner.scan(shared_faces / VIDEO)
+        plain = Scanner(ScanOptions(frames=8, use_temporal=False), detector=scanner.detector).scan(shared_faces / VIDEO)
+    finally:
+        scanner.close()
+    r = out.result
+    assert r.temporal is not None and r.temporal.clips >= 1 and r.temporal.video_score is not None
+    assert set(r.temporal.track_scores) <= {t.track_id for t in r.tracks} | {-1}
+    assert r.timing_s is not None and r.timing_s.temporal is not None and r.timing_s.temporal > 0
+    assert plain.result.temporal is None and plain.result.video_score == r.video_score
+    if r.temporal.fused_score is not None:
+        det = shipped_temporal()
+        assert det is not None and det.fusion is not None and r.video_score is not None
+        assert r.temporal.fused_score == round(det.fusion.probability(r.video_score, r.temporal.video_score), 4)
+    assert ScanResult.from_json(r.to_json()) == r
+    page = render_report(r, out.artifacts)
+    assert 'id="temporal-score"' in page and 'id="fused-score"' in page
+    assert f"{r.temporal.video_score:.2f}" in page
+    # The shipped fusion is for review: the verdict is the frame detector's alone.
+    assert not r.temporal.in_verdict and 'id="fusion-note"' in page
+    assert r.verdict == plain.result.verdict
