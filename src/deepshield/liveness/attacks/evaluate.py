@@ -282,3 +282,42 @@ def evaluate_suite(
     strict = Rate("genuine (review counted as rejection)", len(g), len(not_passed), 0, groups)
     failures += [{"trial": t.id, "kind": "genuine", "outcome": d.outcome, "reasons": d.reasons} for t, d in not_passed]
     return EvalReport(apcer, bpcer, strict, outcomes, failures, by_method)
+
+
+@dataclass
+class ForgeryCalibration:
+    """The forgery signal's run rule fitted on genuine sessions: for each run length, the highest score that
+    many consecutive keyframes of any genuine session reach, and the run score to fail at (just above it)."""
+
+    sessions: int
+    sources: int
+    worst_runs: dict[int, list[float]]  # run length -> every genuine session's worst run, sorted
+    suggested: dict[int, float]  # run length -> run score at which no genuine session here would fail
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sessions": self.sessions,
+            "sources": self.sources,
+            "worst_runs": {str(k): [round(x, 4) for x in v] for k, v in self.worst_runs.items()},
+            "suggested": {str(k): v for k, v in self.suggested.items()},
+        }
+
+
+def _scores(track: SessionTrack) -> list[float]:
+    return [k.forgery for k in track.keyframes if k.forgery is not None]
+
+
+def calibrate_forgery(
+    suite: Path, run_lengths: tuple[int, ...] = (2, 3, 4), margin: float = 0.01, jobs: int = 1
+) -> ForgeryCalibration:
+    """Fit the run rule on the genuine sessions of `suite`, which must be held apart from the suite the figures
+    are reported on (`make-attacks --first-segment`)."""
+    from deepshield.liveness.signals.forgery import worst_run
+
+    genuine = [t for t in load_manifest(suite) if t.kind == "genuine"]
+    tracks = analyse_videos(suite, sorted({t.video for t in genuine}), jobs)
+    runs: dict[int, list[float]] = {}
+    for n in run_lengths:
+        runs[n] = sorted(worst_run(_scores(tracks[t.video]), n) for t in genuine)
+    suggested = {n: round(min(1.0, math.ceil((max(v, default=0.0) + margin) * 100) / 100), 2) for n, v in runs.items()}
+    return ForgeryCalibration(len(genuine), len({t.group for t in genuine}), runs, suggested)
