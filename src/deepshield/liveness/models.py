@@ -48,6 +48,20 @@ class LivenessFrameHash(Base):
     phash: Mapped[str] = mapped_column(String(16))  # 64-bit perceptual hash, hex
 
 
+class LivenessFaceHash(Base):
+    """The face crop's PDQ hash of every sampled frame of a decided session (replay detection that survives crops,
+    rescaling, mirrors and re-timing)."""
+
+    __tablename__ = "liveness_face_hashes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("liveness_sessions.id", ondelete="CASCADE"), index=True
+    )
+    t: Mapped[float] = mapped_column(Float)
+    pdq: Mapped[str] = mapped_column(String(64))  # 256-bit PDQ hash, hex
+
+
 class LivenessLockout(Base):
     __tablename__ = "liveness_lockouts"
 

@@ -113,6 +113,10 @@ def _crop_scorer() -> Any:
     return det if hasattr(det, "crops") and hasattr(det, "probabilities") and hasattr(det, "meta") else None
 
 
+#: Bumped when the analysis records something new (a3: face-crop PDQ signatures), so older caches are not read.
+ANALYSIS_VERSION = "a3"
+
+
 def _cache_key() -> str:
     """A cached analysis holds the embedder's output and either the keyframes' face crops at the detector's crop
     size (valid for any detector that crops the same way, which re-scores them in milliseconds) or, for other
@@ -125,7 +129,7 @@ def _cache_key() -> str:
         forgery = f"crop{scorer.meta.input_size}m{scorer.meta.margin:g}"
     else:
         forgery = f"{det.info.name}-{det.info.version}" if det is not None else "nodetector"
-    return f"{emb}-{forgery}".replace("/", "_")
+    return f"{ANALYSIS_VERSION}-{emb}-{forgery}".replace("/", "_")
 
 
 _worker: dict[str, Any] = {}
@@ -238,18 +242,19 @@ def evaluate_suite(
             except Exception:  # noqa: BLE001 - an ID photo without a face: the trial runs without it
                 id_embs[t.id_photo] = None
     # Earlier sessions: every genuine trial's first variant, keyed by its id and source video.
-    genuine_hashes: dict[str, tuple[str, str | None, list[int]]] = {}
+    genuine_hashes: dict[str, tuple[str, str | None, list[int], list[str | None]]] = {}
     for t in trials:
         if t.kind == "genuine":
             tr = tracks[t.video]
-            genuine_hashes[t.id] = (t.group, str(tr.extra.get("sha256")), [k.phash for k in tr.keyframes])
+            faces = [s.face_pdq for s in tr.samples]
+            genuine_hashes[t.id] = (t.group, str(tr.extra.get("sha256")), [k.phash for k in tr.keyframes], faces)
     by_kind: dict[str, list[tuple[Trial, Decision]]] = defaultdict(list)
     for t in trials:
         idx = MemoryReplayIndex()
-        for sid, (group, sha, hashes) in genuine_hashes.items():
+        for sid, (group, sha, hashes, faces) in genuine_hashes.items():
             # Other people's earlier sessions; the same source only when the trial replays it.
             if group != t.group or sid == t.replay_of:
-                idx.add(sid, sha, hashes)
+                idx.add(sid, sha, hashes, faces)
         script = ChallengeScript.from_dict(t.script)
         ctx = SignalContext(tracks[t.video], script, t.id, policy, id_embs.get(t.id_photo), idx)
         d = verify_track(ctx)
