@@ -64,6 +64,8 @@ def test_make_attacks_and_evaluate(shared_faces: Path, tmp_path: Path) -> None:
         assert a["errors"] == 0, (a, rep["errors"])
         assert a["trials"] >= 1 and 0 < a["upper95"] <= 1
     assert rep["bpcer"]["trials"] >= 1
+    # Each crafted replay is stopped by a named signal, never only by a weak combined score.
+    assert rep["review_by_score_only"].get("crafted_replay", 0) == 0, rep["failed_by"]
 
 
 @pytest.mark.parametrize("line", ["{not json", "[1, 2]", '{"kind": "photo", "no_such_field": 1}'])

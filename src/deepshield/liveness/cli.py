@@ -129,6 +129,10 @@ def evaluate(
     console.print(
         f"BPCER: {b.errors}/{b.trials} = {b.rate:.2%} (95% upper bound {b.bound:.2%}); sent to review {b.reviews}"
     )
+    for kind, counts in sorted(rep.failed_by.items()):
+        named = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+        only = rep.review_by_score_only.get(kind, 0)
+        console.print(f"{kind}: failed by {named or 'no signal'}; sent to review by the combined score alone: {only}")
     console.print("Genuine sessions are real footage with a simulated colour-flash response (no real capture).")
 
 

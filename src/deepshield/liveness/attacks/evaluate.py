@@ -81,6 +81,10 @@ class EvalReport:
     failures: list[dict[str, Any]] = field(default_factory=list)
     #: Kinds built by more than one method (too late: other windows, or an edited recording), per method.
     by_method: list[Rate] = field(default_factory=list)
+    #: Per kind: how many trials each signal failed, and how many were sent to review by the combined score alone
+    #: (no signal failed or asked for review), the weakest way an attack can be stopped.
+    failed_by: dict[str, dict[str, int]] = field(default_factory=dict)
+    review_by_score_only: dict[str, int] = field(default_factory=dict)
 
     @property
     def worst(self) -> Rate | None:
@@ -96,6 +100,8 @@ class EvalReport:
             "by_method": [r.to_dict() for r in self.by_method],
             "outcomes": self.outcomes,
             "errors": self.failures,
+            "failed_by": self.failed_by,
+            "review_by_score_only": self.review_by_score_only,
         }
 
 
@@ -286,7 +292,17 @@ def evaluate_suite(
     bpcer = Rate("genuine", len(g), len(rejected), len(not_passed) - len(rejected), groups)
     strict = Rate("genuine (review counted as rejection)", len(g), len(not_passed), 0, groups)
     failures += [{"trial": t.id, "kind": "genuine", "outcome": d.outcome, "reasons": d.reasons} for t, d in not_passed]
-    return EvalReport(apcer, bpcer, strict, outcomes, failures, by_method)
+    failed_by = {
+        k: dict(Counter(sig.name for _, d in res for sig in d.signals if sig.verdict == "fail"))
+        for k, res in by_kind.items()
+    }
+    score_only = {
+        k: sum(
+            d.outcome == "review" and all(sig.verdict not in ("fail", "review") for sig in d.signals) for _, d in res
+        )
+        for k, res in by_kind.items()
+    }
+    return EvalReport(apcer, bpcer, strict, outcomes, failures, by_method, failed_by, score_only)
 
 
 @dataclass
