@@ -37,7 +37,7 @@ class LivenessPolicy:
     #: Forgery fail rule: this many consecutive keyframes (about 0.5 s apart) all scored at or above the run score.
     #: Fitted on genuine sessions of segments held apart from the reported suite: see docs/liveness.md.
     forgery_run_frames: int = 3
-    forgery_run_score: float = 0.9
+    forgery_run_score: float = 0.58
     review_below_score: float = 0.7
 
     def to_dict(self) -> JsonObject:
