@@ -141,22 +141,23 @@ def best_face_match(
     stored: Iterable[tuple[str, list[str]]], variants: list[list[str]], max_distance: int, exclude_session: str
 ) -> ReplayHit | None:
     """Per earlier session: how many of the new keyframes' faces match one of its face crops in some rotation or
-    flip, and how many of those only through a flip (the original variant further than `max_distance`)."""
+    flip, and how many of those only through a flip (the original variant further than `max_distance`). All
+    stored hashes are compared at once, one variant of one keyframe at a time."""
     queries = [hexes_to_words(v) for v in variants if len(v) == len(DIHEDRAL_NAMES)]
-    if not queries:
+    sessions = [(sid, old) for sid, old in stored if sid != exclude_session and old]
+    if not queries or not sessions:
         return None
-    best: ReplayHit | None = None
-    for sid, old in stored:
-        if sid == exclude_session or not old:
-            continue
-        codes = hexes_to_words(old)
-        matched = mirrored = 0
-        for q in queries:
-            d = np.array([popcount_rows(codes ^ q[i][None, :]).min() for i in range(len(q))])
-            v = int(d.argmin())
-            if d[v] <= max_distance:
-                matched += 1
-                mirrored += int(v in FLIP_VARIANTS and d[0] > max_distance)
-        if matched and (best is None or matched > best.matched):
-            best = ReplayHit(sid, matched, mirrored)
-    return best
+    codes = hexes_to_words([h for _, old in sessions for h in old])
+    starts = np.cumsum([0] + [len(old) for _, old in sessions[:-1]])
+    # dist[k, v, s]: the nearest face crop of session s to variant v of keyframe k
+    dist = np.array(
+        [[np.minimum.reduceat(popcount_rows(codes ^ q[i][None, :]), starts) for i in range(len(q))] for q in queries]
+    )
+    best_v, best_d = dist.argmin(axis=1), dist.min(axis=1)  # (keyframe, session)
+    hit = best_d <= max_distance
+    flipped = hit & np.isin(best_v, sorted(FLIP_VARIANTS)) & (dist[:, 0, :] > max_distance)
+    matched, mirrored = hit.sum(axis=0), flipped.sum(axis=0)
+    j = int(matched.argmax())
+    if matched[j] == 0:
+        return None
+    return ReplayHit(sessions[j][0], int(matched[j]), int(mirrored[j]))
