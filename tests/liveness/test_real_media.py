@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from deepshield.liveness.analysis import SessionAnalyzer, SessionTrack, enrich_track
+from deepshield.liveness.attacks.crafted import CraftedEdit, mirror_and_crop
 from deepshield.liveness.attacks.simulate import FlashModel, apply_flash_response, screen_recapture
 from deepshield.liveness.attacks.videoio import read_clip, write_video
 from deepshield.liveness.decision import verify_track
@@ -19,6 +20,11 @@ from deepshield.liveness.script import ChallengeScript
 from deepshield.liveness.signals import SignalContext
 
 CLIP = "st_WDA_AlexandriaOcasioCortez_000.mp4"
+OTHER = "lp_d13.mp4"
+
+
+def _edit(mirror: bool) -> CraftedEdit:
+    return CraftedEdit(mirror, 0.13, 0.3, 0.7, turn_deg=45.0, profile_deg=60.0, up_deg=40.0, tint_gain=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +41,13 @@ def sessions(shared_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         "genuine": write_video(out / "genuine.mp4", lit, fps),
         "no_flash": write_video(out / "raw.mp4", frames, fps),
         "replay": write_video(out / "replay.mp4", screen_recapture(lit, fps, script.flashes, Random(4)), fps),
+        # The stored session edited as the outside attacker did (issue 32): mirrored and cropped by 13%, or
+        # cropped, played backwards from the middle (re-timed); and another person's footage.
+        "mirrored": write_video(out / "mirrored.mp4", [mirror_and_crop(f, _edit(True)) for f in lit], fps),
+        "retimed": write_video(
+            out / "retimed.mp4", [mirror_and_crop(f, _edit(False)) for f in lit[len(lit) // 2 :: -1] + lit], fps
+        ),
+        "other": write_video(out / "other.mp4", read_clip(shared_faces / "real_videos" / OTHER, 0.0, 5.0, 15)[0], fps),
     }
     emb = get_embedder()
     tracks: dict[str, SessionTrack] = {}
@@ -74,6 +87,23 @@ def test_screen_replay_of_an_earlier_session_is_recognised(sessions: dict[str, A
         verify_track(SignalContext(tr["genuine"], sessions["script"], replay_index=idx, session_id="new")), "replay"
     )
     assert r2.verdict == "fail"
+
+
+def test_edited_copies_of_an_earlier_session_are_caught_by_their_faces(sessions: dict[str, Any]) -> None:
+    """Issue 32 point 3: a mirrored, cropped, rescaled or re-timed copy of a stored session changes every
+    whole-frame hash, not the face crops; a mirror is named as one (its yaw sign flips, which the challenge would
+    read as a real turn), and another person's session matches nothing."""
+    tr = sessions["tracks"]
+    g = tr["genuine"]
+    idx = MemoryReplayIndex()
+    idx.add("earlier", str(g.extra["sha256"]), [k.phash for k in g.keyframes], [s.face_pdq for s in g.samples])
+    for k in ("mirrored", "retimed"):
+        r = _sig(verify_track(SignalContext(tr[k], sessions["script"], replay_index=idx, session_id="new")), "replay")
+        assert r.verdict == "fail" and r.evidence["face_earlier_session"] == "earlier", (k, r.evidence)
+        assert r.evidence["matched"] < r.evidence["face_matched"]  # the whole-frame hashes alone miss it
+        assert ("mirror image" in r.reasons[0]) == (k == "mirrored"), r.reasons
+    r = _sig(verify_track(SignalContext(tr["other"], sessions["script"], replay_index=idx, session_id="new")), "replay")
+    assert r.verdict == "pass" and r.evidence["face_matched"] == 0, r.evidence
 
 
 def test_id_photo_match(sessions: dict[str, Any], shared_faces: Path) -> None:

@@ -19,7 +19,7 @@ from deepshield.liveness.signals import SignalContext, SignalResult, build_signa
 from deepshield.liveness.signals.blink import Blinks
 from deepshield.liveness.signals.challenge import ChallengeCompliance
 from deepshield.liveness.signals.flash import FlashResponse
-from deepshield.liveness.signals.forgery import ForgeryScore
+from deepshield.liveness.signals.forgery import ForgeryScore, worst_run
 from deepshield.liveness.signals.replay import ReplaySignal
 
 from .synth import follow
@@ -135,8 +135,40 @@ def test_forgery_with_no_face_scored_leaves_the_decision() -> None:
     ok = SignalResult("challenge", "pass", 0.95, 3.0, True)
     assert decide([ok, r], POLICY).outcome == "pass"
     for k in track.keyframes:
-        k.forgery = 0.9
+        k.forgery = POLICY.forgery_run_score
     assert ForgeryScore().evaluate(ctx(track, script)).verdict == "fail"
+
+
+def test_a_run_of_bad_frames_fails_even_when_the_mean_is_low() -> None:
+    """Issue 32 point 5: an attacker who forges only one step (a warped turn) keeps the weighted mean low; a run
+    of keyframes at the run score fails the session, the same frames scattered only ask for review, and a face
+    the detector dislikes throughout without such a run goes to review."""
+    script = generate_script(Random(6))
+    track = follow(script)
+    thr = POLICY.forgery_run_score - 0.1  # the detector threshold, below the run score here
+    track.extra.update(detector="sbi", detector_threshold=thr)
+    n, hi = POLICY.forgery_run_frames, min(1.0, POLICY.forgery_run_score + 0.01)
+    keys = track.keyframes
+    assert len(keys) >= 4 * n
+    for k in keys:
+        k.forgery, k.yaw = 0.05, 0.0
+    for k in keys[len(keys) // 2 : len(keys) // 2 + n]:
+        k.forgery = hi
+    r = ForgeryScore().evaluate(ctx(track, script))
+    assert r.evidence["weighted_mean"] < thr and r.evidence["worst_run"] == pytest.approx(hi)
+    assert r.verdict == "fail" and "in a row" in r.reasons[0]
+    for k in keys:  # the same number of bad frames, never n in a row
+        k.forgery = 0.05
+    for k in keys[::n]:
+        k.forgery = hi
+    r = ForgeryScore().evaluate(ctx(track, script))
+    assert r.verdict == "review" and "some frames" in r.reasons[0]
+    for k in keys:  # over the detector's threshold throughout, under the run score
+        k.forgery = (thr + POLICY.forgery_run_score) / 2
+    r = ForgeryScore().evaluate(ctx(track, script))
+    assert r.verdict == "review" and "on average" in r.reasons[0]
+    assert worst_run([0.2, 0.9, 0.95, 0.97, 0.3], 3) == pytest.approx(0.9)
+    assert worst_run([0.99, 0.99], 3) == 0.0
 
 
 def test_decision_rules() -> None:
@@ -166,7 +198,7 @@ def test_derived_scripts_pass_and_their_reordered_or_late_versions_fail() -> Non
     """The genuine-session pairing (a script derived from what the person did) and the order / timing attacks
     built from it, on a long synthetic performance with several blinks."""
     from deepshield.liveness.attacks.corpus import derive_script
-    from deepshield.liveness.attacks.suite import too_late, wrong_order
+    from deepshield.liveness.attacks.timing import too_late, wrong_order
     from deepshield.liveness.script import ChallengeScript, Step, random_flashes
 
     rng = Random(8)
@@ -194,7 +226,7 @@ def test_a_recording_paused_before_a_move_fails_the_script_it_satisfied() -> Non
 
     from deepshield.liveness.analysis import SessionTrack
     from deepshield.liveness.attacks.corpus import derive_script
-    from deepshield.liveness.attacks.suite import spliced_too_late
+    from deepshield.liveness.attacks.timing import spliced_too_late
     from deepshield.liveness.script import ChallengeScript, Step, random_flashes
 
     fl = random_flashes(Random(5), 0.6)

@@ -23,16 +23,23 @@ def test_make_attacks_and_evaluate(shared_faces: Path, tmp_path: Path) -> None:
     # fmt: off
     r = run(app, ["liveness", "make-attacks", "--out", str(suite), "--faces", str(shared_faces), "--segments", "1",
                   "--photos", "2", "--genuine-variants", "1", "--other-scripts", "2", "--replays", "1",
-                  "--swaps", "1"])
+                  "--swaps", "1", "--crafted", "1"])
     # fmt: on
     assert r.exit_code == 0, r.output
     trials = load_manifest(suite)
     kinds = {t.kind for t in trials}
-    assert kinds >= {"genuine", "photo", "other_script", "no_flash", "screen_replay", "face_swap"}, kinds
+    assert kinds >= {"genuine", "photo", "other_script", "no_flash", "screen_replay", "face_swap", "crafted_replay"}, (
+        kinds
+    )
     assert kinds <= {"genuine", *ATTACK_KINDS}
     swap = next(t for t in trials if t.kind == "face_swap")
     assert swap.meta["swapped_fraction"] > 0.5
     assert swap.id_photo != next(t for t in trials if t.kind == "genuine").id_photo  # the victim's own photo
+    # The crafted replay: the stored genuine session re-edited to a full script (turn, profile, look-up warped).
+    crafted = next(t for t in trials if t.kind == "crafted_replay")
+    assert crafted.replay_of == next(t for t in trials if t.kind == "genuine").id
+    assert {s["kind"] for s in crafted.script["steps"]} >= {"blink", "look_up"}
+    assert crafted.meta["warped_frames"] > 15 and 0.12 <= crafted.meta["edit"]["crop"] <= 0.14
     for t in trials:
         m = open_media(suite / t.video)
         try:
@@ -57,6 +64,8 @@ def test_make_attacks_and_evaluate(shared_faces: Path, tmp_path: Path) -> None:
         assert a["errors"] == 0, (a, rep["errors"])
         assert a["trials"] >= 1 and 0 < a["upper95"] <= 1
     assert rep["bpcer"]["trials"] >= 1
+    # Each crafted replay is stopped by a named signal, never only by a weak combined score.
+    assert rep["review_by_score_only"].get("crafted_replay", 0) == 0, rep["failed_by"]
 
 
 @pytest.mark.parametrize("line", ["{not json", "[1, 2]", '{"kind": "photo", "no_such_field": 1}'])

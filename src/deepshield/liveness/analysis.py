@@ -22,6 +22,7 @@ from deepshield.errors import MediaError
 from deepshield.faces import FaceAnalyzer, estimate_head_pose, quiet_native_stderr
 from deepshield.faces.landmarks import LEFT_EYE_EAR, RIGHT_EYE_EAR
 from deepshield.faces.types import Face
+from deepshield.liveness.replay import face_box, face_hash, face_signature
 from deepshield.media import FrameSampling, MediaKind, open_media
 from deepshield.media.prefetch import prefetch
 
@@ -49,6 +50,7 @@ class Sample:
     bg_rgb: tuple[float, float, float] = (float("nan"),) * 3
     face_center: tuple[float, float] = (float("nan"), float("nan"))
     face_width: float = float("nan")
+    face_pdq: str | None = None  # PDQ hash of the face crop (`replay.face_hash`), for replay detection
 
 
 @dataclass
@@ -60,6 +62,8 @@ class Keyframe:
     embedding: np.ndarray | None = None
     yaw: float | None = None
     forgery: float | None = None  # the forgery detector's score for the main face, when one is installed
+    #: PDQ hashes of the main face's crop in its eight rotations/flips (`replay.face_signature`); empty: no face
+    face_pdq: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -191,6 +195,7 @@ class SessionAnalyzer:
             else:
                 res = self._mesh.process(rgb)
             s = Sample(t=t, has_face=False)
+            box = (0.0, 0.0, 0.0, 0.0)
             if res.multi_face_landmarks:
                 lm = np.array(
                     [(p.x * width, p.y * height, p.z * width) for p in res.multi_face_landmarks[0].landmark],
@@ -200,6 +205,7 @@ class SessionAnalyzer:
                 x0, y0 = lm[:, 0].min(), lm[:, 1].min()
                 x1, y1 = lm[:, 0].max(), lm[:, 1].max()
                 fw = float(x1 - x0)
+                box = (float(x0), float(y0), float(x1), float(y1))
                 s = Sample(
                     t=t,
                     has_face=True,
@@ -211,6 +217,7 @@ class SessionAnalyzer:
                     bg_rgb=_background_mean(rgb, (float(x0), float(y0), float(x1), float(y1))),
                     face_center=(float((x0 + x1) / 2), float((y0 + y1) / 2)),
                     face_width=fw,
+                    face_pdq=face_hash(rgb, box),
                 )
             samples.append(s)
             if i % self.keyframe_every == 0:
@@ -222,6 +229,7 @@ class SessionAnalyzer:
                         rgb=rgb,
                         phash=phash64(rgb),
                         yaw=faces[0].pose.yaw if faces and faces[0].pose else None,
+                        face_pdq=face_signature(rgb, box if s.has_face else face_box(faces[0])) if faces else [],
                     )
                 )
         if not samples:

@@ -32,15 +32,23 @@ def make_attacks(
     ),
     faces: FacesOpt = _faces_default(),
     segments: Annotated[int, typer.Option(help="At most this many real video segments (0: all).")] = 0,
+    first_segment: Annotated[
+        int, typer.Option(help="Skip the segments before this index (a set held apart from another suite's).")
+    ] = 0,
+    long_clips: Annotated[bool, typer.Option(help="Also the order attacks on the long clips.")] = True,
     photos: Annotated[int, typer.Option(help="Still-photo attacks.")] = 320,
     genuine_variants: Annotated[int, typer.Option(help="Genuine sessions per segment (each its own flashes).")] = 3,
     other_scripts: Annotated[int, typer.Option(help="Different-script trials per segment.")] = 9,
     replays: Annotated[int, typer.Option(help="Screen re-captures per segment (each tried seen and fresh).")] = 5,
     swaps: Annotated[int, typer.Option(help="Face swaps per segment (each another victim).")] = 9,
     late_splices: Annotated[int, typer.Option(help="Recordings edited to make a move too late, per segment.")] = 9,
+    crafted: Annotated[int, typer.Option(help="Crafted replays (an outsider's re-edit) per segment.")] = 6,
     jobs: Annotated[int, typer.Option(help="Worker processes (the suite is the same for any number).")] = 1,
     seed: int = 7,
     resume: Annotated[bool, typer.Option("--resume", help="Keep what an interrupted run finished.")] = False,
+    add_crafted: Annotated[
+        bool, typer.Option("--add-crafted", help="Add crafted replays to a built suite's segments that have none.")
+    ] = False,
 ) -> None:
     """Generate genuine sessions and every attack kind from the shared real media."""
     from deepshield.liveness.attacks.suite import SuiteBuilder, SuiteSize
@@ -55,11 +63,19 @@ def make_attacks(
         swaps=swaps,
         photos=photos,
         late_splices=late_splices,
+        crafted=crafted,
     )
     b = SuiteBuilder(
-        faces, out, seed=seed, size=size, max_segments=segments or None, log=lambda s: console.print(s, highlight=False)
+        faces,
+        out,
+        seed=seed,
+        size=size,
+        max_segments=segments or None,
+        first_segment=first_segment,
+        long_clips=long_clips,
+        log=lambda s: console.print(s, highlight=False),
     )
-    trials = b.build(jobs=jobs, resume=resume)
+    trials = b.build(jobs=jobs, resume=resume, add_crafted=add_crafted)
     kinds: dict[str, int] = {}
     for t in trials:
         kinds[t.kind] = kinds.get(t.kind, 0) + 1
@@ -113,7 +129,35 @@ def evaluate(
     console.print(
         f"BPCER: {b.errors}/{b.trials} = {b.rate:.2%} (95% upper bound {b.bound:.2%}); sent to review {b.reviews}"
     )
+    for kind, counts in sorted(rep.failed_by.items()):
+        named = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+        only = rep.review_by_score_only.get(kind, 0)
+        console.print(f"{kind}: failed by {named or 'no signal'}; sent to review by the combined score alone: {only}")
     console.print("Genuine sessions are real footage with a simulated colour-flash response (no real capture).")
+
+
+@liveness_app.command("calibrate-forgery")
+def calibrate_forgery_cmd(
+    suite: Annotated[Path, typer.Option("--suite", help="A suite held apart from the reported one.")] = Path(
+        "var/liveness-calibration"
+    ),
+    jobs: Annotated[int, typer.Option(help="Worker processes for analysing the suite's videos.")] = 1,
+) -> None:
+    """The forgery signal's fail rule (a run of keyframes over a score) fitted on a suite's genuine sessions."""
+    import numpy as np
+
+    from deepshield.liveness.attacks.evaluate import calibrate_forgery
+
+    cal = calibrate_forgery(suite, jobs=jobs)
+    if not cal.sessions:
+        raise DeepshieldError(f"no genuine session in {suite}")
+    t = Table(title=f"Forgery run rule on {cal.sessions} genuine sessions ({cal.sources} sources)")
+    for c in ("keyframes in a row", "median worst run", "95% worst run", "max worst run", "fail at"):
+        t.add_column(c)
+    for n, v in cal.worst_runs.items():
+        q = np.quantile(v, [0.5, 0.95])
+        t.add_row(str(n), f"{q[0]:.3f}", f"{q[1]:.3f}", f"{max(v):.3f}", f"{cal.suggested[n]:.2f}")
+    console.print(t)
 
 
 @liveness_app.command("calibrate-match")

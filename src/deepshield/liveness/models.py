@@ -37,15 +37,29 @@ class LivenessSession(Base):
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), index=True, nullable=True)
 
 
-class LivenessFrameHash(Base):
-    __tablename__ = "liveness_frame_hashes"
+class _SessionHashRow:
+    """A hash of one frame of a decided session, deleted with it."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("liveness_sessions.id", ondelete="CASCADE"), index=True
     )
     t: Mapped[float] = mapped_column(Float)
+
+
+class LivenessFrameHash(_SessionHashRow, Base):
+    __tablename__ = "liveness_frame_hashes"
+
     phash: Mapped[str] = mapped_column(String(16))  # 64-bit perceptual hash, hex
+
+
+class LivenessFaceHash(_SessionHashRow, Base):
+    """The face crop's PDQ hash of every sampled frame (replay detection that survives crops, rescaling, mirrors
+    and re-timing)."""
+
+    __tablename__ = "liveness_face_hashes"
+
+    pdq: Mapped[str] = mapped_column(String(64))  # 256-bit PDQ hash, hex
 
 
 class LivenessLockout(Base):

@@ -7,6 +7,7 @@ import hashlib
 import json
 import secrets
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +23,9 @@ from deepshield.faces import FaceAnalyzer
 from deepshield.liveness.analysis import SessionAnalyzer, enrich_track
 from deepshield.liveness.decision import Decision, verify_track
 from deepshield.liveness.embedding import FaceEmbedder, get_embedder
-from deepshield.liveness.models import LivenessFrameHash, LivenessLockout, LivenessSession
+from deepshield.liveness.models import LivenessFaceHash, LivenessFrameHash, LivenessLockout, LivenessSession
 from deepshield.liveness.policy import LivenessPolicy
-from deepshield.liveness.replay import ReplayHit, ReplayIndex, best_match
+from deepshield.liveness.replay import ReplayHit, ReplayIndex, best_face_match, best_match
 from deepshield.liveness.reveal import CaptureState, StartView, StepReveal, reveal_step, start_view
 from deepshield.liveness.script import ChallengeScript, generate_script
 from deepshield.liveness.signals import SignalContext
@@ -139,9 +140,18 @@ class DbReplayIndex(ReplayIndex):
             stored.setdefault(sid, []).append(int(h, 16))
         return best_match(stored.items(), hashes, max_distance, exclude_session)
 
-    def add(self, session_id: str, sha256: str | None, hashes: list[int]) -> None:
+    def best_face_match(self, variants: list[list[str]], max_distance: int, exclude_session: str) -> ReplayHit | None:
+        stored: dict[str, list[str]] = {}
+        for sid, f in self.db.execute(select(LivenessFaceHash.session_id, LivenessFaceHash.pdq)):
+            stored.setdefault(sid, []).append(f)
+        return best_face_match(stored.items(), variants, max_distance, exclude_session)
+
+    def add(self, session_id: str, sha256: str | None, hashes: list[int], faces: Sequence[str | None] = ()) -> None:
         for i, h in enumerate(hashes):
             self.db.add(LivenessFrameHash(session_id=session_id, t=float(i), phash=f"{h:016x}"))
+        self.db.add_all(
+            LivenessFaceHash(session_id=session_id, t=float(i), pdq=f) for i, f in enumerate(faces) if f is not None
+        )
 
 
 class LivenessService:
@@ -373,7 +383,12 @@ class LivenessService:
         index = DbReplayIndex(db)
         ctx = SignalContext(track, script, session_id=rec.id, policy=self.policy, id_embedding=emb, replay_index=index)
         decision = verify_track(ctx)
-        index.add(rec.id, sha256, [k.phash for k in track.keyframes])
+        index.add(
+            rec.id,
+            sha256,
+            [k.phash for k in track.keyframes],
+            [s.face_pdq for s in track.samples],
+        )
         now = utcnow()
         rec.video_path, rec.video_sha256 = str(video), sha256
         rec.outcome, rec.status, rec.decided_at = decision.outcome, "decided", now

@@ -81,6 +81,10 @@ class EvalReport:
     failures: list[dict[str, Any]] = field(default_factory=list)
     #: Kinds built by more than one method (too late: other windows, or an edited recording), per method.
     by_method: list[Rate] = field(default_factory=list)
+    #: Per kind: how many trials each signal failed, and how many were sent to review by the combined score alone
+    #: (no signal failed or asked for review), the weakest way an attack can be stopped.
+    failed_by: dict[str, dict[str, int]] = field(default_factory=dict)
+    review_by_score_only: dict[str, int] = field(default_factory=dict)
 
     @property
     def worst(self) -> Rate | None:
@@ -96,6 +100,8 @@ class EvalReport:
             "by_method": [r.to_dict() for r in self.by_method],
             "outcomes": self.outcomes,
             "errors": self.failures,
+            "failed_by": self.failed_by,
+            "review_by_score_only": self.review_by_score_only,
         }
 
 
@@ -113,6 +119,10 @@ def _crop_scorer() -> Any:
     return det if hasattr(det, "crops") and hasattr(det, "probabilities") and hasattr(det, "meta") else None
 
 
+#: Bumped when the analysis records something new (a3: face-crop PDQ signatures), so older caches are not read.
+ANALYSIS_VERSION = "a3"
+
+
 def _cache_key() -> str:
     """A cached analysis holds the embedder's output and either the keyframes' face crops at the detector's crop
     size (valid for any detector that crops the same way, which re-scores them in milliseconds) or, for other
@@ -125,7 +135,7 @@ def _cache_key() -> str:
         forgery = f"crop{scorer.meta.input_size}m{scorer.meta.margin:g}"
     else:
         forgery = f"{det.info.name}-{det.info.version}" if det is not None else "nodetector"
-    return f"{emb}-{forgery}".replace("/", "_")
+    return f"{ANALYSIS_VERSION}-{emb}-{forgery}".replace("/", "_")
 
 
 _worker: dict[str, Any] = {}
@@ -238,18 +248,19 @@ def evaluate_suite(
             except Exception:  # noqa: BLE001 - an ID photo without a face: the trial runs without it
                 id_embs[t.id_photo] = None
     # Earlier sessions: every genuine trial's first variant, keyed by its id and source video.
-    genuine_hashes: dict[str, tuple[str, str | None, list[int]]] = {}
+    genuine_hashes: dict[str, tuple[str, str | None, list[int], list[str | None]]] = {}
     for t in trials:
         if t.kind == "genuine":
             tr = tracks[t.video]
-            genuine_hashes[t.id] = (t.group, str(tr.extra.get("sha256")), [k.phash for k in tr.keyframes])
+            faces = [s.face_pdq for s in tr.samples]
+            genuine_hashes[t.id] = (t.group, str(tr.extra.get("sha256")), [k.phash for k in tr.keyframes], faces)
     by_kind: dict[str, list[tuple[Trial, Decision]]] = defaultdict(list)
     for t in trials:
         idx = MemoryReplayIndex()
-        for sid, (group, sha, hashes) in genuine_hashes.items():
+        for sid, (group, sha, hashes, faces) in genuine_hashes.items():
             # Other people's earlier sessions; the same source only when the trial replays it.
             if group != t.group or sid == t.replay_of:
-                idx.add(sid, sha, hashes)
+                idx.add(sid, sha, hashes, faces)
         script = ChallengeScript.from_dict(t.script)
         ctx = SignalContext(tracks[t.video], script, t.id, policy, id_embs.get(t.id_photo), idx)
         d = verify_track(ctx)
@@ -281,4 +292,53 @@ def evaluate_suite(
     bpcer = Rate("genuine", len(g), len(rejected), len(not_passed) - len(rejected), groups)
     strict = Rate("genuine (review counted as rejection)", len(g), len(not_passed), 0, groups)
     failures += [{"trial": t.id, "kind": "genuine", "outcome": d.outcome, "reasons": d.reasons} for t, d in not_passed]
-    return EvalReport(apcer, bpcer, strict, outcomes, failures, by_method)
+    failed_by = {
+        k: dict(Counter(sig.name for _, d in res for sig in d.signals if sig.verdict == "fail"))
+        for k, res in by_kind.items()
+    }
+    score_only = {
+        k: sum(
+            d.outcome == "review" and all(sig.verdict not in ("fail", "review") for sig in d.signals) for _, d in res
+        )
+        for k, res in by_kind.items()
+    }
+    return EvalReport(apcer, bpcer, strict, outcomes, failures, by_method, failed_by, score_only)
+
+
+@dataclass
+class ForgeryCalibration:
+    """The forgery signal's run rule fitted on genuine sessions: for each run length, the highest score that
+    many consecutive keyframes of any genuine session reach, and the run score to fail at (just above it)."""
+
+    sessions: int
+    sources: int
+    worst_runs: dict[int, list[float]]  # run length -> every genuine session's worst run, sorted
+    suggested: dict[int, float]  # run length -> run score at which no genuine session here would fail
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sessions": self.sessions,
+            "sources": self.sources,
+            "worst_runs": {str(k): [round(x, 4) for x in v] for k, v in self.worst_runs.items()},
+            "suggested": {str(k): v for k, v in self.suggested.items()},
+        }
+
+
+def _scores(track: SessionTrack) -> list[float]:
+    return [k.forgery for k in track.keyframes if k.forgery is not None]
+
+
+def calibrate_forgery(
+    suite: Path, run_lengths: tuple[int, ...] = (2, 3, 4), margin: float = 0.01, jobs: int = 1
+) -> ForgeryCalibration:
+    """Fit the run rule on the genuine sessions of `suite`, which must be held apart from the suite the figures
+    are reported on (`make-attacks --first-segment`)."""
+    from deepshield.liveness.signals.forgery import worst_run
+
+    genuine = [t for t in load_manifest(suite) if t.kind == "genuine"]
+    tracks = analyse_videos(suite, sorted({t.video for t in genuine}), jobs)
+    runs: dict[int, list[float]] = {}
+    for n in run_lengths:
+        runs[n] = sorted(worst_run(_scores(tracks[t.video]), n) for t in genuine)
+    suggested = {n: round(min(1.0, math.ceil((max(v, default=0.0) + margin) * 100) / 100), 2) for n, v in runs.items()}
+    return ForgeryCalibration(len(genuine), len({t.group for t in genuine}), runs, suggested)

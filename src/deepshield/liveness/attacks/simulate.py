@@ -79,6 +79,11 @@ class FaceMasker:
         self._mesh.close()
 
     def landmarks(self, rgb: np.ndarray) -> np.ndarray | None:
+        lm = self.landmarks3d(rgb)
+        return None if lm is None else lm[:, :2]
+
+    def landmarks3d(self, rgb: np.ndarray) -> np.ndarray | None:
+        """Mesh points in pixels, with MediaPipe's relative depth in pixels of width (negative: nearer)."""
         if not self._started:  # a new graph logs on its first frame
             self._started = True
             with quiet_native_stderr():
@@ -88,7 +93,7 @@ class FaceMasker:
         if not res.multi_face_landmarks:
             return None
         h, w = rgb.shape[:2]
-        return np.array([(p.x * w, p.y * h) for p in res.multi_face_landmarks[0].landmark], dtype=np.float32)
+        return np.array([(p.x * w, p.y * h, p.z * w) for p in res.multi_face_landmarks[0].landmark], np.float32)
 
     def mask(self, rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]

@@ -24,17 +24,26 @@ from deepshield.liveness.attacks.corpus import (
     derive_script,
     df_same_identity_pairs,
     list_segments,
-    observed_events,
     random_corpus_script,
 )
 from deepshield.liveness.attacks.simulate import FlashModel, apply_flash_response, photo_as_video, screen_recapture
+from deepshield.liveness.attacks.timing import spliced_too_late, too_late, wrong_order
 from deepshield.liveness.attacks.videoio import read_clip, write_video
 from deepshield.liveness.policy import LivenessPolicy
-from deepshield.liveness.script import STEP_SECONDS, ChallengeScript, ScriptDict, Step, random_flashes
+from deepshield.liveness.script import ChallengeScript, ScriptDict, random_flashes
 from deepshield.media import open_media, representative_frame
 from deepshield.textfiles import read_text_file
 
-ATTACK_KINDS = ("photo", "other_script", "wrong_order", "too_late", "face_swap", "screen_replay", "no_flash")
+ATTACK_KINDS = (
+    "photo",
+    "other_script",
+    "wrong_order",
+    "too_late",
+    "face_swap",
+    "screen_replay",
+    "no_flash",
+    "crafted_replay",
+)
 
 
 @dataclass
@@ -90,106 +99,6 @@ def with_flashes(script: ChallengeScript, rng: Random) -> ChallengeScript:
     return replace(script, flashes=fl, nonce=f"{rng.getrandbits(64):016x}")
 
 
-def too_late(
-    script: ChallengeScript, track: SessionTrack, rng: Random, policy: LivenessPolicy
-) -> ChallengeScript | None:
-    """Move the window of one observed move so that the move comes after the window and the reaction time."""
-    steps = list(script.steps)
-    order = list(range(len(steps)))
-    rng.shuffle(order)
-    for i in order:
-        st = steps[i]
-        if st.kind == "front" or i == 0:
-            continue
-        events = [te for k, te in observed_events(track, policy) if k == st.kind and st.start_s <= te]
-        if not events:
-            continue
-        te = events[0]
-        end = te - policy.reaction_s - rng.uniform(0.4, 1.2)
-        start = end - STEP_SECONDS[st.kind]
-        if start < steps[0].end_s:
-            continue
-        # The move must not also occur inside the new window.
-        if any(k == st.kind and start <= t <= end + policy.reaction_s for k, t in observed_events(track, policy)):
-            continue
-        steps[i] = Step(st.kind, round(start, 3), round(end, 3))
-        return replace(script, steps=tuple(steps), nonce=f"{rng.getrandbits(64):016x}")
-    return None
-
-
-def wrong_order(
-    script: ChallengeScript, track: SessionTrack, rng: Random, policy: LivenessPolicy
-) -> ChallengeScript | None:
-    """The same moves asked in a different order: swap a move step's kind with a later or earlier step's kind."""
-    steps = list(script.steps)
-    idx = [i for i, s in enumerate(steps) if i > 0]
-    moves = [i for i in idx if steps[i].kind != "front"]
-    rng.shuffle(moves)
-    events = observed_events(track, policy)
-    for i in moves:
-        others = list(idx)
-        rng.shuffle(others)
-        for j in others:
-            if j == i or steps[j].kind == steps[i].kind:
-                continue
-            a, b = steps[i], steps[j]
-            new_i = Step(b.kind, a.start_s, a.start_s + STEP_SECONDS[b.kind])
-            new_j = Step(a.kind, b.start_s, b.start_s + STEP_SECONDS[a.kind])
-            # Only a real attack if the person did not also make the move inside its new window.
-            if any(k == a.kind and new_j.start_s <= t <= new_j.end_s + policy.reaction_s for k, t in events):
-                continue
-            s2 = list(steps)
-            s2[i], s2[j] = new_i, new_j
-            return replace(script, steps=tuple(s2), nonce=f"{rng.getrandbits(64):016x}")
-    return None
-
-
-def spliced_too_late(
-    frames: list[np.ndarray],
-    fps: float,
-    script: ChallengeScript,
-    track: SessionTrack,
-    rng: Random,
-    policy: LivenessPolicy,
-) -> tuple[list[np.ndarray], dict[str, Any]] | None:
-    """The recording edited to come late: a still stretch just before one scripted move is played back and forth
-    (a paused, then resumed, replay) so the move lands after its window and the reaction time. The script is
-    the one the unedited recording satisfies, so only the timing is wrong. `track` is the analysis of `frames`
-    (one sample per frame)."""
-    from deepshield.liveness.features import detect_blinks
-
-    busy = [(b.start_s - 0.2, b.end_s + 0.2) for b in detect_blinks(track, policy)]
-    events = observed_events(track, policy)
-    busy += [(te - 1.0, te + 1.0) for k, te in events if k != "blink"]
-    t0 = script.steps[0].end_s if script.steps else 0.0
-    moves = [(i, s) for i, s in enumerate(script.steps) if i > 0 and s.kind != "front"]
-    rng.shuffle(moves)
-    for i, st in moves:
-        hits = [te for k, te in events if k == st.kind and st.start_s <= te <= st.end_s + policy.reaction_s]
-        if not hits:
-            continue
-        te = hits[0]
-        cut = te - 0.25
-        loop_s = min(0.8, cut - t0)
-        if loop_s < 0.4 or any(a < cut and b > cut - loop_s for a, b in busy):
-            continue
-        delay = st.end_s + policy.reaction_s - te + rng.uniform(0.4, 1.2)
-        c, a = int(round(cut * fps)), int(round((cut - loop_s) * fps))
-        if not 0 < a < c <= len(frames):
-            continue
-        # Back from the cut and forward again, repeated, so the resumed recording joins where it paused.
-        cycle = list(range(c - 1, a - 1, -1)) + list(range(a + 1, c))
-        need = int(round(delay * fps))
-        held = [frames[cycle[k % len(cycle)]] for k in range(need)]
-        # Only an attack if no move of that kind is left inside the window once the rest is pushed back.
-        moved = [te2 + (delay if te2 >= cut else 0.0) for k, te2 in events if k == st.kind]
-        if any(st.start_s <= x <= st.end_s + policy.reaction_s for x in moved):
-            continue
-        meta = {"method": "splice", "step": i, "cut_s": round(cut, 3), "delay_s": round(need / fps, 3)}
-        return frames[:c] + held + frames[c:], meta
-    return None
-
-
 def _id_frame(seg: Segment) -> np.ndarray:
     """An 'ID photo' for a genuine session: a frame of the same video outside the segment where possible."""
     m = open_media(seg.video)
@@ -218,6 +127,7 @@ class SuiteSize:
     order_variants: int = 12  # per segment or long clip: attempts at a wrong-order and a too-late script
     late_splices: int = 9  # per segment or long clip: attempts at a recording edited to make a move too late
     photos: int = 320
+    crafted: int = 6  # per segment: an outsider's re-edit of the recording to a fresh full script (issue 32)
     segment_stride_s: float = 3.0
 
 
@@ -242,6 +152,8 @@ class SuiteBuilder:
         size: SuiteSize | None = None,
         max_segments: int | None = None,
         policy: LivenessPolicy | None = None,
+        first_segment: int = 0,
+        long_clips: bool = True,
         log: Callable[[str], None] = print,
         fps: float = 15.0,
     ) -> None:
@@ -250,6 +162,8 @@ class SuiteBuilder:
         self.seed = seed
         self.size = size or SuiteSize()
         self.max_segments = max_segments
+        self.first_segment = first_segment  # segments before this one are held apart (calibration sets)
+        self.long_clips = long_clips
         self.policy = policy or LivenessPolicy()
         self.log = log
         self.fps = fps
@@ -260,6 +174,7 @@ class SuiteBuilder:
         units: list[_Unit] = []
         pairs = df_same_identity_pairs(self.faces / "real_photos")
         segs = list_segments(self.faces / "real_videos", stride_s=self.size.segment_stride_s)
+        segs = segs[self.first_segment :]
         if self.max_segments:
             segs = segs[: self.max_segments]
         n = self.size.swaps
@@ -280,7 +195,7 @@ class SuiteBuilder:
         for p in sorted((self.faces / "real_videos").iterdir()):
             if p.name in MULTI_PERSON or p.suffix.lower() != ".mp4":
                 continue
-            if self.max_segments and long_clips >= self.max_segments:
+            if not self.long_clips or (self.max_segments and long_clips >= self.max_segments):
                 break
             m = open_media(p)
             dur = float(m.info.duration_s or 0)
@@ -291,16 +206,31 @@ class SuiteBuilder:
                 long_clips += 1
         return units
 
-    def build(self, jobs: int = 1, resume: bool = False) -> list[Trial]:
+    def build(self, jobs: int = 1, resume: bool = False, add_crafted: bool = False) -> list[Trial]:
         """Generate every unit (in `jobs` processes) and write the manifest; with `resume`, keep the units an
-        interrupted run finished (a unit's trials reach the manifest together) and build the rest."""
+        interrupted run finished (a unit's trials reach the manifest together) and build the rest; with
+        `add_crafted`, add crafted replays to a built suite's segments that have none (a kind added later)."""
         from deepshield.workers import spawn_pool
 
         self.out.mkdir(parents=True, exist_ok=True)
         manifest = self.out / "manifest.jsonl"
         units = self.units()
         trials: list[Trial] = []
-        if resume and manifest.exists():
+        originals: dict[str, Trial] = {}
+        if add_crafted:
+            trials = load_manifest(self.out)
+            by_id = {t.id: t for t in trials}
+            units = [
+                u
+                for u in units
+                if u.kind == "segment"
+                and u.segment is not None
+                and f"genuine_{_tag(u.segment, False)}_0" in by_id
+                and f"crafted_replay_{_tag(u.segment, False)}_0" not in by_id
+            ]
+            originals = {u.name: by_id[f"genuine_{_tag(u.segment, False)}_0"] for u in units if u.segment}
+            self.log(f"adding crafted replays: {len(trials)} trials kept, {len(units)} segments to extend")
+        elif resume and manifest.exists():
             trials = load_manifest(self.out)
             have = {t.id for t in trials}
             units = [u for u in units if not _unit_done(u, have)]
@@ -316,17 +246,16 @@ class SuiteBuilder:
 
         if jobs <= 1:
             for i, u in enumerate(units):
-                done(i, u, _build_unit(self._args(u)))
+                done(i, u, _build_unit(self._args(u, originals.get(u.name))))
         else:
             with spawn_pool(jobs) as pool:
-                for i, (u, got) in enumerate(
-                    zip(units, pool.map(_build_unit, [self._args(u) for u in units]), strict=True)
-                ):
+                args = [self._args(u, originals.get(u.name)) for u in units]
+                for i, (u, got) in enumerate(zip(units, pool.map(_build_unit, args), strict=True)):
                     done(i, u, got)
         return trials
 
-    def _args(self, u: _Unit) -> tuple[Any, ...]:
-        return (u, self.faces, self.out, self.seed, self.size, self.policy, self.fps)
+    def _args(self, u: _Unit, original: Trial | None = None) -> tuple[Any, ...]:
+        return (u, self.faces, self.out, self.seed, self.size, self.policy, self.fps, original)
 
 
 def _tag(seg: Segment, long_clip: bool) -> str:
@@ -342,7 +271,10 @@ def _unit_done(u: _Unit, ids: set[str]) -> bool:
 
 
 def _build_unit(args: tuple[Any, ...]) -> list[Trial]:
-    u, faces, out, seed, size, policy, fps = args
+    u, faces, out, seed, size, policy, fps, original = args
+    if original is not None:  # crafted replays added to a built segment, from their own random stream
+        gen = _UnitBuilder(out, Random(f"{seed}:{u.name}:crafted"), size, policy, fps)
+        return gen.crafted_only(u.segment, original)
     gen = _UnitBuilder(out, Random(f"{seed}:{u.name}"), size, policy, fps)
     if u.kind == "photos":
         return gen.photos(u.photos)
@@ -455,6 +387,7 @@ class _UnitBuilder:
                     f"screen_replay_{tag}_{k}_fresh", "screen_replay", vid, sc_new.to_dict(), id_photo, seg.video.stem
                 )
             )
+        self._crafted(frames, fps, raw, genuine0, tag)
         # Real-time face swap: the attacker follows the script live (flashes reflect), wearing the victim's face;
         # the ID photo is another photo of the victim.
         from deepshield.liveness.attacks.swap import SwapSourceError, donor_from_photo, make_swapped_frames
@@ -476,6 +409,35 @@ class _UnitBuilder:
                 )
             )
         return self.trials
+
+    def crafted_only(self, seg: Segment, genuine0: Trial) -> list[Trial]:
+        frames, fps = read_clip(seg.video, seg.start_s, seg.end_s, fps=self.fps, max_side=720)
+        raw = SessionAnalyzer().analyze_frames(_subsample(frames, fps), fps=15)
+        self._crafted(frames, fps, raw, genuine0, _tag(seg, False))
+        return self.trials
+
+    def _crafted(self, frames: list[np.ndarray], fps: float, raw: SessionTrack, genuine0: Trial, tag: str) -> None:
+        """The crafted replay (`crafted.py`): the stored genuine session's footage re-edited to a fresh full script
+        (flashes, turn, profile, blink, look-up); the original session is in the replay index."""
+        from deepshield.liveness.attacks.crafted import craft_replay
+        from deepshield.liveness.script import generate_script
+
+        for k in range(self.size.crafted):
+            sc = generate_script(self.rng)
+            edited, meta = craft_replay(frames, fps, raw, sc, self.rng, self.policy)
+            name = f"crafted_replay_{tag}_{k}"
+            video = self._video(name, edited, fps)
+            self._add(
+                replace(
+                    genuine0,
+                    id=name,
+                    kind="crafted_replay",
+                    video=video,
+                    script=sc.to_dict(),
+                    replay_of=genuine0.id,
+                    meta=meta,
+                )
+            )
 
     def photos(self, photos: tuple[tuple[Path, Path], ...]) -> list[Trial]:
         rng = self.rng
