@@ -134,16 +134,16 @@ def test_small_face_halved_and_jpeg_q50(shared_faces: Path) -> None:
     assert d.detected and d.payload == payload
 
 
-@pytest.mark.xfail(strict=True, reason="issue 33 point 7: about 0.85 at 35 dB, target 0.95 (docs/labels.md, Limits)")
 def test_small_faces_halved_and_jpeg_q50_rate(shared_faces: Path) -> None:
-    """The issue's target, >= 0.95 of 250 px faces read after 0.5x + JPEG q50: 10 of 10 here; not reached."""
+    """Issue 33 point 7's target: >= 0.95 of 250 px faces read after 0.5x + JPEG q50 (20 LFW faces here; the
+    benchmark's face250_0.5x_q50 row measures 40 others)."""
     wm = TileWatermark()
-    paths = sorted((shared_faces / "lfw_1000").glob("*.jpg"))[1:11]
+    paths = sorted((shared_faces / "lfw_1000").glob("*.jpg"))[1:21]
     hits = 0
     for i, p in enumerate(paths):
         face = np.array(Image.open(p).convert("RGB"))
         hits += wm.detect(_halve_jpeg50(wm.embed(face, payload_for(str(i))))).payload == payload_for(str(i))
-    assert hits == len(paths)
+    assert hits / len(paths) >= 0.95
 
 
 def test_unmarked_images_are_not_detected(shared_faces: Path) -> None:

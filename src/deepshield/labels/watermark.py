@@ -23,7 +23,9 @@ Why this design (the anchors break on crop and scale because their block grid mo
   each check passes with probability 2**-32).
 - Small images (shorter side < 384 px) carry a coarser variant (256 px working side, 35 dB) so a halved
   250 px face keeps 2 px cells; on images under 576 px the detector searches both variants and decodes
-  only the top 3 hypotheses of the two searches together, so the CRC-check count above holds.
+  only the top 3 hypotheses of the two searches together, so the CRC-check count above holds. The variant
+  whitens with a finer high-pass (what survives a halving and JPEG q50 is the finest detail) and keeps
+  its pattern off pixels with no headroom (black bars, blown highlights), where clipping would erase it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import numpy as np
 
 from deepshield.errors import DeepshieldError
 from deepshield.labels import ecc
+from deepshield.labels.watermark_grid import bilinear_many, dihedral, undihedral
 
 PAYLOAD_BITS = 64
 TILE = 128
@@ -68,6 +71,10 @@ SMALL_DETECT_SIDE = 576
 SMALL_WORK_SIDE = 256
 SMALL_CELL_SIGMA = 1.2
 SMALL_PSNR = 35.0
+# The small variant whitens with a finer high-pass and local-contrast window (working px; 3 and 8 at 512):
+# its working pixel is twice as coarse, and a halved, JPEG'd face keeps most of the mark in the finest detail.
+SMALL_WHITEN = (2.0, 3.0)
+HEADROOM_RMS = 2.0  # pixels with less headroom to 0 or 255 than this many pattern RMS get a faded pattern
 
 
 class WatermarkError(DeepshieldError):
@@ -133,6 +140,8 @@ class TileWatermark:
         work_side: int = WORK_SIDE,
         cell_sigma: float = 1.6,
         small_psnr_db: float | None = SMALL_PSNR,
+        whiten_sigmas: tuple[float, float] = (3.0, 8.0),
+        headroom_mask: bool = False,
     ) -> None:
         self.key = key
         self.psnr_db = psnr_db
@@ -140,6 +149,8 @@ class TileWatermark:
         self.mask_exponent = mask_exponent
         self.max_boost = max_boost
         self.work_side = work_side
+        self.whiten_sigmas = whiten_sigmas
+        self.headroom_mask = headroom_mask
         seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
         rng = np.random.default_rng(seed)
         self.salt = hashlib.sha256(b"crc:" + key.encode()).digest()[:8]
@@ -156,14 +167,23 @@ class TileWatermark:
         st = self.sync_tile - self.sync_tile.mean()
         st = st / np.linalg.norm(st)
         # The sync template in each of the 8 orientations a flip or right-angle turn can leave the fold in.
-        self.sync_f_conj = np.stack([np.conj(np.fft.fft2(_dihedral(st, k))) for k in range(8)])
+        self.sync_f_conj = np.stack([np.conj(np.fft.fft2(dihedral(st, k))) for k in range(8)])
         self._cache_key: tuple[int, int, int] | None = None
         self._cache_pattern: np.ndarray | None = None
         # The small-image variant (None: this is one, or small images get the standard pattern).
         self.small: TileWatermark | None = None
         if small_psnr_db is not None:
             self.small = TileWatermark(
-                key, small_psnr_db, sync_weight, 0.0, max_boost, SMALL_WORK_SIDE, SMALL_CELL_SIGMA, None
+                key,
+                small_psnr_db,
+                sync_weight,
+                0.0,
+                max_boost,
+                SMALL_WORK_SIDE,
+                SMALL_CELL_SIGMA,
+                None,
+                SMALL_WHITEN,
+                headroom_mask=True,
             )
 
     # -- patterns -------------------------------------------------------------------------------------
@@ -206,6 +226,13 @@ class TileWatermark:
     def _apply(self, rgb: np.ndarray, pattern: np.ndarray) -> np.ndarray:
         y = _luma(rgb)
         delta = pattern
+        if self.headroom_mask:
+            # Black bars and blown highlights clip the pattern away (and the detector ignores them): the
+            # same energy goes where it survives, fading in over HEADROOM_RMS pattern RMS of headroom.
+            f = rgb.astype(np.float32)
+            head = np.minimum(f, 255.0 - f).min(axis=2)
+            room = np.clip(head / (HEADROOM_RMS * 255.0 / 10 ** (self.psnr_db / 20.0)), 0.0, 1.0)
+            delta = pattern * cv2.GaussianBlur(room, (0, 0), 1.0)
         if self.mask_exponent:
             # Perceptual masking: more energy in textured areas, less on flat ones (sky, skin).
             hp = y - cv2.GaussianBlur(y, (0, 0), 2.0)
@@ -260,8 +287,9 @@ class TileWatermark:
     def _residual(self, rgb: np.ndarray) -> np.ndarray:
         y = _luma(rgb)
         y = _resize(y, _working_size(y.shape[0], y.shape[1], self.work_side))
-        hp = y - cv2.GaussianBlur(y, (0, 0), 3.0)
-        local = np.sqrt(cv2.GaussianBlur(hp * hp, (0, 0), 8.0))
+        hp_sigma, local_sigma = self.whiten_sigmas
+        hp = y - cv2.GaussianBlur(y, (0, 0), hp_sigma)
+        local = np.sqrt(cv2.GaussianBlur(hp * hp, (0, 0), local_sigma))
         r = hp / (local + 1.0)
         # Clipped pixels (over-brightened highlights, crushed shadows) carry no pattern, only edge artefacts.
         sat = ((y >= 254.0) | (y <= 1.0)).astype(np.uint8)
@@ -303,7 +331,7 @@ class TileWatermark:
             x = ps * (mk[:, 1] * c - mk[:, 0] * sn)
             y = ps * (mk[:, 1] * sn + mk[:, 0] * c)
             inside = (np.abs(y) < h - 8) & (np.abs(x) < w - 8)
-            return np.where(inside, _bilinear_many(acf, y, x), 0.0).sum(axis=-1)
+            return np.where(inside, bilinear_many(acf, y, x), 0.0).sum(axis=-1)
 
         sg, tg = np.meshgrid(np.arange(MIN_SCALE, MAX_SCALE, 0.002), np.arange(-MAX_ANGLE, MAX_ANGLE + 1e-9, 0.25))
         coarse = score(sg, tg)
@@ -424,7 +452,7 @@ class TileWatermark:
         hit: tuple[_Hypothesis, int, float] | None = None
         guess: int | None = None
         for h in hyps[:MAX_HYPOTHESES]:
-            fold = _undihedral(h.fold, h.orient)
+            fold = undihedral(h.fold, h.orient)
             _z, _k, sh = h.wm._correlate(fold, (0,))
             payload, ok, agree = h.wm._decode(fold, sh)
             guess = payload if guess is None else guess
@@ -455,27 +483,6 @@ class _Hypothesis:
     shift: tuple[int, int]
     fold: np.ndarray
     wm: TileWatermark  # the variant (standard or small-image) whose geometry and patterns it is in
-
-
-def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
-    """Orientation k of 8: k % 4 quarter turns, then a transpose when k >= 4 (all flips and turns)."""
-    b = np.rot90(a, k % 4)
-    return np.ascontiguousarray(b.T if k >= 4 else b)
-
-
-def _undihedral(a: np.ndarray, k: int) -> np.ndarray:
-    b = a.T if k >= 4 else a
-    return np.ascontiguousarray(np.rot90(b, -(k % 4)))
-
-
-def _bilinear_many(a: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Bilinear samples of `a` at float coordinates (wrapping round, as an FFT autocorrelation does)."""
-    h, w = a.shape
-    y0, x0 = np.floor(y).astype(np.int64), np.floor(x).astype(np.int64)
-    fy, fx = y - y0, x - x0
-    y0, x0 = y0 % h, x0 % w
-    y1, x1 = (y0 + 1) % h, (x0 + 1) % w
-    return a[y0, x0] * (1 - fy) * (1 - fx) + a[y0, x1] * (1 - fy) * fx + a[y1, x0] * fy * (1 - fx) + a[y1, x1] * fy * fx
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
