@@ -239,4 +239,5 @@ def test_consent_pages_at_375px_do_not_overflow(browser, server, in_review, requ
         shot(page, out, f"375-{name}")
         if m["scroll"] > m["client"]:
             wide[name] = m
+        assert m["header"] <= 100, (name, m)  # the navigation, with its Consents link, within two short lines
     assert not wide, f"consent pages wider than 375 px: {wide}"
