@@ -127,6 +127,14 @@ def test_review_approve_issues_a_valid_credential_and_reject_issues_none(browser
     reject = page.locator(f"section[data-request='{reject_id}'] .reject-form")
     reject.locator("button").click()
     assert page.locator("#message").count() == 1 and "approved" in page.locator("#message").inner_text()
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value") or ""
+    bare = page.request.post(
+        server.url + f"/console/consents/{reject_id}/review",
+        form={"csrf": csrf, "decision": "reject", "reason": "  "},
+        max_redirects=0,
+    )
+    assert bare.status == 303 and "give%20the%20reason" in (bare.headers.get("location") or "")
+    assert _credential(server.settings, reject_id) is None
     reject.locator("textarea").fill("the voice in the recording is not the person's own")
     reject.locator("button").click()
     page.wait_for_selector("#review-empty")
