@@ -31,6 +31,7 @@ DOMAIN_ROUTERS = [
     "deepshield.api.routes.pages",
     "deepshield.api.routes.console_queue",
     "deepshield.api.routes.console_banks",
+    "deepshield.api.routes.console_consent",
     "deepshield.api.routes.matching",
     "deepshield.api.routes.archive_search",
     "deepshield.api.routes.exchanges",

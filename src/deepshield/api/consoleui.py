@@ -44,6 +44,10 @@ templates.env.filters.update(
     audit_label=wording.audit_label,
     next_step=wording.next_step,
     screening_reasons=wording.screening_reasons,
+    consent_state_label=wording.consent_state_label,
+    consent_request_label=wording.consent_request_label,
+    consent_verdict_label=wording.consent_verdict_label,
+    consent_check_line=wording.consent_check_line,
     when=_when,
     link=_link,
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 from urllib.parse import urlsplit
 
 STATES = {
@@ -78,7 +79,34 @@ AUDIT_ACTIONS = {
     "banked": "Hashes banked",
     "copy_found": "Copy found",
     "bank_entry_removed": "Removed from a bank",
+    "consent_approved": "Consent approved in review (credential issued)",
+    "consent_rejected": "Consent rejected in review",
+    "consent_revoked": "Consent credential revoked",
 }
+
+#: A consent credential's state, as verification reports it (`labels.consent.ConsentState`).
+CONSENT_STATES = {
+    "valid": "Consent valid",
+    "expired": "Consent expired",
+    "revoked": "Consent revoked",
+    "unknown": "Consent not recognised (not issued here)",
+    "signature_invalid": "Consent credential altered (signature does not match)",
+    "malformed": "Consent credential unreadable",
+    "absent": "No consent credential",
+}
+
+#: Where a consent request stands (`consent.models.ConsentRequest.status`).
+CONSENT_REQUESTS = {
+    "open": "Waiting for the person's recording",
+    "processing": "Being checked",
+    "issued": "Credential issued",
+    "review": "Waiting for review",
+    "failed": "Refused (no credential)",
+    "expired": "Link expired",
+}
+
+#: One consent check's verdict.
+CONSENT_VERDICTS = {"pass": "passed", "review": "uncertain", "fail": "failed"}
 
 
 def state_label(code: str | None) -> str:
@@ -113,6 +141,18 @@ def audit_label(code: str) -> str:
     if rest and kind == "reversed":
         return f"Undone: {action_label(rest)}"
     return AUDIT_ACTIONS.get(code, code.replace("_", " ").capitalize())
+
+
+def consent_state_label(code: str | None) -> str:
+    return CONSENT_STATES.get(code or "", code or "—")
+
+
+def consent_request_label(code: str | None) -> str:
+    return CONSENT_REQUESTS.get(code or "", code or "—")
+
+
+def consent_verdict_label(code: str | None) -> str:
+    return CONSENT_VERDICTS.get(code or "", code or "—")
 
 
 def next_step(state: str) -> str:
@@ -159,10 +199,69 @@ def screening_reasons(reasons_json: str) -> str:
         return reasons_json
     if not isinstance(items, list):
         return reasons_json
-    return "; ".join(f"{r.get('screener', '?')}: {r.get('reason', '')}" for r in items if isinstance(r, dict))
+    return "; ".join(
+        f"{r.get('screener', '?')}: {_with_consent(str(r.get('reason', '')), r.get('data'))}"
+        for r in items
+        if isinstance(r, dict)
+    )
 
 
-def evidence_line(kind: str, decision: str | None, summary: str, category: str) -> str:
+def consent_note(consent: object) -> str:
+    """A labelled file's consent credential in words: its state, which credential, and why when not valid."""
+    if not isinstance(consent, dict) or not consent.get("state"):
+        return ""
+    state = str(consent["state"])
+    cid, why = consent.get("credential_id"), consent.get("reason")
+    return (
+        consent_state_label(state)
+        + (f" (credential {cid})" if cid else "")
+        + (f": {why}" if why and state not in ("valid", "absent") else "")
+    )
+
+
+def _with_consent(summary: str, data: object) -> str:
+    """A label finding whose summary ends in the consent state code (`; consent revoked`), with that code
+    replaced by the plain words and the credential it names."""
+    consent = data.get("consent") if isinstance(data, dict) else None
+    note = consent_note(consent)
+    if not note or not isinstance(consent, dict):
+        return summary
+    return f"{summary.removesuffix('; consent ' + str(consent.get('state')))} · {note}"
+
+
+def consent_check_line(check: dict[str, Any], policy: dict[str, Any]) -> str:
+    """One consent check's evidence as a reviewer reads it, with the thresholds the decision used."""
+    name, ev = str(check.get("name", "?")), check.get("evidence") or {}
+    why = "; ".join(str(r).split(": ", 1)[-1] for r in check.get("reasons") or [])
+    if name == "liveness" and ev:
+        outcome = consent_verdict_label(str(ev.get("outcome", "")))
+        return f"Liveness decision: {outcome} (score {ev.get('score', '?')})" + (f"; {why}" if why else "")
+    if name == "face" and "distance" in ev:
+        return (
+            f"Face distance {ev['distance']} to the source media: pass at or below "
+            f"{policy.get('face_match_distance', '?')}, refused above {policy.get('face_reject_distance', '?')} "
+            f"({ev.get('frames', '?')} frames of the recording against {ev.get('source_frames', '?')} source frames)"
+        )
+    if name == "voice" and "similarity" in ev:
+        return (
+            f"Voice similarity {ev['similarity']} to the source recordings: pass at or above "
+            f"{policy.get('voice_match_similarity', '?')}, refused below {policy.get('voice_reject_similarity', '?')} "
+            f"({ev.get('speech_s', '?')} s of speech)"
+        )
+    if name == "sentence" and "expected" in ev:
+        recall = float(ev.get("recall", 0.0))
+        return (
+            f"Sentence shown: \u201c{ev['expected']}\u201d. Words heard: \u201c{ev.get('heard') or 'nothing'}\u201d "
+            f"({recall:.0%} of the sentence in order, pass at {float(policy.get('sentence_pass_recall', 0)):.0%}; "
+            f"{ev.get('session_words_heard', '?')} of its 3 session words, pass at "
+            f"{policy.get('sentence_session_words', '?')})"
+        )
+    return f"{name.capitalize()}: {why or 'no evidence stored'}"
+
+
+def evidence_line(
+    kind: str, decision: str | None, summary: str, category: str, data: dict[str, Any] | None = None
+) -> str:
     """A screener's finding worded so it never reads as a verdict on the report. On an intimate-image report
     the detector's "allow" only means it found no manipulation in the image; the report stands on its own."""
     if kind == "detector":
@@ -174,5 +273,5 @@ def evidence_line(kind: str, decision: str | None, summary: str, category: str) 
     if kind == "match":
         return f"hash match: {summary}"
     if kind == "labels":
-        return f"AI-content label: {summary}"
+        return f"AI-content label: {_with_consent(summary, data)}"
     return f"{kind}: {summary}"

@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from deepshield.cases import audit
 from deepshield.config import Settings
 from deepshield.consent.checks import ConsentDecision, SourceTemplates, evaluate_consent
 from deepshield.consent.models import ConsentCredential, ConsentRequest
@@ -290,15 +291,46 @@ class ConsentService:
         db.flush()
         return Issued(cred, token)
 
-    def resolve_review(self, db: Session, request_id: str, approve: bool, reviewer: str) -> Issued | None:
-        """A reviewer's answer to a request in review: approved issues the credential, rejected fails it."""
+    def review_queue(self, db: Session, limit: int = 100) -> list[ConsentRequest]:
+        """Requests whose checks asked for a person (none failed, one uncertain), oldest decision first; a
+        withdrawn one is left out (it never issues)."""
+        q = (
+            select(ConsentRequest)
+            .where(ConsentRequest.status == "review", ConsentRequest.withdrawn_at.is_(None))
+            .order_by(ConsentRequest.decided_at, ConsentRequest.id)
+            .limit(limit)
+        )
+        return list(db.scalars(q))
+
+    def resolve_review(
+        self, db: Session, request_id: str, approve: bool, reviewer: str, reason: str | None = None
+    ) -> Issued | None:
+        """A reviewer's answer to a request in review: approved issues the credential, rejected fails it. With
+        `reason` (the console asks for one on a rejection) it joins the reasons the provider reads. Audited."""
         rec = self.get(db, request_id)
         if rec.status != "review" or rec.withdrawn_at is not None:
             raise ConsentConflict(f"this request is {rec.status}, not waiting for review")
+        why = (reason or "").strip()[:2000]
+        if reason is not None and not approve and not why:
+            raise DeepshieldError("give the reason for the rejection: the provider reads it")
         rec.status = rec.outcome = "issued" if approve else "failed"
         rec.reviewed_by = reviewer
+        if not approve:
+            rec.reasons_json = json.dumps(
+                [*json.loads(rec.reasons_json or "[]"), f"review: rejected{': ' + why if why else ''}"]
+            )
         db.flush()
-        return self.issue(db, rec) if approve else None
+        issued = self.issue(db, rec) if approve else None
+        audit.record(
+            db,
+            actor=reviewer,
+            actor_kind="human",
+            action="consent_approved" if approve else "consent_rejected",
+            reason=why or ("credential issued" if approve else "rejected in review"),
+            evidence=[rec.video_sha256] if rec.video_sha256 else [],
+            details={"consent_request": rec.id, "credential_id": issued.credential.id if issued else None},
+        )
+        return issued
 
     @staticmethod
     def public_request(rec: ConsentRequest, credential_id: str | None = None) -> dict[str, Any]:
@@ -315,6 +347,7 @@ class ConsentService:
             "sources": json.loads(rec.source_json),
             "reasons": json.loads(rec.reasons_json) if rec.reasons_json else [],
             "checks": ev.get("checks", []),
+            "policy": ev.get("policy", {}),
             "decided_at": as_utc(rec.decided_at).isoformat() if rec.decided_at else None,
             "withdrawn_at": as_utc(rec.withdrawn_at).isoformat() if rec.withdrawn_at else None,
             "credential_id": credential_id,
@@ -329,6 +362,19 @@ class ConsentService:
             raise ConsentNotFound(f"no consent credential {credential_id}")
         return cred
 
+    def credential_rows(self, db: Session, limit: int = 200) -> list[dict[str, Any]]:
+        """Every credential, newest first, with its state and the scope of the request it came from (the
+        console's list)."""
+        rows = db.execute(
+            select(ConsentCredential, ConsentRequest.purpose)
+            .join(ConsentRequest, ConsentRequest.id == ConsentCredential.request_id)
+            .order_by(ConsentCredential.issued_at.desc())
+            .limit(limit)
+        )
+        return [
+            {**self.public_credential(c), "purpose": purpose, "revoke_reason": c.revoke_reason} for c, purpose in rows
+        ]
+
     def list_credentials(self, db: Session, created_by: str | None = None, limit: int = 100) -> list[ConsentCredential]:
         q = select(ConsentCredential).order_by(ConsentCredential.issued_at.desc()).limit(limit)
         if created_by is not None:
@@ -338,10 +384,25 @@ class ConsentService:
     def revoke_by_provider(
         self, db: Session, credential_id: str, principal: str | None, admin: bool = False, reason: str = ""
     ) -> ConsentCredential:
+        """The provider revokes its own credential; an administrator (the CLI's operator, a console lead) any
+        one, recorded as the operator's revocation. Audited."""
         cred = self.credential(db, credential_id)
         if not admin and cred.created_by != principal:
             raise ConsentNotFound(f"no consent credential {credential_id}")  # another provider's: not even its id
-        return self._revoke(cred, "provider", reason)
+        by = "operator" if admin else "provider"
+        if cred.revoked_at is not None:
+            return cred  # the first revocation stands
+        self._revoke(cred, by, reason)
+        audit.record(
+            db,
+            actor=principal or by,
+            actor_kind="human" if admin else "automated",
+            action="consent_revoked",
+            reason=reason or f"revoked by the {by}",
+            details={"consent_request": cred.request_id, "credential_id": cred.id},
+        )
+        db.flush()
+        return cred
 
     def withdraw(self, db: Session, request_id: str, pin: str, reason: str = "") -> ConsentRequest:
         """The person withdraws consent with the request id and the PIN shown when the video was received: the

@@ -65,10 +65,7 @@ def case_page(case_id: str, request: Request, user: OptionalUser, session: Sessi
         missing=json.loads(case.missing),
         media=media,
         revealed=revealed,
-        evidence=[
-            (e, wording.evidence_line(e.kind, json.loads(e.data).get("decision"), e.summary, case.category))
-            for e in evidence
-        ],
+        evidence=[(e, _evidence_words(e, case.category)) for e in evidence],
         timeline=service.timeline(session, case.id),
         events=audit.events_for_case(session, case.id),
         actions=list(session.scalars(select(CaseAction).where(CaseAction.case_id == case.id))),
@@ -80,6 +77,11 @@ def case_page(case_id: str, request: Request, user: OptionalUser, session: Sessi
         roles=validity.ROLES,
         reviewers=claims.reviewers(session) if u.role == "admin" else [],
     )
+
+
+def _evidence_words(e: CaseEvidence, category: str) -> str:
+    data = json.loads(e.data)
+    return wording.evidence_line(e.kind, data.get("decision"), e.summary, category, data)
 
 
 @router.post("/console/cases/{case_id}/reveal/{media_id}")
