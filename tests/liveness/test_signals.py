@@ -277,3 +277,22 @@ def test_a_long_blink_with_a_slow_reopening_is_one_blink_and_shallow_dips_are_no
     derived = derive_script(track, Random(4), POLICY)
     assert derived.kinds().count("blink") == 1
     assert ChallengeCompliance().evaluate(ctx(track, derived)).verdict == "pass"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_lost_mesh_is_no_turn_and_no_profile_without_a_deep_tracked_yaw(seed: int) -> None:
+    """Issue 32: a warp of a frontal face breaks the mesh near 40 degrees. Losing the face there must not count
+    as a profile, and a lost mesh (NaN yaw) must not read as a turn to the right."""
+    script = generate_script(Random(seed))
+    track = follow(script, seed=seed)
+    assert ChallengeCompliance().evaluate(ctx(track, script)).verdict == "pass"
+    moves = [s for s in script.steps if s.kind.startswith(("turn_", "profile_"))]
+    for st in moves:
+        lost_past = 25 if st.kind.startswith("turn_") else 38
+        for s in track.samples:
+            if st.start_s <= s.t <= st.end_s + POLICY.reaction_s and abs(s.yaw) > lost_past:
+                s.has_face, s.yaw = False, float("nan")
+    res = ChallengeCompliance().evaluate(ctx(track, script))
+    done = {s["kind"]: s["done"] for s in res.evidence["steps"]}  # type: ignore[union-attr]
+    assert res.verdict == "fail"
+    assert not any(done[m.kind] for m in moves), done
