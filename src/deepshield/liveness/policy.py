@@ -27,6 +27,11 @@ class LivenessPolicy:
     flash_review_corr: float = 0.35
     flash_min_amplitude: float = 0.015  # mean log-chroma response along the flashed colour
     flash_max_latency_s: float = 0.3
+    #: Light on a 3-D head (issue 32): the ring just outside the face outline must respond at least this fraction
+    #: of the face's front (forehead, nose), else fail; the front at least this many times the cheeks' sides,
+    #: else review.
+    flash_min_outside: float = 0.1
+    flash_min_front_to_side: float = 1.08
     identity_max_distance: float = 0.6  # embeddings of the video's own face further apart than this: a switch
     max_jump_widths: float = 0.6  # face centre jump between neighbouring samples, in face widths
     #: ID photo match, dlib ResNet euclidean distance: pass at or below match, fail above reject, review between.
