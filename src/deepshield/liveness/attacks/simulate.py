@@ -34,7 +34,6 @@ class FlashModel:
     noise: float
     near: float = 0.5  # light on the hair and neck just outside the face outline, relative to the face's front
 
-
     @staticmethod
     def random(rng: Random) -> FlashModel:
         return FlashModel(
