@@ -10,21 +10,39 @@ from typing import Any
 import pytest
 
 from deepshield.liveness.analysis import SessionAnalyzer, SessionTrack, enrich_track
-from deepshield.liveness.attacks.crafted import CraftedEdit, mirror_and_crop
-from deepshield.liveness.attacks.simulate import FlashModel, apply_flash_response, screen_recapture
+from deepshield.liveness.attacks.crafted import CraftedEdit, mirror_and_crop, tint_face
+from deepshield.liveness.attacks.simulate import (
+    FaceMasker,
+    FlashModel,
+    apply_flash_response,
+    flash_colour_at,
+    screen_recapture,
+)
 from deepshield.liveness.attacks.videoio import read_clip, write_video
 from deepshield.liveness.decision import verify_track
 from deepshield.liveness.embedding import get_embedder
+from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.replay import MemoryReplayIndex
 from deepshield.liveness.script import ChallengeScript
 from deepshield.liveness.signals import SignalContext
 
 CLIP = "st_WDA_AlexandriaOcasioCortez_000.mp4"
 OTHER = "lp_d13.mp4"
+POLICY_OUTSIDE = LivenessPolicy().flash_min_outside
 
 
 def _edit(mirror: bool) -> CraftedEdit:
     return CraftedEdit(mirror, 0.13, 0.3, 0.7, turn_deg=45.0, profile_deg=60.0, up_deg=40.0, tint_gain=0.1)
+
+
+def _tinted(frames: list[Any], fps: float, script: ChallengeScript) -> list[Any]:
+    masker = FaceMasker()
+    try:
+        return [
+            tint_face(f, masker, flash_colour_at(script.flashes, i / fps - 0.05), 0.12) for i, f in enumerate(frames)
+        ]
+    finally:
+        masker.close()
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +58,8 @@ def sessions(shared_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     paths = {
         "genuine": write_video(out / "genuine.mp4", lit, fps),
         "no_flash": write_video(out / "raw.mp4", frames, fps),
+        # The outside attacker's flash (issue 32): the face alone tinted, inside the mesh outline.
+        "tinted": write_video(out / "tinted.mp4", _tinted(frames, fps, script), fps),
         "replay": write_video(out / "replay.mp4", screen_recapture(lit, fps, script.flashes, Random(4)), fps),
         # The stored session edited as the outside attacker did (issue 32): mirrored and cropped by 13%, or
         # cropped, played backwards from the middle (re-timed); and another person's footage.
@@ -69,9 +89,14 @@ def test_flash_response_on_real_footage(sessions: dict[str, Any]) -> None:
     g = verify_track(SignalContext(tr["genuine"], script))
     assert _sig(g, "flash").verdict == "pass", _sig(g, "flash").evidence
     assert _sig(g, "challenge").verdict == "pass", _sig(g, "challenge").reasons
-    for k in ("no_flash", "replay"):
+    for k in ("no_flash", "replay", "tinted"):
         f = _sig(verify_track(SignalContext(tr[k], script)), "flash")
         assert f.verdict == "fail", (k, f.evidence)
+    # The tint follows the flashes well enough; what gives it away is where the light fell.
+    tint = _sig(verify_track(SignalContext(tr["tinted"], script)), "flash")
+    assert "nothing around it" in tint.reasons[0], tint.evidence
+    lit = _sig(g, "flash").evidence["regions"]
+    assert lit["outside"] > POLICY_OUTSIDE * (lit["forehead"] + lit["nose"]) / 2
 
 
 def test_screen_replay_of_an_earlier_session_is_recognised(sessions: dict[str, Any]) -> None:

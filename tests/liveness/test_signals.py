@@ -13,6 +13,7 @@ from deepshield.liveness.analysis import SessionTrack
 from deepshield.liveness.attacks.evaluate import upper_bound
 from deepshield.liveness.decision import decide, verify_track
 from deepshield.liveness.policy import LivenessPolicy
+from deepshield.liveness.regions import REGIONS
 from deepshield.liveness.replay import MemoryReplayIndex
 from deepshield.liveness.script import ChallengeScript, generate_script
 from deepshield.liveness.signals import SignalContext, SignalResult, build_signals, signal_names
@@ -83,6 +84,39 @@ def test_no_flash_response_or_a_whole_frame_tint_fails_the_flash_signal(seed: in
     r = FlashResponse().evaluate(ctx(glass, script))
     assert r.verdict == "fail", r.evidence
     assert r.evidence["log"]["amplitude"] > POLICY.flash_min_amplitude > r.evidence["linear"]["amplitude"]
+
+
+def with_regions(track: SessionTrack, share: dict[str, float]) -> SessionTrack:
+    """The track's face response spread over the flash regions: each region gets `share` of the face's change
+    (its own colour: skin inside the outline, darker hair outside)."""
+    skin, hair = np.array([150.0, 110.0, 90.0]), np.array([60.0, 50.0, 45.0])
+    for s in track.samples:
+        if not s.has_face:
+            continue
+        change = np.asarray(s.face_rgb) / skin - 1
+        cols = [(hair if r == "outside" else skin) * (1 + share[r] * change) for r in REGIONS]
+        s.region_rgb = tuple((float(c[0]), float(c[1]), float(c[2])) for c in cols)
+    return track
+
+
+LIT_HEAD = {"forehead": 1.0, "nose": 1.0, "cheek_left": 0.6, "cheek_right": 0.65, "chin": 0.85, "outside": 0.35}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_flash_must_light_a_rounded_head_and_around_it_not_paint_a_tint(seed: int) -> None:
+    """Issue 32 point 2: a tint painted on the face (equal inside the outline, nothing outside) fails, an even
+    one that reaches beyond it goes to review; light that falls off towards the cheeks' sides and reaches the
+    hair passes."""
+    script = generate_script(Random(40 + seed))
+    lit = FlashResponse().evaluate(ctx(with_regions(follow(script, seed=seed), LIT_HEAD), script))
+    assert lit.verdict == "pass", lit.reasons
+    assert lit.evidence["regions"]["outside"] > 0
+    painted = dict.fromkeys(REGIONS, 1.0) | {"outside": 0.0}
+    r = FlashResponse().evaluate(ctx(with_regions(follow(script, seed=seed), painted), script))
+    assert r.verdict == "fail" and "nothing around it" in r.reasons[0], r.reasons
+    flat = dict.fromkeys(REGIONS, 1.0)
+    r = FlashResponse().evaluate(ctx(with_regions(follow(script, seed=seed), flat), script))
+    assert r.verdict == "review" and "evenly" in r.reasons[0], r.reasons
 
 
 def test_replay_index_catches_frames_seen_before_and_ignores_new_ones() -> None:
@@ -277,3 +311,34 @@ def test_a_long_blink_with_a_slow_reopening_is_one_blink_and_shallow_dips_are_no
     derived = derive_script(track, Random(4), POLICY)
     assert derived.kinds().count("blink") == 1
     assert ChallengeCompliance().evaluate(ctx(track, derived)).verdict == "pass"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_lost_mesh_is_no_turn_and_no_profile_without_a_deep_tracked_yaw(seed: int) -> None:
+    """Issue 32: a warp of a frontal face breaks the mesh near 40 degrees. Losing the face there must not count
+    as a profile, and a lost mesh (NaN yaw) must not read as a turn to the right."""
+    script = generate_script(Random(seed))
+    track = follow(script, seed=seed)
+    assert ChallengeCompliance().evaluate(ctx(track, script)).verdict == "pass"
+    moves = [s for s in script.steps if s.kind.startswith(("turn_", "profile_"))]
+    for st in moves:
+        lost_past = 25 if st.kind.startswith("turn_") else 38
+        for s in track.samples:
+            if st.start_s <= s.t <= st.end_s + POLICY.reaction_s and abs(s.yaw) > lost_past:
+                s.has_face, s.yaw = False, float("nan")
+    res = ChallengeCompliance().evaluate(ctx(track, script))
+    done = {s["kind"]: s["done"] for s in res.evidence["steps"]}
+    assert res.verdict == "fail"
+    assert not any(done[m.kind] for m in moves), done
+
+
+def test_the_simulated_screen_light_falls_off_across_the_face_and_reaches_just_beyond_it() -> None:
+    from deepshield.faces.landmarks import FACE_OVAL
+    from deepshield.liveness.attacks.simulate import screen_light_field
+
+    lm = np.zeros((468, 2), np.float32)
+    ang = np.linspace(0, 2 * np.pi, len(FACE_OVAL), endpoint=False)
+    lm[FACE_OVAL] = np.stack([320 + 100 * np.cos(ang), 240 + 130 * np.sin(ang)], axis=1)
+    f = screen_light_field(lm, (480, 640), near=0.5)
+    front, side, ring, far = f[240, 320], f[240, 320 + 75], f[240, 320 + 130], f[240, 620]
+    assert front > 0.95 and front > 1.2 * side and side > ring > 0.1 and far < 0.01

@@ -22,6 +22,7 @@ from deepshield.errors import MediaError
 from deepshield.faces import FaceAnalyzer, estimate_head_pose, quiet_native_stderr
 from deepshield.faces.landmarks import LEFT_EYE_EAR, RIGHT_EYE_EAR
 from deepshield.faces.types import Face
+from deepshield.liveness.regions import region_points
 from deepshield.liveness.replay import face_box, face_hash, face_signature
 from deepshield.media import FrameSampling, MediaKind, open_media
 from deepshield.media.prefetch import prefetch
@@ -51,6 +52,9 @@ class Sample:
     face_center: tuple[float, float] = (float("nan"), float("nan"))
     face_width: float = float("nan")
     face_pdq: str | None = None  # PDQ hash of the face crop (`replay.face_hash`), for replay detection
+    #: Mean colour of each of `regions.REGIONS` (forehead, nose, cheek sides, chin, the ring outside the outline),
+    #: for the flash check's light-on-a-3-D-head test; None in tracks analysed before it existed
+    region_rgb: tuple[tuple[float, float, float], ...] | None = None
 
 
 @dataclass
@@ -86,6 +90,14 @@ class SessionTrack:
         f = np.array([s.face_rgb for s in self.samples], dtype=np.float64).reshape(-1, 3)
         b = np.array([s.bg_rgb for s in self.samples], dtype=np.float64).reshape(-1, 3)
         return t, f, b
+
+    def region_colours(self) -> np.ndarray | None:
+        """Samples x regions x RGB (NaN where the face was lost); None when the track has no region colours."""
+        if not any(s.region_rgb for s in self.samples):
+            return None
+        n = len(next(s.region_rgb for s in self.samples if s.region_rgb))
+        blank = ((float("nan"),) * 3,) * n
+        return np.array([s.region_rgb or blank for s in self.samples], dtype=np.float64)
 
     def drop_pixels(self) -> None:
         for k in self.keyframes:
@@ -218,6 +230,9 @@ class SessionAnalyzer:
                     face_center=(float((x0 + x1) / 2), float((y0 + y1) / 2)),
                     face_width=fw,
                     face_pdq=face_hash(rgb, box),
+                    region_rgb=tuple(
+                        _patch_mean(rgb, pts, max(1, int(fw * 0.03))) for pts in region_points(lm).values()
+                    ),
                 )
             samples.append(s)
             if i % self.keyframe_every == 0:

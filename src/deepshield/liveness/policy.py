@@ -10,8 +10,11 @@ from deepshield.jsontypes import JsonObject
 @dataclass(frozen=True)
 class LivenessPolicy:
     turn_deg: float = 30.0  # a turn step needs |yaw| past this, on the requested side
-    profile_deg: float = 55.0  # a profile hold needs |yaw| past this (or the mesh lost after passing 40)
+    profile_deg: float = 55.0  # a profile hold needs |yaw| past this (or the mesh lost right after passing the next)
     profile_hold_s: float = 0.4
+    #: The mesh lost during a profile counts only right after a tracked yaw this deep on the asked side, still rising:
+    #: a real head is tracked to about 60 degrees, a 2.5-D warp of a frontal face breaks down near 40 (issue 32).
+    profile_lost_from_deg: float = 50.0
     front_deg: float = 15.0  # "back to the front": |yaw| and |pitch - baseline| under this
     front_hold_s: float = 0.3
     up_deg: float = 12.0  # look up: pitch above the frontal baseline by this much
@@ -24,6 +27,11 @@ class LivenessPolicy:
     flash_review_corr: float = 0.35
     flash_min_amplitude: float = 0.015  # mean log-chroma response along the flashed colour
     flash_max_latency_s: float = 0.3
+    #: Light on a 3-D head (issue 32): the ring just outside the face outline must respond at least this fraction
+    #: of the face's front (forehead, nose), else fail; the front at least this many times the cheeks' sides,
+    #: else review.
+    flash_min_outside: float = 0.1
+    flash_min_front_to_side: float = 1.08
     identity_max_distance: float = 0.6  # embeddings of the video's own face further apart than this: a switch
     max_jump_widths: float = 0.6  # face centre jump between neighbouring samples, in face widths
     #: ID photo match, dlib ResNet euclidean distance: pass at or below match, fail above reject, review between.

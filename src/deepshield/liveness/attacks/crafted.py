@@ -140,6 +140,14 @@ def warp_pose(
     return np.clip(warped * m + frame.astype(np.float32) * (1 - m), 0, 255).astype(np.uint8), tris
 
 
+def tint_face(frame: np.ndarray, masker: FaceMasker, colour: np.ndarray, gain: float) -> np.ndarray:
+    """The attacker's flash: the face inside the mesh outline (soft edges) tinted by `colour`, nothing else."""
+    if not colour.any():
+        return frame
+    m = masker.mask(frame)[..., None]
+    return np.clip(frame.astype(np.float32) * (1 + gain * m * colour[None, None, :]), 0, 255).astype(np.uint8)
+
+
 def craft_replay(
     frames: list[np.ndarray],
     fps: float,
@@ -186,12 +194,7 @@ def craft_replay(
             if lm3 is not None:
                 fr, tris = warp_pose(fr, lm3, yaw, pitch, tris)
                 warped_frames += 1
-            colour = flash_colour_at(script.flashes, t - TINT_LATENCY_S)
-            if colour.any():
-                m = masker.mask(fr)[..., None]
-                fr = np.clip(fr.astype(np.float32) * (1 + edit.tint_gain * m * colour[None, None, :]), 0, 255)
-                fr = fr.astype(np.uint8)
-            out.append(fr)
+            out.append(tint_face(fr, masker, flash_colour_at(script.flashes, t - TINT_LATENCY_S), edit.tint_gain))
     finally:
         masker.close()
     meta: dict[str, Any] = {

@@ -119,8 +119,9 @@ def _crop_scorer() -> Any:
     return det if hasattr(det, "crops") and hasattr(det, "probabilities") and hasattr(det, "meta") else None
 
 
-#: Bumped when the analysis records something new (a3: face-crop PDQ signatures), so older caches are not read.
-ANALYSIS_VERSION = "a3"
+#: Bumped when the analysis records something new (a3: face-crop PDQ signatures; a4: region colours for the
+#: flash check), so older caches are not read.
+ANALYSIS_VERSION = "a4"
 
 
 def _cache_key() -> str:

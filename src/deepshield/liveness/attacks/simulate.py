@@ -1,9 +1,10 @@
 """Faithful-as-we-can simulations on real footage where no real capture exists.
 
 * Screen flash reflected by a face: the phone screen, a few tens of centimetres away, adds light of the flashed
-  colour in proportion to the skin's own reflectance (a multiplicative gain on the face, falling off beyond it,
-  a few percent on the far background), with a camera latency, exposure smoothing, partial automatic white
-  balance that pulls the whole frame back, and sensor noise.
+  colour in proportion to the skin's own reflectance (a multiplicative gain), shaded by the head's 3-D shape
+  (`screen_light_field`: strongest where the face looks at the screen, weaker on the cheeks' sides, part of it
+  on the hair and neck just outside the outline, a few percent on the far background), with a camera latency,
+  exposure smoothing, partial automatic white balance that pulls the whole frame back, and sensor noise.
 * Screen re-capture: a recording shown on a monitor and filmed again: perspective, a colour cast, moire from the
   pixel grid beating with the sensor, gamma, blur and noise; the new session's flashes reflect off the glass
   uniformly, face and background alike.
@@ -31,6 +32,7 @@ class FlashModel:
     smoothing_s: float  # exposure / sensor integration time constant
     awb: float  # fraction of the frame's mean colour shift undone by automatic white balance
     noise: float
+    near: float = 0.5  # light on the hair and neck just outside the face outline, relative to the face's front
 
     @staticmethod
     def random(rng: Random) -> FlashModel:
@@ -41,6 +43,7 @@ class FlashModel:
             smoothing_s=rng.uniform(0.02, 0.06),
             awb=rng.uniform(0.0, 0.5),
             noise=rng.uniform(0.5, 2.0),
+            near=rng.uniform(0.3, 0.7),
         )
 
 
@@ -112,6 +115,31 @@ class FaceMasker:
         return blurred
 
 
+def screen_light_field(lm: np.ndarray, shape: tuple[int, int], near: float, step: int = 4) -> np.ndarray:
+    """Share of the screen's light each pixel receives (1: skin facing the screen) for a head whose mesh is `lm`.
+
+    The head is taken as a rounded block fitted to the face outline: across the face the surface turns away as
+    a cylinder does (cos of the angle to the screen, which sits by the camera), up and down more gently; skin at
+    grazing angles keeps a floor (the screen is wide and near). Beyond the outline, hair, ears and neck at about
+    the face's distance get `near` of the front's light, falling off over half a face width. Computed on a grid
+    `step` times coarser and scaled up (the field is smooth).
+    """
+    h, w = shape
+    oval = lm[FACE_OVAL, :2]
+    c = oval.mean(axis=0)
+    half = np.maximum((oval.max(axis=0) - oval.min(axis=0)) / 2, 1.0)
+    ys = (np.arange(0, h, step, dtype=np.float32) - c[1]) / half[1]
+    xs = (np.arange(0, w, step, dtype=np.float32) - c[0]) / half[0]
+    v, u = np.meshgrid(ys, xs, indexing="ij")
+    r = np.sqrt(u * u + v * v)
+    facing = np.sqrt(np.clip(1 - u * u, 0, 1)) * np.sqrt(np.clip(1 - 0.25 * v * v, 0, 1))
+    inside = 0.3 + 0.7 * facing
+    outside = near * np.exp(-(((r - 1) / 0.5) ** 2))
+    field: np.ndarray = np.where(r <= 1, inside, outside).astype(np.float32)
+    field = np.asarray(cv2.GaussianBlur(field, (5, 5), 0), dtype=np.float32)
+    return np.asarray(cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR), dtype=np.float32)
+
+
 def apply_flash_response(
     frames: list[np.ndarray], fps: float, flashes: tuple[Flash, ...], model: FlashModel, seed: int = 0
 ) -> list[np.ndarray]:
@@ -121,14 +149,20 @@ def apply_flash_response(
     out: list[np.ndarray] = []
     light = np.zeros(3, dtype=np.float32)
     prev_mean: np.ndarray | None = None
+    field: np.ndarray | None = None
     try:
         for i, fr in enumerate(frames):
             t = i / fps
             target = flash_colour_at(flashes, t - model.latency_s)
             a = 1.0 - np.exp(-(1.0 / fps) / model.smoothing_s)
             light = light + a * (target - light)
-            m = masker.mask(fr)[..., None]
-            gain = 1.0 + (model.gain * m + model.background_gain * (1 - m)) * light[None, None, :]
+            lm = masker.landmarks(fr)
+            if lm is not None:
+                field = screen_light_field(lm, (fr.shape[0], fr.shape[1]), model.near)
+            elif field is None or field.shape != fr.shape[:2]:
+                field = np.zeros(fr.shape[:2], np.float32)
+            m = field[..., None]
+            gain = 1.0 + (model.gain * m + model.background_gain * (1 - np.minimum(m, 1))) * light[None, None, :]
             img = fr.astype(np.float32) * gain
             mean = np.asarray(cv2.mean(img)[:3], dtype=np.float32)
             base = np.asarray(cv2.mean(fr)[:3], dtype=np.float32)

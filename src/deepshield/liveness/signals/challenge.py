@@ -96,24 +96,31 @@ class ChallengeCompliance(LivenessSignal):
         fy = np.where(np.isfinite(yaw), yaw, np.nan)
         if st.kind in ("turn_left", "turn_right"):
             sign = 1.0 if st.kind == "turn_left" else -1.0
-            hit = w & (sign * np.nan_to_num(fy, nan=-999) >= p.turn_deg)
+            # A lost mesh (NaN yaw) is no turn on either side: the sign goes on before NaN is replaced.
+            hit = w & (np.nan_to_num(sign * fy, nan=-999) >= p.turn_deg)
             return (bool(hit.any()), float(t[hit][0]) if hit.any() else None)
         if st.kind in ("profile_left", "profile_right"):
             sign = 1.0 if st.kind == "profile_left" else -1.0
-            sy = sign * np.nan_to_num(fy, nan=-999)
+            sy = np.nan_to_num(sign * fy, nan=-999)
             deep = w & (sy >= p.profile_deg)
             for a, b in true_runs(deep, t):
                 if b - a + dt >= p.profile_hold_s:
                     return True, a
-            # Beyond about 60 degrees the mesh is lost: passing 40 degrees on the asked side, then losing the
-            # face for the hold time, then finding it again, is a full profile.
-            idx = np.where(w)[0]
-            for k in idx:
-                if sy[k] >= 40 and k + 1 < len(t):
-                    lost = (~has) & w & (t > t[k])
-                    for a, b in true_runs(lost, t):
-                        if a - t[k] <= 2 * dt + 0.05 and b - a + dt >= p.profile_hold_s:
-                            return True, float(t[k])
+            # Beyond about 60 degrees the mesh is lost: losing the face for the hold time is a full profile only
+            # with positive evidence on the asked side, a tracked yaw of `profile_lost_from_deg` just before the
+            # loss (still rising) or just after it. A 2.5-D warp of a frontal face breaks the mesh near 40 degrees
+            # and comes back there (issue 32): the loss alone proves nothing.
+            lost = (~has) & w
+            for a, b in true_runs(lost, t):
+                if b - a + dt < p.profile_hold_s:
+                    continue
+                ia, ib = int(np.searchsorted(t, a)), int(np.searchsorted(t, b))
+                before = [k for k in (ia - 1, ia - 2) if k >= 0 and has[k] and a - t[k] <= 2 * dt + 0.05]
+                after = [k for k in (ib + 1, ib + 2) if k < len(t) and has[k] and t[k] - b <= 2 * dt + 0.05]
+                deep_before = any(sy[k] >= p.profile_lost_from_deg and (k < 2 or sy[k] >= sy[k - 2]) for k in before)
+                deep_after = any(sy[k] >= p.profile_lost_from_deg for k in after)
+                if deep_before or deep_after:
+                    return True, a
             return False, None
         if st.kind == "front":
             fr = (

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepshield.liveness.policy import LivenessPolicy
+from deepshield.liveness.regions import FRONT_REGIONS, REGIONS, SIDE_REGIONS
 from deepshield.liveness.script import FLASH_COLOURS
 from deepshield.liveness.signals import SIGNALS
 from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult
@@ -32,6 +33,55 @@ def _nearest_colour(v: np.ndarray) -> str:
     return max(FLASH_COLOURS, key=lambda c: float(np.dot(v / n, expected_direction(c))))
 
 
+def _baseline(t: np.ndarray, ok: np.ndarray, ctx: SignalContext) -> np.ndarray:
+    """Samples before the first flash, else just after the last one (plus the longest latency)."""
+    flashes, p = ctx.script.flashes, ctx.policy
+    pre = ok & (t < flashes[0].start_s)
+    if pre.sum() < 2:
+        last = flashes[-1].end_s
+        pre = ok & (t > last + p.flash_max_latency_s + 0.1) & (t < last + 1.5)
+    return pre
+
+
+def region_response(ctx: SignalContext, latency_s: float) -> dict[str, float] | None:
+    """Each region's mean response along the flashed colours (log-chromaticity minus the far background's, as
+    `flash_response`), at the latency found for the face: how the light fell across the head."""
+    regions = ctx.track.region_colours()
+    if regions is None or not ctx.script.flashes:
+        return None
+    t, _, bg = ctx.track.colours()
+    ok = np.isfinite(regions).all(axis=(1, 2)) & np.isfinite(bg).all(axis=1)
+    pre = _baseline(t, ok, ctx)
+    if pre.sum() < 2:
+        return None
+    rel = log_chroma(regions) - log_chroma(bg)[:, None, :]
+    base = np.median(rel[pre], axis=0)
+    amps = []
+    for f in ctx.script.flashes:
+        m = ok & (t >= f.start_s + latency_s + 0.04) & (t <= f.end_s + latency_s)
+        if m.any():
+            amps.append((np.median(rel[m], axis=0) - base) @ expected_direction(f.colour))
+    if len(amps) < 3:
+        return None
+    mean = np.mean(amps, axis=0)
+    return {name: float(a) for name, a in zip(REGIONS, mean, strict=True)}
+
+
+def light_shape(amps: dict[str, float], p: LivenessPolicy) -> tuple[str, str]:
+    """pass, review or fail: whether the flash lit the head as a screen lights a 3-D head (see `regions`), and
+    if not, why. Nothing lit outside the outline fails (a tint painted on the face); an even response inside it
+    only asks for review: a head turned a little, or a flat face, brings the cheeks' sides near the front's."""
+    front = float(np.mean([amps[r] for r in FRONT_REGIONS]))
+    side = float(np.mean([amps[r] for r in SIDE_REGIONS]))
+    if front < p.flash_min_amplitude:
+        return "fail", "the flash did not light the front of the face"
+    if amps["outside"] < p.flash_min_outside * front:
+        return "fail", "the flash lit the face but nothing around it (hair, neck): a tint painted on the face"
+    if front < p.flash_min_front_to_side * side:
+        return "review", "the flash lit the face evenly, not as light falls on a rounded head"
+    return "pass", ""
+
+
 def flash_response(ctx: SignalContext, domain: str = "log") -> dict[str, object]:
     """Per-flash face-minus-background chroma change, best latency, correlation and amplitude.
 
@@ -46,11 +96,7 @@ def flash_response(ctx: SignalContext, domain: str = "log") -> dict[str, object]
     ok = np.isfinite(face).all(axis=1) & np.isfinite(bg).all(axis=1)
     if not flashes or ok.sum() < 5:
         return {"usable": False}
-    first, last = flashes[0].start_s, flashes[-1].end_s
-    # Baseline: before the first flash, else just after the last one (plus the longest latency).
-    pre = ok & (t < first)
-    if pre.sum() < 2:
-        pre = ok & (t > last + p.flash_max_latency_s + 0.1) & (t < last + 1.5)
+    pre = _baseline(t, ok, ctx)
     if pre.sum() < 2:
         return {"usable": False}
     if domain == "log":
@@ -126,6 +172,14 @@ class FlashResponse(LivenessSignal):
         j_lin = "pass" if lin_amp >= max(p.flash_min_amplitude, 0.5 * float(lg["amplitude"])) else "fail"  # type: ignore[arg-type]
         ev = {"log": _rounded(lg), "linear": _rounded(ln)}
         corr = min(float(lg["corr"]), float(ln.get("corr", 0.0)))  # type: ignore[arg-type]
+        amps = region_response(ctx, float(lg["latency_s"]))  # type: ignore[arg-type]
+        if amps is not None:
+            ev["regions"] = {k: round(v, 4) for k, v in amps.items()}
+            shape, why = light_shape(amps, p)
+            if shape == "fail" and j_log != "fail" and j_lin == "pass":
+                return self.result("fail", max(0.0, corr) / 4, [why], **ev)
+            if shape == "review" and j_log == "pass" and j_lin == "pass":
+                return self.result("review", max(0.0, corr) / 2, [why], **ev)
         if j_log == "pass" and j_lin == "pass":
             return self.result("pass", min(1.0, 0.5 + corr / 2), [], **ev)
         if j_log == "near" and j_lin == "pass":
