@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,15 +163,29 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         log.close()
 
 
+#: Every browser step's wait (a failure still fails, only later): see `browser`.
+BROWSER_TIMEOUT_MS = 120_000
+
+
 @pytest.fixture()
 def browser() -> Iterator[object]:
     """Headless Debian Chromium driven by Playwright (no browser download)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} missing: install Debian's chromium (scripts/system-packages.sh does)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import BrowserContext, sync_playwright
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        new_context = b.new_context
+
+        def patient_context(**kwargs: Any) -> BrowserContext:
+            # Sign-in hashes passwords and the service scans media on two shared cores: under load a step can
+            # take well over Playwright's 30 s default, which is a slow machine, not a broken page.
+            ctx = new_context(**kwargs)
+            ctx.set_default_timeout(BROWSER_TIMEOUT_MS)
+            return ctx
+
+        b.new_context = patient_context  # type: ignore[method-assign]
         try:
             yield b
         finally:

@@ -42,7 +42,7 @@ def test_report_review_statement_and_victim_withdrawal(browser, server, tmp_path
     public.fill("#signature", "Jane Roe")
     public.check("#good_faith")
     public.click("#submit-report")
-    public.wait_for_selector("#case-id", timeout=60000)
+    public.wait_for_selector("#case-id")
     case_id = public.inner_text("#case-id").strip()
     pin = public.inner_text("#case-pin").strip()
     assert re.fullmatch(r"DS-[A-Z0-9]{4}-[A-Z0-9]{4}", case_id) and re.fullmatch(r"\d{8}", pin)

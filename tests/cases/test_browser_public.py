@@ -108,7 +108,7 @@ def test_docs_list_every_operation_with_the_network_blocked(browser: Any, public
     ctx.route("**/*", only_local)
     page = ctx.new_page()
     page.goto(public.url + "/docs")
-    page.wait_for_function(f"document.querySelectorAll('.opblock').length >= {len(ops)}", timeout=60_000)
+    page.wait_for_function(f"document.querySelectorAll('.opblock').length >= {len(ops)}")
     shown = page.evaluate(
         "Array.from(document.querySelectorAll('.opblock')).map(el => ["
         "el.querySelector('.opblock-summary-method').textContent.trim(),"
@@ -117,7 +117,7 @@ def test_docs_list_every_operation_with_the_network_blocked(browser: Any, public
     assert sorted(tuple(x) for x in shown) == ops
     page.screenshot(path=str(shots / "docs.png"))
     page.goto(public.url + "/redoc")
-    page.wait_for_selector("[data-section-id*='operation/']", timeout=60_000)
+    page.wait_for_selector("[data-section-id*='operation/']")
     sections = page.evaluate(  # `tag/<tag>/operation/<operationId>`, in the menu and in the body
         "Array.from(document.querySelectorAll(\"[data-section-id*='operation/']\"))"
         ".map(el => el.getAttribute('data-section-id'))"
@@ -181,7 +181,7 @@ def test_report_form_checks_itself_before_any_case(
     assert _field_error(page, "content_locations") == ""  # fixed fields are cleared
     page.fill("#reporter_email", "jane@example.org")
     page.click("#submit-report")
-    page.wait_for_selector("#case-id", timeout=60_000)
+    page.wait_for_selector("#case-id")
     assert "decision is due" in page.inner_text("#receipt") and page.locator("#missing").count() == 0
     check_page(page, shots, "receipt")
     assert _case_count(sqlite_settings) == 1

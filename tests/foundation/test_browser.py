@@ -16,12 +16,12 @@ def _first_sign_in(page: Any, live_server: Any) -> None:
     page.fill("#username", "admin")
     page.fill("#password", live_server.admin_password)
     page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/account/password", timeout=60_000)  # scrypt and a cold server, under load
+    page.wait_for_url(live_server.url + "/account/password")  # scrypt and a cold server: the fixture waits up to 120 s
     page.fill("#current", live_server.admin_password)
     page.fill("#new", NEW_PASSWORD)
     page.fill("#repeat", NEW_PASSWORD)
     page.click("main button[type=submit]")  # not the header's "Sign out"
-    page.wait_for_url(live_server.url + "/", timeout=60_000)
+    page.wait_for_url(live_server.url + "/")
 
 
 def test_upload_a_photo_and_see_the_report(live_server: Any, browser: Any, shared_faces: Path, tmp_path: Path) -> None:
