@@ -11,6 +11,7 @@ clips' probabilities; the video's is the highest track score, as a swap of one p
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +20,8 @@ from deepshield.detect.temporal import TemporalDetector, WindowSampling, stable_
 from deepshield.faces.analyzer import FaceAnalyzer
 from deepshield.faces.geometry import iou
 from deepshield.faces.types import Face, FaceTrack
-from deepshield.media import Media
+from deepshield.media import Frame, Media
+from deepshield.media.prefetch import AHEAD_BUDGET_BYTES, Prefetcher
 
 #: A face in the next frame continues a face of this one when their boxes overlap this much.
 FOLLOW_IOU = 0.3
@@ -72,37 +74,90 @@ def _track_of(face: Face, tracks: list[FaceTrack]) -> int:
     return best
 
 
-def score_tracks(
-    media: Media, analyzer: FaceAnalyzer, detector: TemporalDetector, tracks: list[FaceTrack], windows: int
-) -> TemporalOutcome:
-    """Temporal scores of a video's tracks from `windows` extra runs of the detector's K consecutive frames."""
-    out = TemporalOutcome()
-    k = detector.frames
+def _groups(frames: Iterable[Frame]) -> Iterator[list[Frame]]:
+    """Runs of consecutive frames (by index), each as soon as it is complete."""
+    group: list[Frame] = []
+    for frame in frames:
+        if group and frame.index != group[-1].index + 1:
+            yield group
+            group = []
+        group.append(frame)
+    if group:
+        yield group
+
+
+def _followed_runs(analyzer: FaceAnalyzer, run: list[Frame]) -> list[list[Face]]:
+    """Each face found in the run's first frame, followed through the rest by its mesh (`FaceAnalyzer.follow`):
+    the chains that last all the run's frames."""
+    first = run[0]
+    chains = []
+    for face in analyzer.analyze(first.rgb, frame_index=first.index, time_s=first.time_s):
+        if face.landmarks is None or max(face.width, face.height) < MIN_FACE_PX:
+            continue
+        chain = [face]
+        for frame in run[1:]:
+            nxt = analyzer.follow(frame.rgb, chain[-1], frame_index=frame.index, time_s=frame.time_s)
+            if nxt is None:
+                break
+            chain.append(nxt)
+        if len(chain) == len(run):
+            chains.append(chain)
+    return chains
+
+
+def _detected_runs(analyzer: FaceAnalyzer, run: list[Frame]) -> list[list[Face]]:
+    """The slower way, kept as the benchmarks' baseline: faces found in every frame, linked by box overlap."""
+    frames = [(f.rgb, analyzer.analyze(f.rgb, frame_index=f.index, time_s=f.time_s)) for f in run]
+    return [chain for _, chain in _runs(frames, len(run))]
+
+
+def window_groups(media: Media, frames: int, windows: int) -> Iterator[list[Frame]]:
+    """The decoded windows of `frames` consecutive frames (one spare each), as runs of consecutive frames."""
     fps = media.info.fps or 25.0
     # One frame more per window: the first frame after a seek can land one frame off, which breaks the run.
-    sampling = WindowSampling(count=None, windows=windows, length=k + 1, frame_rate=fps)
-    groups: list[list[tuple[np.ndarray, list[Face]]]] = []
-    last_index = -2
-    t = time.perf_counter()
-    for frame in media.frames(sampling):
-        out.decode_s += time.perf_counter() - t
-        t1 = time.perf_counter()
-        faces = analyzer.analyze(frame.rgb, frame_index=frame.index, time_s=frame.time_s)
-        out.faces_s += time.perf_counter() - t1
-        if frame.index != last_index + 1 or not groups:
-            groups.append([])
-        groups[-1].append((frame.rgb, faces))
-        last_index = frame.index
-        t = time.perf_counter()
+    return _groups(media.frames(WindowSampling(count=None, windows=windows, length=frames + 1, frame_rate=fps)))
+
+
+def decode_windows_now(media: Media, frames: int, windows: int) -> Prefetcher[list[Frame]]:
+    """The windows decoded from now on in a background thread, as many ahead as `AHEAD_BUDGET_BYTES` holds: a
+    scan starts it before its sampled frames, whose decoding leaves that thread idle most of the time."""
+    group_bytes = (frames + 1) * max(1, (media.info.width or 0) * (media.info.height or 0) * 3)
+    depth = max(1, min(windows, AHEAD_BUDGET_BYTES // group_bytes))
+    return Prefetcher(lambda: window_groups(media, frames, windows), depth=depth)
+
+
+def score_tracks(
+    media: Media,
+    analyzer: FaceAnalyzer,
+    detector: TemporalDetector,
+    tracks: list[FaceTrack],
+    windows: int,
+    follow: bool = True,
+    groups: Iterable[list[Frame]] | None = None,
+) -> TemporalOutcome:
+    """Temporal scores of a video's tracks from `windows` extra runs of the detector's K consecutive frames.
+
+    `follow` finds the faces in a run's first frame only and follows them by their mesh (the default); False
+    runs the face detector on every frame, as version 2 was first scored. `groups` are the windows already being
+    decoded (`decode_windows_now`); without them they are decoded here, in this thread."""
+    out = TemporalOutcome()
+    k = detector.frames
     clips: list[np.ndarray] = []
     owners: list[int] = []
-    for g in groups:
+    find_runs = _followed_runs if follow else _detected_runs
+    t = time.perf_counter()
+    for g in groups if groups is not None else window_groups(media, k, windows):
+        out.decode_s += time.perf_counter() - t
+        t1 = time.perf_counter()
         for s in range(len(g) - k, -1, -k):  # runs of K consecutive frames, from the window's end
-            for rgbs, chain in _runs(g[s : s + k], k):
+            run = g[s : s + k]
+            for chain in find_runs(analyzer, run):
                 lms = [f.landmarks for f in chain if f.landmarks is not None]
-                crops, _ = stable_crops(rgbs, lms)
+                crops, _ = stable_crops([f.rgb for f in run], lms)
                 clips.append(crops)
                 owners.append(_track_of(chain[k // 2], tracks))
+        out.faces_s += time.perf_counter() - t1
+        t = time.perf_counter()
     if not clips:
         return out
     t2 = time.perf_counter()
