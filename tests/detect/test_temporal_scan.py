@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepshield.detect.pipeline import Scanner, ScanOptions
+from deepshield.detect.pipeline import Scanner, ScanOptions, scan_file
 from deepshield.detect.temporal import shipped_temporal
 from deepshield.faces.analyzer import FaceAnalyzer
 from deepshield.faces.geometry import iou
@@ -50,6 +50,8 @@ def test_fast_windows_keep_the_frame_score_and_the_temporal_score_within_toleran
     slow = Scanner(ScanOptions(frames=32, temporal_fast=False), detector=fast.detector, temporal=fast.temporal)
     try:
         a, b = fast.scan(video).result, slow.scan(video).result
+        # Without the scanner's second face analyzer the windows are followed in line, to the same clips.
+        c = scan_file(video, ScanOptions(frames=32), fast.analyzer, fast.detector, temporal=fast.temporal).result
     finally:
         fast.close()
         slow.close()
@@ -59,6 +61,7 @@ def test_fast_windows_keep_the_frame_score_and_the_temporal_score_within_toleran
     assert a.temporal.video_score is not None and b.temporal.video_score is not None
     assert abs(a.temporal.video_score - b.temporal.video_score) <= TEMPORAL_TOLERANCE
     assert a.temporal.track_scores.keys() == b.temporal.track_scores.keys()
+    assert c.temporal == a.temporal and c.scores == a.scores
 
 
 def test_windows_decoded_ahead_are_the_windows_decoded_in_line(shared_faces: Path) -> None:

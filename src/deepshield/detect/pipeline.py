@@ -7,7 +7,7 @@ JSON (`ScanResult.to_json`) is the same everywhere.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,14 +21,20 @@ from deepshield.detect.aggregate import AggregateScores, ScoredFace, aggregate_s
 from deepshield.detect.base import Detector, FaceHeatmap
 from deepshield.detect.registry import available_detectors, get_detector
 from deepshield.detect.temporal import TemporalDetector, shipped_temporal
-from deepshield.detect.temporal_scan import TemporalOutcome, decode_windows_now, score_tracks
+from deepshield.detect.temporal_scan import (
+    BackgroundWindows,
+    TemporalOutcome,
+    assign_clips,
+    decode_windows_now,
+    score_tracks,
+)
 from deepshield.errors import DeepshieldError
 from deepshield.faces.align import align_face
 from deepshield.faces.analyzer import FaceAnalyzer
 from deepshield.faces.tracking import frame_signature, link_tracks, shot_cuts
 from deepshield.faces.types import Face, FaceTrack
 from deepshield.media import Frame, FrameSampling, Media, MediaInfo, MediaKind, MediaLimits, open_media
-from deepshield.media.prefetch import decode_ahead
+from deepshield.media.prefetch import Prefetcher, decode_ahead
 from deepshield.media.types import RGBImage
 from deepshield.scan_result import (
     DETECTOR_OK,
@@ -104,16 +110,24 @@ class Scanner:
                 )
         else:
             self.detector = None
+        # A second face analyzer follows faces through the temporal windows in a thread of its own.
+        self.window_analyzer = (
+            FaceAnalyzer()
+            if self.temporal is not None and self.detector is not None and self.options.temporal_fast
+            else None
+        )
 
     def close(self) -> None:
         self.analyzer.close()
+        if self.window_analyzer is not None:
+            self.window_analyzer.close()
 
     def scan(
         self, path: str | Path, progress: ProgressFn | None = None, keep_artifacts: bool | None = None
     ) -> ScanOutcome:
         """`keep_artifacts` overrides the options' for this file (the service keeps no pictures of screenings)."""
         options = self.options if keep_artifacts is None else replace(self.options, keep_artifacts=keep_artifacts)
-        return scan_file(path, options, self.analyzer, self.detector, progress, self.temporal)
+        return scan_file(path, options, self.analyzer, self.detector, progress, self.temporal, self.window_analyzer)
 
 
 def scan_file(
@@ -123,6 +137,7 @@ def scan_file(
     detector: Detector | None = None,
     progress: ProgressFn | None = None,
     temporal: TemporalDetector | None = None,
+    window_analyzer: FaceAnalyzer | None = None,
 ) -> ScanOutcome:
     """Scan one file. Bad input gives a result with a typed error (`ok` false) instead of raising. `temporal`
     scores videos from extra windows of consecutive frames (only beside a frame detector: the fusion needs both)."""
@@ -131,7 +146,7 @@ def scan_file(
     own_analyzer = analyzer is None
     analyzer = analyzer or FaceAnalyzer()
     try:
-        return _scan(path, options, analyzer, detector, progress, t0, temporal)
+        return _scan(path, options, analyzer, detector, progress, t0, temporal, window_analyzer)
     except DeepshieldError as e:
         elapsed = round(time.perf_counter() - t0, 3)
         return ScanOutcome(result=ScanResult.failure(str(path), e.code, e.message, elapsed))
@@ -148,6 +163,7 @@ def _scan(
     progress: ProgressFn | None,
     t0: float,
     temporal: TemporalDetector | None = None,
+    window_analyzer: FaceAnalyzer | None = None,
 ) -> ScanOutcome:
     media = open_media(path, options.limits)
     info = media.info
@@ -156,12 +172,16 @@ def _scan(
     wants_temporal = (
         temporal is not None and detector is not None and info.kind is MediaKind.VIDEO and options.use_temporal
     )
-    # The windows decoded from now on, in a thread the sampled frames leave idle most of the time.
-    windows = (
-        decode_windows_now(media, temporal.frames, options.temporal_windows)
-        if temporal is not None and wants_temporal and options.temporal_fast and options.decode_ahead
-        else None
-    )
+    fast = temporal is not None and wants_temporal and options.temporal_fast and options.decode_ahead
+    windows: Prefetcher[list[Frame]] | BackgroundWindows | None = None
+    if fast and temporal is not None:
+        # With a second face analyzer the windows are followed and scored beside the sampled frames; without
+        # one, they are at least decoded from now on, in a thread the sampled frames leave idle most of the time.
+        windows = (
+            BackgroundWindows(media, window_analyzer, temporal, options.temporal_windows)
+            if window_analyzer is not None
+            else decode_windows_now(media, temporal.frames, options.temporal_windows)
+        )
     try:
         return _scan_media(media, path, options, analyzer, detector, progress, t0, temporal, windows)
     finally:
@@ -178,7 +198,7 @@ def _scan_media(
     progress: ProgressFn | None,
     t0: float,
     temporal: TemporalDetector | None,
-    windows: Iterable[list[Frame]] | None,
+    windows: Prefetcher[list[Frame]] | BackgroundWindows | None,
 ) -> ScanOutcome:
     info = media.info
     sampling = FrameSampling.evenly(options.frames)
@@ -243,9 +263,12 @@ def _scan_media(
     temporal_s = None
     if temporal is not None and detector is not None and is_video and options.use_temporal and tracks:
         t3 = time.perf_counter()
-        temporal_out = score_tracks(
-            media, analyzer, temporal, tracks, options.temporal_windows, options.temporal_fast, windows
-        )
+        if isinstance(windows, BackgroundWindows):
+            temporal_out = assign_clips(windows.result(), tracks)
+        else:
+            temporal_out = score_tracks(
+                media, analyzer, temporal, tracks, options.temporal_windows, options.temporal_fast, windows
+            )
         temporal_s = round(time.perf_counter() - t3, 3)
     timing = Timing(
         decode=round(decode_s, 3),

@@ -170,9 +170,7 @@ class FaceAnalyzer:
                 break
         return kept
 
-    def _fit_mesh(
-        self, rgb: RGBImage, box: tuple[float, float, float, float], fast: bool = False
-    ) -> Points | None:
+    def _fit_mesh(self, rgb: RGBImage, box: tuple[float, float, float, float], fast: bool = False) -> Points | None:
         """The mesh of the face in `box`, fitted on a crop twice the box's size. `fast` cuts and resizes that crop
         in one bilinear warp (about 1 ms instead of 5-10 ms for a large face in a 720p frame): for following a face
         through consecutive frames, where only the crop geometry depends on the mesh."""
