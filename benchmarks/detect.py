@@ -106,8 +106,8 @@ def scan_benchmark(video: Path, repeats: int) -> None:
         frame_only.close()
         before.close()
     second = (
-        f"with the temporal detector ({res.temporal.clips} runs of consecutive frames, scored in a second thread; "
-        f"the scan waited for it "
+        f"with the temporal detector ({res.temporal.clips} runs of consecutive frames, scored in a second thread, "
+        f"its own time there "
         f"{res.timing_s.temporal if res.timing_s else '?'} s)"
         if res.temporal is not None
         else "no temporal detector installed"

@@ -14,6 +14,7 @@ from deepshield.faces.analyzer import FaceAnalyzer
 from deepshield.faces.geometry import iou
 from deepshield.media import open_media
 from deepshield.media.prefetch import Prefetcher
+from deepshield.media.video import VideoMedia
 
 #: The shipped temporal score may move this much when faces are followed instead of found in every frame (the
 #: mesh is fitted on a crop placed from the previous frame; measured on corpus videos: at most 0.008).
@@ -22,6 +23,7 @@ TEMPORAL_TOLERANCE = 0.02
 
 def test_a_followed_face_has_the_mesh_and_box_of_the_face_found_in_that_frame(shared_faces: Path) -> None:
     media = open_media(shared_faces / "real_videos" / "vr_face1.mp4")
+    assert isinstance(media, VideoMedia)
     frames = [f.rgb for f in media.decode_all()][20:26]
     with FaceAnalyzer() as fa:
         previous = fa.analyze(frames[0], frame_index=0)[0]
