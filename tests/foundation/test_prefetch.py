@@ -13,7 +13,7 @@ import pytest
 
 from deepshield.errors import CorruptMedia
 from deepshield.media import FrameSampling, open_media
-from deepshield.media.prefetch import AHEAD_BUDGET_BYTES, depth_for_frames, prefetch
+from deepshield.media.prefetch import AHEAD_BUDGET_BYTES, Prefetcher, depth_for_frames, prefetch
 from tests.foundation.media_factory import write_video
 
 
@@ -171,3 +171,25 @@ def test_a_video_corrupted_part_way_gives_its_frames_then_a_typed_error(tmp_path
         pass
     assert got == sorted(got) and len(got) >= 5, got  # the undamaged first half still decodes
     assert _wait_for(lambda: not _prefetch_threads())
+
+
+def test_a_prefetcher_produces_before_it_is_read_and_stops_when_closed_unread() -> None:
+    produced: list[int] = []
+
+    def source() -> Iterator[int]:
+        for i in range(100):
+            produced.append(i)
+            yield i
+
+    ahead = Prefetcher(source, depth=2)
+    try:
+        # Started when made: the queue fills (2 items, a third waiting to be put) with nobody reading yet.
+        assert _wait_for(lambda: len(produced) >= 3)
+        time.sleep(0.1)
+        assert len(produced) == 3
+    finally:
+        ahead.close()
+    assert not ahead._worker.is_alive()
+    ahead2 = Prefetcher(source, depth=2)
+    assert list(ahead2)[:3] == [0, 1, 2]
+    ahead2.close()

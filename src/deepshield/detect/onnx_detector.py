@@ -76,17 +76,31 @@ def calibrate(logits: np.ndarray, a: float, b: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
+def cpu_session_options(threads: int | None = None) -> Any:
+    """onnxruntime options for the detectors: `threads` intra-op threads (`DEEPSHIELD_DETECT_THREADS`, 2), and
+    no spin-waiting between calls. Spinning threads hold a core for a while after each call; a scan runs face
+    finding, decoding and the temporal windows in other threads beside them, so on 2 cores that time is lost to
+    them (`lp_d13` scan: 2.81 s spinning, 2.05 s not, same scores; `DEEPSHIELD_ORT_SPIN=1` turns it back on)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or int(os.environ.get("DEEPSHIELD_DETECT_THREADS", "2"))
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    spin = "1" if os.environ.get("DEEPSHIELD_ORT_SPIN") == "1" else "0"
+    opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    return opts
+
+
 class OnnxSbiDetector(Detector):
     """Scores aligned face crops; optional occlusion-sensitivity heat maps as evidence."""
 
     def __init__(self, onnx_path: Path, meta: ModelMeta, threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or int(os.environ.get("DEEPSHIELD_DETECT_THREADS", "2"))
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(onnx_path), cpu_session_options(threads), providers=["CPUExecutionProvider"]
+        )
         self.input_name = self.session.get_inputs()[0].name
         self.meta = meta
         self._mean = np.array(meta.mean, np.float32)

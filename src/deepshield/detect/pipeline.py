@@ -21,14 +21,20 @@ from deepshield.detect.aggregate import AggregateScores, ScoredFace, aggregate_s
 from deepshield.detect.base import Detector, FaceHeatmap
 from deepshield.detect.registry import available_detectors, get_detector
 from deepshield.detect.temporal import TemporalDetector, shipped_temporal
-from deepshield.detect.temporal_scan import TemporalOutcome, score_tracks
+from deepshield.detect.temporal_scan import (
+    BackgroundWindows,
+    TemporalOutcome,
+    assign_clips,
+    decode_windows_now,
+    score_tracks,
+)
 from deepshield.errors import DeepshieldError
 from deepshield.faces.align import align_face
 from deepshield.faces.analyzer import FaceAnalyzer
 from deepshield.faces.tracking import frame_signature, link_tracks, shot_cuts
 from deepshield.faces.types import Face, FaceTrack
 from deepshield.media import Frame, FrameSampling, MediaInfo, MediaKind, MediaLimits, open_media
-from deepshield.media.prefetch import decode_ahead
+from deepshield.media.prefetch import Prefetcher, decode_ahead
 from deepshield.media.types import RGBImage
 from deepshield.scan_result import (
     DETECTOR_OK,
@@ -66,6 +72,11 @@ class ScanOptions:
     #: consecutive frames (`detect.temporal_scan`).
     use_temporal: bool = True
     temporal_windows: int = 4
+    #: The temporal windows' speed-ups: each face found in a window's first frame only and followed by its mesh,
+    #: and the windows decoded in a background thread during the sampled frames (with `decode_ahead`). False
+    #: scores them as first shipped (the face detector on every window frame, decoded afterwards): the
+    #: benchmark's baseline.
+    temporal_fast: bool = True
 
 
 @dataclass
@@ -99,16 +110,24 @@ class Scanner:
                 )
         else:
             self.detector = None
+        # A second face analyzer follows faces through the temporal windows in a thread of its own.
+        self.window_analyzer = (
+            FaceAnalyzer()
+            if self.temporal is not None and self.detector is not None and self.options.temporal_fast
+            else None
+        )
 
     def close(self) -> None:
         self.analyzer.close()
+        if self.window_analyzer is not None:
+            self.window_analyzer.close()
 
     def scan(
         self, path: str | Path, progress: ProgressFn | None = None, keep_artifacts: bool | None = None
     ) -> ScanOutcome:
         """`keep_artifacts` overrides the options' for this file (the service keeps no pictures of screenings)."""
         options = self.options if keep_artifacts is None else replace(self.options, keep_artifacts=keep_artifacts)
-        return scan_file(path, options, self.analyzer, self.detector, progress, self.temporal)
+        return scan_file(path, options, self.analyzer, self.detector, progress, self.temporal, self.window_analyzer)
 
 
 def scan_file(
@@ -118,6 +137,7 @@ def scan_file(
     detector: Detector | None = None,
     progress: ProgressFn | None = None,
     temporal: TemporalDetector | None = None,
+    window_analyzer: FaceAnalyzer | None = None,
 ) -> ScanOutcome:
     """Scan one file. Bad input gives a result with a typed error (`ok` false) instead of raising. `temporal`
     scores videos from extra windows of consecutive frames (only beside a frame detector: the fusion needs both)."""
@@ -126,7 +146,7 @@ def scan_file(
     own_analyzer = analyzer is None
     analyzer = analyzer or FaceAnalyzer()
     try:
-        return _scan(path, options, analyzer, detector, progress, t0, temporal)
+        return _scan(path, options, analyzer, detector, progress, t0, temporal, window_analyzer)
     except DeepshieldError as e:
         elapsed = round(time.perf_counter() - t0, 3)
         return ScanOutcome(result=ScanResult.failure(str(path), e.code, e.message, elapsed))
@@ -143,91 +163,124 @@ def _scan(
     progress: ProgressFn | None,
     t0: float,
     temporal: TemporalDetector | None = None,
+    window_analyzer: FaceAnalyzer | None = None,
 ) -> ScanOutcome:
     media = open_media(path, options.limits)
     info = media.info
     if info.kind is MediaKind.AUDIO:
         raise DeepshieldError("audio-only file: there are no faces to scan (use `deepshield verify` for labels)")
-    sampling = FrameSampling.evenly(options.frames)
-    expected = 1 if info.kind is MediaKind.IMAGE else len(sampling.target_times(info.duration_s or 0.0))
-    frames_faces: list[list[Face]] = []
-    frame_rgbs: dict[int, RGBImage] = {}
-    per_face_scores: list[ScoredFace] = []
-    face_scores: dict[int, float] = {}
-    frame_times: list[float] = []
-    signatures: list[NDArray[np.float32]] = []
-    is_video = info.kind is MediaKind.VIDEO
+    wants_temporal = (
+        temporal is not None and detector is not None and info.kind is MediaKind.VIDEO and options.use_temporal
+    )
+    fast = temporal is not None and wants_temporal and options.temporal_fast and options.decode_ahead
+    windows: Prefetcher[list[Frame]] | BackgroundWindows | None = None
+    if fast and temporal is not None:
+        # With a second face analyzer the windows are followed and scored beside the sampled frames; without
+        # one, they are at least decoded from now on, in a thread the sampled frames leave idle most of the time.
+        windows = (
+            BackgroundWindows(media, window_analyzer, temporal, options.temporal_windows)
+            if window_analyzer is not None
+            else decode_windows_now(media, temporal.frames, options.temporal_windows)
+        )
+    try:
+        sampling = FrameSampling.evenly(options.frames)
+        expected = 1 if info.kind is MediaKind.IMAGE else len(sampling.target_times(info.duration_s or 0.0))
+        frames_faces: list[list[Face]] = []
+        frame_rgbs: dict[int, RGBImage] = {}
+        per_face_scores: list[ScoredFace] = []
+        face_scores: dict[int, float] = {}
+        frame_times: list[float] = []
+        signatures: list[NDArray[np.float32]] = []
+        is_video = info.kind is MediaKind.VIDEO
 
-    decode_s = wait_s = faces_s = detect_s = 0.0
+        decode_s = wait_s = faces_s = detect_s = 0.0
 
-    def sampled() -> Generator[tuple[Frame, NDArray[np.float32] | None], None, None]:
-        nonlocal decode_s
-        t = time.perf_counter()
-        for frame in media.frames(sampling):
-            decode_s += time.perf_counter() - t
-            yield frame, frame_signature(frame.rgb) if is_video else None
+        def sampled() -> Generator[tuple[Frame, NDArray[np.float32] | None], None, None]:
+            nonlocal decode_s
             t = time.perf_counter()
+            for frame in media.frames(sampling):
+                decode_s += time.perf_counter() - t
+                yield frame, frame_signature(frame.rgb) if is_video else None
+                t = time.perf_counter()
 
-    # A video's frames are decoded (and their shot signatures taken) ahead, while faces are found in this one:
-    # `decode` is the decoder's own time, `waited_for_frames` the part of it the scan had to wait for.
-    t_dec = time.perf_counter()
-    with closing(decode_ahead(media, sampled, enabled=options.decode_ahead)) as source:
-        for i, (frame, signature) in enumerate(source):
-            wait_s += time.perf_counter() - t_dec
-            t1 = time.perf_counter()
-            faces = analyzer.analyze(frame.rgb, frame_index=frame.index, time_s=frame.time_s)
-            faces_s += time.perf_counter() - t1
-            frames_faces.append(faces)
-            frame_times.append(frame.time_s)
-            if signature is not None:
-                signatures.append(signature)
-            if options.keep_artifacts and faces:
-                frame_rgbs[len(frames_faces) - 1] = frame.rgb
-            if detector is not None and faces:
-                t2 = time.perf_counter()
-                # Heat maps cost many extra inferences per face: made later, for the faces a report shows.
-                scores = detector.score_faces(frame.rgb, faces, explain=False)
-                detect_s += time.perf_counter() - t2
-                for f, s in zip(faces, scores, strict=True):
-                    face_scores[id(f)] = s.score
-            if progress:
-                progress(min(1.0, (i + 1) / max(expected, 1)))
-            t_dec = time.perf_counter()
-    tracks = link_tracks(frames_faces, shot_cuts(signatures)) if is_video else []
-    if info.kind is MediaKind.IMAGE:
-        for k, f in enumerate(frames_faces[0] if frames_faces else []):
-            f.track_id = k
-    all_faces = [f for ff in frames_faces for f in ff]
-    for f in all_faces:
-        if id(f) in face_scores:
-            per_face_scores.append(
-                ScoredFace(
-                    f.frame_index, f.time_s, f.track_id, face_scores[id(f)], f.is_partial, size=max(f.width, f.height)
+        # A video's frames are decoded (and their shot signatures taken) ahead, while faces are found in this one:
+        # `decode` is the decoder's own time, `waited_for_frames` the part of it the scan had to wait for.
+        t_dec = time.perf_counter()
+        with closing(decode_ahead(media, sampled, enabled=options.decode_ahead)) as source:
+            for i, (frame, signature) in enumerate(source):
+                wait_s += time.perf_counter() - t_dec
+                t1 = time.perf_counter()
+                faces = analyzer.analyze(frame.rgb, frame_index=frame.index, time_s=frame.time_s)
+                faces_s += time.perf_counter() - t1
+                frames_faces.append(faces)
+                frame_times.append(frame.time_s)
+                if signature is not None:
+                    signatures.append(signature)
+                if options.keep_artifacts and faces:
+                    frame_rgbs[len(frames_faces) - 1] = frame.rgb
+                if detector is not None and faces:
+                    t2 = time.perf_counter()
+                    # Heat maps cost many extra inferences per face: made later, for the faces a report shows.
+                    scores = detector.score_faces(frame.rgb, faces, explain=False)
+                    detect_s += time.perf_counter() - t2
+                    for f, s in zip(faces, scores, strict=True):
+                        face_scores[id(f)] = s.score
+                if progress:
+                    progress(min(1.0, (i + 1) / max(expected, 1)))
+                t_dec = time.perf_counter()
+        tracks = link_tracks(frames_faces, shot_cuts(signatures)) if is_video else []
+        if info.kind is MediaKind.IMAGE:
+            for k, f in enumerate(frames_faces[0] if frames_faces else []):
+                f.track_id = k
+        all_faces = [f for ff in frames_faces for f in ff]
+        for f in all_faces:
+            if id(f) in face_scores:
+                per_face_scores.append(
+                    ScoredFace(
+                        f.frame_index,
+                        f.time_s,
+                        f.track_id,
+                        face_scores[id(f)],
+                        f.is_partial,
+                        size=max(f.width, f.height),
+                    )
                 )
-            )
-    agg = aggregate_scores(per_face_scores) if detector is not None else None
-    temporal_out: TemporalOutcome | None = None
-    temporal_s = None
-    if temporal is not None and detector is not None and is_video and options.use_temporal and tracks:
-        t3 = time.perf_counter()
-        temporal_out = score_tracks(media, analyzer, temporal, tracks, options.temporal_windows)
-        temporal_s = round(time.perf_counter() - t3, 3)
-    timing = Timing(
-        decode=round(decode_s, 3),
-        waited_for_frames=round(wait_s, 3),
-        faces=round(faces_s, 3),
-        detector=round(detect_s, 3),
-        total=round(time.perf_counter() - t0, 3),
-        temporal=temporal_s,
-    )
-    result = _result(path, info, frame_times, all_faces, face_scores, tracks, detector, agg, timing)
-    if temporal is not None and temporal_out is not None:
-        result = _with_temporal(result, temporal, temporal_out)
-    artifacts = (
-        _artifacts(frames_faces, frame_rgbs, tracks, face_scores, detector, options) if options.keep_artifacts else []
-    )
-    media.close()
-    return ScanOutcome(result=result, artifacts=artifacts)
+        agg = aggregate_scores(per_face_scores) if detector is not None else None
+        temporal_out: TemporalOutcome | None = None
+        temporal_s = None
+        if temporal is not None and detector is not None and is_video and options.use_temporal and tracks:
+            t3 = time.perf_counter()
+            if isinstance(windows, BackgroundWindows):
+                temporal_out = assign_clips(windows.result(), tracks)
+                # Its own time in its thread (as `decode` is the decoder's), most of it beside the sampled frames.
+                temporal_s = round(temporal_out.decode_s + temporal_out.faces_s + temporal_out.detector_s, 3)
+            else:
+                temporal_out = score_tracks(
+                    media, analyzer, temporal, tracks, options.temporal_windows, options.temporal_fast, windows
+                )
+                temporal_s = round(time.perf_counter() - t3, 3)
+        timing = Timing(
+            decode=round(decode_s, 3),
+            waited_for_frames=round(wait_s, 3),
+            faces=round(faces_s, 3),
+            detector=round(detect_s, 3),
+            total=round(time.perf_counter() - t0, 3),
+            temporal=temporal_s,
+        )
+        result = _result(path, info, frame_times, all_faces, face_scores, tracks, detector, agg, timing)
+        if temporal is not None and temporal_out is not None:
+            result = _with_temporal(result, temporal, temporal_out)
+        artifacts = (
+            _artifacts(frames_faces, frame_rgbs, tracks, face_scores, detector, options)
+            if options.keep_artifacts
+            else []
+        )
+        media.close()
+        return ScanOutcome(result=result, artifacts=artifacts)
+
+    finally:
+        if windows is not None:
+            windows.close()
 
 
 def _result(

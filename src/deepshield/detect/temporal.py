@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from deepshield.detect.onnx_detector import cpu_session_options
 from deepshield.errors import DeepshieldError
 from deepshield.faces.landmarks import FACE_OVAL, LEFT_EYE, RIGHT_EYE
 from deepshield.media import FrameSampling
@@ -159,9 +160,8 @@ class TemporalDetector:
         self.threshold = float(self.meta.get("threshold", 0.5))
         fusion = self.meta.get("fusion")
         self.fusion = Fusion.from_dict(fusion) if fusion else None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or int(os.environ.get("DEEPSHIELD_DETECT_THREADS", "2"))
-        opts.inter_op_num_threads = 1
+        # ORT_ENABLE_ALL in these options is also onnxruntime's default: only spinning differs from before.
+        opts = cpu_session_options(threads)
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self._lock = threading.Lock()
 

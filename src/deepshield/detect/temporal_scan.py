@@ -2,15 +2,21 @@
 each window, its clips scored, and the clips given to the scan's tracks.
 
 The frame detector's frames are spread over the whole video, too far apart for a temporal detector, so a scan
-decodes `windows` runs of K consecutive frames more (`WindowSampling`). Within a window a face is followed by box
-overlap; a face seen in all K frames is one clip (`stable_crops`). A clip belongs to the scan track whose face
-nearest in time overlaps it most (its own track, -1, when none does). A track's temporal score is the mean of its
-clips' probabilities; the video's is the highest track score, as a swap of one person must not be averaged away.
+decodes `windows` runs of K consecutive frames more (`WindowSampling`), in a background thread started before the
+sampled frames (`decode_windows_now`). Faces are found in a run's first frame and followed through the rest by
+fitting the mesh inside the box of the frame before (`FaceAnalyzer.follow`, a third of the cost of finding them
+again); a face followed through all K frames is one clip (`stable_crops`). A clip belongs to the scan track whose
+face nearest in time overlaps it most (its own track, -1, when none does). A track's temporal score is the mean of
+its clips' probabilities; the video's is the highest track score, as a swap of one person must not be averaged
+away.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +25,8 @@ from deepshield.detect.temporal import TemporalDetector, WindowSampling, stable_
 from deepshield.faces.analyzer import FaceAnalyzer
 from deepshield.faces.geometry import iou
 from deepshield.faces.types import Face, FaceTrack
-from deepshield.media import Media
+from deepshield.media import Frame, Media
+from deepshield.media.prefetch import AHEAD_BUDGET_BYTES, Prefetcher
 
 #: A face in the next frame continues a face of this one when their boxes overlap this much.
 FOLLOW_IOU = 0.3
@@ -72,43 +79,150 @@ def _track_of(face: Face, tracks: list[FaceTrack]) -> int:
     return best
 
 
-def score_tracks(
-    media: Media, analyzer: FaceAnalyzer, detector: TemporalDetector, tracks: list[FaceTrack], windows: int
-) -> TemporalOutcome:
-    """Temporal scores of a video's tracks from `windows` extra runs of the detector's K consecutive frames."""
-    out = TemporalOutcome()
-    k = detector.frames
+def _groups(frames: Iterable[Frame]) -> Iterator[list[Frame]]:
+    """Runs of consecutive frames (by index), each as soon as it is complete."""
+    group: list[Frame] = []
+    for frame in frames:
+        if group and frame.index != group[-1].index + 1:
+            yield group
+            group = []
+        group.append(frame)
+    if group:
+        yield group
+
+
+def _followed_runs(analyzer: FaceAnalyzer, run: list[Frame]) -> list[list[Face]]:
+    """Each face found in the run's first frame, followed through the rest by its mesh (`FaceAnalyzer.follow`):
+    the chains that last all the run's frames."""
+    first = run[0]
+    chains = []
+    for face in analyzer.analyze(first.rgb, frame_index=first.index, time_s=first.time_s):
+        if face.landmarks is None or max(face.width, face.height) < MIN_FACE_PX:
+            continue
+        chain = [face]
+        for frame in run[1:]:
+            nxt = analyzer.follow(frame.rgb, chain[-1], frame_index=frame.index, time_s=frame.time_s)
+            if nxt is None:
+                break
+            chain.append(nxt)
+        if len(chain) == len(run):
+            chains.append(chain)
+    return chains
+
+
+def _detected_runs(analyzer: FaceAnalyzer, run: list[Frame]) -> list[list[Face]]:
+    """The slower way, kept as the benchmarks' baseline: faces found in every frame, linked by box overlap."""
+    frames = [(f.rgb, analyzer.analyze(f.rgb, frame_index=f.index, time_s=f.time_s)) for f in run]
+    return [chain for _, chain in _runs(frames, len(run))]
+
+
+def window_groups(media: Media, frames: int, windows: int) -> Iterator[list[Frame]]:
+    """The decoded windows of `frames` consecutive frames (one spare each), as runs of consecutive frames."""
     fps = media.info.fps or 25.0
     # One frame more per window: the first frame after a seek can land one frame off, which breaks the run.
-    sampling = WindowSampling(count=None, windows=windows, length=k + 1, frame_rate=fps)
-    groups: list[list[tuple[np.ndarray, list[Face]]]] = []
-    last_index = -2
-    t = time.perf_counter()
-    for frame in media.frames(sampling):
-        out.decode_s += time.perf_counter() - t
-        t1 = time.perf_counter()
-        faces = analyzer.analyze(frame.rgb, frame_index=frame.index, time_s=frame.time_s)
-        out.faces_s += time.perf_counter() - t1
-        if frame.index != last_index + 1 or not groups:
-            groups.append([])
-        groups[-1].append((frame.rgb, faces))
-        last_index = frame.index
-        t = time.perf_counter()
+    return _groups(media.frames(WindowSampling(count=None, windows=windows, length=frames + 1, frame_rate=fps)))
+
+
+def decode_windows_now(media: Media, frames: int, windows: int) -> Prefetcher[list[Frame]]:
+    """The windows decoded from now on in a background thread, as many ahead as `AHEAD_BUDGET_BYTES` holds: a
+    scan starts it before its sampled frames, whose decoding leaves that thread idle most of the time."""
+    group_bytes = (frames + 1) * max(1, (media.info.width or 0) * (media.info.height or 0) * 3)
+    depth = max(1, min(windows, AHEAD_BUDGET_BYTES // group_bytes))
+    return Prefetcher(lambda: window_groups(media, frames, windows), depth=depth)
+
+
+@dataclass
+class WindowClips:
+    """A video's windows as scored clips, before they are given to the scan's tracks."""
+
+    probs: np.ndarray
+    #: The middle face of each clip's run, which says whose track the clip is.
+    middles: list[Face]
+    decode_s: float = 0.0
+    faces_s: float = 0.0
+    detector_s: float = 0.0
+
+
+def window_clips(
+    groups: Iterable[list[Frame]],
+    analyzer: FaceAnalyzer,
+    detector: TemporalDetector,
+    follow: bool = True,
+    stop: threading.Event | None = None,
+) -> WindowClips:
+    """Every run of the detector's K consecutive frames in `groups`, its faces followed (`follow`, the default)
+    or found in every frame (the slower way, as version 2 was first scored), cut into clips and scored."""
+    k = detector.frames
     clips: list[np.ndarray] = []
-    owners: list[int] = []
-    for g in groups:
-        for s in range(len(g) - k, -1, -k):  # runs of K consecutive frames, from the window's end
-            for rgbs, chain in _runs(g[s : s + k], k):
-                lms = [f.landmarks for f in chain if f.landmarks is not None]
-                crops, _ = stable_crops(rgbs, lms)
-                clips.append(crops)
-                owners.append(_track_of(chain[k // 2], tracks))
-    if not clips:
-        return out
+    middles: list[Face] = []
+    find_runs = _followed_runs if follow else _detected_runs
+    decode_s = faces_s = 0.0
+    t = time.perf_counter()
+    try:
+        for g in groups:
+            decode_s += time.perf_counter() - t
+            if stop is not None and stop.is_set():
+                break
+            t1 = time.perf_counter()
+            for s in range(len(g) - k, -1, -k):  # runs of K consecutive frames, from the window's end
+                run = g[s : s + k]
+                for chain in find_runs(analyzer, run):
+                    lms = [f.landmarks for f in chain if f.landmarks is not None]
+                    crops, _ = stable_crops([f.rgb for f in run], lms)
+                    clips.append(crops)
+                    middles.append(chain[k // 2])
+            faces_s += time.perf_counter() - t1
+            t = time.perf_counter()
+    finally:
+        close = getattr(groups, "close", None)  # a decoder stopped early closes its file now
+        if close is not None:
+            close()
     t2 = time.perf_counter()
-    probs = detector.clip_scores(clips)
-    out.detector_s = time.perf_counter() - t2
-    out.clips = len(clips)
+    probs = detector.clip_scores(clips) if clips else np.zeros(0)
+    return WindowClips(probs, middles, decode_s, faces_s, time.perf_counter() - t2 if clips else 0.0)
+
+
+def assign_clips(scored: WindowClips, tracks: list[FaceTrack]) -> TemporalOutcome:
+    """Each clip given to its scan track; a track's score is the mean of its clips' probabilities."""
+    out = TemporalOutcome(
+        clips=len(scored.middles), decode_s=scored.decode_s, faces_s=scored.faces_s, detector_s=scored.detector_s
+    )
+    owners = [_track_of(f, tracks) for f in scored.middles]
     for tid in sorted(set(owners)):
-        out.track_scores[tid] = float(np.mean([p for p, o in zip(probs, owners, strict=True) if o == tid]))
+        out.track_scores[tid] = float(np.mean([p for p, o in zip(scored.probs, owners, strict=True) if o == tid]))
     return out
+
+
+def score_tracks(
+    media: Media,
+    analyzer: FaceAnalyzer,
+    detector: TemporalDetector,
+    tracks: list[FaceTrack],
+    windows: int,
+    follow: bool = True,
+    groups: Iterable[list[Frame]] | None = None,
+) -> TemporalOutcome:
+    """Temporal scores of a video's tracks from `windows` extra runs of the detector's K consecutive frames, in
+    this thread. `groups` are the windows already being decoded (`decode_windows_now`); without them they are
+    decoded here."""
+    source = groups if groups is not None else window_groups(media, detector.frames, windows)
+    return assign_clips(window_clips(source, analyzer, detector, follow), tracks)
+
+
+class BackgroundWindows:
+    """The windows decoded, followed and scored in a second thread with a face analyzer of its own, started
+    before the sampled frames: on two cores the main thread finds faces in those while this one works, so the
+    temporal part costs the scan little wall time. Always `close` it (it waits for the thread)."""
+
+    def __init__(self, media: Media, analyzer: FaceAnalyzer, detector: TemporalDetector, windows: int) -> None:
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="deepshield-temporal")
+        groups = window_groups(media, detector.frames, windows)
+        self._future = self._pool.submit(window_clips, groups, analyzer, detector, True, self._stop)
+
+    def result(self) -> WindowClips:
+        return self._future.result()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=True)

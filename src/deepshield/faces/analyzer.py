@@ -170,7 +170,10 @@ class FaceAnalyzer:
                 break
         return kept
 
-    def _fit_mesh(self, rgb: RGBImage, box: tuple[float, float, float, float]) -> Points | None:
+    def _fit_mesh(self, rgb: RGBImage, box: tuple[float, float, float, float], fast: bool = False) -> Points | None:
+        """The mesh of the face in `box`, fitted on a crop twice the box's size. `fast` cuts and resizes that crop
+        in one bilinear warp (about 1 ms instead of 5-10 ms for a large face in a 720p frame): for following a face
+        through consecutive frames, where only the crop geometry depends on the mesh."""
         assert self._mesh is not None
         h, w = rgb.shape[:2]
         bw, bh = box[2] - box[0], box[3] - box[1]
@@ -178,20 +181,30 @@ class FaceAnalyzer:
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2 - 0.1 * bh
         x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
         x1, y1 = int(round(cx + side / 2)), int(round(cy + side / 2))
-        # Pad instead of clipping so the face stays centred in the crop.
-        pad = [max(0, -y0), max(0, y1 - h), max(0, -x0), max(0, x1 - w)]
-        crop = rgb[max(0, y0) : min(h, y1), max(0, x0) : min(w, x1)]
-        if crop.size == 0:
+        if x1 <= max(0, x0) or y1 <= max(0, y0) or x0 >= w or y0 >= h:
             return None
-        if any(pad):
-            crop = cast(
-                RGBImage, cv2.copyMakeBorder(crop, pad[0], pad[1], pad[2], pad[3], cv2.BORDER_CONSTANT, value=(0, 0, 0))
-            )
-        scale = _MESH_CROP_SIDE * 2.0 / crop.shape[0]
-        if abs(scale - 1.0) > 0.05:
-            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-            size = (int(round(crop.shape[1] * scale)), int(round(crop.shape[0] * scale)))
-            crop = cast(RGBImage, cv2.resize(crop, size, interpolation=interp))  # both keep the dtype
+        if fast:
+            scale = _MESH_CROP_SIDE * 2.0 / max(y1 - y0, 1)
+            size = (int(round((x1 - x0) * scale)), int(round((y1 - y0) * scale)))
+            # Pixel centres map as cv2.resize maps them: dst + 0.5 = scale * (src - origin + 0.5).
+            m = np.array([[scale, 0, -x0 * scale + 0.5 * (scale - 1)], [0, scale, -y0 * scale + 0.5 * (scale - 1)]])
+            crop = cast(RGBImage, cv2.warpAffine(rgb, m, size, flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)))
+        else:
+            # Pad instead of clipping so the face stays centred in the crop.
+            pad = [max(0, -y0), max(0, y1 - h), max(0, -x0), max(0, x1 - w)]
+            crop = rgb[max(0, y0) : min(h, y1), max(0, x0) : min(w, x1)]
+            if crop.size == 0:
+                return None
+            if any(pad):
+                crop = cast(
+                    RGBImage,
+                    cv2.copyMakeBorder(crop, pad[0], pad[1], pad[2], pad[3], cv2.BORDER_CONSTANT, value=(0, 0, 0)),
+                )
+            scale = _MESH_CROP_SIDE * 2.0 / crop.shape[0]
+            if abs(scale - 1.0) > 0.05:
+                interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+                size = (int(round(crop.shape[1] * scale)), int(round(crop.shape[0] * scale)))
+                crop = cast(RGBImage, cv2.resize(crop, size, interpolation=interp))  # both keep the dtype
         res = self._mesh.process(np.ascontiguousarray(crop))
         if not res.multi_face_landmarks:
             return None
@@ -221,6 +234,44 @@ class FaceAnalyzer:
                 with quiet_native_stderr():
                     return self._analyze(rgb, w, h, frame_index, time_s)
             return self._analyze(rgb, w, h, frame_index, time_s)
+
+    def follow(self, rgb: RGBImage, previous: Face, frame_index: int = 0, time_s: float = 0.0) -> Face | None:
+        """`previous` (a face with its mesh, in the frame before this one) in this frame, found by fitting the mesh
+        inside its box instead of running the face detector: a third of `analyze`'s cost for a run of consecutive
+        frames. The box moves and scales as the mesh did, so it stays the detector's kind of box. None when the
+        mesh no longer finds the face there (the caller ends the run). No head pose is estimated."""
+        if previous.landmarks is None:
+            raise ValueError("a face is followed from its mesh: the previous face has none")
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError("expected an H x W x 3 uint8 RGB array")
+        with self._lock:
+            landmarks = self._fit_mesh(rgb, previous.box, fast=True) if self._mesh is not None else None
+        if landmarks is None:
+            return None
+        (ax0, ay0), (ax1, ay1) = previous.landmarks[:, :2].min(axis=0), previous.landmarks[:, :2].max(axis=0)
+        (bx0, by0), (bx1, by1) = landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)
+        s = float(max(bx1 - bx0, by1 - by0) / max(ax1 - ax0, ay1 - ay0, 1e-6))
+        ca, cb = ((ax0 + ax1) / 2, (ay0 + ay1) / 2), ((bx0 + bx1) / 2, (by0 + by1) / 2)
+        x0, y0, x1, y1 = previous.box
+        box = (
+            float(cb[0] + (x0 - ca[0]) * s),
+            float(cb[1] + (y0 - ca[1]) * s),
+            float(cb[0] + (x1 - ca[0]) * s),
+            float(cb[1] + (y1 - ca[1]) * s),
+        )
+        keypoints = ((previous.keypoints - np.array(ca, np.float32)) * s + np.array(cb, np.float32)).astype(np.float32)
+        h, w = rgb.shape[:2]
+        return Face(
+            box=box,
+            confidence=previous.confidence,
+            landmarks=landmarks,
+            keypoints=keypoints,
+            pose=None,
+            frame_index=frame_index,
+            time_s=time_s,
+            in_frame=share_inside(w, h, box, landmarks[FACE_OVAL]),
+            extra={"followed": True},
+        )
 
     def _analyze(self, rgb: RGBImage, w: int, h: int, frame_index: int, time_s: float) -> list[Face]:
         faces: list[Face] = []

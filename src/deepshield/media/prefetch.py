@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from deepshield.media.types import Media, MediaKind
 
@@ -60,43 +60,60 @@ def prefetch(items: Callable[[], Iterable[T]], depth: int = 4, background: bool 
     if not background:
         yield from items()
         return
-    ready: queue.Queue[T | _Done] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    ahead = Prefetcher(items, depth)
+    try:
+        yield from ahead
+    finally:
+        ahead.close()
 
-    def put(item: T | _Done) -> bool:
-        while not stop.is_set():
+
+class Prefetcher(Generic[T]):
+    """`prefetch`'s producer, started when made rather than when first read: work queued now (a scan's temporal
+    windows) is decoded while the caller is busy with something else. Iterate it once; always `close` it."""
+
+    def __init__(self, items: Callable[[], Iterable[T]], depth: int = 4) -> None:
+        if depth < 1:
+            raise ValueError("depth must be at least 1")
+        self._ready: queue.Queue[T | _Done] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._items = items
+        self._worker = threading.Thread(target=self._produce, name="deepshield-prefetch", daemon=True)
+        self._worker.start()
+
+    def _put(self, item: T | _Done) -> bool:
+        while not self._stop.is_set():
             try:
-                ready.put(item, timeout=_POLL_S)
+                self._ready.put(item, timeout=_POLL_S)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def produce() -> None:
+    def _produce(self) -> None:
         source: Iterator[T] | None = None
         try:
-            source = iter(items())
+            source = iter(self._items())
             for item in source:
-                if not put(item):
+                if not self._put(item):
                     return
-            put(_Done())
+            self._put(_Done())
         except BaseException as e:  # handed to the consumer, which raises it in its own thread
-            put(_Done(e))
+            self._put(_Done(e))
         finally:
             close = getattr(source, "close", None)
             if close is not None:
                 close()
 
-    worker = threading.Thread(target=produce, name="deepshield-prefetch", daemon=True)
-    worker.start()
-    try:
+    def __iter__(self) -> Iterator[T]:
         while True:
-            item = ready.get()
+            item = self._ready.get()
             if isinstance(item, _Done):
                 if item.error is not None:
                     raise item.error
                 return
             yield item
-    finally:
-        stop.set()
-        worker.join()
+
+    def close(self) -> None:
+        """Stop the producer and wait for it (idempotent)."""
+        self._stop.set()
+        self._worker.join()
