@@ -54,7 +54,8 @@ def login(page: Page, base: str, user: str, pw: str) -> None:
     page.fill("#username", user)
     page.fill("#password", pw)
     page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/console$"))
+    # Anchored on the path: the sign-in page's own URL (`/login?next=/console`) also ends in /console.
+    page.wait_for_url(re.compile(r"^https?://[^/?]+/console$"))
 
 
 def new_cases(ctx: CasesContext, n: int, **over: object) -> list[str]:
