@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from deepshield.consent.service import PIN_MAX_FAILURES
 from tests.conftest import auth
 
 
@@ -90,6 +91,10 @@ def test_request_capture_upload_and_provider_view(
     ok = app_client.post(f"/v1/consents/{rid}/withdraw", json={"pin": up.json()["pin"]})
     assert ok.status_code == 200 and ok.json()["status"] == "withdrawn"
     assert app_client.get("/consent/withdraw").status_code == 200
+    # Wrong PINs are counted across requests (not rolled back with the 403): at the limit even the right one fails.
+    for _ in range(PIN_MAX_FAILURES):
+        assert app_client.post(f"/v1/consents/{rid}/withdraw", json={"pin": "0"}).status_code == 403
+    assert app_client.post(f"/v1/consents/{rid}/withdraw", json={"pin": up.json()["pin"]}).status_code == 403
 
 
 def test_public_verification_of_tokens(keys_home: Path, app_client: Any) -> None:

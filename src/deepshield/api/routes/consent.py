@@ -22,7 +22,7 @@ from typing_extensions import TypedDict
 from deepshield.accounts.service import Principal
 from deepshield.api.deps import ConsentDep, SessionDep, SettingsDep, require_scope
 from deepshield.api.uploads import save_upload
-from deepshield.consent.service import ConsentNotFound
+from deepshield.consent.service import ConsentNotFound, WrongPin
 from deepshield.consent.sources import SourceFile, find_stored, sources_dir
 from deepshield.errors import MediaError
 from deepshield.media import MediaKind
@@ -210,7 +210,11 @@ def verify_credential(body: CredentialBody, svc: ConsentDep) -> dict[str, Any]:
 def withdraw(request_id: str, body: WithdrawBody, svc: ConsentDep, db: SessionDep) -> dict[str, str]:
     """Public, for the person: the reference (the request id) and PIN shown after the recording withdraw the
     consent; an issued credential is revoked, a request in review never issues."""
-    rec = svc.withdraw(db, request_id, body.pin, body.reason)
+    try:
+        rec = svc.withdraw(db, request_id, body.pin, body.reason)
+    except WrongPin:
+        db.commit()  # the failed attempt counts: the session would otherwise roll it back with the error
+        raise
     db.commit()
     return {"reference": rec.id, "status": "withdrawn"}
 
