@@ -145,7 +145,7 @@ def test_every_operation_conforms(api_schema: BaseSchema) -> None:
                         )
         elif isinstance(event, events.NonFatalError | events.FatalError):
             errors.append(repr(getattr(event, "value", None) or getattr(event, "exception", None))[:300])
-    report = "\n".join(f"{n} x {k}\n    {samples[k][:400]}" for k, n in sorted(failures.items()))
+    report = "\n".join(f"{n} x {k}\n    {samples[k][:3000]}" for k, n in sorted(failures.items()))
     assert not errors, errors
     assert not failures, report
     declared = {f"{method.upper()} {path}" for path, item in api_schema.raw_schema["paths"].items() for method in item}

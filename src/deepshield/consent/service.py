@@ -60,6 +60,13 @@ class InvalidConsentToken(DeepshieldError):
     http_status = 403
 
 
+class InvalidConsentRequest(DeepshieldError):
+    """Input the schema admits but the rules do not (a blank provider, a rejection without a reason): 422."""
+
+    code = "invalid_request"
+    http_status = 422
+
+
 class WrongPin(DeepshieldError):
     code = "wrong_pin"
     http_status = 403
@@ -143,9 +150,9 @@ class ConsentService:
         computed now, so a source without a face or a voice is refused before anyone is asked to record."""
         provider, purpose = provider.strip(), purpose.strip()
         if not provider or not purpose:
-            raise DeepshieldError("provider and purpose must not be empty")
+            raise InvalidConsentRequest("provider and purpose must not be blank")
         if not 1 <= valid_days <= self.policy.max_validity_days:
-            raise DeepshieldError(f"valid_days must be between 1 and {self.policy.max_validity_days}")
+            raise InvalidConsentRequest(f"valid_days must be between 1 and {self.policy.max_validity_days}")
         with self._lock:
             tpl = source_templates(sources, self._analyzer())
         token = secrets.token_urlsafe(24)
@@ -312,7 +319,7 @@ class ConsentService:
             raise ConsentConflict(f"this request is {rec.status}, not waiting for review")
         why = (reason or "").strip()[:2000]
         if reason is not None and not approve and not why:
-            raise DeepshieldError("give the reason for the rejection: the provider reads it")
+            raise InvalidConsentRequest("give the reason for the rejection: the provider reads it")
         rec.status = rec.outcome = "issued" if approve else "failed"
         rec.reviewed_by = reviewer
         if not approve:

@@ -167,7 +167,7 @@ async def upload_consent_video(
     return ReceivedView(status="received", reference=received.request_id, pin=received.pin)
 
 
-@router.post("/v1/consents/{request_id}/review", responses={404: {}, 409: {}})
+@router.post("/v1/consents/{request_id}/review", responses={404: {}, 409: {}, 422: {}})
 def review_consent(
     request_id: str, body: ReviewBody, svc: ConsentDep, db: SessionDep, principal: ReviewPrincipal
 ) -> dict[str, Any]:
