@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 from scipy.signal import resample_poly
 
 from deepshield.errors import MediaError
-from deepshield.media import open_media
+from deepshield.media import read_audio
 
 SPEECH_RATE = 16_000
 
@@ -32,11 +32,7 @@ def mono_16k(samples: NDArray[np.float32], sample_rate: int) -> NDArray[np.float
 def load_speech(path: Path, start_s: float = 0.0, end_s: float | None = None) -> NDArray[np.float32]:
     """The audio of `path` (video or audio file) between `start_s` and `end_s`, 16 kHz mono. `NoAudio` when the
     file has no sound track: a consent video must carry the spoken sentence."""
-    media = open_media(path)
-    try:
-        track = media.audio()
-    finally:
-        media.close()
+    track = read_audio(path)
     if track is None or track.samples.size == 0:
         raise NoAudio(f"{Path(path).name}: no audio track (the consent video must record the spoken sentence)")
     x = mono_16k(track.samples, track.sample_rate)

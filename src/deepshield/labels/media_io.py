@@ -91,13 +91,9 @@ def _write_wav(path: Path, samples: np.ndarray, sr: int) -> None:
 
 def rewrite_audio(src: Path, dst: Path, fmt: str, prefix: Callable[[int], np.ndarray]) -> None:
     """Prepend `prefix(sample_rate)` (mono float) to the audio; WAV written here, MP3 encoded by ffmpeg."""
-    from deepshield.media import open_media
+    from deepshield.media import read_audio
 
-    m = open_media(src)
-    try:
-        track = m.audio()
-    finally:
-        m.close()
+    track = read_audio(src)
     if track is None:
         raise LabelError("no audio track to label")
     cue = prefix(track.sample_rate)

@@ -155,13 +155,9 @@ def ai_rhythm_cue(sample_rate: int, unit_s: float = 0.09, freq: float = 880.0, a
 
 def notice_from_file(path: Path) -> Callable[[int], np.ndarray]:
     """A configured spoken notice (any audio file) as a prefix: mono, resampled to the target rate."""
-    from deepshield.media import open_media
+    from deepshield.media import read_audio
 
-    m = open_media(path)
-    try:
-        track = m.audio()
-    finally:
-        m.close()
+    track = read_audio(path)
     if track is None or track.samples.size == 0:
         raise LabelError(f"{path.name}: the notice file has no audio")
     mono = track.samples.astype(np.float32).mean(axis=1)

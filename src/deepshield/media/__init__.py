@@ -5,7 +5,7 @@ raise typed errors from `deepshield.errors` before a hostile file can exhaust th
 """
 
 from deepshield.media.limits import MediaLimits
-from deepshield.media.open import open_media, open_upload, representative_frame
+from deepshield.media.open import open_media, open_upload, read_audio, representative_frame
 from deepshield.media.sniff import sniff_bytes, sniff_file
 from deepshield.media.types import AudioTrack, Frame, FrameSampling, Media, MediaInfo, MediaKind
 
@@ -19,6 +19,7 @@ __all__ = [
     "MediaLimits",
     "open_media",
     "open_upload",
+    "read_audio",
     "representative_frame",
     "sniff_bytes",
     "sniff_file",

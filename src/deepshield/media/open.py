@@ -20,7 +20,7 @@ from deepshield.errors import (
 from deepshield.media.image import ImageMedia
 from deepshield.media.limits import MediaLimits
 from deepshield.media.sniff import sniff_bytes
-from deepshield.media.types import Media, MediaInfo, MediaKind, RGBImage
+from deepshield.media.types import AudioTrack, Media, MediaInfo, MediaKind, RGBImage
 from deepshield.media.video import AudioMedia, VideoMedia
 
 
@@ -128,3 +128,12 @@ def representative_frame(path: str | os.PathLike[str], limits: MediaLimits | Non
     finally:
         media.close()
     raise CorruptMedia(f"{Path(path).name}: no decodable frame")
+
+
+def read_audio(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> AudioTrack | None:
+    """The whole audio track of a file (validated as `open_media` does), or None when it has none."""
+    media = open_media(path, limits)
+    try:
+        return media.audio()
+    finally:
+        media.close()
