@@ -8,7 +8,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from deepshield.config import Settings
-from deepshield.media import Media, MediaLimits, open_upload
+from deepshield.errors import MediaError
+from deepshield.media import Media, MediaKind, MediaLimits, open_upload
 
 
 async def save_upload(file: UploadFile, settings: Settings, dest: Path | None = None) -> tuple[Path, Media]:
@@ -17,3 +18,13 @@ async def save_upload(file: UploadFile, settings: Settings, dest: Path | None = 
     return await run_in_threadpool(
         open_upload, file.file, dest or settings.uploads_dir, limits, name=file.filename or "the upload"
     )
+
+
+async def save_video_upload(file: UploadFile, settings: Settings) -> tuple[Path, str]:
+    """A recording (liveness, consent): saved as `save_upload` saves it, refused unless it is a video; the path and
+    its SHA-256."""
+    path, media = await save_upload(file, settings)
+    media.close()
+    if media.info.kind != MediaKind.VIDEO:
+        raise MediaError("the upload must be a video")
+    return path, media.info.sha256 or ""

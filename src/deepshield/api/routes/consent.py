@@ -21,7 +21,7 @@ from typing_extensions import TypedDict
 
 from deepshield.accounts.service import Principal
 from deepshield.api.deps import ConsentDep, SessionDep, SettingsDep, require_scope
-from deepshield.api.uploads import save_upload
+from deepshield.api.uploads import save_upload, save_video_upload
 from deepshield.consent.service import ConsentNotFound, WrongPin
 from deepshield.consent.sources import SourceFile, find_stored, sources_dir
 from deepshield.errors import MediaError
@@ -156,12 +156,9 @@ async def upload_consent_video(
 ) -> ReceivedView:
     """Upload the consent recording once; every check runs during this call. The answer gives the person the
     reference and PIN that withdraw the consent, never the outcome."""
-    path, media = await save_upload(video, settings)
-    media.close()
-    if media.info.kind != MediaKind.VIDEO:
-        raise MediaError("the upload must be a video")
+    path, sha256 = await save_video_upload(video, settings)
     _out, received = await run_in_threadpool(
-        svc.submit, db, request_id, x_consent_token, x_liveness_token, path, media.info.sha256 or ""
+        svc.submit, db, request_id, x_consent_token, x_liveness_token, path, sha256
     )
     db.commit()
     return ReceivedView(status="received", reference=received.request_id, pin=received.pin)

@@ -20,10 +20,9 @@ from typing_extensions import TypedDict
 
 from deepshield.accounts.service import Principal
 from deepshield.api.deps import LivenessDep, SessionDep, SettingsDep, require_scope
-from deepshield.api.uploads import save_upload
-from deepshield.errors import DeepshieldError, MediaError
+from deepshield.api.uploads import save_upload, save_video_upload
+from deepshield.errors import DeepshieldError
 from deepshield.liveness.reveal import CaptureState, StartView, StepReveal
-from deepshield.media import MediaKind
 
 router = APIRouter(tags=["liveness"])
 ScanPrincipal = Annotated[Principal, Depends(require_scope("scan"))]
@@ -135,11 +134,8 @@ async def upload_video(
     rec = svc.claim_for_upload(db, session_id, x_liveness_token or token)
     db.commit()  # the claim is visible to a concurrent second upload at once
     try:
-        path, media = await save_upload(video, settings)
-        media.close()
-        if media.info.kind != MediaKind.VIDEO:
-            raise MediaError("the upload must be a video")
-        await run_in_threadpool(svc.verify, db, rec, path, media.info.sha256)
+        path, sha256 = await save_video_upload(video, settings)
+        await run_in_threadpool(svc.verify, db, rec, path, sha256)
     except DeepshieldError:
         # A file that is not a readable video does not use up the session (until it expires).
         db.rollback()
