@@ -40,7 +40,11 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+#: Scope "function": the request's transaction commits when the route returns, before the response is sent. With
+#: FastAPI's default ("request") it committed after the response went out, so a client that followed a redirect
+#: at once could arrive before the commit: a sign-in's redirect to /console found no session row and sent the
+#: browser back to /login (seen in CI).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_services(request: Request) -> Services:
