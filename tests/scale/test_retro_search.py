@@ -215,7 +215,7 @@ def test_search_job_read_through_another_service(
         done = _read(other, search_id).to_dict()
         assert done["status"] == "done" and done["progress"] == 1.0 and done["stored_hashes"] == 2000, done
         assert done["copy_count"] == len(planted) and done["error"] is None
-        assert {c["file"]: c["distance"] for c in done["copies"]} == planted  # type: ignore[union-attr,index]
+        assert {c.file: c.distance for c in _read(other, search_id).copies} == planted
     finally:
         gate.set()
         runner.close()
