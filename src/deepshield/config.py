@@ -69,6 +69,13 @@ class Settings(BaseSettings):
         description="Seconds a worker holds a scan job without renewing it; a job whose worker died is claimed "
         "again after this long.",
     )
+    archive_search_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds an archive search's process may go without a heartbeat; past it the search reads as "
+        "failed (its process stopped) and must be started again.",
+    )
     scan_frames: int = Field(
         default=DEFAULT_SCAN_FRAMES,
         ge=1,

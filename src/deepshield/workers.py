@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import socket
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Self
 
 log = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    """Unique per worker and readable in the tables that name a job's process: host, process id, random tail."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def spawn_pool(

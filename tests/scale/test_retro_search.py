@@ -1,22 +1,31 @@
 """Retroactive search over stored archive hashes: planted copies found at every distance within the PDQ
-threshold and none beyond it, the same whatever the sharding, from JSON lines and from Parquet parts."""
+threshold and none beyond it, the same whatever the sharding, from JSON lines and from Parquet parts; searches as
+database rows that any service process reads, and a search whose process died reads as failed."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from deepshield.config import Settings
+from deepshield.matching import retro_jobs
 from deepshield.matching.retro import ArchiveQuery, search_archive
+from deepshield.matching.retro_jobs import ArchiveSearchJob, ArchiveSearchService
 from deepshield.scale.outputs import ParquetSink
 from deepshield.scale.task import FileOutcome
+from deepshield.store.db import reset_engines, session_scope, upgrade_schema
+from deepshield.store.timeutil import utcnow
 from tests.conftest import auth
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,3 +138,128 @@ def test_archive_search_job_over_the_api(app_client: Any, api_key: Any, ds_home:
     assert r.status_code == 404 and "NOPE" in r.text
     assert app_client.get("/v1/archive-searches/nope", headers=key).status_code == 404
     assert app_client.post("/v1/banks/VIRAL/archive-searches", json={"archive": "june.jsonl"}).status_code == 401
+
+
+def _bank_and_archive(st: Settings, n: int) -> dict[str, int]:
+    """Bank VIRAL holding one PDQ hash, and archive `june.jsonl` under the service's archives folder."""
+    from deepshield.matching import service as svc
+
+    rng = np.random.default_rng(3)
+    query = rng.bytes(32).hex()
+    rows, planted = _archive(rng, query, n=n)
+    (st.home / "archives").mkdir(parents=True, exist_ok=True)
+    (st.home / "archives" / "june.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    upgrade_schema(st)
+    with session_scope(st) as s:
+        svc.create_bank(s, "VIRAL")
+        svc.add_hash(s, "VIRAL", "pdq", query, svc.EntryMeta())
+    return planted
+
+
+def _until(what: str, ok: Callable[[], object]) -> None:
+    deadline = time.monotonic() + 120
+    while not ok():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _read(service: ArchiveSearchService, search_id: str) -> ArchiveSearchJob:
+    job = service.get(search_id)
+    assert job is not None, "the other service does not know the search"
+    return job
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_search_job_read_through_another_service(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two service objects on one database stand for two service processes: the one running a search writes its
+    progress, heartbeat and result to the row, the other reads them; a third (a restart) still has the record."""
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    st = Settings(home=tmp_path, database_url=url, archive_search_lease_s=3)
+    planted = _bank_and_archive(st, n=2000)
+    gate, real = threading.Event(), retro_jobs.search_archive
+
+    def held(path: Path, queries: list[ArchiveQuery], **kw: Any) -> Any:
+        """The real search, held after its first shard (of 4) until the test has read the progress."""
+        report = kw.pop("progress")
+
+        def progress(done: int, total: int) -> None:
+            report(done, total)
+            gate.wait(120)
+
+        return real(path, queries, progress=progress, **kw)
+
+    monkeypatch.setattr(retro_jobs, "search_archive", held)
+    runner, other = ArchiveSearchService(st), ArchiveSearchService(st)
+    try:
+        search_id = runner.start("VIRAL", "june.jsonl").search_id
+        _until("the first shard's progress", lambda: _read(other, search_id).progress > 0)
+        job = _read(other, search_id)
+        assert (job.status, job.progress, job.copies, job.error) == ("running", 0.25, [], None)
+        from deepshield.matching.models import ArchiveSearchRecord
+
+        with session_scope(st) as s:
+            row = s.get(ArchiveSearchRecord, search_id)
+            assert row is not None and row.worker == runner.worker != other.worker
+            beat = row.heartbeat_at
+
+        def renewed() -> bool:  # the runner's heartbeat goes on while its search is held
+            with session_scope(st) as s:
+                return s.get(ArchiveSearchRecord, search_id).heartbeat_at > beat  # type: ignore[union-attr]
+
+        _until("a heartbeat", renewed)
+        assert _read(other, search_id).status == "running"
+        gate.set()
+        _until("the search to finish", lambda: _read(other, search_id).status not in ("queued", "running"))
+        done = _read(other, search_id).to_dict()
+        assert done["status"] == "done" and done["progress"] == 1.0 and done["stored_hashes"] == 2000, done
+        assert done["copy_count"] == len(planted) and done["error"] is None
+        assert {c.file: c.distance for c in _read(other, search_id).copies} == planted
+    finally:
+        gate.set()
+        runner.close()
+        other.close()
+    restarted = ArchiveSearchService(st)
+    try:
+        assert _read(restarted, search_id).to_dict() == done
+        assert restarted.get("0" * 32) is None
+    finally:
+        restarted.close()
+        reset_engines()
+
+
+def test_search_whose_process_died_reads_failed(tmp_path: Path) -> None:
+    """A search left running by a process that stopped (its heartbeat older than the lease) reads as failed with
+    a message saying to start it again, and stays so; a live one reads as running. The table is the migration's."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from deepshield.matching.models import ArchiveSearchRecord
+    from deepshield.store.db import Base, get_engine
+
+    st = Settings(home=tmp_path, archive_search_lease_s=60)
+    upgrade_schema(st)
+    with get_engine(st).connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), Base.metadata)
+    assert [d for d in diff if "archive_searches" in repr(d)] == []
+    now = utcnow()
+    with session_scope(st) as s:
+        for search_id, beat in (("dead", now - dt.timedelta(seconds=61)), ("live", now)):
+            s.add(
+                ArchiveSearchRecord(
+                    id=search_id, bank="VIRAL", archive="june.jsonl", status="running", progress=0.5,
+                    worker=f"host:{search_id}:1", heartbeat_at=beat, created_at=beat, updated_at=beat,
+                )
+            )  # fmt: skip
+    reader = ArchiveSearchService(st)
+    try:
+        for _ in range(2):
+            dead = _read(reader, "dead").to_dict()
+            assert dead["status"] == "failed" and dead["progress"] == 0.5, dead
+            assert dead["error"] == "the service process running it stopped; start the search again"
+        live = _read(reader, "live")
+        assert (live.status, live.error) == ("running", None)
+    finally:
+        reader.close()
+        reset_engines()

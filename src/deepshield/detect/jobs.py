@@ -12,9 +12,6 @@ conditional update, which SQLite's single writer makes atomic.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
@@ -23,13 +20,9 @@ from deepshield.config import Settings
 from deepshield.detect.models import ScanRecord
 from deepshield.store.db import session_scope
 from deepshield.store.timeutil import utcnow
+from deepshield.workers import new_worker_id
 
 DEFAULT_LEASE_S = 60.0
-
-
-def new_worker_id() -> str:
-    """Unique per worker and readable in the table: host, process id and a random tail."""
-    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)

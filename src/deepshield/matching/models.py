@@ -107,3 +107,28 @@ class MatchSignalTypeConfig(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     enabled_ratio: Mapped[float] = mapped_column(Float)
+
+
+class ArchiveSearchRecord(Base):
+    """A retroactive archive search (`matching.retro_jobs`): a row, so any service process answers for it and a
+    restart keeps it; the process running it renews `heartbeat_at`, and a search whose heartbeat is older than
+    the lease reads as failed (matching_0005)."""
+
+    __tablename__ = "archive_searches"
+    # The heartbeat renews every unfinished search of one process in one statement.
+    __table_args__ = (Index("ix_archive_searches_worker_status", "worker", "status"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bank: Mapped[str] = mapped_column(String(128))
+    archive: Mapped[str] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued, running, done, failed
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stored_hashes: Mapped[int] = mapped_column(BigInteger, default=0)
+    copy_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The copies shown, a JSON list capped at `retro_jobs.MAX_COPIES_SHOWN`; `copy_count` is always complete.
+    copies_json: Mapped[str] = mapped_column(Text, default="[]")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    worker: Mapped[str] = mapped_column(String(64))
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
