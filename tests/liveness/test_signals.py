@@ -170,13 +170,15 @@ def test_forgery_with_no_face_scored_leaves_the_decision() -> None:
     assert decide([ok, r], POLICY).outcome == "pass"
     for k in track.keyframes:
         k.forgery = POLICY.forgery_run_score
-    assert ForgeryScore().evaluate(ctx(track, script)).verdict == "fail"
+    r = ForgeryScore().evaluate(ctx(track, script))
+    assert r.verdict == "review" and "in a row" in r.reasons[0]
 
 
-def test_a_run_of_bad_frames_fails_even_when_the_mean_is_low() -> None:
+def test_a_run_of_bad_frames_is_reviewed_even_when_the_mean_is_low() -> None:
     """Issue 32 point 5: an attacker who forges only one step (a warped turn) keeps the weighted mean low; a run
-    of keyframes at the run score fails the session, the same frames scattered only ask for review, and a face
-    the detector dislikes throughout without such a run goes to review."""
+    of keyframes at the run score sends the session to review and says so (not fail: on the reported suite the
+    held-apart run score failed 5 of 33 genuine sessions), the same frames scattered and a face the detector
+    dislikes throughout without such a run go to review on the detector's own threshold, low scores pass."""
     script = generate_script(Random(6))
     track = follow(script)
     thr = POLICY.forgery_run_score - 0.1  # the detector threshold, below the run score here
@@ -190,7 +192,7 @@ def test_a_run_of_bad_frames_fails_even_when_the_mean_is_low() -> None:
         k.forgery = hi
     r = ForgeryScore().evaluate(ctx(track, script))
     assert r.evidence["weighted_mean"] < thr and r.evidence["worst_run"] == pytest.approx(hi)
-    assert r.verdict == "fail" and "in a row" in r.reasons[0]
+    assert r.verdict == "review" and "in a row" in r.reasons[0]
     for k in keys:  # the same number of bad frames, never n in a row
         k.forgery = 0.05
     for k in keys[::n]:
@@ -201,6 +203,9 @@ def test_a_run_of_bad_frames_fails_even_when_the_mean_is_low() -> None:
         k.forgery = (thr + POLICY.forgery_run_score) / 2
     r = ForgeryScore().evaluate(ctx(track, script))
     assert r.verdict == "review" and "on average" in r.reasons[0]
+    for k in keys:
+        k.forgery = 0.05
+    assert ForgeryScore().evaluate(ctx(track, script)).verdict == "pass"
     assert worst_run([0.2, 0.9, 0.95, 0.97, 0.3], 3) == pytest.approx(0.9)
     assert worst_run([0.99, 0.99], 3) == 0.0
 

@@ -54,6 +54,20 @@ def test_make_attacks_and_evaluate(shared_faces: Path, tmp_path: Path) -> None:
     # fmt: on
     assert r.exit_code == 0 and "0 units to build" in r.output, r.output
     assert (suite / "manifest.jsonl").read_text() == before
+    # A top-up adds crafted replays up to --crafted per segment, after the ones there (kept byte for byte), with
+    # scripts of their own; a second top-up to the same count adds nothing.
+    top_up = ["liveness", "make-attacks", "--out", str(suite), "--faces", str(shared_faces), "--segments", "1",
+              "--photos", "0", "--add-crafted", "--crafted", "2"]  # fmt: skip
+    r = run(app, top_up)
+    assert r.exit_code == 0, r.output
+    after = (suite / "manifest.jsonl").read_text()
+    assert after.startswith(before)
+    added = [t for t in load_manifest(suite)[len(trials) :] if t.kind == "crafted_replay"]
+    assert [t.id for t in added] == [crafted.id[:-1] + "1"] and added[0].script["nonce"] != crafted.script["nonce"]
+    assert (suite / added[0].video).stat().st_size > 0
+    r = run(app, top_up)
+    assert r.exit_code == 0 and "0 segments to extend" in r.output, r.output
+    assert (suite / "manifest.jsonl").read_text() == after
     report = tmp_path / "report.json"
     r = run(app, ["liveness", "evaluate", "--suite", str(suite), "--jobs", "2", "--report", str(report)])
     assert r.exit_code == 0, r.output

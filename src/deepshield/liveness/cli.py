@@ -47,7 +47,7 @@ def make_attacks(
     seed: int = 7,
     resume: Annotated[bool, typer.Option("--resume", help="Keep what an interrupted run finished.")] = False,
     add_crafted: Annotated[
-        bool, typer.Option("--add-crafted", help="Add crafted replays to a built suite's segments that have none.")
+        bool, typer.Option("--add-crafted", help="Top a built suite's segments up to --crafted crafted replays each.")
     ] = False,
 ) -> None:
     """Generate genuine sessions and every attack kind from the shared real media."""
@@ -143,7 +143,7 @@ def calibrate_forgery_cmd(
     ),
     jobs: Annotated[int, typer.Option(help="Worker processes for analysing the suite's videos.")] = 1,
 ) -> None:
-    """The forgery signal's fail rule (a run of keyframes over a score) fitted on a suite's genuine sessions."""
+    """The forgery signal's run rule (a run of keyframes over a score: review) fitted on a suite's genuine sessions."""
     import numpy as np
 
     from deepshield.liveness.attacks.evaluate import calibrate_forgery
@@ -152,7 +152,7 @@ def calibrate_forgery_cmd(
     if not cal.sessions:
         raise DeepshieldError(f"no genuine session in {suite}")
     t = Table(title=f"Forgery run rule on {cal.sessions} genuine sessions ({cal.sources} sources)")
-    for c in ("keyframes in a row", "median worst run", "95% worst run", "max worst run", "fail at"):
+    for c in ("keyframes in a row", "median worst run", "95% worst run", "max worst run", "review at"):
         t.add_column(c)
     for n, v in cal.worst_runs.items():
         q = np.quantile(v, [0.5, 0.95])

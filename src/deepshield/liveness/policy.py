@@ -42,8 +42,8 @@ class LivenessPolicy:
     replay_face_pdq: int = 31  # face-crop PDQ hashes (any rotation/flip) this close count as the same face image
     replay_fail_fraction: float = 0.5
     replay_review_fraction: float = 0.25
-    #: Forgery fail rule: this many consecutive keyframes (about 0.5 s apart) all scored at or above the run score.
-    #: Fitted on genuine sessions of segments held apart from the reported suite: see docs/liveness.md.
+    #: Forgery run rule (review): this many consecutive keyframes (about 0.5 s apart) all scored at or above the
+    #: run score. Fitted on genuine sessions of segments held apart from the reported suite: see docs/liveness.md.
     forgery_run_frames: int = 3
     forgery_run_score: float = 0.58
     review_below_score: float = 0.7

@@ -309,12 +309,12 @@ def evaluate_suite(
 @dataclass
 class ForgeryCalibration:
     """The forgery signal's run rule fitted on genuine sessions: for each run length, the highest score that
-    many consecutive keyframes of any genuine session reach, and the run score to fail at (just above it)."""
+    many consecutive keyframes of any genuine session reach, and the run score to review at (just above it)."""
 
     sessions: int
     sources: int
     worst_runs: dict[int, list[float]]  # run length -> every genuine session's worst run, sorted
-    suggested: dict[int, float]  # run length -> run score at which no genuine session here would fail
+    suggested: dict[int, float]  # run length -> run score at which no genuine session here would be reviewed
 
     def to_dict(self) -> dict[str, Any]:
         return {

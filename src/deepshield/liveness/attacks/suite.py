@@ -209,26 +209,27 @@ class SuiteBuilder:
     def build(self, jobs: int = 1, resume: bool = False, add_crafted: bool = False) -> list[Trial]:
         """Generate every unit (in `jobs` processes) and write the manifest; with `resume`, keep the units an
         interrupted run finished (a unit's trials reach the manifest together) and build the rest; with
-        `add_crafted`, add crafted replays to a built suite's segments that have none (a kind added later)."""
+        `add_crafted`, top a built suite's segments up to `size.crafted` crafted replays each (a kind added later,
+        or more trials for a tighter bound); the trials already there are kept as they are."""
         from deepshield.workers import spawn_pool
 
         self.out.mkdir(parents=True, exist_ok=True)
         manifest = self.out / "manifest.jsonl"
         units = self.units()
         trials: list[Trial] = []
-        originals: dict[str, Trial] = {}
+        originals: dict[str, tuple[Trial, int]] = {}
         if add_crafted:
             trials = load_manifest(self.out)
             by_id = {t.id: t for t in trials}
-            units = [
-                u
-                for u in units
-                if u.kind == "segment"
-                and u.segment is not None
-                and f"genuine_{_tag(u.segment, False)}_0" in by_id
-                and f"crafted_replay_{_tag(u.segment, False)}_0" not in by_id
-            ]
-            originals = {u.name: by_id[f"genuine_{_tag(u.segment, False)}_0"] for u in units if u.segment}
+            for u in units:
+                if u.kind != "segment" or u.segment is None:
+                    continue
+                tag = _tag(u.segment, False)
+                if f"genuine_{tag}_0" in by_id:
+                    made = sum(1 for k in range(self.size.crafted) if f"crafted_replay_{tag}_{k}" in by_id)
+                    if made < self.size.crafted:
+                        originals[u.name] = (by_id[f"genuine_{tag}_0"], made)
+            units = [u for u in units if u.name in originals]
             self.log(f"adding crafted replays: {len(trials)} trials kept, {len(units)} segments to extend")
         elif resume and manifest.exists():
             trials = load_manifest(self.out)
@@ -254,7 +255,7 @@ class SuiteBuilder:
                     done(i, u, got)
         return trials
 
-    def _args(self, u: _Unit, original: Trial | None = None) -> tuple[Any, ...]:
+    def _args(self, u: _Unit, original: tuple[Trial, int] | None = None) -> tuple[Any, ...]:
         return (u, self.faces, self.out, self.seed, self.size, self.policy, self.fps, original)
 
 
@@ -273,8 +274,10 @@ def _unit_done(u: _Unit, ids: set[str]) -> bool:
 def _build_unit(args: tuple[Any, ...]) -> list[Trial]:
     u, faces, out, seed, size, policy, fps, original = args
     if original is not None:  # crafted replays added to a built segment, from their own random stream
-        gen = _UnitBuilder(out, Random(f"{seed}:{u.name}:crafted"), size, policy, fps)
-        return gen.crafted_only(u.segment, original)
+        genuine0, have = original
+        stream = f"{seed}:{u.name}:crafted" + (f":{have}" if have else "")  # a top-up draws new scripts
+        gen = _UnitBuilder(out, Random(stream), size, policy, fps)
+        return gen.crafted_only(u.segment, genuine0, first=have)
     gen = _UnitBuilder(out, Random(f"{seed}:{u.name}"), size, policy, fps)
     if u.kind == "photos":
         return gen.photos(u.photos)
@@ -410,19 +413,22 @@ class _UnitBuilder:
             )
         return self.trials
 
-    def crafted_only(self, seg: Segment, genuine0: Trial) -> list[Trial]:
+    def crafted_only(self, seg: Segment, genuine0: Trial, first: int = 0) -> list[Trial]:
         frames, fps = read_clip(seg.video, seg.start_s, seg.end_s, fps=self.fps, max_side=720)
         raw = SessionAnalyzer().analyze_frames(_subsample(frames, fps), fps=15)
-        self._crafted(frames, fps, raw, genuine0, _tag(seg, False))
+        self._crafted(frames, fps, raw, genuine0, _tag(seg, False), first)
         return self.trials
 
-    def _crafted(self, frames: list[np.ndarray], fps: float, raw: SessionTrack, genuine0: Trial, tag: str) -> None:
+    def _crafted(
+        self, frames: list[np.ndarray], fps: float, raw: SessionTrack, genuine0: Trial, tag: str, first: int = 0
+    ) -> None:
         """The crafted replay (`crafted.py`): the stored genuine session's footage re-edited to a fresh full script
-        (flashes, turn, profile, blink, look-up); the original session is in the replay index."""
+        (flashes, turn, profile, blink, look-up); the original session is in the replay index. Numbered from
+        `first` (a top-up of a built suite)."""
         from deepshield.liveness.attacks.crafted import craft_replay
         from deepshield.liveness.script import generate_script
 
-        for k in range(self.size.crafted):
+        for k in range(first, self.size.crafted):
             sc = generate_script(self.rng)
             edited, meta = craft_replay(frames, fps, raw, sc, self.rng, self.policy)
             name = f"crafted_replay_{tag}_{k}"

@@ -64,8 +64,11 @@ class ForgeryScore(LivenessSignal):
             "run_score": pol.forgery_run_score,
         }
         if run >= pol.forgery_run_score:
+            # Review, not fail: the run score fitted on held-apart genuine sessions failed 5 of 33 genuine
+            # sessions of the reported suite (the detector's scores follow the person), so on its own this
+            # detector is a reviewer's call (docs/liveness.md).
             msg = f"the face looks manipulated in {pol.forgery_run_frames} keyframes in a row (face-forgery detector)"
-            return self.result("fail", 1 - s, [msg], **ev)
+            return self.result("review", 1 - s, [msg], **ev)
         if s >= thr:
             return self.result("review", 1 - s, ["the face looks manipulated on average (face-forgery detector)"], **ev)
         if scores[wi] >= thr:
