@@ -10,10 +10,14 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -100,6 +104,38 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
+
+
+def require_chromium_and_ffmpeg() -> None:
+    """Skip, saying which, when the browser or the tool that turns a corpus clip into a fake camera is absent."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} missing")
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg missing (scripts/apt-packages.txt)")
+
+
+@contextmanager
+def fake_camera_page(origin: str, video: Path, audio: Path | None = None) -> Iterator[Page]:
+    """A phone-sized page in headless Chromium whose camera plays `video` (a .y4m, looped) and, given `audio`
+    (a .wav), whose microphone plays it, with the permissions granted to `origin` as a person's tap would."""
+    from playwright.sync_api import sync_playwright
+
+    args = [
+        *CHROMIUM_ARGS,
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+    ]
+    if audio is not None:
+        args.append(f"--use-file-for-fake-audio-capture={audio}")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            ctx = b.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+            ctx.grant_permissions(["camera"] if audio is None else ["camera", "microphone"], origin=origin)
+            yield ctx.new_page()
+        finally:
+            b.close()
 
 
 def free_port() -> int:

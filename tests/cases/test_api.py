@@ -224,33 +224,29 @@ def test_self_service_hashes_withdrawal_and_pin_rate_limit(api, make_json):
     assert codes[:5] == [404] * 5 and set(codes[5:10]) == {429} and codes[-1] == 429
 
 
+def _upload(client, image: Path, name: str, headers: dict[str, str], content_ref: str | None = None) -> dict:
+    """A platform's upload of a PNG through `/v1/uploads` (screened against the bank and screeners): the answer."""
+    with open(image, "rb") as f:
+        data = {"content_ref": content_ref} if content_ref is not None else None
+        return client.post("/v1/uploads", files={"file": (name, f, "image/png")}, data=data, headers=headers).json()
+
+
 def test_upload_screening_blocks_banked_media_and_finds_earlier_copies(api, make_json, tmp_path):
     client, ctx, key = api
     h, scan = key("cases"), key("scan")
     img = make_image(tmp_path / "abuse.png", seed=1)
     other = make_image(tmp_path / "cat.png", seed=2)
     # screened before anything was banked: allowed
-    with open(img, "rb") as f:
-        early = client.post(
-            "/v1/uploads",
-            files={"file": ("abuse.png", f, "image/png")},
-            data={"content_ref": "post-1"},
-            headers=scan,
-        ).json()
+    early = _upload(client, img, "abuse.png", scan, content_ref="post-1")
     assert early["decision"] == "allow" and early["reasons"]
     cid = client.post("/v1/reports", json=make_json(), headers=h).json()["case_id"]
     with open(img, "rb") as f:
         client.post(f"/v1/cases/{cid}/media", files={"file": ("abuse.png", f, "image/png")}, headers=h)
     r = client.post(f"/v1/cases/{cid}/decision", json={"actions": ["remove", "bank"], "reason": "ncii"}, headers=h)
     assert r.json()["copies_found"] == 1
-    with open(img, "rb") as f:
-        again = client.post("/v1/uploads", files={"file": ("re.png", f, "image/png")}, headers=scan).json()
+    again = _upload(client, img, "re.png", scan)
     assert again["decision"] == "block" and cid in again["reasons"][0]["reason"]
-    with open(other, "rb") as f:
-        assert (
-            client.post("/v1/uploads", files={"file": ("cat.png", f, "image/png")}, headers=scan).json()["decision"]
-            == "allow"
-        )
+    assert _upload(client, other, "cat.png", scan)["decision"] == "allow"
     with session_scope(ctx.settings) as s:
         assert "copy.remove" in [d.event for d in s.scalars(select(WebhookDelivery))]
 
@@ -267,13 +263,7 @@ def test_screening_review_opens_a_case_with_the_upload(api, tmp_path):
     client, ctx, key = api
     ctx.screeners.append(Suspicious())
     img = make_image(tmp_path / "u.png", seed=3)
-    with open(img, "rb") as f:
-        r = client.post(
-            "/v1/uploads",
-            files={"file": ("u.png", f, "image/png")},
-            data={"content_ref": "post-9"},
-            headers=key("scan"),
-        ).json()
+    r = _upload(client, img, "u.png", key("scan"), content_ref="post-9")
     assert r["decision"] == "review" and r["review_case"]
     h = key("cases")
     assert r["review_case"] in [c["case_id"] for c in client.get("/v1/cases", headers=h).json()["cases"]]

@@ -5,7 +5,6 @@ provider reads the checks, which saw the person's face and voice in the recordin
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.cli import cli_api_key
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, auth
+from tests.conftest import auth, fake_camera_page, require_chromium_and_ffmpeg
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -21,10 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def test_consent_capture_page_records_sound_and_uploads(live_server: Any, shared_faces: Path, tmp_path: Path) -> None:
     import httpx2 as httpx
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing")
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg missing (scripts/apt-packages.txt)")
+    require_chromium_and_ffmpeg()
     src = shared_faces / "real_videos" / "st_WDA_KatieHill_000.mp4"
     source, y4m, wav = tmp_path / "source.mp4", tmp_path / "camera.y4m", tmp_path / "mic.wav"
     run = ["ffmpeg", "-loglevel", "error", "-y"]
@@ -46,34 +42,16 @@ def test_consent_capture_page_records_sound_and_uploads(live_server: Any, shared
     assert r.status_code == 201, r.text
     created = r.json()
 
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                *CHROMIUM_ARGS,
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-video-capture={y4m}",
-                f"--use-file-for-fake-audio-capture={wav}",
-            ],
-        )
-        try:
-            ctx = b.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-            ctx.grant_permissions(["camera", "microphone"], origin=live_server.url)
-            page = ctx.new_page()
-            page.goto(live_server.url + created["capture_url"])
-            page.wait_for_selector("#start:not([disabled])", timeout=30_000)
-            sentence = page.inner_text("#sentence")
-            page.click("#start")
-            page.wait_for_selector("#instruction:not(:empty)", timeout=20_000)
-            page.wait_for_selector("body[data-uploaded]", state="attached", timeout=300_000)
-            assert page.get_attribute("body", "data-uploaded") == "1", page.inner_text("#status")
-            page.wait_for_selector("#withdraw:not([hidden])", timeout=10_000)
-            reference, pin = page.inner_text("#reference"), page.inner_text("#pin")
-        finally:
-            b.close()
+    with fake_camera_page(live_server.url, y4m, wav) as page:
+        page.goto(live_server.url + created["capture_url"])
+        page.wait_for_selector("#start:not([disabled])", timeout=30_000)
+        sentence = page.inner_text("#sentence")
+        page.click("#start")
+        page.wait_for_selector("#instruction:not(:empty)", timeout=20_000)
+        page.wait_for_selector("body[data-uploaded]", state="attached", timeout=300_000)
+        assert page.get_attribute("body", "data-uploaded") == "1", page.inner_text("#status")
+        page.wait_for_selector("#withdraw:not([hidden])", timeout=10_000)
+        reference, pin = page.inner_text("#reference"), page.inner_text("#pin")
     assert sentence.startswith("I agree that avatar studio")
     assert reference == created["request_id"] and len(pin) == 10
     view = httpx.get(f"{live_server.url}/v1/consents/{reference}", headers=auth(key), timeout=30).json()

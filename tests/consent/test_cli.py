@@ -13,6 +13,7 @@ import pytest
 
 from deepshield.labels.consent import ConsentClaims, sign_credential
 from tests.cli import run_cli
+from tests.consent.conftest import avatar_clip
 
 
 def test_verify_offline_with_the_public_key(keys_home: Path, tmp_path: Path) -> None:
@@ -59,12 +60,7 @@ def test_label_and_verify_commands_carry_the_consent(keys_home: Path, shared_fac
     from deepshield.store.db import session_scope, upgrade_schema
     from deepshield.store.timeutil import utcnow
 
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg absent (scripts/apt-packages.txt)")
-    clip = tmp_path / "avatar.mp4"
-    src = shared_faces / "real_videos" / "vr_face4.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-t", "2", "-vf", "scale=320:-2", "-c:v",
-                    "libx264", "-c:a", "aac", str(clip)], check=True, timeout=120)  # fmt: skip
+    clip = avatar_clip(shared_faces, "vr_face4.mp4", tmp_path / "avatar.mp4")
     now = int(dt.datetime.now(dt.UTC).timestamp())
     claims = ConsentClaims("cli3", "Avatar Studio", "avatar", now, now + 600, "a" * 64, "b" * 64, [], "f", "v")
     token = sign_credential(claims, load_keys(keys_home).aigc_key)

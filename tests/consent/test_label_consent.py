@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from deepshield.labels.consent import REVOCATION_SOURCES, ConsentClaims, sign_credential
+from tests.consent.conftest import avatar_clip
 
 
 def _claims(cid: str, expires_in: int) -> ConsentClaims:
@@ -26,13 +25,7 @@ def _claims(cid: str, expires_in: int) -> ConsentClaims:
 @pytest.fixture()
 def clip(tmp_path: Path, shared_faces: Path) -> Path:
     """Two seconds of a real talking-head video (the digital human's output stands in for it)."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg absent (scripts/apt-packages.txt)")
-    out = tmp_path / "avatar.mp4"
-    src = shared_faces / "real_videos" / "vr_face1.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-t", "2", "-vf", "scale=320:-2", "-c:v",
-                    "libx264", "-c:a", "aac", str(out)], check=True, timeout=120)  # fmt: skip
-    return out
+    return avatar_clip(shared_faces, "vr_face1.mp4", tmp_path / "avatar.mp4")
 
 
 def _label(src: Path, dst: Path, token: str | None, home: Path) -> None:

@@ -5,7 +5,6 @@ backend reads the decision and, the session closed, the script."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.cli import cli_api_key
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, auth
+from tests.conftest import auth, fake_camera_page, require_chromium_and_ffmpeg
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -21,10 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def test_capture_page_records_and_uploads(live_server: Any, shared_faces: Path, tmp_path: Path) -> None:
     import httpx2 as httpx
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing")
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg missing (scripts/apt-packages.txt)")
+    require_chromium_and_ffmpeg()
     src = shared_faces / "real_videos" / "st_WDA_AlexandriaOcasioCortez_000.mp4"
     y4m = tmp_path / "camera.y4m"
     # fmt: off
@@ -50,41 +46,24 @@ def test_capture_page_records_and_uploads(live_server: Any, shared_faces: Path, 
     session = r.json()
     assert "script" not in session
 
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                *CHROMIUM_ARGS,
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-video-capture={y4m}",
-            ],
-        )
-        try:
-            ctx = b.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-            ctx.grant_permissions(["camera"], origin=live_server.url)
-            page = ctx.new_page()
-            responses: list[Any] = []
-            page.on("response", lambda resp: responses.append(resp))
-            page.goto(live_server.url + session["capture_url"])
-            page.wait_for_selector("#start:not([disabled])", timeout=20_000)
-            assert page.locator("#steps li").count() == 0  # nothing known before the start
-            page.click("#start")
-            # The first instruction appears, then a full-screen flash in a scripted colour.
-            # Selectors, not string predicates: the page's CSP (no eval) forbids what wait_for_function compiles.
-            page.wait_for_selector("#instruction:not(:empty)", timeout=20_000)
-            page.wait_for_selector("#flash.on", timeout=10_000)
-            colour = page.eval_on_selector("#flash", "e => getComputedStyle(e).backgroundColor")
-            page.wait_for_selector("body[data-uploaded]", state="attached", timeout=140_000)
-            assert page.get_attribute("body", "data-uploaded") == "1", page.inner_text("#status")
-            status_text = page.inner_text("#status")
-            shown = page.locator("#steps li").all_text_contents()
-            api = [(resp.url, resp.status, resp.text()) for resp in responses if "/v1/" in resp.url]
-            page.screenshot(path=str(tmp_path / "capture.png"))
-        finally:
-            b.close()
+    with fake_camera_page(live_server.url, y4m) as page:
+        responses: list[Any] = []
+        page.on("response", lambda resp: responses.append(resp))
+        page.goto(live_server.url + session["capture_url"])
+        page.wait_for_selector("#start:not([disabled])", timeout=20_000)
+        assert page.locator("#steps li").count() == 0  # nothing known before the start
+        page.click("#start")
+        # The first instruction appears, then a full-screen flash in a scripted colour.
+        # Selectors, not string predicates: the page's CSP (no eval) forbids what wait_for_function compiles.
+        page.wait_for_selector("#instruction:not(:empty)", timeout=20_000)
+        page.wait_for_selector("#flash.on", timeout=10_000)
+        colour = page.eval_on_selector("#flash", "e => getComputedStyle(e).backgroundColor")
+        page.wait_for_selector("body[data-uploaded]", state="attached", timeout=140_000)
+        assert page.get_attribute("body", "data-uploaded") == "1", page.inner_text("#status")
+        status_text = page.inner_text("#status")
+        shown = page.locator("#steps li").all_text_contents()
+        api = [(resp.url, resp.status, resp.text()) for resp in responses if "/v1/" in resp.url]
+        page.screenshot(path=str(tmp_path / "capture.png"))
     assert "Thank you" in status_text
     # What the page received: its state, the first step with the flashes, each later step (425 when asked a
     # little early) and "received"; never a score, the decision, or a step ahead of its time.

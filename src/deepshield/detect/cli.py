@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,6 +38,14 @@ def _bar() -> Progress:
         TextColumn("{task.fields[item]}", markup=False),
         console=console,
     )
+
+
+@contextmanager
+def _item_bar(name: str, total: int) -> Iterator[Callable[[str], None]]:
+    """A bar of `total` items; the callback it gives (a command's `progress=`) moves it one item on, named."""
+    with _bar() as bar:
+        task = bar.add_task(name, total=total, item="")
+        yield lambda item: bar.update(task, advance=1, item=item)
 
 
 def _corpus_items(corpus: Path, split: str | None, folder: bool) -> list[tuple[Path, str, str, str, bool]]:
@@ -85,14 +94,8 @@ def detect_cache(
 
     out = out or get_settings().face_cache_dir
     items = _corpus_items(corpus, None, any_folder)
-    with _bar() as bar:
-        task = bar.add_task("faces", total=len(items), item="")
-        counts = build_cache(
-            [(p, r, g, s) for p, r, g, s, _ in items],
-            out,
-            frames,
-            progress=lambda rel: bar.update(task, advance=1, item=rel),
-        )
+    with _item_bar("faces", len(items)) as progress:
+        counts = build_cache([(p, r, g, s) for p, r, g, s, _ in items], out, frames, progress=progress)
     console.print(f"crops per split: {counts} -> {out}")
 
 
@@ -207,8 +210,7 @@ def make_swaps(
     check_region(region)
     out = out or get_settings().work_dir / "swaps"
     items = _corpus_items(corpus, split, False)
-    with _bar() as bar:
-        task = bar.add_task("swaps", total=len(items), item="")
+    with _item_bar("swaps", len(items)) as progress:
         counts = make_swap_set(
             [(p, r, g, v) for p, r, g, _, v in items],
             out,
@@ -216,7 +218,7 @@ def make_swaps(
             seconds=seconds,
             max_photos=max_photos,
             region=region,
-            progress=lambda rel: bar.update(task, advance=1, item=rel),
+            progress=progress,
         )
     console.print(f"{counts} -> {out}")
 
@@ -323,14 +325,13 @@ def evaluate_cmd(
     console.print(data.summary(), highlight=False)  # what will be scored, before a run that may take hours
 
     def scored(scorer: Any, name: str, crops: Path | None, workers: int) -> dict[str, Any]:
-        with _bar() as bar:
-            task = bar.add_task(name, total=len(data.items), item="")
+        with _item_bar(name, len(data.items)) as progress:
             return evaluate(
                 data,
                 scorer,
                 frames=frames,
                 n_boot=boot,
-                progress=lambda item: bar.update(task, advance=1, item=item),
+                progress=progress,
                 crop_cache=crops,
                 jobs=workers,
             )
@@ -376,9 +377,8 @@ def _temporal_figures(
     if tdet is None:
         console.print("no temporal detector installed: frame detector figures only")
         return
-    with _bar() as bar:
-        task = bar.add_task("temporal", total=len(items), item="")
-        results = score_videos(items, tdet, progress=lambda n: bar.update(task, advance=1, item=n))
+    with _item_bar("temporal", len(items)) as progress:
+        results = score_videos(items, tdet, progress=progress)
     attach_report(results, report)
     frame_name = f"frame v{report.get('detector_version', '?')}"
     for line in fused_lines(results, tdet.fusion, frame_name, other, boot):

@@ -50,6 +50,17 @@ def _progress(what: str, total: int) -> Progress:
     )
 
 
+def _each_file(what: str, files: list[Path]) -> Iterator[tuple[Path, Progress]]:
+    """Each file in turn, named on a progress bar (`what`) that moves on once the caller is done with it; the
+    bar is given too, for lines printed above it."""
+    with _progress(what, len(files)) as progress:
+        task = progress.add_task("", total=len(files))
+        for f in files:
+            progress.update(task, description=f.name)
+            yield f, progress
+            progress.advance(task)
+
+
 def hash_cmd(
     paths: Annotated[list[Path], typer.Argument(help="photos, videos or folders")],
     types: Annotated[str | None, typer.Option("--types", help="comma-separated signal types (default: all)")] = None,
@@ -70,15 +81,11 @@ def hash_cmd(
         )
     files = list(_files(paths))
     failed = 0
-    with _progress("hashing", len(files)) as progress:
-        task_id = progress.add_task("", total=len(files))
-        for f in files:
-            progress.update(task_id, description=f.name)
-            outcome = hash_outcome(f, signal_types)
-            failed += not outcome.ok
-            sys.stdout.write(outcome.line() + "\n")
-            sys.stdout.flush()
-            progress.advance(task_id)
+    for f, _ in _each_file("hashing", files):
+        outcome = hash_outcome(f, signal_types)
+        failed += not outcome.ok
+        sys.stdout.write(outcome.line() + "\n")
+        sys.stdout.flush()
     raise typer.Exit(1 if failed else 0)
 
 
@@ -115,10 +122,8 @@ def match_cmd(
     if not files:
         raise DeepshieldError("no files to match")
     matched = failed = 0
-    with _progress("matching", len(files)) as progress, session_scope() as s:
-        task = progress.add_task("", total=len(files))
-        for f in files:
-            progress.update(task, description=f.name)
+    with session_scope() as s:
+        for f, progress in _each_file("matching", files):
             try:
                 r = svc.lookup_file(s, f, banks=bank or None, variants=not no_variants).to_dict()
                 matched += bool(r["matches"])
@@ -130,7 +135,6 @@ def match_cmd(
                 sys.stdout.flush()
             else:
                 progress.console.print(_match_line(r), highlight=False)
-            progress.advance(task)
     console.print(f"{len(files)} file(s): {matched} matched, {failed} failed")
     raise typer.Exit(1 if failed else 3 if matched else 0)
 
@@ -241,23 +245,19 @@ def bank_add(
     upgrade_schema()
     files = list(_files(paths))
     failed = 0
-    with _progress("banking", len(files)) as progress:
-        task = progress.add_task("", total=len(files))
-        for f in files:
-            progress.update(task, description=f.name)
-            try:
-                with session_scope() as s:
-                    e = svc.add_file(s, name, f, _meta(source, case, added_by, note))
-                line = Text(f"banked {f} as entry {e.id}: {', '.join(e.signals)}")
-                if e.low_quality:
-                    line.append(" (low PDQ quality)", "yellow")
-                progress.console.print(line, highlight=False)
-            except DeepshieldError as err:
-                if isinstance(err, svc.BankNotFound):
-                    raise
-                failed += 1
-                progress.console.print(failed_line(f, err.message), highlight=False)
-            progress.advance(task)
+    for f, progress in _each_file("banking", files):
+        try:
+            with session_scope() as s:
+                e = svc.add_file(s, name, f, _meta(source, case, added_by, note))
+            line = Text(f"banked {f} as entry {e.id}: {', '.join(e.signals)}")
+            if e.low_quality:
+                line.append(" (low PDQ quality)", "yellow")
+            progress.console.print(line, highlight=False)
+        except DeepshieldError as err:
+            if isinstance(err, svc.BankNotFound):
+                raise
+            failed += 1
+            progress.console.print(failed_line(f, err.message), highlight=False)
     raise typer.Exit(1 if failed else 0)
 
 

@@ -101,22 +101,22 @@
     return { hash: hex, quality: quality };
   }
 
-  function hashRGBA(data, width, height) {
+  // Pixels packed `stride` values apart, red first (4: RGBA, 3: RGB): step 1's luminance, then the hash.
+  function hashPixels(data, width, height, stride) {
     var n = width * height;
     var luma = new Float32Array(n);
-    for (var i = 0, p = 0; i < n; i++, p += 4) {
+    for (var i = 0, p = 0; i < n; i++, p += stride) {
       luma[i] = 0.299 * data[p] + 0.587 * data[p + 1] + 0.114 * data[p + 2];
     }
     return hashLuma(luma, width, height);
   }
 
+  function hashRGBA(data, width, height) {
+    return hashPixels(data, width, height, 4);
+  }
+
   function hashRGB(data, width, height) {
-    var n = width * height;
-    var luma = new Float32Array(n);
-    for (var i = 0, p = 0; i < n; i++, p += 3) {
-      luma[i] = 0.299 * data[p] + 0.587 * data[p + 1] + 0.114 * data[p + 2];
-    }
-    return hashLuma(luma, width, height);
+    return hashPixels(data, width, height, 3);
   }
 
   // Browser: decode a File/Blob at full resolution (EXIF orientation applied, no colour conversion, as the

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,26 +127,38 @@ def _index_records(index_path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def load_cache(cache_dir: Path, splits: Iterable[str], max_per_source: int | None = None) -> CachedFaces:
-    """Crops of the given splits. `max_per_source` caps frames taken from one video."""
-    wanted = set(splits)
+def cached_videos(
+    cache_dir: Path, wanted: set[str], folder: str, keys: tuple[str, ...], cache: str, command: str
+) -> Iterator[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    """Each indexed video of the `wanted` splits that has frames, once, with the arrays `keys` of its
+    `<folder>/<key>.npz`: the walk both the face cache and the clip cache (`temporal.clips`) load through, so a
+    missing or damaged file is the same clear error in both."""
     index_path = cache_dir / "index.jsonl"
     if not index_path.is_file():
-        raise DeepshieldError(f"no face cache at {cache_dir}: run `deepshield detect-cache` first")
-    images, lms, groups, sources = [], [], [], []
+        raise DeepshieldError(f"no {cache} at {cache_dir}: run `deepshield {command}` first")
     seen: set[str] = set()
     for rec in _index_records(index_path):
         if rec["split"] not in wanted or rec["n"] == 0 or rec["rel"] in seen:
             continue
         seen.add(rec["rel"])
-        crop_file = cache_dir / "crops" / f"{_key(rec['rel'])}.npz"
+        path = cache_dir / folder / f"{_key(rec['rel'])}.npz"
         try:
-            with np.load(crop_file) as z:
-                im, lm = z["images"], z["landmarks"]
+            with np.load(path) as z:
+                arrays = {k: z[k] for k in keys}
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             raise DeepshieldError(
-                f"{crop_file} (the crops of {rec['rel']}) is missing or damaged: rebuild the face cache"
+                f"{path} (the {folder} of {rec['rel']}) is missing or damaged: rebuild the {cache}"
             ) from None
+        yield rec, arrays
+
+
+def load_cache(cache_dir: Path, splits: Iterable[str], max_per_source: int | None = None) -> CachedFaces:
+    """Crops of the given splits. `max_per_source` caps frames taken from one video."""
+    wanted = set(splits)
+    images, lms, groups, sources = [], [], [], []
+    arrays = cached_videos(cache_dir, wanted, "crops", ("images", "landmarks"), "face cache", "detect-cache")
+    for rec, z in arrays:
+        im, lm = z["images"], z["landmarks"]
         if max_per_source is not None:
             im, lm = im[:max_per_source], lm[:max_per_source]
         images.append(im)

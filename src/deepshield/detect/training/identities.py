@@ -75,6 +75,14 @@ _FR_PEOPLE = {
     "hamilton": "lin_manuel_miranda",
 }
 
+#: (file-name pattern, key prefix): sources that name the person in the file name; the first group is the person.
+_NAMED_PERSON = (
+    (r"fapi_([a-z]+)_\1\d+$", "fapi:"),
+    (r"cf_(?:files|sample_images)_person([a-z])-img\d", "cf_person"),
+    (r"of_([a-z]+)-\d$", "of:"),
+    (r"fp_test_images_(.+)_\d+$", "fp:"),
+)
+
 
 def identity_keys(name: str) -> list[str]:
     """Identity keys of everyone in a corpus file, from its name (several for group photos)."""
@@ -91,18 +99,10 @@ def identity_keys(name: str) -> list[str]:
         p in low for p in ("bbt", "amy", "bernadette", "howard", "leonard", "penny", "raj", "sheldon", "stuart")
     ):
         return ["bbt_cast"]  # the group shots show the whole cast: one group
-    m = re.match(r"fapi_([a-z]+)_\1\d+$", low)
-    if m:
-        return ["fapi:" + m.group(1)]
-    m = re.match(r"cf_(?:files|sample_images)_person([a-z])-img\d", low)
-    if m:
-        return ["cf_person" + m.group(1)]
-    m = re.match(r"of_([a-z]+)-\d$", low)
-    if m:
-        return ["of:" + m.group(1)]
-    m = re.match(r"fp_test_images_(.+)_\d+$", low)
-    if m:
-        return ["fp:" + m.group(1)]
+    for pattern, prefix in _NAMED_PERSON:
+        m = re.match(pattern, low)
+        if m:
+            return [prefix + m.group(1)]
     if low.startswith("vr_") or "ocasiocortez" in low:
         return ["aoc_and_vr"]  # MANIFEST: AOC appears in st_ and vr_; keep all vr_ clips together
     m = re.match(r"lp_d(\d+)$", low)

@@ -343,21 +343,25 @@ def make_swap_set(
             sample = [cands[k] for k in r.choice(len(cands), size=min(6, len(cands)), replace=False)]
             return min(sample, key=lambda d: abs(d.yaw - yaw))
 
-        def done(stem: str, kind: str) -> bool:
-            prev = sorted((out_dir / "fake").glob(f"{stem}__from__*"))
-            if not prev:
-                return False
+        def made(target: str, donor: str, kind: str, **more: object) -> None:
             counts[f"real_{kind}s"] += 1
             counts[f"fake_{kind}s"] += 1
-            records.append({"target": stem, "donor": prev[0].stem.split("__from__")[1], "kind": kind})
-            return True
+            records.append({"target": target, "donor": donor, "kind": kind, **more})
 
-        for path, rel, group, _ in photos:
+        def done(rel: str, kind: str) -> bool:
+            """Reports `rel` to `progress`; True (counted, recorded) when an earlier run already swapped it."""
             if progress:
                 progress(rel)
             stem = Path(rel).stem
-            if done(stem, "photo"):
+            prev = sorted((out_dir / "fake").glob(f"{stem}__from__*"))
+            if prev:
+                made(stem, prev[0].stem.split("__from__")[1], kind)
+            return bool(prev)
+
+        for path, rel, group, _ in photos:
+            if done(rel, "photo"):
                 continue
+            stem = Path(rel).stem
             try:
                 rgb = representative_frame(path)
             except DeepshieldError:
@@ -375,15 +379,11 @@ def make_swap_set(
                 continue
             _write_jpeg(rgb, out_dir / "real" / f"{stem}.jpg")
             _write_jpeg(fake, out_dir / "fake" / f"{stem}__from__{Path(donor.name).stem}.jpg")
-            counts["real_photos"] += 1
-            counts["fake_photos"] += 1
-            records.append({"target": rel, "donor": donor.name, "kind": "photo"})
+            made(rel, donor.name, "photo")
         for path, rel, group, _ in videos:
-            if progress:
-                progress(rel)
-            stem = Path(rel).stem
-            if done(stem, "video"):
+            if done(rel, "video"):
                 continue
+            stem = Path(rel).stem
             donor = pick(rel, group, 0.0)
             if donor is None:
                 continue
@@ -396,9 +396,7 @@ def make_swap_set(
                 fake_out.unlink(missing_ok=True)
                 counts["skipped"] += 1
                 continue
-            counts["real_videos"] += 1
-            counts["fake_videos"] += 1
-            records.append({"target": rel, "donor": donor.name, "kind": "video", "swapped_frames": n})
+            made(rel, donor.name, "video", swapped_frames=n)
     summary = {"seed": seed, "region": region, "pairs": records, "counts": counts}
     (out_dir / "swaps.json").write_text(json.dumps(summary, indent=1))
     return counts

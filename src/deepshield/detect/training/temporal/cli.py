@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from deepshield.config import get_settings
-from deepshield.detect.cli import DEFAULT_CORPUS, _bar
+from deepshield.detect.cli import DEFAULT_CORPUS, _bar, _item_bar
 from deepshield.errors import DeepshieldError
 from deepshield.terminal import plain_console
 
@@ -47,11 +47,8 @@ def register(app: typer.Typer) -> None:
         if not items:
             raise DeepshieldError(f"no videos under {corpus}")
         out = out or _work("clips")
-        with _bar() as bar:
-            task = bar.add_task("clips", total=len(items), item="")
-            counts = build_clip_cache(
-                items, out, max_frames, progress=lambda rel: bar.update(task, advance=1, item=rel), jobs=jobs
-            )
+        with _item_bar("clips", len(items)) as progress:
+            counts = build_clip_cache(items, out, max_frames, progress=progress, jobs=jobs)
         console.print(f"frames per split: {counts} -> {out}")
 
     @app.command("temporal-train")
@@ -287,9 +284,8 @@ def register(app: typer.Typer) -> None:
             items = [EvalItem(i.path, 0, "real", i.split) for i in list_corpus(dataset) if i.is_video]
         else:
             items = discover(dataset).items
-        with _bar() as bar:
-            task = bar.add_task("videos", total=len(items), item="")
-            results = score_videos(items, det, windows, progress=lambda n: bar.update(task, advance=1, item=n))
+        with _item_bar("videos", len(items)) as progress:
+            results = score_videos(items, det, windows, progress=progress)
         if baseline_scores is not None:
             console.print(f"baseline scores for {attach_baseline(results, baseline_scores)} of {len(results)} videos")
         rep = summary(results, det.threshold, boot)

@@ -11,7 +11,6 @@ is opened through `deepshield.media.open_media`.
 from __future__ import annotations
 
 import json
-import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from deepshield.detect.temporal import (
     smooth_geometry,
     stable_crops,
 )
-from deepshield.detect.training.facecache import _index_records, _key
+from deepshield.detect.training.facecache import _index_records, _key, cached_videos
 from deepshield.errors import DeepshieldError
 from deepshield.faces import Face, FaceAnalyzer
 from deepshield.faces.geometry import iou
@@ -210,22 +209,11 @@ def build_clip_cache(
 def load_clip_cache(cache_dir: Path, splits: Iterable[str]) -> list[VideoFrames]:
     """The cached videos of the given splits."""
     wanted = set(splits)
-    index_path = cache_dir / "index.jsonl"
-    if not index_path.is_file():
-        raise DeepshieldError(f"no clip cache at {cache_dir}: run `deepshield temporal-cache` first")
-    videos: list[VideoFrames] = []
-    seen: set[str] = set()
-    for rec in _index_records(index_path):
-        if rec["split"] not in wanted or rec["n"] == 0 or rec["rel"] in seen:
-            continue
-        seen.add(rec["rel"])
-        path = cache_dir / "clips" / f"{_key(rec['rel'])}.npz"
-        try:
-            with np.load(path) as z:
-                v = VideoFrames(rec["rel"], rec["group"], z["images"], z["landmarks"], z["segment"])
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            raise DeepshieldError(f"{path} (the clips of {rec['rel']}) is missing or damaged: rebuild it") from None
-        videos.append(v)
+    keys = ("images", "landmarks", "segment")
+    videos = [
+        VideoFrames(rec["rel"], rec["group"], z["images"], z["landmarks"], z["segment"])
+        for rec, z in cached_videos(cache_dir, wanted, "clips", keys, "clip cache", "temporal-cache")
+    ]
     if not videos:
         raise DeepshieldError(f"the clip cache at {cache_dir} holds no video of splits {sorted(wanted)}")
     return videos

@@ -24,19 +24,6 @@ MAX_BYTES_FEATURES = 25_000_000
 MAX_DIFF = 1e-3
 
 
-def onnx_difference(model: Any, onnx_path: Path, x: np.ndarray) -> float:
-    """Largest difference between the torch model's logits (eval mode) and onnxruntime's for input `x`."""
-    import onnxruntime as ort
-    import torch
-
-    model.eval()
-    with torch.no_grad():
-        ref = model(torch.from_numpy(x)).numpy().reshape(-1)
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {sess.get_inputs()[0].name: x})[0].reshape(-1)
-    return float(np.abs(ref - got).max())
-
-
 def real_threshold(real_probs: np.ndarray, quantile: float = 0.99) -> float:
     """The default threshold: at least 0.5, and above `quantile` of real validation clips' probabilities."""
     if len(real_probs) == 0:
@@ -67,13 +54,15 @@ def write_onnx(model: Any, frames: int, size: int, out_dir: Path, max_bytes: int
     torch; returns its path and the largest logit difference."""
     import torch
 
+    from deepshield.detect.training.onnx_import import onnx_logit_difference
+
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f"{MODEL_NAME}.onnx"
     model.eval()
     to_onnx(model, torch.zeros(1, 3, frames, size, size), onnx_path, ("clips", "logit"), {0: "batch"})
     nbytes = onnx_path.stat().st_size
     x = np.random.default_rng(0).standard_normal((3, 3, frames, size, size), np.float32)
-    diff = onnx_difference(model, onnx_path, x)
+    diff = onnx_logit_difference(model, onnx_path, x)
     if nbytes > max_bytes or diff > MAX_DIFF:
         onnx_path.unlink()
         raise DeepshieldError(
