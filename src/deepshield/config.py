@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -285,6 +286,21 @@ def parse_hex_secret(raw: str) -> bytes:
         raise ValueError("not an even number of hexadecimal digits") from None
 
 
+def parse_http_url(raw: str) -> str:
+    """An http(s) URL with a host, as urllib can post to (no spaces or control characters)."""
+    parts = urllib.parse.urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or not raw.isprintable() or " " in raw:
+        raise ValueError("not an http(s) URL")
+    return raw
+
+
+def parse_existing_file(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ValueError("no such file")
+    return path
+
+
 _RATE_FORM = "N/SECONDS, at most N requests per client in any SECONDS (e.g. 10/600)"
 FORM_RATE = EnvSetting("DEEPSHIELD_FORM_RATE", parse_rate, (10, 600.0), _RATE_FORM)
 PIN_RATE = EnvSetting("DEEPSHIELD_PIN_RATE", parse_rate, (10, 600.0), _RATE_FORM)
@@ -299,9 +315,13 @@ DEBUG_NATIVE = EnvSetting("DEEPSHIELD_DEBUG_NATIVE", parse_flag, False, _SWITCH)
 CASES_SECRET = EnvSetting(
     "DEEPSHIELD_CASES_SECRET", parse_hex_secret, b"", "hexadecimal digits, e.g. from `openssl rand -hex 32`"
 )
+WEBHOOK_URL = EnvSetting[str | None]("DEEPSHIELD_WEBHOOK_URL", parse_http_url, None, "https://host/path")
+CASES_CONFIG = EnvSetting[Path | None](
+    "DEEPSHIELD_CASES_CONFIG", parse_existing_file, None, "the path of an existing cases policy file (JSON)"
+)
 ENV_SETTINGS: tuple[EnvSetting[Any], ...] = (
     FORM_RATE, PIN_RATE, LOGIN_ACCOUNT_RATE, LOGIN_CLIENT_RATE, DETECT_THREADS, ORT_SPIN, TEMPORAL,
-    MATCH_FETCH_URLS, DEBUG_NATIVE, CASES_SECRET,
+    MATCH_FETCH_URLS, DEBUG_NATIVE, CASES_SECRET, WEBHOOK_URL, CASES_CONFIG,
 )  # fmt: skip
 
 

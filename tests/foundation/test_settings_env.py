@@ -36,6 +36,8 @@ BAD = [
     ("DEEPSHIELD_DETECT_THREADS", "many", "a whole number of threads"),
     ("DEEPSHIELD_TEMPORAL", "maybe", "1 or 0"),
     ("DEEPSHIELD_CASES_SECRET", "not-hex", "hexadecimal digits"),
+    ("DEEPSHIELD_WEBHOOK_URL", "hooks.example/x", "https://host/path"),
+    ("DEEPSHIELD_CASES_CONFIG", "/nonexistent/cases.jsn", "the path of an existing cases policy file"),
 ]
 
 
