@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from deepshield.config import get_settings
+from deepshield.jsontypes import JsonValue
 from deepshield.store.db import reset_engines
 
 PDQ_A = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
@@ -476,11 +477,15 @@ def test_threatexchange_tokens_are_sealed_in_the_database_and_never_shown(
     assert key.stat().st_mode & 0o777 == 0o600
 
     # A failing library's message may hold the URL with the token: the recorded error never does.
-    bad_url = {"privacy_group": 4242, "graph_api_url": threatexchange.url + " x", "api_token": TOKEN}
+    bad_url: dict[str, JsonValue] = {
+        "privacy_group": 4242,
+        "graph_api_url": threatexchange.url + " x",
+        "api_token": TOKEN,
+    }
     r = hma.post("/c/exchanges", json={"bank": "TX_BADURL", "api": "fb_threatexchange", "api_json": bad_url})
     assert r.status_code == 400 and "graph_api_url" in r.json()["message"]
     with session_scope(match_settings) as s:  # a row stored before that check
-        sealed = {**bad_url, "api_token": ExchangeSecrets(match_settings.home).seal(TOKEN)}
+        sealed: dict[str, JsonValue] = {**bad_url, "api_token": ExchangeSecrets(match_settings.home).seal(TOKEN)}
         SqlMatchStore(s).save_exchange(ExchangeRecord("TX_BADURL", "fb_threatexchange", "TX_OWN", sealed))
     error = hma.post("/c/exchange/TX_BADURL/fetch").json()["error"]
     assert error and "secret" not in error and "<token>" in error
@@ -502,7 +507,11 @@ def test_tokens_stored_in_plain_text_keep_working_and_are_sealed_at_start(
     with session_scope(match_settings) as s:  # rows as an earlier version stored them
         store = SqlMatchStore(s)
         create_bank(store, "OLD_TX")
-        api_json = {"privacy_group": 4242, "graph_api_url": threatexchange.url, "api_token": TOKEN}
+        api_json: dict[str, JsonValue] = {
+            "privacy_group": 4242,
+            "graph_api_url": threatexchange.url,
+            "api_token": TOKEN,
+        }
         store.save_exchange(ExchangeRecord(name="OLD_TX", api="fb_threatexchange", bank="OLD_TX", api_json=api_json))
         store.set_exchange_credentials("fb_threatexchange", {"api_token": "plain|shared"})
     with TestClient(create_app(match_settings)) as c:
