@@ -183,10 +183,12 @@ class BadSetting(NotConfigured):
     code = "bad_setting"
 
 
-def bad_setting(name: str, raw: object, problem: str, expected: str) -> BadSetting:
-    """The one wording of a malformed setting, whether `Settings` or an `EnvSetting` found it."""
-    shown = raw if isinstance(raw, str) else str(raw)
-    return BadSetting(f"{name}={shown!r}: {problem.rstrip('.')}; expected {expected}")
+def bad_setting(name: str, raw: object, problem: str, expected: str, secret: bool = False) -> BadSetting:
+    """The one wording of a malformed setting, whether `Settings` or an `EnvSetting` found it. A secret's value
+    is not echoed (the line goes to logs), only its length."""
+    text = raw if isinstance(raw, str) else str(raw)
+    shown = f"<{len(text)} characters, hidden>" if secret else repr(text)
+    return BadSetting(f"{name}={shown}: {problem.rstrip('.')}; expected {expected}")
 
 
 _TYPE_FORMS = {int: "a whole number", float: "a number", bool: "true or false (1/0, yes/no)", Path: "a path"}
@@ -235,6 +237,7 @@ class EnvSetting(Generic[T]):
     parse: Callable[[str], T]
     default: T
     expected: str
+    secret: bool = False
 
     def get(self) -> T:
         raw = os.environ.get(self.name, "")
@@ -243,7 +246,7 @@ class EnvSetting(Generic[T]):
         try:
             return self.parse(raw.strip())
         except ValueError as e:
-            raise bad_setting(self.name, raw, str(e) or "malformed", self.expected) from None
+            raise bad_setting(self.name, raw, str(e) or "malformed", self.expected, self.secret) from None
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -313,9 +316,14 @@ TEMPORAL = EnvSetting("DEEPSHIELD_TEMPORAL", parse_flag, True, _SWITCH)
 MATCH_FETCH_URLS = EnvSetting("DEEPSHIELD_MATCH_FETCH_URLS", parse_flag, False, _SWITCH)
 DEBUG_NATIVE = EnvSetting("DEEPSHIELD_DEBUG_NATIVE", parse_flag, False, _SWITCH)
 CASES_SECRET = EnvSetting(
-    "DEEPSHIELD_CASES_SECRET", parse_hex_secret, b"", "hexadecimal digits, e.g. from `openssl rand -hex 32`"
+    "DEEPSHIELD_CASES_SECRET",
+    parse_hex_secret,
+    b"",
+    "hexadecimal digits, e.g. from `openssl rand -hex 32`",
+    secret=True,
 )
-WEBHOOK_URL = EnvSetting[str | None]("DEEPSHIELD_WEBHOOK_URL", parse_http_url, None, "https://host/path")
+#: Hidden in errors: a webhook URL often carries its receiver's token.
+WEBHOOK_URL = EnvSetting[str | None]("DEEPSHIELD_WEBHOOK_URL", parse_http_url, None, "https://host/path", secret=True)
 CASES_CONFIG = EnvSetting[Path | None](
     "DEEPSHIELD_CASES_CONFIG", parse_existing_file, None, "the path of an existing cases policy file (JSON)"
 )

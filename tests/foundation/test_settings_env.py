@@ -48,7 +48,9 @@ def test_serve_refuses_a_malformed_setting_in_one_line(tmp_path: Path, name: str
     assert "Traceback" not in out.stderr, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
-    assert lines[0].startswith(f"error: {name}={value!r}: ") and f"expected {expected}" in lines[0], lines[0]
+    hidden = name in ("DEEPSHIELD_CASES_SECRET", "DEEPSHIELD_WEBHOOK_URL")  # never echoed into logs
+    shown = f"<{len(value)} characters, hidden>" if hidden else repr(value)
+    assert lines[0].startswith(f"error: {name}={shown}: ") and f"expected {expected}" in lines[0], lines[0]
     assert not (tmp_path / "home" / "deepshield.db").exists(), "nothing may start on a bad setting"
 
 
