@@ -279,7 +279,12 @@ def test_deadline_sweep_announces_warning_then_breach_once(ctx, make_fields):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"zz", "is not valid JSON"), (b"\xff\xfe", "is not UTF-8 text"), (b"[1, 2]", "a cases policy is a JSON object")],
+    [
+        (b"zz", "is not valid JSON"),
+        (b"\xff\xfe", "is not UTF-8 text"),
+        (b"[1, 2]", "a cases policy is a JSON object"),
+        (b'{"webhook": {"url": "hooks.example/x"}}', "webhook.url is not an http"),
+    ],
 )
 def test_a_broken_policy_file_is_a_policy_error(tmp_path: Path, content: bytes, message: str) -> None:
     (tmp_path / "cases.json").write_bytes(content)

@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from deepshield.config import get_settings
+from deepshield.jsontypes import JsonValue
 from deepshield.store.db import reset_engines
 
 PDQ_A = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
@@ -53,13 +54,21 @@ def hma(match_client: Any, match_key: Any) -> Any:
     return match_client
 
 
+@pytest.fixture()
+def xfiles(match_settings: Any) -> Path:
+    """The folder `local_file` exchanges read from: `$DEEPSHIELD_HOME/exchange-files`."""
+    folder: Path = match_settings.home / "exchange-files"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 # ---------------------------------------------------------------------------------------------- local file
 
 
-def test_local_file_exchange_and_round_trip(hma: Any, tmp_path: Path) -> None:
+def test_local_file_exchange_and_round_trip(hma: Any, tmp_path: Path, xfiles: Path) -> None:
     feature, to_json = their_vpdq()
     vpdq = to_json([feature(PDQ_A, 100, 0.0), feature(PDQ_B, 87, 150.25)])  # 150.25 is written "1.5e+02"
-    source = tmp_path / "signals.txt"
+    source = xfiles / "signals.txt"
     source.write_text(f"pdq {PDQ_A}\nvideo_md5 {MD5}\n\nvpdq {vpdq}\n", encoding="utf-8")
     theirs = their_signal_file(source)
     assert set(theirs) == {("pdq", PDQ_A), ("video_md5", MD5), ("vpdq", vpdq)}
@@ -82,28 +91,29 @@ def test_local_file_exchange_and_round_trip(hma: Any, tmp_path: Path) -> None:
     assert their_signal_file(out) == theirs
 
 
-def test_bare_signal_file_and_bad_lines(hma: Any, tmp_path: Path) -> None:
-    good = tmp_path / "pdq.txt"
+def test_bare_signal_file_and_bad_lines(hma: Any, xfiles: Path) -> None:
+    good = xfiles / "pdq.txt"
     good.write_text(f"{PDQ_A}\n{PDQ_B}\n", encoding="utf-8")
     api_json = {"filename": str(good), "signal_type": "pdq"}
     assert hma.post("/c/exchanges", json={"bank": "BARE", "api": "local_file", "api_json": api_json}).status_code == 201
     assert hma.post("/c/exchange/BARE/fetch").json()["fetched_items"] == 2
 
-    bad = tmp_path / "bad.txt"
+    bad = xfiles / "bad.txt"
     bad.write_text(f"pdq {PDQ_A}\npdq secret-line-from-some-file\n", encoding="utf-8")
     hma.post("/c/exchanges", json={"bank": "BAD", "api": "local_file", "api_json": {"filename": str(bad)}})
     status = hma.post("/c/exchange/BAD/fetch").json()
     assert status["last_fetch_succeeded"] is False and status["fetched_items"] == 0
     assert "signal 2: not a valid pdq signal" in status["error"] and "secret" not in status["error"]
-    other = tmp_path / "other.txt"
+    other = xfiles / "other.txt"
     other.write_text("root:x:0:0:root:/root:/bin/bash with words\n", encoding="utf-8")
     hma.post("/c/exchanges", json={"bank": "OTHER", "api": "local_file", "api_json": {"filename": str(other)}})
     assert "root" not in hma.post("/c/exchange/OTHER/fetch").json()["error"]  # not even the first word
     assert hma.get("/c/bank/BAD", params={"format": "deepshield"}).json()["entries"] == 0  # nothing half-done
     assert hma.get("/c/exchange/BAD/status").json()["last_fetch_succeeded"] is False
 
-    hma.post("/c/exchanges", json={"bank": "GONE", "api": "local_file", "api_json": {"filename": "/nonexistent"}})
-    assert "No such file" in hma.post("/c/exchange/GONE/fetch").json()["error"]
+    hma.post("/c/exchanges", json={"bank": "GONE", "api": "local_file", "api_json": {"filename": "nonexistent"}})
+    error = hma.post("/c/exchange/GONE/fetch").json()["error"]
+    assert error == "No such file nonexistent"  # the name it was given, not the server's path
     hma.put("/c/exchange/GONE", json={"enabled": False})
     assert hma.post("/c/exchange/GONE/fetch").status_code == 400
 
@@ -312,13 +322,13 @@ def _wait_for(check: Any, timeout_s: float = 10.0) -> Any:
 
 
 def test_the_service_fetches_on_a_timer_and_stops_on_shutdown(
-    match_settings: Any, match_key: Any, tmp_path: Path
+    match_settings: Any, match_key: Any, xfiles: Path
 ) -> None:
     from fastapi.testclient import TestClient
 
     from deepshield.api.app import create_app
 
-    source = tmp_path / "signals.txt"
+    source = xfiles / "signals.txt"
     source.write_text(f"pdq {PDQ_A}\n", encoding="utf-8")
     settings = match_settings.model_copy(update={"exchange_fetch_minutes": 0.002})  # every 0.12 s
     with TestClient(create_app(settings)) as c:
@@ -336,18 +346,19 @@ def test_the_service_fetches_on_a_timer_and_stops_on_shutdown(
     assert "deepshield-exchange-fetcher" not in {t.name for t in threading.enumerate() if t.is_alive()}
 
 
-def test_a_failing_exchange_keeps_its_error_and_the_others_still_fetch(match_settings: Any, tmp_path: Path) -> None:
+def test_a_failing_exchange_keeps_its_error_and_the_others_still_fetch(match_settings: Any, xfiles: Path) -> None:
     from deepshield.matching import exchanges, fetcher
     from deepshield.matching.storage import SqlMatchStore
     from deepshield.store.db import session_scope
 
-    good = tmp_path / "good.txt"
+    good = xfiles / "good.txt"
     good.write_text(f"pdq {PDQ_A}\n", encoding="utf-8")
+    home = match_settings.home
     with session_scope(match_settings) as s:
-        exchanges.create_exchange(s, "A_GOOD", "local_file", {"filename": str(good)})
-        exchanges.create_exchange(s, "B_BROKEN", "local_file", {"filename": str(tmp_path / "missing.txt")})
-        exchanges.create_exchange(s, "C_GOOD", "local_file", {"filename": str(good)})
-        exchanges.create_exchange(s, "D_OFF", "local_file", {"filename": str(good)}, enabled=False)
+        exchanges.create_exchange(s, "A_GOOD", "local_file", {"filename": str(good)}, home=home)
+        exchanges.create_exchange(s, "B_BROKEN", "local_file", {"filename": "missing.txt"}, home=home)
+        exchanges.create_exchange(s, "C_GOOD", "local_file", {"filename": "good.txt"}, home=home)
+        exchanges.create_exchange(s, "D_OFF", "local_file", {"filename": "good.txt"}, enabled=False, home=home)
     worker = fetcher.ExchangeFetcher(match_settings, interval_s=0.05)
     assert worker.fetch_all() == {"A_GOOD": True, "B_BROKEN": False, "C_GOOD": True}  # D_OFF: disabled
     with session_scope(match_settings) as s:
@@ -360,7 +371,7 @@ def test_a_failing_exchange_keeps_its_error_and_the_others_still_fetch(match_set
     with fetcher._claim("A_GOOD"):
         assert "A_GOOD" not in worker.fetch_all()
         with session_scope(match_settings) as s, pytest.raises(fetcher.FetchRunning):
-            fetcher.fetch_and_record(s, "A_GOOD")
+            fetcher.fetch_and_record(s, "A_GOOD", match_settings)
 
     # The thread fetches on its own, round after round, and stop() ends it.
     worker.start()
@@ -376,10 +387,10 @@ def test_a_failing_exchange_keeps_its_error_and_the_others_still_fetch(match_set
     assert not worker._thread.is_alive()
 
 
-def test_manual_fetch_while_one_runs_is_409(hma: Any, tmp_path: Path) -> None:
+def test_manual_fetch_while_one_runs_is_409(hma: Any, xfiles: Path) -> None:
     from deepshield.matching import fetcher
 
-    source = tmp_path / "signals.txt"
+    source = xfiles / "signals.txt"
     source.write_text(f"pdq {PDQ_A}\n", encoding="utf-8")
     hma.post("/c/exchanges", json={"bank": "BUSY", "api": "local_file", "api_json": {"filename": str(source)}})
     with fetcher._claim("BUSY"):
@@ -388,3 +399,128 @@ def test_manual_fetch_while_one_runs_is_409(hma: Any, tmp_path: Path) -> None:
         assert isinstance(hma.get("/c/exchange/BUSY/status").json()["running_fetch_start_ts"], int)
     assert hma.post("/c/exchange/BUSY/fetch").json()["fetched_items"] == 1
     assert hma.get("/c/exchange/BUSY/status").json()["running_fetch_start_ts"] is None
+
+
+# ---------------------------------------------------------------------------------------------- hardening
+
+
+def test_a_local_file_outside_the_exchange_files_folder_is_refused(
+    hma: Any, match_settings: Any, xfiles: Path, tmp_path: Path
+) -> None:
+    """A curator's HTTP request must not make the server read any file it can: only files in
+    `$DEEPSHIELD_HOME/exchange-files`, by name or by a path inside it."""
+    from deepshield.matching.storage import ExchangeRecord, SqlMatchStore
+    from deepshield.store.db import session_scope
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text(f"pdq {PDQ_A}\n", encoding="utf-8")
+    (xfiles / "link.txt").symlink_to(outside)
+    for i, name in enumerate([str(outside), "../deepshield.db", "/etc/passwd", "link.txt", ".", "sub/../../x"]):
+        r = hma.post("/c/exchanges", json={"bank": f"ESC_{i}", "api": "local_file", "api_json": {"filename": name}})
+        assert r.status_code == 400, (name, r.text)
+        assert "outside the exchange files folder" in r.json()["message"]
+        assert hma.get(f"/c/exchange/ESC_{i}").status_code == 404
+    (xfiles / "inside.txt").write_text(f"pdq {PDQ_A}\n", encoding="utf-8")
+    for i, name in enumerate(["inside.txt", str(xfiles / "inside.txt")]):
+        r = hma.post("/c/exchanges", json={"bank": f"IN_{i}", "api": "local_file", "api_json": {"filename": name}})
+        assert r.status_code == 201 and hma.post(f"/c/exchange/IN_{i}/fetch").json()["fetched_items"] == 1
+
+    # A row stored before the folder existed, naming any file: its fetch fails, reading nothing.
+    with session_scope(match_settings) as s:
+        store = SqlMatchStore(s)
+        store.save_exchange(ExchangeRecord(name="IN_0", api="local_file", bank="IN_0", api_json={"filename": "x"}))
+        old = ExchangeRecord(name="OLD", api="local_file", bank="IN_0", api_json={"filename": str(outside)})
+        store.save_exchange(old)
+    status = hma.post("/c/exchange/OLD/fetch").json()
+    assert status["last_fetch_succeeded"] is False and "outside the exchange files folder" in status["error"]
+
+
+def test_threatexchange_tokens_are_sealed_in_the_database_and_never_shown(
+    hma: Any, match_settings: Any, threatexchange: FakeThreatExchange
+) -> None:
+    import sqlite3
+
+    from deepshield.matching.exchange_secrets import ExchangeSecrets
+    from deepshield.matching.storage import ExchangeRecord, SqlMatchStore
+    from deepshield.store.db import session_scope
+
+    threatexchange.update(1, PDQ_A, "HASH_PDQ", 1_700_000_000)
+    api_json = {"privacy_group": 4242, "graph_api_url": threatexchange.url, "api_token": TOKEN}
+    assert hma.post(
+        "/c/exchanges", json={"bank": "TX_OWN", "api": "fb_threatexchange", "api_json": api_json}
+    ).is_success
+    shared = "987654321|shared-secret"
+    assert hma.post("/c/exchanges/api/fb_threatexchange", json={"credential_json": {"api_token": shared}}).json() == {
+        "supports_authentification": True,
+        "has_set_authentification": True,
+    }
+    api_json = {"privacy_group": 4242, "graph_api_url": threatexchange.url}
+    hma.post("/c/exchanges", json={"bank": "TX_TYPE", "api": "fb_threatexchange", "api_json": api_json})
+    assert hma.post("/c/exchange/TX_OWN/fetch").json()["fetched_items"] == 1  # the sealed token opens
+    assert threatexchange.requests[-1]["access_token"] == [TOKEN]
+    hma.post("/c/exchange/TX_TYPE/fetch")
+    assert threatexchange.requests[-1]["access_token"] == [shared]
+
+    shown = [hma.get(p).text for p in ("/c/exchanges", "/c/exchange/TX_OWN", "/c/exchange/TX_OWN/status")]
+    shown.append(hma.get("/c/exchanges/api/fb_threatexchange").text)
+    assert not any("secret" in text or "1234567890" in text for text in shown)
+    db = sqlite3.connect(match_settings.home / "deepshield.db")
+    rows = [
+        *db.execute("SELECT api_json FROM match_exchanges"),
+        *db.execute("SELECT * FROM match_exchange_credentials"),
+    ]
+    db.close()
+    dump = repr(rows)
+    assert "secret" not in dump and "1234567890" not in dump and "987654321" not in dump
+    assert dump.count("sealed:v1:") == 2
+    key = match_settings.home / "keys" / "exchange-secrets.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+
+    # A failing library's message may hold the URL with the token: the recorded error never does.
+    bad_url: dict[str, JsonValue] = {
+        "privacy_group": 4242,
+        "graph_api_url": threatexchange.url + " x",
+        "api_token": TOKEN,
+    }
+    r = hma.post("/c/exchanges", json={"bank": "TX_BADURL", "api": "fb_threatexchange", "api_json": bad_url})
+    assert r.status_code == 400 and "graph_api_url" in r.json()["message"]
+    with session_scope(match_settings) as s:  # a row stored before that check
+        sealed: dict[str, JsonValue] = {**bad_url, "api_token": ExchangeSecrets(match_settings.home).seal(TOKEN)}
+        SqlMatchStore(s).save_exchange(ExchangeRecord("TX_BADURL", "fb_threatexchange", "TX_OWN", sealed))
+    error = hma.post("/c/exchange/TX_BADURL/fetch").json()["error"]
+    assert error and "secret" not in error and "<token>" in error
+
+
+def test_tokens_stored_in_plain_text_keep_working_and_are_sealed_at_start(
+    match_settings: Any, match_key: Any, threatexchange: FakeThreatExchange
+) -> None:
+    import sqlite3
+
+    from fastapi.testclient import TestClient
+
+    from deepshield.api.app import create_app
+    from deepshield.matching.banks import create_bank
+    from deepshield.matching.storage import ExchangeRecord, SqlMatchStore
+    from deepshield.store.db import session_scope
+
+    threatexchange.update(1, PDQ_A, "HASH_PDQ", 1_700_000_000)
+    with session_scope(match_settings) as s:  # rows as an earlier version stored them
+        store = SqlMatchStore(s)
+        create_bank(store, "OLD_TX")
+        api_json: dict[str, JsonValue] = {
+            "privacy_group": 4242,
+            "graph_api_url": threatexchange.url,
+            "api_token": TOKEN,
+        }
+        store.save_exchange(ExchangeRecord(name="OLD_TX", api="fb_threatexchange", bank="OLD_TX", api_json=api_json))
+        store.set_exchange_credentials("fb_threatexchange", {"api_token": "plain|shared"})
+    with TestClient(create_app(match_settings)) as c:
+        c.headers.update(match_key("curate", "match"))
+        assert c.post("/c/exchange/OLD_TX/fetch").json()["fetched_items"] == 1
+        assert threatexchange.requests[-1]["access_token"] == [TOKEN]
+    db = sqlite3.connect(match_settings.home / "deepshield.db")
+    dump = repr(
+        [*db.execute("SELECT api_json FROM match_exchanges"), *db.execute("SELECT * FROM match_exchange_credentials")]
+    )
+    db.close()
+    assert "secret" not in dump and "plain|shared" not in dump and dump.count("sealed:v1:") == 2

@@ -51,13 +51,14 @@ def test_exchange_records_on_postgres(tmp_path: Path, postgres_url: str) -> None
     st = Settings(home=tmp_path, database_url=postgres_url)
     upgrade_schema(st)
     name = "PGX_" + uuid.uuid4().hex[:8].upper()
-    signals = tmp_path / "signals.txt"
+    signals = tmp_path / "exchange-files" / "signals.txt"
+    signals.parent.mkdir()
     signals.write_text("pdq " + "f8" * 32 + "\n", encoding="utf-8")
     try:
         with session_scope(st) as s:
-            exchanges.create_exchange(s, name, "local_file", {"filename": str(signals)})
+            exchanges.create_exchange(s, name, "local_file", {"filename": str(signals)}, home=tmp_path)
         with session_scope(st) as s:
-            x = exchanges.fetch(s, name, now=lambda: 2_000_000_000.0)  # after 2038: 64-bit columns
+            x = exchanges.fetch(s, name, now=lambda: 2_000_000_000.0, home=tmp_path)  # after 2038: 64-bit columns
             exchanges.record_fetch(s, x)
         with session_scope(st) as s:
             got = SqlMatchStore(s).exchange(name)

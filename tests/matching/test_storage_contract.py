@@ -202,16 +202,17 @@ def test_exchanges_notes_and_log_times(stores: Stores, tmp_path: Path) -> None:
     from deepshield.matching import exchanges
     from deepshield.matching.storage import ExchangeRecord
 
-    signals = tmp_path / "signals.txt"
+    signals = tmp_path / "exchange-files" / "signals.txt"
+    signals.parent.mkdir()
     signals.write_text(f"pdq {H}\nvideo_md5 {MD5}\n", encoding="utf-8")
     with stores.open() as st:
         assert st.exchanges() == [] and st.exchange("X") is None and st.delete_exchange("X") is False
-        exchanges.create_exchange(st, "FILE_X", "local_file", {"filename": str(signals)})
+        exchanges.create_exchange(st, "FILE_X", "local_file", {"filename": "signals.txt"}, home=tmp_path)
         st.save_exchange(ExchangeRecord(name="A_X", api="sample", bank="FILE_X", api_json={"k": [1]}))
     with stores.open() as st:
         assert [x.name for x in st.exchanges()] == ["A_X", "FILE_X"]
         assert st.exchange("A_X") == ExchangeRecord(name="A_X", api="sample", bank="FILE_X", api_json={"k": [1]})
-        x = exchanges.fetch(st, "FILE_X", now=lambda: 1234.0)
+        x = exchanges.fetch(st, "FILE_X", now=lambda: 1234.0, home=tmp_path)
         assert (x.fetched_items, x.last_fetch_succeeded, x.last_fetch_complete_ts) == (2, True, 1234)
         exchanges.record_fetch(st, x)
     with stores.open() as st:

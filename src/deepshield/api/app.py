@@ -59,10 +59,12 @@ def _session_secret(settings: Settings) -> str:
 def bootstrap(settings: Settings) -> str | None:
     """Create directories and schema; on the first start create the admin and return its one-time password."""
     from deepshield.accounts.service import ensure_first_admin
+    from deepshield.matching.exchange_secrets import seal_stored_tokens
 
     settings.ensure_dirs()
     upgrade_schema(settings)
     with session_scope(settings) as s:
+        seal_stored_tokens(s, settings.home)  # tokens stored in plain text before they were sealed
         return ensure_first_admin(s)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from deepshield.cases import audit
 from deepshield.cases.models import Case, PinAttempt
-from deepshield.config import Settings
+from deepshield.config import CASES_SECRET, Settings
 from deepshield.errors import DeepshieldError
 from deepshield.store.timeutil import as_utc, utcnow
 
@@ -48,9 +48,9 @@ def case_secret(settings: Settings) -> bytes:
     """Server secret for deriving PINs (so an idempotent retry can show the same PIN again):
     DEEPSHIELD_CASES_SECRET (hex; set it when several hosts share one database) or
     `$DEEPSHIELD_HOME/cases.key`, created once."""
-    env = os.environ.get("DEEPSHIELD_CASES_SECRET")
+    env = CASES_SECRET.get()
     if env:
-        return bytes.fromhex(env)
+        return env
     path = settings.home / "cases.key"
     cached = _secrets.get(str(path))
     if cached is not None:

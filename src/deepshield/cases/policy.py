@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepshield.config import Settings
+from deepshield.config import CASES_CONFIG, WEBHOOK_URL, Settings, parse_http_url
 from deepshield.errors import DeepshieldError
 from deepshield.textfiles import read_json_file
 
@@ -98,6 +98,11 @@ class CasesPolicy:
             if any(r.hours <= 0 for r in rules):
                 raise PolicyError("deadline hours must be positive")
             wh = WebhookConfig(**d.get("webhook", {}))
+            if wh.url:
+                try:
+                    parse_http_url(str(wh.url))
+                except ValueError:
+                    raise PolicyError("bad cases policy: webhook.url is not an http(s) URL") from None
             sc = ScreeningPolicy(**d.get("screening", {}))
             return cls(
                 default_hours=float(d.get("default_hours", 48)),
@@ -112,8 +117,7 @@ class CasesPolicy:
 
 
 def policy_path(settings: Settings) -> Path:
-    env = os.environ.get("DEEPSHIELD_CASES_CONFIG")
-    return Path(env) if env else settings.home / "cases.json"
+    return CASES_CONFIG.get() or settings.home / "cases.json"
 
 
 def load_policy(settings: Settings) -> CasesPolicy:
@@ -128,8 +132,7 @@ def load_policy(settings: Settings) -> CasesPolicy:
             raise PolicyError(f"{path}: a cases policy is a JSON object (deadlines, webhook, ...)")
     pol = CasesPolicy.from_dict(data)
     # Environment wins for the secret so it need not sit in a file.
-    if os.environ.get("DEEPSHIELD_WEBHOOK_URL"):
-        pol.webhook.url = os.environ["DEEPSHIELD_WEBHOOK_URL"]
+    pol.webhook.url = WEBHOOK_URL.get() or pol.webhook.url
     if os.environ.get("DEEPSHIELD_WEBHOOK_SECRET"):
         pol.webhook.secret = os.environ["DEEPSHIELD_WEBHOOK_SECRET"]
     return pol

@@ -5,25 +5,17 @@ brute force stays hopeless even across processes; this limit protects the servic
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
 
+from deepshield.config import FORM_RATE, LOGIN_ACCOUNT_RATE, LOGIN_CLIENT_RATE, PIN_RATE
 from deepshield.errors import DeepshieldError
 
 
 class RateLimited(DeepshieldError):
     code = "rate_limited"
     http_status = 429
-
-
-def _env_limit(name: str, default: tuple[int, float]) -> tuple[int, float]:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    n, _, per = raw.partition("/")
-    return int(n), float(per or 60)
 
 
 class RateLimiter:
@@ -59,8 +51,8 @@ class RateLimiter:
 
 
 #: public report form: 10 per 10 minutes per client; PIN sign-in: 10 per 10 minutes per client
-FORM = RateLimiter(*_env_limit("DEEPSHIELD_FORM_RATE", (10, 600)))
-PIN = RateLimiter(*_env_limit("DEEPSHIELD_PIN_RATE", (10, 600)))
+FORM = RateLimiter(*FORM_RATE.get())
+PIN = RateLimiter(*PIN_RATE.get())
 #: console sign-in, failed attempts only: 10 per 15 minutes per account, 20 per 10 minutes per client
-LOGIN_ACCOUNT = RateLimiter(*_env_limit("DEEPSHIELD_LOGIN_ACCOUNT_RATE", (10, 900)))
-LOGIN_CLIENT = RateLimiter(*_env_limit("DEEPSHIELD_LOGIN_CLIENT_RATE", (20, 600)))
+LOGIN_ACCOUNT = RateLimiter(*LOGIN_ACCOUNT_RATE.get())
+LOGIN_CLIENT = RateLimiter(*LOGIN_CLIENT_RATE.get())

@@ -24,9 +24,9 @@ def serve(
     import uvicorn
 
     from deepshield.api.app import create_app
-    from deepshield.config import get_settings
+    from deepshield.config import check_environment
 
-    settings = get_settings()
+    settings = check_environment()
     if workers is not None:
         settings = settings.model_copy(update={"scan_workers": workers})
     app = create_app(settings)
@@ -51,12 +51,12 @@ def worker(
     import signal
     import threading
 
-    from deepshield.config import get_settings
+    from deepshield.config import check_environment
     from deepshield.detect.service import ScanService
     from deepshield.store.db import upgrade_schema
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = get_settings().model_copy(update={"scan_workers": threads})
+    settings = check_environment().model_copy(update={"scan_workers": threads})
     upgrade_schema(settings)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

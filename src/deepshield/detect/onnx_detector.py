@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from deepshield.config import DETECT_THREADS, ORT_SPIN
 from deepshield.detect.base import Detector, DetectorInfo, FaceEvidence, FaceScore
 from deepshield.detect.registry import register_detector
 from deepshield.faces import Face, align_face
@@ -84,10 +85,10 @@ def cpu_session_options(threads: int | None = None) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or int(os.environ.get("DEEPSHIELD_DETECT_THREADS", "2"))
+    opts.intra_op_num_threads = threads or DETECT_THREADS.get()
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    spin = "1" if os.environ.get("DEEPSHIELD_ORT_SPIN") == "1" else "0"
+    spin = "1" if ORT_SPIN.get() else "0"
     opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
     return opts
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from deepshield.config import TEMPORAL
 from deepshield.detect.onnx_detector import cpu_session_options
 from deepshield.errors import DeepshieldError
 from deepshield.faces.landmarks import FACE_OVAL, LEFT_EYE, RIGHT_EYE
@@ -245,6 +245,6 @@ class Fusion:
 
 def shipped_temporal() -> TemporalDetector | None:
     """The shipped temporal model, or None where it is not installed (`DEEPSHIELD_TEMPORAL=0` turns it off)."""
-    if os.environ.get("DEEPSHIELD_TEMPORAL", "1") == "0" or not (SHIPPED_DIR / f"{MODEL_NAME}.onnx").is_file():
+    if not TEMPORAL.get() or not (SHIPPED_DIR / f"{MODEL_NAME}.onnx").is_file():
         return None
     return TemporalDetector(SHIPPED_DIR)

@@ -16,6 +16,7 @@ from typing import cast
 import cv2
 import numpy as np
 
+from deepshield.config import DEBUG_NATIVE
 from deepshield.faces.geometry import iou, mostly_inside, share_inside
 from deepshield.faces.landmarks import FACE_OVAL
 from deepshield.faces.pose import estimate_head_pose
@@ -39,7 +40,7 @@ _MESH_CROP_SIDE = 256
 def quiet_native_stderr() -> Iterator[None]:
     """MediaPipe's C++ graphs print start-up chatter straight to file descriptor 2; hide it while they load so
     the CLI's stderr holds only what a person needs."""
-    if os.environ.get("DEEPSHIELD_DEBUG_NATIVE"):
+    if DEBUG_NATIVE.get():
         yield
         return
     try:

@@ -7,13 +7,14 @@ which fetches nothing: HMA's stand-in for trying the configuration):
 * `local_file`: a file in python-threatexchange's format (`LocalFileSignalExchangeAPI`, and what
   `deepshield bank export --format threatexchange` writes): one signal a line, `<signal type> <signal>`, or
   the bare signal when `api_json.signal_type` names the type. Every fetch reads the whole file and banks the
-  signals the bank does not hold yet.
+  signals the bank does not hold yet. `api_json.filename` names a file in `$DEEPSHIELD_HOME/exchange-files`:
+  a curator's HTTP request must not make the server read any file (a path escaping the folder is refused).
 * `fb_threatexchange`: Meta's ThreatExchange Graph API, read as python-threatexchange's client reads it
   (`GET <graph_api_url>/<privacy_group>/threat_updates/` with `paging.next` cursors); `api_json` holds
   `privacy_group`, optionally `graph_api_url` (another server speaking the same API) and `api_token`;
   without one, the token set through HMA's `POST /c/exchanges/api/fb_threatexchange`, else
-  DEEPSHIELD_THREATEXCHANGE_TOKEN. An update with `should_delete` removes what it added; the next fetch
-  starts from the newest `last_updated` seen (the checkpoint).
+  DEEPSHIELD_THREATEXCHANGE_TOKEN. Tokens are stored sealed (`exchange_secrets`) and never shown. An update
+  with `should_delete` removes what it added; the next fetch starts from the newest `last_updated` seen.
 
 Each banked item records where it came from as HMA's `collab` metadata ({exchange: [key]}), which is how a
 later fetch knows what it already holds. A failed fetch keeps its error for `/c/exchange/<name>/status`
@@ -22,6 +23,7 @@ instead of raising, as HMA's fetcher does.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
@@ -34,6 +36,7 @@ from pathlib import Path
 from deepshield.errors import DeepshieldError
 from deepshield.jsontypes import JsonObject, JsonValue
 from deepshield.matching import banks as bank_svc
+from deepshield.matching.exchange_secrets import THREATEXCHANGE_API, ExchangeSecrets
 from deepshield.matching.hma import hma_signal_name
 from deepshield.matching.signals import get_signal
 from deepshield.matching.signals.registry import SIGNAL_TYPES
@@ -41,7 +44,7 @@ from deepshield.matching.storage import ExchangeRecord, MatchStore, StoreLike, a
 from deepshield.matching.types import BANK_NAME_RE, EntryMeta
 
 LOCAL_FILE = "local_file"
-THREATEXCHANGE = "fb_threatexchange"
+THREATEXCHANGE = THREATEXCHANGE_API
 SAMPLE = "sample"
 #: The Graph API python-threatexchange's client calls by default.
 GRAPH_API_URL = "https://graph.facebook.com/v26.0"
@@ -55,6 +58,8 @@ TX_TYPES: dict[str, tuple[str, str | None]] = {
 TX_NAMES = ("video_md5", "photo_md5")
 #: Fields python-threatexchange asks threat_updates for.
 TX_FIELDS = "id,indicator,type,creation_time,last_updated,should_delete,tags,status,applications_with_opinions"
+#: The folder under $DEEPSHIELD_HOME that `local_file` exchanges read from.
+EXCHANGE_FILES = "exchange-files"
 _PAGE_SIZE = 1000
 _MAX_PAGES = 10_000
 
@@ -99,9 +104,22 @@ def _require_str(api_json: dict[str, JsonValue], key: str) -> str:
     return v
 
 
-def _check_api_json(api: str, api_json: dict[str, JsonValue]) -> None:
+def local_file_path(home: Path, filename: str) -> Path:
+    """A `local_file` exchange's file: a name (or absolute path) inside the exchange files folder, resolved
+    with its links; anything escaping the folder is refused like a malformed configuration."""
+    root = (home / EXCHANGE_FILES).resolve()
+    path = (root / filename).resolve()
+    if path == root or not path.is_relative_to(root):
+        raise InvalidExchange(
+            f"filename {filename[:200]!r} is outside the exchange files folder: put the file in "
+            f"$DEEPSHIELD_HOME/{EXCHANGE_FILES} and give its name"
+        )
+    return path
+
+
+def _check_api_json(api: str, api_json: dict[str, JsonValue], home: Path) -> None:
     if api == LOCAL_FILE:
-        _require_str(api_json, "filename")
+        local_file_path(home, _require_str(api_json, "filename"))
         st = api_json.get("signal_type")
         if st is not None:
             get_signal(_require_str(api_json, "signal_type"))
@@ -110,25 +128,34 @@ def _check_api_json(api: str, api_json: dict[str, JsonValue]) -> None:
         if isinstance(pg, bool) or not isinstance(pg, int) or pg <= 0:
             raise InvalidExchange("Failed to parse `api_json` - privacy_group is required (a positive integer)")
         url = api_json.get("graph_api_url")
-        if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+        ok = isinstance(url, str) and url.startswith(("http://", "https://")) and url.isprintable() and " " not in url
+        if url is not None and not ok:
             raise InvalidExchange("Failed to parse `api_json` - graph_api_url must be an http(s) URL")
+        if "api_token" in api_json:
+            _require_str(api_json, "api_token")
     elif api != SAMPLE:
         raise InvalidExchange(f"No such exchange type '{api}'")
 
 
-def create_exchange(session: StoreLike, name: str, api: str, api_json: JsonValue, enabled: bool = True) -> None:
-    """HMA's `POST /c/exchanges`: the exchange is named after its bank, which is created when missing."""
+def create_exchange(
+    session: StoreLike, name: str, api: str, api_json: JsonValue, enabled: bool = True, *, home: Path
+) -> None:
+    """HMA's `POST /c/exchanges`: the exchange is named after its bank, which is created when missing; `home`
+    (the data directory) holds the exchange files folder and the key its token is sealed with."""
     store = as_store(session)
     if not BANK_NAME_RE.match(name):
         raise InvalidExchange("Field `bank` must match /^[A-Z_][A-Z0-9_]*$/")
     if not isinstance(api_json, dict):
         raise InvalidExchange("Field `api_json` must be object")
-    _check_api_json(api, api_json)
+    _check_api_json(api, api_json, home)
     if store.exchange(name) is not None:
         raise InvalidExchange(f"exchange {name!r} already exists")
     if store.bank(name) is None:
         bank_svc.create_bank(store, name, description=f"filled by the {api} exchange {name}")
-    store.save_exchange(ExchangeRecord(name=name, api=api, bank=name, api_json=dict(api_json), enabled=enabled))
+    kept = dict(api_json)
+    if isinstance(kept.get("api_token"), str):
+        kept["api_token"] = ExchangeSecrets(home).seal(str(kept["api_token"]))
+    store.save_exchange(ExchangeRecord(name=name, api=api, bank=name, api_json=kept, enabled=enabled))
 
 
 def get_exchange(session: StoreLike, name: str) -> ExchangeRecord:
@@ -164,7 +191,7 @@ def api_schema(api: str) -> JsonObject:
     fields: list[JsonValue] = []
     if api == LOCAL_FILE:
         fields = [
-            _field("filename", "string", "absolute path of a signal file on the server", required=True),
+            _field("filename", "string", f"a signal file in $DEEPSHIELD_HOME/{EXCHANGE_FILES}", required=True),
             _field("signal_type", "enum", "the type of every line, when the lines are bare signals"),
         ]
     elif api == THREATEXCHANGE:
@@ -181,10 +208,12 @@ def api_schema(api: str) -> JsonObject:
     return {"config_schema": {"fields": fields}, "credentials_schema": creds}
 
 
-def _token(store: MatchStore) -> str:
-    """The ThreatExchange token set through the API, else the environment's."""
-    stored = (store.exchange_credentials(THREATEXCHANGE) or {}).get("api_token")
-    return stored if isinstance(stored, str) and stored else os.environ.get("DEEPSHIELD_THREATEXCHANGE_TOKEN", "")
+def _token(store: MatchStore, x: ExchangeRecord, secrets: ExchangeSecrets) -> str:
+    """The exchange's own ThreatExchange token, else the one set through the API, else the environment's."""
+    for stored in (x.api_json.get("api_token"), (store.exchange_credentials(THREATEXCHANGE) or {}).get("api_token")):
+        if isinstance(stored, str) and stored:
+            return secrets.open(stored)
+    return os.environ.get("DEEPSHIELD_THREATEXCHANGE_TOKEN", "")
 
 
 def api_auth_json(session: StoreLike, api: str) -> dict[str, bool]:
@@ -192,10 +221,12 @@ def api_auth_json(session: StoreLike, api: str) -> dict[str, bool]:
     if api not in exchange_types():
         raise InvalidExchange(f"no such Exchange API '{api}'")
     takes = api == THREATEXCHANGE
-    return {"supports_authentification": takes, "has_set_authentification": takes and bool(_token(as_store(session)))}
+    stored = (as_store(session).exchange_credentials(THREATEXCHANGE) or {}).get("api_token") if takes else None
+    has_set = bool(stored) or (takes and bool(os.environ.get("DEEPSHIELD_THREATEXCHANGE_TOKEN")))
+    return {"supports_authentification": takes, "has_set_authentification": has_set}
 
 
-def set_credentials(session: StoreLike, api: str, body: JsonValue) -> dict[str, bool]:
+def set_credentials(session: StoreLike, api: str, body: JsonValue, *, home: Path) -> dict[str, bool]:
     """HMA's `POST /c/exchanges/api/<api>` {"credential_json": {"api_token"}}; an empty object forgets them."""
     if api not in exchange_types():
         raise InvalidExchange(f"no such Exchange API '{api}'")
@@ -210,7 +241,8 @@ def set_credentials(session: StoreLike, api: str, body: JsonValue) -> dict[str, 
         elif not isinstance(creds, dict) or not isinstance(creds.get("api_token"), str) or not creds["api_token"]:
             raise InvalidExchange('credential_json must be {"api_token": "<app id>|<secret>"}')
         else:
-            as_store(session).set_exchange_credentials(api, {"api_token": creds["api_token"]})
+            sealed = ExchangeSecrets(home).seal(creds["api_token"])
+            as_store(session).set_exchange_credentials(api, {"api_token": sealed})
     return api_auth_json(session, api)
 
 
@@ -237,11 +269,12 @@ def status_json(x: ExchangeRecord) -> JsonObject:
 # ---------------------------------------------------------------------------------------------- sources
 
 
-def read_signal_file(path: Path, signal_type: str | None = None) -> Iterator[Fetched]:
+def read_signal_file(path: Path, signal_type: str | None = None, shown: str | None = None) -> Iterator[Fetched]:
     """python-threatexchange's signal file: `<type> <signal>` a line (or the bare signal when the exchange
-    names the type); blank lines skipped, as `LocalFileSignalExchangeAPI.fetch_iter` does."""
+    names the type); blank lines skipped, as `LocalFileSignalExchangeAPI.fetch_iter` does. `shown`: the name
+    an error gives the file (an exchange's own, not the server's path)."""
     if not path.is_file():
-        raise InvalidExchange(f"No such file {path}")
+        raise InvalidExchange(f"No such file {shown or path}")
     with path.open(encoding="utf-8") as f:
         for line in f:
             text = line.strip()
@@ -266,11 +299,10 @@ def read_threat_updates(
     api_json: dict[str, JsonValue],
     since: int,
     get_json: Callable[[str, dict[str, str] | None], JsonObject],
-    default_token: str = "",
+    token: str,
 ) -> Iterator[Fetched]:
     """ThreatExchange's threat_updates for a privacy group since a time, page by page (`paging.next`)."""
     base = str(api_json.get("graph_api_url") or GRAPH_API_URL).rstrip("/")
-    token = str(api_json.get("api_token") or default_token)
     if not token:
         raise InvalidExchange("no ThreatExchange token: set api_token or DEEPSHIELD_THREATEXCHANGE_TOKEN")
     params: dict[str, str] | None = {"access_token": token, "fields": TX_FIELDS, "limit": str(_PAGE_SIZE)}
@@ -397,29 +429,38 @@ def fetch(
     name: str,
     get_json: Callable[[str, dict[str, str] | None], JsonObject] = _get_json,
     now: Callable[[], float] = time.time,
+    *,
+    home: Path,
 ) -> ExchangeRecord:
     """Fetch an exchange into its bank; returns its record with the outcome (a failure is recorded there,
-    and nothing of that fetch is banked: the caller rolls back or commits the record)."""
+    and nothing of that fetch is banked: the caller rolls back or commits the record). The recorded error
+    never holds the token, whatever the failing library put in its message."""
     store = as_store(session)
     x = get_exchange(store, name)
     if not x.enabled:
         raise InvalidExchange(f'exchange {name!r} is disabled (PUT {{"enabled": true}} to fetch)')
     x.last_fetch_start_ts = int(now())
+    token = ""
     try:
         newest = [x.checkpoint_ts]
         source: Iterator[Fetched] = iter(())
         if x.api == LOCAL_FILE:
             st = x.api_json.get("signal_type")
-            source = read_signal_file(Path(str(x.api_json["filename"])), str(st) if st else None)
+            path = local_file_path(home, str(x.api_json["filename"]))
+            source = read_signal_file(path, str(st) if st else None, str(x.api_json["filename"]))
         elif x.api == THREATEXCHANGE:
-            updates = read_threat_updates(x.api_json, x.checkpoint_ts, get_json, _token(store))
+            token = _token(store, x, ExchangeSecrets(home))
+            updates = read_threat_updates(x.api_json, x.checkpoint_ts, get_json, token)
             source = _tracking(updates, newest)
         x.fetched_items = _bank_all(store, x.bank, source, x.name)
         x.error, x.last_fetch_succeeded = None, True
         x.checkpoint_ts = newest[0] if x.api == THREATEXCHANGE else int(now())
-    except (DeepshieldError, OSError, ValueError, KeyError) as e:
+    except (DeepshieldError, OSError, ValueError, KeyError, http.client.HTTPException) as e:
         x.fetched_items, x.last_fetch_succeeded = 0, False  # the caller rolls the partial fetch back
-        x.error = e.message if isinstance(e, DeepshieldError) else f"{type(e).__name__}: {e}"
+        error = e.message if isinstance(e, DeepshieldError) else f"{type(e).__name__}: {e}"
+        for shown in (token, urllib.parse.quote(token, safe=""), urllib.parse.quote_plus(token)) if token else ():
+            error = error.replace(shown, "<token>")
+        x.error = error
     x.last_fetch_complete_ts = int(now())
     return x
 

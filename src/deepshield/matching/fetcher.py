@@ -58,10 +58,10 @@ def status(x: ExchangeRecord) -> dict[str, object]:
     return {**exchanges.status_json(x), "running_fetch_start_ts": running_since(x.name)}
 
 
-def fetch_and_record(session: Session, name: str) -> ExchangeRecord:
+def fetch_and_record(session: Session, name: str, settings: Settings) -> ExchangeRecord:
     """Fetch one exchange and commit: what it banked with its status, or, when it failed, only its status."""
     with _claim(name):
-        x = exchanges.fetch(session, name)
+        x = exchanges.fetch(session, name, home=settings.home)
         if not x.last_fetch_succeeded:
             session.rollback()
         exchanges.record_fetch(session, x)
@@ -88,7 +88,7 @@ class ExchangeFetcher(PeriodicThread):
                 break
             try:
                 with session_scope(self.settings) as s:
-                    done[name] = bool(fetch_and_record(s, name).last_fetch_succeeded)
+                    done[name] = bool(fetch_and_record(s, name, self.settings).last_fetch_succeeded)
             except DeepshieldError as e:  # running already, or disabled / deleted since the listing
                 log.info("exchange %s not fetched: %s", name, e.message)
             except Exception:  # noqa: BLE001 - the database failed under this one; the others still fetch

@@ -36,6 +36,12 @@ def _decode_stream(
     return vs, tb, start, fps or 25.0
 
 
+def _decoder_lag(cc: av.video.codeccontext.VideoCodecContext) -> int:
+    """Frames a decoder may hold between taking a packet and giving out its frame: its frame threads and its
+    reordering delay."""
+    return max(1, int(cc.thread_count or 1)) + max(2, int(getattr(cc, "delay", 0) or 0))
+
+
 def _short(e: BaseException) -> str:
     """The decoder's reason in one line: PyAV's `strerror` without its errno and echoed path where it has one."""
     reason = getattr(e, "strerror", None)
@@ -174,8 +180,11 @@ class VideoMedia:
                     if ft + 0.5 / fps >= t_abs:
                         break
                     # Far from the target, frames nobody references (most B-frames) need not be decoded at all;
-                    # near it, decode everything so the frame we return is the nearest one.
-                    far = t_abs - ft > 2.5 / fps
+                    # near it, decode everything so the frame we return is the nearest one. "Near" counts the
+                    # frames the decoder holds back (one per frame thread, plus B-frame reordering): a packet is
+                    # skipped as it goes in, that many frames before its neighbours come out, so a window of
+                    # 2.5 frames let the nearest frame be skipped and the one after it returned.
+                    far = t_abs - ft > (2.5 + _decoder_lag(cc)) / fps
                     if cc.skip_frame != ("NONREF" if far else "DEFAULT"):
                         cc.skip_frame = "NONREF" if far else "DEFAULT"
                 if chosen is None:

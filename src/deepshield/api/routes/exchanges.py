@@ -90,10 +90,11 @@ def exchange_api_schema(_p: CuratePrincipal, api_name: str) -> dict[str, Any]:
 
 @router.post("/c/exchanges/api/{api_name}")
 def exchange_api_credentials(
-    session: SessionDep, _p: CuratePrincipal, api_name: str, body: Annotated[Any, Body()]
+    session: SessionDep, settings: SettingsDep, _p: CuratePrincipal, api_name: str, body: Annotated[Any, Body()]
 ) -> dict[str, bool]:
-    """{"credential_json": {"api_token": ...}} sets the type's credentials, `{}` forgets them."""
-    answer = exchanges.set_credentials(session, api_name, body)
+    """{"credential_json": {"api_token": ...}} sets the type's credentials (stored sealed, never shown), `{}`
+    forgets them."""
+    answer = exchanges.set_credentials(session, api_name, body, home=settings.home)
     session.commit()
     return answer
 
@@ -104,14 +105,17 @@ def exchange_list(session: SessionDep, _p: CuratePrincipal) -> list[str]:
 
 
 @router.post("/c/exchanges", status_code=201)
-def exchange_create(session: SessionDep, _p: CuratePrincipal, body: Annotated[Any, Body()]) -> dict[str, str]:
-    """{"bank", "api", "api_json"}: an exchange named after its bank (created when missing)."""
+def exchange_create(
+    session: SessionDep, settings: SettingsDep, _p: CuratePrincipal, body: Annotated[Any, Body()]
+) -> dict[str, str]:
+    """{"bank", "api", "api_json"}: an exchange named after its bank (created when missing); a `local_file`
+    exchange's `filename` names a file in `$DEEPSHIELD_HOME/exchange-files` (400 for any other)."""
     if not isinstance(body, dict):
         raise BadRequest("this endpoint expects a json object payload")
     for field in ("bank", "api"):
         if not isinstance(body.get(field), str):
             raise BadRequest(f"{field} is required")
-    exchanges.create_exchange(session, body["bank"], body["api"], body.get("api_json", {}))
+    exchanges.create_exchange(session, body["bank"], body["api"], body.get("api_json", {}), home=settings.home)
     session.commit()
     return {"message": "Created successfully"}
 
@@ -146,7 +150,9 @@ def exchange_status(session: SessionDep, _p: CuratePrincipal, exchange_name: str
 
 
 @router.post("/c/exchange/{exchange_name}/fetch")
-def exchange_fetch(session: SessionDep, _p: CuratePrincipal, exchange_name: str) -> dict[str, Any]:
+def exchange_fetch(
+    session: SessionDep, settings: SettingsDep, _p: CuratePrincipal, exchange_name: str
+) -> dict[str, Any]:
     """Fetch now (our extension: the service also fetches on a timer) -> the fetch status; a failed fetch banks
     nothing; 409 while a fetch of the exchange is running."""
-    return exchanges.status_json(fetcher.fetch_and_record(session, exchange_name))
+    return exchanges.status_json(fetcher.fetch_and_record(session, exchange_name, settings))

@@ -8,7 +8,6 @@ folder and deleted at once: banks keep hashes, never media.
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from starlette.datastructures import UploadFile
 
 from deepshield.accounts.service import Principal
 from deepshield.api.deps import SessionDep, SettingsDep, require_scope
-from deepshield.config import Settings, make_private_dir
+from deepshield.config import MATCH_FETCH_URLS, Settings, make_private_dir
 from deepshield.errors import DeepshieldError, MediaTooLarge
 from deepshield.matching import exchanges, hma, hma_banks
 from deepshield.matching import service as svc
@@ -78,7 +77,7 @@ async def _form_upload(request: Request) -> tuple[hma.ContentType, UploadFile]:
 def _fetch_url(url: str, settings: Settings) -> BinaryIO:
     """GET ?url= as HMA does. Off unless DEEPSHIELD_MATCH_FETCH_URLS=1: fetching arbitrary URLs from the
     server is a request-forgery risk, so an operator must opt in."""
-    if os.environ.get("DEEPSHIELD_MATCH_FETCH_URLS") != "1":
+    if not MATCH_FETCH_URLS.get():
         raise BadRequest(
             "fetching by url is disabled on this server (set DEEPSHIELD_MATCH_FETCH_URLS=1); "
             "upload the file with POST instead"
