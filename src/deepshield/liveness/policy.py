@@ -46,7 +46,7 @@ class LivenessPolicy:
     #: session's at one time alignment count as its; a share of the session covered by them at or above fail
     #: fails, at or above review reviews. Set on the attack suite so that no genuine session reaches another
     #: person's, with room above the most a crafted replay covered of other people's: see docs/liveness.md.
-    replay_motion_ncc: float = 0.45
+    replay_motion_ncc: float = 0.5
     replay_motion_fail: float = 0.4
     replay_motion_review: float = 0.3
     #: Forgery run rule (review): this many consecutive keyframes (about 0.5 s apart) all scored at or above the

@@ -113,7 +113,7 @@ def _normalise(w: NDArray[np.float32]) -> NDArray[np.float32]:
     basis = np.stack([np.ones(n), np.linspace(-1, 1, n)], axis=1).astype(np.float32)
     q, _ = np.linalg.qr(basis)
     bad = ~np.isfinite(w).all(axis=(1, 2))
-    w = np.nan_to_num(w - np.einsum("sk,tk,ntf->nsf", q, q, w), nan=0.0)
+    w = np.nan_to_num(w - q @ (q.T @ w), nan=0.0)
     w = w / np.sqrt((w * w).sum(axis=1, keepdims=True) + NOISE_VAR * n)
     w[bad] = 0.0
     out: NDArray[np.float32] = (w / np.sqrt(w.shape[2])).reshape(len(w), -1)
@@ -144,44 +144,77 @@ def _queries(traj: NDArray[np.float16]) -> list[_Queries]:
     return out
 
 
-def _stored_windows(traj: NDArray[np.float16]) -> NDArray[np.float32]:
-    """Every window of a stored trajectory, one per sample offset, normalised."""
-    if len(traj) < _W:
-        return np.zeros((0, _W * len(_MIRROR)), np.float32)
-    w = sliding_window_view(_motion(traj), _W, axis=0).transpose(0, 2, 1)
-    return _normalise(np.ascontiguousarray(w))
+@dataclass(frozen=True)
+class _Stored:
+    """A batch of earlier sessions' windows side by side, one per sample offset, each session followed by a
+    gap longer than a run (windows over it or over a session's own gaps are zeros, flagged `void`)."""
+
+    ids: list[str]
+    vectors: NDArray[np.float32]  # windows x (`_W` * features), normalised
+    void: NDArray[np.bool_]
+    first: NDArray[np.int64]  # each session's first window
 
 
-def _aligned(c: NDArray[np.float32], step: int, min_ncc: float) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
-    """Windows (rows of c: consecutive query windows; columns: stored offsets) in runs of `RUN` consecutive
-    windows whose correlations, each at an offset `step` stored samples on from the last (within a sample: the
-    same piece, time-aligned), average at least `min_ncc`: chance matches between different people's motion
-    fall at unrelated offsets. Returns the matched windows and each one's offset."""
+def _stored(batch: list[tuple[str, NDArray[np.float16]]]) -> _Stored:
+    gap = np.full(((RUN - 1) * _HOP + 2, len(_MIRROR)), np.nan, np.float32)
+    parts, first, at = [], [], 0
+    for _, traj in batch:
+        parts += [_motion(traj), gap]
+        first.append(at)
+        at += len(traj) + len(gap)
+    w = sliding_window_view(np.concatenate(parts), _W, axis=0).transpose(0, 2, 1)
+    void = ~np.isfinite(w).all(axis=(1, 2))
+    return _Stored([sid for sid, _ in batch], _normalise(np.ascontiguousarray(w)), void, np.array(first))
+
+
+def _runs(c: NDArray[np.float32], step: int, min_ncc: float) -> NDArray[np.float32]:
+    """For each run of `RUN` consecutive query windows (rows of c) and stored offset (columns) of its first,
+    the mean correlation of the run's windows, each `step` stored samples on from the last (within a sample:
+    the same piece, time-aligned); -inf where under `min_ncc`. Chance matches between different people's motion
+    fall at unrelated offsets."""
     k, p = c.shape
-    if k < RUN:
-        return np.zeros(k, bool), np.zeros(k, np.int64)
-    # a one-sample tolerance: each window's best correlation within a sample of each offset
-    near = c.copy()
+    near = c.copy()  # a one-sample tolerance: each window's best correlation within a sample of each offset
     near[:, 1:] = np.maximum(near[:, 1:], c[:, :-1])
     near[:, :-1] = np.maximum(near[:, :-1], c[:, 1:])
     total = np.zeros((k - RUN + 1, p), np.float32)
     for j in range(RUN):
-        shifted = np.full((k, p), -1.0, np.float32)  # shifted[i, o] = near[i, o + j * step]
+        shifted = np.full((k, p), -np.inf, np.float32)  # shifted[i, o] = near[i, o + j * step]
         lo, hi = max(0, -j * step), min(p, p - j * step)
         if lo < hi:
             shifted[:, lo:hi] = near[:, lo + j * step : hi + j * step]
         total += shifted[j : k - RUN + 1 + j]
-    run = total / RUN >= min_ncc
-    starts = run.any(axis=1)
-    matched = np.zeros(k, bool)
-    at = np.zeros(k, np.int64)
-    for j in range(RUN):
-        matched[j : k - RUN + 1 + j] |= starts
-    best = np.where(run, total, -np.inf).argmax(axis=1)
-    for i in np.flatnonzero(starts):
+    total /= RUN
+    total[total < min_ncc] = -np.inf
+    return total
+
+
+def _match_batch(
+    queries: list[_Queries], n: int, batch: list[tuple[str, NDArray[np.float16]]], min_ncc: float
+) -> TrajectoryHit | None:
+    st = _stored(batch)
+    k = len(queries[0].starts)
+    matched = np.zeros((k, len(batch)), bool)  # query window x session
+    score = {False: np.zeros(len(batch)), True: np.zeros(len(batch))}  # as recorded, mirrored
+    for q in queries:
+        c = q.vectors @ st.vectors.T
+        c[:, st.void] = -np.inf
+        best = np.maximum.reduceat(_runs(c, -_HOP if q.backwards else _HOP, min_ncc), st.first, axis=1)
+        hit = np.isfinite(best)
         for j in range(RUN):
-            at[i + j] = min(max(best[i] + j * step, 0), p - 1)
-    return matched, at
+            matched[j : k - RUN + 1 + j] |= hit
+        score[q.mirrored] += np.where(hit, best, 0.0).sum(axis=0)
+    if not matched.any():
+        return None
+    covered = np.zeros((n, len(batch)), bool)
+    for i, a in enumerate(queries[0].starts):
+        covered[a : a + _W] |= matched[i]
+    share = covered.mean(axis=0)
+    j = int(share.argmax())
+    return TrajectoryHit(st.ids[j], float(share[j]), int(matched[:, j].sum()), bool(score[True][j] > score[False][j]))
+
+
+#: earlier sessions compared at once (memory: windows x features x batch)
+BATCH = 1000
 
 
 def match_trajectory(
@@ -190,30 +223,25 @@ def match_trajectory(
     min_ncc: float,
     exclude_session: str,
 ) -> TrajectoryHit | None:
-    """The earlier session covering the largest share of `traj` with time-aligned windows correlating at
-    least `min_ncc`."""
-    if traj is None:
+    """The earlier session covering the largest share of `traj` with time-aligned runs of windows correlating
+    at least `min_ncc` on average."""
+    queries = _queries(traj) if traj is not None else []
+    if traj is None or not queries or len(queries[0].starts) < RUN:
         return None
-    queries = _queries(traj)
-    n = len(traj)
     best: TrajectoryHit | None = None
+    batch: list[tuple[str, NDArray[np.float16]]] = []
+
+    def flush() -> None:
+        nonlocal best
+        hit = _match_batch(queries, len(traj), batch, min_ncc) if batch else None
+        if hit and (best is None or hit.covered > best.covered):
+            best = hit
+        batch.clear()
+
     for sid, old in stored:
-        if sid == exclude_session or not queries:
-            continue
-        m = _stored_windows(old)
-        if not len(m):
-            continue
-        covered = np.zeros(n, bool)
-        windows: set[int] = set()
-        score = {False: 0.0, True: 0.0}  # summed correlation of the matched windows, as recorded and mirrored
-        for q in queries:
-            c = q.vectors @ m.T
-            matched, at = _aligned(c, -_HOP if q.backwards else _HOP, min_ncc)
-            for k in np.flatnonzero(matched):
-                covered[q.starts[k] : q.starts[k] + _W] = True
-                windows.add(int(q.starts[k]))
-            score[q.mirrored] += float(c[matched, at[matched]].sum())
-        share = float(covered.sum()) / n
-        if windows and (best is None or share > best.covered):
-            best = TrajectoryHit(sid, share, len(windows), score[True] > score[False])
+        if sid != exclude_session and len(old) >= _W:
+            batch.append((sid, old))
+        if len(batch) == BATCH:
+            flush()
+    flush()
     return best
