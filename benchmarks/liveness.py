@@ -4,7 +4,7 @@ The session: the first 10 s of a real 720x1280 selfie-style clip from the shared
 simulated colour-flash response for a random script, encoded as H.264 at 30 fps (what a phone uploads).
 Prints medians over --runs runs of: decoding every frame; decoding the frames the verifier samples (15 fps);
 the full verification (decode + face tracking + keyframe analysis + embeddings + every signal + decision),
-with `--earlier` sessions in the replay index (whole-frame and face-crop hashes).
+with `--earlier` sessions in the replay index (whole-frame and face-crop hashes, head motion).
 
     PYTHONPATH=src python benchmarks/liveness.py [--faces DIR] [--runs 3]
 """
@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from random import Random
 
+import numpy as np
 from corpus import faces_dir
 
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -30,7 +31,10 @@ def main() -> int:
     ap.add_argument("--faces", type=Path, default=faces_dir())
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument(
-        "--earlier", type=int, default=200, help="earlier sessions in the replay index (150 face hashes each)"
+        "--earlier",
+        type=int,
+        default=200,
+        help="earlier sessions in the replay index (150 face hashes and 10 s of head motion each)",
     )
     args = ap.parse_args()
     src = args.faces / "real_videos" / "lp_d13.mp4"
@@ -46,6 +50,7 @@ def main() -> int:
     from deepshield.liveness.replay import MemoryReplayIndex
     from deepshield.liveness.script import generate_script
     from deepshield.liveness.signals import SignalContext
+    from deepshield.liveness.trajectory import COLUMNS
     from deepshield.media import FrameSampling, open_media
 
     rng = Random(1)
@@ -74,12 +79,15 @@ def main() -> int:
     embedder = get_embedder()
     analyzer.analyze_file(tmp)  # warm up the graphs once, as a running service has them
 
-    # Earlier sessions for the replay lookups (random hashes: the lookup's cost, not its result, is measured).
+    # Earlier sessions for the replay lookups (random hashes and motion: the lookup's cost, not its result, is
+    # measured).
     index = MemoryReplayIndex()
     hr = Random(2)
+    motion = np.random.default_rng(2)
     for i in range(args.earlier):
         faces = [f"{hr.getrandbits(256):064x}" for _ in range(150)]
-        index.add(f"earlier{i}", None, [hr.getrandbits(64) for _ in range(20)], faces)
+        traj = motion.normal(0, 3, (150, COLUMNS)).cumsum(axis=0).astype(np.float16)
+        index.add(f"earlier{i}", None, [hr.getrandbits(64) for _ in range(20)], faces, traj)
 
     def verify() -> str:
         tr = analyzer.analyze_file(tmp)

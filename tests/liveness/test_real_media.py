@@ -25,6 +25,7 @@ from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.replay import MemoryReplayIndex
 from deepshield.liveness.script import ChallengeScript
 from deepshield.liveness.signals import SignalContext
+from deepshield.liveness.trajectory import trajectory_of
 
 CLIP = "st_WDA_AlexandriaOcasioCortez_000.mp4"
 OTHER = "lp_d13.mp4"
@@ -129,6 +130,45 @@ def test_edited_copies_of_an_earlier_session_are_caught_by_their_faces(sessions:
         assert ("mirror image" in r.reasons[0]) == (k == "mirrored"), r.reasons
     r = _sig(verify_track(SignalContext(tr["other"], sessions["script"], replay_index=idx, session_id="new")), "replay")
     assert r.verdict == "pass" and r.evidence["face_matched"] == 0, r.evidence
+
+
+def test_edited_copies_of_an_earlier_session_are_caught_by_the_head_motion(
+    sessions: dict[str, Any], tmp_path: Path
+) -> None:
+    """Issue 32 point 3: with no frame or face hash stored, a mirrored and cropped, or a cropped and re-timed
+    (half played backwards) copy of a stored session is still caught by how the head moved, a mirror named as
+    one; another person's session is not; and the motion is stored in and read back from the database."""
+    from deepshield.config import Settings
+    from deepshield.liveness.models import LivenessSession
+    from deepshield.liveness.service import DbReplayIndex
+    from deepshield.store.db import session_scope, upgrade_schema
+    from deepshield.store.timeutil import utcnow
+
+    tr = sessions["tracks"]
+    policy = LivenessPolicy()
+    stored = trajectory_of(tr["genuine"].samples)
+    assert stored is not None
+    mem = MemoryReplayIndex()
+    mem.add("earlier", None, [], [], stored)
+    st = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    upgrade_schema(st)
+    with session_scope(st) as db:
+        db.add(LivenessSession(id="earlier", expires_at=utcnow(), token_hash="x", script_json="{}"))
+        db.flush()
+        DbReplayIndex(db).add("earlier", None, [], [], stored)
+    with session_scope(st) as db:
+        for idx in (mem, DbReplayIndex(db)):
+            for k in ("mirrored", "retimed"):
+                ctx = SignalContext(tr[k], sessions["script"], replay_index=idx, session_id="new", policy=policy)
+                r = _sig(verify_track(ctx), "replay")
+                assert r.verdict == "fail" and r.evidence["motion_earlier_session"] == "earlier", (k, r.evidence)
+                assert r.evidence["motion_covered"] >= policy.replay_motion_fail, r.evidence
+                assert r.evidence["face_matched"] == 0 and "earlier session earlier" in r.reasons[0], r.reasons
+                assert r.evidence["motion_mirrored"] == (k == "mirrored"), (k, r.evidence)
+                assert ("mirror image" in r.reasons[0]) == (k == "mirrored"), r.reasons
+            ctx = SignalContext(tr["other"], sessions["script"], replay_index=idx, session_id="new", policy=policy)
+            r = _sig(verify_track(ctx), "replay")
+            assert r.verdict == "pass" and r.evidence["motion_covered"] < policy.replay_motion_review, r.evidence
 
 
 def test_id_photo_match(sessions: dict[str, Any], shared_faces: Path) -> None:

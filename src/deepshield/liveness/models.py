@@ -1,4 +1,5 @@
-"""Liveness records: sessions (script, ID photo embedding, decision), frame hashes for replay, lockouts."""
+"""Liveness records: sessions (script, ID photo embedding, decision), frame hashes and head motion for replay,
+lockouts."""
 
 from __future__ import annotations
 
@@ -60,6 +61,19 @@ class LivenessFaceHash(_SessionHashRow, Base):
     __tablename__ = "liveness_face_hashes"
 
     pdq: Mapped[str] = mapped_column(String(64))  # 256-bit PDQ hash, hex
+
+
+class LivenessTrajectory(Base):
+    """A decided session's head motion (`liveness.trajectory`: float16 samples x columns at its rate), for replay
+    detection that no edit of the pixels gets past."""
+
+    __tablename__ = "liveness_trajectories"
+
+    session_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("liveness_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    rate_hz: Mapped[float] = mapped_column(Float)
+    samples: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class LivenessLockout(Base):

@@ -42,6 +42,13 @@ class LivenessPolicy:
     replay_face_pdq: int = 31  # face-crop PDQ hashes (any rotation/flip) this close count as the same face image
     replay_fail_fraction: float = 0.5
     replay_review_fraction: float = 0.25
+    #: Head motion (`liveness.trajectory`): runs of windows correlating at least this much with an earlier
+    #: session's at one time alignment count as its; a share of the session covered by them at or above fail
+    #: fails, at or above review reviews. Set on the attack suite: at 0.5 no trial of any kind matched another
+    #: person's sessions, and no genuine one matched among 232 (0.45 let four cover 44-46%): see docs/liveness.md.
+    replay_motion_ncc: float = 0.5
+    replay_motion_fail: float = 0.4
+    replay_motion_review: float = 0.3
     #: Forgery run rule (review): this many consecutive keyframes (about 0.5 s apart) all scored at or above the
     #: run score. Fitted on genuine sessions of segments held apart from the reported suite: see docs/liveness.md.
     forgery_run_frames: int = 3

@@ -1,12 +1,13 @@
 """Where earlier sessions' frames are remembered, so a replayed recording is recognised.
 
-Two signatures: a 64-bit DCT hash of each keyframe's whole frame (an untouched replay) and the 256-bit PDQ hash
+Three signatures: a 64-bit DCT hash of each keyframe's whole frame (an untouched replay) and the 256-bit PDQ hash
 of the face's crop in every sampled frame (15 per second, so a re-timed copy's frames have a stored frame close
 in time to match), which survives what an attacker does to a stored recording to
 get past the first: cropping and rescaling move the frame but not the face crop, which the face detector finds
 again, and a mirror is caught by matching the new face's flipped and rotated variants (PDQ's eight dihedral
 hashes). Which variant matched says whether the copy was mirrored: a mirror flips the sign of yaw, which the
-challenge would read as a real turn.
+challenge would read as a real turn. The third is the head's motion (`liveness.trajectory`): what no edit of
+the pixels changes, matched by time-aligned windows.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from deepshield.faces.types import Face
+from deepshield.liveness.trajectory import TrajectoryHit, match_trajectory
 from deepshield.matching.bits import hexes_to_words, popcount_rows
 from deepshield.matching.signals.pdq import DIHEDRAL_NAMES, pdq_dihedral_from_rgb, pdq_from_rgb
 
@@ -91,9 +94,23 @@ class ReplayIndex(abc.ABC):
         eight dihedral PDQ hashes (`face_signature`)."""
 
     @abc.abstractmethod
-    def add(self, session_id: str, sha256: str | None, hashes: list[int], faces: Sequence[str | None] = ()) -> None:
-        """Remember a decided session: its keyframes' frame hashes and the face PDQ hashes of its sampled frames
-        (`face_hash`; None where no face was found)."""
+    def best_motion_match(
+        self, trajectory: NDArray[np.float16] | None, min_ncc: float, exclude_session: str
+    ) -> TrajectoryHit | None:
+        """The earlier session whose head motion covers the largest share of `trajectory`'s
+        (`trajectory.match_trajectory`)."""
+
+    @abc.abstractmethod
+    def add(
+        self,
+        session_id: str,
+        sha256: str | None,
+        hashes: list[int],
+        faces: Sequence[str | None] = (),
+        trajectory: NDArray[np.float16] | None = None,
+    ) -> None:
+        """Remember a decided session: its keyframes' frame hashes, the face PDQ hashes of its sampled frames
+        (`face_hash`; None where no face was found) and its head motion (`trajectory.trajectory_of`)."""
 
 
 class MemoryReplayIndex(ReplayIndex):
@@ -103,6 +120,7 @@ class MemoryReplayIndex(ReplayIndex):
         self._hashes: dict[str, list[int]] = {}
         self._faces: dict[str, list[str]] = {}
         self._sha: dict[str, str] = {}
+        self._motion: dict[str, NDArray[np.float16]] = {}
 
     def seen_sha256(self, sha256: str, exclude_session: str) -> str | None:
         sid = self._sha.get(sha256)
@@ -114,9 +132,23 @@ class MemoryReplayIndex(ReplayIndex):
     def best_face_match(self, variants: list[list[str]], max_distance: int, exclude_session: str) -> ReplayHit | None:
         return best_face_match(self._faces.items(), variants, max_distance, exclude_session)
 
-    def add(self, session_id: str, sha256: str | None, hashes: list[int], faces: Sequence[str | None] = ()) -> None:
+    def best_motion_match(
+        self, trajectory: NDArray[np.float16] | None, min_ncc: float, exclude_session: str
+    ) -> TrajectoryHit | None:
+        return match_trajectory(trajectory, self._motion.items(), min_ncc, exclude_session)
+
+    def add(
+        self,
+        session_id: str,
+        sha256: str | None,
+        hashes: list[int],
+        faces: Sequence[str | None] = (),
+        trajectory: NDArray[np.float16] | None = None,
+    ) -> None:
         self._hashes[session_id] = list(hashes)
         self._faces[session_id] = [f for f in faces if f]
+        if trajectory is not None:
+            self._motion[session_id] = trajectory
         if sha256:
             self._sha.setdefault(sha256, session_id)
 

@@ -23,12 +23,19 @@ from deepshield.faces import FaceAnalyzer
 from deepshield.liveness.analysis import SessionAnalyzer, enrich_track
 from deepshield.liveness.decision import Decision, verify_track
 from deepshield.liveness.embedding import FaceEmbedder, get_embedder
-from deepshield.liveness.models import LivenessFaceHash, LivenessFrameHash, LivenessLockout, LivenessSession
+from deepshield.liveness.models import (
+    LivenessFaceHash,
+    LivenessFrameHash,
+    LivenessLockout,
+    LivenessSession,
+    LivenessTrajectory,
+)
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.replay import ReplayHit, ReplayIndex, best_face_match, best_match
 from deepshield.liveness.reveal import CaptureState, StartView, StepReveal, reveal_step, start_view
 from deepshield.liveness.script import ChallengeScript, generate_script
 from deepshield.liveness.signals import SignalContext
+from deepshield.liveness.trajectory import RATE_HZ, TrajectoryHit, from_bytes, match_trajectory, to_bytes, trajectory_of
 from deepshield.media import MediaKind, open_media
 from deepshield.store.timeutil import utcnow
 
@@ -146,7 +153,26 @@ class DbReplayIndex(ReplayIndex):
             stored.setdefault(sid, []).append(f)
         return best_face_match(stored.items(), variants, max_distance, exclude_session)
 
-    def add(self, session_id: str, sha256: str | None, hashes: list[int], faces: Sequence[str | None] = ()) -> None:
+    def best_motion_match(
+        self, trajectory: NDArray[np.float16] | None, min_ncc: float, exclude_session: str
+    ) -> TrajectoryHit | None:
+        rows = self.db.execute(
+            select(LivenessTrajectory.session_id, LivenessTrajectory.samples).where(
+                LivenessTrajectory.rate_hz == RATE_HZ
+            )
+        )
+        return match_trajectory(trajectory, ((sid, from_bytes(b)) for sid, b in rows), min_ncc, exclude_session)
+
+    def add(
+        self,
+        session_id: str,
+        sha256: str | None,
+        hashes: list[int],
+        faces: Sequence[str | None] = (),
+        trajectory: NDArray[np.float16] | None = None,
+    ) -> None:
+        if trajectory is not None:
+            self.db.add(LivenessTrajectory(session_id=session_id, rate_hz=RATE_HZ, samples=to_bytes(trajectory)))
         for i, h in enumerate(hashes):
             self.db.add(LivenessFrameHash(session_id=session_id, t=float(i), phash=f"{h:016x}"))
         self.db.add_all(
@@ -388,6 +414,7 @@ class LivenessService:
             sha256,
             [k.phash for k in track.keyframes],
             [s.face_pdq for s in track.samples],
+            trajectory_of(track.samples),
         )
         now = utcnow()
         rec.video_path, rec.video_sha256 = str(video), sha256

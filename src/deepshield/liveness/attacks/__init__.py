@@ -10,4 +10,5 @@ that line.
 * `swap`: the real-time face-swap attack (the Detect domain's swap generator, frame by frame)
 * `videoio`: reading real clips and writing generated sessions as H.264
 * `evaluate`: ISO/IEC 30107-3 style figures over a suite
+* `motion`: how much of each trial's head motion an earlier session covers (the replay motion thresholds)
 """

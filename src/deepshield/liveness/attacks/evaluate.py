@@ -21,6 +21,7 @@ from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.replay import MemoryReplayIndex
 from deepshield.liveness.script import ChallengeScript
 from deepshield.liveness.signals import SignalContext
+from deepshield.liveness.trajectory import trajectory_of
 
 
 def upper_bound(errors: int, n: int, confidence: float = 0.95) -> float:
@@ -249,19 +250,25 @@ def evaluate_suite(
             except Exception:  # noqa: BLE001 - an ID photo without a face: the trial runs without it
                 id_embs[t.id_photo] = None
     # Earlier sessions: every genuine trial's first variant, keyed by its id and source video.
-    genuine_hashes: dict[str, tuple[str, str | None, list[int], list[str | None]]] = {}
+    genuine_hashes: dict[str, tuple[str, str | None, list[int], list[str | None], Any]] = {}
     for t in trials:
         if t.kind == "genuine":
             tr = tracks[t.video]
             faces = [s.face_pdq for s in tr.samples]
-            genuine_hashes[t.id] = (t.group, str(tr.extra.get("sha256")), [k.phash for k in tr.keyframes], faces)
+            genuine_hashes[t.id] = (
+                t.group,
+                str(tr.extra.get("sha256")),
+                [k.phash for k in tr.keyframes],
+                faces,
+                trajectory_of(tr.samples),
+            )
     by_kind: dict[str, list[tuple[Trial, Decision]]] = defaultdict(list)
     for t in trials:
         idx = MemoryReplayIndex()
-        for sid, (group, sha, hashes, faces) in genuine_hashes.items():
+        for sid, (group, sha, hashes, faces, motion) in genuine_hashes.items():
             # Other people's earlier sessions; the same source only when the trial replays it.
             if group != t.group or sid == t.replay_of:
-                idx.add(sid, sha, hashes, faces)
+                idx.add(sid, sha, hashes, faces, motion)
         script = ChallengeScript.from_dict(t.script)
         ctx = SignalContext(tracks[t.video], script, t.id, policy, id_embs.get(t.id_photo), idx)
         d = verify_track(ctx)

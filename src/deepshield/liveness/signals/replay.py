@@ -1,10 +1,14 @@
-"""Replay: the same upload, the same frames, or the same face images (cropped, rescaled, mirrored or re-timed:
-`liveness.replay`) seen in an earlier session."""
+"""Replay: the same upload, the same frames, the same face images (cropped, rescaled, mirrored or re-timed:
+`liveness.replay`) or the same head motion (`liveness.trajectory`) seen in an earlier session."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.signals import SIGNALS
 from deepshield.liveness.signals.base import LivenessSignal, SignalContext, SignalResult
+from deepshield.liveness.trajectory import trajectory_of
 
 
 class ReplaySignal(LivenessSignal):
@@ -26,7 +30,7 @@ class ReplaySignal(LivenessSignal):
         hashes = [k.phash for k in ctx.track.keyframes]
         hit = idx.best_match(hashes, p.replay_hamming, ctx.session_id)
         frac = hit.matched / len(hashes) if hit and hashes else 0.0
-        ev = {
+        ev: dict[str, Any] = {
             "keyframes": len(hashes),
             "matched": hit.matched if hit else 0,
             "earlier_session": hit.session_id if hit else None,
@@ -40,9 +44,29 @@ class ReplaySignal(LivenessSignal):
             face_mirrored=fhit.mirrored if fhit else 0,
             face_earlier_session=fhit.session_id if fhit else None,
         )
+        mhit = idx.best_motion_match(trajectory_of(ctx.track.samples), p.replay_motion_ncc, ctx.session_id)
+        mfrac = mhit.covered if mhit else 0.0
+        ev.update(
+            motion_covered=round(mfrac, 3),
+            motion_mirrored=mhit.mirrored if mhit else None,
+            motion_earlier_session=mhit.session_id if mhit else None,
+        )
+        frames = self._frames(p, frac, ffrac, fhit.mirrored * 2 > fhit.matched if fhit else False, ev)
+        if frames.verdict == "fail" or mfrac < p.replay_motion_review:
+            return frames
+        assert mhit is not None
+        how = "a mirror image of " if mhit.mirrored else ""
+        what = f"{mfrac:.0%} of the head's motion {{}} {how}earlier session {mhit.session_id}'s"
+        if mfrac >= p.replay_motion_fail:
+            return self.result("fail", 1 - mfrac, [what.format("follows")], **ev)
+        if frames.verdict == "review":
+            return frames
+        return self.result("review", 1 - mfrac, [what.format("resembles")], **ev)
+
+    def _frames(self, p: LivenessPolicy, frac: float, ffrac: float, mirrored: bool, ev: dict[str, Any]) -> SignalResult:
+        """The verdict of the whole-frame (`frac` of keyframes matched) and face-crop (`ffrac`) hashes."""
         if ffrac > frac and ffrac >= p.replay_review_fraction:
-            assert fhit is not None
-            how = "a mirror image of " if fhit.mirrored * 2 > fhit.matched else ""
+            how = "a mirror image of " if mirrored else ""
             what = f"{ffrac:.0%} of the face images {{}} {how}an earlier session's"
             if ffrac >= p.replay_fail_fraction:
                 return self.result("fail", 1 - ffrac, [what.format("are")], **ev)
