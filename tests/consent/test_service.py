@@ -7,13 +7,16 @@ clip stands in with a liveness decision of "pass", and says so."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from deepshield.cases.models import AuditEvent
 from deepshield.consent.service import ConsentService, Issued
 from deepshield.liveness.decision import Decision
 
@@ -110,6 +113,13 @@ def test_genuine_consent_is_issued_verified_and_revoked_by_the_person(
         service.withdraw(db, rid, pin, "changed my mind")
     res = service.check_token(token)  # the very next check sees it: no cache between store and verifier
     assert res.state.value == "revoked" and "person" in res.reason
+    with session_scope(service.settings) as db:  # a second withdrawal changes nothing and is not a second event
+        service.withdraw(db, rid, pin)
+    with session_scope(service.settings) as db:
+        events = db.scalars(select(AuditEvent).where(AuditEvent.action == "consent_withdrawn")).all()
+        assert [(e.actor_kind, e.reason, json.loads(e.details)["consent_request"]) for e in events] == [
+            ("human", "changed my mind", rid)
+        ]
 
 
 def test_provider_revokes_only_its_own_credentials(service: ConsentService, clips: dict[str, Path]) -> None:

@@ -422,10 +422,20 @@ class ConsentService:
                 rec.pin_failures += 1
                 db.flush()
             raise WrongPin("unknown reference or wrong PIN")
+        first = rec.withdrawn_at is None
         rec.withdrawn_at = rec.withdrawn_at or utcnow()
         cred = db.scalar(select(ConsentCredential).where(ConsentCredential.request_id == rec.id))
         if cred is not None:
             self._revoke(cred, "person", reason)
+        if first:  # the person's own act, in the trail beside the provider's and operators' revocations
+            audit.record(
+                db,
+                actor="the person (reference and PIN)",
+                actor_kind="human",
+                action="consent_withdrawn",
+                reason=reason[:500] or "withdrawn by the person",
+                details={"consent_request": rec.id, "credential_id": cred.id if cred is not None else None},
+            )
         db.flush()
         return rec
 
