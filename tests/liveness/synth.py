@@ -22,10 +22,12 @@ def follow(
     late_s: float = 0.0,
     added_light: float = 0.0,
     bg_scale: float = 1.0,
+    toward: dict[int, tuple[str, float]] | None = None,
 ) -> SessionTrack:
     """A track of a person performing `script` (each move `delay_s` after its window opens), lit by the
     flashes of `flashes` (default: the same script). `order` permutes which step's move is made in which
-    window; `late_s` delays every move."""
+    window; `late_s` delays every move. `toward` {flash index: (colour, share)} turns that flash's light on the
+    face `share` of the way to another colour (skin and white balance turning the reflected hue)."""
     rng = np.random.default_rng(seed)
     flashes = flashes or script
     n = int((script.duration_s + 0.5) * FPS)
@@ -61,9 +63,12 @@ def follow(
     samples = []
     for i, ti in enumerate(t):
         light = np.zeros(3)
-        for f in flashes.flashes:
+        for k, f in enumerate(flashes.flashes):
             if f.start_s + 0.08 <= ti < f.end_s + 0.08:
                 light = np.asarray(FLASH_COLOURS[f.colour]) / 255.0
+                if toward and k in toward:
+                    other, share = toward[k]
+                    light = (1 - share) * light + share * np.asarray(FLASH_COLOURS[other]) / 255.0
         face = skin * (1 + flash_gain * light) + added_light * light + rng.normal(0, 0.4, 3)
         bg = bgc * (1 + flash_on_bg * light) + added_light * light + rng.normal(0, 0.4, 3)
         if not has[i]:

@@ -3,6 +3,7 @@ breaking the challenge (order, timing, other flashes, no flash response, replay)
 
 from __future__ import annotations
 
+import dataclasses
 from random import Random
 from typing import Any
 
@@ -15,11 +16,11 @@ from deepshield.liveness.decision import decide, verify_track
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.regions import REGIONS
 from deepshield.liveness.replay import MemoryReplayIndex
-from deepshield.liveness.script import ChallengeScript, generate_script
+from deepshield.liveness.script import ChallengeScript, generate_script, random_flashes
 from deepshield.liveness.signals import SignalContext, SignalResult, build_signals, signal_names
 from deepshield.liveness.signals.blink import Blinks
 from deepshield.liveness.signals.challenge import ChallengeCompliance
-from deepshield.liveness.signals.flash import FlashResponse
+from deepshield.liveness.signals.flash import FlashResponse, _judge, hue_neighbours
 from deepshield.liveness.signals.forgery import ForgeryScore, worst_run
 from deepshield.liveness.signals.replay import ReplaySignal
 
@@ -117,6 +118,41 @@ def test_the_flash_must_light_a_rounded_head_and_around_it_not_paint_a_tint(seed
     flat = dict.fromkeys(REGIONS, 1.0)
     r = FlashResponse().evaluate(ctx(with_regions(follow(script, seed=seed), flat), script))
     assert r.verdict == "review" and "evenly" in r.reasons[0], r.reasons
+
+
+def _seven_flash_script(seed: int) -> ChallengeScript:
+    script = generate_script(Random(60 + seed))
+    return dataclasses.replace(script, flashes=random_flashes(Random(seed), script.flashes[0].start_s, count=7))
+
+
+OPPOSITE = {"red": "cyan", "cyan": "red", "green": "magenta", "magenta": "green", "blue": "yellow", "yellow": "blue"}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_two_flashes_a_hue_step_off_go_to_review_two_wrong_colours_fail(seed: int) -> None:
+    """A noisy camera and the skin's own colour turn a flash's reflected hue towards the next palette colour
+    (lp_d12 in the liveness suite: yellow read as green, magenta as red, on two of seven flashes). That is
+    review, not a rejection; the same two flashes turned towards unrelated colours still fail."""
+    script = _seven_flash_script(seed)
+    fl = script.flashes
+    neighbour = {k: (sorted(hue_neighbours(fl[k].colour) - {fl[k].colour})[seed % 2], 0.6) for k in (1, 4)}
+    r = FlashResponse().evaluate(ctx(follow(script, seed=seed, toward=neighbour), script))
+    assert r.evidence["log"]["flashes_matched"] == 5 and r.evidence["log"]["flashes_hue_close"] == 7
+    assert r.verdict == "review" and "hue step off" in r.reasons[0], (r.reasons, r.evidence["log"])
+    unrelated = {k: (OPPOSITE[fl[k].colour], 0.6) for k in (1, 4)}
+    r = FlashResponse().evaluate(ctx(follow(script, seed=seed, toward=unrelated), script))
+    assert r.verdict == "fail" and "5 of 7" in r.reasons[0], (r.reasons, r.evidence["log"])
+
+
+def test_hue_steps_are_only_forgiven_on_a_strong_fit() -> None:
+    """The hue-step allowance needs an overall fit of `flash_hue_shift_corr`: a replay for another script that
+    happens to land near the right hues fits far worse, and three steps off of seven is too many."""
+    base = {"usable": True, "amplitude": 0.04, "flashes_seen": 7, "flashes_matched": 5, "flashes_hue_close": 7}
+    assert _judge(base | {"corr": 0.9}, POLICY) == "near"
+    assert _judge(base | {"corr": POLICY.flash_hue_shift_corr - 0.01}, POLICY) == "fail"
+    assert _judge(base | {"corr": 0.9, "flashes_hue_close": 6}, POLICY) == "fail"
+    assert _judge(base | {"corr": 0.95, "flashes_matched": 4, "flashes_hue_close": 7}, POLICY) == "fail"
+    assert _judge(base | {"corr": 0.7, "flashes_matched": 6, "flashes_hue_close": 6}, POLICY) == "near"
 
 
 def test_replay_index_catches_frames_seen_before_and_ignores_new_ones() -> None:

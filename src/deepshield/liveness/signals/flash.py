@@ -33,6 +33,13 @@ def _nearest_colour(v: np.ndarray) -> str:
     return max(FLASH_COLOURS, key=lambda c: float(np.dot(v / n, expected_direction(c))))
 
 
+def hue_neighbours(colour: str) -> set[str]:
+    """The colour and the two palette colours next to it on the hue circle (60 degrees away: their chroma
+    directions meet at cos 60 = 0.5; every other pair at 120 or 180 degrees)."""
+    own = expected_direction(colour)
+    return {c for c in FLASH_COLOURS if float(np.dot(own, expected_direction(c))) > 0.25}
+
+
 def _baseline(t: np.ndarray, ok: np.ndarray, ctx: SignalContext) -> np.ndarray:
     """Samples before the first flash, else just after the last one (plus the longest latency)."""
     flashes, p = ctx.script.flashes, ctx.policy
@@ -125,7 +132,11 @@ def flash_response(ctx: SignalContext, domain: str = "log") -> dict[str, object]
         r = 0.0 if a.std() < 1e-9 else float(np.corrcoef(a, b)[0, 1])
         amp = float(np.mean(np.sum(r_arr * e_arr, axis=1)))
         # Each flash's response must point at its own colour rather than any other colour of the palette.
-        correct = sum(1 for rv, name in zip(r_arr, names, strict=True) if _nearest_colour(rv) == name)
+        nearest = [_nearest_colour(rv) for rv in r_arr]
+        correct = sum(1 for got, name in zip(nearest, names, strict=True) if got == name)
+        # Skin and the camera's white balance turn the reflected hue a little: a face under a yellow flash can
+        # read nearer green. Such a flash is off by one hue step, never towards an unrelated colour.
+        hue_close = sum(1 for got, name in zip(nearest, names, strict=True) if got in hue_neighbours(name))
         if r > best_r:
             best_r = r
             best = {
@@ -135,20 +146,31 @@ def flash_response(ctx: SignalContext, domain: str = "log") -> dict[str, object]
                 "latency_s": float(lat),
                 "flashes_seen": len(resp),
                 "flashes_matched": correct,
+                "flashes_hue_close": hue_close,
                 "noise": noise,
             }
     return best
 
 
 def _judge(r: dict[str, object], p: LivenessPolicy) -> str:
-    """pass, near (one flash off) or fail for one domain's response."""
+    """pass, near or fail for one domain's response.
+
+    Near (review): one flash off; or, on a strong overall fit (a noisy camera), up to a third of the flashes
+    one hue step off and none further. A replay made for another script misses by more than a hue step on
+    several flashes, and its overall fit stays far under `flash_hue_shift_corr`."""
     if not r.get("usable"):
         return "fail"
     corr, amp = float(r["corr"]), float(r["amplitude"])  # type: ignore[arg-type]
     seen, matched = int(r["flashes_seen"]), int(r["flashes_matched"])  # type: ignore[call-overload]
+    hue_close = int(r.get("flashes_hue_close", matched))  # type: ignore[call-overload]
     if corr < p.flash_min_corr or amp < p.flash_min_amplitude:
         return "fail"
-    return "pass" if matched == seen else ("near" if matched == seen - 1 else "fail")
+    if matched == seen:
+        return "pass"
+    if matched == seen - 1:
+        return "near"
+    shifted_only = hue_close == seen and seen - matched <= max(1, seen // 3)
+    return "near" if shifted_only and corr >= p.flash_hue_shift_corr else "fail"
 
 
 def _rounded(r: dict[str, object]) -> dict[str, object]:
@@ -183,12 +205,13 @@ class FlashResponse(LivenessSignal):
         if j_log == "pass" and j_lin == "pass":
             return self.result("pass", min(1.0, 0.5 + corr / 2), [], **ev)
         if j_log == "near" and j_lin == "pass":
-            return self.result(
-                "review",
-                max(0.0, corr) / 2,
-                ["the face followed the flashed sequence but one flash did not match"],
-                **ev,
+            missed = int(lg["flashes_seen"]) - int(lg["flashes_matched"])  # type: ignore[call-overload]
+            why = (
+                "the face followed the flashed sequence but one flash did not match"
+                if missed == 1
+                else f"the face followed the flashed sequence with {missed} flashes a hue step off (a noisy camera)"
             )
+            return self.result("review", max(0.0, corr) / 2, [why], **ev)
         if j_log != "fail":
             reason = "the flashed colours reached the whole frame alike (a screen or a print reflecting them)"
         elif float(lg["amplitude"]) < p.flash_min_amplitude:  # type: ignore[arg-type]
