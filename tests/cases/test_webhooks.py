@@ -154,3 +154,18 @@ def test_claimed_row_is_not_posted_twice(ctx, make_fields):
         assert platform.requests == 2 and len(platform.applied) == 1
     finally:
         platform.close()
+
+
+def test_a_malformed_url_is_a_failed_attempt_not_an_exception(ctx, make_fields):
+    """A URL urllib cannot parse (here a port that is not a number) used to raise out of `deliver_due` from the
+    request's construction, stopping every delivery behind it. It is now one failed attempt with its reason,
+    retried and dead-lettered like any other, and the row is kept."""
+    cfg = WebhookConfig(url="http://127.0.0.1:notaport/hook", secret=SECRET, max_attempts=2, base_delay_s=0.0)
+    cid = _case(ctx, make_fields)
+    flows.decide(ctx, cid, ["restrict"], actor="rev", actor_kind="human", reason="impersonation")
+    assert webhooks.deliver_due(ctx.settings, cfg, now=utcnow() + dt.timedelta(days=1)) == 0
+    _drain(ctx, cfg, rounds=2)
+    with session_scope(ctx.settings) as s:
+        dead = webhooks.dead_letters(s)
+        assert len(dead) == 1 and dead[0].attempts == 2
+        assert "invalid webhook URL" in dead[0].last_error and "port" in dead[0].last_error

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import time
@@ -80,27 +81,32 @@ def enqueue(session: Session, event: str, payload: dict[str, Any], case_id: str 
 
 
 def _post(cfg: WebhookConfig, row: WebhookDelivery) -> tuple[bool, str]:
-    assert cfg.url
+    """One attempt: (delivered, what happened). Every failure, a malformed URL included, is an outcome of the
+    attempt (recorded, retried with backoff), never an exception that would stop the other deliveries."""
     body = row.payload.encode()
-    req = urllib.request.Request(
-        cfg.url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "Idempotency-Key": row.idempotency_key,
-            "X-Deepshield-Event": row.event,
-            SIGNATURE_HEADER: sign(cfg.secret, body),
-            "User-Agent": "deepshield-webhooks/1",
-        },
-    )
     try:
+        req = urllib.request.Request(
+            cfg.url or "",
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Idempotency-Key": row.idempotency_key,
+                "X-Deepshield-Event": row.event,
+                SIGNATURE_HEADER: sign(cfg.secret, body),
+                "User-Agent": "deepshield-webhooks/1",
+            },
+        )
         with urllib.request.urlopen(req, timeout=cfg.timeout_s) as resp:  # noqa: S310 - configured URL
             code = resp.status
     except urllib.error.HTTPError as e:
         return False, f"HTTP {e.code}"
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         return False, f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+    except (ValueError, http.client.InvalidURL) as e:  # a URL urllib cannot parse ("unknown url type", a bad port)
+        return False, f"invalid webhook URL: {e}"
+    except http.client.HTTPException as e:  # a reply that is not HTTP (a bad status line, a truncated header)
+        return False, f"{type(e).__name__}: {e}"
     return (200 <= code < 300), f"HTTP {code}"
 
 
