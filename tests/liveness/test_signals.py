@@ -147,7 +147,13 @@ def test_two_flashes_a_hue_step_off_go_to_review_two_wrong_colours_fail(seed: in
 def test_hue_steps_are_only_forgiven_on_a_strong_fit() -> None:
     """The hue-step allowance needs an overall fit of `flash_hue_shift_corr`: a replay for another script that
     happens to land near the right hues fits far worse, and three steps off of seven is too many."""
-    base = {"usable": True, "amplitude": 0.04, "flashes_seen": 7, "flashes_matched": 5, "flashes_hue_close": 7}
+    base: dict[str, object] = {
+        "usable": True,
+        "amplitude": 0.04,
+        "flashes_seen": 7,
+        "flashes_matched": 5,
+        "flashes_hue_close": 7,
+    }
     assert _judge(base | {"corr": 0.9}, POLICY) == "near"
     assert _judge(base | {"corr": POLICY.flash_hue_shift_corr - 0.01}, POLICY) == "fail"
     assert _judge(base | {"corr": 0.9, "flashes_hue_close": 6}, POLICY) == "fail"
