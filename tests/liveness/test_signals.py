@@ -16,11 +16,11 @@ from deepshield.liveness.decision import decide, verify_track
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.regions import REGIONS
 from deepshield.liveness.replay import MemoryReplayIndex
-from deepshield.liveness.script import ChallengeScript, generate_script, random_flashes
+from deepshield.liveness.script import FLASH_COLOURS, ChallengeScript, generate_script, random_flashes
 from deepshield.liveness.signals import SignalContext, SignalResult, build_signals, signal_names
 from deepshield.liveness.signals.blink import Blinks
 from deepshield.liveness.signals.challenge import ChallengeCompliance
-from deepshield.liveness.signals.flash import FlashResponse, _judge, hue_neighbours
+from deepshield.liveness.signals.flash import HUE_NEIGHBOURS, FlashResponse, _judge, expected_direction
 from deepshield.liveness.signals.forgery import ForgeryScore, worst_run
 from deepshield.liveness.signals.replay import ReplaySignal
 
@@ -125,7 +125,10 @@ def _seven_flash_script(seed: int) -> ChallengeScript:
     return dataclasses.replace(script, flashes=random_flashes(Random(seed), script.flashes[0].start_s, count=7))
 
 
-OPPOSITE = {"red": "cyan", "cyan": "red", "green": "magenta", "magenta": "green", "blue": "yellow", "yellow": "blue"}
+def _opposite(colour: str) -> str:
+    """The palette colour 180 degrees round the hue circle."""
+    own = expected_direction(colour)
+    return min(FLASH_COLOURS, key=lambda c: float(np.dot(own, expected_direction(c))))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -135,11 +138,11 @@ def test_two_flashes_a_hue_step_off_go_to_review_two_wrong_colours_fail(seed: in
     review, not a rejection; the same two flashes turned towards unrelated colours still fail."""
     script = _seven_flash_script(seed)
     fl = script.flashes
-    neighbour = {k: (sorted(hue_neighbours(fl[k].colour) - {fl[k].colour})[seed % 2], 0.6) for k in (1, 4)}
+    neighbour = {k: (sorted(HUE_NEIGHBOURS[fl[k].colour] - {fl[k].colour})[seed % 2], 0.6) for k in (1, 4)}
     r = FlashResponse().evaluate(ctx(follow(script, seed=seed, toward=neighbour), script))
     assert r.evidence["log"]["flashes_matched"] == 5 and r.evidence["log"]["flashes_hue_close"] == 7
     assert r.verdict == "review" and "hue step off" in r.reasons[0], (r.reasons, r.evidence["log"])
-    unrelated = {k: (OPPOSITE[fl[k].colour], 0.6) for k in (1, 4)}
+    unrelated = {k: (_opposite(fl[k].colour), 0.6) for k in (1, 4)}
     r = FlashResponse().evaluate(ctx(follow(script, seed=seed, toward=unrelated), script))
     assert r.verdict == "fail" and "5 of 7" in r.reasons[0], (r.reasons, r.evidence["log"])
 

@@ -33,11 +33,12 @@ def _nearest_colour(v: np.ndarray) -> str:
     return max(FLASH_COLOURS, key=lambda c: float(np.dot(v / n, expected_direction(c))))
 
 
-def hue_neighbours(colour: str) -> set[str]:
-    """The colour and the two palette colours next to it on the hue circle (60 degrees away: their chroma
-    directions meet at cos 60 = 0.5; every other pair at 120 or 180 degrees)."""
-    own = expected_direction(colour)
-    return {c for c in FLASH_COLOURS if float(np.dot(own, expected_direction(c))) > 0.25}
+#: Each palette colour with the two next to it on the hue circle (60 degrees away: their chroma directions meet
+#: at cos 60 = 0.5; every other pair at 120 or 180 degrees). Fixed by the palette, so computed once.
+HUE_NEIGHBOURS: dict[str, frozenset[str]] = {
+    own: frozenset(c for c in FLASH_COLOURS if float(np.dot(expected_direction(own), expected_direction(c))) > 0.25)
+    for own in FLASH_COLOURS
+}
 
 
 def _baseline(t: np.ndarray, ok: np.ndarray, ctx: SignalContext) -> np.ndarray:
@@ -136,7 +137,7 @@ def flash_response(ctx: SignalContext, domain: str = "log") -> dict[str, object]
         correct = sum(1 for got, name in zip(nearest, names, strict=True) if got == name)
         # Skin and the camera's white balance turn the reflected hue a little: a face under a yellow flash can
         # read nearer green. Such a flash is off by one hue step, never towards an unrelated colour.
-        hue_close = sum(1 for got, name in zip(nearest, names, strict=True) if got in hue_neighbours(name))
+        hue_close = sum(1 for got, name in zip(nearest, names, strict=True) if got in HUE_NEIGHBOURS[name])
         if r > best_r:
             best_r = r
             best = {
@@ -162,7 +163,7 @@ def _judge(r: dict[str, object], p: LivenessPolicy) -> str:
         return "fail"
     corr, amp = float(r["corr"]), float(r["amplitude"])  # type: ignore[arg-type]
     seen, matched = int(r["flashes_seen"]), int(r["flashes_matched"])  # type: ignore[call-overload]
-    hue_close = int(r.get("flashes_hue_close", matched))  # type: ignore[call-overload]
+    hue_close = int(r["flashes_hue_close"])  # type: ignore[call-overload]
     if corr < p.flash_min_corr or amp < p.flash_min_amplitude:
         return "fail"
     if matched == seen:
