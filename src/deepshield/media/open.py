@@ -17,19 +17,14 @@ from deepshield.errors import (
     MediaTooLarge,
     UnsupportedMediaType,
 )
+from deepshield.filehash import sha256_file
 from deepshield.media.image import ImageMedia
 from deepshield.media.limits import MediaLimits
 from deepshield.media.sniff import sniff_bytes
 from deepshield.media.types import AudioTrack, Media, MediaInfo, MediaKind, RGBImage
 from deepshield.media.video import AudioMedia, VideoMedia
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+_sha256 = sha256_file
 
 
 def open_media(path: str | os.PathLike[str], limits: MediaLimits | None = None, sha256: str | None = None) -> Media:

@@ -3,7 +3,6 @@ run finished (`--resume`), stream the paths to the actors, write each result as 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deepshield.errors import DeepshieldError
+from deepshield.filehash import sha256_file
 from deepshield.scale.batch import BatchStats, connect, run_on_ray
 from deepshield.scale.outputs import done_files, open_sink
 from deepshield.scale.task import FileOutcome, FileTask
@@ -31,14 +31,11 @@ ResumeOption = Annotated[bool, typer.Option("--resume", help=RESUME_HELP)]
 
 
 def file_sha256(path: Path) -> str | None:
-    h = hashlib.sha256()
+    """The file's SHA-256, or None when it cannot be read."""
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        return sha256_file(path)
     except OSError:
         return None
-    return h.hexdigest()
 
 
 def check_archive_options(ray: str | None, out: Path | None, parquet: bool, resume: bool) -> None:

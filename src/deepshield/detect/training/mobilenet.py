@@ -9,7 +9,6 @@ clear error, never a half-loaded network.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from torch import nn
 
 from deepshield.detect.training.sbi import MEAN, STD
 from deepshield.errors import DeepshieldError
+from deepshield.filehash import sha256_file
 
 #: The full sha256 of torchvision's MobileNetV2 ImageNet file (its name carries the first 8 hex digits).
 IMAGENET_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
@@ -87,12 +87,7 @@ def packaged_weights_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "weights" / IMAGENET_FILE
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256_of = sha256_file
 
 
 def load_imagenet(path: Path | None = None) -> MobileNetV2:
