@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deepshield.liveness.analysis import SessionTrack
+from deepshield.liveness.analysis import SessionTrack, TurnedFrame
 from deepshield.liveness.attacks.evaluate import upper_bound
 from deepshield.liveness.decision import decide, verify_track
 from deepshield.liveness.policy import LivenessPolicy
@@ -23,6 +23,7 @@ from deepshield.liveness.signals.challenge import ChallengeCompliance
 from deepshield.liveness.signals.flash import HUE_NEIGHBOURS, FlashResponse, _judge, expected_direction
 from deepshield.liveness.signals.forgery import ForgeryScore, worst_run
 from deepshield.liveness.signals.replay import ReplaySignal
+from deepshield.liveness.signals.warp import WarpedTurn
 
 from .synth import follow
 
@@ -255,6 +256,40 @@ def test_a_run_of_bad_frames_is_reviewed_even_when_the_mean_is_low() -> None:
     assert worst_run([0.99, 0.99], 3) == 0.0
 
 
+def test_warped_turns_fail_on_a_few_sure_frames_review_on_fewer_and_never_vouch() -> None:
+    """Issue 32 point 4: the warped-turn signal fails a session on `warp_fail_frames` turned frames at the fail
+    score, reviews `warp_review_frames` at the review score, passes fewer or lower ones, and carries no weight, so
+    a passing verdict leaves the combined score as the other signals make it; no turned frame: it abstains; no
+    model: it is unavailable (and not required)."""
+    script = generate_script(Random(6))
+    track = follow(script)
+    assert WarpedTurn().evaluate(ctx(track, script)).verdict == "unavailable"
+    track.extra["warp_model"] = "warp_turn-1"
+    r = WarpedTurn().evaluate(ctx(track, script))
+    assert r.verdict == "abstain" and r.weight == 0
+    n_fail, n_review = POLICY.warp_fail_frames, POLICY.warp_review_frames
+    assert n_review <= n_fail
+    track.turned = [TurnedFrame(t=3.0 + 0.13 * i, yaw=40.0, crop=None, warp=0.2) for i in range(12)]
+    for f in track.turned[4 : 4 + n_fail]:
+        f.warp = POLICY.warp_fail_score
+    r = WarpedTurn().evaluate(ctx(track, script))
+    assert r.verdict == "fail" and r.critical and "warp" in r.reasons[0], r.reasons
+    assert r.evidence["over_fail"] == n_fail and r.evidence["frames"] == 12
+    ok = SignalResult("challenge", "pass", 0.95, 3.0, True)
+    assert decide([ok, r], POLICY).outcome == "fail"
+    track.turned[4].warp = (POLICY.warp_fail_score + POLICY.warp_review_score) / 2  # one sure frame fewer
+    r = WarpedTurn().evaluate(ctx(track, script))
+    assert r.verdict == "review" and r.evidence["over_review"] == n_fail
+    assert decide([ok, r], POLICY).outcome == "review"
+    for f in track.turned:
+        f.warp = 0.2
+    for f in track.turned[: n_review - 1]:  # too few frames to review
+        f.warp = 1.0
+    r = WarpedTurn().evaluate(ctx(track, script))
+    assert r.verdict == "pass" and r.weight == 0 and r.evidence["max"] == (1.0 if n_review > 1 else 0.2)
+    assert decide([ok, r], POLICY).score == decide([ok], POLICY).score
+
+
 def test_decision_rules() -> None:
     ok = SignalResult("a", "pass", 1.0, 1.0, True)
     assert decide([ok], POLICY).outcome == "pass"
@@ -267,7 +302,7 @@ def test_decision_rules() -> None:
 def test_registry_lists_every_signal_once() -> None:
     names = signal_names()
     assert len(names) == len(set(names))
-    assert {"challenge", "blink", "flash", "forgery", "identity", "replay", "id_match"} <= set(names)
+    assert {"challenge", "blink", "flash", "forgery", "warp", "identity", "replay", "id_match"} <= set(names)
     assert [s.name for s in build_signals()] == names
 
 

@@ -78,8 +78,19 @@ def test_make_attacks_and_evaluate(shared_faces: Path, tmp_path: Path) -> None:
         assert a["errors"] == 0, (a, rep["errors"])
         assert a["trials"] >= 1 and 0 < a["upper95"] <= 1
     assert rep["bpcer"]["trials"] >= 1
-    # Each crafted replay is stopped by a named signal, never only by a weak combined score.
+    # Each crafted replay is stopped by a named signal, never only by a weak combined score; its warped turns are
+    # seen as warps (issue 32 point 4).
     assert rep["review_by_score_only"].get("crafted_replay", 0) == 0, rep["failed_by"]
+    assert rep["failed_by"]["crafted_replay"].get("warp", 0) >= 1, rep["failed_by"]
+    # One kind at a time (the analyses are cached, so this only verifies), genuine sessions always in.
+    one = tmp_path / "one.json"
+    r = run(app, ["liveness", "evaluate", "--suite", str(suite), "--kinds", "crafted_replay", "--report", str(one)])
+    assert r.exit_code == 0, r.output
+    rep1 = json.loads(one.read_text())
+    assert [a["kind"] for a in rep1["apcer"]] == ["crafted_replay"] and rep1["bpcer"] == rep["bpcer"]
+    assert rep1["apcer"][0] == got["crafted_replay"]
+    r = run(app, ["liveness", "evaluate", "--suite", str(suite), "--kinds", "crafted_replay,no_such_kind"])
+    assert isinstance(r.exception, DeepshieldError) and "no_such_kind" in str(r.exception)
 
 
 @pytest.mark.parametrize("line", ["{not json", "[1, 2]", '{"kind": "photo", "no_such_field": 1}'])

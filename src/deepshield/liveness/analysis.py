@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -26,6 +26,9 @@ from deepshield.liveness.regions import region_points
 from deepshield.liveness.replay import face_box, face_hash, face_signature
 from deepshield.media import FrameSampling, MediaKind, open_media
 from deepshield.media.prefetch import prefetch
+
+if TYPE_CHECKING:
+    from deepshield.liveness.warp import WarpDetector
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
@@ -71,6 +74,17 @@ class Keyframe:
 
 
 @dataclass
+class TurnedFrame:
+    """A sampled frame whose face is turned far enough for the warped-turn detector (`liveness/warp.py`), about
+    7 a second: a turn step's hold can be shorter than the keyframes' half second."""
+
+    t: float
+    yaw: float
+    crop: np.ndarray | None  # the detector's aligned crop; dropped before storing
+    warp: float | None = None  # the detector's probability of a 2.5-D warp
+
+
+@dataclass
 class SessionTrack:
     fps: float
     width: int
@@ -79,6 +93,7 @@ class SessionTrack:
     samples: list[Sample]
     keyframes: list[Keyframe]
     extra: dict[str, object] = field(default_factory=dict)
+    turned: list[TurnedFrame] = field(default_factory=list)
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         t = np.array([s.t for s in self.samples], dtype=np.float64)
@@ -102,6 +117,8 @@ class SessionTrack:
     def drop_pixels(self) -> None:
         for k in self.keyframes:
             k.rgb = None
+        for f in self.turned:
+            f.crop = None
 
 
 def phash64(rgb: np.ndarray) -> int:
@@ -158,11 +175,21 @@ def _background_mean(rgb: np.ndarray, box: tuple[float, float, float, float]) ->
 class SessionAnalyzer:
     """Turns frames into a SessionTrack. Holds MediaPipe graphs: one per worker, not thread-safe."""
 
-    def __init__(self, fps: float = 15.0, keyframe_fps: float = 2.0, work_side: int = 640) -> None:
+    def __init__(
+        self,
+        fps: float = 15.0,
+        keyframe_fps: float = 2.0,
+        work_side: int = 640,
+        warp: WarpDetector | None = None,
+        turned_fps: float = 7.5,
+    ) -> None:
         from mediapipe.python.solutions import face_mesh
 
         self.fps = fps
         self.keyframe_every = max(1, int(round(fps / keyframe_fps)))
+        #: With a warped-turn detector, turned faces are cropped for it as the video is analysed.
+        self.warp = warp
+        self.turned_every = max(1, int(round(fps / turned_fps)))
         self.work_side = work_side
         self._mesh_mod = face_mesh
         self._mesh = self._new_mesh()
@@ -195,6 +222,7 @@ class SessionAnalyzer:
         self._mesh = self._new_mesh()
         samples: list[Sample] = []
         keys: list[Keyframe] = []
+        turned: list[TurnedFrame] = []
         width = height = 0
         last_t = 0.0
         for i, (t, full) in enumerate(frames):
@@ -234,6 +262,16 @@ class SessionAnalyzer:
                         _patch_mean(rgb, pts, max(1, int(fw * 0.03))) for pts in region_points(lm).values()
                     ),
                 )
+                if (
+                    self.warp is not None
+                    and pose is not None
+                    and i % self.turned_every == 0
+                    and self.warp.wants(pose.yaw)
+                ):
+                    mesh_face = Face(
+                        box=box, confidence=1.0, landmarks=lm, keypoints=np.zeros((6, 2), np.float32), pose=pose
+                    )
+                    turned.append(TurnedFrame(t=t, yaw=pose.yaw, crop=self.warp.crop(rgb, mesh_face)))
             samples.append(s)
             if i % self.keyframe_every == 0:
                 faces = self._faces.analyze(rgb, frame_index=i, time_s=t)
@@ -250,7 +288,13 @@ class SessionAnalyzer:
         if not samples:
             raise MediaError("the video has no frames")
         return SessionTrack(
-            fps=fps or self.fps, width=width, height=height, duration_s=last_t, samples=samples, keyframes=keys
+            fps=fps or self.fps,
+            width=width,
+            height=height,
+            duration_s=last_t,
+            samples=samples,
+            keyframes=keys,
+            turned=turned,
         )
 
     def analyze_file(self, path: str | Path) -> SessionTrack:
@@ -279,11 +323,15 @@ EMBED_MAX_YAW = 25.0
 EMBED_MAX_FRAMES = 5
 
 
-def enrich_track(track: SessionTrack, embedder: object | None, detector: object | None) -> None:
-    """Embeddings of near-frontal keyframes and forgery scores of every keyframe, computed once, so that the
-    signals (and re-evaluations against other scripts) never need the pixels again."""
+def enrich_track(
+    track: SessionTrack, embedder: object | None, detector: object | None, warp: object | None = None
+) -> None:
+    """Embeddings of near-frontal keyframes, forgery scores of every keyframe and warp probabilities of the
+    turned frames the analyser cropped, computed once, so that the signals (and re-evaluations against other
+    scripts) never need the pixels again."""
     from deepshield.detect import Detector
     from deepshield.liveness.embedding import FaceEmbedder
+    from deepshield.liveness.warp import WarpDetector
 
     if isinstance(embedder, FaceEmbedder):
         keys = [
@@ -302,6 +350,13 @@ def enrich_track(track: SessionTrack, embedder: object | None, detector: object 
                 fs = detector.score_faces(k.rgb, k.faces[:1])
                 if fs:
                     k.forgery = float(fs[0].score)
+    if isinstance(warp, WarpDetector):
+        turned = [f for f in track.turned if f.crop is not None]
+        if turned:
+            crops = np.stack([f.crop for f in turned if f.crop is not None])
+            for f, p in zip(turned, warp.probabilities(crops), strict=True):
+                f.warp = float(p)
+        track.extra["warp_model"] = warp.name
     track.extra["embedder"] = getattr(getattr(embedder, "info", None), "name", None)
     track.extra["detector"] = getattr(getattr(detector, "info", None), "name", None)
     track.extra["detector_threshold"] = getattr(getattr(detector, "info", None), "threshold", None)

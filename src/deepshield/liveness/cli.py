@@ -90,11 +90,25 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Also write the JSON report here.")] = None,
     jobs: Annotated[int, typer.Option(help="Worker processes for analysing the suite's videos.")] = 1,
+    kinds: Annotated[
+        str | None,
+        typer.Option("--kinds", help="Only these attack kinds, comma-separated (genuine sessions always run)."),
+    ] = None,
 ) -> None:
     """APCER per attack type (and the worst), BPCER, trial counts and 95% upper bounds."""
     from deepshield.liveness.attacks.evaluate import Rate, evaluate_suite
+    from deepshield.liveness.attacks.suite import ATTACK_KINDS
 
-    rep = evaluate_suite(suite, log=lambda s: console.print(s, highlight=False) if not as_json else None, jobs=jobs)
+    chosen = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else None
+    unknown = sorted(set(chosen or []) - set(ATTACK_KINDS))
+    if unknown:
+        raise DeepshieldError(f"unknown attack kind(s) {', '.join(unknown)}; known: {', '.join(ATTACK_KINDS)}")
+    rep = evaluate_suite(
+        suite,
+        kinds=chosen,
+        log=lambda s: console.print(s, highlight=False) if not as_json else None,
+        jobs=jobs,
+    )
     if report:
         report.write_text(json.dumps(rep.to_dict(), indent=2))
     if as_json:
@@ -210,6 +224,7 @@ def verify(
 ) -> None:
     """Verify one recorded video against a script, offline (no replay index), and print the decision (made here,
     synchronously, as the API makes it during the upload)."""
+    from deepshield.detect import get_detector
     from deepshield.faces import FaceAnalyzer
     from deepshield.liveness.analysis import SessionAnalyzer, enrich_track
     from deepshield.liveness.decision import verify_track
@@ -217,13 +232,103 @@ def verify(
     from deepshield.liveness.script import ChallengeScript
     from deepshield.liveness.service import embed_id_photo
     from deepshield.liveness.signals import SignalContext
+    from deepshield.liveness.warp import get_warp_detector
 
     sc = ChallengeScript.from_dict(read_json_file(script, "challenge script"))
     emb = get_embedder()
     idv = embed_id_photo(id_photo, FaceAnalyzer(), emb) if id_photo else None
-    tr = SessionAnalyzer().analyze_file(video)
-    enrich_track(tr, emb, None)
+    warp = get_warp_detector()
+    tr = SessionAnalyzer(warp=warp).analyze_file(video)
+    enrich_track(tr, emb, get_detector("sbi"), warp)
     print(json.dumps(verify_track(SignalContext(tr, sc, id_embedding=idv)).to_dict(), indent=2))
+
+
+@liveness_app.command("train-warp")
+def train_warp_cmd(
+    faces: FacesOpt = _faces_default(),
+    out: Annotated[Path, typer.Option("--out", help="Folder for warp_turn.onnx and warp_turn.json.")] = Path(
+        "var/warp-model"
+    ),
+    suite: Annotated[
+        Path | None, typer.Option("--suite", help="An attack suite whose crafted replays are the held-out warps.")
+    ] = None,
+    crafted_limit: Annotated[int, typer.Option(help="At most this many crafted replays from --suite (0: all).")] = 0,
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help="Keep the examples and features here; a re-fit reads them back.")
+    ] = None,
+    version: str = "1",
+    seed: int = 7,
+    c: Annotated[
+        float, typer.Option("--c", help="Inverse L2 strength of the logistic head (as scikit-learn's C).")
+    ] = 0.01,
+) -> None:
+    """Train the warped-turn detector on the corpus' photos; print out-of-fold figures and, held out, the real
+    videos' turned frames against a suite's crafted replays."""
+    import numpy as np
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from deepshield.liveness import warp_training as wt
+    from deepshield.liveness.policy import LivenessPolicy
+
+    if not (faces / "lfw_1000").is_dir():
+        raise DeepshieldError(f"no lfw_1000 folder under {faces}")
+    pol = LivenessPolicy()
+    thresholds = {"review": pol.warp_review_score, "fail": pol.warp_fail_score}
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task("photos", total=None)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        if cache is not None and cache.is_file():
+            got = wt.load_examples(cache, ("photos", "videos"))
+            ex, held = got["photos"], got["videos"]
+        else:
+            ex = wt.photo_examples(faces, seed=seed, progress=tick)
+            bar.update(task, description="held-out videos")
+            crafted = wt.crafted_turn_times(suite, crafted_limit) if suite is not None else []
+            held = wt.video_examples(sorted((faces / "real_videos").glob("*")), crafted, progress=tick)
+            if cache is not None:
+                wt.save_examples(cache, {"photos": ex, "videos": held})
+        bar.update(task, description="features")
+        feats = wt.imagenet_features(ex.crops, progress=tick)
+        held_feats = wt.imagenet_features(held.crops, progress=tick)
+    y = np.asarray(ex.labels)
+    if y.min() == y.max():
+        raise DeepshieldError("the photos gave only one kind of example (real turns and warps are both needed)")
+    oof = wt.out_of_fold(feats, ex, c=c)
+    gate = np.abs(np.asarray(ex.yaws)) >= wt.MIN_YAW  # what the verifier scores
+    w, b = wt.fit_head(feats, ex, np.arange(len(ex)), c)
+    training: dict[str, object] = {
+        "command": f"deepshield liveness train-warp --faces FACES --seed {seed} --c {c}",
+        "photos": wt.summarize(y[gate], oof[gate], thresholds) | {"note": "out of fold, 5 folds by photo"},
+    }
+    if len(held):
+        hp = wt.sigmoid(wt.mirrored_logits(held_feats, w, b))
+        training["held_out_video_frames"] = wt.summarize(np.asarray(held.labels), hp, thresholds)
+    onnx_path = wt.export_onnx(w, b, out)
+    wt.write_meta(onnx_path, version, training)
+    t = Table(title="Warped-turn detector")
+    for col in ("set", "real", "warps", "AUC", "max real", "median warp", "over review (real/warps)", "over fail"):
+        t.add_column(col)
+    for name in ("photos", "held_out_video_frames"):
+        s = training.get(name)
+        if isinstance(s, dict):
+            o = s["over"]
+            t.add_row(
+                name,
+                str(s["real"]),
+                str(s["warps"]),
+                f"{s['auc']:.3f}",
+                str(s["real_max"]),
+                str(s["warp_median"]),
+                f"{o['review']['real']}/{o['review']['warps']}",
+                f"{o['fail']['real']}/{o['fail']['warps']}",
+            )
+    console.print(t)
+    console.print(f"wrote {onnx_path} and {onnx_path.with_suffix('.json')}")
 
 
 def register(app: typer.Typer) -> None:

@@ -24,7 +24,6 @@ class LivenessPolicy:
     blink_min_s: float = 0.05
     blink_max_s: float = 0.7
     flash_min_corr: float = 0.6  # face chroma response vs flashed colours (Pearson), pass at or above
-    flash_review_corr: float = 0.35
     #: Overall fit at or above which up to a third of the flashes may read one hue step off (review, not fail):
     #: genuine sessions on a noisy camera fit at 0.87-0.92 with two such flashes; replays made for another
     #: script fit at 0.72 at most in the attack suite.
@@ -57,6 +56,16 @@ class LivenessPolicy:
     #: run score. Fitted on genuine sessions of segments held apart from the reported suite: see docs/liveness.md.
     forgery_run_frames: int = 3
     forgery_run_score: float = 0.58
+    #: Warped-turn rule (`signals/warp.py`, model `warp_turn`): this many turned frames (sampled about 7 a
+    #: second) with a warp probability at or above the fail score fail the session; the review count at the
+    #: review score reviews it. Set above every real turned photo and video frame (models/MODEL_CARD_warp.md).
+    #: Only faces turned at least this far are judged (the model scores from 15 degrees): a turn step needs 30,
+    #: and the genuine `lp_d12` sessions' noisy frames at 15 to 21 degrees scored up to 0.99.
+    warp_min_yaw: float = 25.0
+    warp_fail_frames: int = 3
+    warp_fail_score: float = 0.98
+    warp_review_frames: int = 2
+    warp_review_score: float = 0.95
     review_below_score: float = 0.7
 
     def to_dict(self) -> JsonObject:

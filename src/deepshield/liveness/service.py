@@ -36,6 +36,7 @@ from deepshield.liveness.reveal import CaptureState, StartView, StepReveal, reve
 from deepshield.liveness.script import ChallengeScript, generate_script
 from deepshield.liveness.signals import SignalContext
 from deepshield.liveness.trajectory import RATE_HZ, TrajectoryHit, from_bytes, match_trajectory, to_bytes, trajectory_of
+from deepshield.liveness.warp import get_warp_detector
 from deepshield.media import MediaKind, open_media
 from deepshield.store.timeutil import utcnow
 
@@ -400,9 +401,9 @@ class LivenessService:
         script = ChallengeScript.from_dict(json.loads(rec.script_json))
         with self._lock:
             if self._analyzer is None:
-                self._analyzer = SessionAnalyzer()
+                self._analyzer = SessionAnalyzer(warp=get_warp_detector())
             track = self._analyzer.analyze_file(video)
-            enrich_track(track, get_embedder(), self._detector_once())
+            enrich_track(track, get_embedder(), self._detector_once(), get_warp_detector())
         track.drop_pixels()
         track.extra["sha256"] = sha256
         emb = np.frombuffer(rec.id_embedding, dtype=np.float32) if rec.id_embedding else None

@@ -113,11 +113,17 @@ WARP_POINTS = np.unique(np.concatenate([np.arange(0, 468, 3), np.asarray(FACE_OV
 
 
 def warp_pose(
-    frame: np.ndarray, lm3: np.ndarray, yaw_deg: float, pitch_deg: float, tris: np.ndarray | None = None
+    frame: np.ndarray,
+    lm3: np.ndarray,
+    yaw_deg: float,
+    pitch_deg: float,
+    tris: np.ndarray | None = None,
+    ring: tuple[float, float] = (1.6, 1.5),
 ) -> tuple[np.ndarray, np.ndarray]:
     """The frontal face turned by a 2.5-D warp: mesh points rotated with their depth and projected, a fixed
-    ring around the face, one affine per triangle. Returns the frame and the triangles (the mesh's layout
-    hardly changes from frame to frame, so a clip reuses the first frame's)."""
+    ring around the face (`ring`: its half-axes in half face widths and heights), one affine per triangle.
+    Returns the frame and the triangles (the mesh's layout hardly changes from frame to frame, so a clip reuses
+    the first frame's)."""
     h, w = frame.shape[:2]
     c = lm3[FACE_OVAL].mean(axis=0)
     p = lm3 - c
@@ -129,10 +135,10 @@ def warp_pose(
     oval = lm3[FACE_OVAL, :2]
     half = (oval.max(axis=0) - oval.min(axis=0)) / 2
     ang = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-    ring = np.stack([c[0] + 1.6 * half[0] * np.cos(ang), c[1] + 1.5 * half[1] * np.sin(ang)], axis=1)
-    ring = np.clip(ring, 0, [w - 1, h - 1])
-    src_pts = np.concatenate([lm3[WARP_POINTS, :2], ring]).astype(np.float32)
-    dst_pts = np.concatenate([dst[WARP_POINTS], ring]).astype(np.float32)
+    ring_pts = np.stack([c[0] + ring[0] * half[0] * np.cos(ang), c[1] + ring[1] * half[1] * np.sin(ang)], axis=1)
+    ring_pts = np.clip(ring_pts, 0, [w - 1, h - 1])
+    src_pts = np.concatenate([lm3[WARP_POINTS, :2], ring_pts]).astype(np.float32)
+    dst_pts = np.concatenate([dst[WARP_POINTS], ring_pts]).astype(np.float32)
     if tris is None:
         tris = delaunay(src_pts, (h, w))
     warped, cover = warp_triangles(frame, src_pts, dst_pts, tris, (h, w))

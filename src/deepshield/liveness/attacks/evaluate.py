@@ -22,6 +22,7 @@ from deepshield.liveness.replay import MemoryReplayIndex
 from deepshield.liveness.script import ChallengeScript
 from deepshield.liveness.signals import SignalContext
 from deepshield.liveness.trajectory import trajectory_of
+from deepshield.liveness.warp import WarpDetector, get_warp_detector
 
 
 def upper_bound(errors: int, n: int, confidence: float = 0.95) -> float:
@@ -121,8 +122,8 @@ def _crop_scorer() -> Any:
 
 
 #: Bumped when the analysis records something new (a3: face-crop PDQ signatures; a4: region colours for the
-#: flash check), so older caches are not read.
-ANALYSIS_VERSION = "a4"
+#: flash check; a5: turned frames cropped for the warped-turn detector), so older caches are not read.
+ANALYSIS_VERSION = "a5"
 
 
 def _cache_key() -> str:
@@ -133,6 +134,8 @@ def _cache_key() -> str:
 
     embedder, scorer, det = get_embedder(), _crop_scorer(), get_detector("sbi")
     emb = embedder.info.name if embedder else "none"
+    warp = get_warp_detector()
+    emb += f"-warp{warp.meta.input_size}m{warp.meta.margin:g}y{warp.meta.min_yaw_deg:g}" if warp else "-nowarp"
     if scorer is not None:
         forgery = f"crop{scorer.meta.input_size}m{scorer.meta.margin:g}"
     else:
@@ -151,11 +154,16 @@ def _analyse(job: tuple[Path, Path]) -> Path:
     src, cached = job
     if not _worker:
         _worker.update(
-            analyzer=SessionAnalyzer(), embedder=get_embedder(), scorer=_crop_scorer(), detector=get_detector("sbi")
+            analyzer=SessionAnalyzer(warp=get_warp_detector()),
+            embedder=get_embedder(),
+            scorer=_crop_scorer(),
+            detector=get_detector("sbi"),
         )
     tr = _worker["analyzer"].analyze_file(src)
     scorer = _worker["scorer"]
     enrich_track(tr, _worker["embedder"], None if scorer is not None else _worker["detector"])
+    # The turned frames' crops are kept and re-scored on every load (a retrained warp model needs no new analysis).
+    tr.extra["warp_crops"] = {i: f.crop for i, f in enumerate(tr.turned) if f.crop is not None}
     if scorer is not None:
         tr.extra["forgery_crops"] = {
             i: scorer.crops(k.rgb, k.faces[:1])[0] for i, k in enumerate(tr.keyframes) if k.rgb is not None and k.faces
@@ -179,6 +187,18 @@ def _score_crops(tr: SessionTrack, scorer: Any) -> None:
             tr.keyframes[i].forgery = float(p)
     tr.extra["detector"] = scorer.info.name
     tr.extra["detector_threshold"] = scorer.info.threshold
+
+
+def _score_warp_crops(tr: SessionTrack, warp: WarpDetector | None) -> None:
+    """The warped-turn detector's probability for each turned frame from the cached crops."""
+    crops = cast("dict[int, np.ndarray]", tr.extra.pop("warp_crops", None) or {})
+    if warp is None:
+        return
+    if crops:
+        idx = sorted(crops)
+        for i, p in zip(idx, warp.probabilities(np.stack([crops[i] for i in idx])), strict=True):
+            tr.turned[i].warp = float(p)
+    tr.extra["warp_model"] = warp.name
 
 
 def analyse_videos(
@@ -207,12 +227,13 @@ def analyse_videos(
                 for i, _ in enumerate(pool.map(_analyse, [(src, c) for _, src, c in todo], chunksize=4)):
                     if (i + 1) % 20 == 0 or i + 1 == len(todo):
                         log(f"analysed {i + 1}/{len(todo)}")
-    scorer = _crop_scorer()
+    scorer, warp = _crop_scorer(), get_warp_detector()
     tracks: dict[str, SessionTrack] = {}
     for vf, (_, c) in paths.items():
         with open(c, "rb") as f:
             tracks[vf] = pickle.load(f)
         _score_crops(tracks[vf], scorer)
+        _score_warp_crops(tracks[vf], warp)
     return tracks
 
 

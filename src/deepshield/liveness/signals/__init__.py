@@ -21,6 +21,7 @@ SIGNALS: Registry[SignalFactory] = Registry(
         "blink": "deepshield.liveness.signals.blink",
         "flash": "deepshield.liveness.signals.flash",
         "forgery": "deepshield.liveness.signals.forgery",
+        "warp": "deepshield.liveness.signals.warp",
         "identity": "deepshield.liveness.signals.identity",
         "replay": "deepshield.liveness.signals.replay",
         "id_match": "deepshield.liveness.signals.idmatch",
