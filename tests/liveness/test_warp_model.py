@@ -66,13 +66,19 @@ def test_a_warped_video_frame_fails_and_real_turns_do_not(shared_faces: Path, wa
     assert max(real) < POLICY.warp_fail_score, real
 
 
-def test_the_model_files_are_checked_before_loading(tmp_path: Path, warp_model: object) -> None:
+def test_the_model_files_are_checked_before_loading(
+    tmp_path: Path, warp_model: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from deepshield.liveness.warp import WarpDetector
 
     assert isinstance(warp_model, WarpDetector)
     src = warp_model.onnx_path.parent
     assert (src / f"{MODEL_NAME}.json").is_file()
     assert load_warp_detector(tmp_path) is None  # not installed: no detector, no error
+    monkeypatch.setenv("DEEPSHIELD_MODELS_DIR", str(tmp_path))  # read on every call, cached per folder
+    assert get_warp_detector() is None
+    monkeypatch.delenv("DEEPSHIELD_MODELS_DIR")
+    assert get_warp_detector() is warp_model
     for f in (f"{MODEL_NAME}.onnx", f"{MODEL_NAME}.json"):
         shutil.copy(src / f, tmp_path / f)
     assert load_warp_detector(tmp_path) is not None

@@ -15,7 +15,6 @@ face there is no warp to see, and the model never saw one.
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 from dataclasses import dataclass
@@ -122,7 +121,16 @@ def load_warp_detector(directory: Path | None = None) -> WarpDetector | None:
     return WarpDetector(onnx_path, WarpModelMeta.load(meta_path))
 
 
-@functools.cache
+_CACHE: dict[str, WarpDetector | None] = {}
+_CACHE_LOCK = threading.Lock()
+
+
 def get_warp_detector() -> WarpDetector | None:
-    """The shipped warped-turn detector, loaded once per process."""
-    return load_warp_detector()
+    """The installed warped-turn detector, loaded once per models folder (`DEEPSHIELD_MODELS_DIR` is read on
+    every call, as the face-forgery detector's loader reads it)."""
+    d = models_dir()
+    key = str(d.resolve())
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = load_warp_detector(d)
+        return _CACHE[key]
