@@ -254,7 +254,7 @@ def train_warp_cmd(
     ] = None,
     crafted_limit: Annotated[int, typer.Option(help="At most this many crafted replays from --suite (0: all).")] = 0,
     cache: Annotated[
-        Path | None, typer.Option("--cache", help="Keep the examples and features here; a re-fit reads them back.")
+        Path | None, typer.Option("--cache", help="Keep the face crops here (.npz); a re-fit reads them back.")
     ] = None,
     version: str = "1",
     seed: int = 7,
@@ -301,19 +301,25 @@ def train_warp_cmd(
     oof = wt.out_of_fold(feats, ex, c=c)
     gate = np.abs(np.asarray(ex.yaws)) >= wt.MIN_YAW  # what the verifier scores
     w, b = wt.fit_head(feats, ex, np.arange(len(ex)), c)
+    judged = np.abs(np.asarray(ex.yaws)) >= pol.warp_min_yaw  # what the liveness signal judges
     training: dict[str, object] = {
         "command": f"deepshield liveness train-warp --faces FACES --seed {seed} --c {c}",
         "photos": wt.summarize(y[gate], oof[gate], thresholds) | {"note": "out of fold, 5 folds by photo"},
+        "photos_judged": wt.summarize(y[judged], oof[judged], thresholds) | {"min_yaw": pol.warp_min_yaw},
     }
     if len(held):
         hp = wt.sigmoid(wt.mirrored_logits(held_feats, w, b))
-        training["held_out_video_frames"] = wt.summarize(np.asarray(held.labels), hp, thresholds)
+        hy, hj = np.asarray(held.labels), np.abs(np.asarray(held.yaws)) >= pol.warp_min_yaw
+        training["held_out_video_frames"] = wt.summarize(hy, hp, thresholds)
+        training["held_out_video_frames_judged"] = wt.summarize(hy[hj], hp[hj], thresholds) | {
+            "min_yaw": pol.warp_min_yaw
+        }
     onnx_path = wt.export_onnx(w, b, out)
     wt.write_meta(onnx_path, version, training)
-    t = Table(title="Warped-turn detector")
+    t = Table(title=f"Warped-turn detector (all from {wt.MIN_YAW:g} degrees; judged: from {pol.warp_min_yaw:g})")
     for col in ("set", "real", "warps", "AUC", "max real", "median warp", "over review (real/warps)", "over fail"):
         t.add_column(col)
-    for name in ("photos", "held_out_video_frames"):
+    for name in ("photos", "photos_judged", "held_out_video_frames", "held_out_video_frames_judged"):
         s = training.get(name)
         if isinstance(s, dict):
             o = s["over"]
