@@ -16,9 +16,9 @@ from deepshield.errors import DeepshieldError
 from deepshield.faces import FaceAnalyzer
 from deepshield.liveness.attacks.crafted import warp_pose
 from deepshield.liveness.attacks.videoio import read_clip
+from deepshield.liveness.attacks.warp_training import main_face
 from deepshield.liveness.policy import LivenessPolicy
 from deepshield.liveness.warp import MODEL_NAME, get_warp_detector, load_warp_detector
-from deepshield.liveness.warp_training import main_face
 
 POLICY = LivenessPolicy()
 
@@ -102,7 +102,13 @@ def test_train_warp_writes_a_model_the_verifier_loads(shared_faces: Path, tmp_pa
     loads and which ranks the warps above the real turns it was fitted on; a re-fit from the cache gives the same
     figures without analysing the photos again; a corpus without photos is a clear error."""
     from deepshield.cli.main import app
-    from deepshield.liveness.warp_training import fit_head, imagenet_features, load_examples, mirrored_logits, sigmoid
+    from deepshield.liveness.attacks.warp_training import (
+        fit_head,
+        imagenet_features,
+        load_examples,
+        mirrored_logits,
+        sigmoid,
+    )
 
     faces = tmp_path / "faces"
     (faces / "lfw_1000").mkdir(parents=True)

@@ -267,7 +267,7 @@ def train_warp_cmd(
     import numpy as np
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from deepshield.liveness import warp_training as wt
+    from deepshield.liveness.attacks import warp_training as wt
     from deepshield.liveness.policy import LivenessPolicy
 
     if not (faces / "lfw_1000").is_dir():

@@ -6,7 +6,7 @@ the ear and jaw line that a real turn uncovers are missing, and the ring around 
 are texture cues, so the model is ImageNet MobileNetV2's mid-level features (frozen, pooled) with a logistic head,
 trained by
 `deepshield liveness train-warp` on real turned photos against warps of real frontal ones
-(`liveness/warp_training.py`, card in models/MODEL_CARD_warp.md).
+(`liveness/attacks/warp_training.py`, card in models/MODEL_CARD_warp.md).
 
 Weights ship as `deepshield/models/warp_turn.onnx` with `warp_turn.json` (crop, normalisation, thresholds, the
 ONNX file's sha256, checked before loading). Only faces turned at least `min_yaw_deg` are scored: on a frontal
