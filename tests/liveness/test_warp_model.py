@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from deepshield.detect.onnx_detector import calibrate
 from deepshield.errors import DeepshieldError
 from deepshield.faces import FaceAnalyzer
 from deepshield.liveness.attacks.crafted import warp_pose
@@ -104,10 +105,9 @@ def test_train_warp_writes_a_model_the_verifier_loads(shared_faces: Path, tmp_pa
     from deepshield.cli.main import app
     from deepshield.liveness.attacks.warp_training import (
         fit_head,
-        imagenet_features,
         load_examples,
         mirrored_logits,
-        sigmoid,
+        tap_features,
     )
 
     faces = tmp_path / "faces"
@@ -129,9 +129,9 @@ def test_train_warp_writes_a_model_the_verifier_loads(shared_faces: Path, tmp_pa
     y = np.asarray(ex.labels)
     assert probs[y == 1].mean() > probs[y == 0].mean() + 0.3
     # The exported graph computes what the training features and head compute (mirror-averaged).
-    feats = imagenet_features(ex.crops)
+    feats = tap_features(ex.crops)
     w, b = fit_head(feats, ex, np.arange(len(ex)), c=0.01)
-    np.testing.assert_allclose(probs, sigmoid(mirrored_logits(feats, w, b)), atol=2e-3)
+    np.testing.assert_allclose(probs, calibrate(mirrored_logits(feats, w, b), 1.0, 0.0), atol=2e-3)
     r = run(app, ["liveness", "train-warp", "--faces", str(faces), "--out", str(out), "--cache", str(examples)])
     assert r.exit_code == 0, r.output
     assert json.loads((out / f"{MODEL_NAME}.json").read_text())["training"] == meta["training"]

@@ -172,6 +172,15 @@ def _background_mean(rgb: np.ndarray, box: tuple[float, float, float, float]) ->
     return (float(m[0]), float(m[1]), float(m[2]))
 
 
+def scale_to_side(rgb: np.ndarray, side: int) -> np.ndarray:
+    """The frame scaled down (area filter) so its longer side is at most `side`: the analyser's working size."""
+    h, w = rgb.shape[:2]
+    s = side / max(h, w)
+    if s >= 1:
+        return np.ascontiguousarray(rgb)
+    return cv2.resize(rgb, (int(round(w * s)), int(round(h * s))), interpolation=cv2.INTER_AREA)
+
+
 class SessionAnalyzer:
     """Turns frames into a SessionTrack. Holds MediaPipe graphs: one per worker, not thread-safe."""
 
@@ -210,11 +219,7 @@ class SessionAnalyzer:
         self._faces.close()
 
     def _scale(self, rgb: np.ndarray) -> np.ndarray:
-        h, w = rgb.shape[:2]
-        s = self.work_side / max(h, w)
-        if s >= 1:
-            return np.ascontiguousarray(rgb)
-        return cv2.resize(rgb, (int(round(w * s)), int(round(h * s))), interpolation=cv2.INTER_AREA)
+        return scale_to_side(rgb, self.work_side)
 
     def analyze_frames(self, frames: Iterable[tuple[float, np.ndarray]], fps: float = 0.0) -> SessionTrack:
         # A fresh tracker per video: tracking state must not leak between sessions.

@@ -267,6 +267,7 @@ def train_warp_cmd(
     import numpy as np
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from deepshield.detect.onnx_detector import calibrate
     from deepshield.liveness.attacks import warp_training as wt
     from deepshield.liveness.policy import LivenessPolicy
 
@@ -293,8 +294,8 @@ def train_warp_cmd(
             if cache is not None:
                 wt.save_examples(cache, {"photos": ex, "videos": held})
         bar.update(task, description="features")
-        feats = wt.imagenet_features(ex.crops, progress=tick)
-        held_feats = wt.imagenet_features(held.crops, progress=tick)
+        feats = wt.tap_features(ex.crops, progress=tick)
+        held_feats = wt.tap_features(held.crops, progress=tick)
     y = np.asarray(ex.labels)
     if y.min() == y.max():
         raise DeepshieldError("the photos gave only one kind of example (real turns and warps are both needed)")
@@ -308,7 +309,7 @@ def train_warp_cmd(
         "photos_judged": wt.summarize(y[judged], oof[judged], thresholds) | {"min_yaw": pol.warp_min_yaw},
     }
     if len(held):
-        hp = wt.sigmoid(wt.mirrored_logits(held_feats, w, b))
+        hp = calibrate(wt.mirrored_logits(held_feats, w, b), 1.0, 0.0)
         hy, hj = np.asarray(held.labels), np.abs(np.asarray(held.yaws)) >= pol.warp_min_yaw
         training["held_out_video_frames"] = wt.summarize(hy, hp, thresholds)
         training["held_out_video_frames_judged"] = wt.summarize(hy[hj], hp[hj], thresholds) | {

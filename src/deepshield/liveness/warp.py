@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from deepshield.detect.onnx_detector import cpu_session_options, models_dir
+from deepshield.detect.onnx_detector import calibrate, cpu_session_options, models_dir
 from deepshield.errors import DeepshieldError
 from deepshield.faces import Face, align_face
 from deepshield.filehash import sha256_file
@@ -105,7 +105,7 @@ class WarpDetector:
                 logits.append(np.asarray(self.session.run(None, {self.input_name: x})[0], np.float64).reshape(-1))
         z = np.concatenate(logits)
         z = (z[: len(crops)] + z[len(crops) :]) / 2
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+        return calibrate(z, 1.0, 0.0)  # the logistic head is the probability; no calibration on top
 
     def score(self, rgb: np.ndarray, face: Face) -> float:
         return float(self.probabilities(self.crop(rgb, face)[None])[0])

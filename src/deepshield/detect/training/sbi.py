@@ -254,7 +254,8 @@ def face_crop_matrix(
     return np.array([[s, 0, size / 2 - s * c[0]], [0, s, size / 2 - s * c[1]]], np.float32)
 
 
-def _jpeg(img: np.ndarray, q: int) -> np.ndarray:
+def jpeg_roundtrip(img: np.ndarray, q: int) -> np.ndarray:
+    """An RGB image JPEG-coded at quality `q` and decoded again (unchanged when coding fails)."""
     ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(q)])
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1] if ok else img
 
@@ -304,7 +305,7 @@ def shared_augment(images: list[np.ndarray], rng: np.random.Generator, p: SbiPar
         ]
     if rng.random() < p.jpeg_prob:
         q = int(rng.integers(p.jpeg_min, p.jpeg_max + 1))
-        res = [_jpeg(im, q) for im in res]
+        res = [jpeg_roundtrip(im, q) for im in res]
     return res
 
 

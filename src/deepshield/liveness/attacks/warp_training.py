@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import random
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +27,15 @@ from typing import Any
 import cv2
 import numpy as np
 
+from deepshield.detect.onnx_detector import calibrate
+from deepshield.detect.training.metrics import auc
+from deepshield.detect.training.sbi import jpeg_roundtrip
+from deepshield.errors import DeepshieldError
 from deepshield.faces import Face
 from deepshield.faces.align import align_face
 from deepshield.faces.analyzer import FaceAnalyzer
 from deepshield.filehash import sha256_file
+from deepshield.liveness.analysis import scale_to_side
 from deepshield.liveness.warp import MODEL_NAME
 
 #: Faces turned less than this are neither trained on nor scored.
@@ -39,6 +43,7 @@ MIN_YAW = 15.0
 #: A photo is "frontal" (a source for warps) under these.
 FRONTAL_YAW, FRONTAL_PITCH = 10.0, 20.0
 INPUT_SIZE, MARGIN = 160, 0.4
+WORK_SIDE = 640  # the verifier's working size (`SessionAnalyzer.work_side`)
 PHOTO_DIRS = ("lfw_1000", "real_photos", "more_photos")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -78,8 +83,6 @@ def save_examples(path: Path, sets: dict[str, WarpExamples]) -> None:
 
 
 def load_examples(path: Path, names: tuple[str, ...]) -> dict[str, WarpExamples]:
-    from deepshield.errors import DeepshieldError
-
     try:
         with np.load(path, allow_pickle=False) as z:
             return {
@@ -106,11 +109,7 @@ def recode(rgb: np.ndarray, rng: random.Random) -> np.ndarray:
     h, w = rgb.shape[:2]
     if s < 0.98:
         rgb = cv2.resize(rgb, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
-    quality = [cv2.IMWRITE_JPEG_QUALITY, rng.randint(60, 95)]
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), quality)
-    if not ok:
-        return rgb
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(jpeg_roundtrip(rgb, rng.randint(60, 95)))
 
 
 def photo_files(faces_root: Path) -> list[Path]:
@@ -177,14 +176,6 @@ def _frames(path: Path, times: list[float] | None) -> Iterator[np.ndarray]:
         media.close()
 
 
-def _work_size(rgb: np.ndarray, side: int = 640) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    s = side / max(h, w)
-    if s >= 1:
-        return rgb
-    return cv2.resize(rgb, (int(round(w * s)), int(round(h * s))), interpolation=cv2.INTER_AREA)
-
-
 def video_examples(
     real_videos: list[Path], crafted: list[tuple[Path, list[float]]], progress: Progress | None = None
 ) -> WarpExamples:
@@ -199,7 +190,7 @@ def video_examples(
             if progress:
                 progress(n, len(jobs))
             for rgb in _frames(video, times):
-                rgb = _work_size(rgb)
+                rgb = scale_to_side(rgb, WORK_SIDE)
                 f = main_face(analyzer, rgb)
                 if f is None or f.pose is None or abs(f.pose.yaw) < MIN_YAW:
                     continue
@@ -260,7 +251,7 @@ def tap_features_net() -> Any:
     return TapFeatures().eval()
 
 
-def imagenet_features(crops: list[np.ndarray], batch: int = 64, progress: Progress | None = None) -> np.ndarray:
+def tap_features(crops: list[np.ndarray], batch: int = 64, progress: Progress | None = None) -> np.ndarray:
     """Pooled tap features (`TAPS`) of each crop and, after them, of each crop's mirror image."""
     import torch
 
@@ -317,7 +308,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, weights: np.ndarray, c: float = 0
 
 
 def fit_head(feats: np.ndarray, ex: WarpExamples, idx: np.ndarray, c: float) -> tuple[np.ndarray, float]:
-    """The head on examples `idx` and their mirror images (features as `imagenet_features` lays them out), as
+    """The head on examples `idx` and their mirror images (features as `tap_features` lays them out), as
     weights and bias on the raw features."""
     n = len(ex)
     y, yaws = np.asarray(ex.labels)[idx], np.asarray(ex.yaws)[idx]
@@ -330,14 +321,10 @@ def fit_head(feats: np.ndarray, ex: WarpExamples, idx: np.ndarray, c: float) -> 
 
 
 def mirrored_logits(feats: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
-    """Mean logit of each crop and its mirror (features laid out as `imagenet_features` returns them)."""
+    """Mean logit of each crop and its mirror (features laid out as `tap_features` returns them)."""
     n = len(feats) // 2
     z = feats @ w + b
     return np.asarray((z[:n] + z[n:]) / 2, np.float64)
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -40, 40))), np.float64)
 
 
 def out_of_fold(feats: np.ndarray, ex: WarpExamples, folds: int = 5, c: float = 0.01) -> np.ndarray:
@@ -352,17 +339,8 @@ def out_of_fold(feats: np.ndarray, ex: WarpExamples, folds: int = 5, c: float = 
     for k in range(folds):
         tr, te = np.where(fold != k)[0], np.where(fold == k)[0]
         w, b = fit_head(feats, ex, tr, c)
-        p[te] = sigmoid(mirrored_logits(np.concatenate([feats[te], feats[n + te]]), w, b))
+        p[te] = calibrate(mirrored_logits(np.concatenate([feats[te], feats[n + te]]), w, b), 1.0, 0.0)
     return p
-
-
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Rank AUC (ties count half); nan without both classes."""
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    gt = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(gt / (len(pos) * len(neg)))
 
 
 def summarize(labels: np.ndarray, probs: np.ndarray, thresholds: dict[str, float]) -> dict[str, Any]:
@@ -380,8 +358,12 @@ def summarize(labels: np.ndarray, probs: np.ndarray, thresholds: dict[str, float
 
 
 def export_onnx(w: np.ndarray, b: float, out_dir: Path) -> Path:
-    """Tap features and head as one ONNX graph (float NCHW input, ImageNet-normalised; one logit per crop)."""
+    """Tap features and head as one ONNX graph (float NCHW input, ImageNet-normalised; one logit per crop),
+    checked against torch."""
     import torch
+
+    from deepshield.detect.training.onnx_import import onnx_logit_difference
+    from deepshield.detect.training.temporal.export import to_onnx
 
     class WarpNet(torch.nn.Module):
         def __init__(self) -> None:
@@ -398,18 +380,12 @@ def export_onnx(w: np.ndarray, b: float, out_dir: Path) -> Path:
     net = WarpNet().eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{MODEL_NAME}.onnx"
-    with warnings.catch_warnings():  # the TorchScript exporter is deprecated but needs no onnxscript
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            net,
-            (torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE),),
-            str(path),
-            input_names=["input"],
-            output_names=["logit"],
-            dynamic_axes={"input": {0: "batch"}, "logit": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
+    to_onnx(net, torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE), path, ("input", "logit"), {0: "batch"})
+    x = np.random.default_rng(0).standard_normal((4, 3, INPUT_SIZE, INPUT_SIZE)).astype(np.float32)
+    diff = onnx_logit_difference(net, path, x)
+    if diff > 1e-3:  # as the face-forgery detector's export checks
+        path.unlink()
+        raise DeepshieldError(f"warp model export refused: ONNX output differs from torch (max {diff:.2e})")
     return path
 
 

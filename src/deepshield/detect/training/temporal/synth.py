@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from deepshield.detect.training.degrade import h264_clip
-from deepshield.detect.training.sbi import _colour_change, _frequency_change, hull_mask, self_blend
+from deepshield.detect.training.sbi import _colour_change, _frequency_change, hull_mask, jpeg_roundtrip, self_blend
 from deepshield.detect.training.swaps import delaunay, warp_triangles
 from deepshield.detect.training.temporal.clips import VideoFrames, input_crop
 from deepshield.detect.training.xblend import WARP_POINTS
@@ -275,15 +275,10 @@ def shared_degrade(clips: list[np.ndarray], rng: np.random.Generator, p: SynthPa
         res = [h264_clip(c, crf) for c in res]
     elif r < p.video_prob + p.jpeg_prob:
         q = int(rng.integers(50, 96))
-        res = [np.stack([_jpeg(f, q) for f in c]) for c in res]
+        res = [np.stack([jpeg_roundtrip(f, q) for f in c]) for c in res]
     if small != size:
         res = [np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in c]) for c in res]
     return res
-
-
-def _jpeg(img: np.ndarray, q: int) -> np.ndarray:
-    ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
-    return np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]) if ok else img
 
 
 def choose_kind(rng: np.random.Generator, p: SynthParams) -> str:
