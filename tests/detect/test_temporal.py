@@ -262,3 +262,23 @@ def test_cli_registers_the_temporal_commands() -> None:
         "temporal-fuse",
     ):
         assert cmd in res.stdout
+
+
+def test_baseline_scores_match_a_file_scored_through_a_link(tmp_path: Path) -> None:
+    """The corpus' real videos are scored by `evaluate` through a real/ folder of links; the temporal report
+    reads them from the corpus itself: both name one file, so the frame score must attach."""
+    from deepshield.detect.training.temporal.evaluate import VideoResult, attach_baseline
+
+    video = tmp_path / "corpus" / "a.mp4"
+    video.parent.mkdir()
+    video.write_bytes(b"x")
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "real" / "a.mp4"
+    link.symlink_to(video)
+    other = tmp_path / "corpus" / "b.mp4"
+    other.write_bytes(b"y")
+    scores = tmp_path / "scores.json"
+    scores.write_text(json.dumps({"items": [{"path": str(link), "video_score": 0.25}]}))
+    results = [VideoResult(str(p), 0, "real", "train", 0.1, [0.1], 0.0) for p in (video, other)]
+    assert attach_baseline(results, scores) == 1
+    assert results[0].baseline == 0.25 and results[1].baseline is None

@@ -113,6 +113,30 @@ def test_fusion_weights_follow_the_detector_that_separates() -> None:
         Fusion.from_dict({"w_frame": 1.0})
 
 
+def test_leave_one_out_fusion_scores_each_video_without_it_and_the_check_reports_per_source() -> None:
+    from deepshield.detect.training.temporal.fusion import fusion_check, leave_one_out
+
+    rng = np.random.default_rng(3)
+    y = np.r_[np.zeros(12), np.ones(12)].astype(int)
+    frame = np.where(y == 1, rng.uniform(0.5, 0.9, 24), rng.uniform(0.1, 0.6, 24))
+    temporal = rng.uniform(0.2, 0.8, 24)
+    loo = leave_one_out(frame.tolist(), temporal.tolist(), y.tolist())
+    # Video 0 left out: the fit without it, applied to it.
+    w_f, w_t, b = fit_fusion(frame[1:].tolist(), temporal[1:].tolist(), y[1:].tolist())
+    assert loo[0] == pytest.approx(Fusion(w_f, w_t, b, 0.5).probability(frame[0], temporal[0]))
+    # An outlier fake the others cannot explain scores lower left out than in sample.
+    frame[-1], temporal[-1] = 0.15, 0.2
+    full = fit_fusion(frame.tolist(), temporal.tolist(), y.tolist())
+    fused_in = Fusion(*full, 0.5).probability(frame[-1], temporal[-1])
+    assert leave_one_out(frame.tolist(), temporal.tolist(), y.tolist())[-1] < fused_in
+    source = ["dev"] * 6 + ["corpus"] * 6 + ["dev"] * 12  # the corpus part holds real videos only
+    check = fusion_check(frame.tolist(), temporal.tolist(), y.tolist(), source, Fusion(*full, 0.5))
+    assert set(check["auc"]) == {"all", "dev"}
+    assert set(check["auc"]["all"]) == {"frame", "temporal", "fused", "fused_loo"}
+    assert check["auc"]["all"]["fused_loo"] <= check["auc"]["all"]["fused"]
+    assert len(check["lines"]) == 3
+
+
 @pytest.mark.slow
 def test_export_of_backbone_and_head_matches_torch_and_loads_as_a_temporal_detector(tmp_path: Path) -> None:
     from deepshield.detect.training.temporal.export import MAX_BYTES_FEATURES, write_meta, write_onnx

@@ -130,8 +130,17 @@ def register(app: typer.Typer) -> None:
         cfg = HeadConfig()
         extract = OnnxFrameFeatures(imagenet_frame_features(), out / "frame_features.onnx")
         params = SynthParams(frames=cfg.frames, size=cfg.size)
-        build_pool(load_clip_cache(cache, ["val"]), extract, val_pairs, params, 1).save(out / "pool_val.npz")
+        val_videos = load_clip_cache(cache, ["val"])
+        build_pool(val_videos, extract, val_pairs, params, 1).save(out / "pool_val.npz")
         videos = load_clip_cache(cache, ["train"])
+        # What the pool was made from, for the model's metadata (`temporal-head` copies it there).
+        sources = {
+            "train_videos": [v.rel for v in videos],
+            "train_people": len({v.group for v in videos}),
+            "train_frames": sum(len(v) for v in videos),
+            "val_videos": [v.rel for v in val_videos],
+        }
+        (out / "pool_sources.json").write_text(json.dumps(sources, indent=1))
         parts = []
         with _bar() as bar:
             task = bar.add_task("pairs", total=chunks * 320, item="")
@@ -189,6 +198,10 @@ def register(app: typer.Typer) -> None:
             "train_pairs": len(train_pool.kind),
             "onnx_torch_max_diff": diff,
         }
+        if (pool / "pool_sources.json").is_file():
+            from deepshield.textfiles import read_json_file
+
+            meta["train_data"] = read_json_file(pool / "pool_sources.json", "pool sources")
         write_meta(out, meta)
         if cache is not None:
             from deepshield.detect.training.temporal.export import real_threshold
@@ -216,13 +229,16 @@ def register(app: typer.Typer) -> None:
         import numpy as np
 
         from deepshield.detect.temporal import Fusion
-        from deepshield.detect.training.temporal.fusion import fit_fusion, fused_threshold
+        from deepshield.detect.training.temporal.fusion import fit_fusion, fused_threshold, fusion_check
         from deepshield.textfiles import read_json_file
 
         rows = []
+        source: list[str] = []  # the report each row came from
         for r in report:
             rep = read_json_file(r, "temporal-evaluate report")
-            rows += [i for i in rep.get("items", []) if i.get("score") is not None and i.get("baseline") is not None]
+            kept = [i for i in rep.get("items", []) if i.get("score") is not None and i.get("baseline") is not None]
+            rows += kept
+            source += [r.name] * len(kept)
         if not rows:
             raise DeepshieldError(
                 "no video has both a temporal and a frame score: run temporal-evaluate with --baseline-scores"
@@ -242,9 +258,13 @@ def register(app: typer.Typer) -> None:
             fusion.fitted_on,
             in_verdict,
         )
+        check = fusion_check(frame, temporal, labels, source, fusion)
+        for line in check["lines"]:
+            console.print(line, highlight=False)
         meta_path = model / "temporal.json"
         meta = read_json_file(meta_path, "temporal model metadata")
         meta["fusion"] = fusion.to_dict()
+        meta["fusion_check"] = check["auc"]
         # Alone, the temporal detector flags a video only above (the quantile of) every real video's score.
         real_t = sorted(temporal[k] for k in real)
         meta["threshold"] = round(

@@ -78,15 +78,26 @@ def score_videos(
 
 
 def attach_baseline(results: list[VideoResult], scores_json: Path) -> int:
-    """Set each result's `baseline` from a `deepshield evaluate` scores.json (by path); returns how many matched."""
+    """Set each result's `baseline` from a `deepshield evaluate` scores.json (by path); returns how many matched.
+
+    Paths are compared resolved, so a file scored through a folder of links (the corpus' real videos linked
+    beside the dev fakes, as `evaluate` needs real/ and fake/) matches the same file scored from the corpus."""
     rep = read_json_file(scores_json, "scores file")
-    by_path = {str(i["path"]): i.get("video_score") for i in rep.get("items", [])}
+    by_path = {_same_file(str(i["path"])): i.get("video_score") for i in rep.get("items", [])}
     n = 0
     for r in results:
-        if by_path.get(r.path) is not None:
-            r.baseline = float(by_path[r.path])
+        score = by_path.get(_same_file(r.path))
+        if score is not None:
+            r.baseline = float(score)
             n += 1
     return n
+
+
+def _same_file(path: str) -> str:
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):
+        return path
 
 
 def _auc_rows(rows: list[VideoResult], threshold: float, n_boot: int) -> dict[str, Any]:
