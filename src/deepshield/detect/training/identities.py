@@ -81,6 +81,7 @@ _NAMED_PERSON = (
     (r"cf_(?:files|sample_images)_person([a-z])-img\d", "cf_person"),
     (r"of_([a-z]+)-\d$", "of:"),
     (r"fp_test_images_(.+)_\d+$", "fp:"),
+    (r"grid_([a-z0-9]+)_[a-z0-9]+$", "grid:"),  # configs/extra_real_videos.tsv: grid_<speaker>_<sentence>
 )
 
 
