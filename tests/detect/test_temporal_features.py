@@ -135,6 +135,9 @@ def test_leave_one_out_fusion_scores_each_video_without_it_and_the_check_reports
     assert set(check["auc"]["all"]) == {"frame", "temporal", "fused", "fused_loo"}
     assert check["auc"]["all"]["fused_loo"] <= check["auc"]["all"]["fused"]
     assert len(check["lines"]) == 3
+    # One fake only: no fit can leave it out, so the check reports the other columns.
+    one = fusion_check([0.2, 0.3, 0.9], [0.4, 0.5, 0.6], [0, 0, 1], ["dev"] * 3, Fusion(*full, 0.5))
+    assert set(one["auc"]["all"]) == {"frame", "temporal", "fused"}
 
 
 @pytest.mark.slow

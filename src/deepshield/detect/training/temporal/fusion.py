@@ -83,9 +83,10 @@ def fusion_check(
     """Video-level AUC of the frame detector, the temporal detector, the fusion in sample and the fusion left
     one out, over all videos and over each source report that holds both classes (the dev set)."""
     y = np.asarray(labels)
-    loo = leave_one_out(frame, temporal, labels)
     fused = np.array([fusion.probability(a, b) for a, b in zip(frame, temporal, strict=True)])
-    columns = {"frame": np.asarray(frame), "temporal": np.asarray(temporal), "fused": fused, "fused_loo": loo}
+    columns = {"frame": np.asarray(frame), "temporal": np.asarray(temporal), "fused": fused}
+    if min(int(y.sum()), int((1 - y).sum())) >= 2:  # leaving out a class's only video leaves nothing to fit
+        columns["fused_loo"] = leave_one_out(frame, temporal, labels)
     groups = {"all": np.ones(len(y), bool)} | {s: np.asarray(source) == s for s in dict.fromkeys(source)}
     table: dict[str, dict[str, float]] = {}
     lines = ["video-level AUC           " + "".join(f"{c:>11}" for c in columns)]
