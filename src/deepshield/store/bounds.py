@@ -42,3 +42,10 @@ def body_float(value: object, name: str, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= float(value) <= hi:
         raise InvalidNumber(f"{name} must be a number from {lo:g} to {hi:g}")
     return float(value)
+
+
+#: Text a client sends that the services require to be non-blank (a case decision's or appeal's reason, a consent
+#: request's provider and purpose) must hold a character Python's `str.strip()` keeps, as the services check. Not
+#: `\S`: JSON Schema (ECMA), pydantic (Rust) and Python disagree on what it matches (U+001C-U+001F, U+0085), so a
+#: client following the published schema could send text that passes validation and is then refused.
+HAS_TEXT = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"

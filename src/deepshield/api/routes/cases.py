@@ -18,7 +18,7 @@ from deepshield.cases import audit, claims, deadlines, flows, pins, reasons, scr
 from deepshield.cases.context import CasesContext
 from deepshield.cases.models import Appeal, CaseAction, CaseEvidence, CaseMedia
 from deepshield.cases.ratelimit import PIN
-from deepshield.store.bounds import DB_INT_MAX
+from deepshield.store.bounds import DB_INT_MAX, HAS_TEXT
 from deepshield.store.db import session_scope
 from deepshield.store.timeutil import as_utc
 
@@ -206,7 +206,7 @@ class DecisionIn(BaseModel):
     actions: list[str] = Field(
         description="one or more of remove, restrict, bank; or [no_action]", json_schema_extra=ACTIONS_SCHEMA
     )
-    reason: str = Field(min_length=1, max_length=4000, pattern=r"\S")
+    reason: str = Field(min_length=1, max_length=4000, pattern=HAS_TEXT)
     expected_version: int | None = Field(
         default=None, ge=0, le=DB_INT_MAX, description="the case version you looked at (409 if stale)"
     )
@@ -256,7 +256,7 @@ def decide(case_id: str, body: DecisionIn, ctx: CasesDep, principal: CasesPrinci
 
 
 class AppealIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=4000, pattern=r"\S")
+    reason: str = Field(min_length=1, max_length=4000, pattern=HAS_TEXT)
     filed_by: str = Field(default="uploader", max_length=128)
 
 
@@ -276,7 +276,7 @@ def file_appeal(case_id: str, body: AppealIn, ctx: CasesDep, principal: CasesPri
 
 class AppealDecisionIn(BaseModel):
     outcome: str = Field(pattern="^(upheld|reversed)$")
-    reason: str = Field(min_length=1, max_length=4000, pattern=r"\S")
+    reason: str = Field(min_length=1, max_length=4000, pattern=HAS_TEXT)
     expected_version: int | None = Field(default=None, ge=0, le=DB_INT_MAX)
 
 

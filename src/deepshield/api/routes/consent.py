@@ -26,6 +26,7 @@ from deepshield.consent.service import ConsentNotFound, WrongPin
 from deepshield.consent.sources import SourceFile, find_stored, sources_dir
 from deepshield.errors import MediaError
 from deepshield.media import MediaKind
+from deepshield.store.bounds import HAS_TEXT
 
 router = APIRouter(tags=["consent"])
 ConsentPrincipal = Annotated[Principal, Depends(require_scope("consent"))]
@@ -90,8 +91,12 @@ async def create_consent(
     svc: ConsentDep,
     db: SessionDep,
     principal: ConsentPrincipal,
-    provider: Annotated[str, Form(min_length=1, max_length=200, description="who will make the digital human")],
-    purpose: Annotated[str, Form(min_length=1, max_length=2000, description="what it will be used for")],
+    provider: Annotated[
+        str, Form(min_length=1, max_length=200, pattern=HAS_TEXT, description="who will make the digital human")
+    ],
+    purpose: Annotated[
+        str, Form(min_length=1, max_length=2000, pattern=HAS_TEXT, description="what it will be used for")
+    ],
     valid_days: Annotated[int, Form(ge=1, le=730, description="how long the consent is valid")] = 365,
     sources: Annotated[list[UploadFile] | None, File(description="source videos, photos, recordings")] = None,
     source_sha256: Annotated[
