@@ -131,7 +131,8 @@ def test_archive_search_job_over_the_api(app_client: Any, api_key: Any, ds_home:
     assert job["status"] == "done" and job["progress"] == 1.0 and job["stored_hashes"] == 2000, job
     assert {c["file"]: c["distance"] for c in job["copies"]} == planted
     # Paths outside the archives folder, unknown banks and unknown jobs: clear 4xx.
-    for archive in ("../deepshield.db", "/etc/passwd", "missing.jsonl"):
+    # A NUL byte or an over-long name is no file name: 404 as well, not a 500 (schemathesis sent "\u0000").
+    for archive in ("../deepshield.db", "/etc/passwd", "missing.jsonl", "\x00", "june.jsonl\x00", "a" * 1000):
         r = app_client.post("/v1/banks/VIRAL/archive-searches", json={"archive": archive}, headers=key)
         assert r.status_code == 404, (archive, r.text)
     r = app_client.post("/v1/banks/NOPE/archive-searches", json={"archive": "june.jsonl"}, headers=key)

@@ -103,9 +103,13 @@ class ArchiveSearchService:
     def resolve(self, archive: str) -> Path:
         """An archive named under the archives folder; anything escaping it is refused like a missing one."""
         root = self.root.resolve()
-        path = (root / archive).resolve()
-        if not archive or path == root or not path.is_relative_to(root) or not path.exists():
-            raise ArchiveNotFound(f"no archive {archive[:200]!r} under the service's archives folder")
+        missing = ArchiveNotFound(f"no archive {archive[:200]!r} under the service's archives folder")
+        try:  # a NUL or an unencodable character is no file name (ValueError), nor is an over-long one (OSError)
+            path = (root / archive).resolve()
+            if not archive or path == root or not path.is_relative_to(root) or not path.exists():
+                raise missing
+        except (ValueError, OSError):
+            raise missing from None
         return path
 
     def start(self, bank: str, archive: str) -> ArchiveSearchJob:
