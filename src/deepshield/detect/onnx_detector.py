@@ -93,20 +93,40 @@ def cpu_session_options(threads: int | None = None) -> Any:
     return opts
 
 
-class OnnxSbiDetector(Detector):
-    """Scores aligned face crops; optional occlusion-sensitivity heat maps as evidence."""
+class CropModel:
+    """An ONNX model that reads N x 3 x S x S normalised face crops and gives one logit each: the runner both the
+    face-forgery detector and the liveness warped-turn detector (`liveness/warp.py`) use."""
 
-    def __init__(self, onnx_path: Path, meta: ModelMeta, threads: int | None = None) -> None:
+    def __init__(
+        self, onnx_path: Path, mean: tuple[float, float, float], std: tuple[float, float, float], threads: int | None
+    ) -> None:
         import onnxruntime as ort
 
         self.session = ort.InferenceSession(
             str(onnx_path), cpu_session_options(threads), providers=["CPUExecutionProvider"]
         )
         self.input_name = self.session.get_inputs()[0].name
+        self._mean = np.array(mean, np.float32)
+        self._std = np.array(std, np.float32)
+        self._lock = threading.Lock()  # one run at a time: a session is shared by the service's threads
+
+    def logits(self, crops: np.ndarray, batch: int = 32) -> np.ndarray:
+        """N x S x S x 3 uint8 RGB crops -> N float32 logits, in batches."""
+        out = []
+        for i in range(0, len(crops), batch):
+            x = (crops[i : i + batch].astype(np.float32) / 255.0 - self._mean) / self._std
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+            with self._lock:
+                out.append(self.session.run(None, {self.input_name: x})[0].reshape(-1))
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+class OnnxSbiDetector(Detector):
+    """Scores aligned face crops; optional occlusion-sensitivity heat maps as evidence."""
+
+    def __init__(self, onnx_path: Path, meta: ModelMeta, threads: int | None = None) -> None:
+        self.model = CropModel(onnx_path, meta.mean, meta.std, threads)
         self.meta = meta
-        self._mean = np.array(meta.mean, np.float32)
-        self._std = np.array(meta.std, np.float32)
-        self._lock = threading.Lock()
         self.info = DetectorInfo(
             name="sbi",
             version=meta.version,
@@ -123,18 +143,9 @@ class OnnxSbiDetector(Detector):
     def logits(self, crops: np.ndarray, batch: int = 32) -> np.ndarray:
         """N x S x S x 3 uint8 RGB crops -> raw logits (mirror-averaged when the model asks for it)."""
         if self.meta.flip_average and len(crops):
-            both = self._logits(np.concatenate([crops, crops[:, :, ::-1]]), batch)
+            both = self.model.logits(np.concatenate([crops, crops[:, :, ::-1]]), batch)
             return (both[: len(crops)] + both[len(crops) :]) / 2
-        return self._logits(crops, batch)
-
-    def _logits(self, crops: np.ndarray, batch: int) -> np.ndarray:
-        out = []
-        for i in range(0, len(crops), batch):
-            x = (crops[i : i + batch].astype(np.float32) / 255.0 - self._mean) / self._std
-            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-            with self._lock:
-                out.append(self.session.run(None, {self.input_name: x})[0].reshape(-1))
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
+        return self.model.logits(crops, batch)
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         return calibrate(self.logits(crops), self.meta.platt_a, self.meta.platt_b)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from deepshield.detect.onnx_detector import calibrate, cpu_session_options, models_dir
+from deepshield.detect.onnx_detector import CropModel, calibrate, models_dir
 from deepshield.errors import DeepshieldError
 from deepshield.faces import Face, align_face
 from deepshield.filehash import sha256_file
@@ -66,24 +66,16 @@ class WarpDetector:
     cache can keep the crops and re-score them."""
 
     def __init__(self, onnx_path: Path, meta: WarpModelMeta, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
         digest = sha256_file(onnx_path)
         if digest != meta.onnx_sha256:
             raise DeepshieldError(
                 f"{onnx_path} is not the warped-turn model its description names: sha256 {digest}, "
                 f"want {meta.onnx_sha256}"
             )
-        self.session = ort.InferenceSession(
-            str(onnx_path), cpu_session_options(threads), providers=["CPUExecutionProvider"]
-        )
-        self.input_name = self.session.get_inputs()[0].name
+        self.model = CropModel(onnx_path, meta.mean, meta.std, threads)
         self.onnx_path = onnx_path
         self.meta = meta
         self.name = f"{MODEL_NAME}-{meta.version}"
-        self._mean = np.array(meta.mean, np.float32)
-        self._std = np.array(meta.std, np.float32)
-        self._lock = threading.Lock()
 
     def wants(self, yaw: float | None) -> bool:
         return yaw is not None and abs(yaw) >= self.meta.min_yaw_deg
@@ -96,14 +88,7 @@ class WarpDetector:
         the model was fitted on both, and a mirror is no less a warp)."""
         if not len(crops):
             return np.zeros(0, np.float64)
-        both = np.concatenate([crops, crops[:, :, ::-1]])
-        logits = []
-        for i in range(0, len(both), batch):
-            x = (both[i : i + batch].astype(np.float32) / 255.0 - self._mean) / self._std
-            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-            with self._lock:
-                logits.append(np.asarray(self.session.run(None, {self.input_name: x})[0], np.float64).reshape(-1))
-        z = np.concatenate(logits)
+        z = self.model.logits(np.concatenate([crops, crops[:, :, ::-1]]), batch).astype(np.float64)
         z = (z[: len(crops)] + z[len(crops) :]) / 2
         return calibrate(z, 1.0, 0.0)  # the logistic head is the probability; no calibration on top
 
