@@ -202,11 +202,15 @@ ACTIONS_SCHEMA: dict[str, Any] = {
 }
 
 
+#: A decision's or appeal's reason: required, bounded, and not blank by the service's own test (`HAS_TEXT`).
+Reason = Annotated[str, Field(min_length=1, max_length=4000, pattern=HAS_TEXT)]
+
+
 class DecisionIn(BaseModel):
     actions: list[str] = Field(
         description="one or more of remove, restrict, bank; or [no_action]", json_schema_extra=ACTIONS_SCHEMA
     )
-    reason: str = Field(min_length=1, max_length=4000, pattern=HAS_TEXT)
+    reason: Reason
     expected_version: int | None = Field(
         default=None, ge=0, le=DB_INT_MAX, description="the case version you looked at (409 if stale)"
     )
@@ -256,7 +260,7 @@ def decide(case_id: str, body: DecisionIn, ctx: CasesDep, principal: CasesPrinci
 
 
 class AppealIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=4000, pattern=HAS_TEXT)
+    reason: Reason
     filed_by: str = Field(default="uploader", max_length=128)
 
 
@@ -276,7 +280,7 @@ def file_appeal(case_id: str, body: AppealIn, ctx: CasesDep, principal: CasesPri
 
 class AppealDecisionIn(BaseModel):
     outcome: str = Field(pattern="^(upheld|reversed)$")
-    reason: str = Field(min_length=1, max_length=4000, pattern=HAS_TEXT)
+    reason: Reason
     expected_version: int | None = Field(default=None, ge=0, le=DB_INT_MAX)
 
 
