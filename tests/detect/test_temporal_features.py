@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch", reason="the head and the export need the 't
 
 from deepshield.detect.training.temporal.features import (  # noqa: E402
     FEATURE_DIM,
+    FORGERY,
     FeatureTemporalNet,
     FrameFeatures,
     HeadConfig,
@@ -54,6 +55,65 @@ def test_frame_features_are_frozen_and_pool_whole_crop_and_lower_face() -> None:
     assert float((f[0, half:] - f[1, half:]).abs().max()) > 0
     # The lower-face half responds more than the whole-crop half (the change covers part of the crop only).
     assert float((f[0, half:] - f[1, half:]).abs().mean()) > float((f[0, :half] - f[1, :half]).abs().mean())
+
+
+def _shipped_frame_model() -> Path:
+    from deepshield.detect.training.temporal.features import forgery_onnx_path
+
+    path = forgery_onnx_path()
+    if not path.is_file():
+        pytest.skip("no frame detector shipped in src/deepshield/models")
+    return path
+
+
+def test_the_frame_detectors_network_is_read_back_from_its_onnx_file_exactly(tmp_path: Path) -> None:
+    from deepshield.detect.training.onnx_import import mobilenet_from_onnx, onnx_logit_difference
+
+    pytest.importorskip("onnx", reason="reading an ONNX graph needs the 'train' extra (onnx)")
+    path = _shipped_frame_model()
+    net = mobilenet_from_onnx(path)
+    x = np.random.default_rng(4).normal(size=(3, 3, 160, 160)).astype(np.float32)
+    assert onnx_logit_difference(net, path, x) < 1e-4
+    bad = tmp_path / "sbi_small.onnx"
+    bad.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(DeepshieldError, match="not an ONNX model|not a forgery MobileNetV2"):
+        mobilenet_from_onnx(bad)
+    with pytest.raises(DeepshieldError, match="no ONNX model"):
+        mobilenet_from_onnx(tmp_path / "absent.onnx")
+
+
+def test_forgery_backbone_features_resize_clips_to_its_size_and_include_the_frame_heads_input() -> None:
+    from deepshield.detect.training.onnx_import import mobilenet_from_onnx
+
+    pytest.importorskip("onnx", reason="reading an ONNX graph needs the 'train' extra (onnx)")
+    net = mobilenet_from_onnx(_shipped_frame_model())
+    ff = FrameFeatures(net, FORGERY)
+    assert not any(p.requires_grad for p in ff.parameters())
+    x = torch.from_numpy(np.random.default_rng(5).normal(size=(2, 3, 160, 160)).astype(np.float32))
+    f = ff(x)
+    assert f.shape == (2, FORGERY.feature_dim) == (2, 3456)
+    # The whole-crop mean of the last tap is what the frame detector's head reads: same logit.
+    last = f[:, sum(FORGERY.channels) - 1280 : sum(FORGERY.channels)]
+    with torch.no_grad():
+        assert torch.allclose(net.head(last).squeeze(1), net(x), atol=1e-4)
+    # 112 px clips are resized inside the graph to the 160 px the network was trained at.
+    small = torch.nn.functional.interpolate(x, size=(112, 112), mode="bilinear", align_corners=False)
+    up = torch.nn.functional.interpolate(small, size=(160, 160), mode="bilinear", align_corners=False)
+    assert torch.allclose(ff(small), ff(up), atol=1e-5)
+
+
+def test_a_pool_made_with_another_frame_detector_file_is_refused() -> None:
+    from deepshield.detect.training.temporal.features import backbone_record, pool_frame_features
+
+    pytest.importorskip("onnx", reason="reading an ONNX graph needs the 'train' extra (onnx)")
+    _shipped_frame_model()
+    record = backbone_record("forgery")
+    assert len(record["sha256"]) == 64 and record["file"] == "sbi_small.onnx"
+    assert pool_frame_features(record).backbone == FORGERY
+    with pytest.raises(DeepshieldError, match="rebuild the pool"):
+        pool_frame_features(record | {"sha256": "0" * 64})
+    with pytest.raises(DeepshieldError, match="unknown temporal backbone"):
+        pool_frame_features({"name": "resnet"})
 
 
 def _pool(n: int, rng: np.random.Generator, flicker: float) -> FeaturePool:
@@ -111,6 +171,17 @@ def test_fusion_weights_follow_the_detector_that_separates() -> None:
         fit_fusion([0.1, 0.2], [0.3, 0.4], [0, 0])
     with pytest.raises(DeepshieldError, match="incomplete"):
         Fusion.from_dict({"w_frame": 1.0})
+
+
+def test_temporal_threshold_sits_above_real_videos_and_never_below_one_half() -> None:
+    from deepshield.detect.training.temporal.fusion import temporal_threshold
+
+    real = [0.1, 0.3, 0.63, 0.2]
+    assert temporal_threshold(real) == 0.635  # above every real video
+    assert temporal_threshold([0.1, 0.2]) == 0.505
+    assert temporal_threshold(real, 0.5) == 0.505  # the median, 0.25, is below one half
+    with pytest.raises(DeepshieldError, match="real videos"):
+        temporal_threshold([])
 
 
 def test_leave_one_out_fusion_scores_each_video_without_it_and_the_check_reports_per_source() -> None:
@@ -190,7 +261,13 @@ def test_temporal_scores_round_trip_in_the_scan_json_and_flag_by_either_threshol
 def test_shipped_model_is_small_documented_and_fused() -> None:
     assert (SHIPPED_DIR / "temporal.onnx").stat().st_size < 25_000_000
     det = shipped_temporal()
-    assert det is not None and det.meta["method"].startswith("imagenet-mobilenetv2")
+    assert det is not None and det.meta["method"].endswith("-mobilenetv2-features+temporal-head")
+    backbone = det.meta.get("train_data", {}).get("backbone", {"name": "imagenet"})
+    if backbone["name"] == "forgery":  # read from the frame detector's file: the one shipped beside it
+        from deepshield.detect.training.temporal.features import forgery_onnx_path
+        from deepshield.filehash import sha256_file
+
+        assert backbone["sha256"] == sha256_file(forgery_onnx_path())
     assert 0.5 <= det.threshold < 1.0
 
 

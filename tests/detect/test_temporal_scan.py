@@ -17,8 +17,12 @@ from deepshield.media.prefetch import Prefetcher
 from deepshield.media.video import VideoMedia
 
 #: The shipped temporal score may move this much when faces are followed instead of found in every frame (the
-#: mesh is fitted on a crop placed from the previous frame; measured on corpus videos: at most 0.008).
-TEMPORAL_TOLERANCE = 0.02
+#: mesh is fitted on a crop placed from the previous frame). Version 2 (ImageNet features) moved at most 0.008 on
+#: corpus videos. Version 3 reads the frame detector's features, which respond more to where the crop sits:
+#: over the 51 videos of the dev set, the corpus and the extra real videos, median 0.011, 90% under 0.036,
+#: `st_WDA_KatieHill_000` 0.094 and at most 0.19 (`fp_street`, small faces), with the same video-level AUCs
+#: either way (docs/detect.md, "In scan").
+TEMPORAL_TOLERANCE = 0.12
 
 
 def test_a_followed_face_has_the_mesh_and_box_of_the_face_found_in_that_frame(shared_faces: Path) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepshield.detect.training.mobilenet import ForgeryMobileNet
 from deepshield.detect.training.model import CompactNet, build_model
 from deepshield.detect.training.sbi import to_input
 from deepshield.errors import DeepshieldError
@@ -41,23 +42,31 @@ def _set_norm(
     bn.bias.copy_(bias)
 
 
-def model_from_onnx(onnx_path: Path, model_cfg: dict[str, Any], calib_crops: np.ndarray) -> CompactNet:
-    """A CompactNet (config `model_cfg`) with the weights of `onnx_path`; `calib_crops` (N x S x S x 3 uint8,
-    real faces) set the restored BatchNorm statistics. The auxiliary training head starts fresh."""
+def _read_graph(onnx_path: Path) -> tuple[dict[str, np.ndarray], list[Any]]:
+    """The initialisers and the Conv nodes (in execution order) of an ONNX file; a missing or damaged file is one
+    clear error."""
     import onnx
     from onnx import numpy_helper
 
     if not onnx_path.is_file():
         raise DeepshieldError(f"no ONNX model at {onnx_path}")
-    graph = onnx.load(str(onnx_path)).graph
+    try:
+        graph = onnx.load(str(onnx_path)).graph
+    except Exception as e:  # onnx raises protobuf's DecodeError and others on a damaged file
+        raise DeepshieldError(f"{onnx_path} is not an ONNX model ({type(e).__name__})") from None
     init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    convs = [n for n in graph.node if n.op_type == "Conv"]
-    model = build_model(model_cfg)
-    if not isinstance(model, CompactNet):
-        raise DeepshieldError(f"{onnx_path}: starting from an ONNX file works for the compact network only")
-    pairs = _conv_bn_pairs(model)
-    if len(convs) != len(pairs) or "head.weight" not in init:
-        raise DeepshieldError(f"{onnx_path}: {len(convs)} convolutions, the config's network has {len(pairs)}")
+    return init, [n for n in graph.node if n.op_type == "Conv"]
+
+
+def _load_folded(
+    onnx_path: Path,
+    init: dict[str, np.ndarray],
+    convs: list[Any],
+    pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d]],
+    head: nn.Linear,
+) -> list[torch.Tensor]:
+    """Each folded convolution's weight into its conv, with an identity BatchNorm that adds the folded bias (the
+    network is then the shipped function in eval mode), and the head; returns the folded biases."""
     folded_bias: list[torch.Tensor] = []
     with torch.no_grad():
         for node, (conv, bn) in zip(convs, pairs, strict=True):
@@ -65,13 +74,25 @@ def model_from_onnx(onnx_path: Path, model_cfg: dict[str, Any], calib_crops: np.
             if tuple(w.shape) != tuple(conv.weight.shape):
                 raise DeepshieldError(f"{onnx_path}: weight {tuple(w.shape)} where {tuple(conv.weight.shape)} fits")
             conv.weight.copy_(w)
-            bias = init[node.input[2]] if len(node.input) > 2 else np.zeros(w.shape[0], np.float32)
-            folded_bias.append(torch.from_numpy(bias.copy()))
-            # An identity BatchNorm that adds the folded bias: the network is now the shipped function.
             n = w.shape[0]
+            folded_bias.append(torch.from_numpy(init[node.input[2]].copy()) if len(node.input) > 2 else torch.zeros(n))
             _set_norm(bn, torch.zeros(n), torch.full((n,), 1.0 - bn.eps), torch.ones(n), folded_bias[-1])
-        model.head.weight.copy_(torch.from_numpy(init["head.weight"].copy()).reshape(model.head.weight.shape))
-        model.head.bias.copy_(torch.from_numpy(init["head.bias"].copy()).reshape(model.head.bias.shape))
+        head.weight.copy_(torch.from_numpy(init["head.weight"].copy()).reshape(head.weight.shape))
+        head.bias.copy_(torch.from_numpy(init["head.bias"].copy()).reshape(head.bias.shape))
+    return folded_bias
+
+
+def model_from_onnx(onnx_path: Path, model_cfg: dict[str, Any], calib_crops: np.ndarray) -> CompactNet:
+    """A CompactNet (config `model_cfg`) with the weights of `onnx_path`; `calib_crops` (N x S x S x 3 uint8,
+    real faces) set the restored BatchNorm statistics. The auxiliary training head starts fresh."""
+    init, convs = _read_graph(onnx_path)
+    model = build_model(model_cfg)
+    if not isinstance(model, CompactNet):
+        raise DeepshieldError(f"{onnx_path}: starting from an ONNX file works for the compact network only")
+    pairs = _conv_bn_pairs(model)
+    if len(convs) != len(pairs) or "head.weight" not in init or "head.bias" not in init:
+        raise DeepshieldError(f"{onnx_path}: {len(convs)} convolutions, the config's network has {len(pairs)}")
+    folded_bias = _load_folded(onnx_path, init, convs, pairs, model.head)
 
     # So one pass measures every convolution's true output statistics; restoring each BatchNorm from them
     # keeps the function (eval mode: (y - m) / sqrt(v + eps) * sqrt(v + eps) + m + b' = y + b').
@@ -93,6 +114,24 @@ def model_from_onnx(onnx_path: Path, model_cfg: dict[str, Any], calib_crops: np.
             mean, var = stats[k]
             _set_norm(bn, mean, var, torch.sqrt(var + bn.eps), mean + fb)
     return model
+
+
+def mobilenet_from_onnx(onnx_path: Path) -> ForgeryMobileNet:
+    """The forgery MobileNetV2 of a shipped ONNX file (version 5's `sbi_small.onnx`), for inference only.
+
+    Why: the temporal detector reads version 5's fine-tuned features, and the shipped file is the one copy of
+    those weights that cannot be lost. The identity BatchNorms of `_load_folded` are exactly the shipped function
+    in eval mode (fine-tuning it would need `model_from_onnx`'s measured statistics).
+    """
+    init, convs = _read_graph(onnx_path)
+    model = ForgeryMobileNet()
+    layers = list(model.features.modules())
+    norms = [m for m in layers if isinstance(m, nn.BatchNorm2d)]
+    pairs = list(zip([m for m in layers if isinstance(m, nn.Conv2d)], norms, strict=True))
+    if len(convs) != len(pairs) or "head.weight" not in init or "head.bias" not in init:
+        raise DeepshieldError(f"{onnx_path} is not a forgery MobileNetV2: {len(convs)} convolutions, want {len(pairs)}")
+    _load_folded(onnx_path, init, convs, pairs, model.head)
+    return model.eval()
 
 
 def check_against_onnx(model: CompactNet, onnx_path: Path, crops: np.ndarray) -> float:

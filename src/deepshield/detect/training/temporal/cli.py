@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,6 +20,19 @@ console = plain_console()
 
 def _work(*parts: str) -> Path:
     return get_settings().work_dir.joinpath("temporal", *parts)
+
+
+def _pool_sources(pool: Path) -> dict[str, Any]:
+    """A pool's `pool_sources.json` (written by `temporal-pool`), or {} for a pool made before it existed."""
+    from deepshield.textfiles import read_json_file
+
+    path = pool / "pool_sources.json"
+    if not path.is_file():
+        return {}
+    sources = read_json_file(path, "pool sources")
+    if not isinstance(sources, dict):
+        raise DeepshieldError(f"{path} is not a pool's sources record (a JSON object)")
+    return sources
 
 
 def register(app: typer.Typer) -> None:
@@ -114,27 +127,33 @@ def register(app: typer.Typer) -> None:
             int, typer.Option(help="chunks of 320 pairs from the training identities' videos", min=1)
         ] = 8,
         val_pairs: Annotated[int, typer.Option(help="pairs from the validation identities' videos", min=16)] = 240,
+        backbone: Annotated[
+            str,
+            typer.Option(help="frozen features: 'forgery' (the frame detector's network) or 'imagenet'"),
+        ] = "forgery",
     ) -> None:
-        """Synthesise pairs of real clips and fakes once and store their frozen ImageNet MobileNetV2 features
-        (the training pool is written after every chunk, so a stopped run keeps what it made)."""
+        """Synthesise pairs of real clips and fakes once and store their frozen MobileNetV2 features (the
+        training pool is written after every chunk, so a stopped run keeps what it made)."""
         try:
             from deepshield.detect.training.temporal.clips import load_clip_cache
-            from deepshield.detect.training.temporal.features import HeadConfig, imagenet_frame_features
+            from deepshield.detect.training.temporal.features import HeadConfig, backbone_record, frame_features
             from deepshield.detect.training.temporal.pool import OnnxFrameFeatures, build_pool, concat_pools
             from deepshield.detect.training.temporal.synth import SynthParams
         except ModuleNotFoundError as e:
             raise DeepshieldError(f"training needs the 'train' extra ({e.name} missing)") from e
         cache = cache or _work("clips")
         out = out or _work("pool")
+        frames = frame_features(backbone)
         out.mkdir(parents=True, exist_ok=True)
         cfg = HeadConfig()
-        extract = OnnxFrameFeatures(imagenet_frame_features(), out / "frame_features.onnx")
+        extract = OnnxFrameFeatures(frames, out / "frame_features.onnx")
         params = SynthParams(frames=cfg.frames, size=cfg.size)
         val_videos = load_clip_cache(cache, ["val"])
         build_pool(val_videos, extract, val_pairs, params, 1).save(out / "pool_val.npz")
         videos = load_clip_cache(cache, ["train"])
         # What the pool was made from, for the model's metadata (`temporal-head` copies it there).
         sources = {
+            "backbone": backbone_record(backbone),
             "train_videos": [v.rel for v in videos],
             "train_people": len({v.group for v in videos}),
             "train_frames": sum(len(v) for v in videos),
@@ -154,7 +173,7 @@ def register(app: typer.Typer) -> None:
     def temporal_head(
         pool: Annotated[Path | None, typer.Option(help="pool folder (default $DEEPSHIELD_WORK/temporal/pool)")] = None,
         out: Annotated[Path | None, typer.Option(help="model folder (default $DEEPSHIELD_WORK/temporal/head)")] = None,
-        version: Annotated[str, typer.Option(help="model version string")] = "2",
+        version: Annotated[str, typer.Option(help="model version string")] = "3",
         epochs: Annotated[int, typer.Option(min=1)] = 30,
         cache: Annotated[Path | None, typer.Option(help="clip cache: its validation videos set the threshold")] = None,
         seed: Annotated[int, typer.Option()] = 0,
@@ -170,7 +189,7 @@ def register(app: typer.Typer) -> None:
             from deepshield.detect.training.temporal.features import (
                 FeatureTemporalNet,
                 HeadConfig,
-                imagenet_frame_features,
+                pool_frame_features,
             )
             from deepshield.detect.training.temporal.pool import FeaturePool, train_head
             from deepshield.detect.training.temporal.synth import SynthParams
@@ -178,15 +197,17 @@ def register(app: typer.Typer) -> None:
             raise DeepshieldError(f"training needs the 'train' extra ({e.name} missing)") from e
         pool = pool or _work("pool")
         out = out or _work("head")
-        cfg = HeadConfig()
+        sources = _pool_sources(pool)
+        frames = pool_frame_features(sources.get("backbone"))
+        cfg = HeadConfig(features=frames.backbone.feature_dim)
         train_pool, val_pool = FeaturePool.load(pool / "pool_train.npz"), FeaturePool.load(pool / "pool_val.npz")
         head, rec = train_head(
             train_pool, val_pool, cfg, epochs=epochs, seed=seed, log=lambda r: console.print(json.dumps(r))
         )
-        net = FeatureTemporalNet(imagenet_frame_features(), head)
+        net = FeatureTemporalNet(frames, head)
         path, diff = write_onnx(net, cfg.frames, cfg.size, out, MAX_BYTES_FEATURES)
         meta = {
-            "method": "imagenet-mobilenetv2-features+temporal-head",
+            "method": f"{frames.backbone.name}-mobilenetv2-features+temporal-head",
             "version": version,
             "frames": cfg.frames,
             "input_size": cfg.size,
@@ -198,10 +219,8 @@ def register(app: typer.Typer) -> None:
             "train_pairs": len(train_pool.kind),
             "onnx_torch_max_diff": diff,
         }
-        if (pool / "pool_sources.json").is_file():
-            from deepshield.textfiles import read_json_file
-
-            meta["train_data"] = read_json_file(pool / "pool_sources.json", "pool sources")
+        if sources:
+            meta["train_data"] = sources
         write_meta(out, meta)
         if cache is not None:
             from deepshield.detect.training.temporal.export import real_threshold
@@ -226,10 +245,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fit the fusion (class-balanced logistic regression on both detectors' logits) on labelled videos, and
         set the temporal and fused thresholds above the real videos' scores."""
-        import numpy as np
-
         from deepshield.detect.temporal import Fusion
-        from deepshield.detect.training.temporal.fusion import fit_fusion, fused_threshold, fusion_check
+        from deepshield.detect.training.temporal.fusion import (
+            fit_fusion,
+            fused_threshold,
+            fusion_check,
+            temporal_threshold,
+        )
         from deepshield.textfiles import read_json_file
 
         rows = []
@@ -266,14 +288,8 @@ def register(app: typer.Typer) -> None:
         meta["fusion"] = fusion.to_dict()
         meta["fusion_check"] = check["auc"]
         # Alone, the temporal detector flags a video only above (the quantile of) every real video's score.
-        real_t = sorted(temporal[k] for k in real)
-        meta["threshold"] = round(
-            max(float(meta.get("threshold", 0.5)), float(np.quantile(real_t, temporal_quantile))) + 0.005, 3
-        )
-        meta["threshold_rule"] = (
-            f"max(0.99 quantile of real validation clips, {temporal_quantile} quantile of {len(real)} real videos)"
-            " + 0.005"
-        )
+        meta["threshold"] = temporal_threshold([temporal[k] for k in real], temporal_quantile)
+        meta["threshold_rule"] = f"max(0.5, {temporal_quantile} quantile of {len(real)} real videos) + 0.005"
         meta_path.write_text(json.dumps(meta, indent=1))
         console.print(json.dumps(fusion.to_dict()), highlight=False)
         console.print(f"temporal threshold {meta['threshold']}", highlight=False)

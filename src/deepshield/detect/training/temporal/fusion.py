@@ -57,6 +57,17 @@ def fused_threshold(fusion: Fusion, real_frame: Sequence[float], real_temporal: 
     return round(max(0.5, float(np.quantile(fused, q))) + 1e-4, 4)
 
 
+def temporal_threshold(real_temporal: Sequence[float], q: float = 1.0) -> float:
+    """The temporal detector's own threshold: at least 0.5, and above the `q` quantile of real videos' scores.
+
+    Why video scores and not clips: a video's score is the mean of its clips, and one real validation video whose
+    clips the frame detector's features read as fake (version 3: `lp_d20`, clips up to 0.99999) puts the clip
+    quantile at 1.0, a threshold no video can reach."""
+    if len(real_temporal) == 0:
+        raise DeepshieldError("the temporal threshold needs the scores of real videos")
+    return round(max(0.5, float(np.quantile(np.asarray(real_temporal, np.float64), q))) + 0.005, 3)
+
+
 def leave_one_out(
     frame: Sequence[float], temporal: Sequence[float], labels: Sequence[int], l2: float = 0.1
 ) -> np.ndarray:

@@ -39,7 +39,7 @@ class OnnxFrameFeatures:
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
     def __call__(self, clips: np.ndarray) -> np.ndarray:
-        """B x K x S x S x 3 uint8 clips -> B x K x FEATURE_DIM float32."""
+        """B x K x S x S x 3 uint8 clips -> B x K x (the backbone's feature size) float32."""
         x = to_clip_input(clips)  # B 3 K S S
         b, c, k, h, w = x.shape
         flat = np.ascontiguousarray(x.transpose(0, 2, 1, 3, 4).reshape(b * k, c, h, w))
