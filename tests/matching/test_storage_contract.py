@@ -104,6 +104,10 @@ def test_entries(stores: Stores) -> None:
         assert e.content_type == "photo" and e2.content_type is None
         with pytest.raises(svc.BankNotFound):
             svc.add_hash(st, "NONE", "pdq", H)
+        # Names no bank can have (a NUL, an unpaired surrogate, lower case) are not found, not a store error.
+        for name in ("A\x00", "\udad1B", "a"):
+            with pytest.raises(svc.BankNotFound):
+                svc.add_hash(st, name, "pdq", H)
         with pytest.raises(Exception, match="PDQ hash"):
             svc.add_hash(st, "A", "pdq", "zz")
     with stores.open() as st:

@@ -41,7 +41,9 @@ def bank_info(b: BankRecord, entries: int = 0) -> BankInfo:
 
 
 def bank_record(store: MatchStore, name: str) -> BankRecord:
-    b = store.bank(name)
+    # Every bank was created under the name rule, so a name outside it names no bank: it is not looked up (a NUL
+    # or an unpaired surrogate cannot even be sent to PostgreSQL).
+    b = store.bank(name) if BANK_NAME_RE.fullmatch(name) else None
     if b is None:
         raise BankNotFound(f"no bank named {name!r}")
     return b
