@@ -82,18 +82,10 @@ def _clips(videos: list[tuple[Video, EvalItem]], windows: int, cache: Path | Non
 
 
 def _features(pool: Path, clips: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    import onnxruntime as ort
+    from deepshield.detect.training.temporal.pool import OnnxFrameFeatures
 
-    from deepshield.detect.training.temporal.synth import to_clip_input
-
-    session = ort.InferenceSession(str(pool / "frame_features.onnx"), providers=["CPUExecutionProvider"])
-    out = {}
-    for path, c in clips.items():
-        x = to_clip_input(c)
-        b, ch, k, h, w = x.shape
-        flat = np.ascontiguousarray(x.transpose(0, 2, 1, 3, 4).reshape(b * k, ch, h, w))
-        out[path] = np.asarray(session.run(None, {"x": flat})[0], np.float32).reshape(b, k, -1)
-    return out
+    extract = OnnxFrameFeatures(None, pool / "frame_features.onnx")
+    return {path: extract(c) for path, c in clips.items()}
 
 
 def _frame_scores(files: list[Path]) -> dict[str, float]:

@@ -166,16 +166,16 @@ def imagenet_frame_features() -> FrameFeatures:
     return FrameFeatures(load_imagenet())
 
 
-def frame_features(backbone: str, forgery_onnx: Path | None = None) -> FrameFeatures:
-    """The frozen per-frame features of a backbone by name; `forgery` reads the frame detector's shipped ONNX file
-    (or `forgery_onnx`)."""
+def frame_features(backbone: str) -> FrameFeatures:
+    """The frozen per-frame features of a backbone by name; `forgery` reads the frame detector's shipped ONNX
+    file."""
     if backbone not in BACKBONES:
         raise DeepshieldError(f"unknown temporal backbone {backbone!r}: one of {', '.join(BACKBONES)}")
     if backbone == IMAGENET.name:
         return imagenet_frame_features()
     from deepshield.detect.training.onnx_import import mobilenet_from_onnx
 
-    return FrameFeatures(mobilenet_from_onnx(forgery_onnx or forgery_onnx_path()), FORGERY)
+    return FrameFeatures(mobilenet_from_onnx(forgery_onnx_path()), FORGERY)
 
 
 def forgery_onnx_path() -> Path:
