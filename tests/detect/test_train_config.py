@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
 
 from deepshield.config import get_settings, work_path  # noqa: E402
-from deepshield.detect.training.train import CONFIG_KEYS, load_config  # noqa: E402
+from deepshield.detect.training.train import CONFIG_KEYS, config_path, load_config  # noqa: E402
 from deepshield.errors import DeepshieldError  # noqa: E402
 from tests.cli import run_cli
 
@@ -125,10 +125,20 @@ def test_work_paths_lie_under_the_work_folder(tmp_path: Path, monkeypatch: pytes
 
 
 def test_committed_configs_name_no_machine_paths() -> None:
-    """Every path in a committed config is under {work}/, so the configs run on any machine."""
+    """Every path in a committed config is under {work}/ (or names a shipped weights file under {models}/), so the
+    configs run on any machine."""
     for p in sorted(CONFIGS.glob("*.toml")):
         cfg = load_config(p)
         for section, keys in CONFIG_KEYS.items():
             for key, kind in keys.items():
                 if kind == "path" and key in cfg[section]:
-                    assert cfg[section][key].startswith("{work}/"), (p.name, key, cfg[section][key])
+                    value = cfg[section][key]
+                    assert value.startswith(("{work}/", "{models}/")), (p.name, key, value)
+                    if value.startswith("{models}/"):
+                        assert config_path(value).is_file(), (p.name, key, value)  # names a file that ships
+
+
+def test_models_prefix_names_the_shipped_weights_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEEPSHIELD_MODELS_DIR", str(tmp_path))
+    assert config_path("{models}/sbi_small.onnx") == tmp_path / "sbi_small.onnx"
+    assert config_path("elsewhere/sbi_small.onnx") == Path("elsewhere/sbi_small.onnx")

@@ -132,6 +132,28 @@ def test_shipped_onnx_weights_rebuild_a_trainable_model(face_cache: Path, tmp_pa
     assert not torch.equal(moved["stem.0.weight"], want["stem.0.weight"])
 
 
+def test_shipped_mobilenet_rebuilds_a_trainable_model() -> None:
+    """The shipped version 5 file (a MobileNetV2) rebuilds the training network, auxiliary head included, whose
+    eval-mode logits are onnxruntime's; a config naming the compact network is refused, not half-loaded."""
+    from deepshield.detect.training.mobilenet import ForgeryMobileNet
+    from deepshield.detect.training.onnx_import import check_against_onnx, model_from_onnx
+    from deepshield.errors import DeepshieldError
+
+    path = Path(__file__).resolve().parents[2] / "src" / "deepshield" / "models" / "sbi_small.onnx"
+    if not path.is_file():
+        pytest.skip("no frame detector shipped in src/deepshield/models")
+    rng = np.random.default_rng(2)
+    calib = rng.integers(0, 255, (8, 160, 160, 3)).astype(np.uint8)
+    model = model_from_onnx(path, {"arch": "mobilenet_v2", "pretrained": "imagenet"}, calib)
+    assert isinstance(model, ForgeryMobileNet)
+    assert check_against_onnx(model, path, rng.integers(0, 255, (4, 160, 160, 3)).astype(np.uint8)) < 1e-4
+    model.train()
+    logit, aux = model.forward_with_aux(torch.zeros(2, 3, 160, 160))
+    assert logit.shape == (2,) and aux.shape[:2] == (2, 2)
+    with pytest.raises(DeepshieldError, match="convolutions"):
+        model_from_onnx(path, {"arch": "compact"}, calib)
+
+
 def test_weight_averaging_takes_the_mean_and_remeasures_batchnorm(face_cache: Path, tmp_path: Path) -> None:
     from deepshield.detect.training.export import export_onnx
     from deepshield.detect.training.swa import average_checkpoints

@@ -1,4 +1,4 @@
-"""Rebuild a trainable `CompactNet` from a shipped ONNX file, so training can resume from the weights we ship.
+"""Rebuild a trainable forgery network from a shipped ONNX file, so training can resume from the weights we ship.
 
 Checkpoints live outside the repository and can be lost; the ONNX file cannot. The exporter folds each
 BatchNorm into its convolution (W' = W * g / s, b' = beta - g * mu / s), which loses g and s separately. We
@@ -18,17 +18,19 @@ import torch
 from torch import nn
 
 from deepshield.detect.training.mobilenet import ForgeryMobileNet
-from deepshield.detect.training.model import CompactNet, build_model
+from deepshield.detect.training.model import ForgeryNet, build_model
 from deepshield.detect.training.sbi import to_input
 from deepshield.errors import DeepshieldError
 
 
-def _conv_bn_pairs(model: CompactNet) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
-    """Every (conv, the BatchNorm after it) in execution order: the order the exporter writes Conv nodes."""
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m is not model.aux]
-    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+def _conv_bn_pairs(model: ForgeryNet) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
+    """Every (conv, the BatchNorm after it) in execution order: the order the exporter writes Conv nodes. The
+    training-only auxiliary head is not in the exported graph."""
+    layers = list(model.features.modules()) if isinstance(model, ForgeryMobileNet) else list(model.modules())
+    convs = [m for m in layers if isinstance(m, nn.Conv2d) and m is not model.aux]
+    norms = [m for m in layers if isinstance(m, nn.BatchNorm2d)]
     # Module order is registration order: in each block conv1, bn1, conv2, bn2, then the shortcut's conv and
-    # BatchNorm, which is also the order the block runs them in.
+    # BatchNorm, which is also the order the block runs them in (MobileNetV2: each conv's own BatchNorm).
     return list(zip(convs, norms, strict=True))
 
 
@@ -82,13 +84,11 @@ def _load_folded(
     return folded_bias
 
 
-def model_from_onnx(onnx_path: Path, model_cfg: dict[str, Any], calib_crops: np.ndarray) -> CompactNet:
-    """A CompactNet (config `model_cfg`) with the weights of `onnx_path`; `calib_crops` (N x S x S x 3 uint8,
+def model_from_onnx(onnx_path: Path, model_cfg: dict[str, Any], calib_crops: np.ndarray) -> ForgeryNet:
+    """The network of config `model_cfg` with the weights of `onnx_path`; `calib_crops` (N x S x S x 3 uint8,
     real faces) set the restored BatchNorm statistics. The auxiliary training head starts fresh."""
     init, convs = _read_graph(onnx_path)
-    model = build_model(model_cfg)
-    if not isinstance(model, CompactNet):
-        raise DeepshieldError(f"{onnx_path}: starting from an ONNX file works for the compact network only")
+    model = build_model(model_cfg, start=False)  # every weight comes from the file: no ImageNet start to read
     pairs = _conv_bn_pairs(model)
     if len(convs) != len(pairs) or "head.weight" not in init or "head.bias" not in init:
         raise DeepshieldError(f"{onnx_path}: {len(convs)} convolutions, the config's network has {len(pairs)}")
@@ -125,16 +125,14 @@ def mobilenet_from_onnx(onnx_path: Path) -> ForgeryMobileNet:
     """
     init, convs = _read_graph(onnx_path)
     model = ForgeryMobileNet()
-    layers = list(model.features.modules())
-    norms = [m for m in layers if isinstance(m, nn.BatchNorm2d)]
-    pairs = list(zip([m for m in layers if isinstance(m, nn.Conv2d)], norms, strict=True))
+    pairs = _conv_bn_pairs(model)
     if len(convs) != len(pairs) or "head.weight" not in init or "head.bias" not in init:
         raise DeepshieldError(f"{onnx_path} is not a forgery MobileNetV2: {len(convs)} convolutions, want {len(pairs)}")
     _load_folded(onnx_path, init, convs, pairs, model.head)
     return model.eval()
 
 
-def check_against_onnx(model: CompactNet, onnx_path: Path, crops: np.ndarray) -> float:
+def check_against_onnx(model: ForgeryNet, onnx_path: Path, crops: np.ndarray) -> float:
     """Largest logit difference between the rebuilt model (eval mode) and onnxruntime on `crops` (uint8 RGB)."""
     return onnx_logit_difference(model, onnx_path, to_input(crops))
 

@@ -55,7 +55,8 @@ def _number_kind(name: str, annotation: object) -> str:
 
 #: What each config section may hold and the kind of each value ([sbi] is `SbiParams`): a misspelt key or a
 #: value of the wrong kind is refused when the file is read, not met as a traceback an hour into training.
-#: "path" values may start with `{work}/`, the detector work folder (`config.work_path`).
+#: "path" values may start with `{work}/`, the detector work folder (`config.work_path`), or `{models}/`, the
+#: shipped weights folder (`config_path`).
 CONFIG_KEYS: dict[str, dict[str, str]] = {
     "data": {"cache_dir": "path", "max_frames_per_video": "int", "val_limit": "int", "val_swaps": "path"},
     "model": {
@@ -245,6 +246,20 @@ def training_step(
     return float(loss.detach())
 
 
+#: The prefix of a training-config path that lies in the shipped weights folder (`onnx_detector.models_dir`).
+MODELS_PREFIX = "{models}/"
+
+
+def config_path(value: str) -> Path:
+    """A training-config path: `{models}/...` names a shipped weights file (a fine-tune of what ships, whose
+    checkpoints may be gone), anything else is `config.work_path`'s."""
+    if value.startswith(MODELS_PREFIX):
+        from deepshield.detect.onnx_detector import models_dir
+
+        return models_dir() / value[len(MODELS_PREFIX) :]
+    return work_path(value)
+
+
 def _initial_model(
     init_from: Path, mcfg: dict[str, Any], ds: SelfBlendDataset, model: ForgeryNet, init_blocks: list[int] | None
 ) -> ForgeryNet:
@@ -312,7 +327,7 @@ def train(cfg: dict[str, Any], out_dir: Path, resume: bool = True, progress: boo
     init_from = tr.get("init_from")
     if init_from and not (resume and last.is_file()):
         # Fine-tuning: start from another run's weights (e.g. self-blend pre-training), with a fresh schedule.
-        model = _initial_model(work_path(init_from), mcfg, ds, model, tr.get("init_blocks"))
+        model = _initial_model(config_path(init_from), mcfg, ds, model, tr.get("init_blocks"))
     # Channels-last memory: depthwise convolutions (MobileNetV2) train about 2.5x faster on this CPU.
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (missing in torch's stubs)
     fixed_blocks = int(mcfg.get("freeze_blocks", 0))
