@@ -130,6 +130,16 @@ class DetectorRef:
 
 
 @dataclass(frozen=True)
+class ClipScore:
+    """The temporal detector's score of one run of consecutive frames, placed at its middle frame's time and given
+    to the scan track its face belongs to (-1: none), so a report can draw it on the timeline."""
+
+    time_s: float
+    track_id: int
+    score: float
+
+
+@dataclass(frozen=True)
 class TemporalScores:
     """The second detector's scores (runs of consecutive frames, `detect.temporal_scan`) and their fusion with the
     frame detector's. `video_score` is None when no face was followed through a whole window; `fused_score` is
@@ -146,6 +156,8 @@ class TemporalScores:
     fused_score: float | None = None
     fused_threshold: float | None = None
     in_verdict: bool = False
+    #: Each scored run, in time order (results stored before runs were kept have none).
+    clip_scores: tuple[ClipScore, ...] = ()
 
     @property
     def flagged(self) -> bool:
@@ -406,8 +418,15 @@ def _temporal_dict(t: TemporalScores) -> dict[str, JsonValue]:
         "fused_score": t.fused_score,
         "fused_threshold": t.fused_threshold,
         "in_verdict": t.in_verdict,
+        "clip_scores": [{"time_s": c.time_s, "track_id": c.track_id, "score": c.score} for c in t.clip_scores],
     }
 
 
 def _temporal_from(d: Mapping[str, Any]) -> TemporalScores:
-    return TemporalScores(**{**d, "track_scores": {int(k): v for k, v in (d.get("track_scores") or {}).items()}})
+    return TemporalScores(
+        **{
+            **d,
+            "track_scores": {int(k): v for k, v in (d.get("track_scores") or {}).items()},
+            "clip_scores": tuple(ClipScore(**c) for c in d.get("clip_scores") or ()),
+        }
+    )

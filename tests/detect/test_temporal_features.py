@@ -4,6 +4,7 @@ fusion with the frame detector, the export, and its place in `scan`."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from deepshield.detect.temporal import SHIPPED_DIR, Fusion, TemporalDetector, shipped_temporal
 from deepshield.detect.training.temporal.fusion import fit_fusion, fused_threshold
 from deepshield.errors import DeepshieldError
-from deepshield.scan_result import ScanResult, TemporalScores
+from deepshield.scan_result import ClipScore, ScanResult, TemporalScores
 
 torch = pytest.importorskip("torch", reason="the head and the export need the 'train' extra (torch)")
 
@@ -243,11 +244,17 @@ def test_a_temporal_model_folder_without_its_files_is_a_clear_error(tmp_path: Pa
 
 
 def test_temporal_scores_round_trip_in_the_scan_json_and_flag_by_either_threshold() -> None:
-    t = TemporalScores("temporal", "2", 0.8, 0.3, {0: 0.3, -1: 0.2}, 4, 0.71, 0.7, True)
+    runs = (ClipScore(0.5, 0, 0.25), ClipScore(2.0, -1, 0.2))
+    t = TemporalScores("temporal", "2", 0.8, 0.3, {0: 0.3, -1: 0.2}, 4, 0.71, 0.7, True, runs)
     assert t.flagged  # the fused score alone reaches its threshold
     r = ScanResult(file="x.mp4", temporal=t)
     back = ScanResult.from_json(r.to_json())
     assert back == r and json.loads(r.to_json())["temporal"]["track_scores"] == {"0": 0.3, "-1": 0.2}
+    assert json.loads(r.to_json())["temporal"]["clip_scores"][1] == {"time_s": 2.0, "track_id": -1, "score": 0.2}
+    # A result stored before runs were kept still loads, with none.
+    old = json.loads(r.to_json())
+    del old["temporal"]["clip_scores"]
+    assert ScanResult.from_json(json.dumps(old)).temporal == replace(t, clip_scores=())
     assert not TemporalScores("temporal", "2", 0.8, 0.3, {}, 1, 0.5, 0.7).flagged
     from deepshield.cli.scan import _summary_line
     from deepshield.scan_result import Scores
@@ -285,6 +292,13 @@ def test_scan_of_a_real_video_shows_both_detectors_and_the_report_shows_them(sha
     r = out.result
     assert r.temporal is not None and r.temporal.clips >= 1 and r.temporal.video_score is not None
     assert set(r.temporal.track_scores) <= {t.track_id for t in r.tracks} | {-1}
+    # Every scored run is kept, in time order, inside the video; a track's score is the mean of its runs.
+    runs = r.temporal.clip_scores
+    assert len(runs) == r.temporal.clips and [c.time_s for c in runs] == sorted(c.time_s for c in runs)
+    assert r.media is not None and r.media.duration_s is not None
+    assert all(0 <= c.time_s <= r.media.duration_s for c in runs)
+    for tid, score in r.temporal.track_scores.items():
+        assert np.mean([c.score for c in runs if c.track_id == tid]) == pytest.approx(score, abs=1e-3)
     assert r.timing_s is not None and r.timing_s.temporal is not None and r.timing_s.temporal > 0
     assert plain.result.temporal is None and plain.result.video_score == r.video_score
     if r.temporal.fused_score is not None:
@@ -295,6 +309,7 @@ def test_scan_of_a_real_video_shows_both_detectors_and_the_report_shows_them(sha
     page = render_report(r, out.artifacts)
     assert 'id="temporal-score"' in page and 'id="fused-score"' in page
     assert f"{r.temporal.video_score:.2f}" in page
+    assert 'id="timeline-caption"' in page and f"({len(runs)} runs)" in page
     # The shipped fusion is for review: the verdict is the frame detector's alone.
     assert not r.temporal.in_verdict and 'id="fusion-note"' in page
     assert r.verdict == plain.result.verdict

@@ -209,6 +209,44 @@ def test_video_report_shows_a_score_timeline(shared_faces: Path) -> None:
     assert progress == sorted(progress) and progress[-1] == 1.0 and len(progress) == 6
 
 
+def test_timeline_draws_the_temporal_runs_beside_the_frame_scores() -> None:
+    """The temporal detector's runs are drawn where they happened, with its own threshold; without runs the
+    timeline is the frame detector's alone."""
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from deepshield.reports.html import TEMPORAL_COLOUR, timeline_figure
+    from deepshield.scan_result import ClipScore, FrameScore, TemporalScores
+
+    frames = [FrameScore(i, i * 0.5, 0.2) for i in range(8)]
+    runs = (ClipScore(1.0, 0, 0.9), ClipScore(3.0, 0, 0.4))
+    temporal = TemporalScores("temporal", "3", 0.935, 0.65, {0: 0.65}, 2, clip_scores=runs)
+
+    def legend(fig: Figure) -> list[str]:
+        box = fig.axes[0].get_legend()
+        assert box is not None
+        return [t.get_text() for t in box.get_texts()]
+
+    fig = timeline_figure(frames, 0.78, 4.0, temporal)
+    ax = fig.axes[0]
+    (points,) = ax.collections
+    assert np.asarray(points.get_offsets()).tolist() == [[1.0, 0.9], [3.0, 0.4]]
+    assert set(legend(fig)) == {
+        "frame detector",
+        "frame threshold 0.78",
+        "temporal detector (run of frames)",
+        "temporal threshold 0.94",
+    }
+    dotted = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert len(dotted) == 1 and np.asarray(dotted[0].get_ydata())[0] == 0.935
+    assert dotted[0].get_color() == TEMPORAL_COLOUR
+    plt.close(fig)
+    plain = timeline_figure(frames, 0.78, 4.0, replace(temporal, clip_scores=()))
+    assert not plain.axes[0].collections
+    assert legend(plain) == ["frame detector", "threshold 0.78"]
+    plt.close(plain)
+
+
 def test_report_points_to_a_track_over_the_threshold_that_the_video_score_hides(shared_faces: Path) -> None:
     from deepshield.reports.html import render_report
 

@@ -360,6 +360,7 @@ def _with_temporal(result: ScanResult, temporal: TemporalDetector, out: Temporal
         fused_score=fused,
         fused_threshold=fused_threshold,
         in_verdict=temporal.fusion is not None and temporal.fusion.in_verdict,
+        clip_scores=tuple(replace(c, score=round(c.score, 4)) for c in out.clip_scores),
     )
     verdict = result.verdict
     if scores.flagged and scores.in_verdict:

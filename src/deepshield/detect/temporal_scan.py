@@ -27,6 +27,7 @@ from deepshield.faces.geometry import iou
 from deepshield.faces.types import Face, FaceTrack
 from deepshield.media import Frame, Media
 from deepshield.media.prefetch import AHEAD_BUDGET_BYTES, Prefetcher
+from deepshield.scan_result import ClipScore
 
 #: A face in the next frame continues a face of this one when their boxes overlap this much.
 FOLLOW_IOU = 0.3
@@ -38,6 +39,8 @@ MIN_FACE_PX = 40.0
 class TemporalOutcome:
     track_scores: dict[int, float] = field(default_factory=dict)
     clips: int = 0
+    #: Each clip's score at its middle frame's time, with its track, in time order.
+    clip_scores: list[ClipScore] = field(default_factory=list)
     decode_s: float = 0.0
     faces_s: float = 0.0
     detector_s: float = 0.0
@@ -188,6 +191,13 @@ def assign_clips(scored: WindowClips, tracks: list[FaceTrack]) -> TemporalOutcom
         clips=len(scored.middles), decode_s=scored.decode_s, faces_s=scored.faces_s, detector_s=scored.detector_s
     )
     owners = [_track_of(f, tracks) for f in scored.middles]
+    out.clip_scores = sorted(
+        (
+            ClipScore(round(f.time_s, 3), o, float(p))
+            for f, o, p in zip(scored.middles, owners, scored.probs, strict=True)
+        ),
+        key=lambda c: (c.time_s, c.track_id),
+    )
     for tid in sorted(set(owners)):
         out.track_scores[tid] = float(np.mean([p for p, o in zip(scored.probs, owners, strict=True) if o == tid]))
     return out

@@ -9,7 +9,7 @@ import base64
 import html
 import io
 from collections.abc import Sequence
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import cv2
 import numpy as np
@@ -19,11 +19,18 @@ from PIL import Image
 
 from deepshield.faces.types import Points
 from deepshield.media.types import RGBImage
-from deepshield.scan_result import FaceArtifact, FrameScore, ScanResult, TrackResult
+from deepshield.scan_result import FaceArtifact, FrameScore, ScanResult, TemporalScores, TrackResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: A report is self-contained (inline data only): nothing fetched, nothing run. Written into the report as a
 #: meta tag, so it holds for a report opened from disk too; the service adds frame-ancestors as a header.
 REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
+#: The timeline's colours: the frame detector's line, the temporal detector's runs (told apart by shape too).
+FRAME_COLOUR = "#b3261e"
+TEMPORAL_COLOUR = "#1f5fa8"
 
 _env = Environment(loader=PackageLoader("deepshield.reports", "templates"), autoescape=select_autoescape(["html"]))
 
@@ -57,20 +64,47 @@ def heatmap_overlay(crop: RGBImage, heat: ArrayLike) -> RGBImage:
     return blend
 
 
-def timeline_png(frame_scores: Sequence[FrameScore], threshold: float | None, duration: float | None) -> str:
-    """Score per sampled frame over time, with the decision threshold."""
+def timeline_figure(
+    frame_scores: Sequence[FrameScore],
+    threshold: float | None,
+    duration: float | None,
+    temporal: TemporalScores | None = None,
+) -> Figure:
+    """Score per sampled frame over time with the decision threshold; with the temporal detector's runs, each
+    run's score at its time and that detector's own threshold, in a second colour, so a reviewer sees where in
+    the video either detector reacted."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 2.4), dpi=110)
+    fig, ax = plt.subplots(figsize=(7.5, 2.6), dpi=110)
     t = [f.time_s for f in frame_scores]
     s = [f.score for f in frame_scores]
-    ax.plot(t, s, marker="o", markersize=3, linewidth=1.5, color="#b3261e")
+    ax.plot(t, s, marker="o", markersize=3, linewidth=1.5, color=FRAME_COLOUR, label="frame detector")
+    runs = temporal is not None and bool(temporal.clip_scores)
     if threshold is not None:
-        ax.axhline(threshold, linestyle="--", color="#555", linewidth=1, label=f"threshold {threshold:.2f}")
-        ax.legend(loc="upper right", fontsize=8)
+        name = "frame threshold" if runs else "threshold"
+        ax.axhline(threshold, linestyle="--", color="#555", linewidth=1, label=f"{name} {threshold:.2f}")
+    if temporal is not None and runs:
+        ax.scatter(
+            [c.time_s for c in temporal.clip_scores],
+            [c.score for c in temporal.clip_scores],
+            marker="s",
+            s=22,
+            color=TEMPORAL_COLOUR,
+            zorder=3,
+            clip_on=False,  # a run scored 1.0 sits on the top edge, whole
+            label="temporal detector (run of frames)",
+        )
+        ax.axhline(
+            temporal.threshold,
+            linestyle=":",
+            color=TEMPORAL_COLOUR,
+            linewidth=1.2,
+            label=f"temporal threshold {temporal.threshold:.2f}",
+        )
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=4, fontsize=7, frameon=False)
     ax.set_ylim(0, 1)
     if duration:
         ax.set_xlim(0, duration)
@@ -78,6 +112,19 @@ def timeline_png(frame_scores: Sequence[FrameScore], threshold: float | None, du
     ax.set_ylabel("manipulation score")
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def timeline_png(
+    frame_scores: Sequence[FrameScore],
+    threshold: float | None,
+    duration: float | None,
+    temporal: TemporalScores | None = None,
+) -> str:
+    """`timeline_figure` as a PNG data URI."""
+    import matplotlib.pyplot as plt
+
+    fig = timeline_figure(frame_scores, threshold, duration, temporal)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
@@ -119,7 +166,7 @@ def render_report(result: ScanResult, artifacts: list[FaceArtifact]) -> str:
     timeline = None
     media, scores = result.media, result.scores
     if scores is not None and scores.frame_scores and media is not None and media.kind == "video":
-        timeline = timeline_png(scores.frame_scores, threshold, media.duration_s)
+        timeline = timeline_png(scores.frame_scores, threshold, media.duration_s, result.temporal)
     tpl = _env.get_template("report.html")
     return tpl.render(
         csp=REPORT_CSP, r=result, faces=faces_view, timeline=timeline, tracks_over=_tracks_over(result), esc=html.escape
