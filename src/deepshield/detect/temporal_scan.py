@@ -199,7 +199,7 @@ def assign_clips(scored: WindowClips, tracks: list[FaceTrack]) -> TemporalOutcom
         key=lambda c: (c.time_s, c.track_id),
     )
     for tid in sorted(set(owners)):
-        out.track_scores[tid] = float(np.mean([p for p, o in zip(scored.probs, owners, strict=True) if o == tid]))
+        out.track_scores[tid] = float(np.mean([c.score for c in out.clip_scores if c.track_id == tid]))
     return out
 
 

@@ -115,16 +115,10 @@ def timeline_figure(
     return fig
 
 
-def timeline_png(
-    frame_scores: Sequence[FrameScore],
-    threshold: float | None,
-    duration: float | None,
-    temporal: TemporalScores | None = None,
-) -> str:
-    """`timeline_figure` as a PNG data URI."""
+def figure_png(fig: Figure) -> str:
+    """A matplotlib figure as a PNG data URI (the figure is closed)."""
     import matplotlib.pyplot as plt
 
-    fig = timeline_figure(frame_scores, threshold, duration, temporal)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
@@ -166,7 +160,7 @@ def render_report(result: ScanResult, artifacts: list[FaceArtifact]) -> str:
     timeline = None
     media, scores = result.media, result.scores
     if scores is not None and scores.frame_scores and media is not None and media.kind == "video":
-        timeline = timeline_png(scores.frame_scores, threshold, media.duration_s, result.temporal)
+        timeline = figure_png(timeline_figure(scores.frame_scores, threshold, media.duration_s, result.temporal))
     tpl = _env.get_template("report.html")
     return tpl.render(
         csp=REPORT_CSP, r=result, faces=faces_view, timeline=timeline, tracks_over=_tracks_over(result), esc=html.escape
